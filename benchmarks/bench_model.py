@@ -1,0 +1,79 @@
+"""Speed figures for the model (printed, never asserted in tests).
+
+1. Configurations per second that one vectorized `evaluate` call handles on one core
+   (target: >= 1,000,000/s).
+2. Wall time of `python -m prophet_model run` for the default study (target: < 2 s).
+
+Run: `make bench` (or .venv/bin/python benchmarks/bench_model.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from prophet_model.config import load_study  # noqa: E402
+from prophet_model.model import Scenario, evaluate  # noqa: E402
+from prophet_model.scenarios import scenario_dict  # noqa: E402
+
+N_CONFIGS = 1_000_000
+REPEATS = 5
+
+
+def random_scenarios(n: int, seed: int = 0) -> Scenario:
+    """The default study's 8xA100 configuration, with batch, accuracy, EP degree and link
+    bandwidth varied across n configurations."""
+    study = load_study(ROOT / "_config.yml")
+    system = study.system("8xA100")
+    base = scenario_dict(study, system.gpu, system.count, 4, system.interconnect, True, 0.6, 0.8)
+    rng = np.random.default_rng(seed)
+    s = Scenario(**{f.name: np.full(n, base[f.name], dtype=np.float64) for f in fields(Scenario)})
+    return replace(
+        s,
+        ep=rng.choice([1.0, 2.0, 4.0, 8.0], n),
+        batch_size_per_gpu=rng.integers(1, 513, n).astype(np.float64),
+        prediction_accuracy=rng.random(n),
+        link_bandwidth=base["link_bandwidth"] * rng.uniform(0.25, 4.0, n),
+    )
+
+
+def bench_vectorized() -> float:
+    s = random_scenarios(N_CONFIGS).arrays()
+    evaluate(s)  # warm-up
+    best = min(_timed(lambda: evaluate(s)) for _ in range(REPEATS))
+    return N_CONFIGS / best
+
+
+def bench_cli() -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "prophet_model", "run", "--results", str(Path(tmp) / "results")]
+        return min(_timed(lambda: subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)) for _ in range(3))
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    rate = bench_vectorized()
+    print(f"vectorized model: {rate:,.0f} configurations/s on one core (target >= 1,000,000/s)")
+    wall = bench_cli()
+    print(f"python -m prophet_model run (default study): {wall:.2f} s wall, best of 3 (target < 2 s)")
+
+
+if __name__ == "__main__":
+    main()

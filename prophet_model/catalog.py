@@ -1,0 +1,96 @@
+"""Hardware and MoE model specifications (the catalog files' schema).
+
+Units are in the field names: GB = 1e9 bytes, GB/s = 1e9 bytes/s, TFLOP/s = 1e12 FLOP/s.
+Every numeric field must carry a source in the entry's `sources` mapping.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Positive = Field(gt=0)
+NonNegative = Field(ge=0)
+
+
+class Sourced(BaseModel):
+    """A catalog entry whose every numeric value names its source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sources: dict[str, str]
+
+    @model_validator(mode="after")
+    def _every_value_has_a_source(self) -> Sourced:
+        numeric = [k for k, v in self if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        missing = sorted(k for k in numeric if not self.sources.get(k, "").strip())
+        if missing:
+            raise ValueError(f"sources is missing an entry for: {', '.join(missing)}")
+        unknown = sorted(set(self.sources) - set(type(self).model_fields))
+        if unknown:
+            raise ValueError(f"sources names unknown fields: {', '.join(unknown)}")
+        return self
+
+
+class GPU(Sourced):
+    name: str
+    memory_capacity_gb: float = Positive
+    memory_bandwidth_gbps: float = Positive
+    bf16_dense_tflops: float = Positive
+    host_link_bandwidth_gbps: float = Positive
+    price_usd_per_gpu_hour: float = Positive
+
+
+class Interconnect(Sourced):
+    name: str
+    kind: Literal["nvswitch", "nvlink", "pcie"]
+    bandwidth_gbps_per_direction: float = Positive
+    latency_us: float = NonNegative
+    sockets: Literal[1, 2]
+    cross_socket_bandwidth_gbps: float = NonNegative
+
+    @model_validator(mode="after")
+    def _two_sockets_need_a_socket_link(self) -> Interconnect:
+        if self.kind == "pcie" and self.sockets == 2 and self.cross_socket_bandwidth_gbps <= 0:
+            raise ValueError("cross_socket_bandwidth_gbps must be > 0 for a pcie interconnect with 2 sockets")
+        return self
+
+
+class MoEModel(Sourced):
+    name: str
+    num_layers: int = Positive
+    num_moe_layers: int = Positive
+    hidden_size: int = Positive
+    expert_ffn_size: int = Positive
+    num_experts: int = Positive
+    top_k: int = Positive
+    num_shared_experts: int = NonNegative
+    shared_expert_ffn_size: int = NonNegative
+    dense_ffn_size: int = NonNegative
+    attention_params_per_layer: int = Positive
+    kv_elements_per_token_per_layer: int = Positive
+    vocab_size: int = Positive
+    bytes_per_param: float = Positive
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MoEModel:
+        if self.num_moe_layers > self.num_layers:
+            raise ValueError(f"num_moe_layers ({self.num_moe_layers}) exceeds num_layers ({self.num_layers})")
+        if self.top_k > self.num_experts:
+            raise ValueError(f"top_k ({self.top_k}) exceeds num_experts ({self.num_experts})")
+        if self.num_moe_layers < self.num_layers and self.dense_ffn_size == 0:
+            raise ValueError("dense_ffn_size must be > 0 when some layers are not MoE layers")
+        return self
+
+    @property
+    def expert_params(self) -> int:
+        """Parameters of one routed expert in one layer: SwiGLU, 3 x hidden x ffn."""
+        return 3 * self.hidden_size * self.expert_ffn_size
+
+    @property
+    def expert_bytes_all_layers(self) -> float:
+        """Bytes of one expert index summed over all MoE layers (the seed's '2 GB per expert')."""
+        return self.expert_params * self.bytes_per_param * self.num_moe_layers
+
+
+Catalog = dict[str, GPU] | dict[str, Interconnect] | dict[str, MoEModel]

@@ -1,0 +1,46 @@
+"""Shared fixtures: a toy scenario with round numbers for hand-derived examples, and config helpers."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prophet_model.model import Scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A toy MoE on a toy GPU, chosen so every term can be derived by hand (see test_worked_examples.py).
+TOY = Scenario(
+    n_gpus=1, ep=1,
+    peak_flops=1e12, hbm_bandwidth=1e11, memory_capacity=45_616_000, host_bandwidth=1e10,
+    link_bandwidth=1e11, link_latency=10e-6, sockets=1, cross_socket_bandwidth=0.0,
+    num_layers=2, num_moe_layers=2, hidden_size=1000, expert_ffn_size=1000, num_experts=4, top_k=1,
+    num_shared_experts=0, shared_expert_ffn_size=0, dense_ffn_size=0, attention_params_per_layer=4_000_000,
+    kv_elements_per_token_per_layer=2000, vocab_size=1000, bytes_per_param=2,
+    batch_size_per_gpu=2, context_length=100, activation_bytes=2, reserved_memory=0,
+    compute_efficiency=1.0, host_efficiency=1.0, prophet=0, prediction_accuracy=0.8, comm_reduction_factor=4,
+)  # fmt: skip
+
+
+def toy(**changes) -> Scenario:
+    return replace(TOY, **changes)
+
+
+@pytest.fixture
+def study_dir(tmp_path: Path) -> Path:
+    """A copy of the default study (config + catalogs) in a temporary folder."""
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    shutil.copytree(ROOT / "catalog", tmp_path / "catalog")
+    return tmp_path
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def dump_yaml(data: dict, path: Path) -> None:
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -1,0 +1,130 @@
+"""Hand-derived worked examples for each time term.
+
+Toy model (conftest.TOY): L = Lmoe = 2, h = f = 1000, E = 4, k = 1, attention 4e6 params/layer,
+KV 2000 elements/token/layer, V = 1000, 2 bytes/param; B = 2, context 100, 2-byte activations.
+Toy GPU: 1e12 FLOP/s, 1e11 B/s HBM, 1e10 B/s host link, 45,616,000 B memory.
+
+Sizes (all cases):
+  expert bytes        = 3 * 1000 * 1000 * 2                          = 6,000,000 B
+  dense params        = 2*4e6 + 2*(1000*4) + 2*1000*1000               = 10,008,000
+  KV cache            = 2 * 100 * 2 * 2000 * 2                          = 1,600,000 B
+  free for experts    = 45,616,000 - 2*10,008,000 - 1,600,000           = 24,000,000 B
+  dense time          : active = 10,008,000 - 1000*1000 = 9,008,000 params
+                        FLOP  = 2*9,008,000*2 + 4*2*100*1000*2 = 37,632,000  -> 37.632 us
+                        bytes = 9,008,000*2 + 1,600,000       = 19,616,000  -> 196.16 us  (memory-bound)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from prophet_model import model as m
+from prophet_model.cost import annual_savings_usd, usd_per_million_tokens
+
+from .conftest import TOY, toy
+
+US = 1e-6
+
+
+def approx(x: float) -> object:
+    return pytest.approx(x, rel=1e-12)
+
+
+def test_sizes() -> None:
+    s = TOY.arrays()
+    assert m.expert_bytes(s) == 6_000_000
+    assert m.dense_params(s) == 10_008_000
+    assert m.kv_cache_bytes(s) == 1_600_000
+    assert m.dense_time(s, 1.0) == approx(196.16 * US)
+
+
+def test_one_gpu() -> None:
+    """One GPU holds all 4 experts x 2 layers = 48e6 B but has 24e6 B free: resident 0.5.
+    T = 2 tokens; distinct experts = 4 * (1 - (3/4)^2) = 1.75; assignments = 2.
+    experts: FLOP = 2 * 2*2 * 3e6 = 24e6 -> 24 us; bytes = 2 * 1.75 * 6e6 = 21e6 -> 210 us.
+    compute = 196.16 + 210 = 406.16 us.
+    fetch = 2 * 1.75 * 0.5 * 6e6 = 10.5e6 B / 1e10 = 1.05 ms.
+    baseline step = 0.40616 + 1.05 = 1.45616 ms -> 2 / 1.45616e-3 tok/s.
+    Prophet (a = 0.8): exposed = (1.05 - 0.40616) + 0.2 * 1.05 = 0.85384 ms; step = 1.26 ms."""
+    s = TOY.arrays()
+    assert m.resident_fraction(s) == approx(0.5)
+    assert m.distinct_experts_touched(s) == approx(1.75)
+    assert m.expert_time(s, 1.0) == approx(210 * US)
+    assert m.fetch_bytes(s) == approx(10.5e6)
+    base = m.evaluate(TOY)
+    assert base.compute_s == approx(406.16 * US)
+    assert base.fetch_exposed_s == approx(1.05e-3)
+    assert base.comm_exposed_s == 0
+    assert base.step_s == approx(1.45616e-3)
+    assert base.tokens_per_s == approx(2 / 1.45616e-3)
+    pro = m.evaluate(toy(prophet=1))
+    assert pro.fetch_exposed_s == approx(0.85384e-3)
+    assert pro.step_s == approx(1.26e-3)
+    assert pro.tokens_per_s == approx(2 / 1.26e-3)
+
+
+def test_two_gpus_nvlink() -> None:
+    """ep = 2: 2 experts per GPU x 2 layers = 24e6 B = free memory: resident 1, no fetch.
+    T = 4; distinct = 2 * (1 - (3/4)^4) = 1.3671875; assignments = 4 * 2/4 = 2.
+    experts: bytes = 2 * 1.3671875 * 6e6 = 16,406,250 -> 164.0625 us (FLOP 24 us).
+    compute = 196.16 + 164.0625 = 360.2225 us.
+    all-to-all: B*k*h*a = 4000 B; send = 4000 * (1 - 1/2) = 2000, receive = 4000 * 1/2 * 1 = 2000.
+    one all-to-all = 10 us + 2000 / 1e11 = 10.02 us; per step 2 * 2 * 10.02 = 40.08 us.
+    step = 400.3025 us; throughput = 2 GPUs * 2 / step. Prophet: 500 B -> 10.005 us -> 40.02 us."""
+    base = m.evaluate(toy(n_gpus=2, ep=2))
+    assert base.resident_fraction == approx(1.0)
+    assert base.fetch_exposed_s == 0
+    assert base.compute_s == approx(360.2225 * US)
+    assert base.alltoall_bytes == approx(2000)
+    assert base.comm_exposed_s == approx(40.08 * US)
+    assert base.step_s == approx(400.3025 * US)
+    assert base.tokens_per_s == approx(4 / (400.3025 * US))
+    pro = m.evaluate(toy(n_gpus=2, ep=2, prophet=1))
+    assert pro.alltoall_bytes == approx(500)
+    assert pro.comm_exposed_s == approx(40.02 * US)
+
+
+def test_pcie_two_sockets() -> None:
+    """4 GPUs over 2 sockets (2 per socket), PCIe 1e9 B/s per GPU, socket link 5e8 B/s, 20 us.
+    ep = 4: 1 expert per GPU; T = 8; distinct = 1 - (3/4)^8 = 0.8998870849609375.
+    send = 4000 * 3/4 = 3000, receive = 4000 * 1/4 * 3 = 3000 -> 3 us on the GPU's link.
+    The group straddles the sockets 2 | 2: crossing = 2 * 2 / 4 * 4000 = 4000 B -> 8 us (binding).
+    one all-to-all = 20 + 8 = 28 us; per step 2 * 2 * 28 = 112 us.
+    ep = 2: groups {0,1} and {2,3} each sit in one socket: no crossing; 20 + 2000/1e9 s = 22 us."""
+    pcie = {"n_gpus": 4, "link_bandwidth": 1e9, "link_latency": 20e-6, "sockets": 2, "cross_socket_bandwidth": 5e8}
+    s = toy(ep=4, **pcie).arrays()
+    assert m.distinct_experts_touched(s) == approx(0.8998870849609375)
+    assert m.alltoall_bytes(s) == approx(3000)
+    assert m.cross_socket_bytes(s) == approx(4000)
+    assert m.alltoall_time(s) == approx(28 * US)
+    assert m.comm_time(s) == approx(112 * US)
+    assert m.compute_time(s) == approx((196.16 + 2 * 0.8998870849609375 * 6e6 / 1e11 / US) * US)
+    s2 = toy(ep=2, **pcie).arrays()
+    assert m.cross_socket_bytes(s2) == 0
+    assert m.alltoall_time(s2) == approx(22 * US)
+
+
+def test_uneven_expert_split_sets_the_pace() -> None:
+    """128 experts over 5 GPUs: the fullest GPU holds ceil(128/5) = 26 (the others 25)."""
+    s = toy(num_experts=128, ep=5, n_gpus=5, top_k=2).arrays()
+    assert m.experts_on_fullest_gpu(s) == 26
+    # receive bytes on the fullest GPU: B*k*h*a * 26/128 * 4 = 8000 * 0.8125 = 6500 > send 8000*102/128
+    assert m.alltoall_bytes(s) == approx(8000 * 26 / 128 * 4)
+
+
+def test_roofline_compute_bound_branch() -> None:
+    """With HBM 1000x faster, the dense part is FLOP-bound: 37,632,000 / 1e12 = 37.632 us."""
+    assert m.dense_time(toy(hbm_bandwidth=1e14).arrays(), 1.0) == approx(37.632 * US)
+
+
+def test_cost_worked_example() -> None:
+    """8 GPUs at $2/h serving 1000 tok/s: 16 $/h / 3.6e6 tok/h * 1e6 = 4.444... $/1M tokens.
+    Savings: ($4 - $1) * 1e9 tokens/month * 12 / 1e6 = $36,000/yr."""
+    assert usd_per_million_tokens(8, 2.0, 1000.0) == approx(16 / 3.6)
+    assert annual_savings_usd(4.0, 1.0, 1e9) == approx(36_000)
+
+
+def test_dense_weights_that_do_not_fit_are_infeasible() -> None:
+    r = m.evaluate(toy(memory_capacity=1e6))
+    assert not r.feasible.item()
+    assert r.tokens_per_s != r.tokens_per_s  # NaN
