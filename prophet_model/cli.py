@@ -1,7 +1,10 @@
-"""Command line: `python -m prophet_model run [--config FILE] [--systems ...] [--results DIR]`.
+"""Command line.
 
-User mistakes print one clear message and exit 2; an evaluation failure exits 1; no tracebacks
-for either (use --log-level DEBUG to see the traceback of an internal error).
+    python -m prophet_model run     [--config FILE] [--systems ID ...] [--results DIR] [--log-level L]
+    python -m prophet_model analyze [--results DIR]
+
+User mistakes print one clear message and exit 2; a failed evaluation exits 1; neither prints a
+traceback (--log-level DEBUG writes the traceback of an internal error to the log).
 """
 
 from __future__ import annotations
@@ -12,10 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import load_study
 from .errors import UserError
-from .results import staged, write_csv
-from .study import run_study
 
 log = logging.getLogger("prophet_model")
 
@@ -23,55 +23,166 @@ log = logging.getLogger("prophet_model")
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m prophet_model", description="Prophet multi-GPU scalability model")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = sub.add_parser("run", help="evaluate the study and write the CSVs")
+    run = sub.add_parser("run", help="evaluate the study; write CSVs, figures, summaries and a log")
     run.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     run.add_argument("--systems", nargs="+", metavar="ID", help="system ids to evaluate (default: all)")
     run.add_argument("--results", help="results folder (default: study.results_dir in the config)")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument("--quiet", action="store_true", help="no progress bar or result table")
+    run.add_argument("--no-figures", action="store_true", help="CSVs, summaries and checks only (quick what-ifs)")
+    run.add_argument("--jobs", type=int, default=0, help="processes for writing outputs (default: one per core)")
+    an = sub.add_parser("analyze", help="summarise an existing results folder")
+    an.add_argument("--results", default="results", help="results folder (default: results)")
     return p
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    study = load_study(args.config)
-    results_dir = Path(args.results or study.config.study.results_dir)
-    if args.systems:
-        for sid in args.systems:
-            study.system(sid)  # raises UserError naming the allowed ids
-    cal = None
-    results, failures = run_study(study, args.systems)
-    cal = results.calibration
-    log.info(
-        "calibration on %s: compute efficiency %.3f, host-link efficiency %.3f",
-        cal.gpu,
-        cal.compute_efficiency,
-        cal.host_efficiency,
+def _console(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+    log.addHandler(handler)
+    log.propagate = False
+
+
+def _result_table(comparison) -> str:
+    from . import formatting as fmt
+    from .analyze import _table
+
+    live = comparison.dropna(subset=["speedup"])
+    import pandas as pd
+
+    view = pd.DataFrame(
+        {
+            "system": live.system,
+            "strategy": live.strategy,
+            "baseline tok/s": live.baseline_tokens_per_s.map(fmt.tokens),
+            "Prophet tok/s": live.prophet_tokens_per_s.map(fmt.tokens),
+            "speedup": live.speedup.map(fmt.ratio),
+            "$/1M (base→Prophet)": [
+                f"{fmt.usd(b)} → {fmt.usd(p)}"
+                for b, p in zip(live.baseline_usd_per_1m_tokens, live.prophet_usd_per_1m_tokens, strict=True)
+            ],
+        }
     )
-    for flag in cal.flags:
-        log.warning("calibration: %s", flag)
-    with staged(results_dir) as stage:
-        data = stage / "data"
-        for sid in results.chosen.system_id.unique():
-            write_csv(results.system_rows(sid), data / f"results_{sid}.csv")
-        if not results.comparison.empty:
-            write_csv(results.comparison, data / "all_systems_comparison.csv")
-    for sid, err in failures.items():
-        log.error("system %s failed: %s", sid, err)
-    log.info("wrote %s", results_dir / "data")
-    return 1 if failures else 0
+    return _table(view)
+
+
+def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from tqdm import tqdm
+
+    from .checks import input_warnings
+    from .config import load_study
+    from .report import checks_for, run_parallel, write_cross_system, write_system
+    from .results import staged
+    from .runlog import SUCCESS, close_log, open_log, write_header
+    from .study import run_study
+
+    study = load_study(args.config)
+    for sid in args.systems or ():
+        study.system(sid)  # raises UserError naming the allowed ids
+    results_dir = Path(args.results or study.config.study.results_dir)
+    log_path = open_log(results_dir / "logs", args.log_level)
+    try:
+        write_header(study, list(argv))
+
+        def on_system(system, df, exc) -> None:
+            if exc is not None:
+                log.error("system %s: evaluation failed: %s", system.id, exc)
+                return
+            for r in df.itertuples():
+                if r.ep:
+                    log.info(
+                        "%s %s %s ep=%d dp=%d: %.1f tok/s, step %.3f ms (compute %.3f, fetch %.3f, comm %.3f)",
+                        system.id, r.strategy, r.variant, r.ep, r.dp, r.tokens_per_s, r.step_ms,
+                        r.compute_ms, r.fetch_exposed_ms, r.comm_exposed_ms,
+                    )  # fmt: skip
+                else:
+                    log.info("%s %s %s: not evaluated (%s)", system.id, r.strategy, r.variant, r.note)
+
+        results, failures = run_study(study, args.systems, on_system)
+        cal = results.calibration
+        log.info(
+            "calibration on %s: compute efficiency %.4f, host-link efficiency %.4f (%s fit); "
+            "model single-GPU %.1f / %.1f tok/s vs measured %.1f / %.1f",
+            cal.gpu, cal.compute_efficiency, cal.host_efficiency, "exact" if cal.exact else "closest",
+            cal.model_baseline_tokens_per_s, cal.model_prophet_tokens_per_s,
+            cal.measured_baseline_tokens_per_s, cal.measured_prophet_tokens_per_s,
+        )  # fmt: skip
+        for flag in cal.flags:
+            log.warning("calibration: %s", flag)
+        for w in input_warnings(study, results.chosen):
+            log.warning("%s", w)
+        checks = checks_for(results)
+        for c in checks.itertuples():
+            level = logging.INFO if c.status == "PASS" else logging.WARNING
+            log.log(
+                level,
+                "check %s %s %s %s: %s (expected %g-%g)",
+                c.status,
+                c.system_id,
+                c.strategy,
+                c.check,
+                f"{c.value:.6g}",
+                c.min,
+                c.max,
+            )
+
+        done = [s for s in study.systems if s.id in set(results.chosen.get("system_id", []))]
+        with staged(results_dir) as stage:
+            tasks = [
+                (write_system, (results, checks, system, stage, not args.no_figures), system.id) for system in done
+            ]
+            tasks.append((write_cross_system, (results, checks, stage, not args.no_figures), "cross-system"))
+            bar = tqdm(total=len(tasks), desc="outputs", unit="part", disable=args.quiet, file=sys.stderr)
+            for name, paths, exc in run_parallel(tasks, args.jobs):
+                bar.update()
+                if exc is not None:
+                    failures[name] = f"writing outputs failed: {exc}"
+                    log.error("%s: %s", name, failures[name])
+                else:
+                    log.info("%s: wrote %d files", name, len(paths))
+            bar.close()
+        log.info("results in %s", results_dir.resolve())
+        if not args.quiet and not results.comparison.empty:
+            print(_result_table(results.comparison))
+        if failures:
+            log.error(
+                "ERROR %d system(s) failed: %s", len(failures), "; ".join(f"{k}: {v}" for k, v in failures.items())
+            )
+            return 1
+        log.info(SUCCESS)
+        print(f"log: {log_path}", file=sys.stderr)
+        return 0
+    except BaseException as exc:
+        log.debug("traceback", exc_info=True)
+        log.error("ERROR %s: %s", type(exc).__name__, exc)
+        raise
+    finally:
+        close_log()
+
+
+def cmd_analyze(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .analyze import analyze
+
+    text, code = analyze(Path(args.results))
+    print(text)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(levelname)s %(message)s", stream=sys.stderr)
+    for h in list(log.handlers):
+        log.removeHandler(h)
+    _console(getattr(args, "log_level", "INFO"))
     try:
-        return {"run": cmd_run}[args.command](args)
+        return {"run": cmd_run, "analyze": cmd_analyze}[args.command](args, argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; previous results left as they were", file=sys.stderr)
+        return 130
     except Exception as exc:
-        log.debug("internal error", exc_info=True)
-        print(
-            f"error: internal error: {type(exc).__name__}: {exc} (rerun with --log-level DEBUG for details)",
-            file=sys.stderr,
-        )
+        print(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --log-level DEBUG)", file=sys.stderr)
         return 1

@@ -109,6 +109,14 @@ class Cost(_WithSources):
     monthly_tokens: float = Field(gt=0)
 
 
+class Figures(_WithSources):
+    column_width_in: float = Field(gt=0, le=20)
+    full_width_in: float = Field(gt=0, le=20)
+    height_in: float = Field(gt=0, le=20)
+    font_size_pt: float = Field(ge=4, le=24)
+    png_dpi: int = Field(ge=200, le=1200)
+
+
 class Expectation(_Strict):
     system: str
     strategy: StrategyName
@@ -134,6 +142,7 @@ class StudyConfig(_Strict):
     prophet: Prophet
     calibration: Calibration
     cost: Cost
+    figures: Figures
     expectations: list[Expectation] = []
 
     @model_validator(mode="after")

@@ -1,13 +1,13 @@
-"""Write study results atomically: everything goes to a staging folder first and replaces the
-results folder's contents only when every file was written, so a failed or killed run leaves the
-previous results intact."""
+"""Write study results atomically. Everything is written into a staging folder beside the results
+folder; only when every file is written does the staging folder replace the results folder (two
+renames), so a failed or killed run leaves the previous results intact. Folders named in `keep`
+(the run logs) are carried over from the old results folder."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,34 +22,44 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(parent: Path, name: str) -> None:
+    """Delete staging / old folders left by runs that were killed (their process is gone)."""
+    for d in parent.glob(f".{name}.*-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        if d.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 @contextmanager
-def staged(results_dir: Path) -> Iterator[Path]:
-    """Yield a staging folder beside `results_dir`; on success move each top-level entry written
-    there into `results_dir` (replacing the old one), on failure delete the staging folder."""
+def staged(results_dir: Path, keep: Sequence[str] = ("logs",)) -> Iterator[Path]:
+    """Yield an empty staging folder; on success it becomes `results_dir`."""
     results_dir = Path(results_dir)
-    results_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{results_dir.name}.staging-", dir=results_dir.parent))
+    parent, name, pid = results_dir.parent, results_dir.name, os.getpid()
+    parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(parent, name)
+    stage = parent / f".{name}.staging-{pid}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
     try:
         yield stage
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    results_dir.mkdir(exist_ok=True)
-    for entry in sorted(stage.iterdir()):
-        target = results_dir / entry.name
-        if target.is_dir() and entry.is_dir():
-            _merge_dir(entry, target)
-        else:
-            os.replace(entry, target)
-    shutil.rmtree(stage, ignore_errors=True)
-
-
-def _merge_dir(src: Path, dst: Path) -> None:
-    """Move src's files into dst, each by an atomic rename (files in dst not in src are kept)."""
-    for item in sorted(src.rglob("*")):
-        rel = item.relative_to(src)
-        if item.is_dir():
-            (dst / rel).mkdir(parents=True, exist_ok=True)
-        else:
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(item, dst / rel)
+    old = parent / f".{name}.old-{pid}"
+    if results_dir.exists():
+        for k in keep:
+            if (results_dir / k).exists() and not (stage / k).exists():
+                os.replace(results_dir / k, stage / k)
+        os.replace(results_dir, old)
+    os.replace(stage, results_dir)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,152 @@
+"""`python -m prophet_model analyze`: read a results folder (never re-run the model) and print
+what is there, each system's numbers, the cost ranking, key findings, sanity checks and the last
+20 lines of the latest run log. Exit 1 if files are missing or the last run did not succeed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import formatting as fmt
+from .runlog import SUCCESS, latest_log
+
+SYSTEM_FILES = (
+    "data/results_{id}.csv",
+    "figures/throughput_comparison_{id}.pdf",
+    "figures/throughput_comparison_{id}.png",
+    "figures/communication_overhead_{id}.pdf",
+    "figures/communication_overhead_{id}.png",
+    "figures/cost_efficiency_{id}.pdf",
+    "figures/cost_efficiency_{id}.png",
+    "SUMMARY_{id}.md",
+)
+STUDY_FILES = (
+    "data/all_systems_comparison.csv",
+    "data/sanity_checks.csv",
+    "figures/cross_system_comparison.pdf",
+    "figures/cross_system_comparison.png",
+    "figures/scaling_efficiency.pdf",
+    "figures/scaling_efficiency.png",
+)
+
+
+def _table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    widths = [max(len(str(c)), *(len(str(v)) for v in df[c])) for c in cols]
+    line = lambda vals: "  ".join(str(v).ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
+    return "\n".join([line(cols), line("-" * w for w in widths), *(line(r) for r in df.itertuples(index=False))])
+
+
+def expected_files(system_ids: list[str]) -> list[str]:
+    return [*STUDY_FILES, *(f.format(id=s) for s in system_ids for f in SYSTEM_FILES)]
+
+
+def analyze(results_dir: Path) -> tuple[str, int]:
+    """The report text and the exit code."""
+    out: list[str] = [f"Results folder: {results_dir}"]
+    comp_path = results_dir / "data" / "all_systems_comparison.csv"
+    if not comp_path.is_file():
+        out.append(
+            f"MISSING: {comp_path.relative_to(results_dir)} (no results here; run `make` or `python -m prophet_model run`)"
+        )
+        last = latest_log(results_dir / "logs")
+        if last:
+            out += ["", f"Last 20 lines of {last}:", *last.read_text(encoding="utf-8").splitlines()[-20:]]
+        return "\n".join(out), 1
+    try:
+        comp = pd.read_csv(comp_path)
+        ids = list(dict.fromkeys(comp["system_id"].astype(str)))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError, UnicodeDecodeError) as exc:
+        return "\n".join([*out, f"UNREADABLE: {comp_path} is not a comparison table written by this tool ({exc})"]), 1
+
+    files = expected_files(ids)
+    missing = [f for f in files if not (results_dir / f).is_file()]
+    out += ["", f"Generated files: {len(files) - len(missing)} of {len(files)} present"]
+    out += [f"  MISSING {f}" for f in missing]
+
+    live = comp.dropna(subset=["speedup"]).copy()
+    out += ["", "Per system and strategy:"]
+    view = pd.DataFrame(
+        {
+            "system": live.system,
+            "strategy": live.strategy,
+            "split": live.prophet_split,
+            "baseline tok/s": live.baseline_tokens_per_s.map(fmt.tokens),
+            "Prophet tok/s": live.prophet_tokens_per_s.map(fmt.tokens),
+            "speedup": live.speedup.map(fmt.ratio),
+            "comm overhead": [
+                f"{fmt.pct(b)} → {fmt.pct(p)}"
+                for b, p in zip(live.baseline_comm_overhead_pct, live.prophet_comm_overhead_pct, strict=True)
+            ],
+            "$/1M tokens": [
+                f"{fmt.usd(b)} → {fmt.usd(p)}"
+                for b, p in zip(live.baseline_usd_per_1m_tokens, live.prophet_usd_per_1m_tokens, strict=True)
+            ],
+            "savings/yr": live.annual_savings_usd.map(fmt.usd),
+        }
+    )
+    out.append(_table(view))
+    for r in comp[comp.speedup.isna()].itertuples():
+        out.append(f"  {r.system} {r.strategy}: not evaluated ({r.note})")
+
+    if not live.empty:
+        best = live.loc[live.groupby("system_id", sort=False).prophet_usd_per_1m_tokens.idxmin()]
+        best = best.sort_values("prophet_usd_per_1m_tokens", kind="stable")
+        out += ["", "Cost-efficiency ranking (Prophet, each system at its cheapest strategy):"]
+        for i, r in enumerate(best.itertuples(), 1):
+            out.append(
+                f"  {i}. {r.system} {r.strategy} {r.prophet_split}: {fmt.usd(r.prophet_usd_per_1m_tokens)} per 1M tokens ({fmt.tokens(r.prophet_tokens_per_s)} tok/s)"
+            )
+        top = live.loc[live.speedup.idxmax()]
+        cheap = best.iloc[0]
+        comm = live.loc[live.baseline_comm_overhead_pct.idxmax()]
+        out += [
+            "",
+            "Key findings:",
+            f"  Highest speedup: {top.system} {top.strategy} ({top.prophet_split}), {fmt.ratio(top.speedup)} "
+            f"({fmt.tokens(top.baseline_tokens_per_s)} → {fmt.tokens(top.prophet_tokens_per_s)} tok/s).",
+            f"  Most cost-efficient: {cheap.system} {cheap.strategy} ({cheap.prophet_split}) with Prophet, "
+            f"{fmt.usd(cheap.prophet_usd_per_1m_tokens)} per 1M tokens.",
+            f"  Interconnect matters most on {comm.system} {comm.strategy}: all-to-all is {fmt.pct(comm.baseline_comm_overhead_pct)} "
+            f"of the baseline step ({fmt.pct(comm.prophet_comm_overhead_pct)} with Prophet, comm time cut {fmt.ratio(comm.comm_reduction)}).",
+        ]
+
+    checks_path = results_dir / "data" / "sanity_checks.csv"
+    if checks_path.is_file():
+        checks = pd.read_csv(checks_path)
+        exp = checks[checks.kind == "expectation"]
+        cons = checks[checks.kind == "consistency"]
+        out += [
+            "",
+            f"Sanity checks against the seed's expectations ({(exp.status == 'PASS').sum()} PASS, {(exp.status == 'MISS').sum()} MISS):",
+        ]
+        view = pd.DataFrame(
+            {
+                "status": exp.status,
+                "system": exp.system_id,
+                "strategy": exp.strategy,
+                "metric": exp.check,
+                "value": [fmt.value_in_unit(v, m) for v, m in zip(exp.value, exp.check, strict=True)],
+                "expected": [
+                    f"{fmt.value_in_unit(a, m)} – {fmt.value_in_unit(b, m)}"
+                    for a, b, m in zip(exp["min"], exp["max"], exp.check, strict=True)
+                ],
+            }
+        )
+        out.append(_table(view))
+        failed = cons[cons.status != "PASS"]
+        out.append(f"Consistency checks: {len(cons) - len(failed)} of {len(cons)} pass")
+        out += [f"  FAIL {r.system_id} {r.strategy}: {r.check}" for r in failed.itertuples()]
+
+    last = latest_log(results_dir / "logs")
+    ok = False
+    if last is None:
+        out += ["", "MISSING: no run log in logs/"]
+    else:
+        lines = last.read_text(encoding="utf-8").splitlines()
+        ok = bool(lines) and lines[-1].endswith(SUCCESS)
+        out += ["", f"Last 20 lines of {last}:", *lines[-20:]]
+        if not ok:
+            out.append("The last run did not complete successfully.")
+    return "\n".join(out), 0 if (ok and not missing) else 1

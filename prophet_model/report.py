@@ -1,0 +1,117 @@
+"""Writers: per-system CSV, figures and Markdown summary; cross-system figures, the comparison
+CSV and the sanity-check CSV. Everything is written under one folder (the staging folder)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import pandas as pd
+
+from . import figures
+from .checks import all_checks
+from .config import System
+from .results import write_csv
+from .study import StudyResults
+from .templating import environment
+
+log = logging.getLogger("prophet_model")
+
+SYSTEM_FIGURES = {
+    "throughput_comparison": figures.throughput_comparison,
+    "communication_overhead": figures.communication_overhead,
+    "cost_efficiency": figures.cost_efficiency,
+}
+
+
+def best_strategy(comparison: pd.DataFrame) -> pd.Series | None:
+    """The strategy with the highest Prophet throughput (ties: the first configured)."""
+    live = comparison.dropna(subset=["speedup"])
+    return None if live.empty else live.loc[live.prophet_tokens_per_s.idxmax()]
+
+
+def write_system(
+    results: StudyResults, checks: pd.DataFrame, system: System, out: Path, with_figures: bool = True
+) -> list[Path]:
+    """results_<id>.csv, the three per-system figures and SUMMARY_<id>.md."""
+    study = results.study
+    rows = results.system_rows(system.id)
+    written = [out / "data" / f"results_{system.id}.csv"]
+    write_csv(rows, written[0])
+    for stem, draw in SYSTEM_FIGURES.items() if with_figures else ():
+        written += draw(rows, system.name, study.config.figures, out / "figures" / f"{stem}_{system.id}")
+    comp = results.comparison[results.comparison.system_id == system.id]
+    mine = checks[checks.system_id == system.id]
+    cons = mine[mine.kind == "consistency"]
+    text = (
+        environment()
+        .get_template("summary.md.j2")
+        .render(
+            system=system,
+            model=study.model,
+            workload=study.config.workload,
+            prophet=study.config.prophet,
+            calibration=results.calibration,
+            config_path=study.path.name,
+            config_hash=study.config_hash,
+            rows=comp.to_dict("records"),
+            best=best_strategy(comp),
+            breakdown=rows[rows.tokens_per_s.notna()].to_dict("records"),
+            expectations=mine[mine.kind == "expectation"].to_dict("records"),
+            consistency_total=len(cons),
+            consistency_pass=int((cons.status == "PASS").sum()),
+            consistency_failed=list(cons[cons.status != "PASS"].check),
+        )
+    )
+    summary = out / f"SUMMARY_{system.id}.md"
+    summary.write_text(text, encoding="utf-8")
+    return [*written, summary]
+
+
+def write_cross_system(results: StudyResults, checks: pd.DataFrame, out: Path, with_figures: bool = True) -> list[Path]:
+    cfg = results.study.config
+    written = [out / "data" / "all_systems_comparison.csv", out / "data" / "sanity_checks.csv"]
+    write_csv(results.comparison, written[0])
+    write_csv(checks, written[1])
+    live = results.comparison.dropna(subset=["speedup"])
+    if with_figures and not live.empty:
+        strategy = cfg.study.headline_strategy
+        written += figures.cross_system_comparison(
+            live, strategy, cfg.figures, out / "figures" / "cross_system_comparison"
+        )
+        written += figures.scaling_efficiency(live, cfg.figures, out / "figures" / "scaling_efficiency")
+    return written
+
+
+Task = tuple[Callable[..., list[Path]], tuple, str]
+
+
+def run_parallel(tasks: list[Task], jobs: int = 0) -> Iterator[tuple[str, list[Path], str | None]]:
+    """Run independent writer tasks, one process per core (or `jobs`), yielding
+    (name, written paths, error or None) as each finishes. Each task's output is the same
+    whichever process runs it, so the files do not depend on the scheduling."""
+    jobs = jobs or min(len(tasks), os.cpu_count() or 1)
+    if jobs <= 1:
+        for fn, args, name in tasks:
+            yield _guarded(fn, args, name)
+        return
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_guarded, fn, args, name) for fn, args, name in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+
+def _guarded(fn: Callable[..., list[Path]], args: tuple, name: str) -> tuple[str, list[Path], str | None]:
+    try:
+        return name, fn(*args), None
+    except Exception as exc:
+        log.debug("%s failed", name, exc_info=True)
+        return name, [], f"{type(exc).__name__}: {exc}"
+
+
+def checks_for(results: StudyResults) -> pd.DataFrame:
+    return all_checks(results.study, results.chosen, results.comparison)

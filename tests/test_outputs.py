@@ -1,0 +1,200 @@
+"""The run's outputs: layout, determinism, fonts, log, summaries, analyze, and fault handling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prophet_model import study as study_mod
+from prophet_model.analyze import analyze, expected_files
+from prophet_model.cli import main
+from prophet_model.runlog import SUCCESS
+
+from .conftest import ROOT
+
+IDS = ["2xA100", "4xH100", "8xA100", "10xA6000"]
+
+
+def run_cli(results: Path, *extra: str) -> int:
+    return main(["run", "--config", str(ROOT / "_config.yml"), "--results", str(results), "--quiet", *extra])
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, Path]:
+    a = tmp_path_factory.mktemp("run_a") / "results"
+    b = tmp_path_factory.mktemp("run_b") / "results"
+    assert run_cli(a) == 0
+    assert run_cli(b) == 0
+    return a, b
+
+
+def test_every_file_of_the_layout_exists(two_runs) -> None:
+    a, _ = two_runs
+    missing = [f for f in expected_files(IDS) if not (a / f).is_file()]
+    assert not missing
+    assert len(list((a / "logs").glob("multi_gpu_analysis_*.log"))) == 1
+
+
+def test_reruns_are_byte_identical(two_runs) -> None:
+    a, b = two_runs
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.suffix in {".csv", ".md", ".pdf", ".png"})
+    assert len(files) >= 38
+    differ = [str(f) for f in files if (a / f).read_bytes() != (b / f).read_bytes()]
+    assert not differ
+
+
+def test_pdfs_embed_no_type3_fonts(two_runs) -> None:
+    a, _ = two_runs
+    pdfs = sorted((a / "figures").glob("*.pdf"))
+    assert pdfs
+    for pdf in pdfs:
+        out = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
+        rows = out.splitlines()[2:]
+        assert rows, f"{pdf.name}: no fonts listed"
+        assert not [r for r in rows if "Type 3" in r], f"{pdf.name}:\n{out}"
+        assert all("TrueType" in r or "CID" in r for r in rows), out
+        assert b"CreationDate" not in pdf.read_bytes()
+
+
+def test_pngs_are_at_least_200_dpi(two_runs) -> None:
+    from PIL import Image
+
+    a, _ = two_runs
+    for png in (a / "figures").glob("*.png"):
+        dpi = Image.open(png).info.get("dpi", (0, 0))[0]
+        assert dpi >= 199.5, png.name
+
+
+def test_log_header_and_closing_line(two_runs) -> None:
+    a, _ = two_runs
+    text = next((a / "logs").glob("*.log")).read_text()
+    assert text.splitlines()[-1].endswith(SUCCESS)
+    for needle in (
+        "config:",
+        "sha256",
+        "packages:",
+        "numpy",
+        "calibration on a100_sxm4_80gb",
+        "8xA100 Hybrid prophet ep=4 dp=2",
+    ):
+        assert needle in text
+
+
+def test_summary_shows_strategies_and_checks(two_runs) -> None:
+    a, _ = two_runs
+    text = (a / "SUMMARY_8xA100.md").read_text()
+    comp = pd.read_csv(a / "data" / "all_systems_comparison.csv")
+    row = comp[(comp.system_id == "8xA100") & (comp.strategy == "Hybrid")].iloc[0]
+    assert f"{row.prophet_tokens_per_s:,.0f}" in text and f"{row.speedup:.2f}×" in text
+    assert "| speedup | Hybrid |" in text and ("MISS" in text or "PASS" in text)
+    assert "Best strategy" in text
+    assert "hybrid degenerates" in (a / "SUMMARY_2xA100.md").read_text()
+
+
+def test_consistency_checks_all_pass(two_runs) -> None:
+    a, _ = two_runs
+    checks = pd.read_csv(a / "data" / "sanity_checks.csv")
+    cons = checks[checks.kind == "consistency"]
+    assert len(cons) > 0 and (cons.status == "PASS").all()
+    exp = checks[checks.kind == "expectation"]
+    assert set(exp.status) <= {"PASS", "MISS", "NOT EVALUATED"}
+
+
+def test_analyze_reports_everything(two_runs) -> None:
+    a, _ = two_runs
+    text, code = analyze(a)
+    assert code == 0
+    needles = ["Generated files: 38 of 38", "Cost-efficiency ranking", "Highest speedup", "Most cost-efficient"]
+    needles += ["Interconnect matters most", "Sanity checks", "Consistency checks", "Last 20 lines", SUCCESS]
+    for needle in needles:
+        assert needle in text
+
+
+def test_analyze_empty_and_foreign_folders(tmp_path, capsys) -> None:
+    assert main(["analyze", "--results", str(tmp_path / "nothing")]) == 1
+    out = capsys.readouterr()
+    assert "MISSING" in out.out and "Traceback" not in out.err
+    foreign = tmp_path / "foreign"
+    (foreign / "data").mkdir(parents=True)
+    (foreign / "data" / "all_systems_comparison.csv").write_text("a,b\n1,2\n")
+    assert main(["analyze", "--results", str(foreign)]) == 1
+    assert "UNREADABLE" in capsys.readouterr().out
+
+
+def test_analyze_flags_missing_files_and_failed_runs(two_runs, tmp_path) -> None:
+    import shutil
+
+    a, _ = two_runs
+    copy = tmp_path / "copy"
+    shutil.copytree(a, copy)
+    (copy / "figures" / "cost_efficiency_4xH100.pdf").unlink()
+    log = next((copy / "logs").glob("*.log"))
+    log.write_text(log.read_text() + "2026-01-01 00:00:00 ERROR   ERROR something broke\n")
+    text, code = analyze(copy)
+    assert code == 1
+    assert "MISSING figures/cost_efficiency_4xH100.pdf" in text
+    assert "did not complete successfully" in text
+
+
+def test_one_failing_system_does_not_stop_the_others(tmp_path, monkeypatch) -> None:
+    real = study_mod.evaluate_system
+
+    def flaky(study, system, cal):
+        if system.id == "4xH100":
+            raise RuntimeError("injected failure")
+        return real(study, system, cal)
+
+    monkeypatch.setattr(study_mod, "evaluate_system", flaky)
+    results = tmp_path / "results"
+    assert run_cli(results) == 1
+    assert (results / "data" / "results_8xA100.csv").is_file()
+    assert not (results / "data" / "results_4xH100.csv").exists()
+    last = next((results / "logs").glob("*.log")).read_text().splitlines()[-1]
+    assert "ERROR" in last and "4xH100" in last and "injected failure" in last
+
+
+KILL_SCRIPT = """
+import sys, time
+import prophet_model.figures as f
+orig = f.save
+def slow_save(*a, **k):
+    out = orig(*a, **k)
+    time.sleep(60)
+    return out
+f.save = slow_save
+from prophet_model.cli import main
+sys.exit(main(["run", "--config", sys.argv[1], "--results", sys.argv[2], "--quiet"]))
+"""
+
+
+def test_a_killed_run_leaves_previous_results_intact(two_runs, tmp_path) -> None:
+    import shutil
+
+    a, _ = two_runs
+    results = tmp_path / "results"
+    shutil.copytree(a, results)
+    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+    cmd = [sys.executable, "-c", KILL_SCRIPT, str(ROOT / "_config.yml"), str(results)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            staging = list(tmp_path.glob(".results.staging-*/figures/*.pdf"))
+            if staging:
+                break
+            time.sleep(0.1)
+        assert staging, "the run never wrote into its staging folder"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the run and its writer processes
+        proc.wait()
+    after = {p: p.read_bytes() for p in results.rglob("*") if p.is_file() and p.parent.name != "logs"}
+    assert after == {p: b for p, b in before.items() if p.parent.name != "logs"}
+    assert run_cli(results) == 0  # the next run cleans up the killed run's staging folder
+    assert not list(tmp_path.glob(".results.*-*"))
