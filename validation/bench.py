@@ -1,0 +1,549 @@
+"""Validation benchmark: measure, on whatever GPUs this machine has, the quantities the model predicts.
+
+    python3 validation/bench.py --machine nvidia-h200-x2 --out validation/measurements/nvidia-h200-x2
+
+Measures (median of repetitions after warm-ups, with p10/p90/min/max):
+  copy_h2d / copy_d2h  pinned host <-> device copy, 1 MiB .. 2 GiB           (GPU 0)
+  expert_ffn           one SwiGLU expert (bf16) of each catalog model, 1 .. 4096 tokens (GPU 0);
+                       part = ffn (GPU time: 20 back-to-back in a CUDA graph, weights rotated past
+                       L2) | ffn_eager
+                       (one launch from an idle GPU: includes the CPU's launch latency)
+  alltoall             NCCL all-to-all, per-rank buffer 4 KiB .. 256 MiB; part = eager (one call
+                       from Python) | graph (10 back-to-back in a CUDA graph)  (>= 2 GPUs)
+  moe_layer            one expert-parallel MoE layer of the study model: router, dispatch
+                       all-to-all, local experts, combine all-to-all; uniform routing and with
+                       a fraction of assignments kept local; part = layer (slowest rank) | comm
+                       (the all-to-alls of the rank that waited least)            (>= 2 GPUs)
+and writes measurements.csv (one tidy row per point), env.json (GPU, driver, software) and
+topo.txt (`nvidia-smi topo -m`). Multi-GPU parts take the slowest rank per repetition.
+Never needs the network. `--device cpu --world-size 2 --quick` exercises the same code on the
+CPU with the gloo backend (for testing the program, not for measurements).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MIB = 1 << 20
+COPY_SIZES = [1 * MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB, 1024 * MIB, 2048 * MIB]
+FFN_TOKENS = [1, 4, 16, 64, 256, 1024, 4096]
+A2A_BYTES = [4096 * 4**i for i in range(9)]  # 4 KiB .. 256 MiB
+MOE_TOKENS = [1, 4, 16, 64, 256, 1024, 4096]
+LOCAL_FRACTIONS: list[float | None] = [None, 0.75, 0.875]  # None = uniform routing
+L2_FLUSH_BYTES = 256 * MIB  # rotate weight copies over at least this much memory
+A2A_INNER = 10  # all-to-alls per CUDA-graph replay
+FFN_INNER = 20  # FFNs per CUDA-graph replay: GPU time without the CPU's launch latency
+
+FIELDS = [
+    "machine", "benchmark", "part", "gpu", "n_gpus", "model", "hidden", "ffn", "experts", "top_k",
+    "bytes", "tokens_per_rank", "local_fraction", "ep", "reps", "median_s", "p10_s", "p90_s", "min_s", "max_s",
+]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# Pure helpers (no torch; tested on the CPU in CI)
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (q in [0, 100]) of already sorted values."""
+    if not sorted_values:
+        raise ValueError("no samples")
+    pos = (len(sorted_values) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def summarize(samples: Sequence[float]) -> dict[str, float]:
+    s = sorted(samples)
+    return {
+        "reps": len(s),
+        "median_s": percentile(s, 50),
+        "p10_s": percentile(s, 10),
+        "p90_s": percentile(s, 90),
+        "min_s": s[0],
+        "max_s": s[-1],
+    }
+
+
+def reps_for(nbytes: float) -> tuple[int, int]:
+    """(warm-ups, repetitions): more repetitions for short operations."""
+    if nbytes <= 16 * MIB:
+        return 5, 30
+    if nbytes <= 256 * MIB:
+        return 3, 15
+    return 2, 7
+
+
+def routing_counts(
+    assignments: int, ep: int, rank: int, local_fraction: float | None, rng_uniform: Sequence[float]
+) -> list[int]:
+    """Destination rank of each of `assignments` token-expert pairs sent by `rank`, as counts per
+    rank. Uniform routing (None): every rank equally likely (experts are split evenly). Otherwise a
+    fraction `local_fraction` stays on `rank` and the rest is spread evenly over the other ranks.
+    `rng_uniform` holds one U[0,1) draw per assignment."""
+    counts = [0] * ep
+    for u in rng_uniform[:assignments]:
+        if local_fraction is None:
+            dest = min(int(u * ep), ep - 1)
+        elif ep == 1 or u < local_fraction:
+            dest = rank
+        else:
+            v = (u - local_fraction) / (1 - local_fraction)
+            dest = min(int(v * (ep - 1)), ep - 2)
+            dest = dest + 1 if dest >= rank else dest
+        counts[dest] += 1
+    return counts
+
+
+def load_models(path: Path = ROOT / "catalog" / "models.yml") -> dict[str, dict]:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def write_rows(rows: list[dict], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "measurements.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=FIELDS, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in FIELDS})
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Timing (torch imported lazily so the helpers above need no torch)
+
+
+class Timer:
+    """Times a callable with CUDA events on a GPU, perf_counter on the CPU (seconds)."""
+
+    def __init__(self, device) -> None:
+        import torch
+
+        self.torch = torch
+        self.cuda = device.type == "cuda"
+
+    def sync(self) -> None:
+        if self.cuda:
+            self.torch.cuda.synchronize()
+
+    def __call__(self, fn: Callable[[], object]) -> float:
+        if self.cuda:
+            a = self.torch.cuda.Event(enable_timing=True)
+            b = self.torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            return a.elapsed_time(b) / 1e3
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    def samples(
+        self, fn: Callable[[], object], warm: int, reps: int, before: Callable[[], object] | None = None
+    ) -> list[float]:
+        out = []
+        for i in range(warm + reps):
+            if before:
+                before()
+            self.sync()
+            t = self(fn)
+            if i >= warm:
+                out.append(t)
+        return out
+
+
+def bench_copies(device, machine: str, gpu: str, quick: bool) -> list[dict]:
+    import torch
+
+    rows = []
+    timer = Timer(device)
+    for size in COPY_SIZES[:3] if quick else COPY_SIZES:
+        host = torch.empty(size, dtype=torch.uint8, pin_memory=device.type == "cuda")
+        dev = torch.empty(size, dtype=torch.uint8, device=device)
+        warm, reps = reps_for(size)
+        for name, fn in (
+            ("copy_h2d", lambda: dev.copy_(host, non_blocking=True)),
+            ("copy_d2h", lambda: host.copy_(dev, non_blocking=True)),
+        ):
+            s = summarize(timer.samples(fn, warm, reps))
+            rows.append(
+                {"machine": machine, "benchmark": name, "part": "copy", "gpu": gpu, "n_gpus": 1, "bytes": size, **s}
+            )
+            log(f"{name} {size / MIB:.0f} MiB: {size / s['median_s'] / 1e9:.1f} GB/s")
+    return rows
+
+
+def cuda_graph(fn: Callable[[], object]) -> Callable[[], object]:
+    """Capture fn's kernels in a CUDA graph and return its replay: GPU time with no CPU launch gaps."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()  # warm-up outside the capture (cuBLAS workspaces, allocator)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
+def swiglu(x, w1, w3, w2):
+    import torch.nn.functional as F
+
+    return (F.silu(x @ w1) * (x @ w3)) @ w2
+
+
+def bench_ffn(device, machine: str, gpu: str, quick: bool) -> list[dict]:
+    import torch
+
+    rows = []
+    timer = Timer(device)
+    dtype = torch.bfloat16
+    models = load_models()
+    for key, m in models.items():
+        h, f = int(m["hidden_size"]), int(m["expert_ffn_size"])
+        if quick:
+            h, f = min(h, 256), min(f, 256)
+        weight_bytes = 3 * h * f * 2
+        copies = 1 if quick else max(1, min(16, math.ceil(L2_FLUSH_BYTES / weight_bytes)))
+        ws = [
+            tuple(torch.randn(*shape, device=device, dtype=dtype) * 0.02 for shape in ((h, f), (h, f), (f, h)))
+            for _ in range(copies)
+        ]
+        state = {"i": 0}
+        inner = 1 if quick else FFN_INNER
+        for tokens in FFN_TOKENS[:3] if quick else FFN_TOKENS:
+            x = torch.randn(tokens, h, device=device, dtype=dtype)
+
+            def one() -> None:
+                w1, w3, w2 = ws[state["i"] % copies]
+                state["i"] += 1
+                swiglu(x, w1, w3, w2)
+
+            def pipelined() -> None:
+                for _ in range(inner):
+                    one()
+
+            replay = cuda_graph(pipelined) if device.type == "cuda" else pipelined
+
+            base = {"machine": machine, "benchmark": "expert_ffn", "gpu": gpu, "n_gpus": 1, "model": key,
+                    "hidden": h, "ffn": f, "bytes": weight_bytes, "tokens_per_rank": tokens}  # fmt: skip
+            gpu_time = summarize([t / inner for t in timer.samples(replay, 3, 15)])
+            eager = summarize(timer.samples(one, 5, 30))
+            rows.append({**base, "part": "ffn", **gpu_time})
+            rows.append({**base, "part": "ffn_eager", **eager})
+            log(
+                f"expert_ffn {key} T={tokens}: {gpu_time['median_s'] * 1e6:.1f} us GPU, {eager['median_s'] * 1e6:.1f} us eager"
+            )
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Multi-GPU parts (one process per GPU)
+
+
+def slowest(torch, dist, t: float, device, op: str = "MAX") -> float:
+    """The slowest rank's time for one repetition (op="MIN": the fastest rank's)."""
+    v = torch.tensor([t], dtype=torch.float64, device=device)
+    dist.all_reduce(v, op=getattr(dist.ReduceOp, op))
+    return float(v.item())
+
+
+def bench_alltoall(torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool) -> list[dict]:
+    timer = Timer(device)
+    rows = []
+    for size in A2A_BYTES[:3] if quick else A2A_BYTES:
+        elems = size // 2 // world * world  # bf16 elements, divisible by the world size
+        inp = torch.ones(elems, dtype=torch.bfloat16, device=device)
+        out = torch.empty_like(inp)
+        warm, reps = reps_for(size)
+        samples = []
+        for i in range(warm + reps):
+            dist.barrier()
+            timer.sync()
+            t = timer(lambda: dist.all_to_all_single(out, inp))
+            t = slowest(torch, dist, t, device)
+            if i >= warm:
+                samples.append(t)
+        graph_samples = []
+        if device.type == "cuda" and not quick:
+            inner = A2A_INNER
+
+            def many() -> None:
+                for _ in range(inner):
+                    dist.all_to_all_single(out, inp)
+
+            dist.barrier()
+            replay = cuda_graph(many)
+            for i in range(warm + reps):
+                dist.barrier()
+                timer.sync()
+                t = slowest(torch, dist, timer(replay) / inner, device)
+                if i >= warm:
+                    graph_samples.append(t)
+        if rank == 0:
+            base = {
+                "machine": machine,
+                "benchmark": "alltoall",
+                "gpu": gpu,
+                "n_gpus": world,
+                "bytes": elems * 2,
+                "ep": world,
+            }
+            s = summarize(samples)
+            rows.append({**base, "part": "eager", **s})
+            msg = f"alltoall {elems * 2 / 1024:.0f} KiB/rank x{world}: {s['median_s'] * 1e6:.1f} us eager"
+            if graph_samples:
+                g = summarize(graph_samples)
+                rows.append({**base, "part": "graph", **g})
+                msg += f", {g['median_s'] * 1e6:.1f} us in a CUDA graph"
+            log(msg)
+    return rows
+
+
+def bench_moe_layer(
+    torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool, model_key: str
+) -> list[dict]:
+    """One expert-parallel MoE layer of `model_key` over all ranks (ep = world)."""
+    import random
+
+    m = load_models()[model_key]
+    h, f, experts, k = int(m["hidden_size"]), int(m["expert_ffn_size"]), int(m["num_experts"]), int(m["top_k"])
+    if quick:
+        h, f, experts = 64, 64, 8
+    local = experts // world
+    dtype = torch.bfloat16
+    w = [
+        tuple(torch.randn(*s, device=device, dtype=dtype) * 0.02 for s in ((h, f), (h, f), (f, h)))
+        for _ in range(local)
+    ]
+    router = torch.randn(h, experts, device=device, dtype=dtype) * 0.02
+    timer = Timer(device)
+    rows = []
+    rng = random.Random(1234 + rank)
+    for tokens in MOE_TOKENS[:3] if quick else MOE_TOKENS:
+        x = torch.randn(tokens, h, device=device, dtype=dtype)
+        for frac in LOCAL_FRACTIONS:
+            assignments = tokens * k
+            counts = routing_counts(assignments, world, rank, frac, [rng.random() for _ in range(assignments)])
+            dest = torch.repeat_interleave(torch.arange(world, device=device), torch.tensor(counts, device=device))
+            dest = dest[torch.randperm(assignments, device=device)]
+            local_expert = torch.randint(0, local, (assignments,), device=device)
+            gate = torch.full((tokens, k), 1.0 / k, device=device, dtype=dtype)
+            comm = {"t": 0.0}
+
+            def a2a(out, inp, out_splits=None, in_splits=None) -> None:
+                comm["t"] += timer(lambda: dist.all_to_all_single(out, inp, out_splits, in_splits))
+
+            def layer() -> None:
+                logits = x @ router  # the router's cost; the placement below is the routing
+                torch.topk(logits, k, dim=-1)
+                order = torch.argsort(dest, stable=True)
+                token_of = order // k
+                send = torch.cat([x[token_of], local_expert[order].to(dtype).unsqueeze(1)], dim=1)
+                send_counts = torch.bincount(dest, minlength=world)
+                recv_counts = torch.empty_like(send_counts)
+                a2a(recv_counts, send_counts)
+                in_s, out_s = send_counts.tolist(), recv_counts.tolist()
+                recv = torch.empty(sum(out_s), h + 1, device=device, dtype=dtype)
+                a2a(recv, send, out_s, in_s)
+                ids = recv[:, h].to(torch.int64)
+                y = torch.empty(recv.shape[0], h, device=device, dtype=dtype)
+                by_expert = torch.argsort(ids, stable=True)
+                per_expert = torch.bincount(ids, minlength=local).tolist()
+                start = 0
+                for e, n in enumerate(per_expert):
+                    if n:
+                        idx = by_expert[start : start + n]
+                        y[idx] = swiglu(recv[idx, :h], *w[e])
+                        start += n
+                back = torch.empty(sum(in_s), h, device=device, dtype=dtype)
+                a2a(back, y, in_s, out_s)
+                out = torch.zeros(tokens * k, h, device=device, dtype=dtype)
+                out[order] = back
+                (out.view(tokens, k, h) * gate.unsqueeze(-1)).sum(dim=1)
+
+            total, comm_only = [], []
+            warm, reps = (3, 20) if tokens <= 256 else (2, 10)
+            for i in range(warm + reps):
+                dist.barrier()
+                timer.sync()
+                comm["t"] = 0.0
+                t0 = time.perf_counter()
+                layer()
+                timer.sync()
+                t = time.perf_counter() - t0
+                # layer: the slowest rank. comm: the rank that waited least inside the all-to-alls (a
+                # rank that arrives early also counts its wait for the others' compute as comm).
+                t, c = slowest(torch, dist, t, device), slowest(torch, dist, comm["t"], device, "MIN")
+                if i >= warm:
+                    total.append(t)
+                    comm_only.append(c)
+            if rank == 0:
+                base = {"machine": machine, "benchmark": "moe_layer", "gpu": gpu, "n_gpus": world, "model": model_key,
+                        "hidden": h, "ffn": f, "experts": experts, "top_k": k, "tokens_per_rank": tokens, "ep": world,
+                        "local_fraction": "uniform" if frac is None else frac}  # fmt: skip
+                rows.append({**base, "part": "layer", **summarize(total)})
+                rows.append({**base, "part": "comm", **summarize(comm_only)})
+                log(
+                    f"moe_layer T={tokens} local={base['local_fraction']}: layer {statistics_median(total) * 1e6:.0f} us, comm {statistics_median(comm_only) * 1e6:.0f} us"
+                )
+    return rows
+
+
+def statistics_median(v: Sequence[float]) -> float:
+    return percentile(sorted(v), 50)
+
+
+# ----------------------------------------------------------------------------------------------
+# Environment and entry points
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def shell(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unavailable: {exc}"
+
+
+def environment(device, world: int) -> dict:
+    import torch
+
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": str(device),
+        "world_size": world,
+        "nccl_env": {
+            k: os.environ.get(k, "")
+            for k in ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS")
+        },
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        env |= {
+            "gpu": props.name,
+            "gpu_memory_bytes": props.total_memory,
+            "multiprocessors": props.multi_processor_count,
+            "gpu_count": torch.cuda.device_count(),
+            "nccl": ".".join(map(str, torch.cuda.nccl.version())) if hasattr(torch.cuda, "nccl") else "",
+            "nvidia_smi": shell(
+                [
+                    "nvidia-smi",
+                    "--query-gpu=name,memory.total,driver_version,pcie.link.gen.max,pcie.link.width.max,clocks.max.sm",
+                    "--format=csv",
+                ]
+            ),
+        }
+    return env
+
+
+def worker(rank: int, world: int, args: argparse.Namespace) -> None:
+    import torch
+    import torch.distributed as dist
+
+    cuda = args.device == "cuda"
+    device = torch.device("cuda", rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    torch.manual_seed(rank)
+    gpu = torch.cuda.get_device_name(0) if cuda else "cpu"
+    rows: list[dict] = []
+    if world > 1:
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(args.port))
+        dist.init_process_group(
+            "nccl" if cuda else "gloo", rank=rank, world_size=world, device_id=device if cuda else None
+        )
+    out = Path(args.out) / f"ranks{world}" if args.subdir else Path(args.out)
+    if rank == 0:
+        write_rows(rows, out)
+        (out / "env.json").write_text(json.dumps(environment(device, world), indent=2, sort_keys=True) + "\n")
+        (out / "topo.txt").write_text(shell(["nvidia-smi", "topo", "-m"]) if cuda else "cpu\n")
+    if rank == 0 and "single" in args.parts:
+        if cuda:
+            rows += bench_copies(device, args.machine, gpu, args.quick)
+        rows += bench_ffn(device, args.machine, gpu, args.quick)
+        write_rows(rows, out)  # after each part, so a later hang loses nothing
+    if world > 1:
+        dist.barrier()
+        if "moe" in args.parts:
+            rows += bench_moe_layer(torch, dist, device, rank, world, args.machine, gpu, args.quick, args.model)
+            if rank == 0:
+                write_rows(rows, out)
+        if "alltoall" in args.parts:
+            rows += bench_alltoall(torch, dist, device, rank, world, args.machine, gpu, args.quick)
+        dist.barrier()
+    if rank == 0:
+        path = write_rows(rows, out)
+        log(f"wrote {len(rows)} rows to {path}")
+    if world > 1:
+        dist.destroy_process_group()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--machine", required=True, help="name written into every row (e.g. nvidia-h100-x1)")
+    p.add_argument("--out", required=True, help="folder for measurements.csv, env.json, topo.txt")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    p.add_argument("--world-size", type=int, default=0, help="processes (default: every GPU found)")
+    p.add_argument("--parts", nargs="+", default=["single", "alltoall", "moe"], choices=["single", "alltoall", "moe"])
+    p.add_argument("--model", default="seed_128x2gb", help="catalog model for the MoE layer")
+    p.add_argument("--quick", action="store_true", help="a few small sizes (for testing the program)")
+    p.add_argument("--subdir", action="store_true", help="write into OUT/ranksN (several world sizes in one folder)")
+    p.add_argument("--port", type=int, default=29517)
+    args = p.parse_args(argv)
+    if args.world_size < 0:
+        p.error("--world-size must be >= 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but no GPU is visible; use --device cpu to test the program", file=sys.stderr)
+        return 2
+    found = torch.cuda.device_count() if args.device == "cuda" else 1
+    world = args.world_size or found
+    if args.device == "cuda" and world > found:
+        print(f"error: --world-size {world} but only {found} GPU(s) found", file=sys.stderr)
+        return 2
+    os.environ.setdefault("NCCL_NVLS_ENABLE", "0")  # NVLink multicast stays off (device tool's rule)
+    os.environ.setdefault("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1")
+    os.environ.setdefault("NVSHMEM_DISABLE_NVLS", "1")
+    log(f"{args.machine}: {world} process(es) on {args.device}")
+    if world == 1:
+        worker(0, 1, args)
+    else:
+        import torch.multiprocessing as mp
+
+        mp.spawn(worker, args=(world, args), nprocs=world, join=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
