@@ -6,9 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SYSDEPS := $(VENV)/.system-deps
 
-.PHONY: all run test lint format bench clean
+INPUTS := _config.yml $(wildcard catalog/*.yml) $(wildcard prophet_model/*.py) $(wildcard templates/*)
+RESULTS := results/data/all_systems_comparison.csv
+PAPER := results/paper/macros.tex
 
-all: run
+.PHONY: all run pipeline paper test lint format bench clean
+
+# The whole artifact: model outputs, executed notebooks, the paper's LaTeX.
+all: $(RESULTS) pipeline $(PAPER)
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +25,20 @@ $(SYSDEPS): scripts/install-system-deps.sh | $(STAMP)
 	./scripts/install-system-deps.sh
 	touch $(SYSDEPS)
 
+$(RESULTS): $(INPUTS) | $(STAMP) $(SYSDEPS)
+	$(PY) -m prophet_model run
+
+$(PAPER): $(RESULTS) $(wildcard templates/*.tex.j2)
+	$(PY) -m prophet_model paper
+
 run: $(STAMP) $(SYSDEPS)
 	$(PY) -m prophet_model run
+
+pipeline: $(RESULTS) | $(STAMP)
+	$(PY) -m prophet_model pipeline
+
+paper: $(RESULTS) | $(STAMP)
+	$(PY) -m prophet_model paper
 
 test: $(STAMP) $(SYSDEPS)
 	$(PY) -m ruff check .
@@ -38,6 +55,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_make.py
 
 clean:
-	rm -rf results book/_build .pytest_cache .ruff_cache .hypothesis
+	rm -rf results book/_build book/systems book/cross_system.ipynb book/.pipeline-cache .pytest_cache .ruff_cache .hypothesis

@@ -31,6 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar or result table")
     run.add_argument("--no-figures", action="store_true", help="CSVs, summaries and checks only (quick what-ifs)")
     run.add_argument("--jobs", type=int, default=0, help="processes for writing outputs (default: one per core)")
+    pa = sub.add_parser("paper", help="render the paper's LaTeX from the results into RESULTS/paper")
+    pa.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
+    pa.add_argument("--results", help="results folder (default: study.results_dir in the config)")
+    pl = sub.add_parser("pipeline", help="execute the notebooks (one per system) with papermill, cached")
+    pl.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
+    pl.add_argument("--results", help="results folder (default: study.results_dir in the config)")
+    pl.add_argument("--book", default="book", help="where executed notebooks go (default: book)")
+    pl.add_argument("--jobs", type=int, default=0, help="notebooks at once (default: one per core)")
+    pl.add_argument("--force", action="store_true", help="ignore the cache")
+    pl.add_argument("--quiet", action="store_true", help="no progress bar")
     an = sub.add_parser("analyze", help="summarise an existing results folder")
     an.add_argument("--results", default="results", help="results folder (default: results)")
     return p
@@ -161,6 +171,58 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         close_log()
 
 
+def cmd_paper(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .config import load_study
+    from .paper import render
+
+    study = load_study(args.config)
+    results_dir = Path(args.results or study.config.study.results_dir)
+    texts = render(study, results_dir)  # everything rendered before anything is written
+    out = results_dir / "paper"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out / name)
+    print(f"wrote {', '.join(texts)} to {out}")
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import shutil
+
+    from tqdm import tqdm
+
+    from .config import load_study
+    from .pipeline import jobs, run_pipeline
+
+    study = load_study(args.config)
+    results_dir = Path(args.results or study.config.study.results_dir)
+    book = Path(args.book)
+    cache = book / ".pipeline-cache"
+    if args.force:
+        shutil.rmtree(cache, ignore_errors=True)
+    job_list = jobs(study, book, results_dir)
+    keep = {j.output.name for j in job_list if j.output.parent.name == "systems"}
+    for stale in (book / "systems").glob("*.ipynb"):
+        if stale.name not in keep:  # a system removed from the config
+            stale.unlink()
+    failed = []
+    bar = tqdm(total=len(job_list), desc="notebooks", unit="nb", disable=args.quiet, file=sys.stderr)
+    for o in run_pipeline(job_list, cache, args.jobs):
+        bar.update()
+        if o.status == "failed":
+            failed.append(o)
+            bar.write(f"FAILED {o.job.name}: {o.error}", file=sys.stderr)
+        elif not args.quiet:
+            bar.write(f"{o.status:8s} {o.job.name}" + (f" ({o.seconds:.1f} s)" if o.seconds else ""), file=sys.stderr)
+    bar.close()
+    if failed:
+        print(f"error: {len(failed)} notebook(s) failed: {', '.join(o.job.name for o in failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_analyze(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .analyze import analyze
 
@@ -176,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.removeHandler(h)
     _console(getattr(args, "log_level", "INFO"))
     try:
-        return {"run": cmd_run, "analyze": cmd_analyze}[args.command](args, argv)
+        return {"run": cmd_run, "paper": cmd_paper, "pipeline": cmd_pipeline, "analyze": cmd_analyze}[args.command](
+            args, argv
+        )
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

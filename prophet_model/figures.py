@@ -107,7 +107,7 @@ def _pairs(rows: pd.DataFrame, column: str) -> tuple[list[str], np.ndarray, np.n
     return labels, np.array(base), np.array(pro)
 
 
-def throughput_comparison(rows: pd.DataFrame, system_name: str, cfg: Figures, stem: Path) -> list[Path]:
+def throughput_comparison(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.Figure:
     """Baseline vs Prophet decode throughput per strategy (tokens/s), speedup annotated."""
     labels, base, pro = _pairs(rows, "tokens_per_s")
     labels = [f"{lab}\n{fmt.ratio(p / b)}" for lab, b, p in zip(labels, base, pro, strict=True)]
@@ -115,20 +115,20 @@ def throughput_comparison(rows: pd.DataFrame, system_name: str, cfg: Figures, st
     _paired_bars(ax, labels, base, pro, fmt.tokens)
     ax.set_ylabel("Throughput (tokens/s)")
     titled_with_legend_below(fig, ax, f"{system_name}: throughput, speedup")
-    return save(fig, stem, cfg.png_dpi)
+    return fig
 
 
-def cost_efficiency(rows: pd.DataFrame, system_name: str, cfg: Figures, stem: Path) -> list[Path]:
+def cost_efficiency(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.Figure:
     """Serving cost per strategy, $ per 1M tokens."""
     labels, base, pro = _pairs(rows, "usd_per_1m_tokens")
     fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in)
     _paired_bars(ax, labels, base, pro, fmt.usd)
     ax.set_ylabel("Cost ($ per 1M tokens)")
     titled_with_legend_below(fig, ax, f"{system_name}: serving cost")
-    return save(fig, stem, cfg.png_dpi)
+    return fig
 
 
-def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures, stem: Path) -> list[Path]:
+def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.Figure:
     """Step-time breakdown (compute, exposed expert fetch, exposed all-to-all, ms) per strategy and
     variant, with the all-to-all share of the step annotated."""
     live = _live(rows)
@@ -152,7 +152,7 @@ def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures, s
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("Step time (ms)")
     titled_with_legend_below(fig, ax, f"{system_name}: step time (% all-to-all)", ncols=3)
-    return save(fig, stem, cfg.png_dpi)
+    return fig
 
 
 def key_rows(comparison: pd.DataFrame, strategy: str) -> pd.DataFrame:
@@ -168,7 +168,7 @@ def key_rows(comparison: pd.DataFrame, strategy: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def cross_system_comparison(comparison: pd.DataFrame, strategy: str, cfg: Figures, stem: Path) -> list[Path]:
+def cross_system_comparison(comparison: pd.DataFrame, strategy: str, cfg: Figures) -> plt.Figure:
     """The paper's key figure: throughput and cost per system, baseline vs Prophet."""
     rows = key_rows(comparison, strategy)
     labels = [
@@ -185,10 +185,10 @@ def cross_system_comparison(comparison: pd.DataFrame, strategy: str, cfg: Figure
     b.set_ylabel("Serving cost ($ per 1M tokens)")
     b.set_title("(b) Cost per token")
     fig.legend(*a.get_legend_handles_labels(), loc="outside lower center", ncols=2)
-    return save(fig, stem, cfg.png_dpi)
+    return fig
 
 
-def scaling_efficiency(comparison: pd.DataFrame, cfg: Figures, stem: Path) -> list[Path]:
+def scaling_efficiency(comparison: pd.DataFrame, cfg: Figures) -> plt.Figure:
     """Scaling efficiency (% of N x the same GPU alone) against GPU count, per strategy."""
     live = comparison.dropna(subset=["speedup"]).sort_values(["n_gpus", "system_id"], kind="stable")
     fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in + 0.3)
@@ -208,4 +208,14 @@ def scaling_efficiency(comparison: pd.DataFrame, cfg: Figures, stem: Path) -> li
     ax.set_xlabel("System (GPU count)")
     ax.set_ylabel("Scaling efficiency (%)")
     titled_with_legend_below(fig, ax, "Scaling efficiency", ncols=3)
-    return save(fig, stem, cfg.png_dpi)
+    return fig
+
+
+def to_png(fig: plt.Figure, dpi: int) -> bytes:
+    """The figure as PNG bytes (for notebooks), then closed."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

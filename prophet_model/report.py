@@ -42,8 +42,9 @@ def write_system(
     rows = results.system_rows(system.id)
     written = [out / "data" / f"results_{system.id}.csv"]
     write_csv(rows, written[0])
+    cfg = study.config.figures
     for stem, draw in SYSTEM_FIGURES.items() if with_figures else ():
-        written += draw(rows, system.name, study.config.figures, out / "figures" / f"{stem}_{system.id}")
+        written += figures.save(draw(rows, system.name, cfg), out / "figures" / f"{stem}_{system.id}", cfg.png_dpi)
     comp = results.comparison[results.comparison.system_id == system.id]
     mine = checks[checks.system_id == system.id]
     cons = mine[mine.kind == "consistency"]
@@ -79,11 +80,12 @@ def write_cross_system(results: StudyResults, checks: pd.DataFrame, out: Path, w
     write_csv(checks, written[1])
     live = results.comparison.dropna(subset=["speedup"])
     if with_figures and not live.empty:
-        strategy = cfg.study.headline_strategy
-        written += figures.cross_system_comparison(
-            live, strategy, cfg.figures, out / "figures" / "cross_system_comparison"
+        fc, strategy = cfg.figures, cfg.study.headline_strategy
+        key = figures.cross_system_comparison(live, strategy, fc)
+        written += figures.save(key, out / "figures" / "cross_system_comparison", fc.png_dpi)
+        written += figures.save(
+            figures.scaling_efficiency(live, fc), out / "figures" / "scaling_efficiency", fc.png_dpi
         )
-        written += figures.scaling_efficiency(live, cfg.figures, out / "figures" / "scaling_efficiency")
     return written
 
 

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the artifact needs beyond Python. Installs only what is missing; needs root (or sudo).
 set -euo pipefail
-packages=(poppler-utils)
+packages=(
+  poppler-utils                 # pdffonts, pdftoppm: font checks and PDF previews
+  texlive-latex-base            # pdflatex: the generated LaTeX is compiled in the tests
+  texlive-latex-recommended     # booktabs
+  texlive-fonts-recommended
+  lmodern
+  chromium                      # headless browser test of the book
+)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -11,3 +18,4 @@ echo "installing Debian packages: ${missing[*]}"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "installed: ${missing[*]}"

@@ -1,0 +1,175 @@
+"""`python -m prophet_model pipeline`: execute the notebooks with papermill, one per system plus the
+cross-system one, in parallel across cores, into book/ (where the Jupyter Book picks them up).
+
+A per-notebook cache skips unchanged work: each notebook's key is a hash of the notebook file, the
+part of the configuration it depends on (for a system: its own entry, its GPU, interconnect and model
+catalog entries, and the study-wide sections; not the other systems) and the package's source and
+templates. A failing notebook is reported with its name and the failing cell's error; the others
+still finish; the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from .config import Study
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_SOURCES = ("prophet_model/*.py", "templates/*")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str  # "system 8xA100" or "cross-system"
+    notebook: Path
+    output: Path
+    parameters: dict[str, str]
+    key: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    status: str  # "executed" | "cached" | "failed"
+    error: str = ""
+    seconds: float = 0.0
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()
+
+
+def source_digest(root: Path = ROOT) -> bytes:
+    files = sorted(p for pattern in PACKAGE_SOURCES for p in root.glob(pattern) if p.is_file())
+    return _digest(*(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() for p in files)).encode()
+
+
+def _dump(obj) -> bytes:
+    return json.dumps(
+        obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj, sort_keys=True, default=str
+    ).encode()
+
+
+def shared_config(study: Study) -> bytes:
+    """The study-wide sections every notebook depends on."""
+    c = study.config
+    return _dump(
+        {
+            "study": c.study.model_dump(mode="json"),
+            "model": study.model.model_dump(mode="json"),
+            "strategies": c.strategies,
+            "workload": c.workload.model_dump(mode="json"),
+            "prophet": c.prophet.model_dump(mode="json"),
+            "calibration": c.calibration.model_dump(mode="json"),
+            "calibration_gpu": study.calibration_gpu.model_dump(mode="json"),
+            "cost": c.cost.model_dump(mode="json"),
+            "figures": c.figures.model_dump(mode="json"),
+        }
+    )
+
+
+def system_config(study: Study, system_id: str) -> bytes:
+    s = study.system(system_id)
+    entry = next(e for e in study.config.systems if e.id == system_id)
+    expectations = [e.model_dump(mode="json") for e in study.config.expectations if e.system == system_id]
+    return _dump({"system": entry.model_dump(mode="json"), "gpu": s.gpu.model_dump(mode="json"),
+                  "interconnect": s.interconnect.model_dump(mode="json"), "expectations": expectations})  # fmt: skip
+
+
+def jobs(study: Study, book_dir: Path, results_dir: Path, root: Path = ROOT) -> list[Job]:
+    src, shared = source_digest(root), shared_config(study)
+    config = str(study.path.resolve())
+    results = str(results_dir.resolve())
+    system_nb = root / "notebooks" / "system_analysis.ipynb"
+    cross_nb = root / "notebooks" / "cross_system.ipynb"
+    out = []
+    for s in study.systems:
+        key = _digest(system_nb.read_bytes(), shared, system_config(study, s.id), src)
+        out.append(Job(f"system {s.id}", system_nb, book_dir / "systems" / f"{s.id}.ipynb",
+                       {"system": s.id, "config": config, "results": results}, key))  # fmt: skip
+    everything = _digest(cross_nb.read_bytes(), shared, *(system_config(study, s.id) for s in study.systems), src)
+    out.append(
+        Job(
+            "cross-system",
+            cross_nb,
+            book_dir / "cross_system.ipynb",
+            {"config": config, "results": results},
+            everything,
+        )
+    )
+    return out
+
+
+def _cache_file(job: Job, cache_dir: Path) -> Path:
+    return cache_dir / (job.output.name + ".key")
+
+
+def is_cached(job: Job, cache_dir: Path) -> bool:
+    f = _cache_file(job, cache_dir)
+    return job.output.is_file() and f.is_file() and f.read_text().strip() == job.key
+
+
+def first_error(notebook: Path) -> str:
+    """The failing cell and its error, read from the partly executed notebook papermill wrote."""
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:
+        return ""
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"cell {i} ({cell.source.splitlines()[0][:60] if cell.source else ''!r}): {out.get('ename')}: {out.get('evalue')}"
+    return ""
+
+
+def execute(job: Job, cache_dir: Path, timeout_s: int) -> Outcome:
+    import time
+
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = job.output.with_suffix(".partial.ipynb")
+    cmd = [sys.executable, "-m", "papermill", str(job.notebook), str(tmp), "--cwd", str(ROOT),
+           "--kernel", "python3", "--execution-timeout", str(timeout_s), "--no-progress-bar"]  # fmt: skip
+    for k, v in job.parameters.items():
+        cmd += ["-p", k, v]
+    t0 = time.perf_counter()
+    env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        err = first_error(tmp) or (proc.stderr.strip().splitlines() or ["papermill failed"])[-1]
+        tmp.unlink(missing_ok=True)
+        return Outcome(job, "failed", err, seconds)
+    tmp.replace(job.output)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    _cache_file(job, cache_dir).write_text(job.key + "\n")
+    return Outcome(job, "executed", "", seconds)
+
+
+def run_pipeline(job_list: list[Job], cache_dir: Path, workers: int = 0, timeout_s: int = 600) -> Iterator[Outcome]:
+    """Yield an Outcome per job as it finishes (cached ones first)."""
+    todo = []
+    for job in job_list:
+        if is_cached(job, cache_dir):
+            yield Outcome(job, "cached")
+        else:
+            todo.append(job)
+    if not todo:
+        return
+    workers = workers or min(len(todo), os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # each job is its own papermill process
+        futures = [pool.submit(execute, job, cache_dir, timeout_s) for job in todo]
+        for fut in as_completed(futures):
+            yield fut.result()

@@ -1,0 +1,159 @@
+"""Tables for the notebooks and the book: thin views over the study and its results, so that the
+notebooks hold no logic of their own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import formatting as fmt
+from .calibration import CalibrationResult
+from .checks import all_checks
+from .config import Study, System, load_study
+from .study import StudyResults, run_study
+
+
+def evaluate(config: str | Path, system_ids: list[str] | None = None) -> StudyResults:
+    """Load the study and run the model (all systems, or the ones named)."""
+    study = load_study(config)
+    results, failures = run_study(study, system_ids)
+    if failures:
+        raise RuntimeError("; ".join(f"{k}: {v}" for k, v in failures.items()))
+    return results
+
+
+def system_assumptions(study: Study, system: System) -> pd.DataFrame:
+    """The inputs that shape this system's results, with units and sources."""
+    g, n, m, w, p = system.gpu, system.interconnect, study.model, study.config.workload, study.config.prophet
+    rows = [
+        ("GPU", g.name, "", f"catalog/gpus.yml: {system.gpu_key}"),
+        ("GPUs", system.count, "", "_config.yml: systems"),
+        ("HBM capacity", g.memory_capacity_gb, "GB", g.sources["memory_capacity_gb"]),
+        ("HBM bandwidth", g.memory_bandwidth_gbps, "GB/s", g.sources["memory_bandwidth_gbps"]),
+        ("Dense BF16", g.bf16_dense_tflops, "TFLOP/s", g.sources["bf16_dense_tflops"]),
+        ("Host link", g.host_link_bandwidth_gbps, "GB/s per direction", g.sources["host_link_bandwidth_gbps"]),
+        ("Price", g.price_usd_per_gpu_hour, "$/GPU-hour", g.sources["price_usd_per_gpu_hour"]),
+        ("Interconnect", f"{n.name} ({n.kind})", "", f"catalog/interconnects.yml: {system.interconnect_key}"),
+        (
+            "Interconnect bandwidth",
+            n.bandwidth_gbps_per_direction,
+            "GB/s per GPU per direction",
+            n.sources["bandwidth_gbps_per_direction"],
+        ),
+        ("All-to-all latency", n.latency_us, "µs", n.sources["latency_us"]),
+        ("CPU sockets", n.sockets, "", n.sources["sockets"]),
+        ("Model", m.name, "", f"catalog/models.yml: {study.model_key}"),
+        (
+            "Experts × MoE layers, top-k",
+            f"{m.num_experts} × {m.num_moe_layers}, top-{m.top_k}",
+            "",
+            m.sources["num_experts"],
+        ),
+        ("Expert size (all layers)", round(m.expert_bytes_all_layers / 1e9, 3), "GB", m.sources["expert_ffn_size"]),
+        ("Batch per GPU", w.batch_size_per_gpu, "sequences", w.sources["batch_size_per_gpu"]),
+        ("Context", w.context_length_tokens, "tokens", w.sources["context_length_tokens"]),
+        ("Prediction accuracy", p.prediction_accuracy, "", p.sources["prediction_accuracy"]),
+        ("All-to-all volume reduction", p.comm_reduction_factor, "×", p.sources["comm_reduction_factor"]),
+    ]
+    return pd.DataFrame(rows, columns=["input", "value", "unit", "source"]).astype({"value": str})
+
+
+def calibration_table(cal: CalibrationResult) -> pd.DataFrame:
+    rows = [
+        (
+            "compute efficiency (fraction of roofline)",
+            fmt.number(cal.compute_efficiency),
+            "≤ 1" if cal.compute_efficiency <= 1 else "IMPOSSIBLE (> 1)",
+        ),
+        (
+            "host-link efficiency (fraction of datasheet)",
+            fmt.number(cal.host_efficiency),
+            "≤ 1" if cal.host_efficiency <= 1 else "IMPOSSIBLE (> 1)",
+        ),
+        (
+            "single-GPU baseline, model vs measured (tok/s)",
+            f"{fmt.tokens(cal.model_baseline_tokens_per_s)} vs {fmt.tokens(cal.measured_baseline_tokens_per_s)}",
+            f"{cal.baseline_residual_pct:+.1f}%",
+        ),
+        (
+            "single-GPU Prophet, model vs measured (tok/s)",
+            f"{fmt.tokens(cal.model_prophet_tokens_per_s)} vs {fmt.tokens(cal.measured_prophet_tokens_per_s)}",
+            f"{cal.prophet_residual_pct:+.1f}%",
+        ),
+        (
+            "measured single-GPU speedup vs model maximum",
+            f"{fmt.ratio(cal.measured_speedup)} vs {fmt.ratio(cal.max_model_speedup)}",
+            "exact fit" if cal.exact else "closest fit",
+        ),
+    ]
+    return pd.DataFrame(rows, columns=["calibrated quantity", "value", "plausibility"])
+
+
+def breakdown(results: StudyResults, system_id: str) -> pd.DataFrame:
+    """Step-time terms (ms) per strategy and variant."""
+    rows = results.system_rows(system_id)
+    rows = rows[rows.tokens_per_s.notna()]
+    return pd.DataFrame(
+        {
+            "strategy": rows.strategy + " " + rows.ep.astype(str) + "×" + rows.dp.astype(str),
+            "variant": rows.variant,
+            "compute (ms)": rows.compute_ms.round(2),
+            "fetch exposed (ms)": rows.fetch_exposed_ms.round(2),
+            "all-to-all exposed (ms)": rows.comm_exposed_ms.round(2),
+            "step (ms)": rows.step_ms.round(2),
+            "tokens/s": rows.tokens_per_s.map(fmt.tokens),
+            "resident experts": (100 * rows.resident_expert_fraction).map(fmt.pct),
+        }
+    ).reset_index(drop=True)
+
+
+def comparison(results: StudyResults, system_id: str | None = None) -> pd.DataFrame:
+    """Baseline beside Prophet, formatted as everywhere else."""
+    c = results.comparison
+    if system_id:
+        c = c[c.system_id == system_id]
+    c = c.dropna(subset=["speedup"])
+    return pd.DataFrame(
+        {
+            "system": c.system,
+            "strategy": c.strategy + " " + c.prophet_split.str.replace("x", "×"),
+            "baseline tok/s": c.baseline_tokens_per_s.map(fmt.tokens),
+            "Prophet tok/s": c.prophet_tokens_per_s.map(fmt.tokens),
+            "speedup": c.speedup.map(fmt.ratio),
+            "comm overhead": [
+                f"{fmt.pct(b)} → {fmt.pct(p)}"
+                for b, p in zip(c.baseline_comm_overhead_pct, c.prophet_comm_overhead_pct, strict=True)
+            ],
+            "scaling eff.": [
+                f"{fmt.pct(b)} → {fmt.pct(p)}"
+                for b, p in zip(c.baseline_scaling_efficiency_pct, c.prophet_scaling_efficiency_pct, strict=True)
+            ],
+            "$/1M tokens": [
+                f"{fmt.usd(b)} → {fmt.usd(p)}"
+                for b, p in zip(c.baseline_usd_per_1m_tokens, c.prophet_usd_per_1m_tokens, strict=True)
+            ],
+            "savings/yr": c.annual_savings_usd.map(fmt.usd),
+        }
+    ).reset_index(drop=True)
+
+
+def checks(results: StudyResults, system_id: str | None = None, kind: str = "expectation") -> pd.DataFrame:
+    c = all_checks(results.study, results.chosen, results.comparison)
+    c = c[c.kind == kind]
+    if system_id:
+        c = c[c.system_id == system_id]
+    return pd.DataFrame(
+        {
+            "status": c.status,
+            "system": c.system_id,
+            "strategy": c.strategy,
+            "check": c.check,
+            "value": [fmt.value_in_unit(v, m) for v, m in zip(c.value, c.check, strict=True)],
+            "expected": [
+                f"{fmt.value_in_unit(a, m)} – {fmt.value_in_unit(b, m)}"
+                for a, b, m in zip(c["min"], c["max"], c.check, strict=True)
+            ],
+            "source": c.source,
+        }
+    ).reset_index(drop=True)

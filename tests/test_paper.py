@@ -1,0 +1,133 @@
+"""The paper's LaTeX: escaping, macro names, compilation with pdflatex, and agreement with the CSV."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prophet_model import formatting as fmt
+from prophet_model.cli import main
+from prophet_model.paper import PAPER_FILES, macro_name, tex
+
+from .conftest import dump_yaml, load_yaml
+
+HOSTILE = "8×A100 & friends_v2 (50%) #1 $x ~y^z {a} \\b"
+
+
+def test_tex_escapes_every_special_character() -> None:
+    assert tex("a&b%c$d#e_f{g}h") == r"a\&b\%c\$d\#e\_f\{g\}h"
+    assert tex("~^\\×") == r"\textasciitilde{}\textasciicircum{}\textbackslash{}$\times$"
+
+
+def test_macro_names_are_letters_only() -> None:
+    assert macro_name("Speedup", "8xA100") == "prophetSpeedupEightxAOneZeroZero"
+    assert re.fullmatch(r"[A-Za-z]+", macro_name("X", "10×A6000 & friends_v2 (50%)"))
+
+
+def _paper(study_dir: Path, tmp_path: Path, name: str | None = None) -> Path:
+    if name:
+        cfg = load_yaml(study_dir / "_config.yml")
+        cfg["systems"][2]["name"] = name
+        dump_yaml(cfg, study_dir / "_config.yml")
+    results = tmp_path / "results"
+    assert main(["run", "--config", str(study_dir / "_config.yml"), "--results", str(results), "--quiet"]) == 0
+    assert main(["paper", "--config", str(study_dir / "_config.yml"), "--results", str(results)]) == 0
+    return results
+
+
+DOC = r"""\documentclass[twocolumn]{article}
+\usepackage[T1]{fontenc}
+\usepackage{lmodern}
+\usepackage{booktabs}
+\usepackage{array}
+\usepackage{graphicx}
+\graphicspath{{%(figures)s/}}
+\input{macros}
+\begin{document}
+\begin{abstract}\input{abstract}\end{abstract}
+\input{section_multi_gpu}
+\end{document}
+"""
+
+
+TABLE_DOC = r"""\documentclass[twocolumn]{article}
+\usepackage[T1]{fontenc}
+\usepackage{lmodern}
+\usepackage{booktabs}
+\usepackage{array}
+\begin{document}
+\begin{table*}\centering\input{table}\end{table*}
+\end{document}
+"""
+
+
+def _compile(results: Path, doc: str = DOC, name: str = "main") -> str:
+    paper = results / "paper"
+    (paper / f"{name}.tex").write_text(doc % {"figures": (results / "figures").as_posix()})
+    for _ in range(2):
+        proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"],
+                              cwd=paper, capture_output=True, text=True, check=False)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:]
+    return (paper / f"{name}.log").read_text(errors="replace")
+
+
+@pytest.mark.parametrize("name", [None, HOSTILE], ids=["default", "hostile-name"])
+def test_latex_compiles_without_errors_or_overfull_table(study_dir, tmp_path, name) -> None:
+    assert shutil.which("pdflatex"), "pdflatex missing: run scripts/install-system-deps.sh"
+    results = _paper(study_dir, tmp_path, name)
+    assert sorted(p.name for p in (results / "paper").glob("*.tex")) == sorted(PAPER_FILES)
+    log = _compile(results)
+    assert "! " not in log
+    if name is None:
+        assert "Overfull \\hbox" not in log  # the default study's section sets cleanly
+    table_log = _compile(results, TABLE_DOC, "table_only")
+    assert "Overfull \\hbox" not in table_log, "the table is wider than the text"
+    if name:
+        assert (
+            r"8$\times$A100 \& friends\_v2 (50\%) \#1 \$x \textasciitilde{}y\textasciicircum{}z \{a\} \textbackslash{}b"
+            in (results / "paper" / "table.tex").read_text()
+        )
+        assert (results / "SUMMARY_8xA100.md").read_text().startswith(f"# {name}")
+
+
+def _numbers(text: str) -> list[str]:
+    return re.findall(r"\d[\d,]*\.?\d*", text)
+
+
+def test_numbers_in_abstract_caption_and_table_equal_the_csv(study_dir, tmp_path) -> None:
+    results = _paper(study_dir, tmp_path)
+    comp = pd.read_csv(results / "data" / "all_systems_comparison.csv")
+    paper = results / "paper"
+    head = comp[(comp.system_id == "8xA100") & (comp.strategy == "Hybrid")].iloc[0]
+    abstract = paper.joinpath("abstract.tex").read_text().split("\n", 1)[1]
+    expected = [fmt.ratio(head.speedup)[:-1], fmt.tokens(head.prophet_tokens_per_s), fmt.tokens(head.baseline_tokens_per_s),
+                fmt.usd(head.baseline_usd_per_1m_tokens)[1:], fmt.usd(head.prophet_usd_per_1m_tokens)[1:], fmt.usd(head.annual_savings_usd)[1:]]  # fmt: skip
+    got = [n for n in _numbers(abstract) if n not in {"8", "100", "1"}]  # "8×A100" and "1" of "per 1M"
+    assert got == expected
+    table = paper.joinpath("table.tex").read_text()
+    for r in comp.dropna(subset=["speedup"]).itertuples():
+        if (r.system_id == "2xA100" and r.strategy != "EP") or (r.system_id != "2xA100" and r.strategy != "Hybrid"):
+            continue
+        line = next(ln for ln in table.splitlines() if ln.startswith(tex(r.system) + " &"))
+        for v in (fmt.tokens(r.baseline_tokens_per_s), fmt.tokens(r.prophet_tokens_per_s), fmt.ratio(r.speedup),
+                  fmt.usd(r.baseline_usd_per_1m_tokens), fmt.usd(r.prophet_usd_per_1m_tokens), fmt.ratio(r.cost_reduction)):  # fmt: skip
+            assert tex(v) in line, (v, line)
+    caption = paper.joinpath("caption.tex").read_text()
+    rows = comp.dropna(subset=["speedup"])
+    rows = rows[
+        ((rows.system_id == "2xA100") & (rows.strategy == "EP"))
+        | ((rows.system_id != "2xA100") & (rows.strategy == "Hybrid"))
+    ]
+    for col in ("baseline_scaling_efficiency_pct", "prophet_scaling_efficiency_pct"):
+        assert tex(f"{fmt.pct(rows[col].min())}–{fmt.pct(rows[col].max())}") in caption
+    assert tex(f"{fmt.ratio(rows.comm_reduction.min())}–{fmt.ratio(rows.comm_reduction.max())}") in caption
+
+
+def test_paper_without_results_is_a_clear_error(study_dir, tmp_path, capsys) -> None:
+    rc = main(["paper", "--config", str(study_dir / "_config.yml"), "--results", str(tmp_path / "none")])
+    assert rc == 2 and "run `python -m prophet_model run` first" in capsys.readouterr().err
