@@ -9,11 +9,13 @@ SYSDEPS := $(VENV)/.system-deps
 INPUTS := _config.yml $(wildcard catalog/*.yml) $(wildcard prophet_model/*.py) $(wildcard templates/*)
 RESULTS := results/data/all_systems_comparison.csv
 PAPER := results/paper/macros.tex
+BOOK := book/_build/html/index.html
+BOOK_SOURCES := $(wildcard book/*.md book/*.yml book/_templates/* book/_static/*) benchmarks/results.json
 
-.PHONY: all run pipeline paper test lint format bench clean
+.PHONY: all run pipeline paper book test lint format bench clean
 
-# The whole artifact: model outputs, executed notebooks, the paper's LaTeX.
-all: $(RESULTS) pipeline $(PAPER)
+# The whole artifact: model outputs, executed notebooks, the paper's LaTeX, the book.
+all: $(RESULTS) pipeline $(PAPER) $(BOOK)
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +32,13 @@ $(RESULTS): $(INPUTS) | $(STAMP) $(SYSDEPS)
 
 $(PAPER): $(RESULTS) $(wildcard templates/*.tex.j2)
 	$(PY) -m prophet_model paper
+
+# The book: generated pages from the results, then Jupyter Book with warnings as errors.
+$(BOOK): $(RESULTS) $(PAPER) $(BOOK_SOURCES) $(wildcard book/systems/*.ipynb book/cross_system.ipynb)
+	$(PY) -m prophet_model book
+	$(VENV)/bin/jupyter-book build book/ -W --keep-going --quiet
+
+book: $(BOOK)
 
 run: $(STAMP) $(SYSDEPS)
 	$(PY) -m prophet_model run

@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--jobs", type=int, default=0, help="notebooks at once (default: one per core)")
     pl.add_argument("--force", action="store_true", help="ignore the cache")
     pl.add_argument("--quiet", action="store_true", help="no progress bar")
+    bk = sub.add_parser("book", help="write the book's generated pages (book/_generated) from the results")
+    bk.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
+    bk.add_argument("--results", help="results folder (default: study.results_dir in the config)")
+    bk.add_argument("--book", default="book", help="the book's folder (default: book)")
     an = sub.add_parser("analyze", help="summarise an existing results folder")
     an.add_argument("--results", default="results", help="results folder (default: results)")
     return p
@@ -194,7 +198,7 @@ def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
     from .config import load_study
-    from .pipeline import jobs, run_pipeline
+    from .pipeline import jobs, record_timings, run_pipeline
 
     study = load_study(args.config)
     results_dir = Path(args.results or study.config.study.results_dir)
@@ -207,19 +211,32 @@ def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
     for stale in (book / "systems").glob("*.ipynb"):
         if stale.name not in keep:  # a system removed from the config
             stale.unlink()
-    failed = []
+    failed, done = [], []
     bar = tqdm(total=len(job_list), desc="notebooks", unit="nb", disable=args.quiet, file=sys.stderr)
     for o in run_pipeline(job_list, cache, args.jobs):
         bar.update()
+        done.append(o)
         if o.status == "failed":
             failed.append(o)
             bar.write(f"FAILED {o.job.name}: {o.error}", file=sys.stderr)
         elif not args.quiet:
             bar.write(f"{o.status:8s} {o.job.name}" + (f" ({o.seconds:.1f} s)" if o.seconds else ""), file=sys.stderr)
     bar.close()
+    record_timings(done, cache)
     if failed:
         print(f"error: {len(failed)} notebook(s) failed: {', '.join(o.job.name for o in failed)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_book(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .book import write_pages
+    from .config import load_study
+
+    study = load_study(args.config)
+    results_dir = Path(args.results or study.config.study.results_dir)
+    pages = write_pages(study, results_dir, Path(args.book))
+    print(f"wrote {len(pages)} generated pages to {Path(args.book) / '_generated'}")
     return 0
 
 
@@ -238,9 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.removeHandler(h)
     _console(getattr(args, "log_level", "INFO"))
     try:
-        return {"run": cmd_run, "paper": cmd_paper, "pipeline": cmd_pipeline, "analyze": cmd_analyze}[args.command](
-            args, argv
-        )
+        return {"run": cmd_run, "paper": cmd_paper, "pipeline": cmd_pipeline, "book": cmd_book, "analyze": cmd_analyze}[
+            args.command
+        ](args, argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

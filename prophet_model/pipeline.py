@@ -35,6 +35,7 @@ class Job:
     output: Path
     parameters: dict[str, str]
     key: str
+    title: str = ""  # replaces the notebook's first heading (the book's page title)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def jobs(study: Study, book_dir: Path, results_dir: Path, root: Path = ROOT) -> 
     for s in study.systems:
         key = _digest(system_nb.read_bytes(), shared, system_config(study, s.id), src)
         out.append(Job(f"system {s.id}", system_nb, book_dir / "systems" / f"{s.id}.ipynb",
-                       {"system": s.id, "config": config, "results": results}, key))  # fmt: skip
+                       {"system": s.id, "config": config, "results": results}, key, f"{s.name}: system analysis"))  # fmt: skip
     everything = _digest(cross_nb.read_bytes(), shared, *(system_config(study, s.id) for s in study.systems), src)
     out.append(
         Job(
@@ -135,6 +136,26 @@ def first_error(notebook: Path) -> str:
     return ""
 
 
+def set_title(notebook: Path, title: str) -> None:
+    """Give the executed notebook its own page title (its first Markdown heading)."""
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("# "):
+            _, _, rest = cell.source.partition("\n")
+            cell.source = f"# {title}\n{rest}"
+            break
+    nbformat.write(nb, notebook)
+
+
+def record_timings(outcomes: list[Outcome], cache_dir: Path) -> None:
+    """Seconds per executed notebook, kept across runs (the book's reproducibility page)."""
+    path = cache_dir / "timings.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data |= {o.job.name: round(o.seconds, 2) for o in outcomes if o.status == "executed"}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
 def execute(job: Job, cache_dir: Path, timeout_s: int) -> Outcome:
     import time
 
@@ -152,6 +173,8 @@ def execute(job: Job, cache_dir: Path, timeout_s: int) -> Outcome:
         err = first_error(tmp) or (proc.stderr.strip().splitlines() or ["papermill failed"])[-1]
         tmp.unlink(missing_ok=True)
         return Outcome(job, "failed", err, seconds)
+    if job.title:
+        set_title(tmp, job.title)
     tmp.replace(job.output)
     cache_dir.mkdir(parents=True, exist_ok=True)
     _cache_file(job, cache_dir).write_text(job.key + "\n")

@@ -8,6 +8,7 @@ packages=(
   texlive-fonts-recommended
   lmodern
   chromium                      # headless browser test of the book
+  dvipng                        # the book renders math offline (sphinx.ext.imgmath)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,267 @@
+"""Generated parts of the book (`python -m prophet_model book`): Markdown fragments written into
+book/_generated/ from the config, the results and the benchmark data, which the static pages include.
+Every number on a book page is written here, from data, through formatting.py; none is typed."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import formatting as fmt
+from . import model as m
+from .calibration import CalibrationResult, calibrate
+from .config import Study
+from .errors import UserError
+from .figures import key_rows
+from .paper import PAPER_FILES
+from .runlog import package_versions
+from .scenarios import scenario_dict, stack
+
+ROOT = Path(__file__).resolve().parents[1]
+UNITS = (
+    ("_usd_per_gpu_hour", "$/GPU-hour"), ("_gbps_per_direction", "GB/s per direction"), ("_gbps", "GB/s"),
+    ("_gb", "GB"), ("_tflops", "TFLOP/s"), ("_us", "µs"), ("_tokens_per_s", "tokens/s"), ("_tokens", "tokens"),
+    ("_in", "inch"), ("_pt", "pt"), ("_dpi", "dpi"), ("_per_gpu", "sequences per GPU"),
+)  # fmt: skip
+
+
+def unit_of(key: str) -> str:
+    return next((u for suffix, u in UNITS if key.endswith(suffix)), "")
+
+
+def md_table(df: pd.DataFrame) -> str:
+    """A Markdown table with | escaped in cells."""
+    esc = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    head = "| " + " | ".join(esc(c) for c in df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    return (
+        "\n".join([head, sep, *("| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False))])
+        + "\n"
+    )
+
+
+def sourced_rows(section: str, obj) -> list[dict]:
+    """Rows (key, value, unit, source) for a config section or catalog entry with `sources`."""
+    out = []
+    for key, value in obj.model_dump().items():
+        if key == "sources":
+            continue
+        out.append(
+            {"key": f"{section}.{key}", "value": value, "unit": unit_of(key), "source": obj.sources.get(key, "")}
+        )
+    return out
+
+
+def assumptions(study: Study, cal: CalibrationResult) -> str:
+    c = study.config
+    parts = ["## Study inputs (`_config.yml`)\n"]
+    rows = []
+    for name in ("workload", "prophet", "calibration", "cost", "figures"):
+        rows += sourced_rows(name, getattr(c, name))
+    parts.append(md_table(pd.DataFrame(rows)))
+    parts.append("\n## Systems\n")
+    parts.append(md_table(pd.DataFrame([
+        {"id": s.id, "name": s.name, "GPU": s.gpu_key, "count": s.count, "interconnect": s.interconnect_key,
+         "hybrid (EP×DP)": f"{s.hybrid.ep}×{s.hybrid.dp}" if hasattr(s.hybrid, "ep") else s.hybrid, "note": s.hybrid_note}
+        for s in study.systems
+    ])))  # fmt: skip
+    for title, catalog, path in (("GPUs", study.gpus, c.catalogs.gpus), ("Interconnects", study.interconnects, c.catalogs.interconnects),
+                                 ("MoE models", study.models, c.catalogs.models)):  # fmt: skip
+        parts.append(f"\n## {title} (`{path}`)\n")
+        rows = [r for key, entry in catalog.items() for r in sourced_rows(key, entry)]
+        parts.append(md_table(pd.DataFrame(rows)))
+    parts.append("\n## Calibrated values and their plausibility\n")
+    parts.append(md_table(pd.DataFrame([
+        {"quantity": "compute efficiency (fraction of the roofline)", "value": fmt.number(cal.compute_efficiency),
+         "plausible": "yes (≤ 1)" if cal.compute_efficiency <= 1 else "NO: above 1 is impossible"},
+        {"quantity": "host-link efficiency (fraction of the datasheet)", "value": fmt.number(cal.host_efficiency),
+         "plausible": "yes (≤ 1)" if cal.host_efficiency <= 1 else "NO: above 1 is impossible"},
+        {"quantity": "single-GPU baseline, model vs measured", "value": f"{fmt.tokens(cal.model_baseline_tokens_per_s)} vs {fmt.tokens(cal.measured_baseline_tokens_per_s)} tok/s",
+         "plausible": f"residual {cal.baseline_residual_pct:+.1f}%"},
+        {"quantity": "single-GPU Prophet, model vs measured", "value": f"{fmt.tokens(cal.model_prophet_tokens_per_s)} vs {fmt.tokens(cal.measured_prophet_tokens_per_s)} tok/s",
+         "plausible": f"residual {cal.prophet_residual_pct:+.1f}%"},
+    ])))  # fmt: skip
+    if cal.flags:
+        parts.append("\n```{warning}\n" + "\n\n".join(cal.flags) + "\n```\n")
+    return "\n".join(parts)
+
+
+def claims(study: Study, comparison: pd.DataFrame) -> str:
+    rows = key_rows(comparison.dropna(subset=["speedup"]), study.config.study.headline_strategy)
+    out = [
+        {
+            "system (strategy)": f"{r.system} ({r.strategy} {r.prophet_split.replace('x', '×')})",
+            "speedup": fmt.ratio(r.speedup),
+            "$ per 1M tokens": f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}",
+            "all-to-all time cut": fmt.ratio(r.comm_reduction),
+            "scaling efficiency": f"{fmt.pct(r.baseline_scaling_efficiency_pct)} → {fmt.pct(r.prophet_scaling_efficiency_pct)}",
+            "evidence": f"{{doc}}`{r.system} page </systems/{r.system_id}>`, {{doc}}`key figure </cross_system>`",
+            "regenerate": "`make`",
+        }
+        for r in rows.itertuples()
+    ]
+    head = rows[rows.system_id == study.config.study.headline_system]
+    intro = ""
+    if not head.empty:
+        h = head.iloc[0]
+        intro = (f"Headline ({h.system}, {h.strategy}): Prophet reaches {fmt.tokens(h.prophet_tokens_per_s)} tokens/s against "
+                 f"{fmt.tokens(h.baseline_tokens_per_s)} for the baseline ({fmt.ratio(h.speedup)}), and serving cost falls from "
+                 f"{fmt.usd(h.baseline_usd_per_1m_tokens)} to {fmt.usd(h.prophet_usd_per_1m_tokens)} per million tokens.\n\n")  # fmt: skip
+    note = ("\nBaseline → Prophet where two values are given. Files: `results/data/all_systems_comparison.csv` (every "
+            "number), `results/figures/cross_system_comparison.pdf` (key figure), `results/figures/*_<system>.pdf`. "
+            "`python -m prophet_model run` regenerates the numbers and figures alone.\n")  # fmt: skip
+    return intro + md_table(pd.DataFrame(out)) + note
+
+
+def worked_example(study: Study, cal: CalibrationResult) -> str:
+    """Every intermediate number of one configuration: the headline system and strategy, Prophet."""
+    cfg = study.config.study
+    system = study.system(cfg.headline_system)
+    ep = system.hybrid.ep if hasattr(system.hybrid, "ep") else system.count
+    rows = []
+    for variant in (False, True):
+        s = stack(
+            [
+                scenario_dict(
+                    study,
+                    system.gpu,
+                    system.count,
+                    ep,
+                    system.interconnect,
+                    variant,
+                    cal.compute_efficiency,
+                    cal.host_efficiency,
+                )
+            ]
+        ).arrays()
+        r = m.evaluate(s)
+        v = lambda a: float(np.asarray(a).ravel()[0])  # noqa: E731
+        rows.append({
+            "expert bytes {math}`S_e = 3hf\\,b`": f"{v(m.expert_bytes(s)) / 1e6:,.2f} MB",
+            "dense parameters {math}`P_d`": f"{v(m.dense_params(s)) / 1e9:,.3f} G",
+            "KV cache {math}`K`": f"{v(m.kv_cache_bytes(s)) / 1e9:,.3f} GB",
+            "experts on the fullest GPU {math}`\\lceil E/ep \\rceil`": f"{v(m.experts_on_fullest_gpu(s)):.0f}",
+            "resident fraction {math}`\\rho`": fmt.number(v(m.resident_fraction(s))),
+            "tokens per group {math}`T = ep\\,B`": f"{v(m.tokens_per_group(s)):.0f}",
+            "distinct experts touched {math}`D`": fmt.number(v(m.distinct_experts_touched(s)), 4),
+            "assignments on the fullest GPU {math}`A`": fmt.number(v(m.assignments_on_fullest_gpu(s)), 4),
+            "dense time {math}`t_d`": fmt.ms(1e3 * v(m.dense_time(s, s.compute_efficiency))),
+            "expert time {math}`t_e`": fmt.ms(1e3 * v(m.expert_time(s, s.compute_efficiency))),
+            "fetch bytes {math}`F`": f"{v(m.fetch_bytes(s)) / 1e9:,.3f} GB",
+            "fetch time {math}`t_f`": fmt.ms(1e3 * v(r.fetch_s)),
+            "fetch exposed": fmt.ms(1e3 * v(r.fetch_exposed_s)),
+            "all-to-all bytes {math}`V`": f"{v(m.alltoall_bytes(s)) / 1e3:,.1f} kB",
+            "one all-to-all {math}`t_{a2a}`": f"{1e6 * v(m.alltoall_time(s)):,.2f} µs",
+            "comm exposed {math}`2L_{moe}t_{a2a}`": fmt.ms(1e3 * v(r.comm_exposed_s)),
+            "step {math}`t`": fmt.ms(1e3 * v(r.step_s)),
+            "throughput {math}`N B / t`": f"{fmt.tokens(v(r.tokens_per_s))} tokens/s",
+        })  # fmt: skip
+    table = pd.DataFrame(
+        {"quantity": list(rows[0]), "baseline": list(rows[0].values()), "Prophet": list(rows[1].values())}
+    )
+    head = (f"{system.name} ({system.count} × {system.gpu.name}, {system.interconnect.name}), {cfg.headline_strategy} "
+            f"EP {ep} × DP {system.count // ep}, model {study.model.name}, B = {study.config.workload.batch_size_per_gpu} "
+            f"sequences per GPU, context {study.config.workload.context_length_tokens} tokens, calibrated efficiencies "
+            f"{fmt.number(cal.compute_efficiency)} (compute) and {fmt.number(cal.host_efficiency)} (host link).\n\n")  # fmt: skip
+    return head + md_table(table)
+
+
+def checks_page(c: pd.DataFrame) -> str:
+    """The run's sanity_checks.csv as two tables."""
+    exp, cons = c[c.kind == "expectation"], c[c.kind == "consistency"]
+    view = pd.DataFrame({
+        "status": exp.status, "system": exp.system_id, "strategy": exp.strategy, "check": exp.check,
+        "value": [fmt.value_in_unit(v, k) for v, k in zip(exp.value, exp.check, strict=True)],
+        "expected": [f"{fmt.value_in_unit(a, k)} – {fmt.value_in_unit(b, k)}" for a, b, k in zip(exp["min"], exp["max"], exp.check, strict=True)],
+        "source": exp.source})  # fmt: skip
+    counts = f"{(exp.status == 'PASS').sum()} PASS, {(exp.status == 'MISS').sum()} MISS, {(exp.status == 'NOT EVALUATED').sum()} not evaluated"
+    cons_view = pd.DataFrame(
+        {"status": cons.status, "system": cons.system_id, "strategy": cons.strategy, "identity": cons.check}
+    )
+    return (f"## Expectations ({counts})\n\n" + md_table(view) +
+            f"\n## Consistency identities ({(cons.status == 'PASS').sum()} of {len(cons)} hold)\n\n" + md_table(cons_view))  # fmt: skip
+
+
+def paper_page(results_dir: Path, out: Path) -> str:
+    (out / "paper").mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    parts = []
+    for name in PAPER_FILES:
+        src = results_dir / "paper" / name
+        shutil.copy(src, out / "paper" / name)
+        parts.append(
+            f"## `{name}`\n\n{{download}}`Download {name} </_generated/paper/{name}>`\n\n```latex\n{src.read_text(encoding='utf-8').rstrip()}\n```\n"
+        )
+    parts.append("## Figures (PDF, fonts embedded as TrueType)\n")
+    for pdf in sorted((results_dir / "figures").glob("*.pdf")):
+        shutil.copy(pdf, out / "figures" / pdf.name)
+        parts.append(f"- {{download}}`{pdf.name} </_generated/figures/{pdf.name}>`")
+    return "\n".join(parts) + "\n"
+
+
+def timings_page(bench_file: Path) -> str:
+    if not bench_file.is_file():
+        return "No benchmark data yet: run `make bench`.\n"
+    data = json.loads(bench_file.read_text())
+    rows = [
+        {"measure": k, "value": f"{v['value']:,.2f} {v['unit']}", "target": v.get("target", "")}
+        for k, v in data["figures"].items()
+    ]
+    return f"Measured by `make bench` on {data['machine']} ({data['date']}).\n\n" + md_table(pd.DataFrame(rows))
+
+
+def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    rows = [{"item": "git commit", "value": git("rev-parse", "HEAD") + (" (with uncommitted changes)" if dirty else "")},
+            {"item": "config hash (sha256/16 of _config.yml and catalogs)", "value": study.config_hash},
+            {"item": "platform", "value": platform.platform()},
+            {"item": "pages generated", "value": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}]  # fmt: skip
+    rows += [{"item": f"package {k}", "value": v} for k, v in package_versions().items()]
+    logs = sorted((results_dir / "logs").glob("multi_gpu_analysis_*.log"))
+    if logs:
+        lines = logs[-1].read_text(encoding="utf-8").splitlines()
+        t0, t1 = (datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") for line in (lines[0], lines[-1]))
+        rows.append({"item": f"model run ({logs[-1].name})", "value": f"{(t1 - t0).total_seconds():.2f} s"})
+    timing = book_dir / ".pipeline-cache" / "timings.json"
+    if timing.is_file():
+        for name, secs in json.loads(timing.read_text()).items():
+            rows.append({"item": f"notebook {name}", "value": f"{secs:.1f} s (papermill, last execution)"})
+    return md_table(pd.DataFrame(rows))
+
+
+def write_pages(study: Study, results_dir: Path, book_dir: Path) -> list[Path]:
+    """Write every generated fragment; the results folder must hold a complete run and the paper."""
+    data = results_dir / "data"
+    for need in (data / "all_systems_comparison.csv", data / "sanity_checks.csv", results_dir / "paper" / "macros.tex"):
+        if not need.is_file():
+            raise UserError(f"{need}: not found; run `make` (or `run` and `paper`) before building the book")
+    comparison = pd.read_csv(data / "all_systems_comparison.csv")
+    cal = calibrate(study)
+    out = book_dir / "_generated"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    pages = {
+        "claims.md": claims(study, comparison),
+        "assumptions.md": assumptions(study, cal),
+        "worked_example.md": worked_example(study, cal),
+        "checks.md": checks_page(pd.read_csv(data / "sanity_checks.csv")),
+        "paper.md": paper_page(results_dir, out),
+        "timings.md": timings_page(ROOT / "benchmarks" / "results.json"),
+        "reproducibility.md": reproducibility(study, results_dir, book_dir),
+    }
+    for name, text in pages.items():
+        (out / name).write_text(text, encoding="utf-8")
+    return [out / n for n in pages]

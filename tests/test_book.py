@@ -1,0 +1,205 @@
+"""The book, built from a fresh run into a temporary folder, opened page by page in headless Chromium
+(Debian's package): no console errors, every image loaded, every internal link resolves, the key figure
+on the cross-system page, the claims equal to the CSV, no number typed by hand in the static pages."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prophet_model import formatting as fmt
+from prophet_model.cli import main
+
+from .conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]  # fmt: skip
+STATIC_PAGES = [
+    "intro.md",
+    "getting_started.md",
+    "assumptions.md",
+    "sanity_checks.md",
+    "paper_outputs.md",
+    "reproducibility.md",
+    "model.md",
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, Path]:
+    """(html folder, results folder) of a book built the way `make` builds it, in a temporary folder."""
+    tmp = tmp_path_factory.mktemp("site")
+    book = tmp / "book"
+    shutil.copytree(
+        ROOT / "book",
+        book,
+        ignore=shutil.ignore_patterns("_build", "_generated", "systems", "cross_system.ipynb", ".pipeline-cache"),
+    )
+    results, cfg = tmp / "results", str(ROOT / "_config.yml")
+    assert main(["run", "--config", cfg, "--results", str(results), "--quiet"]) == 0
+    assert main(["pipeline", "--config", cfg, "--results", str(results), "--book", str(book), "--quiet"]) == 0
+    assert main(["paper", "--config", cfg, "--results", str(results)]) == 0
+    assert main(["book", "--config", cfg, "--results", str(results), "--book", str(book)]) == 0
+    jb = Path(sys.executable).parent / "jupyter-book"
+    proc = subprocess.run(
+        [str(jb), "build", str(book), "-W", "--keep-going"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return book / "_build" / "html", results
+
+
+@pytest.fixture(scope="module")
+def server(built):
+    html, _ = built
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Chromium missing: run scripts/install-system-deps.sh"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def pages(html: Path) -> list[str]:
+    skip = {"genindex.html", "search.html"}
+    return sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                  if not p.relative_to(html).parts[0].startswith("_") and p.name not in skip)  # fmt: skip
+
+
+def test_the_book_has_every_page(built) -> None:
+    html, _ = built
+    got = set(pages(html))
+    for name in ("intro.html", "getting_started.html", "assumptions.html", "model.html", "cross_system.html",
+                 "sanity_checks.html", "paper_outputs.html", "reproducibility.html"):  # fmt: skip
+        assert name in got
+    assert {f"systems/{s}.html" for s in ("2xA100", "4xH100", "8xA100", "10xA6000")} <= got
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_every_page_loads_cleanly_in_chromium(built, server, browser) -> None:
+    html, _ = built
+    problems: list[str] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    checked_links: dict[str, int] = {}
+    for name in pages(html):
+        url = f"{server}/{name}"
+        page.goto(url, wait_until="networkidle")
+        broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+        problems += [f"{name}: image not loaded: {src}" for src in broken]
+        for href in page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href)"):
+            target = urllib.parse.urldefrag(href).url
+            if not target.startswith(server):
+                continue  # external links are not followed (no network)
+            if target not in checked_links:
+                checked_links[target] = _status(target)
+            if checked_links[target] != 200:
+                problems.append(f"{name}: broken link {href} ({checked_links[target]})")
+        problems = [p if p.startswith(name) or ":" in p[:40] else f"{name}: {p}" for p in problems]
+    page.close()
+    assert not problems, "\n".join(problems)
+    assert len(checked_links) > 20
+
+
+def test_cross_system_page_shows_the_key_figure(built, server, browser) -> None:
+    page = browser.new_page()
+    page.goto(f"{server}/cross_system.html", wait_until="networkidle")
+    width = page.evaluate("""() => {
+        const h = [...document.querySelectorAll('h2')].find(e => e.textContent.includes('The key figure'));
+        const all = [...document.images];
+        const after = all.find(i => h && (h.compareDocumentPosition(i) & Node.DOCUMENT_POSITION_FOLLOWING));
+        return after ? after.naturalWidth : 0;
+    }""")
+    page.close()
+    assert width >= 1500  # the full-width (7 in) figure at 300 dpi
+
+
+def test_overview_screenshot_for_a_person(built, server, browser) -> None:
+    out = ROOT / "results" / "book_overview.png"
+    out.parent.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(f"{server}/intro.html", wait_until="networkidle")
+    page.screenshot(path=str(out), full_page=True)
+    page.close()
+    assert out.stat().st_size > 10_000
+
+
+def test_claims_table_equals_the_csv(built) -> None:
+    html, results = built
+    comp = pd.read_csv(results / "data" / "all_systems_comparison.csv")
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup((html / "intro.html").read_text(), "html.parser")
+    table = next(t for t in soup.find_all("table") if t.find("th", string="speedup"))
+    rows = {tr.find("td").get_text(" ", strip=True): [td.get_text(" ", strip=True) for td in tr.find_all("td")]
+            for tr in table.find_all("tr") if tr.find("td")}  # fmt: skip
+    seen = 0
+    for r in comp.dropna(subset=["speedup"]).itertuples():
+        row = rows.get(f"{r.system} ({r.strategy} {r.prophet_split.replace('x', '×')})")
+        if row is None:
+            continue  # not this system's headline strategy
+        seen += 1
+        assert row[1] == fmt.ratio(r.speedup)
+        assert row[2] == f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}"
+        assert row[3] == fmt.ratio(r.comm_reduction)
+        assert row[4] == f"{fmt.pct(r.baseline_scaling_efficiency_pct)} → {fmt.pct(r.prophet_scaling_efficiency_pct)}"
+    assert seen == comp.system_id.nunique() == len(rows)
+
+
+@pytest.mark.parametrize("name", STATIC_PAGES)
+def test_static_pages_carry_no_typed_numbers(name: str) -> None:
+    """Outside code and math, the hand-written pages hold no digits: numbers come from the data."""
+    text = (ROOT / "book" / name).read_text()
+    text = re.sub(r"```.*?```", "", text, flags=re.S)  # fenced blocks (includes, math, code)
+    text = re.sub(r"\{math\}`[^`]*`", "", text)
+    text = re.sub(r"`[^`]*`", "", text)
+    text = re.sub(r"^#+ .*$", "", text, flags=re.M)  # headings
+    assert not re.findall(r"\d", text), re.findall(r".{20}\d.{20}", text)
+
+
+def test_changing_an_assumption_rebuilds_the_book() -> None:
+    """`make` would run the model, the paper and the book again after _config.yml changes."""
+    out = subprocess.run(["make", "-n", "-W", "_config.yml", "book/_build/html/index.html"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert (
+        "prophet_model run" in out
+        and "prophet_model paper" in out
+        and "prophet_model book" in out
+        and "jupyter-book build" in out
+    )
