@@ -219,3 +219,95 @@ def to_png(fig: plt.Figure, dpi: int) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def validation_figure(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
+    """Predicted (lines) vs measured (markers: median, bars p10-p90) for each primitive, log-log."""
+    style(cfg)
+    fig, axes = plt.subplots(2, 2, figsize=(cfg.full_width_in, 2 * cfg.height_in + 0.6), layout="constrained")
+    colors = [BASELINE, PROPHET, COMPUTE, FETCH, COMM, "#56B4E9", "#F0E442", "0.3"]
+
+    def series(ax, g, x, label, color, marker="o") -> None:
+        g = g.sort_values(x)
+        ax.errorbar(g[x], 1e6 * g.median_s, yerr=[1e6 * (g.median_s - g.p10_s), 1e6 * (g.p90_s - g.median_s)],
+                    fmt=marker, ms=3, color=color, lw=0.8, label=f"{label} measured")  # fmt: skip
+        ax.plot(g[x], 1e6 * g.predicted_s, "-", color=color, lw=1, label=f"{label} model")
+
+    a, b, c, d = axes.ravel()
+    copies = df[df.benchmark.isin(["copy_h2d", "copy_d2h"])]
+    for i, ((machine, bench), g) in enumerate(copies.groupby(["machine", "benchmark"], sort=True)):
+        series(
+            a,
+            g.assign(mib=g.bytes / 2**20),
+            "mib",
+            f"{machine.split('-')[1].upper()} {'H→D' if bench == 'copy_h2d' else 'D→H'}",
+            colors[i],
+            "os^v"[i % 4],
+        )
+    a.set(xscale="log", yscale="log", xlabel="Copy size (MiB)", ylabel="Time (µs)", title="(a) Host-link copies")
+    ffn = df[(df.benchmark == "expert_ffn") & (df.part == "ffn") & (df.machine == df.machine.iloc[0])]
+    for i, (model, g) in enumerate(ffn.groupby("model", sort=True)):
+        series(b, g, "tokens_per_rank", model.split("_")[0], colors[i])
+    b.set(
+        xscale="log",
+        yscale="log",
+        xlabel="Tokens",
+        ylabel="Time (µs)",
+        title=f"(b) One expert FFN, {ffn.machine.iloc[0]}",
+    )
+    a2a = df[df.benchmark == "alltoall"]
+    for i, (part, g) in enumerate(a2a.groupby("part", sort=True)):
+        series(c, g.assign(kib=g.bytes / 1024), "kib", f"{part}", colors[i], "os"[i % 2])
+    c.set(
+        xscale="log",
+        yscale="log",
+        xlabel="Per-rank buffer (KiB)",
+        ylabel="Time (µs)",
+        title=f"(c) All-to-all, {int(a2a.ep.max())} GPUs",
+    )
+    moe = df[(df.benchmark == "moe_layer") & (df.local_fraction == "uniform")]
+    for i, (part, g) in enumerate(moe.groupby("part", sort=True)):
+        series(d, g, "tokens_per_rank", part, colors[i], "os"[i % 2])
+    d.set(
+        xscale="log", yscale="log", xlabel="Tokens per GPU", ylabel="Time (µs)", title="(d) MoE layer, uniform routing"
+    )
+    for ax in axes.ravel():
+        ax.legend(fontsize="x-small", ncols=2, loc="upper left")
+        ax.grid(True, which="major", alpha=0.3)
+    return fig
+
+
+def validation_errors(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
+    """Relative error of the model per measured point, by primitive (0 = exact)."""
+    prims = list(dict.fromkeys(df.primitive))
+    fig, ax = new_figure(cfg, cfg.full_width_in, 0.3 * len(prims) + 1.0)
+    for i, p in enumerate(prims):
+        g = df[df.primitive == p]
+        jitter = (np.arange(len(g)) % 7 - 3) * 0.05
+        ax.scatter(g.error_pct, np.full(len(g), i) + jitter, s=8, color=BASELINE, alpha=0.7)
+        ax.plot([g.error_pct.median()] * 2, [i - 0.35, i + 0.35], color=PROPHET, lw=2)
+    ax.axvspan(-25, 25, color="0.9", zorder=0)
+    ax.axvline(0, color="0.4", lw=0.8)
+    ax.set_yticks(range(len(prims)), prims)
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel("Model error (%): (predicted − measured) / measured; bar = median, band = ±25%")
+    ax.set_title("Model vs measurement, datasheet values, nothing fitted")
+    return fig
+
+
+def validation_scaling(predicted: pd.DataFrame, measured: pd.DataFrame, cfg: Figures) -> plt.Figure:
+    """All-to-all time against the per-rank buffer for each expert-parallel degree: the model (lines)
+    and the CUDA-graph measurements (markers) where a run exists."""
+    fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in + 0.3)
+    colors = [BASELINE, PROPHET, COMPUTE, FETCH]
+    meas = measured[(measured.benchmark == "alltoall") & (measured.part == "graph")]
+    for i, (ep, g) in enumerate(predicted.groupby("ep", sort=True)):
+        ax.plot(g.bytes / 1024, 1e6 * g.predicted_s, "-", color=colors[i % 4], lw=1, label=f"EP {ep} model")
+        mg = meas[meas.ep == ep]
+        if not mg.empty:
+            ax.plot(mg.bytes / 1024, 1e6 * mg.median_s, "o", ms=3, color=colors[i % 4], label=f"EP {ep} measured")
+    ax.set(xscale="log", yscale="log", xlabel="Per-rank buffer (KiB)", ylabel="Time (µs)")
+    titled_with_legend_below(fig, ax, "All-to-all vs expert-parallel degree", ncols=3)
+    return fig

@@ -1,5 +1,5 @@
 """`python -m prophet_model pipeline`: execute the notebooks with papermill, one per system plus the
-cross-system one, in parallel across cores, into book/ (where the Jupyter Book picks them up).
+cross-system and validation ones, in parallel across cores, into book/ (where the Jupyter Book picks them up).
 
 A per-notebook cache skips unchanged work: each notebook's key is a hash of the notebook file, the
 part of the configuration it depends on (for a system: its own entry, its GPU, interconnect and model
@@ -111,6 +111,14 @@ def jobs(study: Study, book_dir: Path, results_dir: Path, root: Path = ROOT) -> 
             everything,
         )
     )
+    validation_nb = root / "notebooks" / "validation.ipynb"
+    if validation_nb.is_file():  # model vs the committed GPU measurements
+        data = sorted((ROOT / "validation").rglob("*.csv")) + sorted((ROOT / "validation").glob("*.yml"))
+        catalogs = study.config.catalogs
+        cats = [study.path.parent / p for p in (catalogs.gpus, catalogs.interconnects, catalogs.models)]
+        key = _digest(validation_nb.read_bytes(), shared, src, *(p.read_bytes() for p in data + cats))
+        params = {"config": config, "results": results}
+        out.append(Job("validation", validation_nb, book_dir / "validation.ipynb", params, key))
     return out
 
 

@@ -157,3 +157,44 @@ def checks(results: StudyResults, system_id: str | None = None, kind: str = "exp
             "source": c.source,
         }
     ).reset_index(drop=True)
+
+
+def measurement_provenance() -> pd.DataFrame:
+    """Which machines were measured, on what, with which software (from each folder's env.json)."""
+    import json
+
+    import yaml
+
+    from .validation import MACHINES, MEASUREMENTS
+
+    rows = []
+    for name in yaml.safe_load(MACHINES.read_text()):
+        env_file = MEASUREMENTS / name / "env.json"
+        if not env_file.is_file():
+            rows.append({"machine": name, "GPUs": "not measured yet", "software": ""})
+            continue
+        env = json.loads(env_file.read_text())
+        rows.append({"machine": name, "GPUs": f"{env.get('gpu_count', 1)} × {env.get('gpu', '?')}",
+                     "software": f"PyTorch {env.get('torch')}, CUDA {env.get('cuda')}, NCCL {env.get('nccl')}"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def alltoall_finding(df: pd.DataFrame, study: Study) -> str:
+    """The latency- vs bandwidth-bound finding, in words, with the measured numbers."""
+    from .validation import alltoall_regimes
+
+    m = study.model
+    r = alltoall_regimes(df, m.hidden_size, m.top_k)
+    per_token = m.top_k * m.hidden_size * 2
+    batch = study.config.workload.batch_size_per_gpu
+    kib = lambda b: f"{b / 1024:,.0f} KiB" if b < 2**20 else f"{b / 2**20:,.0f} MiB"  # noqa: E731
+    return (
+        f"Measured on {int(df[df.benchmark == 'alltoall'].ep.max())} GPUs (CUDA graph, NCCL): the all-to-all has a floor of "
+        f"{r['floor_us']:.1f} µs and stays within 1.5× of it up to {kib(r['latency_bound_up_to_bytes'])} per rank; it is at least "
+        f"twice the floor from {kib(r['bandwidth_bound_from_bytes'])} per rank, and the largest buffer "
+        f"({kib(r['largest_bytes'])}) moves {r['largest_gbps']:.0f} GB/s per direction. For {m.name} (top-{m.top_k}, hidden "
+        f"{m.hidden_size}) one decode token puts {per_token / 1024:.0f} KiB into each all-to-all, so the exchange is "
+        f"latency-bound up to about {r['latency_bound_up_to_tokens']:,.0f} tokens per GPU and bandwidth-bound from about "
+        f"{r['bandwidth_bound_from_tokens']:,.0f}. The study's decode batch of {batch} sequences per GPU is "
+        f"{'in the latency-bound range: cutting the volume, as Prophet does, saves little there' if batch <= r['latency_bound_up_to_tokens'] else 'beyond the latency-bound range'}."
+    )
