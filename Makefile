@@ -34,7 +34,7 @@ $(PAPER): $(RESULTS) $(wildcard templates/*.tex.j2)
 	$(PY) -m prophet_model paper
 
 # The book: generated pages from the results, then Jupyter Book with warnings as errors.
-$(BOOK): $(RESULTS) $(PAPER) $(BOOK_SOURCES) $(wildcard book/systems/*.ipynb book/cross_system.ipynb book/validation.ipynb)
+$(BOOK): $(RESULTS) $(PAPER) $(BOOK_SOURCES) $(wildcard book/systems/*.ipynb book/cross_system.ipynb book/validation.ipynb book/sensitivity.ipynb)
 	$(PY) -m prophet_model book
 	$(VENV)/bin/jupyter-book build book/ -W --keep-going --quiet
 
@@ -67,4 +67,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_make.py
 
 clean:
-	rm -rf results book/_build book/_generated book/systems book/cross_system.ipynb book/validation.ipynb book/.pipeline-cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf results book/_build book/_generated book/systems book/cross_system.ipynb book/validation.ipynb book/sensitivity.ipynb book/.pipeline-cache .pytest_cache .ruff_cache .hypothesis

@@ -22,6 +22,8 @@ GENERATED = (
     "book/.pipeline-cache",
     "book/_build",
     "book/_generated",
+    "book/validation.ipynb",
+    "book/sensitivity.ipynb",
 )
 
 

@@ -56,6 +56,18 @@ def bench_vectorized() -> float:
     return N_CONFIGS / best
 
 
+def bench_monte_carlo() -> tuple[float, int]:
+    """(best wall time, model configurations) of the study's Monte Carlo at 100,000 samples."""
+    from prophet_model.sensitivity import monte_carlo
+    from prophet_model.study import run_study
+
+    results, _ = run_study(load_study(ROOT / "_config.yml"))
+    monte_carlo(results, samples=1000)  # warm-up
+    best = min(_timed(lambda: monte_carlo(results, samples=100_000)) for _ in range(3))
+    systems = results.comparison.dropna(subset=["speedup"]).system_id.nunique()
+    return best, 100_000 * systems * 2  # baseline and Prophet per sample and system
+
+
 def bench_cli(*args: str, results: Path) -> float:
     cmd = [sys.executable, "-m", "prophet_model", *args, "--results", str(results)]
     return min(_timed(lambda: subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)) for _ in range(3))
@@ -91,12 +103,17 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core for the model
     rate = bench_vectorized()
+    mc_seconds, mc_configs = bench_monte_carlo()
     print(f"vectorized model: {rate:,.0f} configurations/s on one core (target >= 1,000,000/s)")
+    print(
+        f"Monte Carlo, 100,000 samples x all systems: {mc_seconds:.2f} s on one core, {mc_configs / mc_seconds:,.0f} configurations/s (target < 5 s)"
+    )
     print(f"run --no-figures (default study): {quick:.2f} s wall, best of 3 (target < 2 s)")
     print(f"run with all figures (default study): {full:.2f} s wall on {cores} cores, best of 3")
     print(f"analyze: {analyze:.2f} s wall, best of 3 (target < 2 s)")
     record({
         "vectorized model": (rate, "configurations/s on one core", ">= 1,000,000"),
+        "Monte Carlo (100,000 samples, all systems)": (mc_seconds, "s on one core", "< 5 s"),
         "run --no-figures": (quick, "s", "< 2 s"),
         "run with all figures": (full, "s", ""),
         "analyze": (analyze, "s", "< 2 s"),

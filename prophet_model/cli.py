@@ -45,6 +45,20 @@ def _parser() -> argparse.ArgumentParser:
     bk.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     bk.add_argument("--results", help="results folder (default: study.results_dir in the config)")
     bk.add_argument("--book", default="book", help="the book's folder (default: book)")
+    wi = sub.add_parser("whatif", help="headline metrics of one system under changed assumptions (no files written)")
+    wi.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
+    wi.add_argument("--system", required=True, help="system id, e.g. 8xA100")
+    wi.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one value, e.g. prophet.prediction_accuracy=0.6 or systems.8xA100.count=16 (repeatable)",
+    )
+    wi.add_argument("--gpu", help="a catalog GPU for the system (catalog/gpus.yml key)")
+    wi.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
+    wi.add_argument("--interconnect", help="a catalog interconnect for the system")
     an = sub.add_parser("analyze", help="summarise an existing results folder")
     an.add_argument("--results", default="results", help="results folder (default: results)")
     return p
@@ -141,12 +155,18 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 c.max,
             )
 
+        uncertainty = None
+        if study.config.uncertainty and not results.comparison.empty:
+            from .sensitivity import monte_carlo
+
+            uncertainty = monte_carlo(results)
+            u = study.config.uncertainty
+            log.info("Monte Carlo: %d samples, seed %d, inputs %s", u.samples, u.seed, ", ".join(u.inputs))
         done = [s for s in study.systems if s.id in set(results.chosen.get("system_id", []))]
+        figs = not args.no_figures
         with staged(results_dir) as stage:
-            tasks = [
-                (write_system, (results, checks, system, stage, not args.no_figures), system.id) for system in done
-            ]
-            tasks.append((write_cross_system, (results, checks, stage, not args.no_figures), "cross-system"))
+            tasks = [(write_system, (results, checks, system, stage, figs, uncertainty), system.id) for system in done]
+            tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty), "cross-system"))
             bar = tqdm(total=len(tasks), desc="outputs", unit="part", disable=args.quiet, file=sys.stderr)
             for name, paths, exc in run_parallel(tasks, args.jobs):
                 bar.update()
@@ -240,6 +260,21 @@ def cmd_book(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .whatif import changed_study, headline, report
+
+    before, after = changed_study(Path(args.config), args.system, args.sets, args.gpu, args.model, args.interconnect)
+    s = after.system(args.system)
+    changes = [
+        *args.sets,
+        *(f"{k}={v}" for k, v in (("gpu", args.gpu), ("model", args.model), ("interconnect", args.interconnect)) if v),
+    ]
+    print(f"What if: {'; '.join(changes) or 'nothing changed'}")
+    print(f"{s.name}: {s.count} x {s.gpu.name}, {s.interconnect.name}; model {after.model.name}\n")
+    print(report(headline(before, args.system), headline(after, args.system)))
+    return 0
+
+
 def cmd_analyze(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .analyze import analyze
 
@@ -255,9 +290,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.removeHandler(h)
     _console(getattr(args, "log_level", "INFO"))
     try:
-        return {"run": cmd_run, "paper": cmd_paper, "pipeline": cmd_pipeline, "book": cmd_book, "analyze": cmd_analyze}[
-            args.command
-        ](args, argv)
+        return {
+            "run": cmd_run,
+            "paper": cmd_paper,
+            "pipeline": cmd_pipeline,
+            "book": cmd_book,
+            "whatif": cmd_whatif,
+            "analyze": cmd_analyze,
+        }[args.command](args, argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

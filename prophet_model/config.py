@@ -7,6 +7,7 @@ specs) or raises `UserError` whose message names the file, the key path and the 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,58 @@ class Figures(_WithSources):
     png_dpi: int = Field(ge=200, le=1200)
 
 
+UNCERTAIN_INPUTS = (
+    "prophet.prediction_accuracy",
+    "prophet.comm_reduction_factor",
+    "workload.batch_size_per_gpu",
+    "workload.context_length_tokens",
+    "interconnect_bandwidth_factor",
+    "host_link_bandwidth_factor",
+    "expert_size_factor",
+)
+
+
+class Distribution(_Strict):
+    distribution: Literal["uniform", "triangular", "loguniform"]
+    low: float
+    high: float
+    mode: float | None = None
+    source: str
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Distribution:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
+        if self.distribution == "triangular" and (self.mode is None or not self.low <= self.mode <= self.high):
+            raise ValueError("a triangular distribution needs low <= mode <= high")
+        if self.distribution == "loguniform" and self.low <= 0:
+            raise ValueError("a loguniform distribution needs low > 0")
+        return self
+
+
+class Uncertainty(_Strict):
+    samples: int = Field(gt=0, le=10_000_000)
+    seed: int = Field(ge=0)
+    inputs: dict[str, Distribution] = {}
+
+    @field_validator("inputs")
+    @classmethod
+    def _known(cls, v: dict[str, Distribution]) -> dict[str, Distribution]:
+        unknown = sorted(set(v) - set(UNCERTAIN_INPUTS))
+        if unknown:
+            raise ValueError(f"unknown uncertain input(s) {', '.join(unknown)}; allowed: {', '.join(UNCERTAIN_INPUTS)}")
+        bounds = {"prophet.prediction_accuracy": (0, 1), "prophet.comm_reduction_factor": (1, float("inf"))}
+        for name, (lo, hi) in bounds.items():
+            d = v.get(name)
+            if d and not (lo <= d.low and d.high <= hi):
+                raise ValueError(f"{name}: the distribution must lie within [{lo}, {hi}]")
+        for name in ("workload.batch_size_per_gpu", "workload.context_length_tokens", *UNCERTAIN_INPUTS[4:]):
+            d = v.get(name)
+            if d and d.low <= 0:
+                raise ValueError(f"{name}: the distribution must be > 0")
+        return v
+
+
 class Expectation(_Strict):
     system: str
     strategy: StrategyName
@@ -143,6 +196,7 @@ class StudyConfig(_Strict):
     calibration: Calibration
     cost: Cost
     figures: Figures
+    uncertainty: Uncertainty | None = None
     expectations: list[Expectation] = []
 
     @model_validator(mode="after")
@@ -254,32 +308,38 @@ def _pick(catalog: dict, key: str, path: str, label: str) -> Any:
 def load_study(path: str | Path = "_config.yml") -> Study:
     """Read, validate and resolve a study configuration. Raises UserError on any mistake."""
     path = Path(path)
-    raw = _read_yaml(path)
+    return study_from_raw(_read_yaml(path), path)
+
+
+def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
+    """Validate and resolve an already parsed configuration (`label` names it in error messages;
+    catalog paths are relative to `path`'s folder)."""
+    where = label or str(path)
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: the configuration must be a YAML mapping of sections")
+        raise UserError(f"{where}: the configuration must be a YAML mapping of sections")
     try:
         cfg = StudyConfig.model_validate(raw)
     except ValidationError as err:
-        raise UserError(_format_validation_error(err, str(path))) from None
+        raise UserError(_format_validation_error(err, where)) from None
 
     base = path.parent
     gpus = _load_catalog(base / cfg.catalogs.gpus, GPU, "GPU")
     nets = _load_catalog(base / cfg.catalogs.interconnects, Interconnect, "interconnect")
     models = _load_catalog(base / cfg.catalogs.models, MoEModel, "MoE model")
-    model = _pick(models, cfg.model, f"{path}: model", "MoE model")
+    model = _pick(models, cfg.model, f"{where}: model", "MoE model")
     systems = []
     for i, s in enumerate(cfg.systems):
-        gpu = _pick(gpus, s.gpu, f"{path}: systems.{i}.gpu", "GPU")
-        net = _pick(nets, s.interconnect, f"{path}: systems.{i}.interconnect", "interconnect")
+        gpu = _pick(gpus, s.gpu, f"{where}: systems.{i}.gpu", "GPU")
+        net = _pick(nets, s.interconnect, f"{where}: systems.{i}.interconnect", "interconnect")
         if net.sockets == 2 and s.count % 2:
             raise UserError(
-                f"{path}: systems.{i}.count {s.count} cannot be split evenly over the 2 sockets of "
+                f"{where}: systems.{i}.count {s.count} cannot be split evenly over the 2 sockets of "
                 f"interconnect {s.interconnect!r}; allowed: an even count"
             )
         systems.append(System(s.id, s.name, s.gpu, gpu, s.count, s.interconnect, net, s.hybrid, s.hybrid_note))
-    cal_gpu = _pick(gpus, cfg.calibration.gpu, f"{path}: calibration.gpu", "GPU")
+    cal_gpu = _pick(gpus, cfg.calibration.gpu, f"{where}: calibration.gpu", "GPU")
 
-    digest = hashlib.sha256(path.read_bytes())
+    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode())
     for p in (cfg.catalogs.gpus, cfg.catalogs.interconnects, cfg.catalogs.models):
         digest.update((base / p).read_bytes())
     return Study(path, cfg, tuple(systems), cfg.model, model, cal_gpu, gpus, nets, models, digest.hexdigest()[:16])

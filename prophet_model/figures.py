@@ -211,6 +211,14 @@ def scaling_efficiency(comparison: pd.DataFrame, cfg: Figures) -> plt.Figure:
     return fig
 
 
+def plain_log_axis(axis) -> None:
+    """Log-scale ticks as plain numbers (0.25, 1, 4) rather than powers of ten."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def to_png(fig: plt.Figure, dpi: int) -> bytes:
     """The figure as PNG bytes (for notebooks), then closed."""
     import io
@@ -310,4 +318,81 @@ def validation_scaling(predicted: pd.DataFrame, measured: pd.DataFrame, cfg: Fig
             ax.plot(mg.bytes / 1024, 1e6 * mg.median_s, "o", ms=3, color=colors[i % 4], label=f"EP {ep} measured")
     ax.set(xscale="log", yscale="log", xlabel="Per-rank buffer (KiB)", ylabel="Time (µs)")
     titled_with_legend_below(fig, ax, "All-to-all vs expert-parallel degree", ncols=3)
+    return fig
+
+
+def sensitivity_sweeps(tables: dict[str, pd.DataFrame], names: dict[str, str], metric: str, labels: dict[str, str],
+                       cfg: Figures, ylabel: str) -> plt.Figure:  # fmt: skip
+    """One panel per input: `metric` against the input's value, one line per system."""
+    inputs = list(dict.fromkeys(next(iter(tables.values())).input))
+    ncols = 4
+    nrows = -(-len(inputs) // ncols)
+    style(cfg)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cfg.full_width_in, 1.7 * nrows + 0.5), layout="constrained")
+    colors = [BASELINE, PROPHET, COMPUTE, FETCH, COMM, "#56B4E9"]
+    for ax, name in zip(axes.ravel(), inputs, strict=False):
+        for i, (sid, t) in enumerate(tables.items()):
+            g = t[t.input == name]
+            ax.plot(g.value, g[metric], "-", color=colors[i % len(colors)], lw=1.2, label=names[sid])
+        if name in ("interconnect_bandwidth_factor", "host_link_bandwidth_factor", "expert_size_factor",
+                    "workload.batch_size_per_gpu", "model.num_experts"):  # fmt: skip
+            ax.set_xscale("log")
+            plain_log_axis(ax.xaxis)
+        ax.set_xlabel(labels[name], fontsize="small")
+        ax.set_ylabel(ylabel, fontsize="small")
+    for ax in axes.ravel()[len(inputs) :]:
+        ax.axis("off")
+    handles, lbls = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, lbls, loc="outside lower center", ncols=len(tables))
+    return fig
+
+
+def tornado_figure(t: pd.DataFrame, system_name: str, metric_label: str, cfg: Figures) -> plt.Figure:
+    """Inputs ranked by their effect on one metric: bars from the value at the low end of the input's
+    range to the value at the high end; the line is the study's value."""
+    fig, ax = new_figure(cfg, cfg.column_width_in, 0.28 * len(t) + 1.0)
+    y = np.arange(len(t))[::-1]
+    for yi, r in zip(y, t.itertuples(), strict=True):
+        ax.barh(yi, r.at_low - r.point, left=r.point, color=BASELINE, height=0.6)
+        ax.barh(yi, r.at_high - r.point, left=r.point, color=PROPHET, height=0.6)
+    ax.axvline(t.point.iloc[0], color="0.3", lw=0.8)
+    ax.set_yticks(y, t.label, fontsize="small")
+    ax.grid(axis="x", alpha=0.3)
+    ax.grid(axis="y", visible=False)
+    from matplotlib.patches import Patch
+
+    ax.set_xlabel(metric_label)
+    ax.set_title(f"{system_name}: {metric_label.split(' (')[0].lower()} drivers")
+    fig.legend(handles=[Patch(color=BASELINE, label="input at low end"), Patch(color=PROPHET, label="input at high end")],
+               loc="outside lower center", ncols=2)  # fmt: skip
+    return fig
+
+
+def speedup_map_figure(
+    acc: np.ndarray, bw: np.ndarray, speedup: np.ndarray, system_name: str, cfg: Figures
+) -> plt.Figure:
+    """Speedup over prediction accuracy x interconnect bandwidth, with the break-even contour (1.0×)."""
+    fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in + 0.4)
+    mesh = ax.pcolormesh(acc, bw, speedup, cmap="cividis", shading="auto")
+    fig.colorbar(mesh, ax=ax, label="Speedup (×)")
+    levels = [lv for lv in (1.0, 1.1, 1.25, 1.5, 2.0) if speedup.min() < lv < speedup.max()]
+    if levels:
+        cs = ax.contour(
+            acc,
+            bw,
+            speedup,
+            levels=levels,
+            colors=["white" if lv > 1.0 else "black" for lv in levels],
+            linewidths=[1.6 if lv == 1.0 else 0.7 for lv in levels],
+        )
+        ax.clabel(cs, fmt=lambda v: f"{v:.2f}×", fontsize="x-small")
+    ax.set_yscale("log")
+    plain_log_axis(ax.yaxis)
+    ax.set_xlabel("Prediction accuracy")
+    ax.set_ylabel("Interconnect bandwidth (× datasheet)")
+    ax.grid(False)
+    note = (
+        "break-even (1.00×) shown where reached" if 1.0 in levels else f"Prophet ≥ {speedup.min():.2f}× everywhere here"
+    )
+    ax.set_title(f"{system_name}: speedup; {note}", fontsize="small")
     return fig

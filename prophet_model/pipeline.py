@@ -1,5 +1,5 @@
 """`python -m prophet_model pipeline`: execute the notebooks with papermill, one per system plus the
-cross-system and validation ones, in parallel across cores, into book/ (where the Jupyter Book picks them up).
+cross-system, validation and sensitivity ones, in parallel across cores, into book/ (where the Jupyter Book picks them up).
 
 A per-notebook cache skips unchanged work: each notebook's key is a hash of the notebook file, the
 part of the configuration it depends on (for a system: its own entry, its GPU, interconnect and model
@@ -119,6 +119,12 @@ def jobs(study: Study, book_dir: Path, results_dir: Path, root: Path = ROOT) -> 
         key = _digest(validation_nb.read_bytes(), shared, src, *(p.read_bytes() for p in data + cats))
         params = {"config": config, "results": results}
         out.append(Job("validation", validation_nb, book_dir / "validation.ipynb", params, key))
+    sensitivity_nb = root / "notebooks" / "sensitivity.ipynb"
+    if sensitivity_nb.is_file():  # depends on every system and the uncertainty section
+        uncertain = _dump(study.config.uncertainty.model_dump(mode="json") if study.config.uncertainty else {})
+        key = _digest(sensitivity_nb.read_bytes(), everything.encode(), uncertain)
+        params = {"config": config, "results": results}
+        out.append(Job("sensitivity", sensitivity_nb, book_dir / "sensitivity.ipynb", params, key))
     return out
 
 

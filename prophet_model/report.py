@@ -35,7 +35,12 @@ def best_strategy(comparison: pd.DataFrame) -> pd.Series | None:
 
 
 def write_system(
-    results: StudyResults, checks: pd.DataFrame, system: System, out: Path, with_figures: bool = True
+    results: StudyResults,
+    checks: pd.DataFrame,
+    system: System,
+    out: Path,
+    with_figures: bool = True,
+    uncertainty: pd.DataFrame | None = None,
 ) -> list[Path]:
     """results_<id>.csv, the three per-system figures and SUMMARY_<id>.md."""
     study = results.study
@@ -66,6 +71,10 @@ def write_system(
             consistency_total=len(cons),
             consistency_pass=int((cons.status == "PASS").sum()),
             consistency_failed=list(cons[cons.status != "PASS"].check),
+            uncertainty=[]
+            if uncertainty is None
+            else uncertainty[uncertainty.system_id == system.id].to_dict("records"),
+            uncertain_inputs=(results.study.config.uncertainty.inputs if results.study.config.uncertainty else {}),
         )
     )
     summary = out / f"SUMMARY_{system.id}.md"
@@ -73,11 +82,21 @@ def write_system(
     return [*written, summary]
 
 
-def write_cross_system(results: StudyResults, checks: pd.DataFrame, out: Path, with_figures: bool = True) -> list[Path]:
+def write_cross_system(
+    results: StudyResults,
+    checks: pd.DataFrame,
+    out: Path,
+    with_figures: bool = True,
+    uncertainty: pd.DataFrame | None = None,
+) -> list[Path]:
+    """all_systems_comparison.csv, sanity_checks.csv, uncertainty.csv and the cross-system figures."""
     cfg = results.study.config
     written = [out / "data" / "all_systems_comparison.csv", out / "data" / "sanity_checks.csv"]
     write_csv(results.comparison, written[0])
     write_csv(checks, written[1])
+    if uncertainty is not None:
+        written.append(out / "data" / "uncertainty.csv")
+        write_csv(uncertainty, written[-1])
     live = results.comparison.dropna(subset=["speedup"])
     if with_figures and not live.empty:
         fc, strategy = cfg.figures, cfg.study.headline_strategy

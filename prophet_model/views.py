@@ -198,3 +198,61 @@ def alltoall_finding(df: pd.DataFrame, study: Study) -> str:
         f"{r['bandwidth_bound_from_tokens']:,.0f}. The study's decode batch of {batch} sequences per GPU is "
         f"{'in the latency-bound range: cutting the volume, as Prophet does, saves little there' if batch <= r['latency_bound_up_to_tokens'] else 'beyond the latency-bound range'}."
     )
+
+
+def show_tornados(setups: dict, fig_cfg) -> None:
+    """One tornado chart of the speedup per system."""
+    from IPython.display import Image, display
+
+    from . import figures, sensitivity
+
+    for s in setups.values():
+        t = sensitivity.tornado(s, "speedup")
+        display(
+            Image(figures.to_png(figures.tornado_figure(t, s.system.name, "Speedup (×)", fig_cfg), fig_cfg.png_dpi))
+        )
+
+
+def show_speedup_maps(setups: dict, fig_cfg) -> None:
+    """One accuracy x interconnect-bandwidth speedup map per system."""
+    from IPython.display import Image, display
+
+    from . import figures, sensitivity
+
+    for s in setups.values():
+        acc, bw, sp = sensitivity.speedup_map(s)
+        display(Image(figures.to_png(figures.speedup_map_figure(acc, bw, sp, s.system.name, fig_cfg), fig_cfg.png_dpi)))
+
+
+def uncertainty_inputs(study: Study) -> pd.DataFrame:
+    u = study.config.uncertainty
+    if u is None:
+        return pd.DataFrame({"note": ["no uncertain inputs configured"]})
+    rows = [{"input": k, "distribution": d.distribution, "low": d.low, "mode": "" if d.mode is None else d.mode,
+             "high": d.high, "source": d.source} for k, d in u.inputs.items()]  # fmt: skip
+    return pd.DataFrame(rows).astype({"mode": str})
+
+
+def uncertainty_table(mc: pd.DataFrame) -> pd.DataFrame:
+    """Point value, median and 90% interval of the headline metrics, formatted."""
+    keep = mc[mc.metric.isin(["speedup", "prophet_tokens_per_s", "prophet_usd_per_1m_tokens", "annual_savings_usd"])]
+    return pd.DataFrame(
+        {
+            "system": keep.system + " (" + keep.strategy + ")",
+            "metric": keep.metric,
+            "point": [fmt.value_in_unit(v, m) for v, m in zip(keep.point, keep.metric, strict=True)],
+            "median": [fmt.value_in_unit(v, m) for v, m in zip(keep["median"], keep.metric, strict=True)],
+            "90% interval": [
+                f"{fmt.value_in_unit(a, m)} – {fmt.value_in_unit(b, m)}"
+                for a, b, m in zip(keep.p5, keep.p95, keep.metric, strict=True)
+            ],
+        }
+    ).reset_index(drop=True)
+
+
+def sensitivity_inputs(results: StudyResults) -> tuple[dict, dict[str, str], dict[str, pd.DataFrame]]:
+    """(headline setups, display names, one-at-a-time sweep tables), one entry per system."""
+    from . import sensitivity
+
+    setups = sensitivity.setups(results)
+    return setups, {sid: s.system.name for sid, s in setups.items()}, {sid: sensitivity.sweeps(s) for sid, s in setups.items()}

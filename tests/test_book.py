@@ -47,7 +47,13 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
         ROOT / "book",
         book,
         ignore=shutil.ignore_patterns(
-            "_build", "_generated", "systems", "cross_system.ipynb", "validation.ipynb", ".pipeline-cache"
+            "_build",
+            "_generated",
+            "systems",
+            "cross_system.ipynb",
+            "validation.ipynb",
+            "sensitivity.ipynb",
+            ".pipeline-cache",
         ),
     )
     results, cfg = tmp / "results", str(ROOT / "_config.yml")
@@ -99,7 +105,7 @@ def test_the_book_has_every_page(built) -> None:
     html, _ = built
     got = set(pages(html))
     for name in ("intro.html", "getting_started.html", "assumptions.html", "model.html", "cross_system.html",
-                 "sanity_checks.html", "validation.html", "paper_outputs.html", "reproducibility.html"):  # fmt: skip
+                 "sanity_checks.html", "sensitivity.html", "validation.html", "paper_outputs.html", "reproducibility.html"):  # fmt: skip
         assert name in got
     assert {f"systems/{s}.html" for s in ("2xA100", "4xH100", "8xA100", "10xA6000")} <= got
 

@@ -57,7 +57,7 @@ def test_cache_reexecutes_only_what_changed(pipeline_root, tmp_path) -> None:
     root, config = pipeline_root
     book = tmp_path / "book"
     first = _run(root, config, book)
-    assert set(first.values()) == {"executed"} and len(first) == 6
+    assert set(first.values()) == {"executed"} and len(first) == 7
     assert (book / "systems" / "8xA100.ipynb").is_file() and (book / "cross_system.ipynb").is_file()
     executed = nbformat.read(book / "systems" / "8xA100.ipynb", as_version=4)
     assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
@@ -67,7 +67,7 @@ def test_cache_reexecutes_only_what_changed(pipeline_root, tmp_path) -> None:
     dump_yaml(cfg, config)
     third = _run(root, config, book)
     assert third == {"system 2xA100": "cached", "system 4xH100": "executed", "system 8xA100": "cached",
-                     "system 10xA6000": "cached", "cross-system": "executed", "validation": "cached"}  # fmt: skip
+                     "system 10xA6000": "cached", "cross-system": "executed", "validation": "cached", "sensitivity": "executed"}  # fmt: skip
 
 
 def test_a_failing_notebook_is_reported_and_the_others_finish(pipeline_root, tmp_path) -> None:

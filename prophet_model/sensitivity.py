@@ -1,0 +1,185 @@
+"""Sensitivity and uncertainty of the headline numbers: one-at-a-time sweeps, tornado rankings,
+accuracy x interconnect-bandwidth maps with the break-even contour, and a seeded Monte Carlo giving
+a central value and a 90% interval. Everything is one vectorized model call per system and variant.
+
+The headline configuration of a system is its paper row (the configured headline strategy, else its
+best), and the calibrated efficiencies are held at their fitted values: the sweeps ask how the model's
+outputs move with each input, hardware efficiency fixed. (`whatif` re-runs the whole study instead.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from . import model as m
+from .config import Distribution, Study, System
+from .cost import annual_savings_usd, usd_per_million_tokens
+from .figures import key_rows
+from .scenarios import scenario_dict
+from .study import StudyResults
+
+# input name -> (Scenario fields, "value" replaces them, "factor" multiplies them)
+INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "prophet.prediction_accuracy": (("prediction_accuracy",), "value"),
+    "prophet.comm_reduction_factor": (("comm_reduction_factor",), "value"),
+    "workload.batch_size_per_gpu": (("batch_size_per_gpu",), "value"),
+    "workload.context_length_tokens": (("context_length",), "value"),
+    "interconnect_bandwidth_factor": (("link_bandwidth", "cross_socket_bandwidth"), "factor"),
+    "host_link_bandwidth_factor": (("host_bandwidth",), "factor"),
+    "expert_size_factor": (("expert_ffn_size",), "factor"),
+    "model.num_experts": (("num_experts",), "value"),
+}
+SWEEPS: dict[str, np.ndarray] = {
+    "prophet.prediction_accuracy": np.linspace(0.0, 1.0, 21),
+    "prophet.comm_reduction_factor": np.linspace(1.0, 8.0, 29),
+    "interconnect_bandwidth_factor": np.geomspace(0.25, 4.0, 17),
+    "workload.batch_size_per_gpu": np.geomspace(1, 512, 10),
+    "expert_size_factor": np.geomspace(0.25, 4.0, 9),
+    "model.num_experts": np.array([8, 16, 32, 64, 128, 256, 512], dtype=float),
+    "host_link_bandwidth_factor": np.geomspace(0.25, 4.0, 9),
+}
+LABELS = {
+    "prophet.prediction_accuracy": "prediction accuracy",
+    "prophet.comm_reduction_factor": "all-to-all volume reduction (×)",
+    "interconnect_bandwidth_factor": "interconnect bandwidth (× datasheet)",
+    "workload.batch_size_per_gpu": "batch per GPU (sequences)",
+    "expert_size_factor": "expert size (× catalog)",
+    "model.num_experts": "experts per layer",
+    "host_link_bandwidth_factor": "host-link bandwidth (× datasheet)",
+    "workload.context_length_tokens": "context length (tokens)",
+}
+METRICS = ("speedup", "prophet_tokens_per_s", "baseline_tokens_per_s", "prophet_usd_per_1m_tokens",
+           "baseline_usd_per_1m_tokens", "annual_savings_usd")  # fmt: skip
+HEADLINE_METRICS = ("speedup", "prophet_tokens_per_s", "prophet_usd_per_1m_tokens")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One system's headline configuration, baseline and Prophet, as Scenario-field dicts."""
+
+    system: System
+    strategy: str
+    ep: int
+    baseline: dict[str, float]
+    prophet: dict[str, float]
+    monthly_tokens: float
+
+
+def setups(results: StudyResults) -> dict[str, Setup]:
+    study, cal = results.study, results.calibration
+    rows = key_rows(results.comparison.dropna(subset=["speedup"]), study.config.study.headline_strategy)
+    out = {}
+    for r in rows.itertuples():
+        system = study.system(r.system_id)
+        ep = int(r.prophet_split.split("x")[0])
+        args = (study, system.gpu, system.count, ep, system.interconnect)
+        eff = (cal.compute_efficiency, cal.host_efficiency)
+        out[system.id] = Setup(system, r.strategy, ep, scenario_dict(*args, False, *eff), scenario_dict(*args, True, *eff),
+                               study.config.cost.monthly_tokens)  # fmt: skip
+    return out
+
+
+def _scenario(base: dict[str, float], overrides: dict[str, np.ndarray]) -> m.Scenario:
+    values = {f.name: np.asarray(base[f.name], dtype=float) for f in fields(m.Scenario)}
+    for name, arr in overrides.items():
+        targets, mode = INPUTS[name]
+        for field in targets:
+            values[field] = values[field] * arr if mode == "factor" else np.asarray(arr, dtype=float)
+    return m.Scenario(**values)
+
+
+def evaluate(setup: Setup, overrides: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Headline metrics for arrays of input values (broadcast together)."""
+    overrides = overrides or {}
+    tps = {
+        v: m.evaluate(_scenario(base, overrides)).tokens_per_s
+        for v, base in (("baseline", setup.baseline), ("prophet", setup.prophet))
+    }
+    n, price = setup.system.count, setup.system.gpu.price_usd_per_gpu_hour
+    cost = {v: usd_per_million_tokens(n, price, t) for v, t in tps.items()}
+    return {
+        "baseline_tokens_per_s": tps["baseline"],
+        "prophet_tokens_per_s": tps["prophet"],
+        "speedup": tps["prophet"] / tps["baseline"],
+        "baseline_usd_per_1m_tokens": cost["baseline"],
+        "prophet_usd_per_1m_tokens": cost["prophet"],
+        "annual_savings_usd": annual_savings_usd(cost["baseline"], cost["prophet"], setup.monthly_tokens),
+    }
+
+
+def sweeps(setup: Setup) -> pd.DataFrame:
+    """One-at-a-time sweeps of every input over its range: a tidy table (input, value, metrics)."""
+    frames = []
+    for name, values in SWEEPS.items():
+        values = np.round(values) if name in ("workload.batch_size_per_gpu", "model.num_experts") else values
+        out = evaluate(setup, {name: values})
+        frames.append(
+            pd.DataFrame(
+                {"input": name, "value": values, **{k: np.broadcast_to(v, values.shape) for k, v in out.items()}}
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def tornado(setup: Setup, metric: str) -> pd.DataFrame:
+    """Each input at the ends of its sweep range (the feasible part: a batch whose KV cache does not
+    fit is left out), the others at the study's values; ranked by the spread of `metric`."""
+    point = float(evaluate(setup)[metric])
+    table = sweeps(setup)
+    rows = []
+    for name in SWEEPS:
+        g = table[(table.input == name) & np.isfinite(table[metric])]
+        lo, hi = g.iloc[0], g.iloc[-1]
+        rows.append({"input": name, "label": LABELS[name], "low_value": lo.value, "high_value": hi.value,
+                     "at_low": lo[metric], "at_high": hi[metric], "point": point,
+                     "spread": abs(hi[metric] - lo[metric])})  # fmt: skip
+    return pd.DataFrame(rows).sort_values("spread", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def speedup_map(setup: Setup, n: int = 41) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(accuracy grid, bandwidth-factor grid, speedup) over accuracy 0-1 x bandwidth 0.25-4x."""
+    acc = np.linspace(0, 1, n)
+    bw = np.geomspace(0.25, 4.0, n)
+    A, W = np.meshgrid(acc, bw)
+    s = evaluate(setup, {"prophet.prediction_accuracy": A, "interconnect_bandwidth_factor": W})["speedup"]
+    return A, W, np.asarray(s)
+
+
+def sample(dist: Distribution, rng: np.random.Generator, n: int) -> np.ndarray:
+    if dist.distribution == "uniform":
+        return rng.uniform(dist.low, dist.high, n)
+    if dist.distribution == "triangular":
+        return rng.triangular(dist.low, dist.mode, dist.high, n) if dist.high > dist.low else np.full(n, dist.low)
+    return np.exp(rng.uniform(np.log(dist.low), np.log(dist.high), n))
+
+
+def draws(study: Study, samples: int | None = None, seed: int | None = None) -> dict[str, np.ndarray]:
+    """The Monte Carlo draws of every uncertain input (one array each), reproducible from the seed."""
+    u = study.config.uncertainty
+    if u is None:
+        return {}
+    n = samples or u.samples
+    rng = np.random.default_rng(u.seed if seed is None else seed)
+    out = {name: sample(d, rng, n) for name, d in sorted(u.inputs.items())}
+    for name in ("workload.batch_size_per_gpu", "workload.context_length_tokens"):
+        if name in out:
+            out[name] = np.maximum(1, np.round(out[name]))
+    return out
+
+
+def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | None = None) -> pd.DataFrame:
+    """Point value, median and 90% interval (5th-95th percentile) of every metric, per system."""
+    d = draws(results.study, samples, seed)
+    rows = []
+    for sid, setup in setups(results).items():
+        point = evaluate(setup)
+        mc = evaluate(setup, d) if d else point
+        for metric in METRICS:
+            v = np.asarray(mc[metric], dtype=float)
+            v = v[np.isfinite(v)]
+            rows.append({"system_id": sid, "system": setup.system.name, "strategy": setup.strategy, "metric": metric,
+                         "point": float(point[metric]), "median": float(np.median(v)),
+                         "p5": float(np.percentile(v, 5)), "p95": float(np.percentile(v, 95)), "samples": int(v.size)})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -1,0 +1,105 @@
+"""`python -m prophet_model whatif`: the headline metrics of one system under changed assumptions,
+printed beside the study's, without touching any file. The changed study is re-run whole (the
+calibration included), exactly as `make` would after the same edit to _config.yml."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from . import formatting as fmt
+from .config import Study, _read_yaml, study_from_raw
+from .errors import UserError
+from .study import run_study
+
+
+def _allowed(node: Any) -> str:
+    if isinstance(node, dict):
+        return ", ".join(sorted(map(str, node)))
+    if isinstance(node, list):
+        return ", ".join(str(e.get("id")) for e in node if isinstance(e, dict))
+    return "(none: this is a value)"
+
+
+def apply_set(raw: dict, assignment: str) -> None:
+    """Apply KEY=VALUE to the parsed config in place. KEY is a dotted path of existing keys; inside
+    `systems` the next part is a system id (systems.8xA100.count=16). VALUE is read as YAML."""
+    if "=" not in assignment:
+        raise UserError(f"--set {assignment!r}: expected KEY=VALUE, e.g. prophet.prediction_accuracy=0.6")
+    key, text = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UserError(f"--set {key}: the value {text!r} is not valid YAML") from None
+    parts = key.strip().split(".")
+    node: Any = raw
+    for i, part in enumerate(parts):
+        here = ".".join(parts[: i + 1])
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            found = [e for e in node if isinstance(e, dict) and str(e.get("id")) == part]
+            if not found:
+                raise UserError(f"--set {key}: no entry {here!r}; allowed: {_allowed(node)}")
+            if last:
+                raise UserError(f"--set {key}: {here!r} is a whole system; set one of its keys: {_allowed(found[0])}")
+            node = found[0]
+        elif isinstance(node, dict):
+            if part not in node:
+                raise UserError(f"--set {key}: unknown key {here!r}; allowed: {_allowed(node)}")
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
+        else:
+            raise UserError(f"--set {key}: {'.'.join(parts[:i])!r} is a value, not a section")
+
+
+def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None, model: str | None,
+                  interconnect: str | None) -> tuple[Study, Study]:  # fmt: skip
+    """(the study as configured, the study with the changes)."""
+    raw = _read_yaml(config)
+    original = study_from_raw(copy.deepcopy(raw), config)
+    original.system(system_id)  # an unknown id is a UserError naming the allowed ones
+    for s in sets:
+        apply_set(raw, s)
+    entry = next(e for e in raw["systems"] if str(e.get("id")) == system_id)
+    if gpu:
+        entry["gpu"] = gpu
+    if interconnect:
+        entry["interconnect"] = interconnect
+    if model:
+        raw["model"] = model
+    return original, study_from_raw(raw, config, label=f"{config} with the what-if changes")
+
+
+def headline(study: Study, system_id: str) -> pd.DataFrame:
+    results, failures = run_study(study, [system_id])
+    if failures:
+        raise UserError(f"{system_id}: the model failed: {failures[system_id]}")
+    return results.comparison
+
+
+def report(before: pd.DataFrame, after: pd.DataFrame) -> str:
+    rows = []
+    for _, a in after.iterrows():
+        b = before[before.strategy == a.strategy]
+        b = b.iloc[0] if not b.empty else None
+        if pd.isna(a.get("speedup")):
+            rows.append({"strategy": a.strategy, "split": "", "baseline tok/s": "n/a", "Prophet tok/s": "n/a",
+                         "speedup": f"not evaluated ({a.note})", "$/1M tokens": "", "savings/yr": ""})  # fmt: skip
+            continue
+        was = "" if b is None or pd.isna(b.get("speedup")) else f" (was {fmt.ratio(b.speedup)})"
+        rows.append({
+            "strategy": a.strategy, "split": a.prophet_split.replace("x", "×"),
+            "baseline tok/s": fmt.tokens(a.baseline_tokens_per_s), "Prophet tok/s": fmt.tokens(a.prophet_tokens_per_s),
+            "speedup": fmt.ratio(a.speedup) + was,
+            "$/1M tokens": f"{fmt.usd(a.baseline_usd_per_1m_tokens)} → {fmt.usd(a.prophet_usd_per_1m_tokens)}",
+            "savings/yr": fmt.usd(a.annual_savings_usd),
+        })  # fmt: skip
+    from .analyze import _table
+
+    return _table(pd.DataFrame(rows))
