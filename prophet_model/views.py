@@ -255,4 +255,8 @@ def sensitivity_inputs(results: StudyResults) -> tuple[dict, dict[str, str], dic
     from . import sensitivity
 
     setups = sensitivity.setups(results)
-    return setups, {sid: s.system.name for sid, s in setups.items()}, {sid: sensitivity.sweeps(s) for sid, s in setups.items()}
+    return (
+        setups,
+        {sid: s.system.name for sid, s in setups.items()},
+        {sid: sensitivity.sweeps(s) for sid, s in setups.items()},
+    )
