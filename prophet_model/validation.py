@@ -35,11 +35,10 @@ PRIMITIVES = {
 def load(root: Path = MEASUREMENTS, machines_file: Path = MACHINES) -> pd.DataFrame:
     """Every measurement of the machines listed in machines.yml, with a `primitive` label."""
     machines = yaml.safe_load(machines_file.read_text())
-    frames = [
-        pd.read_csv(root / name / "measurements.csv")
-        for name in machines
-        if (root / name / "measurements.csv").is_file()
-    ]
+    # one run per machine (<machine>/measurements.csv) or one per world size (<machine>/ranksN/, bench.py --subdir)
+    files = [root / name / "measurements.csv" for name in machines]
+    files += [f for name in machines for f in sorted((root / name).glob("ranks*/measurements.csv"))]
+    frames = [pd.read_csv(f) for f in files if f.is_file()]
     df = pd.concat(frames, ignore_index=True)
     df["primitive"] = [PRIMITIVES[(b, p)] for b, p in zip(df.benchmark, df.part, strict=True)]
     return df

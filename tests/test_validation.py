@@ -63,3 +63,17 @@ def test_alltoall_regimes_from_the_measurements(study) -> None:
     r = v.alltoall_regimes(df, 4096, 2)
     assert r["latency_bound_up_to_bytes"] < r["bandwidth_bound_from_bytes"]
     assert 0 < r["floor_us"] < 100 and 0 < r["largest_gbps"] < 450  # below the NVLink datasheet rate
+
+
+def test_runs_per_world_size_are_loaded(tmp_path) -> None:
+    """bench.py --subdir writes <machine>/ranksN/measurements.csv; the loader reads every one."""
+    import shutil
+
+    src = ROOT / "validation" / "measurements" / "nvidia-h200-x2" / "measurements.csv"
+    for n in (2, 4):
+        (tmp_path / "nvidia-h200-x8" / f"ranks{n}").mkdir(parents=True)
+        shutil.copy(src, tmp_path / "nvidia-h200-x8" / f"ranks{n}" / "measurements.csv")
+    machines = tmp_path / "machines.yml"
+    machines.write_text("nvidia-h200-x8: {gpu: h200_sxm_141gb, interconnect: nvswitch_nvlink4}\n")
+    df = v.load(tmp_path, machines)
+    assert len(df) == 2 * len(v.pd.read_csv(src))
