@@ -67,25 +67,8 @@ def analyze(results_dir: Path) -> tuple[str, int]:
 
     live = comp.dropna(subset=["speedup"]).copy()
     out += ["", "Per system and strategy:"]
-    view = pd.DataFrame(
-        {
-            "system": live.system,
-            "strategy": live.strategy,
-            "split": live.prophet_split,
-            "baseline tok/s": live.baseline_tokens_per_s.map(fmt.tokens),
-            "Prophet tok/s": live.prophet_tokens_per_s.map(fmt.tokens),
-            "speedup": live.speedup.map(fmt.ratio),
-            "comm overhead": [
-                f"{fmt.pct(b)} → {fmt.pct(p)}"
-                for b, p in zip(live.baseline_comm_overhead_pct, live.prophet_comm_overhead_pct, strict=True)
-            ],
-            "$/1M tokens": [
-                f"{fmt.usd(b)} → {fmt.usd(p)}"
-                for b, p in zip(live.baseline_usd_per_1m_tokens, live.prophet_usd_per_1m_tokens, strict=True)
-            ],
-            "savings/yr": live.annual_savings_usd.map(fmt.usd),
-        }
-    )
+    view = fmt.comparison_view(live, ("system", "strategy", "split", "baseline tok/s", "Prophet tok/s", "speedup",
+                                      "comm overhead", "$/1M tokens", "savings/yr"))  # fmt: skip
     out.append(_table(view))
     for r in comp[comp.speedup.isna()].itertuples():
         out.append(f"  {r.system} {r.strategy}: not evaluated ({r.note})")
@@ -121,19 +104,7 @@ def analyze(results_dir: Path) -> tuple[str, int]:
             "",
             f"Sanity checks against the seed's expectations ({(exp.status == 'PASS').sum()} PASS, {(exp.status == 'MISS').sum()} MISS):",
         ]
-        view = pd.DataFrame(
-            {
-                "status": exp.status,
-                "system": exp.system_id,
-                "strategy": exp.strategy,
-                "metric": exp.check,
-                "value": [fmt.value_in_unit(v, m) for v, m in zip(exp.value, exp.check, strict=True)],
-                "expected": [
-                    f"{fmt.value_in_unit(a, m)} – {fmt.value_in_unit(b, m)}"
-                    for a, b, m in zip(exp["min"], exp["max"], exp.check, strict=True)
-                ],
-            }
-        )
+        view = fmt.checks_view(exp).drop(columns=["source"])
         out.append(_table(view))
         failed = cons[cons.status != "PASS"]
         out.append(f"Consistency checks: {len(cons) - len(failed)} of {len(cons)} pass")

@@ -176,11 +176,7 @@ def worked_example(study: Study, cal: CalibrationResult) -> str:
 def checks_page(c: pd.DataFrame) -> str:
     """The run's sanity_checks.csv as two tables."""
     exp, cons = c[c.kind == "expectation"], c[c.kind == "consistency"]
-    view = pd.DataFrame({
-        "status": exp.status, "system": exp.system_id, "strategy": exp.strategy, "check": exp.check,
-        "value": [fmt.value_in_unit(v, k) for v, k in zip(exp.value, exp.check, strict=True)],
-        "expected": [f"{fmt.value_in_unit(a, k)} – {fmt.value_in_unit(b, k)}" for a, b, k in zip(exp["min"], exp["max"], exp.check, strict=True)],
-        "source": exp.source})  # fmt: skip
+    view = fmt.checks_view(exp)
     counts = f"{(exp.status == 'PASS').sum()} PASS, {(exp.status == 'MISS').sum()} MISS, {(exp.status == 'NOT EVALUATED').sum()} not evaluated"
     cons_view = pd.DataFrame(
         {"status": cons.status, "system": cons.system_id, "strategy": cons.strategy, "identity": cons.check}

@@ -73,26 +73,12 @@ def _console(level: str) -> None:
 
 
 def _result_table(comparison) -> str:
-    from . import formatting as fmt
     from .analyze import _table
+    from .formatting import comparison_view
 
-    live = comparison.dropna(subset=["speedup"])
-    import pandas as pd
-
-    view = pd.DataFrame(
-        {
-            "system": live.system,
-            "strategy": live.strategy,
-            "baseline tok/s": live.baseline_tokens_per_s.map(fmt.tokens),
-            "Prophet tok/s": live.prophet_tokens_per_s.map(fmt.tokens),
-            "speedup": live.speedup.map(fmt.ratio),
-            "$/1M (base→Prophet)": [
-                f"{fmt.usd(b)} → {fmt.usd(p)}"
-                for b, p in zip(live.baseline_usd_per_1m_tokens, live.prophet_usd_per_1m_tokens, strict=True)
-            ],
-        }
+    return _table(
+        comparison_view(comparison, ("system", "strategy", "baseline tok/s", "Prophet tok/s", "speedup", "$/1M tokens"))
     )
-    return _table(view)
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -52,3 +52,50 @@ def value_in_unit(x: float, metric: str) -> str:
     if metric in ("speedup", "cost_reduction", "comm_reduction"):
         return ratio(x)
     return number(x)
+
+
+def comparison_view(comparison, columns: tuple[str, ...] | None = None):
+    """Baseline beside Prophet, one formatted row per evaluated system x strategy (a DataFrame).
+    `columns` picks and orders the columns; by default all of them."""
+    import pandas as pd
+
+    c = comparison.dropna(subset=["speedup"])
+
+    def pair(f, a: str, b: str) -> list[str]:
+        return [f"{f(x)} → {f(y)}" for x, y in zip(c[a], c[b], strict=True)]
+
+    view = pd.DataFrame(
+        {
+            "system": c.system,
+            "strategy": c.strategy,
+            "split": c.prophet_split.str.replace("x", "×"),
+            "baseline tok/s": c.baseline_tokens_per_s.map(tokens),
+            "Prophet tok/s": c.prophet_tokens_per_s.map(tokens),
+            "speedup": c.speedup.map(ratio),
+            "comm overhead": pair(pct, "baseline_comm_overhead_pct", "prophet_comm_overhead_pct"),
+            "scaling eff.": pair(pct, "baseline_scaling_efficiency_pct", "prophet_scaling_efficiency_pct"),
+            "$/1M tokens": pair(usd, "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens"),
+            "savings/yr": c.annual_savings_usd.map(usd),
+        }
+    ).reset_index(drop=True)
+    return view[list(columns)] if columns else view
+
+
+def checks_view(checks):
+    """Sanity checks (sanity_checks.csv rows) with values and ranges in their units (a DataFrame)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "status": checks.status,
+            "system": checks.system_id,
+            "strategy": checks.strategy,
+            "check": checks.check,
+            "value": [value_in_unit(v, m) for v, m in zip(checks.value, checks.check, strict=True)],
+            "expected": [
+                f"{value_in_unit(a, m)} – {value_in_unit(b, m)}"
+                for a, b, m in zip(checks["min"], checks["max"], checks.check, strict=True)
+            ],
+            "source": checks.source,
+        }
+    ).reset_index(drop=True)

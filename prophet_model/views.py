@@ -111,52 +111,13 @@ def breakdown(results: StudyResults, system_id: str) -> pd.DataFrame:
 def comparison(results: StudyResults, system_id: str | None = None) -> pd.DataFrame:
     """Baseline beside Prophet, formatted as everywhere else."""
     c = results.comparison
-    if system_id:
-        c = c[c.system_id == system_id]
-    c = c.dropna(subset=["speedup"])
-    return pd.DataFrame(
-        {
-            "system": c.system,
-            "strategy": c.strategy + " " + c.prophet_split.str.replace("x", "×"),
-            "baseline tok/s": c.baseline_tokens_per_s.map(fmt.tokens),
-            "Prophet tok/s": c.prophet_tokens_per_s.map(fmt.tokens),
-            "speedup": c.speedup.map(fmt.ratio),
-            "comm overhead": [
-                f"{fmt.pct(b)} → {fmt.pct(p)}"
-                for b, p in zip(c.baseline_comm_overhead_pct, c.prophet_comm_overhead_pct, strict=True)
-            ],
-            "scaling eff.": [
-                f"{fmt.pct(b)} → {fmt.pct(p)}"
-                for b, p in zip(c.baseline_scaling_efficiency_pct, c.prophet_scaling_efficiency_pct, strict=True)
-            ],
-            "$/1M tokens": [
-                f"{fmt.usd(b)} → {fmt.usd(p)}"
-                for b, p in zip(c.baseline_usd_per_1m_tokens, c.prophet_usd_per_1m_tokens, strict=True)
-            ],
-            "savings/yr": c.annual_savings_usd.map(fmt.usd),
-        }
-    ).reset_index(drop=True)
+    return fmt.comparison_view(c[c.system_id == system_id] if system_id else c)
 
 
 def checks(results: StudyResults, system_id: str | None = None, kind: str = "expectation") -> pd.DataFrame:
     c = all_checks(results.study, results.chosen, results.comparison)
     c = c[c.kind == kind]
-    if system_id:
-        c = c[c.system_id == system_id]
-    return pd.DataFrame(
-        {
-            "status": c.status,
-            "system": c.system_id,
-            "strategy": c.strategy,
-            "check": c.check,
-            "value": [fmt.value_in_unit(v, m) for v, m in zip(c.value, c.check, strict=True)],
-            "expected": [
-                f"{fmt.value_in_unit(a, m)} – {fmt.value_in_unit(b, m)}"
-                for a, b, m in zip(c["min"], c["max"], c.check, strict=True)
-            ],
-            "source": c.source,
-        }
-    ).reset_index(drop=True)
+    return fmt.checks_view(c[c.system_id == system_id] if system_id else c)
 
 
 def measurement_provenance() -> pd.DataFrame:
