@@ -84,9 +84,9 @@ def _result_table(comparison) -> str:
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
-    from .checks import input_warnings
+    from .checks import all_checks, input_warnings
     from .config import load_study
-    from .report import checks_for, run_parallel, write_cross_system, write_system
+    from .report import run_parallel, write_cross_system, write_system
     from .results import staged
     from .runlog import SUCCESS, close_log, open_log, write_header
     from .study import run_study
@@ -126,7 +126,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             log.warning("calibration: %s", flag)
         for w in input_warnings(study, results.chosen):
             log.warning("%s", w)
-        checks = checks_for(results)
+        checks = all_checks(study, results.chosen, results.comparison)
         for c in checks.itertuples():
             level = logging.INFO if c.status == "PASS" else logging.WARNING
             log.log(

@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 
 from . import figures
-from .checks import all_checks
 from .config import System
 from .results import write_csv
 from .study import StudyResults
@@ -132,7 +131,3 @@ def _guarded(fn: Callable[..., list[Path]], args: tuple, name: str) -> tuple[str
     except Exception as exc:
         log.debug("%s failed", name, exc_info=True)
         return name, [], f"{type(exc).__name__}: {exc}"
-
-
-def checks_for(results: StudyResults) -> pd.DataFrame:
-    return all_checks(results.study, results.chosen, results.comparison)

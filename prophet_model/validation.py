@@ -65,10 +65,8 @@ def _one(x) -> float:
 
 
 def predict_copy(gpu: GPU, nbytes: float) -> float:
-    """Host-link transfer, the model's fetch term: bytes / host-link bandwidth."""
-    s = replace(_base(gpu, None), num_experts=1, top_k=1, batch_size_per_gpu=1, memory_capacity=0.0).arrays()
-    # fetch_time = fetch_bytes / W_host; here the bytes are the copy's own
-    return nbytes / _one(s.host_bandwidth * s.host_efficiency)
+    """Host-link transfer, as the model's fetch term (model.fetch_time): bytes / host-link bandwidth."""
+    return nbytes / (gpu.host_link_bandwidth_gbps * 1e9)
 
 
 def predict_ffn(gpu: GPU, hidden: int, ffn: int, tokens: int) -> float:
