@@ -108,6 +108,8 @@ def test_the_book_has_every_page(built) -> None:
                  "sanity_checks.html", "sensitivity.html", "validation.html", "paper_outputs.html", "reproducibility.html"):  # fmt: skip
         assert name in got
     assert {f"systems/{s}.html" for s in ("2xA100", "4xH100", "8xA100", "10xA6000")} <= got
+    # browsers ask the site root for /favicon.ico on pages without an icon link (index.html redirects)
+    assert (html / "favicon.ico").is_file()
 
 
 def _status(url: str) -> int:
@@ -122,9 +124,15 @@ def test_every_page_loads_cleanly_in_chromium(built, server, browser) -> None:
     html, _ = built
     problems: list[str] = []
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(f"console {m.type}: {m.text} at {m.location.get('url', '')}") if m.type == "error" else None
+        ),
+    )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
     checked_links: dict[str, int] = {}
     for name in pages(html):
         url = f"{server}/{name}"
