@@ -3,7 +3,7 @@
 On one GPU there is no all-to-all, so the measured step times are
     baseline:  T_b = x + y
     Prophet:   T_p = max(x, y) + (1 - a) * y
-with x the compute time (roofline time / compute efficiency), y the host-link time of the missing
+with x the compute time (kernel start-ups + roofline time / compute efficiency), y the host-link time of the missing
 experts (datasheet fetch time / host efficiency) and a the prediction accuracy. With r = y / x,
 T_b / T_p = (1 + r) / (max(1, r) + (1 - a) r), which is at most 2 / (2 - a) (at r = 1).
 Every exact root r is solved in closed form; where two exist, the one nearest the datasheet ratio
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .config import Study
 from .errors import UserError
-from .model import evaluate
+from .model import evaluate, startup_time
 from .scenarios import scenario_dict, stack
 
 
@@ -27,7 +27,8 @@ class CalibrationResult:
     gpu: str
     compute_efficiency: float  # fraction of the roofline reached
     host_efficiency: float  # fraction of datasheet host-link bandwidth reached
-    roofline_compute_s: float  # x0: compute time per step at datasheet peaks
+    roofline_compute_s: float  # x0: compute time per step at datasheet peaks (start-ups included)
+    startup_s: float  # S: the kernel start-ups inside x0, not scaled by the compute efficiency
     datasheet_fetch_s: float  # y0: fetch time per step at datasheet host-link bandwidth
     fitted_compute_s: float  # x
     fitted_fetch_s: float  # y
@@ -79,6 +80,7 @@ def calibrate(study: Study) -> CalibrationResult:
     gpu = study.calibration_gpu
     datasheet = evaluate(stack([scenario_dict(study, gpu, 1, 1, None, False, 1.0, 1.0)]))
     x0 = float(datasheet.compute_s[0])
+    startups = float(startup_time(stack([scenario_dict(study, gpu, 1, 1, None, False, 1.0, 1.0)]))[0])
     y0 = float(datasheet.fetch_s[0])
     t_b = batch / cal.baseline_tokens_per_s
     t_p = batch / cal.prophet_tokens_per_s
@@ -124,7 +126,13 @@ def calibrate(study: Study) -> CalibrationResult:
         x = math.exp(0.5 * (math.log(t_b / (1 + r)) + math.log(t_p / g)))
         y = r * x
         host_eff = y0 / y
-    compute_eff = x0 / x
+    if x <= startups:
+        raise UserError(
+            f"calibration: the measured single-GPU step implies {1e3 * x:.3g} ms of compute, less than the "
+            f"{1e3 * startups:.3g} ms of kernel start-ups the model counts on one {gpu.name}; allowed: "
+            "measurements with a longer step (lower tokens/s), or a smaller catalog kernel_startup_us"
+        )
+    compute_eff = (x0 - startups) / (x - startups)
 
     if compute_eff > 1:
         flags.append(
@@ -142,6 +150,7 @@ def calibrate(study: Study) -> CalibrationResult:
         compute_efficiency=compute_eff,
         host_efficiency=host_eff,
         roofline_compute_s=x0,
+        startup_s=startups,
         datasheet_fetch_s=y0,
         fitted_compute_s=x,
         fitted_fetch_s=y,

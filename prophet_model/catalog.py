@@ -38,13 +38,15 @@ class GPU(Sourced):
     memory_bandwidth_gbps: float = Positive
     bf16_dense_tflops: float = Positive
     host_link_bandwidth_gbps: float = Positive
+    kernel_startup_us: float = NonNegative  # fixed time of one kernel in a CUDA graph
     price_usd_per_gpu_hour: float = Positive
 
 
 class Interconnect(Sourced):
     name: str
     kind: Literal["nvswitch", "nvlink", "pcie"]
-    bandwidth_gbps_per_direction: float = Positive
+    bandwidth_gbps_per_direction: float = Positive  # line rate
+    payload_efficiency: float = Field(gt=0, le=1)  # share of the line rate that carries data
     latency_us: float = NonNegative
     sockets: Literal[1, 2]
     cross_socket_bandwidth_gbps: float = NonNegative

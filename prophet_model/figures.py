@@ -230,7 +230,8 @@ def to_png(fig: plt.Figure, dpi: int) -> bytes:
 
 
 def validation_figure(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
-    """Predicted (lines) vs measured (markers: median, bars p10-p90) for each primitive, log-log."""
+    """Predicted (solid: the model; dotted: datasheet values only) vs measured (markers: median,
+    bars p10-p90) for each primitive, log-log."""
     style(cfg)
     fig, axes = plt.subplots(2, 2, figsize=(cfg.full_width_in, 2 * cfg.height_in + 0.6), layout="constrained")
     colors = [BASELINE, PROPHET, COMPUTE, FETCH, COMM, "#56B4E9", "#F0E442", "0.3"]
@@ -240,6 +241,8 @@ def validation_figure(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
         ax.errorbar(g[x], 1e6 * g.median_s, yerr=[1e6 * (g.median_s - g.p10_s), 1e6 * (g.p90_s - g.median_s)],
                     fmt=marker, ms=3, color=color, lw=0.8, label=f"{label} measured")  # fmt: skip
         ax.plot(g[x], 1e6 * g.predicted_s, "-", color=color, lw=1, label=f"{label} model")
+        if "predicted_datasheet_s" in g:
+            ax.plot(g[x], 1e6 * g.predicted_datasheet_s, ":", color=color, lw=0.8)
 
     a, b, c, d = axes.ravel()
     copies = df[df.benchmark.isin(["copy_h2d", "copy_d2h"])]
@@ -280,6 +283,7 @@ def validation_figure(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
         xscale="log", yscale="log", xlabel="Tokens per GPU", ylabel="Time (µs)", title="(d) MoE layer, uniform routing"
     )
     for ax in axes.ravel():
+        ax.plot([], [], ":", color="0.4", lw=0.8, label="datasheet values")
         ax.legend(fontsize="x-small", ncols=2, loc="upper left")
         ax.grid(True, which="major", alpha=0.3)
     return fig
@@ -301,7 +305,7 @@ def validation_errors(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
     ax.grid(axis="x", alpha=0.3)
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("Model error (%): (predicted − measured) / measured; bar = median, band = ±25%")
-    ax.set_title("Model vs measurement, datasheet values, nothing fitted")
+    ax.set_title("The model vs measurement (ceilings from separate microbenchmarks; nothing fitted to these points)")
     return fig
 
 

@@ -12,8 +12,13 @@ Assumptions (also listed on the book's model page):
   fetched over the host link (hit probability = resident fraction);
 - compute and memory time follow a roofline per component (max of FLOP time and bytes time), scaled by
   one compute efficiency; host-link time is scaled by one host-link efficiency (both calibrated);
-- all-to-all time = latency + bytes / bandwidth, with bytes bounded by the busiest direction of the
-  fullest GPU, and, on a two-socket PCIe host, by the traffic crossing the socket link.
+- a routed expert is a SwiGLU FFN run as five kernels (gate and up GEMMs, SiLU, product, down GEMM);
+  each kernel costs a fixed start-up time plus its own roofline, whose bytes are the weights and the
+  activations it reads and writes;
+- all-to-all time = latency + bytes / (line rate * payload efficiency), with bytes bounded by the
+  busiest direction of the fullest GPU, and, on a two-socket PCIe host, by the traffic crossing the
+  socket link. The payload efficiency is the share of a link's line rate that carries data (packet
+  headers take the rest).
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ class Scenario:
     hbm_bandwidth: ArrayLike  # bytes/s
     memory_capacity: ArrayLike  # bytes
     host_bandwidth: ArrayLike  # bytes/s per direction
-    link_bandwidth: ArrayLike  # bytes/s per GPU per direction
+    link_bandwidth: ArrayLike  # bytes/s per GPU per direction (line rate)
+    link_efficiency: ArrayLike  # share of the line rate that carries data, in (0, 1]
+    kernel_startup: ArrayLike  # s: fixed time of one GPU kernel (launch, first memory round trip, tail)
     link_latency: ArrayLike  # s per all-to-all
     sockets: ArrayLike  # 1 or 2 (two-socket PCIe host)
     cross_socket_bandwidth: ArrayLike  # bytes/s per direction
@@ -159,12 +166,41 @@ def dense_time(s: Scenario, efficiency: ArrayLike) -> Array:
     return roofline(flops, bytes_moved, s, efficiency)
 
 
+KERNELS_PER_EXPERT = 5  # SwiGLU: gate GEMM, up GEMM, SiLU, product, down GEMM
+
+
+def swiglu_kernels(tokens: Array, h: Array, f: Array, w_bytes: Array, a_bytes: Array) -> list[tuple[Array, Array]]:
+    """(FLOP, bytes) of each of the five kernels of one SwiGLU expert on `tokens` tokens:
+    gate and up GEMMs: 2*T*h*f FLOP, reading x (T*h) and a weight (h*f), writing T*f;
+    SiLU: reads and writes T*f; product: reads 2*T*f, writes T*f; down GEMM: 2*T*f*h FLOP,
+    reading T*f and a weight (f*h), writing T*h. Weights take w_bytes, activations a_bytes each."""
+    gemm_up = (2 * tokens * h * f, h * f * w_bytes + (tokens * h + tokens * f) * a_bytes)
+    silu = (0 * tokens, 2 * tokens * f * a_bytes)
+    product = (0 * tokens, 3 * tokens * f * a_bytes)
+    gemm_down = (2 * tokens * f * h, f * h * w_bytes + (tokens * f + tokens * h) * a_bytes)
+    return [gemm_up, gemm_up, silu, product, gemm_down]
+
+
+def expert_ffn_time(tokens: Array, s: Scenario, efficiency: ArrayLike) -> Array:
+    """One expert on `tokens` tokens: sum over its five kernels of start-up + roofline."""
+    kernels = swiglu_kernels(tokens, s.hidden_size, s.expert_ffn_size, s.bytes_per_param, s.activation_bytes)
+    return sum(s.kernel_startup + roofline(fl, by, s, efficiency) for fl, by in kernels)
+
+
 def expert_time(s: Scenario, efficiency: ArrayLike) -> Array:
-    """Routed experts on the fullest GPU: FLOP = Lmoe * 2 * assignments * 3*h*f;
-    bytes = Lmoe * distinct_touched * expert_bytes (each touched expert's weights read once)."""
-    flops = s.num_moe_layers * 2 * assignments_on_fullest_gpu(s) * 3 * s.hidden_size * s.expert_ffn_size
-    bytes_moved = s.num_moe_layers * distinct_experts_touched(s) * expert_bytes(s)
-    return roofline(flops, bytes_moved, s, efficiency)
+    """Routed experts on the fullest GPU: Lmoe * distinct_touched * expert_ffn_time(tokens per touched
+    expert), each touched expert running its assignments (assignments / distinct_touched tokens) once,
+    so its weights are read once per layer."""
+    distinct = distinct_experts_touched(s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tokens = np.where(distinct > 0, assignments_on_fullest_gpu(s) / distinct, 0.0)
+    return s.num_moe_layers * distinct * expert_ffn_time(tokens, s, efficiency)
+
+
+def startup_time(s: Scenario) -> Array:
+    """The kernel start-ups inside expert_time (not scaled by any efficiency):
+    Lmoe * distinct_touched * 5 * kernel_startup."""
+    return s.num_moe_layers * distinct_experts_touched(s) * KERNELS_PER_EXPERT * s.kernel_startup
 
 
 def compute_time(s: Scenario) -> Array:
@@ -173,8 +209,9 @@ def compute_time(s: Scenario) -> Array:
 
 
 def roofline_time(s: Scenario) -> Array:
-    """The lower bound on a step: compute at datasheet peaks (efficiency 1), no fetch, no comm."""
-    return dense_time(s, 1.0) + expert_time(s, 1.0)
+    """The lower bound on a step: compute at datasheet peaks (efficiency 1), with no kernel start-up,
+    no fetch and no comm."""
+    return dense_time(s, 1.0) + expert_time(s, 1.0) - startup_time(s)
 
 
 def fetch_bytes(s: Scenario) -> Array:
@@ -223,9 +260,9 @@ def cross_socket_bytes(s: Scenario) -> Array:
 
 
 def alltoall_time(s: Scenario) -> Array:
-    """One all-to-all: latency + max(bytes / link bandwidth, cross-socket bytes / socket bandwidth).
-    Prophet cuts the volume, never the latency floor. Zero when ep = 1."""
-    link = alltoall_bytes(s) / s.link_bandwidth
+    """One all-to-all: latency + max(bytes / (link bandwidth * payload efficiency), cross-socket
+    bytes / socket bandwidth). Prophet cuts the volume, never the latency floor. Zero when ep = 1."""
+    link = alltoall_bytes(s) / (s.link_bandwidth * s.link_efficiency)
     with np.errstate(divide="ignore", invalid="ignore"):
         cross = np.where(s.sockets > 1, cross_socket_bytes(s) / s.cross_socket_bandwidth, 0.0)
     return np.where(s.ep > 1, s.link_latency + np.maximum(link, cross), 0.0)

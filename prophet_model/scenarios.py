@@ -15,7 +15,13 @@ GB = 1e9
 TFLOP = 1e12
 US = 1e-6
 
-SINGLE_GPU_LINK = {"link_bandwidth": 1.0, "link_latency": 0.0, "sockets": 1, "cross_socket_bandwidth": 0.0}
+SINGLE_GPU_LINK = {
+    "link_bandwidth": 1.0,
+    "link_efficiency": 1.0,
+    "link_latency": 0.0,
+    "sockets": 1,
+    "cross_socket_bandwidth": 0.0,
+}
 
 
 def scenario_dict(
@@ -39,6 +45,7 @@ def scenario_dict(
         if interconnect is None
         else {
             "link_bandwidth": interconnect.bandwidth_gbps_per_direction * GB,
+            "link_efficiency": interconnect.payload_efficiency,
             "link_latency": interconnect.latency_us * US,
             "sockets": interconnect.sockets,
             "cross_socket_bandwidth": interconnect.cross_socket_bandwidth_gbps * GB,
@@ -51,6 +58,7 @@ def scenario_dict(
         "hbm_bandwidth": gpu.memory_bandwidth_gbps * GB,
         "memory_capacity": gpu.memory_capacity_gb * GB,
         "host_bandwidth": gpu.host_link_bandwidth_gbps * GB,
+        "kernel_startup": gpu.kernel_startup_us * US,
         **link,
         "num_layers": m.num_layers,
         "num_moe_layers": m.num_moe_layers,

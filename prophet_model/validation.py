@@ -1,11 +1,18 @@
 """Model vs measured: the validation measurements (validation/measurements/<machine>/) predicted by
-the model's own time terms from the catalog's datasheet values alone (validation/machines.yml names
-the GPU and interconnect of each machine). Nothing here is fitted, except in `calibrated`, a clearly
-separate variant that fits one efficiency per primitive to show what calibration changes."""
+the model's own time terms (validation/machines.yml names the GPU and interconnect of each machine).
+
+Two predictions per point, neither fitted to the validated points:
+- `datasheet`: datasheet peaks and line rates, no kernel start-up, every efficiency 1;
+- `model` (the model as it stands): each kernel's start-up time and the attainable FLOP/s and HBM
+  bandwidth come from independent microbenchmarks (`ceilings`: copies and square GEMMs, never the
+  FFN, all-to-all or MoE layer), links carry data at the catalog's payload efficiency (sourced
+  from NCCL), the all-to-all latency is the catalog's.
+`calibrated` is a third, clearly separate variant that fits one efficiency per primitive to show
+what calibration changes."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +51,54 @@ def load(root: Path = MEASUREMENTS, machines_file: Path = MACHINES) -> pd.DataFr
     return df
 
 
-def _base(gpu: GPU, net: Interconnect | None) -> m.Scenario:
-    """A one-layer, everything-resident scenario at datasheet values (efficiencies 1)."""
+@dataclass(frozen=True)
+class Ceilings:
+    """Attainable ceilings of one GPU kind from microbenchmarks that are not validated primitives."""
+
+    kernel_startup_s: float  # intercept of copy time vs bytes (launch, first round trip, tail)
+    hbm_bandwidth: float  # bytes/s of HBM traffic (read + write), from the slope of the same line
+    gemm_flops: float  # FLOP/s, the fastest square bf16 GEMM
+    kernel_chain_s: float  # time per 1-element kernel in a chain (launch-to-launch), for reference
+
+
+CEILING_COPY_RANGE = (1 << 20, 256 << 20)  # bytes: past the start-up, up to the largest expert matrix scale
+
+
+def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
+    """Read <machine>/ceilings.csv (bench.py --parts ceilings): a weighted least-squares line
+    t = t0 + 2 * bytes / B through the device copies of 1 MiB .. 256 MiB (relative residuals), the
+    fastest square GEMM (2 n^3 FLOP), and the 1-element kernel chain."""
+    path = root / machine / "ceilings.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no ceilings measured; run validation/bench.py --parts ceilings")
+    c = pd.read_csv(path)
+    lo, hi = CEILING_COPY_RANGE
+    cp = c[(c.benchmark == "ceiling_copy") & (c.bytes >= lo) & (c.bytes <= hi)]
+    t = cp.median_s.to_numpy()
+    design = np.c_[np.ones(len(cp)), 2 * cp.bytes.to_numpy(dtype=float)] / t[:, None]
+    (t0, inverse_bw), *_ = np.linalg.lstsq(design, np.ones(len(cp)), rcond=None)
+    g = c[c.benchmark == "ceiling_gemm"]
+    return Ceilings(
+        kernel_startup_s=float(t0),
+        hbm_bandwidth=float(1 / inverse_bw),
+        gemm_flops=float((2 * g.hidden.astype(float) ** 3 / g.median_s).max()),
+        kernel_chain_s=float(c[c.benchmark == "ceiling_kernel"].median_s.iloc[0]),
+    )
+
+
+VARIANTS = ("datasheet", "model")
+
+
+def _base(gpu: GPU, net: Interconnect | None, ceil: Ceilings | None = None) -> m.Scenario:
+    """A one-layer, everything-resident scenario. Without `ceil`: datasheet values, no start-up,
+    line rates. With it: the model's physics (start-up, attainable ceilings, payload efficiency)."""
     return m.Scenario(
-        n_gpus=1, ep=1, peak_flops=gpu.bf16_dense_tflops * 1e12, hbm_bandwidth=gpu.memory_bandwidth_gbps * 1e9,
+        n_gpus=1, ep=1, peak_flops=ceil.gemm_flops if ceil else gpu.bf16_dense_tflops * 1e12,
+        hbm_bandwidth=ceil.hbm_bandwidth if ceil else gpu.memory_bandwidth_gbps * 1e9,
         memory_capacity=1e15, host_bandwidth=gpu.host_link_bandwidth_gbps * 1e9,
         link_bandwidth=(net.bandwidth_gbps_per_direction if net else 1.0) * 1e9,
+        link_efficiency=net.payload_efficiency if (net and ceil) else 1.0,
+        kernel_startup=ceil.kernel_startup_s if ceil else 0.0,
         link_latency=(net.latency_us if net else 0.0) * 1e-6, sockets=net.sockets if net else 1,
         cross_socket_bandwidth=(net.cross_socket_bandwidth_gbps if net else 0.0) * 1e9,
         num_layers=1, num_moe_layers=1, hidden_size=1, expert_ffn_size=1, num_experts=1, top_k=1,
@@ -69,28 +118,36 @@ def predict_copy(gpu: GPU, nbytes: float) -> float:
     return nbytes / (gpu.host_link_bandwidth_gbps * 1e9)
 
 
-def predict_ffn(gpu: GPU, hidden: int, ffn: int, tokens: int) -> float:
-    """One expert on T tokens: the model's expert_time with one layer, one expert, T assignments."""
-    s = replace(_base(gpu, None), hidden_size=hidden, expert_ffn_size=ffn, batch_size_per_gpu=tokens)
-    return _one(m.expert_time(s.arrays(), 1.0))
+def predict_ffn(gpu: GPU, hidden: int, ffn: int, tokens: int, ceil: Ceilings | None = None) -> float:
+    """One expert on T tokens: the model's expert_ffn_time (five kernels, each start-up + roofline)."""
+    s = replace(_base(gpu, None, ceil), hidden_size=hidden, expert_ffn_size=ffn).arrays()
+    return _one(m.expert_ffn_time(np.float64(tokens), s, 1.0))
 
 
-def _a2a_scenario(gpu: GPU, net: Interconnect, per_rank_bytes: float, ep: int) -> m.Scenario:
+def _a2a_scenario(gpu: GPU, net: Interconnect, per_rank_bytes: float, ep: int, ceil: Ceilings | None) -> m.Scenario:
     """An all-to-all whose per-rank buffer is `per_rank_bytes`, split evenly over ep ranks."""
-    return replace(_base(gpu, net), n_gpus=ep, ep=ep, num_experts=ep, top_k=1, hidden_size=1,
+    return replace(_base(gpu, net, ceil), n_gpus=ep, ep=ep, num_experts=ep, top_k=1, hidden_size=1,
                    activation_bytes=1, batch_size_per_gpu=per_rank_bytes)  # fmt: skip
 
 
-def predict_alltoall(gpu: GPU, net: Interconnect, per_rank_bytes: float, ep: int) -> float:
-    return _one(m.alltoall_time(_a2a_scenario(gpu, net, per_rank_bytes, ep).arrays()))
+def predict_alltoall(
+    gpu: GPU, net: Interconnect, per_rank_bytes: float, ep: int, ceil: Ceilings | None = None
+) -> float:
+    return _one(m.alltoall_time(_a2a_scenario(gpu, net, per_rank_bytes, ep, ceil).arrays()))
 
 
 def moe_layer_scenario(
-    gpu: GPU, net: Interconnect, model: MoEModel, tokens: int, ep: int, local: float | None
+    gpu: GPU,
+    net: Interconnect,
+    model: MoEModel,
+    tokens: int,
+    ep: int,
+    local: float | None,
+    ceil: Ceilings | None = None,
 ) -> m.Scenario:
     """One MoE layer of `model` over ep GPUs, `tokens` per GPU; a local fraction p keeps that share of
     assignments on their own GPU, i.e. a volume reduction ((ep-1)/ep) / (1-p) over uniform routing."""
-    s = replace(_base(gpu, net), n_gpus=ep, ep=ep, hidden_size=model.hidden_size, expert_ffn_size=model.expert_ffn_size,
+    s = replace(_base(gpu, net, ceil), n_gpus=ep, ep=ep, hidden_size=model.hidden_size, expert_ffn_size=model.expert_ffn_size,
                 num_experts=model.num_experts, top_k=model.top_k, batch_size_per_gpu=tokens)  # fmt: skip
     if local is not None:
         s = replace(s, prophet=1, comm_reduction_factor=((ep - 1) / ep) / (1 - local))
@@ -98,35 +155,49 @@ def moe_layer_scenario(
 
 
 def predict_moe(
-    gpu: GPU, net: Interconnect, model: MoEModel, tokens: int, ep: int, local: float | None
+    gpu: GPU,
+    net: Interconnect,
+    model: MoEModel,
+    tokens: int,
+    ep: int,
+    local: float | None,
+    ceil: Ceilings | None = None,
 ) -> tuple[float, float]:
     """(layer, all-to-alls) of one MoE layer: expert_time + 2 all-to-alls, and the 2 all-to-alls."""
-    s = moe_layer_scenario(gpu, net, model, tokens, ep, local).arrays()
+    s = moe_layer_scenario(gpu, net, model, tokens, ep, local, ceil).arrays()
     comm = _one(m.comm_time(s))
     return _one(m.expert_time(s, 1.0)) + comm, comm
 
 
+def _predict(r, gpu: GPU, net: Interconnect | None, study: Study, ceil: Ceilings | None) -> float:
+    if r.benchmark in ("copy_h2d", "copy_d2h"):
+        return predict_copy(gpu, r.bytes)
+    if r.benchmark == "expert_ffn":
+        return predict_ffn(gpu, int(r.hidden), int(r.ffn), int(r.tokens_per_rank), ceil)
+    if r.benchmark == "alltoall":
+        return predict_alltoall(gpu, net, r.bytes, int(r.ep), ceil)
+    local = None if r.local_fraction == "uniform" else float(r.local_fraction)
+    layer, comm = predict_moe(gpu, net, study.models[r.model], int(r.tokens_per_rank), int(r.ep), local, ceil)
+    return layer if r.part == "layer" else comm
+
+
 def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHINES) -> pd.DataFrame:
-    """Add predicted_s and error_pct = 100 (predicted - measured) / measured to every row."""
+    """Add, to every row, predicted_s and error_pct = 100 (predicted - measured) / measured for the
+    model (start-up and ceilings from the machine's `ceilings` folder in machines.yml, payload
+    efficiency from the catalog), and predicted_datasheet_s / error_datasheet_pct at datasheet values."""
     machines = yaml.safe_load(machines_file.read_text())
-    pred = []
+    model, datasheet = [], []
     for r in df.itertuples():
         spec = machines[r.machine]
         gpu = study.gpus[spec["gpu"]]
         net = study.interconnects[spec["interconnect"]] if spec.get("interconnect") else None
-        if r.benchmark in ("copy_h2d", "copy_d2h"):
-            pred.append(predict_copy(gpu, r.bytes))
-        elif r.benchmark == "expert_ffn":
-            pred.append(predict_ffn(gpu, int(r.hidden), int(r.ffn), int(r.tokens_per_rank)))
-        elif r.benchmark == "alltoall":
-            pred.append(predict_alltoall(gpu, net, r.bytes, int(r.ep)))
-        else:
-            local = None if r.local_fraction == "uniform" else float(r.local_fraction)
-            layer, comm = predict_moe(gpu, net, study.models[r.model], int(r.tokens_per_rank), int(r.ep), local)
-            pred.append(layer if r.part == "layer" else comm)
+        datasheet.append(_predict(r, gpu, net, study, None))
+        model.append(_predict(r, gpu, net, study, ceilings(spec["ceilings"])))
     out = df.copy()
-    out["predicted_s"] = pred
+    out["predicted_s"] = model
     out["error_pct"] = 100 * (out.predicted_s - out.median_s) / out.median_s
+    out["predicted_datasheet_s"] = datasheet
+    out["error_datasheet_pct"] = 100 * (out.predicted_datasheet_s - out.median_s) / out.median_s
     return out
 
 
@@ -142,9 +213,12 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     for name, g in groups:
         err = g.error_pct.abs()
         worst = g.loc[err.idxmax()]
-        rows.append({"primitive": name, "points": len(g), "median |error| %": round(float(err.median()), 1),
-                     "median error % (signed)": round(float(g.error_pct.median()), 1),
-                     "worst |error| %": round(float(err.max()), 1), "worst at": _where(worst)})  # fmt: skip
+        row = {"primitive": name, "points": len(g), "median |error| %": round(float(err.median()), 1),
+               "median error % (signed)": round(float(g.error_pct.median()), 1),
+               "worst |error| %": round(float(err.max()), 1), "worst at": _where(worst)}  # fmt: skip
+        if "error_datasheet_pct" in g:
+            row["datasheet only: median |error| %"] = round(float(g.error_datasheet_pct.abs().median()), 1)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -183,8 +257,11 @@ def alltoall_regimes(df: pd.DataFrame, hidden: int, top_k: int) -> dict[str, flo
 def calibrated(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The separate, fitted variant: one efficiency per primitive (median of predicted/measured over
     the bandwidth- or compute-dominated points), and for the all-to-all a latency and an efficiency
-    from a least-squares line through the CUDA-graph points. Returns (fitted values, errors after)."""
-    out = df.copy()
+    from a least-squares line through the CUDA-graph points, starting from the datasheet predictions.
+    Returns (fitted values, errors after)."""
+    out = df.drop(columns=["predicted_s", "error_pct", "error_datasheet_pct"]).rename(
+        columns={"predicted_datasheet_s": "predicted_s"}
+    )
     fits = []
     for prim, sel in (("host→device copy", out.primitive == "host→device copy"),
                       ("device→host copy", out.primitive == "device→host copy"),
@@ -212,13 +289,13 @@ def calibrated(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 REASONS = {
     "host→device copy": "A pinned copy reaches about 85% of the PCIe 5.0 x16 datasheet rate (protocol overhead), and small copies add a fixed DMA set-up time the model lacks.",
     "device→host copy": "As host→device: about 85% of the datasheet rate, plus a fixed set-up time for small copies.",
-    "expert FFN (GPU time)": "Datasheet peaks are not reached: a SwiGLU expert is five kernels (three GEMMs, SiLU, product), each with a start-up cost of a few microseconds, and small GEMVs stream weights well below peak HBM bandwidth. The model's single roofline, at datasheet values, is optimistic; the study's calibrated compute efficiency absorbs part of this.",
+    "expert FFN (GPU time)": "Small GEMMs stream their weights more slowly than the large copies that set the attainable HBM rate, and the start-up of a GEMM kernel exceeds that of a copy.",
     "expert FFN (one eager launch)": "Adds eager PyTorch's CPU launch latency (tens of microseconds per FFN) to the GPU time: a cost of the framework, not of the GPU.",
-    "MoE layer": "The measured layer is a plain eager PyTorch implementation: host synchronisations (split sizes), a Python loop over the local experts and index kernels dominate; the model counts only the experts' roofline and two all-to-alls.",
+    "MoE layer": "The measured layer is a plain eager PyTorch implementation: host synchronisations (split sizes), a Python loop over the local experts and index kernels dominate; the model counts only the experts' kernels and two all-to-alls.",
     "MoE layer: all-to-alls": "Three eager collectives (split sizes, dispatch, combine) with host synchronisation between them: each costs the eager floor of the all-to-all rows, not the NCCL latency the model assumes.",
     "all-to-all (eager call)": "One all-to-all called from Python pays tens of microseconds of CPU and launch overhead before NCCL starts; the model's latency is NCCL's own.",
-    "all-to-all (CUDA graph)": "Small buffers sit on NCCL's latency floor, which the model's assumed latency matches; large buffers reach about two thirds of the NVLink datasheet bandwidth (NCCL's protocol and channel limits), so the model is optimistic for large messages.",
-    "all-to-all (CUDA graph), ≥ 16 MiB per rank": "Large messages reach about two thirds of the NVLink datasheet bandwidth; the model, at the datasheet rate, is optimistic.",
+    "all-to-all (CUDA graph)": "Large buffers move data more slowly than the NVLink payload rate (see below); small ones sit on NCCL's latency floor, which the model's assumed latency matches.",
+    "all-to-all (CUDA graph), ≥ 16 MiB per rank": "NCCL's point-to-point transfers reach the NVLink payload rate only slowly: the measured rate still rises from 16 MiB to 256 MiB per rank, and stays below the payload rate NCCL's own topology model assumes. The model has one latency and one rate, so it is optimistic here.",
 }
 
 
@@ -236,5 +313,45 @@ def scaling_predictions(study: Study, machine: str = "nvidia-h200-x8", eps: tupl
     """Model all-to-all times at several expert-parallel degrees on `machine` (for the runs to come)."""
     spec = yaml.safe_load(machines_file.read_text())[machine]
     gpu, net = study.gpus[spec["gpu"]], study.interconnects[spec["interconnect"]]
-    return pd.DataFrame([{"machine": machine, "ep": ep, "bytes": b, "predicted_s": predict_alltoall(gpu, net, b, ep)}
+    ceil = ceilings(spec["ceilings"])
+    return pd.DataFrame([{"machine": machine, "ep": ep, "bytes": b, "predicted_s": predict_alltoall(gpu, net, b, ep, ceil)}
                          for ep in eps for b in sizes])  # fmt: skip
+
+
+def ceilings_table(study: Study, machines_file: Path = MACHINES) -> pd.DataFrame:
+    """The measured ceilings of each GPU kind beside its datasheet values."""
+    machines = yaml.safe_load(machines_file.read_text())
+    rows, seen = [], set()
+    for spec in machines.values():
+        if spec["ceilings"] in seen or not (MEASUREMENTS / spec["ceilings"] / "ceilings.csv").is_file():
+            continue
+        seen.add(spec["ceilings"])
+        c, gpu = ceilings(spec["ceilings"]), study.gpus[spec["gpu"]]
+        rows.append({
+            "measured on": spec["ceilings"],
+            "kernel start-up (µs)": round(1e6 * c.kernel_startup_s, 2),
+            "1-element kernel (µs)": round(1e6 * c.kernel_chain_s, 2),
+            "HBM attainable (GB/s)": round(c.hbm_bandwidth / 1e9),
+            "HBM datasheet (GB/s)": gpu.memory_bandwidth_gbps,
+            "BF16 GEMM attainable (TFLOP/s)": round(c.gemm_flops / 1e12),
+            "BF16 datasheet (TFLOP/s)": gpu.bf16_dense_tflops,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def alltoall_rates(df: pd.DataFrame, study: Study, machines_file: Path = MACHINES) -> pd.DataFrame:
+    """For each large CUDA-graph all-to-all: the rate the data moved at (bytes crossing per direction
+    over time above the floor) beside the line rate and the payload rate the model uses."""
+    machines = yaml.safe_load(machines_file.read_text())
+    g = df[(df.benchmark == "alltoall") & (df.part == "graph")]
+    rows = []
+    for machine, gm in g.groupby("machine", sort=True):
+        net = study.interconnects[machines[machine]["interconnect"]]
+        floor = float(gm.median_s.min())
+        for r in gm[gm.bytes >= LARGE_A2A_BYTES].sort_values("bytes").itertuples():
+            moved = r.bytes * (r.ep - 1) / r.ep
+            rows.append({"machine": machine, "per-rank buffer (MiB)": r.bytes / 2**20,
+                         "measured (GB/s)": round(moved / (r.median_s - floor) / 1e9),
+                         "model: payload rate (GB/s)": round(net.bandwidth_gbps_per_direction * net.payload_efficiency),
+                         "line rate (GB/s)": net.bandwidth_gbps_per_direction})  # fmt: skip
+    return pd.DataFrame(rows)

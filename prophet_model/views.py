@@ -33,6 +33,7 @@ def system_assumptions(study: Study, system: System) -> pd.DataFrame:
         ("HBM bandwidth", g.memory_bandwidth_gbps, "GB/s", g.sources["memory_bandwidth_gbps"]),
         ("Dense BF16", g.bf16_dense_tflops, "TFLOP/s", g.sources["bf16_dense_tflops"]),
         ("Host link", g.host_link_bandwidth_gbps, "GB/s per direction", g.sources["host_link_bandwidth_gbps"]),
+        ("Kernel start-up", g.kernel_startup_us, "µs per kernel", g.sources["kernel_startup_us"]),
         ("Price", g.price_usd_per_gpu_hour, "$/GPU-hour", g.sources["price_usd_per_gpu_hour"]),
         ("Interconnect", f"{n.name} ({n.kind})", "", f"catalog/interconnects.yml: {system.interconnect_key}"),
         (
@@ -41,6 +42,7 @@ def system_assumptions(study: Study, system: System) -> pd.DataFrame:
             "GB/s per GPU per direction",
             n.sources["bandwidth_gbps_per_direction"],
         ),
+        ("Payload efficiency", n.payload_efficiency, "of the line rate", n.sources["payload_efficiency"]),
         ("All-to-all latency", n.latency_us, "µs", n.sources["latency_us"]),
         ("CPU sockets", n.sockets, "", n.sources["sockets"]),
         ("Model", m.name, "", f"catalog/models.yml: {study.model_key}"),

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TOY = Scenario(
     n_gpus=1, ep=1,
     peak_flops=1e12, hbm_bandwidth=1e11, memory_capacity=45_616_000, host_bandwidth=1e10,
-    link_bandwidth=1e11, link_latency=10e-6, sockets=1, cross_socket_bandwidth=0.0,
+    link_bandwidth=1e11, link_efficiency=1.0, kernel_startup=0.0, link_latency=10e-6, sockets=1,
+    cross_socket_bandwidth=0.0,
     num_layers=2, num_moe_layers=2, hidden_size=1000, expert_ffn_size=1000, num_experts=4, top_k=1,
     num_shared_experts=0, shared_expert_ffn_size=0, dense_ffn_size=0, attention_params_per_layer=4_000_000,
     kv_elements_per_token_per_layer=2000, vocab_size=1000, bytes_per_param=2,

@@ -40,10 +40,13 @@ def test_seed_calibration_is_flagged(study_dir) -> None:
 
 def test_fit_recovers_the_efficiencies_that_generated_the_measurements(study_dir) -> None:
     """Measurements made by the model itself at efficiencies (0.5, 0.25) are fitted exactly and give
-    those efficiencies back: x = x0/0.5, y = y0/0.25, T_b = x + y, T_p = max(x, y) + (1 - a) y."""
+    those efficiencies back: x = S + (x0 - S)/0.5 (kernel start-ups S are not scaled), y = y0/0.25,
+    T_b = x + y, T_p = max(x, y) + (1 - a) y."""
     path = study_dir / "_config.yml"
     probe = calibrate(load_study(path))
-    x, y = probe.roofline_compute_s / 0.5, probe.datasheet_fetch_s / 0.25
+    assert 0 < probe.startup_s < probe.roofline_compute_s
+    x = probe.startup_s + (probe.roofline_compute_s - probe.startup_s) / 0.5
+    y = probe.datasheet_fetch_s / 0.25
     batch, acc = 16, 0.8
     cfg = load_yaml(path)
     cfg["calibration"]["baseline_tokens_per_s"] = batch / (x + y)

@@ -32,6 +32,8 @@ def scenarios(draw) -> m.Scenario:
         memory_capacity=draw(st.floats(20, 200)) * 1e9,
         host_bandwidth=draw(pos) * 1e10,
         link_bandwidth=draw(pos) * 1e10,
+        link_efficiency=draw(st.floats(0.5, 1.0)),
+        kernel_startup=draw(st.floats(0, 5e-6)),
         link_latency=draw(st.floats(0, 1e-4)),
         sockets=sockets,
         cross_socket_bandwidth=draw(pos) * 1e9,

@@ -20,12 +20,57 @@ def test_predictions_by_hand(study) -> None:
     pair = study.interconnects["nvlink4_pair_h200"]
     # 1 GiB over PCIe 5.0 x16 at 64 GB/s: 1,073,741,824 / 64e9 s
     assert v.predict_copy(h100, 2**30) == pytest.approx(2**30 / 64e9)
-    # Mixtral expert, 1 token: weights 3*4096*14336*2 B at 3350 GB/s (memory-bound)
-    assert v.predict_ffn(h100, 4096, 14336, 1) == pytest.approx(3 * 4096 * 14336 * 2 / 3350e9)
-    # 4096 tokens: FLOP 2*4096*3*4096*14336 at 989 TFLOP/s (compute-bound)
-    assert v.predict_ffn(h100, 4096, 14336, 4096) == pytest.approx(2 * 4096 * 3 * 4096 * 14336 / 989e12)
-    # all-to-all of 256 MiB per rank on 2 GPUs: 10 us + half the buffer at 450 GB/s
+    # Mixtral expert, 1 token, datasheet: weights 3*4096*14336*2 B plus activations (3h + 8f) * 2 B,
+    # every kernel memory-bound at 3350 GB/s, no start-up
+    act1 = (3 * 4096 + 8 * 14336) * 2
+    assert v.predict_ffn(h100, 4096, 14336, 1) == pytest.approx((3 * 4096 * 14336 * 2 + act1) / 3350e9)
+    # 4096 tokens: the three GEMMs compute-bound (2*4096*3*4096*14336 FLOP at 989 TFLOP/s), SiLU and
+    # product memory-bound (5 * 4096 * 14336 * 2 B at 3350 GB/s)
+    assert v.predict_ffn(h100, 4096, 14336, 4096) == pytest.approx(
+        2 * 4096 * 3 * 4096 * 14336 / 989e12 + 5 * 4096 * 14336 * 2 / 3350e9
+    )
+    # the model: 5 start-ups of 2 us, the same bytes at an attainable 3e12 B/s
+    ceil = v.Ceilings(kernel_startup_s=2e-6, hbm_bandwidth=3e12, gemm_flops=8e14, kernel_chain_s=1e-6)
+    assert v.predict_ffn(h100, 4096, 14336, 1, ceil) == pytest.approx(10e-6 + (3 * 4096 * 14336 * 2 + act1) / 3e12)
+    # all-to-all of 256 MiB per rank on 2 GPUs: 10 us + half the buffer at 450 GB/s (datasheet),
+    # at 450 GB/s * 0.824 payload efficiency (the model)
     assert v.predict_alltoall(h200, pair, 256 * 2**20, 2) == pytest.approx(10e-6 + 128 * 2**20 / 450e9)
+    assert v.predict_alltoall(h200, pair, 256 * 2**20, 2, ceil) == pytest.approx(10e-6 + 128 * 2**20 / (450e9 * 0.824))
+
+
+def test_ceilings_recover_a_line(tmp_path) -> None:
+    """Copies made exactly as t = 1.5 us + 2 * bytes / 3e12 give back that start-up and bandwidth;
+    the 4 KiB and 1 GiB copies lie outside the fitted range and do not move it; GEMMs give the max."""
+    rows = ["machine,benchmark,part,hidden,bytes,median_s"]
+    for b in [4096] + [2**20 * 4**i for i in range(6)]:
+        t = 1.5e-6 + 2 * b / 3e12 if 2**20 <= b <= 256 * 2**20 else 1.0
+        rows.append(f"x,ceiling_copy,graph,,{b},{t!r}")
+    rows += [f"x,ceiling_gemm,graph,{n},,{2 * n**3 / f!r}" for n, f in ((2048, 7e14), (4096, 8e14))]
+    rows.append("x,ceiling_kernel,graph,,4,1e-06")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "ceilings.csv").write_text("\n".join(rows) + "\n")
+    c = v.ceilings("x", tmp_path)
+    assert c.kernel_startup_s == pytest.approx(1.5e-6, rel=1e-9)
+    assert c.hbm_bandwidth == pytest.approx(3e12, rel=1e-9)
+    assert c.gemm_flops == pytest.approx(8e14)
+    assert c.kernel_chain_s == 1e-6
+
+
+def test_catalog_startup_is_the_measured_one(study) -> None:
+    """The catalog's kernel_startup_us for the measured GPU kinds is the committed ceilings' value."""
+    assert study.gpus["h100_sxm5_80gb"].kernel_startup_us == round(
+        1e6 * v.ceilings("nvidia-h100-x1").kernel_startup_s, 2
+    )
+    assert study.gpus["h200_sxm_141gb"].kernel_startup_us == round(1e6 * v.ceilings("nvidia-h200").kernel_startup_s, 2)
+
+
+def test_ceilings_come_from_other_kernels_than_the_validated_ones() -> None:
+    """No validated primitive feeds the model variant: ceilings.csv holds only ceiling_* rows."""
+    import pandas as pd
+
+    for machine in ("nvidia-h100-x1", "nvidia-h200"):
+        c = pd.read_csv(v.MEASUREMENTS / machine / "ceilings.csv")
+        assert set(c.benchmark) == {"ceiling_kernel", "ceiling_copy", "ceiling_gemm"}
 
 
 def test_moe_layer_locality_cuts_volume_not_latency(study) -> None:

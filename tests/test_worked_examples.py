@@ -12,6 +12,11 @@ Sizes (all cases):
   dense time          : active = 10,008,000 - 1000*1000 = 9,008,000 params
                         FLOP  = 2*9,008,000*2 + 4*2*100*1000*2 = 37,632,000  -> 37.632 us
                         bytes = 9,008,000*2 + 1,600,000       = 19,616,000  -> 196.16 us  (memory-bound)
+  expert activations  : each SwiGLU expert on tau tokens moves, besides its weights, (3h + 8f) * a * tau
+                        = 22,000 * tau B (GEMMs 3 * (h + f), SiLU 2f, product 3f); summed over the
+                        touched experts tau adds up to the assignments, so per step
+                        Lmoe * assignments * 22,000 B.  With kernel_startup = 0 and every kernel of
+                        these toys memory-bound, expert time = (weights + activations) / HBM.
 """
 
 from __future__ import annotations
@@ -41,24 +46,25 @@ def test_sizes() -> None:
 def test_one_gpu() -> None:
     """One GPU holds all 4 experts x 2 layers = 48e6 B but has 24e6 B free: resident 0.5.
     T = 2 tokens; distinct experts = 4 * (1 - (3/4)^2) = 1.75; assignments = 2.
-    experts: FLOP = 2 * 2*2 * 3e6 = 24e6 -> 24 us; bytes = 2 * 1.75 * 6e6 = 21e6 -> 210 us.
-    compute = 196.16 + 210 = 406.16 us.
+    experts: FLOP = 2 * 2*2 * 3e6 = 24e6 -> 24 us; weights = 2 * 1.75 * 6e6 = 21e6 -> 210 us;
+    activations = 2 * 2 * 22,000 = 88,000 B -> 0.88 us; expert time 210.88 us.
+    compute = 196.16 + 210.88 = 407.04 us.
     fetch = 2 * 1.75 * 0.5 * 6e6 = 10.5e6 B / 1e10 = 1.05 ms.
-    baseline step = 0.40616 + 1.05 = 1.45616 ms -> 2 / 1.45616e-3 tok/s.
-    Prophet (a = 0.8): exposed = (1.05 - 0.40616) + 0.2 * 1.05 = 0.85384 ms; step = 1.26 ms."""
+    baseline step = 0.40704 + 1.05 = 1.45704 ms -> 2 / 1.45704e-3 tok/s.
+    Prophet (a = 0.8): exposed = (1.05 - 0.40704) + 0.2 * 1.05 = 0.85296 ms; step = 1.26 ms."""
     s = TOY.arrays()
     assert m.resident_fraction(s) == approx(0.5)
     assert m.distinct_experts_touched(s) == approx(1.75)
-    assert m.expert_time(s, 1.0) == approx(210 * US)
+    assert m.expert_time(s, 1.0) == approx(210.88 * US)
     assert m.fetch_bytes(s) == approx(10.5e6)
     base = m.evaluate(TOY)
-    assert base.compute_s == approx(406.16 * US)
+    assert base.compute_s == approx(407.04 * US)
     assert base.fetch_exposed_s == approx(1.05e-3)
     assert base.comm_exposed_s == 0
-    assert base.step_s == approx(1.45616e-3)
-    assert base.tokens_per_s == approx(2 / 1.45616e-3)
+    assert base.step_s == approx(1.45704e-3)
+    assert base.tokens_per_s == approx(2 / 1.45704e-3)
     pro = m.evaluate(toy(prophet=1))
-    assert pro.fetch_exposed_s == approx(0.85384e-3)
+    assert pro.fetch_exposed_s == approx(0.85296e-3)
     assert pro.step_s == approx(1.26e-3)
     assert pro.tokens_per_s == approx(2 / 1.26e-3)
 
@@ -66,19 +72,20 @@ def test_one_gpu() -> None:
 def test_two_gpus_nvlink() -> None:
     """ep = 2: 2 experts per GPU x 2 layers = 24e6 B = free memory: resident 1, no fetch.
     T = 4; distinct = 2 * (1 - (3/4)^4) = 1.3671875; assignments = 4 * 2/4 = 2.
-    experts: bytes = 2 * 1.3671875 * 6e6 = 16,406,250 -> 164.0625 us (FLOP 24 us).
-    compute = 196.16 + 164.0625 = 360.2225 us.
+    experts: weights = 2 * 1.3671875 * 6e6 = 16,406,250 -> 164.0625 us (FLOP 24 us);
+    activations 2 * 2 * 22,000 = 88,000 B -> 0.88 us.
+    compute = 196.16 + 164.9425 = 361.1025 us.
     all-to-all: B*k*h*a = 4000 B; send = 4000 * (1 - 1/2) = 2000, receive = 4000 * 1/2 * 1 = 2000.
     one all-to-all = 10 us + 2000 / 1e11 = 10.02 us; per step 2 * 2 * 10.02 = 40.08 us.
-    step = 400.3025 us; throughput = 2 GPUs * 2 / step. Prophet: 500 B -> 10.005 us -> 40.02 us."""
+    step = 401.1825 us; throughput = 2 GPUs * 2 / step. Prophet: 500 B -> 10.005 us -> 40.02 us."""
     base = m.evaluate(toy(n_gpus=2, ep=2))
     assert base.resident_fraction == approx(1.0)
     assert base.fetch_exposed_s == 0
-    assert base.compute_s == approx(360.2225 * US)
+    assert base.compute_s == approx(361.1025 * US)
     assert base.alltoall_bytes == approx(2000)
     assert base.comm_exposed_s == approx(40.08 * US)
-    assert base.step_s == approx(400.3025 * US)
-    assert base.tokens_per_s == approx(4 / (400.3025 * US))
+    assert base.step_s == approx(401.1825 * US)
+    assert base.tokens_per_s == approx(4 / (401.1825 * US))
     pro = m.evaluate(toy(n_gpus=2, ep=2, prophet=1))
     assert pro.alltoall_bytes == approx(500)
     assert pro.comm_exposed_s == approx(40.02 * US)
@@ -98,7 +105,8 @@ def test_pcie_two_sockets() -> None:
     assert m.cross_socket_bytes(s) == approx(4000)
     assert m.alltoall_time(s) == approx(28 * US)
     assert m.comm_time(s) == approx(112 * US)
-    assert m.compute_time(s) == approx((196.16 + 2 * 0.8998870849609375 * 6e6 / 1e11 / US) * US)
+    # assignments on the fullest GPU = 8 * 1 * 1/4 = 2: activations 2 * 2 * 22,000 B -> 0.88 us
+    assert m.compute_time(s) == approx((196.16 + 2 * 0.8998870849609375 * 6e6 / 1e11 / US + 0.88) * US)
     s2 = toy(ep=2, **pcie).arrays()
     assert m.cross_socket_bytes(s2) == 0
     assert m.alltoall_time(s2) == approx(22 * US)
@@ -128,3 +136,27 @@ def test_dense_weights_that_do_not_fit_are_infeasible() -> None:
     r = m.evaluate(toy(memory_capacity=1e6))
     assert not r.feasible.item()
     assert r.tokens_per_s != r.tokens_per_s  # NaN
+
+
+def test_kernel_startup_and_payload_efficiency() -> None:
+    """The two-GPU case with a 1 us kernel start-up and links that carry data at half the line rate.
+    Start-ups: Lmoe * distinct * 5 kernels * 1 us = 2 * 1.3671875 * 5 = 13.671875 us, added to the
+    expert time and not scaled by the compute efficiency; the roofline bound leaves them out.
+    One all-to-all = 10 us + 2000 B / (1e11 * 0.5) = 10.04 us; per step 4 * 10.04 = 40.16 us."""
+    s = toy(n_gpus=2, ep=2, kernel_startup=1e-6, link_efficiency=0.5)
+    r = m.evaluate(s)
+    assert m.startup_time(s.arrays()) == approx(13.671875 * US)
+    assert r.compute_s == approx((361.1025 + 13.671875) * US)
+    assert r.comm_exposed_s == approx(40.16 * US)
+    assert m.roofline_time(s.arrays()) == approx(361.1025 * US)
+    half = m.evaluate(toy(n_gpus=2, ep=2, kernel_startup=1e-6, compute_efficiency=0.5))
+    assert half.compute_s == approx((2 * 361.1025 + 13.671875) * US)
+
+
+def test_one_expert_kernel_by_kernel() -> None:
+    """One expert, h = f = 1000, on 1000 tokens at 1e12 FLOP/s and 1e11 B/s, 2 us start-up:
+    gate/up/down GEMMs: 2e9 FLOP -> 2 ms; bytes 2e6 + (1e6 + 1e6) * 2 = 6e6 -> 60 us: compute-bound;
+    SiLU: 2 * 1e6 * 2 = 4e6 B -> 40 us; product 6e6 B -> 60 us; 5 start-ups 10 us.
+    total = 3 * 2000 + 40 + 60 + 10 = 6110 us."""
+    s = toy(kernel_startup=2e-6).arrays()
+    assert m.expert_ffn_time(1000.0, s, 1.0) == approx(6110 * US)

@@ -10,6 +10,13 @@ Measures (median of repetitions after warm-ups, with p10/p90/min/max):
                        (one launch from an idle GPU: includes the CPU's launch latency)
   alltoall             NCCL all-to-all, per-rank buffer 4 KiB .. 256 MiB; part = eager (one call
                        from Python) | graph (10 back-to-back in a CUDA graph)  (>= 2 GPUs)
+  ceiling_*            attainable ceilings from microbenchmarks that are *not* the validated
+                       primitives (GPU 0, --parts ceilings, written to ceilings.csv):
+                       ceiling_kernel (a chain of 1-element kernels: launch-to-launch time),
+                       ceiling_copy (device-to-device copy 4 KiB, 1 MiB .. 1 GiB, buffers rotated past
+                       L2: start-up and HBM rate),
+                       ceiling_gemm (square bf16 GEMMs 2048 .. 16384: attainable FLOP/s); each
+                       in a CUDA graph
   moe_layer            one expert-parallel MoE layer of the study model: router, dispatch
                        all-to-all, local experts, combine all-to-all; uniform routing and with
                        a fraction of assignments kept local; part = layer (slowest rank) | comm
@@ -44,6 +51,9 @@ LOCAL_FRACTIONS: list[float | None] = [None, 0.75, 0.875]  # None = uniform rout
 L2_FLUSH_BYTES = 256 * MIB  # rotate weight copies over at least this much memory
 A2A_INNER = 10  # all-to-alls per CUDA-graph replay
 FFN_INNER = 20  # FFNs per CUDA-graph replay: GPU time without the CPU's launch latency
+CEILING_COPY_BYTES = [4096] + [MIB * 4**i for i in range(6)]  # 4 KiB, then 1 MiB .. 1 GiB
+CEILING_GEMM_N = [2048, 4096, 8192, 16384]
+KERNEL_CHAIN = 200  # 1-element kernels per CUDA-graph replay
 
 FIELDS = [
     "machine", "benchmark", "part", "gpu", "n_gpus", "model", "hidden", "ffn", "experts", "top_k",
@@ -112,9 +122,9 @@ def load_models(path: Path = ROOT / "catalog" / "models.yml") -> dict[str, dict]
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def write_rows(rows: list[dict], out: Path) -> Path:
+def write_rows(rows: list[dict], out: Path, name: str = "measurements.csv") -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "measurements.csv"
+    path = out / name
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=FIELDS, lineterminator="\n")
         w.writeheader()
@@ -251,6 +261,71 @@ def bench_ffn(device, machine: str, gpu: str, quick: bool) -> list[dict]:
             log(
                 f"expert_ffn {key} T={tokens}: {gpu_time['median_s'] * 1e6:.1f} us GPU, {eager['median_s'] * 1e6:.1f} us eager"
             )
+    return rows
+
+
+def bench_ceilings(device, machine: str, gpu: str, quick: bool) -> list[dict]:
+    """Attainable ceilings of GPU 0 from microbenchmarks that are not the validated primitives:
+    the time per kernel of a chain of 1-element kernels, device-to-device copies (bytes = bytes
+    copied; HBM traffic is twice that) and square bf16 GEMMs (hidden = ffn = tokens = n)."""
+    import torch
+
+    rows: list[dict] = []
+    timer = Timer(device)
+    graph = cuda_graph if device.type == "cuda" else (lambda fn: fn)
+    base = {"machine": machine, "gpu": gpu, "n_gpus": 1}
+
+    one = torch.zeros(1, device=device)
+    chain = 5 if quick else KERNEL_CHAIN
+
+    def kernels() -> None:
+        for _ in range(chain):
+            one.add_(1)
+
+    s = summarize([t / chain for t in timer.samples(graph(kernels), 3, 15)])
+    rows.append({**base, "benchmark": "ceiling_kernel", "part": "graph", "bytes": 4, **s})
+    log(f"ceiling_kernel: {s['median_s'] * 1e6:.2f} us per 1-element kernel")
+
+    for size in CEILING_COPY_BYTES[:2] if quick else CEILING_COPY_BYTES:
+        # rotate over enough source/destination pairs that every copy reads and writes HBM, not L2
+        # (the smallest copy measures the start-up of a tiny kernel, wherever its bytes live)
+        n_buf = 1 if quick else max(1, min(128, math.ceil(L2_FLUSH_BYTES / (2 * size))))
+        bufs = [
+            (
+                torch.ones(size // 2, dtype=torch.bfloat16, device=device),
+                torch.empty(size // 2, dtype=torch.bfloat16, device=device),
+            )
+            for _ in range(n_buf)
+        ]
+        inner = 1 if quick else max(4, n_buf)
+
+        def copies() -> None:
+            for i in range(inner):
+                src, dst = bufs[i % n_buf]
+                dst.copy_(src)
+
+        warm, reps = reps_for(size * inner)
+        s = summarize([t / inner for t in timer.samples(graph(copies), warm, reps)])
+        rows.append({**base, "benchmark": "ceiling_copy", "part": "graph", "bytes": size, **s})
+        log(
+            f"ceiling_copy {size / 1024:.0f} KiB: {s['median_s'] * 1e6:.2f} us, {2 * size / s['median_s'] / 1e9:.0f} GB/s read+write"
+        )
+
+    for n in [64, 128] if quick else CEILING_GEMM_N:
+        a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+        b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+        c = torch.empty(n, n, device=device, dtype=torch.bfloat16)
+        inner = 1 if quick else max(2, (16384 // n) ** 2)
+
+        def gemms() -> None:
+            for _ in range(inner):
+                torch.matmul(a, b, out=c)
+
+        s = summarize([t / inner for t in timer.samples(graph(gemms), 3, 10)])
+        rows.append(
+            {**base, "benchmark": "ceiling_gemm", "part": "graph", "hidden": n, "ffn": n, "tokens_per_rank": n, **s}
+        )
+        log(f"ceiling_gemm n={n}: {2 * n**3 / s['median_s'] / 1e12:.0f} TFLOP/s")
     return rows
 
 
@@ -487,6 +562,8 @@ def worker(rank: int, world: int, args: argparse.Namespace) -> None:
             rows += bench_copies(device, args.machine, gpu, args.quick)
         rows += bench_ffn(device, args.machine, gpu, args.quick)
         write_rows(rows, out)  # after each part, so a later hang loses nothing
+    if rank == 0 and "ceilings" in args.parts:
+        write_rows(bench_ceilings(device, args.machine, gpu, args.quick), out, "ceilings.csv")
     if world > 1:
         dist.barrier()
         if "moe" in args.parts:
@@ -509,7 +586,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="folder for measurements.csv, env.json, topo.txt")
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     p.add_argument("--world-size", type=int, default=0, help="processes (default: every GPU found)")
-    p.add_argument("--parts", nargs="+", default=["single", "alltoall", "moe"], choices=["single", "alltoall", "moe"])
+    p.add_argument(
+        "--parts", nargs="+", default=["single", "alltoall", "moe"], choices=["single", "alltoall", "moe", "ceilings"]
+    )
     p.add_argument("--model", default="seed_128x2gb", help="catalog model for the MoE layer")
     p.add_argument("--quick", action="store_true", help="a few small sizes (for testing the program)")
     p.add_argument("--subdir", action="store_true", help="write into OUT/ranksN (several world sizes in one folder)")
