@@ -170,6 +170,15 @@ def record_timings(outcomes: list[Outcome], cache_dir: Path) -> None:
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
+def _portable(value: str) -> str:
+    """A path inside the repository as seen from its root (papermill runs there), so the parameters
+    cell the book shows names no machine's folders; anything else unchanged."""
+    path = Path(value)
+    if path.is_absolute() and path.is_relative_to(ROOT):
+        return path.relative_to(ROOT).as_posix() or "."
+    return value
+
+
 def execute(job: Job, cache_dir: Path, timeout_s: int) -> Outcome:
     import time
 
@@ -178,7 +187,7 @@ def execute(job: Job, cache_dir: Path, timeout_s: int) -> Outcome:
     cmd = [sys.executable, "-m", "papermill", str(job.notebook), str(tmp), "--cwd", str(ROOT),
            "--kernel", "python3", "--execution-timeout", str(timeout_s), "--no-progress-bar"]  # fmt: skip
     for k, v in job.parameters.items():
-        cmd += ["-p", k, v]
+        cmd += ["-p", k, _portable(v)]
     t0 = time.perf_counter()
     env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1", "MPLBACKEND": "Agg"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)

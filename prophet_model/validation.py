@@ -332,9 +332,9 @@ def ceilings_table(study: Study, machines_file: Path = MACHINES) -> pd.DataFrame
             "kernel start-up (µs)": round(1e6 * c.kernel_startup_s, 2),
             "1-element kernel (µs)": round(1e6 * c.kernel_chain_s, 2),
             "HBM attainable (GB/s)": round(c.hbm_bandwidth / 1e9),
-            "HBM datasheet (GB/s)": gpu.memory_bandwidth_gbps,
+            "HBM datasheet (GB/s)": round(gpu.memory_bandwidth_gbps),
             "BF16 GEMM attainable (TFLOP/s)": round(c.gemm_flops / 1e12),
-            "BF16 datasheet (TFLOP/s)": gpu.bf16_dense_tflops,
+            "BF16 datasheet (TFLOP/s)": round(gpu.bf16_dense_tflops),
         })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -353,5 +353,5 @@ def alltoall_rates(df: pd.DataFrame, study: Study, machines_file: Path = MACHINE
             rows.append({"machine": machine, "per-rank buffer (MiB)": r.bytes / 2**20,
                          "measured (GB/s)": round(moved / (r.median_s - floor) / 1e9),
                          "model: payload rate (GB/s)": round(net.bandwidth_gbps_per_direction * net.payload_efficiency),
-                         "line rate (GB/s)": net.bandwidth_gbps_per_direction})  # fmt: skip
+                         "line rate (GB/s)": round(net.bandwidth_gbps_per_direction)})  # fmt: skip
     return pd.DataFrame(rows)

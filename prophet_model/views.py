@@ -142,6 +142,18 @@ def measurement_provenance() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def validation_summary(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The summary per primitive as a table narrow enough for a page, and the reasons for every
+    primitive whose median error exceeds 25%, as a Markdown list."""
+    from .validation import summary, verdicts
+
+    v = verdicts(summary(df))
+    cols = ["primitive", "points", "median |error| %", "datasheet only: median |error| %", "worst |error| %",
+            "worst at", "verdict"]  # fmt: skip
+    reasons = "\n".join(f"- **{p}**: {why}" for p, why in zip(v.primitive, v.why, strict=True) if why)
+    return v[cols].set_index("primitive"), reasons
+
+
 def alltoall_finding(df: pd.DataFrame, study: Study) -> str:
     """The latency- vs bandwidth-bound finding, in words, with the measured numbers."""
     from .validation import alltoall_regimes

@@ -83,3 +83,14 @@ def test_a_failing_notebook_is_reported_and_the_others_finish(pipeline_root, tmp
     assert "ValueError: injected failure" in bad.error and 'if system == "4xH100"' in bad.error
     assert all(o.status == "executed" for name, o in outcomes.items() if name != "system 4xH100")
     assert not (book / "systems" / "4xH100.ipynb").exists()
+
+
+def test_parameters_name_no_machine_folders() -> None:
+    """Paths inside the repository reach papermill relative to its root (the book shows them);
+    paths elsewhere, and other values, pass unchanged."""
+    from prophet_model.pipeline import ROOT, _portable
+
+    assert _portable(str(ROOT / "_config.yml")) == "_config.yml"
+    assert _portable(str(ROOT / "results")) == "results"
+    assert _portable("/elsewhere/_config.yml") == "/elsewhere/_config.yml"
+    assert _portable("8xA100") == "8xA100"
