@@ -154,6 +154,7 @@ def worked_example(study: Study, cal: CalibrationResult) -> str:
             "assignments on the fullest GPU {math}`A`": fmt.number(v(m.assignments_on_fullest_gpu(s)), 4),
             "dense time {math}`t_d`": fmt.ms(1e3 * v(m.dense_time(s, s.compute_efficiency))),
             "expert time {math}`t_e`": fmt.ms(1e3 * v(m.expert_time(s, s.compute_efficiency))),
+            "of which kernel start-ups {math}`5 L_{moe} D \\tau_0`": fmt.ms(1e3 * v(m.startup_time(s))),
             "fetch bytes {math}`F`": f"{v(m.fetch_bytes(s)) / 1e9:,.3f} GB",
             "fetch time {math}`t_f`": fmt.ms(1e3 * v(r.fetch_s)),
             "fetch exposed": fmt.ms(1e3 * v(r.fetch_exposed_s)),
