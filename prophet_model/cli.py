@@ -84,6 +84,7 @@ def _result_table(comparison) -> str:
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
+    from .calibration import calibrate
     from .checks import all_checks, input_warnings
     from .config import load_study
     from .report import run_parallel, write_cross_system, write_system
@@ -94,6 +95,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     study = load_study(args.config)
     for sid in args.systems or ():
         study.system(sid)  # raises UserError naming the allowed ids
+    calibrate(study)  # inputs it cannot fit are user errors: raise them before anything is written
     results_dir = Path(args.results or study.config.study.results_dir)
     log_path = open_log(results_dir / "logs", args.log_level)
     try:

@@ -172,6 +172,24 @@ CASES = [
         ["interconnects.yml [nvswitch_nvlink3]", "bandwidth_gbps_per_direction", "greater than 0"],
     ),
     (
+        "link-payload-above-one",
+        "catalog/interconnects.yml",
+        _set("nvswitch_nvlink4.payload_efficiency", 1.3),
+        ["interconnects.yml [nvswitch_nvlink4]", "payload_efficiency", "less than or equal to 1"],
+    ),
+    (
+        "gpu-negative-startup",
+        "catalog/gpus.yml",
+        _set("h100_sxm5_80gb.kernel_startup_us", -2),
+        ["gpus.yml [h100_sxm5_80gb]", "kernel_startup_us", "greater than or equal to 0"],
+    ),
+    (
+        "startup-longer-than-measured-step",
+        "catalog/gpus.yml",
+        _set("a100_sxm4_80gb.kernel_startup_us", 100_000),
+        ["calibration", "kernel start-ups", "kernel_startup_us"],
+    ),
+    (
         "link-bad-kind",
         "catalog/interconnects.yml",
         _set("nvswitch_nvlink3.kind", "ethernet"),
