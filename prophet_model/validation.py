@@ -59,30 +59,39 @@ class Ceilings:
     hbm_bandwidth: float  # bytes/s of HBM traffic (read + write), from the slope of the same line
     gemm_flops: float  # FLOP/s, the fastest square bf16 GEMM
     kernel_chain_s: float  # time per 1-element kernel in a chain (launch-to-launch), for reference
+    link_bandwidth: float | None = None  # bytes/s per direction, kernel writes to the peer (both ways)
 
 
 CEILING_COPY_RANGE = (1 << 20, 256 << 20)  # bytes: past the start-up, up to the largest expert matrix scale
 
 
+def _line(nbytes: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
+    """(t0, rate) of the least-squares line seconds = t0 + nbytes / rate, residuals relative."""
+    design = np.c_[np.ones(len(nbytes)), nbytes] / seconds[:, None]
+    (t0, inverse_rate), *_ = np.linalg.lstsq(design, np.ones(len(nbytes)), rcond=None)
+    return float(t0), float(1 / inverse_rate)
+
+
 def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
-    """Read <machine>/ceilings.csv (bench.py --parts ceilings): a weighted least-squares line
-    t = t0 + 2 * bytes / B through the device copies of 1 MiB .. 256 MiB (relative residuals), the
-    fastest square GEMM (2 n^3 FLOP), and the 1-element kernel chain."""
+    """Read <machine>/ceilings.csv (bench.py --parts ceilings): a line t = t0 + 2 * bytes / B through
+    the device copies of 1 MiB .. 256 MiB, the fastest square GEMM (2 n^3 FLOP), the 1-element kernel
+    chain and, on hosts with several GPUs, the slope of t = t0' + bytes / L through the kernel
+    writes to the peer made by all GPUs at once (1 MiB .. 256 MiB)."""
     path = root / machine / "ceilings.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no ceilings measured; run validation/bench.py --parts ceilings")
     c = pd.read_csv(path)
     lo, hi = CEILING_COPY_RANGE
     cp = c[(c.benchmark == "ceiling_copy") & (c.bytes >= lo) & (c.bytes <= hi)]
-    t = cp.median_s.to_numpy()
-    design = np.c_[np.ones(len(cp)), 2 * cp.bytes.to_numpy(dtype=float)] / t[:, None]
-    (t0, inverse_bw), *_ = np.linalg.lstsq(design, np.ones(len(cp)), rcond=None)
+    t0, hbm = _line(2 * cp.bytes.to_numpy(dtype=float), cp.median_s.to_numpy())
     g = c[c.benchmark == "ceiling_gemm"]
+    link = c[(c.benchmark == "ceiling_link") & (c.part == "bidirectional") & (c.bytes >= lo) & (c.bytes <= hi)]
     return Ceilings(
-        kernel_startup_s=float(t0),
-        hbm_bandwidth=float(1 / inverse_bw),
+        kernel_startup_s=t0,
+        hbm_bandwidth=hbm,
         gemm_flops=float((2 * g.hidden.astype(float) ** 3 / g.median_s).max()),
         kernel_chain_s=float(c[c.benchmark == "ceiling_kernel"].median_s.iloc[0]),
+        link_bandwidth=_line(link.bytes.to_numpy(dtype=float), link.median_s.to_numpy())[1] if len(link) >= 2 else None,
     )
 
 
@@ -91,13 +100,20 @@ VARIANTS = ("datasheet", "model")
 
 def _base(gpu: GPU, net: Interconnect | None, ceil: Ceilings | None = None) -> m.Scenario:
     """A one-layer, everything-resident scenario. Without `ceil`: datasheet values, no start-up,
-    line rates. With it: the model's physics (start-up, attainable ceilings, payload efficiency)."""
+    line rates. With it: the model's physics (start-up, attainable ceilings, and links at their
+    measured ceiling where one was measured, else at the catalog's payload efficiency)."""
+    if ceil is None or net is None:
+        link_efficiency = 1.0
+    elif ceil.link_bandwidth is not None:
+        link_efficiency = ceil.link_bandwidth / (net.bandwidth_gbps_per_direction * 1e9)
+    else:
+        link_efficiency = net.payload_efficiency
     return m.Scenario(
         n_gpus=1, ep=1, peak_flops=ceil.gemm_flops if ceil else gpu.bf16_dense_tflops * 1e12,
         hbm_bandwidth=ceil.hbm_bandwidth if ceil else gpu.memory_bandwidth_gbps * 1e9,
         memory_capacity=1e15, host_bandwidth=gpu.host_link_bandwidth_gbps * 1e9,
         link_bandwidth=(net.bandwidth_gbps_per_direction if net else 1.0) * 1e9,
-        link_efficiency=net.payload_efficiency if (net and ceil) else 1.0,
+        link_efficiency=link_efficiency,
         kernel_startup=ceil.kernel_startup_s if ceil else 0.0,
         link_latency=(net.latency_us if net else 0.0) * 1e-6, sockets=net.sockets if net else 1,
         cross_socket_bandwidth=(net.cross_socket_bandwidth_gbps if net else 0.0) * 1e9,
@@ -295,7 +311,7 @@ REASONS = {
     "MoE layer: all-to-alls": "Three eager collectives (split sizes, dispatch, combine) with host synchronisation between them: each costs the eager floor of the all-to-all rows, not the NCCL latency the model assumes.",
     "all-to-all (eager call)": "One all-to-all called from Python pays tens of microseconds of CPU and launch overhead before NCCL starts; the model's latency is NCCL's own.",
     "all-to-all (CUDA graph)": "Large buffers move data more slowly than the NVLink payload rate (see below); small ones sit on NCCL's latency floor, which the model's assumed latency matches.",
-    "all-to-all (CUDA graph), ≥ 16 MiB per rank": "NCCL's point-to-point transfers reach the NVLink payload rate only slowly: the measured rate still rises from 16 MiB to 256 MiB per rank, and stays below the payload rate NCCL's own topology model assumes. The model has one latency and one rate, so it is optimistic here.",
+    "all-to-all (CUDA graph), ≥ 16 MiB per rank": "The link is not the limit: kernels writing straight into the peer's memory (no NCCL) move data at about the payload rate the model uses. NCCL's all-to-all moves the same bytes more slowly, its rate still rising from 16 MiB to 256 MiB per rank, and neither larger chunks nor more channels change that (tables below). The gap lies in NCCL's point-to-point path, which the model, with one latency and one rate, does not describe.",
 }
 
 
@@ -335,23 +351,54 @@ def ceilings_table(study: Study, machines_file: Path = MACHINES) -> pd.DataFrame
             "HBM datasheet (GB/s)": round(gpu.memory_bandwidth_gbps),
             "BF16 GEMM attainable (TFLOP/s)": round(c.gemm_flops / 1e12),
             "BF16 datasheet (TFLOP/s)": round(gpu.bf16_dense_tflops),
+            "link, kernel writes both ways (GB/s per direction)": round(c.link_bandwidth / 1e9) if c.link_bandwidth else "",
         })  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def alltoall_rates(df: pd.DataFrame, study: Study, machines_file: Path = MACHINES) -> pd.DataFrame:
     """For each large CUDA-graph all-to-all: the rate the data moved at (bytes crossing per direction
-    over time above the floor) beside the line rate and the payload rate the model uses."""
+    over time above the floor) beside the link's measured ceiling (kernel writes, no NCCL), the
+    catalog's payload rate and the line rate."""
     machines = yaml.safe_load(machines_file.read_text())
     g = df[(df.benchmark == "alltoall") & (df.part == "graph")]
     rows = []
     for machine, gm in g.groupby("machine", sort=True):
         net = study.interconnects[machines[machine]["interconnect"]]
+        link = ceilings(machines[machine]["ceilings"]).link_bandwidth
         floor = float(gm.median_s.min())
         for r in gm[gm.bytes >= LARGE_A2A_BYTES].sort_values("bytes").itertuples():
             moved = r.bytes * (r.ep - 1) / r.ep
             rows.append({"machine": machine, "per-rank buffer (MiB)": r.bytes / 2**20,
-                         "measured (GB/s)": round(moved / (r.median_s - floor) / 1e9),
-                         "model: payload rate (GB/s)": round(net.bandwidth_gbps_per_direction * net.payload_efficiency),
+                         "NCCL all-to-all (GB/s)": round(moved / (r.median_s - floor) / 1e9),
+                         "link ceiling (GB/s)": round(link / 1e9) if link else "",
+                         "payload rate (GB/s)": round(net.bandwidth_gbps_per_direction * net.payload_efficiency),
                          "line rate (GB/s)": round(net.bandwidth_gbps_per_direction)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+NCCL_SETTINGS = {  # folder under <machine>/nccl-settings/: the setting, short enough for a table cell
+    "default": "NCCL defaults, a second run",
+    "chunk2m": "NCCL_P2P_NVL_CHUNKSIZE = 2 MiB",
+    "ch32-chunk2m": "the same + NCCL_MIN/MAX_P2P_NCHANNELS = 32",
+}
+
+
+def nccl_settings(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) -> pd.DataFrame:
+    """The large CUDA-graph all-to-alls again under other NCCL settings (<machine>/nccl-settings/),
+    beside the committed run: whether NCCL's configuration, not the link, sets their rate."""
+    runs = {"committed run": root / machine / "measurements.csv"}
+    found = {d.name: d for d in (root / machine / "nccl-settings").glob("*")}
+    order = [k for k in NCCL_SETTINGS if k in found] + sorted(set(found) - set(NCCL_SETTINGS))
+    runs |= {NCCL_SETTINGS.get(k, k): found[k] / "measurements.csv" for k in order}
+    rows = []
+    for name, path in runs.items():
+        if not path.is_file():
+            continue
+        d = pd.read_csv(path)
+        d = d[(d.benchmark == "alltoall") & (d.part == "graph") & (d.bytes >= LARGE_A2A_BYTES)]
+        rows.append(
+            {"run": name}
+            | {f"{b / 2**20:g} MiB (µs)": round(1e6 * t, 1) for b, t in zip(d.bytes, d.median_s, strict=True)}
+        )
     return pd.DataFrame(rows)

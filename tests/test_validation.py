@@ -36,6 +36,11 @@ def test_predictions_by_hand(study) -> None:
     # at 450 GB/s * 0.824 payload efficiency (the model)
     assert v.predict_alltoall(h200, pair, 256 * 2**20, 2) == pytest.approx(10e-6 + 128 * 2**20 / 450e9)
     assert v.predict_alltoall(h200, pair, 256 * 2**20, 2, ceil) == pytest.approx(10e-6 + 128 * 2**20 / (450e9 * 0.824))
+    # where the link's ceiling was measured (3.6e11 B/s per direction), the model uses it instead
+    linked = v.Ceilings(
+        kernel_startup_s=2e-6, hbm_bandwidth=3e12, gemm_flops=8e14, kernel_chain_s=1e-6, link_bandwidth=3.6e11
+    )
+    assert v.predict_alltoall(h200, pair, 256 * 2**20, 2, linked) == pytest.approx(10e-6 + 128 * 2**20 / 3.6e11)
 
 
 def test_ceilings_recover_a_line(tmp_path) -> None:
@@ -47,6 +52,8 @@ def test_ceilings_recover_a_line(tmp_path) -> None:
         rows.append(f"x,ceiling_copy,graph,,{b},{t!r}")
     rows += [f"x,ceiling_gemm,graph,{n},,{2 * n**3 / f!r}" for n, f in ((2048, 7e14), (4096, 8e14))]
     rows.append("x,ceiling_kernel,graph,,4,1e-06")
+    rows += [f"x,ceiling_link,bidirectional,,{b},{3e-6 + b / 3.5e11!r}" for b in (2**20, 2**24, 2**28)]
+    rows += [f"x,ceiling_link,unidirectional,,{b},{1.0!r}" for b in (2**20, 2**28)]  # not used
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "ceilings.csv").write_text("\n".join(rows) + "\n")
     c = v.ceilings("x", tmp_path)
@@ -54,6 +61,8 @@ def test_ceilings_recover_a_line(tmp_path) -> None:
     assert c.hbm_bandwidth == pytest.approx(3e12, rel=1e-9)
     assert c.gemm_flops == pytest.approx(8e14)
     assert c.kernel_chain_s == 1e-6
+    assert c.link_bandwidth == pytest.approx(3.5e11, rel=1e-9)
+    assert v.ceilings("nvidia-h100-x1").link_bandwidth is None  # one GPU: no link measured
 
 
 def test_catalog_startup_is_the_measured_one(study) -> None:
@@ -68,9 +77,11 @@ def test_ceilings_come_from_other_kernels_than_the_validated_ones() -> None:
     """No validated primitive feeds the model variant: ceilings.csv holds only ceiling_* rows."""
     import pandas as pd
 
-    for machine in ("nvidia-h100-x1", "nvidia-h200"):
+    for machine in ("nvidia-h100-x1", "nvidia-h200", "nvidia-h200-x2"):
         c = pd.read_csv(v.MEASUREMENTS / machine / "ceilings.csv")
-        assert set(c.benchmark) == {"ceiling_kernel", "ceiling_copy", "ceiling_gemm"}
+        assert set(c.benchmark) <= {"ceiling_kernel", "ceiling_copy", "ceiling_gemm", "ceiling_link"}
+        assert {"ceiling_kernel", "ceiling_copy", "ceiling_gemm"} <= set(c.benchmark)
+    assert v.ceilings("nvidia-h200-x2").link_bandwidth is not None
 
 
 def test_moe_layer_locality_cuts_volume_not_latency(study) -> None:
@@ -122,3 +133,14 @@ def test_runs_per_world_size_are_loaded(tmp_path) -> None:
     machines.write_text("nvidia-h200-x8: {gpu: h200_sxm_141gb, interconnect: nvswitch_nvlink4}\n")
     df = v.load(tmp_path, machines)
     assert len(df) == 2 * len(v.pd.read_csv(src))
+
+
+def test_nccl_settings_runs_sit_beside_the_committed_one() -> None:
+    """The NCCL-settings runs are read in a fixed order after the committed run, 3 large sizes each,
+    and are not validation data (the loader does not read them)."""
+    t = v.nccl_settings()
+    assert list(t.run) == ["committed run", *v.NCCL_SETTINGS.values()]
+    assert list(t.columns) == ["run", "16 MiB (µs)", "64 MiB (µs)", "256 MiB (µs)"]
+    df = v.load()
+    graph = df[(df.machine == "nvidia-h200-x2") & (df.benchmark == "alltoall") & (df.part == "graph")]
+    assert len(graph) == 9 and graph.bytes.is_unique  # one run, 4 KiB .. 256 MiB

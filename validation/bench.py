@@ -54,6 +54,7 @@ FFN_INNER = 20  # FFNs per CUDA-graph replay: GPU time without the CPU's launch 
 CEILING_COPY_BYTES = [4096] + [MIB * 4**i for i in range(6)]  # 4 KiB, then 1 MiB .. 1 GiB
 CEILING_GEMM_N = [2048, 4096, 8192, 16384]
 KERNEL_CHAIN = 200  # 1-element kernels per CUDA-graph replay
+LINK_BYTES = [MIB * 4**i for i in range(5)]  # 1 MiB .. 256 MiB written to the peer per rank
 
 FIELDS = [
     "machine", "benchmark", "part", "gpu", "n_gpus", "model", "hidden", "ffn", "experts", "top_k",
@@ -340,6 +341,54 @@ def slowest(torch, dist, t: float, device, op: str = "MAX") -> float:
     return float(v.item())
 
 
+def bench_link_ceiling(torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool) -> list[dict]:
+    """The GPU link's attainable rate for kernel-driven traffic, without NCCL: an elementwise kernel
+    on each rank writes `bytes` into the next rank's memory (mapped by symmetric memory), all ranks
+    at once (part = bidirectional, as in an all-to-all) or rank 0 alone (unidirectional); slowest
+    rank per repetition, each in a CUDA graph."""
+    import torch.distributed._symmetric_memory as symm_mem
+
+    timer = Timer(device)
+    rows: list[dict] = []
+    sizes = LINK_BYTES[:2] if quick else LINK_BYTES
+    elems = sizes[-1] // 2
+    group = dist.group.WORLD
+    if hasattr(symm_mem, "enable_symm_mem_for_group"):
+        symm_mem.enable_symm_mem_for_group(group.group_name)
+    buf = symm_mem.empty(elems, dtype=torch.bfloat16, device=device)
+    handle = symm_mem.rendezvous(buf, group.group_name)
+    remote_all = handle.get_buffer((rank + 1) % world, (elems,), torch.bfloat16)
+    src_all = torch.ones(elems, dtype=torch.bfloat16, device=device)
+    for size in sizes:
+        src, remote = src_all[: size // 2], remote_all[: size // 2]
+        inner = max(2, min(20, (256 * MIB) // size))
+        for part in ("bidirectional", "unidirectional"):
+            active = part == "bidirectional" or rank == 0
+
+            def writes() -> None:
+                for _ in range(inner):
+                    torch.mul(src, 1, out=remote)
+
+            replay = cuda_graph(writes) if active else None
+            samples = []
+            for i in range(3 + 10):
+                dist.barrier()
+                timer.sync()
+                t = timer(replay) / inner if replay else 0.0
+                t = slowest(torch, dist, t, device)
+                if i >= 3:
+                    samples.append(t)
+            if rank == 0:
+                s = summarize(samples)
+                rows.append({"machine": machine, "benchmark": "ceiling_link", "part": part, "gpu": gpu,
+                             "n_gpus": world, "bytes": size, "ep": world, **s})  # fmt: skip
+                log(
+                    f"ceiling_link {part} {size / MIB:.0f} MiB: {s['median_s'] * 1e6:.1f} us, {size / s['median_s'] / 1e9:.0f} GB/s per direction"
+                )
+    dist.barrier()
+    return rows
+
+
 def bench_alltoall(torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool) -> list[dict]:
     timer = Timer(device)
     rows = []
@@ -562,8 +611,18 @@ def worker(rank: int, world: int, args: argparse.Namespace) -> None:
             rows += bench_copies(device, args.machine, gpu, args.quick)
         rows += bench_ffn(device, args.machine, gpu, args.quick)
         write_rows(rows, out)  # after each part, so a later hang loses nothing
+    ceilings: list[dict] = []
     if rank == 0 and "ceilings" in args.parts:
-        write_rows(bench_ceilings(device, args.machine, gpu, args.quick), out, "ceilings.csv")
+        ceilings = bench_ceilings(device, args.machine, gpu, args.quick)
+        write_rows(ceilings, out, "ceilings.csv")
+    if world > 1 and cuda and "ceilings" in args.parts:
+        dist.barrier()
+        try:
+            ceilings += bench_link_ceiling(torch, dist, device, rank, world, args.machine, gpu, args.quick)
+        except Exception as exc:  # a link microbenchmark that cannot run must not cost the other parts
+            log(f"rank {rank}: ceiling_link failed: {type(exc).__name__}: {exc}")
+        if rank == 0:
+            write_rows(ceilings, out, "ceilings.csv")
     if world > 1:
         dist.barrier()
         if "moe" in args.parts:
