@@ -305,7 +305,7 @@ def validation_errors(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
     ax.grid(axis="x", alpha=0.3)
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("Model error (%): (predicted − measured) / measured; bar = median, band = ±25%")
-    ax.set_title("The model vs measurement (ceilings from separate microbenchmarks; nothing fitted to these points)")
+    ax.set_title("The model vs measurement (nothing fitted to these points)")
     return fig
 
 
