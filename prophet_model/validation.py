@@ -311,7 +311,7 @@ REASONS = {
     "MoE layer: all-to-alls": "Three eager collectives (split sizes, dispatch, combine) with host synchronisation between them: each costs the eager floor of the all-to-all rows, not the NCCL latency the model assumes.",
     "all-to-all (eager call)": "One all-to-all called from Python pays tens of microseconds of CPU and launch overhead before NCCL starts; the model's latency is NCCL's own.",
     "all-to-all (CUDA graph)": "Large buffers move data more slowly than the NVLink payload rate (see below); small ones sit on NCCL's latency floor, which the model's assumed latency matches.",
-    "all-to-all (CUDA graph), ≥ 16 MiB per rank": "The link is not the limit: kernels writing straight into the peer's memory (no NCCL) move data at about the payload rate the model uses. NCCL's all-to-all moves the same bytes more slowly, its rate still rising from 16 MiB to 256 MiB per rank, and neither larger chunks nor more channels change that (tables below). The gap lies in NCCL's point-to-point path, which the model, with one latency and one rate, does not describe.",
+    "all-to-all (CUDA graph), ≥ 16 MiB per rank": "The link is not the limit: kernels writing straight into the peer's memory (no NCCL) move data at about the payload rate the model uses. NCCL's all-to-all moves the same bytes more slowly, its rate still rising from 16 MiB to 256 MiB per rank; neither larger chunks nor more channels change that, and leaving out the share a GPU keeps for itself changes nothing either (tables below). The gap lies in NCCL's point-to-point path, which the model, with one latency and one rate, does not describe.",
 }
 
 
@@ -400,3 +400,16 @@ def nccl_settings(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) ->
             | {f"{b / 2**20:g} MiB (µs)": round(1e6 * t, 1) for b, t in zip(d.bytes, d.median_s, strict=True)}
         )
     return pd.DataFrame(rows)
+
+
+def alltoall_split(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) -> pd.DataFrame:
+    """<machine>/alltoall_split.csv (bench.py --parts alltoall_split): each buffer's all-to-all in
+    full, without the share a rank keeps (only bytes that cross the link) and with only that share."""
+    d = pd.read_csv(root / machine / "alltoall_split.csv")
+    t = d.pivot(index="bytes", columns="part", values="median_s").sort_index()
+    names = {"full": "full (µs)", "remote_only": "crossing share only (µs)", "self_only": "kept share only (µs)"}
+    out = (1e6 * t[list(names)]).round(1).rename(columns=names)
+    out.index = [f"{b / 2**20:g} MiB" for b in out.index]
+    out.index.name = "per-rank buffer"
+    out.columns.name = None
+    return out

@@ -144,3 +144,11 @@ def test_nccl_settings_runs_sit_beside_the_committed_one() -> None:
     df = v.load()
     graph = df[(df.machine == "nvidia-h200-x2") & (df.benchmark == "alltoall") & (df.part == "graph")]
     assert len(graph) == 9 and graph.bytes.is_unique  # one run, 4 KiB .. 256 MiB
+
+
+def test_alltoall_split_table() -> None:
+    """Three variants per buffer, 1 MiB .. 256 MiB, and every variant's time is positive."""
+    t = v.alltoall_split()
+    assert list(t.index) == ["1 MiB", "4 MiB", "16 MiB", "64 MiB", "256 MiB"]
+    assert list(t.columns) == ["full (µs)", "crossing share only (µs)", "kept share only (µs)"]
+    assert (t > 0).all().all()

@@ -341,6 +341,47 @@ def slowest(torch, dist, t: float, device, op: str = "MAX") -> float:
     return float(v.item())
 
 
+def bench_alltoall_split(torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool) -> list[dict]:
+    """Where an all-to-all's time goes: the same per-rank buffer exchanged in full (part = full), with
+    the share a rank keeps for itself left out (remote_only: only bytes that cross the link), and
+    with only that share (self_only: NCCL's local copy alone). Same bytes per peer as the full
+    all-to-all; CUDA graphs of A2A_INNER calls; slowest rank."""
+    timer = Timer(device)
+    rows = []
+    for size in A2A_BYTES[-5:-3] if quick else A2A_BYTES[-5:]:  # 1 MiB .. 256 MiB
+        chunk = size // 2 // world  # bf16 elements per peer
+        splits = {
+            "full": [chunk] * world,
+            "remote_only": [0 if r == rank else chunk for r in range(world)],
+            "self_only": [chunk if r == rank else 0 for r in range(world)],
+        }
+        for part, split in splits.items():
+            inp = torch.ones(sum(split), dtype=torch.bfloat16, device=device)
+            out = torch.empty_like(inp)
+            inner = 1 if quick else A2A_INNER
+
+            def many(out=out, inp=inp, split=split, inner=inner) -> None:
+                for _ in range(inner):
+                    dist.all_to_all_single(out, inp, split, split)
+
+            dist.barrier()
+            replay = cuda_graph(many) if device.type == "cuda" else many
+            warm, reps = reps_for(size)
+            samples = []
+            for i in range(warm + reps):
+                dist.barrier()
+                timer.sync()
+                t = slowest(torch, dist, timer(replay) / inner, device)
+                if i >= warm:
+                    samples.append(t)
+            if rank == 0:
+                sm = summarize(samples)
+                rows.append({"machine": machine, "benchmark": "alltoall_split", "part": part, "gpu": gpu,
+                             "n_gpus": world, "bytes": chunk * world * 2, "ep": world, **sm})  # fmt: skip
+                log(f"alltoall_split {part} {chunk * world * 2 / MIB:.0f} MiB/rank: {sm['median_s'] * 1e6:.1f} us")
+    return rows
+
+
 def bench_link_ceiling(torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool) -> list[dict]:
     """The GPU link's attainable rate for kernel-driven traffic, without NCCL: an elementwise kernel
     on each rank writes `bytes` into the next rank's memory (mapped by symmetric memory), all ranks
@@ -631,6 +672,10 @@ def worker(rank: int, world: int, args: argparse.Namespace) -> None:
                 write_rows(rows, out)
         if "alltoall" in args.parts:
             rows += bench_alltoall(torch, dist, device, rank, world, args.machine, gpu, args.quick)
+        if "alltoall_split" in args.parts:
+            split_rows = bench_alltoall_split(torch, dist, device, rank, world, args.machine, gpu, args.quick)
+            if rank == 0:
+                write_rows(split_rows, out, "alltoall_split.csv")
         dist.barrier()
     if rank == 0:
         path = write_rows(rows, out)
@@ -646,7 +691,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     p.add_argument("--world-size", type=int, default=0, help="processes (default: every GPU found)")
     p.add_argument(
-        "--parts", nargs="+", default=["single", "alltoall", "moe"], choices=["single", "alltoall", "moe", "ceilings"]
+        "--parts",
+        nargs="+",
+        default=["single", "alltoall", "moe"],
+        choices=["single", "alltoall", "moe", "ceilings", "alltoall_split"],
     )
     p.add_argument("--model", default="seed_128x2gb", help="catalog model for the MoE layer")
     p.add_argument("--quick", action="store_true", help="a few small sizes (for testing the program)")
