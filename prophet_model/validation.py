@@ -4,9 +4,10 @@ the model's own time terms (validation/machines.yml names the GPU and interconne
 Two predictions per point, neither fitted to the validated points:
 - `datasheet`: datasheet peaks and line rates, no kernel start-up, every efficiency 1;
 - `model` (the model as it stands): each kernel's start-up time and the attainable FLOP/s and HBM
-  bandwidth come from independent microbenchmarks (`ceilings`: copies and square GEMMs, never the
-  FFN, all-to-all or MoE layer), links carry data at the catalog's payload efficiency (sourced
-  from NCCL), the all-to-all latency is the catalog's.
+  bandwidth come from independent microbenchmarks (`ceilings`: copies, square GEMMs and, with
+  several GPUs, kernel writes into the peer, never the FFN, all-to-all or MoE layer); a link
+  carries data at its measured ceiling where one exists, else at the catalog's payload
+  efficiency (sourced from NCCL); the all-to-all latency is the catalog's.
 `calibrated` is a third, clearly separate variant that fits one efficiency per primitive to show
 what calibration changes."""
 
@@ -53,7 +54,7 @@ def load(root: Path = MEASUREMENTS, machines_file: Path = MACHINES) -> pd.DataFr
 
 @dataclass(frozen=True)
 class Ceilings:
-    """Attainable ceilings of one GPU kind from microbenchmarks that are not validated primitives."""
+    """Attainable ceilings of one machine from microbenchmarks that are not validated primitives."""
 
     kernel_startup_s: float  # intercept of copy time vs bytes (launch, first round trip, tail)
     hbm_bandwidth: float  # bytes/s of HBM traffic (read + write), from the slope of the same line
@@ -93,9 +94,6 @@ def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
         kernel_chain_s=float(c[c.benchmark == "ceiling_kernel"].median_s.iloc[0]),
         link_bandwidth=_line(link.bytes.to_numpy(dtype=float), link.median_s.to_numpy())[1] if len(link) >= 2 else None,
     )
-
-
-VARIANTS = ("datasheet", "model")
 
 
 def _base(gpu: GPU, net: Interconnect | None, ceil: Ceilings | None = None) -> m.Scenario:
@@ -199,16 +197,24 @@ def _predict(r, gpu: GPU, net: Interconnect | None, study: Study, ceil: Ceilings
 
 def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHINES) -> pd.DataFrame:
     """Add, to every row, predicted_s and error_pct = 100 (predicted - measured) / measured for the
-    model (start-up and ceilings from the machine's `ceilings` folder in machines.yml, payload
-    efficiency from the catalog), and predicted_datasheet_s / error_datasheet_pct at datasheet values."""
+    model (start-up and ceilings from the machine's `ceilings` folder in machines.yml; links at
+    their measured ceiling, else the catalog's payload efficiency), and predicted_datasheet_s /
+    error_datasheet_pct at datasheet values."""
     machines = yaml.safe_load(machines_file.read_text())
+    for name in sorted(set(df.machine)):
+        if not machines[name].get("ceilings"):
+            raise ValueError(
+                f"{machines_file}: {name} names no 'ceilings' folder; run validation/bench.py --parts "
+                "ceilings on that machine and add ceilings: <folder under validation/measurements>"
+            )
+    ceil = {name: ceilings(machines[name]["ceilings"]) for name in set(df.machine)}
     model, datasheet = [], []
     for r in df.itertuples():
         spec = machines[r.machine]
         gpu = study.gpus[spec["gpu"]]
         net = study.interconnects[spec["interconnect"]] if spec.get("interconnect") else None
         datasheet.append(_predict(r, gpu, net, study, None))
-        model.append(_predict(r, gpu, net, study, ceilings(spec["ceilings"])))
+        model.append(_predict(r, gpu, net, study, ceil[r.machine]))
     out = df.copy()
     out["predicted_s"] = model
     out["error_pct"] = 100 * (out.predicted_s - out.median_s) / out.median_s

@@ -152,3 +152,12 @@ def test_alltoall_split_table() -> None:
     assert list(t.index) == ["1 MiB", "4 MiB", "16 MiB", "64 MiB", "256 MiB"]
     assert list(t.columns) == ["full (µs)", "crossing share only (µs)", "kept share only (µs)"]
     assert (t > 0).all().all()
+
+
+def test_a_machine_without_ceilings_is_named(study, tmp_path) -> None:
+    """A machine added to machines.yml without its ceilings folder gets an error naming it."""
+    bad = tmp_path / "machines.yml"
+    bad.write_text("nvidia-h100-x1:\n  gpu: h100_sxm5_80gb\n  interconnect: null\n")
+    df = v.load()
+    with pytest.raises(ValueError, match="nvidia-h100-x1 names no 'ceilings' folder"):
+        v.with_predictions(df[df.machine == "nvidia-h100-x1"], study, bad)
