@@ -341,6 +341,19 @@ def slowest(torch, dist, t: float, device, op: str = "MAX") -> float:
     return float(v.item())
 
 
+def slowest_samples(torch, dist, timer: Timer, fn, inner: int, warm: int, reps: int, device) -> list[float]:
+    """Per repetition after `warm` warm-ups: a barrier, then fn timed on every rank (fn None: this
+    rank stays idle and reports 0) and divided by `inner`; the slowest rank's value."""
+    out = []
+    for i in range(warm + reps):
+        dist.barrier()
+        timer.sync()
+        t = slowest(torch, dist, timer(fn) / inner if fn else 0.0, device)
+        if i >= warm:
+            out.append(t)
+    return out
+
+
 def bench_alltoall_split(torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool) -> list[dict]:
     """Where an all-to-all's time goes: the same per-rank buffer exchanged in full (part = full), with
     the share a rank keeps for itself left out (remote_only: only bytes that cross the link), and
@@ -366,14 +379,7 @@ def bench_alltoall_split(torch, dist, device, rank: int, world: int, machine: st
 
             dist.barrier()
             replay = cuda_graph(many) if device.type == "cuda" else many
-            warm, reps = reps_for(size)
-            samples = []
-            for i in range(warm + reps):
-                dist.barrier()
-                timer.sync()
-                t = slowest(torch, dist, timer(replay) / inner, device)
-                if i >= warm:
-                    samples.append(t)
+            samples = slowest_samples(torch, dist, timer, replay, inner, *reps_for(size), device)
             if rank == 0:
                 sm = summarize(samples)
                 rows.append({"machine": machine, "benchmark": "alltoall_split", "part": part, "gpu": gpu,
@@ -411,14 +417,7 @@ def bench_link_ceiling(torch, dist, device, rank: int, world: int, machine: str,
                     torch.mul(src, 1, out=remote)
 
             replay = cuda_graph(writes) if active else None
-            samples = []
-            for i in range(3 + 10):
-                dist.barrier()
-                timer.sync()
-                t = timer(replay) / inner if replay else 0.0
-                t = slowest(torch, dist, t, device)
-                if i >= 3:
-                    samples.append(t)
+            samples = slowest_samples(torch, dist, timer, replay, inner, 3, 10, device)
             if rank == 0:
                 s = summarize(samples)
                 rows.append({"machine": machine, "benchmark": "ceiling_link", "part": part, "gpu": gpu,
@@ -438,14 +437,7 @@ def bench_alltoall(torch, dist, device, rank: int, world: int, machine: str, gpu
         inp = torch.ones(elems, dtype=torch.bfloat16, device=device)
         out = torch.empty_like(inp)
         warm, reps = reps_for(size)
-        samples = []
-        for i in range(warm + reps):
-            dist.barrier()
-            timer.sync()
-            t = timer(lambda: dist.all_to_all_single(out, inp))
-            t = slowest(torch, dist, t, device)
-            if i >= warm:
-                samples.append(t)
+        samples = slowest_samples(torch, dist, timer, lambda: dist.all_to_all_single(out, inp), 1, warm, reps, device)
         graph_samples = []
         if device.type == "cuda" and not quick:
             inner = A2A_INNER
@@ -455,13 +447,7 @@ def bench_alltoall(torch, dist, device, rank: int, world: int, machine: str, gpu
                     dist.all_to_all_single(out, inp)
 
             dist.barrier()
-            replay = cuda_graph(many)
-            for i in range(warm + reps):
-                dist.barrier()
-                timer.sync()
-                t = slowest(torch, dist, timer(replay) / inner, device)
-                if i >= warm:
-                    graph_samples.append(t)
+            graph_samples = slowest_samples(torch, dist, timer, cuda_graph(many), inner, warm, reps, device)
         if rank == 0:
             base = {
                 "machine": machine,
