@@ -78,9 +78,10 @@ def calibrate(study: Study) -> CalibrationResult:
     acc = study.config.prophet.prediction_accuracy
     batch = study.config.workload.batch_size_per_gpu
     gpu = study.calibration_gpu
-    datasheet = evaluate(stack([scenario_dict(study, gpu, 1, 1, None, False, 1.0, 1.0)]))
+    one_gpu = stack([scenario_dict(study, gpu, 1, 1, None, False, 1.0, 1.0)])
+    datasheet = evaluate(one_gpu)
     x0 = float(datasheet.compute_s[0])
-    startups = float(startup_time(stack([scenario_dict(study, gpu, 1, 1, None, False, 1.0, 1.0)]))[0])
+    startups = float(startup_time(one_gpu)[0])
     y0 = float(datasheet.fetch_s[0])
     t_b = batch / cal.baseline_tokens_per_s
     t_p = batch / cal.prophet_tokens_per_s

@@ -95,7 +95,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     study = load_study(args.config)
     for sid in args.systems or ():
         study.system(sid)  # raises UserError naming the allowed ids
-    calibrate(study)  # inputs it cannot fit are user errors: raise them before anything is written
+    cal = calibrate(study)  # inputs it cannot fit are user errors: raise them before anything is written
     results_dir = Path(args.results or study.config.study.results_dir)
     log_path = open_log(results_dir / "logs", args.log_level)
     try:
@@ -115,8 +115,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 else:
                     log.info("%s %s %s: not evaluated (%s)", system.id, r.strategy, r.variant, r.note)
 
-        results, failures = run_study(study, args.systems, on_system)
-        cal = results.calibration
+        results, failures = run_study(study, args.systems, on_system, cal)
         log.info(
             "calibration on %s: compute efficiency %.4f, host-link efficiency %.4f (%s fit); "
             "model single-GPU %.1f / %.1f tok/s vs measured %.1f / %.1f",

@@ -157,11 +157,13 @@ def run_study(
     study: Study,
     system_ids: Sequence[str] | None = None,
     on_system: Callable[[System, pd.DataFrame | None, Exception | None], None] | None = None,
+    calibration: CalibrationResult | None = None,
 ) -> tuple[StudyResults, dict[str, str]]:
-    """Evaluate the chosen systems (all by default). A failure in one system is recorded in the
-    returned {system_id: error} map and the other systems still run."""
+    """Evaluate the chosen systems (all by default), with `calibration` if the caller already has
+    it. A failure in one system is recorded in the returned {system_id: error} map and the other
+    systems still run."""
     systems = [study.system(i) for i in system_ids] if system_ids else list(study.systems)
-    cal = calibrate(study)
+    cal = calibration or calibrate(study)
     frames, failures = [], {}
     for system in systems:
         try:

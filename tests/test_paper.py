@@ -40,12 +40,16 @@ def _paper(study_dir: Path, tmp_path: Path, name: str | None = None) -> Path:
     return results
 
 
-DOC = r"""\documentclass[twocolumn]{article}
+PREAMBLE = r"""\documentclass[twocolumn]{article}
 \usepackage[T1]{fontenc}
 \usepackage{lmodern}
 \usepackage{booktabs}
 \usepackage{array}
-\usepackage{graphicx}
+"""
+
+DOC = (
+    PREAMBLE
+    + r"""\usepackage{graphicx}
 \graphicspath{{%(figures)s/}}
 \input{macros}
 \begin{document}
@@ -53,17 +57,16 @@ DOC = r"""\documentclass[twocolumn]{article}
 \input{section_multi_gpu}
 \end{document}
 """
+)
 
 
-TABLE_DOC = r"""\documentclass[twocolumn]{article}
-\usepackage[T1]{fontenc}
-\usepackage{lmodern}
-\usepackage{booktabs}
-\usepackage{array}
-\begin{document}
+TABLE_DOC = (
+    PREAMBLE
+    + r"""\begin{document}
 \begin{table*}\centering\input{table}\end{table*}
 \end{document}
 """
+)
 
 
 def _compile(results: Path, doc: str = DOC, name: str = "main") -> str:
