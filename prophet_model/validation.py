@@ -226,10 +226,15 @@ def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHI
 LARGE_A2A_BYTES = 16 << 20  # "large" all-to-all messages: at least 16 MiB per rank
 
 
+def large_alltoalls(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of CUDA-graph all-to-alls with at least LARGE_A2A_BYTES per rank."""
+    return df[(df.benchmark == "alltoall") & (df.part == "graph") & (df.bytes >= LARGE_A2A_BYTES)]
+
+
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Median and worst |error| per primitive (and for large all-to-all messages alone)."""
     groups = [(p, g) for p, g in df.groupby("primitive", sort=False)]
-    big = df[(df.benchmark == "alltoall") & (df.part == "graph") & (df.bytes >= LARGE_A2A_BYTES)]
+    big = large_alltoalls(df)
     groups.append(("all-to-all (CUDA graph), ≥ 16 MiB per rank", big))
     rows = []
     for name, g in groups:
@@ -317,7 +322,7 @@ REASONS = {
     "MoE layer: all-to-alls": "Three eager collectives (split sizes, dispatch, combine) with host synchronisation between them: each costs the eager floor of the all-to-all rows, not the NCCL latency the model assumes.",
     "all-to-all (eager call)": "One all-to-all called from Python pays tens of microseconds of CPU and launch overhead before NCCL starts; the model's latency is NCCL's own.",
     "all-to-all (CUDA graph)": "Large buffers move data more slowly than the NVLink payload rate (see below); small ones sit on NCCL's latency floor, which the model's assumed latency matches.",
-    "all-to-all (CUDA graph), ≥ 16 MiB per rank": "The link is not the limit: kernels writing straight into the peer's memory (no NCCL) move data at about the payload rate the model uses. NCCL's all-to-all moves the same bytes more slowly, its rate still rising from 16 MiB to 256 MiB per rank; neither larger chunks nor more channels change that, and leaving out the share a GPU keeps for itself changes nothing either (tables below). The gap lies in NCCL's point-to-point path, which the model, with one latency and one rate, does not describe.",
+    "all-to-all (CUDA graph), ≥ 16 MiB per rank": "The link is not the limit: kernels writing straight into the peer's memory from every SM (no NCCL) move data at about the payload rate the model uses, and NCCL's own performance model expects about the same. NCCL's all-to-all moves the same bytes more slowly; its chunk, buffer and channel settings do not change that, and leaving out the share a GPU keeps for itself changes nothing either. NCCL drives the link with one thread block per channel, and a plain copy with that many blocks reaches less than the link ceiling, by an amount that depends on the copy code (tables below). The gap is a property of NCCL's code; the model, one latency and one rate for the hardware, does not describe it.",
 }
 
 
@@ -385,6 +390,7 @@ NCCL_SETTINGS = {  # folder under <machine>/nccl-settings/: the setting, short e
     "default": "NCCL defaults, a second run",
     "chunk2m": "NCCL_P2P_NVL_CHUNKSIZE = 2 MiB",
     "ch32-chunk2m": "the same + NCCL_MIN/MAX_P2P_NCHANNELS = 32",
+    "buff16m-chunk2m": "NCCL_BUFFSIZE = 16 MiB + NCCL_P2P_NVL_CHUNKSIZE = 2 MiB",
 }
 
 
@@ -400,7 +406,7 @@ def nccl_settings(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) ->
         if not path.is_file():
             continue
         d = pd.read_csv(path)
-        d = d[(d.benchmark == "alltoall") & (d.part == "graph") & (d.bytes >= LARGE_A2A_BYTES)]
+        d = large_alltoalls(d)
         rows.append(
             {"run": name}
             | {f"{b / 2**20:g} MiB (µs)": round(1e6 * t, 1) for b, t in zip(d.bytes, d.median_s, strict=True)}
@@ -418,4 +424,91 @@ def alltoall_split(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) -
     out.index = [f"{b / 2**20:g} MiB" for b in out.index]
     out.index.name = "per-rank buffer"
     out.columns.name = None
+    return out
+
+
+def large_alltoall_error(
+    df: pd.DataFrame,
+    study: Study,
+    link_bandwidth: float,
+    machine: str = "nvidia-h200-x2",
+    machines_file: Path = MACHINES,
+) -> float:
+    """Median |error| (%) of the model for the large CUDA-graph all-to-alls on `machine`, had its
+    link ceiling been `link_bandwidth` (bytes/s) instead of the measured one: a what-if, never a
+    prediction the page's verdicts use."""
+    spec = yaml.safe_load(machines_file.read_text())[machine]
+    gpu, net = study.gpus[spec["gpu"]], study.interconnects[spec["interconnect"]]
+    ceil = replace(ceilings(spec["ceilings"]), link_bandwidth=link_bandwidth)
+    g = large_alltoalls(df[df.machine == machine])
+    predicted = np.array([predict_alltoall(gpu, net, b, int(ep), ceil) for b, ep in zip(g.bytes, g.ep, strict=True)])
+    return float(np.median(np.abs(100 * (predicted - g.median_s) / g.median_s)))
+
+
+PROBE = "probe"  # <machine>/probe/: validation/probe_p2p_path.py's output and NCCL's INFO log of that run
+PROBE_WORD = 2  # bytes per element of the probe's bf16 buffers
+PROBE_BYTES = 64 << 20  # bytes of each probe copy
+
+
+def link_write_rate(machine: str, nbytes: int, root: Path = MEASUREMENTS) -> float:
+    """Bytes/s of the link-ceiling microbenchmark (ceiling_link, both GPUs writing) at one size:
+    `nbytes` over its median time, fixed costs included, as the probe's rates are."""
+    d = pd.read_csv(root / machine / "ceilings.csv")
+    row = d[(d.benchmark == "ceiling_link") & (d.part == "bidirectional") & (d.bytes == nbytes)]
+    if len(row) != 1:
+        raise ValueError(f"{root / machine / 'ceilings.csv'}: no bidirectional ceiling_link row of {nbytes} bytes")
+    return nbytes / float(row.median_s.iloc[0])
+
+
+def link_blocks(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) -> pd.DataFrame:
+    """<machine>/probe/probe.csv as GB/s per direction: a copy kernel run with a fixed number of
+    thread blocks (rows) writes into the other GPU's memory (remote, both GPUs at once) or within
+    its own (local); one column per kind and shape (threads per block, bytes each thread moves per
+    iteration)."""
+    path = root / machine / PROBE / "probe.csv"
+    d = pd.read_csv(path)
+    d = d[d.part != "nccl_alltoall"]
+    if (d.bytes != PROBE_BYTES).any():
+        raise ValueError(f"{path}: every copy should move {PROBE_BYTES} bytes (PROBE_BYTES)")
+    threads = 32 * d.warps
+    d = d.assign(
+        kind=[f"{p}: {t} threads × {b * PROBE_WORD // t} B" for p, t, b in zip(d.part, threads, d.block, strict=True)],
+        rate=(d.bytes / d.median_s / 1e9).round().astype(int),
+    )
+    t = d.pivot(index="grid", columns="kind", values="rate")
+    t = t[list(dict.fromkeys(d.kind))]  # the probe's order: remote first
+    t.index.name = "thread blocks"
+    t.columns.name = None
+    return t
+
+
+NCCL_INFO = {  # what to read from NCCL's INFO log, and how
+    "version": r"NCCL version (\S+)",
+    "transport": r"via (P2P/\S+)",
+    "p2p_chunk_bytes": r"P2P Chunksize set to (\d+)",
+    "coll_channels": r"(\d+) coll channels",
+    "p2p_channels_per_peer": r"(\d+) p2p channels per peer",
+}
+
+
+def nccl_configuration(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) -> dict[str, str | float]:
+    """What NCCL reported about itself during the probe (NCCL_DEBUG=INFO, rank 0's log): version,
+    transport, p2p chunk size, channels, and its own performance model for a ring broadcast with
+    the Simple protocol (latency in µs, bus bandwidth in GB/s): the rate NCCL expects of this link."""
+    import re
+
+    path = root / machine / PROBE / "nccl-info-rank0.log"
+    text = path.read_text()
+    out: dict[str, str | float] = {}
+    for key, pattern in NCCL_INFO.items():
+        found = re.search(pattern, text)
+        if not found:
+            raise ValueError(f"{path}: no line matches {pattern!r} ({key})")
+        out[key] = found.group(1)
+    # The tuning table: "Broadcast | lat/bw | ..." in the order Tree LL, LL128, Simple, Ring LL, LL128, Simple.
+    row = re.search(r"Broadcast \|(.*)", text)
+    if not row:
+        raise ValueError(f"{path}: no tuning-table row for Broadcast")
+    latency, busbw = row.group(1).split("|")[5].split("/")
+    out["ring_simple_latency_us"], out["ring_simple_busbw_gbps"] = float(latency), float(busbw)
     return out

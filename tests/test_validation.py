@@ -161,3 +161,48 @@ def test_a_machine_without_ceilings_is_named(study, tmp_path) -> None:
     df = v.load()
     with pytest.raises(ValueError, match="nvidia-h100-x1 names no 'ceilings' folder"):
         v.with_predictions(df[df.machine == "nvidia-h100-x1"], study, bad)
+
+
+def test_nccl_configuration_from_the_committed_log() -> None:
+    """The probe's NCCL INFO log: version, transport, channels and NCCL's own ring/Simple model."""
+    c = v.nccl_configuration()
+    assert c["version"] == "2.28.9+cuda13.0" and c["transport"] == "P2P/CUMEM"
+    assert c["p2p_channels_per_peer"] == "32" and c["coll_channels"] == "24" and c["p2p_chunk_bytes"] == "524288"
+    assert (c["ring_simple_latency_us"], c["ring_simple_busbw_gbps"]) == (11.8, 360.0)
+
+
+def test_nccl_configuration_names_the_log_and_the_missing_line(tmp_path) -> None:
+    log = tmp_path / "m" / v.PROBE / "nccl-info-rank0.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("NCCL INFO NCCL version 2.28.9\n")
+    with pytest.raises(ValueError, match=r"nccl-info-rank0.log: no line matches .*\(transport\)"):
+        v.nccl_configuration("m", tmp_path)
+
+
+def test_link_blocks_table() -> None:
+    """One row per block count, remote and local for each shape; a remote copy never beats the
+    NVLink 4 line rate, and up to 8 blocks each block adds at least half of one block's rate."""
+    t = v.link_blocks()
+    assert list(t.index) == [1, 2, 4, 8, 16, 24, 32, 64, 132]
+    remote = t[[c for c in t.columns if c.startswith("remote")]]
+    assert remote.shape[1] == 3 and t.shape[1] == 6
+    assert (remote <= 450).all().all()
+    assert (remote.loc[8] >= 4 * remote.loc[1]).all()
+
+
+def test_large_alltoall_error_at_the_measured_link_is_the_summary(study) -> None:
+    """The what-if at the measured link ceiling reproduces the summary's median for large all-to-alls,
+    and a faster assumed link only lowers the predictions (so raises this under-predicted error)."""
+    df = v.with_predictions(v.load(), study)
+    link = v.ceilings("nvidia-h200-x2").link_bandwidth
+    row = v.summary(df).set_index("primitive").loc["all-to-all (CUDA graph), ≥ 16 MiB per rank"]
+    assert v.large_alltoall_error(df, study, link) == pytest.approx(row["median |error| %"], abs=0.05)
+    assert v.large_alltoall_error(df, study, 2 * link) > v.large_alltoall_error(df, study, link)
+
+
+def test_link_write_rate_at_one_size() -> None:
+    """The link microbenchmark's 64 MiB rate (bytes over time), and a clear error for a size it lacks."""
+    rate = v.link_write_rate("nvidia-h200-x2", v.PROBE_BYTES)
+    assert 300e9 < rate < 450e9
+    with pytest.raises(ValueError, match="no bidirectional ceiling_link row of 12345 bytes"):
+        v.link_write_rate("nvidia-h200-x2", 12345)
