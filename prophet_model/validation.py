@@ -13,6 +13,7 @@ what calibration changes."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -495,8 +496,6 @@ def nccl_configuration(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENT
     """What NCCL reported about itself during the probe (NCCL_DEBUG=INFO, rank 0's log): version,
     transport, p2p chunk size, channels, and its own performance model for a ring broadcast with
     the Simple protocol (latency in µs, bus bandwidth in GB/s): the rate NCCL expects of this link."""
-    import re
-
     path = root / machine / PROBE / "nccl-info-rank0.log"
     text = path.read_text()
     out: dict[str, str | float] = {}
