@@ -49,8 +49,10 @@ def pipeline_root(tmp_path: Path, study_dir: Path) -> tuple[Path, Path]:
 
 
 def _run(root: Path, config: Path, book: Path) -> dict[str, str]:
+    """Status per job; a failed job's status carries its error, so an assertion shows why."""
     study = load_study(config)
-    return {o.job.name: o.status for o in run_pipeline(jobs(study, book, book / "results", root), book / ".cache")}
+    outcomes = run_pipeline(jobs(study, book, book / "results", root), book / ".cache")
+    return {o.job.name: f"{o.status}: {o.error}" if o.status == "failed" else o.status for o in outcomes}
 
 
 def test_cache_reexecutes_only_what_changed(pipeline_root, tmp_path) -> None:
