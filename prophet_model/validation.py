@@ -151,24 +151,6 @@ def predict_alltoall(
     return _one(m.alltoall_time(_a2a_scenario(gpu, net, per_rank_bytes, ep, ceil).arrays()))
 
 
-def moe_layer_scenario(
-    gpu: GPU,
-    net: Interconnect,
-    model: MoEModel,
-    tokens: int,
-    ep: int,
-    local: float | None,
-    ceil: Ceilings | None = None,
-) -> m.Scenario:
-    """One MoE layer of `model` over ep GPUs, `tokens` per GPU; a local fraction p keeps that share of
-    assignments on their own GPU, i.e. a volume reduction ((ep-1)/ep) / (1-p) over uniform routing."""
-    s = replace(_base(gpu, net, ceil), n_gpus=ep, ep=ep, hidden_size=model.hidden_size, expert_ffn_size=model.expert_ffn_size,
-                num_experts=model.num_experts, top_k=model.top_k, batch_size_per_gpu=tokens)  # fmt: skip
-    if local is not None:
-        s = replace(s, prophet=1, comm_reduction_factor=((ep - 1) / ep) / (1 - local))
-    return s
-
-
 def predict_moe(
     gpu: GPU,
     net: Interconnect,
@@ -178,10 +160,16 @@ def predict_moe(
     local: float | None,
     ceil: Ceilings | None = None,
 ) -> tuple[float, float]:
-    """(layer, all-to-alls) of one MoE layer: expert_time + 2 all-to-alls, and the 2 all-to-alls."""
-    s = moe_layer_scenario(gpu, net, model, tokens, ep, local, ceil).arrays()
-    comm = _one(m.comm_time(s))
-    return _one(m.expert_time(s, 1.0)) + comm, comm
+    """(layer, all-to-alls) of one MoE layer of `model` over ep GPUs, `tokens` per GPU: expert_time +
+    2 all-to-alls, and the 2 all-to-alls. A local fraction p keeps that share of assignments on
+    their own GPU, i.e. a volume reduction ((ep-1)/ep) / (1-p) over uniform routing."""
+    s = replace(_base(gpu, net, ceil), n_gpus=ep, ep=ep, hidden_size=model.hidden_size, expert_ffn_size=model.expert_ffn_size,
+                num_experts=model.num_experts, top_k=model.top_k, batch_size_per_gpu=tokens)  # fmt: skip
+    if local is not None:
+        s = replace(s, prophet=1, comm_reduction_factor=((ep - 1) / ep) / (1 - local))
+    a = s.arrays()
+    comm = _one(m.comm_time(a))
+    return _one(m.expert_time(a, 1.0)) + comm, comm
 
 
 def _predict(r, gpu: GPU, net: Interconnect | None, study: Study, ceil: Ceilings | None) -> float:
