@@ -69,3 +69,15 @@ def test_committed_measurements_are_complete() -> None:
     assert {("alltoall", "graph"), ("alltoall", "eager"), ("moe_layer", "layer"), ("moe_layer", "comm")} <= found[
         "nvidia-h200-x2"
     ]
+
+
+def test_recorded_env_keeps_the_transfer_settings_only() -> None:
+    env = {"NCCL_LEGACY_CUDA_REGISTER": "1", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+           "NCCL_NVLS_ENABLE": "0", "HOME": "/root", "CUDA_VISIBLE_DEVICES": "0,1"}  # fmt: skip
+    assert bench.recorded_env(env) == {
+        "NCCL_LEGACY_CUDA_REGISTER": "1",
+        "NCCL_NVLS_ENABLE": "0",
+        "NVSHMEM_DISABLE_NVLS": "",
+        "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+        "TORCH_SYMM_MEM_DISABLE_MULTICAST": "",
+    }

@@ -38,7 +38,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +121,17 @@ def load_models(path: Path = ROOT / "catalog" / "models.yml") -> dict[str, dict]
     import yaml
 
     return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+ALWAYS_RECORDED = ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS")
+RECORDED_PREFIXES = ("NCCL_", "TORCH_NCCL_", "TORCH_SYMM_MEM_", "NVSHMEM_", "PYTORCH_CUDA_ALLOC_CONF")
+
+
+def recorded_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings that change how NCCL and PyTorch move data: the multicast switches (empty when
+    unset) and every other variable set with one of RECORDED_PREFIXES, sorted by name."""
+    found = {k: v for k, v in environ.items() if k.startswith(RECORDED_PREFIXES)}
+    return dict(sorted(({k: "" for k in ALWAYS_RECORDED} | found).items()))
 
 
 def write_rows(rows: list[dict], out: Path, name: str = "measurements.csv") -> Path:
@@ -587,10 +598,7 @@ def environment(device, world: int) -> dict:
         "cuda": torch.version.cuda,
         "device": str(device),
         "world_size": world,
-        "nccl_env": {
-            k: os.environ.get(k, "")
-            for k in ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS")
-        },
+        "nccl_env": recorded_env(os.environ),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(0)
