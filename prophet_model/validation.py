@@ -14,6 +14,7 @@ what calibration changes."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -311,7 +312,7 @@ REASONS = {
     "MoE layer: all-to-alls": "Three eager collectives (split sizes, dispatch, combine) with host synchronisation between them: each costs the eager floor of the all-to-all rows, not the NCCL latency the model assumes.",
     "all-to-all (eager call)": "One all-to-all called from Python pays tens of microseconds of CPU and launch overhead before NCCL starts; the model's latency is NCCL's own.",
     "all-to-all (CUDA graph)": "Large buffers move data more slowly than the NVLink payload rate (see below); small ones sit on NCCL's latency floor, which the model's assumed latency matches.",
-    "all-to-all (CUDA graph), ≥ 16 MiB per rank": "The link is not the limit: kernels writing straight into the peer's memory from every SM (no NCCL) move data at about the payload rate the model uses, and NCCL's own performance model expects about the same. NCCL's all-to-all moves the same bytes more slowly; its chunk, buffer and channel settings do not change that, and leaving out the share a GPU keeps for itself changes nothing either. NCCL drives the link with one thread block per channel, and a plain copy with that many blocks reaches less than the link ceiling, by an amount that depends on the copy code (tables below). The gap is a property of NCCL's code; the model, one latency and one rate for the hardware, does not describe it.",
+    "all-to-all (CUDA graph), ≥ 16 MiB per rank": "The link is not the limit: kernels writing straight into the peer's memory from every SM (no NCCL) move data at about the payload rate the model uses, and NCCL's own performance model expects about the same. NCCL's all-to-all moves the same bytes more slowly; its chunk, buffer and channel settings do not change that, and leaving out the share a GPU keeps for itself changes nothing either. The benchmark's buffers are not registered with NCCL, so every byte also passes through NCCL's staging buffer on the receiving GPU and is copied from there, a copy the model does not count. NCCL drives the link with one thread block per channel, and a plain copy with that many blocks reaches less than the link ceiling, by an amount that depends on the copy code (tables below). The gap is a property of NCCL's code path; the model, one latency and one rate for the hardware, does not describe it. A zero-copy all-to-all, which would tell the staging copy from the block count as the cause, is not yet measured.",
 }
 
 
@@ -499,3 +500,21 @@ def nccl_configuration(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENT
     latency, busbw = row.group(1).split("|")[5].split("/")
     out["ring_simple_latency_us"], out["ring_simple_busbw_gbps"] = float(latency), float(busbw)
     return out
+
+
+def nccl_staging(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) -> dict[str, dict[int, int]]:
+    """NCCL's connections to the other GPU and the staging buffers behind them, from rank 0's INFO
+    log of the probe: connections per connection index ("Channel c/i : ... via P2P/...": index 0
+    for the rings, 1 for point-to-point), and the count of shareable buffers per size in bytes that
+    NCCL allocated on this GPU and imported (mapped) from the other."""
+    path = root / machine / PROBE / "nccl-info-rank0.log"
+    text = path.read_text()
+    found = {
+        "connections": Counter(int(i) for i in re.findall(r"Channel \d+/(\d+) : .* via P2P", text)),
+        "allocated": Counter(int(b) for b in re.findall(r"Allocated shareable buffer \S+ size (\d+)", text)),
+        "imported": Counter(int(b) for b in re.findall(r"Imported shareable buffer .* size (\d+)", text)),
+    }
+    for key, counts in found.items():
+        if not counts:
+            raise ValueError(f"{path}: no {key} lines (NCCL_DEBUG=INFO with NCCL_DEBUG_SUBSYS including INIT and P2P)")
+    return {key: dict(sorted(counts.items())) for key, counts in found.items()}

@@ -176,9 +176,9 @@ def alltoall_finding(df: pd.DataFrame, study: Study) -> str:
 
 
 def nccl_path_finding(df: pd.DataFrame, study: Study, machine: str = "nvidia-h200-x2") -> str:
-    """How NCCL drives the link, in words: its own configuration and performance model (INFO log),
-    what a plain copy with as many thread blocks reaches, and what a link ceiling taken from those
-    copies would do to the large all-to-alls' error."""
+    """How NCCL drives the link, in words: its own configuration, staging buffers and performance
+    model (INFO log), what a plain copy with as many thread blocks reaches, what a link ceiling
+    taken from those copies would do to the large all-to-alls' error, and what is not yet measured."""
     from .validation import (
         PROBE_BYTES,
         alltoall_rates,
@@ -187,9 +187,12 @@ def nccl_path_finding(df: pd.DataFrame, study: Study, machine: str = "nvidia-h20
         link_blocks,
         link_write_rate,
         nccl_configuration,
+        nccl_staging,
     )
 
-    nccl, blocks = nccl_configuration(machine), link_blocks(machine)
+    nccl, blocks, staging = nccl_configuration(machine), link_blocks(machine), nccl_staging(machine)
+    conns = staging["connections"]
+    buffers = " and ".join(f"{c} of {b / 2**20:g} MiB" for b, c in staging["allocated"].items())
     n = int(nccl["p2p_channels_per_peer"])
     remote = blocks[[c for c in blocks.columns if c.startswith("remote")]]
     at_n, all_sms = remote.loc[n], remote.loc[remote.index.max()]
@@ -205,7 +208,15 @@ def nccl_path_finding(df: pd.DataFrame, study: Study, machine: str = "nvidia-h20
         f"NCCL {nccl['version']} carried the all-to-all over {nccl['transport']} on {n} channels per peer, one thread "
         f"block each, in chunks of {int(nccl['p2p_chunk_bytes']) // 1024} KiB (its INFO log). Its own performance model "
         f"expects {nccl['ring_simple_busbw_gbps']:.0f} GB/s after {nccl['ring_simple_latency_us']} µs for a ring on this "
-        f"pair; the link ceiling the model uses is {link:.0f} GB/s (every SM writing). A plain copy kernel with the same "
+        f"pair; the link ceiling the model uses is {link:.0f} GB/s (every SM writing). For its {sum(conns.values())} "
+        f"connections to the other GPU ({conns.get(1, 0)} of them point-to-point) NCCL allocated "
+        f"{sum(staging['allocated'].values())} shareable buffers on each GPU ({buffers}) and mapped "
+        f"{sum(staging['imported'].values())} of the other GPU's: its staging buffers. The benchmark's tensors come from "
+        f"PyTorch's caching allocator, which takes its memory from cudaMalloc unless PYTORCH_CUDA_ALLOC_CONF says "
+        f"otherwise (the runs' commands set none), and NCCL, from 2.23 on, registers such buffers for zero-copy transfers only with NCCL_LEGACY_CUDA_REGISTER=1, "
+        f"which is off by default (NCCL user guide, General Buffer Registration). So in these all-to-alls each byte "
+        f"crossed the link into a staging buffer of the receiving GPU, whose NCCL blocks then copied it into the output: "
+        f"a second copy the model, one link transfer per byte, does not count. A plain copy kernel with the same "
         f"{n} thread blocks, no NCCL, moves {span(at_n)} GB/s into the other GPU ({PROBE_BYTES >> 20} MiB, both GPUs at "
         f"once), depending on the bytes each thread moves per iteration; with {remote.index.max()} blocks, one per SM, "
         f"{span(all_sms)} GB/s. NCCL's large all-to-alls moved {listed} GB/s ({sizes} MiB per rank, table above), "
@@ -216,7 +227,9 @@ def nccl_path_finding(df: pd.DataFrame, study: Study, machine: str = "nvidia-h20
         f"NCCL's copy loop is a choice these data cannot make, and even with every SM the probe's kernel "
         f"({span(all_sms)} GB/s) trails the elementwise kernel behind the link ceiling "
         f"({link_write_rate(machine, PROBE_BYTES) / 1e9:.0f} GB/s for the same {PROBE_BYTES >> 20} MiB), so its rates "
-        f"describe its own code as well."
+        f"describe its own code as well. Whether a zero-copy all-to-all (registered buffers) reaches the link "
+        f"ceiling would tell the staging copy from NCCL's block count as the cause; it needs the two-GPU machine "
+        f"again and has not been measured (the commands are under 'Not yet run' in validation/measurements/README.md)."
     )
 
 

@@ -171,12 +171,27 @@ def test_nccl_configuration_from_the_committed_log() -> None:
     assert (c["ring_simple_latency_us"], c["ring_simple_busbw_gbps"]) == (11.8, 360.0)
 
 
-def test_nccl_configuration_names_the_log_and_the_missing_line(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("read", "line", "message"),
+    [
+        (v.nccl_configuration, "NCCL INFO NCCL version 2.28.9", r"no line matches .*\(transport\)"),
+        (v.nccl_staging, "NCCL INFO Channel 00/1 : 0[0] -> 1[1] via P2P/CUMEM", r"no allocated lines"),
+    ],
+)
+def test_nccl_log_readers_name_the_log_and_what_is_missing(tmp_path, read, line: str, message: str) -> None:
     log = tmp_path / "m" / v.PROBE / "nccl-info-rank0.log"
     log.parent.mkdir(parents=True)
-    log.write_text("NCCL INFO NCCL version 2.28.9\n")
-    with pytest.raises(ValueError, match=r"nccl-info-rank0.log: no line matches .*\(transport\)"):
-        v.nccl_configuration("m", tmp_path)
+    log.write_text(line + "\n")
+    with pytest.raises(ValueError, match="nccl-info-rank0.log: " + message):
+        read("m", tmp_path)
+
+
+def test_nccl_staging_from_the_committed_log() -> None:
+    """24 ring and 32 point-to-point connections, each with a 10 MiB and a 2 MiB staging buffer on
+    this GPU and the same mapped from the other (counted in rank 0's log with grep)."""
+    s = v.nccl_staging()
+    assert s["connections"] == {0: 24, 1: 32}
+    assert s["allocated"] == s["imported"] == {2 << 20: 56, 10 << 20: 56}
 
 
 def test_link_blocks_table() -> None:
