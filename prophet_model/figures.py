@@ -255,34 +255,21 @@ def validation_figure(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
             colors[i],
             "os^v"[i % 4],
         )
-    a.set(xscale="log", yscale="log", xlabel="Copy size (MiB)", ylabel="Time (µs)", title="(a) Host-link copies")
+    a.set(xlabel="Copy size (MiB)", title="(a) Host-link copies")
     ffn = df[(df.benchmark == "expert_ffn") & (df.part == "ffn") & (df.machine == df.machine.iloc[0])]
     for i, (model, g) in enumerate(ffn.groupby("model", sort=True)):
         series(b, g, "tokens_per_rank", model.split("_")[0], colors[i])
-    b.set(
-        xscale="log",
-        yscale="log",
-        xlabel="Tokens",
-        ylabel="Time (µs)",
-        title=f"(b) One expert FFN, {ffn.machine.iloc[0]}",
-    )
+    b.set(xlabel="Tokens", title=f"(b) One expert FFN, {ffn.machine.iloc[0]}")
     a2a = df[df.benchmark == "alltoall"]
     for i, (part, g) in enumerate(a2a.groupby("part", sort=True)):
         series(c, g.assign(kib=g.bytes / 1024), "kib", f"{part}", colors[i], "os"[i % 2])
-    c.set(
-        xscale="log",
-        yscale="log",
-        xlabel="Per-rank buffer (KiB)",
-        ylabel="Time (µs)",
-        title=f"(c) All-to-all, {int(a2a.ep.max())} GPUs",
-    )
+    c.set(xlabel="Per-rank buffer (KiB)", title=f"(c) All-to-all, {int(a2a.ep.max())} GPUs")
     moe = df[(df.benchmark == "moe_layer") & (df.local_fraction == "uniform")]
     for i, (part, g) in enumerate(moe.groupby("part", sort=True)):
         series(d, g, "tokens_per_rank", part, colors[i], "os"[i % 2])
-    d.set(
-        xscale="log", yscale="log", xlabel="Tokens per GPU", ylabel="Time (µs)", title="(d) MoE layer, uniform routing"
-    )
+    d.set(xlabel="Tokens per GPU", title="(d) MoE layer, uniform routing")
     for ax in axes.ravel():
+        ax.set(xscale="log", yscale="log", ylabel="Time (µs)")
         ax.plot([], [], ":", color="0.4", lw=0.8, label="datasheet values")
         ax.legend(fontsize="x-small", ncols=2, loc="upper left")
         ax.grid(True, which="major", alpha=0.3)

@@ -42,9 +42,19 @@ PRIMITIVES = {
 }
 
 
+def machine_specs(machines_file: Path = MACHINES) -> dict[str, dict]:
+    """machines.yml: for each measured machine, its catalog GPU, interconnect and ceilings folder."""
+    return yaml.safe_load(machines_file.read_text())
+
+
+def hardware(study: Study, spec: dict) -> tuple[GPU, Interconnect | None]:
+    """The catalog GPU and interconnect (None on a one-GPU machine) that a machines.yml entry names."""
+    return study.gpus[spec["gpu"]], study.interconnects[spec["interconnect"]] if spec.get("interconnect") else None
+
+
 def load(root: Path = MEASUREMENTS, machines_file: Path = MACHINES) -> pd.DataFrame:
     """Every measurement of the machines listed in machines.yml, with a `primitive` label."""
-    machines = yaml.safe_load(machines_file.read_text())
+    machines = machine_specs(machines_file)
     # one run per machine (<machine>/measurements.csv) or one per world size (<machine>/ranksN/, bench.py --subdir)
     files = [root / name / "measurements.csv" for name in machines]
     files += [f for name in machines for f in sorted((root / name).glob("ranks*/measurements.csv"))]
@@ -190,7 +200,7 @@ def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHI
     model (start-up and ceilings from the machine's `ceilings` folder in machines.yml; links at
     their measured ceiling, else the catalog's payload efficiency), and predicted_datasheet_s /
     error_datasheet_pct at datasheet values."""
-    machines = yaml.safe_load(machines_file.read_text())
+    machines = machine_specs(machines_file)
     for name in sorted(set(df.machine)):
         if not machines[name].get("ceilings"):
             raise ValueError(
@@ -200,9 +210,7 @@ def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHI
     ceil = {name: ceilings(machines[name]["ceilings"]) for name in set(df.machine)}
     model, datasheet = [], []
     for r in df.itertuples():
-        spec = machines[r.machine]
-        gpu = study.gpus[spec["gpu"]]
-        net = study.interconnects[spec["interconnect"]] if spec.get("interconnect") else None
+        gpu, net = hardware(study, machines[r.machine])
         datasheet.append(_predict(r, gpu, net, study, None))
         model.append(_predict(r, gpu, net, study, ceil[r.machine]))
     out = df.copy()
@@ -216,9 +224,15 @@ def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHI
 LARGE_A2A_BYTES = 16 << 20  # "large" all-to-all messages: at least 16 MiB per rank
 
 
+def graph_alltoalls(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of all-to-alls timed in CUDA graphs."""
+    return df[(df.benchmark == "alltoall") & (df.part == "graph")]
+
+
 def large_alltoalls(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of CUDA-graph all-to-alls with at least LARGE_A2A_BYTES per rank."""
-    return df[(df.benchmark == "alltoall") & (df.part == "graph") & (df.bytes >= LARGE_A2A_BYTES)]
+    g = graph_alltoalls(df)
+    return g[g.bytes >= LARGE_A2A_BYTES]
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -251,7 +265,7 @@ def alltoall_regimes(df: pd.DataFrame, hidden: int, top_k: int) -> dict[str, flo
     """Where the measured (CUDA-graph) all-to-all stops being latency-bound: the floor, the largest
     buffer within 1.5x of it, the smallest at 2x, the bandwidth reached by the largest, and those
     buffers as decode tokens per GPU (buffer = tokens * top_k * hidden * 2 bytes)."""
-    g = df[(df.benchmark == "alltoall") & (df.part == "graph")].sort_values("bytes")
+    g = graph_alltoalls(df).sort_values("bytes")
     floor = float(g.median_s.min())
     latency_bound = g[g.median_s <= 1.5 * floor]
     bandwidth_bound = g[g.median_s >= 2 * floor]
@@ -328,8 +342,8 @@ def verdicts(summary_df: pd.DataFrame, limit_pct: float = 25.0) -> pd.DataFrame:
 def scaling_predictions(study: Study, machine: str = "nvidia-h200-x8", eps: tuple[int, ...] = (2, 4, 8),
                         sizes: tuple[int, ...] = tuple(4096 * 4**i for i in range(9)), machines_file: Path = MACHINES) -> pd.DataFrame:  # fmt: skip
     """Model all-to-all times at several expert-parallel degrees on `machine` (for the runs to come)."""
-    spec = yaml.safe_load(machines_file.read_text())[machine]
-    gpu, net = study.gpus[spec["gpu"]], study.interconnects[spec["interconnect"]]
+    spec = machine_specs(machines_file)[machine]
+    gpu, net = hardware(study, spec)
     ceil = ceilings(spec["ceilings"])
     return pd.DataFrame([{"machine": machine, "ep": ep, "bytes": b, "predicted_s": predict_alltoall(gpu, net, b, ep, ceil)}
                          for ep in eps for b in sizes])  # fmt: skip
@@ -337,9 +351,8 @@ def scaling_predictions(study: Study, machine: str = "nvidia-h200-x8", eps: tupl
 
 def ceilings_table(study: Study, machines_file: Path = MACHINES) -> pd.DataFrame:
     """The measured ceilings of each machine, HBM and GEMM as 'attainable of datasheet'."""
-    machines = yaml.safe_load(machines_file.read_text())
     rows, seen = [], set()
-    for spec in machines.values():
+    for spec in machine_specs(machines_file).values():
         if spec["ceilings"] in seen or not (MEASUREMENTS / spec["ceilings"] / "ceilings.csv").is_file():
             continue
         seen.add(spec["ceilings"])
@@ -359,10 +372,9 @@ def alltoall_rates(df: pd.DataFrame, study: Study, machines_file: Path = MACHINE
     """For each large CUDA-graph all-to-all: the rate the data moved at (bytes crossing per direction
     over time above the floor) beside the link's measured ceiling (kernel writes, no NCCL), the
     catalog's payload rate and the line rate."""
-    machines = yaml.safe_load(machines_file.read_text())
-    g = df[(df.benchmark == "alltoall") & (df.part == "graph")]
+    machines = machine_specs(machines_file)
     rows = []
-    for machine, gm in g.groupby("machine", sort=True):
+    for machine, gm in graph_alltoalls(df).groupby("machine", sort=True):
         net = study.interconnects[machines[machine]["interconnect"]]
         link = ceilings(machines[machine]["ceilings"]).link_bandwidth
         floor = float(gm.median_s.min())
@@ -427,8 +439,8 @@ def large_alltoall_error(
     """Median |error| (%) of the model for the large CUDA-graph all-to-alls on `machine`, had its
     link ceiling been `link_bandwidth` (bytes/s) instead of the measured one: a what-if, never a
     prediction the page's verdicts use."""
-    spec = yaml.safe_load(machines_file.read_text())[machine]
-    gpu, net = study.gpus[spec["gpu"]], study.interconnects[spec["interconnect"]]
+    spec = machine_specs(machines_file)[machine]
+    gpu, net = hardware(study, spec)
     ceil = replace(ceilings(spec["ceilings"]), link_bandwidth=link_bandwidth)
     g = large_alltoalls(df[df.machine == machine])
     predicted = np.array([predict_alltoall(gpu, net, b, int(ep), ceil) for b, ep in zip(g.bytes, g.ep, strict=True)])

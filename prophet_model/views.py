@@ -126,12 +126,10 @@ def measurement_provenance() -> pd.DataFrame:
     """Which machines were measured, on what, with which software (from each folder's env.json)."""
     import json
 
-    import yaml
-
-    from .validation import MACHINES, MEASUREMENTS
+    from .validation import MEASUREMENTS, machine_specs
 
     rows = []
-    for name in yaml.safe_load(MACHINES.read_text()):
+    for name in machine_specs():
         env_file = MEASUREMENTS / name / "env.json"
         if not env_file.is_file():
             rows.append({"machine": name, "GPUs": "not measured yet", "software": ""})
@@ -156,11 +154,11 @@ def validation_summary(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 def alltoall_finding(df: pd.DataFrame, study: Study) -> str:
     """The latency- vs bandwidth-bound finding, in words, with the measured numbers."""
-    from .validation import alltoall_regimes
+    from .validation import BF16, alltoall_regimes
 
     m = study.model
     r = alltoall_regimes(df, m.hidden_size, m.top_k)
-    per_token = m.top_k * m.hidden_size * 2
+    per_token = m.top_k * m.hidden_size * BF16
     batch = study.config.workload.batch_size_per_gpu
     kib = lambda b: f"{b / 1024:,.0f} KiB" if b < 2**20 else f"{b / 2**20:,.0f} MiB"  # noqa: E731
     return (
