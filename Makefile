@@ -1,70 +1,69 @@
 # Entry points: `make` runs the whole artifact, `make test` runs the tests.
-# Both create .venv from requirements.lock (exact pins) on first use.
+# Every target first runs scripts/venv.sh: it refuses a Python older than 3.11, rebuilds a .venv made
+# from another Python, and installs requirements.lock (exact pins) when it changed.
+#
+# The artifact's steps run in one fixed order (results -> paper -> notebooks -> book), also under
+# `make -jN`, and each step decides for itself what is stale: `run --if-stale` and `paper --if-stale`
+# read the results folder's manifest (config hash, inputs hash and sha256 of every file), the
+# pipeline keeps a per-notebook cache, and `book --build` rebuilds the site only when a source
+# changed (from scratch when pages were added or removed). So any sequence of edits and hand-run
+# commands ends, after `make`, with CSVs, LaTeX and book consistent with the config.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 SYSDEPS := $(VENV)/.system-deps
 
-INPUTS := _config.yml $(wildcard catalog/*.yml) $(wildcard prophet_model/*.py) $(wildcard templates/*)
-RESULTS := results/data/all_systems_comparison.csv
-PAPER := results/paper/macros.tex
-BOOK := book/_build/html/index.html
-BOOK_SOURCES := $(wildcard book/*.md book/*.yml book/_templates/* book/_static/*) benchmarks/results.json
+.PHONY: all venv results run paper pipeline book test lint format bench clean distclean
 
-.PHONY: all run pipeline paper book test lint format bench clean
+all: book
 
-# The whole artifact: model outputs, executed notebooks, the paper's LaTeX, the book.
-all: $(RESULTS) pipeline $(PAPER) $(BOOK)
+venv:
+	@./scripts/venv.sh "$(PYTHON)"
 
-$(STAMP): requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	touch $(STAMP)
-
-$(SYSDEPS): scripts/install-system-deps.sh | $(STAMP)
+$(SYSDEPS): scripts/install-system-deps.sh | venv
 	./scripts/install-system-deps.sh
 	touch $(SYSDEPS)
 
-$(RESULTS): $(INPUTS) | $(STAMP) $(SYSDEPS)
-	$(PY) -m prophet_model run
+results: venv $(SYSDEPS)
+	$(PY) -m prophet_model run --if-stale
 
-$(PAPER): $(RESULTS) $(wildcard templates/*.tex.j2)
-	$(PY) -m prophet_model paper
+paper: results
+	$(PY) -m prophet_model paper --if-stale
 
-# The book: generated pages from the results, then Jupyter Book with warnings as errors.
-$(BOOK): $(RESULTS) $(PAPER) $(BOOK_SOURCES) $(wildcard book/systems/*.ipynb book/cross_system.ipynb book/validation.ipynb book/sensitivity.ipynb)
-	$(PY) -m prophet_model book
-	$(VENV)/bin/jupyter-book build book/ -W --keep-going --quiet
-
-book: $(BOOK)
-
-run: $(STAMP) $(SYSDEPS)
-	$(PY) -m prophet_model run
-
-pipeline: $(RESULTS) | $(STAMP)
+pipeline: paper
 	$(PY) -m prophet_model pipeline
 
-paper: $(RESULTS) | $(STAMP)
-	$(PY) -m prophet_model paper
+book: pipeline
+	$(PY) -m prophet_model book --build
 
-test: $(STAMP) $(SYSDEPS)
+# A full rerun, whatever the manifest says.
+run: venv $(SYSDEPS)
+	$(PY) -m prophet_model run
+
+test: venv $(SYSDEPS)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
 
-lint: $(STAMP)
+lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-format: $(STAMP)
+format: venv
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: $(STAMP)
+# Speed figures, measured in a copy of the checkout: results/ and tracked files are not touched.
+# They are written to benchmarks/output/results.json.
+bench: venv
 	$(PY) benchmarks/bench_model.py
 	$(PY) benchmarks/bench_make.py
 
+# Removes only what the artifact made: the files listed in the results manifest, its logs and
+# marker, the executed notebooks and the built book. Files you put in results/ stay.
 clean:
-	rm -rf results book/_build book/_generated book/systems book/cross_system.ipynb book/validation.ipynb book/sensitivity.ipynb book/.pipeline-cache .pytest_cache .ruff_cache .hypothesis
+	@if [ -x $(PY) ]; then $(PY) -m prophet_model clean; else echo "no $(VENV): nothing of results/ is removed (run make first)"; fi
+	rm -rf book/_build book/_generated book/systems book/cross_system.ipynb book/validation.ipynb book/sensitivity.ipynb book/.pipeline-cache .pytest_cache .ruff_cache .hypothesis benchmarks/output
+
+distclean: clean
+	rm -rf $(VENV)

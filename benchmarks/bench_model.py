@@ -74,17 +74,22 @@ def bench_cli(*args: str, results: Path) -> float:
 
 
 def record(figures: dict[str, tuple[float, str, str]]) -> None:
-    """Merge these figures into benchmarks/results.json (the book's Getting started page reads it)."""
+    """Merge these figures into benchmarks/output/results.json ($PROPHET_BENCH_OUT overrides the
+    folder). The book reads the committed benchmarks/results.json: copy the new file over it to
+    publish new figures; `make bench` never rewrites a tracked file."""
     import json
     import platform
     from datetime import date
 
-    path = ROOT / "benchmarks" / "results.json"
+    out = Path(os.environ.get("PROPHET_BENCH_OUT", ROOT / "benchmarks" / "output"))
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
     data = json.loads(path.read_text()) if path.is_file() else {"figures": {}}
     data["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     data["date"] = date.today().isoformat()
     data["figures"] |= {k: {"value": round(v, 3), "unit": u, "target": t} for k, (v, u, t) in figures.items()}
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    print(f"figures saved to {path}")
 
 
 def _timed(fn) -> float:

@@ -9,26 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import formatting as fmt
+from .errors import UserError
+from .results import consistency_problems, expected_files
 from .runlog import SUCCESS, latest_log
-
-SYSTEM_FILES = (
-    "data/results_{id}.csv",
-    "figures/throughput_comparison_{id}.pdf",
-    "figures/throughput_comparison_{id}.png",
-    "figures/communication_overhead_{id}.pdf",
-    "figures/communication_overhead_{id}.png",
-    "figures/cost_efficiency_{id}.pdf",
-    "figures/cost_efficiency_{id}.png",
-    "SUMMARY_{id}.md",
-)
-STUDY_FILES = (
-    "data/all_systems_comparison.csv",
-    "data/sanity_checks.csv",
-    "figures/cross_system_comparison.pdf",
-    "figures/cross_system_comparison.png",
-    "figures/scaling_efficiency.pdf",
-    "figures/scaling_efficiency.png",
-)
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -36,10 +19,6 @@ def _table(df: pd.DataFrame) -> str:
     widths = [max(len(str(c)), *(len(str(v)) for v in df[c])) for c in cols]
     line = lambda vals: "  ".join(str(v).ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
     return "\n".join([line(cols), line("-" * w for w in widths), *(line(r) for r in df.itertuples(index=False))])
-
-
-def expected_files(system_ids: list[str]) -> list[str]:
-    return [*STUDY_FILES, *(f.format(id=s) for s in system_ids for f in SYSTEM_FILES)]
 
 
 def analyze(results_dir: Path) -> tuple[str, int]:
@@ -64,6 +43,14 @@ def analyze(results_dir: Path) -> tuple[str, int]:
     missing = [f for f in files if not (results_dir / f).is_file()]
     out += ["", f"Generated files: {len(files) - len(missing)} of {len(files)} present"]
     out += [f"  MISSING {f}" for f in missing]
+    try:
+        mixed = consistency_problems(results_dir)
+    except UserError as exc:
+        mixed = [str(exc)]
+    if mixed:
+        out += ["INCONSISTENT: the files come from different configurations (run `make`):"]
+        out += [f"  {line}" for line in mixed]
+        missing = [*missing, *mixed]
 
     live = comp.dropna(subset=["speedup"]).copy()
     out += ["", "Per system and strategy:"]

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def unit_of(key: str) -> str:
 
 def md_table(df: pd.DataFrame) -> str:
     """A Markdown table with | escaped in cells."""
-    esc = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    esc = lambda v: re.sub(r"(?<!\\)\|", r"\\|", str(v)).replace("\n", " ")  # noqa: E731 (a pipe not yet escaped)
     head = "| " + " | ".join(esc(c) for c in df.columns) + " |"
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
     return (
@@ -54,7 +55,12 @@ def sourced_rows(section: str, obj) -> list[dict]:
         if key == "sources":
             continue
         out.append(
-            {"key": f"{section}.{key}", "value": value, "unit": unit_of(key), "source": obj.sources.get(key, "")}
+            {
+                "key": fmt.md(f"{section}.{key}"),
+                "value": fmt.md(value),
+                "unit": unit_of(key),
+                "source": fmt.md(obj.sources.get(key, "")),
+            }
         )
     return out
 
@@ -68,8 +74,8 @@ def assumptions(study: Study, cal: CalibrationResult) -> str:
     parts.append(md_table(pd.DataFrame(rows)))
     parts.append("\n## Systems\n")
     parts.append(md_table(pd.DataFrame([
-        {"id": s.id, "name": s.name, "GPU": s.gpu_key, "count": s.count, "interconnect": s.interconnect_key,
-         "hybrid (EP×DP)": f"{s.hybrid.ep}×{s.hybrid.dp}" if hasattr(s.hybrid, "ep") else s.hybrid, "note": s.hybrid_note}
+        {"id": s.id, "name": fmt.md(s.name), "GPU": s.gpu_key, "count": s.count, "interconnect": s.interconnect_key,
+         "hybrid (EP×DP)": f"{s.hybrid.ep}×{s.hybrid.dp}" if hasattr(s.hybrid, "ep") else s.hybrid, "note": fmt.md(s.hybrid_note)}
         for s in study.systems
     ])))  # fmt: skip
     for title, catalog, path in (("GPUs", study.gpus, c.catalogs.gpus), ("Interconnects", study.interconnects, c.catalogs.interconnects),
@@ -97,12 +103,12 @@ def claims(study: Study, comparison: pd.DataFrame) -> str:
     rows = key_rows(comparison.dropna(subset=["speedup"]), study.config.study.headline_strategy)
     out = [
         {
-            "system (strategy)": f"{r.system} ({r.strategy} {r.prophet_split.replace('x', '×')})",
+            "system (strategy)": f"{fmt.md(r.system)} ({r.strategy} {r.prophet_split.replace('x', '×')})",
             "speedup": fmt.ratio(r.speedup),
             "$ per 1M tokens": f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}",
             "all-to-all time cut": fmt.ratio(r.comm_reduction),
             "scaling efficiency": f"{fmt.pct(r.baseline_scaling_efficiency_pct)} → {fmt.pct(r.prophet_scaling_efficiency_pct)}",
-            "evidence": f"{{doc}}`{r.system} page </systems/{r.system_id}>`, {{doc}}`key figure </cross_system>`",
+            "evidence": f"{{doc}}`system page </systems/{r.system_id}>`, {{doc}}`key figure </cross_system>`",
             "regenerate": "`make`",
         }
         for r in rows.itertuples()
@@ -111,7 +117,7 @@ def claims(study: Study, comparison: pd.DataFrame) -> str:
     intro = ""
     if not head.empty:
         h = head.iloc[0]
-        intro = (f"Headline ({h.system}, {h.strategy}): Prophet reaches {fmt.tokens(h.prophet_tokens_per_s)} tokens/s against "
+        intro = (f"Headline ({fmt.md(h.system)}, {h.strategy}): Prophet reaches {fmt.tokens(h.prophet_tokens_per_s)} tokens/s against "
                  f"{fmt.tokens(h.baseline_tokens_per_s)} for the baseline ({fmt.ratio(h.speedup)}), and serving cost falls from "
                  f"{fmt.usd(h.baseline_usd_per_1m_tokens)} to {fmt.usd(h.prophet_usd_per_1m_tokens)} per million tokens.\n\n")  # fmt: skip
     note = ("\nBaseline → Prophet where two values are given. Files: `results/data/all_systems_comparison.csv` (every "
@@ -167,8 +173,8 @@ def worked_example(study: Study, cal: CalibrationResult) -> str:
     table = pd.DataFrame(
         {"quantity": list(rows[0]), "baseline": list(rows[0].values()), "Prophet": list(rows[1].values())}
     )
-    head = (f"{system.name} ({system.count} × {system.gpu.name}, {system.interconnect.name}), {cfg.headline_strategy} "
-            f"EP {ep} × DP {system.count // ep}, model {study.model.name}, B = {study.config.workload.batch_size_per_gpu} "
+    head = (f"{fmt.md(system.name)} ({system.count} × {fmt.md(system.gpu.name)}, {fmt.md(system.interconnect.name)}), "
+            f"{cfg.headline_strategy} EP {ep} × DP {system.count // ep}, model {fmt.md(study.model.name)}, B = {study.config.workload.batch_size_per_gpu} "
             f"sequences per GPU, context {study.config.workload.context_length_tokens} tokens, calibrated efficiencies "
             f"{fmt.number(cal.compute_efficiency)} (compute) and {fmt.number(cal.host_efficiency)} (host link).\n\n")  # fmt: skip
     return head + md_table(table)
@@ -178,6 +184,7 @@ def checks_page(c: pd.DataFrame) -> str:
     """The run's sanity_checks.csv as two tables."""
     exp, cons = c[c.kind == "expectation"], c[c.kind == "consistency"]
     view = fmt.checks_view(exp)
+    view["source"] = view.source.map(fmt.md)
     counts = f"{(exp.status == 'PASS').sum()} PASS, {(exp.status == 'MISS').sum()} MISS, {(exp.status == 'NOT EVALUATED').sum()} not evaluated"
     cons_view = pd.DataFrame(
         {"status": cons.status, "system": cons.system_id, "strategy": cons.strategy, "identity": cons.check}
@@ -186,19 +193,18 @@ def checks_page(c: pd.DataFrame) -> str:
             f"\n## Consistency identities ({(cons.status == 'PASS').sum()} of {len(cons)} hold)\n\n" + md_table(cons_view))  # fmt: skip
 
 
-def paper_page(results_dir: Path, out: Path) -> str:
-    (out / "paper").mkdir(parents=True, exist_ok=True)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
+def paper_page(results_dir: Path, copies: dict[str, bytes]) -> str:
+    """The paper page; the files it offers for download are added to `copies` (path -> bytes)."""
     parts = []
     for name in PAPER_FILES:
         src = results_dir / "paper" / name
-        shutil.copy(src, out / "paper" / name)
+        copies[f"paper/{name}"] = src.read_bytes()
         parts.append(
             f"## `{name}`\n\n{{download}}`Download {name} </_generated/paper/{name}>`\n\n```latex\n{src.read_text(encoding='utf-8').rstrip()}\n```\n"
         )
     parts.append("## Figures (PDF, fonts embedded as TrueType)\n")
     for pdf in sorted((results_dir / "figures").glob("*.pdf")):
-        shutil.copy(pdf, out / "figures" / pdf.name)
+        copies[f"figures/{pdf.name}"] = pdf.read_bytes()
         parts.append(f"- {{download}}`{pdf.name} </_generated/figures/{pdf.name}>`")
     return "\n".join(parts) + "\n"
 
@@ -224,8 +230,7 @@ def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
     dirty = git("status", "--porcelain", "--untracked-files=no")
     rows = [{"item": "git commit", "value": git("rev-parse", "HEAD") + (" (with uncommitted changes)" if dirty else "")},
             {"item": "config hash (sha256/16 of _config.yml and catalogs)", "value": study.config_hash},
-            {"item": "platform", "value": platform.platform()},
-            {"item": "pages generated", "value": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}]  # fmt: skip
+            {"item": "platform", "value": platform.platform()}]  # fmt: skip
     rows += [{"item": f"package {k}", "value": v} for k, v in package_versions().items()]
     logs = sorted((results_dir / "logs").glob("multi_gpu_analysis_*.log"))
     if logs:
@@ -240,25 +245,81 @@ def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
 
 
 def write_pages(study: Study, results_dir: Path, book_dir: Path) -> list[Path]:
-    """Write every generated fragment; the results folder must hold a complete run and the paper."""
+    """Write every generated fragment; the results folder must hold a complete, consistent run of this
+    configuration and the paper. A page is rewritten only when its text changed, and fragments this
+    version no longer writes are removed (book/_generated is the artifact's own folder)."""
+    from .results import PAPER_DIR, STUDY_FILES, check_consistent
+
     data = results_dir / "data"
-    for need in (data / "all_systems_comparison.csv", data / "sanity_checks.csv", results_dir / "paper" / "macros.tex"):
-        if not need.is_file():
-            raise UserError(f"{need}: not found; run `make` (or `run` and `paper`) before building the book")
+    check_consistent(results_dir, study, needed=(*STUDY_FILES[:2], f"{PAPER_DIR}/macros.tex"))
     comparison = pd.read_csv(data / "all_systems_comparison.csv")
     cal = calibrate(study)
     out = book_dir / "_generated"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    copies: dict[str, bytes] = {}
     pages = {
         "claims.md": claims(study, comparison),
         "assumptions.md": assumptions(study, cal),
         "worked_example.md": worked_example(study, cal),
         "checks.md": checks_page(pd.read_csv(data / "sanity_checks.csv")),
-        "paper.md": paper_page(results_dir, out),
+        "paper.md": paper_page(results_dir, copies),
         "timings.md": timings_page(ROOT / "benchmarks" / "results.json"),
         "reproducibility.md": reproducibility(study, results_dir, book_dir),
     }
-    for name, text in pages.items():
-        (out / name).write_text(text, encoding="utf-8")
+    wanted = {**{name: text.encode("utf-8") for name, text in pages.items()}, **copies}
+    for rel, blob in wanted.items():
+        path = out / rel
+        if not path.is_file() or path.read_bytes() != blob:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+    for path in sorted(out.rglob("*"), reverse=True):
+        rel = path.relative_to(out).as_posix()
+        if path.is_file() and rel not in wanted:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
     return [out / n for n in pages]
+
+
+def _digest_tree(book_dir: Path) -> tuple[str, list[str]]:
+    """A hash of every book source (pages, generated fragments, executed notebooks, config), and the
+    list of documents, which decides whether a clean build is needed."""
+    import hashlib
+
+    h = hashlib.sha256()
+    docs = []
+    skip = ("_build", ".pipeline-cache")
+    for path in sorted(book_dir.rglob("*")):
+        rel = path.relative_to(book_dir)
+        if rel.parts[0] in skip or not path.is_file() or path.name.endswith(".partial.ipynb"):
+            continue
+        h.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        if path.suffix in (".md", ".ipynb") and rel.parts[0] != "_generated":
+            docs.append(rel.as_posix())
+    return h.hexdigest(), docs
+
+
+def build_site(book_dir: Path) -> str:
+    """jupyter-book build BOOK -W --keep-going, skipped when no source changed since the last
+    successful build. When documents were added or removed (a system left the config) the old site
+    is removed first, so no page of a removed system stays."""
+    import sys
+
+    from .procs import die_with_parent
+
+    stamp = book_dir / "_build" / ".sources.json"
+    digest, docs = _digest_tree(book_dir)
+    old = json.loads(stamp.read_text()) if stamp.is_file() else {}
+    index = book_dir / "_build" / "html" / "index.html"
+    if old.get("digest") == digest and index.is_file():
+        return f"{index}: up to date"
+    if old.get("documents") != docs:
+        shutil.rmtree(book_dir / "_build", ignore_errors=True)
+    exe = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(exe), "build", str(book_dir), "-W", "--keep-going", "--quiet"], capture_output=True,
+                          text=True, check=False, preexec_fn=die_with_parent)  # fmt: skip
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise UserError(f"{book_dir}: jupyter-book build failed (exit {proc.returncode}):\n{tail}")
+    stamp.write_text(json.dumps({"digest": digest, "documents": docs}, indent=1) + "\n")
+    return f"built {index}"

@@ -126,7 +126,14 @@ def calibrate(study: Study) -> CalibrationResult:
         g = max(1.0, r) + (1 - acc) * r
         x = math.exp(0.5 * (math.log(t_b / (1 + r)) + math.log(t_p / g)))
         y = r * x
-        host_eff = y0 / y
+        if y > 0:
+            host_eff = y0 / y
+        else:  # the measurements imply no fetch at all: the host link cannot be observed
+            host_eff = 1.0
+            flags.append(
+                "host-link efficiency is not identifiable (the measured single-GPU figures imply no expert fetch "
+                "time); datasheet value used"
+            )
     if x <= startups:
         raise UserError(
             f"calibration: the measured single-GPU step implies {1e3 * x:.3g} ms of compute, less than the "

@@ -17,7 +17,7 @@ NonNegative = Field(ge=0)
 class Sourced(BaseModel):
     """A catalog entry whose every numeric value names its source."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     sources: dict[str, str]
 
     @model_validator(mode="after")

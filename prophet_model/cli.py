@@ -20,6 +20,17 @@ from .errors import UserError
 log = logging.getLogger("prophet_model")
 
 
+def _jobs(text: str) -> int:
+    """--jobs N: a whole number >= 1 (0 is the default: one per core)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; allowed: 1, 2, ... (processes)") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is not allowed; allowed: a whole number >= 1 (processes)")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m prophet_model", description="Prophet multi-GPU scalability model")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -30,21 +41,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.add_argument("--quiet", action="store_true", help="no progress bar or result table")
     run.add_argument("--no-figures", action="store_true", help="CSVs, summaries and checks only (quick what-ifs)")
-    run.add_argument("--jobs", type=int, default=0, help="processes for writing outputs (default: one per core)")
+    run.add_argument("--jobs", type=_jobs, default=0, help="processes for writing outputs (default: one per core)")
+    run.add_argument(
+        "--if-stale", action="store_true", help="do nothing when the manifest shows the results up to date"
+    )
     pa = sub.add_parser("paper", help="render the paper's LaTeX from the results into RESULTS/paper")
     pa.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     pa.add_argument("--results", help="results folder (default: study.results_dir in the config)")
+    pa.add_argument("--if-stale", action="store_true", help="do nothing when the paper files are up to date")
     pl = sub.add_parser("pipeline", help="execute the notebooks (one per system) with papermill, cached")
     pl.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     pl.add_argument("--results", help="results folder (default: study.results_dir in the config)")
     pl.add_argument("--book", default="book", help="where executed notebooks go (default: book)")
-    pl.add_argument("--jobs", type=int, default=0, help="notebooks at once (default: one per core)")
+    pl.add_argument("--jobs", type=_jobs, default=0, help="notebooks at once (default: one per core)")
     pl.add_argument("--force", action="store_true", help="ignore the cache")
     pl.add_argument("--quiet", action="store_true", help="no progress bar")
     bk = sub.add_parser("book", help="write the book's generated pages (book/_generated) from the results")
     bk.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     bk.add_argument("--results", help="results folder (default: study.results_dir in the config)")
     bk.add_argument("--book", default="book", help="the book's folder (default: book)")
+    bk.add_argument(
+        "--build", action="store_true", help="then build the site with jupyter-book (skipped when nothing changed)"
+    )
     wi = sub.add_parser("whatif", help="headline metrics of one system under changed assumptions (no files written)")
     wi.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     wi.add_argument("--system", required=True, help="system id, e.g. 8xA100")
@@ -59,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     wi.add_argument("--gpu", help="a catalog GPU for the system (catalog/gpus.yml key)")
     wi.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
     wi.add_argument("--interconnect", help="a catalog interconnect for the system")
+    cl = sub.add_parser("clean", help="remove what the artifact wrote in the results folder (nothing else)")
+    cl.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
+    cl.add_argument("--results", help="results folder (default: study.results_dir in the config)")
     an = sub.add_parser("analyze", help="summarise an existing results folder")
     an.add_argument("--results", default="results", help="results folder (default: results)")
     return p
@@ -81,22 +102,37 @@ def _result_table(comparison) -> str:
     )
 
 
-def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from tqdm import tqdm
+def _results_dir(args: argparse.Namespace, study) -> Path:
+    return Path(args.results or study.config.study.results_dir)
 
-    from .calibration import calibrate
-    from .checks import all_checks, input_warnings
+
+def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .config import load_study
-    from .report import run_parallel, write_cross_system, write_system
-    from .results import staged
-    from .runlog import SUCCESS, close_log, open_log, write_header
-    from .study import run_study
+    from .results import SYSTEM_FILES, owned, prepare, staged, stale_reasons, system_of
 
     study = load_study(args.config)
     for sid in args.systems or ():
         study.system(sid)  # raises UserError naming the allowed ids
+    if args.if_stale and (args.systems or args.no_figures):
+        raise UserError("--if-stale checks a whole run; allowed: --if-stale without --systems and --no-figures")
+    results_dir = _results_dir(args, study)
+    if args.if_stale and owned(results_dir):
+        reasons = stale_reasons(results_dir, study, "run")
+        if not reasons:
+            print(f"{results_dir}: results up to date (config {study.config_hash})", file=sys.stderr)
+            return 0
+        print(f"{results_dir}: rerunning: {reasons[0]}" + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""),
+              file=sys.stderr)  # fmt: skip
+    from tqdm import tqdm
+
+    from .calibration import calibrate
+    from .checks import all_checks, input_warnings
+    from .report import run_parallel, write_cross_system, write_system
+    from .runlog import SUCCESS, close_log, open_log, write_header
+    from .study import run_study
+
     cal = calibrate(study)  # inputs it cannot fit are user errors: raise them before anything is written
-    results_dir = Path(args.results or study.config.study.results_dir)
+    results_dir = prepare(results_dir)  # refuses folders that are not the artifact's
     log_path = open_log(results_dir / "logs", args.log_level)
     try:
         write_header(study, list(argv))
@@ -144,16 +180,30 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
         uncertainty = None
         if study.config.uncertainty and not results.comparison.empty:
-            from .sensitivity import monte_carlo
+            from .sensitivity import monte_carlo, outside_interval
 
             uncertainty = monte_carlo(results)
             u = study.config.uncertainty
             log.info("Monte Carlo: %d samples, seed %d, inputs %s", u.samples, u.seed, ", ".join(u.inputs))
+            for line in outside_interval(uncertainty):
+                log.warning("uncertainty: %s", line)
         done = [s for s in study.systems if s.id in set(results.chosen.get("system_id", []))]
         figs = not args.no_figures
-        with staged(results_dir) as stage:
+        partial = bool(args.systems)
+        mine = {s.id for s in done} if partial else None
+
+        def scope(rel: str, entry: dict) -> bool:
+            """The files this run replaces: a partial run touches only its own outputs."""
+            if not figs and rel.startswith("figures/"):
+                return False
+            if partial:
+                return system_of(rel) in mine
+            return True
+
+        with staged(results_dir, study, "run", scope) as stage:
             tasks = [(write_system, (results, checks, system, stage, figs, uncertainty), system.id) for system in done]
-            tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty), "cross-system"))
+            if not partial:  # the cross-system files need every system
+                tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty), "cross-system"))
             bar = tqdm(total=len(tasks), desc="outputs", unit="part", disable=args.quiet, file=sys.stderr)
             for name, paths, exc in run_parallel(tasks, args.jobs):
                 bar.update()
@@ -163,6 +213,9 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 else:
                     log.info("%s: wrote %d files", name, len(paths))
             bar.close()
+            if partial:
+                log.info("partial run (--systems): wrote only %s; the cross-system files are left as they were",
+                         ", ".join(p.format(id=i) for i in sorted(mine) for p in SYSTEM_FILES[:1]))  # fmt: skip
         log.info("results in %s", results_dir.resolve())
         if not args.quiet and not results.comparison.empty:
             print(_result_table(results.comparison))
@@ -184,18 +237,24 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def cmd_paper(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .config import load_study
-    from .paper import render
+    from .results import PAPER_DIR, PAPER_FILES, check_consistent, prepare, staged, stale_reasons
 
     study = load_study(args.config)
-    results_dir = Path(args.results or study.config.study.results_dir)
+    results_dir = prepare(_results_dir(args, study))
+    check_consistent(results_dir, study, needed=("data/all_systems_comparison.csv",), producers=("run",))
+    if args.if_stale and not stale_reasons(results_dir, study, "paper"):
+        print(f"{results_dir / PAPER_DIR}: up to date", file=sys.stderr)
+        return 0
+    from .paper import render
+
     texts = render(study, results_dir)  # everything rendered before anything is written
-    out = results_dir / "paper"
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in texts.items():
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out / name)
-    print(f"wrote {', '.join(texts)} to {out}")
+    paper_files = {f"{PAPER_DIR}/{n}" for n in PAPER_FILES}
+    with staged(results_dir, study, "paper", lambda rel, e: rel in paper_files) as stage:
+        for name, text in texts.items():
+            path = stage / PAPER_DIR / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    print(f"wrote {', '.join(texts)} to {results_dir / PAPER_DIR}")
     return 0
 
 
@@ -206,9 +265,11 @@ def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     from .config import load_study
     from .pipeline import jobs, record_timings, run_pipeline
+    from .results import STUDY_FILES, check_consistent
 
     study = load_study(args.config)
-    results_dir = Path(args.results or study.config.study.results_dir)
+    results_dir = _results_dir(args, study)
+    check_consistent(results_dir, study, needed=STUDY_FILES[:2], producers=("run",))
     book = Path(args.book)
     cache = book / ".pipeline-cache"
     if args.force:
@@ -216,7 +277,7 @@ def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
     job_list = jobs(study, book, results_dir)
     keep = {j.output.name for j in job_list if j.output.parent.name == "systems"}
     for stale in (book / "systems").glob("*.ipynb"):
-        if stale.name not in keep:  # a system removed from the config
+        if stale.name not in keep:  # a system removed from the config (book/systems is the pipeline's)
             stale.unlink()
     failed, done = [], []
     bar = tqdm(total=len(job_list), desc="notebooks", unit="nb", disable=args.quiet, file=sys.stderr)
@@ -237,28 +298,53 @@ def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_book(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .book import write_pages
+    from .book import build_site, write_pages
     from .config import load_study
 
     study = load_study(args.config)
-    results_dir = Path(args.results or study.config.study.results_dir)
+    results_dir = _results_dir(args, study)
     pages = write_pages(study, results_dir, Path(args.book))
     print(f"wrote {len(pages)} generated pages to {Path(args.book) / '_generated'}")
+    if args.build:
+        print(build_site(Path(args.book)))
     return 0
 
 
 def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .whatif import changed_study, headline, report
 
-    before, after = changed_study(Path(args.config), args.system, args.sets, args.gpu, args.model, args.interconnect)
+    before, after, notes = changed_study(
+        Path(args.config), args.system, args.sets, args.gpu, args.model, args.interconnect
+    )
     s = after.system(args.system)
     changes = [
         *args.sets,
         *(f"{k}={v}" for k, v in (("gpu", args.gpu), ("model", args.model), ("interconnect", args.interconnect)) if v),
     ]
     print(f"What if: {'; '.join(changes) or 'nothing changed'}")
+    for note in notes:
+        print(f"note: {note}")
     print(f"{s.name}: {s.count} x {s.gpu.name}, {s.interconnect.name}; model {after.model.name}\n")
     print(report(headline(before, args.system), headline(after, args.system)))
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .results import clean
+
+    results_dir = Path(args.results) if args.results else None
+    if results_dir is None:
+        try:
+            from .config import load_study
+
+            results_dir = Path(load_study(args.config).config.study.results_dir)
+        except UserError:
+            results_dir = Path("results")  # a broken config must not stop a clean
+    kept = clean(results_dir)
+    if kept:
+        print(f"{results_dir}: removed the artifact's files; kept {len(kept)} of yours: {', '.join(kept[:5])}")
+    else:
+        print(f"{results_dir}: removed")
     return 0
 
 
@@ -284,12 +370,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "book": cmd_book,
             "whatif": cmd_whatif,
             "analyze": cmd_analyze,
+            "clean": cmd_clean,
         }[args.command](args, argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; previous results left as they were", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"error: interrupted ({exc or 'SIGINT'}); previous results left as they were", file=sys.stderr)
         return 130
     except Exception as exc:
         print(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --log-level DEBUG)", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,9 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """No unknown keys; numbers finite; whole numbers given as whole numbers (not true, "3" or 2.0)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class _WithSources(_Strict):
@@ -130,9 +133,13 @@ UNCERTAIN_INPUTS = (
 
 
 class Distribution(_Strict):
+    """A multiplicative factor on the configured (or catalog) value, centred on 1: the configured value
+    is the distribution's median, so a headline number stays the centre of its own interval whatever
+    value is configured."""
+
     distribution: Literal["uniform", "triangular", "loguniform"]
-    low: float
-    high: float
+    low: float = Field(gt=0)
+    high: float = Field(gt=0)
     mode: float | None = None
     source: str
 
@@ -142,8 +149,20 @@ class Distribution(_Strict):
             raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
         if self.distribution == "triangular" and (self.mode is None or not self.low <= self.mode <= self.high):
             raise ValueError("a triangular distribution needs low <= mode <= high")
-        if self.distribution == "loguniform" and self.low <= 0:
-            raise ValueError("a loguniform distribution needs low > 0")
+        centred = {
+            "uniform": math.isclose(self.low + self.high, 2.0, rel_tol=1e-9),
+            "triangular": self.mode is not None
+            and math.isclose(self.mode, 1.0)
+            and math.isclose(self.low + self.high, 2.0),
+            "loguniform": math.isclose(self.low * self.high, 1.0, rel_tol=1e-9),
+        }[self.distribution]
+        if not centred:
+            raise ValueError(
+                f"a {self.distribution} factor must be centred on 1 (the configured value is its median); allowed: "
+                + {"uniform": "low + high = 2, e.g. {low: 0.8, high: 1.2}",
+                   "triangular": "mode: 1 and low + high = 2, e.g. {low: 0.875, mode: 1, high: 1.125}",
+                   "loguniform": "low x high = 1, e.g. {low: 0.5, high: 2}"}[self.distribution]
+            )  # fmt: skip
         return self
 
 
@@ -158,16 +177,25 @@ class Uncertainty(_Strict):
         unknown = sorted(set(v) - set(UNCERTAIN_INPUTS))
         if unknown:
             raise ValueError(f"unknown uncertain input(s) {', '.join(unknown)}; allowed: {', '.join(UNCERTAIN_INPUTS)}")
-        bounds = {"prophet.prediction_accuracy": (0, 1), "prophet.comm_reduction_factor": (1, float("inf"))}
-        for name, (lo, hi) in bounds.items():
-            d = v.get(name)
-            if d and not (lo <= d.low and d.high <= hi):
-                raise ValueError(f"{name}: the distribution must lie within [{lo}, {hi}]")
-        for name in ("workload.batch_size_per_gpu", "workload.context_length_tokens", *UNCERTAIN_INPUTS[4:]):
-            d = v.get(name)
-            if d and d.low <= 0:
-                raise ValueError(f"{name}: the distribution must be > 0")
         return v
+
+
+# Configured values whose factor range must stay within bounds: (lower, upper) of value x factor.
+UNCERTAIN_BOUNDS = {
+    "prophet.prediction_accuracy": (0.0, 1.0),
+    "prophet.comm_reduction_factor": (1.0, math.inf),
+    "workload.batch_size_per_gpu": (1.0, math.inf),
+    "workload.context_length_tokens": (1.0, math.inf),
+}
+
+
+# The metrics of all_systems_comparison.csv that an expectation may check (study.compare writes them).
+COMPARISON_METRICS = (
+    "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup", "baseline_step_ms", "prophet_step_ms",
+    "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
+    "prophet_fetch_overhead_pct", "baseline_scaling_efficiency_pct", "prophet_scaling_efficiency_pct",
+    "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens", "cost_reduction", "annual_savings_usd",
+)  # fmt: skip
 
 
 class Expectation(_Strict):
@@ -180,6 +208,10 @@ class Expectation(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> Expectation:
+        if self.metric not in COMPARISON_METRICS:
+            raise ValueError(
+                f"metric {self.metric!r} is not a comparison metric; allowed: {', '.join(COMPARISON_METRICS)}"
+            )
         if self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         return self
@@ -259,31 +291,111 @@ class Study:
         raise UserError(f"unknown system {system_id!r}; allowed: {', '.join(s.id for s in self.systems)}")
 
 
-def _format_validation_error(err: ValidationError, where: str) -> str:
+def _format_validation_error(err: ValidationError, where: str, raw: Any = None) -> str:
+    """One line per problem: the key path (systems named by id, not position) and what is allowed."""
     lines = [f"{where}: invalid configuration"]
     for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = list(e["loc"])
+        if len(loc) >= 2 and loc[0] == "systems" and isinstance(loc[1], int) and isinstance(raw, dict):
+            entries = raw.get("systems")
+            entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else None
+            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                loc[1] = entry["id"]
+        path = ".".join(str(p) for p in loc) or "(top level)"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "missing":
             msg = "required key is missing"
         elif e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see _config.yml's comments for the allowed keys)"
+        elif e["type"] == "finite_number":
+            msg = "must be a finite number (not .inf or .nan)"
+        elif e["type"] in ("int_type", "int_parsing", "int_from_float"):
+            msg = f"must be a whole number, got {e.get('input')!r}"
+        elif e["type"] in ("float_type", "float_parsing"):
+            msg = f"must be a number, got {e.get('input')!r}"
         lines.append(f"  {path}: {msg}")
     return "\n".join(lines)
 
 
+MAX_YAML_BYTES = 1 << 20  # a study or catalog is a few kB; refuse anything past 1 MiB
+MAX_YAML_NODES = 100_000  # values after expanding anchors and aliases (a "billion laughs" document)
+FLOAT_12 = re.compile(
+    r"^[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
+)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and reads YAML 1.2 floats (1e9 is a number, not a string)."""
+
+
+def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1}); each key may appear once",
+                key_node.start_mark,
+            )  # fmt: skip
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_12, list("-+0123456789."))
+
+
+def _count_nodes(data: Any, limit: int) -> int:
+    """Values in `data` with aliases expanded, stopping past `limit`."""
+    n, todo = 0, [data]
+    while todo and n <= limit:
+        item = todo.pop()
+        n += 1
+        if isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return n
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse YAML text with the artifact's rules; UserError naming `where` on any problem."""
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserError(f"{where}: YAML error{at}: {problem}") from None
+    except RecursionError:
+        raise UserError(f"{where}: YAML nested too deeply; allowed: a plain configuration") from None
+    if _count_nodes(data, MAX_YAML_NODES) > MAX_YAML_NODES:
+        raise UserError(
+            f"{where}: expands to more than {MAX_YAML_NODES:,} values (anchors and aliases included); "
+            "allowed: a configuration of ordinary size"
+        )
+    return data
+
+
 def _read_yaml(path: Path) -> Any:
+    """Read a YAML file; UserError naming the file for a missing file, a folder, unreadable bytes,
+    a file over 1 MiB, invalid YAML, duplicate keys or an alias bomb."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; allowed: a YAML file")
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UserError(f"{path}: YAML syntax error{where}: {problem}") from None
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise UserError(f"{path}: {size:,} bytes; allowed: a YAML file under {MAX_YAML_BYTES:,} bytes")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return parse_yaml(text, str(path))
 
 
 def _load_catalog(path: Path, spec: type, label: str) -> dict:
@@ -311,6 +423,42 @@ def load_study(path: str | Path = "_config.yml") -> Study:
     return study_from_raw(_read_yaml(path), path)
 
 
+def _check_uncertainty_bounds(cfg: StudyConfig, where: str) -> None:
+    """A configured value times its factor range must stay within the value's own bounds."""
+    inputs = cfg.uncertainty.inputs if cfg.uncertainty else {}
+    for name, (lo, hi) in UNCERTAIN_BOUNDS.items():
+        d = inputs.get(name)
+        if d is None:
+            continue
+        section, key = name.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if value * d.low < lo or value * d.high > hi:
+            raise UserError(
+                f"{where}: {name} = {value:g} with its uncertainty factor {d.low:g}-{d.high:g} spans "
+                f"{value * d.low:g}-{value * d.high:g}, outside [{lo:g}, {hi:g}]; allowed: a configured value in "
+                f"[{lo / d.low:g}, {hi / d.high:g}], or a narrower factor range under uncertainty.inputs.{name}"
+            )
+
+
+def macro_key(system_id: str) -> str:
+    """The part of a LaTeX macro name a system id gives: digits as words, letters kept, others dropped."""
+    digits = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
+    return "".join(digits[int(c)] if c.isdigit() else c for c in system_id if c.isascii() and c.isalnum())
+
+
+def _check_macro_names(cfg: StudyConfig, where: str) -> None:
+    """Two ids that give the same LaTeX macro name would fail only when the paper is rendered."""
+    seen: dict[str, str] = {}
+    for s in cfg.systems:
+        key = macro_key(s.id)
+        if key in seen:
+            raise UserError(
+                f"{where}: systems.{s.id}.id gives the same LaTeX macro names as {seen[key]!r} (\\prophet...{key}); "
+                "allowed: ids that differ in their letters or digits, not only in '-' or '_'"
+            )
+        seen[key] = s.id
+
+
 def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
     """Validate and resolve an already parsed configuration (`label` names it in error messages;
     catalog paths are relative to `path`'s folder)."""
@@ -320,7 +468,9 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
     try:
         cfg = StudyConfig.model_validate(raw)
     except ValidationError as err:
-        raise UserError(_format_validation_error(err, where)) from None
+        raise UserError(_format_validation_error(err, where, raw)) from None
+    _check_uncertainty_bounds(cfg, where)
+    _check_macro_names(cfg, where)
 
     base = path.parent
     gpus = _load_catalog(base / cfg.catalogs.gpus, GPU, "GPU")
@@ -328,12 +478,12 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
     models = _load_catalog(base / cfg.catalogs.models, MoEModel, "MoE model")
     model = _pick(models, cfg.model, f"{where}: model", "MoE model")
     systems = []
-    for i, s in enumerate(cfg.systems):
-        gpu = _pick(gpus, s.gpu, f"{where}: systems.{i}.gpu", "GPU")
-        net = _pick(nets, s.interconnect, f"{where}: systems.{i}.interconnect", "interconnect")
+    for s in cfg.systems:
+        gpu = _pick(gpus, s.gpu, f"{where}: systems.{s.id}.gpu", "GPU")
+        net = _pick(nets, s.interconnect, f"{where}: systems.{s.id}.interconnect", "interconnect")
         if net.sockets == 2 and s.count % 2:
             raise UserError(
-                f"{where}: systems.{i}.count {s.count} cannot be split evenly over the 2 sockets of "
+                f"{where}: systems.{s.id}.count {s.count} cannot be split evenly over the 2 sockets of "
                 f"interconnect {s.interconnect!r}; allowed: an even count"
             )
         systems.append(System(s.id, s.name, s.gpu, gpu, s.count, s.interconnect, net, s.hybrid, s.hybrid_note))

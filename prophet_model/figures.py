@@ -25,6 +25,11 @@ VARIANT_COLOR = {"baseline": BASELINE, "prophet": PROPHET}
 VARIANT_LABEL = {"baseline": "Baseline", "prophet": "Prophet"}
 
 
+def plain(text: object) -> str:
+    """Text shown as written: a $ would start matplotlib's math mode."""
+    return str(text).replace("$", r"\$")
+
+
 def style(fig_cfg: Figures) -> None:
     plt.rcParams.update(
         {
@@ -114,7 +119,7 @@ def throughput_comparison(rows: pd.DataFrame, system_name: str, cfg: Figures) ->
     fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in)
     _paired_bars(ax, labels, base, pro, fmt.tokens)
     ax.set_ylabel("Throughput (tokens/s)")
-    titled_with_legend_below(fig, ax, f"{system_name}: throughput, speedup")
+    titled_with_legend_below(fig, ax, f"{plain(system_name)}: throughput, speedup")
     return fig
 
 
@@ -124,7 +129,7 @@ def cost_efficiency(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.F
     fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in)
     _paired_bars(ax, labels, base, pro, fmt.usd)
     ax.set_ylabel("Cost ($ per 1M tokens)")
-    titled_with_legend_below(fig, ax, f"{system_name}: serving cost")
+    titled_with_legend_below(fig, ax, f"{plain(system_name)}: serving cost")
     return fig
 
 
@@ -151,7 +156,7 @@ def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures) -
     ax.grid(axis="x", alpha=0.3)
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("Step time (ms)")
-    titled_with_legend_below(fig, ax, f"{system_name}: step time (% all-to-all)", ncols=3)
+    titled_with_legend_below(fig, ax, f"{plain(system_name)}: step time (% all-to-all)", ncols=3)
     return fig
 
 
@@ -172,7 +177,7 @@ def cross_system_comparison(comparison: pd.DataFrame, strategy: str, cfg: Figure
     """The paper's key figure: throughput and cost per system, baseline vs Prophet."""
     rows = key_rows(comparison, strategy)
     labels = [
-        f"{r.system}\n{r.strategy} {r.prophet_split.replace('x', '×')}\n{fmt.ratio(r.speedup)}"
+        f"{plain(r.system)}\n{r.strategy} {r.prophet_split.replace('x', '×')}\n{fmt.ratio(r.speedup)}"
         for r in rows.itertuples()
     ]
     fig, (a, b) = new_figure(cfg, cfg.full_width_in, cfg.height_in + 0.4, ncols=2)
@@ -204,7 +209,7 @@ def scaling_efficiency(comparison: pd.DataFrame, cfg: Figures) -> plt.Figure:
     ax.plot([], [], "--", color=BASELINE, label="Baseline")
     ax.plot([], [], "-", color=PROPHET, label="Prophet")
     ax.axhline(100, color="0.5", lw=0.6)
-    ax.set_xticks(range(len(systems)), [f"{n}\n({g})" for n, g in systems])
+    ax.set_xticks(range(len(systems)), [f"{plain(n)}\n({g})" for n, g in systems])
     ax.set_xlabel("System (GPU count)")
     ax.set_ylabel("Scaling efficiency (%)")
     titled_with_legend_below(fig, ax, "Scaling efficiency", ncols=3)
@@ -324,7 +329,7 @@ def sensitivity_sweeps(tables: dict[str, pd.DataFrame], names: dict[str, str], m
     for ax, name in zip(axes.ravel(), inputs, strict=False):
         for i, (sid, t) in enumerate(tables.items()):
             g = t[t.input == name]
-            ax.plot(g.value, g[metric], "-", color=colors[i % len(colors)], lw=1.2, label=names[sid])
+            ax.plot(g.value, g[metric], "-", color=colors[i % len(colors)], lw=1.2, label=plain(names[sid]))
         if name in ("interconnect_bandwidth_factor", "host_link_bandwidth_factor", "expert_size_factor",
                     "workload.batch_size_per_gpu", "model.num_experts"):  # fmt: skip
             ax.set_xscale("log")
@@ -353,7 +358,7 @@ def tornado_figure(t: pd.DataFrame, system_name: str, metric_label: str, cfg: Fi
     from matplotlib.patches import Patch
 
     ax.set_xlabel(metric_label)
-    ax.set_title(f"{system_name}: {metric_label.split(' (')[0].lower()} drivers")
+    ax.set_title(f"{plain(system_name)}: {metric_label.split(' (')[0].lower()} drivers")
     fig.legend(handles=[Patch(color=BASELINE, label="input at low end"), Patch(color=PROPHET, label="input at high end")],
                loc="outside lower center", ncols=2)  # fmt: skip
     return fig
@@ -385,5 +390,5 @@ def speedup_map_figure(
     note = (
         "break-even (1.00×) shown where reached" if 1.0 in levels else f"Prophet ≥ {speedup.min():.2f}× everywhere here"
     )
-    ax.set_title(f"{system_name}: speedup; {note}", fontsize="small")
+    ax.set_title(f"{plain(system_name)}: speedup; {note}", fontsize="small")
     return fig

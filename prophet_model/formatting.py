@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import math
 
+MD_SPECIALS = set("\\`*_[]<>|$~&{}#!")
+
+
+def md(text: object) -> str:
+    """Text shown literally in Markdown (MyST and GitHub): HTML, emphasis, links, math, roles and
+    table pipes are backslash-escaped, so a name like `<script>` is displayed, never run."""
+    return "".join("\\" + ch if ch in MD_SPECIALS else ch for ch in str(text)).replace("\n", " ")
+
 
 def _missing(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))

@@ -17,6 +17,7 @@ from . import formatting as fmt
 from .config import Study
 from .errors import UserError
 from .figures import key_rows
+from .results import PAPER_FILES
 from .templating import TEMPLATES
 
 TEX_ESCAPES = {
@@ -33,9 +34,11 @@ TEX_ESCAPES = {
     "×": r"$\times$",
     "–": "--",
     "→": r"$\rightarrow$",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
 }
 DIGITS = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
-PAPER_FILES = ("table.tex", "abstract.tex", "caption.tex", "macros.tex", "section_multi_gpu.tex")
 
 # Per-system macros: (suffix, column, formatter)
 MACRO_METRICS = (

@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 
 from .config import Study
+from .formatting import md
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_SOURCES = ("prophet_model/*.py", "templates/*")
@@ -100,7 +101,7 @@ def jobs(study: Study, book_dir: Path, results_dir: Path, root: Path = ROOT) -> 
     for s in study.systems:
         key = _digest(system_nb.read_bytes(), shared, system_config(study, s.id), src)
         out.append(Job(f"system {s.id}", system_nb, book_dir / "systems" / f"{s.id}.ipynb",
-                       {"system": s.id, "config": config, "results": results}, key, f"{s.name}: system analysis"))  # fmt: skip
+                       {"system": s.id, "config": config, "results": results}, key, f"{md(s.name)}: system analysis"))  # fmt: skip
     everything = _digest(cross_nb.read_bytes(), shared, *(system_config(study, s.id) for s in study.systems), src)
     out.append(
         Job(
@@ -179,21 +180,31 @@ def _portable(value: str) -> str:
     return value
 
 
+_RUNNING: set[subprocess.Popen] = set()
+_STOPPING = False
+
+
 def execute(job: Job, cache_dir: Path, timeout_s: int) -> Outcome:
     import time
 
     job.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = job.output.with_suffix(".partial.ipynb")
-    cmd = [sys.executable, "-m", "papermill", str(job.notebook), str(tmp), "--cwd", str(ROOT),
-           "--kernel", "python3", "--execution-timeout", str(timeout_s), "--no-progress-bar"]  # fmt: skip
-    for k, v in job.parameters.items():
-        cmd += ["-p", k, _portable(v)]
+    spec = json.dumps({"input": str(job.notebook), "output": str(tmp), "cwd": str(ROOT), "timeout_s": timeout_s,
+                       "parameters": {k: _portable(v) for k, v in job.parameters.items()}})  # fmt: skip
+    cmd = [sys.executable, "-m", "prophet_model.nbrun", spec]
     t0 = time.perf_counter()
     env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1", "MPLBACKEND": "Agg"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if _STOPPING:
+        return Outcome(job, "failed", "stopped", 0.0)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    _RUNNING.add(proc)
+    try:
+        _, stderr = proc.communicate()
+    finally:
+        _RUNNING.discard(proc)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
-        err = first_error(tmp) or (proc.stderr.strip().splitlines() or ["papermill failed"])[-1]
+        err = first_error(tmp) or (stderr.strip().splitlines() or ["papermill failed"])[-1]
         tmp.unlink(missing_ok=True)
         return Outcome(job, "failed", err, seconds)
     if job.title:
@@ -204,8 +215,23 @@ def execute(job: Job, cache_dir: Path, timeout_s: int) -> Outcome:
     return Outcome(job, "executed", "", seconds)
 
 
+def stop_running() -> None:
+    """SIGTERM every notebook runner (each kills its kernel and removes its partial file) and wait."""
+    global _STOPPING
+    _STOPPING = True
+    for proc in list(_RUNNING):
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in list(_RUNNING):
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def run_pipeline(job_list: list[Job], cache_dir: Path, workers: int = 0, timeout_s: int = 600) -> Iterator[Outcome]:
-    """Yield an Outcome per job as it finishes (cached ones first)."""
+    """Yield an Outcome per job as it finishes (cached ones first). On a signal or an error every
+    running notebook is stopped before the exception goes on."""
     todo = []
     for job in job_list:
         if is_cached(job, cache_dir):
@@ -215,7 +241,13 @@ def run_pipeline(job_list: list[Job], cache_dir: Path, workers: int = 0, timeout
     if not todo:
         return
     workers = workers or min(len(todo), os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # each job is its own papermill process
+    pool = ThreadPoolExecutor(max_workers=workers)  # each job is its own runner process
+    try:
         futures = [pool.submit(execute, job, cache_dir, timeout_s) for job in todo]
         for fut in as_completed(futures):
             yield fut.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_running()
+        raise
+    pool.shutdown()

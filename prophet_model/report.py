@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -14,6 +15,7 @@ import pandas as pd
 
 from . import figures
 from .config import System
+from .procs import die_with_parent
 from .results import write_csv
 from .study import StudyResults
 from .templating import environment
@@ -119,10 +121,27 @@ def run_parallel(tasks: list[Task], jobs: int = 0) -> Iterator[tuple[str, list[P
         for fn, args, name in tasks:
             yield _guarded(fn, args, name)
         return
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init
+    )
+    try:
         futures = [pool.submit(_guarded, fn, args, name) for fn, args, name in tasks]
         for fut in as_completed(futures):
             yield fut.result()
+    except BaseException:  # a signal or an error: the workers go at once, not when their task ends
+        for proc in list((pool._processes or {}).values()):
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _worker_init() -> None:
+    """A worker dies with its parent (even a SIGKILLed one) and leaves signals to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    die_with_parent(signal.SIGKILL)
 
 
 def _guarded(fn: Callable[..., list[Path]], args: tuple, name: str) -> tuple[str, list[Path], str | None]:

@@ -1,25 +1,300 @@
-"""Write study results atomically. Everything is written into a staging folder beside the results
-folder; only when every file is written does the staging folder replace the results folder (two
-renames), so a failed or killed run leaves the previous results intact. Folders named in `keep`
-(the run logs) are carried over from the old results folder."""
+"""The results folder: ownership, a manifest of what was written by which configuration, and
+atomic-per-file writes that never delete a file the artifact did not write.
+
+- A results folder is the artifact's when it holds the marker file `.prophet-results` (written
+  when the artifact creates the folder, or adopts an empty one). A non-empty folder without the
+  marker is refused, and so are `/`, the home folder, the current folder, the repository root and
+  their parents.
+- `manifest.json` lists every file the artifact wrote there, with the configuration hash, the
+  inputs hash (configuration + package source), the command and the file's sha256. `make` reruns
+  whatever it shows stale or missing (`run --if-stale`, `paper --if-stale`); `paper`, `pipeline`,
+  the book and `analyze` refuse or flag a folder whose parts come from different configurations.
+- `staged()` writes into `<results>/.staging-<pid>/`; on success each file replaces its old copy
+  (an unchanged file is left alone, mtime included) and the files the manifest lists in the run's
+  scope that the run no longer writes are removed. Any other file in the folder is left as it is.
+  On any failure or signal the staging folder is removed (a forked guardian removes it even after
+  SIGKILL), and the previous results are untouched.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from .errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+from .procs import Guardian
 
 FLOAT_FORMAT = "%.10g"
+MARKER = ".prophet-results"
+MANIFEST = "manifest.json"
+ROOT = Path(__file__).resolve().parents[1]
+
+SYSTEM_FILES = (
+    "data/results_{id}.csv",
+    "figures/throughput_comparison_{id}.pdf",
+    "figures/throughput_comparison_{id}.png",
+    "figures/communication_overhead_{id}.pdf",
+    "figures/communication_overhead_{id}.png",
+    "figures/cost_efficiency_{id}.pdf",
+    "figures/cost_efficiency_{id}.png",
+    "SUMMARY_{id}.md",
+)
+STUDY_FILES = (
+    "data/all_systems_comparison.csv",
+    "data/sanity_checks.csv",
+    "figures/cross_system_comparison.pdf",
+    "figures/cross_system_comparison.png",
+    "figures/scaling_efficiency.pdf",
+    "figures/scaling_efficiency.png",
+)
+UNCERTAINTY_FILE = "data/uncertainty.csv"
+PAPER_DIR = "paper"
+PAPER_FILES = ("table.tex", "abstract.tex", "caption.tex", "macros.tex", "section_multi_gpu.tex")
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:
     """Deterministic CSV: fixed float format, no index, LF line endings."""
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+
+
+def expected_files(system_ids: Sequence[str], uncertainty: bool = False) -> list[str]:
+    """Every file a full `run` writes for these systems (relative to the results folder)."""
+    files = [*STUDY_FILES, *(f.format(id=s) for s in system_ids for f in SYSTEM_FILES)]
+    return [*files, UNCERTAINTY_FILE] if uncertainty else files
+
+
+def system_of(rel: str) -> str | None:
+    """The system id a per-system file belongs to, else None."""
+    for pattern in SYSTEM_FILES:
+        head, tail = pattern.split("{id}")
+        if rel.startswith(head) and rel.endswith(tail) and len(rel) > len(head) + len(tail):
+            return rel[len(head) : len(rel) - len(tail)]
+    return None
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def inputs_hash(config_hash: str, root: Path = ROOT) -> str:
+    """The configuration hash and the package's source: what a run's outputs depend on."""
+    from .pipeline import source_digest
+
+    return hashlib.sha256(config_hash.encode() + source_digest(root)).hexdigest()[:16]
+
+
+def command_line() -> str:
+    return " ".join(["python -m prophet_model", *sys.argv[1:]])
+
+
+# --------------------------------------------------------------------------------------------
+# Ownership
+
+
+def _protected() -> set[Path]:
+    here = {Path("/"), Path.home().resolve(), Path.cwd().resolve(), ROOT}
+    for p in (Path.cwd().resolve(), ROOT):
+        here |= set(p.parents)
+    return here
+
+
+def prepare(results_dir: Path) -> Path:
+    """Check that `results_dir` may be written by the artifact; create and mark it. UserError if not."""
+    r = Path(results_dir).expanduser()
+    how = "choose another with --results DIR (a new or empty folder, or one the artifact made)"
+    try:
+        resolved = r.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise UserError(f"--results {r}: cannot resolve the path ({exc}); {how}") from None
+    if resolved in _protected():
+        raise UserError(
+            f"--results {r}: refusing to write results into {resolved} (the root, home, current or repository "
+            f"folder, or a parent of one); {how}"
+        )
+    if r.exists() and not r.is_dir():
+        raise UserError(f"--results {r}: is a file, not a folder; {how}")
+    try:
+        if r.is_dir():
+            if not (r / MARKER).is_file() and _adopt_legacy(r):
+                pass
+            elif not (r / MARKER).is_file():
+                if any(r.iterdir()):
+                    raise UserError(
+                        f"--results {r}: the folder is not empty and was not made by this artifact (no {MARKER} "
+                        f"file), so nothing in it will be touched; {how}"
+                    )
+                _mark(r)
+        else:
+            r.mkdir(parents=True)
+            _mark(r)
+        probe = r / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"--results {r}: cannot create or write the folder ({exc.strerror or exc}); {how}") from None
+    return r
+
+
+LEGACY_PATTERNS = (
+    "data/results_*.csv", "data/all_systems_comparison.csv", "data/sanity_checks.csv", "data/uncertainty.csv",
+    "figures/*.pdf", "figures/*.png", "SUMMARY_*.md", "paper/*.tex", "logs/multi_gpu_analysis_*.log",
+    "book_overview.png",
+)  # fmt: skip
+
+
+def _adopt_legacy(r: Path) -> bool:
+    """A folder written by the artifact before it had markers: every file has a name the artifact
+    writes. It is marked, and its files are listed in the manifest (from config 'legacy'), so the next
+    full run replaces or removes them. Anything else makes the folder foreign."""
+    files = [p.relative_to(r).as_posix() for p in r.rglob("*") if p.is_file()]
+    if not files or not all(
+        any(Path(f).match(pat) and f.count("/") == pat.count("/") for pat in LEGACY_PATTERNS) for f in files
+    ):
+        return False
+    _mark(r)
+    entry = {"config_hash": "legacy", "inputs_hash": "legacy", "command": "(written before manifests existed)"}
+    listed = {
+        f: {**entry, "producer": "paper" if f.startswith(f"{PAPER_DIR}/") else "run", "sha256": sha256(r / f)}
+        for f in files
+        if not f.startswith("logs/")
+    }
+    _write_manifest(r, {"files": listed})
+    return True
+
+
+def _mark(folder: Path) -> None:
+    (folder / MARKER).write_text(
+        "This folder was created by prophet-artifact (python -m prophet_model run). Files listed in\n"
+        "manifest.json are the artifact's and may be replaced or removed by later runs; any other file is\n"
+        "left alone.\n",
+        encoding="utf-8",
+    )
+
+
+def owned(results_dir: Path) -> bool:
+    return (Path(results_dir) / MARKER).is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest
+
+
+def read_manifest(results_dir: Path) -> dict:
+    """{'files': {relative path: entry}}; empty when there is none. UserError if it is unreadable."""
+    path = Path(results_dir) / MANIFEST
+    if not path.is_file():
+        return {"files": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+            raise ValueError("no 'files' mapping")
+        return data
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"{path}: not a valid results manifest ({exc}); rerun `make` or `python -m prophet_model run`"
+        ) from None
+
+
+def _write_manifest(results_dir: Path, data: dict) -> None:
+    data = {"artifact": "prophet-artifact", "format": 1, "files": dict(sorted(data["files"].items()))}
+    tmp = results_dir / f".{MANIFEST}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(results_dir / MANIFEST)
+
+
+def stale_reasons(results_dir: Path, study, producer: str = "run") -> list[str]:
+    """Why the outputs of `producer` ('run' or 'paper') in `results_dir` do not match `study`: missing
+    files, files from other inputs, files changed by hand, files of systems no longer configured."""
+    r = Path(results_dir)
+    files = read_manifest(r)["files"]
+    want_hash = inputs_hash(study.config_hash)
+    if producer == "run":
+        expected = expected_files([s.id for s in study.systems], bool(study.config.uncertainty))
+    else:
+        expected = [f"{PAPER_DIR}/{n}" for n in PAPER_FILES]
+    reasons = []
+    for rel in expected:
+        e = files.get(rel)
+        if e is None or not (r / rel).is_file():
+            reasons.append(f"{rel}: missing")
+        elif e.get("inputs_hash") != want_hash:
+            reasons.append(f"{rel}: made from other inputs (config {e.get('config_hash')})")
+        elif sha256(r / rel) != e.get("sha256"):
+            reasons.append(f"{rel}: changed since it was written")
+    configured = {s.id for s in study.systems}
+    for rel, e in files.items():
+        sid = system_of(rel)
+        if e.get("producer") == producer and sid is not None and sid not in configured and (r / rel).exists():
+            reasons.append(f"{rel}: system {sid!r} is no longer configured")
+    return reasons
+
+
+def check_consistent(
+    results_dir: Path, study, needed: Sequence[str] = (), producers: Sequence[str] = ("run", "paper")
+) -> None:
+    """Refuse (UserError) a results folder that is not the artifact's, lacks a needed file, or whose
+    files (those written by `producers`) come from different configurations or from another
+    configuration than `study`'s."""
+    r = Path(results_dir)
+    if not (r / MANIFEST).is_file():
+        raise UserError(
+            f"{r}: no {MANIFEST} (not a results folder of this artifact, or made before manifests existed); "
+            "run `make` or `python -m prophet_model run`"
+        )
+    files = read_manifest(r)["files"]
+    for rel in needed:
+        if rel not in files or not (r / rel).is_file():
+            raise UserError(f"{r / rel}: not found; run `make` (or `python -m prophet_model run` without --systems)")
+    present = {rel: e for rel, e in files.items() if (r / rel).is_file() and e.get("producer") in producers}
+    hashes = sorted({e.get("config_hash", "?") for e in present.values()})
+    if len(hashes) > 1:
+        by = {h: sorted(rel for rel, e in present.items() if e.get("config_hash") == h) for h in hashes}
+        detail = "; ".join(f"config {h}: {', '.join(v[:4])}{' …' if len(v) > 4 else ''}" for h, v in by.items())
+        raise UserError(
+            f"{r}: its files come from different configurations ({detail}); run `make` to bring them up to date"
+        )
+    if hashes and hashes[0] != study.config_hash:
+        raise UserError(
+            f"{r}: the results were made from another configuration (config {hashes[0]}; {study.path} is "
+            f"{study.config_hash}); run `make` to bring them up to date"
+        )
+
+
+def consistency_problems(results_dir: Path) -> list[str]:
+    """For `analyze`: a line per configuration when the folder's files come from several."""
+    files = read_manifest(results_dir)["files"]
+    present = {rel: e for rel, e in files.items() if (Path(results_dir) / rel).is_file()}
+    hashes = sorted({e.get("config_hash", "?") for e in present.values()})
+    if len(hashes) <= 1:
+        return []
+    return [
+        f"config {h}: {sum(e.get('config_hash') == h for e in present.values())} file(s), e.g. "
+        + next(rel for rel, e in present.items() if e.get("config_hash") == h)
+        for h in hashes
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def _remove_stale_stages(results_dir: Path) -> None:
+    """Staging folders of killed runs (their process is gone) inside our own results folder."""
+    for d in results_dir.glob(".staging-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        if d.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -32,34 +307,80 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _remove_stale(parent: Path, name: str) -> None:
-    """Delete staging / old folders left by runs that were killed (their process is gone)."""
-    for d in parent.glob(f".{name}.*-*"):
-        pid = d.name.rsplit("-", 1)[-1]
-        if d.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(d, ignore_errors=True)
-
-
 @contextmanager
-def staged(results_dir: Path, keep: Sequence[str] = ("logs",)) -> Iterator[Path]:
-    """Yield an empty staging folder; on success it becomes `results_dir`."""
-    results_dir = Path(results_dir)
-    parent, name, pid = results_dir.parent, results_dir.name, os.getpid()
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(parent, name)
-    stage = parent / f".{name}.staging-{pid}"
+def staged(
+    results_dir: Path,
+    study,
+    producer: str = "run",
+    scope: Callable[[str, dict], bool] = lambda rel, entry: True,
+) -> Iterator[Path]:
+    """Yield an empty staging folder inside `results_dir` (already `prepare`d). On success every file
+    written there is moved into place and recorded in the manifest; files the manifest lists for
+    `producer` within `scope` that were not written again are removed. On failure nothing changes."""
+    r = Path(results_dir)
+    _remove_stale_stages(r)
+    stage = r / f".staging-{os.getpid()}"
     shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
-    try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    old = parent / f".{name}.old-{pid}"
-    if results_dir.exists():
-        for k in keep:
-            if (results_dir / k).exists() and not (stage / k).exists():
-                os.replace(results_dir / k, stage / k)
-        os.replace(results_dir, old)
-    os.replace(stage, results_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    with Guardian([stage]):
+        stage.mkdir()
+        try:
+            yield stage
+            commit(stage, r, study, producer, scope)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable[[str, dict], bool]) -> list[str]:
+    """Move the staged files into place; returns the relative paths written."""
+    manifest = read_manifest(results_dir)
+    files = manifest["files"]
+    entry = {
+        "producer": producer,
+        "config_hash": study.config_hash,
+        "inputs_hash": inputs_hash(study.config_hash),
+        "command": command_line(),
+    }
+    new = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+    for rel in new:
+        src, dst = stage / rel, results_dir / rel
+        digest = sha256(src)
+        if dst.is_file() and sha256(dst) == digest and files.get(rel, {}).get("sha256") == digest:
+            pass  # unchanged: keep the file (and its mtime, which make reads)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        files[rel] = {**entry, "sha256": digest}
+    for rel, e in list(files.items()):
+        if rel in new or e.get("producer") != producer or not scope(rel, e):
+            continue
+        (results_dir / rel).unlink(missing_ok=True)  # the artifact wrote it (it is in the manifest)
+        del files[rel]
+    _write_manifest(results_dir, manifest)
+    return new
+
+
+def clean(results_dir: Path) -> list[str]:
+    """Remove what the artifact wrote in `results_dir` (manifest files, run logs, the manifest and
+    the marker) and the folders left empty; anything else stays. Returns what was kept."""
+    from .runlog import LOG_GLOB
+
+    r = Path(results_dir)
+    if not r.is_dir():
+        return []
+    if not owned(r):
+        raise UserError(f"{r}: not made by this artifact (no {MARKER}); nothing removed")
+    for rel in read_manifest(r)["files"]:
+        (r / rel).unlink(missing_ok=True)
+    for log in (r / "logs").glob(LOG_GLOB):
+        log.unlink()
+    for d in r.glob(".staging-*"):
+        shutil.rmtree(d, ignore_errors=True)
+    (r / MANIFEST).unlink(missing_ok=True)
+    for d in sorted((p for p in r.rglob("*") if p.is_dir()), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    kept = sorted(p.relative_to(r).as_posix() for p in r.rglob("*") if p.is_file() and p.name != MARKER)
+    if not kept:
+        (r / MARKER).unlink(missing_ok=True)
+        r.rmdir()
+    return kept

@@ -156,16 +156,30 @@ def sample(dist: Distribution, rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def draws(study: Study, samples: int | None = None, seed: int | None = None) -> dict[str, np.ndarray]:
-    """The Monte Carlo draws of every uncertain input (one array each), reproducible from the seed."""
+    """The Monte Carlo draws of every uncertain input, as factors on the configured (or catalog)
+    value (one array each, centred on 1), reproducible from the seed."""
     u = study.config.uncertainty
     if u is None:
         return {}
     n = samples or u.samples
     rng = np.random.default_rng(u.seed if seed is None else seed)
-    out = {name: sample(d, rng, n) for name, d in sorted(u.inputs.items())}
-    for name in ("workload.batch_size_per_gpu", "workload.context_length_tokens"):
-        if name in out:
-            out[name] = np.maximum(1, np.round(out[name]))
+    return {name: sample(d, rng, n) for name, d in sorted(u.inputs.items())}
+
+
+INTEGER_INPUTS = ("workload.batch_size_per_gpu", "workload.context_length_tokens")
+
+
+def _absolute(setup: Setup, factors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Factors on config values -> the values themselves (whole numbers where the input is a count);
+    factors on catalog values stay factors (the model multiplies them)."""
+    out = {}
+    for name, f in factors.items():
+        targets, mode = INPUTS[name]
+        if mode == "value":
+            value = setup.baseline[targets[0]] * f
+            out[name] = np.maximum(1, np.round(value)) if name in INTEGER_INPUTS else value
+        else:
+            out[name] = f
     return out
 
 
@@ -175,7 +189,7 @@ def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | N
     rows = []
     for sid, setup in setups(results).items():
         point = evaluate(setup)
-        mc = evaluate(setup, d) if d else point
+        mc = evaluate(setup, _absolute(setup, d)) if d else point
         for metric in METRICS:
             v = np.asarray(mc[metric], dtype=float)
             v = v[np.isfinite(v)]
@@ -183,3 +197,15 @@ def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | N
                          "point": float(point[metric]), "median": float(np.median(v)),
                          "p5": float(np.percentile(v, 5)), "p95": float(np.percentile(v, 95)), "samples": int(v.size)})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def outside_interval(table: pd.DataFrame, rel_tol: float = 1e-9) -> list[str]:
+    """A line for every headline number that lies outside its own 90% interval (none should)."""
+    out = []
+    for r in table.itertuples():
+        tol = rel_tol * max(abs(r.p5), abs(r.p95), 1e-300)
+        if not (r.p5 - tol <= r.point <= r.p95 + tol):
+            out.append(
+                f"{r.system_id} {r.strategy} {r.metric}: {r.point:.6g} outside its 90% interval {r.p5:.6g}-{r.p95:.6g}"
+            )
+    return out

@@ -26,6 +26,7 @@ def environment() -> jinja2.Environment:
         usd=fmt.usd,
         ms=fmt.ms,
         number=fmt.number,
+        md=fmt.md,
         unit=lambda x, metric: fmt.value_in_unit(x, metric),
     )
     env.tests["nan"] = lambda x: isinstance(x, float) and math.isnan(x)

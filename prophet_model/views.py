@@ -14,6 +14,11 @@ from .config import Study, System, load_study
 from .study import StudyResults, run_study
 
 
+def heading(system) -> str:
+    """A system page's heading, names escaped for Markdown."""
+    return f"## {fmt.md(system.name)}: {system.count} × {fmt.md(system.gpu.name)}, {fmt.md(system.interconnect.name)}"
+
+
 def evaluate(config: str | Path, system_ids: list[str] | None = None) -> StudyResults:
     """Load the study and run the model (all systems, or the ones named)."""
     study = load_study(config)

@@ -59,21 +59,48 @@ def apply_set(raw: dict, assignment: str) -> None:
 
 
 def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None, model: str | None,
-                  interconnect: str | None) -> tuple[Study, Study]:  # fmt: skip
-    """(the study as configured, the study with the changes)."""
+                  interconnect: str | None) -> tuple[Study, Study, list[str]]:  # fmt: skip
+    """(the study as configured, the study with the changes, notes on what was adapted).
+
+    A fixed hybrid split that no longer multiplies to a changed GPU count becomes `auto` (every
+    EP x DP split is searched), and a system whose GPU, interconnect or count changed is relabelled,
+    unless the same --set names its split or its name; the notes say so."""
     raw = _read_yaml(config)
     original = study_from_raw(copy.deepcopy(raw), config)
     original.system(system_id)  # an unknown id is a UserError naming the allowed ones
     for s in sets:
         apply_set(raw, s)
     entry = next(e for e in raw["systems"] if str(e.get("id")) == system_id)
+    before = next(e for e in original.config.systems if e.id == system_id)
     if gpu:
         entry["gpu"] = gpu
     if interconnect:
         entry["interconnect"] = interconnect
     if model:
         raw["model"] = model
-    return original, study_from_raw(raw, config, label=f"{config} with the what-if changes")
+    said = {s.split("=", 1)[0].strip() for s in sets}
+    notes = []
+    h = entry.get("hybrid")
+    count = entry.get("count")
+    if (
+        isinstance(h, dict)
+        and isinstance(count, int)
+        and f"systems.{system_id}.hybrid" not in said
+        and h.get("ep", 0) * h.get("dp", 0) != count
+    ):
+        entry["hybrid"] = "auto"
+        notes.append(
+            f"hybrid split {h.get('ep')}x{h.get('dp')} does not fit {count} GPUs: every EP x DP split is searched (auto)"
+        )
+    changed = (
+        entry.get("gpu") != before.gpu or entry.get("interconnect") != before.interconnect or count != before.count
+    )
+    if changed and f"systems.{system_id}.name" not in said:
+        gpus = original.gpus
+        gpu_name = gpus[entry["gpu"]].name if entry.get("gpu") in gpus else str(entry.get("gpu"))
+        entry["name"] = f"{count}×{gpu_name} (what-if)"
+        notes.append(f"system {system_id} relabelled {entry['name']!r} (was {before.name!r})")
+    return original, study_from_raw(raw, config, label=f"{config} with the what-if changes"), notes
 
 
 def headline(study: Study, system_id: str) -> pd.DataFrame:

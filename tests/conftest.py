@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +26,26 @@ TOY = Scenario(
     batch_size_per_gpu=2, context_length=100, activation_bytes=2, reserved_memory=0,
     compute_efficiency=1.0, host_efficiency=1.0, prophet=0, prediction_accuracy=0.8, comm_reduction_factor=4,
 )  # fmt: skip
+
+
+def _untouchable() -> tuple[dict[str, tuple[int, int]], str]:
+    """(size and mtime of every file under results/, git's view of the tracked files)."""
+    results = ROOT / "results"
+    files = {p.relative_to(results).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+             for p in results.rglob("*") if p.is_file()} if results.is_dir() else {}  # fmt: skip
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                            text=True, check=False).stdout  # fmt: skip
+    return files, status
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tests_leave_results_and_tracked_files_alone():
+    """The test suite never touches the repository's results/ or a tracked file."""
+    before = _untouchable()
+    yield
+    after = _untouchable()
+    assert after[0] == before[0], "a test changed results/"
+    assert after[1] == before[1], "a test changed a tracked file"
 
 
 def toy(**changes) -> Scenario:

@@ -34,7 +34,7 @@ _DELETE = object()
 # (id, file to change, mutation, substrings the message must contain)
 CASES = [
     ("missing-section", "_config.yml", _set("workload", _DELETE), ["workload", "required key is missing"]),
-    ("missing-gpu", "_config.yml", _set("systems.0.gpu", _DELETE), ["systems.0.gpu", "required key is missing"]),
+    ("missing-gpu", "_config.yml", _set("systems.0.gpu", _DELETE), ["systems.2xA100.gpu", "required key is missing"]),
     (
         "missing-accuracy",
         "_config.yml",
@@ -45,7 +45,7 @@ CASES = [
         "batch-not-int",
         "_config.yml",
         _set("workload.batch_size_per_gpu", "sixteen"),
-        ["workload.batch_size_per_gpu", "integer"],
+        ["workload.batch_size_per_gpu", "whole number"],
     ),
     (
         "batch-zero",
@@ -81,7 +81,7 @@ CASES = [
         "unknown-gpu",
         "_config.yml",
         _set("systems.0.gpu", "b200"),
-        ["systems.0.gpu", "unknown GPU 'b200'", "allowed:", "a100_sxm4_80gb"],
+        ["systems.2xA100.gpu", "unknown GPU 'b200'", "allowed:", "a100_sxm4_80gb"],
     ),
     (
         "unknown-model",
@@ -93,22 +93,27 @@ CASES = [
         "unknown-interconnect",
         "_config.yml",
         _set("systems.1.interconnect", "infiniband"),
-        ["systems.1.interconnect", "allowed:", "nvswitch_nvlink4"],
+        ["systems.4xH100.interconnect", "allowed:", "nvswitch_nvlink4"],
     ),
     (
         "hybrid-product",
         "_config.yml",
         _set("systems.2.hybrid", {"ep": 3, "dp": 2}),
-        ["systems.2", "3x2 = 6 GPUs", "count is 8", "ep x dp = count"],
+        ["systems.8xA100", "3x2 = 6 GPUs", "count is 8", "ep x dp = count"],
     ),
-    ("hybrid-word", "_config.yml", _set("systems.2.hybrid", "sometimes"), ["systems.2.hybrid", "'auto'", "'none'"]),
+    (
+        "hybrid-word",
+        "_config.yml",
+        _set("systems.2.hybrid", "sometimes"),
+        ["systems.8xA100.hybrid", "'auto'", "'none'"],
+    ),
     (
         "hybrid-zero",
         "_config.yml",
         _set("systems.2.hybrid", {"ep": 0, "dp": 8}),
-        ["systems.2.hybrid", "ep", "greater than 0"],
+        ["systems.8xA100.hybrid", "ep", "greater than 0"],
     ),
-    ("hybrid-none-no-note", "_config.yml", _set("systems.0.hybrid_note", ""), ["systems.0", "hybrid_note"]),
+    ("hybrid-none-no-note", "_config.yml", _set("systems.0.hybrid_note", ""), ["systems.2xA100", "hybrid_note"]),
     ("unknown-strategy", "_config.yml", _set("strategies", ["EP", "TP"]), ["strategies.1", "'EP', 'DP' or 'Hybrid'"]),
     ("duplicate-strategy", "_config.yml", _set("strategies", ["EP", "EP"]), ["strategies", "once"]),
     (
@@ -118,13 +123,13 @@ CASES = [
         ["workload.precision", "'fp32', 'bf16', 'fp16' or 'fp8'"],
     ),
     ("duplicate-id", "_config.yml", _set("systems.1.id", "2xA100"), ["duplicate id", "2xA100"]),
-    ("unsafe-id", "_config.yml", _set("systems.0.id", "2x/A100"), ["systems.0.id", "letters, digits"]),
-    ("count-zero", "_config.yml", _set("systems.0.count", 0), ["systems.0.count", "greater than 0"]),
+    ("unsafe-id", "_config.yml", _set("systems.0.id", "2x/A100"), ["systems.2x/A100.id", "letters, digits"]),
+    ("count-zero", "_config.yml", _set("systems.0.count", 0), ["systems.2xA100.count", "greater than 0"]),
     (
         "odd-count-two-sockets",
         "_config.yml",
         lambda c: (_set("systems.3.count", 9)(c), _set("systems.3.hybrid", "auto")(c)),
-        ["systems.3.count", "2 sockets", "even count"],
+        ["systems.10xA6000.count", "2 sockets", "even count"],
     ),
     (
         "unknown-headline",
@@ -248,7 +253,7 @@ def test_yaml_syntax_error(study_dir, results_dir, capsys) -> None:
     cfg = study_dir / "_config.yml"
     cfg.write_text(cfg.read_text() + "\nworkload: [unclosed\n")
     rc, err = _run(cfg, results_dir, capsys)
-    assert rc == 2 and "YAML syntax error (line" in err and "_config.yml" in err
+    assert rc == 2 and "YAML error (line" in err and "_config.yml" in err
 
 
 def test_missing_config_file(tmp_path, results_dir, capsys) -> None:

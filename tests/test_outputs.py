@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -158,43 +154,3 @@ def test_one_failing_system_does_not_stop_the_others(tmp_path, monkeypatch) -> N
     assert not (results / "data" / "results_4xH100.csv").exists()
     last = next((results / "logs").glob("*.log")).read_text().splitlines()[-1]
     assert "ERROR" in last and "4xH100" in last and "injected failure" in last
-
-
-KILL_SCRIPT = """
-import sys, time
-import prophet_model.figures as f
-orig = f.save
-def slow_save(*a, **k):
-    out = orig(*a, **k)
-    time.sleep(60)
-    return out
-f.save = slow_save
-from prophet_model.cli import main
-sys.exit(main(["run", "--config", sys.argv[1], "--results", sys.argv[2], "--quiet"]))
-"""
-
-
-def test_a_killed_run_leaves_previous_results_intact(two_runs, tmp_path) -> None:
-    import shutil
-
-    a, _ = two_runs
-    results = tmp_path / "results"
-    shutil.copytree(a, results)
-    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
-    cmd = [sys.executable, "-c", KILL_SCRIPT, str(ROOT / "_config.yml"), str(results)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            staging = list(tmp_path.glob(".results.staging-*/figures/*.pdf"))
-            if staging:
-                break
-            time.sleep(0.1)
-        assert staging, "the run never wrote into its staging folder"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the run and its writer processes
-        proc.wait()
-    after = {p: p.read_bytes() for p in results.rglob("*") if p.is_file() and p.parent.name != "logs"}
-    assert after == {p: b for p, b in before.items() if p.parent.name != "logs"}
-    assert run_cli(results) == 0  # the next run cleans up the killed run's staging folder
-    assert not list(tmp_path.glob(".results.*-*"))

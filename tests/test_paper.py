@@ -95,7 +95,7 @@ def test_latex_compiles_without_errors_or_overfull_table(study_dir, tmp_path, na
             r"8$\times$A100 \& friends\_v2 (50\%) \#1 \$x \textasciitilde{}y\textasciicircum{}z \{a\} \textbackslash{}b"
             in (results / "paper" / "table.tex").read_text()
         )
-        assert (results / "SUMMARY_8xA100.md").read_text().startswith(f"# {name}")
+        assert (results / "SUMMARY_8xA100.md").read_text().startswith(f"# {fmt.md(name)}")  # shown literally
 
 
 def _numbers(text: str) -> list[str]:
@@ -133,4 +133,5 @@ def test_numbers_in_abstract_caption_and_table_equal_the_csv(study_dir, tmp_path
 
 def test_paper_without_results_is_a_clear_error(study_dir, tmp_path, capsys) -> None:
     rc = main(["paper", "--config", str(study_dir / "_config.yml"), "--results", str(tmp_path / "none")])
-    assert rc == 2 and "run `python -m prophet_model run` first" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 2 and "no manifest.json" in err and "run `make` or `python -m prophet_model run`" in err

@@ -96,7 +96,7 @@ def test_summary_and_csv_carry_intervals(tmp_path) -> None:
 
 def test_uncertainty_config_is_validated(study_dir, capsys) -> None:
     cfg = load_yaml(study_dir / "_config.yml")
-    cfg["uncertainty"]["inputs"]["gpu_magic"] = {"distribution": "uniform", "low": 0, "high": 1, "source": "x"}
+    cfg["uncertainty"]["inputs"]["gpu_magic"] = {"distribution": "uniform", "low": 0.5, "high": 1.5, "source": "x"}
     dump_yaml(cfg, study_dir / "_config.yml")
     assert main(["run", "--config", str(study_dir / "_config.yml"), "--results", str(study_dir / "r")]) == 2
     err = capsys.readouterr().err

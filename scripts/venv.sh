@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Create or refresh .venv for the artifact: `scripts/venv.sh PYTHON`. Called by every make target.
+# - A Python older than 3.11 is refused before any venv is made (exit 2).
+# - A .venv made from another Python (another version or interpreter) is rebuilt; a .venv that is
+#   not a virtual environment at all is left alone and reported (exit 2).
+# - Packages are installed from requirements.lock (exact pins) when the lock or pyproject.toml is
+#   newer than the last install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${1:-python3}
+VENV=.venv
+MARK=$VENV/.prophet-venv
+STAMP=$VENV/.installed
+
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "error: PYTHON=$PYTHON: not found; allowed: a Python >= 3.11 interpreter, e.g. make PYTHON=python3.11" >&2
+  exit 2
+fi
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  have=$("$PYTHON" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo unknown)
+  echo "error: PYTHON=$PYTHON is Python $have; allowed: Python >= 3.11 (pyproject.toml requires-python), e.g. make PYTHON=python3.11" >&2
+  exit 2
+fi
+if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+  echo "error: PYTHON=$PYTHON has no venv/ensurepip module; install it (Debian: apt-get install python3-venv)" >&2
+  exit 2
+fi
+want=$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0])')
+
+if [ -e "$VENV" ]; then
+  if [ ! -f "$VENV/pyvenv.cfg" ]; then
+    echo "error: $VENV exists but is not a virtual environment; move it away so make can create one" >&2
+    exit 2
+  fi
+  have=$(cat "$MARK" 2>/dev/null || true)
+  if [ -z "$have" ] && [ -x "$VENV/bin/python" ]; then
+    have=$("$VENV/bin/python" -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)), sys.version.split()[0])' 2>/dev/null || true)
+  fi
+  if [ "$have" != "$want" ]; then
+    echo "rebuilding $VENV: it was made with '${have:-an unusable Python}', this make uses '$want'"
+    rm -rf "$VENV"
+  fi
+fi
+if [ ! -e "$VENV" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+[ -f "$MARK" ] || echo "$want" > "$MARK"
+if [ ! -f "$STAMP" ] || [ requirements.lock -nt "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+  touch "$STAMP"
+fi

@@ -1,0 +1,60 @@
+"""SIGINT, SIGTERM and SIGKILL of `run` and `pipeline`: no process is left (worker pools and Jupyter
+kernels end with their parent), no staging folder or partial notebook stays in the tree, and the
+previous results are untouched. (`make` killed mid-pipeline is in test_make_sequences.py.)"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+from .procs_util import PY, kernels, leftovers, start, wait_for
+
+SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
+
+
+def _snapshot(d: Path) -> dict[str, bytes]:
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and p.relative_to(d).parts[0] != "logs"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def good_results(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("kill") / "results"
+    cmd = [PY, "-m", "prophet_model", "run", "--results", str(d), "--quiet", "--no-figures"]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    return d
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+def test_killing_run_leaves_nothing(good_results, tmp_path, sig) -> None:
+    results = tmp_path / "results"
+    shutil.copytree(good_results, results)
+    before = _snapshot(results)
+    proc, token = start([PY, "-m", "prophet_model", "run", "--results", str(results), "--quiet", "--jobs", "2"], ROOT)
+    wait_for(lambda: list(results.glob(".staging-*/*")), 60, "the run to write into its staging folder")
+    time.sleep(0.3)  # the workers are drawing figures now
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert leftovers(token) == []
+    assert not list(results.glob(".staging-*")) and not list(tmp_path.glob(".*"))
+    assert _snapshot(results) == before
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+def test_killing_pipeline_leaves_nothing(good_results, tmp_path, sig) -> None:
+    book = tmp_path / "book"
+    book.mkdir()
+    cmd = [PY, "-m", "prophet_model", "pipeline", "--results", str(good_results), "--book", str(book), "--force",
+           "--quiet", "--jobs", "2"]  # fmt: skip
+    proc, token = start(cmd, ROOT)
+    wait_for(lambda: kernels(token), 120, "a notebook kernel to start")
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert leftovers(token) == []
+    assert not list(book.rglob("*.partial.ipynb"))

@@ -1,0 +1,115 @@
+"""`make` under sequences of edits and hand-run commands, in a private copy of the checkout: after each
+`make`, the CSVs, the paper's LaTeX, the executed notebooks and the built book agree with the config
+(same configuration hash everywhere, the configured systems and only those), a killed `make` leaves no
+process or partial file, and `make clean` keeps a file of the user's."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prophet_model.config import load_study, macro_key
+from prophet_model.results import PAPER_FILES, expected_files
+from prophet_model.sandbox import copy_checkout
+
+from .conftest import ROOT, dump_yaml, load_yaml
+from .procs_util import PY, kernels, leftovers, start, wait_for
+
+pytestmark = pytest.mark.skipif(not (ROOT / ".venv").is_dir(), reason="needs the .venv that make creates")
+
+
+def make(work: Path, *args: str) -> None:
+    proc = subprocess.run(["make", "-s", *args], cwd=work, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def prophet(work: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "prophet_model", *args], cwd=work, capture_output=True, text=True, check=False)
+
+
+def edit(work: Path, change) -> None:
+    cfg = work / "_config.yml"
+    data = load_yaml(cfg)
+    change(data)
+    dump_yaml(data, cfg)
+
+
+def assert_consistent(work: Path) -> None:
+    """Every output agrees with the configuration as it stands."""
+    study = load_study(work / "_config.yml")
+    ids = [s.id for s in study.systems]
+    r = work / "results"
+    files = json.loads((r / "manifest.json").read_text())["files"]
+    present = {k: v for k, v in files.items() if (r / k).is_file()}
+    want = set(expected_files(ids, bool(study.config.uncertainty))) | {f"paper/{n}" for n in PAPER_FILES}
+    assert set(present) == want
+    assert {v["config_hash"] for v in present.values()} == {study.config_hash}
+    on_disk = {p.relative_to(r).as_posix() for p in r.rglob("*") if p.is_file()} - {".prophet-results", "manifest.json"}
+    assert {f for f in on_disk if not f.startswith("logs/") and f != "notes.txt"} == want
+    comp = pd.read_csv(r / "data" / "all_systems_comparison.csv")
+    assert list(dict.fromkeys(comp.system_id)) == ids
+    macros = (r / "paper" / "macros.tex").read_text()
+    for s in study.systems:
+        assert f"\\prophetSpeedup{macro_key(s.id)}" in macros
+    assert f"on {len(ids)} multi-GPU systems" in (r / "paper" / "section_multi_gpu.tex").read_text()
+    assert sorted(p.stem for p in (work / "book" / "systems").glob("*.ipynb")) == sorted(ids)
+    html = work / "book" / "_build" / "html"
+    assert sorted(p.stem for p in (html / "systems").glob("*.html")) == sorted(ids)
+    intro = (html / "intro.html").read_text()
+    for s in study.systems:
+        assert s.name in intro
+    assert not list(work.rglob("*.partial.ipynb")) and not list(r.glob(".staging-*"))
+
+
+def test_make_after_any_sequence(tmp_path) -> None:
+    work = copy_checkout(tmp_path / "checkout")
+    make(work)
+    assert_consistent(work)
+
+    # a system leaves the config: its CSV, figures, notebook and page go
+    edit(work, lambda c: c.update(systems=[s for s in c["systems"] if s["id"] != "2xA100"]))
+    make(work)
+    assert_consistent(work)
+    assert not (work / "results" / "data" / "results_2xA100.csv").exists()
+
+    # a system joins, built in parallel: the notebooks run before the book is built
+    new = {"id": "2xH100", "name": "2×H100", "gpu": "h100_sxm5_80gb", "count": 2, "interconnect": "nvswitch_nvlink4",
+           "hybrid": "none", "hybrid_note": "with 2 GPUs hybrid degenerates"}  # fmt: skip
+    edit(work, lambda c: c["systems"].append(new))
+    make(work, "-j4")
+    assert_consistent(work)
+
+    # hand-run partial commands after an edit: the folder is then mixed, and make repairs it
+    edit(work, lambda c: c["workload"].update(batch_size_per_gpu=32))
+    assert prophet(work, "run", "--systems", "8xA100", "--quiet").returncode == 0
+    refused = prophet(work, "paper")
+    assert refused.returncode == 2 and "different configurations" in refused.stderr
+    assert prophet(work, "run", "--no-figures", "--quiet").returncode == 0
+    assert (work / "results" / "figures" / "cross_system_comparison.pdf").is_file()  # kept, now stale
+    assert "INCONSISTENT" in prophet(work, "analyze").stdout
+    make(work)
+    assert_consistent(work)
+
+    # make killed while the notebooks run: nothing is left running, no partial file; make recovers
+    edit(work, lambda c: c["prophet"].update(prediction_accuracy=0.7))
+    proc, token = start(["make", "-s"], work)
+    wait_for(lambda: kernels(token), 180, "a notebook kernel under make")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert leftovers(token) == []
+    assert not list(work.rglob("*.partial.ipynb"))
+    make(work)
+    assert_consistent(work)
+
+    # make clean removes only what the artifact made; make book builds everything again
+    (work / "results" / "notes.txt").write_text("mine\n")
+    make(work, "clean")
+    assert sorted(p.name for p in (work / "results").rglob("*") if p.is_file()) == [".prophet-results", "notes.txt"]
+    make(work, "book")
+    assert_consistent(work)
+    assert (work / "results" / "notes.txt").read_text() == "mine\n"
