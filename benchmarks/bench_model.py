@@ -37,7 +37,7 @@ def random_scenarios(n: int, seed: int = 0) -> Scenario:
     bandwidth varied across n configurations."""
     study = load_study(ROOT / "_config.yml")
     system = study.system("8xA100")
-    base = scenario_dict(study, system.gpu, system.count, 4, system.interconnect, True, 0.6, 0.8)
+    base = scenario_dict(study, system.gpu_key, system.count, 4, system.interconnect, True)
     rng = np.random.default_rng(seed)
     s = Scenario(**{f.name: np.full(n, base[f.name], dtype=np.float64) for f in fields(Scenario)})
     return replace(

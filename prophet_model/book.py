@@ -17,7 +17,6 @@ import pandas as pd
 
 from . import formatting as fmt
 from . import model as m
-from .calibration import CalibrationResult, calibrate
 from .config import Study
 from .errors import UserError
 from .figures import key_rows
@@ -65,11 +64,11 @@ def sourced_rows(section: str, obj) -> list[dict]:
     return out
 
 
-def assumptions(study: Study, cal: CalibrationResult) -> str:
+def assumptions(study: Study) -> str:
     c = study.config
     parts = ["## Study inputs (`_config.yml`)\n"]
     rows = []
-    for name in ("workload", "prophet", "calibration", "cost", "figures"):
+    for name in ("workload", "prophet", "implementation", "single_gpu_claim", "cost", "figures"):
         rows += sourced_rows(name, getattr(c, name))
     parts.append(md_table(pd.DataFrame(rows)))
     parts.append("\n## Systems\n")
@@ -83,19 +82,15 @@ def assumptions(study: Study, cal: CalibrationResult) -> str:
         parts.append(f"\n## {title} (`{path}`)\n")
         rows = [r for key, entry in catalog.items() for r in sourced_rows(key, entry)]
         parts.append(md_table(pd.DataFrame(rows)))
-    parts.append("\n## Calibrated values and their plausibility\n")
-    parts.append(md_table(pd.DataFrame([
-        {"quantity": "compute efficiency (fraction of the roofline)", "value": fmt.number(cal.compute_efficiency),
-         "plausible": "yes (≤ 1)" if cal.compute_efficiency <= 1 else "NO: above 1 is impossible"},
-        {"quantity": "host-link efficiency (fraction of the datasheet)", "value": fmt.number(cal.host_efficiency),
-         "plausible": "yes (≤ 1)" if cal.host_efficiency <= 1 else "NO: above 1 is impossible"},
-        {"quantity": "single-GPU baseline, model vs measured", "value": f"{fmt.tokens(cal.model_baseline_tokens_per_s)} vs {fmt.tokens(cal.measured_baseline_tokens_per_s)} tok/s",
-         "plausible": f"residual {cal.baseline_residual_pct:+.1f}%"},
-        {"quantity": "single-GPU Prophet, model vs measured", "value": f"{fmt.tokens(cal.model_prophet_tokens_per_s)} vs {fmt.tokens(cal.measured_prophet_tokens_per_s)} tok/s",
-         "plausible": f"residual {cal.prophet_residual_pct:+.1f}%"},
-    ])))  # fmt: skip
-    if cal.flags:
-        parts.append("\n```{warning}\n" + "\n\n".join(cal.flags) + "\n```\n")
+    from .measured import hardware_rows
+
+    parts.append("\n## What each GPU attains (measured, never fitted)\n")
+    hw = pd.DataFrame(hardware_rows(study))
+    for col in hw.columns[1:-1]:
+        hw[col] = [fmt.number(v, 4) for v in hw[col]]
+    hw["source"] = hw["source"].map(fmt.md)
+    hw["gpu"] = hw["gpu"].map(fmt.md)
+    parts.append(md_table(hw))
     return "\n".join(parts)
 
 
@@ -126,27 +121,14 @@ def claims(study: Study, comparison: pd.DataFrame) -> str:
     return intro + md_table(pd.DataFrame(out)) + note
 
 
-def worked_example(study: Study, cal: CalibrationResult) -> str:
+def worked_example(study: Study) -> str:
     """Every intermediate number of one configuration: the headline system and strategy, Prophet."""
     cfg = study.config.study
     system = study.system(cfg.headline_system)
     ep = system.hybrid.ep if hasattr(system.hybrid, "ep") else system.count
     rows = []
     for variant in (False, True):
-        s = stack(
-            [
-                scenario_dict(
-                    study,
-                    system.gpu,
-                    system.count,
-                    ep,
-                    system.interconnect,
-                    variant,
-                    cal.compute_efficiency,
-                    cal.host_efficiency,
-                )
-            ]
-        ).arrays()
+        s = stack([scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, variant)]).arrays()
         r = m.evaluate(s)
         v = lambda a: float(np.asarray(a).ravel()[0])  # noqa: E731
         rows.append({
@@ -158,9 +140,9 @@ def worked_example(study: Study, cal: CalibrationResult) -> str:
             "tokens per group {math}`T = ep\\,B`": f"{v(m.tokens_per_group(s)):.0f}",
             "distinct experts touched {math}`D`": fmt.number(v(m.distinct_experts_touched(s)), 4),
             "assignments on the fullest GPU {math}`A`": fmt.number(v(m.assignments_on_fullest_gpu(s)), 4),
-            "dense time {math}`t_d`": fmt.ms(1e3 * v(m.dense_time(s, s.compute_efficiency))),
-            "expert time {math}`t_e`": fmt.ms(1e3 * v(m.expert_time(s, s.compute_efficiency))),
-            "of which kernel start-ups {math}`5 L_{moe} D \\tau_0`": fmt.ms(1e3 * v(m.startup_time(s))),
+            "dense time {math}`t_d`": fmt.ms(1e3 * v(m.dense_time(s))),
+            "expert time {math}`t_e`": fmt.ms(1e3 * v(m.expert_time(s))),
+            "kernel start-ups {math}`n_k \\tau_0`": fmt.ms(1e3 * v(m.startup_time(s))),
             "fetch bytes {math}`F`": f"{v(m.fetch_bytes(s)) / 1e9:,.3f} GB",
             "fetch time {math}`t_f`": fmt.ms(1e3 * v(r.fetch_s)),
             "fetch exposed": fmt.ms(1e3 * v(r.fetch_exposed_s)),
@@ -175,8 +157,7 @@ def worked_example(study: Study, cal: CalibrationResult) -> str:
     )
     head = (f"{fmt.md(system.name)} ({system.count} × {fmt.md(system.gpu.name)}, {fmt.md(system.interconnect.name)}), "
             f"{cfg.headline_strategy} EP {ep} × DP {system.count // ep}, model {fmt.md(study.model.name)}, B = {study.config.workload.batch_size_per_gpu} "
-            f"sequences per GPU, context {study.config.workload.context_length_tokens} tokens, calibrated efficiencies "
-            f"{fmt.number(cal.compute_efficiency)} (compute) and {fmt.number(cal.host_efficiency)} (host link).\n\n")  # fmt: skip
+            f"sequences per GPU, context {study.config.workload.context_length_tokens} tokens, the GPU's measured attainable rates.\n\n")  # fmt: skip
     return head + md_table(table)
 
 
@@ -191,6 +172,20 @@ def checks_page(c: pd.DataFrame) -> str:
     )
     return (f"## Expectations ({counts})\n\n" + md_table(view) +
             f"\n## Consistency identities ({(cons.status == 'PASS').sum()} of {len(cons)} hold)\n\n" + md_table(cons_view))  # fmt: skip
+
+
+def claims_page(path: Path) -> str:
+    """The seed's claims with the model's figure and what each lever would need (claims.csv)."""
+    if not path.is_file():
+        return ""
+    c = pd.read_csv(path)
+    view = pd.DataFrame({
+        "claim": c.claim.map(fmt.md), "model": [fmt.number(v, 4) for v in c.model], "lever": c.lever.fillna("").map(fmt.md),
+        "needed": ["" if pd.isna(v) else fmt.number(v, 3) for v in c.needed], "note": c.note.fillna("").map(fmt.md),
+    })  # fmt: skip
+    return ("\n## The seed's claims, checked and inverted\n\nEach claim predicted from the hardware alone; where the model "
+            "disagrees, the value each lever would need with everything else as configured, or why no value does.\n\n"
+            + md_table(view))  # fmt: skip
 
 
 def paper_page(results_dir: Path, copies: dict[str, bytes]) -> str:
@@ -253,15 +248,14 @@ def write_pages(study: Study, results_dir: Path, book_dir: Path) -> list[Path]:
     data = results_dir / "data"
     check_consistent(results_dir, study, needed=(*STUDY_FILES[:2], f"{PAPER_DIR}/macros.tex"))
     comparison = pd.read_csv(data / "all_systems_comparison.csv")
-    cal = calibrate(study)
     out = book_dir / "_generated"
     out.mkdir(parents=True, exist_ok=True)
     copies: dict[str, bytes] = {}
     pages = {
         "claims.md": claims(study, comparison),
-        "assumptions.md": assumptions(study, cal),
-        "worked_example.md": worked_example(study, cal),
-        "checks.md": checks_page(pd.read_csv(data / "sanity_checks.csv")),
+        "assumptions.md": assumptions(study),
+        "worked_example.md": worked_example(study),
+        "checks.md": checks_page(pd.read_csv(data / "sanity_checks.csv")) + claims_page(data / "claims.csv"),
         "paper.md": paper_page(results_dir, copies),
         "timings.md": timings_page(ROOT / "benchmarks" / "results.json"),
         "reproducibility.md": reproducibility(study, results_dir, book_dir),

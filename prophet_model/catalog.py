@@ -34,11 +34,11 @@ class Sourced(BaseModel):
 
 class GPU(Sourced):
     name: str
+    generation: Literal["ampere", "ada", "hopper", "blackwell"]  # architecture, for attainable shares
     memory_capacity_gb: float = Positive
     memory_bandwidth_gbps: float = Positive
     bf16_dense_tflops: float = Positive
     host_link_bandwidth_gbps: float = Positive
-    kernel_startup_us: float = NonNegative  # fixed time of one kernel in a CUDA graph
     price_usd_per_gpu_hour: float = Positive
 
 
@@ -50,11 +50,18 @@ class Interconnect(Sourced):
     latency_us: float = NonNegative
     sockets: Literal[1, 2]
     cross_socket_bandwidth_gbps: float = NonNegative
+    gpus_per_pcie_switch: int = Positive  # GPUs sharing one PCIe switch uplink to the CPU
+    pcie_switch_uplink_gbps: float = Positive  # per direction, line rate
+    host_memory_bandwidth_gbps_per_socket: float = Positive
+    cpu_sockets: Literal[1, 2]  # CPUs whose memory the GPUs fetch experts from (GPUs split evenly)
+    remote_memory_share: float = Field(ge=0, le=1)  # of offloaded expert bytes, in the other socket's memory
 
     @model_validator(mode="after")
     def _two_sockets_need_a_socket_link(self) -> Interconnect:
         if self.kind == "pcie" and self.sockets == 2 and self.cross_socket_bandwidth_gbps <= 0:
             raise ValueError("cross_socket_bandwidth_gbps must be > 0 for a pcie interconnect with 2 sockets")
+        if self.remote_memory_share > 0 and (self.cpu_sockets == 1 or self.cross_socket_bandwidth_gbps <= 0):
+            raise ValueError("remote_memory_share > 0 needs cpu_sockets: 2 and a cross_socket_bandwidth_gbps > 0")
         return self
 
 
@@ -73,6 +80,9 @@ class MoEModel(Sourced):
     kv_elements_per_token_per_layer: int = Positive
     vocab_size: int = Positive
     bytes_per_param: float = Positive
+    num_attention_heads: int = Positive  # query heads
+    num_kv_heads: int = Positive  # heads with their own K and V (grouped-query attention: fewer)
+    head_dim: int = Positive  # elements per head in the attention products
 
     @model_validator(mode="after")
     def _consistent(self) -> MoEModel:

@@ -125,13 +125,14 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
               file=sys.stderr)  # fmt: skip
     from tqdm import tqdm
 
-    from .calibration import calibrate
     from .checks import all_checks, input_warnings
+    from .claims import sentence, single_gpu_claims
+    from .measured import hardware_lines
     from .report import run_parallel, write_cross_system, write_system
     from .runlog import SUCCESS, close_log, open_log, write_header
     from .study import run_study
 
-    cal = calibrate(study)  # inputs it cannot fit are user errors: raise them before anything is written
+    hardware = hardware_lines(study)  # a measurement that gives an efficiency above 1 stops here, before any write
     results_dir = prepare(results_dir)  # refuses folders that are not the artifact's
     log_path = open_log(results_dir / "logs", args.log_level)
     try:
@@ -151,16 +152,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 else:
                     log.info("%s %s %s: not evaluated (%s)", system.id, r.strategy, r.variant, r.note)
 
-        results, failures = run_study(study, args.systems, on_system, cal)
-        log.info(
-            "calibration on %s: compute efficiency %.4f, host-link efficiency %.4f (%s fit); "
-            "model single-GPU %.1f / %.1f tok/s vs measured %.1f / %.1f",
-            cal.gpu, cal.compute_efficiency, cal.host_efficiency, "exact" if cal.exact else "closest",
-            cal.model_baseline_tokens_per_s, cal.model_prophet_tokens_per_s,
-            cal.measured_baseline_tokens_per_s, cal.measured_prophet_tokens_per_s,
-        )  # fmt: skip
-        for flag in cal.flags:
-            log.warning("calibration: %s", flag)
+        results, failures = run_study(study, args.systems, on_system)
+        for line in hardware:
+            log.info("hardware: %s", line)
+        single = single_gpu_claims(study)
+        for c in single:
+            log.warning("claim: %s", sentence(c))
         for w in input_warnings(study, results.chosen):
             log.warning("%s", w)
         checks = all_checks(study, results.chosen, results.comparison)
@@ -177,6 +174,13 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 c.min,
                 c.max,
             )
+
+        from .claims import expectation_claims
+        from .sensitivity import setups
+
+        claims = single + expectation_claims(study, setups(results), checks) if not results.comparison.empty else single
+        for c in claims[len(single) :]:
+            log.warning("claim: %s", sentence(c))
 
         uncertainty = None
         if study.config.uncertainty and not results.comparison.empty:
@@ -201,9 +205,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             return True
 
         with staged(results_dir, study, "run", scope) as stage:
-            tasks = [(write_system, (results, checks, system, stage, figs, uncertainty), system.id) for system in done]
+            tasks = [
+                (write_system, (results, checks, system, stage, figs, uncertainty, claims), system.id)
+                for system in done
+            ]
             if not partial:  # the cross-system files need every system
-                tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty), "cross-system"))
+                tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty, claims), "cross-system"))
             bar = tqdm(total=len(tasks), desc="outputs", unit="part", disable=args.quiet, file=sys.stderr)
             for name, paths, exc in run_parallel(tasks, args.jobs):
                 bar.update()

@@ -103,10 +103,22 @@ class Prophet(_WithSources):
     comm_reduction_factor: float = Field(ge=1)
 
 
-class Calibration(_WithSources):
+class SingleGpuClaim(_WithSources):
+    """The seed's single-GPU throughputs: a claim the model checks and inverts, never an input."""
+
     gpu: str
     baseline_tokens_per_s: float = Field(gt=0)
     prophet_tokens_per_s: float = Field(gt=0)
+
+
+class Implementation(_WithSources):
+    """How the served engine runs a decode step: its kernel structure and kernel counts."""
+
+    kernel_structure: Literal["fused", "per_expert"]
+    kernels_per_layer: int = Field(ge=0, le=1000)  # everything of a layer but the routed experts
+    kernels_per_moe_layer: int = Field(ge=0, le=1000)  # fused: a layer's routed experts
+    kernels_per_expert: int = Field(ge=0, le=1000)  # per_expert: one touched expert
+    kernels_head: int = Field(ge=0, le=1000)  # final norm and LM head
 
 
 class Cost(_WithSources):
@@ -195,6 +207,7 @@ COMPARISON_METRICS = (
     "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
     "prophet_fetch_overhead_pct", "baseline_scaling_efficiency_pct", "prophet_scaling_efficiency_pct",
     "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens", "cost_reduction", "annual_savings_usd",
+    "best_baseline_tokens_per_s", "speedup_vs_best_baseline",
 )  # fmt: skip
 
 
@@ -225,7 +238,8 @@ class StudyConfig(_Strict):
     strategies: list[StrategyName] = Field(min_length=1)
     workload: Workload
     prophet: Prophet
-    calibration: Calibration
+    implementation: Implementation
+    single_gpu_claim: SingleGpuClaim
     cost: Cost
     figures: Figures
     uncertainty: Uncertainty | None = None
@@ -273,7 +287,7 @@ class Study:
     systems: tuple[System, ...]
     model_key: str
     model: MoEModel
-    calibration_gpu: GPU
+    claim_gpu: GPU
     gpus: dict[str, GPU]
     interconnects: dict[str, Interconnect]
     models: dict[str, MoEModel]
@@ -487,9 +501,9 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
                 f"interconnect {s.interconnect!r}; allowed: an even count"
             )
         systems.append(System(s.id, s.name, s.gpu, gpu, s.count, s.interconnect, net, s.hybrid, s.hybrid_note))
-    cal_gpu = _pick(gpus, cfg.calibration.gpu, f"{where}: calibration.gpu", "GPU")
+    claim_gpu = _pick(gpus, cfg.single_gpu_claim.gpu, f"{where}: single_gpu_claim.gpu", "GPU")
 
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode())
     for p in (cfg.catalogs.gpus, cfg.catalogs.interconnects, cfg.catalogs.models):
         digest.update((base / p).read_bytes())
-    return Study(path, cfg, tuple(systems), cfg.model, model, cal_gpu, gpus, nets, models, digest.hexdigest()[:16])
+    return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest.hexdigest()[:16])

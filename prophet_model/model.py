@@ -3,22 +3,26 @@
 Every argument may be a scalar or a numpy array; arrays broadcast, so one call evaluates any number
 of configurations. Units: bytes, seconds, FLOP, FLOP/s, bytes/s. "Per step" means one decode step,
 in which every sequence in flight produces one token. All times are for the slowest GPU of the
-system, which sets the pace.
+system (the busiest rank of an expert group), which sets the pace.
 
-Assumptions (also listed on the book's model page):
-- routing is uniform: each token picks top_k distinct experts uniformly at random;
+Every rate is an attainable one, measured by separate microbenchmarks (prophet_model.measured): the
+HBM copy rate, the square-GEMM FLOP rate, the weight-streaming rate of few-row dense and grouped
+GEMMs, the kernel start-up, and the pinned host->device copy rate; nothing is solved from the study's
+targets. Assumptions (also on the book's model page):
+- routing is uniform: each token picks top_k distinct experts uniformly at random; the busiest rank of
+  an expert group touches the expected maximum over ranks of the distinct experts and assignments
+  (normal approximation to the binomial counts, Blom's expected maximum of ep draws);
 - experts are split over an expert-parallel group as evenly as possible (ceil(E/ep) on the fullest GPU);
 - experts that do not fit in GPU memory live in host memory; a touched expert that is not resident is
-  fetched over the host link (hit probability = resident fraction);
-- compute and memory time follow a roofline per component (max of FLOP time and bytes time), scaled by
-  one compute efficiency; host-link time is scaled by one host-link efficiency (both calibrated);
-- a routed expert is a SwiGLU FFN run as five kernels (gate and up GEMMs, SiLU, product, down GEMM);
-  each kernel costs a fixed start-up time plus its own roofline, whose bytes are the weights and the
-  activations it reads and writes;
-- all-to-all time = latency + bytes / (line rate * payload efficiency), with bytes bounded by the
-  busiest direction of the fullest GPU, and, on a two-socket PCIe host, by the traffic crossing the
-  socket link. The payload efficiency is the share of a link's line rate that carries data (packet
-  headers take the rest).
+  copied over the host link, whose rate is the least of the GPU's own link, its share of the PCIe
+  switch uplink and of its socket's memory bandwidth (every GPU fetches at once), and, for the share
+  of experts in the other socket's memory, its share of the socket link;
+- a GEMM takes max(FLOP / attainable FLOP/s, weight bytes / weight-streaming rate); attention takes
+  max(FLOP / FLOP/s, KV-cache bytes / HBM rate); every kernel adds a fixed start-up;
+- kernel structure: `fused` (a layer's routed experts in one grouped GEMM pair plus a few routing
+  kernels, as vLLM, SGLang and TensorRT-LLM run them) or `per_expert` (five kernels per touched expert);
+- all-to-all time = latency + bytes / (line rate x payload efficiency), with bytes those of the busiest
+  rank, bounded on a two-socket PCIe host by the traffic crossing the socket link.
 """
 
 from __future__ import annotations
@@ -35,18 +39,25 @@ Array = NDArray[np.float64]
 class Scenario:
     """Inputs of the model, each a scalar or an array (SI units: bytes, s, FLOP/s, bytes/s)."""
 
-    # hardware
+    # hardware (attainable rates)
     n_gpus: ArrayLike
     ep: ArrayLike  # expert-parallel degree (GPUs per expert group); dp = n_gpus / ep
-    peak_flops: ArrayLike  # FLOP/s, dense BF16
-    hbm_bandwidth: ArrayLike  # bytes/s
+    peak_flops: ArrayLike  # FLOP/s, attainable dense BF16
+    hbm_bandwidth: ArrayLike  # bytes/s, attainable (copy) rate
+    stream_dense: ArrayLike  # bytes/s of weights a few-row dense GEMM streams
+    stream_grouped: ArrayLike  # bytes/s of weights a few-row grouped (MoE) GEMM streams
     memory_capacity: ArrayLike  # bytes
-    host_bandwidth: ArrayLike  # bytes/s per direction
+    host_bandwidth: ArrayLike  # bytes/s per direction, attainable on the GPU's own host link
+    gpus_per_switch: ArrayLike  # GPUs sharing one PCIe switch uplink to the CPU
+    switch_uplink_bandwidth: ArrayLike  # bytes/s per direction, attainable on that uplink
+    host_memory_bandwidth: ArrayLike  # bytes/s of one socket's memory
+    cpu_sockets: ArrayLike  # CPUs whose memory holds the offloaded experts (GPUs split evenly)
+    remote_memory_share: ArrayLike  # share of offloaded expert bytes in the other socket's memory
     link_bandwidth: ArrayLike  # bytes/s per GPU per direction (line rate)
     link_efficiency: ArrayLike  # share of the line rate that carries data, in (0, 1]
     kernel_startup: ArrayLike  # s: fixed time of one GPU kernel (launch, first memory round trip, tail)
     link_latency: ArrayLike  # s per all-to-all
-    sockets: ArrayLike  # 1 or 2 (two-socket PCIe host)
+    sockets: ArrayLike  # 1 or 2
     cross_socket_bandwidth: ArrayLike  # bytes/s per direction
     # MoE model
     num_layers: ArrayLike
@@ -60,19 +71,29 @@ class Scenario:
     dense_ffn_size: ArrayLike
     attention_params_per_layer: ArrayLike
     kv_elements_per_token_per_layer: ArrayLike
+    num_attention_heads: ArrayLike
+    head_dim: ArrayLike
     vocab_size: ArrayLike
     bytes_per_param: ArrayLike
+    # implementation (kernel structure)
+    fused: ArrayLike  # 1: routed experts as grouped GEMMs; 0: a kernel sequence per touched expert
+    kernels_per_layer: ArrayLike  # kernels of a layer other than the routed experts
+    kernels_per_moe_layer: ArrayLike  # fused: kernels of a layer's routed experts
+    kernels_per_expert: ArrayLike  # per_expert: kernels of one touched expert
+    kernels_head: ArrayLike  # final norm and LM head
     # workload
     batch_size_per_gpu: ArrayLike
     context_length: ArrayLike
     activation_bytes: ArrayLike  # bytes per activation / KV element
     reserved_memory: ArrayLike  # bytes
-    # efficiencies (calibrated) and Prophet
-    compute_efficiency: ArrayLike  # fraction of the roofline reached
-    host_efficiency: ArrayLike  # fraction of host-link bandwidth reached
+    # Prophet
     prophet: ArrayLike  # 0 = baseline, 1 = Prophet
     prediction_accuracy: ArrayLike  # in [0, 1]
     comm_reduction_factor: ArrayLike  # >= 1
+    # what-if: a resident share of touched experts in [0, 1] instead of the one memory allows (NaN: none)
+    resident_override: ArrayLike = np.nan
+    # 1: the busiest rank's expected maximum sets the pace; 0: a rank of mean load (hand examples)
+    load_imbalance: ArrayLike = 1.0
 
     def arrays(self) -> Scenario:
         """The same scenario with every field as a float64 array."""
@@ -112,12 +133,17 @@ def experts_on_fullest_gpu(s: Scenario) -> Array:
     return np.ceil(s.num_experts / s.ep)
 
 
-def resident_fraction(s: Scenario) -> Array:
+def memory_resident_fraction(s: Scenario) -> Array:
     """Fraction of the fullest GPU's expert bytes that fit in its memory, in [0, 1]:
     (capacity - reserved - dense weights - KV cache) / (ceil(E/ep) * Lmoe * expert_bytes)."""
     free = s.memory_capacity - s.reserved_memory - dense_params(s) * s.bytes_per_param - kv_cache_bytes(s)
     need = experts_on_fullest_gpu(s) * s.num_moe_layers * expert_bytes(s)
     return np.clip(free / need, 0.0, 1.0)
+
+
+def resident_fraction(s: Scenario) -> Array:
+    """The share of touched experts already on the GPU: what memory allows, or the what-if override."""
+    return np.where(np.isfinite(s.resident_override), s.resident_override, memory_resident_fraction(s))
 
 
 def fits_in_memory(s: Scenario) -> NDArray[np.bool_]:
@@ -126,7 +152,41 @@ def fits_in_memory(s: Scenario) -> NDArray[np.bool_]:
 
 
 # --------------------------------------------------------------------------------------------
-# Routing (per MoE layer, fullest GPU)
+# Routing (per MoE layer, busiest rank)
+
+# Acklam's rational approximation of the inverse standard normal CDF (relative error < 1.2e-9)
+_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02,
+      -3.066479806614716e01, 2.506628277459239e00)  # fmt: skip
+_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01,
+      -1.328068155288572e01)  # fmt: skip
+_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00,
+      4.374664141464968e00, 2.938163982698783e00)  # fmt: skip
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
+
+
+def normal_quantile(p: ArrayLike) -> Array:
+    """Inverse of the standard normal CDF for p in (0, 1) (Acklam's approximation)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.minimum(p, 1 - p)
+    t = np.sqrt(-2 * np.log(np.where(q > 0, q, 1e-300)))
+    tail = (((((_C[0] * t + _C[1]) * t + _C[2]) * t + _C[3]) * t + _C[4]) * t + _C[5]) / (
+        (((_D[0] * t + _D[1]) * t + _D[2]) * t + _D[3]) * t + 1
+    )
+    tail = np.where(p < 0.5, tail, -tail)
+    r = (p - 0.5) ** 2
+    central = (
+        (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5])
+        * (p - 0.5)
+        / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1)
+    )
+    return np.where(np.abs(p - 0.5) <= 0.5 - 0.02425, central, tail)
+
+
+def expected_max_z(n: ArrayLike) -> Array:
+    """Expected maximum of n standard normal draws, Blom's approximation Phi^-1((n - 0.375)/(n + 0.25));
+    exactly 0 for n = 1."""
+    n = np.asarray(n, dtype=np.float64)
+    return np.where(n > 1, normal_quantile((n - 0.375) / (n + 0.25)), 0.0)
 
 
 def tokens_per_group(s: Scenario) -> Array:
@@ -134,39 +194,88 @@ def tokens_per_group(s: Scenario) -> Array:
     return s.ep * s.batch_size_per_gpu
 
 
-def assignments_on_fullest_gpu(s: Scenario) -> Array:
-    """Token-expert assignments served by the fullest GPU per layer: T * k * ceil(E/ep) / E."""
-    return tokens_per_group(s) * s.top_k * experts_on_fullest_gpu(s) / s.num_experts
+def busiest(mean: Array, var: Array, cap: Array, s: Scenario) -> Array:
+    """The expected largest of ep per-rank counts with this mean and variance: min(cap, mean + sd z(ep))."""
+    return np.minimum(cap, mean + s.load_imbalance * np.sqrt(np.maximum(var, 0.0)) * expected_max_z(s.ep))
 
 
 def distinct_experts_touched(s: Scenario) -> Array:
-    """Expected distinct experts activated on the fullest GPU per layer under uniform top-k routing:
-    ceil(E/ep) * (1 - (1 - k/E)^T). Not one expert per token: tokens share experts."""
-    return experts_on_fullest_gpu(s) * (1 - (1 - s.top_k / s.num_experts) ** tokens_per_group(s))
+    """Distinct experts activated on the busiest rank per layer. Each of the rank's n = ceil(E/ep)
+    experts is touched with p = 1 - (1 - k/E)^T; the count is Binomial(n, p), its maximum over the
+    ep ranks min(n, n p + sqrt(n p (1 - p)) z(ep)). Not one expert per token: tokens share experts."""
+    n = experts_on_fullest_gpu(s)
+    p = 1 - (1 - s.top_k / s.num_experts) ** tokens_per_group(s)
+    return busiest(n * p, n * p * (1 - p), n, s)
+
+
+def assignments_on_fullest_gpu(s: Scenario) -> Array:
+    """Token-expert assignments served by the busiest rank per layer: of the T k assignments each lands
+    on the rank with q = ceil(E/ep)/E, so Binomial(T k, q), its maximum over ranks as above."""
+    tk = tokens_per_group(s) * s.top_k
+    q = experts_on_fullest_gpu(s) / s.num_experts
+    return busiest(tk * q, tk * q * (1 - q), tk, s)
+
+
+def mean_assignments(s: Scenario) -> Array:
+    """Assignments a rank serves on average: T k ceil(E/ep) / E."""
+    return tokens_per_group(s) * s.top_k * experts_on_fullest_gpu(s) / s.num_experts
 
 
 # --------------------------------------------------------------------------------------------
-# Time terms (seconds per decode step, fullest GPU)
+# Time terms (seconds per decode step, busiest GPU)
 
 
-def roofline(flops: Array, bytes_moved: Array, s: Scenario, efficiency: ArrayLike) -> Array:
-    """max(FLOP / (peak * eff), bytes / (HBM bandwidth * eff))."""
-    return np.maximum(flops / (s.peak_flops * efficiency), bytes_moved / (s.hbm_bandwidth * efficiency))
+def roofline(flops: Array, bytes_moved: Array, s: Scenario) -> Array:
+    """max(FLOP / attainable FLOP/s, bytes / attainable HBM rate)."""
+    return np.maximum(flops / s.peak_flops, bytes_moved / s.hbm_bandwidth)
 
 
-def dense_time(s: Scenario, efficiency: ArrayLike) -> Array:
-    """Attention, dense layers, shared experts and LM head for the GPU's B tokens.
-    FLOP = 2 * (dense_params - V*h) * B + 4 * B * context * h * L (attention scores and values);
-    bytes = (dense_params - V*h) * bytes_per_param + KV cache (read once per step)."""
-    active = dense_params(s) - s.vocab_size * s.hidden_size  # the embedding is a row lookup
-    flops = (
-        2 * active * s.batch_size_per_gpu + 4 * s.batch_size_per_gpu * s.context_length * s.hidden_size * s.num_layers
+def gemm_time(rows: Array, params: Array, s: Scenario, stream: Array) -> Array:
+    """A GEMM of `rows` tokens against a weight of `params`: max(2 rows params / FLOP/s,
+    params bytes / weight-streaming rate). Zero where params is zero."""
+    return np.maximum(2 * rows * params / s.peak_flops, params * s.bytes_per_param / stream)
+
+
+def attention_time(s: Scenario) -> Array:
+    """Decode attention of one layer: each query head against the cache, 4 B ctx nq hd FLOP, reading the
+    cache once: B ctx kv_elements a bytes."""
+    flops = 4 * s.batch_size_per_gpu * s.context_length * s.num_attention_heads * s.head_dim
+    reads = s.batch_size_per_gpu * s.context_length * s.kv_elements_per_token_per_layer * s.activation_bytes
+    return roofline(flops, reads, s)
+
+
+def kernel_count(s: Scenario) -> Array:
+    """Kernels per step: L * per-layer kernels + the head's, plus the routed experts' kernels:
+    Lmoe * kernels_per_moe_layer (fused) or Lmoe * distinct_touched * kernels_per_expert (per_expert)."""
+    experts = np.where(s.fused > 0, s.kernels_per_moe_layer, distinct_experts_touched(s) * s.kernels_per_expert)
+    return s.num_layers * s.kernels_per_layer + s.kernels_head + s.num_moe_layers * experts
+
+
+def startup_time(s: Scenario) -> Array:
+    """The kernel start-ups of a step: kernel_count * kernel_startup."""
+    return kernel_count(s) * s.kernel_startup
+
+
+def dense_time(s: Scenario) -> Array:
+    """Everything but the routed experts, without start-ups, for the GPU's B tokens: per layer the
+    attention projections (a GEMM over attention_params) and the attention itself; per MoE layer the
+    router (h x E) and the shared experts; the dense FFN layers; the LM head (V x h)."""
+    b, h = s.batch_size_per_gpu, s.hidden_size
+    per_layer = gemm_time(b, s.attention_params_per_layer, s, s.stream_dense) + attention_time(s)
+    shared = s.num_shared_experts * 3 * h * s.shared_expert_ffn_size
+    per_moe = gemm_time(b, h * s.num_experts, s, s.stream_dense) + np.where(
+        shared > 0, gemm_time(b, shared, s, s.stream_dense), 0.0
     )
-    bytes_moved = active * s.bytes_per_param + kv_cache_bytes(s)
-    return roofline(flops, bytes_moved, s, efficiency)
+    dense_ffn = np.where(s.dense_ffn_size > 0, gemm_time(b, 3 * h * s.dense_ffn_size, s, s.stream_dense), 0.0)
+    return (
+        s.num_layers * per_layer
+        + s.num_moe_layers * per_moe
+        + (s.num_layers - s.num_moe_layers) * dense_ffn
+        + gemm_time(b, s.vocab_size * h, s, s.stream_dense)
+    )
 
 
-KERNELS_PER_EXPERT = 5  # SwiGLU: gate GEMM, up GEMM, SiLU, product, down GEMM
+KERNELS_PER_EXPERT = 5  # SwiGLU as a naive loop runs it: gate GEMM, up GEMM, SiLU, product, down GEMM
 
 
 def swiglu_kernels(tokens: Array, h: Array, f: Array, w_bytes: Array, a_bytes: Array) -> list[tuple[Array, Array]]:
@@ -181,37 +290,35 @@ def swiglu_kernels(tokens: Array, h: Array, f: Array, w_bytes: Array, a_bytes: A
     return [gemm_up, gemm_up, silu, product, gemm_down]
 
 
-def expert_ffn_time(tokens: Array, s: Scenario, efficiency: ArrayLike) -> Array:
-    """One expert on `tokens` tokens: sum over its five kernels of start-up + roofline."""
+def expert_ffn_time(tokens: Array, s: Scenario) -> Array:
+    """One expert on `tokens` tokens as five kernels: the sum of their start-ups and rooflines."""
     kernels = swiglu_kernels(tokens, s.hidden_size, s.expert_ffn_size, s.bytes_per_param, s.activation_bytes)
-    return sum(s.kernel_startup + roofline(fl, by, s, efficiency) for fl, by in kernels)
+    return sum(s.kernel_startup + roofline(fl, by, s) for fl, by in kernels)
 
 
-def expert_time(s: Scenario, efficiency: ArrayLike) -> Array:
-    """Routed experts on the fullest GPU: Lmoe * distinct_touched * expert_ffn_time(tokens per touched
-    expert), each touched expert running its assignments (assignments / distinct_touched tokens) once,
-    so its weights are read once per layer."""
+def expert_time(s: Scenario) -> Array:
+    """Routed experts on the busiest rank, without start-ups.
+    fused: Lmoe * max(2 A 3hf / FLOP/s, D 3hf bytes / grouped streaming rate) with A assignments and D
+    distinct touched experts (each touched expert's weights are read once);
+    per_expert: Lmoe * D * roofline of the five kernels at A / D tokens each."""
     distinct = distinct_experts_touched(s)
+    assign = assignments_on_fullest_gpu(s)
+    params = 3 * s.hidden_size * s.expert_ffn_size
+    fused = np.maximum(2 * assign * params / s.peak_flops, distinct * params * s.bytes_per_param / s.stream_grouped)
     with np.errstate(divide="ignore", invalid="ignore"):
-        tokens = np.where(distinct > 0, assignments_on_fullest_gpu(s) / distinct, 0.0)
-    return s.num_moe_layers * distinct * expert_ffn_time(tokens, s, efficiency)
-
-
-def startup_time(s: Scenario) -> Array:
-    """The kernel start-ups inside expert_time (not scaled by any efficiency):
-    Lmoe * distinct_touched * 5 * kernel_startup."""
-    return s.num_moe_layers * distinct_experts_touched(s) * KERNELS_PER_EXPERT * s.kernel_startup
+        tokens = np.where(distinct > 0, assign / distinct, 0.0)
+    loop = distinct * (expert_ffn_time(tokens, s) - KERNELS_PER_EXPERT * s.kernel_startup)
+    return s.num_moe_layers * np.where(s.fused > 0, fused, loop)
 
 
 def compute_time(s: Scenario) -> Array:
-    """Compute and memory time at the calibrated efficiency: dense_time + expert_time."""
-    return dense_time(s, s.compute_efficiency) + expert_time(s, s.compute_efficiency)
+    """GPU time of a step: dense_time + expert_time + kernel start-ups."""
+    return dense_time(s) + expert_time(s) + startup_time(s)
 
 
 def roofline_time(s: Scenario) -> Array:
-    """The lower bound on a step: compute at datasheet peaks (efficiency 1), with no kernel start-up,
-    no fetch and no comm."""
-    return dense_time(s, 1.0) + expert_time(s, 1.0) - startup_time(s)
+    """A lower bound on a step: the kernels' own work at attainable rates, no start-up, fetch or comm."""
+    return dense_time(s) + expert_time(s)
 
 
 def fetch_bytes(s: Scenario) -> Array:
@@ -219,30 +326,49 @@ def fetch_bytes(s: Scenario) -> Array:
     return s.num_moe_layers * distinct_experts_touched(s) * (1 - resident_fraction(s)) * expert_bytes(s)
 
 
+def fetch_rate(s: Scenario) -> Array:
+    """Host->GPU bytes/s one GPU gets while every GPU fetches: the least of its own link, its share of
+    its PCIe switch's uplink and of its socket's memory bandwidth."""
+    on_switch = np.minimum(s.gpus_per_switch, s.n_gpus)
+    per_socket = np.maximum(1.0, s.n_gpus / s.cpu_sockets)
+    return np.minimum(
+        np.minimum(s.host_bandwidth, s.switch_uplink_bandwidth / on_switch), s.host_memory_bandwidth / per_socket
+    )
+
+
 def fetch_time(s: Scenario) -> Array:
-    """Host-link time to move the step's missing experts: fetch_bytes / (host_bandwidth * eff)."""
-    return fetch_bytes(s) / (s.host_bandwidth * s.host_efficiency)
+    """Time to move the step's missing experts: max(bytes / fetch_rate, the share in the other socket's
+    memory / this GPU's share of the socket link)."""
+    b = fetch_bytes(s)
+    per_socket = np.maximum(1.0, s.n_gpus / s.cpu_sockets)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossing = np.where(
+            s.remote_memory_share > 0, s.remote_memory_share * b / (s.cross_socket_bandwidth / per_socket), 0.0
+        )
+    return np.maximum(b / fetch_rate(s), crossing)
 
 
-def fetch_exposed(s: Scenario, hide: Array) -> Array:
+def fetch_exposed(s: Scenario, hide: Array, t_f: Array | None = None) -> Array:
     """Fetch time left on the critical path.
     Baseline: fetched on demand, fully exposed: t_f.
     Prophet: the predicted experts (as many as needed; a fraction `accuracy` of them right) are
     prefetched behind `hide` seconds of computation, and the mispredicted ones are fetched on
     demand: max(0, t_f - hide) + (1 - accuracy) * t_f."""
-    t_f = fetch_time(s)
+    t_f = fetch_time(s) if t_f is None else t_f
     prophet_exposed = np.maximum(0.0, t_f - hide) + (1 - s.prediction_accuracy) * t_f
     return np.where(s.prophet > 0, prophet_exposed, t_f)
 
 
 def alltoall_bytes(s: Scenario) -> Array:
-    """Bytes of one all-to-all (dispatch or combine) in the busiest direction of the fullest GPU:
-    max(send, receive) with send = B*k*h*a*(1 - ceil(E/ep)/E), receive = B*k*h*a*(ceil(E/ep)/E)*(ep-1);
-    both equal B*k*h*a*(ep-1)/ep when ep divides E. Divided by the reduction factor for Prophet.
-    Zero when ep = 1 (data parallel)."""
+    """Bytes of one all-to-all (dispatch or combine) in the busiest direction of the busiest rank:
+    max(send, receive) with send = B*k*h*a*(1 - ceil(E/ep)/E) and receive = (A_max - B*k*ceil(E/ep)/E) h a,
+    A_max the busiest rank's assignments (equal to B*k*h*a*(ep-1)/ep for a balanced rank when ep divides E).
+    Divided by the reduction factor for Prophet. Zero when ep = 1 (data parallel)."""
     per_token = s.batch_size_per_gpu * s.top_k * s.hidden_size * s.activation_bytes
     local_share = experts_on_fullest_gpu(s) / s.num_experts
-    volume = np.maximum(per_token * (1 - local_share), per_token * local_share * (s.ep - 1))
+    kept = per_token * local_share
+    received = assignments_on_fullest_gpu(s) * s.hidden_size * s.activation_bytes - kept
+    volume = np.maximum(per_token * (1 - local_share), received)
     reduction = np.where(s.prophet > 0, s.comm_reduction_factor, 1.0)
     return np.where(s.ep > 1, volume / reduction, 0.0)
 
@@ -291,7 +417,7 @@ class StepResult:
     tokens_per_s_per_gpu: Array
     roofline_tokens_per_s: Array
     resident_fraction: Array
-    alltoall_bytes: Array  # per all-to-all, busiest direction of the fullest GPU
+    alltoall_bytes: Array  # per all-to-all, busiest direction of the busiest rank
     feasible: NDArray[np.bool_]
 
     @property
@@ -310,13 +436,13 @@ class StepResult:
 
 
 def evaluate(scenario: Scenario) -> StepResult:
-    """Evaluate the decode step: step = compute + fetch_exposed + comm_exposed (per fullest GPU);
+    """Evaluate the decode step: step = compute + fetch_exposed + comm_exposed (busiest GPU);
     throughput = n_gpus * B / step. Infeasible configurations (dense weights + KV cache do not fit)
     get NaN throughput and feasible = False."""
     s = scenario.arrays()
     t_c = compute_time(s)
     t_f = fetch_time(s)
-    t_fx = fetch_exposed(s, hide=t_c)
+    t_fx = fetch_exposed(s, hide=t_c, t_f=t_f)
     t_a = comm_time(s)
     step = t_c + t_fx + t_a
     ok = fits_in_memory(s)

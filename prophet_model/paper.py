@@ -163,8 +163,36 @@ def context(study: Study, comparison: pd.DataFrame) -> dict:
         "prophet_scaling": _range(rows.prophet_scaling_efficiency_pct, fmt.pct),
         "comm_reduction": _range(comm, fmt.ratio) if not comm.empty else "n/a",
         "n_systems": len(rows),
+        "best_baseline_speedup": _range(rows.speedup_vs_best_baseline, fmt.ratio)
+        if "speedup_vs_best_baseline" in rows
+        else "n/a",
         "config_hash": study.config_hash,
     }
+
+
+def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
+    """Plain sentences for the seed's claims about one system that the model does not reach: the
+    artifact's figure and what each lever would need (claims.csv)."""
+    out = []
+    for claim, g in claims[claims.system_id == system_id].groupby("claim", sort=False):
+        r = g.iloc[0]
+        if not g.lever.fillna("").astype(bool).any():
+            continue
+        needs = []
+        for x in g.itertuples():
+            if "does not move" in str(x.note):
+                continue
+            if pd.isna(x.needed):
+                needs.append(f"no {x.lever} reaches it")
+            elif "unreachable" in str(x.note):
+                needs.append(f"{x.lever} {x.needed:.3g} {x.unit}, beyond the physical limit".replace("  ", " "))
+            else:
+                needs.append(f"{x.lever} {x.needed:.3g} {x.unit}".strip())
+        out.append(
+            f"the seed's claim '{claim.split(' ', 2)[-1].replace('_', ' ')}' is not reached (the model gives {r.model:.3g}); it would need "
+            + "; or ".join(needs)
+        )
+    return out
 
 
 def render(study: Study, results_dir: Path) -> dict[str, str]:
@@ -173,5 +201,10 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     if not comp_path.is_file():
         raise UserError(f"{comp_path}: not found; run `python -m prophet_model run` first")
     ctx = context(study, pd.read_csv(comp_path))
+    claims_path = results_dir / "data" / "claims.csv"
+    claims = (
+        pd.read_csv(claims_path) if claims_path.is_file() else pd.DataFrame(columns=["system_id", "claim", "lever"])
+    )
+    ctx["head_claims"] = claim_sentences(claims, ctx["head"].system_id)
     env = environment()
     return {name: env.get_template(f"{name}.j2").render(**ctx) for name in PAPER_FILES}

@@ -26,7 +26,7 @@ from .config import Study
 from .formatting import md
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_SOURCES = ("prophet_model/*.py", "templates/*")
+PACKAGE_SOURCES = ("prophet_model/*.py", "templates/*", "validation/machines.yml", "validation/measurements/*/*.csv")
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,9 @@ def shared_config(study: Study) -> bytes:
             "strategies": c.strategies,
             "workload": c.workload.model_dump(mode="json"),
             "prophet": c.prophet.model_dump(mode="json"),
-            "calibration": c.calibration.model_dump(mode="json"),
-            "calibration_gpu": study.calibration_gpu.model_dump(mode="json"),
+            "implementation": c.implementation.model_dump(mode="json"),
+            "single_gpu_claim": c.single_gpu_claim.model_dump(mode="json"),
+            "claim_gpu": study.claim_gpu.model_dump(mode="json"),
             "cost": c.cost.model_dump(mode="json"),
             "figures": c.figures.model_dump(mode="json"),
         }

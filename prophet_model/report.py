@@ -42,8 +42,12 @@ def write_system(
     out: Path,
     with_figures: bool = True,
     uncertainty: pd.DataFrame | None = None,
+    claims: list | None = None,
 ) -> list[Path]:
     """results_<id>.csv, the three per-system figures and SUMMARY_<id>.md."""
+    from .claims import sentence
+    from .measured import hardware_rows
+
     study = results.study
     rows = results.system_rows(system.id)
     written = [out / "data" / f"results_{system.id}.csv"]
@@ -62,7 +66,13 @@ def write_system(
             model=study.model,
             workload=study.config.workload,
             prophet=study.config.prophet,
-            calibration=results.calibration,
+            hardware=next(r for r in hardware_rows(study) if r["gpu"] == system.gpu.name),
+            implementation=study.config.implementation,
+            claims=[
+                sentence(c)
+                for c in claims or ()
+                if c.system_id in (system.id, "1x" + study.config.single_gpu_claim.gpu)
+            ],
             config_path=study.path.name,
             config_hash=study.config_hash,
             rows=comp.to_dict("records"),
@@ -89,12 +99,20 @@ def write_cross_system(
     out: Path,
     with_figures: bool = True,
     uncertainty: pd.DataFrame | None = None,
+    claims: list | None = None,
 ) -> list[Path]:
-    """all_systems_comparison.csv, sanity_checks.csv, uncertainty.csv and the cross-system figures."""
+    """all_systems_comparison.csv, sanity_checks.csv, claims.csv, uncertainty.csv and the cross-system figures."""
+    from .claims import table
+
     cfg = results.study.config
-    written = [out / "data" / "all_systems_comparison.csv", out / "data" / "sanity_checks.csv"]
+    written = [
+        out / "data" / "all_systems_comparison.csv",
+        out / "data" / "sanity_checks.csv",
+        out / "data" / "claims.csv",
+    ]
     write_csv(results.comparison, written[0])
     write_csv(checks, written[1])
+    write_csv(table(claims or []), written[2])
     if uncertainty is not None:
         written.append(out / "data" / "uncertainty.csv")
         write_csv(uncertainty, written[-1])

@@ -52,6 +52,7 @@ SYSTEM_FILES = (
 STUDY_FILES = (
     "data/all_systems_comparison.csv",
     "data/sanity_checks.csv",
+    "data/claims.csv",
     "figures/cross_system_comparison.pdf",
     "figures/cross_system_comparison.png",
     "figures/scaling_efficiency.pdf",
@@ -148,6 +149,7 @@ def prepare(results_dir: Path) -> Path:
 
 LEGACY_PATTERNS = (
     "data/results_*.csv", "data/all_systems_comparison.csv", "data/sanity_checks.csv", "data/uncertainty.csv",
+    "data/claims.csv",
     "figures/*.pdf", "figures/*.png", "SUMMARY_*.md", "paper/*.tex", "logs/multi_gpu_analysis_*.log",
     "book_overview.png",
 )  # fmt: skip

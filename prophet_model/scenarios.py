@@ -1,4 +1,4 @@
-"""Build model Scenarios from the validated Study (catalog units -> SI units)."""
+"""Build model Scenarios from the validated Study (catalog units -> SI units, datasheet -> attainable)."""
 
 from __future__ import annotations
 
@@ -8,58 +8,54 @@ from dataclasses import fields
 import numpy as np
 
 from .catalog import GPU, Interconnect, MoEModel
-from .config import Study
+from .config import Implementation, Study
+from .measured import attainable
 from .model import Scenario
 
 GB = 1e9
 TFLOP = 1e12
 US = 1e-6
 
-SINGLE_GPU_LINK = {
-    "link_bandwidth": 1.0,
-    "link_efficiency": 1.0,
-    "link_latency": 0.0,
-    "sockets": 1,
-    "cross_socket_bandwidth": 0.0,
-}
 
-
-def scenario_dict(
-    study: Study,
-    gpu: GPU,
-    n_gpus: int,
-    ep: int,
-    interconnect: Interconnect | None,
-    prophet: bool,
-    compute_efficiency: float,
-    host_efficiency: float,
-    model: MoEModel | None = None,
-) -> dict[str, float]:
-    """One configuration as a flat dict of Scenario fields (SI units). `interconnect=None`
-    means a single GPU (no peers)."""
-    m = model or study.model
-    w = study.config.workload
-    p = study.config.prophet
-    link = (
-        SINGLE_GPU_LINK
-        if interconnect is None
-        else {
-            "link_bandwidth": interconnect.bandwidth_gbps_per_direction * GB,
-            "link_efficiency": interconnect.payload_efficiency,
-            "link_latency": interconnect.latency_us * US,
-            "sockets": interconnect.sockets,
-            "cross_socket_bandwidth": interconnect.cross_socket_bandwidth_gbps * GB,
-        }
-    )
-    return {
-        "n_gpus": n_gpus,
-        "ep": ep,
-        "peak_flops": gpu.bf16_dense_tflops * TFLOP,
-        "hbm_bandwidth": gpu.memory_bandwidth_gbps * GB,
+def hardware_fields(gpu_key: str, gpus: dict[str, GPU], interconnect: Interconnect | None) -> dict[str, float]:
+    """The GPU's attainable rates (datasheet x measured share), its start-up, and the system's links.
+    `interconnect=None` means a single GPU on its own host link."""
+    gpu = gpus[gpu_key]
+    a = attainable(gpu_key, gpus)
+    hbm = gpu.memory_bandwidth_gbps * GB * a.hbm_share
+    host = gpu.host_link_bandwidth_gbps * GB * a.host_share
+    out = {
+        "peak_flops": gpu.bf16_dense_tflops * TFLOP * a.gemm_share,
+        "hbm_bandwidth": hbm,
+        "stream_dense": hbm * a.stream_dense_share,
+        "stream_grouped": hbm * a.stream_grouped_share,
         "memory_capacity": gpu.memory_capacity_gb * GB,
-        "host_bandwidth": gpu.host_link_bandwidth_gbps * GB,
-        "kernel_startup": gpu.kernel_startup_us * US,
-        **link,
+        "host_bandwidth": host,
+        "kernel_startup": a.kernel_startup_s,
+    }
+    if interconnect is None:
+        return out | {
+            "gpus_per_switch": 1, "switch_uplink_bandwidth": host, "host_memory_bandwidth": np.inf,
+            "cpu_sockets": 1, "remote_memory_share": 0.0, "link_bandwidth": 1.0, "link_efficiency": 1.0,
+            "link_latency": 0.0, "sockets": 1, "cross_socket_bandwidth": 0.0,
+        }  # fmt: skip
+    n = interconnect
+    return out | {
+        "gpus_per_switch": n.gpus_per_pcie_switch,
+        "switch_uplink_bandwidth": n.pcie_switch_uplink_gbps * GB * a.host_share,
+        "host_memory_bandwidth": n.host_memory_bandwidth_gbps_per_socket * GB,
+        "cpu_sockets": n.cpu_sockets,
+        "remote_memory_share": n.remote_memory_share,
+        "link_bandwidth": n.bandwidth_gbps_per_direction * GB,
+        "link_efficiency": n.payload_efficiency,
+        "link_latency": n.latency_us * US,
+        "sockets": n.sockets,
+        "cross_socket_bandwidth": n.cross_socket_bandwidth_gbps * GB,
+    }
+
+
+def model_fields(m: MoEModel) -> dict[str, float]:
+    return {
         "num_layers": m.num_layers,
         "num_moe_layers": m.num_moe_layers,
         "hidden_size": m.hidden_size,
@@ -71,17 +67,51 @@ def scenario_dict(
         "dense_ffn_size": m.dense_ffn_size,
         "attention_params_per_layer": m.attention_params_per_layer,
         "kv_elements_per_token_per_layer": m.kv_elements_per_token_per_layer,
+        "num_attention_heads": m.num_attention_heads,
+        "head_dim": m.head_dim,
         "vocab_size": m.vocab_size,
         "bytes_per_param": m.bytes_per_param,
+    }
+
+
+def implementation_fields(impl: Implementation) -> dict[str, float]:
+    return {
+        "fused": 1.0 if impl.kernel_structure == "fused" else 0.0,
+        "kernels_per_layer": impl.kernels_per_layer,
+        "kernels_per_moe_layer": impl.kernels_per_moe_layer,
+        "kernels_per_expert": impl.kernels_per_expert,
+        "kernels_head": impl.kernels_head,
+    }
+
+
+def scenario_dict(
+    study: Study,
+    gpu_key: str,
+    n_gpus: int,
+    ep: int,
+    interconnect: Interconnect | None,
+    prophet: bool,
+    model: MoEModel | None = None,
+) -> dict[str, float]:
+    """One configuration as a flat dict of Scenario fields (SI units). `interconnect=None`
+    means a single GPU (no peers)."""
+    w = study.config.workload
+    p = study.config.prophet
+    return {
+        "n_gpus": n_gpus,
+        "ep": ep,
+        **hardware_fields(gpu_key, study.gpus, interconnect),
+        **model_fields(model or study.model),
+        **implementation_fields(study.config.implementation),
         "batch_size_per_gpu": w.batch_size_per_gpu,
         "context_length": w.context_length_tokens,
         "activation_bytes": study.activation_bytes,
         "reserved_memory": w.reserved_memory_gb * GB,
-        "compute_efficiency": compute_efficiency,
-        "host_efficiency": host_efficiency,
         "prophet": 1.0 if prophet else 0.0,
         "prediction_accuracy": p.prediction_accuracy,
         "comm_reduction_factor": p.comm_reduction_factor,
+        "resident_override": np.nan,
+        "load_imbalance": 1.0,
     }
 
 

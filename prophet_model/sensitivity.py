@@ -3,8 +3,8 @@ accuracy x interconnect-bandwidth maps with the break-even contour, and a seeded
 a central value and a 90% interval. Everything is one vectorized model call per system and variant.
 
 The headline configuration of a system is its paper row (the configured headline strategy, else its
-best), and the calibrated efficiencies are held at their fitted values: the sweeps ask how the model's
-outputs move with each input, hardware efficiency fixed. (`whatif` re-runs the whole study instead.)"""
+best), with the hardware's attainable rates as measured: the sweeps ask how the model's outputs move
+with each input. (`whatif` re-runs the whole study instead.)"""
 
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
     "workload.batch_size_per_gpu": (("batch_size_per_gpu",), "value"),
     "workload.context_length_tokens": (("context_length",), "value"),
     "interconnect_bandwidth_factor": (("link_bandwidth", "cross_socket_bandwidth"), "factor"),
-    "host_link_bandwidth_factor": (("host_bandwidth",), "factor"),
+    "host_link_bandwidth_factor": (("host_bandwidth", "switch_uplink_bandwidth"), "factor"),
     "expert_size_factor": (("expert_ffn_size",), "factor"),
     "model.num_experts": (("num_experts",), "value"),
+    "resident_share": (("resident_override",), "value"),
 }
 SWEEPS: dict[str, np.ndarray] = {
     "prophet.prediction_accuracy": np.linspace(0.0, 1.0, 21),
@@ -43,11 +44,11 @@ SWEEPS: dict[str, np.ndarray] = {
 LABELS = {
     "prophet.prediction_accuracy": "prediction accuracy",
     "prophet.comm_reduction_factor": "all-to-all volume reduction (×)",
-    "interconnect_bandwidth_factor": "interconnect bandwidth (× datasheet)",
+    "interconnect_bandwidth_factor": "interconnect bandwidth (× catalog)",
     "workload.batch_size_per_gpu": "batch per GPU (sequences)",
     "expert_size_factor": "expert size (× catalog)",
     "model.num_experts": "experts per layer",
-    "host_link_bandwidth_factor": "host-link bandwidth (× datasheet)",
+    "host_link_bandwidth_factor": "host-link bandwidth (× attainable)",
     "workload.context_length_tokens": "context length (tokens)",
 }
 METRICS = ("speedup", "prophet_tokens_per_s", "baseline_tokens_per_s", "prophet_usd_per_1m_tokens",
@@ -68,15 +69,14 @@ class Setup:
 
 
 def setups(results: StudyResults) -> dict[str, Setup]:
-    study, cal = results.study, results.calibration
+    study = results.study
     rows = key_rows(results.comparison.dropna(subset=["speedup"]), study.config.study.headline_strategy)
     out = {}
     for r in rows.itertuples():
         system = study.system(r.system_id)
         ep = int(r.prophet_split.split("x")[0])
-        args = (study, system.gpu, system.count, ep, system.interconnect)
-        eff = (cal.compute_efficiency, cal.host_efficiency)
-        out[system.id] = Setup(system, r.strategy, ep, scenario_dict(*args, False, *eff), scenario_dict(*args, True, *eff),
+        args = (study, system.gpu_key, system.count, ep, system.interconnect)
+        out[system.id] = Setup(system, r.strategy, ep, scenario_dict(*args, False), scenario_dict(*args, True),
                                study.config.cost.monthly_tokens)  # fmt: skip
     return out
 

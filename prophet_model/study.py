@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .calibration import CalibrationResult, calibrate
 from .config import Study, System
 from .cost import annual_savings_usd, usd_per_million_tokens
 from .model import evaluate
@@ -27,7 +26,6 @@ VARIANTS = ("baseline", "prophet")
 @dataclass(frozen=True)
 class StudyResults:
     study: Study
-    calibration: CalibrationResult
     rows: pd.DataFrame
     chosen: pd.DataFrame
     comparison: pd.DataFrame
@@ -49,16 +47,15 @@ def _row_specs(study: Study, system: System) -> list[dict]:
     return specs
 
 
-def evaluate_system(study: Study, system: System, cal: CalibrationResult) -> pd.DataFrame:
+def evaluate_system(study: Study, system: System) -> pd.DataFrame:
     """All rows of one system (candidate splits included), with the single-GPU reference."""
-    eff = (cal.compute_efficiency, cal.host_efficiency)
     specs = _row_specs(study, system)
     live = [s for s in specs if s["ep"] > 0]
     configs = [
-        scenario_dict(study, system.gpu, system.count, s["ep"], system.interconnect, s["variant"] == "prophet", *eff)
+        scenario_dict(study, system.gpu_key, system.count, s["ep"], system.interconnect, s["variant"] == "prophet")
         for s in live
     ]
-    single = [scenario_dict(study, system.gpu, 1, 1, None, v == "prophet", *eff) for v in VARIANTS]
+    single = [scenario_dict(study, system.gpu_key, 1, 1, None, v == "prophet") for v in VARIANTS]
     res = evaluate(stack(configs + single)) if configs else evaluate(stack(single))
     n = len(configs)
     single_tps = dict(zip(VARIANTS, res.tokens_per_s[n:], strict=True))
@@ -112,6 +109,8 @@ def compare(chosen: pd.DataFrame, study: Study) -> pd.DataFrame:
     """Baseline beside Prophet, one row per system x strategy."""
     monthly = study.config.cost.monthly_tokens
     out = []
+    live = chosen[(chosen.variant == "baseline") & chosen.feasible.astype(bool)]
+    best = {sid: g.loc[g.tokens_per_s.idxmax()] for sid, g in live.groupby("system_id", sort=False)}
     for (sid, strategy), g in chosen.groupby(["system_id", "strategy"], sort=False):
         b = g[g.variant == "baseline"].iloc[0]
         p = g[g.variant == "prophet"].iloc[0]
@@ -149,6 +148,14 @@ def compare(chosen: pd.DataFrame, study: Study) -> pd.DataFrame:
             "cost_reduction": cb / cp,
             "annual_savings_usd": float(annual_savings_usd(cb, cp, monthly)),
         }
+        if sid in best:  # the fastest baseline of this system, whatever its strategy and split
+            bb = best[sid]
+            row |= {
+                "best_baseline_strategy": bb["strategy"],
+                "best_baseline_split": f"{bb['ep']}x{bb['dp']}",
+                "best_baseline_tokens_per_s": bb["tokens_per_s"],
+                "speedup_vs_best_baseline": p["tokens_per_s"] / bb["tokens_per_s"],
+            }
         out.append(row)
     return pd.DataFrame(out)
 
@@ -157,17 +164,14 @@ def run_study(
     study: Study,
     system_ids: Sequence[str] | None = None,
     on_system: Callable[[System, pd.DataFrame | None, Exception | None], None] | None = None,
-    calibration: CalibrationResult | None = None,
 ) -> tuple[StudyResults, dict[str, str]]:
-    """Evaluate the chosen systems (all by default), with `calibration` if the caller already has
-    it. A failure in one system is recorded in the returned {system_id: error} map and the other
-    systems still run."""
+    """Evaluate the chosen systems (all by default). A failure in one system is recorded in the
+    returned {system_id: error} map and the other systems still run."""
     systems = [study.system(i) for i in system_ids] if system_ids else list(study.systems)
-    cal = calibration or calibrate(study)
     frames, failures = [], {}
     for system in systems:
         try:
-            df = evaluate_system(study, system, cal)
+            df = evaluate_system(study, system)
         except Exception as exc:
             failures[system.id] = f"{type(exc).__name__}: {exc}"
             if on_system:
@@ -179,4 +183,4 @@ def run_study(
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     chosen = choose(rows) if frames else rows
     comparison = compare(chosen, study) if frames else pd.DataFrame()
-    return StudyResults(study, cal, rows, chosen, comparison), failures
+    return StudyResults(study, rows, chosen, comparison), failures

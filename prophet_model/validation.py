@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from . import model as m
 from .catalog import GPU, Interconnect, MoEModel
 from .config import Study
+from .measured import CEILING_COPY_RANGE, Ceilings, _line, ceilings, machine_specs  # noqa: F401 (re-exported)
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASUREMENTS = ROOT / "validation" / "measurements"
-MACHINES = ROOT / "validation" / "machines.yml"
+from .measured import MACHINES, MEASUREMENTS  # noqa: E402
+
 BF16 = 2
 PRIMITIVES = {
     ("copy_h2d", "copy"): "host→device copy",
@@ -40,11 +40,6 @@ PRIMITIVES = {
     ("moe_layer", "layer"): "MoE layer",
     ("moe_layer", "comm"): "MoE layer: all-to-alls",
 }
-
-
-def machine_specs(machines_file: Path = MACHINES) -> dict[str, dict]:
-    """machines.yml: for each measured machine, its catalog GPU, interconnect and ceilings folder."""
-    return yaml.safe_load(machines_file.read_text())
 
 
 def hardware(study: Study, spec: dict) -> tuple[GPU, Interconnect | None]:
@@ -64,75 +59,50 @@ def load(root: Path = MEASUREMENTS, machines_file: Path = MACHINES) -> pd.DataFr
     return df
 
 
-@dataclass(frozen=True)
-class Ceilings:
-    """Attainable ceilings of one machine from microbenchmarks that are not validated primitives."""
-
-    kernel_startup_s: float  # intercept of copy time vs bytes (launch, first round trip, tail)
-    hbm_bandwidth: float  # bytes/s of HBM traffic (read + write), from the slope of the same line
-    gemm_flops: float  # FLOP/s, the fastest square bf16 GEMM
-    kernel_chain_s: float  # time per 1-element kernel in a chain (launch-to-launch), for reference
-    link_bandwidth: float | None = None  # bytes/s per direction, kernel writes to the peer (both ways)
-
-
-CEILING_COPY_RANGE = (1 << 20, 256 << 20)  # bytes: past the start-up, up to the largest expert matrix scale
-
-
-def _line(nbytes: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
-    """(t0, rate) of the least-squares line seconds = t0 + nbytes / rate, residuals relative."""
-    design = np.c_[np.ones(len(nbytes)), nbytes] / seconds[:, None]
-    (t0, inverse_rate), *_ = np.linalg.lstsq(design, np.ones(len(nbytes)), rcond=None)
-    return float(t0), float(1 / inverse_rate)
-
-
-def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
-    """Read <machine>/ceilings.csv (bench.py --parts ceilings): a line t = t0 + 2 * bytes / B through
-    the device copies of 1 MiB .. 256 MiB, the fastest square GEMM (2 n^3 FLOP), the 1-element kernel
-    chain and, on hosts with several GPUs, the slope of t = t0' + bytes / L through the kernel
-    writes to the peer made by all GPUs at once (1 MiB .. 256 MiB)."""
-    path = root / machine / "ceilings.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no ceilings measured; run validation/bench.py --parts ceilings")
-    c = pd.read_csv(path)
-    lo, hi = CEILING_COPY_RANGE
-    cp = c[(c.benchmark == "ceiling_copy") & (c.bytes >= lo) & (c.bytes <= hi)]
-    t0, hbm = _line(2 * cp.bytes.to_numpy(dtype=float), cp.median_s.to_numpy())
-    g = c[c.benchmark == "ceiling_gemm"]
-    link = c[(c.benchmark == "ceiling_link") & (c.part == "bidirectional") & (c.bytes >= lo) & (c.bytes <= hi)]
-    return Ceilings(
-        kernel_startup_s=t0,
-        hbm_bandwidth=hbm,
-        gemm_flops=float((2 * g.hidden.astype(float) ** 3 / g.median_s).max()),
-        kernel_chain_s=float(c[c.benchmark == "ceiling_kernel"].median_s.iloc[0]),
-        link_bandwidth=_line(link.bytes.to_numpy(dtype=float), link.median_s.to_numpy())[1] if len(link) >= 2 else None,
-    )
-
-
 def _base(gpu: GPU, net: Interconnect | None, ceil: Ceilings | None = None) -> m.Scenario:
     """A one-layer, everything-resident scenario. Without `ceil`: datasheet values, no start-up,
-    line rates. With it: the model's physics (start-up, attainable ceilings, and links at their
-    measured ceiling where one was measured, else at the catalog's payload efficiency)."""
+    line rates. With it: the model's physics (start-up, attainable ceilings and weight-streaming
+    rates, and links at their measured ceiling where one was measured, else at the catalog's payload
+    efficiency)."""
     if ceil is None or net is None:
         link_efficiency = 1.0
     elif ceil.link_bandwidth is not None:
         link_efficiency = ceil.link_bandwidth / (net.bandwidth_gbps_per_direction * 1e9)
     else:
         link_efficiency = net.payload_efficiency
+    hbm = ceil.hbm_bandwidth if ceil else gpu.memory_bandwidth_gbps * 1e9
     return m.Scenario(
-        n_gpus=1, ep=1, peak_flops=ceil.gemm_flops if ceil else gpu.bf16_dense_tflops * 1e12,
-        hbm_bandwidth=ceil.hbm_bandwidth if ceil else gpu.memory_bandwidth_gbps * 1e9,
-        memory_capacity=1e15, host_bandwidth=gpu.host_link_bandwidth_gbps * 1e9,
-        link_bandwidth=(net.bandwidth_gbps_per_direction if net else 1.0) * 1e9,
-        link_efficiency=link_efficiency,
-        kernel_startup=ceil.kernel_startup_s if ceil else 0.0,
+        n_gpus=1, ep=1, peak_flops=ceil.gemm_flops if ceil else gpu.bf16_dense_tflops * 1e12, hbm_bandwidth=hbm,
+        stream_dense=(ceil.stream_dense or hbm) if ceil else hbm, stream_grouped=(ceil.stream_grouped or hbm) if ceil else hbm,
+        memory_capacity=1e15, host_bandwidth=gpu.host_link_bandwidth_gbps * 1e9, gpus_per_switch=1,
+        switch_uplink_bandwidth=gpu.host_link_bandwidth_gbps * 1e9, host_memory_bandwidth=np.inf, cpu_sockets=1,
+        remote_memory_share=0.0, link_bandwidth=(net.bandwidth_gbps_per_direction if net else 1.0) * 1e9,
+        link_efficiency=link_efficiency, kernel_startup=ceil.kernel_startup_s if ceil else 0.0,
         link_latency=(net.latency_us if net else 0.0) * 1e-6, sockets=net.sockets if net else 1,
         cross_socket_bandwidth=(net.cross_socket_bandwidth_gbps if net else 0.0) * 1e9,
         num_layers=1, num_moe_layers=1, hidden_size=1, expert_ffn_size=1, num_experts=1, top_k=1,
         num_shared_experts=0, shared_expert_ffn_size=0, dense_ffn_size=0, attention_params_per_layer=1,
-        kv_elements_per_token_per_layer=1, vocab_size=1, bytes_per_param=BF16, batch_size_per_gpu=1,
-        context_length=1, activation_bytes=BF16, reserved_memory=0, compute_efficiency=1.0, host_efficiency=1.0,
+        kv_elements_per_token_per_layer=1, num_attention_heads=1, head_dim=1, vocab_size=1, bytes_per_param=BF16,
+        fused=0, kernels_per_layer=0, kernels_per_moe_layer=0, kernels_per_expert=m.KERNELS_PER_EXPERT, kernels_head=0,
+        batch_size_per_gpu=1, context_length=1, activation_bytes=BF16, reserved_memory=0,
         prophet=0, prediction_accuracy=1.0, comm_reduction_factor=1.0,
+        load_imbalance=0,  # the benchmarks route exactly balanced loads (bench.routing_counts)
     )  # fmt: skip
+
+
+def machine_ceilings(study: Study, machine: str, machines_file: Path = MACHINES) -> Ceilings:
+    """A machine's own ceilings; where it did not run the weight-streaming microbenchmark, the streaming
+    shares measured on its GPU kind (prophet_model.measured.attainable) times its own HBM ceiling."""
+    spec = machine_specs(machines_file)[machine]
+    c = ceilings(spec["ceilings"])
+    if c.stream_dense and c.stream_grouped:
+        return c
+    from .measured import attainable
+
+    a = attainable(spec["gpu"], study.gpus)
+    return replace(
+        c, stream_dense=c.hbm_bandwidth * a.stream_dense_share, stream_grouped=c.hbm_bandwidth * a.stream_grouped_share
+    )
 
 
 def _one(x) -> float:
@@ -147,7 +117,7 @@ def predict_copy(gpu: GPU, nbytes: float) -> float:
 def predict_ffn(gpu: GPU, hidden: int, ffn: int, tokens: int, ceil: Ceilings | None = None) -> float:
     """One expert on T tokens: the model's expert_ffn_time (five kernels, each start-up + roofline)."""
     s = replace(_base(gpu, None, ceil), hidden_size=hidden, expert_ffn_size=ffn).arrays()
-    return _one(m.expert_ffn_time(np.float64(tokens), s, 1.0))
+    return _one(m.expert_ffn_time(np.float64(tokens), s))
 
 
 def _a2a_scenario(gpu: GPU, net: Interconnect, per_rank_bytes: float, ep: int, ceil: Ceilings | None) -> m.Scenario:
@@ -180,7 +150,7 @@ def predict_moe(
         s = replace(s, prophet=1, comm_reduction_factor=((ep - 1) / ep) / (1 - local))
     a = s.arrays()
     comm = _one(m.comm_time(a))
-    return _one(m.expert_time(a, 1.0)) + comm, comm
+    return _one(m.expert_time(a) + m.startup_time(a)) + comm, comm
 
 
 def _predict(r, gpu: GPU, net: Interconnect | None, study: Study, ceil: Ceilings | None) -> float:
@@ -207,7 +177,7 @@ def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHI
                 f"{machines_file}: {name} names no 'ceilings' folder; run validation/bench.py --parts "
                 "ceilings on that machine and add ceilings: <folder under validation/measurements>"
             )
-    ceil = {name: ceilings(machines[name]["ceilings"]) for name in set(df.machine)}
+    ceil = {name: machine_ceilings(study, name, machines_file) for name in set(df.machine)}
     model, datasheet = [], []
     for r in df.itertuples():
         gpu, net = hardware(study, machines[r.machine])
@@ -530,3 +500,56 @@ def nccl_staging(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) -> 
         if not counts:
             raise ValueError(f"{path}: no {key} lines (NCCL_DEBUG=INFO with NCCL_DEBUG_SUBSYS including INIT and P2P)")
     return {key: dict(sorted(counts.items())) for key, counts in found.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# The whole decode step (bench.py --parts decode)
+
+
+def decode_kernels(machine: str, model: str, batch: int, root: Path = MEASUREMENTS) -> int:
+    """Kernels per step of the benchmark's own implementation, from the profiler's count of one eager step
+    (decode_kernels.csv) at the profiled batch nearest `batch`: the structure, not a timing."""
+    k = pd.read_csv(root / machine / "decode_kernels.csv")
+    k = k[k.model == model]
+    nearest = min(k.batch.unique(), key=lambda b: abs(np.log(b / batch)))
+    return int(k[k.batch == nearest]["count"].sum())
+
+
+def predict_decode(
+    study: Study, machine: str, model_key: str, batch: int, context: int, ceil: Ceilings | None
+) -> float:
+    """One decode step of `model_key` on one GPU, everything resident: the model's compute_time with the
+    machine's ceilings (attainable HBM, GEMM and weight-streaming rates, start-up) and the benchmark's
+    kernel count; without `ceil`, datasheet rates and no start-up."""
+    mdl = study.models[model_key]
+    spec = machine_specs()[machine]
+    gpu = study.gpus[spec["gpu"]]
+    s = replace(
+        _base(gpu, None, ceil),
+        **{k: getattr(mdl, k) for k in ("num_layers", "num_moe_layers", "hidden_size", "expert_ffn_size", "num_experts",
+                                         "top_k", "num_shared_experts", "shared_expert_ffn_size", "dense_ffn_size",
+                                         "attention_params_per_layer", "kv_elements_per_token_per_layer",
+                                         "num_attention_heads", "head_dim", "vocab_size", "bytes_per_param")},
+        fused=1, kernels_per_layer=decode_kernels(machine, model_key, batch) / mdl.num_layers if ceil else 0,
+        kernels_head=0, batch_size_per_gpu=batch, context_length=context,
+    )  # fmt: skip
+    return _one(m.compute_time(s.arrays()))
+
+
+def decode_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
+    """Every measured whole decode step beside the model's prediction (the machine's own ceilings) and the
+    datasheet-only prediction, with errors in %."""
+    rows = []
+    for machine in machine_specs():
+        path = root / machine / "decode.csv"
+        if not path.is_file():
+            continue
+        ceil = machine_ceilings(study, machine)
+        for r in pd.read_csv(path).itertuples():
+            model = predict_decode(study, machine, r.model, int(r.batch), int(r.context), ceil)
+            sheet = predict_decode(study, machine, r.model, int(r.batch), int(r.context), None)
+            rows.append({"machine": machine, "model": r.model, "batch": int(r.batch), "context": int(r.context),
+                         "measured_ms": 1e3 * r.median_s, "predicted_ms": 1e3 * model, "datasheet_ms": 1e3 * sheet,
+                         "error_pct": 100 * (model / r.median_s - 1),
+                         "datasheet_error_pct": 100 * (sheet / r.median_s - 1)})  # fmt: skip
+    return pd.DataFrame(rows)

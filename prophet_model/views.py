@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 
 from . import formatting as fmt
-from .calibration import CalibrationResult
 from .checks import all_checks
 from .config import Study, System, load_study
 from .study import StudyResults, run_study
@@ -38,7 +37,6 @@ def system_assumptions(study: Study, system: System) -> pd.DataFrame:
         ("HBM bandwidth", g.memory_bandwidth_gbps, "GB/s", g.sources["memory_bandwidth_gbps"]),
         ("Dense BF16", g.bf16_dense_tflops, "TFLOP/s", g.sources["bf16_dense_tflops"]),
         ("Host link", g.host_link_bandwidth_gbps, "GB/s per direction", g.sources["host_link_bandwidth_gbps"]),
-        ("Kernel start-up", g.kernel_startup_us, "µs per kernel", g.sources["kernel_startup_us"]),
         ("Price", g.price_usd_per_gpu_hour, "$/GPU-hour", g.sources["price_usd_per_gpu_hour"]),
         ("Interconnect", f"{n.name} ({n.kind})", "", f"catalog/interconnects.yml: {system.interconnect_key}"),
         (
@@ -66,35 +64,21 @@ def system_assumptions(study: Study, system: System) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["input", "value", "unit", "source"]).astype({"value": str})
 
 
-def calibration_table(cal: CalibrationResult) -> pd.DataFrame:
-    rows = [
-        (
-            "compute efficiency (fraction of roofline)",
-            fmt.number(cal.compute_efficiency),
-            "≤ 1" if cal.compute_efficiency <= 1 else "IMPOSSIBLE (> 1)",
-        ),
-        (
-            "host-link efficiency (fraction of datasheet)",
-            fmt.number(cal.host_efficiency),
-            "≤ 1" if cal.host_efficiency <= 1 else "IMPOSSIBLE (> 1)",
-        ),
-        (
-            "single-GPU baseline, model vs measured (tok/s)",
-            f"{fmt.tokens(cal.model_baseline_tokens_per_s)} vs {fmt.tokens(cal.measured_baseline_tokens_per_s)}",
-            f"{cal.baseline_residual_pct:+.1f}%",
-        ),
-        (
-            "single-GPU Prophet, model vs measured (tok/s)",
-            f"{fmt.tokens(cal.model_prophet_tokens_per_s)} vs {fmt.tokens(cal.measured_prophet_tokens_per_s)}",
-            f"{cal.prophet_residual_pct:+.1f}%",
-        ),
-        (
-            "measured single-GPU speedup vs model maximum",
-            f"{fmt.ratio(cal.measured_speedup)} vs {fmt.ratio(cal.max_model_speedup)}",
-            "exact fit" if cal.exact else "closest fit",
-        ),
-    ]
-    return pd.DataFrame(rows, columns=["calibrated quantity", "value", "plausibility"])
+def hardware_table(study: Study, system: System) -> pd.DataFrame:
+    """What this system's GPU attains (measured by separate microbenchmarks), and the source."""
+    from .measured import hardware_rows
+
+    row = next(r for r in hardware_rows(study) if r["gpu"] == system.gpu.name)
+    return pd.DataFrame([
+        {"quantity": k, "value": v if isinstance(v, str) else fmt.number(v, 4)} for k, v in row.items() if k != "gpu"
+    ])  # fmt: skip
+
+
+def claims_table(study: Study) -> pd.DataFrame:
+    """The seed's single-GPU claims: claimed, the model's figure, and each lever that would close the gap."""
+    from .claims import single_gpu_claims, table
+
+    return table(single_gpu_claims(study)).drop(columns=["system_id", "strategy"])
 
 
 def breakdown(results: StudyResults, system_id: str) -> pd.DataFrame:
@@ -297,3 +281,29 @@ def sensitivity_inputs(results: StudyResults) -> tuple[dict, dict[str, str], dic
         {sid: s.system.name for sid, s in setups.items()},
         {sid: sensitivity.sweeps(s) for sid, s in setups.items()},
     )
+
+
+def decode_validation(study: Study) -> tuple[pd.DataFrame, str]:
+    """The whole-decode-step table (measured, model, datasheet, errors) and a summary computed from it:
+    the median and worst |error| over batch >= 8, and batch 1 on its own."""
+    from .validation import decode_table
+
+    t = decode_table(study)
+    if t.empty:
+        return t, "No whole-decode-step measurements are committed."
+    big, one = t[t.batch >= 8], t[t.batch == 1]
+    text = (
+        f"Over batch ≥ 8 ({len(big)} steps on {big.machine.nunique()} machine(s)): median |error| "
+        f"{big.error_pct.abs().median():.1f}%, worst {big.error_pct.abs().max():.1f}% "
+        f"({big.loc[big.error_pct.abs().idxmax(), 'model']} at batch {int(big.loc[big.error_pct.abs().idxmax(), 'batch'])}); "
+        f"at datasheet rates the median is {big.datasheet_error_pct.abs().median():.0f}%. Batch 1 on its own: "
+        + ", ".join(f"{r.model} {r.error_pct:+.1f}%" for r in one.itertuples())
+        + ". At batch 1 the model is faster than measured on every point. Why is not measured: the kernel profile "
+        "(decode_kernels.csv) was taken at batch 8 and 64, so which kernels fall short when each GEMM has one row "
+        "and each attention kernel one query per head is open; a profile at batch 1 is the next step, and no "
+        "term is added for it."
+    )
+    view = t.assign(**{c: t[c].round(2) for c in ("measured_ms", "predicted_ms", "datasheet_ms")},
+                    error_pct=t.error_pct.round(1), datasheet_error_pct=t.datasheet_error_pct.round(1))  # fmt: skip
+    return view.rename(columns={"measured_ms": "measured (ms)", "predicted_ms": "model (ms)", "datasheet_ms": "datasheet (ms)",
+                                "error_pct": "error (%)", "datasheet_error_pct": "datasheet error (%)"}), text  # fmt: skip

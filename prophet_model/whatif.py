@@ -1,6 +1,6 @@
 """`python -m prophet_model whatif`: the headline metrics of one system under changed assumptions,
-printed beside the study's, without touching any file. The changed study is re-run whole (the
-calibration included), exactly as `make` would after the same edit to _config.yml."""
+printed beside the study's, without touching any file. The changed study is re-run whole,
+exactly as `make` would after the same edit to _config.yml."""
 
 from __future__ import annotations
 

@@ -17,14 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 # A toy MoE on a toy GPU, chosen so every term can be derived by hand (see test_worked_examples.py).
 TOY = Scenario(
     n_gpus=1, ep=1,
-    peak_flops=1e12, hbm_bandwidth=1e11, memory_capacity=45_616_000, host_bandwidth=1e10,
+    peak_flops=1e12, hbm_bandwidth=1e11, stream_dense=1e11, stream_grouped=1e11, memory_capacity=45_616_000,
+    host_bandwidth=1e10, gpus_per_switch=1, switch_uplink_bandwidth=1e10, host_memory_bandwidth=float("inf"),
+    cpu_sockets=1, remote_memory_share=0.0,
     link_bandwidth=1e11, link_efficiency=1.0, kernel_startup=0.0, link_latency=10e-6, sockets=1,
     cross_socket_bandwidth=0.0,
     num_layers=2, num_moe_layers=2, hidden_size=1000, expert_ffn_size=1000, num_experts=4, top_k=1,
     num_shared_experts=0, shared_expert_ffn_size=0, dense_ffn_size=0, attention_params_per_layer=4_000_000,
-    kv_elements_per_token_per_layer=2000, vocab_size=1000, bytes_per_param=2,
+    kv_elements_per_token_per_layer=2000, num_attention_heads=1, head_dim=1000, vocab_size=1000, bytes_per_param=2,
+    fused=0, kernels_per_layer=0, kernels_per_moe_layer=0, kernels_per_expert=5, kernels_head=0,
     batch_size_per_gpu=2, context_length=100, activation_bytes=2, reserved_memory=0,
-    compute_efficiency=1.0, host_efficiency=1.0, prophet=0, prediction_accuracy=0.8, comm_reduction_factor=4,
+    prophet=0, prediction_accuracy=0.8, comm_reduction_factor=4, load_imbalance=0,
 )  # fmt: skip
 
 

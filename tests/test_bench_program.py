@@ -81,3 +81,72 @@ def test_recorded_env_keeps_the_transfer_settings_only() -> None:
         "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
         "TORCH_SYMM_MEM_DISABLE_MULTICAST": "",
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# The offload and decode-step parts: their torch-free planning, on the CPU
+
+
+def test_routing_picks_distinct_experts_and_follows_the_skew() -> None:
+    from validation import offload_bench as ob
+
+    rng = random.Random(1)
+    r = ob.route(2000, 16, 2, rng)
+    assert all(len(set(t)) == 2 and all(0 <= e < 16 for e in t) for t in r)
+    w = ob.zipf_weights(16, 1.0, random.Random(2))
+    assert sum(w) == pytest.approx(1.0) and max(w) / min(w) == pytest.approx(16.0)
+    skew = ob.route(4000, 16, 1, random.Random(3), w)
+    top = max(range(16), key=lambda e: w[e])
+    share = sum(t[0] == top for t in skew) / len(skew)
+    assert share == pytest.approx(w[top], abs=0.03)
+
+
+@pytest.mark.parametrize("accuracy", [0.0, 0.5, 0.8, 1.0])
+def test_prediction_sets_have_the_needed_size_and_the_stated_accuracy(accuracy) -> None:
+    from validation import offload_bench as ob
+
+    rng = random.Random(4)
+    hit = total = 0
+    for _ in range(400):
+        need = set(rng.sample(range(128), 20))
+        p = ob.predict(need, 128, accuracy, rng)
+        assert len(p) == len(need)
+        hit += len(p & need)
+        total += len(need)
+    assert hit / total == pytest.approx(accuracy, abs=0.03)
+
+
+def test_static_plan_fetches_only_what_is_missing() -> None:
+    from validation import offload_bench as ob
+
+    shape = {"experts": 16, "top_k": 2}
+    base = ob.plan_static(8, 0.5, None, 3, seed=5, shape=shape, layers=2)
+    perfect = ob.plan_static(8, 0.5, 1.0, 3, seed=5, shape=shape, layers=2)
+    for sb, sp in zip(base, perfect, strict=True):
+        for lb, lp in zip(sb, sp, strict=True):
+            assert lb["routing"] == lp["routing"]  # the same routing for every policy
+            need = ob.needed(lb["routing"])
+            assert set(lb["on_demand"]) == {e for e in need if e >= 8}  # experts 0..7 are resident
+            assert lp["on_demand"] == [] and set(lp["prefetch"]) == set(lb["on_demand"]) and lp["wrong"] == 0
+
+
+def test_lru_cache_evicts_the_least_recently_used() -> None:
+    from validation import offload_bench as ob
+
+    c = ob.LRU(2, [0, 1])
+    assert c.access({0}) == set()
+    assert c.access({2}) == {2}  # evicts 1, the least recently used
+    assert c.access({1}) == {1}  # evicts 0
+    assert c.access({2, 1}) == set()
+    _, hit = ob.plan_lru(1, 128, None, 5, seed=1, shape={"experts": 128, "top_k": 2}, layers=1)
+    assert hit == 1.0  # a cache as large as the layer never misses
+
+
+def test_decode_step_sizes() -> None:
+    from validation import decode_bench as db
+
+    mixtral = bench.load_models()["mixtral_8x7b"]
+    assert db.weight_params(mixtral) == pytest.approx(46.7e9, rel=0.01)  # Mixtral-8x7B without its embedding
+    assert db.kv_bytes(mixtral, 1, 2048) == 2 * 32 * 2048 * 8 * 128 * 2
+    assert db.fits(mixtral, 64, 2048, 150e9) and not db.fits(bench.load_models()["seed_128x2gb"], 1, 2048, 150e9)
+    assert not db.fits(bench.load_models()["deepseek_v3"], 1, 2048, 150e9)  # fp8 weights, and too large

@@ -40,6 +40,30 @@ SYS = "systems.2"  # 8xA100 in the default config
 
 # (id, file, mutation (dict or text), substrings the message must contain)
 CASES = [
+    (
+        "bad-kernel-structure",
+        "_config.yml",
+        _set("implementation.kernel_structure", "megakernel"),
+        ["implementation.kernel_structure", "'fused'"],
+    ),
+    (
+        "negative-kernel-count",
+        "_config.yml",
+        _set("implementation.kernels_per_layer", -1),
+        ["implementation.kernels_per_layer", "greater than or equal to 0"],
+    ),
+    (
+        "bad-generation",
+        "catalog/gpus.yml",
+        _set("l40s.generation", "kepler"),
+        ["gpus.yml [l40s]", "generation", "'ampere'"],
+    ),
+    (
+        "remote-share-on-one-socket",
+        "catalog/interconnects.yml",
+        _set("nvlink3_pair.remote_memory_share", 0.5),
+        ["interconnects.yml [nvlink3_pair]", "remote_memory_share > 0 needs cpu_sockets: 2"],
+    ),
     ("inf-monthly-tokens", "_config.yml", _set("cost.monthly_tokens", INF), ["cost.monthly_tokens", "finite"]),
     ("inf-reserved-memory", "_config.yml", _set("workload.reserved_memory_gb", INF), ["reserved_memory_gb", "finite"]),
     ("nan-accuracy", "_config.yml", _set("prophet.prediction_accuracy", NAN), ["prediction_accuracy", "finite"]),
@@ -50,9 +74,9 @@ CASES = [
         ["comm_reduction_factor", "finite"],
     ),
     (
-        "nan-calibration",
+        "nan-claim",
         "_config.yml",
-        _set("calibration.baseline_tokens_per_s", NAN),
+        _set("single_gpu_claim.baseline_tokens_per_s", NAN),
         ["baseline_tokens_per_s", "finite"],
     ),
     ("inf-figure-height", "_config.yml", _set("figures.height_in", INF), ["figures.height_in", "finite"]),
@@ -261,7 +285,7 @@ def test_equal_single_gpu_figures_at_full_accuracy_are_not_a_crash(study_dir, tm
     data = load_yaml(cfg)
     data["prophet"]["prediction_accuracy"] = 1.0
     del data["uncertainty"]["inputs"]["prophet.prediction_accuracy"]
-    data["calibration"]["prophet_tokens_per_s"] = data["calibration"]["baseline_tokens_per_s"]
+    data["single_gpu_claim"]["prophet_tokens_per_s"] = data["single_gpu_claim"]["baseline_tokens_per_s"]
     dump_yaml(data, cfg)
     rc = main(["run", "--config", str(cfg), "--results", str(tmp_path / "r"), "--quiet", "--no-figures"])
     err = capsys.readouterr().err

@@ -77,7 +77,7 @@ def test_log_header_and_closing_line(two_runs) -> None:
         "sha256",
         "packages:",
         "numpy",
-        "calibration on a100_sxm4_80gb",
+        "hardware: A100 SXM4 80GB: HBM",
         "8xA100 Hybrid prophet ep=4 dp=2",
     ):
         assert needle in text
@@ -107,7 +107,7 @@ def test_analyze_reports_everything(two_runs) -> None:
     a, _ = two_runs
     text, code = analyze(a)
     assert code == 0
-    needles = ["Generated files: 38 of 38", "Cost-efficiency ranking", "Highest speedup", "Most cost-efficient"]
+    needles = ["Generated files: 39 of 39", "Cost-efficiency ranking", "Highest speedup", "Most cost-efficient"]
     needles += ["Interconnect matters most", "Sanity checks", "Consistency checks", "Last 20 lines", SUCCESS]
     for needle in needles:
         assert needle in text
@@ -142,10 +142,10 @@ def test_analyze_flags_missing_files_and_failed_runs(two_runs, tmp_path) -> None
 def test_one_failing_system_does_not_stop_the_others(tmp_path, monkeypatch) -> None:
     real = study_mod.evaluate_system
 
-    def flaky(study, system, cal):
+    def flaky(study, system):
         if system.id == "4xH100":
             raise RuntimeError("injected failure")
-        return real(study, system, cal)
+        return real(study, system)
 
     monkeypatch.setattr(study_mod, "evaluate_system", flaky)
     results = tmp_path / "results"

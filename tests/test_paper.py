@@ -107,10 +107,17 @@ def test_numbers_in_abstract_caption_and_table_equal_the_csv(study_dir, tmp_path
     comp = pd.read_csv(results / "data" / "all_systems_comparison.csv")
     paper = results / "paper"
     head = comp[(comp.system_id == "8xA100") & (comp.strategy == "Hybrid")].iloc[0]
-    abstract = paper.joinpath("abstract.tex").read_text().split("\n", 1)[1]
-    expected = [fmt.ratio(head.speedup)[:-1], fmt.tokens(head.prophet_tokens_per_s), fmt.tokens(head.baseline_tokens_per_s),
-                fmt.usd(head.baseline_usd_per_1m_tokens)[1:], fmt.usd(head.prophet_usd_per_1m_tokens)[1:], fmt.usd(head.annual_savings_usd)[1:]]  # fmt: skip
-    got = [n for n in _numbers(abstract) if n not in {"8", "100", "1"}]  # "8×A100" and "1" of "per 1M"
+    abstract = (
+        paper.joinpath("abstract.tex").read_text().split("\n", 1)[1].split("\n", 1)[0]
+    )  # the first sentence block
+    expected = [fmt.tokens(head.prophet_tokens_per_s), fmt.tokens(head.baseline_tokens_per_s), fmt.ratio(head.speedup)[:-1],
+                fmt.tokens(head.best_baseline_tokens_per_s), fmt.ratio(head.speedup_vs_best_baseline)[:-1],
+                fmt.usd(head.baseline_usd_per_1m_tokens)[1:], fmt.usd(head.prophet_usd_per_1m_tokens)[1:]]  # fmt: skip
+    split = {head.prophet_split.split("x")[0], head.prophet_split.split("x")[1], head.best_baseline_split.split("x")[0],
+             head.best_baseline_split.split("x")[1]}  # fmt: skip
+    got = [
+        n for n in (x.rstrip(",") for x in _numbers(abstract)) if n not in {"8", "100", "1", *split}
+    ]  # "8×A100", splits
     assert got == expected
     table = paper.joinpath("table.tex").read_text()
     for r in comp.dropna(subset=["speedup"]).itertuples():

@@ -49,8 +49,17 @@ def scenarios(draw) -> m.Scenario:
         batch_size_per_gpu=draw(st.integers(1, 256)),
         context_length=draw(st.integers(1, 4096)),
         reserved_memory=1e9,
-        compute_efficiency=draw(st.floats(0.05, 1.0)),
-        host_efficiency=draw(st.floats(0.05, 1.0)),
+        stream_dense=draw(pos) * 1e12,
+        stream_grouped=draw(pos) * 1e12,
+        switch_uplink_bandwidth=draw(pos) * 1e10,
+        gpus_per_switch=draw(st.sampled_from([1, 2, 4])),
+        host_memory_bandwidth=draw(pos) * 1e11,
+        cpu_sockets=sockets,
+        fused=draw(st.sampled_from([0, 1])),
+        kernels_per_layer=draw(st.integers(0, 20)),
+        kernels_per_moe_layer=draw(st.integers(0, 8)),
+        kernels_head=2,
+        load_imbalance=1,
         prophet=draw(st.sampled_from([0, 1])),
         prediction_accuracy=draw(st.floats(0, 1)),
         comm_reduction_factor=draw(st.floats(1, 16)),
@@ -107,12 +116,18 @@ def test_cost_times_throughput_is_constant_for_a_system(s, t1, t2) -> None:
 @settings(max_examples=100, deadline=None)
 @given(scenarios())
 def test_ep1_reduces_to_single_gpu(s) -> None:
-    """With ep = 1 each GPU is an independent replica: per-GPU throughput equals one GPU's, and the
-    interconnect plays no part."""
-    many = m.evaluate(replace(s, ep=1))
-    one = m.evaluate(replace(s, ep=1, n_gpus=1, link_bandwidth=1.0, link_latency=0.0, sockets=1))
+    """With ep = 1 each GPU is a replica and the interconnect plays no part: per-GPU throughput equals
+    one GPU's when the host side is not shared (a switch per GPU, ample host memory), and is never
+    higher when replicas share switch uplinks and socket memory for their expert fetches."""
+    alone = {"n_gpus": 1, "link_bandwidth": 1.0, "link_latency": 0.0, "sockets": 1}
+    private = {"gpus_per_switch": 1, "host_memory_bandwidth": np.inf}
+    many = m.evaluate(replace(s, ep=1, **private))
+    one = m.evaluate(replace(s, ep=1, **alone, **private))
     assert np.allclose(many.tokens_per_s_per_gpu, one.tokens_per_s_per_gpu, equal_nan=True)
     assert np.allclose(many.tokens_per_s, s.n_gpus * one.tokens_per_s, equal_nan=True)
+    shared = m.evaluate(replace(s, ep=1)).tokens_per_s_per_gpu
+    lone = m.evaluate(replace(s, ep=1, **alone)).tokens_per_s_per_gpu
+    assert np.all((shared <= lone * (1 + 1e-12)) | np.isnan(shared))
 
 
 @settings(max_examples=100, deadline=None)

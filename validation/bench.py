@@ -42,6 +42,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python3 validation/bench.py` finds its sibling modules as validation.*
+    sys.path.insert(0, str(ROOT))
 MIB = 1 << 20
 COPY_SIZES = [1 * MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB, 1024 * MIB, 2048 * MIB]
 FFN_TOKENS = [1, 4, 16, 64, 256, 1024, 4096]
@@ -54,6 +56,10 @@ FFN_INNER = 20  # FFNs per CUDA-graph replay: GPU time without the CPU's launch 
 CEILING_COPY_BYTES = [4096] + [MIB * 4**i for i in range(6)]  # 4 KiB, then 1 MiB .. 1 GiB
 CEILING_GEMM_N = [2048, 4096, 8192, 16384]
 KERNEL_CHAIN = 200  # 1-element kernels per CUDA-graph replay
+STREAM_ROWS = [1, 2, 4, 8, 16, 32, 64, 128, 256]  # rows (tokens) per weight in the streaming GEMMs
+STREAM_DENSE = 8192  # dense streaming GEMM: an 8192 x 8192 weight (128 MiB)
+STREAM_GROUPED, STREAM_GROUPS = 4096, 16  # grouped: 16 weights of 4096 x 4096 (512 MiB a set)
+STREAM_SETS = 4  # weight sets rotated per replay (0.5 and 2 GiB: past L2)
 LINK_BYTES = [MIB * 4**i for i in range(5)]  # 1 MiB .. 256 MiB written to the peer per rank
 
 FIELDS = [
@@ -134,14 +140,14 @@ def recorded_env(environ: Mapping[str, str]) -> dict[str, str]:
     return dict(sorted(({k: "" for k in ALWAYS_RECORDED} | found).items()))
 
 
-def write_rows(rows: list[dict], out: Path, name: str = "measurements.csv") -> Path:
+def write_rows(rows: list[dict], out: Path, name: str = "measurements.csv", fields: Sequence[str] = FIELDS) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / name
     with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS, lineterminator="\n")
+        w = csv.DictWriter(fh, fieldnames=list(fields), lineterminator="\n")
         w.writeheader()
         for r in rows:
-            w.writerow({k: r.get(k, "") for k in FIELDS})
+            w.writerow({k: r.get(k, "") for k in fields})
     return path
 
 
@@ -338,6 +344,47 @@ def bench_ceilings(device, machine: str, gpu: str, quick: bool) -> list[dict]:
             {**base, "benchmark": "ceiling_gemm", "part": "graph", "hidden": n, "ffn": n, "tokens_per_rank": n, **s}
         )
         log(f"ceiling_gemm n={n}: {2 * n**3 / s['median_s'] / 1e12:.0f} TFLOP/s")
+    rows += bench_stream_ceilings(device, base, quick)
+    return rows
+
+
+def bench_stream_ceilings(device, base: dict, quick: bool) -> list[dict]:
+    """The rate at which GEMMs with few rows stream their weights from HBM (decode GEMMs read every
+    weight once for a handful of tokens): a dense GEMM y = x W^T with W of STREAM_DENSE x
+    STREAM_DENSE, and a grouped GEMM (torch._grouped_mm, as MoE kernels run experts) over
+    STREAM_GROUPS weights of STREAM_GROUPED x STREAM_GROUPED with m rows each; generic square shapes,
+    not a catalog model's; weight sets rotated past L2; m = STREAM_ROWS. bytes = weight bytes read."""
+    import torch
+
+    rows: list[dict] = []
+    timer = Timer(device)
+    graph = cuda_graph if device.type == "cuda" else (lambda fn: fn)
+    dt = torch.bfloat16
+    n, ng, g = (128, 64, 4) if quick else (STREAM_DENSE, STREAM_GROUPED, STREAM_GROUPS)
+    sets = 1 if quick else STREAM_SETS
+    dense = [torch.randn(n, n, dtype=dt, device=device) * 0.01 for _ in range(sets)]
+    grouped = [torch.randn(g, ng, ng, dtype=dt, device=device) * 0.01 for _ in range(sets)]
+    for m in STREAM_ROWS[:3] if quick else STREAM_ROWS:
+        x = torch.randn(m, n, dtype=dt, device=device)
+        xg = torch.randn(g * m, ng, dtype=dt, device=device)
+        offs = torch.arange(1, g + 1, dtype=torch.int32, device=device) * m
+
+        def dense_gemms(x=x) -> None:
+            for w in dense:
+                torch.matmul(x, w.t())
+
+        def grouped_gemms(xg=xg, offs=offs) -> None:
+            for w in grouped:
+                torch._grouped_mm(xg, w.transpose(-2, -1), offs=offs)
+
+        for part, fn, nbytes, k in (
+            ("dense", dense_gemms, n * n * 2, n),
+            ("grouped", grouped_gemms, g * ng * ng * 2, ng),
+        ):
+            s = summarize([t / sets for t in timer.samples(graph(fn), 3, 15)])
+            rows.append({**base, "benchmark": "ceiling_stream", "part": part, "hidden": k, "ffn": k,
+                         "experts": g if part == "grouped" else "", "tokens_per_rank": m, "bytes": nbytes, **s})  # fmt: skip
+            log(f"ceiling_stream {part} m={m}: {nbytes / s['median_s'] / 1e9:.0f} GB/s of weights")
     return rows
 
 
@@ -646,6 +693,17 @@ def worker(rank: int, world: int, args: argparse.Namespace) -> None:
             rows += bench_copies(device, args.machine, gpu, args.quick)
         rows += bench_ffn(device, args.machine, gpu, args.quick)
         write_rows(rows, out)  # after each part, so a later hang loses nothing
+    if rank == 0 and "decode" in args.parts:
+        from validation import decode_bench
+
+        decode_rows, kernel_rows = decode_bench.run(device, args.machine, gpu, args.quick, log)
+        write_rows(decode_rows, out, "decode.csv", decode_bench.DECODE_FIELDS)
+        write_rows(kernel_rows, out, "decode_kernels.csv", decode_bench.KERNEL_FIELDS)
+    if rank == 0 and "offload" in args.parts:
+        from validation import offload_bench
+
+        write_rows(offload_bench.run(device, args.machine, gpu, args.quick, log), out, "offload.csv",
+                   offload_bench.OFFLOAD_FIELDS)  # fmt: skip
     ceilings: list[dict] = []
     if rank == 0 and "ceilings" in args.parts:
         ceilings = bench_ceilings(device, args.machine, gpu, args.quick)
@@ -688,7 +746,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--parts",
         nargs="+",
         default=["single", "alltoall", "moe"],
-        choices=["single", "alltoall", "moe", "ceilings", "alltoall_split"],
+        choices=["single", "alltoall", "moe", "ceilings", "alltoall_split", "decode", "offload"],
     )
     p.add_argument("--model", default="seed_128x2gb", help="catalog model for the MoE layer")
     p.add_argument("--quick", action="store_true", help="a few small sizes (for testing the program)")

@@ -1,0 +1,197 @@
+"""The seed's claims, checked and inverted. The model predicts what each claim describes from the
+hardware alone; where it disagrees, each lever is solved for the value that would give the claimed
+figure with everything else as configured (or reported unreachable, with the best the lever gives):
+- resident share: the share of touched experts already on the GPU (what memory allows is the model's);
+- host-link bandwidth: the GPU's host link and its switch uplink, as a multiple of the attainable rate
+  (unreachable past the datasheet line rate);
+- prediction accuracy (Prophet only, at most 1);
+- all-to-all volume reduction (Prophet only) and interconnect bandwidth, for multi-GPU claims.
+Solving: the metric on a grid of the lever (one vectorized model call), the first crossing of the
+target, then bisection to 1e-9 relative."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .config import Study, System
+from .scenarios import scenario_dict
+from .sensitivity import Setup, evaluate
+
+# lever -> (sensitivity input, grid, unit, physical upper bound as a function of the setup, or None)
+LEVERS = {
+    "resident share": ("resident_share", np.linspace(0.0, 1.0, 2001), "of touched experts"),
+    "host-link bandwidth": ("host_link_bandwidth_factor", np.geomspace(1e-2, 1e3, 2001), "x attainable"),
+    "prediction accuracy": ("prophet.prediction_accuracy", np.linspace(0.0, 1.0, 2001), ""),
+    "all-to-all volume reduction": ("prophet.comm_reduction_factor", np.geomspace(1.0, 1e4, 2001), "x"),
+    "interconnect bandwidth": ("interconnect_bandwidth_factor", np.geomspace(1e-2, 1e3, 2001), "x catalog"),
+}
+SINGLE_GPU_LEVERS = ("resident share", "host-link bandwidth", "prediction accuracy")
+MULTI_GPU_LEVERS = ("prediction accuracy", "all-to-all volume reduction", "resident share", "host-link bandwidth",
+                    "interconnect bandwidth")  # fmt: skip
+PROPHET_ONLY = {"prediction accuracy", "all-to-all volume reduction"}
+
+
+@dataclass(frozen=True)
+class Inversion:
+    lever: str
+    needed: float | None  # the lever's value that gives the claimed figure (None: unreachable)
+    unit: str
+    note: str  # why unreachable, or how the value compares with what is configured or physical
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    claim: str
+    system_id: str
+    strategy: str
+    metric: str
+    claimed: float
+    model: float
+    inversions: list[Inversion] = field(default_factory=list)
+
+    @property
+    def gap_pct(self) -> float:
+        return 100 * (self.model / self.claimed - 1)
+
+
+def metric_of(setup: Setup, metric: str, lever: str | None = None, values: np.ndarray | None = None) -> np.ndarray:
+    over = {LEVERS[lever][0]: values} if lever else {}
+    return np.asarray(evaluate(setup, over)[metric], dtype=float)
+
+
+def invert(
+    setup: Setup, metric: str, target: float, lever: str, configured: float, physical_max: float | None
+) -> Inversion:
+    """The lever value at which `metric` reaches `target` (the one closest to the configured value)."""
+    _, grid, unit = LEVERS[lever]
+    if lever in PROPHET_ONLY and metric.startswith("baseline"):
+        return Inversion(lever, None, unit, "does not move the baseline")
+    y = metric_of(setup, metric, lever, grid) - target
+    ok = np.isfinite(y)
+    crossings = [i for i in range(len(grid) - 1) if ok[i] and ok[i + 1] and np.sign(y[i]) != np.sign(y[i + 1])]
+    crossings += [i for i in range(len(grid)) if ok[i] and y[i] == 0]
+    if not crossings:
+        best = np.nanmax(y[ok] + target) if ok.any() else np.nan
+        worst = np.nanmin(y[ok] + target) if ok.any() else np.nan
+        where = f"{grid[0]:g}-{grid[-1]:g}"
+        return Inversion(
+            lever, None, unit, f"unreachable: over {where} {unit} the model gives {worst:.4g} to {best:.4g}"
+        )
+    i = min(crossings, key=lambda j: abs(np.log(max(grid[j], 1e-12) / max(configured, 1e-12))))
+    lo, hi = grid[i], grid[min(i + 1, len(grid) - 1)]
+    f = lambda v: float(metric_of(setup, metric, lever, np.array([v]))[0]) - target  # noqa: E731
+    flo = f(lo)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        fm = f(mid)
+        if np.sign(fm) == np.sign(flo):
+            lo, flo = mid, fm
+        else:
+            hi = mid
+        if abs(hi - lo) <= 1e-12 * max(abs(hi), 1e-12):
+            break
+    needed = 0.5 * (lo + hi)
+    note = f"configured {configured:.4g}"
+    if physical_max is not None and needed > physical_max * (1 + 1e-9):
+        note += f"; above the physical limit {physical_max:.4g}: unreachable on this hardware"
+    return Inversion(lever, needed, unit, note)
+
+
+def _configured(setup: Setup, lever: str, study: Study) -> tuple[float, float | None]:
+    """(the lever's configured value, its physical upper bound or None)."""
+    if lever == "resident share":
+        from . import model as m
+        from .scenarios import stack
+
+        return float(m.evaluate(stack([setup.baseline])).resident_fraction[0]), 1.0
+    if lever == "host-link bandwidth":
+        from .measured import attainable
+
+        return 1.0, 1.0 / attainable(setup.system.gpu_key, study.gpus).host_share  # the line rate
+    if lever == "prediction accuracy":
+        return study.config.prophet.prediction_accuracy, 1.0
+    if lever == "all-to-all volume reduction":
+        return study.config.prophet.comm_reduction_factor, None
+    return 1.0, 1.0 / setup.baseline["link_efficiency"]
+
+
+def check(setup: Setup, study: Study, claim: str, metric: str, target: float, levers: tuple[str, ...]) -> ClaimCheck:
+    model = float(metric_of(setup, metric))
+    inversions = []
+    if not np.isclose(model, target, rtol=1e-6):
+        for lever in levers:
+            configured, physical = _configured(setup, lever, study)
+            inversions.append(invert(setup, metric, target, lever, configured, physical))
+    return ClaimCheck(claim, setup.system.id, setup.strategy, metric, target, model, inversions)
+
+
+def single_gpu_setup(study: Study) -> Setup:
+    c = study.config.single_gpu_claim
+    gpu = study.gpus[c.gpu]
+    system = System("1x" + c.gpu, f"1×{gpu.name}", c.gpu, gpu, 1, "", None, "none", "one GPU")  # type: ignore[arg-type]
+    args = (study, c.gpu, 1, 1, None)
+    return Setup(
+        system,
+        "single GPU",
+        1,
+        scenario_dict(*args, False),
+        scenario_dict(*args, True),
+        study.config.cost.monthly_tokens,
+    )
+
+
+def single_gpu_claims(study: Study) -> list[ClaimCheck]:
+    c = study.config.single_gpu_claim
+    s = single_gpu_setup(study)
+    return [
+        check(s, study, f"single-GPU baseline {c.baseline_tokens_per_s:g} tokens/s", "baseline_tokens_per_s",
+              c.baseline_tokens_per_s, SINGLE_GPU_LEVERS),
+        check(s, study, f"single-GPU Prophet {c.prophet_tokens_per_s:g} tokens/s", "prophet_tokens_per_s",
+              c.prophet_tokens_per_s, SINGLE_GPU_LEVERS),
+        check(s, study, f"single-GPU speedup {c.prophet_tokens_per_s / c.baseline_tokens_per_s:.3g}x", "speedup",
+              c.prophet_tokens_per_s / c.baseline_tokens_per_s, SINGLE_GPU_LEVERS),
+    ]  # fmt: skip
+
+
+INVERTIBLE = ("speedup", "prophet_tokens_per_s", "baseline_tokens_per_s")
+
+
+def expectation_claims(study: Study, setups: dict[str, Setup], checks: pd.DataFrame) -> list[ClaimCheck]:
+    """Every missed expectation on throughput or speedup, inverted at its nearest bound."""
+    out = []
+    for r in checks[(checks.kind == "expectation") & (checks.status == "MISS")].itertuples():
+        setup = setups.get(r.system_id)
+        if r.check not in INVERTIBLE or setup is None or setup.strategy != r.strategy:
+            continue
+        target = r.min if r.value < r.min else r.max
+        label = f"{r.system_id} {r.strategy} {r.check} {r.min:g}" + (f"-{r.max:g}" if r.max != r.min else "")
+        out.append(check(setup, study, label, r.check, target, MULTI_GPU_LEVERS))
+    return out
+
+
+def table(claims: list[ClaimCheck]) -> pd.DataFrame:
+    """One row per claim and lever (claims.csv)."""
+    rows = []
+    for c in claims:
+        base = {"claim": c.claim, "system_id": c.system_id, "strategy": c.strategy, "metric": c.metric,
+                "claimed": c.claimed, "model": c.model, "gap_pct": c.gap_pct}  # fmt: skip
+        if not c.inversions:
+            rows.append({**base, "lever": "", "needed": np.nan, "unit": "", "note": "the model agrees"})
+        for inv in c.inversions:
+            rows.append({**base, "lever": inv.lever, "needed": np.nan if inv.needed is None else inv.needed,
+                         "unit": inv.unit, "note": inv.note})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def sentence(c: ClaimCheck) -> str:
+    """A plain-text statement of the check and its inversions."""
+    parts = [f"{c.claim}: the model gives {c.model:,.4g} ({c.gap_pct:+.0f}%)"]
+    for inv in c.inversions:
+        if inv.needed is None:
+            parts.append(f"{inv.lever}: {inv.note}")
+        else:
+            parts.append(f"{inv.lever} {inv.needed:.3g} {inv.unit} ({inv.note})".replace("  ", " "))
+    return "; ".join(parts)

@@ -1,0 +1,225 @@
+"""What the hardware attains, from the committed microbenchmarks (validation/measurements/<folder>/):
+never from the study's targets and never from the points the validation predicts.
+
+Per GPU kind (`attainable`):
+- HBM bandwidth, BF16 GEMM rate and kernel start-up from `ceilings.csv` (bench.py --parts ceilings:
+  device copies, square GEMMs, a kernel chain): t = t0 + 2 bytes / B through the copies of 1-256 MiB
+  gives the start-up t0 and the HBM rate B; the fastest square GEMM gives the FLOP rate;
+- the weight-streaming rate of GEMMs with few rows (`ceiling_stream`: a dense GEMM and a grouped GEMM
+  over generic 8192^2 / 16 x 4096^2 weights with 1-64 rows each), as a share of that HBM rate;
+- the host link's attainable share from pinned host->device copies of >= 256 MiB (measurements.csv).
+A GPU kind measured in several folders takes the median of each share. A kind never measured takes
+the shares measured on a GPU of its generation, else those of the measured generation, and says so
+in `source`. Every share is checked to be at most 1 (a larger one is a measurement or catalog error).
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .catalog import GPU
+from .errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+MEASUREMENTS = ROOT / "validation" / "measurements"
+MACHINES = ROOT / "validation" / "machines.yml"
+CEILING_COPY_RANGE = (1 << 20, 256 << 20)  # bytes: past the start-up, up to the largest expert matrix
+STREAM_ROWS_DECODE = 64  # rows per weight up to which a GEMM streams its weights (decode batches)
+HOST_COPY_MIN_BYTES = 256 << 20  # pinned copies this large run at the link's sustained rate
+
+
+def machine_specs(machines_file: Path = MACHINES) -> dict[str, dict]:
+    """machines.yml: for each measured machine, its catalog GPU, interconnect and ceilings folder."""
+    return yaml.safe_load(machines_file.read_text())
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """Attainable ceilings of one machine from microbenchmarks that are not validated primitives."""
+
+    kernel_startup_s: float  # intercept of copy time vs bytes (launch, first round trip, tail)
+    hbm_bandwidth: float  # bytes/s of HBM traffic (read + write), from the slope of the same line
+    gemm_flops: float  # FLOP/s, the fastest square bf16 GEMM
+    kernel_chain_s: float  # time per 1-element kernel in a chain (launch-to-launch), for reference
+    link_bandwidth: float | None = None  # bytes/s per direction, kernel writes to the peer (both ways)
+    stream_dense: float | None = None  # bytes/s of weights, dense GEMMs with <= 64 rows (median)
+    stream_grouped: float | None = None  # bytes/s of weights, grouped GEMMs with <= 64 rows per group
+
+
+def _line(nbytes: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
+    """(t0, rate) of the least-squares line seconds = t0 + nbytes / rate, residuals relative."""
+    design = np.c_[np.ones(len(nbytes)), nbytes] / seconds[:, None]
+    (t0, inverse_rate), *_ = np.linalg.lstsq(design, np.ones(len(nbytes)), rcond=None)
+    return float(t0), float(1 / inverse_rate)
+
+
+@functools.cache
+def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
+    """Read <machine>/ceilings.csv (bench.py --parts ceilings)."""
+    path = root / machine / "ceilings.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no ceilings measured; run validation/bench.py --parts ceilings")
+    c = pd.read_csv(path)
+    lo, hi = CEILING_COPY_RANGE
+    cp = c[(c.benchmark == "ceiling_copy") & (c.bytes >= lo) & (c.bytes <= hi)]
+    t0, hbm = _line(2 * cp.bytes.to_numpy(dtype=float), cp.median_s.to_numpy())
+    g = c[c.benchmark == "ceiling_gemm"]
+    link = c[(c.benchmark == "ceiling_link") & (c.part == "bidirectional") & (c.bytes >= lo) & (c.bytes <= hi)]
+
+    def stream(part: str) -> float | None:
+        if "tokens_per_rank" not in c:
+            return None
+        s = c[(c.benchmark == "ceiling_stream") & (c.part == part) & (c.tokens_per_rank <= STREAM_ROWS_DECODE)]
+        return float(np.median(s.bytes / s.median_s)) if len(s) else None
+
+    return Ceilings(
+        kernel_startup_s=t0,
+        hbm_bandwidth=hbm,
+        gemm_flops=float((2 * g.hidden.astype(float) ** 3 / g.median_s).max()),
+        kernel_chain_s=float(c[c.benchmark == "ceiling_kernel"].median_s.iloc[0]),
+        link_bandwidth=_line(link.bytes.to_numpy(dtype=float), link.median_s.to_numpy())[1] if len(link) >= 2 else None,
+        stream_dense=stream("dense"),
+        stream_grouped=stream("grouped"),
+    )
+
+
+@functools.cache
+def host_copy_rate(machine: str, root: Path = MEASUREMENTS) -> float | None:
+    """Median bytes/s of the pinned host->device copies of >= 256 MiB in <machine>/measurements.csv."""
+    path = root / machine / "measurements.csv"
+    if not path.is_file():
+        return None
+    d = pd.read_csv(path)
+    d = d[(d.benchmark == "copy_h2d") & (d.bytes >= HOST_COPY_MIN_BYTES)]
+    return float(np.median(d.bytes / d.median_s)) if len(d) else None
+
+
+@dataclass(frozen=True)
+class Attainable:
+    """What one GPU kind attains: shares of its datasheet rates, and its kernel start-up."""
+
+    hbm_share: float  # attainable HBM bandwidth / datasheet
+    gemm_share: float  # attainable dense BF16 FLOP/s / datasheet
+    stream_dense_share: float  # weight-streaming rate of a few-row dense GEMM / attainable HBM
+    stream_grouped_share: float  # the same for a grouped (MoE) GEMM
+    host_share: float  # attainable host->device copy rate / datasheet host link
+    kernel_startup_s: float
+    source: str  # which folders, and on which GPU they were measured
+
+
+def _median_share(values: list[tuple[str, float]], what: str) -> float:
+    for folder, v in values:
+        if not 0 < v <= 1:
+            raise UserError(
+                f"validation/measurements/{folder}: {what} comes out at {v:.3f} of its reference; allowed: a share "
+                "in (0, 1] (a larger one means the catalog's datasheet value or the measurement is wrong)"
+            )
+    return float(statistics.median(v for _, v in values))
+
+
+@functools.cache
+def _by_gpu(machines_file: Path = MACHINES, root: Path = MEASUREMENTS) -> dict[str, list[str]]:
+    """Measured folders (with a ceilings.csv) per catalog GPU key, from machines.yml."""
+    out: dict[str, list[str]] = {}
+    for spec in machine_specs(machines_file).values():
+        folder = spec.get("ceilings")
+        if folder and (root / folder / "ceilings.csv").is_file() and folder not in out.get(spec["gpu"], []):
+            out.setdefault(spec["gpu"], []).append(folder)
+    return out
+
+
+_CACHE: dict[tuple, Attainable] = {}
+
+
+def attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
+    """The attainable shares of `gpu_key`: its own measurements, else its generation's, else the
+    measured generation's (named in `source`). Cached on the catalog values it depends on."""
+    key = (gpu_key, tuple(sorted((k, g.name, g.generation, g.memory_bandwidth_gbps, g.bf16_dense_tflops,
+                                  g.host_link_bandwidth_gbps) for k, g in gpus.items())))  # fmt: skip
+    if key not in _CACHE:
+        _CACHE[key] = _attainable(gpu_key, gpus)
+    return _CACHE[key]
+
+
+def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
+    measured = {k: v for k, v in _by_gpu().items() if k in gpus}
+    if not measured:
+        raise UserError(
+            f"{MACHINES}: no GPU of catalog/gpus.yml has ceilings measured; run validation/bench.py --parts ceilings"
+        )
+    gpu = gpus[gpu_key]
+    if gpu_key in measured:
+        kinds, how = [gpu_key], "measured on this GPU"
+    else:
+        same = [k for k in measured if gpus[k].generation == gpu.generation]
+        kinds = same or list(measured)
+        names = ", ".join(gpus[k].name for k in kinds)
+        how = (f"not measured: the shares measured on {names} (same generation, {gpu.generation})" if same else
+               f"not measured, and no {gpu.generation} GPU measured: the shares measured on {names} "
+               f"({gpus[kinds[0]].generation}) are assumed")  # fmt: skip
+    folders = [(k, f) for k in kinds for f in measured[k]]
+    ceil = [(f, ceilings(f), gpus[k]) for k, f in folders]
+    hbm = _median_share([(f, c.hbm_bandwidth / (g.memory_bandwidth_gbps * 1e9)) for f, c, g in ceil], "the HBM rate")
+    gemm = _median_share([(f, c.gemm_flops / (g.bf16_dense_tflops * 1e12)) for f, c, g in ceil], "the GEMM rate")
+    startup = float(statistics.median(c.kernel_startup_s for _, c, _ in ceil))
+    # streaming and host-copy shares: where this kind measured them, else wherever they were measured
+    all_ceil = [(f, ceilings(f), gpus[k]) for k, fs in measured.items() for f in fs]
+
+    def pick(rows):
+        mine = [r for r in rows if r[0] in {f for _, f in folders}]
+        return mine or rows
+
+    dense = pick([(f, c.stream_dense / c.hbm_bandwidth) for f, c, _ in all_ceil if c.stream_dense])
+    grouped = pick([(f, c.stream_grouped / c.hbm_bandwidth) for f, c, _ in all_ceil if c.stream_grouped])
+    host = pick([(f, r / (g.host_link_bandwidth_gbps * 1e9)) for f, _, g in all_ceil if (r := host_copy_rate(f))])
+    if not (dense and grouped and host):
+        raise UserError(
+            f"{MEASUREMENTS}: no committed streaming-GEMM ceilings or host copies; run validation/bench.py --parts "
+            "ceilings single on a GPU and add it to validation/machines.yml"
+        )
+    return Attainable(
+        hbm_share=hbm,
+        gemm_share=gemm,
+        stream_dense_share=_median_share(dense, "the dense streaming rate"),
+        stream_grouped_share=_median_share(grouped, "the grouped streaming rate"),
+        host_share=_median_share(host, "the host-link copy rate"),
+        kernel_startup_s=startup,
+        source=f"{gpu.name}: {how}; ceilings from {', '.join(sorted({f for _, f in folders}))}; streaming GEMMs from "
+        f"{', '.join(sorted({f for f, _ in dense}))}; host copies from {', '.join(sorted({f for f, _ in host}))}",
+    )
+
+
+def hardware_rows(study) -> list[dict]:
+    """Per GPU kind the study uses: its attainable rates and where they come from."""
+    keys = list(dict.fromkeys([s.gpu_key for s in study.systems] + [study.config.single_gpu_claim.gpu]))
+    rows = []
+    for key in keys:
+        g, a = study.gpus[key], attainable(key, study.gpus)
+        rows.append({
+            "gpu": g.name,
+            "HBM (GB/s)": g.memory_bandwidth_gbps * a.hbm_share,
+            "BF16 GEMM (TFLOP/s)": g.bf16_dense_tflops * a.gemm_share,
+            "dense weight streaming (GB/s)": g.memory_bandwidth_gbps * a.hbm_share * a.stream_dense_share,
+            "grouped weight streaming (GB/s)": g.memory_bandwidth_gbps * a.hbm_share * a.stream_grouped_share,
+            "host link (GB/s)": g.host_link_bandwidth_gbps * a.host_share,
+            "kernel start-up (us)": 1e6 * a.kernel_startup_s,
+            "source": a.source,
+        })  # fmt: skip
+    return rows
+
+
+def hardware_lines(study) -> list[str]:
+    """The hardware rows as log lines (and the check that every share is at most 1)."""
+    return [
+        f"{r['gpu']}: HBM {r['HBM (GB/s)']:,.0f} GB/s, GEMM {r['BF16 GEMM (TFLOP/s)']:,.0f} TFLOP/s, weight streaming "
+        f"{r['dense weight streaming (GB/s)']:,.0f} (dense) / {r['grouped weight streaming (GB/s)']:,.0f} (grouped) GB/s, "
+        f"host link {r['host link (GB/s)']:,.1f} GB/s, kernel start-up {r['kernel start-up (us)']:.2f} us ({r['source']})"
+        for r in hardware_rows(study)
+    ]
