@@ -196,24 +196,47 @@ def tokens_per_group(s: Scenario) -> Array:
 
 def busiest(mean: Array, var: Array, cap: Array, s: Scenario) -> Array:
     """The expected largest of ep per-rank counts with this mean and variance: min(cap, mean + sd z(ep))."""
-    return np.minimum(cap, mean + s.load_imbalance * np.sqrt(np.maximum(var, 0.0)) * expected_max_z(s.ep))
+    z = _once("z", s, lambda s: expected_max_z(s.ep))
+    return np.minimum(cap, mean + s.load_imbalance * np.sqrt(np.maximum(var, 0.0)) * z)
+
+
+_LAST: dict[str, tuple[object, Array]] = {}
+
+
+def _once(name: str, s: Scenario, compute) -> Array:
+    """The value of `compute(s)` for this very Scenario object, computed once (one step evaluation
+    asks for the routing counts several times; Scenarios are immutable)."""
+    hit = _LAST.get(name)
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    value = compute(s)
+    _LAST[name] = (s, value)
+    return value
 
 
 def distinct_experts_touched(s: Scenario) -> Array:
     """Distinct experts activated on the busiest rank per layer. Each of the rank's n = ceil(E/ep)
     experts is touched with p = 1 - (1 - k/E)^T; the count is Binomial(n, p), its maximum over the
     ep ranks min(n, n p + sqrt(n p (1 - p)) z(ep)). Not one expert per token: tokens share experts."""
-    n = experts_on_fullest_gpu(s)
-    p = 1 - (1 - s.top_k / s.num_experts) ** tokens_per_group(s)
-    return busiest(n * p, n * p * (1 - p), n, s)
+
+    def compute(s: Scenario) -> Array:
+        n = experts_on_fullest_gpu(s)
+        p = 1 - (1 - s.top_k / s.num_experts) ** tokens_per_group(s)
+        return busiest(n * p, n * p * (1 - p), n, s)
+
+    return _once("distinct", s, compute)
 
 
 def assignments_on_fullest_gpu(s: Scenario) -> Array:
     """Token-expert assignments served by the busiest rank per layer: of the T k assignments each lands
     on the rank with q = ceil(E/ep)/E, so Binomial(T k, q), its maximum over ranks as above."""
-    tk = tokens_per_group(s) * s.top_k
-    q = experts_on_fullest_gpu(s) / s.num_experts
-    return busiest(tk * q, tk * q * (1 - q), tk, s)
+
+    def compute(s: Scenario) -> Array:
+        tk = tokens_per_group(s) * s.top_k
+        q = experts_on_fullest_gpu(s) / s.num_experts
+        return busiest(tk * q, tk * q * (1 - q), tk, s)
+
+    return _once("assignments", s, compute)
 
 
 def mean_assignments(s: Scenario) -> Array:

@@ -548,8 +548,116 @@ def decode_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
         for r in pd.read_csv(path).itertuples():
             model = predict_decode(study, machine, r.model, int(r.batch), int(r.context), ceil)
             sheet = predict_decode(study, machine, r.model, int(r.batch), int(r.context), None)
+            copy_only = predict_decode(study, machine, r.model, int(r.batch), int(r.context),
+                                       replace(ceil, stream_dense=ceil.hbm_bandwidth, stream_grouped=ceil.hbm_bandwidth))  # fmt: skip
             rows.append({"machine": machine, "model": r.model, "batch": int(r.batch), "context": int(r.context),
                          "measured_ms": 1e3 * r.median_s, "predicted_ms": 1e3 * model, "datasheet_ms": 1e3 * sheet,
                          "error_pct": 100 * (model / r.median_s - 1),
-                         "datasheet_error_pct": 100 * (sheet / r.median_s - 1)})  # fmt: skip
+                         "datasheet_error_pct": 100 * (sheet / r.median_s - 1),
+                         "copy_rate_only_error_pct": 100 * (copy_only / r.median_s - 1)})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def batch_one_gap(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
+    """Where the batch-1 decode steps lose time, from the profiled kernels: the grouped-GEMM (routed
+    experts) GPU time at batch 1 against the model's expert term at the machine's grouped streaming
+    rate (the median over 1..64 rows per weight), and the microbenchmark's own grouped rate at one row."""
+    rows = []
+    for machine, spec in machine_specs().items():
+        path = root / machine / "decode_kernels.csv"
+        if not path.is_file():
+            continue
+        k = pd.read_csv(path)
+        k = k[k.batch == 1]
+        if k.empty:
+            continue
+        c = pd.read_csv(root / spec["ceilings"] / "ceilings.csv")
+        one = c[(c.benchmark == "ceiling_stream") & (c.part == "grouped") & (c.tokens_per_rank == 1)]
+        ceil = machine_ceilings(study, machine)
+        for model_key, g in k.groupby("model"):
+            mdl = study.models[model_key]
+            grouped = g[g.kernel.str.contains("GroupProblem")].gpu_s.sum()
+            s = replace(_base(study.gpus[spec["gpu"]], None, ceil), fused=1, batch_size_per_gpu=1,
+                        **{f: getattr(mdl, f) for f in ("num_moe_layers", "hidden_size", "expert_ffn_size", "num_experts",
+                                                        "top_k", "bytes_per_param")})  # fmt: skip
+            rows.append({"machine": machine, "model": model_key, "grouped_gemm_measured_ms": 1e3 * grouped,
+                         "grouped_gemm_model_ms": 1e3 * _one(m.expert_time(s.arrays())),
+                         "stream_one_row_gbps": float((one.bytes / one.median_s).iloc[0]) / 1e9 if len(one) else np.nan,
+                         "stream_model_gbps": ceil.stream_grouped / 1e9,
+                         "step_measured_ms": 1e3 * g.gpu_s.sum()})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Expert offloading (bench.py --parts offload)
+
+OFFLOAD_KERNELS_PER_LAYER = 22  # one per op of offload_bench.layer_compute (radix sort and scan as two each)
+
+
+def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
+    """Every measured offloading step beside the model's prediction (prophet_model.offload): the copy time
+    of an expert from the machine's measured host->device copy rate (>= 256 MiB), the layer's compute from
+    its ceilings; the routing statistics from the model's own uniform-routing expectation (LRU under Zipf
+    routing by Che's approximation), not from the run's draws."""
+    from . import offload
+    from .measured import host_copy_rate
+
+    rows = []
+    for machine, spec in machine_specs().items():
+        path = root / machine / "offload.csv"
+        if not path.is_file():
+            continue
+        ceil = machine_ceilings(study, machine)
+        rate = host_copy_rate(machine, root)
+        gpu = study.gpus[spec["gpu"]]
+        for r in pd.read_csv(path).itertuples():
+            e, k, h, f, tokens = int(r.experts), int(r.top_k), int(r.hidden), int(r.ffn), int(r.tokens)
+            d = float(offload.distinct(tokens, e, k))
+            s = replace(_base(gpu, None, ceil), fused=1, kernels_per_moe_layer=OFFLOAD_KERNELS_PER_LAYER,
+                        hidden_size=h, expert_ffn_size=f, num_experts=e, top_k=k, batch_size_per_gpu=tokens)  # fmt: skip
+            a = s.arrays()
+            compute = _one(
+                m.expert_time(a)
+                + m.startup_time(a)
+                + m.gemm_time(np.float64(tokens), np.float64(h * e), a, a.stream_dense)
+            )
+            if r.policy == "lru":
+                if r.routing == "zipf":
+                    pop = np.array([(i + 1) ** -float(r.zipf_s) for i in range(e)])
+                    hit = offload.lru_che_hit(r.cache_slots, pop / pop.sum(), tokens * k)
+                    d = float(offload.touch_probability(pop / pop.sum(), tokens * k).sum())
+                else:
+                    hit = float(offload.lru_uniform_hit(r.cache_slots, e))
+            else:
+                hit = float(r.resident_fraction)
+            s = replace(_base(gpu, None, ceil), fused=1, kernels_per_moe_layer=OFFLOAD_KERNELS_PER_LAYER,
+                        hidden_size=h, expert_ffn_size=f, num_experts=e, top_k=k, batch_size_per_gpu=tokens)  # fmt: skip
+            a = s.arrays()
+            grouped = max(2 * tokens * k * 3 * h * f / ceil.gemm_flops, d * 3 * h * f * BF16 / ceil.stream_grouped)
+            compute = grouped + _one(
+                m.startup_time(a) + m.gemm_time(np.float64(tokens), np.float64(h * e), a, a.stream_dense)
+            )
+            acc = None if r.policy in ("baseline", "lru") else float(r.accuracy)
+            t_e = r.expert_bytes / rate
+            step = int(r.layers) * _one(
+                offload.layer_time(np.float64(d), np.float64(hit), t_e, compute, acc, np.float64(e))
+            )
+            rows.append({"machine": machine, "policy": r.policy, "routing": r.routing, "tokens": tokens,
+                         "resident_fraction": r.resident_fraction, "cache_slots": r.cache_slots, "accuracy": r.accuracy,
+                         "measured_ms": 1e3 * r.step_s, "predicted_ms": 1e3 * step,
+                         "error_pct": 100 * (step / r.step_s - 1), "hit_rate_measured": r.hit_rate,
+                         "hit_rate_predicted": hit if r.policy == "lru" else np.nan})  # fmt: skip
+    t = pd.DataFrame(rows)
+    if t.empty:
+        return t
+    # Prophet's speedup over the on-demand baseline of the same machine, batch and residency
+    key = ["machine", "tokens", "resident_fraction"]
+    base = t[t.policy == "baseline"][[*key, "measured_ms", "predicted_ms"]].rename(
+        columns={"measured_ms": "measured_ms_baseline", "predicted_ms": "predicted_ms_baseline"}
+    )
+    pre = t[t.policy == "prefetch"].merge(base, on=key, how="left")
+    pre = pre.assign(speedup_measured=pre.measured_ms_baseline / pre.measured_ms,
+                     speedup_predicted=pre.predicted_ms_baseline / pre.predicted_ms)  # fmt: skip
+    pre["speedup_error_pct"] = 100 * (pre.speedup_predicted / pre.speedup_measured - 1)
+    return t.merge(pre[[*key, "accuracy", "speedup_measured", "speedup_predicted", "speedup_error_pct"]],
+                   on=[*key, "accuracy"], how="left")  # fmt: skip

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 BATCHES = [1, 8, 32, 64]
 CONTEXT = 2048
 WARM, REPS = 5, 30
-PROFILE_BATCHES = (8, 64)
+PROFILE_BATCHES = (1, 8, 64)
 MEMORY_SHARE = 0.9  # of the GPU's memory, for weights + KV cache + activations
 
 DECODE_FIELDS = [
