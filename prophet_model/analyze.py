@@ -97,6 +97,18 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         out.append(f"Consistency checks: {len(cons) - len(failed)} of {len(cons)} pass")
         out += [f"  FAIL {r.system_id} {r.strategy}: {r.check}" for r in failed.itertuples()]
 
+    claims_path = results_dir / "data" / "claims.csv"
+    if claims_path.is_file():
+        c = pd.read_csv(claims_path)
+        out += ["", "The seed's claims, checked (model figure; what each lever would need):"]
+        for claim, g in c.groupby("claim", sort=False):
+            r = g.iloc[0]
+            levers = [f"{x.lever} {x.needed:.3g} {x.unit}".rstrip() if not pd.isna(x.needed) else f"{x.lever}: {x.note}"
+                      for x in g.itertuples() if isinstance(x.lever, str) and x.lever]  # fmt: skip
+            out.append(
+                f"  {claim}: model {r.model:.4g} ({r.gap_pct:+.0f}%)" + ("; " + "; ".join(levers) if levers else "")
+            )
+
     last = latest_log(results_dir / "logs")
     ok = False
     if last is None:

@@ -118,6 +118,7 @@ class Implementation(_WithSources):
     kernels_per_layer: int = Field(ge=0, le=1000)  # everything of a layer but the routed experts
     kernels_per_moe_layer: int = Field(ge=0, le=1000)  # fused: a layer's routed experts
     kernels_per_expert: int = Field(ge=0, le=1000)  # per_expert: one touched expert
+    kernels_per_shared_expert: int = Field(ge=0, le=1000)  # one shared expert of an MoE layer
     kernels_head: int = Field(ge=0, le=1000)  # final norm and LM head
 
 
@@ -503,6 +504,10 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         systems.append(System(s.id, s.name, s.gpu, gpu, s.count, s.interconnect, net, s.hybrid, s.hybrid_note))
     claim_gpu = _pick(gpus, cfg.single_gpu_claim.gpu, f"{where}: single_gpu_claim.gpu", "GPU")
 
+    from .measured import attainable  # the measured shares of every GPU the study uses: refused here if above 1
+
+    for key in {s.gpu_key for s in systems} | {cfg.single_gpu_claim.gpu}:
+        attainable(key, gpus)
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode())
     for p in (cfg.catalogs.gpus, cfg.catalogs.interconnects, cfg.catalogs.models):
         digest.update((base / p).read_bytes())

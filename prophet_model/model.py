@@ -80,6 +80,7 @@ class Scenario:
     kernels_per_layer: ArrayLike  # kernels of a layer other than the routed experts
     kernels_per_moe_layer: ArrayLike  # fused: kernels of a layer's routed experts
     kernels_per_expert: ArrayLike  # per_expert: kernels of one touched expert
+    kernels_per_shared_expert: ArrayLike  # kernels of one shared expert of an MoE layer
     kernels_head: ArrayLike  # final norm and LM head
     # workload
     batch_size_per_gpu: ArrayLike
@@ -268,10 +269,12 @@ def attention_time(s: Scenario) -> Array:
 
 
 def kernel_count(s: Scenario) -> Array:
-    """Kernels per step: L * per-layer kernels + the head's, plus the routed experts' kernels:
-    Lmoe * kernels_per_moe_layer (fused) or Lmoe * distinct_touched * kernels_per_expert (per_expert)."""
+    """Kernels per step: L * per-layer kernels + the head's, plus per MoE layer the routed experts' kernels
+    (kernels_per_moe_layer fused, or distinct_touched * kernels_per_expert per_expert) and
+    n_shared * kernels_per_shared_expert."""
     experts = np.where(s.fused > 0, s.kernels_per_moe_layer, distinct_experts_touched(s) * s.kernels_per_expert)
-    return s.num_layers * s.kernels_per_layer + s.kernels_head + s.num_moe_layers * experts
+    shared = s.num_shared_experts * s.kernels_per_shared_expert
+    return s.num_layers * s.kernels_per_layer + s.kernels_head + s.num_moe_layers * (experts + shared)
 
 
 def startup_time(s: Scenario) -> Array:

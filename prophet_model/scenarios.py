@@ -80,6 +80,7 @@ def implementation_fields(impl: Implementation) -> dict[str, float]:
         "kernels_per_layer": impl.kernels_per_layer,
         "kernels_per_moe_layer": impl.kernels_per_moe_layer,
         "kernels_per_expert": impl.kernels_per_expert,
+        "kernels_per_shared_expert": impl.kernels_per_shared_expert,
         "kernels_head": impl.kernels_head,
     }
 

@@ -84,6 +84,7 @@ def _base(gpu: GPU, net: Interconnect | None, ceil: Ceilings | None = None) -> m
         num_shared_experts=0, shared_expert_ffn_size=0, dense_ffn_size=0, attention_params_per_layer=1,
         kv_elements_per_token_per_layer=1, num_attention_heads=1, head_dim=1, vocab_size=1, bytes_per_param=BF16,
         fused=0, kernels_per_layer=0, kernels_per_moe_layer=0, kernels_per_expert=m.KERNELS_PER_EXPERT, kernels_head=0,
+        kernels_per_shared_expert=0,
         batch_size_per_gpu=1, context_length=1, activation_bytes=BF16, reserved_memory=0,
         prophet=0, prediction_accuracy=1.0, comm_reduction_factor=1.0,
         load_imbalance=0,  # the benchmarks route exactly balanced loads (bench.routing_counts)

@@ -26,6 +26,7 @@ TOY = Scenario(
     num_shared_experts=0, shared_expert_ffn_size=0, dense_ffn_size=0, attention_params_per_layer=4_000_000,
     kv_elements_per_token_per_layer=2000, num_attention_heads=1, head_dim=1000, vocab_size=1000, bytes_per_param=2,
     fused=0, kernels_per_layer=0, kernels_per_moe_layer=0, kernels_per_expert=5, kernels_head=0,
+    kernels_per_shared_expert=3,
     batch_size_per_gpu=2, context_length=100, activation_bytes=2, reserved_memory=0,
     prophet=0, prediction_accuracy=0.8, comm_reduction_factor=4, load_imbalance=0,
 )  # fmt: skip

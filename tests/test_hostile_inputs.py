@@ -41,6 +41,12 @@ SYS = "systems.2"  # 8xA100 in the default config
 # (id, file, mutation (dict or text), substrings the message must contain)
 CASES = [
     (
+        "hbm-below-the-measured-rate",
+        "catalog/gpus.yml",
+        _set("h200_sxm_141gb.memory_bandwidth_gbps", 3000),
+        ["validation/measurements/nvidia-h200", "the HBM rate comes out at", "allowed: a share in (0, 1]"],
+    ),
+    (
         "bad-kernel-structure",
         "_config.yml",
         _set("implementation.kernel_structure", "megakernel"),
