@@ -347,6 +347,9 @@ def cmd_clean(args: argparse.Namespace, argv: Sequence[str]) -> int:
             results_dir = Path(load_study(args.config).config.study.results_dir)
         except UserError:
             results_dir = Path("results")  # a broken config must not stop a clean
+    if not results_dir.exists():
+        print(f"{results_dir}: nothing to remove")
+        return 0
     kept = clean(results_dir)
     if kept:
         print(f"{results_dir}: removed the artifact's files; kept {len(kept)} of yours: {', '.join(kept[:5])}")

@@ -99,8 +99,9 @@ class Workload(_WithSources):
 
 
 class Prophet(_WithSources):
-    prediction_accuracy: float = Field(ge=0, le=1)
+    prediction_accuracy: float = Field(ge=0, le=1)  # share of needed experts predicted (set as large as needed)
     comm_reduction_factor: float = Field(ge=1)
+    prefetch_policy: Literal["window", "eager"]
 
 
 class SingleGpuClaim(_WithSources):

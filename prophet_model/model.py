@@ -95,6 +95,8 @@ class Scenario:
     resident_override: ArrayLike = np.nan
     # 1: the busiest rank's expected maximum sets the pace; 0: a rank of mean load (hand examples)
     load_imbalance: ArrayLike = 1.0
+    # Prophet's prefetch: 1 window (misses first, prefetch what fits in a layer), 0 eager (all predicted)
+    prefetch_window: ArrayLike = 0.0
 
     def arrays(self) -> Scenario:
         """The same scenario with every field as a float64 array."""
@@ -375,14 +377,20 @@ def fetch_time(s: Scenario) -> Array:
 
 
 def fetch_exposed(s: Scenario, hide: Array, t_f: Array | None = None) -> Array:
-    """Fetch time left on the critical path.
-    Baseline: fetched on demand, fully exposed: t_f.
-    Prophet: the predicted experts (as many as needed; a fraction `accuracy` of them right) are
-    prefetched behind `hide` seconds of computation, and the mispredicted ones are fetched on
-    demand: max(0, t_f - hide) + (1 - accuracy) * t_f."""
+    """Fetch time left on the critical path, layer by layer: Prophet predicts layer l+1 while layer l
+    computes, so each MoE layer's copies f = t_f / Lmoe can hide behind one layer's computation
+    c = hide / L (offload.layer_time gives the per-layer formulas; exposed = layer time - c).
+    Baseline: on demand, t_f. Prophet, `eager`: Lmoe ((1 - a) f + max((a + w) f, c) - c), w the wrong
+    predictions per needed expert (bounded by the experts the batch does not touch); `window`:
+    Lmoe (f - a min(f, c)), never slower than the baseline. `accuracy` a: the share of needed experts
+    that were predicted, with a prediction set as large as the needed set."""
+    from .offload import layer_time, wrong_share
+
     t_f = fetch_time(s) if t_f is None else t_f
-    prophet_exposed = np.maximum(0.0, t_f - hide) + (1 - s.prediction_accuracy) * t_f
-    return np.where(s.prophet > 0, prophet_exposed, t_f)
+    f, c = t_f / s.num_moe_layers, hide / s.num_layers
+    w = wrong_share(s.prediction_accuracy, distinct_experts_touched(s), experts_on_fullest_gpu(s))
+    prophet = s.num_moe_layers * (layer_time(f, c, s.prediction_accuracy, w, s.prefetch_window) - c)
+    return np.where(s.prophet > 0, prophet, t_f)
 
 
 def alltoall_bytes(s: Scenario) -> Array:

@@ -63,13 +63,26 @@ def lru_che_hit(slots: float, popularity: np.ndarray, draws_per_step: float) -> 
     return float(np.sum(q * (1 - np.exp(-q * t))) / np.sum(q))
 
 
-def layer_time(d: Array, hit: Array, t_e: Array, compute: Array, accuracy: Array | None, experts: Array) -> Array:
-    """Seconds per MoE layer in steady state.
-    baseline (accuracy None): M0 t_e + c, M0 = D (1 - hit) missing experts;
-    prefetch: (1 - a) M0 t_e + max(P t_e, c), with P = (a D + min((1 - a) D, E - D)) (1 - hit) the
-    non-resident predicted experts (wrong ones are bounded by the experts the batch does not touch)."""
-    m0 = d * (1 - hit) * t_e
+def wrong_share(accuracy: ArrayLike, distinct: ArrayLike, experts: ArrayLike) -> Array:
+    """Wrong predictions per needed expert: 1 - a, bounded by the experts the batch does not touch:
+    min(1 - a, (E - D) / D)."""
+    d = np.asarray(distinct, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(d > 0, (np.asarray(experts, dtype=float) - d) / d, 0.0)
+    return np.minimum(1 - np.asarray(accuracy, dtype=float), room)
+
+
+def layer_time(missing: Array, compute: Array, accuracy: Array | None, wrong: Array | None = None,
+               window: Array | bool = False) -> Array:  # fmt: skip
+    """Seconds per MoE layer in steady state, with `missing` the copy time of the layer's needed,
+    non-resident experts and `compute` its computation.
+    baseline (accuracy None): missing + compute;
+    eager prefetch: (1 - a) missing + max((a + wrong) missing, compute): every predicted expert is
+    copied while the previous layer computes, the misses behind them;
+    window prefetch: the misses first, then only what fits in the window: compute + missing - a
+    min(missing, compute); never slower than the baseline."""
     if accuracy is None:
-        return m0 + compute
-    predicted = (accuracy * d + np.minimum((1 - accuracy) * d, experts - d)) * (1 - hit) * t_e
-    return (1 - accuracy) * m0 + np.maximum(predicted, compute)
+        return missing + compute
+    eager = (1 - accuracy) * missing + np.maximum((accuracy + wrong) * missing, compute)
+    windowed = compute + missing - accuracy * np.minimum(missing, compute)
+    return np.where(np.asarray(window) > 0, windowed, eager)

@@ -113,6 +113,7 @@ def scenario_dict(
         "comm_reduction_factor": p.comm_reduction_factor,
         "resident_override": np.nan,
         "load_imbalance": 1.0,
+        "prefetch_window": 1.0 if p.prefetch_policy == "window" else 0.0,
     }
 
 

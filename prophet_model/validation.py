@@ -639,10 +639,11 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
                 m.startup_time(a) + m.gemm_time(np.float64(tokens), np.float64(h * e), a, a.stream_dense)
             )
             acc = None if r.policy in ("baseline", "lru") else float(r.accuracy)
-            t_e = r.expert_bytes / rate
+            missing = d * (1 - hit) * r.expert_bytes / rate
+            wrong = None if acc is None else offload.wrong_share(acc, d, e)
             step = int(r.layers) * _one(
-                offload.layer_time(np.float64(d), np.float64(hit), t_e, compute, acc, np.float64(e))
-            )
+                offload.layer_time(np.float64(missing), compute, acc, wrong)
+            )  # the bench is eager
             rows.append({"machine": machine, "policy": r.policy, "routing": r.routing, "tokens": tokens,
                          "resident_fraction": r.resident_fraction, "cache_slots": r.cache_slots, "accuracy": r.accuracy,
                          "measured_ms": 1e3 * r.step_s, "predicted_ms": 1e3 * step,

@@ -117,12 +117,6 @@ CASES = [
         _set("seed_128x2gb.hidden_size", INF),
         ["models.yml [seed_128x2gb]", "hidden_size", "whole number"],
     ),
-    (
-        "payload-above-one",
-        "catalog/interconnects.yml",
-        _set("nvswitch_nvlink3.payload_efficiency", 1.5),
-        ["payload_efficiency", "less than or equal to 1"],
-    ),
     ("count-true", "_config.yml", _set(f"{SYS}.count", True), ["systems.8xA100.count", "whole number"]),
     ("count-string", "_config.yml", _set(f"{SYS}.count", "8"), ["systems.8xA100.count", "whole number"]),
     ("count-float", "_config.yml", _set(f"{SYS}.count", 8.0), ["systems.8xA100.count", "whole number"]),

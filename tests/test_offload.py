@@ -16,18 +16,22 @@ MS = 1e-3
 
 
 def test_layer_time_by_hand() -> None:
-    """D = 2 experts, none resident, 1 ms per expert copy, 0.2 ms of compute, E = 128.
-    baseline: 2 * 1 + 0.2 = 2.2 ms; prefetch at a = 1: 0 + max(2, 0.2) = 2 ms (copies bound);
-    a = 0.5: misses 1 ms + max(predicted 2 ms, 0.2) = 3 ms (wrong prefetches cost the link);
-    compute-bound (c = 5 ms) at a = 1: max(2, 5) = 5 ms against the baseline's 7 ms."""
-    d, none, t_e, e = np.float64(2), np.float64(0), 1 * MS, np.float64(128)
-    assert ob.layer_time(d, none, t_e, 0.2 * MS, None, e) == pytest.approx(2.2 * MS)
-    assert ob.layer_time(d, none, t_e, 0.2 * MS, np.float64(1.0), e) == pytest.approx(2.0 * MS)
-    assert ob.layer_time(d, none, t_e, 0.2 * MS, np.float64(0.5), e) == pytest.approx(3.0 * MS)
-    assert ob.layer_time(d, none, t_e, 5 * MS, np.float64(1.0), e) == pytest.approx(5.0 * MS)
-    assert ob.layer_time(d, none, t_e, 5 * MS, None, e) == pytest.approx(7.0 * MS)
+    """2 ms of missing copies per layer (two experts, none resident, 1 ms each), 0.2 ms of compute.
+    baseline: 2 + 0.2 = 2.2 ms; eager at a = 1: 0 + max(2, 0.2) = 2 ms (copies bound);
+    eager at a = 0.5 (wrong 0.5): 1 + max(2, 0.2) = 3 ms (wrong prefetches cost the link);
+    window at a = 0.5: 0.2 + 2 - 0.5 * 0.2 = 2.1 ms (never above the baseline);
+    compute-bound (5 ms) at a = 1: eager max(2, 5) = 5 ms, window 5 + 2 - 2 = 5 ms, baseline 7 ms."""
+    two, c = 2 * MS, 0.2 * MS
+    assert ob.layer_time(two, c, None) == pytest.approx(2.2 * MS)
+    assert ob.layer_time(two, c, 1.0, 0.0) == pytest.approx(2.0 * MS)
+    assert ob.layer_time(two, c, 0.5, 0.5) == pytest.approx(3.0 * MS)
+    assert ob.layer_time(two, c, 0.5, 0.5, window=True) == pytest.approx(2.1 * MS)
+    assert ob.layer_time(two, 5 * MS, 1.0, 0.0) == pytest.approx(5.0 * MS)
+    assert ob.layer_time(two, 5 * MS, 1.0, 0.0, window=True) == pytest.approx(5.0 * MS)
+    assert ob.layer_time(two, 5 * MS, None) == pytest.approx(7.0 * MS)
     # wrong predictions are bounded by the experts the batch does not touch: D = 127 of 128
-    assert ob.layer_time(np.float64(127), none, t_e, 0.0, np.float64(0.0), e) == pytest.approx((127 + 1) * MS)
+    assert ob.wrong_share(0.0, 127, 128) == pytest.approx(1 / 127)
+    assert ob.wrong_share(0.8, 2, 128) == pytest.approx(0.2)
 
 
 def test_hit_rates() -> None:

@@ -20,7 +20,7 @@ from prophet_model.errors import UserError
 from prophet_model.measured import _median_share, attainable
 from prophet_model.study import run_study
 
-from .conftest import ROOT, dump_yaml, load_yaml, toy
+from .conftest import ROOT, TOY, dump_yaml, load_yaml, toy
 
 US = 1e-6
 
@@ -165,3 +165,37 @@ def test_load_imbalance_by_hand_and_by_simulation() -> None:
     assert float(m.distinct_experts_touched(big)) == pytest.approx(np.mean(sims), rel=0.05)
     balanced = replace(big, load_imbalance=np.float64(0))
     assert float(m.distinct_experts_touched(big)) > float(m.distinct_experts_touched(balanced))
+
+
+def test_prefetch_policies_by_hand() -> None:
+    """Toy, one GPU, Prophet at a = 0.8: per MoE layer f = 1.05 ms / 2 = 0.525 ms of copies and
+    c = 0.40704 / 2 = 0.20352 ms of computation; D = 1.75 of E_g = 4, so wrong = min(0.2, 2.25/1.75) = 0.2.
+    eager: 2 (0.2 f + max(f, c) - c) = 2 (0.105 + 0.32148) = 0.85296 ms (slower than on demand's 1.05? no:
+    the baseline exposes 1.05 ms); window: 2 (f - a min(f, c)) = 2 (0.525 - 0.8 * 0.20352) = 0.724368 ms.
+    At a = 1 window is a perfect one-layer prefetcher: 2 max(0, f - c) = 0.64296 ms."""
+    eager = m.evaluate(toy(prophet=1))
+    window = m.evaluate(toy(prophet=1, prefetch_window=1))
+    perfect = m.evaluate(toy(prophet=1, prefetch_window=1, prediction_accuracy=1.0))
+    assert eager.fetch_exposed_s == approx(0.85296e-3)
+    assert window.fetch_exposed_s == approx(0.724368e-3)
+    assert perfect.fetch_exposed_s == approx(2 * (0.525e-3 - 0.20352e-3))
+    # eager at a = 0 copies every wrong prediction first: 2 (f + max(f, c) - c) = 1.6430 ms > on demand's 1.05
+    worse = m.evaluate(toy(prophet=1, prediction_accuracy=0.0))
+    assert worse.fetch_exposed_s == approx(2 * (0.525e-3 + 0.525e-3 - 0.20352e-3))
+    assert worse.step_s > m.evaluate(TOY).step_s
+
+
+def test_window_prefetch_is_never_slower_than_on_demand(study) -> None:
+    results, _ = run_study(study)
+    for setup in se.setups(results).values():
+        grid = np.linspace(0, 1, 21)
+        out = se.evaluate(setup, {"prophet.prediction_accuracy": grid})
+        assert np.all(np.asarray(out["speedup"]) >= 1 - 1e-12), setup.system.id
+
+
+def test_the_gain_is_split_into_its_parts(study) -> None:
+    results, _ = run_study(study)
+    c = results.comparison.dropna(subset=["speedup"])
+    parts = c.saved_by_prefetch_ms + c.saved_by_comm_ms + c.saved_by_other_ms
+    assert np.allclose(parts, c.baseline_step_ms - c.prophet_step_ms, rtol=1e-12, atol=1e-12)
+    assert (c.saved_by_prefetch_ms >= -1e-12).all() and (c.saved_by_comm_ms >= -1e-12).all()
