@@ -94,7 +94,22 @@ def assumptions(study: Study) -> str:
     return "\n".join(parts)
 
 
-def claims(study: Study, comparison: pd.DataFrame) -> str:
+def seed_claims(study: Study, results_dir: Path | None) -> str:
+    """The headline system's missed seed claims: the model's figure and what each lever would need."""
+    from .paper import claim_sentences
+
+    path = None if results_dir is None else results_dir / "data" / "claims.csv"
+    if path is None or not path.is_file():
+        return ""
+    lines = claim_sentences(pd.read_csv(path), study.config.study.headline_system)
+    if not lines:
+        return ""
+    return "\nThe seed's claims for the headline system, checked ({doc}`sanity_checks` has them all):\n\n" + "".join(
+        f"- {fmt.md(line[:1].upper() + line[1:])}.\n" for line in lines
+    )
+
+
+def claims(study: Study, comparison: pd.DataFrame, results_dir: Path | None = None) -> str:
     rows = key_rows(comparison.dropna(subset=["speedup"]), study.config.study.headline_strategy)
     out = [
         {
@@ -118,7 +133,7 @@ def claims(study: Study, comparison: pd.DataFrame) -> str:
     note = ("\nBaseline → Prophet where two values are given. Files: `results/data/all_systems_comparison.csv` (every "
             "number), `results/figures/cross_system_comparison.pdf` (key figure), `results/figures/*_<system>.pdf`. "
             "`python -m prophet_model run` regenerates the numbers and figures alone.\n")  # fmt: skip
-    return intro + md_table(pd.DataFrame(out)) + note
+    return intro + md_table(pd.DataFrame(out)) + note + seed_claims(study, results_dir)
 
 
 def worked_example(study: Study) -> str:
@@ -252,7 +267,7 @@ def write_pages(study: Study, results_dir: Path, book_dir: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     copies: dict[str, bytes] = {}
     pages = {
-        "claims.md": claims(study, comparison),
+        "claims.md": claims(study, comparison, results_dir),
         "assumptions.md": assumptions(study),
         "worked_example.md": worked_example(study),
         "checks.md": checks_page(pd.read_csv(data / "sanity_checks.csv")) + claims_page(data / "claims.csv"),

@@ -480,6 +480,7 @@ def evaluate(scenario: Scenario) -> StepResult:
     t_a = comm_time(s)
     step = t_c + t_fx + t_a
     ok = fits_in_memory(s)
+    _LAST.clear()  # hold no arrays of this scenario past its evaluation
     nan = np.full(np.broadcast(step, ok).shape, np.nan)
     per_gpu = np.where(ok, s.batch_size_per_gpu / step, nan)
     bound = np.where(ok, s.n_gpus * s.batch_size_per_gpu / roofline_time(s), nan)
