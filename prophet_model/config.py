@@ -507,7 +507,7 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
 
     from .measured import attainable  # the measured shares of every GPU the study uses: refused here if above 1
 
-    for key in {s.gpu_key for s in systems} | {cfg.single_gpu_claim.gpu}:
+    for key in sorted({s.gpu_key for s in systems} | {cfg.single_gpu_claim.gpu}):  # sorted: one message, always
         attainable(key, gpus)
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode())
     for p in (cfg.catalogs.gpus, cfg.catalogs.interconnects, cfg.catalogs.models):
