@@ -20,6 +20,8 @@ needed set.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -86,3 +88,18 @@ def layer_time(missing: Array, compute: Array, accuracy: Array | None, wrong: Ar
     eager = (1 - accuracy) * missing + np.maximum((accuracy + wrong) * missing, compute)
     windowed = compute + missing - accuracy * np.minimum(missing, compute)
     return np.where(np.asarray(window) > 0, windowed, eager)
+
+
+def expected_layer_time(nonresident: int, touch: float, t_e: float, compute: float, accuracy: float | None,
+                        wrong: float | None = None, window: bool = False) -> float:  # fmt: skip
+    """The mean layer time over the layer's missing experts X ~ Binomial(nonresident, touch), each copied
+    in t_e: sum_x P(X = x) layer_time(x t_e, ...). Where a layer misses a fraction of an expert on average,
+    the mean of max(copies, compute) is not the max of the means: the distribution sets what a one-layer
+    window hides."""
+    n = nonresident
+    total = 0.0
+    for x in range(n + 1):
+        p = math.comb(n, x) * touch**x * (1 - touch) ** (n - x)
+        if p > 0:
+            total += p * float(layer_time(np.float64(x * t_e), np.float64(compute), accuracy, wrong, window))
+    return total

@@ -639,11 +639,14 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
                 m.startup_time(a) + m.gemm_time(np.float64(tokens), np.float64(h * e), a, a.stream_dense)
             )
             acc = None if r.policy in ("baseline", "lru") else float(r.accuracy)
-            missing = d * (1 - hit) * r.expert_bytes / rate
-            wrong = None if acc is None else offload.wrong_share(acc, d, e)
-            step = int(r.layers) * _one(
-                offload.layer_time(np.float64(missing), compute, acc, wrong)
-            )  # the bench is eager
+            t_e = r.expert_bytes / rate
+            wrong = None if acc is None else float(offload.wrong_share(acc, d, e))
+            if r.policy == "lru":  # the mean number of misses
+                layer = _one(offload.layer_time(np.float64(d * (1 - hit) * t_e), compute, acc, wrong))
+            else:  # static residency: the first round(r E) experts; each other one touched with 1 - (1 - k/E)^T
+                touch = 1 - (1 - k / e) ** tokens
+                layer = offload.expected_layer_time(e - round(hit * e), touch, t_e, compute, acc, wrong)  # eager
+            step = int(r.layers) * layer
             rows.append({"machine": machine, "policy": r.policy, "routing": r.routing, "tokens": tokens,
                          "resident_fraction": r.resident_fraction, "cache_slots": r.cache_slots, "accuracy": r.accuracy,
                          "measured_ms": 1e3 * r.step_s, "predicted_ms": 1e3 * step,

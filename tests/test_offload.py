@@ -48,9 +48,20 @@ def test_hit_rates() -> None:
 
 def test_offload_runs_are_predicted_from_the_copy_rate_and_ceilings() -> None:
     """Out of sample: Prophet's speedup over on-demand fetching in the committed H200 runs, median |error|
-    <= 10% (the every-point criterion fails at one token with most experts resident; the page says why)."""
+    <= 10% and every point within 25%, from the copy rate, the ceilings and the model's own routing math."""
     t = v.offload_table(load_study(ROOT / "_config.yml"))
     sp = t.dropna(subset=["speedup_error_pct"])
     assert len(sp) >= 64
-    assert sp.speedup_error_pct.abs().median() <= 10
+    assert sp.speedup_error_pct.abs().median() <= 10 and sp.speedup_error_pct.abs().max() <= 25
     assert t[t.tokens >= 16].error_pct.abs().median() <= 10
+
+
+def test_the_distribution_of_missing_experts_matters() -> None:
+    """Four non-resident experts each touched with probability 1/64, 1 ms a copy, 0.1 ms of compute, eager
+    at a = 1: by the distribution E[max(X, 0.1 ms)] = P(0) 0.1 + sum_x P(x) x ms; by the mean max(1/16, 0.1) ms."""
+    p = 1 / 64
+    pmf = [(1 - p) ** 4, 4 * p * (1 - p) ** 3, 6 * p**2 * (1 - p) ** 2, 4 * p**3 * (1 - p), p**4]
+    expect = pmf[0] * 0.1e-3 + sum(x * 1e-3 * pmf[x] for x in range(1, 5))
+    assert ob.expected_layer_time(4, p, 1e-3, 0.1e-3, 1.0, 0.0) == pytest.approx(expect, rel=1e-12)
+    assert expect > max(4 * p * 1e-3, 0.1e-3)
+    assert ob.expected_layer_time(4, p, 1e-3, 0.1e-3, None) == pytest.approx(4 * p * 1e-3 + 0.1e-3)  # linear: the mean
