@@ -128,10 +128,15 @@ def check(setup: Setup, study: Study, claim: str, metric: str, target: float, le
     return ClaimCheck(claim, setup.system.id, setup.strategy, metric, target, model, inversions)
 
 
+def single_gpu_id(study: Study) -> str:
+    """The id the single-GPU claims are filed under (claims.csv, summaries)."""
+    return "1x" + study.config.single_gpu_claim.gpu
+
+
 def single_gpu_setup(study: Study) -> Setup:
     c = study.config.single_gpu_claim
     gpu = study.gpus[c.gpu]
-    system = System("1x" + c.gpu, f"1×{gpu.name}", c.gpu, gpu, 1, "", None, "none", "one GPU")  # type: ignore[arg-type]
+    system = System(single_gpu_id(study), f"1×{gpu.name}", c.gpu, gpu, 1, "", None, "none", "one GPU")  # type: ignore[arg-type]
     args = (study, c.gpu, 1, 1, None)
     return Setup(
         system,

@@ -45,7 +45,7 @@ def write_system(
     claims: list | None = None,
 ) -> list[Path]:
     """results_<id>.csv, the three per-system figures and SUMMARY_<id>.md."""
-    from .claims import sentence
+    from .claims import sentence, single_gpu_id
     from .measured import hardware_rows
 
     study = results.study
@@ -68,11 +68,7 @@ def write_system(
             prophet=study.config.prophet,
             hardware=next(r for r in hardware_rows(study) if r["gpu"] == system.gpu.name),
             implementation=study.config.implementation,
-            claims=[
-                sentence(c)
-                for c in claims or ()
-                if c.system_id in (system.id, "1x" + study.config.single_gpu_claim.gpu)
-            ],
+            claims=[sentence(c) for c in claims or () if c.system_id in (system.id, single_gpu_id(study))],
             config_path=study.path.name,
             config_hash=study.config_hash,
             rows=comp.to_dict("records"),

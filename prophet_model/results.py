@@ -127,9 +127,7 @@ def prepare(results_dir: Path) -> Path:
         raise UserError(f"--results {r}: is a file, not a folder; {how}")
     try:
         if r.is_dir():
-            if not (r / MARKER).is_file() and _adopt_legacy(r):
-                pass
-            elif not (r / MARKER).is_file():
+            if not (r / MARKER).is_file() and not _adopt_legacy(r):
                 if any(r.iterdir()):
                     raise UserError(
                         f"--results {r}: the folder is not empty and was not made by this artifact (no {MARKER} "
@@ -258,10 +256,9 @@ def check_consistent(
     for rel in needed:
         if rel not in files or not (r / rel).is_file():
             raise UserError(f"{r / rel}: not found; run `make` (or `python -m prophet_model run` without --systems)")
-    present = {rel: e for rel, e in files.items() if (r / rel).is_file() and e.get("producer") in producers}
-    hashes = sorted({e.get("config_hash", "?") for e in present.values()})
+    by = files_by_config(r, producers)
+    hashes = sorted(by)
     if len(hashes) > 1:
-        by = {h: sorted(rel for rel, e in present.items() if e.get("config_hash") == h) for h in hashes}
         detail = "; ".join(f"config {h}: {', '.join(v[:4])}{' …' if len(v) > 4 else ''}" for h, v in by.items())
         raise UserError(
             f"{r}: its files come from different configurations ({detail}); run `make` to bring them up to date"
@@ -273,18 +270,23 @@ def check_consistent(
         )
 
 
+def files_by_config(results_dir: Path, producers: Sequence[str] = ("run", "paper")) -> dict[str, list[str]]:
+    """The manifest's files present on disk, written by `producers`, grouped by configuration hash
+    (sorted by hash, each list sorted)."""
+    r = Path(results_dir)
+    by: dict[str, list[str]] = {}
+    for rel, e in sorted(read_manifest(r)["files"].items()):
+        if e.get("producer") in producers and (r / rel).is_file():
+            by.setdefault(e.get("config_hash", "?"), []).append(rel)
+    return dict(sorted(by.items()))
+
+
 def consistency_problems(results_dir: Path) -> list[str]:
     """For `analyze`: a line per configuration when the folder's files come from several."""
-    files = read_manifest(results_dir)["files"]
-    present = {rel: e for rel, e in files.items() if (Path(results_dir) / rel).is_file()}
-    hashes = sorted({e.get("config_hash", "?") for e in present.values()})
-    if len(hashes) <= 1:
+    by = files_by_config(results_dir)
+    if len(by) <= 1:
         return []
-    return [
-        f"config {h}: {sum(e.get('config_hash') == h for e in present.values())} file(s), e.g. "
-        + next(rel for rel, e in present.items() if e.get("config_hash") == h)
-        for h in hashes
-    ]
+    return [f"config {h}: {len(v)} file(s), e.g. {v[0]}" for h, v in by.items()]
 
 
 # --------------------------------------------------------------------------------------------

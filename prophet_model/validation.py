@@ -24,10 +24,18 @@ import pandas as pd
 from . import model as m
 from .catalog import GPU, Interconnect, MoEModel
 from .config import Study
-from .measured import CEILING_COPY_RANGE, Ceilings, _line, ceilings, machine_specs  # noqa: F401 (re-exported)
+from .measured import (  # noqa: F401 (CEILING_COPY_RANGE and _line re-exported for the tests)
+    CEILING_COPY_RANGE,
+    MACHINES,
+    MEASUREMENTS,
+    Ceilings,
+    _line,
+    ceilings,
+    machine_specs,
+)
+from .scenarios import model_fields
 
 ROOT = Path(__file__).resolve().parents[1]
-from .measured import MACHINES, MEASUREMENTS  # noqa: E402
 
 BF16 = 2
 PRIMITIVES = {
@@ -517,23 +525,14 @@ def decode_kernels(machine: str, model: str, batch: int, root: Path = MEASUREMEN
 
 
 def predict_decode(
-    study: Study, machine: str, model_key: str, batch: int, context: int, ceil: Ceilings | None
+    study: Study, gpu: GPU, model_key: str, batch: int, context: int, ceil: Ceilings | None, kernels: int = 0
 ) -> float:
     """One decode step of `model_key` on one GPU, everything resident: the model's compute_time with the
     machine's ceilings (attainable HBM, GEMM and weight-streaming rates, start-up) and the benchmark's
-    kernel count; without `ceil`, datasheet rates and no start-up."""
+    `kernels` per step; without `ceil`, datasheet rates and no start-up."""
     mdl = study.models[model_key]
-    spec = machine_specs()[machine]
-    gpu = study.gpus[spec["gpu"]]
-    s = replace(
-        _base(gpu, None, ceil),
-        **{k: getattr(mdl, k) for k in ("num_layers", "num_moe_layers", "hidden_size", "expert_ffn_size", "num_experts",
-                                         "top_k", "num_shared_experts", "shared_expert_ffn_size", "dense_ffn_size",
-                                         "attention_params_per_layer", "kv_elements_per_token_per_layer",
-                                         "num_attention_heads", "head_dim", "vocab_size", "bytes_per_param")},
-        fused=1, kernels_per_layer=decode_kernels(machine, model_key, batch) / mdl.num_layers if ceil else 0,
-        kernels_head=0, batch_size_per_gpu=batch, context_length=context,
-    )  # fmt: skip
+    s = replace(_base(gpu, None, ceil), **model_fields(mdl), fused=1, kernels_per_layer=kernels / mdl.num_layers,
+                kernels_head=0, batch_size_per_gpu=batch, context_length=context)  # fmt: skip
     return _one(m.compute_time(s.arrays()))
 
 
@@ -546,11 +545,14 @@ def decode_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
         if not path.is_file():
             continue
         ceil = machine_ceilings(study, machine)
+        gpu = study.gpus[machine_specs()[machine]["gpu"]]
         for r in pd.read_csv(path).itertuples():
-            model = predict_decode(study, machine, r.model, int(r.batch), int(r.context), ceil)
-            sheet = predict_decode(study, machine, r.model, int(r.batch), int(r.context), None)
-            copy_only = predict_decode(study, machine, r.model, int(r.batch), int(r.context),
-                                       replace(ceil, stream_dense=ceil.hbm_bandwidth, stream_grouped=ceil.hbm_bandwidth))  # fmt: skip
+            shape = (r.model, int(r.batch), int(r.context))
+            kernels = decode_kernels(machine, r.model, int(r.batch), root)
+            model = predict_decode(study, gpu, *shape, ceil, kernels)
+            sheet = predict_decode(study, gpu, *shape, None)
+            copy_rate = replace(ceil, stream_dense=ceil.hbm_bandwidth, stream_grouped=ceil.hbm_bandwidth)
+            copy_only = predict_decode(study, gpu, *shape, copy_rate, kernels)
             rows.append({"machine": machine, "model": r.model, "batch": int(r.batch), "context": int(r.context),
                          "measured_ms": 1e3 * r.median_s, "predicted_ms": 1e3 * model, "datasheet_ms": 1e3 * sheet,
                          "error_pct": 100 * (model / r.median_s - 1),
@@ -578,9 +580,7 @@ def batch_one_gap(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
         for model_key, g in k.groupby("model"):
             mdl = study.models[model_key]
             grouped = g[g.kernel.str.contains("GroupProblem")].gpu_s.sum()
-            s = replace(_base(study.gpus[spec["gpu"]], None, ceil), fused=1, batch_size_per_gpu=1,
-                        **{f: getattr(mdl, f) for f in ("num_moe_layers", "hidden_size", "expert_ffn_size", "num_experts",
-                                                        "top_k", "bytes_per_param")})  # fmt: skip
+            s = replace(_base(study.gpus[spec["gpu"]], None, ceil), **model_fields(mdl), fused=1, batch_size_per_gpu=1)
             rows.append({"machine": machine, "model": model_key, "grouped_gemm_measured_ms": 1e3 * grouped,
                          "grouped_gemm_model_ms": 1e3 * _one(m.expert_time(s.arrays())),
                          "stream_one_row_gbps": float((one.bytes / one.median_s).iloc[0]) / 1e9 if len(one) else np.nan,

@@ -63,7 +63,7 @@ def fits(m: Mapping, batch: int, context: int, gpu_bytes: float) -> bool:
 def run(device, machine: str, gpu: str, quick: bool, log) -> tuple[list[dict], list[dict]]:
     import torch
 
-    from validation.bench import load_models, summarize
+    from validation.bench import Timer, cuda_graph, load_models, summarize
 
     cuda = device.type == "cuda"
     total = torch.cuda.get_device_properties(device).total_memory if cuda else 64e9
@@ -88,9 +88,8 @@ def run(device, machine: str, gpu: str, quick: bool, log) -> tuple[list[dict], l
             def step(x=x, batch=batch, run=step_of) -> None:
                 run(x, batch)
 
-            replay = graph(torch, step) if cuda else step
-            samples = time_replays(torch, replay, warm, reps, cuda)
-            s = summarize(samples)
+            replay = cuda_graph(step) if cuda else step
+            s = summarize(Timer(device).samples(replay, warm, reps))
             rows.append({"machine": machine, "benchmark": "decode_step", "gpu": gpu, "model": key, "batch": batch,
                          "context": context, "layers": m["num_layers"], "weight_bytes": weight_params(m) * 2,
                          "kv_bytes": kv_bytes(m, batch, context), **s})  # fmt: skip
@@ -175,40 +174,6 @@ def build(torch, device, m: Mapping, max_batch: int, context: int):
         return F.rms_norm(x, (h,), final_norm) @ lm_head.t()
 
     return step
-
-
-def graph(torch, fn):
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        fn()
-    torch.cuda.current_stream().wait_stream(side)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    return g.replay
-
-
-def time_replays(torch, replay, warm: int, reps: int, cuda: bool) -> list[float]:
-    import time
-
-    out = []
-    for i in range(warm + reps):
-        if cuda:
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
-            a.record()
-            replay()
-            b.record()
-            b.synchronize()
-            t = a.elapsed_time(b) / 1e3
-        else:
-            t0 = time.perf_counter()
-            replay()
-            t = time.perf_counter() - t0
-        if i >= warm:
-            out.append(t)
-    return out
 
 
 def profile(torch, step, cuda: bool) -> list[dict]:
