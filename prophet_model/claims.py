@@ -5,9 +5,12 @@ figure with everything else as configured (or reported unreachable, with the bes
 - host-link bandwidth: the GPU's host link and its switch uplink, as a multiple of the attainable rate
   (unreachable past the datasheet line rate);
 - prediction accuracy (Prophet only, at most 1);
-- all-to-all volume reduction (Prophet only) and interconnect bandwidth, for multi-GPU claims.
-Solving: the metric on a grid of the lever (one vectorized model call), the first crossing of the
-target, then bisection to 1e-9 relative."""
+- all-to-all volume reduction (Prophet only) and interconnect bandwidth, for multi-GPU claims;
+- Prophet's hit rate (its cache's share of touched experts; the baseline keeps its own) and the fetch
+  overlap (the share of Prophet's copy time hidden behind computation), where Prophet's gain would have
+  to come from.
+Solving: the metric on a grid of the lever (one vectorized model call), the crossing nearest the
+configured value, then the bracket refined 64-fold per vectorized call to 1e-12 relative."""
 
 from __future__ import annotations
 
@@ -27,11 +30,16 @@ LEVERS = {
     "prediction accuracy": ("prophet.prediction_accuracy", np.linspace(0.0, 1.0, 2001), ""),
     "all-to-all volume reduction": ("prophet.comm_reduction_factor", np.geomspace(1.0, 1e4, 2001), "x"),
     "interconnect bandwidth": ("interconnect_bandwidth_factor", np.geomspace(1e-2, 1e3, 2001), "x catalog"),
+    "Prophet hit rate": ("prophet_hit_rate", np.linspace(0.0, 1.0, 2001), "of touched experts"),
+    "fetch overlap": ("prophet_overlap", np.linspace(0.0, 1.0, 2001), "of Prophet's copy time hidden"),
 }
-SINGLE_GPU_LEVERS = ("resident share", "host-link bandwidth", "prediction accuracy")
+SINGLE_GPU_LEVERS = ("resident share", "host-link bandwidth", "prediction accuracy", "Prophet hit rate",
+                     "fetch overlap")  # fmt: skip
 MULTI_GPU_LEVERS = ("prediction accuracy", "all-to-all volume reduction", "resident share", "host-link bandwidth",
                     "interconnect bandwidth")  # fmt: skip
-PROPHET_ONLY = {"prediction accuracy", "all-to-all volume reduction"}
+# where Prophet's gain would have to come from: its cache's hit rate, the overlap of its copies, its accuracy
+NEED_LEVERS = ("Prophet hit rate", "fetch overlap", "prediction accuracy")
+PROPHET_ONLY = {"prediction accuracy", "all-to-all volume reduction", "Prophet hit rate", "fetch overlap"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class Inversion:
     needed: float | None  # the lever's value that gives the claimed figure (None: unreachable)
     unit: str
     note: str  # why unreachable, or how the value compares with what is configured or physical
+    configured: float = float("nan")  # the lever's value as configured (what the model gives)
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,7 @@ def invert(
     """The lever value at which `metric` reaches `target` (the one closest to the configured value)."""
     _, grid, unit = LEVERS[lever]
     if lever in PROPHET_ONLY and metric.startswith("baseline"):
-        return Inversion(lever, None, unit, "does not move the baseline")
+        return Inversion(lever, None, unit, "does not move the baseline", configured)
     y = metric_of(setup, metric, lever, grid) - target
     ok = np.isfinite(y)
     crossings = [i for i in range(len(grid) - 1) if ok[i] and ok[i + 1] and np.sign(y[i]) != np.sign(y[i + 1])]
@@ -76,37 +85,37 @@ def invert(
     if not crossings:
         best = np.nanmax(y[ok] + target) if ok.any() else np.nan
         worst = np.nanmin(y[ok] + target) if ok.any() else np.nan
-        where = f"{grid[0]:g}-{grid[-1]:g}"
-        return Inversion(
-            lever, None, unit, f"unreachable: over {where} {unit} the model gives {worst:.4g} to {best:.4g}"
-        )
+        where = f"{grid[0]:g}-{grid[-1]:g}" + (f" {unit}" if unit else "")
+        return Inversion(lever, None, unit, f"unreachable: over {where} the model gives {worst:.4g} to {best:.4g}",
+                         configured)  # fmt: skip
     i = min(crossings, key=lambda j: abs(np.log(max(grid[j], 1e-12) / max(configured, 1e-12))))
     lo, hi = grid[i], grid[min(i + 1, len(grid) - 1)]
-    f = lambda v: float(metric_of(setup, metric, lever, np.array([v]))[0]) - target  # noqa: E731
-    flo = f(lo)
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        fm = f(mid)
-        if np.sign(fm) == np.sign(flo):
-            lo, flo = mid, fm
-        else:
-            hi = mid
+    for _ in range(6):  # refine the bracket 64-fold per round, one vectorized model call each
         if abs(hi - lo) <= 1e-12 * max(abs(hi), 1e-12):
             break
+        fine = np.linspace(lo, hi, 65)
+        yf = metric_of(setup, metric, lever, fine) - target
+        j = next((k for k in range(64) if np.sign(yf[k]) != np.sign(yf[k + 1]) or yf[k] == 0), 0)
+        lo, hi = fine[j], fine[j + 1]
     needed = 0.5 * (lo + hi)
     note = f"configured {configured:.4g}"
     if physical_max is not None and needed > physical_max * (1 + 1e-9):
         note += f"; above the physical limit {physical_max:.4g}: unreachable on this hardware"
-    return Inversion(lever, needed, unit, note)
+    return Inversion(lever, needed, unit, note, configured)
 
 
 def _configured(setup: Setup, lever: str, study: Study) -> tuple[float, float | None]:
     """(the lever's configured value, its physical upper bound or None)."""
-    if lever == "resident share":
-        from . import model as m
-        from .scenarios import stack
+    from . import model as m
+    from .scenarios import stack
 
+    if lever == "resident share":
         return float(m.evaluate(stack([setup.baseline])).resident_fraction[0]), 1.0
+    if lever == "Prophet hit rate":
+        return float(m.evaluate(stack([setup.prophet])).resident_fraction[0]), 1.0
+    if lever == "fetch overlap":
+        r = m.evaluate(stack([setup.prophet]))
+        return (1 - float(r.fetch_exposed_s[0] / r.fetch_s[0]) if r.fetch_s[0] > 0 else 1.0), 1.0
     if lever == "host-link bandwidth":
         from .measured import attainable
 
@@ -177,6 +186,33 @@ def expectation_claims(study: Study, setups: dict[str, Setup], checks: pd.DataFr
     return out
 
 
+def paper_speedup(study: Study) -> float | None:
+    """The paper's multi-GPU speedup claim: the point-valued speedup expectation of the headline system
+    and strategy (5.7x in the seed), or None."""
+    meta = study.config.study
+    for e in study.config.expectations:
+        if (e.system, e.strategy, e.metric) == (
+            meta.headline_system,
+            meta.headline_strategy,
+            "speedup",
+        ) and e.min == e.max:
+            return e.min
+    return None
+
+
+NEED_PREFIX = "the paper's"
+
+
+def need_claims(study: Study, setups: dict[str, Setup]) -> list[ClaimCheck]:
+    """Per system (its headline row): what Prophet's hit rate, overlap and accuracy would each have to be,
+    with everything else as configured, for the paper's speedup to hold on it."""
+    target = paper_speedup(study)
+    if target is None:
+        return []
+    return [check(setup, study, f"{NEED_PREFIX} {target:g}x speedup on {sid}", "speedup", target, NEED_LEVERS)
+            for sid, setup in setups.items()]  # fmt: skip
+
+
 def table(claims: list[ClaimCheck]) -> pd.DataFrame:
     """One row per claim and lever (claims.csv)."""
     rows = []
@@ -184,10 +220,11 @@ def table(claims: list[ClaimCheck]) -> pd.DataFrame:
         base = {"claim": c.claim, "system_id": c.system_id, "strategy": c.strategy, "metric": c.metric,
                 "claimed": c.claimed, "model": c.model, "gap_pct": c.gap_pct}  # fmt: skip
         if not c.inversions:
-            rows.append({**base, "lever": "", "needed": np.nan, "unit": "", "note": "the model agrees"})
+            rows.append({**base, "lever": "", "configured": np.nan, "needed": np.nan, "unit": "",
+                         "note": "the model agrees"})  # fmt: skip
         for inv in c.inversions:
-            rows.append({**base, "lever": inv.lever, "needed": np.nan if inv.needed is None else inv.needed,
-                         "unit": inv.unit, "note": inv.note})  # fmt: skip
+            rows.append({**base, "lever": inv.lever, "configured": inv.configured,
+                         "needed": np.nan if inv.needed is None else inv.needed, "unit": inv.unit, "note": inv.note})  # fmt: skip
     return pd.DataFrame(rows)
 
 

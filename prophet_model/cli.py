@@ -175,12 +175,20 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 c.max,
             )
 
-        from .claims import expectation_claims
+        from .claims import expectation_claims, need_claims
         from .sensitivity import setups
 
-        claims = single + expectation_claims(study, setups(results), checks) if not results.comparison.empty else single
-        for c in claims[len(single) :]:
-            log.warning("claim: %s", sentence(c))
+        if results.comparison.empty:
+            claims = single
+        else:
+            chosen_setups = setups(results)
+            missed = expectation_claims(study, chosen_setups, checks)
+            for c in missed:
+                log.warning("claim: %s", sentence(c))
+            needs = need_claims(study, chosen_setups)
+            for c in needs:
+                log.info("what Prophet needs: %s", sentence(c))
+            claims = single + missed + needs
 
         uncertainty = None
         if study.config.uncertainty and not results.comparison.empty:

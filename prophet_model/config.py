@@ -104,6 +104,29 @@ class Prophet(_WithSources):
     prefetch_policy: Literal["window", "eager"]
 
 
+class ExpertCache(_WithSources):
+    """Which experts stay on the GPU between uses (cache.py): the baseline's policy and Prophet's."""
+
+    baseline_policy: Literal["static", "lru"]
+    prophet_policy: Literal["static", "lru", "predicted"]
+    memory_share: float = Field(gt=0, le=1)  # of the memory left after dense weights, KV cache and reserve
+
+
+class Routing(_WithSources):
+    """How tokens spread over the experts (cache.py)."""
+
+    distribution: Literal["uniform", "zipf", "trace"]
+    zipf_exponent: float = Field(ge=0, le=4)  # used by `zipf`
+    trace_file: str  # used by `trace`: CSV layer,expert,count, relative to the config's folder
+    temporal_reuse: float = Field(ge=0, lt=1)  # lag-1 correlation of an expert's use between decode steps
+
+    @model_validator(mode="after")
+    def _trace_named(self) -> Routing:
+        if self.distribution == "trace" and not self.trace_file.strip():
+            raise ValueError("distribution trace needs trace_file: a CSV with columns layer,expert,count")
+        return self
+
+
 class SingleGpuClaim(_WithSources):
     """The seed's single-GPU throughputs: a claim the model checks and inverts, never an input."""
 
@@ -143,6 +166,9 @@ UNCERTAIN_INPUTS = (
     "interconnect_bandwidth_factor",
     "host_link_bandwidth_factor",
     "expert_size_factor",
+    "expert_cache.memory_share",
+    "routing.zipf_exponent",
+    "routing.temporal_reuse",
 )
 
 
@@ -200,6 +226,9 @@ UNCERTAIN_BOUNDS = {
     "prophet.comm_reduction_factor": (1.0, math.inf),
     "workload.batch_size_per_gpu": (1.0, math.inf),
     "workload.context_length_tokens": (1.0, math.inf),
+    "expert_cache.memory_share": (0.0, 1.0),
+    "routing.zipf_exponent": (0.0, 4.0),
+    "routing.temporal_reuse": (0.0, 0.999),
 }
 
 
@@ -240,6 +269,8 @@ class StudyConfig(_Strict):
     strategies: list[StrategyName] = Field(min_length=1)
     workload: Workload
     prophet: Prophet
+    expert_cache: ExpertCache
+    routing: Routing
     implementation: Implementation
     single_gpu_claim: SingleGpuClaim
     cost: Cost
@@ -294,6 +325,7 @@ class Study:
     interconnects: dict[str, Interconnect]
     models: dict[str, MoEModel]
     config_hash: str
+    routing_trace: int = 0  # cache.register_trace id of routing.trace_file (0: none)
 
     @property
     def activation_bytes(self) -> int:
@@ -512,4 +544,12 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode())
     for p in (cfg.catalogs.gpus, cfg.catalogs.interconnects, cfg.catalogs.models):
         digest.update((base / p).read_bytes())
-    return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest.hexdigest()[:16])
+    trace = 0
+    if cfg.routing.distribution == "trace":
+        from .cache import read_trace, register_trace
+
+        trace_path = base / cfg.routing.trace_file
+        trace = register_trace(read_trace(trace_path, model.num_experts, f"{where}: routing.trace_file"))
+        digest.update(trace_path.read_bytes())
+    return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest.hexdigest()[:16],
+                 trace)  # fmt: skip

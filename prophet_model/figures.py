@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.colors import LogNorm
 
 from . import formatting as fmt
 from .config import Figures
@@ -365,13 +366,24 @@ def tornado_figure(t: pd.DataFrame, system_name: str, metric_label: str, cfg: Fi
 
 
 def speedup_map_figure(
-    acc: np.ndarray, bw: np.ndarray, speedup: np.ndarray, system_name: str, cfg: Figures
+    acc: np.ndarray,
+    bw: np.ndarray,
+    speedup: np.ndarray,
+    system_name: str,
+    cfg: Figures,
+    ylabel: str = "Interconnect bandwidth (× datasheet)",
+    log: bool = True,
 ) -> plt.Figure:
-    """Speedup over prediction accuracy x interconnect bandwidth, with the break-even contour (1.0×)."""
+    """Speedup over prediction accuracy x a second input (interconnect bandwidth by default), with the
+    break-even contour (1.0×)."""
     fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in + 0.4)
-    mesh = ax.pcolormesh(acc, bw, speedup, cmap="cividis", shading="auto")
-    fig.colorbar(mesh, ax=ax, label="Speedup (×)")
-    levels = [lv for lv in (1.0, 1.1, 1.25, 1.5, 2.0) if speedup.min() < lv < speedup.max()]
+    lo, hi = float(np.nanmin(speedup)), float(np.nanmax(speedup))
+    norm = LogNorm(lo, hi) if lo > 0 and hi / lo > 4 else None  # a wide range: colours on a log scale
+    mesh = ax.pcolormesh(acc, bw, speedup, cmap="cividis", shading="auto", norm=norm)
+    bar = fig.colorbar(mesh, ax=ax, label="Speedup (×)")
+    if norm is not None:
+        plain_log_axis(bar.ax.yaxis)
+    levels = [lv for lv in (1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0) if speedup.min() < lv < speedup.max()]
     if levels:
         cs = ax.contour(
             acc,
@@ -382,10 +394,11 @@ def speedup_map_figure(
             linewidths=[1.6 if lv == 1.0 else 0.7 for lv in levels],
         )
         ax.clabel(cs, fmt=lambda v: f"{v:.2f}×", fontsize="x-small")
-    ax.set_yscale("log")
-    plain_log_axis(ax.yaxis)
+    if log:
+        ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
     ax.set_xlabel("Prediction accuracy")
-    ax.set_ylabel("Interconnect bandwidth (× datasheet)")
+    ax.set_ylabel(ylabel)
     ax.grid(False)
     note = (
         "break-even (1.00×) shown where reached" if 1.0 in levels else f"Prophet ≥ {speedup.min():.2f}× everywhere here"

@@ -9,9 +9,12 @@ Every rate is an attainable one, measured by separate microbenchmarks (prophet_m
 HBM copy rate, the square-GEMM FLOP rate, the weight-streaming rate of few-row dense and grouped
 GEMMs, the kernel start-up, and the pinned host->device copy rate; nothing is solved from the study's
 targets. Assumptions (also on the book's model page):
-- routing is uniform: each token picks top_k distinct experts uniformly at random; the busiest rank of
-  an expert group touches the expected maximum over ranks of the distinct experts and assignments
-  (normal approximation to the binomial counts, Blom's expected maximum of ep draws);
+- routing: uniform by default (each token picks top_k distinct experts uniformly at random), or skewed
+  (Zipf, a routing trace) with temporal reuse, placed round-robin by popularity (cache.py); the busiest
+  rank of an expert group touches the expected maximum over ranks of the distinct experts and
+  assignments (normal approximation to the binomial counts, Blom's expected maximum of ep draws);
+- an expert cache of what memory leaves holds the experts its policy (static, lru, predicted) keeps;
+  the hit rate follows from the policy and the routing (cache.py);
 - experts are split over an expert-parallel group as evenly as possible (ceil(E/ep) on the fullest GPU);
 - experts that do not fit in GPU memory live in host memory; a touched expert that is not resident is
   copied over the host link, whose rate is the least of the GPU's own link, its share of the PCIe
@@ -97,6 +100,16 @@ class Scenario:
     load_imbalance: ArrayLike = 1.0
     # Prophet's prefetch: 1 window (misses first, prefetch what fits in a layer), 0 eager (all predicted)
     prefetch_window: ArrayLike = 0.0
+    # expert cache and routing (cache.py): policy 0 static, 1 lru, 2 predicted; zipf exponent (0: uniform);
+    # a registered routing trace id (0: none); temporal reuse between decode steps in [0, 1)
+    cache_policy: ArrayLike = 0.0
+    routing_skew: ArrayLike = 0.0
+    routing_trace: ArrayLike = 0.0
+    temporal_reuse: ArrayLike = 0.0
+    # share of the GPU memory left after dense weights, KV cache and the reserve that holds experts
+    cache_memory_share: ArrayLike = 1.0
+    # what-if: the share of Prophet's expert copies hidden behind computation (NaN: the prefetch model's)
+    overlap_override: ArrayLike = np.nan
 
     def arrays(self) -> Scenario:
         """The same scenario with every field as a float64 array."""
@@ -137,16 +150,19 @@ def experts_on_fullest_gpu(s: Scenario) -> Array:
 
 
 def memory_resident_fraction(s: Scenario) -> Array:
-    """Fraction of the fullest GPU's expert bytes that fit in its memory, in [0, 1]:
-    (capacity - reserved - dense weights - KV cache) / (ceil(E/ep) * Lmoe * expert_bytes)."""
-    free = s.memory_capacity - s.reserved_memory - dense_params(s) * s.bytes_per_param - kv_cache_bytes(s)
+    """Fraction of the fullest GPU's expert bytes its expert cache holds, in [0, 1]:
+    share x (capacity - reserved - dense weights - KV cache) / (ceil(E/ep) * Lmoe * expert_bytes)."""
+    free = s.cache_memory_share * (
+        s.memory_capacity - s.reserved_memory - dense_params(s) * s.bytes_per_param - kv_cache_bytes(s)
+    )
     need = experts_on_fullest_gpu(s) * s.num_moe_layers * expert_bytes(s)
     return np.clip(free / need, 0.0, 1.0)
 
 
 def resident_fraction(s: Scenario) -> Array:
-    """The share of touched experts already on the GPU: what memory allows, or the what-if override."""
-    return np.where(np.isfinite(s.resident_override), s.resident_override, memory_resident_fraction(s))
+    """The hit rate: the share of touched experts already on the GPU (cache.py: the policy's under the
+    routing; C / n under uniform routing), or the what-if override."""
+    return np.where(np.isfinite(s.resident_override), s.resident_override, routing(s)[3])
 
 
 def fits_in_memory(s: Scenario) -> NDArray[np.bool_]:
@@ -217,26 +233,53 @@ def _once(name: str, s: Scenario, compute) -> Array:
     return value
 
 
-def distinct_experts_touched(s: Scenario) -> Array:
-    """Distinct experts activated on the busiest rank per layer. Each of the rank's n = ceil(E/ep)
-    experts is touched with p = 1 - (1 - k/E)^T; the count is Binomial(n, p), its maximum over the
-    ep ranks min(n, n p + sqrt(n p (1 - p)) z(ep)). Not one expert per token: tokens share experts."""
+def routing(s: Scenario) -> tuple[Array, Array, Array, Array]:
+    """Per MoE layer on the busiest rank: (mean and variance of the experts touched, its share of the
+    picks, the cache's hit rate). Uniform routing (closed form): each of the rank's n = ceil(E/ep) experts
+    is touched with p = 1 - (1 - k/E)^T: mean n p, variance n p (1 - p), share n / E, hit C / n (any
+    policy without temporal reuse). Otherwise cache.rank_stats_array (round-robin placement by popularity)."""
 
-    def compute(s: Scenario) -> Array:
+    def compute(s: Scenario) -> tuple[Array, Array, Array, Array]:
         n = experts_on_fullest_gpu(s)
         p = 1 - (1 - s.top_k / s.num_experts) ** tokens_per_group(s)
-        return busiest(n * p, n * p * (1 - p), n, s)
+        share = memory_resident_fraction(s)
+        out = [n * p, n * p * (1 - p), n / s.num_experts, share]
+        skewed = (s.routing_skew > 0) | (s.routing_trace > 0) | ((s.temporal_reuse > 0) & (s.cache_policy > 0))
+        if np.any(skewed):
+            args = np.broadcast_arrays(s.cache_policy, s.routing_skew, s.routing_trace, s.temporal_reuse,
+                                       s.num_experts, s.ep, tokens_per_group(s), s.top_k, share * n, skewed)  # fmt: skip
+            pick = args[-1]
+            from .cache import rank_stats_array
+
+            stats = rank_stats_array(*(a[pick] for a in args[:-1]))
+            out = [np.array(np.broadcast_to(o, pick.shape)) for o in out]
+            for o, v in zip(out, stats, strict=True):
+                o[pick] = v
+        return tuple(np.asarray(o, dtype=np.float64) for o in out)  # type: ignore[return-value]
+
+    return _once("routing", s, compute)
+
+
+def distinct_experts_touched(s: Scenario) -> Array:
+    """Distinct experts activated on the busiest rank per layer: the touched count's expected maximum
+    over the ep ranks, min(n, mean + sd z(ep)) (routing() gives mean and variance). Not one expert per
+    token: tokens share experts."""
+
+    def compute(s: Scenario) -> Array:
+        mean, var, _, _ = routing(s)
+        return busiest(mean, var, experts_on_fullest_gpu(s), s)
 
     return _once("distinct", s, compute)
 
 
 def assignments_on_fullest_gpu(s: Scenario) -> Array:
     """Token-expert assignments served by the busiest rank per layer: of the T k assignments each lands
-    on the rank with q = ceil(E/ep)/E, so Binomial(T k, q), its maximum over ranks as above."""
+    on the rank with q (ceil(E/ep)/E under uniform routing, its popularity share otherwise), so
+    Binomial(T k, q), its maximum over ranks as above."""
 
     def compute(s: Scenario) -> Array:
         tk = tokens_per_group(s) * s.top_k
-        q = experts_on_fullest_gpu(s) / s.num_experts
+        q = routing(s)[2]
         return busiest(tk * q, tk * q * (1 - q), tk, s)
 
     return _once("assignments", s, compute)
@@ -341,12 +384,12 @@ def expert_time(s: Scenario) -> Array:
 
 def compute_time(s: Scenario) -> Array:
     """GPU time of a step: dense_time + expert_time + kernel start-ups."""
-    return dense_time(s) + expert_time(s) + startup_time(s)
+    return roofline_time(s) + startup_time(s)
 
 
 def roofline_time(s: Scenario) -> Array:
     """A lower bound on a step: the kernels' own work at attainable rates, no start-up, fetch or comm."""
-    return dense_time(s) + expert_time(s)
+    return _once("work", s, lambda s: dense_time(s) + expert_time(s))
 
 
 def fetch_bytes(s: Scenario) -> Array:
@@ -378,19 +421,28 @@ def fetch_time(s: Scenario) -> Array:
 
 def fetch_exposed(s: Scenario, hide: Array, t_f: Array | None = None) -> Array:
     """Fetch time left on the critical path, layer by layer: Prophet predicts layer l+1 while layer l
-    computes, so each MoE layer's copies f = t_f / Lmoe can hide behind one layer's computation
-    c = hide / L (offload.layer_time gives the per-layer formulas; exposed = layer time - c).
-    Baseline: on demand, t_f. Prophet, `eager`: Lmoe ((1 - a) f + max((a + w) f, c) - c), w the wrong
-    predictions per needed expert (bounded by the experts the batch does not touch); `window`:
-    Lmoe (f - a min(f, c)), never slower than the baseline. `accuracy` a: the share of needed experts
-    that were predicted, with a prediction set as large as the needed set."""
-    from .offload import layer_time, wrong_share
+    computes, so each MoE layer's copies (mean f = t_f / Lmoe) can hide behind one layer's computation
+    c = hide / L. The layer's missing experts X vary from layer to layer, X ~ Binomial(N, mu / N) over
+    the N = n (1 - h) non-resident experts of the busiest rank, mu = D (1 - h); offload.prefetch_exposed
+    takes the expectation over X. Baseline: on demand, t_f. Prophet, `window`: Lmoe E[X t_e - a min(X t_e,
+    c)], never slower than the baseline; `eager`: Lmoe E[(1 - a) X t_e + max((a + w) X t_e, c) - c], w the
+    wrong predictions per needed expert (bounded by the experts the batch does not touch). `accuracy` a:
+    the share of needed experts that were predicted, with a prediction set as large as the needed set.
+    What-if overlap o: (1 - o) t_f."""
+    from .offload import prefetch_exposed, wrong_share
 
     t_f = fetch_time(s) if t_f is None else t_f
     f, c = t_f / s.num_moe_layers, hide / s.num_layers
-    w = wrong_share(s.prediction_accuracy, distinct_experts_touched(s), experts_on_fullest_gpu(s))
-    prophet = s.num_moe_layers * (layer_time(f, c, s.prediction_accuracy, w, s.prefetch_window) - c)
-    return np.where(s.prophet > 0, prophet, t_f)
+    d, n, h = distinct_experts_touched(s), experts_on_fullest_gpu(s), resident_fraction(s)
+    w = wrong_share(s.prediction_accuracy, d, n)
+    args = np.broadcast_arrays(f, c, d * (1 - h), n * (1 - h), s.prediction_accuracy, w, s.prefetch_window,
+                               t_f, s.overlap_override, s.prophet, s.num_moe_layers)  # fmt: skip
+    out = np.array(args[7], dtype=np.float64)  # baseline: on demand, t_f
+    modelled = (args[9] > 0) & ~np.isfinite(args[8])
+    out[modelled] = args[10][modelled] * prefetch_exposed(*(x[modelled] for x in args[:7]))
+    given = (args[9] > 0) & np.isfinite(args[8])
+    out[given] = (1 - args[8][given]) * args[7][given]
+    return out
 
 
 def alltoall_bytes(s: Scenario) -> Array:
@@ -480,11 +532,10 @@ def evaluate(scenario: Scenario) -> StepResult:
     t_a = comm_time(s)
     step = t_c + t_fx + t_a
     ok = fits_in_memory(s)
-    _LAST.clear()  # hold no arrays of this scenario past its evaluation
     nan = np.full(np.broadcast(step, ok).shape, np.nan)
     per_gpu = np.where(ok, s.batch_size_per_gpu / step, nan)
     bound = np.where(ok, s.n_gpus * s.batch_size_per_gpu / roofline_time(s), nan)
-    return StepResult(
+    result = StepResult(
         compute_s=t_c,
         fetch_s=t_f,
         fetch_exposed_s=t_fx,
@@ -497,3 +548,5 @@ def evaluate(scenario: Scenario) -> StepResult:
         alltoall_bytes=alltoall_bytes(s),
         feasible=ok,
     )
+    _LAST.clear()  # hold no arrays of this scenario past its evaluation
+    return result

@@ -2,9 +2,9 @@
 that copying a one-layer-ahead prefetcher hides.
 
 Per MoE layer, D experts are touched (uniform top-k routing: D = E (1 - (1 - k/E)^T)); a share h of
-them is on the GPU (a hit): static residency h = resident share; an LRU cache of C experts under
-uniform routing h = C / E (by symmetry every expert is equally likely to be cached); a Zipf-skewed
-routing under LRU by Che's approximation. An expert takes t_e = expert bytes / host copy rate.
+them is on the GPU (a hit; cache.py gives h for each cache policy and routing). The X needed experts a
+layer must copy vary from layer to layer: X ~ Binomial(N, mu/N) over the N non-resident experts (mean
+mu = D (1 - h)); an expert takes t_e = expert bytes / host copy rate.
 
 Policies (one FIFO copy stream, as validation/offload_bench.py runs them):
 - baseline (on demand): a layer's missing experts are copied once the layer is reached, then it
@@ -20,8 +20,6 @@ needed set.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -32,37 +30,6 @@ def distinct(tokens: ArrayLike, experts: ArrayLike, top_k: ArrayLike) -> Array:
     """Expected distinct experts touched per layer: E (1 - (1 - k/E)^T)."""
     e = np.asarray(experts, dtype=float)
     return e * (1 - (1 - np.asarray(top_k, dtype=float) / e) ** np.asarray(tokens, dtype=float))
-
-
-def lru_uniform_hit(slots: ArrayLike, experts: ArrayLike) -> Array:
-    """LRU hit rate under uniform routing: C / E."""
-    return np.minimum(1.0, np.asarray(slots, dtype=float) / np.asarray(experts, dtype=float))
-
-
-def touch_probability(popularity: np.ndarray, draws_per_step: float) -> np.ndarray:
-    """Per expert, the probability that a step's draws touch it: 1 - (1 - p_e)^draws (draws = T k);
-    their sum is the expected distinct experts under skewed routing."""
-    return 1 - (1 - np.asarray(popularity, dtype=float)) ** draws_per_step
-
-
-def lru_che_hit(slots: float, popularity: np.ndarray, draws_per_step: float) -> float:
-    """LRU hit rate (per distinct needed expert) by Che's approximation: the characteristic time t_c
-    (in steps) solves sum_e (1 - exp(-q_e t_c)) = C, with q_e the probability that expert e is touched
-    in a step; a needed expert hits with probability 1 - exp(-q_e t_c); weighted by q_e."""
-    q = touch_probability(popularity, draws_per_step)
-    if slots >= len(q):
-        return 1.0
-    lo, hi = 0.0, 1.0
-    while np.sum(1 - np.exp(-q * hi)) < slots:
-        hi *= 2
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if np.sum(1 - np.exp(-q * mid)) < slots:
-            lo = mid
-        else:
-            hi = mid
-    t = 0.5 * (lo + hi)
-    return float(np.sum(q * (1 - np.exp(-q * t))) / np.sum(q))
 
 
 def wrong_share(accuracy: ArrayLike, distinct: ArrayLike, experts: ArrayLike) -> Array:
@@ -90,16 +57,90 @@ def layer_time(missing: Array, compute: Array, accuracy: Array | None, wrong: Ar
     return np.where(np.asarray(window) > 0, windowed, eager)
 
 
-def expected_layer_time(nonresident: int, touch: float, t_e: float, compute: float, accuracy: float | None,
-                        wrong: float | None = None, window: bool = False) -> float:  # fmt: skip
-    """The mean layer time over the layer's missing experts X ~ Binomial(nonresident, touch), each copied
-    in t_e: sum_x P(X = x) layer_time(x t_e, ...). Where a layer misses a fraction of an expert on average,
-    the mean of max(copies, compute) is not the max of the means: the distribution sets what a one-layer
-    window hides."""
-    n = nonresident
-    total = 0.0
-    for x in range(n + 1):
-        p = math.comb(n, x) * touch**x * (1 - touch) ** (n - x)
-        if p > 0:
-            total += p * float(layer_time(np.float64(x * t_e), np.float64(compute), accuracy, wrong, window))
-    return total
+def expected_min(mean: ArrayLike, count: ArrayLike, r: ArrayLike) -> Array:
+    """E[min(X, r)] for X ~ Binomial(N, mean / N), N = max(round(count), ceil(mean)), r >= 0:
+    sum_{j=1}^{ceil r} P(X >= j) min(1, r - j + 1), exact (the pmf recursion, over the terms where
+    P(X >= j) > 0 in double precision: j <= mu + 12 sigma + 2) where sigma < NORMAL_SD, by the normal
+    approximation where wider. Where mean / N > 1/2 it works on Y = N - X instead:
+    E[min(X, r)] = r - E[Y] + E[min(Y, N - r)] for r <= N; E[X] for r >= N."""
+    mu, cnt, r = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (mean, count, r)))
+    n = np.maximum(np.round(cnt), np.ceil(mu - 1e-9))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(n > 0, np.clip(mu / n, 0.0, 1.0), 0.0)
+    r = np.maximum(r, 0.0)
+    flip = p > 0.5
+    pz = np.where(flip, 1 - p, p)
+    uz = np.where(flip, n - np.minimum(r, n), r)  # the threshold for the variable summed over
+    sd = np.sqrt(n * pz * (1 - pz))
+    wide = sd >= NORMAL_SD
+    sz = np.empty(n.shape)
+    sz[~wide] = _expected_min_small(n[~wide], pz[~wide], uz[~wide])
+    sz[wide] = _expected_min_normal(n[wide] * pz[wide], sd[wide], uz[wide])
+    out = np.where(flip, np.minimum(r, n) - n * pz + sz, sz)
+    return np.where(r >= n, mu, out)
+
+
+NORMAL_SD = 4.0  # a binomial this wide is summed by its normal approximation (error < 0.5% of the mean)
+
+
+def _expected_min_normal(mu: Array, sd: Array, u: Array) -> Array:
+    """E[min(Y, u)] for Y ~ Normal(mu, sd^2): mu - [(mu - u) Phi(d) + sd phi(d)], d = (mu - u) / sd."""
+    d = (mu - u) / sd
+    phi = np.exp(-0.5 * d * d) / np.sqrt(2 * np.pi)
+    return mu - ((mu - u) * 0.5 * (1 + _erf(d / np.sqrt(2))) + sd * phi)
+
+
+def _erf(x: Array) -> Array:
+    """erf by Abramowitz and Stegun 7.1.26 (|error| <= 1.5e-7)."""
+    t = 1 / (1 + 0.3275911 * np.abs(x))
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return np.sign(x) * (1 - poly * np.exp(-x * x))
+
+
+def _expected_min_small(n: Array, p: Array, u: Array) -> Array:
+    """sum_{j=1}^{ceil u} P(Z >= j) min(1, u - j + 1) for Z ~ Binomial(n, p), p <= 1/2. The elements are
+    sorted by their number of terms, so that term j works only on those that still need it."""
+    sd = np.sqrt(n * p * (1 - p))
+    last = np.minimum(np.minimum(np.ceil(u), n), np.ceil(n * p + 12 * sd + 2)).ravel()
+    out = np.zeros(n.size)
+    order = np.argsort(-last, kind="stable")
+    order = order[last[order] >= 1]
+    if order.size == 0:
+        return out.reshape(n.shape)
+    nl, pl, ul, jl = (x.ravel()[order] for x in (n, p, u, last))
+    ratio = np.where(pl < 1, pl / np.where(pl < 1, 1 - pl, 1.0), 0.0)
+    pmf = (1 - pl) ** nl  # P(Z = 0)
+    cdf = pmf.copy()
+    acc = np.zeros(order.size)
+    live = np.searchsorted(-jl, -np.arange(1, int(jl[0]) + 1), side="right")  # how many need term j
+    for j, k in enumerate(live, start=1):
+        acc[:k] += np.maximum(1 - cdf[:k], 0.0) * np.clip(ul[:k] - (j - 1), 0.0, 1.0)
+        pmf[:k] *= np.maximum(nl[:k] - (j - 1), 0.0) / j * ratio[:k]  # P(Z = j)
+        cdf[:k] += pmf[:k]
+    out[order] = acc
+    return out.reshape(n.shape)
+
+
+def prefetch_exposed(f: Array, c: Array, mean: Array, count: Array, accuracy: Array, wrong: Array,
+                     window: Array) -> Array:  # fmt: skip
+    """Expected copy time a layer leaves exposed with Prophet, its X needed non-resident experts
+    distributed as expected_min assumes (mean `mean`, out of `count`), f = E[X] t_e the mean copy time,
+    c the layer's computation, t_e = f / mean:
+    window: E[X t_e - a min(X t_e, c)] = f - a t_e E[min(X, c / t_e)];
+    eager: E[(1 - a) X t_e + max(b X t_e, c)] - c = (1 - a) f + b f - b t_e E[min(X, c / (b t_e))],
+    b = a + wrong (b = 0: f)."""
+    f, c, mean, count, a, wrong, window = np.broadcast_arrays(f, c, mean, count, accuracy, wrong, window)
+    out = np.zeros(f.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_e = np.where(mean > 0, f / mean, 0.0)
+        r = np.where(t_e > 0, c / t_e, np.inf)
+        w = (window > 0) & (mean > 0)
+        out[w] = f[w] - a[w] * t_e[w] * expected_min(mean[w], count[w], r[w])
+        b = a + wrong
+        e = (window <= 0) & (mean > 0) & (b > 0)
+        with np.errstate(over="ignore"):  # inf where the window dwarfs a copy: min(X, inf) = X
+            rb = r[e] / b[e]
+        out[e] = (1 - a[e]) * f[e] + b[e] * f[e] - b[e] * t_e[e] * expected_min(mean[e], count[e], rb)
+        z = (window <= 0) & (mean > 0) & (b <= 0)
+        out[z] = f[z]
+    return out

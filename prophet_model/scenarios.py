@@ -114,6 +114,22 @@ def scenario_dict(
         "resident_override": np.nan,
         "load_imbalance": 1.0,
         "prefetch_window": 1.0 if p.prefetch_policy == "window" else 0.0,
+        **cache_fields(study, prophet),
+    }
+
+
+def cache_fields(study: Study, prophet: bool) -> dict[str, float]:
+    """The cache policy of the variant (baseline or Prophet) and the routing, as Scenario fields."""
+    from .cache import POLICIES
+
+    c, r = study.config.expert_cache, study.config.routing
+    return {
+        "cache_policy": float(POLICIES.index(c.prophet_policy if prophet else c.baseline_policy)),
+        "routing_skew": r.zipf_exponent if r.distribution == "zipf" else 0.0,
+        "routing_trace": float(study.routing_trace),
+        "temporal_reuse": r.temporal_reuse,
+        "cache_memory_share": c.memory_share,
+        "overlap_override": np.nan,
     }
 
 

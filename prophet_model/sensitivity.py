@@ -31,7 +31,15 @@ INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
     "expert_size_factor": (("expert_ffn_size",), "factor"),
     "model.num_experts": (("num_experts",), "value"),
     "resident_share": (("resident_override",), "value"),
+    "prophet_hit_rate": (("resident_override",), "value"),
+    "prophet_overlap": (("overlap_override",), "value"),
+    "routing.zipf_exponent": (("routing_skew",), "value"),
+    "routing.temporal_reuse": (("temporal_reuse",), "value"),
+    "expert_cache.memory_share": (("cache_memory_share",), "value"),
 }
+# inputs that describe Prophet alone: the baseline keeps its own value
+PROPHET_ONLY_INPUTS = ("prophet.prediction_accuracy", "prophet.comm_reduction_factor", "prophet_hit_rate",
+                       "prophet_overlap")  # fmt: skip
 SWEEPS: dict[str, np.ndarray] = {
     "prophet.prediction_accuracy": np.linspace(0.0, 1.0, 21),
     "prophet.comm_reduction_factor": np.linspace(1.0, 8.0, 29),
@@ -40,6 +48,9 @@ SWEEPS: dict[str, np.ndarray] = {
     "expert_size_factor": np.geomspace(0.25, 4.0, 9),
     "model.num_experts": np.array([8, 16, 32, 64, 128, 256, 512], dtype=float),
     "host_link_bandwidth_factor": np.geomspace(0.25, 4.0, 9),
+    "routing.zipf_exponent": np.linspace(0.0, 1.5, 16),
+    "routing.temporal_reuse": np.array([0.0, 0.2, 0.4, 0.6, 0.8, 0.9]),
+    "expert_cache.memory_share": np.linspace(0.05, 1.0, 20),
 }
 LABELS = {
     "prophet.prediction_accuracy": "prediction accuracy",
@@ -50,6 +61,12 @@ LABELS = {
     "model.num_experts": "experts per layer",
     "host_link_bandwidth_factor": "host-link bandwidth (× attainable)",
     "workload.context_length_tokens": "context length (tokens)",
+    "routing.zipf_exponent": "routing skew (Zipf exponent)",
+    "routing.temporal_reuse": "temporal reuse between steps",
+    "expert_cache.memory_share": "expert cache (share of free memory)",
+    "prophet_hit_rate": "Prophet's hit rate",
+    "resident_share": "hit rate (both)",
+    "prophet_overlap": "share of Prophet's copies hidden",
 }
 METRICS = ("speedup", "prophet_tokens_per_s", "baseline_tokens_per_s", "prophet_usd_per_1m_tokens",
            "baseline_usd_per_1m_tokens", "annual_savings_usd")  # fmt: skip
@@ -84,6 +101,8 @@ def setups(results: StudyResults) -> dict[str, Setup]:
 def _scenario(base: dict[str, float], overrides: dict[str, np.ndarray]) -> m.Scenario:
     values = {f.name: np.asarray(base[f.name], dtype=float) for f in fields(m.Scenario)}
     for name, arr in overrides.items():
+        if name in PROPHET_ONLY_INPUTS and not base["prophet"]:
+            continue
         targets, mode = INPUTS[name]
         for field in targets:
             values[field] = values[field] * arr if mode == "factor" else np.asarray(arr, dtype=float)
@@ -138,12 +157,20 @@ def tornado(setup: Setup, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("spread", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def speedup_map(setup: Setup, n: int = 41) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(accuracy grid, bandwidth-factor grid, speedup) over accuracy 0-1 x bandwidth 0.25-4x."""
+# the second axis of each accuracy map: (sensitivity input, grid, log scale)
+MAPS: dict[str, tuple[np.ndarray, bool]] = {
+    "interconnect_bandwidth_factor": (np.geomspace(0.25, 4.0, 41), True),
+    "prophet_hit_rate": (np.linspace(0.0, 1.0, 41), False),
+    "routing.zipf_exponent": (np.linspace(0.0, 1.5, 31), False),
+}
+
+
+def speedup_map(setup: Setup, against: str = "interconnect_bandwidth_factor", n: int = 41
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(accuracy grid, grid of `against`, speedup) over accuracy 0-1 x one of MAPS."""
     acc = np.linspace(0, 1, n)
-    bw = np.geomspace(0.25, 4.0, n)
-    A, W = np.meshgrid(acc, bw)
-    s = evaluate(setup, {"prophet.prediction_accuracy": A, "interconnect_bandwidth_factor": W})["speedup"]
+    A, W = np.meshgrid(acc, MAPS[against][0])
+    s = evaluate(setup, {"prophet.prediction_accuracy": A, against: W})["speedup"]
     return A, W, np.asarray(s)
 
 

@@ -598,9 +598,9 @@ OFFLOAD_KERNELS_PER_LAYER = 22  # one per op of offload_bench.layer_compute (rad
 def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
     """Every measured offloading step beside the model's prediction (prophet_model.offload): the copy time
     of an expert from the machine's measured host->device copy rate (>= 256 MiB), the layer's compute from
-    its ceilings; the routing statistics from the model's own uniform-routing expectation (LRU under Zipf
-    routing by Che's approximation), not from the run's draws."""
-    from . import offload
+    its ceilings; the routing statistics from the model's own expectations (prophet_model.cache: LRU by
+    Che's approximation, C / E under uniform routing), not from the run's draws."""
+    from . import cache, offload
     from .measured import host_copy_rate
 
     rows = []
@@ -614,21 +614,11 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
         for r in pd.read_csv(path).itertuples():
             e, k, h, f, tokens = int(r.experts), int(r.top_k), int(r.hidden), int(r.ffn), int(r.tokens)
             d = float(offload.distinct(tokens, e, k))
-            s = replace(_base(gpu, None, ceil), fused=1, kernels_per_moe_layer=OFFLOAD_KERNELS_PER_LAYER,
-                        hidden_size=h, expert_ffn_size=f, num_experts=e, top_k=k, batch_size_per_gpu=tokens)  # fmt: skip
-            a = s.arrays()
-            compute = _one(
-                m.expert_time(a)
-                + m.startup_time(a)
-                + m.gemm_time(np.float64(tokens), np.float64(h * e), a, a.stream_dense)
-            )
-            if r.policy == "lru":
-                if r.routing == "zipf":
-                    pop = np.array([(i + 1) ** -float(r.zipf_s) for i in range(e)])
-                    hit = offload.lru_che_hit(r.cache_slots, pop / pop.sum(), tokens * k)
-                    d = float(offload.touch_probability(pop / pop.sum(), tokens * k).sum())
-                else:
-                    hit = float(offload.lru_uniform_hit(r.cache_slots, e))
+            if r.policy == "lru" and r.routing == "zipf":
+                q = cache.touch_probability(cache.zipf(e, float(r.zipf_s)), tokens, k)
+                hit, d = cache.lru_che_hit(r.cache_slots, q), float(q.sum())
+            elif r.policy == "lru":
+                hit = cache.lru_uniform_hit(r.cache_slots, e)
             else:
                 hit = float(r.resident_fraction)
             s = replace(_base(gpu, None, ceil), fused=1, kernels_per_moe_layer=OFFLOAD_KERNELS_PER_LAYER,
@@ -638,14 +628,19 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
             compute = grouped + _one(
                 m.startup_time(a) + m.gemm_time(np.float64(tokens), np.float64(h * e), a, a.stream_dense)
             )
-            acc = None if r.policy in ("baseline", "lru") else float(r.accuracy)
             t_e = r.expert_bytes / rate
-            wrong = None if acc is None else float(offload.wrong_share(acc, d, e))
-            if r.policy == "lru":  # the mean number of misses
-                layer = _one(offload.layer_time(np.float64(d * (1 - hit) * t_e), compute, acc, wrong))
-            else:  # static residency: the first round(r E) experts; each other one touched with 1 - (1 - k/E)^T
-                touch = 1 - (1 - k / e) ** tokens
-                layer = offload.expected_layer_time(e - round(hit * e), touch, t_e, compute, acc, wrong)  # eager
+            nonresident = e - round(hit * e)  # static residency: the first round(r E) experts
+            mean = nonresident * (1 - (1 - k / e) ** tokens)
+            if r.policy == "lru":  # on demand: linear in the misses, their mean suffices
+                layer = d * (1 - hit) * t_e + compute
+            elif r.policy == "baseline":
+                layer = mean * t_e + compute
+            else:  # eager prefetch, over the binomial number of misses
+                acc = float(r.accuracy)
+                wrong = _one(offload.wrong_share(acc, d, e))
+                layer = compute + _one(offload.prefetch_exposed(np.float64(mean * t_e), np.float64(compute),
+                                                                np.float64(mean), np.float64(nonresident),
+                                                                np.float64(acc), np.float64(wrong), np.float64(0)))  # fmt: skip
             step = int(r.layers) * layer
             rows.append({"machine": machine, "policy": r.policy, "routing": r.routing, "tokens": tokens,
                          "resident_fraction": r.resident_fraction, "cache_slots": r.cache_slots, "accuracy": r.accuracy,

@@ -234,15 +234,18 @@ def show_tornados(setups: dict, fig_cfg) -> None:
         )
 
 
-def show_speedup_maps(setups: dict, fig_cfg) -> None:
-    """One accuracy x interconnect-bandwidth speedup map per system."""
+def show_speedup_maps(setups: dict, fig_cfg, against: str = "interconnect_bandwidth_factor") -> None:
+    """One speedup map per system: prediction accuracy x `against` (a key of sensitivity.MAPS)."""
     from IPython.display import Image, display
 
     from . import figures, sensitivity
 
+    label = {"interconnect_bandwidth_factor": "Interconnect bandwidth (× datasheet)",
+             "prophet_hit_rate": "Prophet's cache hit rate", "routing.zipf_exponent": "Routing skew (Zipf exponent)"}[against]  # fmt: skip
     for s in setups.values():
-        acc, bw, sp = sensitivity.speedup_map(s)
-        display(Image(figures.to_png(figures.speedup_map_figure(acc, bw, sp, s.system.name, fig_cfg), fig_cfg.png_dpi)))
+        acc, y, sp = sensitivity.speedup_map(s, against)
+        fig = figures.speedup_map_figure(acc, y, sp, s.system.name, fig_cfg, label, sensitivity.MAPS[against][1])
+        display(Image(figures.to_png(fig, fig_cfg.png_dpi)))
 
 
 def uncertainty_inputs(study: Study) -> pd.DataFrame:

@@ -168,20 +168,25 @@ def test_load_imbalance_by_hand_and_by_simulation() -> None:
 
 
 def test_prefetch_policies_by_hand() -> None:
-    """Toy, one GPU, Prophet at a = 0.8: per MoE layer f = 1.05 ms / 2 = 0.525 ms of copies and
-    c = 0.40704 / 2 = 0.20352 ms of computation; D = 1.75 of E_g = 4, so wrong = min(0.2, 2.25/1.75) = 0.2.
-    eager: 2 (0.2 f + max(f, c) - c) = 2 (0.105 + 0.32148) = 0.85296 ms (slower than on demand's 1.05? no:
-    the baseline exposes 1.05 ms); window: 2 (f - a min(f, c)) = 2 (0.525 - 0.8 * 0.20352) = 0.724368 ms.
-    At a = 1 window is a perfect one-layer prefetcher: 2 max(0, f - c) = 0.64296 ms."""
+    """Toy, one GPU, Prophet at a = 0.8: per MoE layer f = 1.05 ms / 2 = 0.525 ms of copies on average and
+    c = 0.40704 / 2 = 0.20352 ms of computation; D = 1.75 of n = 4 experts touched, h = 0.5 resident, so the
+    layer misses X ~ Binomial(2, 0.4375) of its N = 2 non-resident experts (mean 0.875), t_e = 0.525 / 0.875
+    = 0.6 ms each: P(X = 0) = 0.31640625, and since t_e > c, E[min(X t_e, c)] = c P(X >= 1) = 0.139125 ms.
+    wrong = min(0.2, 2.25 / 1.75) = 0.2, so b = a + wrong = 1.
+    eager: 2 (0.2 f + f - E[min(X t_e, c)]) = 2 (0.105 + 0.525 - 0.139125) = 0.98175 ms;
+    window: 2 (f - a E[min(X t_e, c)]) = 2 (0.525 - 0.8 * 0.139125) = 0.8274 ms;
+    at a = 1 window is a perfect one-layer prefetcher: 2 E[max(X t_e - c, 0)] = 2 (0.525 - 0.139125) = 0.77175 ms.
+    By the mean alone (X = 0.875 every layer) these would be 0.85296, 0.724368 and 0.64296 ms: a layer with no
+    miss hides nothing, so the distribution exposes more."""
     eager = m.evaluate(toy(prophet=1))
     window = m.evaluate(toy(prophet=1, prefetch_window=1))
     perfect = m.evaluate(toy(prophet=1, prefetch_window=1, prediction_accuracy=1.0))
-    assert eager.fetch_exposed_s == approx(0.85296e-3)
-    assert window.fetch_exposed_s == approx(0.724368e-3)
-    assert perfect.fetch_exposed_s == approx(2 * (0.525e-3 - 0.20352e-3))
-    # eager at a = 0 copies every wrong prediction first: 2 (f + max(f, c) - c) = 1.6430 ms > on demand's 1.05
+    assert eager.fetch_exposed_s == approx(0.98175e-3)
+    assert window.fetch_exposed_s == approx(0.8274e-3)
+    assert perfect.fetch_exposed_s == approx(0.77175e-3)
+    # eager at a = 0 copies every wrong prediction first (wrong = 1): 2 (f + f - 0.139125) = 1.82175 ms > 1.05
     worse = m.evaluate(toy(prophet=1, prediction_accuracy=0.0))
-    assert worse.fetch_exposed_s == approx(2 * (0.525e-3 + 0.525e-3 - 0.20352e-3))
+    assert worse.fetch_exposed_s == approx(1.82175e-3)
     assert worse.step_s > m.evaluate(TOY).step_s
 
 
@@ -196,6 +201,33 @@ def test_window_prefetch_is_never_slower_than_on_demand(study) -> None:
 def test_the_gain_is_split_into_its_parts(study) -> None:
     results, _ = run_study(study)
     c = results.comparison.dropna(subset=["speedup"])
-    parts = c.saved_by_prefetch_ms + c.saved_by_comm_ms + c.saved_by_other_ms
+    parts = c.saved_by_cache_ms + c.saved_by_prefetch_ms + c.saved_by_comm_ms + c.saved_by_other_ms
     assert np.allclose(parts, c.baseline_step_ms - c.prophet_step_ms, rtol=1e-12, atol=1e-12)
+    # uniform routing without reuse: every policy hits C / n, so Prophet's cache avoids nothing at the same split
+    same = c[c.baseline_split == c.prophet_split]
+    assert np.allclose(same.saved_by_cache_ms, 0, atol=1e-9) and np.allclose(
+        same.baseline_hit_rate, same.prophet_hit_rate
+    )
     assert (c.saved_by_prefetch_ms >= -1e-12).all() and (c.saved_by_comm_ms >= -1e-12).all()
+
+
+def test_prophet_cache_and_prefetch_policies_never_move_a_baseline_number(study_dir) -> None:
+    """Under skewed routing with temporal reuse (where the policies differ), Prophet's cache policy and
+    prefetch policy change Prophet's numbers and leave the baseline's bit-identical."""
+    cfg = load_yaml(study_dir / "_config.yml")
+    cfg["routing"].update(distribution="zipf", zipf_exponent=1.0, temporal_reuse=0.3)
+    cfg["systems"] = [s for s in cfg["systems"] if s["id"] == "8xA100"]
+    cfg["expectations"] = [e for e in cfg["expectations"] if e["system"] == "8xA100"]
+    dump_yaml(cfg, study_dir / "_config.yml")
+    before, _ = run_study(load_study(study_dir / "_config.yml"))
+    cfg["expert_cache"].update(prophet_policy="lru")
+    cfg["prophet"].update(prefetch_policy="eager")
+    dump_yaml(cfg, study_dir / "_config.yml")
+    after, _ = run_study(load_study(study_dir / "_config.yml"))
+    for col in BASELINE_COLUMNS:
+        assert np.array_equal(before.comparison[col].to_numpy(), after.comparison[col].to_numpy(), equal_nan=True), col
+    assert not np.array_equal(before.comparison.prophet_tokens_per_s.to_numpy(),
+                              after.comparison.prophet_tokens_per_s.to_numpy(), equal_nan=True)  # fmt: skip
+    # the predicted cache keeps the likeliest experts: it hits at least as often as LRU
+    h = before.comparison.dropna(subset=["speedup"])
+    assert (h.prophet_hit_rate >= h.baseline_hit_rate - 1e-9).all()
