@@ -21,6 +21,7 @@ from .config import Study
 from .errors import UserError
 from .figures import key_rows
 from .paper import PAPER_FILES
+from .pipeline import system_page
 from .runlog import package_versions
 from .scenarios import scenario_dict, stack
 
@@ -118,7 +119,8 @@ def claims(study: Study, comparison: pd.DataFrame, results_dir: Path | None = No
             "$ per 1M tokens": f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}",
             "all-to-all time cut": fmt.ratio(r.comm_reduction),
             "scaling efficiency": f"{fmt.pct(r.baseline_scaling_efficiency_pct)} → {fmt.pct(r.prophet_scaling_efficiency_pct)}",
-            "evidence": f"{{doc}}`system page </systems/{r.system_id}>`, {{doc}}`key figure </cross_system>`",
+            "evidence": f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "
+            "{doc}`key figure </cross_system>`",
             "regenerate": "`make`",
         }
         for r in rows.itertuples()
@@ -133,7 +135,29 @@ def claims(study: Study, comparison: pd.DataFrame, results_dir: Path | None = No
     note = ("\nBaseline → Prophet where two values are given. Files: `results/data/all_systems_comparison.csv` (every "
             "number), `results/figures/cross_system_comparison.pdf` (key figure), `results/figures/*_<system>.pdf`. "
             "`python -m prophet_model run` regenerates the numbers and figures alone.\n")  # fmt: skip
-    return intro + md_table(pd.DataFrame(out)) + note + seed_claims(study, results_dir) + needs(results_dir)
+    return (intro + md_table(pd.DataFrame(out)) + note + evidence(study, comparison, results_dir)
+            + seed_claims(study, results_dir) + needs(results_dir))  # fmt: skip
+
+
+def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -> str:
+    """What each claim of the table rests on: the mechanisms, the model's validated error for each, and the
+    checks it fails."""
+    from .evidence import claim_evidence
+
+    path = None if results_dir is None else results_dir / "data" / "sanity_checks.csv"
+    checks = pd.read_csv(path) if path is not None and path.is_file() else None
+    rows = key_rows(comparison.dropna(subset=["speedup"]), study.config.study.headline_strategy)
+    ev = claim_evidence(study, rows, checks)
+    if ev.empty:
+        return ""
+    view = pd.DataFrame({
+        "system (strategy)": [f"{fmt.md(r.system_id)} ({r.strategy})" for r in ev.itertuples()],
+        "rests on (validated error, out of sample)": [fmt.md(v) for v in ev.validated],
+        "failed checks": [fmt.md(v) for v in ev.failed_checks],
+    })  # fmt: skip
+    return ("\n### What each claim rests on\n\nThe mechanisms each row's numbers depend on, the model's validated "
+            "error for each ({doc}`validation` has the points), and the seed's expected ranges the row misses "
+            "({doc}`sanity_checks`).\n\n" + md_table(view))  # fmt: skip
 
 
 def needs(results_dir: Path | None) -> str:
@@ -246,8 +270,8 @@ def paper_page(results_dir: Path, copies: dict[str, bytes]) -> str:
         )
     parts.append("## Figures (PDF, fonts embedded as TrueType)\n")
     for pdf in sorted((results_dir / "figures").glob("*.pdf")):
-        copies[f"figures/{pdf.name}"] = pdf.read_bytes()
-        parts.append(f"- {{download}}`{pdf.name} </_generated/figures/{pdf.name}>`")
+        copies[f"site/figures/{pdf.name}"] = pdf.read_bytes()  # also served at figures/ (html_extra_path)
+        parts.append(f"- {{download}}`{pdf.name} </_generated/site/figures/{pdf.name}>`")
     return "\n".join(parts) + "\n"
 
 

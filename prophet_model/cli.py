@@ -2,6 +2,10 @@
 
     python -m prophet_model run     [--config FILE] [--systems ID ...] [--results DIR] [--log-level L]
     python -m prophet_model analyze [--results DIR]
+    python -m prophet_model whatif  --system ID [--set KEY=VALUE ...] [--format text|csv|json]
+    python -m prophet_model sweep   --system ID --vary KEY=V1,V2,... [--vary ...] [--out FILE [--force]]
+    python -m prophet_model compare DIR_A DIR_B [--rtol R] [--format text|csv]   (exit 1 when they differ)
+    python -m prophet_model --version
 
 User mistakes print one clear message and exit 2; a failed evaluation exits 1; neither prints a
 traceback (--log-level DEBUG writes the traceback of an internal error to the log).
@@ -32,7 +36,10 @@ def _jobs(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="python -m prophet_model", description="Prophet multi-GPU scalability model")
+    p.add_argument("--version", action="version", version=f"prophet-artifact {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="evaluate the study; write CSVs, figures, summaries and a log")
     run.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
@@ -77,6 +84,19 @@ def _parser() -> argparse.ArgumentParser:
     wi.add_argument("--gpu", help="a catalog GPU for the system (catalog/gpus.yml key)")
     wi.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
     wi.add_argument("--interconnect", help="a catalog interconnect for the system")
+    wi.add_argument("--format", default="text", choices=["text", "csv", "json"], help="output format (default: text)")
+    sw = sub.add_parser("sweep", help="a tidy CSV of one system's headline metrics over a grid of inputs")
+    sw.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
+    sw.add_argument("--system", required=True, help="system id, e.g. 8xA100 (its headline strategy and split)")
+    sw.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="an input and its values (repeatable: every combination is evaluated)")  # fmt: skip
+    sw.add_argument("--out", help="write the CSV here (default: standard output)")
+    sw.add_argument("--force", action="store_true", help="replace an existing --out file")
+    cp = sub.add_parser("compare", help="the numbers that differ between two results folders (exit 1 if any)")
+    cp.add_argument("a", help="a results folder")
+    cp.add_argument("b", help="another results folder")
+    cp.add_argument("--rtol", type=float, default=0.0, help="ignore relative differences up to this (default 0)")
+    cp.add_argument("--format", default="text", choices=["text", "csv"], help="output format (default: text)")
     cl = sub.add_parser("clean", help="remove what the artifact wrote in the results folder (nothing else)")
     cl.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     cl.add_argument("--results", help="results folder (default: study.results_dir in the config)")
@@ -336,12 +356,60 @@ def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
         *args.sets,
         *(f"{k}={v}" for k, v in (("gpu", args.gpu), ("model", args.model), ("interconnect", args.interconnect)) if v),
     ]
+    b, a = headline(before, args.system), headline(after, args.system)
+    if args.format != "text":
+        from .scripting import whatif_csv, whatif_json, whatif_rows
+
+        rows = whatif_rows(args.system, b, a)
+        sys.stdout.write(whatif_csv(rows) if args.format == "csv" else whatif_json(changes, notes, rows))
+        return 0
     print(f"What if: {'; '.join(changes) or 'nothing changed'}")
     for note in notes:
         print(f"note: {note}")
     print(f"{s.name}: {s.count} x {s.gpu.name}, {s.interconnect.name}; model {after.model.name}\n")
-    print(report(headline(before, args.system), headline(after, args.system)))
+    print(report(b, a))
     return 0
+
+
+MAX_SWEEP = 10_000_000
+
+
+def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .config import load_study
+    from .scripting import grid_size, parse_vary, sweep, whatif_csv, write_new
+    from .sensitivity import setups
+    from .study import run_study
+
+    study = load_study(args.config)
+    study.system(args.system)
+    grid = parse_vary(args.vary)
+    if grid_size(grid) > MAX_SWEEP:
+        raise UserError(f"the grid has {grid_size(grid):,} points; allowed: at most {MAX_SWEEP:,} (fewer values)")
+    results, failures = run_study(study, [args.system])
+    if failures:
+        raise UserError(f"{args.system}: the model failed: {failures[args.system]}")
+    setup = setups(results).get(args.system)
+    if setup is None:
+        raise UserError(f"{args.system}: no strategy of this system is feasible; nothing to sweep")
+    text = whatif_csv(sweep(setup, grid))
+    if args.out:
+        write_new(Path(args.out), text, args.force)
+        print(f"wrote {grid_size(grid)} rows to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .scripting import compare_folders, compare_text, whatif_csv
+
+    if not (args.rtol >= 0):
+        raise UserError(f"--rtol {args.rtol}: allowed: a number >= 0")
+    table = compare_folders(Path(args.a), Path(args.b), args.rtol)
+    sys.stdout.write(
+        whatif_csv(table) if args.format == "csv" else compare_text(table, Path(args.a), Path(args.b)) + "\n"
+    )
+    return 1 if len(table) else 0
 
 
 def cmd_clean(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -387,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pipeline": cmd_pipeline,
             "book": cmd_book,
             "whatif": cmd_whatif,
+            "sweep": cmd_sweep,
+            "compare": cmd_compare,
             "analyze": cmd_analyze,
             "clean": cmd_clean,
         }[args.command](args, argv)

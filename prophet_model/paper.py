@@ -8,6 +8,7 @@ from all_systems_comparison.csv through formatting.py, so the paper, the summari
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import jinja2
@@ -60,6 +61,58 @@ MACRO_METRICS = (
 def tex(value: object) -> str:
     """Escape text for LaTeX (text mode)."""
     return "".join(TEX_ESCAPES.get(ch, ch) for ch in str(value))
+
+
+def tex_value(value: object) -> str:
+    """Escape a formatted value so that it sets alike in text and in math mode: symbols in \\ensuremath,
+    thousands separators as {,} (no space after them in math)."""
+    out = tex(value).replace(r"$\times$", r"\ensuremath{\times}").replace(r"$\rightarrow$", r"\ensuremath{\rightarrow}")
+    return re.sub(r"(?<=\d),(?=\d)", "{,}", out)
+
+
+# \prophet{KEY}{METRIC}: the metrics of every row (columns of all_systems_comparison.csv) and how they read
+KEYED_METRICS: tuple[tuple[str, object], ...] = (
+    ("baseline_tokens_per_s", fmt.tokens), ("prophet_tokens_per_s", fmt.tokens), ("speedup", fmt.ratio),
+    ("baseline_step_ms", fmt.ms), ("prophet_step_ms", fmt.ms),
+    ("baseline_comm_overhead_pct", fmt.pct), ("prophet_comm_overhead_pct", fmt.pct), ("comm_reduction", fmt.ratio),
+    ("baseline_fetch_overhead_pct", fmt.pct), ("prophet_fetch_overhead_pct", fmt.pct),
+    ("baseline_hit_rate", lambda v: fmt.pct(100 * v)), ("prophet_hit_rate", lambda v: fmt.pct(100 * v)),
+    ("prophet_fetch_hidden_pct", fmt.pct),
+    ("saved_by_cache_ms", fmt.ms), ("saved_by_prefetch_ms", fmt.ms), ("saved_by_comm_ms", fmt.ms),
+    ("baseline_scaling_efficiency_pct", fmt.pct), ("prophet_scaling_efficiency_pct", fmt.pct),
+    ("baseline_usd_per_1m_tokens", fmt.usd), ("prophet_usd_per_1m_tokens", fmt.usd), ("cost_reduction", fmt.ratio),
+    ("annual_savings_usd", fmt.usd), ("best_baseline_tokens_per_s", fmt.tokens),
+    ("speedup_vs_best_baseline", fmt.ratio),
+)  # fmt: skip
+
+
+def keyed_values(study: Study, comparison: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
+    """[{key, metric, value}] for \\prophet{KEY}{METRIC}: KEY is a system id (its headline row: the
+    configured headline strategy, else its best) or SYSTEM/STRATEGY (every evaluated strategy), or
+    `study` for the study's inputs; METRIC is a column name (KEYED_METRICS) or system, strategy, split."""
+    out = []
+
+    def add(key: str, r: pd.Series) -> None:
+        out.append({"key": key, "metric": "system", "value": tex_value(r.system)})
+        out.append({"key": key, "metric": "strategy", "value": tex_value(r.strategy)})
+        out.append({"key": key, "metric": "split", "value": tex_value(str(r.prophet_split).replace("x", "×"))})
+        for column, formatter in KEYED_METRICS:
+            v = r.get(column, math.nan)
+            if isinstance(v, (int, float)) and not math.isnan(v):
+                out.append({"key": key, "metric": column, "value": tex_value(formatter(v))})  # type: ignore[operator]
+
+    for r in rows.itertuples(index=False):
+        add(r.system_id, pd.Series(r._asdict()))
+    for _, r in comparison.dropna(subset=["speedup"]).iterrows():
+        add(f"{r.system_id}/{r.strategy}", r)
+    p = study.config.prophet
+    out.append(
+        {"key": "study", "metric": "prediction_accuracy", "value": tex_value(fmt.pct(100 * p.prediction_accuracy))}
+    )
+    out.append(
+        {"key": "study", "metric": "comm_reduction_factor", "value": tex_value(fmt.ratio(p.comm_reduction_factor))}
+    )
+    return out
 
 
 def macro_name(*parts: str) -> str:
@@ -152,7 +205,10 @@ def context(study: Study, comparison: pd.DataFrame) -> dict:
     )
     h = head.iloc[0]
     comm = rows.comm_reduction.dropna()
+    keyed = keyed_values(study, comparison, rows)
     return {
+        "keyed": keyed,
+        "example_key": cfg.headline_system,
         "rows": rows.to_dict("records"),
         "head": h,
         "head_macro": lambda suffix: "\\" + macro_name(suffix, h.system_id),
@@ -199,6 +255,75 @@ def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
     return list(dict.fromkeys(out))  # two claims on one metric give one sentence
 
 
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "results.json"
+DOI_PLACEHOLDER = "10.5281/zenodo.XXXXXXX"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def appendix_context(study: Study, comparison: pd.DataFrame, checks: pd.DataFrame | None,
+                     claims: pd.DataFrame) -> dict:  # fmt: skip
+    """What the artifact appendix states, from the config, the catalogs, benchmarks/results.json and the
+    validation (measured figures only: what was not measured says so)."""
+    import json
+
+    from . import __version__
+    from .evidence import validated
+    from .validation import machine_specs
+
+    bench = json.loads(BENCH.read_text()) if BENCH.is_file() else {"figures": {}}
+    fig = {k: v["value"] for k, v in bench.get("figures", {}).items()}
+    not_measured = "not measured yet (benchmarks/bench_prepare.py measures it)"
+    if "disk, environment" in fig:
+        disk = f"about {fig['disk, environment']:.1f} GB for the Python environment and {fig['disk, outputs']:.0f} MB of outputs"
+    else:
+        disk = not_measured
+    prepare = (f"about {_minutes(fig['prepare (fresh environment)'])} to create the Python environment (measured)"
+               if "prepare (fresh environment)" in fig else not_measured)  # fmt: skip
+    run = fig.get("make, cold, fresh environment", fig.get("make, cold"))
+    run_time = f"about {_minutes(run)} for make (measured, cold)" if run is not None else not_measured
+    if "make test" in fig:
+        run_time += f", about {_minutes(fig['make test'])} for make test"
+    cfg = study.config.study
+    rows = key_rows(comparison.dropna(subset=["speedup"]), cfg.headline_strategy)
+    claim_rows = []
+    for r in rows.itertuples():
+        claim_rows.append({
+            "text": f"{r.system} ({r.strategy} {r.prophet_split.replace('x', '×')}): Prophet {fmt.tokens(r.prophet_tokens_per_s)} "
+                    f"tokens/s against {fmt.tokens(r.baseline_tokens_per_s)} for the baseline ({fmt.ratio(r.speedup)}), "
+                    f"{fmt.usd(r.prophet_usd_per_1m_tokens)} against {fmt.usd(r.baseline_usd_per_1m_tokens)} per million tokens",
+            "file": "results/data/all_systems_comparison.csv", "command": "python -m prophet_model run"})  # fmt: skip
+    if not claims.empty:
+        n = claims.claim.nunique()
+        missed = claims[claims.lever.fillna("").astype(bool)].claim.nunique()
+        claim_rows.append({"text": f"{n} of the seed's claims checked against the model and inverted over their levers; "
+                                   f"{missed} not reproduced, each with the value its levers would need",
+                           "file": "results/data/claims.csv", "command": "python -m prophet_model run"})  # fmt: skip
+    claim_rows += [
+        {"text": "the key figure: throughput and cost of every system", "file": "results/figures/cross_system_comparison.pdf",
+         "command": "python -m prophet_model run"},
+        {"text": "90% intervals of every headline number (seeded Monte Carlo)", "file": "results/data/uncertainty.csv",
+         "command": "python -m prophet_model run"},
+        {"text": "the validation against the committed measurements", "file": "book/_build/html/validation.html",
+         "command": "make"},
+    ]  # fmt: skip
+    failed = ""
+    if checks is not None and not checks.empty:
+        exp = checks[checks.kind == "expectation"]
+        failed = f"{int((exp.status == 'MISS').sum())} of {len(exp)} expected ranges missed"
+    lock = Path(__file__).resolve().parents[1] / "requirements.lock"
+    n_packages = sum(1 for ln in lock.read_text().splitlines() if ln.strip() and not ln.startswith("#"))
+    return {
+        "model_name": study.model.name, "n_models": len(study.models), "n_machines": len(machine_specs()),
+        "n_strategies": len(study.config.strategies), "python": "3.11 or newer", "n_packages": n_packages,
+        "bench_machine": bench.get("machine", "an unrecorded machine"), "disk": disk, "prepare_time": prepare,
+        "run_time": run_time, "doi": DOI_PLACEHOLDER, "version": __version__, "claims": claim_rows,
+        "validated": [v.text() for v in validated(study).values()], "failed": failed,
+    }  # fmt: skip
+
+
 def render(study: Study, results_dir: Path) -> dict[str, str]:
     """{file name: LaTeX text} for every paper file."""
     comp_path = results_dir / "data" / "all_systems_comparison.csv"
@@ -210,5 +335,14 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
         pd.read_csv(claims_path) if claims_path.is_file() else pd.DataFrame(columns=["system_id", "claim", "lever"])
     )
     ctx["head_claims"] = claim_sentences(claims, ctx["head"].system_id)
+    checks_path = results_dir / "data" / "sanity_checks.csv"
+    checks = pd.read_csv(checks_path) if checks_path.is_file() else None
+    comparison = pd.read_csv(comp_path)
+    ctx |= appendix_context(study, comparison, checks, claims)
+    from .evidence import claim_evidence
+
+    ev = claim_evidence(study, comparison, checks)
+    head = ev[(ev.system_id == ctx["head"].system_id) & (ev.strategy == ctx["head"].strategy)]
+    ctx["head_evidence"] = head.iloc[0].to_dict() if not head.empty else None
     env = environment()
     return {name: env.get_template(f"{name}.j2").render(**ctx) for name in PAPER_FILES}

@@ -22,11 +22,17 @@ from pathlib import Path
 
 import nbformat
 
-from .config import Study
+from .config import Study, System
 from .formatting import md
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_SOURCES = ("prophet_model/*.py", "templates/*", "validation/machines.yml", "validation/measurements/*/*.csv")
+PACKAGE_SOURCES = (
+    "prophet_model/*.py",
+    "templates/*",
+    "validation/machines.yml",
+    "validation/measurements/*/*.csv",
+    "benchmarks/results.json",
+)  # the artifact appendix quotes the measured run times
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,12 @@ def system_config(study: Study, system_id: str) -> bytes:
                   "interconnect": s.interconnect.model_dump(mode="json"), "expectations": expectations})  # fmt: skip
 
 
+def system_page(system: System) -> str:
+    """A system's page in the book (book/systems/<page>.ipynb): its GPU count first, so that the table of
+    contents lists systems by GPU count (2x, 4x, ..., 10x), not as text."""
+    return f"{system.count:04d}-{system.id}"
+
+
 def jobs(study: Study, book_dir: Path, results_dir: Path, root: Path = ROOT) -> list[Job]:
     src, shared = source_digest(root), shared_config(study)
     config = str(study.path.resolve())
@@ -101,7 +113,7 @@ def jobs(study: Study, book_dir: Path, results_dir: Path, root: Path = ROOT) -> 
     out = []
     for s in study.systems:
         key = _digest(system_nb.read_bytes(), shared, system_config(study, s.id), src)
-        out.append(Job(f"system {s.id}", system_nb, book_dir / "systems" / f"{s.id}.ipynb",
+        out.append(Job(f"system {s.id}", system_nb, book_dir / "systems" / f"{system_page(s)}.ipynb",
                        {"system": s.id, "config": config, "results": results}, key, f"{md(s.name)}: system analysis"))  # fmt: skip
     everything = _digest(cross_nb.read_bytes(), shared, *(system_config(study, s.id) for s in study.systems), src)
     out.append(

@@ -60,7 +60,14 @@ STUDY_FILES = (
 )
 UNCERTAINTY_FILE = "data/uncertainty.csv"
 PAPER_DIR = "paper"
-PAPER_FILES = ("table.tex", "abstract.tex", "caption.tex", "macros.tex", "section_multi_gpu.tex")
+PAPER_FILES = (
+    "table.tex",
+    "abstract.tex",
+    "caption.tex",
+    "macros.tex",
+    "section_multi_gpu.tex",
+    "artifact_appendix.tex",
+)
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:

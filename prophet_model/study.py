@@ -196,4 +196,6 @@ def run_study(
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     chosen = choose(rows) if frames else rows
     comparison = compare(chosen, study) if frames else pd.DataFrame()
+    if not comparison.empty:  # systems by GPU count (2x before 10x), the configured order among equals
+        comparison = comparison.sort_values("n_gpus", kind="stable").reset_index(drop=True)
     return StudyResults(study, rows, chosen, comparison), failures

@@ -13,13 +13,52 @@ from .config import Study, System, load_study
 from .study import StudyResults, run_study
 
 
+def table_html(df: pd.DataFrame) -> str:
+    """A DataFrame as the book shows it: no index column (a meaningful index becomes a column), empty
+    cells for missing values, a class the book's stylesheet wraps to the page width."""
+    if not isinstance(df.index, pd.RangeIndex) or df.index.name is not None:
+        df = df.reset_index()
+    return df.to_html(index=False, border=0, na_rep="", classes="prophet-table")
+
+
+def setup_display() -> None:
+    """Show every DataFrame of the notebook with table_html (call once, in the first code cell)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
+
+
+def show_figure(
+    fig, fig_cfg, pdf: str | None = None, depth: int = 0, made_by: str = "python -m prophet_model run"
+) -> None:
+    """Display a figure as PNG with a line under it: a link to its PDF in the book's figures/ folder
+    (`pdf`, a file name of results/figures/; None for a book-only figure) and the command that made it."""
+    from IPython.display import Image, Markdown, display
+
+    from .figures import to_png
+
+    display(Image(to_png(fig, fig_cfg.png_dpi)))
+    link = f"[PDF]({'../' * depth}figures/{pdf}) · " if pdf else "PNG only (made for this page) · "
+    display(Markdown(f"{link}made by `{made_by}`"))
+
+
 def heading(system) -> str:
     """A system page's heading, names escaped for Markdown."""
     return f"## {fmt.md(system.name)}: {system.count} × {fmt.md(system.gpu.name)}, {fmt.md(system.interconnect.name)}"
 
 
+def load(config: str | Path) -> Study:
+    """Load the study for a notebook that does not run it (tables then shown the book's way)."""
+    setup_display()
+    return load_study(config)
+
+
 def evaluate(config: str | Path, system_ids: list[str] | None = None) -> StudyResults:
-    """Load the study and run the model (all systems, or the ones named)."""
+    """Load the study and run the model (all systems, or the ones named); in a notebook, tables are then
+    shown the book's way (setup_display)."""
+    setup_display()
     study = load_study(config)
     results, failures = run_study(study, system_ids)
     if failures:
@@ -138,7 +177,7 @@ def validation_summary(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     cols = ["primitive", "points", "median |error| %", "datasheet only: median |error| %", "worst |error| %",
             "worst at", "verdict"]  # fmt: skip
     reasons = "\n".join(f"- **{p}**: {why}" for p, why in zip(v.primitive, v.why, strict=True) if why)
-    return v[cols].set_index("primitive"), reasons
+    return v[cols].reset_index(drop=True), reasons
 
 
 def alltoall_finding(df: pd.DataFrame, study: Study) -> str:
@@ -221,23 +260,46 @@ def nccl_path_finding(df: pd.DataFrame, study: Study, machine: str = "nvidia-h20
     )
 
 
+SENSITIVITY_MADE_BY = "make (notebooks/sensitivity.ipynb)"
+
+
 def show_tornados(setups: dict, fig_cfg) -> None:
     """One tornado chart of the speedup per system."""
-    from IPython.display import Image, display
-
     from . import figures, sensitivity
 
     for s in setups.values():
         t = sensitivity.tornado(s, "speedup")
-        display(
-            Image(figures.to_png(figures.tornado_figure(t, s.system.name, "Speedup (×)", fig_cfg), fig_cfg.png_dpi))
+        show_figure(
+            figures.tornado_figure(t, s.system.name, "Speedup (×)", fig_cfg), fig_cfg, made_by=SENSITIVITY_MADE_BY
         )
+
+
+def sensitivity_digest(setups: dict) -> str:
+    """In short: per system, the two inputs that move the speedup most and the range they span."""
+    from . import sensitivity
+
+    lines = ["**In short.** What moves each system's speedup most (every input over its sweep range, the others "
+             "as configured):", ""]  # fmt: skip
+    for s in setups.values():
+        t = sensitivity.tornado(s, "speedup").head(2)
+        parts = [f"{r.label} ({fmt.ratio(min(r.at_low, r.at_high))}–{fmt.ratio(max(r.at_low, r.at_high))})"
+                 for r in t.itertuples()]  # fmt: skip
+        lines.append(f"- {fmt.md(s.system.name)} ({s.strategy}, now {fmt.ratio(t.point.iloc[0])}): {'; '.join(parts)}")
+    return "\n".join(lines)
+
+
+def validation_digest(study: Study) -> str:
+    """In short: the model's validated error per mechanism (the same numbers the claims cite)."""
+    from .evidence import validated
+
+    lines = ["**In short.** The model predicts measurements it was not fitted to, from datasheets and separate "
+             "microbenchmarks:", ""]  # fmt: skip
+    lines += [f"- {fmt.md(v.text())}" for v in validated(study).values()]
+    return "\n".join(lines)
 
 
 def show_speedup_maps(setups: dict, fig_cfg, against: str = "interconnect_bandwidth_factor") -> None:
     """One speedup map per system: prediction accuracy x `against` (a key of sensitivity.MAPS)."""
-    from IPython.display import Image, display
-
     from . import figures, sensitivity
 
     label = {"interconnect_bandwidth_factor": "Interconnect bandwidth (× datasheet)",
@@ -245,7 +307,7 @@ def show_speedup_maps(setups: dict, fig_cfg, against: str = "interconnect_bandwi
     for s in setups.values():
         acc, y, sp = sensitivity.speedup_map(s, against)
         fig = figures.speedup_map_figure(acc, y, sp, s.system.name, fig_cfg, label, sensitivity.MAPS[against][1])
-        display(Image(figures.to_png(fig, fig_cfg.png_dpi)))
+        show_figure(fig, fig_cfg, made_by=SENSITIVITY_MADE_BY)
 
 
 def uncertainty_inputs(study: Study) -> pd.DataFrame:

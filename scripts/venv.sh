@@ -50,3 +50,17 @@ if [ ! -f "$STAMP" ] || [ requirements.lock -nt "$STAMP" ] || [ pyproject.toml -
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
   touch "$STAMP"
 fi
+# The Citation File Format 1.2.0 JSON schema, for the test that validates CITATION.cff: taken from the
+# cffconvert wheel (pinned by version and sha256), not installed (its dependencies conflict with the lock).
+CFF_SCHEMA=$VENV/share/cff-1.2.0-schema.json
+if [ ! -f "$CFF_SCHEMA" ]; then
+  tmp=$(mktemp -d)
+  "$VENV/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes -d "$tmp" \
+    -r /dev/stdin <<'REQ'
+cffconvert==2.0.0 --hash=sha256:573c825e4e16173d99396dc956bd22ff5d4f84215cc16b6ab05299124f5373bb
+REQ
+  mkdir -p "$VENV/share"
+  "$VENV/bin/python" -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("cffconvert/schemas/1.2.0/schema.json"))' \
+    "$tmp"/cffconvert-2.0.0-py3-none-any.whl "$CFF_SCHEMA"
+  rm -rf "$tmp"
+fi

@@ -114,7 +114,7 @@ def test_the_book_has_every_page(built) -> None:
     for name in ("intro.html", "getting_started.html", "assumptions.html", "model.html", "cross_system.html",
                  "sanity_checks.html", "sensitivity.html", "validation.html", "paper_outputs.html", "reproducibility.html"):  # fmt: skip
         assert name in got
-    assert {f"systems/{s}.html" for s in ("2xA100", "4xH100", "8xA100", "10xA6000")} <= got
+    assert {f"systems/{s}.html" for s in ("0002-2xA100", "0004-4xH100", "0008-8xA100", "0010-10xA6000")} <= got
     # browsers ask the site root for /favicon.ico on pages without an icon link (index.html redirects)
     assert (html / "favicon.ico").is_file()
 
@@ -160,6 +160,51 @@ def test_every_page_loads_cleanly_in_chromium(built, server, browser) -> None:
     assert len(checked_links) > 20
 
 
+def test_the_book_reads_well(built, server, browser) -> None:
+    """Systems in GPU-count order in the navigation; at 1280 px no table runs past the text column; no
+    table shows a pandas index; notebook parameters shown once; every figure of a system page and the
+    cross-system page links to its PDF (which loads) and names the command that made it."""
+    html, _ = built
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server}/intro.html", wait_until="networkidle")
+    nav = page.evaluate("[...document.querySelectorAll('nav.bd-links a')].map(a => a.getAttribute('href'))")
+    systems = [h.split("/")[-1].removesuffix(".html") for h in nav if "systems/" in h]
+    counts = [int(s.split("-", 1)[0]) for s in systems]
+    assert len(systems) == 4 and counts == sorted(counts), systems
+    wide = []
+    for name in pages(html):
+        page.goto(f"{server}/{name}", wait_until="networkidle")
+        wide += [
+            f"{name}: table {w:.0f} px in a {c:.0f} px column"
+            for w, c in page.evaluate("""() => {
+            const col = document.querySelector('.bd-article');
+            return [...col.querySelectorAll('table')].map(t => [t.getBoundingClientRect().right,
+                    col.getBoundingClientRect().right, t.getBoundingClientRect().width])
+                .filter(([r, c]) => r > c + 1).map(([r, c, w]) => [w, c - (r - w)]);
+        }""")
+        ]
+    page.close()
+    assert not wide, "\n".join(wide)
+    from bs4 import BeautifulSoup
+
+    for name in ("systems/0008-8xA100.html", "cross_system.html", "validation.html", "sensitivity.html"):
+        soup = BeautifulSoup((html / name).read_text(), "html.parser")
+        tables = soup.select("table.prophet-table")
+        assert tables or name == "sensitivity.html", f"{name}: no table shown through views.table_html"
+        for t in tables:
+            assert not t.select("tbody th"), f"{name}: a table shows an index column"
+        params = [c for c in soup.select("div.cell") if "config =" in c.get_text() and "results =" in c.get_text()]
+        assert len(params) == 1, f"{name}: parameters shown {len(params)} times"
+    for name, depth in (("systems/0008-8xA100.html", "../"), ("cross_system.html", "")):
+        soup = BeautifulSoup((html / name).read_text(), "html.parser")
+        links = [a["href"] for a in soup.find_all("a", href=True) if a["href"].endswith(".pdf")]
+        figures = soup.select("div.cell_output img")
+        assert links and len(links) == len(figures), (name, links, len(figures))
+        for href in links:
+            assert href.startswith(f"{depth}figures/") and (html / name).parent.joinpath(href).resolve().is_file()
+        assert "made by" in soup.get_text() and "python -m prophet_model run" in soup.get_text()
+
+
 def test_cross_system_page_shows_the_key_figure(built, server, browser) -> None:
     page = browser.new_page()
     page.goto(f"{server}/cross_system.html", wait_until="networkidle")
@@ -191,7 +236,7 @@ def test_no_injected_script_runs_and_names_show_literally(built, server, browser
     for name in pages(html):
         page.goto(f"{server}/{name}", wait_until="networkidle")
         ran[name] = page.evaluate("typeof window.__pwned")
-    page.goto(f"{server}/systems/8xA100.html", wait_until="networkidle")
+    page.goto(f"{server}/systems/0008-8xA100.html", wait_until="networkidle")
     heading = page.evaluate("document.querySelector('h1').textContent")
     page.close()
     assert set(ran.values()) == {"undefined"}, {k: v for k, v in ran.items() if v != "undefined"}

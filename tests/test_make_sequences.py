@@ -57,9 +57,9 @@ def assert_consistent(work: Path) -> None:
     for s in study.systems:
         assert f"\\prophetSpeedup{macro_key(s.id)}" in macros
     assert f"on {len(ids)} multi-GPU systems" in (r / "paper" / "section_multi_gpu.tex").read_text()
-    assert sorted(p.stem for p in (work / "book" / "systems").glob("*.ipynb")) == sorted(ids)
+    assert sorted(p.stem.split("-", 1)[1] for p in (work / "book" / "systems").glob("*.ipynb")) == sorted(ids)
     html = work / "book" / "_build" / "html"
-    assert sorted(p.stem for p in (html / "systems").glob("*.html")) == sorted(ids)
+    assert sorted(p.stem.split("-", 1)[1] for p in (html / "systems").glob("*.html")) == sorted(ids)
     intro = (html / "intro.html").read_text()
     for s in study.systems:
         assert s.name in intro

@@ -60,8 +60,8 @@ def test_cache_reexecutes_only_what_changed(pipeline_root, tmp_path) -> None:
     book = tmp_path / "book"
     first = _run(root, config, book)
     assert set(first.values()) == {"executed"} and len(first) == 7
-    assert (book / "systems" / "8xA100.ipynb").is_file() and (book / "cross_system.ipynb").is_file()
-    executed = nbformat.read(book / "systems" / "8xA100.ipynb", as_version=4)
+    assert (book / "systems" / "0008-8xA100.ipynb").is_file() and (book / "cross_system.ipynb").is_file()
+    executed = nbformat.read(book / "systems" / "0008-8xA100.ipynb", as_version=4)
     assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
     assert set(_run(root, config, book).values()) == {"cached"}
     cfg = load_yaml(config)
@@ -84,7 +84,7 @@ def test_a_failing_notebook_is_reported_and_the_others_finish(pipeline_root, tmp
     assert bad.status == "failed"
     assert "ValueError: injected failure" in bad.error and 'if system == "4xH100"' in bad.error
     assert all(o.status == "executed" for name, o in outcomes.items() if name != "system 4xH100")
-    assert not (book / "systems" / "4xH100.ipynb").exists()
+    assert not (book / "systems" / "0004-4xH100.ipynb").exists()
 
 
 def test_parameters_name_no_machine_folders() -> None:

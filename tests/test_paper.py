@@ -142,3 +142,71 @@ def test_paper_without_results_is_a_clear_error(study_dir, tmp_path, capsys) -> 
     rc = main(["paper", "--config", str(study_dir / "_config.yml"), "--results", str(tmp_path / "none")])
     err = capsys.readouterr().err
     assert rc == 2 and "no manifest.json" in err and "run `make` or `python -m prophet_model run`" in err
+
+
+SAMPLE = r"""\documentclass[twocolumn]{article}
+\usepackage[T1]{fontenc}
+\usepackage{lmodern}
+\usepackage{booktabs}
+\usepackage{array}
+\usepackage{graphicx}
+\makeatletter\def\input@path{{%(paper)s/}}\makeatother
+\graphicspath{{%(figures)s/}}
+\input{macros}
+\begin{document}
+\title{A sample paper}\author{Evaluator}\maketitle
+\begin{abstract}\input{abstract}\end{abstract}
+Prophet reaches \prophet{8xA100}{speedup} on \prophet{8xA100}{system} and \prophet{8xA100/EP}{speedup} with
+expert parallelism, at \prophet{8xA100}{prophet_tokens_per_s} tokens/s; the study assumes
+\prophet{study}{prediction_accuracy} accuracy. In math: $s = \prophet{8xA100}{speedup}$,
+$t = \prophet{8xA100}{prophet_tokens_per_s}$, $c = \prophet{8xA100}{prophet_usd_per_1m_tokens}$,
+$x \approx \prophet{8xA100/DP}{prophet_hit_rate}$. The old commands still work: \prophetSpeedupEightxAOneZeroZero.
+
+\begin{table}[h]\centering
+\begin{tabular}{lr}\toprule System & Speedup \\ \midrule
+\prophet{2xA100}{system} & \prophet{2xA100}{speedup} \\
+\prophet{8xA100}{system} & $\prophet{8xA100}{speedup}$ \\ \bottomrule
+\end{tabular}\caption{Keyed values in a table.}\end{table}
+
+\begin{figure}[h]\centering\includegraphics[width=\columnwidth]{cross_system_comparison}
+\caption[Throughput and cost of every system]{\input{caption}}\end{figure}
+\input{section_multi_gpu}
+\appendix
+\input{artifact_appendix}
+\end{document}
+"""
+
+
+def test_a_sample_paper_inputs_everything_from_the_results_folder(study_dir, tmp_path) -> None:
+    """A two-column article in its own folder uses the keyed macros in text, math and a table, and
+    \\input's the table, caption, section and appendix from results/paper/ through \\input@path, nothing
+    copied; pdflatex sets it with no error and no overfull box in the table."""
+    results = _paper(study_dir, tmp_path)
+    paper = tmp_path / "my-paper"
+    paper.mkdir()
+    (paper / "main.tex").write_text(SAMPLE % {"paper": (results / "paper").as_posix(),
+                                              "figures": (results / "figures").as_posix()})  # fmt: skip
+    for _ in range(2):
+        proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"], cwd=paper,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:]
+    assert sorted(p.name for p in paper.iterdir() if p.suffix == ".tex") == ["main.tex"]  # nothing copied
+    log = (paper / "main.log").read_text(errors="replace")
+    assert "! " not in log
+    assert not re.search(r"Overfull \\hbox [^\n]* in alignment", log), "a table is wider than its column"
+    assert "Overfull \\hbox" not in log  # the appendix and section set cleanly in two columns too
+    text = subprocess.run(["pdftotext", "main.pdf", "-"], cwd=paper, capture_output=True, text=True, check=True).stdout
+    comp = pd.read_csv(results / "data" / "all_systems_comparison.csv")
+    head = comp[(comp.system_id == "8xA100") & (comp.strategy == "Hybrid")].iloc[0]
+    assert fmt.ratio(head.speedup) in text and "Artifact Appendix" in text
+
+
+def test_an_unknown_key_is_a_latex_error_naming_it(study_dir, tmp_path) -> None:
+    results = _paper(study_dir, tmp_path)
+    doc = tmp_path / "bad.tex"
+    path = (results / "paper").as_posix()
+    doc.write_text("\\documentclass{article}\n\\makeatletter\\def\\input@path{{" + path + "/}}\\makeatother\n"
+                   "\\input{macros}\n\\begin{document}\\prophet{9xB200}{speedup}\\end{document}\n")  # fmt: skip
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "bad.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert proc.returncode != 0 and "Unknown key '9xB200' with metric 'speedup'" in proc.stdout

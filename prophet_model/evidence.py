@@ -1,0 +1,93 @@
+"""What each claim rests on: the mechanisms a number depends on, the model's validated error for each
+(from the committed measurements, as the validation page computes them), and the checks it fails.
+
+A row's number depends on the decode step's computation always, on expert offloading and prefetch where
+its step copies experts from host memory, and on the all-to-all where its expert-parallel degree is above
+one. The validated errors are out of sample (validation.py): the whole decode step (batch >= 8), Prophet's
+speedup over on-demand expert fetching, and the NCCL all-to-all under CUDA graphs."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .config import Study
+
+MECHANISMS = ("decode step", "expert offloading and prefetch", "all-to-all")
+
+
+@dataclass(frozen=True)
+class Validated:
+    mechanism: str
+    what: str  # what was measured and predicted
+    points: int
+    median_pct: float  # median |error|, %
+    worst_pct: float  # largest |error|, %
+
+    def text(self) -> str:
+        return (f"{self.mechanism}: {self.what}, median |error| {self.median_pct:.1f}%, worst {self.worst_pct:.1f}% "
+                f"({self.points} points)")  # fmt: skip
+
+
+@functools.cache
+def _validated(config_path: str, config_hash: str) -> tuple[Validated, ...]:
+    from .config import load_study
+    from .validation import decode_table, load, offload_table, with_predictions
+
+    study = load_study(config_path)
+    out = []
+    d = decode_table(study)
+    if not d.empty:
+        d = d[d.batch >= 8]
+        out.append(Validated("decode step", "whole decode steps on H200 (batch 8-64)", len(d),
+                             float(d.error_pct.abs().median()), float(d.error_pct.abs().max())))  # fmt: skip
+    o = offload_table(study)
+    if not o.empty:
+        sp = o.dropna(subset=["speedup_error_pct"])
+        out.append(Validated("expert offloading and prefetch", "Prophet's speedup over on-demand fetching on H200",
+                             len(sp), float(sp.speedup_error_pct.abs().median()),
+                             float(sp.speedup_error_pct.abs().max())))  # fmt: skip
+    df = with_predictions(load(), study)
+    g = df[df.primitive == "all-to-all (CUDA graph)"]
+    if not g.empty:
+        err = g.error_pct.abs()
+        out.append(Validated("all-to-all", "NCCL all-to-all under CUDA graphs on two H200", len(g),
+                             float(err.median()), float(err.max())))  # fmt: skip
+    return tuple(out)
+
+
+def validated(study: Study) -> dict[str, Validated]:
+    """{mechanism: its validated error} (cached per configuration)."""
+    return {v.mechanism: v for v in _validated(str(study.path), study.config_hash)}
+
+
+def mechanisms(row: pd.Series) -> list[str]:
+    """The mechanisms a comparison row's numbers depend on."""
+    out = ["decode step"]
+    if row.get("baseline_fetch_overhead_pct", 0) > 0 or row.get("prophet_fetch_overhead_pct", 0) > 0:
+        out.append("expert offloading and prefetch")
+    if any(str(row.get(c, "1x")).split("x")[0] not in ("1", "", "nan") for c in ("baseline_split", "prophet_split")):
+        out.append("all-to-all")
+    return out
+
+
+def claim_evidence(study: Study, comparison: pd.DataFrame, checks: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per system x strategy of the comparison: the mechanisms, their validated errors, and the
+    expectation checks that fail for it."""
+    v = validated(study)
+    rows = []
+    for _, r in comparison.dropna(subset=["speedup"]).iterrows():
+        mech = mechanisms(r)
+        failed = []
+        if checks is not None and not checks.empty:
+            c = checks[(checks.system_id == r.system_id) & (checks.strategy == r.strategy) & (checks.status == "MISS")]
+            failed = [f"{x.check} {x.value:.4g} outside {x.min:g}-{x.max:g}" if x.min != x.max else
+                      f"{x.check} {x.value:.4g} against {x.min:g}" for x in c.itertuples()]  # fmt: skip
+        rows.append({
+            "system_id": r.system_id, "strategy": r.strategy, "mechanisms": "; ".join(mech),
+            "validated": "; ".join(v[m].text() if m in v else f"{m}: not validated" for m in mech),
+            "failed_checks": "; ".join(failed) if failed else "none",
+        })  # fmt: skip
+    return pd.DataFrame(rows)

@@ -1,0 +1,241 @@
+"""Answers for scripts: `whatif --format csv|json`, `sweep` (a tidy CSV of the headline metrics over a
+grid of inputs, one vectorized model call per variant) and `compare` (the numbers that differ between two
+results folders)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError
+from .results import FLOAT_FORMAT
+
+if TYPE_CHECKING:
+    from .sensitivity import Setup
+
+# headline columns of a what-if, per strategy
+WHATIF_COLUMNS = ("prophet_split", "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup",
+                  "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens", "annual_savings_usd")  # fmt: skip
+
+
+def _value(v: object) -> object:
+    """A CSV/JSON cell: floats as floats (NaN -> None), numpy scalars unwrapped."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def whatif_rows(system_id: str, before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """One tidy row per strategy and case ('configured', 'what-if')."""
+    rows = []
+    for case, df in (("configured", before), ("what-if", after)):
+        for _, r in df.iterrows():
+            rows.append({"system_id": system_id, "strategy": r.strategy, "case": case,
+                         **{c: r.get(c, np.nan) for c in WHATIF_COLUMNS}})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def whatif_csv(rows: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    rows.to_csv(buf, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    return buf.getvalue()
+
+
+def whatif_json(changes: list[str], notes: list[str], rows: pd.DataFrame) -> str:
+    out = {"changes": changes, "notes": notes,
+           "rows": [{k: _value(v) for k, v in r.items()} for r in rows.to_dict("records")]}  # fmt: skip
+    return json.dumps(out, indent=1, sort_keys=False, allow_nan=False) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# sweep
+
+# allowed values of each sweepable input: (low, high, low inclusive, high inclusive, whole numbers)
+BOUNDS: dict[str, tuple[float, float, bool, bool, bool]] = {
+    "prophet.prediction_accuracy": (0.0, 1.0, True, True, False),
+    "prophet.comm_reduction_factor": (1.0, math.inf, True, False, False),
+    "workload.batch_size_per_gpu": (1.0, 1e6, True, True, True),
+    "workload.context_length_tokens": (1.0, 1e8, True, True, True),
+    "interconnect_bandwidth_factor": (0.0, math.inf, False, False, False),
+    "host_link_bandwidth_factor": (0.0, math.inf, False, False, False),
+    "expert_size_factor": (0.0, math.inf, False, False, False),
+    "model.num_experts": (1.0, 1e5, True, True, True),
+    "resident_share": (0.0, 1.0, True, True, False),
+    "prophet_hit_rate": (0.0, 1.0, True, True, False),
+    "prophet_overlap": (0.0, 1.0, True, True, False),
+    "routing.zipf_exponent": (0.0, 4.0, True, True, False),
+    "routing.temporal_reuse": (0.0, 1.0, True, False, False),
+    "expert_cache.memory_share": (0.0, 1.0, False, True, False),
+}
+
+
+def _allowed(name: str) -> str:
+    lo, hi, lo_in, hi_in, whole = BOUNDS[name]
+    span = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+    return ("whole numbers in " if whole else "numbers in ") + span
+
+
+def parse_vary(items: list[str]) -> dict[str, np.ndarray]:
+    """['KEY=V1,V2,...', ...] -> {KEY: values}; a clear UserError for an unknown key or a bad value."""
+    out: dict[str, np.ndarray] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not text.strip():
+            raise UserError(f"--vary {item!r}: allowed: KEY=V1,V2,... (e.g. prophet.prediction_accuracy=0.5,0.8,1)")
+        if key not in BOUNDS:
+            raise UserError(f"--vary {key!r} is not a sweepable input; allowed: {', '.join(BOUNDS)}")
+        if key in out:
+            raise UserError(f"--vary {key!r} given twice; allowed: each input once")
+        values = []
+        for part in text.split(","):
+            try:
+                v = float(part)
+            except ValueError:
+                raise UserError(f"--vary {key}: {part.strip()!r} is not a number; allowed: {_allowed(key)}") from None
+            lo, hi, lo_in, hi_in, whole = BOUNDS[key]
+            ok = math.isfinite(v) and (v >= lo if lo_in else v > lo) and (v <= hi if hi_in else v < hi)
+            if not ok or (whole and v != round(v)):
+                raise UserError(f"--vary {key}: {part.strip()} is not allowed; allowed: {_allowed(key)}")
+            values.append(v)
+        out[key] = np.array(values, dtype=float)
+    if not out:
+        raise UserError("sweep needs at least one --vary KEY=V1,V2,...")
+    return out
+
+
+def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The headline metrics of one system's headline configuration over the full grid (every
+    combination, the first key varying slowest): one vectorized model call per variant."""
+    from .sensitivity import METRICS, evaluate
+
+    keys = list(grid)
+    mesh = np.meshgrid(*(grid[k] for k in keys), indexing="ij")
+    flat = {k: m.ravel() for k, m in zip(keys, mesh, strict=True)}
+    out = evaluate(setup, flat)  # config paths replace the value, *_factor inputs multiply the catalog's
+    n = len(next(iter(flat.values())))
+    df = pd.DataFrame({"system_id": setup.system.id, "strategy": setup.strategy,
+                       "split": f"{setup.ep}x{setup.system.count // setup.ep}", **flat})  # fmt: skip
+    for metric in METRICS:
+        df[metric] = np.broadcast_to(np.asarray(out[metric], dtype=float), (n,))
+    return df
+
+
+def write_new(path: Path, text: str, force: bool) -> None:
+    """Write `text` to `path` through a temporary file; an existing file is replaced only with --force."""
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; allowed: another --out, or --force to replace it")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is not a file; allowed: a file path for --out")
+    if not path.parent.is_dir():
+        raise UserError(f"{path.parent}: no such folder; allowed: --out in an existing folder")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# compare
+
+# rows are matched on these columns (other CSVs: on their text columns)
+KEYS = {
+    "all_systems_comparison.csv": ["system_id", "strategy"],
+    "sanity_checks.csv": ["kind", "system_id", "strategy", "check"],
+    "claims.csv": ["claim", "lever"],
+    "uncertainty.csv": ["system_id", "metric"],
+}
+
+
+def _keys(name: str, a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    if name in KEYS:
+        return [k for k in KEYS[name] if k in a.columns and k in b.columns]
+    if name.startswith("results_"):
+        return [k for k in ("system_id", "strategy", "variant", "ep", "dp") if k in a.columns and k in b.columns]
+    return [c for c in a.columns if c in b.columns and a[c].dtype == object and b[c].dtype == object]
+
+
+def _label(row: pd.Series, keys: list[str]) -> str:
+    return " / ".join(str(row[k]) for k in keys)
+
+
+def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
+    """Every value that differs between the CSVs of two results folders (data/*.csv): file, row key,
+    column, the two values, and the difference (absolute and relative) for numbers; files or rows
+    present on one side only are listed too. `rtol`: relative differences up to it are ignored."""
+    for d in (a, b):
+        if not (d / "data").is_dir():
+            raise UserError(f"{d}: no data/ folder; allowed: a results folder written by `python -m prophet_model run`")
+    names = sorted({p.name for p in (a / "data").glob("*.csv")} | {p.name for p in (b / "data").glob("*.csv")})
+    rows: list[dict] = []
+    for name in names:
+        pa, pb = a / "data" / name, b / "data" / name
+        if not pa.is_file() or not pb.is_file():
+            rows.append({"file": name, "row": "", "column": "", "a": "present" if pa.is_file() else "absent",
+                         "b": "present" if pb.is_file() else "absent", "difference": np.nan, "relative": np.nan})  # fmt: skip
+            continue
+        da, db = pd.read_csv(pa), pd.read_csv(pb)
+        keys = _keys(name, da, db)
+        if not keys:
+            da, db, keys = da.reset_index(), db.reset_index(), ["index"]
+        ia = {_label(r, keys): r for _, r in da.iterrows()}
+        ib = {_label(r, keys): r for _, r in db.iterrows()}
+        for key in list(dict.fromkeys([*ia, *ib])):
+            if key not in ia or key not in ib:
+                rows.append({"file": name, "row": key, "column": "", "a": "present" if key in ia else "absent",
+                             "b": "present" if key in ib else "absent", "difference": np.nan, "relative": np.nan})  # fmt: skip
+                continue
+            ra, rb = ia[key], ib[key]
+            for col in [c for c in da.columns if c not in keys] + [c for c in db.columns if c not in da.columns]:
+                if col not in da.columns or col not in db.columns:
+                    rows.append({"file": name, "row": key, "column": col,
+                                 "a": ra[col] if col in da.columns else "column absent",
+                                 "b": rb[col] if col in db.columns else "column absent",
+                                 "difference": np.nan, "relative": np.nan})  # fmt: skip
+                    continue
+                va, vb = ra[col], rb[col]
+                if isinstance(va, (int, float, np.number)) and isinstance(vb, (int, float, np.number)):
+                    fa, fb = float(va), float(vb)
+                    if (math.isnan(fa) and math.isnan(fb)) or fa == fb:
+                        continue
+                    diff = fb - fa
+                    rel = diff / abs(fa) if fa not in (0.0,) and not math.isnan(fa) else np.nan
+                    if not math.isnan(rel) and abs(rel) <= rtol:
+                        continue
+                    rows.append({"file": name, "row": key, "column": col, "a": fa, "b": fb, "difference": diff,
+                                 "relative": rel})  # fmt: skip
+                elif not (pd.isna(va) and pd.isna(vb)) and str(va) != str(vb):
+                    rows.append({"file": name, "row": key, "column": col, "a": va, "b": vb, "difference": np.nan,
+                                 "relative": np.nan})  # fmt: skip
+    return pd.DataFrame(rows, columns=["file", "row", "column", "a", "b", "difference", "relative"])
+
+
+def compare_text(table: pd.DataFrame, a: Path, b: Path) -> str:
+    if table.empty:
+        return f"{a} and {b}: every number in data/*.csv is the same"
+    lines = [f"{len(table)} difference(s) between {a} (a) and {b} (b):"]
+    for file, g in table.groupby("file", sort=False):
+        lines.append(f"\n{file}")
+        for r in g.itertuples():
+            where = " ".join(x for x in (r.row, r.column) if x)
+            if isinstance(r.a, float) and isinstance(r.b, float) and not math.isnan(r.difference):
+                rel = "" if math.isnan(r.relative) else f" ({100 * r.relative:+.3g}%)"
+                lines.append(f"  {where}: {r.a:.6g} -> {r.b:.6g}{rel}")
+            else:
+                lines.append(f"  {where}: {r.a} -> {r.b}")
+    return "\n".join(lines)
+
+
+def grid_size(grid: dict[str, np.ndarray]) -> int:
+    return math.prod(len(v) for v in grid.values())
