@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,9 @@ def du(path: Path) -> float:
 
 def timed(cmd: list[str], cwd: Path) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-4000:]}")
     return time.perf_counter() - t0
 
 
@@ -53,9 +56,9 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="prophet-prepare-") as tmp:
         work = Path(tmp) / "checkout"
-        for rel in checkout_files():
+        for rel in checkout_files():  # no .venv: the environment is made from scratch
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            (work / rel).write_bytes((ROOT / rel).read_bytes())
+            shutil.copy2(ROOT / rel, work / rel)  # modes kept: the scripts stay executable
         subprocess.run(["git", "init", "-q"], cwd=work, check=True)  # the tests look for a git checkout
         subprocess.run(["git", "add", "-A"], cwd=work, check=True)
         subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "bench"],

@@ -119,9 +119,9 @@ def claims(study: Study, comparison: pd.DataFrame, results_dir: Path | None = No
             "$ per 1M tokens": f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}",
             "all-to-all time cut": fmt.ratio(r.comm_reduction),
             "scaling efficiency": f"{fmt.pct(r.baseline_scaling_efficiency_pct)} → {fmt.pct(r.prophet_scaling_efficiency_pct)}",
+            "rests on (median validated error)": rests_on(study, r),
             "evidence": f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "
             "{doc}`key figure </cross_system>`",
-            "regenerate": "`make`",
         }
         for r in rows.itertuples()
     ]
@@ -137,6 +137,16 @@ def claims(study: Study, comparison: pd.DataFrame, results_dir: Path | None = No
             "`python -m prophet_model run` regenerates the numbers and figures alone.\n")  # fmt: skip
     return (intro + md_table(pd.DataFrame(out)) + note + evidence(study, comparison, results_dir)
             + seed_claims(study, results_dir) + needs(results_dir))  # fmt: skip
+
+
+def rests_on(study: Study, row: object) -> str:
+    """A claim row's mechanisms with the median of each one's validated |error|, in a few words."""
+    from .evidence import mechanisms, validated
+
+    v = validated(study)
+    short = {"decode step": "decode step", "expert offloading and prefetch": "offloading", "all-to-all": "all-to-all"}
+    return ", ".join(f"{short[m]} {v[m].median_pct:.1f}%" if m in v else f"{short[m]} (not validated)"
+                     for m in mechanisms(pd.Series(row._asdict())))  # fmt: skip
 
 
 def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -> str:

@@ -40,8 +40,7 @@ from numpy.typing import ArrayLike
 
 from .errors import UserError
 
-POLICIES = ("static", "lru", "predicted")
-ROUTINGS = ("uniform", "zipf", "trace")
+POLICIES = ("static", "lru", "predicted")  # Scenario.cache_policy codes 0, 1, 2
 WARMUP_STEPS = 200
 MEASURED_STEPS = 4000
 SEED = 20261126
@@ -95,18 +94,6 @@ def register_trace(layers: tuple[tuple[float, ...], ...]) -> int:
     key = zlib.crc32(np.asarray([v for layer in layers for v in layer], dtype=np.float64).tobytes()) or 1
     _TRACES[key] = layers
     return key
-
-
-def layer_popularity(experts: int, skew: float, trace: int) -> tuple[np.ndarray, ...]:
-    """The per-layer popularity vectors (descending) of a routing."""
-    if trace:
-        return tuple(np.asarray(p) for p in _TRACES[trace])
-    return (zipf(experts, skew),)
-
-
-def rank_share(popularity: np.ndarray, ep: int) -> np.ndarray:
-    """The busiest rank's experts under round-robin placement by popularity: p[0], p[ep], ..."""
-    return popularity[:: max(1, ep)]
 
 
 def touch_probability(popularity: np.ndarray, tokens: float, top_k: float) -> np.ndarray:

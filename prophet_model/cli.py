@@ -358,10 +358,10 @@ def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
     ]
     b, a = headline(before, args.system), headline(after, args.system)
     if args.format != "text":
-        from .scripting import whatif_csv, whatif_json, whatif_rows
+        from .scripting import csv_text, whatif_json, whatif_rows
 
         rows = whatif_rows(args.system, b, a)
-        sys.stdout.write(whatif_csv(rows) if args.format == "csv" else whatif_json(changes, notes, rows))
+        sys.stdout.write(csv_text(rows) if args.format == "csv" else whatif_json(changes, notes, rows))
         return 0
     print(f"What if: {'; '.join(changes) or 'nothing changed'}")
     for note in notes:
@@ -371,12 +371,12 @@ def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-MAX_SWEEP = 10_000_000
+MAX_SWEEP = 2_000_000  # points; a larger grid would need several GB of memory
 
 
 def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .config import load_study
-    from .scripting import grid_size, parse_vary, sweep, whatif_csv, write_new
+    from .scripting import csv_text, grid_size, parse_vary, sweep, write_new
     from .sensitivity import setups
     from .study import run_study
 
@@ -391,7 +391,7 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     setup = setups(results).get(args.system)
     if setup is None:
         raise UserError(f"{args.system}: no strategy of this system is feasible; nothing to sweep")
-    text = whatif_csv(sweep(setup, grid))
+    text = csv_text(sweep(setup, grid))
     if args.out:
         write_new(Path(args.out), text, args.force)
         print(f"wrote {grid_size(grid)} rows to {args.out}", file=sys.stderr)
@@ -401,13 +401,13 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .scripting import compare_folders, compare_text, whatif_csv
+    from .scripting import compare_folders, compare_text, csv_text
 
     if not (args.rtol >= 0):
         raise UserError(f"--rtol {args.rtol}: allowed: a number >= 0")
     table = compare_folders(Path(args.a), Path(args.b), args.rtol)
     sys.stdout.write(
-        whatif_csv(table) if args.format == "csv" else compare_text(table, Path(args.a), Path(args.b)) + "\n"
+        csv_text(table) if args.format == "csv" else compare_text(table, Path(args.a), Path(args.b)) + "\n"
     )
     return 1 if len(table) else 0
 

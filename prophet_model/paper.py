@@ -341,8 +341,7 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     ctx |= appendix_context(study, comparison, checks, claims)
     from .evidence import claim_evidence
 
-    ev = claim_evidence(study, comparison, checks)
-    head = ev[(ev.system_id == ctx["head"].system_id) & (ev.strategy == ctx["head"].strategy)]
-    ctx["head_evidence"] = head.iloc[0].to_dict() if not head.empty else None
+    rows = pd.DataFrame(ctx["rows"])
+    ctx["evidence"] = claim_evidence(study, rows, checks).to_dict("records")
     env = environment()
     return {name: env.get_template(f"{name}.j2").render(**ctx) for name in PAPER_FILES}

@@ -44,7 +44,8 @@ def whatif_rows(system_id: str, before: pd.DataFrame, after: pd.DataFrame) -> pd
     return pd.DataFrame(rows)
 
 
-def whatif_csv(rows: pd.DataFrame) -> str:
+def csv_text(rows: pd.DataFrame) -> str:
+    """Deterministic CSV text (the results' float format, no index, LF line endings)."""
     buf = io.StringIO()
     rows.to_csv(buf, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
     return buf.getvalue()

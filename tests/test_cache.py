@@ -146,3 +146,38 @@ def test_monte_carlo_and_sweeps_take_the_cache_inputs(study_dir) -> None:
     sweep = se.sweeps(next(iter(se.setups(results).values())))
     for name in ("routing.zipf_exponent", "routing.temporal_reuse", "expert_cache.memory_share"):
         assert np.isfinite(sweep[sweep.input == name].speedup).all(), name
+
+
+def test_a_routing_trace_drives_the_study(study_dir) -> None:
+    """distribution: trace reads per-layer counts from a CSV beside the config; a trace concentrated on few
+    experts raises the hit rate over uniform routing, its file is part of the config hash, and a bad trace
+    is refused at load naming the file and the allowed values."""
+    from prophet_model.study import run_study
+
+    from .conftest import dump_yaml, load_yaml
+
+    experts = load_study(study_dir / "_config.yml").model.num_experts
+    lines = ["layer,expert,count"] + [
+        f"{layer},{e},{1000 if e < 16 else 1}" for layer in (0, 1) for e in range(experts)
+    ]
+    (study_dir / "trace.csv").write_text("\n".join(lines) + "\n")
+    cfg = load_yaml(study_dir / "_config.yml")
+    cfg["systems"] = [s for s in cfg["systems"] if s["id"] == "8xA100"]
+    cfg["expectations"] = [e for e in cfg["expectations"] if e["system"] == "8xA100"]
+    dump_yaml(cfg, study_dir / "_config.yml")
+    uniform = run_study(load_study(study_dir / "_config.yml"))[0].comparison
+    cfg["routing"].update(distribution="trace", trace_file="trace.csv")
+    dump_yaml(cfg, study_dir / "_config.yml")
+    study = load_study(study_dir / "_config.yml")
+    traced = run_study(study)[0].comparison
+    h = traced.set_index("strategy")
+    assert h.loc["Hybrid", "baseline_hit_rate"] > uniform.set_index("strategy").loc["Hybrid", "baseline_hit_rate"]
+    (study_dir / "trace.csv").write_text("\n".join([*lines[:-1], "1,127,5"]) + "\n")
+    assert load_study(study_dir / "_config.yml").config_hash != study.config_hash
+    (study_dir / "trace.csv").write_text("layer,expert,count\n0,999,1\n")
+    with pytest.raises(UserError, match=r"routing.trace_file.*trace.csv line 2: allowed: .*expert in 0\.\.127"):
+        load_study(study_dir / "_config.yml")
+    cfg["routing"].update(trace_file="")
+    dump_yaml(cfg, study_dir / "_config.yml")
+    with pytest.raises(UserError, match="distribution trace needs trace_file"):
+        load_study(study_dir / "_config.yml")
