@@ -52,7 +52,8 @@ def assert_consistent(work: Path) -> None:
     on_disk = {p.relative_to(r).as_posix() for p in r.rglob("*") if p.is_file()} - {".prophet-results", "manifest.json"}
     assert {f for f in on_disk if not f.startswith("logs/") and f != "notes.txt"} == want
     comp = pd.read_csv(r / "data" / "all_systems_comparison.csv")
-    assert list(dict.fromkeys(comp.system_id)) == ids
+    by_count = [s.id for s in sorted(study.systems, key=lambda s: s.count)]  # GPU count, then config order
+    assert list(dict.fromkeys(comp.system_id)) == by_count
     macros = (r / "paper" / "macros.tex").read_text()
     for s in study.systems:
         assert f"\\prophetSpeedup{macro_key(s.id)}" in macros
