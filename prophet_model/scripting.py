@@ -77,9 +77,16 @@ BOUNDS: dict[str, tuple[float, float, bool, bool, bool]] = {
     "routing.temporal_reuse": (0.0, 1.0, True, False, False),
     "expert_cache.memory_share": (0.0, 1.0, False, True, False),
 }
+# inputs that take names: their allowed values, in the order of their Scenario codes (cache.POLICIES)
+CHOICES: dict[str, tuple[str, ...]] = {
+    "expert_cache.prophet_policy": ("static", "lru", "predicted"),
+    "expert_cache.baseline_policy": ("static", "lru"),
+}
 
 
 def _allowed(name: str) -> str:
+    if name in CHOICES:
+        return ", ".join(CHOICES[name])
     lo, hi, lo_in, hi_in, whole = BOUNDS[name]
     span = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
     return ("whole numbers in " if whole else "numbers in ") + span
@@ -93,11 +100,20 @@ def parse_vary(items: list[str]) -> dict[str, np.ndarray]:
         key = key.strip()
         if not sep or not text.strip():
             raise UserError(f"--vary {item!r}: allowed: KEY=V1,V2,... (e.g. prophet.prediction_accuracy=0.5,0.8,1)")
-        if key not in BOUNDS:
-            raise UserError(f"--vary {key!r} is not a sweepable input; allowed: {', '.join(BOUNDS)}")
+        if key not in BOUNDS and key not in CHOICES:
+            raise UserError(f"--vary {key!r} is not a sweepable input; allowed: {', '.join([*BOUNDS, *CHOICES])}")
         if key in out:
             raise UserError(f"--vary {key!r} given twice; allowed: each input once")
         values = []
+        if key in CHOICES:
+            from .cache import POLICIES
+
+            for part in (p.strip() for p in text.split(",")):
+                if part not in CHOICES[key]:
+                    raise UserError(f"--vary {key}: {part!r} is not allowed; allowed: {_allowed(key)}")
+                values.append(float(POLICIES.index(part)))
+            out[key] = np.array(values)
+            continue
         for part in text.split(","):
             try:
                 v = float(part)
@@ -124,8 +140,11 @@ def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
     flat = {k: m.ravel() for k, m in zip(keys, mesh, strict=True)}
     out = evaluate(setup, flat)  # config paths replace the value, *_factor inputs multiply the catalog's
     n = len(next(iter(flat.values())))
+    from .cache import POLICIES
+
+    shown = {k: [POLICIES[int(c)] for c in v] if k in CHOICES else v for k, v in flat.items()}
     df = pd.DataFrame({"system_id": setup.system.id, "strategy": setup.strategy,
-                       "split": f"{setup.ep}x{setup.system.count // setup.ep}", **flat})  # fmt: skip
+                       "split": f"{setup.ep}x{setup.system.count // setup.ep}", **shown})  # fmt: skip
     for metric in METRICS:
         df[metric] = np.broadcast_to(np.asarray(out[metric], dtype=float), (n,))
     return df

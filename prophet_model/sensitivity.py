@@ -36,10 +36,13 @@ INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
     "routing.zipf_exponent": (("routing_skew",), "value"),
     "routing.temporal_reuse": (("temporal_reuse",), "value"),
     "expert_cache.memory_share": (("cache_memory_share",), "value"),
+    "expert_cache.prophet_policy": (("cache_policy",), "value"),  # codes of cache.POLICIES
+    "expert_cache.baseline_policy": (("cache_policy",), "value"),
 }
 # inputs that describe Prophet alone: the baseline keeps its own value
 PROPHET_ONLY_INPUTS = ("prophet.prediction_accuracy", "prophet.comm_reduction_factor", "prophet_hit_rate",
-                       "prophet_overlap")  # fmt: skip
+                       "prophet_overlap", "expert_cache.prophet_policy")  # fmt: skip
+BASELINE_ONLY_INPUTS = ("expert_cache.baseline_policy",)
 SWEEPS: dict[str, np.ndarray] = {
     "prophet.prediction_accuracy": np.linspace(0.0, 1.0, 21),
     "prophet.comm_reduction_factor": np.linspace(1.0, 8.0, 29),
@@ -101,7 +104,7 @@ def setups(results: StudyResults) -> dict[str, Setup]:
 def _scenario(base: dict[str, float], overrides: dict[str, np.ndarray]) -> m.Scenario:
     values = {f.name: np.asarray(base[f.name], dtype=float) for f in fields(m.Scenario)}
     for name, arr in overrides.items():
-        if name in PROPHET_ONLY_INPUTS and not base["prophet"]:
+        if (name in PROPHET_ONLY_INPUTS and not base["prophet"]) or (name in BASELINE_ONLY_INPUTS and base["prophet"]):
             continue
         targets, mode = INPUTS[name]
         for field in targets:

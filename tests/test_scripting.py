@@ -121,3 +121,17 @@ def test_readme_documents_the_commands() -> None:
     for cmd in ("whatif", "--format", "sweep", "--vary", "compare", "--version"):
         assert cmd in text, cmd
     assert Path(ROOT / "book" / "intro.md").is_file()
+
+
+def test_sweep_takes_cache_policies_by_name(capsys) -> None:
+    """Policies are named; Prophet's policy never moves the baseline; under skew and reuse the predicted
+    cache beats LRU, which beats a static one."""
+    argv = ["sweep", "--system", "8xA100", "--vary", "expert_cache.prophet_policy=static,lru,predicted",
+            "--vary", "routing.zipf_exponent=1", "--vary", "routing.temporal_reuse=0.5"]  # fmt: skip
+    assert main(argv) == 0
+    df = pd.read_csv(io.StringIO(_out(capsys)[0]))
+    assert df["expert_cache.prophet_policy"].tolist() == ["static", "lru", "predicted"]
+    assert df.baseline_tokens_per_s.nunique() == 1
+    assert df.prophet_tokens_per_s.is_monotonic_increasing
+    assert main(["sweep", "--system", "8xA100", "--vary", "expert_cache.baseline_policy=predicted"]) == 2
+    assert "allowed: static, lru" in _out(capsys)[1]
