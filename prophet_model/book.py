@@ -293,7 +293,8 @@ def timings_page(bench_file: Path) -> str:
         {"measure": k, "value": f"{v['value']:,.2f} {v['unit']}", "target": v.get("target", "")}
         for k, v in data["figures"].items()
     ]
-    return f"Measured by `make bench` on {data['machine']} ({data['date']}).\n\n" + md_table(pd.DataFrame(rows))
+    return (f"Measured by `make bench` and `benchmarks/bench_prepare.py` (a fresh environment, `make test`, disk) on "
+            f"{data['machine']} ({data['date']}).\n\n" + md_table(pd.DataFrame(rows)))  # fmt: skip
 
 
 def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
