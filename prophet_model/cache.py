@@ -278,8 +278,8 @@ def rank_stats_array(policy: ArrayLike, skew: ArrayLike, trace: ArrayLike, reuse
 def _group_stats(experts: int, ep: int, trace: int, policy: np.ndarray, skew: np.ndarray, reuse: np.ndarray,
                  tokens: np.ndarray, top_k: np.ndarray, slots: np.ndarray) -> np.ndarray:  # fmt: skip
     if trace:
-        layers = [np.broadcast_to(np.asarray(p)[:: max(1, ep)], (policy.size, len(p[:: max(1, ep)])))
-                  for p in _TRACES[trace]]  # fmt: skip
+        ranks = [np.asarray(p)[:: max(1, ep)] for p in _TRACES[trace]]
+        layers = [np.broadcast_to(pr, (policy.size, pr.size)) for pr in ranks]
     else:
         w = np.arange(1, experts + 1, dtype=float)[None, :] ** -skew[:, None]
         layers = [(w / w.sum(axis=1, keepdims=True))[:, :: max(1, ep)]]

@@ -8,7 +8,6 @@ speedup over on-demand expert fetching, and the NCCL all-to-all under CUDA graph
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import pandas as pd
@@ -31,12 +30,12 @@ class Validated:
                 f"({self.points} points)")  # fmt: skip
 
 
-@functools.cache
-def _validated(config_path: str, config_hash: str) -> tuple[Validated, ...]:
-    from .config import load_study
+_VALIDATED: dict[str, tuple[Validated, ...]] = {}  # config hash -> the validated errors
+
+
+def _validated(study: Study) -> tuple[Validated, ...]:
     from .validation import decode_table, load, offload_table, with_predictions
 
-    study = load_study(config_path)
     out = []
     d = decode_table(study)
     if not d.empty:
@@ -59,8 +58,10 @@ def _validated(config_path: str, config_hash: str) -> tuple[Validated, ...]:
 
 
 def validated(study: Study) -> dict[str, Validated]:
-    """{mechanism: its validated error} (cached per configuration)."""
-    return {v.mechanism: v for v in _validated(str(study.path), study.config_hash)}
+    """{mechanism: its validated error} (computed once per configuration and process)."""
+    if study.config_hash not in _VALIDATED:
+        _VALIDATED[study.config_hash] = _validated(study)
+    return {v.mechanism: v for v in _VALIDATED[study.config_hash]}
 
 
 def mechanisms(row: pd.Series) -> list[str]:

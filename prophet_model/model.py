@@ -435,13 +435,14 @@ def fetch_exposed(s: Scenario, hide: Array, t_f: Array | None = None) -> Array:
     f, c = t_f / s.num_moe_layers, hide / s.num_layers
     d, n, h = distinct_experts_touched(s), experts_on_fullest_gpu(s), resident_fraction(s)
     w = wrong_share(s.prediction_accuracy, d, n)
-    args = np.broadcast_arrays(f, c, d * (1 - h), n * (1 - h), s.prediction_accuracy, w, s.prefetch_window,
-                               t_f, s.overlap_override, s.prophet, s.num_moe_layers)  # fmt: skip
-    out = np.array(args[7], dtype=np.float64)  # baseline: on demand, t_f
-    modelled = (args[9] > 0) & ~np.isfinite(args[8])
-    out[modelled] = args[10][modelled] * prefetch_exposed(*(x[modelled] for x in args[:7]))
-    given = (args[9] > 0) & np.isfinite(args[8])
-    out[given] = (1 - args[8][given]) * args[7][given]
+    f, c, missing, nonresident, a, w, window, t_f, overlap, prophet, moe_layers = np.broadcast_arrays(
+        f, c, d * (1 - h), n * (1 - h), s.prediction_accuracy, w, s.prefetch_window, t_f, s.overlap_override,
+        s.prophet, s.num_moe_layers)  # fmt: skip
+    out = np.array(t_f, dtype=np.float64)  # baseline: on demand, t_f
+    m = (prophet > 0) & ~np.isfinite(overlap)
+    out[m] = moe_layers[m] * prefetch_exposed(f[m], c[m], missing[m], nonresident[m], a[m], w[m], window[m])
+    given = (prophet > 0) & np.isfinite(overlap)
+    out[given] = (1 - overlap[given]) * t_f[given]
     return out
 
 

@@ -6,14 +6,16 @@ them is on the GPU (a hit; cache.py gives h for each cache policy and routing). 
 layer must copy vary from layer to layer: X ~ Binomial(N, mu/N) over the N non-resident experts (mean
 mu = D (1 - h)); an expert takes t_e = expert bytes / host copy rate.
 
-Policies (one FIFO copy stream, as validation/offload_bench.py runs them):
-- baseline (on demand): a layer's missing experts are copied once the layer is reached, then it
-  computes: per layer  tau = M0 t_e + c,  M0 = D (1 - h);
-- prefetch at accuracy a (eager): while layer l computes, the experts predicted for layer l+1 (a set as
-  large as the needed one, each needed expert in it with probability a) are copied; the needed ones
-  it missed are copied when layer l+1 is reached, behind them. With P = D (1 - h) non-resident
-  predicted experts (right or wrong) and M = (1 - a) D (1 - h) misses, the copy stream is the
-  bottleneck when P t_e > c:  tau = M t_e + max(P t_e, c).
+Policies (one FIFO copy stream, as validation/offload_bench.py runs them), per layer given its X missing
+experts, with c the layer's computation:
+- baseline (on demand): the missing experts are copied once the layer is reached, then it computes:
+  tau = X t_e + c;
+- eager prefetch at accuracy a: while layer l computes, the experts predicted for layer l+1 (a set as
+  large as the needed one, each needed expert in it with probability a, w wrong ones per needed expert)
+  are copied, the misses behind them: tau = (1 - a) X t_e + max((a + w) X t_e, c);
+- window prefetch: the misses first, then only what fits in the window: tau = c + X t_e - a min(X t_e, c),
+  never slower than the baseline (equal to it at a = 0).
+prefetch_exposed gives the expectation over X of tau - c, the copy time left exposed.
 `accuracy` is the share of needed experts that were predicted, with a prediction set as large as the
 needed set.
 """
@@ -39,22 +41,6 @@ def wrong_share(accuracy: ArrayLike, distinct: ArrayLike, experts: ArrayLike) ->
     with np.errstate(divide="ignore", invalid="ignore"):
         room = np.where(d > 0, (np.asarray(experts, dtype=float) - d) / d, 0.0)
     return np.minimum(1 - np.asarray(accuracy, dtype=float), room)
-
-
-def layer_time(missing: Array, compute: Array, accuracy: Array | None, wrong: Array | None = None,
-               window: Array | bool = False) -> Array:  # fmt: skip
-    """Seconds per MoE layer in steady state, with `missing` the copy time of the layer's needed,
-    non-resident experts and `compute` its computation.
-    baseline (accuracy None): missing + compute;
-    eager prefetch: (1 - a) missing + max((a + wrong) missing, compute): every predicted expert is
-    copied while the previous layer computes, the misses behind them;
-    window prefetch: the misses first, then only what fits in the window: compute + missing - a
-    min(missing, compute); never slower than the baseline."""
-    if accuracy is None:
-        return missing + compute
-    eager = (1 - accuracy) * missing + np.maximum((accuracy + wrong) * missing, compute)
-    windowed = compute + missing - accuracy * np.minimum(missing, compute)
-    return np.where(np.asarray(window) > 0, windowed, eager)
 
 
 def expected_min(mean: ArrayLike, count: ArrayLike, r: ArrayLike) -> Array:

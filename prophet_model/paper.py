@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
@@ -41,20 +42,20 @@ TEX_ESCAPES = {
 }
 DIGITS = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
 
-# Per-system macros: (suffix, column, formatter)
+# Per-system one-number commands (the aliases): (suffix, column); formatted as KEYED_METRICS says
 MACRO_METRICS = (
-    ("BaselineTput", "baseline_tokens_per_s", fmt.tokens),
-    ("ProphetTput", "prophet_tokens_per_s", fmt.tokens),
-    ("Speedup", "speedup", fmt.ratio),
-    ("BaselineCost", "baseline_usd_per_1m_tokens", fmt.usd),
-    ("ProphetCost", "prophet_usd_per_1m_tokens", fmt.usd),
-    ("CostReduction", "cost_reduction", fmt.ratio),
-    ("Savings", "annual_savings_usd", fmt.usd),
-    ("BaselineComm", "baseline_comm_overhead_pct", fmt.pct),
-    ("ProphetComm", "prophet_comm_overhead_pct", fmt.pct),
-    ("CommReduction", "comm_reduction", fmt.ratio),
-    ("BaselineScaling", "baseline_scaling_efficiency_pct", fmt.pct),
-    ("ProphetScaling", "prophet_scaling_efficiency_pct", fmt.pct),
+    ("BaselineTput", "baseline_tokens_per_s"),
+    ("ProphetTput", "prophet_tokens_per_s"),
+    ("Speedup", "speedup"),
+    ("BaselineCost", "baseline_usd_per_1m_tokens"),
+    ("ProphetCost", "prophet_usd_per_1m_tokens"),
+    ("CostReduction", "cost_reduction"),
+    ("Savings", "annual_savings_usd"),
+    ("BaselineComm", "baseline_comm_overhead_pct"),
+    ("ProphetComm", "prophet_comm_overhead_pct"),
+    ("CommReduction", "comm_reduction"),
+    ("BaselineScaling", "baseline_scaling_efficiency_pct"),
+    ("ProphetScaling", "prophet_scaling_efficiency_pct"),
 )
 
 
@@ -71,7 +72,7 @@ def tex_value(value: object) -> str:
 
 
 # \prophet{KEY}{METRIC}: the metrics of every row (columns of all_systems_comparison.csv) and how they read
-KEYED_METRICS: tuple[tuple[str, object], ...] = (
+KEYED_METRICS: tuple[tuple[str, Callable[[float], str]], ...] = (
     ("baseline_tokens_per_s", fmt.tokens), ("prophet_tokens_per_s", fmt.tokens), ("speedup", fmt.ratio),
     ("baseline_step_ms", fmt.ms), ("prophet_step_ms", fmt.ms),
     ("baseline_comm_overhead_pct", fmt.pct), ("prophet_comm_overhead_pct", fmt.pct), ("comm_reduction", fmt.ratio),
@@ -99,7 +100,7 @@ def keyed_values(study: Study, comparison: pd.DataFrame, rows: pd.DataFrame) -> 
         for column, formatter in KEYED_METRICS:
             v = r.get(column, math.nan)
             if isinstance(v, (int, float)) and not math.isnan(v):
-                out.append({"key": key, "metric": column, "value": tex_value(formatter(v))})  # type: ignore[operator]
+                out.append({"key": key, "metric": column, "value": tex_value(formatter(v))})
 
     for r in rows.itertuples(index=False):
         add(r.system_id, pd.Series(r._asdict()))
@@ -164,7 +165,8 @@ def context(study: Study, comparison: pd.DataFrame) -> dict:
         raise UserError(f"study.headline_system {cfg.headline_system!r} has no results; run it or choose another")
     macros, seen = [], {}
     for r in rows.itertuples():
-        for suffix, column, formatter in MACRO_METRICS:
+        formatters = dict(KEYED_METRICS)
+        for suffix, column in MACRO_METRICS:
             value = getattr(r, column)
             if isinstance(value, float) and math.isnan(value):
                 continue
@@ -174,7 +176,7 @@ def context(study: Study, comparison: pd.DataFrame) -> dict:
                     f"system ids {seen[name]!r} and {r.system_id!r} give the same LaTeX macro \\{name}; rename one"
                 )
             seen[name] = r.system_id
-            macros.append({"name": name, "value": tex(formatter(value)), "system": r.system, "column": column})
+            macros.append({"name": name, "value": tex(formatters[column](value)), "system": r.system, "column": column})
         macros.append(
             {
                 "name": macro_name("Strategy", r.system_id),

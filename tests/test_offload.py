@@ -15,20 +15,28 @@ from .conftest import ROOT
 MS = 1e-3
 
 
+def _layer(missing: float, compute: float, accuracy: float, wrong: float, window: bool) -> float:
+    """Seconds of one layer with exactly two missing experts (mean 2 of 2: X = 2 always)."""
+    exposed = ob.prefetch_exposed(np.float64(missing), np.float64(compute), np.float64(2), np.float64(2),
+                                  np.float64(accuracy), np.float64(wrong), np.float64(window))  # fmt: skip
+    return compute + float(exposed)
+
+
 def test_layer_time_by_hand() -> None:
     """2 ms of missing copies per layer (two experts, none resident, 1 ms each), 0.2 ms of compute.
-    baseline: 2 + 0.2 = 2.2 ms; eager at a = 1: 0 + max(2, 0.2) = 2 ms (copies bound);
+    baseline: 2 + 0.2 = 2.2 ms (window at a = 0 is on-demand fetching);
+    eager at a = 1: 0 + max(2, 0.2) = 2 ms (copies bound);
     eager at a = 0.5 (wrong 0.5): 1 + max(2, 0.2) = 3 ms (wrong prefetches cost the link);
     window at a = 0.5: 0.2 + 2 - 0.5 * 0.2 = 2.1 ms (never above the baseline);
     compute-bound (5 ms) at a = 1: eager max(2, 5) = 5 ms, window 5 + 2 - 2 = 5 ms, baseline 7 ms."""
     two, c = 2 * MS, 0.2 * MS
-    assert ob.layer_time(two, c, None) == pytest.approx(2.2 * MS)
-    assert ob.layer_time(two, c, 1.0, 0.0) == pytest.approx(2.0 * MS)
-    assert ob.layer_time(two, c, 0.5, 0.5) == pytest.approx(3.0 * MS)
-    assert ob.layer_time(two, c, 0.5, 0.5, window=True) == pytest.approx(2.1 * MS)
-    assert ob.layer_time(two, 5 * MS, 1.0, 0.0) == pytest.approx(5.0 * MS)
-    assert ob.layer_time(two, 5 * MS, 1.0, 0.0, window=True) == pytest.approx(5.0 * MS)
-    assert ob.layer_time(two, 5 * MS, None) == pytest.approx(7.0 * MS)
+    assert _layer(two, c, 0.0, 1.0, True) == pytest.approx(2.2 * MS)
+    assert _layer(two, c, 1.0, 0.0, False) == pytest.approx(2.0 * MS)
+    assert _layer(two, c, 0.5, 0.5, False) == pytest.approx(3.0 * MS)
+    assert _layer(two, c, 0.5, 0.5, True) == pytest.approx(2.1 * MS)
+    assert _layer(two, 5 * MS, 1.0, 0.0, False) == pytest.approx(5.0 * MS)
+    assert _layer(two, 5 * MS, 1.0, 0.0, True) == pytest.approx(5.0 * MS)
+    assert _layer(two, 5 * MS, 0.0, 1.0, True) == pytest.approx(7.0 * MS)
     # wrong predictions are bounded by the experts the batch does not touch: D = 127 of 128
     assert ob.wrong_share(0.0, 127, 128) == pytest.approx(1 / 127)
     assert ob.wrong_share(0.8, 2, 128) == pytest.approx(0.2)
