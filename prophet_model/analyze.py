@@ -48,7 +48,7 @@ def analyze(results_dir: Path) -> tuple[str, int]:
     except UserError as exc:
         mixed = [str(exc)]
     if mixed:
-        out += ["INCONSISTENT: the files come from different configurations (run `make`):"]
+        out += ["INCONSISTENT: the files are not one run's as the artifact wrote them (run `make`):"]
         out += [f"  {line}" for line in mixed]
         missing = [*missing, *mixed]
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import formatting as fmt
 from . import model as m
+from .bookdir import BookFolder
 from .config import Study
 from .errors import UserError
 from .figures import key_rows
@@ -321,17 +322,17 @@ def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
     return md_table(pd.DataFrame(rows))
 
 
-def write_pages(study: Study, results_dir: Path, book_dir: Path) -> list[Path]:
-    """Write every generated fragment; the results folder must hold a complete, consistent run of this
-    configuration and the paper. A page is rewritten only when its text changed, and fragments this
-    version no longer writes are removed (book/_generated is the artifact's own folder)."""
+def write_pages(study: Study, results_dir: Path, folder: BookFolder) -> list[Path]:
+    """Write every generated fragment into `<book>/_generated`; the results folder must hold a complete,
+    consistent run of this configuration and the paper. A page is rewritten only when its text changed,
+    and fragments the artifact wrote that this version no longer writes are removed (nothing else)."""
     from .results import PAPER_DIR, STUDY_FILES, check_consistent
 
+    book_dir = folder.dir
     data = results_dir / "data"
     check_consistent(results_dir, study, needed=(*STUDY_FILES[:2], f"{PAPER_DIR}/macros.tex"))
     comparison = pd.read_csv(data / "all_systems_comparison.csv")
     out = book_dir / "_generated"
-    out.mkdir(parents=True, exist_ok=True)
     copies: dict[str, bytes] = {}
     pages = {
         "claims.md": claims(study, comparison, results_dir),
@@ -343,6 +344,7 @@ def write_pages(study: Study, results_dir: Path, book_dir: Path) -> list[Path]:
         "reproducibility.md": reproducibility(study, results_dir, book_dir),
     }
     wanted = {**{name: text.encode("utf-8") for name, text in pages.items()}, **copies}
+    folder.claim([f"_generated/{rel}" for rel in wanted])  # refuses before writing if a file there is the user's
     for rel, blob in wanted.items():
         path = out / rel
         if not path.is_file() or path.read_bytes() != blob:
@@ -351,7 +353,7 @@ def write_pages(study: Study, results_dir: Path, book_dir: Path) -> list[Path]:
     for path in sorted(out.rglob("*"), reverse=True):
         rel = path.relative_to(out).as_posix()
         if path.is_file() and rel not in wanted:
-            path.unlink()
+            folder.remove(f"_generated/{rel}")  # only what the artifact wrote
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
     return [out / n for n in pages]
@@ -375,14 +377,17 @@ def _digest_tree(book_dir: Path) -> tuple[str, list[str]]:
     return h.hexdigest(), docs
 
 
-def build_site(book_dir: Path) -> str:
+def build_site(folder: BookFolder) -> str:
     """jupyter-book build BOOK -W --keep-going, skipped when no source changed since the last
     successful build. When documents were added or removed (a system left the config) the old site
-    is removed first, so no page of a removed system stays."""
+    is removed first, so no page of a removed system stays. A `_build` folder the artifact did not
+    make is refused, never removed."""
     import sys
 
     from .procs import die_with_parent
 
+    book_dir = folder.dir
+    folder.claim(["_build"])
     stamp = book_dir / "_build" / ".sources.json"
     digest, docs = _digest_tree(book_dir)
     old = json.loads(stamp.read_text()) if stamp.is_file() else {}

@@ -126,9 +126,18 @@ def _results_dir(args: argparse.Namespace, study) -> Path:
     return Path(args.results or study.config.study.results_dir)
 
 
+class _NotCommitted(Exception):
+    """A part of the run failed after staging began: nothing is moved into the results folder."""
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in failures.items()))
+        self.failures = failures
+
+
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .config import load_study
-    from .results import SYSTEM_FILES, owned, prepare, staged, stale_reasons, system_of
+    from .procs import hold_lock
+    from .results import LOCK, SYSTEM_FILES, owned, prepare, staged, stale_reasons, system_of
 
     study = load_study(args.config)
     for sid in args.systems or ():
@@ -136,6 +145,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.if_stale and (args.systems or args.no_figures):
         raise UserError("--if-stale checks a whole run; allowed: --if-stale without --systems and --no-figures")
     results_dir = _results_dir(args, study)
+    if owned(results_dir):
+        hold_lock(results_dir, LOCK, "the results folder")  # another make in this checkout goes first
     if args.if_stale and owned(results_dir):
         reasons = stale_reasons(results_dir, study, "run")
         if not reasons:
@@ -154,6 +165,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     hardware = hardware_lines(study)  # a measurement that gives an efficiency above 1 stops here, before any write
     results_dir = prepare(results_dir)  # refuses folders that are not the artifact's
+    hold_lock(results_dir, LOCK, "the results folder")
     log_path = open_log(results_dir / "logs", args.log_level)
     try:
         write_header(study, list(argv))
@@ -219,6 +231,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             log.info("Monte Carlo: %d samples, seed %d, inputs %s", u.samples, u.seed, ", ".join(u.inputs))
             for line in outside_interval(uncertainty):
                 log.warning("uncertainty: %s", line)
+        if failures:
+            log.error("ERROR %d system(s) failed: %s; nothing was written, the previous results are left as they "
+                      "were", len(failures), "; ".join(f"{k}: {v}" for k, v in failures.items()))  # fmt: skip
+            return 1
         done = [s for s in study.systems if s.id in set(results.chosen.get("system_id", []))]
         figs = not args.no_figures
         partial = bool(args.systems)
@@ -248,20 +264,21 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 else:
                     log.info("%s: wrote %d files", name, len(paths))
             bar.close()
+            if failures:  # nothing is committed: the staging folder goes, the previous results stay
+                raise _NotCommitted(failures)
             if partial:
                 log.info("partial run (--systems): wrote only %s; the cross-system files are left as they were",
                          ", ".join(p.format(id=i) for i in sorted(mine) for p in SYSTEM_FILES[:1]))  # fmt: skip
         log.info("results in %s", results_dir.resolve())
         if not args.quiet and not results.comparison.empty:
             print(_result_table(results.comparison))
-        if failures:
-            log.error(
-                "ERROR %d system(s) failed: %s", len(failures), "; ".join(f"{k}: {v}" for k, v in failures.items())
-            )
-            return 1
         log.info(SUCCESS)
         print(f"log: {log_path}", file=sys.stderr)
         return 0
+    except _NotCommitted as exc:
+        log.error("ERROR %d part(s) failed: %s; nothing was replaced, the previous results are left as they were",
+                  len(exc.failures), "; ".join(f"{k}: {v}" for k, v in exc.failures.items()))  # fmt: skip
+        return 1
     except BaseException as exc:
         log.debug("traceback", exc_info=True)
         log.error("ERROR %s: %s", type(exc).__name__, exc)
@@ -272,10 +289,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def cmd_paper(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .config import load_study
-    from .results import PAPER_DIR, PAPER_FILES, check_consistent, prepare, staged, stale_reasons
+    from .procs import hold_lock
+    from .results import LOCK, PAPER_DIR, PAPER_FILES, check_consistent, prepare, staged, stale_reasons
 
     study = load_study(args.config)
     results_dir = prepare(_results_dir(args, study))
+    hold_lock(results_dir, LOCK, "the results folder")
     check_consistent(results_dir, study, needed=("data/all_systems_comparison.csv",), producers=("run",))
     if args.if_stale and not stale_reasons(results_dir, study, "paper"):
         print(f"{results_dir / PAPER_DIR}: up to date", file=sys.stderr)
@@ -294,26 +313,36 @@ def cmd_paper(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    import shutil
-
     from tqdm import tqdm
 
+    from .bookdir import CACHE, BookFolder
     from .config import load_study
-    from .pipeline import jobs, record_timings, run_pipeline
-    from .results import STUDY_FILES, check_consistent
+    from .pipeline import clear_cache, jobs, record_timings, run_pipeline
+    from .procs import hold_lock
+    from .results import LOCK, STUDY_FILES, check_consistent, owned
 
     study = load_study(args.config)
     results_dir = _results_dir(args, study)
+    if owned(results_dir):
+        hold_lock(results_dir, LOCK, "the results folder")
     check_consistent(results_dir, study, needed=STUDY_FILES[:2], producers=("run",))
     book = Path(args.book)
-    cache = book / ".pipeline-cache"
-    if args.force:
-        shutil.rmtree(cache, ignore_errors=True)
+    folder = BookFolder(book)
+    cache = book / CACHE
     job_list = jobs(study, book, results_dir)
-    keep = {j.output.name for j in job_list if j.output.parent.name == "systems"}
-    for stale in (book / "systems").glob("*.ipynb"):
-        if stale.name not in keep:  # a system removed from the config (book/systems is the pipeline's)
-            stale.unlink()
+    outputs = [j.output.relative_to(book).as_posix() for j in job_list]
+    partial = [o.removesuffix(".ipynb") + ".partial.ipynb" for o in outputs]
+    theirs = folder.foreign(partial)
+    if theirs:
+        raise UserError(f"--book {book}: {', '.join(theirs)} would be overwritten while a notebook runs; move it away")
+    folder.claim(outputs)  # refuses before anything is written if a notebook there is the user's
+    if args.force:
+        clear_cache(job_list, cache)
+    keep = set(outputs)
+    for stale in sorted((book / "systems").glob("*.ipynb")):
+        rel = stale.relative_to(book).as_posix()
+        if rel not in keep and folder.owns(rel):  # a system removed from the config
+            folder.remove(rel)
     failed, done = [], []
     bar = tqdm(total=len(job_list), desc="notebooks", unit="nb", disable=args.quiet, file=sys.stderr)
     for o in run_pipeline(job_list, cache, args.jobs):
@@ -334,14 +363,20 @@ def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def cmd_book(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .book import build_site, write_pages
+    from .bookdir import BookFolder
     from .config import load_study
+    from .procs import hold_lock
+    from .results import LOCK, owned
 
     study = load_study(args.config)
     results_dir = _results_dir(args, study)
-    pages = write_pages(study, results_dir, Path(args.book))
+    if owned(results_dir):
+        hold_lock(results_dir, LOCK, "the results folder")
+    folder = BookFolder(Path(args.book))
+    pages = write_pages(study, results_dir, folder)
     print(f"wrote {len(pages)} generated pages to {Path(args.book) / '_generated'}")
     if args.build:
-        print(build_site(Path(args.book)))
+        print(build_site(folder))
     return 0
 
 
@@ -469,3 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         print(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --log-level DEBUG)", file=sys.stderr)
         return 1
+    finally:
+        from .procs import release_locks
+
+        release_locks()

@@ -175,6 +175,12 @@ def set_title(notebook: Path, title: str) -> None:
     nbformat.write(nb, notebook)
 
 
+def clear_cache(job_list: list[Job], cache_dir: Path) -> None:
+    """Forget the cached keys of these jobs (`--force`): each runs again."""
+    for job in job_list:
+        _cache_file(job, cache_dir).unlink(missing_ok=True)
+
+
 def record_timings(outcomes: list[Outcome], cache_dir: Path) -> None:
     """Seconds per executed notebook, kept across runs (the book's reproducibility page)."""
     path = cache_dir / "timings.json"

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import shutil
 import signal
@@ -126,3 +127,29 @@ class Guardian:
 
     def __exit__(self, *exc) -> None:
         self.disarm()
+
+
+_HELD: dict[Path, object] = {}  # open lock files, held until the process exits
+
+
+def hold_lock(folder: Path, lock_name: str, what: str) -> None:
+    """Take `folder/lock_name` for the rest of this process, waiting (with a message) while another
+    command holds it: two `make`s in one checkout take turns instead of writing the same files."""
+    path = (Path(folder) / lock_name).resolve()
+    if path in _HELD:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"waiting: another prophet_model command is using {what} {folder}", file=sys.stderr)
+        fcntl.flock(f, fcntl.LOCK_EX)
+    _HELD[path] = f
+
+
+def release_locks() -> None:
+    """Let go of every lock `hold_lock` took (a command's end, also when it runs inside another process)."""
+    for f in _HELD.values():
+        f.close()
+    _HELD.clear()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +38,7 @@ from .procs import Guardian
 FLOAT_FORMAT = "%.10g"
 MARKER = ".prophet-results"
 MANIFEST = "manifest.json"
+LOCK = ".lock"  # held by every command that writes or reads the folder (procs.hold_lock)
 ROOT = Path(__file__).resolve().parents[1]
 
 SYSTEM_FILES = (
@@ -198,32 +200,60 @@ def owned(results_dir: Path) -> bool:
 
 
 def read_manifest(results_dir: Path) -> dict:
-    """{'files': {relative path: entry}}; empty when there is none. UserError if it is unreadable."""
+    """{'files': {relative path: entry}}; empty when there is none. UserError if it is unreadable or
+    names a path outside its folder (absolute, with '..', through a link, or not a plain name)."""
     path = Path(results_dir) / MANIFEST
     if not path.is_file():
         return {"files": {}}
+    how = (
+        "the artifact will not trust it to say which files are its own; restore it, or choose another results "
+        "folder with --results DIR"
+    )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
             raise ValueError("no 'files' mapping")
-        return data
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(
-            f"{path}: not a valid results manifest ({exc}); rerun `make` or `python -m prophet_model run`"
-        ) from None
+        for rel, entry in data["files"].items():
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                raise ValueError(f"the entry for {rel!r} is not a mapping of strings")
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise UserError(f"{path}: not a valid results manifest ({exc}); {how}") from None
+    for rel in data["files"]:
+        problem = unsafe_path(results_dir, rel)
+        if problem:
+            raise UserError(f"{path}: lists {rel!r}, {problem}; {how}")
+    return data
+
+
+SAFE_PART = re.compile(r"^[A-Za-z0-9._+-]+$")
+
+
+def unsafe_path(folder: Path, rel: str) -> str:
+    """Why `rel` may not name a file of `folder` (empty when it may): it must be relative, made of
+    plain names (no '..', no '.', no empty part), and reach no link on its way."""
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or "\\" in rel:
+        return "not a relative path"
+    if any(p in ("", ".", "..") or not SAFE_PART.match(p) for p in parts):
+        return "not a plain relative path inside the folder"
+    here = Path(folder)
+    for p in parts:
+        here = here / p
+        if here.is_symlink():
+            return f"which passes through a symbolic link ({here.relative_to(folder).as_posix()})"
+    return ""
 
 
 def _write_manifest(results_dir: Path, data: dict) -> None:
-    data = {"artifact": "prophet-artifact", "format": 1, "files": dict(sorted(data["files"].items()))}
-    tmp = results_dir / f".{MANIFEST}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(results_dir / MANIFEST)
+    _write_json(results_dir / MANIFEST, _manifest_data(data["files"]))
 
 
 def stale_reasons(results_dir: Path, study, producer: str = "run") -> list[str]:
     """Why the outputs of `producer` ('run' or 'paper') in `results_dir` do not match `study`: missing
     files, files from other inputs, files changed by hand, files of systems no longer configured."""
     r = Path(results_dir)
+    if why := interrupted(r):
+        return [why]
     files = read_manifest(r)["files"]
     want_hash = inputs_hash(study.config_hash)
     if producer == "run":
@@ -259,10 +289,18 @@ def check_consistent(
             f"{r}: no {MANIFEST} (not a results folder of this artifact, or made before manifests existed); "
             "run `make` or `python -m prophet_model run`"
         )
+    if why := interrupted(r):
+        raise UserError(f"{r}: incomplete: {why}")
     files = read_manifest(r)["files"]
     for rel in needed:
         if rel not in files or not (r / rel).is_file():
-            raise UserError(f"{r / rel}: not found; run `make` (or `python -m prophet_model run` without --systems)")
+            raise UserError(f"{r / rel}: not found; {remedy(rel)}")
+    changed = changed_files(r, producers)
+    if changed:
+        raise UserError(
+            f"{r}: {len(changed)} file(s) changed since the artifact wrote them: {', '.join(changed[:5])}"
+            f"{' …' if len(changed) > 5 else ''}; {remedy(changed[0])} to write them again"
+        )
     by = files_by_config(r, producers)
     hashes = sorted(by)
     if len(hashes) > 1:
@@ -288,12 +326,30 @@ def files_by_config(results_dir: Path, producers: Sequence[str] = ("run", "paper
     return dict(sorted(by.items()))
 
 
+def changed_files(results_dir: Path, producers: Sequence[str] = ("run", "paper")) -> list[str]:
+    """The manifest's files (written by `producers`) whose bytes differ from what the artifact wrote."""
+    r = Path(results_dir)
+    return [rel for rel, e in sorted(read_manifest(r)["files"].items())
+            if e.get("producer") in producers and (r / rel).is_file() and sha256(r / rel) != e.get("sha256")]  # fmt: skip
+
+
+def remedy(rel: str) -> str:
+    """The command that writes `rel` again."""
+    if rel.startswith(f"{PAPER_DIR}/"):
+        return "run `make` (or `python -m prophet_model paper`)"
+    return "run `make` (or `python -m prophet_model run` without --systems)"
+
+
 def consistency_problems(results_dir: Path) -> list[str]:
-    """For `analyze`: a line per configuration when the folder's files come from several."""
+    """For `analyze`: an interrupted commit, files changed since they were written, and a line per
+    configuration when the folder's files come from several."""
+    if why := interrupted(results_dir):
+        return [why]
+    out = [f"{rel}: changed since the artifact wrote it" for rel in changed_files(results_dir)]
     by = files_by_config(results_dir)
-    if len(by) <= 1:
-        return []
-    return [f"config {h}: {len(v)} file(s), e.g. {v[0]}" for h, v in by.items()]
+    if len(by) > 1:
+        out += [f"config {h}: {len(v)} file(s), e.g. {v[0]}" for h, v in by.items()]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,6 +386,7 @@ def staged(
     `producer` within `scope` that were not written again are removed. On failure nothing changes."""
     r = Path(results_dir)
     _remove_stale_stages(r)
+    recover_interrupted(r)
     stage = r / f".staging-{os.getpid()}"
     shutil.rmtree(stage, ignore_errors=True)
     with Guardian([stage]):
@@ -341,8 +398,19 @@ def staged(
             shutil.rmtree(stage, ignore_errors=True)
 
 
+JOURNAL = ".commit-journal.json"
+PENDING_MANIFEST = f".{MANIFEST}.pending"
+
+
 def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable[[str, dict], bool]) -> list[str]:
-    """Move the staged files into place; returns the relative paths written."""
+    """Move the staged files into place; returns the relative paths written.
+
+    Everything that can fail is done before the first file of the folder changes: the paths are checked
+    (a file of the user's standing where the artifact would write for the first time is refused), the
+    new manifest is written beside the old one and a journal lists every path about to change. Then
+    the files are renamed into place (a rename within one file system needs no space), the new manifest
+    replaces the old and the journal goes. A kill in between leaves the journal, which every reader
+    takes as an incomplete folder and the next run as files to rewrite."""
     manifest = read_manifest(results_dir)
     files = manifest["files"]
     entry = {
@@ -352,22 +420,101 @@ def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable
         "command": command_line(),
     }
     new = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
-    for rel in new:
-        src, dst = stage / rel, results_dir / rel
-        digest = sha256(src)
-        if dst.is_file() and sha256(dst) == digest and files.get(rel, {}).get("sha256") == digest:
-            pass  # unchanged: keep the file (and its mtime, which make reads)
-        else:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-        files[rel] = {**entry, "sha256": digest}
-    for rel, e in list(files.items()):
-        if rel in new or e.get("producer") != producer or not scope(rel, e):
-            continue
+    problems = [f"{rel} ({why})" for rel in new if (why := unsafe_path(results_dir, rel))]
+    if problems:
+        raise UserError(f"{results_dir}: refusing to write {', '.join(problems[:5])}; nothing was changed")
+    foreign = [rel for rel in new if rel not in files and (results_dir / rel).exists()]
+    if foreign:
+        raise UserError(
+            f"{results_dir}: {len(foreign)} file(s) the artifact would write are yours (not in its {MANIFEST}): "
+            f"{', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}; nothing was changed. Move them away, or "
+            "choose another results folder with --results DIR"
+        )
+    blocked = [rel for rel in new for parent in Path(rel).parents if parent != Path(".")
+               and (results_dir / parent).exists() and not (results_dir / parent).is_dir()]  # fmt: skip
+    if blocked:
+        raise UserError(f"{results_dir}: a file stands where a folder is needed for {', '.join(blocked[:5])}; "
+                        "nothing was changed")  # fmt: skip
+    digests = {rel: sha256(stage / rel) for rel in new}
+    replace = [rel for rel in new if not (
+        (results_dir / rel).is_file() and files.get(rel, {}).get("sha256") == digests[rel]
+        and sha256(results_dir / rel) == digests[rel]
+    )]  # fmt: skip  # an unchanged file keeps its mtime, which make reads
+    remove = [rel for rel, e in files.items() if rel not in digests and e.get("producer") == producer and scope(rel, e)]
+    updated = {rel: e for rel, e in files.items() if rel not in remove} | {
+        rel: {**entry, "sha256": digests[rel]} for rel in new
+    }
+    pending = results_dir / PENDING_MANIFEST
+    _write_json(pending, _manifest_data(updated))
+    _write_json(results_dir / JOURNAL, {"pid": os.getpid(), "producer": producer, "paths": sorted(replace + remove)})
+    for rel in replace:
+        (results_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / rel, results_dir / rel)
+    for rel in remove:
         (results_dir / rel).unlink(missing_ok=True)  # the artifact wrote it (it is in the manifest)
-        del files[rel]
-    _write_manifest(results_dir, manifest)
+    os.replace(pending, results_dir / MANIFEST)
+    (results_dir / JOURNAL).unlink()
     return new
+
+
+def _manifest_data(files: dict) -> dict:
+    return {"artifact": "prophet-artifact", "format": 1, "files": dict(sorted(files.items()))}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write `path` whole or not at all: a temporary file, flushed to disk, then renamed."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def interrupted(results_dir: Path) -> str:
+    """Why the folder is incomplete because of a commit that did not finish (empty when it is not)."""
+    journal = Path(results_dir) / JOURNAL
+    if not journal.exists():
+        return ""
+    try:
+        pid = int(json.loads(journal.read_text(encoding="utf-8"))["pid"])
+    except (ValueError, KeyError, TypeError, OSError, UnicodeDecodeError):
+        pid = 0
+    if pid and pid != os.getpid() and _pid_alive(pid):
+        return f"a command (pid {pid}) is replacing its files right now; wait for it to finish"
+    return (
+        "a run was stopped while it replaced its files, so they may come from two runs; run `make` or "
+        "`python -m prophet_model run` to rewrite them"
+    )
+
+
+def recover_interrupted(results_dir: Path) -> None:
+    """After a commit that did not finish: every path it was changing is recorded as the artifact's,
+    from no known configuration ('interrupted'), so the next run rewrites it and readers refuse it."""
+    r = Path(results_dir)
+    journal = r / JOURNAL
+    if not journal.exists() or interrupted(r).startswith("a command"):
+        return
+    try:
+        data = json.loads(journal.read_text(encoding="utf-8"))
+        paths = [p for p in data["paths"] if isinstance(p, str) and not unsafe_path(r, p)]
+        producer = str(data.get("producer", "run"))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        paths, producer = [], "run"
+    files = read_manifest(r)["files"]
+    for rel in paths:
+        if (r / rel).is_file():
+            files[rel] = {"producer": producer, "config_hash": "interrupted", "inputs_hash": "interrupted",
+                          "command": "(a commit that did not finish)", "sha256": sha256(r / rel)}  # fmt: skip
+        else:
+            files.pop(rel, None)
+    _write_json(r / MANIFEST, _manifest_data(files))
+    (r / PENDING_MANIFEST).unlink(missing_ok=True)
+    journal.unlink()
 
 
 def clean(results_dir: Path) -> list[str]:
@@ -386,7 +533,8 @@ def clean(results_dir: Path) -> list[str]:
         log.unlink()
     for d in r.glob(".staging-*"):
         shutil.rmtree(d, ignore_errors=True)
-    (r / MANIFEST).unlink(missing_ok=True)
+    for name in (MANIFEST, PENDING_MANIFEST, JOURNAL, LOCK):
+        (r / name).unlink(missing_ok=True)
     for d in sorted((p for p in r.rglob("*") if p.is_dir()), reverse=True):
         if not any(d.iterdir()):
             d.rmdir()
