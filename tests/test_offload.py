@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from prophet_model import offload as ob
-from prophet_model import validation as v
 from prophet_model.config import load_study
+from prophet_model.validation import predict as v
 
 from .conftest import ROOT
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prophet_model import validation as v
 from prophet_model.config import load_study
+from prophet_model.validation import predict as v
 
 from .conftest import ROOT
 

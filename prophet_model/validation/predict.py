@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import model as m
-from .catalog import GPU, Interconnect, MoEModel
-from .config import Study
-from .measured import (  # noqa: F401 (CEILING_COPY_RANGE and _line re-exported for the tests)
+from .. import model as m
+from ..catalog import GPU, Interconnect, MoEModel
+from ..config import Study
+from ..measured import (  # noqa: F401 (CEILING_COPY_RANGE and _line re-exported for the tests)
     CEILING_COPY_RANGE,
     MACHINES,
     MEASUREMENTS,
@@ -33,9 +33,9 @@ from .measured import (  # noqa: F401 (CEILING_COPY_RANGE and _line re-exported 
     ceilings,
     machine_specs,
 )
-from .scenarios import model_fields
+from ..scenarios import model_fields
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 BF16 = 2
 PRIMITIVES = {
@@ -106,7 +106,7 @@ def machine_ceilings(study: Study, machine: str, machines_file: Path = MACHINES)
     c = ceilings(spec["ceilings"])
     if c.stream_dense and c.stream_grouped:
         return c
-    from .measured import attainable
+    from ..measured import attainable
 
     a = attainable(spec["gpu"], study.gpus)
     return replace(
@@ -600,8 +600,8 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
     of an expert from the machine's measured host->device copy rate (>= 256 MiB), the layer's compute from
     its ceilings; the routing statistics from the model's own expectations (prophet_model.cache: LRU by
     Che's approximation, C / E under uniform routing), not from the run's draws."""
-    from . import cache, offload
-    from .measured import host_copy_rate
+    from .. import cache, offload
+    from ..measured import host_copy_rate
 
     rows = []
     for machine, spec in machine_specs().items():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .config import Study
+from ..config import Study
 
 MECHANISMS = ("decode step", "expert offloading and prefetch", "all-to-all")
 
@@ -34,7 +34,7 @@ _VALIDATED: dict[str, tuple[Validated, ...]] = {}  # config hash -> the validate
 
 
 def _validated(study: Study) -> tuple[Validated, ...]:
-    from .validation import decode_table, load, offload_table, with_predictions
+    from .predict import decode_table, load, offload_table, with_predictions
 
     out = []
     d = decode_table(study)
