@@ -272,8 +272,8 @@ def appendix_context(study: Study, comparison: pd.DataFrame, checks: pd.DataFram
     import json
 
     from . import __version__
+    from .measured import machine_specs
     from .validation.evidence import validated
-    from .validation.predict import machine_specs
 
     bench = json.loads(BENCH.read_text()) if BENCH.is_file() else {"figures": {}}
     fig = {k: v["value"] for k, v in bench.get("figures", {}).items()}
