@@ -142,7 +142,7 @@ def claims(study: Study, comparison: pd.DataFrame, results_dir: Path | None = No
 
 def rests_on(study: Study, row: object) -> str:
     """A claim row's mechanisms with the median of each one's validated |error|, in a few words."""
-    from .evidence import mechanisms, validated
+    from .validation.evidence import mechanisms, validated
 
     v = validated(study)
     short = {"decode step": "decode step", "expert offloading and prefetch": "offloading", "all-to-all": "all-to-all"}
@@ -153,7 +153,7 @@ def rests_on(study: Study, row: object) -> str:
 def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -> str:
     """What each claim of the table rests on: the mechanisms, the model's validated error for each, and the
     checks it fails."""
-    from .evidence import claim_evidence
+    from .validation.evidence import claim_evidence
 
     path = None if results_dir is None else results_dir / "data" / "sanity_checks.csv"
     checks = pd.read_csv(path) if path is not None and path.is_file() else None

@@ -272,8 +272,8 @@ def appendix_context(study: Study, comparison: pd.DataFrame, checks: pd.DataFram
     import json
 
     from . import __version__
-    from .evidence import validated
-    from .validation import machine_specs
+    from .measured import machine_specs
+    from .validation.evidence import validated
 
     bench = json.loads(BENCH.read_text()) if BENCH.is_file() else {"figures": {}}
     fig = {k: v["value"] for k, v in bench.get("figures", {}).items()}
@@ -341,7 +341,7 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     checks = pd.read_csv(checks_path) if checks_path.is_file() else None
     comparison = pd.read_csv(comp_path)
     ctx |= appendix_context(study, comparison, checks, claims)
-    from .evidence import claim_evidence
+    from .validation.evidence import claim_evidence
 
     rows = pd.DataFrame(ctx["rows"])
     ctx["evidence"] = claim_evidence(study, rows, checks).to_dict("records")

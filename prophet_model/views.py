@@ -154,7 +154,7 @@ def measurement_provenance() -> pd.DataFrame:
     """Which machines were measured, on what, with which software (from each folder's env.json)."""
     import json
 
-    from .validation import MEASUREMENTS, machine_specs
+    from .measured import MEASUREMENTS, machine_specs
 
     rows = []
     for name in machine_specs():
@@ -171,7 +171,7 @@ def measurement_provenance() -> pd.DataFrame:
 def validation_summary(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The summary per primitive as a table narrow enough for a page, and the reasons for every
     primitive whose median error exceeds 25%, as a Markdown list."""
-    from .validation import summary, verdicts
+    from .validation.summary import summary, verdicts
 
     v = verdicts(summary(df))
     cols = ["primitive", "points", "median |error| %", "datasheet only: median |error| %", "worst |error| %",
@@ -182,7 +182,8 @@ def validation_summary(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 def alltoall_finding(df: pd.DataFrame, study: Study) -> str:
     """The latency- vs bandwidth-bound finding, in words, with the measured numbers."""
-    from .validation import BF16, alltoall_regimes
+    from .validation.measurements import BF16
+    from .validation.summary import alltoall_regimes
 
     m = study.model
     r = alltoall_regimes(df, m.hidden_size, m.top_k)
@@ -205,16 +206,10 @@ def nccl_path_finding(df: pd.DataFrame, study: Study, machine: str = "nvidia-h20
     """How NCCL drives the link, in words: its own configuration, staging buffers and performance
     model (INFO log), what a plain copy with as many thread blocks reaches, what a link ceiling
     taken from those copies would do to the large all-to-alls' error, and what is not yet measured."""
-    from .validation import (
-        PROBE_BYTES,
-        alltoall_rates,
-        ceilings,
-        large_alltoall_error,
-        link_blocks,
-        link_write_rate,
-        nccl_configuration,
-        nccl_staging,
-    )
+    from .measured import ceilings
+    from .validation.nccl_log import PROBE_BYTES, link_blocks, link_write_rate, nccl_configuration, nccl_staging
+    from .validation.predict import large_alltoall_error
+    from .validation.summary import alltoall_rates
 
     nccl, blocks, staging = nccl_configuration(machine), link_blocks(machine), nccl_staging(machine)
     conns = staging["connections"]
@@ -290,7 +285,7 @@ def sensitivity_digest(setups: dict) -> str:
 
 def validation_digest(study: Study) -> str:
     """In short: the model's validated error per mechanism (the same numbers the claims cite)."""
-    from .evidence import validated
+    from .validation.evidence import validated
 
     lines = ["**In short.** The model predicts measurements it was not fitted to, from datasheets and separate "
              "microbenchmarks:", ""]  # fmt: skip
@@ -350,7 +345,7 @@ def sensitivity_inputs(results: StudyResults) -> tuple[dict, dict[str, str], dic
 
 def batch_one_text(study: Study, t: pd.DataFrame) -> str:
     """Why batch 1 is faster in the model than measured, from the batch-1 kernel profile."""
-    from .validation import batch_one_gap
+    from .validation.predict_steps import batch_one_gap
 
     g = batch_one_gap(study)
     if g.empty:
@@ -381,7 +376,7 @@ def batch_one_text(study: Study, t: pd.DataFrame) -> str:
 def decode_validation(study: Study) -> tuple[pd.DataFrame, str]:
     """The whole-decode-step table (measured, model, datasheet, errors) and a summary computed from it:
     the median and worst |error| over batch >= 8, and batch 1 on its own."""
-    from .validation import decode_table
+    from .validation.predict_steps import decode_table
 
     t = decode_table(study)
     if t.empty:
@@ -408,7 +403,7 @@ def decode_validation(study: Study) -> tuple[pd.DataFrame, str]:
 def offload_validation(study: Study) -> tuple[pd.DataFrame, str]:
     """Measured expert-offloading steps against the model's layer-by-layer prediction, and a summary
     computed from them: step-time and speedup errors, the worst points, and the LRU hit rates."""
-    from .validation import offload_table
+    from .validation.predict_steps import offload_table
 
     t = offload_table(study)
     if t.empty:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from prophet_model import offload as ob
-from prophet_model import validation as v
 from prophet_model.config import load_study
+from prophet_model.validation import predict_steps
 
 from .conftest import ROOT
 
@@ -45,7 +45,7 @@ def test_layer_time_by_hand() -> None:
 def test_offload_runs_are_predicted_from_the_copy_rate_and_ceilings() -> None:
     """Out of sample: Prophet's speedup over on-demand fetching in the committed H200 runs, median |error|
     <= 10% and every point within 25%, from the copy rate, the ceilings and the model's own routing math."""
-    t = v.offload_table(load_study(ROOT / "_config.yml"))
+    t = predict_steps.offload_table(load_study(ROOT / "_config.yml"))
     sp = t.dropna(subset=["speedup_error_pct"])
     assert len(sp) >= 64
     assert sp.speedup_error_pct.abs().median() <= 10 and sp.speedup_error_pct.abs().max() <= 25

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from prophet_model import validation as v
+from prophet_model import measured
 from prophet_model.config import load_study
+from prophet_model.validation import measurements, nccl_log, predict, predict_steps, summary
 
 from .conftest import ROOT
 
@@ -19,28 +20,32 @@ def test_predictions_by_hand(study) -> None:
     h100, h200 = study.gpus["h100_sxm5_80gb"], study.gpus["h200_sxm_141gb"]
     pair = study.interconnects["nvlink4_pair_h200"]
     # 1 GiB over PCIe 5.0 x16 at 64 GB/s: 1,073,741,824 / 64e9 s
-    assert v.predict_copy(h100, 2**30) == pytest.approx(2**30 / 64e9)
+    assert predict.predict_copy(h100, 2**30) == pytest.approx(2**30 / 64e9)
     # Mixtral expert, 1 token, datasheet: weights 3*4096*14336*2 B plus activations (3h + 8f) * 2 B,
     # every kernel memory-bound at 3350 GB/s, no start-up
     act1 = (3 * 4096 + 8 * 14336) * 2
-    assert v.predict_ffn(h100, 4096, 14336, 1) == pytest.approx((3 * 4096 * 14336 * 2 + act1) / 3350e9)
+    assert predict.predict_ffn(h100, 4096, 14336, 1) == pytest.approx((3 * 4096 * 14336 * 2 + act1) / 3350e9)
     # 4096 tokens: the three GEMMs compute-bound (2*4096*3*4096*14336 FLOP at 989 TFLOP/s), SiLU and
     # product memory-bound (5 * 4096 * 14336 * 2 B at 3350 GB/s)
-    assert v.predict_ffn(h100, 4096, 14336, 4096) == pytest.approx(
+    assert predict.predict_ffn(h100, 4096, 14336, 4096) == pytest.approx(
         2 * 4096 * 3 * 4096 * 14336 / 989e12 + 5 * 4096 * 14336 * 2 / 3350e9
     )
     # the model: 5 start-ups of 2 us, the same bytes at an attainable 3e12 B/s
-    ceil = v.Ceilings(kernel_startup_s=2e-6, hbm_bandwidth=3e12, gemm_flops=8e14, kernel_chain_s=1e-6)
-    assert v.predict_ffn(h100, 4096, 14336, 1, ceil) == pytest.approx(10e-6 + (3 * 4096 * 14336 * 2 + act1) / 3e12)
+    ceil = measured.Ceilings(kernel_startup_s=2e-6, hbm_bandwidth=3e12, gemm_flops=8e14, kernel_chain_s=1e-6)
+    assert predict.predict_ffn(h100, 4096, 14336, 1, ceil) == pytest.approx(
+        10e-6 + (3 * 4096 * 14336 * 2 + act1) / 3e12
+    )
     # all-to-all of 256 MiB per rank on 2 GPUs: 10 us + half the buffer at 450 GB/s (datasheet),
     # at 450 GB/s * 0.824 payload efficiency (the model)
-    assert v.predict_alltoall(h200, pair, 256 * 2**20, 2) == pytest.approx(10e-6 + 128 * 2**20 / 450e9)
-    assert v.predict_alltoall(h200, pair, 256 * 2**20, 2, ceil) == pytest.approx(10e-6 + 128 * 2**20 / (450e9 * 0.824))
+    assert predict.predict_alltoall(h200, pair, 256 * 2**20, 2) == pytest.approx(10e-6 + 128 * 2**20 / 450e9)
+    assert predict.predict_alltoall(h200, pair, 256 * 2**20, 2, ceil) == pytest.approx(
+        10e-6 + 128 * 2**20 / (450e9 * 0.824)
+    )
     # where the link's ceiling was measured (3.6e11 B/s per direction), the model uses it instead
-    linked = v.Ceilings(
+    linked = measured.Ceilings(
         kernel_startup_s=2e-6, hbm_bandwidth=3e12, gemm_flops=8e14, kernel_chain_s=1e-6, link_bandwidth=3.6e11
     )
-    assert v.predict_alltoall(h200, pair, 256 * 2**20, 2, linked) == pytest.approx(10e-6 + 128 * 2**20 / 3.6e11)
+    assert predict.predict_alltoall(h200, pair, 256 * 2**20, 2, linked) == pytest.approx(10e-6 + 128 * 2**20 / 3.6e11)
 
 
 def test_ceilings_recover_a_line(tmp_path) -> None:
@@ -56,13 +61,13 @@ def test_ceilings_recover_a_line(tmp_path) -> None:
     rows += [f"x,ceiling_link,unidirectional,,{b},{1.0!r}" for b in (2**20, 2**28)]  # not used
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "ceilings.csv").write_text("\n".join(rows) + "\n")
-    c = v.ceilings("x", tmp_path)
+    c = measured.ceilings("x", tmp_path)
     assert c.kernel_startup_s == pytest.approx(1.5e-6, rel=1e-9)
     assert c.hbm_bandwidth == pytest.approx(3e12, rel=1e-9)
     assert c.gemm_flops == pytest.approx(8e14)
     assert c.kernel_chain_s == 1e-6
     assert c.link_bandwidth == pytest.approx(3.5e11, rel=1e-9)
-    assert v.ceilings("nvidia-h100-x1").link_bandwidth is None  # one GPU: no link measured
+    assert measured.ceilings("nvidia-h100-x1").link_bandwidth is None  # one GPU: no link measured
 
 
 def test_startup_is_the_median_of_the_measured_ones(study) -> None:
@@ -73,15 +78,18 @@ def test_startup_is_the_median_of_the_measured_ones(study) -> None:
 
     folders = _by_gpu()["h200_sxm_141gb"]
     assert {"nvidia-h200", "nvidia-h200-repeat", "nvidia-h200-x2"} <= set(folders)
-    h200 = statistics.median(v.ceilings(f).kernel_startup_s for f in folders)
+    h200 = statistics.median(measured.ceilings(f).kernel_startup_s for f in folders)
     assert attainable("h200_sxm_141gb", study.gpus).kernel_startup_s == pytest.approx(h200, rel=1e-12)
-    assert attainable("h100_sxm5_80gb", study.gpus).kernel_startup_s == v.ceilings("nvidia-h100-x1").kernel_startup_s
+    assert (
+        attainable("h100_sxm5_80gb", study.gpus).kernel_startup_s
+        == measured.ceilings("nvidia-h100-x1").kernel_startup_s
+    )
 
 
 def test_decode_step_is_predicted_within_the_criterion(study) -> None:
     """The whole decode step on one H200, out of sample: median |error| <= 10% over batch >= 8 and every
     such point within 25%, from the catalog and the machines' ceilings only."""
-    t = v.decode_table(study)
+    t = predict_steps.decode_table(study)
     big = t[t.batch >= 8]
     assert len(big) >= 6 and set(t.model) == {"mixtral_8x7b", "qwen1_5_moe_a2_7b"}
     assert big.error_pct.abs().median() <= 10 and big.error_pct.abs().max() <= 25
@@ -93,10 +101,10 @@ def test_ceilings_come_from_other_kernels_than_the_validated_ones() -> None:
     import pandas as pd
 
     for machine in ("nvidia-h100-x1", "nvidia-h200", "nvidia-h200-repeat", "nvidia-h200-x2"):
-        c = pd.read_csv(v.MEASUREMENTS / machine / "ceilings.csv")
+        c = pd.read_csv(measured.MEASUREMENTS / machine / "ceilings.csv")
         assert set(c.benchmark) <= {"ceiling_kernel", "ceiling_copy", "ceiling_gemm", "ceiling_link", "ceiling_stream"}
         assert {"ceiling_kernel", "ceiling_copy", "ceiling_gemm"} <= set(c.benchmark)
-    assert v.ceilings("nvidia-h200-x2").link_bandwidth is not None
+    assert measured.ceilings("nvidia-h200-x2").link_bandwidth is not None
 
 
 def test_moe_layer_locality_cuts_volume_not_latency(study) -> None:
@@ -105,8 +113,8 @@ def test_moe_layer_locality_cuts_volume_not_latency(study) -> None:
         study.interconnects["nvlink4_pair_h200"],
         study.models["seed_128x2gb"],
     )
-    _, uniform = v.predict_moe(h200, pair, seed, 4096, 2, None)
-    _, local = v.predict_moe(h200, pair, seed, 4096, 2, 0.875)
+    _, uniform = predict.predict_moe(h200, pair, seed, 4096, 2, None)
+    _, local = predict.predict_moe(h200, pair, seed, 4096, 2, 0.875)
     # 4096 tokens x top-2 x 4096 x 2 B = 64 MiB per rank; uniform sends half, 87.5% local sends 1/8
     per = 4096 * 2 * 4096 * 2
     assert uniform == pytest.approx(2 * (10e-6 + per / 2 / 450e9))
@@ -114,8 +122,8 @@ def test_moe_layer_locality_cuts_volume_not_latency(study) -> None:
 
 
 def test_summary_covers_the_required_primitives(study) -> None:
-    df = v.with_predictions(v.load(), study)
-    s = v.verdicts(v.summary(df))
+    df = predict.with_predictions(measurements.load(), study)
+    s = summary.verdicts(summary.summary(df))
     names = set(s.primitive)
     assert {
         "host→device copy",
@@ -130,8 +138,8 @@ def test_summary_covers_the_required_primitives(study) -> None:
 
 
 def test_alltoall_regimes_from_the_measurements(study) -> None:
-    df = v.with_predictions(v.load(), study)
-    r = v.alltoall_regimes(df, 4096, 2)
+    df = predict.with_predictions(measurements.load(), study)
+    r = summary.alltoall_regimes(df, 4096, 2)
     assert r["latency_bound_up_to_bytes"] < r["bandwidth_bound_from_bytes"]
     assert 0 < r["floor_us"] < 100 and 0 < r["largest_gbps"] < 450  # below the NVLink datasheet rate
 
@@ -140,30 +148,32 @@ def test_runs_per_world_size_are_loaded(tmp_path) -> None:
     """bench.py --subdir writes <machine>/ranksN/measurements.csv; the loader reads every one."""
     import shutil
 
+    import pandas as pd
+
     src = ROOT / "validation" / "measurements" / "nvidia-h200-x2" / "measurements.csv"
     for n in (2, 4):
         (tmp_path / "nvidia-h200-x8" / f"ranks{n}").mkdir(parents=True)
         shutil.copy(src, tmp_path / "nvidia-h200-x8" / f"ranks{n}" / "measurements.csv")
     machines = tmp_path / "machines.yml"
     machines.write_text("nvidia-h200-x8: {gpu: h200_sxm_141gb, interconnect: nvswitch_nvlink4}\n")
-    df = v.load(tmp_path, machines)
-    assert len(df) == 2 * len(v.pd.read_csv(src))
+    df = measurements.load(tmp_path, machines)
+    assert len(df) == 2 * len(pd.read_csv(src))
 
 
 def test_nccl_settings_runs_sit_beside_the_committed_one() -> None:
     """The NCCL-settings runs are read in a fixed order after the committed run, 3 large sizes each,
     and are not validation data (the loader does not read them)."""
-    t = v.nccl_settings()
-    assert list(t.run) == ["committed run", *v.NCCL_SETTINGS.values()]
+    t = nccl_log.nccl_settings()
+    assert list(t.run) == ["committed run", *nccl_log.NCCL_SETTINGS.values()]
     assert list(t.columns) == ["run", "16 MiB (µs)", "64 MiB (µs)", "256 MiB (µs)"]
-    df = v.load()
+    df = measurements.load()
     graph = df[(df.machine == "nvidia-h200-x2") & (df.benchmark == "alltoall") & (df.part == "graph")]
     assert len(graph) == 9 and graph.bytes.is_unique  # one run, 4 KiB .. 256 MiB
 
 
 def test_alltoall_split_table() -> None:
     """Three variants per buffer, 1 MiB .. 256 MiB, and every variant's time is positive."""
-    t = v.alltoall_split()
+    t = nccl_log.alltoall_split()
     assert list(t.index) == ["1 MiB", "4 MiB", "16 MiB", "64 MiB", "256 MiB"]
     assert list(t.columns) == ["full (µs)", "crossing share only (µs)", "kept share only (µs)"]
     assert (t > 0).all().all()
@@ -173,14 +183,14 @@ def test_a_machine_without_ceilings_is_named(study, tmp_path) -> None:
     """A machine added to machines.yml without its ceilings folder gets an error naming it."""
     bad = tmp_path / "machines.yml"
     bad.write_text("nvidia-h100-x1:\n  gpu: h100_sxm5_80gb\n  interconnect: null\n")
-    df = v.load()
+    df = measurements.load()
     with pytest.raises(ValueError, match="nvidia-h100-x1 names no 'ceilings' folder"):
-        v.with_predictions(df[df.machine == "nvidia-h100-x1"], study, bad)
+        predict.with_predictions(df[df.machine == "nvidia-h100-x1"], study, bad)
 
 
 def test_nccl_configuration_from_the_committed_log() -> None:
     """The probe's NCCL INFO log: version, transport, channels and NCCL's own ring/Simple model."""
-    c = v.nccl_configuration()
+    c = nccl_log.nccl_configuration()
     assert c["version"] == "2.28.9+cuda13.0" and c["transport"] == "P2P/CUMEM"
     assert c["p2p_channels_per_peer"] == "32" and c["coll_channels"] == "24" and c["p2p_chunk_bytes"] == "524288"
     assert (c["ring_simple_latency_us"], c["ring_simple_busbw_gbps"]) == (11.8, 360.0)
@@ -189,12 +199,12 @@ def test_nccl_configuration_from_the_committed_log() -> None:
 @pytest.mark.parametrize(
     ("read", "line", "message"),
     [
-        (v.nccl_configuration, "NCCL INFO NCCL version 2.28.9", r"no line matches .*\(transport\)"),
-        (v.nccl_staging, "NCCL INFO Channel 00/1 : 0[0] -> 1[1] via P2P/CUMEM", r"no allocated lines"),
+        (nccl_log.nccl_configuration, "NCCL INFO NCCL version 2.28.9", r"no line matches .*\(transport\)"),
+        (nccl_log.nccl_staging, "NCCL INFO Channel 00/1 : 0[0] -> 1[1] via P2P/CUMEM", r"no allocated lines"),
     ],
 )
 def test_nccl_log_readers_name_the_log_and_what_is_missing(tmp_path, read, line: str, message: str) -> None:
-    log = tmp_path / "m" / v.PROBE / "nccl-info-rank0.log"
+    log = tmp_path / "m" / nccl_log.PROBE / "nccl-info-rank0.log"
     log.parent.mkdir(parents=True)
     log.write_text(line + "\n")
     with pytest.raises(ValueError, match="nccl-info-rank0.log: " + message):
@@ -204,7 +214,7 @@ def test_nccl_log_readers_name_the_log_and_what_is_missing(tmp_path, read, line:
 def test_nccl_staging_from_the_committed_log() -> None:
     """24 ring and 32 point-to-point connections, each with a 10 MiB and a 2 MiB staging buffer on
     this GPU and the same mapped from the other (counted in rank 0's log with grep)."""
-    s = v.nccl_staging()
+    s = nccl_log.nccl_staging()
     assert s["connections"] == {0: 24, 1: 32}
     assert s["allocated"] == s["imported"] == {2 << 20: 56, 10 << 20: 56}
 
@@ -212,7 +222,7 @@ def test_nccl_staging_from_the_committed_log() -> None:
 def test_link_blocks_table() -> None:
     """One row per block count, remote and local for each shape; a remote copy never beats the
     NVLink 4 line rate, and up to 8 blocks each block adds at least half of one block's rate."""
-    t = v.link_blocks()
+    t = nccl_log.link_blocks()
     assert list(t.index) == [1, 2, 4, 8, 16, 24, 32, 64, 132]
     remote = t[[c for c in t.columns if c.startswith("remote")]]
     assert remote.shape[1] == 3 and t.shape[1] == 6
@@ -223,16 +233,16 @@ def test_link_blocks_table() -> None:
 def test_large_alltoall_error_at_the_measured_link_is_the_summary(study) -> None:
     """The what-if at the measured link ceiling reproduces the summary's median for large all-to-alls,
     and a faster assumed link only lowers the predictions (so raises this under-predicted error)."""
-    df = v.with_predictions(v.load(), study)
-    link = v.ceilings("nvidia-h200-x2").link_bandwidth
-    row = v.summary(df).set_index("primitive").loc["all-to-all (CUDA graph), ≥ 16 MiB per rank"]
-    assert v.large_alltoall_error(df, study, link) == pytest.approx(row["median |error| %"], abs=0.05)
-    assert v.large_alltoall_error(df, study, 2 * link) > v.large_alltoall_error(df, study, link)
+    df = predict.with_predictions(measurements.load(), study)
+    link = measured.ceilings("nvidia-h200-x2").link_bandwidth
+    row = summary.summary(df).set_index("primitive").loc["all-to-all (CUDA graph), ≥ 16 MiB per rank"]
+    assert predict.large_alltoall_error(df, study, link) == pytest.approx(row["median |error| %"], abs=0.05)
+    assert predict.large_alltoall_error(df, study, 2 * link) > predict.large_alltoall_error(df, study, link)
 
 
 def test_link_write_rate_at_one_size() -> None:
     """The link microbenchmark's 64 MiB rate (bytes over time), and a clear error for a size it lacks."""
-    rate = v.link_write_rate("nvidia-h200-x2", v.PROBE_BYTES)
+    rate = nccl_log.link_write_rate("nvidia-h200-x2", nccl_log.PROBE_BYTES)
     assert 300e9 < rate < 450e9
     with pytest.raises(ValueError, match="no bidirectional ceiling_link row of 12345 bytes"):
-        v.link_write_rate("nvidia-h200-x2", 12345)
+        nccl_log.link_write_rate("nvidia-h200-x2", 12345)

@@ -38,12 +38,24 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python3 validation/bench.py` finds its sibling modules as validation.*
     sys.path.insert(0, str(ROOT))
+
+from validation.catalog_models import load_models  # noqa: E402 (after the path above)
+from validation.timing import (  # noqa: E402
+    Timer,
+    cuda_graph,
+    log,
+    percentile,
+    slowest,
+    slowest_samples,
+    summarize,
+)
+
 MIB = 1 << 20
 COPY_SIZES = [1 * MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB, 1024 * MIB, 2048 * MIB]
 FFN_TOKENS = [1, 4, 16, 64, 256, 1024, 4096]
@@ -70,27 +82,6 @@ FIELDS = [
 
 # ----------------------------------------------------------------------------------------------
 # Pure helpers (no torch; tested on the CPU in CI)
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (q in [0, 100]) of already sorted values."""
-    if not sorted_values:
-        raise ValueError("no samples")
-    pos = (len(sorted_values) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
-def summarize(samples: Sequence[float]) -> dict[str, float]:
-    s = sorted(samples)
-    return {
-        "reps": len(s),
-        "median_s": percentile(s, 50),
-        "p10_s": percentile(s, 10),
-        "p90_s": percentile(s, 90),
-        "min_s": s[0],
-        "max_s": s[-1],
-    }
 
 
 def reps_for(nbytes: float) -> tuple[int, int]:
@@ -123,12 +114,6 @@ def routing_counts(
     return counts
 
 
-def load_models(path: Path = ROOT / "catalog" / "models.yml") -> dict[str, dict]:
-    import yaml
-
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
-
-
 ALWAYS_RECORDED = ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS")
 RECORDED_PREFIXES = ("NCCL_", "TORCH_NCCL_", "TORCH_SYMM_MEM_", "NVSHMEM_", "PYTORCH_CUDA_ALLOC_CONF")
 
@@ -151,50 +136,6 @@ def write_rows(rows: list[dict], out: Path, name: str = "measurements.csv", fiel
     return path
 
 
-# ----------------------------------------------------------------------------------------------
-# Timing (torch imported lazily so the helpers above need no torch)
-
-
-class Timer:
-    """Times a callable with CUDA events on a GPU, perf_counter on the CPU (seconds)."""
-
-    def __init__(self, device) -> None:
-        import torch
-
-        self.torch = torch
-        self.cuda = device.type == "cuda"
-
-    def sync(self) -> None:
-        if self.cuda:
-            self.torch.cuda.synchronize()
-
-    def __call__(self, fn: Callable[[], object]) -> float:
-        if self.cuda:
-            a = self.torch.cuda.Event(enable_timing=True)
-            b = self.torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            b.synchronize()
-            return a.elapsed_time(b) / 1e3
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-
-    def samples(
-        self, fn: Callable[[], object], warm: int, reps: int, before: Callable[[], object] | None = None
-    ) -> list[float]:
-        out = []
-        for i in range(warm + reps):
-            if before:
-                before()
-            self.sync()
-            t = self(fn)
-            if i >= warm:
-                out.append(t)
-        return out
-
-
 def bench_copies(device, machine: str, gpu: str, quick: bool) -> list[dict]:
     import torch
 
@@ -214,21 +155,6 @@ def bench_copies(device, machine: str, gpu: str, quick: bool) -> list[dict]:
             )
             log(f"{name} {size / MIB:.0f} MiB: {size / s['median_s'] / 1e9:.1f} GB/s")
     return rows
-
-
-def cuda_graph(fn: Callable[[], object]) -> Callable[[], object]:
-    """Capture fn's kernels in a CUDA graph and return its replay: GPU time with no CPU launch gaps."""
-    import torch
-
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        fn()  # warm-up outside the capture (cuBLAS workspaces, allocator)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return graph.replay
 
 
 def swiglu(x, w1, w3, w2):
@@ -390,26 +316,6 @@ def bench_stream_ceilings(device, base: dict, quick: bool) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------
 # Multi-GPU parts (one process per GPU)
-
-
-def slowest(torch, dist, t: float, device, op: str = "MAX") -> float:
-    """The slowest rank's time for one repetition (op="MIN": the fastest rank's)."""
-    v = torch.tensor([t], dtype=torch.float64, device=device)
-    dist.all_reduce(v, op=getattr(dist.ReduceOp, op))
-    return float(v.item())
-
-
-def slowest_samples(torch, dist, timer: Timer, fn, inner: int, warm: int, reps: int, device) -> list[float]:
-    """Per repetition after `warm` warm-ups: a barrier, then fn timed on every rank (fn None: this
-    rank stays idle and reports 0) and divided by `inner`; the slowest rank's value."""
-    out = []
-    for i in range(warm + reps):
-        dist.barrier()
-        timer.sync()
-        t = slowest(torch, dist, timer(fn) / inner if fn else 0.0, device)
-        if i >= warm:
-            out.append(t)
-    return out
 
 
 def bench_alltoall_split(torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool) -> list[dict]:
@@ -622,10 +528,6 @@ def statistics_median(v: Sequence[float]) -> float:
 
 # ----------------------------------------------------------------------------------------------
 # Environment and entry points
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def shell(cmd: list[str]) -> str:

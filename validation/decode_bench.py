@@ -63,7 +63,8 @@ def fits(m: Mapping, batch: int, context: int, gpu_bytes: float) -> bool:
 def run(device, machine: str, gpu: str, quick: bool, log) -> tuple[list[dict], list[dict]]:
     import torch
 
-    from validation.bench import Timer, cuda_graph, load_models, summarize
+    from validation.catalog_models import load_models
+    from validation.timing import Timer, cuda_graph, summarize
 
     cuda = device.type == "cuda"
     total = torch.cuda.get_device_properties(device).total_memory if cuda else 64e9

@@ -18,8 +18,10 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import MIB, Timer, cuda_graph, log, slowest_samples, summarize
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # finds its sibling modules as validation.*
+from validation.timing import Timer, cuda_graph, log, slowest_samples, summarize
+
+MIB = 1 << 20
 
 GRIDS = [1, 2, 4, 8, 16, 24, 32, 64, 132]
 SHAPES = [(16, 4096), (16, 16384), (4, 2048)]  # (warps per program, bf16 elements per iteration)

@@ -3,7 +3,7 @@
 
 A row's number depends on the decode step's computation always, on expert offloading and prefetch where
 its step copies experts from host memory, and on the all-to-all where its expert-parallel degree is above
-one. The validated errors are out of sample (validation.py): the whole decode step (batch >= 8), Prophet's
+one. The validated errors are out of sample (prophet_model.validation): the whole decode step (batch >= 8), Prophet's
 speedup over on-demand expert fetching, and the NCCL all-to-all under CUDA graphs."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .config import Study
+from ..config import Study
 
 MECHANISMS = ("decode step", "expert offloading and prefetch", "all-to-all")
 
@@ -34,7 +34,9 @@ _VALIDATED: dict[str, tuple[Validated, ...]] = {}  # config hash -> the validate
 
 
 def _validated(study: Study) -> tuple[Validated, ...]:
-    from .validation import decode_table, load, offload_table, with_predictions
+    from .measurements import load
+    from .predict import with_predictions
+    from .predict_steps import decode_table, offload_table
 
     out = []
     d = decode_table(study)

@@ -1,0 +1,120 @@
+"""The package's layout: no import circle among the modules of prophet_model/ and validation/, and the
+validation package reads nothing downstream of it (data flow: config -> physics -> study -> validation ->
+outputs -> commands)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from .conftest import ROOT
+
+PACKAGES = ("prophet_model", "validation")
+
+
+def module_name(path: Path, root: Path) -> str:
+    """prophet_model/validation/predict.py -> prophet_model.validation.predict (a package: its __init__)."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(path: Path, name: str, files: dict[str, Path], packages: tuple[str, ...]) -> set[str]:
+    """The modules among `files` that the file `path` (module `name`) imports, anywhere in it."""
+    here = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    siblings = {p.stem for p in path.parent.glob("*.py")}
+
+    def absolute(target: str) -> str:
+        top = target.split(".")[0]
+        if top not in packages and top in siblings:  # `from bench import ...` in a script
+            return f"{here}.{target}"
+        return target
+
+    def known(target: str) -> str | None:
+        while target and target not in files:
+            target = target.rpartition(".")[0]
+        return target or None
+
+    edges: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [absolute(a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here.split(".")[: len(here.split(".")) - (node.level - 1)]
+                parent = ".".join(base + ([node.module] if node.module else []))
+            else:
+                parent = absolute(node.module or "")
+            subs = [f"{parent}.{a.name}" for a in node.names if f"{parent}.{a.name}" in files]
+            targets = subs or [parent]
+        else:
+            continue
+        edges |= {t for t in map(known, targets) if t and t != name}
+    return edges
+
+
+def import_graph(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
+    """{module: the modules of `packages` it imports}, from every import statement in its file, at
+    module level and inside functions, relative or absolute. `from P import x` counts as importing
+    P.x where that is a module, else P. A script's bare `import x` of a sibling file (validation/
+    runs as scripts with their folder on sys.path) counts as that sibling. The implicit import of a
+    module's parent packages is not counted."""
+    files = {module_name(p, root): p for pkg in packages for p in sorted((root / pkg).rglob("*.py"))}
+    return {name: imported(path, name, files, packages) for name, path in files.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as [a, b, ..., a], or None (depth-first search)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_the_cycle_finder_finds_one(tmp_path: Path) -> None:
+    """A relative import inside a function and a script's bare sibling import close a circle."""
+    pkg = tmp_path / "validation"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from .b import g\n")
+    (pkg / "b.py").write_text("import c\n")
+    (pkg / "c.py").write_text("from validation import a\n")
+    graph = import_graph(tmp_path, ("validation",))
+    assert graph["validation.a"] == {"validation.b"} and graph["validation.b"] == {"validation.c"}
+    assert find_cycle(graph) == ["validation.a", "validation.b", "validation.c", "validation.a"]
+    (pkg / "c.py").write_text("")
+    assert find_cycle(import_graph(tmp_path, ("validation",))) is None
+
+
+def test_no_import_cycles() -> None:
+    graph = import_graph(ROOT)
+    assert "validation.timing" in graph["validation.bench"]
+    assert "prophet_model.validation.predict" in graph["prophet_model.validation.evidence"]
+    cycle = find_cycle(graph)
+    assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+def test_validation_reads_nothing_downstream() -> None:
+    """prophet_model.validation.* and validation/* import no output or command module, and no file of
+    validation/ imports the bench's CLI."""
+    graph = import_graph(ROOT)
+    downstream = {f"prophet_model.{m}" for m in ("views", "book", "paper", "figures", "report", "cli")}
+    for name, edges in graph.items():
+        if name.startswith(("prophet_model.validation", "validation")):
+            assert not edges & downstream, f"{name} imports {sorted(edges & downstream)}"
+        if name.startswith("validation"):
+            assert "validation.bench" not in edges, f"{name} imports validation.bench"
