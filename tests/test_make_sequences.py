@@ -49,7 +49,11 @@ def assert_consistent(work: Path) -> None:
     want = set(expected_files(ids, bool(study.config.uncertainty))) | {f"paper/{n}" for n in PAPER_FILES}
     assert set(present) == want
     assert {v["config_hash"] for v in present.values()} == {study.config_hash}
-    on_disk = {p.relative_to(r).as_posix() for p in r.rglob("*") if p.is_file()} - {".prophet-results", "manifest.json"}
+    on_disk = {p.relative_to(r).as_posix() for p in r.rglob("*") if p.is_file()} - {
+        ".prophet-results",
+        "manifest.json",
+        ".lock",
+    }
     assert {f for f in on_disk if not f.startswith("logs/") and f != "notes.txt"} == want
     comp = pd.read_csv(r / "data" / "all_systems_comparison.csv")
     by_count = [s.id for s in sorted(study.systems, key=lambda s: s.count)]  # GPU count, then config order
