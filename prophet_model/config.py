@@ -361,19 +361,40 @@ def _format_validation_error(err: ValidationError, where: str, raw: Any = None) 
             msg = f"must be a whole number, got {e.get('input')!r}"
         elif e["type"] in ("float_type", "float_parsing"):
             msg = f"must be a number, got {e.get('input')!r}"
+        if (
+            e["type"] in ("int_type", "float_type")
+            and isinstance(e.get("input"), str)
+            and YAML11_NUMBER.match(e["input"])
+        ):
+            msg += f" ({NUMBER_HINT})"
         lines.append(f"  {path}: {msg}")
     return "\n".join(lines)
 
 
 MAX_YAML_BYTES = 1 << 20  # a study or catalog is a few kB; refuse anything past 1 MiB
 MAX_YAML_NODES = 100_000  # values after expanding anchors and aliases (a "billion laughs" document)
+# YAML 1.2 core schema numbers, without the YAML 1.1 forms that read as surprising values: no
+# sexagesimal (1:30 is not 90), no octal by a leading zero (010 is not 8), no '_' or 0b. A plain
+# number with a leading zero (010) is left as text and refused by the schema, since YAML 1.1 readers
+# take it as octal; 0o10 (octal) and 0x10 (hex) are YAML 1.2 numbers. A float needs a '.' or an exponent.
+INT_12 = re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$")
 FLOAT_12 = re.compile(
-    r"^[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
+    r"^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+)$"
+    r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
+)
+# What a YAML 1.1 reader takes as a number but YAML 1.2 reads as text (named in the schema's message).
+YAML11_NUMBER = re.compile(
+    r"^[-+]?(?:0b[01_]+|0[0-7_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|[0-9._]*_[0-9._]*)$"
+)
+NUMBER_HINT = (
+    "read as text: numbers follow YAML 1.2, where a leading 0 (010), '_' (1_000), ':' (1:30) or 0b is not "
+    "part of a number; allowed: plain digits such as 10, 0o10 for octal, 0x10 for hex"
 )
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and reads YAML 1.2 floats (1e9 is a number, not a string)."""
+    """SafeLoader that refuses duplicate keys and reads numbers as YAML 1.2 does (1e9 is a number, not a
+    string; 1:30 and 010 are not the YAML 1.1 numbers 90 and 8)."""
 
 
 def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -390,7 +411,11 @@ def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) 
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
-_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", INT_12, list("-+0123456789"))
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_12, list("-+0123456789."))
 
 
