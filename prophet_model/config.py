@@ -6,10 +6,13 @@ specs) or raises `UserError` whose message names the file, the key path and the 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -452,22 +455,59 @@ def parse_yaml(text: str, where: str) -> Any:
     return data
 
 
-def _read_yaml(path: Path) -> Any:
-    """Read a YAML file; UserError naming the file for a missing file, a folder, unreadable bytes,
-    a file over 1 MiB, invalid YAML, duplicate keys or an alias bomb."""
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; allowed: a YAML file")
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
+_FILE_TYPES = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+               stat.S_IFSOCK: "a socket"}  # fmt: skip
+
+
+def read_regular(path: Path, max_bytes: int, kind: str) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; UserError with the true reason otherwise (a
+    missing file, a dangling or looping symbolic link, a folder, a FIFO or device, a file too large).
+    A FIFO or device is refused by its type before anything is read, so reading never blocks."""
     try:
-        size = path.stat().st_size
-        if size > MAX_YAML_BYTES:
-            raise UserError(f"{path}: {size:,} bytes; allowed: a YAML file under {MAX_YAML_BYTES:,} bytes")
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise UserError(
+                f"{path}: a symbolic link to a missing file ({os.readlink(path)}); allowed: {kind}"
+            ) from None
+        raise UserError(f"{path}: file not found; allowed: {kind}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder; allowed: {kind}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"{path}: a loop of symbolic links; allowed: {kind}") from None
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); allowed: {kind}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UserError(f"{path}: is a folder; allowed: {kind}")
+        if not stat.S_ISREG(mode):
+            what = _FILE_TYPES.get(stat.S_IFMT(mode), "not a plain file")
+            raise UserError(f"{path}: not a regular file but {what}; allowed: {kind}")
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
+            raise UserError(f"{path}: over {max_bytes:,} bytes; allowed: {kind} under {max_bytes:,} bytes")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); allowed: {kind}") from None
+    finally:
+        os.close(fd)
+
+
+def _read_yaml(path: Path) -> Any:
+    """Read a YAML file; UserError naming the file for a missing file, a folder, a special file, unreadable
+    bytes, a file over 1 MiB, invalid YAML, duplicate keys or an alias bomb."""
+    data = read_regular(path, MAX_YAML_BYTES, "a YAML file")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     return parse_yaml(text, str(path))
 
 
@@ -571,10 +611,12 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         digest.update((base / p).read_bytes())
     trace = 0
     if cfg.routing.distribution == "trace":
-        from .cache import read_trace, register_trace
+        from .cache import parse_trace, register_trace, trace_bytes
 
-        trace_path = base / cfg.routing.trace_file
-        trace = register_trace(read_trace(trace_path, model.num_experts, f"{where}: routing.trace_file"))
-        digest.update(trace_path.read_bytes())
+        trace_path, label = base / cfg.routing.trace_file, f"{where}: routing.trace_file"
+        data = trace_bytes(trace_path, label)  # read once: the bytes parsed are the bytes hashed
+        trace = register_trace(parse_trace(data, trace_path, model.num_experts, label, model.num_layers,
+                                           model.num_moe_layers))  # fmt: skip
+        digest.update(data)
     return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest.hexdigest()[:16],
                  trace)  # fmt: skip
