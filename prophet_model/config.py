@@ -27,6 +27,7 @@ StrategyName = Literal["EP", "DP", "Hybrid"]
 STRATEGIES: tuple[StrategyName, ...] = ("EP", "DP", "Hybrid")
 PRECISION_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+MAX_ID_CHARS = 64  # protective: an id is part of file names (results_<id>.csv), which the file system limits
 
 
 class _Strict(BaseModel):
@@ -77,6 +78,8 @@ class SystemConfig(_Strict):
     @field_validator("id")
     @classmethod
     def _safe_id(cls, v: str) -> str:
+        if len(v) > MAX_ID_CHARS:
+            raise ValueError(f"id is {len(v)} characters long; allowed: at most {MAX_ID_CHARS} (it names files)")
         if not SAFE_ID.match(v):
             raise ValueError(f"id {v!r} is not safe for file names; allowed: letters, digits, '-' and '_'")
         return v
@@ -84,6 +87,11 @@ class SystemConfig(_Strict):
     @model_validator(mode="after")
     def _hybrid_matches_count(self) -> SystemConfig:
         h = self.hybrid
+        if isinstance(h, HybridSplit) and (h.ep < 2 or h.dp < 2):
+            raise ValueError(
+                f"hybrid: {{ep: {h.ep}, dp: {h.dp}}} is {'EP' if h.dp == 1 else 'DP'}, not a hybrid split; allowed: "
+                "ep > 1 and dp > 1 with ep x dp = count, 'auto' or 'none' (with a hybrid_note)"
+            )
         if isinstance(h, HybridSplit) and h.ep * h.dp != self.count:
             raise ValueError(
                 f"hybrid split {h.ep}x{h.dp} = {h.ep * h.dp} GPUs, but count is {self.count}; "
@@ -289,6 +297,11 @@ class StudyConfig(_Strict):
             raise ValueError(f"systems: duplicate id(s) {', '.join(dupes)}; each id must be unique")
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError("strategies: each strategy may appear once")
+        if self.study.headline_strategy not in self.strategies:
+            raise ValueError(
+                f"study.headline_strategy {self.study.headline_strategy!r} is not among strategies; allowed: "
+                f"{', '.join(self.strategies)}"
+            )
         if self.study.headline_system not in ids:
             raise ValueError(
                 f"study.headline_system {self.study.headline_system!r} is not a system id; allowed: {', '.join(ids)}"
@@ -594,6 +607,14 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
     for s in cfg.systems:
         gpu = _pick(gpus, s.gpu, f"{where}: systems.{s.id}.gpu", "GPU")
         net = _pick(nets, s.interconnect, f"{where}: systems.{s.id}.interconnect", "interconnect")
+        if s.count > net.max_gpus:
+            fits = sorted(k for k, n in nets.items() if n.max_gpus >= s.count)
+            raise UserError(
+                f"{where}: systems.{s.id}.count {s.count} exceeds the {net.max_gpus} GPUs that interconnect "
+                f"{s.interconnect!r} ({net.name}) joins (max_gpus in {cfg.catalogs.interconnects}); allowed: "
+                f"count 1..{net.max_gpus}, or an interconnect that joins {s.count} GPUs: "
+                + (", ".join(fits) if fits else "none in the catalog")
+            )
         if net.sockets == 2 and s.count % 2:
             raise UserError(
                 f"{where}: systems.{s.id}.count {s.count} cannot be split evenly over the 2 sockets of "
