@@ -55,6 +55,7 @@ class Interconnect(Sourced):
     host_memory_bandwidth_gbps_per_socket: float = Positive
     cpu_sockets: Literal[1, 2]  # CPUs whose memory the GPUs fetch experts from (GPUs split evenly)
     remote_memory_share: float = Field(ge=0, le=1)  # of offloaded expert bytes, in the other socket's memory
+    max_gpus: int = Positive  # GPUs the interconnect joins in one system (a board, a pair, a host's slots)
 
     @model_validator(mode="after")
     def _two_sockets_need_a_socket_link(self) -> Interconnect:
@@ -83,6 +84,9 @@ class MoEModel(Sourced):
     num_attention_heads: int = Positive  # query heads
     num_kv_heads: int = Positive  # heads with their own K and V (grouped-query attention: fewer)
     head_dim: int = Positive  # elements per head in the attention products
+    # gqa: per-head Q, K, V and O projections, num_kv_heads of K and V (multi-head attention: as many as
+    # query heads); mla: multi-head latent attention (DeepSeek-V2/V3), one cached latent shared by the heads
+    attention: Literal["gqa", "mla"]
 
     @model_validator(mode="after")
     def _consistent(self) -> MoEModel:
@@ -92,7 +96,45 @@ class MoEModel(Sourced):
             raise ValueError(f"top_k ({self.top_k}) exceeds num_experts ({self.num_experts})")
         if self.num_moe_layers < self.num_layers and self.dense_ffn_size == 0:
             raise ValueError("dense_ffn_size must be > 0 when some layers are not MoE layers")
+        if (self.num_shared_experts > 0) != (self.shared_expert_ffn_size > 0):
+            raise ValueError(
+                f"num_shared_experts ({self.num_shared_experts}) and shared_expert_ffn_size "
+                f"({self.shared_expert_ffn_size}) disagree; allowed: both 0 (no shared expert) or both > 0"
+            )
+        self._check_attention()
         return self
+
+    def _check_attention(self) -> None:
+        """The attention shape the heads imply: KV heads that group the query heads evenly; for gqa, the
+        K and V elements cached per token and at least the Q, K, V and O projection weights (parameters)."""
+        heads, kv, d = self.num_attention_heads, self.num_kv_heads, self.head_dim
+        divisors = ", ".join(str(n) for n in range(1, heads + 1) if heads % n == 0)
+        if kv > heads or heads % kv:
+            raise ValueError(
+                f"num_kv_heads ({kv}) must divide num_attention_heads ({heads}): each KV head serves a whole "
+                f"group of query heads; allowed: {divisors}"
+            )
+        if self.attention == "mla":
+            if self.kv_elements_per_token_per_layer < kv * d:
+                raise ValueError(
+                    f"kv_elements_per_token_per_layer ({self.kv_elements_per_token_per_layer}) is below num_kv_heads "
+                    f"x head_dim = {kv * d} (the latent each KV head attends over); allowed: >= {kv * d}"
+                )
+            return
+        if self.kv_elements_per_token_per_layer != 2 * kv * d:
+            raise ValueError(
+                f"kv_elements_per_token_per_layer ({self.kv_elements_per_token_per_layer}) is not 2 x num_kv_heads x "
+                f"head_dim = {2 * kv * d} (K and V of each KV head) for attention gqa; allowed: {2 * kv * d}, or "
+                "attention: mla for latent attention"
+            )
+        projections = 2 * self.hidden_size * d * (heads + kv)  # Q and O: hidden x heads x d; K and V: hidden x kv x d
+        if self.attention_params_per_layer < projections:
+            raise ValueError(
+                f"attention_params_per_layer ({self.attention_params_per_layer}) is below the Q, K, V and O "
+                f"projections of {heads} heads and {kv} KV heads of {d} on hidden_size {self.hidden_size}, "
+                f"2 x hidden_size x head_dim x (num_attention_heads + num_kv_heads) = {projections}; "
+                f"allowed: >= {projections}, or fewer or smaller heads"
+            )
 
     @property
     def expert_params(self) -> int:

@@ -123,7 +123,15 @@ def _result_table(comparison) -> str:
 
 
 def _results_dir(args: argparse.Namespace, study) -> Path:
-    return Path(args.results or study.config.study.results_dir)
+    """--results, else study.results_dir relative to the config file's folder (as the catalogs are)."""
+    if args.results:
+        return Path(args.results)
+    return study.path.parent / Path(study.config.study.results_dir).expanduser()
+
+
+def _results_label(args: argparse.Namespace, study) -> str:
+    """How errors name the results folder: the option or the config key it came from."""
+    return "--results" if args.results else f"{study.path}: study.results_dir"
 
 
 class _NotCommitted(Exception):
@@ -164,7 +172,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .study import run_study
 
     hardware = hardware_lines(study)  # a measurement that gives an efficiency above 1 stops here, before any write
-    results_dir = prepare(results_dir)  # refuses folders that are not the artifact's
+    results_dir = prepare(results_dir, _results_label(args, study))  # refuses folders that are not the artifact's
     hold_lock(results_dir, LOCK, "the results folder")
     log_path = open_log(results_dir / "logs", args.log_level)
     try:
@@ -293,7 +301,7 @@ def cmd_paper(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .results import LOCK, PAPER_DIR, PAPER_FILES, check_consistent, prepare, staged, stale_reasons
 
     study = load_study(args.config)
-    results_dir = prepare(_results_dir(args, study))
+    results_dir = prepare(_results_dir(args, study), _results_label(args, study))
     hold_lock(results_dir, LOCK, "the results folder")
     check_consistent(results_dir, study, needed=("data/all_systems_comparison.csv",), producers=("run",))
     if args.if_stale and not stale_reasons(results_dir, study, "paper"):
@@ -455,7 +463,7 @@ def cmd_clean(args: argparse.Namespace, argv: Sequence[str]) -> int:
         try:
             from .config import load_study
 
-            results_dir = Path(load_study(args.config).config.study.results_dir)
+            results_dir = _results_dir(args, load_study(args.config))
         except UserError:
             results_dir = Path("results")  # a broken config must not stop a clean
     if not results_dir.exists():

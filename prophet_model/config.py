@@ -6,10 +6,13 @@ specs) or raises `UserError` whose message names the file, the key path and the 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +27,7 @@ StrategyName = Literal["EP", "DP", "Hybrid"]
 STRATEGIES: tuple[StrategyName, ...] = ("EP", "DP", "Hybrid")
 PRECISION_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+MAX_ID_CHARS = 64  # protective: an id is part of file names (results_<id>.csv), which the file system limits
 
 
 class _Strict(BaseModel):
@@ -74,6 +78,8 @@ class SystemConfig(_Strict):
     @field_validator("id")
     @classmethod
     def _safe_id(cls, v: str) -> str:
+        if len(v) > MAX_ID_CHARS:
+            raise ValueError(f"id is {len(v)} characters long; allowed: at most {MAX_ID_CHARS} (it names files)")
         if not SAFE_ID.match(v):
             raise ValueError(f"id {v!r} is not safe for file names; allowed: letters, digits, '-' and '_'")
         return v
@@ -81,6 +87,11 @@ class SystemConfig(_Strict):
     @model_validator(mode="after")
     def _hybrid_matches_count(self) -> SystemConfig:
         h = self.hybrid
+        if isinstance(h, HybridSplit) and (h.ep < 2 or h.dp < 2):
+            raise ValueError(
+                f"hybrid: {{ep: {h.ep}, dp: {h.dp}}} is {'EP' if h.dp == 1 else 'DP'}, not a hybrid split; allowed: "
+                "ep > 1 and dp > 1 with ep x dp = count, 'auto' or 'none' (with a hybrid_note)"
+            )
         if isinstance(h, HybridSplit) and h.ep * h.dp != self.count:
             raise ValueError(
                 f"hybrid split {h.ep}x{h.dp} = {h.ep * h.dp} GPUs, but count is {self.count}; "
@@ -286,6 +297,11 @@ class StudyConfig(_Strict):
             raise ValueError(f"systems: duplicate id(s) {', '.join(dupes)}; each id must be unique")
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError("strategies: each strategy may appear once")
+        if self.study.headline_strategy not in self.strategies:
+            raise ValueError(
+                f"study.headline_strategy {self.study.headline_strategy!r} is not among strategies; allowed: "
+                f"{', '.join(self.strategies)}"
+            )
         if self.study.headline_system not in ids:
             raise ValueError(
                 f"study.headline_system {self.study.headline_system!r} is not a system id; allowed: {', '.join(ids)}"
@@ -361,19 +377,40 @@ def _format_validation_error(err: ValidationError, where: str, raw: Any = None) 
             msg = f"must be a whole number, got {e.get('input')!r}"
         elif e["type"] in ("float_type", "float_parsing"):
             msg = f"must be a number, got {e.get('input')!r}"
+        if (
+            e["type"] in ("int_type", "float_type")
+            and isinstance(e.get("input"), str)
+            and YAML11_NUMBER.match(e["input"])
+        ):
+            msg += f" ({NUMBER_HINT})"
         lines.append(f"  {path}: {msg}")
     return "\n".join(lines)
 
 
 MAX_YAML_BYTES = 1 << 20  # a study or catalog is a few kB; refuse anything past 1 MiB
 MAX_YAML_NODES = 100_000  # values after expanding anchors and aliases (a "billion laughs" document)
+# YAML 1.2 core schema numbers, without the YAML 1.1 forms that read as surprising values: no
+# sexagesimal (1:30 is not 90), no octal by a leading zero (010 is not 8), no '_' or 0b. A plain
+# number with a leading zero (010) is left as text and refused by the schema, since YAML 1.1 readers
+# take it as octal; 0o10 (octal) and 0x10 (hex) are YAML 1.2 numbers. A float needs a '.' or an exponent.
+INT_12 = re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$")
 FLOAT_12 = re.compile(
-    r"^[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
+    r"^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+)$"
+    r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
+)
+# What a YAML 1.1 reader takes as a number but YAML 1.2 reads as text (named in the schema's message).
+YAML11_NUMBER = re.compile(
+    r"^[-+]?(?:0b[01_]+|0[0-7_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|[0-9._]*_[0-9._]*)$"
+)
+NUMBER_HINT = (
+    "read as text: numbers follow YAML 1.2, where a leading 0 (010), '_' (1_000), ':' (1:30) or 0b is not "
+    "part of a number; allowed: plain digits such as 10, 0o10 for octal, 0x10 for hex"
 )
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and reads YAML 1.2 floats (1e9 is a number, not a string)."""
+    """SafeLoader that refuses duplicate keys and reads numbers as YAML 1.2 does (1e9 is a number, not a
+    string; 1:30 and 010 are not the YAML 1.1 numbers 90 and 8)."""
 
 
 def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -390,7 +427,11 @@ def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) 
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
-_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", INT_12, list("-+0123456789"))
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_12, list("-+0123456789."))
 
 
@@ -427,22 +468,59 @@ def parse_yaml(text: str, where: str) -> Any:
     return data
 
 
-def _read_yaml(path: Path) -> Any:
-    """Read a YAML file; UserError naming the file for a missing file, a folder, unreadable bytes,
-    a file over 1 MiB, invalid YAML, duplicate keys or an alias bomb."""
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; allowed: a YAML file")
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
+_FILE_TYPES = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+               stat.S_IFSOCK: "a socket"}  # fmt: skip
+
+
+def read_regular(path: Path, max_bytes: int, kind: str) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; UserError with the true reason otherwise (a
+    missing file, a dangling or looping symbolic link, a folder, a FIFO or device, a file too large).
+    A FIFO or device is refused by its type before anything is read, so reading never blocks."""
     try:
-        size = path.stat().st_size
-        if size > MAX_YAML_BYTES:
-            raise UserError(f"{path}: {size:,} bytes; allowed: a YAML file under {MAX_YAML_BYTES:,} bytes")
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise UserError(
+                f"{path}: a symbolic link to a missing file ({os.readlink(path)}); allowed: {kind}"
+            ) from None
+        raise UserError(f"{path}: file not found; allowed: {kind}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder; allowed: {kind}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"{path}: a loop of symbolic links; allowed: {kind}") from None
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); allowed: {kind}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UserError(f"{path}: is a folder; allowed: {kind}")
+        if not stat.S_ISREG(mode):
+            what = _FILE_TYPES.get(stat.S_IFMT(mode), "not a plain file")
+            raise UserError(f"{path}: not a regular file but {what}; allowed: {kind}")
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
+            raise UserError(f"{path}: over {max_bytes:,} bytes; allowed: {kind} under {max_bytes:,} bytes")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); allowed: {kind}") from None
+    finally:
+        os.close(fd)
+
+
+def _read_yaml(path: Path) -> Any:
+    """Read a YAML file; UserError naming the file for a missing file, a folder, a special file, unreadable
+    bytes, a file over 1 MiB, invalid YAML, duplicate keys or an alias bomb."""
+    data = read_regular(path, MAX_YAML_BYTES, "a YAML file")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     return parse_yaml(text, str(path))
 
 
@@ -529,6 +607,14 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
     for s in cfg.systems:
         gpu = _pick(gpus, s.gpu, f"{where}: systems.{s.id}.gpu", "GPU")
         net = _pick(nets, s.interconnect, f"{where}: systems.{s.id}.interconnect", "interconnect")
+        if s.count > net.max_gpus:
+            fits = sorted(k for k, n in nets.items() if n.max_gpus >= s.count)
+            raise UserError(
+                f"{where}: systems.{s.id}.count {s.count} exceeds the {net.max_gpus} GPUs that interconnect "
+                f"{s.interconnect!r} ({net.name}) joins (max_gpus in {cfg.catalogs.interconnects}); allowed: "
+                f"count 1..{net.max_gpus}, or an interconnect that joins {s.count} GPUs: "
+                + (", ".join(fits) if fits else "none in the catalog")
+            )
         if net.sockets == 2 and s.count % 2:
             raise UserError(
                 f"{where}: systems.{s.id}.count {s.count} cannot be split evenly over the 2 sockets of "
@@ -546,10 +632,12 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         digest.update((base / p).read_bytes())
     trace = 0
     if cfg.routing.distribution == "trace":
-        from .cache import read_trace, register_trace
+        from .cache import parse_trace, register_trace, trace_bytes
 
-        trace_path = base / cfg.routing.trace_file
-        trace = register_trace(read_trace(trace_path, model.num_experts, f"{where}: routing.trace_file"))
-        digest.update(trace_path.read_bytes())
+        trace_path, label = base / cfg.routing.trace_file, f"{where}: routing.trace_file"
+        data = trace_bytes(trace_path, label)  # read once: the bytes parsed are the bytes hashed
+        trace = register_trace(parse_trace(data, trace_path, model.num_experts, label, model.num_layers,
+                                           model.num_moe_layers))  # fmt: skip
+        digest.update(data)
     return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest.hexdigest()[:16],
                  trace)  # fmt: skip

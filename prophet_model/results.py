@@ -119,27 +119,32 @@ def _protected() -> set[Path]:
     return here
 
 
-def prepare(results_dir: Path) -> Path:
-    """Check that `results_dir` may be written by the artifact; create and mark it. UserError if not."""
+def prepare(results_dir: Path, label: str = "--results") -> Path:
+    """Check that `results_dir` may be written by the artifact; create and mark it. UserError if not,
+    naming the folder by `label` (the option or config key it came from)."""
     r = Path(results_dir).expanduser()
     how = "choose another with --results DIR (a new or empty folder, or one the artifact made)"
+    if label != "--results":
+        how = how.replace("with --results DIR", f"with {label.rsplit(': ', 1)[-1]} or --results DIR")
+    if r.is_symlink() and not r.exists():
+        raise UserError(f"{label} {r}: a symbolic link to a missing folder ({os.readlink(r)}); {how}")
     try:
         resolved = r.resolve()
     except (OSError, RuntimeError) as exc:
-        raise UserError(f"--results {r}: cannot resolve the path ({exc}); {how}") from None
+        raise UserError(f"{label} {r}: cannot resolve the path ({exc}); {how}") from None
     if resolved in _protected():
         raise UserError(
-            f"--results {r}: refusing to write results into {resolved} (the root, home, current or repository "
+            f"{label} {r}: refusing to write results into {resolved} (the root, home, current or repository "
             f"folder, or a parent of one); {how}"
         )
     if r.exists() and not r.is_dir():
-        raise UserError(f"--results {r}: is a file, not a folder; {how}")
+        raise UserError(f"{label} {r}: is a file, not a folder; {how}")
     try:
         if r.is_dir():
             if not (r / MARKER).is_file() and not _adopt_legacy(r):
                 if any(r.iterdir()):
                     raise UserError(
-                        f"--results {r}: the folder is not empty and was not made by this artifact (no {MARKER} "
+                        f"{label} {r}: the folder is not empty and was not made by this artifact (no {MARKER} "
                         f"file), so nothing in it will be touched; {how}"
                     )
                 _mark(r)
@@ -150,7 +155,7 @@ def prepare(results_dir: Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"--results {r}: cannot create or write the folder ({exc.strerror or exc}); {how}") from None
+        raise UserError(f"{label} {r}: cannot create or write the folder ({exc.strerror or exc}); {how}") from None
     return r
 
 

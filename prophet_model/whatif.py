@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from . import formatting as fmt
-from .config import Study, _read_yaml, study_from_raw
+from .config import Study, _read_yaml, parse_yaml, study_from_raw
 from .errors import UserError
 from .study import run_study
 
@@ -31,10 +30,7 @@ def apply_set(raw: dict, assignment: str) -> None:
     if "=" not in assignment:
         raise UserError(f"--set {assignment!r}: expected KEY=VALUE, e.g. prophet.prediction_accuracy=0.6")
     key, text = assignment.split("=", 1)
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise UserError(f"--set {key}: the value {text!r} is not valid YAML") from None
+    value = parse_yaml(text, f"--set {key}: the value {text!r}")  # the config's YAML 1.2 rules
     parts = key.strip().split(".")
     node: Any = raw
     for i, part in enumerate(parts):

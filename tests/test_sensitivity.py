@@ -151,10 +151,10 @@ def test_whatif_changes_the_numbers(capsys) -> None:
             "--system",
             "8xA100",
             "--set",
-            "systems.8xA100.count=16",
+            "systems.8xA100.count=4",
             "--set",
-            "systems.8xA100.hybrid={ep: 8, dp: 2}",
+            "systems.8xA100.hybrid={ep: 2, dp: 2}",
         ]
     )
     out = capsys.readouterr().out
-    assert "16 x A100" in out and "8×2" in out
+    assert "4 x A100" in out and "2×2" in out
