@@ -45,7 +45,10 @@ if [ ! -e "$VENV" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 [ -f "$MARK" ] || echo "$want" > "$MARK"
-if [ ! -f "$STAMP" ] || [ requirements.lock -nt "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
+if [ -L "$VENV" ]; then
+  : # a private copy of a checkout (prophet_model/sandbox.py) links that checkout's environment: installing
+    # here would point its editable install at this copy, so it is used as it is
+elif [ ! -f "$STAMP" ] || [ requirements.lock -nt "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
   touch "$STAMP"
