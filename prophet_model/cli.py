@@ -109,6 +109,7 @@ def _console(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     handler.setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+    handler.addFilter(lambda record: not getattr(record, "log_file_only", False))
     log.addHandler(handler)
     log.propagate = False
 
@@ -163,7 +164,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 log.error("system %s: evaluation failed: %s", system.id, exc)
                 return
             for r in df.itertuples():
-                if r.ep:
+                if r.ep and r.feasible:
                     log.info(
                         "%s %s %s ep=%d dp=%d: %.1f tok/s, step %.3f ms (compute %.3f, fetch %.3f, comm %.3f)",
                         system.id, r.strategy, r.variant, r.ep, r.dp, r.tokens_per_s, r.step_ms,
@@ -173,6 +174,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                     log.info("%s %s %s: not evaluated (%s)", system.id, r.strategy, r.variant, r.note)
 
         results, failures = run_study(study, args.systems, on_system)
+        if not failures:
+            nothing_fits(results.comparison)  # exit 2 naming the cause, before anything is written
         for line in hardware:
             log.info("hardware: %s", line)
         single = single_gpu_claims(study)
@@ -264,10 +267,32 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     except BaseException as exc:
         log.debug("traceback", exc_info=True)
-        log.error("ERROR %s: %s", type(exc).__name__, exc)
+        # a UserError is printed once by main; the log still ends with it
+        log.error("ERROR %s: %s", type(exc).__name__, exc, extra={"log_file_only": isinstance(exc, UserError)})
         raise
     finally:
         close_log()
+
+
+def nothing_fits(comparison) -> None:
+    """A UserError naming why, when no system and strategy of the comparison has numbers; a study in
+    which some do is a result (the others say why in their note)."""
+    if comparison.empty or comparison.speedup.notna().any():
+        return
+    why = {}
+    for r in comparison.itertuples():
+        why.setdefault(str(r.note) if isinstance(r.note, str) and r.note else "not evaluated", []).append(
+            f"{r.system_id} {r.strategy}"
+        )
+    lines = "; ".join(f"{', '.join(where)}: {reason}" for reason, where in why.items())
+    memory = any("(before any expert)" in reason for reason in why)  # model.why_infeasible's wording
+    hint = (
+        "a smaller workload.batch_size_per_gpu, workload.context_length_tokens or workload.reserved_memory_gb, "
+        "a smaller model, or GPUs with more memory"
+        if memory
+        else "a strategy or system that can be evaluated (strategies, systems in the config)"
+    )
+    raise UserError(f"no system and strategy can be evaluated: {lines}; allowed: {hint}")
 
 
 def cmd_paper(args: argparse.Namespace, argv: Sequence[str]) -> int:

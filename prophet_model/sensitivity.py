@@ -226,7 +226,8 @@ def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | N
             rows.append({"system_id": sid, "system": setup.system.name, "strategy": setup.strategy, "metric": metric,
                          "point": float(point[metric]), "median": float(np.median(v)),
                          "p5": float(np.percentile(v, 5)), "p95": float(np.percentile(v, 95)), "samples": int(v.size)})  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["system_id", "system", "strategy", "metric", "point", "median", "p5", "p95",
+                                       "samples"])  # fmt: skip
 
 
 def outside_interval(table: pd.DataFrame, rel_tol: float = 1e-9) -> list[str]:
