@@ -111,6 +111,9 @@ def analyze(results_dir: Path) -> tuple[str, int]:
             r = g.iloc[0]
             levers = [f"{x.lever} {x.needed:.3g} {x.unit}".rstrip() if not pd.isna(x.needed) else f"{x.lever}: {x.note}"
                       for x in g.itertuples() if isinstance(x.lever, str) and x.lever]  # fmt: skip
+            if pd.isna(r.model):  # the claim's setup cannot be evaluated: its note says why
+                out.append(f"  {claim}: {r.note}")
+                continue
             out.append(
                 f"  {claim}: model {r.model:.4g} ({r.gap_pct:+.0f}%)" + ("; " + "; ".join(levers) if levers else "")
             )

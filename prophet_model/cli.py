@@ -413,10 +413,16 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     results, failures = run_study(study, [args.system])
     if failures:
         raise UserError(f"{args.system}: the model failed: {failures[args.system]}")
-    setup = setups(results).get(args.system)
+    setup = setups(results, evaluated_only=False).get(args.system)  # a system that does not fit: its notes say why
     if setup is None:
-        raise UserError(f"{args.system}: no strategy of this system is feasible; nothing to sweep")
-    text = csv_text(sweep(setup, grid))
+        why = "; ".join(dict.fromkeys(f"{r.strategy}: {r.note}" for r in results.comparison.itertuples()))
+        raise UserError(f"{args.system}: no strategy of this system can be evaluated ({why}); nothing to sweep")
+    table = sweep(setup, grid)
+    blank = int((table.note != "").sum())
+    if blank:  # a result, not an error: the note column says why for each point
+        print(f"{blank} of {len(table)} points not evaluated (their note column says why, e.g. "
+              f"{table.note[table.note != ''].iloc[0]})", file=sys.stderr)  # fmt: skip
+    text = csv_text(table)
     if args.out:
         write_new(Path(args.out), text, args.force)
         print(f"wrote {grid_size(grid)} rows to {args.out}", file=sys.stderr)

@@ -88,9 +88,19 @@ class Setup:
     monthly_tokens: float
 
 
-def setups(results: StudyResults) -> dict[str, Setup]:
+def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setup]:
+    """Each system's headline configuration (figures.key_rows). `evaluated_only=False` also gives a
+    system none of whose strategies has numbers (it does not fit in memory) its headline strategy's
+    split, so that a sweep can ask which inputs would make it fit."""
     study = results.study
     rows = key_rows(results.comparison.dropna(subset=["speedup"]), study.config.study.headline_strategy)
+    if not evaluated_only:
+        comp = results.comparison
+        split = comp.prophet_split.fillna("").astype(str) != "" if not comp.empty else []
+        known = set(rows.get("system_id", ()))
+        extra = [g.sort_values("strategy", key=lambda c: c != study.config.study.headline_strategy, kind="stable"
+                               ).iloc[0] for sid, g in comp[split].groupby("system_id", sort=False) if sid not in known]  # fmt: skip
+        rows = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True) if extra else rows
     out = {}
     for r in rows.itertuples():
         system = study.system(r.system_id)
