@@ -473,14 +473,40 @@ def cmd_analyze(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return code
 
 
+def _encoding_safe() -> None:
+    """Console streams that cannot encode a character (PYTHONIOENCODING=ascii, a C locale) print it
+    as an escape (\\u00d7) instead of failing after the results are written."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot be reconfigured keeps its settings
+                pass
+
+
+def _pipe_closed() -> int:
+    """The reader of standard output went away (`analyze | head`): stop quietly, as `cat` does. Later
+    writes (and the interpreter's final flush) go to /dev/null; 141 = 128 + SIGPIPE."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _encoding_safe()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     for h in list(log.handlers):
         log.removeHandler(h)
     _console(getattr(args, "log_level", "INFO"))
     try:
-        return {
+        code = {
             "run": cmd_run,
             "paper": cmd_paper,
             "pipeline": cmd_pipeline,
@@ -491,12 +517,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "analyze": cmd_analyze,
             "clean": cmd_clean,
         }[args.command](args, argv)
+        sys.stdout.flush()  # a reader that went away (`analyze | head`) shows here, inside the handler
+        return code
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(f"error: interrupted ({exc or 'SIGINT'}); previous results left as they were", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _pipe_closed()
     except Exception as exc:
-        print(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --log-level DEBUG)", file=sys.stderr)
+        # only `run` takes --log-level (its log then holds the traceback)
+        hint = " (rerun with --log-level DEBUG for the traceback in the log)" if args.command == "run" else ""
+        print(f"error: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return 1

@@ -209,7 +209,8 @@ def read_manifest(results_dir: Path) -> dict:
         return data
     except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(
-            f"{path}: not a valid results manifest ({exc}); rerun `make` or `python -m prophet_model run`"
+            f"{path}: not a valid results manifest ({exc}); move it away (mv {path} {path}.broken), then rerun "
+            "`python -m prophet_model run` (or `make`), which writes a new one"
         ) from None
 
 
@@ -262,7 +263,12 @@ def check_consistent(
     files = read_manifest(r)["files"]
     for rel in needed:
         if rel not in files or not (r / rel).is_file():
-            raise UserError(f"{r / rel}: not found; run `make` (or `python -m prophet_model run` without --systems)")
+            how = (
+                "`python -m prophet_model paper`"
+                if rel.startswith("paper/")
+                else "`python -m prophet_model run` without --systems"
+            )
+            raise UserError(f"{r / rel}: not found; run `make` (or {how})")
     by = files_by_config(r, producers)
     hashes = sorted(by)
     if len(hashes) > 1:

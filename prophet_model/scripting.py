@@ -182,19 +182,29 @@ def sweep_notes(setup: Setup, flat: dict[str, np.ndarray], df: pd.DataFrame, n: 
 
 
 def write_new(path: Path, text: str, force: bool) -> None:
-    """Write `text` to `path` through a temporary file; an existing file is replaced only with --force."""
+    """Write `text` to `path` through a temporary file; an existing file is replaced only with --force,
+    a folder (or anything else that is not a file) never; a folder that cannot be written is named."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder (never replaced, not even with --force); allowed: a file path for "
+                        f"--out, e.g. {path / 'sweep.csv'}")  # fmt: skip
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is not a regular file (never replaced); allowed: a file path for --out")
     if path.exists() and not force:
         raise UserError(f"{path} exists; allowed: another --out, or --force to replace it")
-    if path.exists() and not path.is_file():
-        raise UserError(f"{path} is not a file; allowed: a file path for --out")
     if not path.parent.is_dir():
         raise UserError(f"{path.parent}: no such folder; allowed: --out in an existing folder")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"--out {path}: cannot write there ({exc.strerror or exc}); allowed: a file in a folder "
+                        "you can write to") from None  # fmt: skip
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a folder where nothing could be made has nothing to remove
+            pass
 
 
 # --------------------------------------------------------------------------------------------

@@ -70,7 +70,11 @@ def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None
     original.system(system_id)  # an unknown id is a UserError naming the allowed ones
     for s in sets:
         apply_set(raw, s)
-    entry = next(e for e in raw["systems"] if str(e.get("id")) == system_id)
+    entry = next((e for e in raw["systems"] if isinstance(e, dict) and str(e.get("id")) == system_id), None)
+    if entry is None:  # --set systems.<id>.id=... renamed the system being asked about
+        said = [s for s in sets if s.split("=", 1)[0].strip().endswith(".id")]
+        raise UserError(f"--set {said[0] if said else '...'}: a what-if cannot rename the system it asks about "
+                        f"({system_id}); allowed: change its other keys (name, gpu, count, interconnect, hybrid)")  # fmt: skip
     before = next(e for e in original.config.systems if e.id == system_id)
     if gpu:
         entry["gpu"] = gpu
