@@ -217,7 +217,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if study.config.uncertainty and not results.comparison.empty:
             from .sensitivity import monte_carlo, outside_interval
 
-            uncertainty = monte_carlo(results)
+            uncertainty = monte_carlo(results, progress=not args.quiet)
             u = study.config.uncertainty
             log.info("Monte Carlo: %d samples, seed %d, inputs %s", u.samples, u.seed, ", ".join(u.inputs))
             for line in outside_interval(uncertainty):

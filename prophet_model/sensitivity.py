@@ -223,11 +223,19 @@ def _absolute(setup: Setup, factors: dict[str, np.ndarray]) -> dict[str, np.ndar
     return out
 
 
-def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | None = None) -> pd.DataFrame:
-    """Point value, median and 90% interval (5th-95th percentile) of every metric, per system."""
+def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | None = None,
+                progress: bool = False) -> pd.DataFrame:  # fmt: skip
+    """Point value, median and 90% interval (5th-95th percentile) of every metric, per system
+    (`progress`: a bar on stderr, one step per system)."""
+    import sys
+
+    from tqdm import tqdm
+
     d = draws(results.study, samples, seed)
     rows = []
-    for sid, setup in setups(results).items():
+    chosen = setups(results)
+    for sid, setup in tqdm(chosen.items(), total=len(chosen), desc="uncertainty", unit="system",
+                           disable=not (progress and d), file=sys.stderr):  # fmt: skip
         point = evaluate(setup)
         mc = evaluate(setup, _absolute(setup, d)) if d else point
         for metric in METRICS:
