@@ -36,7 +36,7 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         return "\n".join(out), 1
     broken = problem(comp_path)
     if broken is not None:
-        return "\n".join([*out, f"BROKEN: {comp_path} {broken}; {regenerate_hint(results_dir)}"]), 1
+        return "\n".join([*out, f"UNREADABLE: {comp_path} {broken}; {regenerate_hint(results_dir)}"]), 1
     comp = pd.read_csv(comp_path)
     ids = list(dict.fromkeys(comp["system_id"].astype(str)))
 
@@ -87,7 +87,7 @@ def analyze(results_dir: Path) -> tuple[str, int]:
     for path in (checks_path, results_dir / "data" / "claims.csv"):
         broken = problem(path) if path.is_file() else None
         if broken is not None:
-            out += ["", f"BROKEN: {path} {broken}; {regenerate_hint(results_dir)}"]
+            out += ["", f"UNREADABLE: {path} {broken}; {regenerate_hint(results_dir)}"]
             missing = [*missing, str(path)]
     if checks_path.is_file() and problem(checks_path) is None:
         checks = pd.read_csv(checks_path)

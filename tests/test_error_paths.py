@@ -121,7 +121,7 @@ def test_analyze_names_a_truncated_csv(broken, capsys, name) -> None:
     _truncate(path)
     assert main(["analyze", "--results", str(broken)]) == 1
     out = capsys.readouterr().out
-    assert f"BROKEN: {path} is truncated" in out and "python -m prophet_model run" in out
+    assert f"UNREADABLE: {path} is truncated" in out and "python -m prophet_model run" in out
 
 
 def test_analyze_names_a_hand_replaced_checks_csv(broken, capsys) -> None:
