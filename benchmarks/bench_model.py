@@ -68,6 +68,43 @@ def bench_monte_carlo() -> tuple[float, int]:
     return best, 100_000 * systems * 2  # baseline and Prophet per sample and system
 
 
+def zipf_trace(path: Path, layers: int = 32, experts: int = 128, exponent: float = 1.2, seed: int = 7) -> Path:
+    """A realistic routing trace (layer,expert,count; layers 0..31, experts 0..127): per layer 200,000
+    picks drawn from a Zipf law of the exponent, its popularity order shuffled per layer."""
+    rng = np.random.default_rng(seed)
+    w = np.arange(1, experts + 1, dtype=float) ** -exponent
+    lines = ["layer,expert,count"]
+    for layer in range(layers):
+        counts = rng.multinomial(200_000, w / w.sum())[rng.permutation(experts)]
+        lines += [f"{layer},{e},{c}" for e, c in enumerate(counts)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def bench_monte_carlo_routing(tmp: Path) -> dict[str, float]:
+    """Wall time of the study's Monte Carlo at 100,000 samples under skewed routing: a 32 x 128 Zipf
+    trace with the default uncertain inputs, and a Zipf law whose exponent is sampled too."""
+    import yaml
+
+    from prophet_model.sensitivity import monte_carlo
+    from prophet_model.study import run_study
+
+    raw = yaml.safe_load((ROOT / "_config.yml").read_text())
+    raw["catalogs"] = {k: str(ROOT / v) for k, v in raw["catalogs"].items()}
+    out = {}
+    trace = dict(raw, routing={**raw["routing"], "distribution": "trace",
+                               "trace_file": str(zipf_trace(tmp / "trace.csv"))})  # fmt: skip
+    skew = dict(raw, routing={**raw["routing"], "distribution": "zipf"})
+    skew["uncertainty"] = {**raw["uncertainty"], "inputs": {**raw["uncertainty"]["inputs"], "routing.zipf_exponent":
+                           {"distribution": "uniform", "low": 0.5, "high": 1.5, "source": "bench"}}}  # fmt: skip
+    for name, cfg in (("trace 32x128", trace), ("Zipf exponent sampled", skew)):
+        path = tmp / f"{name.split()[0]}.yml"
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        results, _ = run_study(load_study(path))
+        out[name] = _timed(lambda results=results: monte_carlo(results, samples=100_000))
+    return out
+
+
 def bench_cli(*args: str, results: Path) -> float:
     cmd = [sys.executable, "-m", "prophet_model", *args, "--results", str(results)]
     return min(_timed(lambda: subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)) for _ in range(3))
@@ -109,16 +146,21 @@ def main() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core for the model
     rate = bench_vectorized()
     mc_seconds, mc_configs = bench_monte_carlo()
+    with tempfile.TemporaryDirectory() as tmp:
+        routed = bench_monte_carlo_routing(Path(tmp))
     print(f"vectorized model: {rate:,.0f} configurations/s on one core (target >= 1,000,000/s)")
     print(
         f"Monte Carlo, 100,000 samples x all systems: {mc_seconds:.2f} s on one core, {mc_configs / mc_seconds:,.0f} configurations/s (target < 5 s)"
     )
+    for name, seconds in routed.items():
+        print(f"Monte Carlo, 100,000 samples x all systems, {name}: {seconds:.2f} s on one core (target < 30 s)")
     print(f"run --no-figures (default study): {quick:.2f} s wall, best of 3 (target < 2 s)")
     print(f"run with all figures (default study): {full:.2f} s wall on {cores} cores, best of 3")
     print(f"analyze: {analyze:.2f} s wall, best of 3 (target < 2 s)")
     record({
         "vectorized model": (rate, "configurations/s on one core", ">= 1,000,000"),
         "Monte Carlo (100,000 samples, all systems)": (mc_seconds, "s on one core", "< 5 s"),
+        **{f"Monte Carlo (100,000 samples, all systems, {k})": (v, "s on one core", "< 30 s") for k, v in routed.items()},
         "run --no-figures": (quick, "s", "< 2 s"),
         "run with all figures": (full, "s", ""),
         "analyze": (analyze, "s", "< 2 s"),

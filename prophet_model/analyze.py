@@ -12,6 +12,7 @@ from . import formatting as fmt
 from .errors import UserError
 from .results import consistency_problems, expected_files
 from .runlog import SUCCESS, latest_log
+from .tables import problem, regenerate_hint
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -33,11 +34,11 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         if last:
             out += ["", f"Last 20 lines of {last}:", *last.read_text(encoding="utf-8").splitlines()[-20:]]
         return "\n".join(out), 1
-    try:
-        comp = pd.read_csv(comp_path)
-        ids = list(dict.fromkeys(comp["system_id"].astype(str)))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError, UnicodeDecodeError) as exc:
-        return "\n".join([*out, f"UNREADABLE: {comp_path} is not a comparison table written by this tool ({exc})"]), 1
+    broken = problem(comp_path)
+    if broken is not None:
+        return "\n".join([*out, f"UNREADABLE: {comp_path} {broken}; {regenerate_hint(results_dir)}"]), 1
+    comp = pd.read_csv(comp_path)
+    ids = list(dict.fromkeys(comp["system_id"].astype(str)))
 
     files = expected_files(ids)
     missing = [f for f in files if not (results_dir / f).is_file()]
@@ -83,7 +84,12 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         ]
 
     checks_path = results_dir / "data" / "sanity_checks.csv"
-    if checks_path.is_file():
+    for path in (checks_path, results_dir / "data" / "claims.csv"):
+        broken = problem(path) if path.is_file() else None
+        if broken is not None:
+            out += ["", f"UNREADABLE: {path} {broken}; {regenerate_hint(results_dir)}"]
+            missing = [*missing, str(path)]
+    if checks_path.is_file() and problem(checks_path) is None:
         checks = pd.read_csv(checks_path)
         exp = checks[checks.kind == "expectation"]
         cons = checks[checks.kind == "consistency"]
@@ -98,13 +104,16 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         out += [f"  FAIL {r.system_id} {r.strategy}: {r.check}" for r in failed.itertuples()]
 
     claims_path = results_dir / "data" / "claims.csv"
-    if claims_path.is_file():
+    if claims_path.is_file() and problem(claims_path) is None:
         c = pd.read_csv(claims_path)
         out += ["", "The seed's claims, checked (model figure; what each lever would need):"]
         for claim, g in c.groupby("claim", sort=False):
             r = g.iloc[0]
             levers = [f"{x.lever} {x.needed:.3g} {x.unit}".rstrip() if not pd.isna(x.needed) else f"{x.lever}: {x.note}"
                       for x in g.itertuples() if isinstance(x.lever, str) and x.lever]  # fmt: skip
+            if pd.isna(r.model):  # the claim's setup cannot be evaluated: its note says why
+                out.append(f"  {claim}: {r.note}")
+                continue
             out.append(
                 f"  {claim}: model {r.model:.4g} ({r.gap_pct:+.0f}%)" + ("; " + "; ".join(levers) if levers else "")
             )

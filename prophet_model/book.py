@@ -377,6 +377,18 @@ def _digest_tree(book_dir: Path) -> tuple[str, list[str]]:
     return h.hexdigest(), docs
 
 
+def build_error_cause(output: str) -> str:
+    """The line of a failed jupyter-book build that names its cause: the first Sphinx warning (-W makes
+    it an error), else the first exception with a message (the root of a chained traceback), else
+    the last line; colours removed, at most 300 characters."""
+    import re
+
+    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", output).splitlines() if ln.strip()]
+    warnings = [ln for ln in lines if re.search(r"\b(WARNING|ERROR|CRITICAL):\s*\S", ln)]
+    errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception)\w*:\s*\S", ln) and "Look above" not in ln]
+    return ((warnings or errors or lines or ["no output"])[0])[:300]
+
+
 def build_site(folder: BookFolder) -> str:
     """jupyter-book build BOOK -W --keep-going, skipped when no source changed since the last
     successful build. When documents were added or removed (a system left the config) the old site
@@ -399,8 +411,13 @@ def build_site(folder: BookFolder) -> str:
     exe = Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run([str(exe), "build", str(book_dir), "-W", "--keep-going", "--quiet"], capture_output=True,
                           text=True, check=False, preexec_fn=die_with_parent)  # fmt: skip
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-        raise UserError(f"{book_dir}: jupyter-book build failed (exit {proc.returncode}):\n{tail}")
+    if proc.returncode != 0:  # a short error; jupyter-book's own output (a traceback, often) goes to a log
+        output = proc.stdout + proc.stderr
+        log_path = book_dir / "_build" / "jupyter-book-error.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(output, encoding="utf-8")
+        cause = build_error_cause(output)
+        raise UserError(f"{book_dir}: jupyter-book build failed (exit {proc.returncode}): {cause}; "
+                        f"its full output is in {log_path}")  # fmt: skip
     stamp.write_text(json.dumps({"digest": digest, "documents": docs}, indent=1) + "\n")
     return f"built {index}"

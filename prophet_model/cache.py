@@ -319,12 +319,17 @@ def simulated_hit(policy: str, q: np.ndarray, slots: float, reuse: float, seed: 
 def rank_stats_array(policy: ArrayLike, skew: ArrayLike, trace: ArrayLike, reuse: ArrayLike, experts: ArrayLike,
                      ep: ArrayLike, tokens: ArrayLike, top_k: ArrayLike, slots: ArrayLike) -> tuple[np.ndarray, ...]:  # fmt: skip
     """(touched mean, touched variance, share of the picks, hit rate) of the busiest rank per layer, over
-    broadcast arrays; a trace's layers are averaged, the hit rate weighted by each layer's touched experts."""
+    broadcast arrays; a trace's layers are averaged, the hit rate weighted by each layer's touched experts.
+    Each distinct input row is solved once and its result copied to its repeats (exact: a Monte Carlo
+    whose sampled inputs leave routing and cache unchanged, or change them through a whole-number batch,
+    has few distinct rows however many samples it draws)."""
     b = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (policy, skew, trace, reuse, experts, ep, tokens,
                                                                    top_k, slots)))  # fmt: skip
     shape = b[0].shape
-    pol, sk, tr, rho, e, g, t, k, c = (x.ravel() for x in b)
-    out = np.zeros((4, pol.size))
+    flat = np.stack([x.ravel() for x in b], axis=1)
+    unique, inverse = np.unique(flat, axis=0, return_inverse=True)
+    pol, sk, tr, rho, e, g, t, k, c = unique.T
+    out = np.zeros((4, len(unique)))
     groups = np.stack([e, g, tr], axis=1)
     for key in np.unique(groups, axis=0):
         rows = np.flatnonzero((groups == key).all(axis=1))
@@ -332,7 +337,7 @@ def rank_stats_array(policy: ArrayLike, skew: ArrayLike, trace: ArrayLike, reuse
         for chunk in np.array_split(rows, max(1, rows.size // 4096)):
             out[:, chunk] = _group_stats(experts_, ep_, trace_, pol[chunk], sk[chunk], rho[chunk], t[chunk],
                                          k[chunk], c[chunk])  # fmt: skip
-    return tuple(o.reshape(shape) for o in out)
+    return tuple(o[np.ravel(inverse)].reshape(shape) for o in out)
 
 
 def _group_stats(experts: int, ep: int, trace: int, policy: np.ndarray, skew: np.ndarray, reuse: np.ndarray,

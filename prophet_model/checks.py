@@ -104,9 +104,9 @@ def input_warnings(study: Study, chosen: pd.DataFrame) -> list[str]:
     if not chosen.empty:
         bad = chosen[~chosen.feasible.astype(bool) & (chosen.ep > 0)]
         for r in bad.itertuples():
-            out.append(
-                f"{r.system_id} {r.strategy} {r.variant}: dense weights and KV cache of {m.name} do not fit in GPU memory"
-            )
+            why = r.note if isinstance(r.note, str) and r.note else "they exceed the GPU's memory"
+            out.append(f"{r.system_id} {r.strategy} {r.variant}: not evaluated: dense weights and KV cache of "
+                       f"{m.name} do not fit in GPU memory: {why}")  # fmt: skip
         uneven = chosen[(chosen.ep > 1) & (m.num_experts % chosen.ep.clip(lower=1) != 0)]
         for r in uneven.drop_duplicates(["system_id", "ep"]).itertuples():
             out.append(

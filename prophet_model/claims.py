@@ -60,6 +60,7 @@ class ClaimCheck:
     claimed: float
     model: float
     inversions: list[Inversion] = field(default_factory=list)
+    note: str = ""  # why the model gives no figure (the setup does not fit in memory), else ""
 
     @property
     def gap_pct(self) -> float:
@@ -127,8 +128,22 @@ def _configured(setup: Setup, lever: str, study: Study) -> tuple[float, float | 
     return 1.0, 1.0 / setup.baseline["link_efficiency"]
 
 
+def not_evaluated(setup: Setup) -> str:
+    """Why the setup gives no figure (model.why_infeasible of its memory terms), or a generic reason."""
+    from .model import memory_terms, why_infeasible
+    from .scenarios import stack
+
+    for variant in (setup.baseline, setup.prophet):
+        why = why_infeasible(**{k: float(v[0]) for k, v in memory_terms(stack([variant])).items()})
+        if why:
+            return why
+    return "the model gives no finite figure for this setup"
+
+
 def check(setup: Setup, study: Study, claim: str, metric: str, target: float, levers: tuple[str, ...]) -> ClaimCheck:
     model = float(metric_of(setup, metric))
+    if not np.isfinite(model):  # nothing to invert: say why instead
+        return ClaimCheck(claim, setup.system.id, setup.strategy, metric, target, model, [], not_evaluated(setup))
     inversions = []
     if not np.isclose(model, target, rtol=1e-6):
         for lever in levers:
@@ -221,7 +236,7 @@ def table(claims: list[ClaimCheck]) -> pd.DataFrame:
                 "claimed": c.claimed, "model": c.model, "gap_pct": c.gap_pct}  # fmt: skip
         if not c.inversions:
             rows.append({**base, "lever": "", "configured": np.nan, "needed": np.nan, "unit": "",
-                         "note": "the model agrees"})  # fmt: skip
+                         "note": f"not evaluated: {c.note}" if c.note else "the model agrees"})  # fmt: skip
         for inv in c.inversions:
             rows.append({**base, "lever": inv.lever, "configured": inv.configured,
                          "needed": np.nan if inv.needed is None else inv.needed, "unit": inv.unit, "note": inv.note})  # fmt: skip
@@ -230,6 +245,8 @@ def table(claims: list[ClaimCheck]) -> pd.DataFrame:
 
 def sentence(c: ClaimCheck) -> str:
     """A plain-text statement of the check and its inversions."""
+    if c.note:
+        return f"{c.claim}: not evaluated: {c.note}"
     parts = [f"{c.claim}: the model gives {c.model:,.4g} ({c.gap_pct:+.0f}%)"]
     for inv in c.inversions:
         if inv.needed is None:

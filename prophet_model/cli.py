@@ -109,6 +109,7 @@ def _console(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     handler.setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+    handler.addFilter(lambda record: not getattr(record, "log_file_only", False))
     log.addHandler(handler)
     log.propagate = False
 
@@ -183,7 +184,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 log.error("system %s: evaluation failed: %s", system.id, exc)
                 return
             for r in df.itertuples():
-                if r.ep:
+                if r.ep and r.feasible:
                     log.info(
                         "%s %s %s ep=%d dp=%d: %.1f tok/s, step %.3f ms (compute %.3f, fetch %.3f, comm %.3f)",
                         system.id, r.strategy, r.variant, r.ep, r.dp, r.tokens_per_s, r.step_ms,
@@ -193,6 +194,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                     log.info("%s %s %s: not evaluated (%s)", system.id, r.strategy, r.variant, r.note)
 
         results, failures = run_study(study, args.systems, on_system)
+        if not failures:
+            nothing_fits(results.comparison)  # exit 2 naming the cause, before anything is written
         for line in hardware:
             log.info("hardware: %s", line)
         single = single_gpu_claims(study)
@@ -234,7 +237,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if study.config.uncertainty and not results.comparison.empty:
             from .sensitivity import monte_carlo, outside_interval
 
-            uncertainty = monte_carlo(results)
+            uncertainty = monte_carlo(results, progress=not args.quiet)
             u = study.config.uncertainty
             log.info("Monte Carlo: %d samples, seed %d, inputs %s", u.samples, u.seed, ", ".join(u.inputs))
             for line in outside_interval(uncertainty):
@@ -289,10 +292,32 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 1
     except BaseException as exc:
         log.debug("traceback", exc_info=True)
-        log.error("ERROR %s: %s", type(exc).__name__, exc)
+        # a UserError is printed once by main; the log still ends with it
+        log.error("ERROR %s: %s", type(exc).__name__, exc, extra={"log_file_only": isinstance(exc, UserError)})
         raise
     finally:
         close_log()
+
+
+def nothing_fits(comparison) -> None:
+    """A UserError naming why, when no system and strategy of the comparison has numbers; a study in
+    which some do is a result (the others say why in their note)."""
+    if comparison.empty or comparison.speedup.notna().any():
+        return
+    why = {}
+    for r in comparison.itertuples():
+        why.setdefault(str(r.note) if isinstance(r.note, str) and r.note else "not evaluated", []).append(
+            f"{r.system_id} {r.strategy}"
+        )
+    lines = "; ".join(f"{', '.join(where)}: {reason}" for reason, where in why.items())
+    memory = any("(before any expert)" in reason for reason in why)  # model.why_infeasible's wording
+    hint = (
+        "a smaller workload.batch_size_per_gpu, workload.context_length_tokens or workload.reserved_memory_gb, "
+        "a smaller model, or GPUs with more memory"
+        if memory
+        else "a strategy or system that can be evaluated (strategies, systems in the config)"
+    )
+    raise UserError(f"no system and strategy can be evaluated: {lines}; allowed: {hint}")
 
 
 def cmd_paper(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -431,10 +456,16 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
     results, failures = run_study(study, [args.system])
     if failures:
         raise UserError(f"{args.system}: the model failed: {failures[args.system]}")
-    setup = setups(results).get(args.system)
+    setup = setups(results, evaluated_only=False).get(args.system)  # a system that does not fit: its notes say why
     if setup is None:
-        raise UserError(f"{args.system}: no strategy of this system is feasible; nothing to sweep")
-    text = csv_text(sweep(setup, grid))
+        why = "; ".join(dict.fromkeys(f"{r.strategy}: {r.note}" for r in results.comparison.itertuples()))
+        raise UserError(f"{args.system}: no strategy of this system can be evaluated ({why}); nothing to sweep")
+    table = sweep(setup, grid)
+    blank = int((table.note != "").sum())
+    if blank:  # a result, not an error: the note column says why for each point
+        print(f"{blank} of {len(table)} points not evaluated (their note column says why, e.g. "
+              f"{table.note[table.note != ''].iloc[0]})", file=sys.stderr)  # fmt: skip
+    text = csv_text(table)
     if args.out:
         write_new(Path(args.out), text, args.force)
         print(f"wrote {grid_size(grid)} rows to {args.out}", file=sys.stderr)
@@ -485,14 +516,40 @@ def cmd_analyze(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return code
 
 
+def _encoding_safe() -> None:
+    """Console streams that cannot encode a character (PYTHONIOENCODING=ascii, a C locale) print it
+    as an escape (\\u00d7) instead of failing after the results are written."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot be reconfigured keeps its settings
+                pass
+
+
+def _pipe_closed() -> int:
+    """The reader of standard output went away (`analyze | head`): stop quietly, as `cat` does. Later
+    writes (and the interpreter's final flush) go to /dev/null; 141 = 128 + SIGPIPE."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _encoding_safe()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     for h in list(log.handlers):
         log.removeHandler(h)
     _console(getattr(args, "log_level", "INFO"))
     try:
-        return {
+        code = {
             "run": cmd_run,
             "paper": cmd_paper,
             "pipeline": cmd_pipeline,
@@ -503,14 +560,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "analyze": cmd_analyze,
             "clean": cmd_clean,
         }[args.command](args, argv)
+        sys.stdout.flush()  # a reader that went away (`analyze | head`) shows here, inside the handler
+        return code
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(f"error: interrupted ({exc or 'SIGINT'}); previous results left as they were", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _pipe_closed()
     except Exception as exc:
-        print(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --log-level DEBUG)", file=sys.stderr)
+        # only `run` takes --log-level (its log then holds the traceback)
+        hint = " (rerun with --log-level DEBUG for the traceback in the log)" if args.command == "run" else ""
+        print(f"error: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return 1
     finally:
         from .procs import release_locks

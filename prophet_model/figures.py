@@ -82,6 +82,18 @@ def _live(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows.feasible.astype(bool) & rows.tokens_per_s.notna()]
 
 
+def _say_why_empty(ax, rows: pd.DataFrame) -> None:
+    """On a figure with no evaluated strategy: the reason (each row's note), in place of the bars."""
+    if not _live(rows).empty:
+        return
+    import textwrap
+
+    notes = [n for n in dict.fromkeys(rows.get("note", pd.Series(dtype=object))) if isinstance(n, str) and n]
+    text = "Not evaluated: " + ("; ".join(notes) if notes else "no strategy of this system can be evaluated")
+    ax.text(0.5, 0.5, textwrap.fill(text, 48), transform=ax.transAxes, ha="center", va="center", fontsize="small")
+    ax.set_xticks([])
+
+
 def _strategy_label(r: pd.Series) -> str:
     return f"{r.strategy}\n({r.ep}×{r.dp})"
 
@@ -120,6 +132,7 @@ def throughput_comparison(rows: pd.DataFrame, system_name: str, cfg: Figures) ->
     fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in)
     _paired_bars(ax, labels, base, pro, fmt.tokens)
     ax.set_ylabel("Throughput (tokens/s)")
+    _say_why_empty(ax, rows)
     titled_with_legend_below(fig, ax, f"{plain(system_name)}: throughput, speedup")
     return fig
 
@@ -130,6 +143,7 @@ def cost_efficiency(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.F
     fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in)
     _paired_bars(ax, labels, base, pro, fmt.usd)
     ax.set_ylabel("Cost ($ per 1M tokens)")
+    _say_why_empty(ax, rows)
     titled_with_legend_below(fig, ax, f"{plain(system_name)}: serving cost")
     return fig
 
@@ -157,6 +171,7 @@ def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures) -
     ax.grid(axis="x", alpha=0.3)
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("Step time (ms)")
+    _say_why_empty(ax, rows)
     titled_with_legend_below(fig, ax, f"{plain(system_name)}: step time (% all-to-all)", ncols=3)
     return fig
 

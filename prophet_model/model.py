@@ -170,6 +170,35 @@ def fits_in_memory(s: Scenario) -> NDArray[np.bool_]:
     return s.memory_capacity - s.reserved_memory - dense_params(s) * s.bytes_per_param - kv_cache_bytes(s) >= 0
 
 
+def memory_terms(s: Scenario) -> dict[str, Array]:
+    """What every GPU must hold before any expert, in bytes, beside its capacity: KV cache
+    (kv_cache_bytes), dense weights (dense_params x bytes_per_param) and the reserve. The configuration
+    fits where kv + dense + reserve <= capacity (fits_in_memory)."""
+    s = s.arrays()
+    kv, dense = kv_cache_bytes(s), dense_params(s) * s.bytes_per_param
+    shape = np.broadcast(kv, dense, s.reserved_memory, s.memory_capacity).shape
+    return {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape)
+            for k, v in (("kv_cache", kv), ("dense_weights", dense), ("reserve", s.reserved_memory),
+                         ("capacity", s.memory_capacity))}  # fmt: skip
+
+
+def _gb(x: float) -> str:
+    """Bytes as GB (1e9 bytes), three significant figures (more for large values)."""
+    return f"{x / 1e9:,.3g} GB" if x < 1e12 else f"{x / 1e9:,.0f} GB"
+
+
+def why_infeasible(kv_cache: float, dense_weights: float, reserve: float, capacity: float) -> str:
+    """Why one configuration does not fit (memory_terms of it), or "" where it fits: e.g. "KV cache
+    40.1 GB + dense weights 3.2 GB + reserve 2 GB exceed the 80 GB GPU by 5.3 GB (before any expert)"."""
+    need = kv_cache + dense_weights + reserve
+    if not need > capacity:  # also "" for NaN terms
+        return ""
+    return (
+        f"KV cache {_gb(kv_cache)} + dense weights {_gb(dense_weights)} + reserve {_gb(reserve)} exceed the "
+        f"{_gb(capacity)} GPU by {_gb(need - capacity)} (before any expert)"
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Routing (per MoE layer, busiest rank)
 

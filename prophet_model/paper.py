@@ -158,11 +158,17 @@ def context(study: Study, comparison: pd.DataFrame) -> dict:
     cfg = study.config.study
     live = comparison.dropna(subset=["speedup"])
     if live.empty:
-        raise UserError("all_systems_comparison.csv has no evaluated system; run `python -m prophet_model run` first")
+        why = "; ".join(dict.fromkeys(n for n in comparison.get("note", ()) if isinstance(n, str) and n))
+        raise UserError("all_systems_comparison.csv has no evaluated system" + (f" ({why})" if why else "")
+                        + "; run `python -m prophet_model run` with a configuration that fits")  # fmt: skip
     rows = key_rows(live, cfg.headline_strategy)
     head = rows[rows.system_id == cfg.headline_system]
     if head.empty:
-        raise UserError(f"study.headline_system {cfg.headline_system!r} has no results; run it or choose another")
+        mine = comparison[comparison.system_id.astype(str) == cfg.headline_system]
+        why = "; ".join(dict.fromkeys(n for n in mine.get("note", ()) if isinstance(n, str) and n))
+        state = f"has no numbers ({why})" if why else "has no results (run it)"
+        raise UserError(f"study.headline_system {cfg.headline_system!r} {state}; allowed: a system with results, "
+                        f"{', '.join(dict.fromkeys(rows.system_id.astype(str)))}")  # fmt: skip
     macros, seen = [], {}
     for r in rows.itertuples():
         formatters = dict(KEYED_METRICS)
@@ -331,15 +337,19 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     comp_path = results_dir / "data" / "all_systems_comparison.csv"
     if not comp_path.is_file():
         raise UserError(f"{comp_path}: not found; run `python -m prophet_model run` first")
-    ctx = context(study, pd.read_csv(comp_path))
+    from .tables import read_table  # a CSV changed by hand or cut short is named, with how to regenerate it
+
+    comparison = read_table(comp_path, results_dir)
+    ctx = context(study, comparison.copy())
     claims_path = results_dir / "data" / "claims.csv"
     claims = (
-        pd.read_csv(claims_path) if claims_path.is_file() else pd.DataFrame(columns=["system_id", "claim", "lever"])
+        read_table(claims_path, results_dir)
+        if claims_path.is_file()
+        else pd.DataFrame(columns=["system_id", "claim", "lever"])
     )
     ctx["head_claims"] = claim_sentences(claims, ctx["head"].system_id)
     checks_path = results_dir / "data" / "sanity_checks.csv"
-    checks = pd.read_csv(checks_path) if checks_path.is_file() else None
-    comparison = pd.read_csv(comp_path)
+    checks = read_table(checks_path, results_dir) if checks_path.is_file() else None
     ctx |= appendix_context(study, comparison, checks, claims)
     from .validation.evidence import claim_evidence
 

@@ -210,9 +210,10 @@ def read_manifest(results_dir: Path) -> dict:
     path = Path(results_dir) / MANIFEST
     if not path.is_file():
         return {"files": {}}
+    folder = Path(results_dir)
     how = (
-        "the artifact will not trust it to say which files are its own; restore it, or choose another results "
-        "folder with --results DIR"
+        f"the artifact will not trust it to say which of the folder's files are its own; restore it, or move the "
+        f"whole folder away (mv {folder} {folder}.old) and rerun, which makes a new one"
     )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

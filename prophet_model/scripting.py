@@ -21,8 +21,16 @@ if TYPE_CHECKING:
     from .sensitivity import Setup
 
 # headline columns of a what-if, per strategy
-WHATIF_COLUMNS = ("prophet_split", "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup",
-                  "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens", "annual_savings_usd")  # fmt: skip
+WHATIF_COLUMNS = (
+    "prophet_split",
+    "baseline_tokens_per_s",
+    "prophet_tokens_per_s",
+    "speedup",
+    "baseline_usd_per_1m_tokens",
+    "prophet_usd_per_1m_tokens",
+    "annual_savings_usd",
+    "note",
+)  # fmt: skip  (note: why a strategy has no numbers, e.g. the memory that overflows)
 
 
 def _value(v: object) -> object:
@@ -147,23 +155,56 @@ def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
                        "split": f"{setup.ep}x{setup.system.count // setup.ep}", **shown})  # fmt: skip
     for metric in METRICS:
         df[metric] = np.broadcast_to(np.asarray(out[metric], dtype=float), (n,))
+    df["note"] = sweep_notes(setup, flat, df, n)
     return df
 
 
+def sweep_notes(setup: Setup, flat: dict[str, np.ndarray], df: pd.DataFrame, n: int) -> list[str]:
+    """Per grid point: "" where both variants have numbers, else why not (model.why_infeasible of that
+    point's memory terms: which term overflows and by how much)."""
+    from . import model as m
+    from .sensitivity import _scenario
+
+    bad = ~(
+        np.isfinite(df.baseline_tokens_per_s.to_numpy(float)) & np.isfinite(df.prophet_tokens_per_s.to_numpy(float))
+    )
+    notes = [""] * n
+    if not bad.any():
+        return notes
+    terms = {k: np.broadcast_to(v, (n,))[bad] for k, v in m.memory_terms(_scenario(setup.baseline, flat)).items()}
+    stacked = np.column_stack(list(terms.values()))
+    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)  # one sentence per distinct point
+    said = [m.why_infeasible(**dict(zip(terms, map(float, u), strict=True))) or "the model gives no finite figure"
+            for u in unique]  # fmt: skip
+    for i, j in zip(np.flatnonzero(bad), np.ravel(inverse), strict=True):
+        notes[i] = said[j]
+    return notes
+
+
 def write_new(path: Path, text: str, force: bool) -> None:
-    """Write `text` to `path` through a temporary file; an existing file is replaced only with --force."""
+    """Write `text` to `path` through a temporary file; an existing file is replaced only with --force,
+    a folder (or anything else that is not a file) never; a folder that cannot be written is named."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder (never replaced, not even with --force); allowed: a file path for "
+                        f"--out, e.g. {path / 'sweep.csv'}")  # fmt: skip
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is not a regular file (never replaced); allowed: a file path for --out")
     if path.exists() and not force:
         raise UserError(f"{path} exists; allowed: another --out, or --force to replace it")
-    if path.exists() and not path.is_file():
-        raise UserError(f"{path} is not a file; allowed: a file path for --out")
     if not path.parent.is_dir():
         raise UserError(f"{path.parent}: no such folder; allowed: --out in an existing folder")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"--out {path}: cannot write there ({exc.strerror or exc}); allowed: a file in a folder "
+                        "you can write to") from None  # fmt: skip
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a folder where nothing could be made has nothing to remove
+            pass
 
 
 # --------------------------------------------------------------------------------------------

@@ -88,9 +88,19 @@ class Setup:
     monthly_tokens: float
 
 
-def setups(results: StudyResults) -> dict[str, Setup]:
+def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setup]:
+    """Each system's headline configuration (figures.key_rows). `evaluated_only=False` also gives a
+    system none of whose strategies has numbers (it does not fit in memory) its headline strategy's
+    split, so that a sweep can ask which inputs would make it fit."""
     study = results.study
     rows = key_rows(results.comparison.dropna(subset=["speedup"]), study.config.study.headline_strategy)
+    if not evaluated_only:
+        comp = results.comparison
+        split = comp.prophet_split.fillna("").astype(str) != "" if not comp.empty else []
+        known = set(rows.get("system_id", ()))
+        extra = [g.sort_values("strategy", key=lambda c: c != study.config.study.headline_strategy, kind="stable"
+                               ).iloc[0] for sid, g in comp[split].groupby("system_id", sort=False) if sid not in known]  # fmt: skip
+        rows = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True) if extra else rows
     out = {}
     for r in rows.itertuples():
         system = study.system(r.system_id)
@@ -213,11 +223,19 @@ def _absolute(setup: Setup, factors: dict[str, np.ndarray]) -> dict[str, np.ndar
     return out
 
 
-def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | None = None) -> pd.DataFrame:
-    """Point value, median and 90% interval (5th-95th percentile) of every metric, per system."""
+def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | None = None,
+                progress: bool = False) -> pd.DataFrame:  # fmt: skip
+    """Point value, median and 90% interval (5th-95th percentile) of every metric, per system
+    (`progress`: a bar on stderr, one step per system)."""
+    import sys
+
+    from tqdm import tqdm
+
     d = draws(results.study, samples, seed)
     rows = []
-    for sid, setup in setups(results).items():
+    chosen = setups(results)
+    for sid, setup in tqdm(chosen.items(), total=len(chosen), desc="uncertainty", unit="system",
+                           disable=not (progress and d), file=sys.stderr):  # fmt: skip
         point = evaluate(setup)
         mc = evaluate(setup, _absolute(setup, d)) if d else point
         for metric in METRICS:
@@ -226,7 +244,8 @@ def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | N
             rows.append({"system_id": sid, "system": setup.system.name, "strategy": setup.strategy, "metric": metric,
                          "point": float(point[metric]), "median": float(np.median(v)),
                          "p5": float(np.percentile(v, 5)), "p95": float(np.percentile(v, 95)), "samples": int(v.size)})  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["system_id", "system", "strategy", "metric", "point", "median", "p5", "p95",
+                                       "samples"])  # fmt: skip
 
 
 def outside_interval(table: pd.DataFrame, rel_tol: float = 1e-9) -> list[str]:

@@ -16,11 +16,23 @@ import pandas as pd
 
 from .config import Study, System
 from .cost import annual_savings_usd, usd_per_million_tokens
-from .model import evaluate
+from .model import evaluate, memory_terms, why_infeasible
 from .scenarios import scenario_dict, stack
 from .strategies import splits
 
 VARIANTS = ("baseline", "prophet")
+# the columns of the comparison table (all_systems_comparison.csv), in order; a row without numbers
+# (a strategy not evaluated, or nothing fits in memory) has them empty and says why in `note`
+COMPARISON_COLUMNS = (
+    "system_id", "system", "gpu", "interconnect", "n_gpus", "strategy", "baseline_split", "prophet_split", "note",
+    "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup", "baseline_step_ms", "prophet_step_ms",
+    "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
+    "baseline_hit_rate", "prophet_hit_rate", "prophet_fetch_hidden_pct", "saved_by_cache_ms",
+    "saved_by_prefetch_ms", "saved_by_comm_ms", "saved_by_other_ms", "prophet_fetch_overhead_pct",
+    "baseline_scaling_efficiency_pct", "prophet_scaling_efficiency_pct", "baseline_usd_per_1m_tokens",
+    "prophet_usd_per_1m_tokens", "cost_reduction", "annual_savings_usd", "best_baseline_strategy",
+    "best_baseline_split", "best_baseline_tokens_per_s", "speedup_vs_best_baseline",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,15 +68,19 @@ def evaluate_system(study: Study, system: System) -> pd.DataFrame:
         for s in live
     ]
     single = [scenario_dict(study, system.gpu_key, 1, 1, None, v == "prophet") for v in VARIANTS]
-    res = evaluate(stack(configs + single)) if configs else evaluate(stack(single))
+    scenario = stack(configs + single)
+    res = evaluate(scenario)
     n = len(configs)
     single_tps = dict(zip(VARIANTS, res.tokens_per_s[n:], strict=True))
+    memory = memory_terms(scenario)
     out = []
     for i, s in enumerate(live):
         tps = float(res.tokens_per_s[i])
+        why = "" if res.feasible[i] else why_infeasible(**{k: float(v[i]) for k, v in memory.items()})
         out.append(
             {
                 **s,
+                "note": "; ".join(x for x in (why, s["note"]) if x),  # an infeasible row says why
                 "compute_ms": 1e3 * res.compute_s[i],
                 "fetch_ms": 1e3 * res.fetch_s[i],
                 "fetch_exposed_ms": 1e3 * res.fetch_exposed_s[i],
@@ -125,7 +141,8 @@ def compare(chosen: pd.DataFrame, study: Study) -> pd.DataFrame:
             "prophet_split": f"{p['ep']}x{p['dp']}" if p["ep"] else "",
             "note": b["note"],
         }
-        if not (b["feasible"] and p["feasible"]):
+        if not (b["feasible"] and p["feasible"]):  # no numbers: the note says why (the split, or memory)
+            row["note"] = b["note"] if not b["feasible"] else p["note"]
             out.append(row)
             continue
         cb, cp = b["usd_per_1m_tokens"], p["usd_per_1m_tokens"]
@@ -170,7 +187,9 @@ def compare(chosen: pd.DataFrame, study: Study) -> pd.DataFrame:
                 "speedup_vs_best_baseline": p["tokens_per_s"] / bb["tokens_per_s"],
             }
         out.append(row)
-    return pd.DataFrame(out)
+    df = pd.DataFrame(out)
+    # every column, also where no row has numbers (an infeasible study), in the order a full row has them
+    return df.reindex(columns=[*COMPARISON_COLUMNS, *(c for c in df.columns if c not in COMPARISON_COLUMNS)])
 
 
 def run_study(

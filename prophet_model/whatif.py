@@ -66,7 +66,11 @@ def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None
     original.system(system_id)  # an unknown id is a UserError naming the allowed ones
     for s in sets:
         apply_set(raw, s)
-    entry = next(e for e in raw["systems"] if str(e.get("id")) == system_id)
+    entry = next((e for e in raw["systems"] if isinstance(e, dict) and str(e.get("id")) == system_id), None)
+    if entry is None:  # --set systems.<id>.id=... renamed the system being asked about
+        said = [s for s in sets if s.split("=", 1)[0].strip().endswith(".id")]
+        raise UserError(f"--set {said[0] if said else '...'}: a what-if cannot rename the system it asks about "
+                        f"({system_id}); allowed: change its other keys (name, gpu, count, interconnect, hybrid)")  # fmt: skip
     before = next(e for e in original.config.systems if e.id == system_id)
     if gpu:
         entry["gpu"] = gpu
@@ -106,14 +110,23 @@ def headline(study: Study, system_id: str) -> pd.DataFrame:
     return results.comparison
 
 
+def _note(row: pd.Series) -> str:
+    note = row.get("note")
+    return note if isinstance(note, str) and note else "the model gives no numbers"
+
+
 def report(before: pd.DataFrame, after: pd.DataFrame) -> str:
-    rows = []
+    """The what-if table, then why each strategy without numbers has none (model.why_infeasible: which
+    memory term overflows and by how much), strategies with the same reason on one line."""
+    rows, why = [], {}
     for _, a in after.iterrows():
         b = before[before.strategy == a.strategy]
         b = b.iloc[0] if not b.empty else None
         if pd.isna(a.get("speedup")):
+            was = "" if b is None or pd.isna(b.get("speedup")) else f" (was {fmt.ratio(b.speedup)})"
             rows.append({"strategy": a.strategy, "split": "", "baseline tok/s": "n/a", "Prophet tok/s": "n/a",
-                         "speedup": f"not evaluated ({a.note})", "$/1M tokens": "", "savings/yr": ""})  # fmt: skip
+                         "speedup": "not evaluated" + was, "$/1M tokens": "", "savings/yr": ""})  # fmt: skip
+            why.setdefault(_note(a), []).append(str(a.strategy))
             continue
         was = "" if b is None or pd.isna(b.get("speedup")) else f" (was {fmt.ratio(b.speedup)})"
         rows.append({
@@ -125,4 +138,5 @@ def report(before: pd.DataFrame, after: pd.DataFrame) -> str:
         })  # fmt: skip
     from .analyze import _table
 
-    return _table(pd.DataFrame(rows))
+    lines = [f"{', '.join(where)}: not evaluated: {reason}" for reason, where in why.items()]
+    return "\n".join([_table(pd.DataFrame(rows)), *lines])

@@ -1,0 +1,75 @@
+"""Read back the CSVs `run` writes (for `paper` and `analyze`), refusing one that is not what `run`
+wrote: truncated, replaced by hand, or of another layout. The refusal names the file, what is wrong
+with it and how to make it again; no consumer then trips over a missing column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import UserError
+
+# file name -> (columns it must have, of which those that must hold numbers)
+SCHEMAS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "sanity_checks.csv": (("kind", "system_id", "strategy", "check", "value", "min", "max", "status", "source"),
+                          ("value", "min", "max")),
+    "claims.csv": (("claim", "system_id", "strategy", "metric", "claimed", "model", "gap_pct", "lever", "configured",
+                    "needed", "unit", "note"), ("claimed", "model", "gap_pct", "configured", "needed")),
+    "uncertainty.csv": (("system_id", "system", "strategy", "metric", "point", "median", "p5", "p95", "samples"),
+                        ("point", "median", "p5", "p95", "samples")),
+}  # fmt: skip
+TEXT_COMPARISON = ("system_id", "system", "gpu", "interconnect", "strategy", "baseline_split", "prophet_split",
+                   "note", "best_baseline_strategy", "best_baseline_split")  # fmt: skip
+
+
+def _schema(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if name == "all_systems_comparison.csv":
+        from .study import COMPARISON_COLUMNS
+
+        return COMPARISON_COLUMNS, tuple(c for c in COMPARISON_COLUMNS if c not in TEXT_COMPARISON)
+    return SCHEMAS.get(name, ((), ()))
+
+
+def regenerate_hint(results_dir: Path) -> str:
+    """How to write a results folder's CSVs again."""
+    where = "" if Path(results_dir) == Path("results") else f" --results {results_dir}"
+    return f"regenerate it with `python -m prophet_model run{where}` (or `make` for the default folder)"
+
+
+def problem(path: Path) -> str | None:
+    """What is wrong with a CSV that `run` wrote (None: nothing found): unreadable, truncated (every
+    file `run` writes ends with a line feed), a required column missing, or text in a number column."""
+    name = path.name
+    columns, numeric = _schema(name)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not raw.strip():
+        return "is empty"
+    if not raw.endswith(b"\n"):
+        return "is truncated (its last line is cut off)"
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        return f"is not a CSV table ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        return f"lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing[:5])}" + (
+            f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""
+        )
+    for c in numeric:
+        if not pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any():
+            return f"has text in its number column {c}"
+    return None
+
+
+def read_table(path: Path, results_dir: Path) -> pd.DataFrame:
+    """The CSV at `path`, checked (problem); a UserError naming the file, its problem and how to
+    regenerate it otherwise."""
+    why = problem(path)
+    if why is not None:
+        raise UserError(f"{path} {why}: it is not the file `python -m prophet_model run` wrote; "
+                        f"{regenerate_hint(results_dir)}")  # fmt: skip
+    return pd.read_csv(path)

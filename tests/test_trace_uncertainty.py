@@ -1,0 +1,92 @@
+"""Uncertainty with a routing trace: each distinct routing/cache input is solved once and copied to its
+repeats, which must give exactly the per-sample solve; the run shows its progress unless --quiet.
+(Speed is a printed figure in benchmarks/bench_model.py, never asserted here.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prophet_model import cache
+from prophet_model.cli import main
+
+from .conftest import dump_yaml, load_yaml
+
+
+def _trace(path: Path, layers: int = 32, experts: int = 128, seed: int = 3) -> Path:
+    """A 32 x 128 Zipf trace, layers 0..31 (read_trace takes any layer numbers >= 0)."""
+    rng = np.random.default_rng(seed)
+    w = np.arange(1, experts + 1, dtype=float) ** -1.2
+    rows = ["layer,expert,count"]
+    for layer in range(layers):
+        counts = rng.multinomial(50_000, w / w.sum())[rng.permutation(experts)]
+        rows += [f"{layer},{e},{c}" for e, c in enumerate(counts)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def trace_id(tmp_path) -> int:
+    return cache.register_trace(cache.read_trace(_trace(tmp_path / "t.csv"), 128, "test"))
+
+
+def test_the_trace_has_every_layer(tmp_path) -> None:
+    layers = cache.read_trace(_trace(tmp_path / "t.csv"), 128, "test")
+    assert len(layers) == 32 and all(len(p) == 128 and abs(sum(p) - 1) < 1e-12 for p in layers)
+
+
+@pytest.mark.parametrize("policy", [0.0, 1.0, 2.0])
+def test_repeated_rows_give_exactly_the_per_sample_solve(trace_id, policy) -> None:
+    rng = np.random.default_rng(0)
+    batch = rng.integers(8, 33, 200).astype(float)  # a whole-number batch: few distinct rows
+    tokens, slots = 4 * batch, 32 * (1 - batch / 64)
+    reuse = np.where(rng.random(200) < 0.5, 0.0, 0.3)
+    together = cache.rank_stats_array(policy, 0.0, trace_id, reuse, 128, 4, tokens, 2, slots)
+    for i in rng.choice(200, 6, replace=False):
+        alone = cache.rank_stats_array(policy, 0.0, trace_id, reuse[i], 128, 4, tokens[i], 2, slots[i])
+        for t, a in zip(together, alone, strict=True):
+            assert t[i] == pytest.approx(float(a), rel=1e-12, abs=1e-15)
+
+
+def test_zipf_rows_are_all_distinct_and_still_exact() -> None:
+    skew = np.linspace(0.5, 1.5, 50)
+    together = cache.rank_stats_array(1.0, skew, 0.0, 0.0, 128, 4, 64.0, 2, 20.0)
+    for i in (0, 17, 49):
+        alone = cache.rank_stats_array(1.0, skew[i], 0.0, 0.0, 128, 4, 64.0, 2, 20.0)
+        assert [t[i] for t in together] == pytest.approx([float(a) for a in alone], rel=1e-12)
+
+
+@pytest.fixture
+def trace_study(study_dir) -> Path:
+    cfg = study_dir / "_config.yml"
+    raw = load_yaml(cfg)
+    raw["routing"] |= {"distribution": "trace", "trace_file": str(_trace(study_dir / "trace.csv"))}
+    raw["uncertainty"]["samples"] = 2000
+    dump_yaml(raw, cfg)
+    return cfg
+
+
+def test_trace_uncertainty_matches_the_sample_by_sample_model(trace_study) -> None:
+    from prophet_model import model as m
+    from prophet_model import sensitivity as se
+    from prophet_model.config import load_study
+    from prophet_model.study import run_study
+
+    results, _ = run_study(load_study(trace_study))
+    setup = se.setups(results)["8xA100"]
+    factors = se._absolute(setup, se.draws(results.study, 2000))
+    many = se.evaluate(setup, factors)["speedup"]
+    for i in (0, 511, 1999):  # each sample on its own: no other row to share a solve with
+        one = {k: v[i : i + 1] for k, v in factors.items()}
+        m._LAST.clear()
+        assert float(se.evaluate(setup, one)["speedup"][0]) == pytest.approx(float(many[i]), rel=1e-12)
+
+
+def test_a_trace_run_shows_uncertainty_progress_unless_quiet(trace_study, tmp_path, capsys) -> None:
+    argv = ["run", "--config", str(trace_study), "--no-figures", "--systems", "8xA100"]
+    assert main([*argv, "--results", str(tmp_path / "a")]) == 0
+    assert "uncertainty: 100%" in capsys.readouterr().err  # tqdm on stderr
+    assert main([*argv, "--results", str(tmp_path / "b"), "--quiet"]) == 0
+    assert "uncertainty: 100%" not in capsys.readouterr().err
