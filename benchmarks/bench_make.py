@@ -1,5 +1,5 @@
 """Wall time of `make` (the whole artifact) cold and with nothing changed, in a private copy of the
-checkout (prophet_model.sandbox), so results/, the book and tracked files here are not touched.
+checkout (prophet_model.workflow.sandbox), so results/, the book and tracked files here are not touched.
 
 Cold: the environment exists (linked), nothing else is built (target: < 60 s on the 2-core machine).
 Warm: `make` again with nothing changed (target: < 5 s). Also the book build alone, from scratch.
@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_model import record  # noqa: E402
 
-from prophet_model.sandbox import copy_checkout  # noqa: E402
+from prophet_model.workflow.sandbox import copy_checkout  # noqa: E402
 
 
 def timed_make(where: Path) -> float:

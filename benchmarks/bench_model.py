@@ -24,9 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from prophet_model.config import load_study  # noqa: E402
-from prophet_model.model import Scenario, evaluate  # noqa: E402
-from prophet_model.scenarios import scenario_dict  # noqa: E402
+from prophet_model.physics import Scenario, evaluate  # noqa: E402
+from prophet_model.study.config import load_study  # noqa: E402
+from prophet_model.study.scenarios import scenario_dict  # noqa: E402
 
 N_CONFIGS = 1_000_000
 REPEATS = 5
@@ -58,8 +58,8 @@ def bench_vectorized() -> float:
 
 def bench_monte_carlo() -> tuple[float, int]:
     """(best wall time, model configurations) of the study's Monte Carlo at 100,000 samples."""
-    from prophet_model.sensitivity import monte_carlo
-    from prophet_model.study import run_study
+    from prophet_model.study.runner import run_study
+    from prophet_model.study.sensitivity import monte_carlo
 
     results, _ = run_study(load_study(ROOT / "_config.yml"))
     monte_carlo(results, samples=1000)  # warm-up
@@ -86,8 +86,8 @@ def bench_monte_carlo_routing(tmp: Path) -> dict[str, float]:
     trace with the default uncertain inputs, and a Zipf law whose exponent is sampled too."""
     import yaml
 
-    from prophet_model.sensitivity import monte_carlo
-    from prophet_model.study import run_study
+    from prophet_model.study.runner import run_study
+    from prophet_model.study.sensitivity import monte_carlo
 
     raw = yaml.safe_load((ROOT / "_config.yml").read_text())
     raw["catalogs"] = {k: str(ROOT / v) for k, v in raw["catalogs"].items()}

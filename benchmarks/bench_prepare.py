@@ -1,5 +1,5 @@
 """What an artifact evaluator waits for and how much disk the artifact takes, measured in a private copy
-of the checkout (prophet_model.sandbox) so nothing here is touched:
+of the checkout (prophet_model.workflow.sandbox) so nothing here is touched:
 
 1. Time to prepare: `scripts/venv.sh python3` creating the environment from requirements.lock (needs the
    package registries; the Debian packages of scripts/install-system-deps.sh are assumed present).
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench_model import record  # noqa: E402
 
-from prophet_model.sandbox import checkout_files  # noqa: E402
+from prophet_model.workflow.sandbox import checkout_files  # noqa: E402
 
 
 def du(path: Path) -> float:

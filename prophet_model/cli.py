@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import UserError
+from prophet_model.errors import UserError
 
 log = logging.getLogger("prophet_model")
 
@@ -36,7 +36,7 @@ def _jobs(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from prophet_model import __version__
 
     p = argparse.ArgumentParser(prog="python -m prophet_model", description="Prophet multi-GPU scalability model")
     p.add_argument("--version", action="version", version=f"prophet-artifact {__version__}")
@@ -115,8 +115,8 @@ def _console(level: str) -> None:
 
 
 def _result_table(comparison) -> str:
-    from .analyze import _table
-    from .formatting import comparison_view
+    from prophet_model.commands.analyze import _table
+    from prophet_model.outputs.formatting import comparison_view
 
     return _table(
         comparison_view(comparison, ("system", "strategy", "baseline tok/s", "Prophet tok/s", "speedup", "$/1M tokens"))
@@ -144,9 +144,9 @@ class _NotCommitted(Exception):
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .config import load_study
-    from .procs import hold_lock
-    from .results import LOCK, SYSTEM_FILES, owned, prepare, staged, stale_reasons, system_of
+    from prophet_model.study.config import load_study
+    from prophet_model.workflow.procs import hold_lock
+    from prophet_model.workflow.results import LOCK, SYSTEM_FILES, owned, prepare, staged, stale_reasons, system_of
 
     study = load_study(args.config)
     for sid in args.systems or ():
@@ -165,12 +165,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
               file=sys.stderr)  # fmt: skip
     from tqdm import tqdm
 
-    from .checks import all_checks, input_warnings
-    from .claims import sentence, single_gpu_claims
-    from .measured import hardware_lines
-    from .report import run_parallel, write_cross_system, write_system
-    from .runlog import SUCCESS, close_log, open_log, write_header
-    from .study import run_study
+    from prophet_model.outputs.report import run_parallel, write_cross_system, write_system
+    from prophet_model.study.checks import all_checks, input_warnings
+    from prophet_model.study.claims import sentence, single_gpu_claims
+    from prophet_model.study.rates import hardware_lines
+    from prophet_model.study.runner import run_study
+    from prophet_model.workflow.runlog import SUCCESS, close_log, open_log, write_header
 
     hardware = hardware_lines(study)  # a measurement that gives an efficiency above 1 stops here, before any write
     results_dir = prepare(results_dir, _results_label(args, study))  # refuses folders that are not the artifact's
@@ -218,8 +218,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 c.max,
             )
 
-        from .claims import expectation_claims, need_claims
-        from .sensitivity import setups
+        from prophet_model.study.claims import expectation_claims, need_claims
+        from prophet_model.study.sensitivity import setups
 
         if results.comparison.empty:
             claims = single
@@ -235,7 +235,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
         uncertainty = None
         if study.config.uncertainty and not results.comparison.empty:
-            from .sensitivity import monte_carlo, outside_interval
+            from prophet_model.study.sensitivity import monte_carlo, outside_interval
 
             uncertainty = monte_carlo(results, progress=not args.quiet)
             u = study.config.uncertainty
@@ -321,9 +321,17 @@ def nothing_fits(comparison) -> None:
 
 
 def cmd_paper(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .config import load_study
-    from .procs import hold_lock
-    from .results import LOCK, PAPER_DIR, PAPER_FILES, check_consistent, prepare, staged, stale_reasons
+    from prophet_model.study.config import load_study
+    from prophet_model.workflow.procs import hold_lock
+    from prophet_model.workflow.results import (
+        LOCK,
+        PAPER_DIR,
+        PAPER_FILES,
+        check_consistent,
+        prepare,
+        staged,
+        stale_reasons,
+    )
 
     study = load_study(args.config)
     results_dir = prepare(_results_dir(args, study), _results_label(args, study))
@@ -332,7 +340,7 @@ def cmd_paper(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.if_stale and not stale_reasons(results_dir, study, "paper"):
         print(f"{results_dir / PAPER_DIR}: up to date", file=sys.stderr)
         return 0
-    from .paper import render
+    from prophet_model.outputs.paper import render
 
     texts = render(study, results_dir)  # everything rendered before anything is written
     paper_files = {f"{PAPER_DIR}/{n}" for n in PAPER_FILES}
@@ -348,11 +356,11 @@ def cmd_paper(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
-    from .bookdir import CACHE, BookFolder
-    from .config import load_study
-    from .pipeline import clear_cache, jobs, record_timings, run_pipeline
-    from .procs import hold_lock
-    from .results import LOCK, STUDY_FILES, check_consistent, owned
+    from prophet_model.study.config import load_study
+    from prophet_model.workflow.bookdir import CACHE, BookFolder
+    from prophet_model.workflow.pipeline import clear_cache, jobs, record_timings, run_pipeline
+    from prophet_model.workflow.procs import hold_lock
+    from prophet_model.workflow.results import LOCK, STUDY_FILES, check_consistent, owned
 
     study = load_study(args.config)
     results_dir = _results_dir(args, study)
@@ -395,11 +403,11 @@ def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_book(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .book import build_site, write_pages
-    from .bookdir import BookFolder
-    from .config import load_study
-    from .procs import hold_lock
-    from .results import LOCK, owned
+    from prophet_model.outputs.book import build_site, write_pages
+    from prophet_model.study.config import load_study
+    from prophet_model.workflow.bookdir import BookFolder
+    from prophet_model.workflow.procs import hold_lock
+    from prophet_model.workflow.results import LOCK, owned
 
     study = load_study(args.config)
     results_dir = _results_dir(args, study)
@@ -414,7 +422,7 @@ def cmd_book(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .whatif import changed_study, headline, report
+    from prophet_model.commands.whatif import changed_study, headline, report
 
     before, after, notes = changed_study(
         Path(args.config), args.system, args.sets, args.gpu, args.model, args.interconnect
@@ -426,7 +434,7 @@ def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
     ]
     b, a = headline(before, args.system), headline(after, args.system)
     if args.format != "text":
-        from .scripting import csv_text, whatif_json, whatif_rows
+        from prophet_model.commands.scripting import csv_text, whatif_json, whatif_rows
 
         rows = whatif_rows(args.system, b, a)
         sys.stdout.write(csv_text(rows) if args.format == "csv" else whatif_json(changes, notes, rows))
@@ -443,10 +451,10 @@ MAX_SWEEP = 2_000_000  # points; a larger grid would need several GB of memory
 
 
 def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .config import load_study
-    from .scripting import csv_text, grid_size, parse_vary, sweep, write_new
-    from .sensitivity import setups
-    from .study import run_study
+    from prophet_model.commands.scripting import csv_text, grid_size, parse_vary, sweep, write_new
+    from prophet_model.study.config import load_study
+    from prophet_model.study.runner import run_study
+    from prophet_model.study.sensitivity import setups
 
     study = load_study(args.config)
     study.system(args.system)
@@ -475,7 +483,7 @@ def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .scripting import compare_folders, compare_text, csv_text
+    from prophet_model.commands.scripting import compare_folders, compare_text, csv_text
 
     if not (args.rtol >= 0):
         raise UserError(f"--rtol {args.rtol}: allowed: a number >= 0")
@@ -487,12 +495,12 @@ def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_clean(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .results import clean
+    from prophet_model.workflow.results import clean
 
     results_dir = Path(args.results) if args.results else None
     if results_dir is None:
         try:
-            from .config import load_study
+            from prophet_model.study.config import load_study
 
             results_dir = _results_dir(args, load_study(args.config))
         except UserError:
@@ -509,7 +517,7 @@ def cmd_clean(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from .analyze import analyze
+    from prophet_model.commands.analyze import analyze
 
     text, code = analyze(Path(args.results))
     print(text)
@@ -576,6 +584,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return 1
     finally:
-        from .procs import release_locks
+        from prophet_model.workflow.procs import release_locks
 
         release_locks()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prophet_model.model import Scenario
+from prophet_model.physics import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 

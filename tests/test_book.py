@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prophet_model import formatting as fmt
 from prophet_model.cli import main
+from prophet_model.outputs import formatting as fmt
 
 from .conftest import ROOT, dump_yaml, load_yaml
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from prophet_model import cache
-from prophet_model import model as m
-from prophet_model.config import load_study
+from prophet_model import physics as m
 from prophet_model.errors import UserError
-from prophet_model.scenarios import scenario_dict, stack
+from prophet_model.physics import cache
+from prophet_model.study.config import load_study
+from prophet_model.study.scenarios import scenario_dict, stack
 
 from .conftest import ROOT
 
@@ -122,8 +122,8 @@ def test_overlap_override_bounds() -> None:
 def test_monte_carlo_and_sweeps_take_the_cache_inputs(study_dir) -> None:
     """Skew, reuse and cache size as uncertain inputs: a seeded Monte Carlo gives the same numbers twice,
     and the sweeps cover them."""
-    from prophet_model import sensitivity as se
-    from prophet_model.study import run_study
+    from prophet_model.study import sensitivity as se
+    from prophet_model.study.runner import run_study
 
     from .conftest import dump_yaml, load_yaml
 
@@ -152,7 +152,7 @@ def test_a_routing_trace_drives_the_study(study_dir) -> None:
     """distribution: trace reads per-layer counts from a CSV beside the config; a trace concentrated on few
     experts raises the hit rate over uniform routing, its file is part of the config hash, and a bad trace
     is refused at load naming the file and the allowed values."""
-    from prophet_model.study import run_study
+    from prophet_model.study.runner import run_study
 
     from .conftest import dump_yaml, load_yaml
 

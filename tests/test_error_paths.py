@@ -159,26 +159,26 @@ def test_a_missing_paper_file_suggests_the_paper_command(broken, tmp_path, capsy
 
 @pytest.mark.parametrize("command", [["analyze", "--results"], ["compare", "x"]])
 def test_internal_error_hint_only_where_log_level_is_accepted(command, monkeypatch, capsys, tmp_path) -> None:
-    import prophet_model.analyze
-    import prophet_model.scripting
+    import prophet_model.commands.analyze
+    import prophet_model.commands.scripting
 
     def boom(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(prophet_model.analyze, "analyze", boom)
-    monkeypatch.setattr(prophet_model.scripting, "compare_folders", boom)
+    monkeypatch.setattr(prophet_model.commands.analyze, "analyze", boom)
+    monkeypatch.setattr(prophet_model.commands.scripting, "compare_folders", boom)
     assert main([*command, str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: boom" in err and "--log-level" not in err
 
 
 def test_run_internal_error_offers_log_level(monkeypatch, capsys, tmp_path) -> None:
-    import prophet_model.study
+    import prophet_model.study.runner
 
     def boom(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(prophet_model.study, "run_study", boom)
+    monkeypatch.setattr(prophet_model.study.runner, "run_study", boom)
     assert main(["run", "--results", str(tmp_path / "r"), "--quiet", "--no-figures"]) == 1
     assert "--log-level DEBUG" in capsys.readouterr().err
 
@@ -187,7 +187,7 @@ def test_run_internal_error_offers_log_level(monkeypatch, capsys, tmp_path) -> N
 
 
 def test_a_failed_book_build_is_one_line_and_a_log(results, tmp_path) -> None:
-    from prophet_model.book import build_error_cause
+    from prophet_model.outputs.book import build_error_cause
 
     output = ("Running Sphinx v7\n\x1b[91mSphinx error:\x1b[39;49;00m\nTraceback (most recent call last):\n"
               '  File "x.py", line 1, in <module>\n    raise SphinxError(msg)\n'

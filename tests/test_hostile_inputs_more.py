@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from prophet_model.cli import main
-from prophet_model.config import load_study, parse_yaml
+from prophet_model.study.config import load_study, parse_yaml
 
 from .conftest import ROOT, dump_yaml, load_yaml
 from .test_bad_config import _set
@@ -245,7 +245,7 @@ def test_trace_with_bom_and_crlf_is_read(study_dir, bom, newline) -> None:
     """A trace saved by a spreadsheet (UTF-8 BOM, CRLF) gives the same popularities as a plain one."""
     lines = ["layer,expert,count", "0,0,3", "0,1,1", "1,2,2", "1,3,2"]
     trace(bom + newline.join(lines).encode() + newline.encode())(study_dir)
-    from prophet_model.cache import _TRACES
+    from prophet_model.physics.cache import _TRACES
 
     study = load_study(study_dir / "_config.yml")
     layers = _TRACES[study.routing_trace]

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from prophet_model import sensitivity as se
 from prophet_model.cli import main
-from prophet_model.config import load_study
-from prophet_model.study import run_study
+from prophet_model.study import sensitivity as se
+from prophet_model.study.config import load_study
+from prophet_model.study.runner import run_study
 
 from .conftest import ROOT, dump_yaml, load_yaml
 

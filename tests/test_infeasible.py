@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from prophet_model.cli import main
-from prophet_model.model import memory_terms, why_infeasible
+from prophet_model.physics import memory_terms, why_infeasible
 
 from .conftest import dump_yaml, load_yaml
 
@@ -41,9 +41,9 @@ def test_the_reason_adds_up_the_memory_terms() -> None:
 
 
 def test_the_reason_uses_the_terms_feasibility_uses() -> None:
-    from prophet_model.config import load_study
-    from prophet_model.model import evaluate
-    from prophet_model.scenarios import scenario_dict, stack
+    from prophet_model.physics import evaluate
+    from prophet_model.study.config import load_study
+    from prophet_model.study.scenarios import scenario_dict, stack
 
     study = load_study("_config.yml")
     rows = [scenario_dict(study, "a100_sxm4_80gb", 8, 4, None, False) for _ in range(3)]

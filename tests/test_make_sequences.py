@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prophet_model.config import load_study, macro_key
-from prophet_model.results import PAPER_FILES, expected_files
-from prophet_model.sandbox import copy_checkout
+from prophet_model.study.config import load_study, macro_key
+from prophet_model.workflow.results import PAPER_FILES, expected_files
+from prophet_model.workflow.sandbox import copy_checkout
 
 from .conftest import ROOT, dump_yaml, load_yaml
 from .procs_util import PY, kernels, leftovers, start, wait_for

@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from prophet_model.config import load_study
-from prophet_model.pipeline import jobs, run_pipeline
+from prophet_model.study.config import load_study
+from prophet_model.workflow.pipeline import jobs, run_pipeline
 
 from .conftest import ROOT, dump_yaml, load_yaml
 
@@ -90,7 +90,7 @@ def test_a_failing_notebook_is_reported_and_the_others_finish(pipeline_root, tmp
 def test_parameters_name_no_machine_folders() -> None:
     """Paths inside the repository reach papermill relative to its root (the book shows them);
     paths elsewhere, and other values, pass unchanged."""
-    from prophet_model.pipeline import ROOT, _portable
+    from prophet_model.workflow.pipeline import ROOT, _portable
 
     assert _portable(str(ROOT / "_config.yml")) == "_config.yml"
     assert _portable(str(ROOT / "results")) == "results"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prophet_model import offload as ob
-from prophet_model.config import load_study
+from prophet_model.physics import prefetch as ob
+from prophet_model.study.config import load_study
 from prophet_model.validation import predict_steps
 
 from .conftest import ROOT

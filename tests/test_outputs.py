@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prophet_model import study as study_mod
-from prophet_model.analyze import analyze, expected_files
 from prophet_model.cli import main
-from prophet_model.runlog import SUCCESS
+from prophet_model.commands.analyze import analyze, expected_files
+from prophet_model.study import runner as study_mod
+from prophet_model.workflow.runlog import SUCCESS
 
 from .conftest import ROOT
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prophet_model import formatting as fmt
 from prophet_model.cli import main
-from prophet_model.paper import PAPER_FILES, macro_name, tex
+from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs.paper import PAPER_FILES, macro_name, tex
 
 from .conftest import dump_yaml, load_yaml
 

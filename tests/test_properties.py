@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prophet_model import model as m
-from prophet_model.cost import usd_per_million_tokens
+from prophet_model import physics as m
+from prophet_model.physics.cost import usd_per_million_tokens
 
 from .conftest import TOY
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from prophet_model import report
 from prophet_model.cli import main
-from prophet_model.results import JOURNAL, MANIFEST
+from prophet_model.outputs import report
+from prophet_model.workflow.results import JOURNAL, MANIFEST
 
 from .conftest import ROOT, dump_yaml, load_yaml
 
@@ -93,7 +93,7 @@ def test_a_failed_write_anywhere_commits_nothing(good: Path, study_dir: Path, mo
 
 
 def test_a_failing_system_writes_nothing(good: Path, study_dir: Path, monkeypatch) -> None:
-    from prophet_model import study as study_mod
+    from prophet_model.study import runner as study_mod
 
     before = snapshot(good)
     real = study_mod.evaluate_system
@@ -199,7 +199,7 @@ def test_a_users_file_where_the_paper_goes_stays(good: Path, study_dir: Path, ca
 KILL_DURING_COMMIT = textwrap.dedent(
     """
     import os, signal, sys
-    import prophet_model.results as r
+    import prophet_model.workflow.results as r
     real, calls = r.os.replace, []
 
     class Os:  # every name of os as it is, but the second file moved into place kills the process

@@ -69,9 +69,9 @@ def test_whatif_formats(capsys) -> None:
 
 
 def test_sweep_is_the_grid_of_the_model(capsys, tmp_path) -> None:
-    from prophet_model import sensitivity as se
-    from prophet_model.config import load_study
-    from prophet_model.study import run_study
+    from prophet_model.study import sensitivity as se
+    from prophet_model.study.config import load_study
+    from prophet_model.study.runner import run_study
 
     out = tmp_path / "grid.csv"
     argv = ["sweep", "--system", "8xA100", "--vary", "prophet.prediction_accuracy=0,0.5,1",

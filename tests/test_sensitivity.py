@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from prophet_model import sensitivity as se
 from prophet_model.cli import main
-from prophet_model.config import load_study
-from prophet_model.study import run_study
+from prophet_model.study import sensitivity as se
+from prophet_model.study.config import load_study
+from prophet_model.study.runner import run_study
 
 from .conftest import ROOT, dump_yaml, load_yaml
 

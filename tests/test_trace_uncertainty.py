@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prophet_model import cache
 from prophet_model.cli import main
+from prophet_model.physics import cache
 
 from .conftest import dump_yaml, load_yaml
 
@@ -69,10 +69,10 @@ def trace_study(study_dir) -> Path:
 
 
 def test_trace_uncertainty_matches_the_sample_by_sample_model(trace_study) -> None:
-    from prophet_model import model as m
-    from prophet_model import sensitivity as se
-    from prophet_model.config import load_study
-    from prophet_model.study import run_study
+    from prophet_model import physics as m
+    from prophet_model.study import sensitivity as se
+    from prophet_model.study.config import load_study
+    from prophet_model.study.runner import run_study
 
     results, _ = run_study(load_study(trace_study))
     setup = se.setups(results)["8xA100"]

@@ -12,13 +12,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from prophet_model import claims as cl
-from prophet_model import model as m
-from prophet_model import sensitivity as se
-from prophet_model.config import load_study
+from prophet_model import physics as m
 from prophet_model.errors import UserError
-from prophet_model.measured import _median_share, attainable
-from prophet_model.study import run_study
+from prophet_model.study import claims as cl
+from prophet_model.study import sensitivity as se
+from prophet_model.study.config import load_study
+from prophet_model.study.rates import _median_share, attainable
+from prophet_model.study.runner import run_study
 
 from .conftest import ROOT, TOY, dump_yaml, load_yaml, toy
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prophet_model import measured
-from prophet_model.config import load_study
+from prophet_model.study import rates as measured
+from prophet_model.study.config import load_study
 from prophet_model.validation import measurements, nccl_log, predict, predict_steps, summary
 
 from .conftest import ROOT
@@ -74,7 +74,7 @@ def test_startup_is_the_median_of_the_measured_ones(study) -> None:
     """A GPU kind's kernel start-up is the median over its committed ceilings folders."""
     import statistics
 
-    from prophet_model.measured import _by_gpu, attainable
+    from prophet_model.study.rates import _by_gpu, attainable
 
     folders = _by_gpu()["h200_sxm_141gb"]
     assert {"nvidia-h200", "nvidia-h200-repeat", "nvidia-h200-x2"} <= set(folders)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import pytest
 
-from prophet_model import model as m
-from prophet_model.cost import annual_savings_usd, usd_per_million_tokens
+from prophet_model import physics as m
+from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
 
 from .conftest import TOY, toy
 

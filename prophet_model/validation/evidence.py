@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..config import Study
+from prophet_model.study.config import Study
 
 MECHANISMS = ("decode step", "expert offloading and prefetch", "all-to-all")
 
@@ -34,9 +34,9 @@ _VALIDATED: dict[str, tuple[Validated, ...]] = {}  # config hash -> the validate
 
 
 def _validated(study: Study) -> tuple[Validated, ...]:
-    from .measurements import load
-    from .predict import with_predictions
-    from .predict_steps import decode_table, offload_table
+    from prophet_model.validation.measurements import load
+    from prophet_model.validation.predict import with_predictions
+    from prophet_model.validation.predict_steps import decode_table, offload_table
 
     out = []
     d = decode_table(study)

@@ -1,7 +1,7 @@
 """The committed measurements (validation/measurements/<machine>/, validation/machines.yml) as read
 for the validation: the primitives' rows with a label, each machine's catalog hardware and ceilings,
 the CUDA-graph all-to-all rows, the ceilings table and the profiled kernel counts of the decode steps.
-The machines.yml reader and the ceilings themselves live in prophet_model.measured (the physics reads
+The machines.yml reader and the ceilings themselves live in prophet_model.study.rates (the physics reads
 them too)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..catalog import GPU, Interconnect
-from ..config import Study
-from ..measured import MACHINES, MEASUREMENTS, Ceilings, ceilings, machine_specs
+from prophet_model.study.catalog import GPU, Interconnect
+from prophet_model.study.config import Study
+from prophet_model.study.rates import MACHINES, MEASUREMENTS, Ceilings, ceilings, machine_specs
 
 BF16 = 2
 
@@ -50,12 +50,12 @@ def load(root: Path = MEASUREMENTS, machines_file: Path = MACHINES) -> pd.DataFr
 
 def machine_ceilings(study: Study, machine: str, machines_file: Path = MACHINES) -> Ceilings:
     """A machine's own ceilings; where it did not run the weight-streaming microbenchmark, the streaming
-    shares measured on its GPU kind (prophet_model.measured.attainable) times its own HBM ceiling."""
+    shares measured on its GPU kind (prophet_model.study.rates.attainable) times its own HBM ceiling."""
     spec = machine_specs(machines_file)[machine]
     c = ceilings(spec["ceilings"])
     if c.stream_dense and c.stream_grouped:
         return c
-    from ..measured import attainable
+    from prophet_model.study.rates import attainable
 
     a = attainable(spec["gpu"], study.gpus)
     return replace(

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..measured import MEASUREMENTS
-from .measurements import large_alltoalls
+from prophet_model.study.rates import MEASUREMENTS
+from prophet_model.validation.measurements import large_alltoalls
 
 NCCL_SETTINGS = {  # folder under <machine>/nccl-settings/: the setting, short enough for a table cell
     "default": "NCCL defaults, a second run",

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import model as m
-from ..catalog import GPU, Interconnect, MoEModel
-from ..config import Study
-from ..measured import MACHINES, Ceilings, ceilings, machine_specs
-from .measurements import BF16, hardware, large_alltoalls, machine_ceilings
+from prophet_model import physics as m
+from prophet_model.study.catalog import GPU, Interconnect, MoEModel
+from prophet_model.study.config import Study
+from prophet_model.study.rates import MACHINES, Ceilings, ceilings, machine_specs
+from prophet_model.validation.measurements import BF16, hardware, large_alltoalls, machine_ceilings
 
 
 def base_scenario(gpu: GPU, net: Interconnect | None, ceil: Ceilings | None = None) -> m.Scenario:

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import model as m
-from ..catalog import GPU
-from ..config import Study
-from ..measured import MEASUREMENTS, Ceilings, machine_specs
-from ..scenarios import model_fields
-from .measurements import BF16, decode_kernels, machine_ceilings
-from .predict import base_scenario, scalar
+from prophet_model import physics as m
+from prophet_model.study.catalog import GPU
+from prophet_model.study.config import Study
+from prophet_model.study.rates import MEASUREMENTS, Ceilings, machine_specs
+from prophet_model.study.scenarios import model_fields
+from prophet_model.validation.measurements import BF16, decode_kernels, machine_ceilings
+from prophet_model.validation.predict import base_scenario, scalar
 
 
 def predict_decode(
@@ -90,12 +90,13 @@ OFFLOAD_KERNELS_PER_LAYER = 22  # one per op of offload_bench.layer_compute (rad
 
 
 def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
-    """Every measured offloading step beside the model's prediction (prophet_model.offload): the copy time
+    """Every measured offloading step beside the model's prediction (prophet_model.physics.prefetch): the copy time
     of an expert from the machine's measured host->device copy rate (>= 256 MiB), the layer's compute from
-    its ceilings; the routing statistics from the model's own expectations (prophet_model.cache: LRU by
+    its ceilings; the routing statistics from the model's own expectations (prophet_model.physics.cache: LRU by
     Che's approximation, C / E under uniform routing), not from the run's draws."""
-    from .. import cache, offload
-    from ..measured import host_copy_rate
+    from prophet_model.physics import cache
+    from prophet_model.physics import prefetch as offload
+    from prophet_model.study.rates import host_copy_rate
 
     rows = []
     for machine, spec in machine_specs().items():

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import Study
-from ..measured import MACHINES, ceilings, machine_specs
-from .measurements import BF16, LARGE_A2A_BYTES, graph_alltoalls, large_alltoalls
+from prophet_model.study.config import Study
+from prophet_model.study.rates import MACHINES, ceilings, machine_specs
+from prophet_model.validation.measurements import BF16, LARGE_A2A_BYTES, graph_alltoalls, large_alltoalls
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:

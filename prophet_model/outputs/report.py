@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import figures
-from .config import System
-from .procs import die_with_parent
-from .results import write_csv
-from .study import StudyResults
-from .templating import environment
+from prophet_model.outputs import figures
+from prophet_model.outputs.templating import environment
+from prophet_model.study.config import System
+from prophet_model.study.runner import StudyResults
+from prophet_model.workflow.procs import die_with_parent
+from prophet_model.workflow.results import write_csv
 
 log = logging.getLogger("prophet_model")
 
@@ -45,8 +45,8 @@ def write_system(
     claims: list | None = None,
 ) -> list[Path]:
     """results_<id>.csv, the three per-system figures and SUMMARY_<id>.md."""
-    from .claims import sentence, single_gpu_id
-    from .measured import hardware_rows
+    from prophet_model.study.claims import sentence, single_gpu_id
+    from prophet_model.study.rates import hardware_rows
 
     study = results.study
     rows = results.system_rows(system.id)
@@ -98,7 +98,7 @@ def write_cross_system(
     claims: list | None = None,
 ) -> list[Path]:
     """all_systems_comparison.csv, sanity_checks.csv, claims.csv, uncertainty.csv and the cross-system figures."""
-    from .claims import table
+    from prophet_model.study.claims import table
 
     cfg = results.study.config
     written = [

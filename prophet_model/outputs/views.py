@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import formatting as fmt
-from .checks import all_checks
-from .config import Study, System, load_study
-from .study import StudyResults, run_study
+from prophet_model.outputs import formatting as fmt
+from prophet_model.study.checks import all_checks
+from prophet_model.study.config import Study, System, load_study
+from prophet_model.study.runner import StudyResults, run_study
 
 
 def table_html(df: pd.DataFrame) -> str:
@@ -37,7 +37,7 @@ def show_figure(
     (`pdf`, a file name of results/figures/; None for a book-only figure) and the command that made it."""
     from IPython.display import Image, Markdown, display
 
-    from .figures import to_png
+    from prophet_model.outputs.figures import to_png
 
     display(Image(to_png(fig, fig_cfg.png_dpi)))
     link = f"[PDF]({'../' * depth}figures/{pdf}) · " if pdf else "PNG only (made for this page) · "
@@ -105,7 +105,7 @@ def system_assumptions(study: Study, system: System) -> pd.DataFrame:
 
 def hardware_table(study: Study, system: System) -> pd.DataFrame:
     """What this system's GPU attains (measured by separate microbenchmarks), and the source."""
-    from .measured import hardware_rows
+    from prophet_model.study.rates import hardware_rows
 
     row = next(r for r in hardware_rows(study) if r["gpu"] == system.gpu.name)
     return pd.DataFrame([
@@ -115,7 +115,7 @@ def hardware_table(study: Study, system: System) -> pd.DataFrame:
 
 def claims_table(study: Study) -> pd.DataFrame:
     """The seed's single-GPU claims: claimed, the model's figure, and each lever that would close the gap."""
-    from .claims import single_gpu_claims, table
+    from prophet_model.study.claims import single_gpu_claims, table
 
     return table(single_gpu_claims(study)).drop(columns=["system_id", "strategy"])
 
@@ -154,7 +154,7 @@ def measurement_provenance() -> pd.DataFrame:
     """Which machines were measured, on what, with which software (from each folder's env.json)."""
     import json
 
-    from .measured import MEASUREMENTS, machine_specs
+    from prophet_model.study.rates import MEASUREMENTS, machine_specs
 
     rows = []
     for name in machine_specs():
@@ -171,7 +171,7 @@ def measurement_provenance() -> pd.DataFrame:
 def validation_summary(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The summary per primitive as a table narrow enough for a page, and the reasons for every
     primitive whose median error exceeds 25%, as a Markdown list."""
-    from .validation.summary import summary, verdicts
+    from prophet_model.validation.summary import summary, verdicts
 
     v = verdicts(summary(df))
     cols = ["primitive", "points", "median |error| %", "datasheet only: median |error| %", "worst |error| %",
@@ -182,8 +182,8 @@ def validation_summary(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 def alltoall_finding(df: pd.DataFrame, study: Study) -> str:
     """The latency- vs bandwidth-bound finding, in words, with the measured numbers."""
-    from .validation.measurements import BF16
-    from .validation.summary import alltoall_regimes
+    from prophet_model.validation.measurements import BF16
+    from prophet_model.validation.summary import alltoall_regimes
 
     m = study.model
     r = alltoall_regimes(df, m.hidden_size, m.top_k)
@@ -206,10 +206,16 @@ def nccl_path_finding(df: pd.DataFrame, study: Study, machine: str = "nvidia-h20
     """How NCCL drives the link, in words: its own configuration, staging buffers and performance
     model (INFO log), what a plain copy with as many thread blocks reaches, what a link ceiling
     taken from those copies would do to the large all-to-alls' error, and what is not yet measured."""
-    from .measured import ceilings
-    from .validation.nccl_log import PROBE_BYTES, link_blocks, link_write_rate, nccl_configuration, nccl_staging
-    from .validation.predict import large_alltoall_error
-    from .validation.summary import alltoall_rates
+    from prophet_model.study.rates import ceilings
+    from prophet_model.validation.nccl_log import (
+        PROBE_BYTES,
+        link_blocks,
+        link_write_rate,
+        nccl_configuration,
+        nccl_staging,
+    )
+    from prophet_model.validation.predict import large_alltoall_error
+    from prophet_model.validation.summary import alltoall_rates
 
     nccl, blocks, staging = nccl_configuration(machine), link_blocks(machine), nccl_staging(machine)
     conns = staging["connections"]
@@ -260,7 +266,8 @@ SENSITIVITY_MADE_BY = "make (notebooks/sensitivity.ipynb)"
 
 def show_tornados(setups: dict, fig_cfg) -> None:
     """One tornado chart of the speedup per system."""
-    from . import figures, sensitivity
+    from prophet_model.outputs import figures
+    from prophet_model.study import sensitivity
 
     for s in setups.values():
         t = sensitivity.tornado(s, "speedup")
@@ -271,7 +278,7 @@ def show_tornados(setups: dict, fig_cfg) -> None:
 
 def sensitivity_digest(setups: dict) -> str:
     """In short: per system, the two inputs that move the speedup most and the range they span."""
-    from . import sensitivity
+    from prophet_model.study import sensitivity
 
     lines = ["**In short.** What moves each system's speedup most (every input over its sweep range, the others "
              "as configured):", ""]  # fmt: skip
@@ -285,7 +292,7 @@ def sensitivity_digest(setups: dict) -> str:
 
 def validation_digest(study: Study) -> str:
     """In short: the model's validated error per mechanism (the same numbers the claims cite)."""
-    from .validation.evidence import validated
+    from prophet_model.validation.evidence import validated
 
     lines = ["**In short.** The model predicts measurements it was not fitted to, from datasheets and separate "
              "microbenchmarks:", ""]  # fmt: skip
@@ -295,7 +302,8 @@ def validation_digest(study: Study) -> str:
 
 def show_speedup_maps(setups: dict, fig_cfg, against: str = "interconnect_bandwidth_factor") -> None:
     """One speedup map per system: prediction accuracy x `against` (a key of sensitivity.MAPS)."""
-    from . import figures, sensitivity
+    from prophet_model.outputs import figures
+    from prophet_model.study import sensitivity
 
     label = {"interconnect_bandwidth_factor": "Interconnect bandwidth (× datasheet)",
              "prophet_hit_rate": "Prophet's cache hit rate", "routing.zipf_exponent": "Routing skew (Zipf exponent)"}[against]  # fmt: skip
@@ -333,7 +341,7 @@ def uncertainty_table(mc: pd.DataFrame) -> pd.DataFrame:
 
 def sensitivity_inputs(results: StudyResults) -> tuple[dict, dict[str, str], dict[str, pd.DataFrame]]:
     """(headline setups, display names, one-at-a-time sweep tables), one entry per system."""
-    from . import sensitivity
+    from prophet_model.study import sensitivity
 
     setups = sensitivity.setups(results)
     return (
@@ -345,7 +353,7 @@ def sensitivity_inputs(results: StudyResults) -> tuple[dict, dict[str, str], dic
 
 def batch_one_text(study: Study, t: pd.DataFrame) -> str:
     """Why batch 1 is faster in the model than measured, from the batch-1 kernel profile."""
-    from .validation.predict_steps import batch_one_gap
+    from prophet_model.validation.predict_steps import batch_one_gap
 
     g = batch_one_gap(study)
     if g.empty:
@@ -376,7 +384,7 @@ def batch_one_text(study: Study, t: pd.DataFrame) -> str:
 def decode_validation(study: Study) -> tuple[pd.DataFrame, str]:
     """The whole-decode-step table (measured, model, datasheet, errors) and a summary computed from it:
     the median and worst |error| over batch >= 8, and batch 1 on its own."""
-    from .validation.predict_steps import decode_table
+    from prophet_model.validation.predict_steps import decode_table
 
     t = decode_table(study)
     if t.empty:
@@ -403,7 +411,7 @@ def decode_validation(study: Study) -> tuple[pd.DataFrame, str]:
 def offload_validation(study: Study) -> tuple[pd.DataFrame, str]:
     """Measured expert-offloading steps against the model's layer-by-layer prediction, and a summary
     computed from them: step-time and speedup errors, the worst points, and the LRU hit rates."""
-    from .validation.predict_steps import offload_table
+    from prophet_model.validation.predict_steps import offload_table
 
     t = offload_table(study)
     if t.empty:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .config import Study, System
-from .cost import annual_savings_usd, usd_per_million_tokens
-from .model import evaluate, memory_terms, why_infeasible
-from .scenarios import scenario_dict, stack
-from .strategies import splits
+from prophet_model.physics import evaluate, memory_terms, why_infeasible
+from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
+from prophet_model.study.config import Study, System
+from prophet_model.study.scenarios import scenario_dict, stack
+from prophet_model.study.strategies import splits
 
 VARIANTS = ("baseline", "prophet")
 # the columns of the comparison table (all_systems_comparison.csv), in order; a row without numbers

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import UserError
+from prophet_model.errors import UserError
 
 # file name -> (columns it must have, of which those that must hold numbers)
 SCHEMAS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -25,7 +25,7 @@ TEXT_COMPARISON = ("system_id", "system", "gpu", "interconnect", "strategy", "ba
 
 def _schema(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if name == "all_systems_comparison.csv":
-        from .study import COMPARISON_COLUMNS
+        from prophet_model.study.runner import COMPARISON_COLUMNS
 
         return COMPARISON_COLUMNS, tuple(c for c in COMPARISON_COLUMNS if c not in TEXT_COMPARISON)
     return SCHEMAS.get(name, ((), ()))

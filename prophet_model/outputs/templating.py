@@ -7,9 +7,9 @@ from pathlib import Path
 
 import jinja2
 
-from . import formatting as fmt
+from prophet_model.outputs import formatting as fmt
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 def environment() -> jinja2.Environment:

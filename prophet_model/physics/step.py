@@ -5,7 +5,7 @@ of configurations. Units: bytes, seconds, FLOP, FLOP/s, bytes/s. "Per step" mean
 in which every sequence in flight produces one token. All times are for the slowest GPU of the
 system (the busiest rank of an expert group), which sets the pace.
 
-Every rate is an attainable one, measured by separate microbenchmarks (prophet_model.measured): the
+Every rate is an attainable one, measured by separate microbenchmarks (prophet_model.study.rates): the
 HBM copy rate, the square-GEMM FLOP rate, the weight-streaming rate of few-row dense and grouped
 GEMMs, the kernel start-up, and the pinned host->device copy rate; nothing is solved from the study's
 targets. Assumptions (also on the book's model page):
@@ -278,7 +278,7 @@ def routing(s: Scenario) -> tuple[Array, Array, Array, Array]:
             args = np.broadcast_arrays(s.cache_policy, s.routing_skew, s.routing_trace, s.temporal_reuse,
                                        s.num_experts, s.ep, tokens_per_group(s), s.top_k, share * n, skewed)  # fmt: skip
             pick = args[-1]
-            from .cache import rank_stats_array
+            from prophet_model.physics.cache import rank_stats_array
 
             stats = rank_stats_array(*(a[pick] for a in args[:-1]))
             out = [np.array(np.broadcast_to(o, pick.shape)) for o in out]
@@ -458,7 +458,7 @@ def fetch_exposed(s: Scenario, hide: Array, t_f: Array | None = None) -> Array:
     wrong predictions per needed expert (bounded by the experts the batch does not touch). `accuracy` a:
     the share of needed experts that were predicted, with a prediction set as large as the needed set.
     What-if overlap o: (1 - o) t_f."""
-    from .offload import prefetch_exposed, wrong_share
+    from prophet_model.physics.prefetch import prefetch_exposed, wrong_share
 
     t_f = fetch_time(s) if t_f is None else t_f
     f, c = t_f / s.num_moe_layers, hide / s.num_layers

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .errors import UserError
+from prophet_model.errors import UserError
 
 POLICIES = ("static", "lru", "predicted")  # Scenario.cache_policy codes 0, 1, 2
 WARMUP_STEPS = 200
@@ -77,7 +77,7 @@ def read_trace(
 
 def trace_bytes(path: Path, where: str) -> bytes:
     """The bytes of a routing trace file (a regular file under MAX_TRACE_BYTES); UserError naming it."""
-    from .config import read_regular
+    from prophet_model.study.config import read_regular
 
     try:
         return read_regular(path, MAX_TRACE_BYTES, TRACE_FILE)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .config import Study, System
-from .scenarios import scenario_dict
-from .sensitivity import Setup, evaluate
+from prophet_model.study.config import Study, System
+from prophet_model.study.scenarios import scenario_dict
+from prophet_model.study.sensitivity import Setup, evaluate
 
 # lever -> (sensitivity input, grid, unit, physical upper bound as a function of the setup, or None)
 LEVERS = {
@@ -107,8 +107,8 @@ def invert(
 
 def _configured(setup: Setup, lever: str, study: Study) -> tuple[float, float | None]:
     """(the lever's configured value, its physical upper bound or None)."""
-    from . import model as m
-    from .scenarios import stack
+    from prophet_model import physics as m
+    from prophet_model.study.scenarios import stack
 
     if lever == "resident share":
         return float(m.evaluate(stack([setup.baseline])).resident_fraction[0]), 1.0
@@ -118,7 +118,7 @@ def _configured(setup: Setup, lever: str, study: Study) -> tuple[float, float | 
         r = m.evaluate(stack([setup.prophet]))
         return (1 - float(r.fetch_exposed_s[0] / r.fetch_s[0]) if r.fetch_s[0] > 0 else 1.0), 1.0
     if lever == "host-link bandwidth":
-        from .measured import attainable
+        from prophet_model.study.rates import attainable
 
         return 1.0, 1.0 / attainable(setup.system.gpu_key, study.gpus).host_share  # the line rate
     if lever == "prediction accuracy":
@@ -130,8 +130,8 @@ def _configured(setup: Setup, lever: str, study: Study) -> tuple[float, float | 
 
 def not_evaluated(setup: Setup) -> str:
     """Why the setup gives no figure (model.why_infeasible of its memory terms), or a generic reason."""
-    from .model import memory_terms, why_infeasible
-    from .scenarios import stack
+    from prophet_model.physics import memory_terms, why_infeasible
+    from prophet_model.study.scenarios import stack
 
     for variant in (setup.baseline, setup.prophet):
         why = why_infeasible(**{k: float(v[0]) for k, v in memory_terms(stack([variant])).items()})

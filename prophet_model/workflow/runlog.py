@@ -10,7 +10,7 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
-from .config import Study
+from prophet_model.study.config import Study
 
 SUCCESS = "ANALYSIS COMPLETED SUCCESSFULLY"
 LOG_GLOB = "multi_gpu_analysis_*.log"

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
 
-from . import formatting as fmt
-from .config import Figures
+from prophet_model.outputs import formatting as fmt
+from prophet_model.study.config import Figures
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under common colour-vision deficiencies.
 BASELINE = "#0072B2"  # blue

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
-from .results import FLOAT_FORMAT
+from prophet_model.errors import UserError
+from prophet_model.workflow.results import FLOAT_FORMAT
 
 if TYPE_CHECKING:
-    from .sensitivity import Setup
+    from prophet_model.study.sensitivity import Setup
 
 # headline columns of a what-if, per strategy
 WHATIF_COLUMNS = (
@@ -114,7 +114,7 @@ def parse_vary(items: list[str]) -> dict[str, np.ndarray]:
             raise UserError(f"--vary {key!r} given twice; allowed: each input once")
         values = []
         if key in CHOICES:
-            from .cache import POLICIES
+            from prophet_model.physics.cache import POLICIES
 
             for part in (p.strip() for p in text.split(",")):
                 if part not in CHOICES[key]:
@@ -141,14 +141,14 @@ def parse_vary(items: list[str]) -> dict[str, np.ndarray]:
 def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
     """The headline metrics of one system's headline configuration over the full grid (every
     combination, the first key varying slowest): one vectorized model call per variant."""
-    from .sensitivity import METRICS, evaluate
+    from prophet_model.study.sensitivity import METRICS, evaluate
 
     keys = list(grid)
     mesh = np.meshgrid(*(grid[k] for k in keys), indexing="ij")
     flat = {k: m.ravel() for k, m in zip(keys, mesh, strict=True)}
     out = evaluate(setup, flat)  # config paths replace the value, *_factor inputs multiply the catalog's
     n = len(next(iter(flat.values())))
-    from .cache import POLICIES
+    from prophet_model.physics.cache import POLICIES
 
     shown = {k: [POLICIES[int(c)] for c in v] if k in CHOICES else v for k, v in flat.items()}
     df = pd.DataFrame({"system_id": setup.system.id, "strategy": setup.strategy,
@@ -162,8 +162,8 @@ def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
 def sweep_notes(setup: Setup, flat: dict[str, np.ndarray], df: pd.DataFrame, n: int) -> list[str]:
     """Per grid point: "" where both variants have numbers, else why not (model.why_infeasible of that
     point's memory terms: which term overflows and by how much)."""
-    from . import model as m
-    from .sensitivity import _scenario
+    from prophet_model import physics as m
+    from prophet_model.study.sensitivity import _scenario
 
     bad = ~(
         np.isfinite(df.baseline_tokens_per_s.to_numpy(float)) & np.isfinite(df.prophet_tokens_per_s.to_numpy(float))

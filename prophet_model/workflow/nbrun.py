@@ -1,4 +1,4 @@
-"""Execute one notebook with papermill, for `pipeline` (python -m prophet_model.nbrun SPEC, SPEC a JSON object).
+"""Execute one notebook with papermill, for `pipeline` (python -m prophet_model.workflow.nbrun SPEC, SPEC a JSON object).
 
 The runner dies with the pipeline (SIGTERM on its parent's death), and on SIGTERM, SIGINT or SIGHUP
 it kills the notebook's Jupyter kernel (which runs in a session of its own) and removes its partial
@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .procs import die_with_parent, kill_descendants
+from prophet_model.workflow.procs import die_with_parent, kill_descendants
 
 
 def main(spec_json: str) -> int:

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import nbformat
 
-from .config import Study, System
-from .formatting import md
+from prophet_model.outputs.formatting import md
+from prophet_model.study.config import Study, System
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_SOURCES = (
-    "prophet_model/*.py",
+    "prophet_model/**/*.py",
     "templates/*",
     "validation/machines.yml",
     "validation/measurements/*/*.csv",
@@ -210,7 +210,7 @@ def execute(job: Job, cache_dir: Path, timeout_s: int) -> Outcome:
     tmp = job.output.with_suffix(".partial.ipynb")
     spec = json.dumps({"input": str(job.notebook), "output": str(tmp), "cwd": str(ROOT), "timeout_s": timeout_s,
                        "parameters": {k: _portable(v) for k, v in job.parameters.items()}})  # fmt: skip
-    cmd = [sys.executable, "-m", "prophet_model.nbrun", spec]
+    cmd = [sys.executable, "-m", "prophet_model.workflow.nbrun", spec]
     t0 = time.perf_counter()
     env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1", "MPLBACKEND": "Agg"}
     if _STOPPING:

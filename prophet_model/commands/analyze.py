@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import formatting as fmt
-from .errors import UserError
-from .results import consistency_problems, expected_files
-from .runlog import SUCCESS, latest_log
-from .tables import problem, regenerate_hint
+from prophet_model.errors import UserError
+from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs.tables import problem, regenerate_hint
+from prophet_model.workflow.results import consistency_problems, expected_files
+from prophet_model.workflow.runlog import SUCCESS, latest_log
 
 
 def _table(df: pd.DataFrame) -> str:

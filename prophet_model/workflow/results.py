@@ -29,17 +29,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UserError
+from prophet_model.errors import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
-from .procs import Guardian
+from prophet_model.workflow.procs import Guardian
 
 FLOAT_FORMAT = "%.10g"
 MARKER = ".prophet-results"
 MANIFEST = "manifest.json"
 LOCK = ".lock"  # held by every command that writes or reads the folder (procs.hold_lock)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SYSTEM_FILES = (
     "data/results_{id}.csv",
@@ -99,7 +99,7 @@ def sha256(path: Path) -> str:
 
 def inputs_hash(config_hash: str, root: Path = ROOT) -> str:
     """The configuration hash and the package's source: what a run's outputs depend on."""
-    from .pipeline import source_digest
+    from prophet_model.workflow.pipeline import source_digest
 
     return hashlib.sha256(config_hash.encode() + source_digest(root)).hexdigest()[:16]
 
@@ -526,7 +526,7 @@ def recover_interrupted(results_dir: Path) -> None:
 def clean(results_dir: Path) -> list[str]:
     """Remove what the artifact wrote in `results_dir` (manifest files, run logs, the manifest and
     the marker) and the folders left empty; anything else stays. Returns what was kept."""
-    from .runlog import LOG_GLOB
+    from prophet_model.workflow.runlog import LOG_GLOB
 
     r = Path(results_dir)
     if not r.is_dir():

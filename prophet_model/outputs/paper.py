@@ -15,12 +15,12 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from . import formatting as fmt
-from .config import Study
-from .errors import UserError
-from .figures import key_rows
-from .results import PAPER_FILES
-from .templating import TEMPLATES
+from prophet_model.errors import UserError
+from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs.figures import key_rows
+from prophet_model.outputs.templating import TEMPLATES
+from prophet_model.study.config import Study
+from prophet_model.workflow.results import PAPER_FILES
 
 TEX_ESCAPES = {
     "&": r"\&",
@@ -263,7 +263,7 @@ def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
     return list(dict.fromkeys(out))  # two claims on one metric give one sentence
 
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "results.json"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "results.json"
 DOI_PLACEHOLDER = "10.5281/zenodo.XXXXXXX"
 
 
@@ -277,9 +277,9 @@ def appendix_context(study: Study, comparison: pd.DataFrame, checks: pd.DataFram
     validation (measured figures only: what was not measured says so)."""
     import json
 
-    from . import __version__
-    from .measured import machine_specs
-    from .validation.evidence import validated
+    from prophet_model import __version__
+    from prophet_model.study.rates import machine_specs
+    from prophet_model.validation.evidence import validated
 
     bench = json.loads(BENCH.read_text()) if BENCH.is_file() else {"figures": {}}
     fig = {k: v["value"] for k, v in bench.get("figures", {}).items()}
@@ -321,7 +321,7 @@ def appendix_context(study: Study, comparison: pd.DataFrame, checks: pd.DataFram
     if checks is not None and not checks.empty:
         exp = checks[checks.kind == "expectation"]
         failed = f"{int((exp.status == 'MISS').sum())} of {len(exp)} expected ranges missed"
-    lock = Path(__file__).resolve().parents[1] / "requirements.lock"
+    lock = Path(__file__).resolve().parents[2] / "requirements.lock"
     n_packages = sum(1 for ln in lock.read_text().splitlines() if ln.strip() and not ln.startswith("#"))
     return {
         "model_name": study.model.name, "n_models": len(study.models), "n_machines": len(machine_specs()),
@@ -337,7 +337,9 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     comp_path = results_dir / "data" / "all_systems_comparison.csv"
     if not comp_path.is_file():
         raise UserError(f"{comp_path}: not found; run `python -m prophet_model run` first")
-    from .tables import read_table  # a CSV changed by hand or cut short is named, with how to regenerate it
+    from prophet_model.outputs.tables import (
+        read_table,  # a CSV changed by hand or cut short is named, with how to regenerate it
+    )
 
     comparison = read_table(comp_path, results_dir)
     ctx = context(study, comparison.copy())
@@ -351,7 +353,7 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     checks_path = results_dir / "data" / "sanity_checks.csv"
     checks = read_table(checks_path, results_dir) if checks_path.is_file() else None
     ctx |= appendix_context(study, comparison, checks, claims)
-    from .validation.evidence import claim_evidence
+    from prophet_model.validation.evidence import claim_evidence
 
     rows = pd.DataFrame(ctx["rows"])
     ctx["evidence"] = claim_evidence(study, rows, checks).to_dict("records")

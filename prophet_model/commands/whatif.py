@@ -10,10 +10,10 @@ from typing import Any
 
 import pandas as pd
 
-from . import formatting as fmt
-from .config import Study, _read_yaml, parse_yaml, study_from_raw
-from .errors import UserError
-from .study import run_study
+from prophet_model.errors import UserError
+from prophet_model.outputs import formatting as fmt
+from prophet_model.study.config import Study, _read_yaml, parse_yaml, study_from_raw
+from prophet_model.study.runner import run_study
 
 
 def _allowed(node: Any) -> str:
@@ -136,7 +136,7 @@ def report(before: pd.DataFrame, after: pd.DataFrame) -> str:
             "$/1M tokens": f"{fmt.usd(a.baseline_usd_per_1m_tokens)} → {fmt.usd(a.prophet_usd_per_1m_tokens)}",
             "savings/yr": fmt.usd(a.annual_savings_usd),
         })  # fmt: skip
-    from .analyze import _table
+    from prophet_model.commands.analyze import _table
 
     lines = [f"{', '.join(where)}: not evaluated: {reason}" for reason, where in why.items()]
     return "\n".join([_table(pd.DataFrame(rows)), *lines])

@@ -20,8 +20,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .catalog import GPU, Interconnect, MoEModel
-from .errors import UserError
+from prophet_model.errors import UserError
+from prophet_model.study.catalog import GPU, Interconnect, MoEModel
 
 StrategyName = Literal["EP", "DP", "Hybrid"]
 STRATEGIES: tuple[StrategyName, ...] = ("EP", "DP", "Hybrid")
@@ -623,7 +623,9 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         systems.append(System(s.id, s.name, s.gpu, gpu, s.count, s.interconnect, net, s.hybrid, s.hybrid_note))
     claim_gpu = _pick(gpus, cfg.single_gpu_claim.gpu, f"{where}: single_gpu_claim.gpu", "GPU")
 
-    from .measured import attainable  # the measured shares of every GPU the study uses: refused here if above 1
+    from prophet_model.study.rates import (
+        attainable,  # the measured shares of every GPU the study uses: refused here if above 1
+    )
 
     for key in sorted({s.gpu_key for s in systems} | {cfg.single_gpu_claim.gpu}):  # sorted: one message, always
         attainable(key, gpus)
@@ -632,7 +634,7 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         digest.update((base / p).read_bytes())
     trace = 0
     if cfg.routing.distribution == "trace":
-        from .cache import parse_trace, register_trace, trace_bytes
+        from prophet_model.physics.cache import parse_trace, register_trace, trace_bytes
 
         trace_path, label = base / cfg.routing.trace_file, f"{where}: routing.trace_file"
         data = trace_bytes(trace_path, label)  # read once: the bytes parsed are the bytes hashed

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .catalog import GPU
-from .errors import UserError
+from prophet_model.errors import UserError
+from prophet_model.study.catalog import GPU
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MEASUREMENTS = ROOT / "validation" / "measurements"
 MACHINES = ROOT / "validation" / "machines.yml"
 CEILING_COPY_RANGE = (1 << 20, 256 << 20)  # bytes: past the start-up, up to the largest expert matrix

@@ -7,10 +7,10 @@ from dataclasses import fields
 
 import numpy as np
 
-from .catalog import GPU, Interconnect, MoEModel
-from .config import Implementation, Study
-from .measured import attainable
-from .model import Scenario
+from prophet_model.physics import Scenario
+from prophet_model.study.catalog import GPU, Interconnect, MoEModel
+from prophet_model.study.config import Implementation, Study
+from prophet_model.study.rates import attainable
 
 GB = 1e9
 TFLOP = 1e12
@@ -120,7 +120,7 @@ def scenario_dict(
 
 def cache_fields(study: Study, prophet: bool) -> dict[str, float]:
     """The cache policy of the variant (baseline or Prophet) and the routing, as Scenario fields."""
-    from .cache import POLICIES
+    from prophet_model.physics.cache import POLICIES
 
     c, r = study.config.expert_cache, study.config.routing
     return {

@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from .config import Study
-from .cost import MONTHS_PER_YEAR, TOKENS_PER_MILLION
+from prophet_model.physics.cost import MONTHS_PER_YEAR, TOKENS_PER_MILLION
+from prophet_model.study.config import Study
 
 REL_TOL = 1e-9
 

@@ -13,9 +13,9 @@ import json
 import os
 from pathlib import Path
 
-from .errors import UserError
+from prophet_model.errors import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CACHE = ".pipeline-cache"
 OWNED = f"{CACHE}/owned.json"
 LOCK = f"{CACHE}/lock"
@@ -61,7 +61,7 @@ class BookFolder:
     def claim(self, rels: list[str]) -> None:
         """Refuse (UserError) before anything is written if a path is the user's; else record them. The
         first claim takes the folder's lock (held until the command ends)."""
-        from .procs import hold_lock
+        from prophet_model.workflow.procs import hold_lock
 
         for locked in (False, True):
             self._load()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import HybridSplit, StrategyName, System
+from prophet_model.study.config import HybridSplit, StrategyName, System
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import formatting as fmt
-from . import model as m
-from .bookdir import BookFolder
-from .config import Study
-from .errors import UserError
-from .figures import key_rows
-from .paper import PAPER_FILES
-from .pipeline import system_page
-from .runlog import package_versions
-from .scenarios import scenario_dict, stack
+from prophet_model import physics as m
+from prophet_model.errors import UserError
+from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs.figures import key_rows
+from prophet_model.outputs.paper import PAPER_FILES
+from prophet_model.study.config import Study
+from prophet_model.study.scenarios import scenario_dict, stack
+from prophet_model.workflow.bookdir import BookFolder
+from prophet_model.workflow.pipeline import system_page
+from prophet_model.workflow.runlog import package_versions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UNITS = (
     ("_usd_per_gpu_hour", "$/GPU-hour"), ("_gbps_per_direction", "GB/s per direction"), ("_gbps", "GB/s"),
     ("_gb", "GB"), ("_tflops", "TFLOP/s"), ("_us", "µs"), ("_tokens_per_s", "tokens/s"), ("_tokens", "tokens"),
@@ -84,7 +84,7 @@ def assumptions(study: Study) -> str:
         parts.append(f"\n## {title} (`{path}`)\n")
         rows = [r for key, entry in catalog.items() for r in sourced_rows(key, entry)]
         parts.append(md_table(pd.DataFrame(rows)))
-    from .measured import hardware_rows
+    from prophet_model.study.rates import hardware_rows
 
     parts.append("\n## What each GPU attains (measured, never fitted)\n")
     hw = pd.DataFrame(hardware_rows(study))
@@ -98,7 +98,7 @@ def assumptions(study: Study) -> str:
 
 def seed_claims(study: Study, results_dir: Path | None) -> str:
     """The headline system's missed seed claims: the model's figure and what each lever would need."""
-    from .paper import claim_sentences
+    from prophet_model.outputs.paper import claim_sentences
 
     path = None if results_dir is None else results_dir / "data" / "claims.csv"
     if path is None or not path.is_file():
@@ -142,7 +142,7 @@ def claims(study: Study, comparison: pd.DataFrame, results_dir: Path | None = No
 
 def rests_on(study: Study, row: object) -> str:
     """A claim row's mechanisms with the median of each one's validated |error|, in a few words."""
-    from .validation.evidence import mechanisms, validated
+    from prophet_model.validation.evidence import mechanisms, validated
 
     v = validated(study)
     short = {"decode step": "decode step", "expert offloading and prefetch": "offloading", "all-to-all": "all-to-all"}
@@ -153,7 +153,7 @@ def rests_on(study: Study, row: object) -> str:
 def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -> str:
     """What each claim of the table rests on: the mechanisms, the model's validated error for each, and the
     checks it fails."""
-    from .validation.evidence import claim_evidence
+    from prophet_model.validation.evidence import claim_evidence
 
     path = None if results_dir is None else results_dir / "data" / "sanity_checks.csv"
     checks = pd.read_csv(path) if path is not None and path.is_file() else None
@@ -174,7 +174,7 @@ def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -
 def needs(results_dir: Path | None) -> str:
     """Per system: the hit rate, overlap and accuracy Prophet would each need for the paper's speedup,
     against what the configured ones give (claims.csv)."""
-    from .claims import NEED_LEVERS, NEED_PREFIX
+    from prophet_model.study.claims import NEED_LEVERS, NEED_PREFIX
 
     path = None if results_dir is None else results_dir / "data" / "claims.csv"
     if path is None or not path.is_file():
@@ -326,7 +326,7 @@ def write_pages(study: Study, results_dir: Path, folder: BookFolder) -> list[Pat
     """Write every generated fragment into `<book>/_generated`; the results folder must hold a complete,
     consistent run of this configuration and the paper. A page is rewritten only when its text changed,
     and fragments the artifact wrote that this version no longer writes are removed (nothing else)."""
-    from .results import PAPER_DIR, STUDY_FILES, check_consistent
+    from prophet_model.workflow.results import PAPER_DIR, STUDY_FILES, check_consistent
 
     book_dir = folder.dir
     data = results_dir / "data"
@@ -396,7 +396,7 @@ def build_site(folder: BookFolder) -> str:
     make is refused, never removed."""
     import sys
 
-    from .procs import die_with_parent
+    from prophet_model.workflow.procs import die_with_parent
 
     book_dir = folder.dir
     folder.claim(["_build"])

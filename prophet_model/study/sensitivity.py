@@ -13,12 +13,12 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from . import model as m
-from .config import Distribution, Study, System
-from .cost import annual_savings_usd, usd_per_million_tokens
-from .figures import key_rows
-from .scenarios import scenario_dict
-from .study import StudyResults
+from prophet_model import physics as m
+from prophet_model.outputs.figures import key_rows
+from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
+from prophet_model.study.config import Distribution, Study, System
+from prophet_model.study.runner import StudyResults
+from prophet_model.study.scenarios import scenario_dict
 
 # input name -> (Scenario fields, "value" replaces them, "factor" multiplies them)
 INPUTS: dict[str, tuple[tuple[str, ...], str]] = {

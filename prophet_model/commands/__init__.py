@@ -1,0 +1,1 @@
+"""The commands `cli.py` dispatches to beyond the build: what-ifs, sweeps, comparisons and analysis."""
