@@ -11,6 +11,7 @@ import pytest
 from prophet_model import physics as m
 from prophet_model.errors import UserError
 from prophet_model.physics import cache
+from prophet_model.study import trace
 from prophet_model.study.config import load_study
 from prophet_model.study.scenarios import scenario_dict, stack
 
@@ -83,13 +84,13 @@ def test_trace_file_errors_name_the_file(tmp_path) -> None:
     bad = tmp_path / "trace.csv"
     bad.write_text("layer,expert,count\n0,9,3\n")
     with pytest.raises(UserError, match=r"trace.csv line 2: allowed: layer >= 0, expert in 0..7"):
-        cache.read_trace(bad, 8, "cfg")
+        trace.read_trace(bad, 8, "cfg")
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(UserError, match="header layer,expert,count"):
-        cache.read_trace(bad, 8, "cfg")
+        trace.read_trace(bad, 8, "cfg")
     good = tmp_path / "good.csv"
     good.write_text("layer,expert,count\n0,0,3\n0,1,1\n1,2,2\n1,3,2\n")
-    layers = cache.read_trace(good, 4, "cfg")
+    layers = trace.read_trace(good, 4, "cfg")
     assert layers == ((0.75, 0.25, 0.0, 0.0), (0.5, 0.5, 0.0, 0.0))
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from prophet_model.cli import main
-from prophet_model.study.config import load_study, parse_yaml
+from prophet_model.study.config import load_study
+from prophet_model.study.yaml_io import parse_yaml
 
 from .conftest import ROOT, dump_yaml, load_yaml
 from .test_bad_config import _set

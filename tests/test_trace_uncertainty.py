@@ -11,6 +11,7 @@ import pytest
 
 from prophet_model.cli import main
 from prophet_model.physics import cache
+from prophet_model.study import trace
 
 from .conftest import dump_yaml, load_yaml
 
@@ -29,11 +30,11 @@ def _trace(path: Path, layers: int = 32, experts: int = 128, seed: int = 3) -> P
 
 @pytest.fixture
 def trace_id(tmp_path) -> int:
-    return cache.register_trace(cache.read_trace(_trace(tmp_path / "t.csv"), 128, "test"))
+    return cache.register_trace(trace.read_trace(_trace(tmp_path / "t.csv"), 128, "test"))
 
 
 def test_the_trace_has_every_layer(tmp_path) -> None:
-    layers = cache.read_trace(_trace(tmp_path / "t.csv"), 128, "test")
+    layers = trace.read_trace(_trace(tmp_path / "t.csv"), 128, "test")
     assert len(layers) == 32 and all(len(p) == 128 and abs(sum(p) - 1) < 1e-12 for p in layers)
 
 
@@ -80,7 +81,7 @@ def test_trace_uncertainty_matches_the_sample_by_sample_model(trace_study) -> No
     many = se.evaluate(setup, factors)["speedup"]
     for i in (0, 511, 1999):  # each sample on its own: no other row to share a solve with
         one = {k: v[i : i + 1] for k, v in factors.items()}
-        m._LAST.clear()
+        m.MEMO.clear()
         assert float(se.evaluate(setup, one)["speedup"][0]) == pytest.approx(float(many[i]), rel=1e-12)
 
 

@@ -12,8 +12,9 @@ import pandas as pd
 
 from prophet_model.errors import UserError
 from prophet_model.outputs import formatting as fmt
-from prophet_model.study.config import Study, _read_yaml, parse_yaml, study_from_raw
+from prophet_model.study.config import Study, study_from_raw
 from prophet_model.study.runner import run_study
+from prophet_model.study.yaml_io import parse_yaml, read_yaml
 
 
 def _allowed(node: Any) -> str:
@@ -61,7 +62,7 @@ def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None
     A fixed hybrid split that no longer multiplies to a changed GPU count becomes `auto` (every
     EP x DP split is searched), and a system whose GPU, interconnect or count changed is relabelled,
     unless the same --set names its split or its name; the notes say so."""
-    raw = _read_yaml(config)
+    raw = read_yaml(config)
     original = study_from_raw(copy.deepcopy(raw), config)
     original.system(system_id)  # an unknown id is a UserError naming the allowed ones
     for s in sets:

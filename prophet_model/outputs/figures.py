@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 
 from prophet_model.outputs import formatting as fmt
-from prophet_model.study.config import Figures
+from prophet_model.study.schema import Figures
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under common colour-vision deficiencies.
 BASELINE = "#0072B2"  # blue

@@ -1,5 +1,66 @@
-"""The physics of a decode step, one module per mechanism: pure functions over numpy arrays that import
-nothing else of the package. `step.evaluate` composes them."""
+"""The physics of a decode step, one module per mechanism: pure functions over numpy arrays (SI units)
+that import nothing of the package outside it.
 
-from prophet_model.physics.step import *  # noqa: F403 (split into one module per mechanism next)
-from prophet_model.physics.step import _LAST, _once  # noqa: F401
+- `scenario`: the inputs (one Scenario of scalars or arrays) and the memo of one evaluation;
+- `memory`: weights, KV cache, what is left for experts, whether a configuration fits;
+- `routing`: experts touched and assignments on the busiest rank, the cache's hit rate;
+- `cache`: expert-cache policies (static, LRU, predicted) and their hit rates under skewed routing;
+- `compute`: GEMMs, attention, kernel structure and start-up;
+- `fetch` and `prefetch`: expert copies from host and what Prophet's prefetch hides;
+- `comm`: the all-to-alls of expert parallelism;
+- `cost`: dollars per token;
+- `step`: `evaluate`, the step composed: compute + exposed fetch + exposed all-to-all.
+
+The names below are re-exported for the tests and notebooks that read terms one by one
+(`from prophet_model import physics as m; m.kv_cache_bytes(s)`).
+"""
+
+from .comm import alltoall_bytes, alltoall_time, comm_time, cross_socket_bytes
+from .compute import (
+    KERNELS_PER_EXPERT,
+    attention_time,
+    compute_time,
+    dense_time,
+    expert_ffn_time,
+    expert_time,
+    gemm_time,
+    kernel_count,
+    roofline,
+    roofline_time,
+    startup_time,
+    swiglu_kernels,
+)
+from .fetch import fetch_bytes, fetch_exposed, fetch_rate, fetch_time
+from .memory import (
+    dense_params,
+    expert_bytes,
+    experts_on_fullest_gpu,
+    fits_in_memory,
+    kv_cache_bytes,
+    memory_resident_fraction,
+    memory_terms,
+    why_infeasible,
+)
+from .routing import (
+    assignments_on_fullest_gpu,
+    busiest,
+    distinct_experts_touched,
+    expected_max_z,
+    mean_assignments,
+    normal_quantile,
+    resident_fraction,
+    routing,
+    tokens_per_group,
+)
+from .scenario import MEMO, Array, Scenario, once
+from .step import StepResult, evaluate
+
+__all__ = [
+    "KERNELS_PER_EXPERT", "MEMO", "Array", "Scenario", "StepResult", "alltoall_bytes", "alltoall_time",
+    "assignments_on_fullest_gpu", "attention_time", "busiest", "comm_time", "compute_time", "cross_socket_bytes",
+    "dense_params", "dense_time", "distinct_experts_touched", "evaluate", "expected_max_z", "expert_bytes",
+    "expert_ffn_time", "expert_time", "experts_on_fullest_gpu", "fetch_bytes", "fetch_exposed", "fetch_rate",
+    "fetch_time", "fits_in_memory", "gemm_time", "kernel_count", "kv_cache_bytes", "mean_assignments",
+    "memory_resident_fraction", "memory_terms", "normal_quantile", "once", "resident_fraction", "roofline",
+    "roofline_time", "routing", "startup_time", "swiglu_kernels", "tokens_per_group", "why_infeasible",
+]  # fmt: skip

@@ -21,7 +21,7 @@ The hit rate h is the share of the needed experts found in it, sum q_e [e cached
 - `predicted` (Prophet): predicted experts enter, the least likely to be needed next leave: the cache keeps
   the C experts with the highest rho x_e + (1 - rho) q_e (x_e: used this step), in expectation (closed
   form; without reuse, the static cache). The per-layer prefetch of the next layer's predictions
-  (offload.py) comes on top of it.
+  (physics/prefetch.py) comes on top of it.
 Every hit rate the model uses is one of these closed forms, vectorized over configurations. A seeded
 simulation of the same chain and policies (200 warm-up and 4,000 measured steps, kept per (policy, q, C,
 rho)) checks them: tests/test_cache.py bounds the difference.
@@ -29,18 +29,12 @@ rho)) checks them: tests/test_cache.py bounds the difference.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import math
-import re
 import zlib
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
-
-from prophet_model.errors import UserError
 
 POLICIES = ("static", "lru", "predicted")  # Scenario.cache_policy codes 0, 1, 2
 WARMUP_STEPS = 200
@@ -59,94 +53,6 @@ def zipf(experts: int, exponent: float) -> np.ndarray:
     """Per-pick popularity p_i = i^-s / sum_j j^-s for ranks i = 1..E (descending)."""
     w = np.arange(1, experts + 1, dtype=float) ** -float(exponent)
     return w / w.sum()
-
-
-MAX_TRACE_BYTES = 16 << 20  # protective: a per-layer, per-expert table (61 layers x 256 experts) is under 1 MB
-MAX_TRACE_COUNT = 2.0**53  # protective: the largest whole count a float64 holds exactly; a layer's sum stays finite
-TRACE_FILE = f"a routing trace CSV (columns layer,expert,count; UTF-8) under {MAX_TRACE_BYTES:,} bytes"
-_WHOLE = re.compile(r"^[0-9]+$")
-
-
-def read_trace(
-    path: Path, experts: int, where: str, layers: int | None = None, moe_layers: int | None = None
-) -> tuple[tuple[float, ...], ...]:
-    """Per-layer popularity from a routing trace CSV file (see parse_trace). Refuses a missing file, a
-    folder, a FIFO or device, a dangling symbolic link and a file over MAX_TRACE_BYTES, naming the file."""
-    return parse_trace(trace_bytes(path, where), path, experts, where, layers, moe_layers)
-
-
-def trace_bytes(path: Path, where: str) -> bytes:
-    """The bytes of a routing trace file (a regular file under MAX_TRACE_BYTES); UserError naming it."""
-    from prophet_model.study.config import read_regular
-
-    try:
-        return read_regular(path, MAX_TRACE_BYTES, TRACE_FILE)
-    except UserError as exc:
-        raise UserError(f"{where}: routing trace {exc}") from None
-
-
-def parse_trace(
-    data: bytes, path: Path, experts: int, where: str, layers: int | None = None, moe_layers: int | None = None
-) -> tuple[tuple[float, ...], ...]:
-    """Per-layer popularity from a routing trace's bytes: CSV with the header layer,expert,count (any order;
-    a UTF-8 BOM and CRLF line ends allowed), one row per layer and expert, layers 0..layers-1 (0-based, the
-    model's layers), experts 0..experts-1, counts (tokens routed) in [0, 2^53]; missing rows count 0; at
-    most `moe_layers` distinct layers. Raises UserError naming the file, the line and what is allowed."""
-    bad = f"{where}: routing trace {path}"
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UserError(f"{bad}: not a UTF-8 text file; allowed: {TRACE_FILE}") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header: list[str] | None = None
-    layer_rule = f"layer in 0..{layers - 1} (0-based: the model's {layers} layers)" if layers else "layer >= 0"
-    allowed = (f"allowed: {layer_rule}, expert in 0..{experts - 1} (the model's experts), "
-               f"count a number in [0, {MAX_TRACE_COUNT:.0f}] (2^53)")  # fmt: skip
-    table: dict[int, np.ndarray] = {}
-    seen: dict[tuple[int, int], int] = {}
-    try:
-        for row in reader:
-            i = reader.line_num
-            cells = [c.strip() for c in row]
-            if not any(cells):
-                continue
-            if header is None:
-                header = cells
-                if sorted(header) != ["count", "expert", "layer"]:
-                    break
-                continue
-            if len(cells) != 3:
-                raise UserError(f"{bad} line {i}: {len(cells)} values; allowed: 3 (layer,expert,count)")
-            rec = dict(zip(header, cells, strict=True))
-            if not (_WHOLE.match(rec["layer"]) and _WHOLE.match(rec["expert"])):
-                raise UserError(f"{bad} line {i}: layer and expert must be whole numbers >= 0, count a number")
-            try:
-                count = float(rec["count"])
-            except ValueError:
-                raise UserError(
-                    f"{bad} line {i}: layer and expert must be whole numbers >= 0, count a number"
-                ) from None
-            layer, expert = int(rec["layer"]), int(rec["expert"])
-            if (layers and layer >= layers) or expert >= experts or not 0 <= count <= MAX_TRACE_COUNT:
-                raise UserError(f"{bad} line {i}: {allowed}; got layer {layer}, expert {expert}, count {rec['count']}")
-            if (layer, expert) in seen:
-                raise UserError(f"{bad} line {i}: layer {layer} expert {expert} is also on line {seen[layer, expert]}; "
-                                "allowed: one row per layer and expert")  # fmt: skip
-            seen[layer, expert] = i
-            table.setdefault(layer, np.zeros(experts))[expert] = count
-    except csv.Error as exc:
-        raise UserError(f"{bad} line {reader.line_num}: not CSV ({exc}); allowed: {TRACE_FILE}") from None
-    if header is None or sorted(header) != ["count", "expert", "layer"] or not table:
-        raise UserError(f"{bad} needs the header layer,expert,count and at least one row")
-    if moe_layers and len(table) > moe_layers:
-        raise UserError(f"{bad}: {len(table)} layers; allowed: at most the model's {moe_layers} MoE layers")
-    out = []
-    for layer in sorted(table):
-        total = table[layer].sum()
-        if total <= 0:
-            raise UserError(f"{bad}: layer {layer} has no routed tokens (all counts 0)")
-        out.append(tuple(np.sort(table[layer] / total)[::-1].tolist()))
-    return tuple(out)
 
 
 def register_trace(layers: tuple[tuple[float, ...], ...]) -> int:

@@ -9,8 +9,9 @@ import numpy as np
 
 from prophet_model.physics import Scenario
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
-from prophet_model.study.config import Implementation, Study
+from prophet_model.study.config import Study
 from prophet_model.study.rates import attainable
+from prophet_model.study.schema import Implementation
 
 GB = 1e9
 TFLOP = 1e12

@@ -16,9 +16,10 @@ import pandas as pd
 from prophet_model import physics as m
 from prophet_model.outputs.figures import key_rows
 from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
-from prophet_model.study.config import Distribution, Study, System
+from prophet_model.study.config import Study, System
 from prophet_model.study.runner import StudyResults
 from prophet_model.study.scenarios import scenario_dict
+from prophet_model.study.schema import Distribution
 
 # input name -> (Scenario fields, "value" replaces them, "factor" multiplies them)
 INPUTS: dict[str, tuple[tuple[str, ...], str]] = {

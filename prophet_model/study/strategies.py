@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prophet_model.study.config import HybridSplit, StrategyName, System
+from prophet_model.study.config import System
+from prophet_model.study.schema import HybridSplit, StrategyName
 
 
 @dataclass(frozen=True)

@@ -94,8 +94,7 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
     of an expert from the machine's measured host->device copy rate (>= 256 MiB), the layer's compute from
     its ceilings; the routing statistics from the model's own expectations (prophet_model.physics.cache: LRU by
     Che's approximation, C / E under uniform routing), not from the run's draws."""
-    from prophet_model.physics import cache
-    from prophet_model.physics import prefetch as offload
+    from prophet_model.physics import cache, prefetch
     from prophet_model.study.rates import host_copy_rate
 
     rows = []
@@ -108,7 +107,7 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
         gpu = study.gpus[spec["gpu"]]
         for r in pd.read_csv(path).itertuples():
             e, k, h, f, tokens = int(r.experts), int(r.top_k), int(r.hidden), int(r.ffn), int(r.tokens)
-            d = float(offload.distinct(tokens, e, k))
+            d = float(prefetch.distinct(tokens, e, k))
             if r.policy == "lru" and r.routing == "zipf":
                 q = cache.touch_probability(cache.zipf(e, float(r.zipf_s)), tokens, k)
                 hit, d = cache.lru_che_hit(r.cache_slots, q), float(q.sum())
@@ -132,8 +131,8 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
                 layer = mean * t_e + compute
             else:  # eager prefetch, over the binomial number of misses
                 acc = float(r.accuracy)
-                wrong = scalar(offload.wrong_share(acc, d, e))
-                layer = compute + scalar(offload.prefetch_exposed(np.float64(mean * t_e), np.float64(compute),
+                wrong = scalar(prefetch.wrong_share(acc, d, e))
+                layer = compute + scalar(prefetch.prefetch_exposed(np.float64(mean * t_e), np.float64(compute),
                                                                 np.float64(mean), np.float64(nonresident),
                                                                 np.float64(acc), np.float64(wrong), np.float64(0)))  # fmt: skip
             step = int(r.layers) * layer

@@ -300,12 +300,12 @@ def check_consistent(
     files = read_manifest(r)["files"]
     for rel in needed:
         if rel not in files or not (r / rel).is_file():
-            raise UserError(f"{r / rel}: not found; {remedy(rel)}")
+            raise UserError(f"{r / rel}: not found; {remedy(rel, r)}")
     changed = changed_files(r, producers)
     if changed:
         raise UserError(
             f"{r}: {len(changed)} file(s) changed since the artifact wrote them: {', '.join(changed[:5])}"
-            f"{' …' if len(changed) > 5 else ''}; {remedy(changed[0])} to write them again"
+            f"{' …' if len(changed) > 5 else ''}; {remedy(changed[0], r)} to write them again"
         )
     by = files_by_config(r, producers)
     hashes = sorted(by)
@@ -339,11 +339,10 @@ def changed_files(results_dir: Path, producers: Sequence[str] = ("run", "paper")
             if e.get("producer") in producers and (r / rel).is_file() and sha256(r / rel) != e.get("sha256")]  # fmt: skip
 
 
-def remedy(rel: str) -> str:
-    """The command that writes `rel` again."""
-    if rel.startswith(f"{PAPER_DIR}/"):
-        return "run `make` (or `python -m prophet_model paper`)"
-    return "run `make` (or `python -m prophet_model run` without --systems)"
+def remedy(rel: str, results_dir: Path) -> str:
+    """The command that writes `rel` of `results_dir` again."""
+    command = "paper" if rel.startswith(f"{PAPER_DIR}/") else "run"
+    return f"run `make` (or `python -m prophet_model {command} --results {results_dir}`)"
 
 
 def consistency_problems(results_dir: Path) -> list[str]:

@@ -1,0 +1,109 @@
+"""The model's inputs: one `Scenario` of scalars or arrays (SI units), and the memo that lets one step
+evaluation compute a shared term once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+Array = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Inputs of the model, each a scalar or an array (SI units: bytes, s, FLOP/s, bytes/s)."""
+
+    # hardware (attainable rates)
+    n_gpus: ArrayLike
+    ep: ArrayLike  # expert-parallel degree (GPUs per expert group); dp = n_gpus / ep
+    peak_flops: ArrayLike  # FLOP/s, attainable dense BF16
+    hbm_bandwidth: ArrayLike  # bytes/s, attainable (copy) rate
+    stream_dense: ArrayLike  # bytes/s of weights a few-row dense GEMM streams
+    stream_grouped: ArrayLike  # bytes/s of weights a few-row grouped (MoE) GEMM streams
+    memory_capacity: ArrayLike  # bytes
+    host_bandwidth: ArrayLike  # bytes/s per direction, attainable on the GPU's own host link
+    gpus_per_switch: ArrayLike  # GPUs sharing one PCIe switch uplink to the CPU
+    switch_uplink_bandwidth: ArrayLike  # bytes/s per direction, attainable on that uplink
+    host_memory_bandwidth: ArrayLike  # bytes/s of one socket's memory
+    cpu_sockets: ArrayLike  # CPUs whose memory holds the offloaded experts (GPUs split evenly)
+    remote_memory_share: ArrayLike  # share of offloaded expert bytes in the other socket's memory
+    link_bandwidth: ArrayLike  # bytes/s per GPU per direction (line rate)
+    link_efficiency: ArrayLike  # share of the line rate that carries data, in (0, 1]
+    kernel_startup: ArrayLike  # s: fixed time of one GPU kernel (launch, first memory round trip, tail)
+    link_latency: ArrayLike  # s per all-to-all
+    sockets: ArrayLike  # 1 or 2
+    cross_socket_bandwidth: ArrayLike  # bytes/s per direction
+    # MoE model
+    num_layers: ArrayLike
+    num_moe_layers: ArrayLike
+    hidden_size: ArrayLike
+    expert_ffn_size: ArrayLike
+    num_experts: ArrayLike
+    top_k: ArrayLike
+    num_shared_experts: ArrayLike
+    shared_expert_ffn_size: ArrayLike
+    dense_ffn_size: ArrayLike
+    attention_params_per_layer: ArrayLike
+    kv_elements_per_token_per_layer: ArrayLike
+    num_attention_heads: ArrayLike
+    head_dim: ArrayLike
+    vocab_size: ArrayLike
+    bytes_per_param: ArrayLike
+    # implementation (kernel structure)
+    fused: ArrayLike  # 1: routed experts as grouped GEMMs; 0: a kernel sequence per touched expert
+    kernels_per_layer: ArrayLike  # kernels of a layer other than the routed experts
+    kernels_per_moe_layer: ArrayLike  # fused: kernels of a layer's routed experts
+    kernels_per_expert: ArrayLike  # per_expert: kernels of one touched expert
+    kernels_per_shared_expert: ArrayLike  # kernels of one shared expert of an MoE layer
+    kernels_head: ArrayLike  # final norm and LM head
+    # workload
+    batch_size_per_gpu: ArrayLike
+    context_length: ArrayLike
+    activation_bytes: ArrayLike  # bytes per activation / KV element
+    reserved_memory: ArrayLike  # bytes
+    # Prophet
+    prophet: ArrayLike  # 0 = baseline, 1 = Prophet
+    prediction_accuracy: ArrayLike  # in [0, 1]
+    comm_reduction_factor: ArrayLike  # >= 1
+    # what-if: a resident share of touched experts in [0, 1] instead of the one memory allows (NaN: none)
+    resident_override: ArrayLike = np.nan
+    # 1: the busiest rank's expected maximum sets the pace; 0: a rank of mean load (hand examples)
+    load_imbalance: ArrayLike = 1.0
+    # Prophet's prefetch: 1 window (misses first, prefetch what fits in a layer), 0 eager (all predicted)
+    prefetch_window: ArrayLike = 0.0
+    # expert cache and routing (physics/cache.py): policy 0 static, 1 lru, 2 predicted; zipf exponent (0: uniform);
+    # a registered routing trace id (0: none); temporal reuse between decode steps in [0, 1)
+    cache_policy: ArrayLike = 0.0
+    routing_skew: ArrayLike = 0.0
+    routing_trace: ArrayLike = 0.0
+    temporal_reuse: ArrayLike = 0.0
+    # share of the GPU memory left after dense weights, KV cache and the reserve that holds experts
+    cache_memory_share: ArrayLike = 1.0
+    # what-if: the share of Prophet's expert copies hidden behind computation (NaN: the prefetch model's)
+    overlap_override: ArrayLike = np.nan
+
+    def arrays(self) -> Scenario:
+        """The same scenario with every field as a float64 array."""
+        return Scenario(**{f.name: np.asarray(getattr(self, f.name), dtype=np.float64) for f in fields(self)})
+
+
+MEMO: dict[str, tuple[object, Array]] = {}
+
+
+def once(name: str, s: Scenario, compute) -> Array:
+    """The value of `compute(s)` for this very Scenario object, computed once (one step evaluation
+    asks for the routing counts several times; Scenarios are immutable)."""
+    hit = MEMO.get(name)
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    value = compute(s)
+    MEMO[name] = (s, value)
+    return value
+
+
+def forget() -> None:
+    """Drop the memo (a step evaluation holds no arrays past its end)."""
+    MEMO.clear()

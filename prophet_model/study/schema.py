@@ -1,0 +1,298 @@
+"""The study configuration's schema (`_config.yml`): every section as a pydantic model, with the allowed
+values and the checks that need only the file itself."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+StrategyName = Literal["EP", "DP", "Hybrid"]
+STRATEGIES: tuple[StrategyName, ...] = ("EP", "DP", "Hybrid")
+PRECISION_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+MAX_ID_CHARS = 64  # protective: an id is part of file names (results_<id>.csv), which the file system limits
+
+
+class _Strict(BaseModel):
+    """No unknown keys; numbers finite; whole numbers given as whole numbers (not true, "3" or 2.0)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class _WithSources(_Strict):
+    sources: dict[str, str]
+
+    @model_validator(mode="after")
+    def _every_value_has_a_source(self) -> _WithSources:
+        fields = [k for k in type(self).model_fields if k != "sources"]
+        missing = sorted(k for k in fields if not self.sources.get(k, "").strip())
+        if missing:
+            raise ValueError(f"sources is missing an entry for: {', '.join(missing)}")
+        return self
+
+
+class StudyMeta(_Strict):
+    title: str
+    results_dir: str = "results"
+    headline_system: str
+    headline_strategy: StrategyName = "Hybrid"
+
+
+class CatalogPaths(_Strict):
+    gpus: str
+    interconnects: str
+    models: str
+
+
+class HybridSplit(_Strict):
+    ep: int = Field(gt=0)
+    dp: int = Field(gt=0)
+
+
+class SystemConfig(_Strict):
+    id: str
+    name: str
+    gpu: str
+    count: int = Field(gt=0, le=4096)
+    interconnect: str
+    hybrid: HybridSplit | Literal["auto", "none"]
+    hybrid_note: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, v: str) -> str:
+        if len(v) > MAX_ID_CHARS:
+            raise ValueError(f"id is {len(v)} characters long; allowed: at most {MAX_ID_CHARS} (it names files)")
+        if not SAFE_ID.match(v):
+            raise ValueError(f"id {v!r} is not safe for file names; allowed: letters, digits, '-' and '_'")
+        return v
+
+    @model_validator(mode="after")
+    def _hybrid_matches_count(self) -> SystemConfig:
+        h = self.hybrid
+        if isinstance(h, HybridSplit) and (h.ep < 2 or h.dp < 2):
+            raise ValueError(
+                f"hybrid: {{ep: {h.ep}, dp: {h.dp}}} is {'EP' if h.dp == 1 else 'DP'}, not a hybrid split; allowed: "
+                "ep > 1 and dp > 1 with ep x dp = count, 'auto' or 'none' (with a hybrid_note)"
+            )
+        if isinstance(h, HybridSplit) and h.ep * h.dp != self.count:
+            raise ValueError(
+                f"hybrid split {h.ep}x{h.dp} = {h.ep * h.dp} GPUs, but count is {self.count}; "
+                "allowed: ep x dp = count, 'auto' or 'none'"
+            )
+        if h == "none" and not self.hybrid_note.strip():
+            raise ValueError("hybrid: none needs a hybrid_note giving the reason")
+        return self
+
+
+class Workload(_WithSources):
+    batch_size_per_gpu: int = Field(gt=0, le=1_000_000)
+    context_length_tokens: int = Field(gt=0)
+    precision: Literal["fp32", "bf16", "fp16", "fp8"]
+    reserved_memory_gb: float = Field(ge=0)
+
+
+class Prophet(_WithSources):
+    prediction_accuracy: float = Field(ge=0, le=1)  # share of needed experts predicted (set as large as needed)
+    comm_reduction_factor: float = Field(ge=1)
+    prefetch_policy: Literal["window", "eager"]
+
+
+class ExpertCache(_WithSources):
+    """Which experts stay on the GPU between uses (physics/cache.py): the baseline's policy and Prophet's."""
+
+    baseline_policy: Literal["static", "lru"]
+    prophet_policy: Literal["static", "lru", "predicted"]
+    memory_share: float = Field(gt=0, le=1)  # of the memory left after dense weights, KV cache and reserve
+
+
+class Routing(_WithSources):
+    """How tokens spread over the experts (physics/cache.py)."""
+
+    distribution: Literal["uniform", "zipf", "trace"]
+    zipf_exponent: float = Field(ge=0, le=4)  # used by `zipf`
+    trace_file: str  # used by `trace`: CSV layer,expert,count, relative to the config's folder
+    temporal_reuse: float = Field(ge=0, lt=1)  # lag-1 correlation of an expert's use between decode steps
+
+    @model_validator(mode="after")
+    def _trace_named(self) -> Routing:
+        if self.distribution == "trace" and not self.trace_file.strip():
+            raise ValueError("distribution trace needs trace_file: a CSV with columns layer,expert,count")
+        return self
+
+
+class SingleGpuClaim(_WithSources):
+    """The seed's single-GPU throughputs: a claim the model checks and inverts, never an input."""
+
+    gpu: str
+    baseline_tokens_per_s: float = Field(gt=0)
+    prophet_tokens_per_s: float = Field(gt=0)
+
+
+class Implementation(_WithSources):
+    """How the served engine runs a decode step: its kernel structure and kernel counts."""
+
+    kernel_structure: Literal["fused", "per_expert"]
+    kernels_per_layer: int = Field(ge=0, le=1000)  # everything of a layer but the routed experts
+    kernels_per_moe_layer: int = Field(ge=0, le=1000)  # fused: a layer's routed experts
+    kernels_per_expert: int = Field(ge=0, le=1000)  # per_expert: one touched expert
+    kernels_per_shared_expert: int = Field(ge=0, le=1000)  # one shared expert of an MoE layer
+    kernels_head: int = Field(ge=0, le=1000)  # final norm and LM head
+
+
+class Cost(_WithSources):
+    monthly_tokens: float = Field(gt=0)
+
+
+class Figures(_WithSources):
+    column_width_in: float = Field(gt=0, le=20)
+    full_width_in: float = Field(gt=0, le=20)
+    height_in: float = Field(gt=0, le=20)
+    font_size_pt: float = Field(ge=4, le=24)
+    png_dpi: int = Field(ge=200, le=1200)
+
+
+UNCERTAIN_INPUTS = (
+    "prophet.prediction_accuracy",
+    "prophet.comm_reduction_factor",
+    "workload.batch_size_per_gpu",
+    "workload.context_length_tokens",
+    "interconnect_bandwidth_factor",
+    "host_link_bandwidth_factor",
+    "expert_size_factor",
+    "expert_cache.memory_share",
+    "routing.zipf_exponent",
+    "routing.temporal_reuse",
+)
+
+
+class Distribution(_Strict):
+    """A multiplicative factor on the configured (or catalog) value, centred on 1: the configured value
+    is the distribution's median, so a headline number stays the centre of its own interval whatever
+    value is configured."""
+
+    distribution: Literal["uniform", "triangular", "loguniform"]
+    low: float = Field(gt=0)
+    high: float = Field(gt=0)
+    mode: float | None = None
+    source: str
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Distribution:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
+        if self.distribution == "triangular" and (self.mode is None or not self.low <= self.mode <= self.high):
+            raise ValueError("a triangular distribution needs low <= mode <= high")
+        centred = {
+            "uniform": math.isclose(self.low + self.high, 2.0, rel_tol=1e-9),
+            "triangular": self.mode is not None
+            and math.isclose(self.mode, 1.0)
+            and math.isclose(self.low + self.high, 2.0),
+            "loguniform": math.isclose(self.low * self.high, 1.0, rel_tol=1e-9),
+        }[self.distribution]
+        if not centred:
+            raise ValueError(
+                f"a {self.distribution} factor must be centred on 1 (the configured value is its median); allowed: "
+                + {"uniform": "low + high = 2, e.g. {low: 0.8, high: 1.2}",
+                   "triangular": "mode: 1 and low + high = 2, e.g. {low: 0.875, mode: 1, high: 1.125}",
+                   "loguniform": "low x high = 1, e.g. {low: 0.5, high: 2}"}[self.distribution]
+            )  # fmt: skip
+        return self
+
+
+class Uncertainty(_Strict):
+    samples: int = Field(gt=0, le=10_000_000)
+    seed: int = Field(ge=0)
+    inputs: dict[str, Distribution] = {}
+
+    @field_validator("inputs")
+    @classmethod
+    def _known(cls, v: dict[str, Distribution]) -> dict[str, Distribution]:
+        unknown = sorted(set(v) - set(UNCERTAIN_INPUTS))
+        if unknown:
+            raise ValueError(f"unknown uncertain input(s) {', '.join(unknown)}; allowed: {', '.join(UNCERTAIN_INPUTS)}")
+        return v
+
+
+# Configured values whose factor range must stay within bounds: (lower, upper) of value x factor.
+UNCERTAIN_BOUNDS = {
+    "prophet.prediction_accuracy": (0.0, 1.0),
+    "prophet.comm_reduction_factor": (1.0, math.inf),
+    "workload.batch_size_per_gpu": (1.0, math.inf),
+    "workload.context_length_tokens": (1.0, math.inf),
+    "expert_cache.memory_share": (0.0, 1.0),
+    "routing.zipf_exponent": (0.0, 4.0),
+    "routing.temporal_reuse": (0.0, 0.999),
+}
+
+
+# The metrics of all_systems_comparison.csv that an expectation may check (study.compare writes them).
+COMPARISON_METRICS = (
+    "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup", "baseline_step_ms", "prophet_step_ms",
+    "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
+    "prophet_fetch_overhead_pct", "baseline_scaling_efficiency_pct", "prophet_scaling_efficiency_pct",
+    "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens", "cost_reduction", "annual_savings_usd",
+    "best_baseline_tokens_per_s", "speedup_vs_best_baseline",
+)  # fmt: skip
+
+
+class Expectation(_Strict):
+    system: str
+    strategy: StrategyName
+    metric: str
+    min: float
+    max: float
+    source: str
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Expectation:
+        if self.metric not in COMPARISON_METRICS:
+            raise ValueError(
+                f"metric {self.metric!r} is not a comparison metric; allowed: {', '.join(COMPARISON_METRICS)}"
+            )
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class StudyConfig(_Strict):
+    study: StudyMeta
+    catalogs: CatalogPaths
+    model: str
+    systems: list[SystemConfig] = Field(min_length=1)
+    strategies: list[StrategyName] = Field(min_length=1)
+    workload: Workload
+    prophet: Prophet
+    expert_cache: ExpertCache
+    routing: Routing
+    implementation: Implementation
+    single_gpu_claim: SingleGpuClaim
+    cost: Cost
+    figures: Figures
+    uncertainty: Uncertainty | None = None
+    expectations: list[Expectation] = []
+
+    @model_validator(mode="after")
+    def _unique_and_known(self) -> StudyConfig:
+        ids = [s.id for s in self.systems]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"systems: duplicate id(s) {', '.join(dupes)}; each id must be unique")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ValueError("strategies: each strategy may appear once")
+        if self.study.headline_strategy not in self.strategies:
+            raise ValueError(
+                f"study.headline_strategy {self.study.headline_strategy!r} is not among strategies; allowed: "
+                f"{', '.join(self.strategies)}"
+            )
+        if self.study.headline_system not in ids:
+            raise ValueError(
+                f"study.headline_system {self.study.headline_system!r} is not a system id; allowed: {', '.join(ids)}"
+            )
+        for i, e in enumerate(self.expectations):
+            if e.system not in ids:
+                raise ValueError(f"expectations.{i}.system {e.system!r} is not a system id; allowed: {', '.join(ids)}")
+        return self
