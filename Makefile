@@ -43,11 +43,13 @@ run: venv $(SYSDEPS)
 test: venv $(SYSDEPS)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: venv
 	$(PY) -m ruff format .

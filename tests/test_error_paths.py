@@ -188,7 +188,7 @@ def test_run_internal_error_offers_log_level(monkeypatch, capsys, tmp_path) -> N
 
 
 def test_a_failed_book_build_is_one_line_and_a_log(results, tmp_path) -> None:
-    from prophet_model.outputs.book import build_error_cause
+    from prophet_model.workflow.site import build_error_cause
 
     output = ("Running Sphinx v7\n\x1b[91mSphinx error:\x1b[39;49;00m\nTraceback (most recent call last):\n"
               '  File "x.py", line 1, in <module>\n    raise SphinxError(msg)\n'

@@ -118,3 +118,56 @@ def test_validation_reads_nothing_downstream() -> None:
             assert not edges & downstream, f"{name} imports {sorted(edges & downstream)}"
         if name.startswith("validation"):
             assert "validation.bench" not in edges, f"{name} imports validation.bench"
+
+
+def _lint_imports(root: Path):
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run([str(exe)], cwd=root, capture_output=True, text=True, env={"PYTHONPATH": str(root),
+                          "PATH": "/usr/bin:/bin"}, check=False)  # fmt: skip
+
+
+def test_the_layers_contract_holds() -> None:
+    """pyproject.toml's import-linter contracts: commands > workflow > outputs > validation > study >
+    physics, and no writer imports the physics."""
+    done = _lint_imports(ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
+
+
+def test_a_writer_that_imports_the_physics_breaks_the_contract(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(ROOT / "prophet_model", tmp_path / "prophet_model", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    figures = tmp_path / "prophet_model" / "outputs" / "figures.py"
+    figures.write_text(figures.read_text(encoding="utf-8") + "\nfrom prophet_model.physics import memory  # noqa\n")
+    done = _lint_imports(tmp_path)
+    assert done.returncode != 0
+    assert "prophet_model.outputs.figures -> prophet_model.physics.memory" in done.stdout
+
+
+def test_a_lower_layer_that_imports_a_higher_one_breaks_the_contract(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(ROOT / "prophet_model", tmp_path / "prophet_model", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    memory = tmp_path / "prophet_model" / "physics" / "memory.py"
+    memory.write_text(memory.read_text(encoding="utf-8") + "\nfrom prophet_model.study import config  # noqa\n")
+    done = _lint_imports(tmp_path)
+    assert done.returncode != 0 and "prophet_model.physics.memory -> prophet_model.study.config" in done.stdout
+
+
+def test_notebooks_call_the_study_not_the_physics() -> None:
+    """Notebooks drive the package through the study API and the writers, never the physics directly."""
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        text = nb.read_text(encoding="utf-8")
+        assert "prophet_model.physics" not in text and "import physics" not in text, nb.name
+
+
+def test_no_module_is_over_450_lines() -> None:
+    long = {p.relative_to(ROOT).as_posix(): n for p in (ROOT / "prophet_model").rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450}  # fmt: skip
+    assert not long, long

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from prophet_model.outputs.files import PAPER_FILES, expected_files
 from prophet_model.study.config import load_study, macro_key
-from prophet_model.workflow.results import PAPER_FILES, expected_files
 from prophet_model.workflow.sandbox import copy_checkout
 
 from .conftest import ROOT, dump_yaml, load_yaml

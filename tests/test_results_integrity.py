@@ -199,7 +199,7 @@ def test_a_users_file_where_the_paper_goes_stays(good: Path, study_dir: Path, ca
 KILL_DURING_COMMIT = textwrap.dedent(
     """
     import os, signal, sys
-    import prophet_model.workflow.results as r
+    import prophet_model.workflow.commit as r
     real, calls = r.os.replace, []
 
     class Os:  # every name of os as it is, but the second file moved into place kills the process

@@ -10,8 +10,9 @@ import pandas as pd
 
 from prophet_model.errors import UserError
 from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs.files import expected_files
 from prophet_model.outputs.tables import problem, regenerate_hint
-from prophet_model.workflow.results import consistency_problems, expected_files
+from prophet_model.workflow.results import consistency_problems
 from prophet_model.workflow.runlog import SUCCESS, latest_log
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from prophet_model.errors import UserError
-from prophet_model.workflow.results import FLOAT_FORMAT
+from prophet_model.outputs.files import FLOAT_FORMAT
 
 if TYPE_CHECKING:
     from prophet_model.study.sensitivity import Setup

@@ -7,24 +7,22 @@ from __future__ import annotations
 import json
 import platform
 import re
-import shutil
 import subprocess
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
-from prophet_model import physics as m
-from prophet_model.errors import UserError
 from prophet_model.outputs import formatting as fmt
-from prophet_model.outputs.figures import key_rows
+from prophet_model.outputs.files import system_page
 from prophet_model.outputs.paper import PAPER_FILES
 from prophet_model.study.config import Study
-from prophet_model.study.scenarios import scenario_dict, stack
-from prophet_model.workflow.bookdir import BookFolder
-from prophet_model.workflow.pipeline import system_page
-from prophet_model.workflow.runlog import package_versions
+from prophet_model.study.runner import key_rows
+from prophet_model.versions import package_versions
+
+if TYPE_CHECKING:
+    from prophet_model.workflow.bookdir import BookFolder
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = (
@@ -205,35 +203,34 @@ def needs(results_dir: Path | None) -> str:
 
 def worked_example(study: Study) -> str:
     """Every intermediate number of one configuration: the headline system and strategy, Prophet."""
+    from prophet_model.study.worked_example import worked_example as terms
+
     cfg = study.config.study
-    system = study.system(cfg.headline_system)
-    ep = system.hybrid.ep if hasattr(system.hybrid, "ep") else system.count
-    rows = []
-    for variant in (False, True):
-        s = stack([scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, variant)]).arrays()
-        r = m.evaluate(s)
-        v = lambda a: float(np.asarray(a).ravel()[0])  # noqa: E731
-        rows.append({
-            "expert bytes {math}`S_e = 3hf\\,b`": f"{v(m.expert_bytes(s)) / 1e6:,.2f} MB",
-            "dense parameters {math}`P_d`": f"{v(m.dense_params(s)) / 1e9:,.3f} G",
-            "KV cache {math}`K`": f"{v(m.kv_cache_bytes(s)) / 1e9:,.3f} GB",
-            "experts on the fullest GPU {math}`\\lceil E/ep \\rceil`": f"{v(m.experts_on_fullest_gpu(s)):.0f}",
-            "hit rate {math}`\\rho`": fmt.number(v(m.resident_fraction(s))),
-            "tokens per group {math}`T = ep\\,B`": f"{v(m.tokens_per_group(s)):.0f}",
-            "distinct experts touched {math}`D`": fmt.number(v(m.distinct_experts_touched(s)), 4),
-            "assignments on the fullest GPU {math}`A`": fmt.number(v(m.assignments_on_fullest_gpu(s)), 4),
-            "dense time {math}`t_d`": fmt.ms(1e3 * v(m.dense_time(s))),
-            "expert time {math}`t_e`": fmt.ms(1e3 * v(m.expert_time(s))),
-            "kernel start-ups {math}`n_k \\tau_0`": fmt.ms(1e3 * v(m.startup_time(s))),
-            "fetch bytes {math}`F`": f"{v(m.fetch_bytes(s)) / 1e9:,.3f} GB",
-            "fetch time {math}`t_f`": fmt.ms(1e3 * v(r.fetch_s)),
-            "fetch exposed": fmt.ms(1e3 * v(r.fetch_exposed_s)),
-            "all-to-all bytes {math}`V`": f"{v(m.alltoall_bytes(s)) / 1e3:,.1f} kB",
-            "one all-to-all {math}`t_{a2a}`": f"{1e6 * v(m.alltoall_time(s)):,.2f} µs",
-            "comm exposed {math}`2L_{moe}t_{a2a}`": fmt.ms(1e3 * v(r.comm_exposed_s)),
-            "step {math}`t`": fmt.ms(1e3 * v(r.step_s)),
-            "throughput {math}`N B / t`": f"{fmt.tokens(v(r.tokens_per_s))} tokens/s",
-        })  # fmt: skip
+    system, ep, values = terms(study)
+    rows = [
+        {
+            "expert bytes {math}`S_e = 3hf\\,b`": f"{t['expert_bytes'] / 1e6:,.2f} MB",
+            "dense parameters {math}`P_d`": f"{t['dense_params'] / 1e9:,.3f} G",
+            "KV cache {math}`K`": f"{t['kv_cache_bytes'] / 1e9:,.3f} GB",
+            "experts on the fullest GPU {math}`\\lceil E/ep \\rceil`": f"{t['experts_on_fullest_gpu']:.0f}",
+            "hit rate {math}`\\rho`": fmt.number(t["hit_rate"]),
+            "tokens per group {math}`T = ep\\,B`": f"{t['tokens_per_group']:.0f}",
+            "distinct experts touched {math}`D`": fmt.number(t["distinct_experts_touched"], 4),
+            "assignments on the fullest GPU {math}`A`": fmt.number(t["assignments_on_fullest_gpu"], 4),
+            "dense time {math}`t_d`": fmt.ms(1e3 * t["dense_time_s"]),
+            "expert time {math}`t_e`": fmt.ms(1e3 * t["expert_time_s"]),
+            "kernel start-ups {math}`n_k \\tau_0`": fmt.ms(1e3 * t["startup_time_s"]),
+            "fetch bytes {math}`F`": f"{t['fetch_bytes'] / 1e9:,.3f} GB",
+            "fetch time {math}`t_f`": fmt.ms(1e3 * t["fetch_s"]),
+            "fetch exposed": fmt.ms(1e3 * t["fetch_exposed_s"]),
+            "all-to-all bytes {math}`V`": f"{t['alltoall_bytes'] / 1e3:,.1f} kB",
+            "one all-to-all {math}`t_{a2a}`": f"{1e6 * t['alltoall_time_s']:,.2f} µs",
+            "comm exposed {math}`2L_{moe}t_{a2a}`": fmt.ms(1e3 * t["comm_exposed_s"]),
+            "step {math}`t`": fmt.ms(1e3 * t["step_s"]),
+            "throughput {math}`N B / t`": f"{fmt.tokens(t['tokens_per_s'])} tokens/s",
+        }
+        for t in values
+    ]  # fmt: skip
     table = pd.DataFrame(
         {"quantity": list(rows[0]), "baseline": list(rows[0].values()), "Prophet": list(rows[1].values())}
     )
@@ -323,14 +320,11 @@ def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
 
 
 def write_pages(study: Study, results_dir: Path, folder: BookFolder) -> list[Path]:
-    """Write every generated fragment into `<book>/_generated`; the results folder must hold a complete,
-    consistent run of this configuration and the paper. A page is rewritten only when its text changed,
+    """Write every generated fragment into `<book>/_generated` from a complete, consistent results folder
+    of this configuration and the paper (the command checks it). A page is rewritten only when its text changed,
     and fragments the artifact wrote that this version no longer writes are removed (nothing else)."""
-    from prophet_model.workflow.results import PAPER_DIR, STUDY_FILES, check_consistent
-
     book_dir = folder.dir
     data = results_dir / "data"
-    check_consistent(results_dir, study, needed=(*STUDY_FILES[:2], f"{PAPER_DIR}/macros.tex"))
     comparison = pd.read_csv(data / "all_systems_comparison.csv")
     out = book_dir / "_generated"
     copies: dict[str, bytes] = {}
@@ -357,67 +351,3 @@ def write_pages(study: Study, results_dir: Path, folder: BookFolder) -> list[Pat
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
     return [out / n for n in pages]
-
-
-def _digest_tree(book_dir: Path) -> tuple[str, list[str]]:
-    """A hash of every book source (pages, generated fragments, executed notebooks, config), and the
-    list of documents, which decides whether a clean build is needed."""
-    import hashlib
-
-    h = hashlib.sha256()
-    docs = []
-    skip = ("_build", ".pipeline-cache")
-    for path in sorted(book_dir.rglob("*")):
-        rel = path.relative_to(book_dir)
-        if rel.parts[0] in skip or not path.is_file() or path.name.endswith(".partial.ipynb"):
-            continue
-        h.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-        if path.suffix in (".md", ".ipynb") and rel.parts[0] != "_generated":
-            docs.append(rel.as_posix())
-    return h.hexdigest(), docs
-
-
-def build_error_cause(output: str) -> str:
-    """The line of a failed jupyter-book build that names its cause: the first Sphinx warning (-W makes
-    it an error), else the first exception with a message (the root of a chained traceback), else
-    the last line; colours removed, at most 300 characters."""
-    import re
-
-    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", output).splitlines() if ln.strip()]
-    warnings = [ln for ln in lines if re.search(r"\b(WARNING|ERROR|CRITICAL):\s*\S", ln)]
-    errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception)\w*:\s*\S", ln) and "Look above" not in ln]
-    return ((warnings or errors or lines or ["no output"])[0])[:300]
-
-
-def build_site(folder: BookFolder) -> str:
-    """jupyter-book build BOOK -W --keep-going, skipped when no source changed since the last
-    successful build. When documents were added or removed (a system left the config) the old site
-    is removed first, so no page of a removed system stays. A `_build` folder the artifact did not
-    make is refused, never removed."""
-    import sys
-
-    from prophet_model.workflow.procs import die_with_parent
-
-    book_dir = folder.dir
-    folder.claim(["_build"])
-    stamp = book_dir / "_build" / ".sources.json"
-    digest, docs = _digest_tree(book_dir)
-    old = json.loads(stamp.read_text()) if stamp.is_file() else {}
-    index = book_dir / "_build" / "html" / "index.html"
-    if old.get("digest") == digest and index.is_file():
-        return f"{index}: up to date"
-    if old.get("documents") != docs:
-        shutil.rmtree(book_dir / "_build", ignore_errors=True)
-    exe = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run([str(exe), "build", str(book_dir), "-W", "--keep-going", "--quiet"], capture_output=True,
-                          text=True, check=False, preexec_fn=die_with_parent)  # fmt: skip
-    if proc.returncode != 0:  # a short error; jupyter-book's own output (a traceback, often) goes to a log
-        output = proc.stdout + proc.stderr
-        log_path = book_dir / "_build" / "jupyter-book-error.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(output, encoding="utf-8")
-        cause = build_error_cause(output)
-        raise UserError(f"{book_dir}: jupyter-book build failed (exit {proc.returncode}): {cause}; "
-                        f"its full output is in {log_path}")  # fmt: skip
-    stamp.write_text(json.dumps({"digest": digest, "documents": docs}, indent=1) + "\n")
-    return f"built {index}"

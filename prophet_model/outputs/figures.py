@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 
 from prophet_model.outputs import formatting as fmt
+from prophet_model.study.runner import key_rows
 from prophet_model.study.schema import Figures
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under common colour-vision deficiencies.
@@ -174,19 +175,6 @@ def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures) -
     _say_why_empty(ax, rows)
     titled_with_legend_below(fig, ax, f"{plain(system_name)}: step time (% all-to-all)", ncols=3)
     return fig
-
-
-def key_rows(comparison: pd.DataFrame, strategy: str) -> pd.DataFrame:
-    """Per system the row of `strategy`, or, where that strategy was not evaluated, the row with the
-    highest Prophet throughput (its strategy is then named in the figure)."""
-    out = []
-    for _, g in comparison.groupby("system_id", sort=False):
-        g = g.dropna(subset=["speedup"])
-        if g.empty:
-            continue
-        hit = g[g.strategy == strategy]
-        out.append(hit.iloc[0] if not hit.empty else g.loc[g.prophet_tokens_per_s.idxmax()])
-    return pd.DataFrame(out)
 
 
 def cross_system_comparison(comparison: pd.DataFrame, strategy: str, cfg: Figures) -> plt.Figure:

@@ -17,10 +17,10 @@ import pandas as pd
 
 from prophet_model.errors import UserError
 from prophet_model.outputs import formatting as fmt
-from prophet_model.outputs.figures import key_rows
+from prophet_model.outputs.files import PAPER_FILES
 from prophet_model.outputs.templating import TEMPLATES
 from prophet_model.study.config import Study
-from prophet_model.workflow.results import PAPER_FILES
+from prophet_model.study.runner import key_rows
 
 TEX_ESCAPES = {
     "&": r"\&",

@@ -218,3 +218,16 @@ def run_study(
     if not comparison.empty:  # systems by GPU count (2x before 10x), the configured order among equals
         comparison = comparison.sort_values("n_gpus", kind="stable").reset_index(drop=True)
     return StudyResults(study, rows, chosen, comparison), failures
+
+
+def key_rows(comparison: pd.DataFrame, strategy: str) -> pd.DataFrame:
+    """Per system the row of `strategy`, or, where that strategy was not evaluated, the row with the
+    highest Prophet throughput (its strategy is then named in the figure)."""
+    out = []
+    for _, g in comparison.groupby("system_id", sort=False):
+        g = g.dropna(subset=["speedup"])
+        if g.empty:
+            continue
+        hit = g[g.strategy == strategy]
+        out.append(hit.iloc[0] if not hit.empty else g.loc[g.prophet_tokens_per_s.idxmax()])
+    return pd.DataFrame(out)

@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 
 from prophet_model import physics as m
-from prophet_model.outputs.figures import key_rows
 from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
 from prophet_model.study.config import Study, System
-from prophet_model.study.runner import StudyResults
+from prophet_model.study.runner import StudyResults, key_rows
 from prophet_model.study.scenarios import scenario_dict
 from prophet_model.study.schema import Distribution
 
@@ -90,7 +89,7 @@ class Setup:
 
 
 def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setup]:
-    """Each system's headline configuration (figures.key_rows). `evaluated_only=False` also gives a
+    """Each system's headline configuration (runner.key_rows). `evaluated_only=False` also gives a
     system none of whose strategies has numbers (it does not fit in memory) its headline strategy's
     split, so that a sweep can ask which inputs would make it fit."""
     study = results.study

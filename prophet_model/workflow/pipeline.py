@@ -22,8 +22,9 @@ from pathlib import Path
 
 import nbformat
 
+from prophet_model.outputs.files import system_page
 from prophet_model.outputs.formatting import md
-from prophet_model.study.config import Study, System
+from prophet_model.study.config import Study
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_SOURCES = (
@@ -96,12 +97,6 @@ def system_config(study: Study, system_id: str) -> bytes:
     expectations = [e.model_dump(mode="json") for e in study.config.expectations if e.system == system_id]
     return _dump({"system": entry.model_dump(mode="json"), "gpu": s.gpu.model_dump(mode="json"),
                   "interconnect": s.interconnect.model_dump(mode="json"), "expectations": expectations})  # fmt: skip
-
-
-def system_page(system: System) -> str:
-    """A system's page in the book (book/systems/<page>.ipynb): its GPU count first, so that the table of
-    contents lists systems by GPU count (2x, 4x, ..., 10x), not as text."""
-    return f"{system.count:04d}-{system.id}"
 
 
 def jobs(study: Study, book_dir: Path, results_dir: Path, root: Path = ROOT) -> list[Job]:

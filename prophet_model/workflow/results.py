@@ -22,75 +22,22 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from prophet_model.errors import UserError
+from prophet_model.outputs.files import (
+    PAPER_DIR,
+    PAPER_FILES,
+    expected_files,
+    system_of,
+)
 
-if TYPE_CHECKING:
-    import pandas as pd
-from prophet_model.workflow.procs import Guardian
-
-FLOAT_FORMAT = "%.10g"
 MARKER = ".prophet-results"
 MANIFEST = "manifest.json"
 LOCK = ".lock"  # held by every command that writes or reads the folder (procs.hold_lock)
 ROOT = Path(__file__).resolve().parents[2]
-
-SYSTEM_FILES = (
-    "data/results_{id}.csv",
-    "figures/throughput_comparison_{id}.pdf",
-    "figures/throughput_comparison_{id}.png",
-    "figures/communication_overhead_{id}.pdf",
-    "figures/communication_overhead_{id}.png",
-    "figures/cost_efficiency_{id}.pdf",
-    "figures/cost_efficiency_{id}.png",
-    "SUMMARY_{id}.md",
-)
-STUDY_FILES = (
-    "data/all_systems_comparison.csv",
-    "data/sanity_checks.csv",
-    "data/claims.csv",
-    "figures/cross_system_comparison.pdf",
-    "figures/cross_system_comparison.png",
-    "figures/scaling_efficiency.pdf",
-    "figures/scaling_efficiency.png",
-)
-UNCERTAINTY_FILE = "data/uncertainty.csv"
-PAPER_DIR = "paper"
-PAPER_FILES = (
-    "table.tex",
-    "abstract.tex",
-    "caption.tex",
-    "macros.tex",
-    "section_multi_gpu.tex",
-    "artifact_appendix.tex",
-)
-
-
-def write_csv(df: pd.DataFrame, path: Path) -> None:
-    """Deterministic CSV: fixed float format, no index, LF line endings."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-
-
-def expected_files(system_ids: Sequence[str], uncertainty: bool = False) -> list[str]:
-    """Every file a full `run` writes for these systems (relative to the results folder)."""
-    files = [*STUDY_FILES, *(f.format(id=s) for s in system_ids for f in SYSTEM_FILES)]
-    return [*files, UNCERTAINTY_FILE] if uncertainty else files
-
-
-def system_of(rel: str) -> str | None:
-    """The system id a per-system file belongs to, else None."""
-    for pattern in SYSTEM_FILES:
-        head, tail = pattern.split("{id}")
-        if rel.startswith(head) and rel.endswith(tail) and len(rel) > len(head) + len(tail):
-            return rel[len(head) : len(rel) - len(tail)]
-    return None
 
 
 def sha256(path: Path) -> str:
@@ -251,7 +198,7 @@ def unsafe_path(folder: Path, rel: str) -> str:
 
 
 def _write_manifest(results_dir: Path, data: dict) -> None:
-    _write_json(results_dir / MANIFEST, _manifest_data(data["files"]))
+    write_json(results_dir / MANIFEST, manifest_data(data["files"]))
 
 
 def stale_reasons(results_dir: Path, study, producer: str = "run") -> list[str]:
@@ -361,15 +308,7 @@ def consistency_problems(results_dir: Path) -> list[str]:
 # Writing
 
 
-def _remove_stale_stages(results_dir: Path) -> None:
-    """Staging folders of killed runs (their process is gone) inside our own results folder."""
-    for d in results_dir.glob(".staging-*"):
-        pid = d.name.rsplit("-", 1)[-1]
-        if d.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(d, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -379,94 +318,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-@contextmanager
-def staged(
-    results_dir: Path,
-    study,
-    producer: str = "run",
-    scope: Callable[[str, dict], bool] = lambda rel, entry: True,
-) -> Iterator[Path]:
-    """Yield an empty staging folder inside `results_dir` (already `prepare`d). On success every file
-    written there is moved into place and recorded in the manifest; files the manifest lists for
-    `producer` within `scope` that were not written again are removed. On failure nothing changes."""
-    r = Path(results_dir)
-    _remove_stale_stages(r)
-    recover_interrupted(r)
-    stage = r / f".staging-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True)
-    with Guardian([stage]):
-        stage.mkdir()
-        try:
-            yield stage
-            commit(stage, r, study, producer, scope)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
-
-
 JOURNAL = ".commit-journal.json"
 PENDING_MANIFEST = f".{MANIFEST}.pending"
 
 
-def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable[[str, dict], bool]) -> list[str]:
-    """Move the staged files into place; returns the relative paths written.
-
-    Everything that can fail is done before the first file of the folder changes: the paths are checked
-    (a file of the user's standing where the artifact would write for the first time is refused), the
-    new manifest is written beside the old one and a journal lists every path about to change. Then
-    the files are renamed into place (a rename within one file system needs no space), the new manifest
-    replaces the old and the journal goes. A kill in between leaves the journal, which every reader
-    takes as an incomplete folder and the next run as files to rewrite."""
-    manifest = read_manifest(results_dir)
-    files = manifest["files"]
-    entry = {
-        "producer": producer,
-        "config_hash": study.config_hash,
-        "inputs_hash": inputs_hash(study.config_hash),
-        "command": command_line(),
-    }
-    new = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
-    problems = [f"{rel} ({why})" for rel in new if (why := unsafe_path(results_dir, rel))]
-    if problems:
-        raise UserError(f"{results_dir}: refusing to write {', '.join(problems[:5])}; nothing was changed")
-    foreign = [rel for rel in new if rel not in files and (results_dir / rel).exists()]
-    if foreign:
-        raise UserError(
-            f"{results_dir}: {len(foreign)} file(s) the artifact would write are yours (not in its {MANIFEST}): "
-            f"{', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}; nothing was changed. Move them away, or "
-            "choose another results folder with --results DIR"
-        )
-    blocked = [rel for rel in new for parent in Path(rel).parents if parent != Path(".")
-               and (results_dir / parent).exists() and not (results_dir / parent).is_dir()]  # fmt: skip
-    if blocked:
-        raise UserError(f"{results_dir}: a file stands where a folder is needed for {', '.join(blocked[:5])}; "
-                        "nothing was changed")  # fmt: skip
-    digests = {rel: sha256(stage / rel) for rel in new}
-    replace = [rel for rel in new if not (
-        (results_dir / rel).is_file() and files.get(rel, {}).get("sha256") == digests[rel]
-        and sha256(results_dir / rel) == digests[rel]
-    )]  # fmt: skip  # an unchanged file keeps its mtime, which make reads
-    remove = [rel for rel, e in files.items() if rel not in digests and e.get("producer") == producer and scope(rel, e)]
-    updated = {rel: e for rel, e in files.items() if rel not in remove} | {
-        rel: {**entry, "sha256": digests[rel]} for rel in new
-    }
-    pending = results_dir / PENDING_MANIFEST
-    _write_json(pending, _manifest_data(updated))
-    _write_json(results_dir / JOURNAL, {"pid": os.getpid(), "producer": producer, "paths": sorted(replace + remove)})
-    for rel in replace:
-        (results_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(stage / rel, results_dir / rel)
-    for rel in remove:
-        (results_dir / rel).unlink(missing_ok=True)  # the artifact wrote it (it is in the manifest)
-    os.replace(pending, results_dir / MANIFEST)
-    (results_dir / JOURNAL).unlink()
-    return new
-
-
-def _manifest_data(files: dict) -> dict:
+def manifest_data(files: dict) -> dict:
     return {"artifact": "prophet-artifact", "format": 1, "files": dict(sorted(files.items()))}
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
     """Write `path` whole or not at all: a temporary file, flushed to disk, then renamed."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
@@ -489,62 +349,9 @@ def interrupted(results_dir: Path) -> str:
         pid = int(json.loads(journal.read_text(encoding="utf-8"))["pid"])
     except (ValueError, KeyError, TypeError, OSError, UnicodeDecodeError):
         pid = 0
-    if pid and pid != os.getpid() and _pid_alive(pid):
+    if pid and pid != os.getpid() and pid_alive(pid):
         return f"a command (pid {pid}) is replacing its files right now; wait for it to finish"
     return (
         "a run was stopped while it replaced its files, so they may come from two runs; run `make` or "
         "`python -m prophet_model run` to rewrite them"
     )
-
-
-def recover_interrupted(results_dir: Path) -> None:
-    """After a commit that did not finish: every path it was changing is recorded as the artifact's,
-    from no known configuration ('interrupted'), so the next run rewrites it and readers refuse it."""
-    r = Path(results_dir)
-    journal = r / JOURNAL
-    if not journal.exists() or interrupted(r).startswith("a command"):
-        return
-    try:
-        data = json.loads(journal.read_text(encoding="utf-8"))
-        paths = [p for p in data["paths"] if isinstance(p, str) and not unsafe_path(r, p)]
-        producer = str(data.get("producer", "run"))
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        paths, producer = [], "run"
-    files = read_manifest(r)["files"]
-    for rel in paths:
-        if (r / rel).is_file():
-            files[rel] = {"producer": producer, "config_hash": "interrupted", "inputs_hash": "interrupted",
-                          "command": "(a commit that did not finish)", "sha256": sha256(r / rel)}  # fmt: skip
-        else:
-            files.pop(rel, None)
-    _write_json(r / MANIFEST, _manifest_data(files))
-    (r / PENDING_MANIFEST).unlink(missing_ok=True)
-    journal.unlink()
-
-
-def clean(results_dir: Path) -> list[str]:
-    """Remove what the artifact wrote in `results_dir` (manifest files, run logs, the manifest and
-    the marker) and the folders left empty; anything else stays. Returns what was kept."""
-    from prophet_model.workflow.runlog import LOG_GLOB
-
-    r = Path(results_dir)
-    if not r.is_dir():
-        return []
-    if not owned(r):
-        raise UserError(f"{r}: not made by this artifact (no {MARKER}); nothing removed")
-    for rel in read_manifest(r)["files"]:
-        (r / rel).unlink(missing_ok=True)
-    for log in (r / "logs").glob(LOG_GLOB):
-        log.unlink()
-    for d in r.glob(".staging-*"):
-        shutil.rmtree(d, ignore_errors=True)
-    for name in (MANIFEST, PENDING_MANIFEST, JOURNAL, LOCK):
-        (r / name).unlink(missing_ok=True)
-    for d in sorted((p for p in r.rglob("*") if p.is_dir()), reverse=True):
-        if not any(d.iterdir()):
-            d.rmdir()
-    kept = sorted(p.relative_to(r).as_posix() for p in r.rglob("*") if p.is_file() and p.name != MARKER)
-    if not kept:
-        (r / MARKER).unlink(missing_ok=True)
-        r.rmdir()
-    return kept

@@ -7,26 +7,15 @@ import logging
 import platform
 import sys
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 
 from prophet_model.study.config import Study
+from prophet_model.versions import package_versions
 
 SUCCESS = "ANALYSIS COMPLETED SUCCESSFULLY"
 LOG_GLOB = "multi_gpu_analysis_*.log"
-PACKAGES = ("numpy", "pandas", "matplotlib", "jinja2", "pydantic", "pyyaml", "tqdm", "papermill", "jupyter-book")
 
 log = logging.getLogger("prophet_model")
-
-
-def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def open_log(logs_dir: Path, level: str) -> Path:

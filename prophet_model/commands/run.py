@@ -1,0 +1,212 @@
+"""`python -m prophet_model run`: evaluate the study and write its CSVs, figures, summaries and log into
+the results folder, all at once or not at all."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from prophet_model.commands.folders import results_dir as _results_dir
+from prophet_model.commands.folders import results_label as _results_label
+from prophet_model.errors import UserError
+
+log = logging.getLogger("prophet_model")
+
+
+def _result_table(comparison) -> str:
+    from prophet_model.commands.analyze import _table
+    from prophet_model.outputs.formatting import comparison_view
+
+    return _table(
+        comparison_view(comparison, ("system", "strategy", "baseline tok/s", "Prophet tok/s", "speedup", "$/1M tokens"))
+    )
+
+
+class _NotCommitted(Exception):
+    """A part of the run failed after staging began: nothing is moved into the results folder."""
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in failures.items()))
+        self.failures = failures
+
+
+def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from prophet_model.outputs.files import SYSTEM_FILES, system_of
+    from prophet_model.study.config import load_study
+    from prophet_model.workflow.commit import staged
+    from prophet_model.workflow.procs import hold_lock
+    from prophet_model.workflow.results import LOCK, owned, prepare, stale_reasons
+
+    study = load_study(args.config)
+    for sid in args.systems or ():
+        study.system(sid)  # raises UserError naming the allowed ids
+    if args.if_stale and (args.systems or args.no_figures):
+        raise UserError("--if-stale checks a whole run; allowed: --if-stale without --systems and --no-figures")
+    results_dir = _results_dir(args, study)
+    if owned(results_dir):
+        hold_lock(results_dir, LOCK, "the results folder")  # another make in this checkout goes first
+    if args.if_stale and owned(results_dir):
+        reasons = stale_reasons(results_dir, study, "run")
+        if not reasons:
+            print(f"{results_dir}: results up to date (config {study.config_hash})", file=sys.stderr)
+            return 0
+        print(f"{results_dir}: rerunning: {reasons[0]}" + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""),
+              file=sys.stderr)  # fmt: skip
+    from tqdm import tqdm
+
+    from prophet_model.outputs.report import write_cross_system, write_system
+    from prophet_model.study.checks import all_checks, input_warnings
+    from prophet_model.study.claims import sentence, single_gpu_claims
+    from prophet_model.study.rates import hardware_lines
+    from prophet_model.study.runner import run_study
+    from prophet_model.workflow.parallel import run_parallel
+    from prophet_model.workflow.runlog import SUCCESS, close_log, open_log, write_header
+
+    hardware = hardware_lines(study)  # a measurement that gives an efficiency above 1 stops here, before any write
+    results_dir = prepare(results_dir, _results_label(args, study))  # refuses folders that are not the artifact's
+    hold_lock(results_dir, LOCK, "the results folder")
+    log_path = open_log(results_dir / "logs", args.log_level)
+    try:
+        write_header(study, list(argv))
+
+        def on_system(system, df, exc) -> None:
+            if exc is not None:
+                log.error("system %s: evaluation failed: %s", system.id, exc)
+                return
+            for r in df.itertuples():
+                if r.ep and r.feasible:
+                    log.info(
+                        "%s %s %s ep=%d dp=%d: %.1f tok/s, step %.3f ms (compute %.3f, fetch %.3f, comm %.3f)",
+                        system.id, r.strategy, r.variant, r.ep, r.dp, r.tokens_per_s, r.step_ms,
+                        r.compute_ms, r.fetch_exposed_ms, r.comm_exposed_ms,
+                    )  # fmt: skip
+                else:
+                    log.info("%s %s %s: not evaluated (%s)", system.id, r.strategy, r.variant, r.note)
+
+        results, failures = run_study(study, args.systems, on_system)
+        if not failures:
+            nothing_fits(results.comparison)  # exit 2 naming the cause, before anything is written
+        for line in hardware:
+            log.info("hardware: %s", line)
+        single = single_gpu_claims(study)
+        for c in single:
+            log.warning("claim: %s", sentence(c))
+        for w in input_warnings(study, results.chosen):
+            log.warning("%s", w)
+        checks = all_checks(study, results.chosen, results.comparison)
+        for c in checks.itertuples():
+            level = logging.INFO if c.status == "PASS" else logging.WARNING
+            log.log(
+                level,
+                "check %s %s %s %s: %s (expected %g-%g)",
+                c.status,
+                c.system_id,
+                c.strategy,
+                c.check,
+                f"{c.value:.6g}",
+                c.min,
+                c.max,
+            )
+
+        from prophet_model.study.claims import expectation_claims, need_claims
+        from prophet_model.study.sensitivity import setups
+
+        if results.comparison.empty:
+            claims = single
+        else:
+            chosen_setups = setups(results)
+            missed = expectation_claims(study, chosen_setups, checks)
+            for c in missed:
+                log.warning("claim: %s", sentence(c))
+            needs = need_claims(study, chosen_setups)
+            for c in needs:
+                log.info("what Prophet needs: %s", sentence(c))
+            claims = single + missed + needs
+
+        uncertainty = None
+        if study.config.uncertainty and not results.comparison.empty:
+            from prophet_model.study.sensitivity import monte_carlo, outside_interval
+
+            uncertainty = monte_carlo(results, progress=not args.quiet)
+            u = study.config.uncertainty
+            log.info("Monte Carlo: %d samples, seed %d, inputs %s", u.samples, u.seed, ", ".join(u.inputs))
+            for line in outside_interval(uncertainty):
+                log.warning("uncertainty: %s", line)
+        if failures:
+            log.error("ERROR %d system(s) failed: %s; nothing was written, the previous results are left as they "
+                      "were", len(failures), "; ".join(f"{k}: {v}" for k, v in failures.items()))  # fmt: skip
+            return 1
+        done = [s for s in study.systems if s.id in set(results.chosen.get("system_id", []))]
+        figs = not args.no_figures
+        partial = bool(args.systems)
+        mine = {s.id for s in done} if partial else None
+
+        def scope(rel: str, entry: dict) -> bool:
+            """The files this run replaces: a partial run touches only its own outputs."""
+            if not figs and rel.startswith("figures/"):
+                return False
+            if partial:
+                return system_of(rel) in mine
+            return True
+
+        with staged(results_dir, study, "run", scope) as stage:
+            tasks = [
+                (write_system, (results, checks, system, stage, figs, uncertainty, claims), system.id)
+                for system in done
+            ]
+            if not partial:  # the cross-system files need every system
+                tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty, claims), "cross-system"))
+            bar = tqdm(total=len(tasks), desc="outputs", unit="part", disable=args.quiet, file=sys.stderr)
+            for name, paths, exc in run_parallel(tasks, args.jobs):
+                bar.update()
+                if exc is not None:
+                    failures[name] = f"writing outputs failed: {exc}"
+                    log.error("%s: %s", name, failures[name])
+                else:
+                    log.info("%s: wrote %d files", name, len(paths))
+            bar.close()
+            if failures:  # nothing is committed: the staging folder goes, the previous results stay
+                raise _NotCommitted(failures)
+            if partial:
+                log.info("partial run (--systems): wrote only %s; the cross-system files are left as they were",
+                         ", ".join(p.format(id=i) for i in sorted(mine) for p in SYSTEM_FILES[:1]))  # fmt: skip
+        log.info("results in %s", results_dir.resolve())
+        if not args.quiet and not results.comparison.empty:
+            print(_result_table(results.comparison))
+        log.info(SUCCESS)
+        print(f"log: {log_path}", file=sys.stderr)
+        return 0
+    except _NotCommitted as exc:
+        log.error("ERROR %d part(s) failed: %s; nothing was replaced, the previous results are left as they were",
+                  len(exc.failures), "; ".join(f"{k}: {v}" for k, v in exc.failures.items()))  # fmt: skip
+        return 1
+    except BaseException as exc:
+        log.debug("traceback", exc_info=True)
+        # a UserError is printed once by main; the log still ends with it
+        log.error("ERROR %s: %s", type(exc).__name__, exc, extra={"log_file_only": isinstance(exc, UserError)})
+        raise
+    finally:
+        close_log()
+
+
+def nothing_fits(comparison) -> None:
+    """A UserError naming why, when no system and strategy of the comparison has numbers; a study in
+    which some do is a result (the others say why in their note)."""
+    if comparison.empty or comparison.speedup.notna().any():
+        return
+    why = {}
+    for r in comparison.itertuples():
+        why.setdefault(str(r.note) if isinstance(r.note, str) and r.note else "not evaluated", []).append(
+            f"{r.system_id} {r.strategy}"
+        )
+    lines = "; ".join(f"{', '.join(where)}: {reason}" for reason, where in why.items())
+    memory = any("(before any expert)" in reason for reason in why)  # model.why_infeasible's wording
+    hint = (
+        "a smaller workload.batch_size_per_gpu, workload.context_length_tokens or workload.reserved_memory_gb, "
+        "a smaller model, or GPUs with more memory"
+        if memory
+        else "a strategy or system that can be evaluated (strategies, systems in the config)"
+    )
+    raise UserError(f"no system and strategy can be evaluated: {lines}; allowed: {hint}")

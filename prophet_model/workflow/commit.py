@@ -1,0 +1,172 @@
+"""Writing into a results folder: staged files moved into place all at once or not at all (a journal
+and the new manifest are written first), an interrupted commit recovered, and `clean`, which removes
+only the artifact's files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prophet_model.errors import UserError
+from prophet_model.workflow.procs import Guardian
+from prophet_model.workflow.results import (
+    JOURNAL,
+    LOCK,
+    MANIFEST,
+    MARKER,
+    PENDING_MANIFEST,
+    command_line,
+    inputs_hash,
+    interrupted,
+    manifest_data,
+    owned,
+    pid_alive,
+    read_manifest,
+    sha256,
+    unsafe_path,
+    write_json,
+)
+
+
+def _remove_stale_stages(results_dir: Path) -> None:
+    """Staging folders of killed runs (their process is gone) inside our own results folder."""
+    for d in results_dir.glob(".staging-*"):
+        pid = d.name.rsplit("-", 1)[-1]
+        if d.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@contextmanager
+def staged(
+    results_dir: Path,
+    study,
+    producer: str = "run",
+    scope: Callable[[str, dict], bool] = lambda rel, entry: True,
+) -> Iterator[Path]:
+    """Yield an empty staging folder inside `results_dir` (already `prepare`d). On success every file
+    written there is moved into place and recorded in the manifest; files the manifest lists for
+    `producer` within `scope` that were not written again are removed. On failure nothing changes."""
+    r = Path(results_dir)
+    _remove_stale_stages(r)
+    recover_interrupted(r)
+    stage = r / f".staging-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    with Guardian([stage]):
+        stage.mkdir()
+        try:
+            yield stage
+            commit(stage, r, study, producer, scope)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable[[str, dict], bool]) -> list[str]:
+    """Move the staged files into place; returns the relative paths written.
+
+    Everything that can fail is done before the first file of the folder changes: the paths are checked
+    (a file of the user's standing where the artifact would write for the first time is refused), the
+    new manifest is written beside the old one and a journal lists every path about to change. Then
+    the files are renamed into place (a rename within one file system needs no space), the new manifest
+    replaces the old and the journal goes. A kill in between leaves the journal, which every reader
+    takes as an incomplete folder and the next run as files to rewrite."""
+    manifest = read_manifest(results_dir)
+    files = manifest["files"]
+    entry = {
+        "producer": producer,
+        "config_hash": study.config_hash,
+        "inputs_hash": inputs_hash(study.config_hash),
+        "command": command_line(),
+    }
+    new = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+    problems = [f"{rel} ({why})" for rel in new if (why := unsafe_path(results_dir, rel))]
+    if problems:
+        raise UserError(f"{results_dir}: refusing to write {', '.join(problems[:5])}; nothing was changed")
+    foreign = [rel for rel in new if rel not in files and (results_dir / rel).exists()]
+    if foreign:
+        raise UserError(
+            f"{results_dir}: {len(foreign)} file(s) the artifact would write are yours (not in its {MANIFEST}): "
+            f"{', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}; nothing was changed. Move them away, or "
+            "choose another results folder with --results DIR"
+        )
+    blocked = [rel for rel in new for parent in Path(rel).parents if parent != Path(".")
+               and (results_dir / parent).exists() and not (results_dir / parent).is_dir()]  # fmt: skip
+    if blocked:
+        raise UserError(f"{results_dir}: a file stands where a folder is needed for {', '.join(blocked[:5])}; "
+                        "nothing was changed")  # fmt: skip
+    digests = {rel: sha256(stage / rel) for rel in new}
+    replace = [rel for rel in new if not (
+        (results_dir / rel).is_file() and files.get(rel, {}).get("sha256") == digests[rel]
+        and sha256(results_dir / rel) == digests[rel]
+    )]  # fmt: skip  # an unchanged file keeps its mtime, which make reads
+    remove = [rel for rel, e in files.items() if rel not in digests and e.get("producer") == producer and scope(rel, e)]
+    updated = {rel: e for rel, e in files.items() if rel not in remove} | {
+        rel: {**entry, "sha256": digests[rel]} for rel in new
+    }
+    pending = results_dir / PENDING_MANIFEST
+    write_json(pending, manifest_data(updated))
+    write_json(results_dir / JOURNAL, {"pid": os.getpid(), "producer": producer, "paths": sorted(replace + remove)})
+    for rel in replace:
+        (results_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / rel, results_dir / rel)
+    for rel in remove:
+        (results_dir / rel).unlink(missing_ok=True)  # the artifact wrote it (it is in the manifest)
+    os.replace(pending, results_dir / MANIFEST)
+    (results_dir / JOURNAL).unlink()
+    return new
+
+
+def recover_interrupted(results_dir: Path) -> None:
+    """After a commit that did not finish: every path it was changing is recorded as the artifact's,
+    from no known configuration ('interrupted'), so the next run rewrites it and readers refuse it."""
+    r = Path(results_dir)
+    journal = r / JOURNAL
+    if not journal.exists() or interrupted(r).startswith("a command"):
+        return
+    try:
+        data = json.loads(journal.read_text(encoding="utf-8"))
+        paths = [p for p in data["paths"] if isinstance(p, str) and not unsafe_path(r, p)]
+        producer = str(data.get("producer", "run"))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        paths, producer = [], "run"
+    files = read_manifest(r)["files"]
+    for rel in paths:
+        if (r / rel).is_file():
+            files[rel] = {"producer": producer, "config_hash": "interrupted", "inputs_hash": "interrupted",
+                          "command": "(a commit that did not finish)", "sha256": sha256(r / rel)}  # fmt: skip
+        else:
+            files.pop(rel, None)
+    write_json(r / MANIFEST, manifest_data(files))
+    (r / PENDING_MANIFEST).unlink(missing_ok=True)
+    journal.unlink()
+
+
+def clean(results_dir: Path) -> list[str]:
+    """Remove what the artifact wrote in `results_dir` (manifest files, run logs, the manifest and
+    the marker) and the folders left empty; anything else stays. Returns what was kept."""
+    from prophet_model.workflow.runlog import LOG_GLOB
+
+    r = Path(results_dir)
+    if not r.is_dir():
+        return []
+    if not owned(r):
+        raise UserError(f"{r}: not made by this artifact (no {MARKER}); nothing removed")
+    for rel in read_manifest(r)["files"]:
+        (r / rel).unlink(missing_ok=True)
+    for log in (r / "logs").glob(LOG_GLOB):
+        log.unlink()
+    for d in r.glob(".staging-*"):
+        shutil.rmtree(d, ignore_errors=True)
+    for name in (MANIFEST, PENDING_MANIFEST, JOURNAL, LOCK):
+        (r / name).unlink(missing_ok=True)
+    for d in sorted((p for p in r.rglob("*") if p.is_dir()), reverse=True):
+        if not any(d.iterdir()):
+            d.rmdir()
+    kept = sorted(p.relative_to(r).as_posix() for p in r.rglob("*") if p.is_file() and p.name != MARKER)
+    if not kept:
+        (r / MARKER).unlink(missing_ok=True)
+        r.rmdir()
+    return kept
