@@ -166,11 +166,11 @@ def test_a_routing_trace_drives_the_study(study_dir) -> None:
     cfg["systems"] = [s for s in cfg["systems"] if s["id"] == "8xA100"]
     cfg["expectations"] = [e for e in cfg["expectations"] if e["system"] == "8xA100"]
     dump_yaml(cfg, study_dir / "_config.yml")
-    uniform = run_study(load_study(study_dir / "_config.yml"))[0].comparison
+    uniform = run_study(load_study(study_dir / "_config.yml"))[0].fixed  # at the configured batch
     cfg["routing"].update(distribution="trace", trace_file="trace.csv")
     dump_yaml(cfg, study_dir / "_config.yml")
     study = load_study(study_dir / "_config.yml")
-    traced = run_study(study)[0].comparison
+    traced = run_study(study)[0].fixed
     h = traced.set_index("strategy")
     assert h.loc["Hybrid", "baseline_hit_rate"] > uniform.set_index("strategy").loc["Hybrid", "baseline_hit_rate"]
     (study_dir / "trace.csv").write_text("\n".join([*lines[:-1], "1,127,5"]) + "\n")

@@ -19,9 +19,13 @@ WHY = "exceed the"  # model.why_infeasible: "KV cache .. + dense weights .. + re
 
 
 def _config(study_dir: Path, **workload) -> Path:
+    """The default study with `workload` changed; a batch given here is held fixed (batch_search: false),
+    since the search would find a smaller batch that fits."""
     cfg = study_dir / "_config.yml"
     raw = load_yaml(cfg)
     raw["workload"].update(workload)
+    if "batch_size_per_gpu" in workload:
+        raw["workload"]["batch_search"] = False
     dump_yaml(raw, cfg)
     return cfg
 
@@ -184,14 +188,16 @@ def test_a_single_gpu_claim_that_does_not_fit_says_so(study_dir, tmp_path) -> No
 
 
 def test_whatif_prints_the_reason(capsys) -> None:
-    assert main(["whatif", "--system", "8xA100", "--set", "workload.batch_size_per_gpu=128"]) == 0
+    assert main(["whatif", "--system", "8xA100", "--set", "workload.batch_size_per_gpu=128",
+                 "--set", "workload.batch_search=false"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "not evaluated ()" not in out
     assert "EP, DP, Hybrid: not evaluated: KV cache 137 GB" in out and "80 GB GPU by" in out
 
 
 def test_whatif_json_and_csv_carry_the_reason(capsys) -> None:
-    args = ["whatif", "--system", "8xA100", "--set", "workload.batch_size_per_gpu=128"]
+    args = ["whatif", "--system", "8xA100", "--set", "workload.batch_size_per_gpu=128", "--set",
+            "workload.batch_search=false"]  # fmt: skip
     assert main([*args, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     after = [r for r in rows if r["case"] == "what-if"]

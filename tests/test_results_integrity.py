@@ -233,7 +233,8 @@ def test_a_kill_during_the_commit_is_seen_by_every_reader(good: Path, study_dir:
     script = tmp_path / "kill.py"
     script.write_text(KILL_DURING_COMMIT)
     done = subprocess.run([sys.executable, str(script), "run", "--config", str(cfg_b), "--results", str(good),
-                           "--quiet", "--no-figures", "--jobs", "1"], cwd=ROOT, capture_output=True)  # fmt: skip
+                           "--quiet", "--no-figures", "--jobs", "1"], cwd=ROOT, capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
     assert done.returncode == -9, done.stderr.decode()[-2000:]
     assert (good / JOURNAL).exists()
     capsys.readouterr()

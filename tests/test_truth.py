@@ -51,7 +51,7 @@ def test_every_share_is_a_measured_fraction_at_most_one(study) -> None:
 
 
 BASELINE_COLUMNS = ["baseline_tokens_per_s", "baseline_step_ms", "baseline_comm_overhead_pct", "baseline_fetch_overhead_pct",
-                    "baseline_scaling_efficiency_pct", "baseline_usd_per_1m_tokens", "best_baseline_tokens_per_s"]  # fmt: skip
+                    "baseline_scaling_pct", "baseline_usd_per_1m_tokens", "best_baseline_tokens_per_s"]  # fmt: skip
 
 
 @pytest.mark.parametrize(

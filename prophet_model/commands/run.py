@@ -131,7 +131,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
             uncertainty = monte_carlo(results, progress=not args.quiet)
             u = study.config.uncertainty
-            log.info("Monte Carlo: %d samples, seed %d, inputs %s", u.samples, u.seed, ", ".join(u.inputs))
+            from prophet_model.study.sensitivity import uncertain_inputs
+
+            log.info("Monte Carlo: %d samples, seed %d, inputs %s (each variant's operating point held fixed)",
+                     u.samples, u.seed, ", ".join(uncertain_inputs(study)))  # fmt: skip
             for line in outside_interval(uncertainty):
                 log.warning("uncertainty: %s", line)
         if failures:

@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 
 # headline columns of a what-if, per strategy
 WHATIF_COLUMNS = (
+    "baseline_split",
     "prophet_split",
+    "baseline_batch",
+    "prophet_batch",
+    "baseline_step_ms",
+    "prophet_step_ms",
     "baseline_tokens_per_s",
     "prophet_tokens_per_s",
     "speedup",
@@ -140,7 +145,9 @@ def parse_vary(items: list[str]) -> dict[str, np.ndarray]:
 
 def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
     """The headline metrics of one system's headline configuration over the full grid (every
-    combination, the first key varying slowest): one vectorized model call per variant."""
+    combination, the first key varying slowest): one vectorized model call per variant. The operating
+    point (each variant's strategy, split and batch per GPU, as the study chose them) is held fixed;
+    `workload.batch_size_per_gpu` among the varied keys moves both variants' batch."""
     from prophet_model.study.sensitivity import METRICS, evaluate
 
     keys = list(grid)
@@ -213,6 +220,8 @@ def write_new(path: Path, text: str, force: bool) -> None:
 # rows are matched on these columns (other CSVs: on their text columns)
 KEYS = {
     "all_systems_comparison.csv": ["system_id", "strategy"],
+    "fixed_batch_comparison.csv": ["system_id", "strategy"],
+    "headline.csv": ["system_id"],
     "sanity_checks.csv": ["kind", "system_id", "strategy", "check"],
     "claims.csv": ["claim", "lever"],
     "uncertainty.csv": ["system_id", "metric"],

@@ -18,7 +18,6 @@ from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.files import system_page
 from prophet_model.outputs.paper import PAPER_FILES
 from prophet_model.study.config import Study
-from prophet_model.study.runner import key_rows
 from prophet_model.versions import package_versions
 
 if TYPE_CHECKING:
@@ -109,15 +108,19 @@ def seed_claims(study: Study, results_dir: Path | None) -> str:
     )
 
 
-def claims(study: Study, comparison: pd.DataFrame, results_dir: Path | None = None) -> str:
-    rows = key_rows(comparison.dropna(subset=["speedup"]), study.config.study.headline_strategy)
+def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None) -> str:
+    """Each system's headline (headline.csv: Prophet at its best configuration against the baseline at
+    its best) beside the seed's claims."""
+    rows = headline.dropna(subset=["speedup"])
     out = [
         {
-            "system (strategy)": f"{fmt.md(r.system)} ({r.strategy} {r.prophet_split.replace('x', '×')})",
+            "system: Prophet's / baseline's best (strategy, split, batch)": f"{fmt.md(r.system)}: "
+            f"{fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch)} / "
+            f"{fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch)}",
             "speedup": fmt.ratio(r.speedup),
             "$ per 1M tokens": f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}",
             "all-to-all time cut": fmt.ratio(r.comm_reduction),
-            "scaling efficiency": f"{fmt.pct(r.baseline_scaling_efficiency_pct)} → {fmt.pct(r.prophet_scaling_efficiency_pct)}",
+            "per-GPU scaling": f"{fmt.pct(r.baseline_scaling_pct)} → {fmt.pct(r.prophet_scaling_pct)}",
             "rests on (median validated error)": rests_on(study, r),
             "evidence": f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "
             "{doc}`key figure </cross_system>`",
@@ -128,13 +131,16 @@ def claims(study: Study, comparison: pd.DataFrame, results_dir: Path | None = No
     intro = ""
     if not head.empty:
         h = head.iloc[0]
-        intro = (f"Headline ({fmt.md(h.system)}, {h.strategy}): Prophet reaches {fmt.tokens(h.prophet_tokens_per_s)} tokens/s against "
-                 f"{fmt.tokens(h.baseline_tokens_per_s)} for the baseline ({fmt.ratio(h.speedup)}), and serving cost falls from "
+        intro = (f"Headline, like with like ({fmt.md(h.system)}): Prophet at its best configuration "
+                 f"({fmt.operating_point(h.prophet_strategy, h.prophet_split, h.prophet_batch)}) reaches {fmt.tokens(h.prophet_tokens_per_s)} tokens/s "
+                 f"against {fmt.tokens(h.baseline_tokens_per_s)} for the baseline at its best "
+                 f"({fmt.operating_point(h.baseline_strategy, h.baseline_split, h.baseline_batch)}; {fmt.ratio(h.speedup)}), and serving cost goes from "
                  f"{fmt.usd(h.baseline_usd_per_1m_tokens)} to {fmt.usd(h.prophet_usd_per_1m_tokens)} per million tokens.\n\n")  # fmt: skip
-    note = ("\nBaseline → Prophet where two values are given. Files: `results/data/all_systems_comparison.csv` (every "
-            "number), `results/figures/cross_system_comparison.pdf` (key figure), `results/figures/*_<system>.pdf`. "
+    note = ("\nBaseline → Prophet where two values are given; each is searched over strategy, EP × DP split and batch per "
+            "GPU (B) the same way. Files: `results/data/headline.csv` (these rows), `results/data/all_systems_comparison.csv` "
+            "(every strategy), `results/data/fixed_batch_comparison.csv` (the configured batch), `results/figures/cross_system_comparison.pdf` (key figure), `results/figures/*_<system>.pdf`. "
             "`python -m prophet_model run` regenerates the numbers and figures alone.\n")  # fmt: skip
-    return (intro + md_table(pd.DataFrame(out)) + note + evidence(study, comparison, results_dir)
+    return (intro + md_table(pd.DataFrame(out)) + note + evidence(study, headline, results_dir)
             + seed_claims(study, results_dir) + needs(results_dir))  # fmt: skip
 
 
@@ -155,7 +161,7 @@ def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -
 
     path = None if results_dir is None else results_dir / "data" / "sanity_checks.csv"
     checks = pd.read_csv(path) if path is not None and path.is_file() else None
-    rows = key_rows(comparison.dropna(subset=["speedup"]), study.config.study.headline_strategy)
+    rows = comparison.dropna(subset=["speedup"])  # the headline rows
     ev = claim_evidence(study, rows, checks)
     if ev.empty:
         return ""
@@ -325,7 +331,7 @@ def write_pages(study: Study, results_dir: Path, folder: BookFolder) -> list[Pat
     and fragments the artifact wrote that this version no longer writes are removed (nothing else)."""
     book_dir = folder.dir
     data = results_dir / "data"
-    comparison = pd.read_csv(data / "all_systems_comparison.csv")
+    comparison = pd.read_csv(data / "headline.csv")
     out = book_dir / "_generated"
     copies: dict[str, bytes] = {}
     pages = {

@@ -14,7 +14,6 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 
 from prophet_model.outputs import formatting as fmt
-from prophet_model.study.runner import key_rows
 from prophet_model.study.schema import Figures
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under common colour-vision deficiencies.
@@ -177,13 +176,16 @@ def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures) -
     return fig
 
 
-def cross_system_comparison(comparison: pd.DataFrame, strategy: str, cfg: Figures) -> plt.Figure:
-    """The paper's key figure: throughput and cost per system, baseline vs Prophet."""
-    rows = key_rows(comparison, strategy)
-    labels = [
-        f"{plain(r.system)}\n{r.strategy} {r.prophet_split.replace('x', '×')}\n{fmt.ratio(r.speedup)}"
-        for r in rows.itertuples()
-    ]
+def cross_system_comparison(headline: pd.DataFrame, cfg: Figures) -> plt.Figure:
+    """The paper's key figure: throughput and cost per system, the baseline at its best configuration
+    (strategy, split, batch) beside Prophet at its best (headline.csv: like with like)."""
+    rows = headline.dropna(subset=["speedup"])
+    labels = []
+    for r in rows.itertuples():
+        p = fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch)
+        b = fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch)
+        config = p if p == b else f"P: {p}\nB: {b}"
+        labels.append(f"{plain(r.system)}\n{config}\n{fmt.ratio(r.speedup)}")
     fig, (a, b) = new_figure(cfg, cfg.full_width_in, cfg.height_in + 0.4, ncols=2)
     base, pro = rows.baseline_tokens_per_s.to_numpy(float), rows.prophet_tokens_per_s.to_numpy(float)
     _paired_bars(a, labels, base, pro, fmt.tokens)
@@ -197,26 +199,30 @@ def cross_system_comparison(comparison: pd.DataFrame, strategy: str, cfg: Figure
     return fig
 
 
-def scaling_efficiency(comparison: pd.DataFrame, cfg: Figures) -> plt.Figure:
-    """Scaling efficiency (% of N x the same GPU alone) against GPU count, per strategy."""
+def scaling(comparison: pd.DataFrame, cfg: Figures) -> plt.Figure:
+    """Per-GPU throughput relative to the same strategy on the smallest GPU count that holds every expert
+    (100%: as per GPU as there; above: a larger batch fits), per system and strategy; a strategy whose
+    GPUs never hold every expert has no point."""
     live = comparison.dropna(subset=["speedup"]).sort_values(["n_gpus", "system_id"], kind="stable")
     fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in + 0.3)
     markers = {"EP": "o", "DP": "s", "Hybrid": "^"}
     systems = list(dict.fromkeys(zip(live.system, live.n_gpus, strict=True)))
     pos = {name: i for i, (name, _) in enumerate(systems)}
+    offset = {"EP": -0.12, "DP": 0.0, "Hybrid": 0.12}
     for strategy, g in live.groupby("strategy", sort=False):
         m = markers.get(strategy, "o")
-        x = g.system.map(pos)
-        ax.plot(x, g.baseline_scaling_efficiency_pct, m + "--", color=BASELINE, ms=4, lw=0.8)
-        ax.plot(x, g.prophet_scaling_efficiency_pct, m + "-", color=PROPHET, ms=4, lw=0.8)
+        x = g.system.map(pos) + offset.get(strategy, 0.0)
+        ax.plot(x, g.baseline_scaling_pct, m, mfc="none", color=BASELINE, ms=5, ls="none")
+        ax.plot(x, g.prophet_scaling_pct, m, color=PROPHET, ms=3, ls="none")
         ax.plot([], [], m, color="0.3", ms=4, ls="none", label=strategy)
-    ax.plot([], [], "--", color=BASELINE, label="Baseline")
-    ax.plot([], [], "-", color=PROPHET, label="Prophet")
+    ax.plot([], [], "o", mfc="none", color=BASELINE, ls="none", label="Baseline")
+    ax.plot([], [], "o", color=PROPHET, ls="none", label="Prophet")
     ax.axhline(100, color="0.5", lw=0.6)
     ax.set_xticks(range(len(systems)), [f"{plain(n)}\n({g})" for n, g in systems])
+    ax.set_xlim(-0.5, len(systems) - 0.5)
     ax.set_xlabel("System (GPU count)")
-    ax.set_ylabel("Scaling efficiency (%)")
-    titled_with_legend_below(fig, ax, "Scaling efficiency", ncols=3)
+    ax.set_ylabel("Per-GPU tokens/s (% of ref.)")
+    titled_with_legend_below(fig, ax, "Per-GPU throughput vs fewest GPUs holding all experts", ncols=5)
     return fig
 
 

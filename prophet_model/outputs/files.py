@@ -27,10 +27,12 @@ STUDY_FILES = (
     "data/all_systems_comparison.csv",
     "data/sanity_checks.csv",
     "data/claims.csv",
+    "data/headline.csv",
+    "data/fixed_batch_comparison.csv",
     "figures/cross_system_comparison.pdf",
     "figures/cross_system_comparison.png",
-    "figures/scaling_efficiency.pdf",
-    "figures/scaling_efficiency.png",
+    "figures/scaling.pdf",
+    "figures/scaling.png",
 )
 UNCERTAINTY_FILE = "data/uncertainty.csv"
 PAPER_DIR = "paper"

@@ -81,7 +81,7 @@ def comparison_view(comparison, columns: tuple[str, ...] | None = None):
             "Prophet tok/s": c.prophet_tokens_per_s.map(tokens),
             "speedup": c.speedup.map(ratio),
             "comm overhead": pair(pct, "baseline_comm_overhead_pct", "prophet_comm_overhead_pct"),
-            "scaling eff.": pair(pct, "baseline_scaling_efficiency_pct", "prophet_scaling_efficiency_pct"),
+            "per-GPU scaling": pair(pct, "baseline_scaling_pct", "prophet_scaling_pct"),
             "$/1M tokens": pair(usd, "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens"),
             "savings/yr": c.annual_savings_usd.map(usd),
         }
@@ -107,3 +107,8 @@ def checks_view(checks):
             "source": checks.source,
         }
     ).reset_index(drop=True)
+
+
+def operating_point(strategy: str, split: str, batch: float) -> str:
+    """EP 8×1, B 36: a strategy, its EP × DP split and the batch per GPU (sequences)."""
+    return f"{strategy} {str(split).replace('x', '×')}, B {batch:.0f}"

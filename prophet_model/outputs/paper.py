@@ -20,7 +20,6 @@ from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.files import PAPER_FILES
 from prophet_model.outputs.templating import TEMPLATES
 from prophet_model.study.config import Study
-from prophet_model.study.runner import key_rows
 
 TEX_ESCAPES = {
     "&": r"\&",
@@ -54,8 +53,8 @@ MACRO_METRICS = (
     ("BaselineComm", "baseline_comm_overhead_pct"),
     ("ProphetComm", "prophet_comm_overhead_pct"),
     ("CommReduction", "comm_reduction"),
-    ("BaselineScaling", "baseline_scaling_efficiency_pct"),
-    ("ProphetScaling", "prophet_scaling_efficiency_pct"),
+    ("BaselineScaling", "baseline_scaling_pct"),
+    ("ProphetScaling", "prophet_scaling_pct"),
 )
 
 
@@ -75,12 +74,13 @@ def tex_value(value: object) -> str:
 KEYED_METRICS: tuple[tuple[str, Callable[[float], str]], ...] = (
     ("baseline_tokens_per_s", fmt.tokens), ("prophet_tokens_per_s", fmt.tokens), ("speedup", fmt.ratio),
     ("baseline_step_ms", fmt.ms), ("prophet_step_ms", fmt.ms),
+    ("baseline_batch", lambda v: f"{v:.0f}"), ("prophet_batch", lambda v: f"{v:.0f}"),
     ("baseline_comm_overhead_pct", fmt.pct), ("prophet_comm_overhead_pct", fmt.pct), ("comm_reduction", fmt.ratio),
     ("baseline_fetch_overhead_pct", fmt.pct), ("prophet_fetch_overhead_pct", fmt.pct),
     ("baseline_hit_rate", lambda v: fmt.pct(100 * v)), ("prophet_hit_rate", lambda v: fmt.pct(100 * v)),
     ("prophet_fetch_hidden_pct", fmt.pct),
     ("saved_by_cache_ms", fmt.ms), ("saved_by_prefetch_ms", fmt.ms), ("saved_by_comm_ms", fmt.ms),
-    ("baseline_scaling_efficiency_pct", fmt.pct), ("prophet_scaling_efficiency_pct", fmt.pct),
+    ("baseline_scaling_pct", fmt.pct), ("prophet_scaling_pct", fmt.pct),
     ("baseline_usd_per_1m_tokens", fmt.usd), ("prophet_usd_per_1m_tokens", fmt.usd), ("cost_reduction", fmt.ratio),
     ("annual_savings_usd", fmt.usd), ("best_baseline_tokens_per_s", fmt.tokens),
     ("speedup_vs_best_baseline", fmt.ratio),
@@ -88,8 +88,8 @@ KEYED_METRICS: tuple[tuple[str, Callable[[float], str]], ...] = (
 
 
 def keyed_values(study: Study, comparison: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
-    """[{key, metric, value}] for \\prophet{KEY}{METRIC}: KEY is a system id (its headline row: the
-    configured headline strategy, else its best) or SYSTEM/STRATEGY (every evaluated strategy), or
+    """[{key, metric, value}] for \\prophet{KEY}{METRIC}: KEY is a system id (its headline row: Prophet at
+    its best configuration against the baseline at its best) or SYSTEM/STRATEGY (every evaluated strategy), or
     `study` for the study's inputs; METRIC is a column name (KEYED_METRICS) or system, strategy, split."""
     out = []
 
@@ -97,6 +97,9 @@ def keyed_values(study: Study, comparison: pd.DataFrame, rows: pd.DataFrame) -> 
         out.append({"key": key, "metric": "system", "value": tex_value(r.system)})
         out.append({"key": key, "metric": "strategy", "value": tex_value(r.strategy)})
         out.append({"key": key, "metric": "split", "value": tex_value(str(r.prophet_split).replace("x", "×"))})
+        for text in ("baseline_strategy", "baseline_split"):  # the headline row's baseline configuration
+            if isinstance(r.get(text), str):
+                out.append({"key": key, "metric": text, "value": tex_value(r[text].replace("x", "×"))})
         for column, formatter in KEYED_METRICS:
             v = r.get(column, math.nan)
             if isinstance(v, (int, float)) and not math.isnan(v):
@@ -153,15 +156,16 @@ def _range(values: pd.Series, formatter) -> str:
     return lo if lo == hi else f"{lo}–{hi}"
 
 
-def context(study: Study, comparison: pd.DataFrame) -> dict:
-    """Everything the templates need, computed once from the comparison table."""
+def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> dict:
+    """Everything the templates need, computed once from the comparison and headline tables (a system's
+    row: Prophet at its best configuration against the baseline at its best)."""
     cfg = study.config.study
     live = comparison.dropna(subset=["speedup"])
     if live.empty:
         why = "; ".join(dict.fromkeys(n for n in comparison.get("note", ()) if isinstance(n, str) and n))
         raise UserError("all_systems_comparison.csv has no evaluated system" + (f" ({why})" if why else "")
                         + "; run `python -m prophet_model run` with a configuration that fits")  # fmt: skip
-    rows = key_rows(live, cfg.headline_strategy)
+    rows = headline.dropna(subset=["speedup"])
     head = rows[rows.system_id == cfg.headline_system]
     if head.empty:
         mine = comparison[comparison.system_id.astype(str) == cfg.headline_system]
@@ -223,13 +227,10 @@ def context(study: Study, comparison: pd.DataFrame) -> dict:
         "macro": lambda suffix, sid: "\\" + macro_name(suffix, sid) + "{}",
         "macros": macros,
         "strategy": cfg.headline_strategy,
-        "baseline_scaling": _range(rows.baseline_scaling_efficiency_pct, fmt.pct),
-        "prophet_scaling": _range(rows.prophet_scaling_efficiency_pct, fmt.pct),
+        "baseline_scaling": _range(rows.baseline_scaling_pct, fmt.pct),
+        "prophet_scaling": _range(rows.prophet_scaling_pct, fmt.pct),
         "comm_reduction": _range(comm, fmt.ratio) if not comm.empty else "n/a",
         "n_systems": len(rows),
-        "best_baseline_speedup": _range(rows.speedup_vs_best_baseline, fmt.ratio)
-        if "speedup_vs_best_baseline" in rows
-        else "n/a",
         "config_hash": study.config_hash,
     }
 
@@ -271,7 +272,7 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def appendix_context(study: Study, comparison: pd.DataFrame, checks: pd.DataFrame | None,
+def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None,
                      claims: pd.DataFrame) -> dict:  # fmt: skip
     """What the artifact appendix states, from the config, the catalogs, benchmarks/results.json and the
     validation (measured figures only: what was not measured says so)."""
@@ -294,8 +295,7 @@ def appendix_context(study: Study, comparison: pd.DataFrame, checks: pd.DataFram
     run_time = f"about {_minutes(run)} for make (measured, cold)" if run is not None else not_measured
     if "make test" in fig:
         run_time += f", about {_minutes(fig['make test'])} for make test"
-    cfg = study.config.study
-    rows = key_rows(comparison.dropna(subset=["speedup"]), cfg.headline_strategy)
+    rows = headline.dropna(subset=["speedup"])
     claim_rows = []
     for r in rows.itertuples():
         claim_rows.append({
@@ -342,7 +342,8 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     )
 
     comparison = read_table(comp_path, results_dir)
-    ctx = context(study, comparison.copy())
+    headline = read_table(results_dir / "data" / "headline.csv", results_dir)
+    ctx = context(study, comparison.copy(), headline)
     claims_path = results_dir / "data" / "claims.csv"
     claims = (
         read_table(claims_path, results_dir)
@@ -352,7 +353,7 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     ctx["head_claims"] = claim_sentences(claims, ctx["head"].system_id)
     checks_path = results_dir / "data" / "sanity_checks.csv"
     checks = read_table(checks_path, results_dir) if checks_path.is_file() else None
-    ctx |= appendix_context(study, comparison, checks, claims)
+    ctx |= appendix_context(study, headline, checks, claims)
     from prophet_model.validation.evidence import claim_evidence
 
     rows = pd.DataFrame(ctx["rows"])

@@ -13,6 +13,7 @@ from prophet_model.outputs.files import write_csv
 from prophet_model.outputs.templating import environment
 from prophet_model.study.config import System
 from prophet_model.study.runner import StudyResults
+from prophet_model.study.sensitivity import uncertain_inputs
 
 log = logging.getLogger("prophet_model")
 
@@ -75,7 +76,7 @@ def write_system(
             uncertainty=[]
             if uncertainty is None
             else uncertainty[uncertainty.system_id == system.id].to_dict("records"),
-            uncertain_inputs=(results.study.config.uncertainty.inputs if results.study.config.uncertainty else {}),
+            uncertain_inputs=uncertain_inputs(results.study),
         )
     )
     summary = out / f"SUMMARY_{system.id}.md"
@@ -91,7 +92,8 @@ def write_cross_system(
     uncertainty: pd.DataFrame | None = None,
     claims: list | None = None,
 ) -> list[Path]:
-    """all_systems_comparison.csv, sanity_checks.csv, claims.csv, uncertainty.csv and the cross-system figures."""
+    """all_systems_comparison.csv, headline.csv, fixed_batch_comparison.csv, sanity_checks.csv, claims.csv,
+    uncertainty.csv and the cross-system figures."""
     from prophet_model.study.claims import table
 
     cfg = results.study.config
@@ -99,19 +101,21 @@ def write_cross_system(
         out / "data" / "all_systems_comparison.csv",
         out / "data" / "sanity_checks.csv",
         out / "data" / "claims.csv",
+        out / "data" / "headline.csv",
+        out / "data" / "fixed_batch_comparison.csv",
     ]
     write_csv(results.comparison, written[0])
     write_csv(checks, written[1])
     write_csv(table(claims or []), written[2])
+    write_csv(results.headline, written[3])
+    write_csv(results.fixed, written[4])
     if uncertainty is not None:
         written.append(out / "data" / "uncertainty.csv")
         write_csv(uncertainty, written[-1])
     live = results.comparison.dropna(subset=["speedup"])
     if with_figures and not live.empty:
-        fc, strategy = cfg.figures, cfg.study.headline_strategy
-        key = figures.cross_system_comparison(live, strategy, fc)
+        fc = cfg.figures
+        key = figures.cross_system_comparison(results.headline, fc)
         written += figures.save(key, out / "figures" / "cross_system_comparison", fc.png_dpi)
-        written += figures.save(
-            figures.scaling_efficiency(live, fc), out / "figures" / "scaling_efficiency", fc.png_dpi
-        )
+        written += figures.save(figures.scaling(live, fc), out / "figures" / "scaling", fc.png_dpi)
     return written

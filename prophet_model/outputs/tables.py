@@ -20,7 +20,7 @@ SCHEMAS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                         ("point", "median", "p5", "p95", "samples")),
 }  # fmt: skip
 TEXT_COMPARISON = ("system_id", "system", "gpu", "interconnect", "strategy", "baseline_split", "prophet_split",
-                   "note", "best_baseline_strategy", "best_baseline_split")  # fmt: skip
+                   "note", "scaling_note", "best_baseline_strategy", "best_baseline_split")  # fmt: skip
 
 
 def _schema(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

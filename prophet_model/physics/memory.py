@@ -49,6 +49,27 @@ def memory_resident_fraction(s: Scenario) -> Array:
     return np.clip(free / need, 0.0, 1.0)
 
 
+def kv_bytes_per_sequence(s: Scenario) -> Array:
+    """KV cache of one sequence: context * layers * kv_elements * activation_bytes."""
+    return s.context_length * s.num_layers * s.kv_elements_per_token_per_layer * s.activation_bytes
+
+
+def max_batch(s: Scenario) -> Array:
+    """The most sequences per GPU whose KV cache fits beside the dense weights and the reserve (experts may
+    be offloaded): floor((capacity - reserve - dense bytes) / KV bytes per sequence); 0 where none fits."""
+    free = s.memory_capacity - s.reserved_memory - dense_params(s) * s.bytes_per_param
+    return np.maximum(np.floor(free / kv_bytes_per_sequence(s)), 0.0)
+
+
+def max_batch_all_resident(s: Scenario) -> Array:
+    """The most sequences per GPU at which the fullest GPU's expert cache still holds all its experts:
+    floor((capacity - reserve - dense bytes - ceil(E/ep) Lmoe S_e / cache share) / KV bytes per sequence);
+    0 where none does (memory_resident_fraction is 1 up to this batch)."""
+    need = experts_on_fullest_gpu(s) * s.num_moe_layers * expert_bytes(s) / s.cache_memory_share
+    free = s.memory_capacity - s.reserved_memory - dense_params(s) * s.bytes_per_param - need
+    return np.maximum(np.floor(free / kv_bytes_per_sequence(s)), 0.0)
+
+
 def fits_in_memory(s: Scenario) -> NDArray[np.bool_]:
     """True where dense weights, KV cache and the reserve fit in GPU memory (experts may be offloaded)."""
     return s.memory_capacity - s.reserved_memory - dense_params(s) * s.bytes_per_param - kv_cache_bytes(s) >= 0

@@ -1,9 +1,19 @@
 """Run the study: every system x strategy x {baseline, Prophet} through the model, as tidy tables.
 
-`run_study` returns a `StudyResults` with
-- `rows`: one row per system x strategy x variant x candidate split (the full step breakdown);
-- `chosen`: the split kept per system x strategy x variant (the configured one, or the best for auto);
-- `comparison`: one row per system x strategy, baseline beside Prophet (all_systems_comparison.csv).
+Each configuration is evaluated at its operating point: with `workload.batch_search` the per-GPU batch
+with the most tokens/s among 1, 2, 4, ..., the largest that fits GPU memory, and the configured one,
+within `workload.max_step_ms` where set (one vectorized model call per system); the configured batch
+stays as the fixed-batch comparison. `run_study` returns a `StudyResults` with
+- `rows`: one row per system x strategy x variant x split x batch (the full step breakdown), and the
+  reference configurations of the scaling ratio (`role` "reference");
+- `chosen`: the split and batch kept per system x strategy x variant (the fastest);
+- `comparison`: one row per system x strategy, baseline beside Prophet (all_systems_comparison.csv);
+- `fixed`: the same at the configured batch (fixed_batch_comparison.csv);
+- `headline`: per system, Prophet at its best strategy, split and batch against the baseline at its
+  best, both searched the same way (headline.csv): the like-with-like comparison.
+
+Scaling: per-GPU throughput relative to the same strategy (same expert-group size for hybrid) at the
+smallest GPU count whose GPUs hold every expert without host fetch, each at its own operating point.
 """
 
 from __future__ import annotations
@@ -14,22 +24,32 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from prophet_model.physics import evaluate, memory_terms, why_infeasible
+from prophet_model.physics import (
+    evaluate,
+    max_batch,
+    max_batch_all_resident,
+    memory_resident_fraction,
+    memory_terms,
+    why_infeasible,
+)
 from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
 from prophet_model.study.config import Study, System
 from prophet_model.study.scenarios import scenario_dict, stack
 from prophet_model.study.strategies import splits
 
 VARIANTS = ("baseline", "prophet")
+MAX_BATCH = 1_000_000  # the schema's bound on workload.batch_size_per_gpu
 # the columns of the comparison table (all_systems_comparison.csv), in order; a row without numbers
 # (a strategy not evaluated, or nothing fits in memory) has them empty and says why in `note`
 COMPARISON_COLUMNS = (
-    "system_id", "system", "gpu", "interconnect", "n_gpus", "strategy", "baseline_split", "prophet_split", "note",
+    "system_id", "system", "gpu", "interconnect", "n_gpus", "strategy", "baseline_split", "prophet_split",
+    "baseline_batch", "prophet_batch", "note",
     "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup", "baseline_step_ms", "prophet_step_ms",
     "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
     "baseline_hit_rate", "prophet_hit_rate", "prophet_fetch_hidden_pct", "saved_by_cache_ms",
     "saved_by_prefetch_ms", "saved_by_comm_ms", "saved_by_other_ms", "prophet_fetch_overhead_pct",
-    "baseline_scaling_efficiency_pct", "prophet_scaling_efficiency_pct", "baseline_usd_per_1m_tokens",
+    "baseline_scaling_pct", "prophet_scaling_pct", "baseline_scaling_reference_gpus",
+    "prophet_scaling_reference_gpus", "scaling_note", "baseline_usd_per_1m_tokens",
     "prophet_usd_per_1m_tokens", "cost_reduction", "annual_savings_usd", "best_baseline_strategy",
     "best_baseline_split", "best_baseline_tokens_per_s", "speedup_vs_best_baseline",
 )  # fmt: skip
@@ -41,9 +61,37 @@ class StudyResults:
     rows: pd.DataFrame
     chosen: pd.DataFrame
     comparison: pd.DataFrame
+    fixed: pd.DataFrame | None = None
+    headline: pd.DataFrame | None = None
 
     def system_rows(self, system_id: str) -> pd.DataFrame:
         return self.chosen[self.chosen.system_id == system_id].reset_index(drop=True)
+
+
+def batch_grid(study: Study, system: System, ep: int) -> tuple[int, ...]:
+    """The per-GPU batches evaluated for a split with expert groups of `ep` GPUs: the configured one and,
+    with batch_search, 1, 2, 4, ... up to the largest that fits GPU memory (physics.memory.max_batch),
+    that largest, and the largest at which every expert of the fullest GPU stays resident (the knee
+    past which experts are fetched from host: max_batch_all_resident)."""
+    w = study.config.workload
+    if not w.batch_search:
+        return (w.batch_size_per_gpu,)
+    one = stack([scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False)]).arrays()
+    top = int(min(float(max_batch(one)[0]), MAX_BATCH))
+    knee = int(min(float(max_batch_all_resident(one)[0]), top))
+    grid = {w.batch_size_per_gpu, *(1 << i for i in range(top.bit_length()) if 1 << i <= top)}
+    return tuple(sorted(grid | {b for b in (top, knee) if b >= 1}))
+
+
+def reference_splits(strategy: str, ep: int, dp: int) -> list[tuple[int, int]]:
+    """The configurations of the same strategy on fewer GPUs, smallest first: EP over n GPUs, n dividing
+    ep; DP of n replicas, n dividing dp; hybrid: d replicas of the same ep-GPU group, d dividing dp."""
+    divisors = lambda n: [d for d in range(1, n + 1) if n % d == 0]  # noqa: E731
+    if strategy == "EP":
+        return [(n, 1) for n in divisors(ep)]
+    if strategy == "DP":
+        return [(1, n) for n in divisors(dp)]
+    return [(ep, d) for d in divisors(dp)]
 
 
 def _row_specs(study: Study, system: System) -> list[dict]:
@@ -60,50 +108,57 @@ def _row_specs(study: Study, system: System) -> list[dict]:
 
 
 def evaluate_system(study: Study, system: System) -> pd.DataFrame:
-    """All rows of one system (candidate splits included), with the single-GPU reference."""
+    """All rows of one system: every candidate split at every batch of the grid, and the reference
+    configurations of the scaling ratio (fewer GPUs, same strategy), in one model call."""
     specs = _row_specs(study, system)
-    live = [s for s in specs if s["ep"] > 0]
-    configs = [
-        scenario_dict(study, system.gpu_key, system.count, s["ep"], system.interconnect, s["variant"] == "prophet")
-        for s in live
-    ]
-    single = [scenario_dict(study, system.gpu_key, 1, 1, None, v == "prophet") for v in VARIANTS]
-    scenario = stack(configs + single)
-    res = evaluate(scenario)
-    n = len(configs)
-    single_tps = dict(zip(VARIANTS, res.tokens_per_s[n:], strict=True))
-    memory = memory_terms(scenario)
+    configured = study.config.workload.batch_size_per_gpu
+    live = [{**s, "n": system.count, "role": "system"} for s in specs if s["ep"] > 0]
+    refs = {(s["strategy"], s["variant"], ep, dp) for s in live for ep, dp in reference_splits(s["strategy"], s["ep"], s["dp"])
+            if ep * dp < system.count}  # fmt: skip
+    live += [{"strategy": st, "variant": v, "ep": ep, "dp": dp, "note": "", "n": ep * dp, "role": "reference"}
+             for st, v, ep, dp in sorted(refs)]  # fmt: skip
+    configs, cases, grids = [], [], {}
+    for s in live:
+        base = scenario_dict(study, system.gpu_key, s["n"], s["ep"], system.interconnect, s["variant"] == "prophet")
+        for b in grids.setdefault(s["ep"], batch_grid(study, system, s["ep"])):
+            configs.append({**base, "batch_size_per_gpu": float(b)})
+            cases.append((s, b))
     out = []
-    for i, s in enumerate(live):
-        tps = float(res.tokens_per_s[i])
-        why = "" if res.feasible[i] else why_infeasible(**{k: float(v[i]) for k, v in memory.items()})
-        out.append(
-            {
-                **s,
-                "note": "; ".join(x for x in (why, s["note"]) if x),  # an infeasible row says why
-                "compute_ms": 1e3 * res.compute_s[i],
-                "fetch_ms": 1e3 * res.fetch_s[i],
-                "fetch_exposed_ms": 1e3 * res.fetch_exposed_s[i],
-                "comm_exposed_ms": 1e3 * res.comm_exposed_s[i],
-                "step_ms": 1e3 * res.step_s[i],
-                "tokens_per_s": tps,
-                "tokens_per_s_per_gpu": float(res.tokens_per_s_per_gpu[i]),
-                "single_gpu_tokens_per_s": float(single_tps[s["variant"]]),
-                "scaling_efficiency_pct": 100 * tps / (system.count * single_tps[s["variant"]]),
-                "comm_overhead_pct": float(res.comm_overhead_pct[i]),
-                "fetch_overhead_pct": float(res.fetch_overhead_pct[i]),
-                "resident_expert_fraction": float(res.resident_fraction[i]),
-                "alltoall_mb": float(res.alltoall_bytes[i]) / 1e6,
-                "roofline_tokens_per_s": float(res.roofline_tokens_per_s[i]),
-                "roofline_fraction_pct": 100 * float(res.roofline_fraction[i]),
-                "usd_per_1m_tokens": float(
-                    usd_per_million_tokens(system.count, system.gpu.price_usd_per_gpu_hour, tps)
-                ),
-                "feasible": bool(res.feasible[i]),
-            }
-        )
-    out += [{**s, "feasible": False} for s in specs if s["ep"] == 0]
-    df = pd.DataFrame(out)
+    if configs:
+        scenario = stack(configs)
+        res = evaluate(scenario)
+        memory = memory_terms(scenario)
+        holds = memory_resident_fraction(stack([{**c, "batch_size_per_gpu": 1.0} for c in configs]).arrays()) >= 1
+        for i, (s, b) in enumerate(cases):
+            tps = float(res.tokens_per_s[i])
+            why = "" if res.feasible[i] else why_infeasible(**{k: float(v[i]) for k, v in memory.items()})
+            out.append(
+                {
+                    **s,
+                    "batch_size_per_gpu": b,
+                    "configured_batch": b == configured,
+                    "note": "; ".join(x for x in (why, s["note"]) if x),  # an infeasible row says why
+                    "compute_ms": 1e3 * res.compute_s[i],
+                    "fetch_ms": 1e3 * res.fetch_s[i],
+                    "fetch_exposed_ms": 1e3 * res.fetch_exposed_s[i],
+                    "comm_exposed_ms": 1e3 * res.comm_exposed_s[i],
+                    "step_ms": 1e3 * res.step_s[i],
+                    "tokens_per_s": tps,
+                    "tokens_per_s_per_gpu": float(res.tokens_per_s_per_gpu[i]),
+                    "holds_all_experts": bool(holds[i]),
+                    "comm_overhead_pct": float(res.comm_overhead_pct[i]),
+                    "fetch_overhead_pct": float(res.fetch_overhead_pct[i]),
+                    "resident_expert_fraction": float(res.resident_fraction[i]),
+                    "alltoall_mb": float(res.alltoall_bytes[i]) / 1e6,
+                    "roofline_tokens_per_s": float(res.roofline_tokens_per_s[i]),
+                    "roofline_fraction_pct": 100 * float(res.roofline_fraction[i]),
+                    "usd_per_1m_tokens": float(usd_per_million_tokens(s["n"], system.gpu.price_usd_per_gpu_hour, tps)),
+                    "feasible": bool(res.feasible[i]),
+                }
+            )
+    out += [{**s, "n": system.count, "role": "system", "batch_size_per_gpu": configured, "configured_batch": True,
+             "feasible": False} for s in specs if s["ep"] == 0]  # fmt: skip
+    df = pd.DataFrame(out).rename(columns={"n": "n_gpus_evaluated"})
     df.insert(0, "system_id", system.id)
     df.insert(1, "system", system.name)
     df.insert(2, "gpu", system.gpu.name)
@@ -112,73 +167,137 @@ def evaluate_system(study: Study, system: System) -> pd.DataFrame:
     return df
 
 
-def choose(rows: pd.DataFrame) -> pd.DataFrame:
-    """Keep one split per system x strategy x variant: the fastest (ties: the first, smallest ep)."""
+def choose(rows: pd.DataFrame, max_step_ms: float | None = None, fixed: bool = False) -> pd.DataFrame:
+    """Keep one split and batch per system x strategy x variant: the most tokens/s among the feasible
+    ones within max_step_ms (ties: the first, smallest ep, then smallest batch). `fixed`: only the
+    configured batch. Where none qualifies, the configured-batch row, saying why."""
     key = ["system_id", "strategy", "variant"]
-    ranked = rows.assign(_order=np.arange(len(rows)), _tps=rows["tokens_per_s"].fillna(-np.inf))
-    ranked = ranked.sort_values([*key, "_tps", "_order"], ascending=[True, True, True, False, True], kind="stable")
-    best = ranked.drop_duplicates(key, keep="first").sort_values("_order").drop(columns=["_order", "_tps"])
-    return best.reset_index(drop=True)
+    cand = rows[rows["role"] == "system"]
+    if fixed:
+        cand = cand[cand["configured_batch"].astype(bool)]
+    feasible = cand["feasible"].astype(bool)
+    fast = cand["step_ms"].le(max_step_ms) if max_step_ms is not None else pd.Series(True, index=cand.index)
+    ok = feasible & fast
+    ranked = cand.assign(_order=np.arange(len(cand)), _ok=ok, _tps=cand["tokens_per_s"].where(ok, -np.inf),
+                         _cfg=cand["configured_batch"].astype(bool))  # fmt: skip
+    ranked = ranked.sort_values([*key, "_ok", "_tps", "_cfg", "_order"], ascending=[True, True, True, False, False,
+                                False, True], kind="stable")  # fmt: skip
+    best = ranked.drop_duplicates(key, keep="first").sort_values("_order")
+    slow = ~best["_ok"] & best["feasible"].astype(bool)
+    if slow.any():  # fits, but no batch meets the latency bound
+        best.loc[slow, "note"] = [f"no batch meets max_step_ms {max_step_ms:g} (the fastest step takes "
+                                  f"{cand[(cand.system_id == r.system_id) & (cand.strategy == r.strategy) & (cand.variant == r.variant)].step_ms.min():.3g} ms)"
+                                  for r in best[slow].itertuples()]  # fmt: skip
+        best.loc[slow, "feasible"] = False
+        best.loc[slow, "tokens_per_s"] = np.nan
+    best = best.drop(columns=["_order", "_ok", "_tps", "_cfg"]).reset_index(drop=True)
+    return _with_scaling(best, rows, max_step_ms, fixed)
+
+
+def _with_scaling(chosen: pd.DataFrame, rows: pd.DataFrame, max_step_ms: float | None, fixed: bool) -> pd.DataFrame:
+    """Per chosen row: per-GPU throughput relative to the same strategy at the smallest GPU count that holds
+    every expert without host fetch (reference_splits), each at its own best batch (the same search)."""
+    ratio, ref_gpus, notes = [], [], []
+    usable = rows.feasible.astype(bool)
+    if fixed:
+        usable &= rows.configured_batch.astype(bool)
+    if max_step_ms is not None:
+        usable &= rows.step_ms.le(max_step_ms)
+    for r in chosen.itertuples():
+        if not r.feasible or not r.ep:
+            ratio.append(np.nan), ref_gpus.append(np.nan), notes.append("")
+            continue
+        same = rows[(rows.system_id == r.system_id) & (rows.strategy == r.strategy) & (rows.variant == r.variant)]
+        found = None
+        for ep, dp in [*reference_splits(r.strategy, int(r.ep), int(r.dp))]:
+            cfg = same[(same.ep == ep) & (same.dp == dp) & (same.n_gpus_evaluated == ep * dp)]
+            if not cfg.empty and bool(cfg.holds_all_experts.iloc[0]):
+                live = cfg[usable.loc[cfg.index]]
+                best = live.loc[live.tokens_per_s_per_gpu.idxmax()] if not live.empty else None
+                found = (ep * dp, np.nan if best is None else best.tokens_per_s_per_gpu,
+                         np.nan if best is None else best.batch_size_per_gpu)  # fmt: skip
+                break
+        if found is None:
+            ratio.append(np.nan), ref_gpus.append(np.nan)
+            notes.append(f"no count of {r.strategy} GPUs up to {r.n_gpus} holds every expert: each fetches from host")
+            continue
+        n_ref, per_gpu, ref_batch = found
+        ratio.append(100 * r.tokens_per_s_per_gpu / per_gpu if per_gpu > 0 else np.nan)
+        ref_gpus.append(n_ref)
+        if n_ref == r.n_gpus and len(reference_splits(r.strategy, int(r.ep), int(r.dp))) > 1:
+            notes.append(f"super-linear: {r.n_gpus} GPUs hold what fewer cannot")
+        elif ratio[-1] > 100:
+            notes.append(f"super-linear: {r.n_gpus} GPUs leave room for a larger batch than {n_ref} "
+                         f"({r.batch_size_per_gpu:.0f} vs {ref_batch:.0f} sequences per GPU)")  # fmt: skip
+        else:
+            notes.append("")
+    return chosen.assign(scaling_pct=ratio, scaling_reference_gpus=ref_gpus, scaling_note=notes)
+
+
+def pair(b: pd.Series, p: pd.Series, monthly_tokens: float) -> dict:
+    """Baseline row `b` beside Prophet row `p` (chosen rows of one system): the comparison's columns."""
+    row = {
+        "system_id": b["system_id"],
+        "system": b["system"],
+        "gpu": b["gpu"],
+        "interconnect": b["interconnect"],
+        "n_gpus": b["n_gpus"],
+        "strategy": p["strategy"],
+        "baseline_split": f"{b['ep']}x{b['dp']}" if b["ep"] else "",
+        "prophet_split": f"{p['ep']}x{p['dp']}" if p["ep"] else "",
+        "baseline_batch": b["batch_size_per_gpu"] if b["ep"] else np.nan,
+        "prophet_batch": p["batch_size_per_gpu"] if p["ep"] else np.nan,
+        "note": b["note"],
+    }
+    if not (b["feasible"] and p["feasible"]):  # no numbers: the note says why (the split, or memory)
+        row["note"] = b["note"] if not b["feasible"] else p["note"]
+        return row
+    cb, cp = b["usd_per_1m_tokens"], p["usd_per_1m_tokens"]
+    comm_b, comm_p = b["comm_exposed_ms"], p["comm_exposed_ms"]
+    return row | {
+        "baseline_tokens_per_s": b["tokens_per_s"],
+        "prophet_tokens_per_s": p["tokens_per_s"],
+        "speedup": p["tokens_per_s"] / b["tokens_per_s"],
+        "baseline_step_ms": b["step_ms"],
+        "prophet_step_ms": p["step_ms"],
+        "baseline_comm_overhead_pct": b["comm_overhead_pct"],
+        "prophet_comm_overhead_pct": p["comm_overhead_pct"],
+        "comm_reduction": comm_b / comm_p if comm_p > 0 else np.nan,
+        "baseline_fetch_overhead_pct": b["fetch_overhead_pct"],
+        "baseline_hit_rate": b["resident_expert_fraction"],
+        "prophet_hit_rate": p["resident_expert_fraction"],
+        "prophet_fetch_hidden_pct": 100 * (1 - p["fetch_exposed_ms"] / p["fetch_ms"]) if p["fetch_ms"] > 0 else np.nan,
+        # where Prophet's gain comes from (ms per step): copies its cache avoids (hit rate), copies its
+        # prefetch hides (overlap), all-to-all volume, and the rest (a different split or batch)
+        "saved_by_cache_ms": b["fetch_exposed_ms"] - p["fetch_ms"],
+        "saved_by_prefetch_ms": p["fetch_ms"] - p["fetch_exposed_ms"],
+        "saved_by_comm_ms": b["comm_exposed_ms"] - p["comm_exposed_ms"],
+        "saved_by_other_ms": (b["step_ms"] - p["step_ms"])
+        - (b["fetch_exposed_ms"] - p["fetch_exposed_ms"])
+        - (b["comm_exposed_ms"] - p["comm_exposed_ms"]),
+        "prophet_fetch_overhead_pct": p["fetch_overhead_pct"],
+        "baseline_scaling_pct": b["scaling_pct"],
+        "prophet_scaling_pct": p["scaling_pct"],
+        "baseline_scaling_reference_gpus": b["scaling_reference_gpus"],
+        "prophet_scaling_reference_gpus": p["scaling_reference_gpus"],
+        "scaling_note": "; ".join(dict.fromkeys(x for x in (b["scaling_note"], p["scaling_note"]) if x)),
+        "baseline_usd_per_1m_tokens": cb,
+        "prophet_usd_per_1m_tokens": cp,
+        "cost_reduction": cb / cp,
+        "annual_savings_usd": float(annual_savings_usd(cb, cp, monthly_tokens)),
+    }
 
 
 def compare(chosen: pd.DataFrame, study: Study) -> pd.DataFrame:
     """Baseline beside Prophet, one row per system x strategy."""
-    monthly = study.config.cost.monthly_tokens
     out = []
     live = chosen[(chosen.variant == "baseline") & chosen.feasible.astype(bool)]
     best = {sid: g.loc[g.tokens_per_s.idxmax()] for sid, g in live.groupby("system_id", sort=False)}
-    for (sid, strategy), g in chosen.groupby(["system_id", "strategy"], sort=False):
+    for (sid, _), g in chosen.groupby(["system_id", "strategy"], sort=False):
         b = g[g.variant == "baseline"].iloc[0]
         p = g[g.variant == "prophet"].iloc[0]
-        row = {
-            "system_id": sid,
-            "system": b["system"],
-            "gpu": b["gpu"],
-            "interconnect": b["interconnect"],
-            "n_gpus": b["n_gpus"],
-            "strategy": strategy,
-            "baseline_split": f"{b['ep']}x{b['dp']}" if b["ep"] else "",
-            "prophet_split": f"{p['ep']}x{p['dp']}" if p["ep"] else "",
-            "note": b["note"],
-        }
-        if not (b["feasible"] and p["feasible"]):  # no numbers: the note says why (the split, or memory)
-            row["note"] = b["note"] if not b["feasible"] else p["note"]
-            out.append(row)
-            continue
-        cb, cp = b["usd_per_1m_tokens"], p["usd_per_1m_tokens"]
-        comm_b, comm_p = b["comm_exposed_ms"], p["comm_exposed_ms"]
-        row |= {
-            "baseline_tokens_per_s": b["tokens_per_s"],
-            "prophet_tokens_per_s": p["tokens_per_s"],
-            "speedup": p["tokens_per_s"] / b["tokens_per_s"],
-            "baseline_step_ms": b["step_ms"],
-            "prophet_step_ms": p["step_ms"],
-            "baseline_comm_overhead_pct": b["comm_overhead_pct"],
-            "prophet_comm_overhead_pct": p["comm_overhead_pct"],
-            "comm_reduction": comm_b / comm_p if comm_p > 0 else np.nan,
-            "baseline_fetch_overhead_pct": b["fetch_overhead_pct"],
-            "baseline_hit_rate": b["resident_expert_fraction"],
-            "prophet_hit_rate": p["resident_expert_fraction"],
-            "prophet_fetch_hidden_pct": 100 * (1 - p["fetch_exposed_ms"] / p["fetch_ms"])
-            if p["fetch_ms"] > 0
-            else np.nan,
-            # where Prophet's gain comes from (ms per step): copies its cache avoids (hit rate), copies its
-            # prefetch hides (overlap), all-to-all volume, and the rest (a different split)
-            "saved_by_cache_ms": b["fetch_exposed_ms"] - p["fetch_ms"],
-            "saved_by_prefetch_ms": p["fetch_ms"] - p["fetch_exposed_ms"],
-            "saved_by_comm_ms": b["comm_exposed_ms"] - p["comm_exposed_ms"],
-            "saved_by_other_ms": (b["step_ms"] - p["step_ms"])
-            - (b["fetch_exposed_ms"] - p["fetch_exposed_ms"])
-            - (b["comm_exposed_ms"] - p["comm_exposed_ms"]),
-            "prophet_fetch_overhead_pct": p["fetch_overhead_pct"],
-            "baseline_scaling_efficiency_pct": b["scaling_efficiency_pct"],
-            "prophet_scaling_efficiency_pct": p["scaling_efficiency_pct"],
-            "baseline_usd_per_1m_tokens": cb,
-            "prophet_usd_per_1m_tokens": cp,
-            "cost_reduction": cb / cp,
-            "annual_savings_usd": float(annual_savings_usd(cb, cp, monthly)),
-        }
-        if sid in best:  # the fastest baseline of this system, whatever its strategy and split
+        row = pair(b, p, study.config.cost.monthly_tokens)
+        if sid in best and b["feasible"] and p["feasible"]:  # the fastest baseline of this system, any strategy
             bb = best[sid]
             row |= {
                 "best_baseline_strategy": bb["strategy"],
@@ -213,21 +332,38 @@ def run_study(
         if on_system:
             on_system(system, df, None)
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    chosen = choose(rows) if frames else rows
-    comparison = compare(chosen, study) if frames else pd.DataFrame()
-    if not comparison.empty:  # systems by GPU count (2x before 10x), the configured order among equals
-        comparison = comparison.sort_values("n_gpus", kind="stable").reset_index(drop=True)
-    return StudyResults(study, rows, chosen, comparison), failures
+    if not frames:
+        empty = pd.DataFrame()
+        return StudyResults(study, rows, rows, empty, empty, empty), failures
+    limit = study.config.workload.max_step_ms
+    chosen = choose(rows, limit)
+    comparison = _by_gpu_count(compare(chosen, study))
+    fixed = _by_gpu_count(compare(choose(rows, limit, fixed=True), study))
+    return StudyResults(study, rows, chosen, comparison, fixed, headline(chosen, study)), failures
 
 
-def key_rows(comparison: pd.DataFrame, strategy: str) -> pd.DataFrame:
-    """Per system the row of `strategy`, or, where that strategy was not evaluated, the row with the
-    highest Prophet throughput (its strategy is then named in the figure)."""
+def _by_gpu_count(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Systems by GPU count (2x before 10x), the configured order among equals."""
+    return comparison.sort_values("n_gpus", kind="stable").reset_index(drop=True)
+
+
+def headline(chosen: pd.DataFrame, study: Study) -> pd.DataFrame:
+    """Per system, like with like: Prophet at its fastest strategy, split and batch against the baseline at
+    its fastest, each searched the same way (headline.csv: the comparison's columns, `strategy` Prophet's,
+    and both strategies). A system where neither variant has numbers keeps a row saying why."""
     out = []
-    for _, g in comparison.groupby("system_id", sort=False):
-        g = g.dropna(subset=["speedup"])
-        if g.empty:
+    for _, g in chosen.groupby("system_id", sort=False):
+        live = {v: g[(g.variant == v) & g.feasible.astype(bool)] for v in VARIANTS}
+        if live["baseline"].empty or live["prophet"].empty:
+            first = g.iloc[0]
+            why = "; ".join(dict.fromkeys(str(n) for n in g.note if isinstance(n, str) and n)) or "nothing fits"
+            out.append({k: first[k] for k in ("system_id", "system", "gpu", "interconnect", "n_gpus")} | {"note": why})
             continue
-        hit = g[g.strategy == strategy]
-        out.append(hit.iloc[0] if not hit.empty else g.loc[g.prophet_tokens_per_s.idxmax()])
-    return pd.DataFrame(out)
+        b = live["baseline"].loc[live["baseline"].tokens_per_s.idxmax()]
+        p = live["prophet"].loc[live["prophet"].tokens_per_s.idxmax()]
+        out.append(pair(b, p, study.config.cost.monthly_tokens) | {"baseline_strategy": b["strategy"],
+                                                                  "prophet_strategy": p["strategy"]})  # fmt: skip
+    df = pd.DataFrame(out)
+    columns = [*COMPARISON_COLUMNS[: COMPARISON_COLUMNS.index("best_baseline_strategy")], "baseline_strategy",
+               "prophet_strategy"]  # fmt: skip
+    return _by_gpu_count(df.reindex(columns=columns))

@@ -27,7 +27,7 @@ class _WithSources(_Strict):
 
     @model_validator(mode="after")
     def _every_value_has_a_source(self) -> _WithSources:
-        fields = [k for k in type(self).model_fields if k != "sources"]
+        fields = [k for k in type(self).model_fields if k != "sources" and k in self.model_fields_set]
         missing = sorted(k for k in fields if not self.sources.get(k, "").strip())
         if missing:
             raise ValueError(f"sources is missing an entry for: {', '.join(missing)}")
@@ -90,6 +90,10 @@ class SystemConfig(_Strict):
 
 class Workload(_WithSources):
     batch_size_per_gpu: int = Field(gt=0, le=1_000_000)
+    # true: every configuration runs at the per-GPU batch with the most tokens/s among 1, 2, 4, ..., the
+    # largest that fits GPU memory, and batch_size_per_gpu (kept as the fixed-batch comparison)
+    batch_search: bool = True
+    max_step_ms: float | None = Field(default=None, gt=0)  # a time-per-output-token bound (None: no bound)
     context_length_tokens: int = Field(gt=0)
     precision: Literal["fp32", "bf16", "fp16", "fp8"]
     reserved_memory_gb: float = Field(ge=0)
@@ -233,7 +237,7 @@ UNCERTAIN_BOUNDS = {
 COMPARISON_METRICS = (
     "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup", "baseline_step_ms", "prophet_step_ms",
     "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
-    "prophet_fetch_overhead_pct", "baseline_scaling_efficiency_pct", "prophet_scaling_efficiency_pct",
+    "prophet_fetch_overhead_pct", "baseline_scaling_pct", "prophet_scaling_pct",
     "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens", "cost_reduction", "annual_savings_usd",
     "best_baseline_tokens_per_s", "speedup_vs_best_baseline",
 )  # fmt: skip

@@ -16,7 +16,7 @@ import pandas as pd
 from prophet_model import physics as m
 from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
 from prophet_model.study.config import Study, System
-from prophet_model.study.runner import StudyResults, key_rows
+from prophet_model.study.runner import StudyResults
 from prophet_model.study.scenarios import scenario_dict
 from prophet_model.study.schema import Distribution
 
@@ -89,25 +89,32 @@ class Setup:
 
 
 def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setup]:
-    """Each system's headline configuration (runner.key_rows). `evaluated_only=False` also gives a
-    system none of whose strategies has numbers (it does not fit in memory) its headline strategy's
-    split, so that a sweep can ask which inputs would make it fit."""
+    """Each system's headline configuration (results.headline: Prophet at its best strategy, split and
+    batch, the baseline at its), held fixed: the sweeps and the Monte Carlo move inputs around this
+    operating point without searching it again. `evaluated_only=False` also gives a system none of whose
+    strategies has numbers (it does not fit in memory) its headline strategy's split at the configured
+    batch, so that a sweep can ask which inputs would make it fit."""
     study = results.study
-    rows = key_rows(results.comparison.dropna(subset=["speedup"]), study.config.study.headline_strategy)
+    rows = results.headline.dropna(subset=["speedup"]) if results.headline is not None else pd.DataFrame()
+    batch = study.config.workload.batch_size_per_gpu
+    points = {r.system_id: (r.strategy, r.prophet_split, r.prophet_batch, r.baseline_split, r.baseline_batch)
+              for r in rows.itertuples()}  # fmt: skip
     if not evaluated_only:
         comp = results.comparison
         split = comp.prophet_split.fillna("").astype(str) != "" if not comp.empty else []
-        known = set(rows.get("system_id", ()))
-        extra = [g.sort_values("strategy", key=lambda c: c != study.config.study.headline_strategy, kind="stable"
-                               ).iloc[0] for sid, g in comp[split].groupby("system_id", sort=False) if sid not in known]  # fmt: skip
-        rows = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True) if extra else rows
+        for sid, g in comp[split].groupby("system_id", sort=False) if not comp.empty else ():
+            if sid not in points:
+                r = g.sort_values("strategy", key=lambda c: c != study.config.study.headline_strategy,
+                                  kind="stable").iloc[0]  # fmt: skip
+                points[sid] = (r.strategy, r.prophet_split, batch, r.baseline_split, batch)
     out = {}
-    for r in rows.itertuples():
-        system = study.system(r.system_id)
-        ep = int(r.prophet_split.split("x")[0])
-        args = (study, system.gpu_key, system.count, ep, system.interconnect)
-        out[system.id] = Setup(system, r.strategy, ep, scenario_dict(*args, False), scenario_dict(*args, True),
-                               study.config.cost.monthly_tokens)  # fmt: skip
+    for sid, (strategy, p_split, p_batch, b_split, b_batch) in points.items():
+        system = study.system(sid)
+        ep, b_ep = int(p_split.split("x")[0]), int(b_split.split("x")[0])
+        args = (study, system.gpu_key, system.count)
+        base = scenario_dict(*args, b_ep, system.interconnect, False) | {"batch_size_per_gpu": float(b_batch)}
+        prophet = scenario_dict(*args, ep, system.interconnect, True) | {"batch_size_per_gpu": float(p_batch)}
+        out[sid] = Setup(system, strategy, ep, base, prophet, study.config.cost.monthly_tokens)
     return out
 
 
@@ -203,7 +210,18 @@ def draws(study: Study, samples: int | None = None, seed: int | None = None) -> 
         return {}
     n = samples or u.samples
     rng = np.random.default_rng(u.seed if seed is None else seed)
-    return {name: sample(d, rng, n) for name, d in sorted(u.inputs.items())}
+    return {name: sample(u.inputs[name], rng, n) for name in uncertain_inputs(study)}
+
+
+def uncertain_inputs(study: Study) -> list[str]:
+    """The inputs the Monte Carlo samples, sorted: those of `uncertainty.inputs`, less the batch per GPU
+    when the study searches it (an operator's choice at its optimum, not an uncertainty: any draw
+    around it could only lower throughput, so the point would sit above its own interval)."""
+    u = study.config.uncertainty
+    names = sorted(u.inputs) if u else []
+    if study.config.workload.batch_search:
+        names = [n for n in names if n != "workload.batch_size_per_gpu"]
+    return names
 
 
 INTEGER_INPUTS = ("workload.batch_size_per_gpu", "workload.context_length_tokens")

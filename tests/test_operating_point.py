@@ -1,0 +1,145 @@
+"""Each configuration at its operating point: the batch search, the like-with-like headline, and the
+per-GPU scaling ratio. Worked examples by hand and properties of the search."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prophet_model import physics as m
+from prophet_model.study.config import load_study
+from prophet_model.study.runner import choose, reference_splits, run_study
+
+from .conftest import ROOT, dump_yaml, load_yaml, toy
+
+
+def test_max_batch_by_hand() -> None:
+    """The toy: dense = 2 x 4e6 (attention) + 2 x 1000 x 4 (routers) + 2 x 1000 x 1000 (embedding, head)
+    = 10,008,000 params = 20,016,000 bytes; KV per sequence = 100 x 2 x 2000 x 2 = 800,000 bytes;
+    free = 45,616,000 - 20,016,000 = 25,600,000 -> 32 sequences. All experts resident needs
+    ceil(4/ep) x 2 layers x 6e6 bytes: ep 1: 48e6 > free (0 sequences); ep 4: 12e6 -> 13.6e6 / 0.8e6 = 17."""
+    assert float(m.max_batch(toy().arrays())) == 32
+    assert float(m.max_batch_all_resident(toy().arrays())) == 0
+    assert float(m.max_batch_all_resident(toy(ep=4).arrays())) == 17
+    at = toy(batch_size_per_gpu=32).arrays()
+    assert bool(m.fits_in_memory(at)) and not bool(m.fits_in_memory(toy(batch_size_per_gpu=33).arrays()))
+    assert float(m.memory_resident_fraction(toy(ep=4, batch_size_per_gpu=17).arrays())) == 1.0
+    assert float(m.memory_resident_fraction(toy(ep=4, batch_size_per_gpu=18).arrays())) < 1.0
+
+
+def _two_candidates() -> pd.DataFrame:
+    """One system, one strategy and variant, two batches: B 2 gives 100 tokens/s in 20 ms steps (2 GPUs
+    x 2 / 0.04 s... here set directly), B 4 gives 150 tokens/s in 40 ms steps."""
+    base = {"system_id": "s", "system": "S", "gpu": "g", "interconnect": "i", "n_gpus": 2, "strategy": "EP",
+            "variant": "baseline", "ep": 2, "dp": 1, "note": "", "role": "system", "n_gpus_evaluated": 2,
+            "feasible": True, "holds_all_experts": True}  # fmt: skip
+    return pd.DataFrame([
+        base | {"batch_size_per_gpu": 2, "configured_batch": True, "tokens_per_s": 100.0, "tokens_per_s_per_gpu": 50.0,
+                "step_ms": 20.0},
+        base | {"batch_size_per_gpu": 4, "configured_batch": False, "tokens_per_s": 150.0,
+                "tokens_per_s_per_gpu": 75.0, "step_ms": 40.0},
+    ])  # fmt: skip
+
+
+def test_the_search_picks_the_faster_batch_within_the_latency_bound() -> None:
+    rows = _two_candidates()
+    assert choose(rows).batch_size_per_gpu.tolist() == [4]  # 150 > 100 tokens/s
+    assert choose(rows, max_step_ms=30.0).batch_size_per_gpu.tolist() == [2]  # 40 ms is over the bound
+    assert choose(rows, fixed=True).batch_size_per_gpu.tolist() == [2]  # the configured batch
+    slow = choose(rows, max_step_ms=10.0)
+    assert not slow.feasible.iloc[0] and "no batch meets max_step_ms 10" in slow.note.iloc[0]
+    assert math.isnan(slow.tokens_per_s.iloc[0])
+
+
+def test_reference_splits_are_the_same_strategy_on_fewer_gpus() -> None:
+    assert reference_splits("EP", 8, 1) == [(1, 1), (2, 1), (4, 1), (8, 1)]
+    assert reference_splits("DP", 1, 4) == [(1, 1), (1, 2), (1, 4)]
+    assert reference_splits("Hybrid", 4, 2) == [(4, 1), (4, 2)]  # one replica of the same ep-GPU group
+
+
+@pytest.fixture(scope="module")
+def default():
+    return run_study(load_study(ROOT / "_config.yml"))[0]
+
+
+def test_the_chosen_point_is_never_slower_than_any_evaluated_one(default) -> None:
+    rows = default.rows[(default.rows.role == "system") & default.rows.feasible]
+    for c in default.chosen[default.chosen.feasible.astype(bool)].itertuples():
+        mine = rows[(rows.system_id == c.system_id) & (rows.strategy == c.strategy) & (rows.variant == c.variant)]
+        assert c.tokens_per_s >= mine.tokens_per_s.max() * (1 - 1e-12)
+
+
+def test_the_headline_is_each_variants_best_and_never_below_a_strategy_row(default) -> None:
+    for h in default.headline.dropna(subset=["speedup"]).itertuples():
+        mine = default.comparison[default.comparison.system_id == h.system_id]
+        assert h.baseline_tokens_per_s == pytest.approx(mine.baseline_tokens_per_s.max())
+        assert h.prophet_tokens_per_s == pytest.approx(mine.prophet_tokens_per_s.max())
+        fixed = default.fixed[default.fixed.system_id == h.system_id]
+        assert h.baseline_tokens_per_s >= fixed.baseline_tokens_per_s.max() * (1 - 1e-12)
+        assert h.prophet_tokens_per_s >= fixed.prophet_tokens_per_s.max() * (1 - 1e-12)
+
+
+def test_every_csv_row_names_its_batch_and_step(default) -> None:
+    live = default.comparison.dropna(subset=["speedup"])
+    assert live[["baseline_batch", "prophet_batch", "baseline_step_ms", "prophet_step_ms"]].notna().all().all()
+    assert (default.chosen.batch_size_per_gpu >= 1).all()
+
+
+def _study(tmp_path: Path, change) -> Path:
+    data = load_yaml(ROOT / "_config.yml")
+    change(data)
+    data["catalogs"] = {k: str(ROOT / v) for k, v in data["catalogs"].items()}
+    dump_yaml(data, tmp_path / "c.yml")
+    return tmp_path / "c.yml"
+
+
+def test_without_the_search_the_table_is_the_fixed_batch_one(tmp_path) -> None:
+    cfg = _study(tmp_path, lambda d: d["workload"].update(batch_search=False))
+    res = run_study(load_study(cfg))[0]
+    pd.testing.assert_frame_equal(res.comparison, res.fixed)
+    assert set(res.chosen.batch_size_per_gpu) == {16}
+
+
+def test_a_latency_bound_holds_every_chosen_step(tmp_path) -> None:
+    cfg = _study(tmp_path, lambda d: d["workload"].update(max_step_ms=30))
+    res = run_study(load_study(cfg))[0]
+    live = res.chosen[res.chosen.feasible.astype(bool)]
+    assert not live.empty and (live.step_ms <= 30).all()
+
+
+def test_more_gpu_memory_is_never_slower(tmp_path) -> None:
+    import shutil
+
+    shutil.copytree(ROOT / "catalog", tmp_path / "catalog")
+    gpus = load_yaml(tmp_path / "catalog" / "gpus.yml")
+    gpus["a100_sxm4_80gb"]["memory_capacity_gb"] = 120
+    dump_yaml(gpus, tmp_path / "catalog" / "gpus.yml")
+    data = load_yaml(ROOT / "_config.yml")
+    dump_yaml(data, tmp_path / "_config.yml")
+    more = run_study(load_study(tmp_path / "_config.yml"))[0].headline.set_index("system_id")
+    less = run_study(load_study(ROOT / "_config.yml"))[0].headline.set_index("system_id")
+    for sid in ("2xA100", "8xA100"):
+        for col in ("baseline_tokens_per_s", "prophet_tokens_per_s"):
+            assert more.loc[sid, col] >= less.loc[sid, col] * (1 - 1e-12), (sid, col)
+
+
+def test_prophet_inputs_never_move_a_baseline_number(tmp_path) -> None:
+    base = run_study(load_study(ROOT / "_config.yml"))[0]
+    cfg = _study(tmp_path, lambda d: d["prophet"].update(prediction_accuracy=0.3, comm_reduction_factor=2.5))
+    other = run_study(load_study(cfg))[0]
+    for table in ("comparison", "fixed", "headline"):
+        a, b = getattr(base, table), getattr(other, table)
+        cols = [c for c in a.columns if c.startswith("baseline_")]
+        pd.testing.assert_frame_equal(a[cols], b[cols], obj=table)
+
+
+def test_nothing_called_efficiency_exceeds_100_percent(default, tmp_path) -> None:
+    for table in (default.comparison, default.fixed, default.headline, default.chosen):
+        assert not [c for c in table.columns if "efficiency" in c]
+    ratio = default.comparison[["baseline_scaling_pct", "prophet_scaling_pct"]].to_numpy(float)
+    over = default.comparison[(np.nan_to_num(ratio) > 100.0 + 1e-9).any(axis=1)]
+    assert over.scaling_note.str.startswith("super-linear").all()  # a ratio above 100% says why
