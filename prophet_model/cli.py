@@ -101,8 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("--results", help="results folder (default: study.results_dir in the config)")
     an = sub.add_parser("analyze", help="summarise an existing results folder")
     an.add_argument("--results", default="results", help="results folder (default: results)")
-    sub.add_parser("uptodate", help="exit 0 (printing what make's steps print) when every step of make is up to "
-                   "date, else 1 with nothing done")  # fmt: skip
+    up = sub.add_parser("uptodate", help="exit 0 (printing what make's steps print) when every step of make is up "
+                        "to date, else 1 with nothing done (or run --else COMMAND ...)")  # fmt: skip
+    up.add_argument("--else", dest="otherwise", nargs=argparse.REMAINDER, default=[], metavar="COMMAND",
+                    help="run this command when a step is not up to date, and exit with its status")  # fmt: skip
     return p
 
 
@@ -167,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "uptodate":
             from prophet_model.workflow.fastpath import all_up_to_date
 
-            return all_up_to_date(lambda step: _parser().parse_args(step))
+            return all_up_to_date(lambda step: _parser().parse_args(step), args.otherwise)
         if args.command in FAST_PATHS:  # make's steps when nothing changed, before the heavy imports
             from prophet_model.workflow.fastpath import try_fast
 

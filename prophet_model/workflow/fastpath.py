@@ -197,18 +197,27 @@ def write_pages_stamp(book: Path, inputs: str, pages: int) -> None:
 MAKE_STEPS = (["run", "--if-stale"], ["paper", "--if-stale"], ["pipeline"], ["book", "--build"])  # the Makefile's
 
 
-def all_up_to_date(parse) -> int:
-    """`python -m prophet_model uptodate` (the Makefile's `all`): 0 when the fast path finds every step of
-    `make` up to date, printing what the four steps would print; else 1, with nothing printed, and `make`
-    runs the steps. The locks taken are held until the command ends."""
+def all_up_to_date(parse, otherwise: list[str] | None = None) -> int:
+    """`python -m prophet_model uptodate [--else COMMAND ...]` (the Makefile's `all`): 0 when the fast path
+    finds every step of `make` up to date, printing what the four steps would print. Else nothing is
+    printed and the exit status is 1, or COMMAND's (`make book`: the steps) when one is given. COMMAND
+    runs as this process's child and dies with it (procs.die_with_parent), as the steps do with make: a
+    killed `make` leaves nothing running. `parse` is the command line's parser (cli.py)."""
     import contextlib
     import io
+
+    from prophet_model.workflow.procs import die_with_parent, release_locks
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         ok = all(try_fast(parse(argv)) == 0 for argv in MAKE_STEPS)
-    if not ok:
+    if ok:
+        sys.stderr.write(err.getvalue())
+        sys.stdout.write(out.getvalue())
+        return 0
+    if not otherwise:
         return 1
-    sys.stderr.write(err.getvalue())
-    sys.stdout.write(out.getvalue())
-    return 0
+    release_locks()  # the steps take them
+    sys.stdout.flush()
+    # close_fds=False: a recursive make keeps the jobserver of `make -jN`
+    return subprocess.run(otherwise, check=False, close_fds=False, preexec_fn=die_with_parent).returncode
