@@ -37,7 +37,9 @@ case "$info" in
     exit 2 ;;
   *)
     have=${info#old }
-    [ "${info%% *}" = old ] && [ -n "$have" ] || have=unknown
+    if [ "${info%% *}" != old ] || [ -z "$have" ]; then  # an interpreter that could not run the checks above
+      have=$("$PYTHON" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo unknown)
+    fi
     echo "error: PYTHON=$PYTHON is Python $have; allowed: Python >= 3.11 (pyproject.toml requires-python), e.g. make PYTHON=python3.11" >&2
     exit 2 ;;
 esac
