@@ -15,7 +15,10 @@ SYSDEPS := $(VENV)/.system-deps
 
 .PHONY: all venv results run paper pipeline book test lint format bench clean distclean
 
-all: book
+# Nothing changed: one process says so for all four steps (`uptodate`, workflow/fastpath.py) and the
+# steps are not run; anything else runs them (`make book`, as that process's child, which dies with it).
+all: venv $(SYSDEPS)
+	@$(PY) -m prophet_model uptodate --else $(MAKE) --no-print-directory book
 
 venv:
 	@./scripts/venv.sh "$(PYTHON)"

@@ -101,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("--results", help="results folder (default: study.results_dir in the config)")
     an = sub.add_parser("analyze", help="summarise an existing results folder")
     an.add_argument("--results", default="results", help="results folder (default: results)")
+    up = sub.add_parser("uptodate", help="exit 0 (printing what make's steps print) when every step of make is up "
+                        "to date, else 1 with nothing done (or run --else COMMAND ...)")  # fmt: skip
+    up.add_argument("--else", dest="otherwise", nargs=argparse.REMAINDER, default=[], metavar="COMMAND",
+                    help="run this command when a step is not up to date, and exit with its status")  # fmt: skip
     return p
 
 
@@ -140,8 +144,11 @@ def _pipe_closed() -> int:
 
 COMMANDS = {
     "run": "run", "paper": "build", "pipeline": "build", "book": "build", "clean": "build",
-    "whatif": "explore", "sweep": "explore", "compare": "explore", "analyze": "explore",
+    "whatif": "explore", "sweep": "explore", "compare": "explore", "analyze": "explore"
 }  # fmt: skip
+
+
+FAST_PATHS = ("run", "paper", "pipeline", "book")  # workflow/fastpath.py
 
 
 def _command(name: str):
@@ -159,6 +166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.removeHandler(h)
     _console(getattr(args, "log_level", "INFO"))
     try:
+        if args.command == "uptodate":
+            from prophet_model.workflow.fastpath import all_up_to_date
+
+            return all_up_to_date(lambda step: _parser().parse_args(step), args.otherwise)
+        if args.command in FAST_PATHS:  # make's steps when nothing changed, before the heavy imports
+            from prophet_model.workflow.fastpath import try_fast
+
+            code = try_fast(args)
+            if code is not None:
+                sys.stdout.flush()
+                return code
         code = _command(args.command)(args, argv)
         sys.stdout.flush()  # a reader that went away (`analyze | head`) shows here, inside the handler
         return code

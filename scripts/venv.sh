@@ -16,16 +16,33 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
   echo "error: PYTHON=$PYTHON: not found; allowed: a Python >= 3.11 interpreter, e.g. make PYTHON=python3.11" >&2
   exit 2
 fi
-if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-  have=$("$PYTHON" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo unknown)
-  echo "error: PYTHON=$PYTHON is Python $have; allowed: Python >= 3.11 (pyproject.toml requires-python), e.g. make PYTHON=python3.11" >&2
-  exit 2
-fi
-if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "error: PYTHON=$PYTHON has no venv/ensurepip module; install it (Debian: apt-get install python3-venv)" >&2
-  exit 2
-fi
-want=$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable), sys.version.split()[0])')
+# One interpreter start for the three checks (its version, venv/ensurepip, its path): a no-op make
+# pays for it every time.
+info=$("$PYTHON" -c '
+import os, platform, sys
+if sys.version_info < (3, 11):
+    print("old " + platform.python_version())
+    sys.exit(0)
+try:
+    import ensurepip, venv
+except ImportError:
+    print("novenv")
+    sys.exit(0)
+print("ok " + os.path.realpath(sys.executable) + " " + sys.version.split()[0])
+' 2>/dev/null || true)
+case "$info" in
+  ok\ *) want=${info#ok } ;;
+  novenv)
+    echo "error: PYTHON=$PYTHON has no venv/ensurepip module; install it (Debian: apt-get install python3-venv)" >&2
+    exit 2 ;;
+  *)
+    have=${info#old }
+    if [ "${info%% *}" != old ] || [ -z "$have" ]; then  # an interpreter that could not run the checks above
+      have=$("$PYTHON" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo unknown)
+    fi
+    echo "error: PYTHON=$PYTHON is Python $have; allowed: Python >= 3.11 (pyproject.toml requires-python), e.g. make PYTHON=python3.11" >&2
+    exit 2 ;;
+esac
 
 if [ -e "$VENV" ]; then
   if [ ! -f "$VENV/pyvenv.cfg" ]; then

@@ -109,10 +109,20 @@ def cmd_book(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # the pages need a complete, consistent run of this configuration and the paper
     check_consistent(results_dir, study, needed=(*STUDY_FILES[:2], f"{PAPER_DIR}/macros.tex"))
     folder = BookFolder(Path(args.book))
+    if args.build:
+        from prophet_model.workflow.fastpath import PAGES_STAMP
+
+        if folder.owns("_build"):  # the fast path's stamp goes until this build has succeeded
+            (folder.dir / PAGES_STAMP).unlink(missing_ok=True)
     pages = write_pages(study, results_dir, folder)
     print(f"wrote {len(pages)} generated pages to {Path(args.book) / '_generated'}")
     if args.build:
+        from prophet_model.workflow.fastpath import book_inputs, write_pages_stamp
+        from prophet_model.workflow.pipeline import raw_study
+
+        inputs = book_inputs(raw_study(study), results_dir, folder.dir)  # what the pages were made from
         print(build_site(folder))
+        write_pages_stamp(folder.dir, inputs, len(pages))
     return 0
 
 

@@ -6,8 +6,6 @@ specs) or raises `UserError` whose message names the file, the key path and the 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,8 +14,16 @@ from pydantic import ValidationError
 
 from prophet_model.errors import UserError
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
+from prophet_model.study.rawconfig import config_digest
 from prophet_model.study.schema import PRECISION_BYTES, UNCERTAIN_BOUNDS, HybridSplit, StudyConfig
-from prophet_model.study.yaml_io import NUMBER_HINT, YAML11_NUMBER, read_yaml
+from prophet_model.study.yaml_io import (
+    MAX_YAML_BYTES,
+    NUMBER_HINT,
+    YAML11_NUMBER,
+    read_regular,
+    read_yaml,
+    yaml_from_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -95,8 +101,18 @@ def _format_validation_error(err: ValidationError, where: str, raw: Any = None) 
     return "\n".join(lines)
 
 
+_CATALOGS: dict[tuple, dict] = {}  # (path, entry type, bytes) -> entries: a what-if reads each catalog once
+
+
 def _load_catalog(path: Path, spec: type, label: str) -> dict:
-    raw = read_yaml(path)
+    data = read_regular(path, MAX_YAML_BYTES, "a YAML file")
+    key = (str(path), spec, data)
+    if key not in _CATALOGS:
+        _CATALOGS[key] = _parse_catalog(yaml_from_bytes(data, path), path, spec, label)
+    return dict(_CATALOGS[key])  # the entries are frozen models; the mapping is the caller's
+
+
+def _parse_catalog(raw: Any, path: Path, spec: type, label: str) -> dict:
     if not isinstance(raw, dict) or not raw:
         raise UserError(f"{path}: the {label} catalog must be a non-empty mapping of name -> entry")
     out = {}
@@ -200,10 +216,7 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
 
     for key in sorted({s.gpu_key for s in systems} | {cfg.single_gpu_claim.gpu}):  # sorted: one message, always
         attainable(key, gpus)
-    digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode())
-    for p in (cfg.catalogs.gpus, cfg.catalogs.interconnects, cfg.catalogs.models):
-        digest.update((base / p).read_bytes())
-    trace = 0
+    trace, data = 0, None
     if cfg.routing.distribution == "trace":
         from prophet_model.physics.cache import register_trace
         from prophet_model.study.trace import parse_trace, trace_bytes
@@ -212,6 +225,5 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         data = trace_bytes(trace_path, label)  # read once: the bytes parsed are the bytes hashed
         trace = register_trace(parse_trace(data, trace_path, model.num_experts, label, model.num_layers,
                                            model.num_moe_layers))  # fmt: skip
-        digest.update(data)
-    return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest.hexdigest()[:16],
-                 trace)  # fmt: skip
+    digest = config_digest(raw, base, (cfg.catalogs.gpus, cfg.catalogs.interconnects, cfg.catalogs.models), data)
+    return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest, trace)

@@ -62,6 +62,29 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:int", INT_12, list("-+012345678
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_12, list("-+0123456789."))
 
 
+if getattr(yaml, "CSafeLoader", None) is not None:  # libyaml's parser, the same constructors and resolvers
+
+    class _CLoader(yaml.CSafeLoader):
+        """_Loader's rules on libyaml's parser (several times faster). A document it refuses is parsed
+        again by _Loader, so every error message is _Loader's."""
+
+    _CLoader.yaml_constructors = _Loader.yaml_constructors
+    _CLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+else:  # pragma: no cover - PyYAML built without libyaml
+    _CLoader = None
+
+
+def _load(text: str) -> Any:
+    """yaml.load with _Loader's rules: on libyaml when it is there and the text has only characters
+    _Loader's reader accepts; any document libyaml refuses is parsed by _Loader (its message)."""
+    if _CLoader is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+        try:
+            return yaml.load(text, Loader=_CLoader)
+        except yaml.YAMLError:
+            pass
+    return yaml.load(text, Loader=_Loader)
+
+
 def _count_nodes(data: Any, limit: int) -> int:
     """Values in `data` with aliases expanded, stopping past `limit`."""
     n, todo = 0, [data]
@@ -79,7 +102,7 @@ def _count_nodes(data: Any, limit: int) -> int:
 def parse_yaml(text: str, where: str) -> Any:
     """Parse YAML text with the artifact's rules; UserError naming `where` on any problem."""
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = _load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -143,7 +166,11 @@ def read_regular(path: Path, max_bytes: int, kind: str) -> bytes:
 def read_yaml(path: Path) -> Any:
     """Read a YAML file; UserError naming the file for a missing file, a folder, a special file, unreadable
     bytes, a file over 1 MiB, invalid YAML, duplicate keys or an alias bomb."""
-    data = read_regular(path, MAX_YAML_BYTES, "a YAML file")
+    return yaml_from_bytes(read_regular(path, MAX_YAML_BYTES, "a YAML file"), path)
+
+
+def yaml_from_bytes(data: bytes, path: Path) -> Any:
+    """The YAML document of a file's bytes (read_yaml's rules and messages)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -2,9 +2,11 @@
 cross-system, validation and sensitivity ones, in parallel across cores, into book/ (where the Jupyter Book picks them up).
 
 A per-notebook cache skips unchanged work: each notebook's key is a hash of the notebook file, the
-part of the configuration it depends on (for a system: its own entry, its GPU, interconnect and model
-catalog entries, and the study-wide sections; not the other systems) and the package's source and
-templates. A failing notebook is reported with its name and the failing cell's error; the others
+part of the configuration it depends on, as written in the YAML (for a system: its own entry, its
+GPU, interconnect and model catalog entries, its expectations, and every study-wide section; not the
+other systems) and the package's source and templates. The keys are computed from the raw YAML
+(study/rawconfig.py), so `make` can tell that every notebook is cached without loading the study. A
+failing notebook is reported with its name and the failing cell's error; the others
 still finish; the exit status is then 1.
 """
 
@@ -19,12 +21,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
-
+from prophet_model.errors import UserError
 from prophet_model.outputs.files import system_page
 from prophet_model.outputs.formatting import md
-from prophet_model.study.config import Study
+from prophet_model.study.rawconfig import RawStudy
+
+if TYPE_CHECKING:
+    from prophet_model.study.config import Study
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_SOURCES = (
@@ -67,50 +72,57 @@ def source_digest(root: Path = ROOT) -> bytes:
 
 
 def _dump(obj) -> bytes:
-    return json.dumps(
-        obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj, sort_keys=True, default=str
-    ).encode()
+    return json.dumps(obj, sort_keys=True, default=str).encode()
 
 
-def shared_config(study: Study) -> bytes:
-    """The study-wide sections every notebook depends on."""
-    c = study.config
-    return _dump(
-        {
-            "study": c.study.model_dump(mode="json"),
-            "model": study.model.model_dump(mode="json"),
-            "strategies": c.strategies,
-            "workload": c.workload.model_dump(mode="json"),
-            "prophet": c.prophet.model_dump(mode="json"),
-            "implementation": c.implementation.model_dump(mode="json"),
-            "single_gpu_claim": c.single_gpu_claim.model_dump(mode="json"),
-            "claim_gpu": study.claim_gpu.model_dump(mode="json"),
-            "cost": c.cost.model_dump(mode="json"),
-            "figures": c.figures.model_dump(mode="json"),
-        }
-    )
+PER_SYSTEM = ("systems", "expectations")
 
 
-def system_config(study: Study, system_id: str) -> bytes:
-    s = study.system(system_id)
-    entry = next(e for e in study.config.systems if e.id == system_id)
-    expectations = [e.model_dump(mode="json") for e in study.config.expectations if e.system == system_id]
-    return _dump({"system": entry.model_dump(mode="json"), "gpu": s.gpu.model_dump(mode="json"),
-                  "interconnect": s.interconnect.model_dump(mode="json"), "expectations": expectations})  # fmt: skip
+def shared_config(rs: RawStudy) -> bytes:
+    """What every notebook depends on: every section but the per-system ones, the model's and the
+    single-GPU claim GPU's catalog entries, and the routing trace's bytes (when one is used)."""
+    raw = rs.raw
+    rest = {k: v for k, v in raw.items() if k not in PER_SYSTEM}
+    claim = raw.get("single_gpu_claim")
+    return _dump({"config": rest, "model": rs.entry("models", raw.get("model")),
+                  "claim_gpu": rs.entry("gpus", claim.get("gpu") if isinstance(claim, dict) else None),
+                  "trace": hashlib.sha256(rs.trace).hexdigest() if rs.trace is not None else None})  # fmt: skip
 
 
-def jobs(study: Study, book_dir: Path, results_dir: Path, root: Path = ROOT) -> list[Job]:
-    src, shared = source_digest(root), shared_config(study)
-    config = str(study.path.resolve())
+def system_config(rs: RawStudy, system_id: str) -> bytes:
+    """What one system's notebook depends on beyond the shared part: its entry, its GPU and interconnect
+    catalog entries, its expectations."""
+    entry = next(e for e in rs.raw["systems"] if e["id"] == system_id)
+    expectations = [e for e in rs.raw.get("expectations") or [] if isinstance(e, dict) and e.get("system") == system_id]
+    return _dump({"system": entry, "gpu": rs.entry("gpus", entry.get("gpu")),
+                  "interconnect": rs.entry("interconnects", entry.get("interconnect")),
+                  "expectations": expectations})  # fmt: skip
+
+
+def raw_study(study: Study | RawStudy) -> RawStudy:
+    """The raw configuration of a loaded study (read again; refused if the file changed meanwhile)."""
+    if isinstance(study, RawStudy):
+        return study
+    rs = RawStudy.load(study.path)
+    if rs.config_hash != study.config_hash:
+        raise UserError(f"{study.path}: changed while the pipeline started (config {study.config_hash}, now "
+                        f"{rs.config_hash}); run the command again")  # fmt: skip
+    return rs
+
+
+def jobs(study: Study | RawStudy, book_dir: Path, results_dir: Path, root: Path = ROOT) -> list[Job]:
+    rs = raw_study(study)
+    src, shared = source_digest(root), shared_config(rs)
+    config = str(rs.path.resolve())
     results = str(results_dir.resolve())
     system_nb = root / "notebooks" / "system_analysis.ipynb"
     cross_nb = root / "notebooks" / "cross_system.ipynb"
     out = []
-    for s in study.systems:
-        key = _digest(system_nb.read_bytes(), shared, system_config(study, s.id), src)
+    for s in rs.systems:
+        key = _digest(system_nb.read_bytes(), shared, system_config(rs, s.id), src)
         out.append(Job(f"system {s.id}", system_nb, book_dir / "systems" / f"{system_page(s)}.ipynb",
                        {"system": s.id, "config": config, "results": results}, key, f"{md(s.name)}: system analysis"))  # fmt: skip
-    everything = _digest(cross_nb.read_bytes(), shared, *(system_config(study, s.id) for s in study.systems), src)
+    everything = _digest(cross_nb.read_bytes(), shared, *(system_config(rs, s.id) for s in rs.systems), src)
     out.append(
         Job(
             "cross-system",
@@ -123,14 +135,13 @@ def jobs(study: Study, book_dir: Path, results_dir: Path, root: Path = ROOT) -> 
     validation_nb = root / "notebooks" / "validation.ipynb"
     if validation_nb.is_file():  # model vs the committed GPU measurements
         data = sorted((ROOT / "validation").rglob("*.csv")) + sorted((ROOT / "validation").glob("*.yml"))
-        catalogs = study.config.catalogs
-        cats = [study.path.parent / p for p in (catalogs.gpus, catalogs.interconnects, catalogs.models)]
+        cats = [rs.path.parent / rs.raw["catalogs"][k] for k in ("gpus", "interconnects", "models")]
         key = _digest(validation_nb.read_bytes(), shared, src, *(p.read_bytes() for p in data + cats))
         params = {"config": config, "results": results}
         out.append(Job("validation", validation_nb, book_dir / "validation.ipynb", params, key))
     sensitivity_nb = root / "notebooks" / "sensitivity.ipynb"
     if sensitivity_nb.is_file():  # depends on every system and the uncertainty section
-        uncertain = _dump(study.config.uncertainty.model_dump(mode="json") if study.config.uncertainty else {})
+        uncertain = _dump(rs.raw.get("uncertainty") or {})
         key = _digest(sensitivity_nb.read_bytes(), everything.encode(), uncertain)
         params = {"config": config, "results": results}
         out.append(Job("sensitivity", sensitivity_nb, book_dir / "sensitivity.ipynb", params, key))
@@ -148,6 +159,8 @@ def is_cached(job: Job, cache_dir: Path) -> bool:
 
 def first_error(notebook: Path) -> str:
     """The failing cell and its error, read from the partly executed notebook papermill wrote."""
+    import nbformat
+
     try:
         nb = nbformat.read(notebook, as_version=4)
     except Exception:
@@ -161,6 +174,8 @@ def first_error(notebook: Path) -> str:
 
 def set_title(notebook: Path, title: str) -> None:
     """Give the executed notebook its own page title (its first Markdown heading)."""
+    import nbformat
+
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "markdown" and cell.source.startswith("# "):
