@@ -137,26 +137,25 @@ def test_the_layers_contract_holds() -> None:
     assert "0 broken" in done.stdout
 
 
-def test_a_writer_that_imports_the_physics_breaks_the_contract(tmp_path: Path) -> None:
+def _with_import(tmp_path: Path, module: str, line: str) -> Path:
+    """A copy of the package and its contracts in which `module` (a path under prophet_model/) gains `line`."""
     import shutil
 
     shutil.copytree(ROOT / "prophet_model", tmp_path / "prophet_model", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    figures = tmp_path / "prophet_model" / "outputs" / "figures.py"
-    figures.write_text(figures.read_text(encoding="utf-8") + "\nfrom prophet_model.physics import memory  # noqa\n")
-    done = _lint_imports(tmp_path)
+    path = tmp_path / "prophet_model" / module
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{line}  # noqa\n")
+    return tmp_path
+
+
+def test_a_writer_that_imports_the_physics_breaks_the_contract(tmp_path: Path) -> None:
+    done = _lint_imports(_with_import(tmp_path, "outputs/figures.py", "from prophet_model.physics import memory"))
     assert done.returncode != 0
     assert "prophet_model.outputs.figures -> prophet_model.physics.memory" in done.stdout
 
 
 def test_a_lower_layer_that_imports_a_higher_one_breaks_the_contract(tmp_path: Path) -> None:
-    import shutil
-
-    shutil.copytree(ROOT / "prophet_model", tmp_path / "prophet_model", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    memory = tmp_path / "prophet_model" / "physics" / "memory.py"
-    memory.write_text(memory.read_text(encoding="utf-8") + "\nfrom prophet_model.study import config  # noqa\n")
-    done = _lint_imports(tmp_path)
+    done = _lint_imports(_with_import(tmp_path, "physics/memory.py", "from prophet_model.study import config"))
     assert done.returncode != 0 and "prophet_model.physics.memory -> prophet_model.study.config" in done.stdout
 
 

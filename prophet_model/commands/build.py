@@ -43,13 +43,10 @@ def cmd_paper(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from tqdm import tqdm
-
-    from prophet_model.outputs.files import STUDY_FILES
+def _read_results(args: argparse.Namespace, needed: Sequence[str], producers: Sequence[str]):
+    """(study, results folder) of a command that reads the results: the folder's lock taken, and the folder
+    checked complete and consistent with the study (workflow.results.check_consistent)."""
     from prophet_model.study.config import load_study
-    from prophet_model.workflow.bookdir import CACHE, BookFolder
-    from prophet_model.workflow.pipeline import clear_cache, jobs, record_timings, run_pipeline
     from prophet_model.workflow.procs import hold_lock
     from prophet_model.workflow.results import LOCK, check_consistent, owned
 
@@ -57,7 +54,18 @@ def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
     results_dir = _results_dir(args, study)
     if owned(results_dir):
         hold_lock(results_dir, LOCK, "the results folder")
-    check_consistent(results_dir, study, needed=STUDY_FILES[:2], producers=("run",))
+    check_consistent(results_dir, study, needed=needed, producers=producers)
+    return study, results_dir
+
+
+def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from tqdm import tqdm
+
+    from prophet_model.outputs.files import STUDY_FILES
+    from prophet_model.workflow.bookdir import CACHE, BookFolder
+    from prophet_model.workflow.pipeline import clear_cache, jobs, record_timings, run_pipeline
+
+    study, results_dir = _read_results(args, STUDY_FILES[:2], ("run",))
     book = Path(args.book)
     folder = BookFolder(book)
     cache = book / CACHE
@@ -96,18 +104,11 @@ def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def cmd_book(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from prophet_model.outputs.book import write_pages
     from prophet_model.outputs.files import PAPER_DIR, STUDY_FILES
-    from prophet_model.study.config import load_study
     from prophet_model.workflow.bookdir import BookFolder
-    from prophet_model.workflow.procs import hold_lock
-    from prophet_model.workflow.results import LOCK, check_consistent, owned
     from prophet_model.workflow.site import build_site
 
-    study = load_study(args.config)
-    results_dir = _results_dir(args, study)
-    if owned(results_dir):
-        hold_lock(results_dir, LOCK, "the results folder")
     # the pages need a complete, consistent run of this configuration and the paper
-    check_consistent(results_dir, study, needed=(*STUDY_FILES[:2], f"{PAPER_DIR}/macros.tex"))
+    study, results_dir = _read_results(args, (*STUDY_FILES[:2], f"{PAPER_DIR}/macros.tex"), ("run", "paper"))
     folder = BookFolder(Path(args.book))
     if args.build:
         from prophet_model.workflow.fastpath import PAGES_STAMP
