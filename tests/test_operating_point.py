@@ -143,3 +143,17 @@ def test_nothing_called_efficiency_exceeds_100_percent(default, tmp_path) -> Non
     ratio = default.comparison[["baseline_scaling_pct", "prophet_scaling_pct"]].to_numpy(float)
     over = default.comparison[(np.nan_to_num(ratio) > 100.0 + 1e-9).any(axis=1)]
     assert over.scaling_note.str.startswith("super-linear").all()  # a ratio above 100% says why
+
+
+def test_a_larger_kv_cache_is_never_faster_and_is_sampled(default) -> None:
+    """kv_cache_factor scales the KV elements per token (KV heads x head size x precision): at a held
+    operating point more KV bytes never speed a step up; the default Monte Carlo samples it."""
+    from prophet_model.study import sensitivity as se
+
+    setup = se.setups(default)["8xA100"]
+    factors = np.geomspace(0.125, 4.0, 11)
+    tps = se.evaluate(setup, {"kv_cache_factor": factors})["baseline_tokens_per_s"]
+    finite = tps[np.isfinite(tps)]
+    assert len(finite) >= 6 and np.all(np.diff(finite) <= 1e-9 * finite[:-1])
+    assert "kv_cache_factor" in se.uncertain_inputs(default.study)
+    assert "workload.batch_size_per_gpu" not in se.uncertain_inputs(default.study)  # searched, not uncertain

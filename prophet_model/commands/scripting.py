@@ -82,6 +82,7 @@ BOUNDS: dict[str, tuple[float, float, bool, bool, bool]] = {
     "interconnect_bandwidth_factor": (0.0, math.inf, False, False, False),
     "host_link_bandwidth_factor": (0.0, math.inf, False, False, False),
     "expert_size_factor": (0.0, math.inf, False, False, False),
+    "kv_cache_factor": (0.0, math.inf, False, False, False),
     "model.num_experts": (1.0, 1e5, True, True, True),
     "resident_share": (0.0, 1.0, True, True, False),
     "prophet_hit_rate": (0.0, 1.0, True, True, False),

@@ -167,6 +167,7 @@ UNCERTAIN_INPUTS = (
     "interconnect_bandwidth_factor",
     "host_link_bandwidth_factor",
     "expert_size_factor",
+    "kv_cache_factor",
     "expert_cache.memory_share",
     "routing.zipf_exponent",
     "routing.temporal_reuse",
