@@ -105,7 +105,7 @@ def test_any_change_sends_run_and_paper_to_the_full_path(study: Path, command: s
         raw["systems"] = [s for s in raw["systems"] if s["id"] != "2xA100"]
         dump_yaml(raw, cfg)
     elif change == "missing file":
-        (study / "results" / ("paper/table.tex" if command == "paper" else "figures/scaling_efficiency.png")).unlink()
+        (study / "results" / ("paper/table.tex" if command == "paper" else "figures/scaling.png")).unlink()
     elif change == "environment":
         stamp = study / "venv" / ".installed"
         stamp.parent.mkdir()
