@@ -82,7 +82,8 @@ def test_trace_uncertainty_matches_the_sample_by_sample_model(trace_study) -> No
     for i in (0, 511, 1999):  # each sample on its own: no other row to share a solve with
         one = {k: v[i : i + 1] for k, v in factors.items()}
         m.MEMO.clear()
-        assert float(se.evaluate(setup, one)["speedup"][0]) == pytest.approx(float(many[i]), rel=1e-12)
+        # a sample whose KV cache no longer fits is NaN both ways
+        assert float(se.evaluate(setup, one)["speedup"][0]) == pytest.approx(float(many[i]), rel=1e-12, nan_ok=True)
 
 
 def test_a_trace_run_shows_uncertainty_progress_unless_quiet(trace_study, tmp_path, capsys) -> None:
