@@ -90,11 +90,14 @@ BOUNDS: dict[str, tuple[float, float, bool, bool, bool]] = {
     "routing.zipf_exponent": (0.0, 4.0, True, True, False),
     "routing.temporal_reuse": (0.0, 1.0, True, False, False),
     "expert_cache.memory_share": (0.0, 1.0, False, True, False),
+    "parallel.attention_tp": (1.0, 8.0, True, True, True),
 }
-# inputs that take names: their allowed values, in the order of their Scenario codes (cache.POLICIES)
+# inputs that take names: their allowed values, in the order of their Scenario codes (cache.POLICIES;
+# experts.placement: Scenario.pooled)
 CHOICES: dict[str, tuple[str, ...]] = {
     "expert_cache.prophet_policy": ("static", "lru", "predicted"),
     "expert_cache.baseline_policy": ("static", "lru"),
+    "experts.placement": ("replicate", "pool"),
 }
 
 
@@ -120,12 +123,10 @@ def parse_vary(items: list[str]) -> dict[str, np.ndarray]:
             raise UserError(f"--vary {key!r} given twice; allowed: each input once")
         values = []
         if key in CHOICES:
-            from prophet_model.physics.cache import POLICIES
-
             for part in (p.strip() for p in text.split(",")):
                 if part not in CHOICES[key]:
                     raise UserError(f"--vary {key}: {part!r} is not allowed; allowed: {_allowed(key)}")
-                values.append(float(POLICIES.index(part)))
+                values.append(float(CHOICES[key].index(part)))
             out[key] = np.array(values)
             continue
         for part in text.split(","):
@@ -156,9 +157,7 @@ def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
     flat = {k: m.ravel() for k, m in zip(keys, mesh, strict=True)}
     out = evaluate(setup, flat)  # config paths replace the value, *_factor inputs multiply the catalog's
     n = len(next(iter(flat.values())))
-    from prophet_model.physics.cache import POLICIES
-
-    shown = {k: [POLICIES[int(c)] for c in v] if k in CHOICES else v for k, v in flat.items()}
+    shown = {k: [CHOICES[k][int(c)] for c in v] if k in CHOICES else v for k, v in flat.items()}
     df = pd.DataFrame({"system_id": setup.system.id, "strategy": setup.strategy,
                        "split": f"{setup.ep}x{setup.system.count // setup.ep}", **shown})  # fmt: skip
     for metric in METRICS:

@@ -111,14 +111,19 @@ def headline(study: Study, system_id: str) -> pd.DataFrame:
     return results.comparison
 
 
+def _pair(b: float, p: float) -> str:
+    """A setting of both variants: one value where they agree, else baseline / Prophet."""
+    return f"{p:.0f}" if b == p else f"{b:.0f} / {p:.0f}"
+
+
 def _note(row: pd.Series) -> str:
     note = row.get("note")
     return note if isinstance(note, str) and note else "the model gives no numbers"
 
 
 def report(before: pd.DataFrame, after: pd.DataFrame) -> str:
-    """The what-if table (each strategy at its best split and batch per GPU, as the study searches them;
-    batch: baseline / Prophet where they differ), then why each strategy without numbers has none (model.why_infeasible: which
+    """The what-if table (each strategy at its best split, batch per GPU and attention tensor-parallel
+    degree, as the study searches them; baseline / Prophet where they differ), then why each strategy without numbers has none (model.why_infeasible: which
     memory term overflows and by how much), strategies with the same reason on one line."""
     rows, why = [], {}
     for _, a in after.iterrows():
@@ -126,7 +131,7 @@ def report(before: pd.DataFrame, after: pd.DataFrame) -> str:
         b = b.iloc[0] if not b.empty else None
         if pd.isna(a.get("speedup")):
             was = "" if b is None or pd.isna(b.get("speedup")) else f" (was {fmt.ratio(b.speedup)})"
-            rows.append({"strategy": a.strategy, "split": "", "batch": "", "baseline tok/s": "n/a", "Prophet tok/s": "n/a",
+            rows.append({"strategy": a.strategy, "split": "", "batch": "", "attention TP": "", "baseline tok/s": "n/a", "Prophet tok/s": "n/a",
                          "speedup": "not evaluated" + was, "$/1M tokens": "", "savings/yr": ""})  # fmt: skip
             why.setdefault(_note(a), []).append(str(a.strategy))
             continue
@@ -135,6 +140,7 @@ def report(before: pd.DataFrame, after: pd.DataFrame) -> str:
             "strategy": a.strategy, "split": a.prophet_split.replace("x", "×"),
             "batch": f"{a.prophet_batch:.0f}" if a.prophet_batch == a.baseline_batch
             else f"{a.baseline_batch:.0f} / {a.prophet_batch:.0f}",
+            "attention TP": _pair(a.baseline_attention_tp, a.prophet_attention_tp),
             "baseline tok/s": fmt.tokens(a.baseline_tokens_per_s), "Prophet tok/s": fmt.tokens(a.prophet_tokens_per_s),
             "speedup": fmt.ratio(a.speedup) + was,
             "$/1M tokens": f"{fmt.usd(a.baseline_usd_per_1m_tokens)} → {fmt.usd(a.prophet_usd_per_1m_tokens)}",

@@ -6,8 +6,9 @@ that import nothing of the package outside it.
 - `routing`: experts touched and assignments on the busiest rank, the cache's hit rate;
 - `cache`: expert-cache policies (static, LRU, predicted) and their hit rates under skewed routing;
 - `compute`: GEMMs, attention, kernel structure and start-up;
-- `fetch` and `prefetch`: expert copies from host and what Prophet's prefetch hides;
-- `comm`: the all-to-alls of expert parallelism;
+- `fetch` and `prefetch`: expert copies from host or a peer GPU (pooled experts), and what Prophet's
+  prefetch hides;
+- `comm`: the all-to-alls of expert parallelism and the all-reduce of tensor-parallel attention;
 - `cost`: dollars per token;
 - `step`: `evaluate`, the step composed: compute + exposed fetch + exposed all-to-all.
 
@@ -15,7 +16,7 @@ The names below are re-exported for the tests and notebooks that read terms one 
 (`from prophet_model import physics as m; m.kv_cache_bytes(s)`).
 """
 
-from .comm import alltoall_bytes, alltoall_time, comm_time, cross_socket_bytes
+from .comm import allreduce_time, alltoall_bytes, alltoall_time, comm_time, cross_socket_bytes
 from .compute import (
     KERNELS_PER_EXPERT,
     attention_time,
@@ -30,7 +31,7 @@ from .compute import (
     startup_time,
     swiglu_kernels,
 )
-from .fetch import fetch_bytes, fetch_exposed, fetch_rate, fetch_time
+from .fetch import fetch_bytes, fetch_exposed, fetch_rate, fetch_time, peer_share
 from .memory import (
     dense_params,
     expert_bytes,
@@ -38,6 +39,7 @@ from .memory import (
     fits_in_memory,
     kv_bytes_per_sequence,
     kv_cache_bytes,
+    kv_replication,
     max_batch,
     max_batch_all_resident,
     memory_resident_fraction,
@@ -59,11 +61,11 @@ from .scenario import MEMO, Array, Scenario, once
 from .step import StepResult, evaluate
 
 __all__ = [
-    "KERNELS_PER_EXPERT", "MEMO", "Array", "Scenario", "StepResult", "alltoall_bytes", "alltoall_time",
+    "KERNELS_PER_EXPERT", "MEMO", "Array", "Scenario", "StepResult", "allreduce_time", "alltoall_bytes", "alltoall_time",
     "assignments_on_fullest_gpu", "attention_time", "busiest", "comm_time", "compute_time", "cross_socket_bytes",
     "dense_params", "dense_time", "distinct_experts_touched", "evaluate", "expected_max_z", "expert_bytes",
     "expert_ffn_time", "expert_time", "experts_on_fullest_gpu", "fetch_bytes", "fetch_exposed", "fetch_rate",
-    "fetch_time", "fits_in_memory", "gemm_time", "kernel_count", "kv_bytes_per_sequence", "kv_cache_bytes", "max_batch", "max_batch_all_resident", "mean_assignments",
-    "memory_resident_fraction", "memory_terms", "normal_quantile", "once", "resident_fraction", "roofline",
+    "fetch_time", "fits_in_memory", "gemm_time", "kernel_count", "kv_bytes_per_sequence", "kv_cache_bytes", "kv_replication", "max_batch", "max_batch_all_resident", "mean_assignments",
+    "memory_resident_fraction", "memory_terms", "normal_quantile", "once", "peer_share", "resident_fraction", "roofline",
     "roofline_time", "routing", "startup_time", "swiglu_kernels", "tokens_per_group", "why_infeasible",
 ]  # fmt: skip

@@ -1,5 +1,6 @@
-"""The all-to-alls of expert parallelism: bytes of the busiest rank, time on the interconnect and the
-socket link (seconds per step).
+"""The collectives of a step (seconds per step): the all-to-alls of expert parallelism (bytes of the
+busiest rank, time on the interconnect and the socket link) and the all-reduce of tensor-parallel
+attention.
 """
 
 from __future__ import annotations
@@ -46,7 +47,20 @@ def alltoall_time(s: Scenario) -> Array:
     return np.where(s.ep > 1, s.link_latency + np.maximum(link, cross), 0.0)
 
 
+def allreduce_time(s: Scenario) -> Array:
+    """The all-reduce of one layer's attention output among the tp GPUs of tensor-parallel attention:
+    latency + 2 (tp - 1) / tp * bytes / (link bandwidth * payload efficiency), bytes = tp B h a (the tp
+    GPUs hold tp B sequences; a ring all-reduce sends and receives 2 (tp - 1) / tp of them per GPU). The
+    latency is the interconnect's fixed cost of one collective. Zero when tp = 1."""
+    tp = s.attention_tp
+    volume = tp * s.batch_size_per_gpu * s.hidden_size * s.activation_bytes
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wire = 2 * (tp - 1) / tp * volume / (s.link_bandwidth * s.link_efficiency)
+    return np.where(tp > 1, s.link_latency + wire, 0.0)
+
+
 def comm_time(s: Scenario) -> Array:
-    """All-to-all per step: 2 (dispatch + combine) * Lmoe * one all-to-all. Exposed: the experts
-    need the dispatched tokens and the next layer needs the combined ones, so nothing hides it."""
-    return 2 * s.num_moe_layers * alltoall_time(s)
+    """Collectives per step: 2 (dispatch + combine) * Lmoe * one all-to-all + L * one attention all-reduce.
+    Exposed: the experts need the dispatched tokens, the next layer the combined ones, and the layer's
+    output the reduced attention, so nothing hides them."""
+    return 2 * s.num_moe_layers * alltoall_time(s) + s.num_layers * allreduce_time(s)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .memory import kv_replication
 from .routing import assignments_on_fullest_gpu, distinct_experts_touched
 from .scenario import Array, Scenario, once
 
@@ -23,10 +24,10 @@ def gemm_time(rows: Array, params: Array, s: Scenario, stream: Array) -> Array:
 
 def attention_time(s: Scenario) -> Array:
     """Decode attention of one layer: each query head against the cache, 4 B ctx nq hd FLOP, reading the
-    cache once: B ctx kv_elements a bytes."""
+    cache once: B ctx kv_elements a kv_replication bytes (tensor-parallel: tp B sequences, nq / tp heads)."""
     flops = 4 * s.batch_size_per_gpu * s.context_length * s.num_attention_heads * s.head_dim
     reads = s.batch_size_per_gpu * s.context_length * s.kv_elements_per_token_per_layer * s.activation_bytes
-    return roofline(flops, reads, s)
+    return roofline(flops, reads * kv_replication(s), s)
 
 
 def kernel_count(s: Scenario) -> Array:
@@ -45,10 +46,11 @@ def startup_time(s: Scenario) -> Array:
 
 def dense_time(s: Scenario) -> Array:
     """Everything but the routed experts, without start-ups, for the GPU's B tokens: per layer the
-    attention projections (a GEMM over attention_params) and the attention itself; per MoE layer the
-    router (h x E) and the shared experts; the dense FFN layers; the LM head (V x h)."""
-    b, h = s.batch_size_per_gpu, s.hidden_size
-    per_layer = gemm_time(b, s.attention_params_per_layer, s, s.stream_dense) + attention_time(s)
+    attention projections (a GEMM over attention_params; tensor-parallel: tp B rows over attn / tp) and
+    the attention itself; per MoE layer the router (h x E) and the shared experts; the dense FFN layers;
+    the LM head (V x h)."""
+    b, h, tp = s.batch_size_per_gpu, s.hidden_size, s.attention_tp
+    per_layer = gemm_time(tp * b, s.attention_params_per_layer / tp, s, s.stream_dense) + attention_time(s)
     shared = s.num_shared_experts * 3 * h * s.shared_expert_ffn_size
     per_moe = gemm_time(b, h * s.num_experts, s, s.stream_dense) + np.where(
         shared > 0, gemm_time(b, shared, s, s.stream_dense), 0.0

@@ -1,12 +1,25 @@
-"""Expert copies from host memory (bytes, bytes/s, seconds per step) and the part of them left on the
-critical path after Prophet's layer-by-layer prefetch (physics.prefetch).
+"""Expert copies (bytes, bytes/s, seconds per step): from host memory, or, with experts pooled across the
+GPUs' memory, from a GPU that holds the expert; and the part of them left on the critical path after
+Prophet's layer-by-layer prefetch (physics.prefetch).
+
+Placement. `replicate` (pooled = 0): every replica (expert group) holds what its memory allows of its
+shard; a miss comes from host. `pool` (pooled = 1): the dp GPUs that serve the same shard (the same rank
+of each replica) place their C = m n expert slots per layer together (m: memory_resident_fraction, n =
+ceil(E/ep)): every expert of the shard on at least one of them where dp C >= n, the rest of the slots
+replicating the most used ones (a core of r = (dp C - n) / (dp - 1) experts on every GPU); where dp C < n
+they hold dp C distinct experts. A GPU keeps its own C slots, so its hit rate is the cache's (exact
+under uniform routing, where any C of the n experts hit C / n); of its n - C missing experts the
+others hold min(n - C, (dp - 1)(C - r)): the share g = 1 where dp C >= n, else (dp - 1) C / (n - C).
+Each GPU copies from peers at its measured peer rate (every GPU at the same time) and from host at
+fetch_rate; over NVLink the two streams run at once on different links, so the fetcher takes from host
+too the share that balances them (fetch_time); over PCIe they share the GPU's links.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .memory import expert_bytes, experts_on_fullest_gpu
+from .memory import expert_bytes, experts_on_fullest_gpu, memory_resident_fraction
 from .prefetch import prefetch_exposed, wrong_share
 from .routing import distinct_experts_touched, resident_fraction
 from .scenario import Array, Scenario
@@ -27,16 +40,55 @@ def fetch_rate(s: Scenario) -> Array:
     )
 
 
-def fetch_time(s: Scenario) -> Array:
-    """Time to move the step's missing experts: max(bytes / fetch_rate, the share in the other socket's
-    memory / this GPU's share of the socket link)."""
-    b = fetch_bytes(s)
-    per_socket = np.maximum(1.0, s.n_gpus / s.cpu_sockets)
+def peer_share(s: Scenario) -> Array:
+    """Share g of a GPU's missing experts that another GPU holds (pool; 0 for replicate or one replica):
+    1 where dp C >= n, else (dp - 1) C / (n - C), C = m n slots, dp = n_gpus / ep (module docstring)."""
+    dp = s.n_gpus / s.ep
+    n = experts_on_fullest_gpu(s)
+    slots = memory_resident_fraction(s) * n
+    missing = n - slots
     with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.where(dp * slots >= n, 1.0, (dp - 1) * slots / missing)
+    return np.where((s.pooled > 0) & (dp > 1) & (missing > 0), np.clip(g, 0.0, 1.0), 0.0)
+
+
+def _copy_time(s: Scenario, b: Array, x: Array) -> Array:
+    """Time to copy b bytes, a share x of them from peers, the rest from host (fetch_time)."""
+    dp = s.n_gpus / s.ep
+    host, peer = (1 - x) * b, x * b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_socket = np.maximum(1.0, s.n_gpus / s.cpu_sockets)
+        host_cross = np.where(s.remote_memory_share > 0, s.remote_memory_share * host, 0.0)
+        peer_cross = np.where((s.sockets > 1) & (dp > 1), peer * (dp / 2) / (dp - 1), 0.0)
+        gpus_per_socket = np.maximum(1.0, s.n_gpus / s.sockets)
         crossing = np.where(
-            s.remote_memory_share > 0, s.remote_memory_share * b / (s.cross_socket_bandwidth / per_socket), 0.0
+            host_cross + peer_cross > 0,
+            host_cross / (s.cross_socket_bandwidth / per_socket)
+            + peer_cross / (s.cross_socket_bandwidth / gpus_per_socket),
+            0.0,
         )
-    return np.maximum(b / fetch_rate(s), crossing)
+        t_peer = np.where(peer > 0, peer / s.peer_bandwidth, 0.0)
+    t_host = host / fetch_rate(s)
+    links = np.where(s.peer_over_pcie > 0, t_host + t_peer, np.maximum(t_host, t_peer))
+    return np.maximum(links, crossing)
+
+
+def fetch_time(s: Scenario) -> Array:
+    """Time to move the step's missing experts. Of the share g = peer_share that peers hold, the fetcher
+    takes x from peers and the rest from host, x the better of 0 (host only, as `replicate`) and
+    x* = g over PCIe (peer_over_pcie: the two share the GPU's links, t = t_peer + t_host), min(g, P / (P + H))
+    over NVLink (the two streams run at once, t = max(t_peer, t_host), balanced at x = P / (P + H)); P the
+    peer rate, H = fetch_rate. On a two-socket host the copies that cross the socket link also take at
+    least (crossing bytes) / (this GPU's share of it): the host copies' remote_memory_share, and the peer
+    copies' share of peers on the other socket, (dp/2) / (dp - 1) (each socket holds half of the GPUs
+    that serve a shard). Pooling is therefore never slower than replicating."""
+    b = fetch_bytes(s)
+    g = peer_share(s)
+    p, h = s.peer_bandwidth, fetch_rate(s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        balanced = np.where(p > 0, p / (p + h), 0.0)
+    x = np.where(s.peer_over_pcie > 0, g, np.minimum(g, balanced))
+    return np.minimum(_copy_time(s, b, 0.0 * g), _copy_time(s, b, x))
 
 
 def fetch_exposed(s: Scenario, hide: Array, t_f: Array | None = None) -> Array:

@@ -16,22 +16,28 @@ def expert_bytes(s: Scenario) -> Array:
 
 
 def dense_params(s: Scenario) -> Array:
-    """Parameters every GPU holds: attention, dense FFN layers, shared experts, routers, embedding
-    and LM head: L*attn + (L-Lmoe)*3*h*f_dense + Lmoe*(n_sh*3*h*f_sh + h*E) + 2*V*h."""
+    """Parameters every GPU holds: attention (split over the tp GPUs of tensor-parallel attention), dense
+    FFN layers, shared experts, routers, embedding and LM head:
+    L*attn/tp + (L-Lmoe)*3*h*f_dense + Lmoe*(n_sh*3*h*f_sh + h*E) + 2*V*h."""
     h = s.hidden_size
     return (
-        s.num_layers * s.attention_params_per_layer
+        s.num_layers * s.attention_params_per_layer / s.attention_tp
         + (s.num_layers - s.num_moe_layers) * 3 * h * s.dense_ffn_size
         + s.num_moe_layers * (s.num_shared_experts * 3 * h * s.shared_expert_ffn_size + h * s.num_experts)
         + 2 * s.vocab_size * h
     )
 
 
+def kv_replication(s: Scenario) -> Array:
+    """How many times a GPU's share of the KV cache is held over: tp / min(tp, kv_heads). With
+    tensor-parallel attention the tp GPUs of a replica serve tp*B sequences together, each GPU the KV
+    heads it computes: 1 where the KV heads split evenly (kv_heads >= tp), tp for MLA's shared latent."""
+    return s.attention_tp / np.minimum(s.attention_tp, s.num_kv_heads)
+
+
 def kv_cache_bytes(s: Scenario) -> Array:
-    """KV cache of the GPU's sequences: B * context * layers * kv_elements * activation_bytes."""
-    return (
-        s.batch_size_per_gpu * s.context_length * s.num_layers * s.kv_elements_per_token_per_layer * s.activation_bytes
-    )
+    """KV cache of the GPU's sequences: B * context * layers * kv_elements * activation_bytes * kv_replication."""
+    return s.batch_size_per_gpu * kv_bytes_per_sequence(s)
 
 
 def experts_on_fullest_gpu(s: Scenario) -> Array:
@@ -50,8 +56,8 @@ def memory_resident_fraction(s: Scenario) -> Array:
 
 
 def kv_bytes_per_sequence(s: Scenario) -> Array:
-    """KV cache of one sequence: context * layers * kv_elements * activation_bytes."""
-    return s.context_length * s.num_layers * s.kv_elements_per_token_per_layer * s.activation_bytes
+    """KV cache of one sequence on a GPU: context * layers * kv_elements * activation_bytes * kv_replication."""
+    return s.context_length * s.num_layers * s.kv_elements_per_token_per_layer * s.activation_bytes * kv_replication(s)
 
 
 def max_batch(s: Scenario) -> Array:

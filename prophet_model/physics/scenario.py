@@ -84,6 +84,16 @@ class Scenario:
     cache_memory_share: ArrayLike = 1.0
     # what-if: the share of Prophet's expert copies hidden behind computation (NaN: the prefetch model's)
     overlap_override: ArrayLike = np.nan
+    # deployment (physics/memory.py, comm.py): attention split over attention_tp GPUs of a replica (1: none);
+    # the KV heads that can be split between them (inf: as many as needed; MLA's one shared latent: 1)
+    attention_tp: ArrayLike = 1.0
+    num_kv_heads: ArrayLike = np.inf
+    # experts (physics/fetch.py): 0 replicate (a miss comes from host), 1 pool (from a GPU that holds it);
+    # peer_bandwidth: bytes/s one GPU attains copying from another GPU's memory while every GPU does
+    # peer_over_pcie: 1 where peer copies take the same PCIe links as host copies (their times add)
+    pooled: ArrayLike = 0.0
+    peer_bandwidth: ArrayLike = 0.0
+    peer_over_pcie: ArrayLike = 0.0
 
     def arrays(self) -> Scenario:
         """The same scenario with every field as a float64 array."""

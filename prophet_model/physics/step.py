@@ -16,6 +16,11 @@ targets. Assumptions (also on the book's model page):
 - an expert cache of what memory leaves holds the experts its policy (static, lru, predicted) keeps;
   the hit rate follows from the policy and the routing (physics/cache.py);
 - experts are split over an expert-parallel group as evenly as possible (ceil(E/ep) on the fullest GPU);
+- expert placement (physics/fetch.py): `replicate`, every replica holds what fits and a miss comes from
+  host; `pool`, the replicas' GPUs place their experts together and a miss comes from a GPU that holds it
+  (peer copies at the measured peer-copy rate), or from host;
+- tensor-parallel attention over tp GPUs of a replica: attention weights / tp per GPU, KV heads split
+  (MLA's latent held whole), and an all-reduce of the attention output per layer (physics/comm.py);
 - experts that do not fit in GPU memory live in host memory; a touched expert that is not resident is
   copied over the host link, whose rate is the least of the GPU's own link, its share of the PCIe
   switch uplink and of its socket's memory bandwidth (every GPU fetches at once), and, for the share

@@ -7,7 +7,9 @@ Per GPU kind (`attainable`):
   gives the start-up t0 and the HBM rate B; the fastest square GEMM gives the FLOP rate;
 - the weight-streaming rate of GEMMs with few rows (`ceiling_stream`: a dense GEMM and a grouped GEMM
   over generic 8192^2 / 16 x 4096^2 weights with 1-64 rows each), as a share of that HBM rate;
-- the host link's attainable share from pinned host->device copies of >= 256 MiB (measurements.csv).
+- the host link's attainable share from pinned host->device copies of >= 256 MiB (measurements.csv);
+- the peer-copy share of a GPU-GPU link (`peer_link_share`): kernels writing into the other GPU's memory
+  (`ceiling_link`, both GPUs at once) over the line rate of the measured machine's interconnect.
 A GPU kind measured in several folders takes the median of each share. A kind never measured takes
 the shares measured on a GPU of its generation, else those of the measured generation, and says so
 in `source`. Every share is checked to be at most 1 (a larger one is a measurement or catalog error).
@@ -200,6 +202,36 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
         source=f"{gpu.name}: {how}; ceilings from {', '.join(sorted({f for _, f in folders}))}; streaming GEMMs from "
         f"{', '.join(sorted({f for f, _ in dense}))}; host copies from {', '.join(sorted({f for f, _ in host}))}",
     )
+
+
+@functools.cache
+def _link_shares(interconnects: tuple[tuple[str, float], ...], machines_file: Path = MACHINES,
+                 root: Path = MEASUREMENTS) -> tuple[tuple[str, float], ...]:  # fmt: skip
+    """(folder, measured peer-write rate / line rate) of every measured machine with a link ceiling."""
+    rate = dict(interconnects)
+    out = []
+    for spec in machine_specs(machines_file).values():
+        folder, net = spec.get("ceilings"), spec.get("interconnect")
+        if folder and net in rate and (root / folder / "ceilings.csv").is_file():
+            link = ceilings(folder, root).link_bandwidth
+            if link is not None and (folder, link / rate[net]) not in out:
+                out.append((folder, link / rate[net]))
+    return tuple(out)
+
+
+def peer_link_share(interconnects: dict) -> tuple[float, str]:
+    """(share, source): the attainable share of a GPU-GPU link's line rate when kernels copy into another
+    GPU's memory, every GPU at once: the median over measured machines (ceiling_link, bidirectional,
+    1-256 MiB) of that rate / the catalog line rate of their interconnect. Used for every NVLink and
+    NVSwitch interconnect (another generation's links borrow it, and the source says so)."""
+    shares = _link_shares(tuple(sorted((k, n.bandwidth_gbps_per_direction * 1e9) for k, n in interconnects.items())))
+    if not shares:
+        raise UserError(
+            f"{MACHINES}: no machine with an interconnect has a link ceiling measured (ceiling_link in its "
+            "ceilings.csv); run validation/bench.py --parts ceilings on two GPUs"
+        )
+    share = _median_share(list(shares), "the peer-copy rate")
+    return share, f"kernel writes into the peer GPU's memory, {', '.join(f for f, _ in shares)}/ceilings.csv"
 
 
 def hardware_rows(study) -> list[dict]:

@@ -43,7 +43,7 @@ MAX_BATCH = 1_000_000  # the schema's bound on workload.batch_size_per_gpu
 # (a strategy not evaluated, or nothing fits in memory) has them empty and says why in `note`
 COMPARISON_COLUMNS = (
     "system_id", "system", "gpu", "interconnect", "n_gpus", "strategy", "baseline_split", "prophet_split",
-    "baseline_batch", "prophet_batch", "note",
+    "baseline_batch", "prophet_batch", "baseline_attention_tp", "prophet_attention_tp", "placement", "note",
     "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup", "baseline_step_ms", "prophet_step_ms",
     "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
     "baseline_hit_rate", "prophet_hit_rate", "prophet_fetch_hidden_pct", "saved_by_cache_ms",
@@ -68,7 +68,15 @@ class StudyResults:
         return self.chosen[self.chosen.system_id == system_id].reset_index(drop=True)
 
 
-def batch_grid(study: Study, system: System, ep: int) -> tuple[int, ...]:
+def tp_degrees(study: Study, ep: int) -> tuple[int, ...]:
+    """The tensor-parallel attention degrees evaluated for a replica of `ep` GPUs: those of
+    parallel.attention_tp (auto: 1, 2, 4, 8) that divide ep and the attention heads; () where none does."""
+    t = study.config.parallel.attention_tp
+    heads = study.model.num_attention_heads
+    return tuple(d for d in ((1, 2, 4, 8) if t == "auto" else (t,)) if ep % d == 0 and heads % d == 0)
+
+
+def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int, ...]:
     """The per-GPU batches evaluated for a split with expert groups of `ep` GPUs: the configured one and,
     with batch_search, 1, 2, 4, ... up to the largest that fits GPU memory (physics.memory.max_batch),
     that largest, and the largest at which every expert of the fullest GPU stays resident (the knee
@@ -76,7 +84,8 @@ def batch_grid(study: Study, system: System, ep: int) -> tuple[int, ...]:
     w = study.config.workload
     if not w.batch_search:
         return (w.batch_size_per_gpu,)
-    one = stack([scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False)]).arrays()
+    one = stack([scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False,
+                               attention_tp=tp)]).arrays()  # fmt: skip
     top = int(min(float(max_batch(one)[0]), MAX_BATCH))
     knee = int(min(float(max_batch_all_resident(one)[0]), top))
     grid = {w.batch_size_per_gpu, *(1 << i for i in range(top.bit_length()) if 1 << i <= top)}
@@ -107,6 +116,12 @@ def _row_specs(study: Study, system: System) -> list[dict]:
     return specs
 
 
+def _tp_note(study: Study, ep: int) -> str:
+    t, heads = study.config.parallel.attention_tp, study.model.num_attention_heads
+    return (f"parallel.attention_tp {t} divides neither the replica's {ep} GPU(s) nor {heads} attention heads "
+            "evenly; allowed: a degree dividing both, or auto")  # fmt: skip
+
+
 def evaluate_system(study: Study, system: System) -> pd.DataFrame:
     """All rows of one system: every candidate split at every batch of the grid, and the reference
     configurations of the scaling ratio (fewer GPUs, same strategy), in one model call."""
@@ -119,10 +134,16 @@ def evaluate_system(study: Study, system: System) -> pd.DataFrame:
              for st, v, ep, dp in sorted(refs)]  # fmt: skip
     configs, cases, grids = [], [], {}
     for s in live:
-        base = scenario_dict(study, system.gpu_key, s["n"], s["ep"], system.interconnect, s["variant"] == "prophet")
-        for b in grids.setdefault(s["ep"], batch_grid(study, system, s["ep"])):
-            configs.append({**base, "batch_size_per_gpu": float(b)})
-            cases.append((s, b))
+        degrees = tp_degrees(study, s["ep"])
+        if not degrees and s["role"] == "system":
+            specs.append({**{k: s[k] for k in ("strategy", "variant", "ep", "dp")}, "note": _tp_note(study, s["ep"]),
+                          "no_tp": True})  # fmt: skip
+        for tp in degrees:
+            base = scenario_dict(study, system.gpu_key, s["n"], s["ep"], system.interconnect, s["variant"] == "prophet",
+                                 attention_tp=tp)  # fmt: skip
+            for b in grids.setdefault((s["ep"], tp), batch_grid(study, system, s["ep"], tp)):
+                configs.append({**base, "batch_size_per_gpu": float(b)})
+                cases.append(({**s, "attention_tp": tp}, b))
     out = []
     if configs:
         scenario = stack(configs)
@@ -156,14 +177,16 @@ def evaluate_system(study: Study, system: System) -> pd.DataFrame:
                     "feasible": bool(res.feasible[i]),
                 }
             )
-    out += [{**s, "n": system.count, "role": "system", "batch_size_per_gpu": configured, "configured_batch": True,
-             "feasible": False} for s in specs if s["ep"] == 0]  # fmt: skip
+    out += [{**{k: v for k, v in s.items() if k != "no_tp"}, "n": system.count, "role": "system",
+             "batch_size_per_gpu": configured, "configured_batch": True, "feasible": False}
+            for s in specs if s["ep"] == 0 or s.get("no_tp")]  # fmt: skip
     df = pd.DataFrame(out).rename(columns={"n": "n_gpus_evaluated"})
     df.insert(0, "system_id", system.id)
     df.insert(1, "system", system.name)
     df.insert(2, "gpu", system.gpu.name)
     df.insert(3, "interconnect", system.interconnect.name)
     df.insert(4, "n_gpus", system.count)
+    df.insert(5, "placement", study.config.experts.placement)
     return df
 
 
@@ -211,7 +234,8 @@ def _with_scaling(chosen: pd.DataFrame, rows: pd.DataFrame, max_step_ms: float |
         found = None
         for ep, dp in [*reference_splits(r.strategy, int(r.ep), int(r.dp))]:
             cfg = same[(same.ep == ep) & (same.dp == dp) & (same.n_gpus_evaluated == ep * dp)]
-            if not cfg.empty and bool(cfg.holds_all_experts.iloc[0]):
+            cfg = cfg[cfg.holds_all_experts.astype(bool)]  # the attention degrees whose GPUs hold every expert
+            if not cfg.empty:
                 live = cfg[usable.loc[cfg.index]]
                 best = live.loc[live.tokens_per_s_per_gpu.idxmax()] if not live.empty else None
                 found = (ep * dp, np.nan if best is None else best.tokens_per_s_per_gpu,
@@ -247,6 +271,9 @@ def pair(b: pd.Series, p: pd.Series, monthly_tokens: float) -> dict:
         "prophet_split": f"{p['ep']}x{p['dp']}" if p["ep"] else "",
         "baseline_batch": b["batch_size_per_gpu"] if b["ep"] else np.nan,
         "prophet_batch": p["batch_size_per_gpu"] if p["ep"] else np.nan,
+        "baseline_attention_tp": b.get("attention_tp", np.nan) if b["ep"] else np.nan,
+        "prophet_attention_tp": p.get("attention_tp", np.nan) if p["ep"] else np.nan,
+        "placement": b["placement"],
         "note": b["note"],
     }
     if not (b["feasible"] and p["feasible"]):  # no numbers: the note says why (the split, or memory)

@@ -10,7 +10,7 @@ import numpy as np
 from prophet_model.physics import Scenario
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
 from prophet_model.study.config import Study
-from prophet_model.study.rates import attainable
+from prophet_model.study.rates import attainable, peer_link_share
 from prophet_model.study.schema import Implementation
 
 GB = 1e9
@@ -18,9 +18,13 @@ TFLOP = 1e12
 US = 1e-6
 
 
-def hardware_fields(gpu_key: str, gpus: dict[str, GPU], interconnect: Interconnect | None) -> dict[str, float]:
+def hardware_fields(gpu_key: str, gpus: dict[str, GPU], interconnect: Interconnect | None,
+                    interconnects: dict[str, Interconnect] | None = None) -> dict[str, float]:  # fmt: skip
     """The GPU's attainable rates (datasheet x measured share), its start-up, and the system's links.
-    `interconnect=None` means a single GPU on its own host link."""
+    `interconnect=None` means a single GPU on its own host link. The peer-copy rate (pooled experts):
+    NVLink and NVSwitch: line rate x the measured peer-copy share (rates.peer_link_share, from the
+    catalog `interconnects`; 0 without it); PCIe: the least of the GPU's link and its share of its
+    switch's uplink, each x the measured host-copy share (a DMA copy over the same PCIe links)."""
     gpu = gpus[gpu_key]
     a = attainable(gpu_key, gpus)
     hbm = gpu.memory_bandwidth_gbps * GB * a.hbm_share
@@ -38,10 +42,19 @@ def hardware_fields(gpu_key: str, gpus: dict[str, GPU], interconnect: Interconne
         return out | {
             "gpus_per_switch": 1, "switch_uplink_bandwidth": host, "host_memory_bandwidth": np.inf,
             "cpu_sockets": 1, "remote_memory_share": 0.0, "link_bandwidth": 1.0, "link_efficiency": 1.0,
-            "link_latency": 0.0, "sockets": 1, "cross_socket_bandwidth": 0.0,
+            "link_latency": 0.0, "sockets": 1, "cross_socket_bandwidth": 0.0, "peer_bandwidth": 0.0,
+            "peer_over_pcie": 0.0,
         }  # fmt: skip
     n = interconnect
+    if n.kind == "pcie":
+        peer = (
+            min(n.bandwidth_gbps_per_direction, n.pcie_switch_uplink_gbps / n.gpus_per_pcie_switch) * GB * a.host_share
+        )
+    else:
+        peer = n.bandwidth_gbps_per_direction * GB * peer_link_share(interconnects)[0] if interconnects else 0.0
     return out | {
+        "peer_bandwidth": peer,
+        "peer_over_pcie": 1.0 if n.kind == "pcie" else 0.0,
         "gpus_per_switch": n.gpus_per_pcie_switch,
         "switch_uplink_bandwidth": n.pcie_switch_uplink_gbps * GB * a.host_share,
         "host_memory_bandwidth": n.host_memory_bandwidth_gbps_per_socket * GB,
@@ -70,6 +83,7 @@ def model_fields(m: MoEModel) -> dict[str, float]:
         "kv_elements_per_token_per_layer": m.kv_elements_per_token_per_layer,
         "num_attention_heads": m.num_attention_heads,
         "head_dim": m.head_dim,
+        "num_kv_heads": 1 if m.attention == "mla" else m.num_kv_heads,  # MLA: one latent, held whole by each GPU
         "vocab_size": m.vocab_size,
         "bytes_per_param": m.bytes_per_param,
     }
@@ -94,6 +108,7 @@ def scenario_dict(
     interconnect: Interconnect | None,
     prophet: bool,
     model: MoEModel | None = None,
+    attention_tp: int = 1,
 ) -> dict[str, float]:
     """One configuration as a flat dict of Scenario fields (SI units). `interconnect=None`
     means a single GPU (no peers)."""
@@ -102,7 +117,9 @@ def scenario_dict(
     return {
         "n_gpus": n_gpus,
         "ep": ep,
-        **hardware_fields(gpu_key, study.gpus, interconnect),
+        "attention_tp": float(attention_tp),
+        "pooled": 1.0 if study.config.experts.placement == "pool" else 0.0,
+        **hardware_fields(gpu_key, study.gpus, interconnect, study.interconnects),
         **model_fields(model or study.model),
         **implementation_fields(study.config.implementation),
         "batch_size_per_gpu": w.batch_size_per_gpu,

@@ -113,6 +113,21 @@ class ExpertCache(_WithSources):
     memory_share: float = Field(gt=0, le=1)  # of the memory left after dense weights, KV cache and reserve
 
 
+class Experts(_WithSources):
+    """Where the routed experts live (physics/fetch.py): `replicate`, every replica holds what its memory
+    allows and a miss comes from host; `pool`, the GPUs of the replicas place their experts together, each
+    expert on at least one GPU where the memory allows it, and a miss comes from the GPU that holds it."""
+
+    placement: Literal["replicate", "pool"] = "pool"
+
+
+class Parallel(_WithSources):
+    """Tensor-parallel attention within a replica (physics/memory.py, comm.py): 1 (none), 2, 4, 8 (must
+    divide the replica's GPUs and the attention heads), or `auto` (every such degree searched like the batch)."""
+
+    attention_tp: Literal[1, 2, 4, 8, "auto"] = "auto"
+
+
 class Routing(_WithSources):
     """How tokens spread over the experts (physics/cache.py)."""
 
@@ -272,6 +287,8 @@ class StudyConfig(_Strict):
     workload: Workload
     prophet: Prophet
     expert_cache: ExpertCache
+    experts: Experts = Experts(sources={})
+    parallel: Parallel = Parallel(sources={})
     routing: Routing
     implementation: Implementation
     single_gpu_claim: SingleGpuClaim

@@ -26,7 +26,7 @@ INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
     "prophet.comm_reduction_factor": (("comm_reduction_factor",), "value"),
     "workload.batch_size_per_gpu": (("batch_size_per_gpu",), "value"),
     "workload.context_length_tokens": (("context_length",), "value"),
-    "interconnect_bandwidth_factor": (("link_bandwidth", "cross_socket_bandwidth"), "factor"),
+    "interconnect_bandwidth_factor": (("link_bandwidth", "cross_socket_bandwidth", "peer_bandwidth"), "factor"),
     "host_link_bandwidth_factor": (("host_bandwidth", "switch_uplink_bandwidth"), "factor"),
     "expert_size_factor": (("expert_ffn_size",), "factor"),
     # KV cache per token: KV heads x head size x KV precision (0.25: 8 of 32 KV heads; 0.5: a one-byte cache)
@@ -40,6 +40,8 @@ INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
     "expert_cache.memory_share": (("cache_memory_share",), "value"),
     "expert_cache.prophet_policy": (("cache_policy",), "value"),  # codes of cache.POLICIES
     "expert_cache.baseline_policy": (("cache_policy",), "value"),
+    "experts.placement": (("pooled",), "value"),  # 0 replicate, 1 pool
+    "parallel.attention_tp": (("attention_tp",), "value"),
 }
 # inputs that describe Prophet alone: the baseline keeps its own value
 PROPHET_ONLY_INPUTS = ("prophet.prediction_accuracy", "prophet.comm_reduction_factor", "prophet_hit_rate",
@@ -74,6 +76,8 @@ LABELS = {
     "prophet_hit_rate": "Prophet's hit rate",
     "resident_share": "hit rate (both)",
     "prophet_overlap": "share of Prophet's copies hidden",
+    "experts.placement": "expert placement",
+    "parallel.attention_tp": "attention tensor-parallel degree",
 }
 METRICS = ("speedup", "prophet_tokens_per_s", "baseline_tokens_per_s", "prophet_usd_per_1m_tokens",
            "baseline_usd_per_1m_tokens", "annual_savings_usd")  # fmt: skip
@@ -101,8 +105,8 @@ def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setu
     study = results.study
     rows = results.headline.dropna(subset=["speedup"]) if results.headline is not None else pd.DataFrame()
     batch = study.config.workload.batch_size_per_gpu
-    points = {r.system_id: (r.strategy, r.prophet_split, r.prophet_batch, r.baseline_split, r.baseline_batch)
-              for r in rows.itertuples()}  # fmt: skip
+    points = {r.system_id: (r.strategy, r.prophet_split, r.prophet_batch, r.baseline_split, r.baseline_batch,
+                            r.prophet_attention_tp, r.baseline_attention_tp) for r in rows.itertuples()}  # fmt: skip
     if not evaluated_only:
         comp = results.comparison
         split = comp.prophet_split.fillna("").astype(str) != "" if not comp.empty else []
@@ -110,14 +114,19 @@ def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setu
             if sid not in points:
                 r = g.sort_values("strategy", key=lambda c: c != study.config.study.headline_strategy,
                                   kind="stable").iloc[0]  # fmt: skip
-                points[sid] = (r.strategy, r.prophet_split, batch, r.baseline_split, batch)
+                points[sid] = (r.strategy, r.prophet_split, batch, r.baseline_split, batch, 1, 1)
     out = {}
-    for sid, (strategy, p_split, p_batch, b_split, b_batch) in points.items():
+    for sid, (strategy, p_split, p_batch, b_split, b_batch, p_tp, b_tp) in points.items():
         system = study.system(sid)
         ep, b_ep = int(p_split.split("x")[0]), int(b_split.split("x")[0])
         args = (study, system.gpu_key, system.count)
-        base = scenario_dict(*args, b_ep, system.interconnect, False) | {"batch_size_per_gpu": float(b_batch)}
-        prophet = scenario_dict(*args, ep, system.interconnect, True) | {"batch_size_per_gpu": float(p_batch)}
+        tp = {v: int(x) if x == x else 1 for v, x in (("b", b_tp), ("p", p_tp))}  # NaN (no degree fits): 1
+        base = scenario_dict(*args, b_ep, system.interconnect, False, attention_tp=tp["b"]) | {
+            "batch_size_per_gpu": float(b_batch)
+        }
+        prophet = scenario_dict(*args, ep, system.interconnect, True, attention_tp=tp["p"]) | {
+            "batch_size_per_gpu": float(p_batch)
+        }
         out[sid] = Setup(system, strategy, ep, base, prophet, study.config.cost.monthly_tokens)
     return out
 
