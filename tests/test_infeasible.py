@@ -83,10 +83,12 @@ def test_nothing_fits_exits_2_naming_the_cause(study_dir, tmp_path, capsys, work
     assert err.count("error: no system") == 1  # said once, not again by the log's console handler
 
 
-def test_a_model_of_1000_layers_is_refused_with_its_reason(study_dir, tmp_path, capsys) -> None:
+def test_a_model_of_4000_layers_is_refused_with_its_reason(study_dir, tmp_path, capsys) -> None:
+    """One sequence's KV cache alone, 4000 layers x 2048 tokens x 8192 elements x 2 B = 134 GB, exceeds every
+    GPU, whatever tensor-parallel attention splits (1000 layers fit 8 A100s with attention split 8 ways)."""
     models = study_dir / "catalog" / "models.yml"
     raw = load_yaml(models)
-    raw["seed_128x2gb"]["num_layers"] = raw["seed_128x2gb"]["num_moe_layers"] = 1000
+    raw["seed_128x2gb"]["num_layers"] = raw["seed_128x2gb"]["num_moe_layers"] = 4000
     dump_yaml(raw, models)
     assert _run(study_dir / "_config.yml", tmp_path / "r") == 2
     err = capsys.readouterr().err

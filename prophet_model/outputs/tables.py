@@ -19,7 +19,7 @@ SCHEMAS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "uncertainty.csv": (("system_id", "system", "strategy", "metric", "point", "median", "p5", "p95", "samples"),
                         ("point", "median", "p5", "p95", "samples")),
 }  # fmt: skip
-TEXT_COMPARISON = ("system_id", "system", "gpu", "interconnect", "strategy", "baseline_split", "prophet_split",
+TEXT_COMPARISON = ("system_id", "system", "gpu", "interconnect", "strategy", "baseline_split", "prophet_split", "placement",
                    "note", "scaling_note", "best_baseline_strategy", "best_baseline_split")  # fmt: skip
 
 
