@@ -53,6 +53,8 @@ def allreduce_time(s: Scenario) -> Array:
     GPUs hold tp B sequences; a ring all-reduce sends and receives 2 (tp - 1) / tp of them per GPU). The
     latency is the interconnect's fixed cost of one collective. Zero when tp = 1."""
     tp = s.attention_tp
+    if not np.any(tp > 1):
+        return np.zeros(np.shape(tp))
     volume = tp * s.batch_size_per_gpu * s.hidden_size * s.activation_bytes
     with np.errstate(divide="ignore", invalid="ignore"):
         wire = 2 * (tp - 1) / tp * volume / (s.link_bandwidth * s.link_efficiency)

@@ -22,7 +22,7 @@ import numpy as np
 from .memory import expert_bytes, experts_on_fullest_gpu, memory_resident_fraction
 from .prefetch import prefetch_exposed, wrong_share
 from .routing import distinct_experts_touched, resident_fraction
-from .scenario import Array, Scenario
+from .scenario import Array, Scenario, once
 
 
 def fetch_bytes(s: Scenario) -> Array:
@@ -33,6 +33,10 @@ def fetch_bytes(s: Scenario) -> Array:
 def fetch_rate(s: Scenario) -> Array:
     """Host->GPU bytes/s one GPU gets while every GPU fetches: the least of its own link, its share of
     its PCIe switch's uplink and of its socket's memory bandwidth."""
+    return once("fetch_rate", s, _fetch_rate)
+
+
+def _fetch_rate(s: Scenario) -> Array:
     on_switch = np.minimum(s.gpus_per_switch, s.n_gpus)
     per_socket = np.maximum(1.0, s.n_gpus / s.cpu_sockets)
     return np.minimum(
@@ -52,29 +56,8 @@ def peer_share(s: Scenario) -> Array:
     return np.where((s.pooled > 0) & (dp > 1) & (missing > 0), np.clip(g, 0.0, 1.0), 0.0)
 
 
-def _copy_time(s: Scenario, b: Array, x: Array) -> Array:
-    """Time to copy b bytes, a share x of them from peers, the rest from host (fetch_time)."""
-    dp = s.n_gpus / s.ep
-    host, peer = (1 - x) * b, x * b
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_socket = np.maximum(1.0, s.n_gpus / s.cpu_sockets)
-        host_cross = np.where(s.remote_memory_share > 0, s.remote_memory_share * host, 0.0)
-        peer_cross = np.where((s.sockets > 1) & (dp > 1), peer * (dp / 2) / (dp - 1), 0.0)
-        gpus_per_socket = np.maximum(1.0, s.n_gpus / s.sockets)
-        crossing = np.where(
-            host_cross + peer_cross > 0,
-            host_cross / (s.cross_socket_bandwidth / per_socket)
-            + peer_cross / (s.cross_socket_bandwidth / gpus_per_socket),
-            0.0,
-        )
-        t_peer = np.where(peer > 0, peer / s.peer_bandwidth, 0.0)
-    t_host = host / fetch_rate(s)
-    links = np.where(s.peer_over_pcie > 0, t_host + t_peer, np.maximum(t_host, t_peer))
-    return np.maximum(links, crossing)
-
-
 def fetch_time(s: Scenario) -> Array:
-    """Time to move the step's missing experts. Of the share g = peer_share that peers hold, the fetcher
+    """Time to move the step's missing experts F. Of the share g = peer_share that peers hold, the fetcher
     takes x from peers and the rest from host, x the better of 0 (host only, as `replicate`) and
     x* = g over PCIe (peer_over_pcie: the two share the GPU's links, t = t_peer + t_host), min(g, P / (P + H))
     over NVLink (the two streams run at once, t = max(t_peer, t_host), balanced at x = P / (P + H)); P the
@@ -84,11 +67,23 @@ def fetch_time(s: Scenario) -> Array:
     that serve a shard). Pooling is therefore never slower than replicating."""
     b = fetch_bytes(s)
     g = peer_share(s)
-    p, h = s.peer_bandwidth, fetch_rate(s)
+    h, p = fetch_rate(s), s.peer_bandwidth
+    dp = s.n_gpus / s.ep
     with np.errstate(divide="ignore", invalid="ignore"):
+        # seconds per byte on the socket link: host copies from the other socket's memory, peer copies
+        host_cross = np.where(s.remote_memory_share > 0, s.remote_memory_share * np.maximum(1.0, s.n_gpus / s.cpu_sockets)
+                              / s.cross_socket_bandwidth, 0.0)  # fmt: skip
+        if not np.any(g > 0):  # no peer holds anything: host only (replicate, one replica, or all resident)
+            return np.maximum(b / h, b * host_cross)
+        peer_cross = np.where((s.sockets > 1) & (dp > 1), (dp / 2) / (dp - 1) * np.maximum(1.0, s.n_gpus / s.sockets)
+                              / s.cross_socket_bandwidth, 0.0)  # fmt: skip
         balanced = np.where(p > 0, p / (p + h), 0.0)
-    x = np.where(s.peer_over_pcie > 0, g, np.minimum(g, balanced))
-    return np.minimum(_copy_time(s, b, 0.0 * g), _copy_time(s, b, x))
+        x = np.where(s.peer_over_pcie > 0, g, np.minimum(g, balanced))
+        t_host, t_peer = (1 - x) * b / h, np.where(x > 0, x * b / p, 0.0)
+    links = np.where(s.peer_over_pcie > 0, t_host + t_peer, np.maximum(t_host, t_peer))
+    shared = np.maximum(links, b * ((1 - x) * host_cross + x * peer_cross))
+    host_only = np.maximum(b / h, b * host_cross)
+    return np.where(x > 0, np.minimum(host_only, shared), host_only)
 
 
 def fetch_exposed(s: Scenario, hide: Array, t_f: Array | None = None) -> Array:

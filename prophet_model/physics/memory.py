@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .scenario import Array, Scenario
+from .scenario import Array, Scenario, once
 
 
 def expert_bytes(s: Scenario) -> Array:
@@ -19,6 +19,10 @@ def dense_params(s: Scenario) -> Array:
     """Parameters every GPU holds: attention (split over the tp GPUs of tensor-parallel attention), dense
     FFN layers, shared experts, routers, embedding and LM head:
     L*attn/tp + (L-Lmoe)*3*h*f_dense + Lmoe*(n_sh*3*h*f_sh + h*E) + 2*V*h."""
+    return once("dense_params", s, _dense_params)
+
+
+def _dense_params(s: Scenario) -> Array:
     h = s.hidden_size
     return (
         s.num_layers * s.attention_params_per_layer / s.attention_tp
@@ -42,12 +46,16 @@ def kv_cache_bytes(s: Scenario) -> Array:
 
 def experts_on_fullest_gpu(s: Scenario) -> Array:
     """Routed experts per layer on the fullest GPU of an expert group: ceil(E / ep)."""
-    return np.ceil(s.num_experts / s.ep)
+    return once("experts_on_fullest_gpu", s, lambda s: np.ceil(s.num_experts / s.ep))
 
 
 def memory_resident_fraction(s: Scenario) -> Array:
     """Fraction of the fullest GPU's expert bytes its expert cache holds, in [0, 1]:
     share x (capacity - reserved - dense weights - KV cache) / (ceil(E/ep) * Lmoe * expert_bytes)."""
+    return once("memory_resident_fraction", s, _memory_resident_fraction)
+
+
+def _memory_resident_fraction(s: Scenario) -> Array:
     free = s.cache_memory_share * (
         s.memory_capacity - s.reserved_memory - dense_params(s) * s.bytes_per_param - kv_cache_bytes(s)
     )
