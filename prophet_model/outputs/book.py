@@ -227,6 +227,7 @@ def worked_example(study: Study) -> str:
             "expert time {math}`t_e`": fmt.ms(1e3 * t["expert_time_s"]),
             "kernel start-ups {math}`n_k \\tau_0`": fmt.ms(1e3 * t["startup_time_s"]),
             "fetch bytes {math}`F`": f"{t['fetch_bytes'] / 1e9:,.3f} GB",
+            "misses a peer GPU holds {math}`g` (pooled experts)": fmt.number(t["peer_share"]),
             "fetch time {math}`t_f`": fmt.ms(1e3 * t["fetch_s"]),
             "fetch exposed": fmt.ms(1e3 * t["fetch_exposed_s"]),
             "all-to-all bytes {math}`V`": f"{t['alltoall_bytes'] / 1e3:,.1f} kB",

@@ -33,6 +33,7 @@ def worked_example(study: Study) -> tuple[System, int, list[dict[str, float]]]:
             "expert_time_s": v(m.expert_time(s)),
             "startup_time_s": v(m.startup_time(s)),
             "fetch_bytes": v(m.fetch_bytes(s)),
+            "peer_share": v(m.peer_share(s)),
             "fetch_s": v(r.fetch_s),
             "fetch_exposed_s": v(r.fetch_exposed_s),
             "alltoall_bytes": v(m.alltoall_bytes(s)),
