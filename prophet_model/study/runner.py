@@ -30,6 +30,7 @@ from prophet_model.physics import (
     max_batch_all_resident,
     memory_resident_fraction,
     memory_terms,
+    peer_share,
     why_infeasible,
 )
 from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
@@ -149,7 +150,8 @@ def evaluate_system(study: Study, system: System) -> pd.DataFrame:
         scenario = stack(configs)
         res = evaluate(scenario)
         memory = memory_terms(scenario)
-        holds = memory_resident_fraction(stack([{**c, "batch_size_per_gpu": 1.0} for c in configs]).arrays()) >= 1
+        one = stack([{**c, "batch_size_per_gpu": 1.0} for c in configs]).arrays()
+        holds = (memory_resident_fraction(one) >= 1) | (peer_share(one) >= 1)  # no host fetch: own GPU or a peer
         for i, (s, b) in enumerate(cases):
             tps = float(res.tokens_per_s[i])
             why = "" if res.feasible[i] else why_infeasible(**{k: float(v[i]) for k, v in memory.items()})
@@ -226,20 +228,22 @@ def _with_scaling(chosen: pd.DataFrame, rows: pd.DataFrame, max_step_ms: float |
         usable &= rows.configured_batch.astype(bool)
     if max_step_ms is not None:
         usable &= rows.step_ms.le(max_step_ms)
+    key = ["system_id", "strategy", "variant", "ep", "dp", "n_gpus_evaluated"]
+    holding = rows[rows.holds_all_experts.astype(bool)]  # the attention degrees whose GPUs hold every expert
+    holds = set(holding[key].itertuples(index=False, name=None))
+    live = holding[usable.loc[holding.index]]
+    top = live.loc[live.groupby(key, sort=False).tokens_per_s_per_gpu.idxmax()] if not live.empty else live
+    best = {tuple(k): (v.tokens_per_s_per_gpu, v.batch_size_per_gpu) for k, v in zip(
+        top[key].itertuples(index=False, name=None), top.itertuples(), strict=True)}  # fmt: skip
     for r in chosen.itertuples():
         if not r.feasible or not r.ep:
             ratio.append(np.nan), ref_gpus.append(np.nan), notes.append("")
             continue
-        same = rows[(rows.system_id == r.system_id) & (rows.strategy == r.strategy) & (rows.variant == r.variant)]
         found = None
-        for ep, dp in [*reference_splits(r.strategy, int(r.ep), int(r.dp))]:
-            cfg = same[(same.ep == ep) & (same.dp == dp) & (same.n_gpus_evaluated == ep * dp)]
-            cfg = cfg[cfg.holds_all_experts.astype(bool)]  # the attention degrees whose GPUs hold every expert
-            if not cfg.empty:
-                live = cfg[usable.loc[cfg.index]]
-                best = live.loc[live.tokens_per_s_per_gpu.idxmax()] if not live.empty else None
-                found = (ep * dp, np.nan if best is None else best.tokens_per_s_per_gpu,
-                         np.nan if best is None else best.batch_size_per_gpu)  # fmt: skip
+        for ep, dp in reference_splits(r.strategy, int(r.ep), int(r.dp)):
+            k = (r.system_id, r.strategy, r.variant, ep, dp, ep * dp)
+            if k in holds:
+                found = (ep * dp, *best.get(k, (np.nan, np.nan)))
                 break
         if found is None:
             ratio.append(np.nan), ref_gpus.append(np.nan)
