@@ -21,6 +21,8 @@ Measures (median of repetitions after warm-ups, with p10/p90/min/max):
                        all-to-all, local experts, combine all-to-all; uniform routing and with
                        a fraction of assignments kept local; part = layer (slowest rank) | comm
                        (the all-to-alls of the rank that waited least)            (>= 2 GPUs)
+  peer_copy, host_concurrent, dp_peer_fetch, ep2_step, tp2_attention
+                       the two-GPU parts of issue 27 (validation/multi_bench.py), each into its own CSV
 and writes measurements.csv (one tidy row per point), env.json (GPU, driver, software) and
 topo.txt (`nvidia-smi topo -m`). Multi-GPU parts take the slowest rank per repetition.
 Never needs the network. `--device cpu --world-size 2 --quick` exercises the same code on the
@@ -55,6 +57,8 @@ from validation.comm_bench import (  # noqa: E402
 )
 from validation.multi_plan import routing_counts  # noqa: E402, F401 (re-exported for the tests)
 from validation.timing import MIB, Timer, cuda_graph, log, percentile, reps_for, summarize  # noqa: E402, F401
+
+MULTI_PARTS = ["peer_copy", "host_concurrent", "dp_peer_fetch", "ep2_step", "tp2_attention"]  # multi_bench.PARTS
 
 COPY_SIZES = [1 * MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB, 1024 * MIB, 2048 * MIB]
 FFN_TOKENS = [1, 4, 16, 64, 256, 1024, 4096]
@@ -372,6 +376,10 @@ def worker(rank: int, world: int, args: argparse.Namespace) -> None:
                 write_rows(rows, out)
         if "alltoall" in args.parts:
             rows += bench_alltoall(torch, dist, device, rank, world, args.machine, gpu, args.quick)
+        if set(MULTI_PARTS) & set(args.parts):  # the two-GPU parts of issue 27, each into its own CSV
+            from validation import multi_bench
+
+            multi_bench.run(torch, dist, device, rank, world, args, out, write_rows)
         if "alltoall_split" in args.parts:
             split_rows = bench_alltoall_split(torch, dist, device, rank, world, args.machine, gpu, args.quick)
             if rank == 0:
@@ -394,7 +402,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--parts",
         nargs="+",
         default=["single", "alltoall", "moe"],
-        choices=["single", "alltoall", "moe", "ceilings", "alltoall_split", "decode", "offload"],
+        choices=["single", "alltoall", "moe", "ceilings", "alltoall_split", "decode", "offload", *MULTI_PARTS],
     )
     p.add_argument("--model", default="seed_128x2gb", help="catalog model for the MoE layer")
     p.add_argument("--quick", action="store_true", help="a few small sizes (for testing the program)")

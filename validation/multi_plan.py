@@ -138,3 +138,25 @@ def quick_points() -> dict:
     """The reduced sizes of `--quick` (for testing the program, not for measurements)."""
     return {"peer": [MIB, 4 * MIB], "host": [MIB, 4 * MIB], "dp_batches": [1, 8], "dp_resident": [0.5],
             "dp_acc": [1.0], "ep_batches": [1, 8], "tp_batches": [1, 4]}  # fmt: skip
+
+
+def plan_ep_offload(needed: Sequence[Sequence[int]], local_experts: int, resident: float, accuracy: float | None,
+                    steps: int, seed: int) -> list[list[dict]]:  # fmt: skip
+    """Per step and layer, for one rank of an offloaded EP step whose routing repeats every step
+    (`needed`: the distinct local experts each layer receives, ep_exchange): the experts to copy on
+    demand and those prefetched (None: the baseline, nothing prefetched). The first
+    round(resident * local_experts) local experts stay on the GPU; predictions as offload_bench.predict."""
+    from validation.offload_bench import predict
+
+    guesses = random.Random(seed)
+    on_gpu = set(range(round(resident * local_experts)))
+    plan = []
+    for _ in range(steps):
+        step = []
+        for need in needed:
+            need_set = set(need)
+            pre = set() if accuracy is None else predict(need_set, local_experts, accuracy, guesses) - on_gpu
+            step.append({"on_demand": sorted(need_set - on_gpu - pre), "prefetch": sorted(pre),
+                         "wrong": len(pre - need_set)})  # fmt: skip
+        plan.append(step)
+    return plan
