@@ -213,3 +213,19 @@ def test_the_two_gpu_parts_are_planned_and_bounded() -> None:
     assert a.parts == bench.MULTI_PARTS
     for p in sorted((bench.ROOT / "validation").glob("*.py")):
         assert len(p.read_text(encoding="utf-8").splitlines()) <= 450, p.name
+
+
+def test_the_predictions_plan_the_points_the_bench_measures() -> None:
+    """prophet_model.validation.predict_multi keeps its own copy of the planned points (prophet_model imports
+    nothing from validation/): the same as multi_plan's, and the same kernel counts as the bench's."""
+    from prophet_model.validation import predict_multi as pm
+    from validation import multi_plan as plan
+    from validation import tp_bench
+
+    for name in ("SEED_EXPERT_BYTES", "PEER_COPY_BYTES", "HOST_COPY_BYTES", "DP_LAYERS", "DP_BATCHES", "DP_RESIDENT",
+                 "DP_ACCURACIES", "EP_MODELS", "EP_BATCHES", "EP_CONTEXT", "EP_OFFLOAD_MODEL", "EP_OFFLOAD_LAYERS",
+                 "EP_OFFLOAD_BATCHES", "EP_OFFLOAD_RESIDENT", "EP_OFFLOAD_ACCURACIES", "TP_MODELS", "TP_BATCHES",
+                 "TP_CONTEXT"):  # fmt: skip
+        assert getattr(pm, name) == getattr(plan, name), name
+    assert pm.TP_KERNELS_PER_LAYER == tp_bench.TP_KERNELS_PER_LAYER
+    assert set(pm.SETS) == set(bench.MULTI_PARTS)
