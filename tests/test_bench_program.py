@@ -229,3 +229,36 @@ def test_the_predictions_plan_the_points_the_bench_measures() -> None:
         assert getattr(pm, name) == getattr(plan, name), name
     assert pm.TP_KERNELS_PER_LAYER == tp_bench.TP_KERNELS_PER_LAYER
     assert set(pm.SETS) == set(bench.MULTI_PARTS)
+
+
+def test_the_bench_files_are_read_by_the_predictions(tmp_path) -> None:
+    """Rows written with the bench's own columns (bench.write_rows, multi_bench's field lists) are
+    predicted as the same points are before the run: the two sides agree on every column they share."""
+    import pandas as pd
+
+    from prophet_model.study.config import load_study
+    from prophet_model.study.rates import MACHINES, MEASUREMENTS
+    from prophet_model.validation import predict_multi as pm
+    from validation import multi_bench
+
+    study = load_study(bench.ROOT / "_config.yml")
+    planned = pm.planned(study).set_index(["set", "point"]).predicted_ms
+    fields = {"peer_copy": multi_bench.COPY_FIELDS, "host_concurrent": multi_bench.COPY_FIELDS,
+              "dp_peer_fetch": multi_bench.dp_fields(), "ep2_step": multi_bench.EP_FIELDS,
+              "tp2_attention": multi_bench.TP_FIELDS}  # fmt: skip
+    root = tmp_path / "m"
+    (root / pm.PLANNED_MACHINE).mkdir(parents=True)
+    for name, rows in pm.planned_rows().items():
+        rows = rows.assign(layers=rows.layers.fillna(32)) if "layers" in rows and "model" in rows else rows
+        rows = rows.assign(machine="nvidia-h200-x2", benchmark=name, median_s=1e-3, step_s=1e-3)
+        rows = rows.astype(object).where(rows.notna(), "")
+        bench.write_rows(rows.to_dict("records"), root / pm.PLANNED_MACHINE, f"{name}.csv", fields[name])
+    for folder in ("nvidia-h200-x2",):  # the ceilings and host copies the machine rests on
+        (root / folder).mkdir()
+        for f in ("ceilings.csv", "measurements.csv"):
+            (root / folder / f).write_text((MEASUREMENTS / folder / f).read_text())
+    got = pm.predictions(study, root, MACHINES)
+    assert set(got.set) == set(pm.SETS) and got.measured_ms.eq(1.0).all()
+    mixtral = got[~got.point.str.contains("qwen")].set_index(["set", "point"]).predicted_ms  # 32 layers, as planned
+    assert mixtral.to_numpy() == pytest.approx(planned.loc[mixtral.index].to_numpy(), rel=1e-9)
+    assert isinstance(got, pd.DataFrame)

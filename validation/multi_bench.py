@@ -181,7 +181,7 @@ def ep_model(c: Ctx, m: dict, layers: int, batch: int, context: int) -> dict:
     fs = m["num_shared_experts"] * m["shared_expert_ffn_size"]
 
     def w(*shape):
-        return torch.randn(*shape, dtype=dt, device=c.device) / math.sqrt(shape[-1])
+        return torch.randn(*shape, dtype=dt, device=c.device).mul_(1 / math.sqrt(shape[-1]))  # in place: no second copy
 
     return {"attn": attention_weights(c, m, layers, batch, context, 1), "n2": torch.ones(h, dtype=dt, device=c.device),
             "router": [w(m["num_experts"], h) for _ in range(layers)], "w13": w(layers, n, 2 * f, h),

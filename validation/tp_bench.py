@@ -31,7 +31,7 @@ def attention_weights(c, m: dict, layers: int, batch: int, context: int, tp: int
     nq, nkv = m["num_attention_heads"] // tp, max(1, m["num_kv_heads"] // tp)
 
     def w(*shape):
-        return torch.randn(*shape, dtype=dt, device=c.device) / math.sqrt(shape[-1])
+        return torch.randn(*shape, dtype=dt, device=c.device).mul_(1 / math.sqrt(shape[-1]))  # in place: no second copy
 
     return [{"n1": torch.ones(h, dtype=dt, device=c.device), "qkv": w((nq + 2 * nkv) * hd, h), "o": w(h, nq * hd),
              "k": torch.randn(batch, nkv, context, hd, dtype=dt, device=c.device),

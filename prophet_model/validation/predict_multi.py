@@ -156,7 +156,10 @@ def _measured(name: str, r) -> float:
 
 def _label(name: str, r) -> str:
     if name in ("peer_copy", "host_concurrent"):
-        return f"{r.part} {getattr(r, 'direction', '')} {r.bytes / MIB:g} MiB".replace("  ", " ")
+        direction = getattr(r, "direction", "")
+        return " ".join(
+            x for x in (r.part, direction if isinstance(direction, str) else "", f"{r.bytes / MIB:g} MiB") if x
+        )
     if name == "dp_peer_fetch":
         acc = "baseline" if r.policy == "baseline" else f"prefetch a={r.accuracy}"
         return f"{r.source}, B={int(r.tokens)}, resident {r.resident_fraction}, {acc}"
@@ -219,7 +222,8 @@ def planned_rows() -> dict[str, pd.DataFrame]:
           for k in TP_MODELS for b in TP_BATCHES for part in ("tp1", "tp2", "allreduce")]  # fmt: skip
     return {"peer_copy": pd.DataFrame([{"part": p, "direction": d, "bytes": b} for b in PEER_COPY_BYTES
                                        for p, d in (("alone", "1->0"), ("both", "both"))]),
-            "host_concurrent": pd.DataFrame([{"part": p, "bytes": b} for b in HOST_COPY_BYTES for p in ("alone", "both")]),
+            "host_concurrent": pd.DataFrame([{"part": p, "direction": "h2d", "bytes": b} for b in HOST_COPY_BYTES
+                                             for p in ("alone", "both")]),
             "dp_peer_fetch": pd.DataFrame(dp), "ep2_step": pd.DataFrame(ep), "tp2_attention": pd.DataFrame(tp)}  # fmt: skip
 
 
