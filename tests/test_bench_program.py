@@ -150,3 +150,115 @@ def test_decode_step_sizes() -> None:
     assert db.kv_bytes(mixtral, 1, 2048) == 2 * 32 * 2048 * 8 * 128 * 2
     assert db.fits(mixtral, 64, 2048, 150e9) and not db.fits(bench.load_models()["seed_128x2gb"], 1, 2048, 150e9)
     assert not db.fits(bench.load_models()["deepseek_v3"], 1, 2048, 150e9)  # fp8 weights, and too large
+
+
+# ----------------------------------------------------------------------------------------------
+# The two-GPU parts of issue 27 (validation/multi_plan.py; the torch side runs in multi_bench.py)
+
+
+@pytest.mark.parametrize("frac", [None, 0.75])
+def test_ep_routing_picks_distinct_experts_and_keeps_the_local_share(frac) -> None:
+    from validation import multi_plan as plan
+
+    routes = [plan.route_ep(2000, 60, 4, 2, r, frac, random.Random(r)) for r in range(2)]
+    assert all(len(set(tok)) == 4 and all(0 <= e < 60 for e in tok) for route in routes for tok in route)
+    assert plan.local_share(routes, 60) == pytest.approx(0.5 if frac is None else frac, abs=0.02)
+
+
+def test_ep_exchange_is_consistent_between_ranks() -> None:
+    """Rank 0 owns experts 0-3, rank 1 experts 4-7 (E = 8, ep = 2): by hand for two tokens per rank."""
+    from validation import multi_plan as plan
+
+    routes = [[[0, 5], [6, 7]], [[1, 2], [4, 3]]]  # rank 0's and rank 1's tokens' top-2 experts
+    p0, p1 = plan.ep_exchange(routes, 8, 2)
+    assert p0["send"] == [0, 1, 2, 3] and p0["in_splits"] == [1, 3]  # expert 0 stays; 5, 6, 7 go to rank 1
+    assert p1["send"] == [0, 1, 3, 2] and p1["in_splits"] == [3, 1]  # 1, 2, 3 go to rank 0; 4 stays
+    assert p0["out_splits"] == [1, 3] and p1["out_splits"] == [3, 1]
+    assert p0["recv_expert"] == [0, 1, 2, 3] and p1["recv_expert"] == [1, 2, 3, 0]  # local ids, arrival order
+    assert p0["needed"] == [0, 1, 2, 3] and p1["needed"] == [0, 1, 2, 3]
+    assert plan.local_share(routes, 8) == 0.25
+
+
+def test_peer_share_of_a_pooled_fetch() -> None:
+    from validation import multi_plan as plan
+
+    assert plan.peer_fraction(300e9, 100e9) == 0.75  # P / (P + H): both sources finish together
+    assert plan.peer_fraction(None, 50e9) == 0.0 and plan.peer_fraction(300e9, None) == 1.0
+    assert plan.split_sources([3, 5, 7, 9], 0.75) == ([3, 5, 7], [9])
+    assert plan.split_sources([], 0.5) == ([], [])
+
+
+def test_ep_offload_plan_copies_only_what_is_missing() -> None:
+    from validation import multi_plan as plan
+
+    needed = [[0, 1, 5, 9], [2, 12]]  # two layers, 16 local experts, the first 8 resident
+    base = plan.plan_ep_offload(needed, 16, 0.5, None, 3, seed=0)
+    assert [lay["on_demand"] for lay in base[0]] == [[9], [12]] and all(not lay["prefetch"] for lay in base[0])
+    full = plan.plan_ep_offload(needed, 16, 0.5, 1.0, 3, seed=0)
+    assert [lay["prefetch"] for lay in full[1]] == [[9], [12]] and all(not lay["on_demand"] for lay in full[1])
+    half = plan.plan_ep_offload(needed, 16, 0.5, 0.5, 400, seed=1)
+    for lay, miss in zip(range(2), (9, 12), strict=True):
+        got = [miss in st[lay]["prefetch"] for st in half]
+        assert all(miss in st[lay]["on_demand"] for st, g in zip(half, got, strict=True) if not g)
+        assert sum(got) / len(got) == pytest.approx(0.5, abs=0.08)  # accuracy 0.5: predicted half the time
+
+
+def test_the_two_gpu_parts_are_planned_and_bounded() -> None:
+    from validation import multi_plan as plan
+
+    assert plan.SEED_EXPERT_BYTES == 62_914_560 and plan.SEED_EXPERT_BYTES in plan.PEER_COPY_BYTES
+    assert min(plan.PEER_COPY_BYTES) == 1 << 20 and max(plan.PEER_COPY_BYTES) == 256 << 20
+    assert min(plan.DP_ACCURACIES) >= 0.5 and max(plan.DP_ACCURACIES) == 1.0
+    a = bench.parse_args(["--machine", "x", "--out", "o", "--parts", *bench.MULTI_PARTS])
+    assert a.parts == bench.MULTI_PARTS
+    for p in sorted((bench.ROOT / "validation").glob("*.py")):
+        assert len(p.read_text(encoding="utf-8").splitlines()) <= 450, p.name
+
+
+def test_the_predictions_plan_the_points_the_bench_measures() -> None:
+    """prophet_model.validation.predict_multi keeps its own copy of the planned points (prophet_model imports
+    nothing from validation/): the same as multi_plan's, and the same kernel counts as the bench's."""
+    from prophet_model.validation import predict_multi as pm
+    from validation import multi_plan as plan
+    from validation import tp_bench
+
+    for name in ("SEED_EXPERT_BYTES", "PEER_COPY_BYTES", "HOST_COPY_BYTES", "DP_LAYERS", "DP_BATCHES", "DP_RESIDENT",
+                 "DP_ACCURACIES", "EP_MODELS", "EP_BATCHES", "EP_CONTEXT", "EP_OFFLOAD_MODEL", "EP_OFFLOAD_LAYERS",
+                 "EP_OFFLOAD_BATCHES", "EP_OFFLOAD_RESIDENT", "EP_OFFLOAD_ACCURACIES", "TP_MODELS", "TP_BATCHES",
+                 "TP_CONTEXT"):  # fmt: skip
+        assert getattr(pm, name) == getattr(plan, name), name
+    assert pm.TP_KERNELS_PER_LAYER == tp_bench.TP_KERNELS_PER_LAYER
+    assert set(pm.SETS) == set(bench.MULTI_PARTS)
+
+
+def test_the_bench_files_are_read_by_the_predictions(tmp_path) -> None:
+    """Rows written with the bench's own columns (bench.write_rows, multi_bench's field lists) are
+    predicted as the same points are before the run: the two sides agree on every column they share."""
+    import pandas as pd
+
+    from prophet_model.study.config import load_study
+    from prophet_model.study.rates import MACHINES, MEASUREMENTS
+    from prophet_model.validation import predict_multi as pm
+    from validation import multi_bench
+
+    study = load_study(bench.ROOT / "_config.yml")
+    planned = pm.planned(study).set_index(["set", "point"]).predicted_ms
+    fields = {"peer_copy": multi_bench.COPY_FIELDS, "host_concurrent": multi_bench.COPY_FIELDS,
+              "dp_peer_fetch": multi_bench.dp_fields(), "ep2_step": multi_bench.EP_FIELDS,
+              "tp2_attention": multi_bench.TP_FIELDS}  # fmt: skip
+    root = tmp_path / "m"
+    (root / pm.PLANNED_MACHINE).mkdir(parents=True)
+    for name, rows in pm.planned_rows().items():
+        rows = rows.assign(layers=rows.layers.fillna(32)) if "layers" in rows and "model" in rows else rows
+        rows = rows.assign(machine="nvidia-h200-x2", benchmark=name, median_s=1e-3, step_s=1e-3)
+        rows = rows.astype(object).where(rows.notna(), "")
+        bench.write_rows(rows.to_dict("records"), root / pm.PLANNED_MACHINE, f"{name}.csv", fields[name])
+    for folder in ("nvidia-h200-x2",):  # the ceilings and host copies the machine rests on
+        (root / folder).mkdir()
+        for f in ("ceilings.csv", "measurements.csv"):
+            (root / folder / f).write_text((MEASUREMENTS / folder / f).read_text())
+    got = pm.predictions(study, root, MACHINES)
+    assert set(got.set) == set(pm.SETS) and got.measured_ms.eq(1.0).all()
+    mixtral = got[~got.point.str.contains("qwen")].set_index(["set", "point"]).predicted_ms  # 32 layers, as planned
+    assert mixtral.to_numpy() == pytest.approx(planned.loc[mixtral.index].to_numpy(), rel=1e-9)
+    assert isinstance(got, pd.DataFrame)

@@ -246,3 +246,72 @@ def test_link_write_rate_at_one_size() -> None:
     assert 300e9 < rate < 450e9
     with pytest.raises(ValueError, match="no bidirectional ceiling_link row of 12345 bytes"):
         nccl_log.link_write_rate("nvidia-h200-x2", 12345)
+
+
+def _synthetic_two_gpu_machine(root, peer: float, host: float, startup: float) -> None:
+    """A machine folder `m2` whose ceilings give start-up `startup`, HBM 4 TB/s, 800 TFLOP/s, weight
+    streaming at 3 TB/s and a link ceiling `peer` (kernel writes into the peer), and whose pinned
+    host->device copies of 256 MiB and 1 GiB run at `host`; machines.yml maps it to the catalog's H200 pair."""
+    rows = ["machine,benchmark,part,hidden,experts,tokens_per_rank,bytes,median_s"]
+    rows += [f"m2,ceiling_copy,graph,,,,{b},{startup + 2 * b / 4e12!r}" for b in (2**20, 2**24, 2**28)]
+    rows += [f"m2,ceiling_gemm,graph,{n},,{n},,{2 * n**3 / 8e14!r}" for n in (4096, 8192)]
+    rows.append("m2,ceiling_kernel,graph,,,,4,2e-06")
+    rows += [f"m2,ceiling_link,bidirectional,,,,{b},{b / peer!r}" for b in (2**20, 2**24, 2**28)]
+    rows += [f"m2,ceiling_stream,{p},4096,,{m},{2**25},{2**25 / 3e12!r}" for p in ("dense", "grouped") for m in (1, 8)]
+    (root / "m2").mkdir()
+    (root / "m2" / "ceilings.csv").write_text("\n".join(rows) + "\n")
+    copies = ["machine,benchmark,part,bytes,median_s"] + [f"m2,copy_h2d,copy,{b},{b / host!r}" for b in (2**28, 2**30)]
+    (root / "m2" / "measurements.csv").write_text("\n".join(copies) + "\n")
+    (root / "machines.yml").write_text(
+        "m2:\n  gpu: h200_sxm_141gb\n  interconnect: nvlink4_pair_h200\n  ceilings: m2\n"
+    )
+
+
+def test_two_gpu_sets_predicted_by_hand(study, tmp_path) -> None:
+    """Issue 27's sets, predicted from the machine's ceilings and copies only. By hand: a peer copy of b
+    bytes takes start-up + b / P (P the link ceiling); a host copy start-up + b / H with both GPUs fetching
+    (the catalog's H200 pair shares no PCIe switch); a pooled fetch with each replica holding half the
+    experts takes from both sources at once, balanced, 1 / (P + H) seconds per byte (physics.fetch)."""
+    from prophet_model.validation import predict_multi
+
+    peer, host, t0 = 400e9, 50e9, 5e-6
+    _synthetic_two_gpu_machine(tmp_path, peer, host, t0)
+    machines = tmp_path / "machines.yml"
+    assert predict_multi.predictions(study, tmp_path, machines).empty  # no two-GPU set yet: an empty table
+    assert predict_multi.summary(predict_multi.predictions(study, tmp_path, machines)).empty
+
+    b = 62_914_560  # the seed's expert
+    peer_measured = [t0 + b / peer, 1.2 * (t0 + 4 * b / peer)]  # the second point measured 20% slower
+    (tmp_path / "m2" / "peer_copy.csv").write_text(
+        "machine,benchmark,part,direction,bytes,median_s\n"
+        f"m2,peer_copy,both,both,{b},{peer_measured[0]!r}\nm2,peer_copy,alone,1->0,{4 * b},{peer_measured[1]!r}\n"
+    )
+    (tmp_path / "m2" / "host_concurrent.csv").write_text(
+        f"machine,benchmark,part,direction,bytes,median_s\nm2,host_concurrent,both,h2d,{b},{t0 + b / host!r}\n"
+    )
+    t = predict_multi.predictions(study, tmp_path, machines)
+    assert list(t.columns) == predict_multi.COLUMNS and len(t) == 3
+    assert list(t.predicted_ms * 1e-3) == pytest.approx([t0 + b / peer, t0 + 4 * b / peer, t0 + b / host], rel=1e-9)
+    assert list(t.error_pct) == pytest.approx([0.0, 100 * (1 / 1.2 - 1), 0.0], abs=1e-6)
+    s = predict_multi.summary(t).set_index("set")
+    assert s.loc["peer_copy", "points"] == 2 and s.loc["peer_copy", "worst |error| %"] == pytest.approx(16.7, abs=0.05)
+    assert s.loc["peer_copy", "worst at"] == "alone 1->0 240 MiB"
+
+    inp = predict_multi.inputs(study, "m2", tmp_path, machines)
+    assert (inp.peer, inp.host) == (pytest.approx(peer, rel=1e-9), pytest.approx(host, rel=1e-9))
+    row = predict_multi.planned_rows()["dp_peer_fetch"].iloc[0]  # seed expert shape, resident 1/2
+    assert predict_multi.pooled_seconds_per_byte(inp, row) == pytest.approx(1 / (peer + host), rel=1e-6)
+
+
+def test_two_gpu_sets_are_predicted_at_the_planned_points(study) -> None:
+    """Before the run: every planned point of issue 27 has a finite, positive prediction; pooled fetches
+    are faster than host fetches, TP=2's all-reduces cost time; nothing is measured yet."""
+    from prophet_model.validation import predict_multi
+
+    t = predict_multi.planned(study)
+    assert set(t.set) == set(predict_multi.SETS) and t.measured_ms.isna().all()
+    assert (t.predicted_ms > 0).all() and t.predicted_ms.notna().all()
+    dp = t[t.set == "dp_peer_fetch"]
+    host = dp[dp.point.str.startswith("host")].predicted_ms.to_numpy()
+    assert (dp[dp.point.str.startswith("pool")].predicted_ms.to_numpy() < host).all()
+    assert (t[t.point.str.contains("allreduce")].predicted_ms > 0).all()

@@ -21,6 +21,8 @@ Measures (median of repetitions after warm-ups, with p10/p90/min/max):
                        all-to-all, local experts, combine all-to-all; uniform routing and with
                        a fraction of assignments kept local; part = layer (slowest rank) | comm
                        (the all-to-alls of the rank that waited least)            (>= 2 GPUs)
+  peer_copy, host_concurrent, dp_peer_fetch, ep2_step, tp2_attention
+                       the two-GPU parts of issue 27 (validation/multi_bench.py), each into its own CSV
 and writes measurements.csv (one tidy row per point), env.json (GPU, driver, software) and
 topo.txt (`nvidia-smi topo -m`). Multi-GPU parts take the slowest rank per repetition.
 Never needs the network. `--device cpu --world-size 2 --quick` exercises the same code on the
@@ -37,7 +39,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -46,24 +47,22 @@ if str(ROOT) not in sys.path:  # `python3 validation/bench.py` finds its sibling
     sys.path.insert(0, str(ROOT))
 
 from validation.catalog_models import load_models  # noqa: E402 (after the path above)
-from validation.timing import (  # noqa: E402
-    Timer,
-    cuda_graph,
-    log,
-    percentile,
-    slowest,
-    slowest_samples,
-    summarize,
+from validation.comm_bench import (  # noqa: E402
+    A2A_BYTES,  # noqa: F401 (the sizes, as the tests read them)
+    bench_alltoall,
+    bench_alltoall_split,
+    bench_link_ceiling,
+    bench_moe_layer,
+    swiglu,
 )
+from validation.multi_plan import routing_counts  # noqa: E402, F401 (re-exported for the tests)
+from validation.timing import MIB, Timer, cuda_graph, log, percentile, reps_for, summarize  # noqa: E402, F401
 
-MIB = 1 << 20
+MULTI_PARTS = ["peer_copy", "host_concurrent", "dp_peer_fetch", "ep2_step", "tp2_attention"]  # multi_bench.PARTS
+
 COPY_SIZES = [1 * MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB, 1024 * MIB, 2048 * MIB]
 FFN_TOKENS = [1, 4, 16, 64, 256, 1024, 4096]
-A2A_BYTES = [4096 * 4**i for i in range(9)]  # 4 KiB .. 256 MiB
-MOE_TOKENS = [1, 4, 16, 64, 256, 1024, 4096]
-LOCAL_FRACTIONS: list[float | None] = [None, 0.75, 0.875]  # None = uniform routing
 L2_FLUSH_BYTES = 256 * MIB  # rotate weight copies over at least this much memory
-A2A_INNER = 10  # all-to-alls per CUDA-graph replay
 FFN_INNER = 20  # FFNs per CUDA-graph replay: GPU time without the CPU's launch latency
 CEILING_COPY_BYTES = [4096] + [MIB * 4**i for i in range(6)]  # 4 KiB, then 1 MiB .. 1 GiB
 CEILING_GEMM_N = [2048, 4096, 8192, 16384]
@@ -72,7 +71,6 @@ STREAM_ROWS = [1, 2, 4, 8, 16, 32, 64, 128, 256]  # rows (tokens) per weight in 
 STREAM_DENSE = 8192  # dense streaming GEMM: an 8192 x 8192 weight (128 MiB)
 STREAM_GROUPED, STREAM_GROUPS = 4096, 16  # grouped: 16 weights of 4096 x 4096 (512 MiB a set)
 STREAM_SETS = 4  # weight sets rotated per replay (0.5 and 2 GiB: past L2)
-LINK_BYTES = [MIB * 4**i for i in range(5)]  # 1 MiB .. 256 MiB written to the peer per rank
 
 FIELDS = [
     "machine", "benchmark", "part", "gpu", "n_gpus", "model", "hidden", "ffn", "experts", "top_k",
@@ -82,36 +80,6 @@ FIELDS = [
 
 # ----------------------------------------------------------------------------------------------
 # Pure helpers (no torch; tested on the CPU in CI)
-
-
-def reps_for(nbytes: float) -> tuple[int, int]:
-    """(warm-ups, repetitions): more repetitions for short operations."""
-    if nbytes <= 16 * MIB:
-        return 5, 30
-    if nbytes <= 256 * MIB:
-        return 3, 15
-    return 2, 7
-
-
-def routing_counts(
-    assignments: int, ep: int, rank: int, local_fraction: float | None, rng_uniform: Sequence[float]
-) -> list[int]:
-    """Destination rank of each of `assignments` token-expert pairs sent by `rank`, as counts per
-    rank. Uniform routing (None): every rank equally likely (experts are split evenly). Otherwise a
-    fraction `local_fraction` stays on `rank` and the rest is spread evenly over the other ranks.
-    `rng_uniform` holds one U[0,1) draw per assignment."""
-    counts = [0] * ep
-    for u in rng_uniform[:assignments]:
-        if local_fraction is None:
-            dest = min(int(u * ep), ep - 1)
-        elif ep == 1 or u < local_fraction:
-            dest = rank
-        else:
-            v = (u - local_fraction) / (1 - local_fraction)
-            dest = min(int(v * (ep - 1)), ep - 2)
-            dest = dest + 1 if dest >= rank else dest
-        counts[dest] += 1
-    return counts
 
 
 ALWAYS_RECORDED = ("NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS")
@@ -155,12 +123,6 @@ def bench_copies(device, machine: str, gpu: str, quick: bool) -> list[dict]:
             )
             log(f"{name} {size / MIB:.0f} MiB: {size / s['median_s'] / 1e9:.1f} GB/s")
     return rows
-
-
-def swiglu(x, w1, w3, w2):
-    import torch.nn.functional as F
-
-    return (F.silu(x @ w1) * (x @ w3)) @ w2
 
 
 def bench_ffn(device, machine: str, gpu: str, quick: bool) -> list[dict]:
@@ -315,218 +277,6 @@ def bench_stream_ceilings(device, base: dict, quick: bool) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Multi-GPU parts (one process per GPU)
-
-
-def bench_alltoall_split(torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool) -> list[dict]:
-    """Where an all-to-all's time goes: the same per-rank buffer exchanged in full (part = full), with
-    the share a rank keeps for itself left out (remote_only: only bytes that cross the link), and
-    with only that share (self_only: NCCL's local copy alone). Same bytes per peer as the full
-    all-to-all; CUDA graphs of A2A_INNER calls; slowest rank."""
-    timer = Timer(device)
-    rows = []
-    for size in A2A_BYTES[-5:-3] if quick else A2A_BYTES[-5:]:  # 1 MiB .. 256 MiB
-        chunk = size // 2 // world  # bf16 elements per peer
-        splits = {
-            "full": [chunk] * world,
-            "remote_only": [0 if r == rank else chunk for r in range(world)],
-            "self_only": [chunk if r == rank else 0 for r in range(world)],
-        }
-        for part, split in splits.items():
-            inp = torch.ones(sum(split), dtype=torch.bfloat16, device=device)
-            out = torch.empty_like(inp)
-            inner = 1 if quick else A2A_INNER
-
-            def many(out=out, inp=inp, split=split, inner=inner) -> None:
-                for _ in range(inner):
-                    dist.all_to_all_single(out, inp, split, split)
-
-            dist.barrier()
-            replay = cuda_graph(many) if device.type == "cuda" else many
-            samples = slowest_samples(torch, dist, timer, replay, inner, *reps_for(size), device)
-            if rank == 0:
-                sm = summarize(samples)
-                rows.append({"machine": machine, "benchmark": "alltoall_split", "part": part, "gpu": gpu,
-                             "n_gpus": world, "bytes": chunk * world * 2, "ep": world, **sm})  # fmt: skip
-                log(f"alltoall_split {part} {chunk * world * 2 / MIB:.0f} MiB/rank: {sm['median_s'] * 1e6:.1f} us")
-    return rows
-
-
-def bench_link_ceiling(torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool) -> list[dict]:
-    """The GPU link's attainable rate for kernel-driven traffic, without NCCL: an elementwise kernel
-    on each rank writes `bytes` into the next rank's memory (mapped by symmetric memory), all ranks
-    at once (part = bidirectional, as in an all-to-all) or rank 0 alone (unidirectional); slowest
-    rank per repetition, each in a CUDA graph."""
-    import torch.distributed._symmetric_memory as symm_mem
-
-    timer = Timer(device)
-    rows: list[dict] = []
-    sizes = LINK_BYTES[:2] if quick else LINK_BYTES
-    elems = sizes[-1] // 2
-    group = dist.group.WORLD
-    if hasattr(symm_mem, "enable_symm_mem_for_group"):
-        symm_mem.enable_symm_mem_for_group(group.group_name)
-    buf = symm_mem.empty(elems, dtype=torch.bfloat16, device=device)
-    handle = symm_mem.rendezvous(buf, group.group_name)
-    remote_all = handle.get_buffer((rank + 1) % world, (elems,), torch.bfloat16)
-    src_all = torch.ones(elems, dtype=torch.bfloat16, device=device)
-    for size in sizes:
-        src, remote = src_all[: size // 2], remote_all[: size // 2]
-        inner = max(2, min(20, (256 * MIB) // size))
-        for part in ("bidirectional", "unidirectional"):
-            active = part == "bidirectional" or rank == 0
-
-            def writes() -> None:
-                for _ in range(inner):
-                    torch.mul(src, 1, out=remote)
-
-            replay = cuda_graph(writes) if active else None
-            samples = slowest_samples(torch, dist, timer, replay, inner, 3, 10, device)
-            if rank == 0:
-                s = summarize(samples)
-                rows.append({"machine": machine, "benchmark": "ceiling_link", "part": part, "gpu": gpu,
-                             "n_gpus": world, "bytes": size, "ep": world, **s})  # fmt: skip
-                log(
-                    f"ceiling_link {part} {size / MIB:.0f} MiB: {s['median_s'] * 1e6:.1f} us, {size / s['median_s'] / 1e9:.0f} GB/s per direction"
-                )
-    dist.barrier()
-    return rows
-
-
-def bench_alltoall(torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool) -> list[dict]:
-    timer = Timer(device)
-    rows = []
-    for size in A2A_BYTES[:3] if quick else A2A_BYTES:
-        elems = size // 2 // world * world  # bf16 elements, divisible by the world size
-        inp = torch.ones(elems, dtype=torch.bfloat16, device=device)
-        out = torch.empty_like(inp)
-        warm, reps = reps_for(size)
-        samples = slowest_samples(torch, dist, timer, lambda: dist.all_to_all_single(out, inp), 1, warm, reps, device)
-        graph_samples = []
-        if device.type == "cuda" and not quick:
-            inner = A2A_INNER
-
-            def many() -> None:
-                for _ in range(inner):
-                    dist.all_to_all_single(out, inp)
-
-            dist.barrier()
-            graph_samples = slowest_samples(torch, dist, timer, cuda_graph(many), inner, warm, reps, device)
-        if rank == 0:
-            base = {
-                "machine": machine,
-                "benchmark": "alltoall",
-                "gpu": gpu,
-                "n_gpus": world,
-                "bytes": elems * 2,
-                "ep": world,
-            }
-            s = summarize(samples)
-            rows.append({**base, "part": "eager", **s})
-            msg = f"alltoall {elems * 2 / 1024:.0f} KiB/rank x{world}: {s['median_s'] * 1e6:.1f} us eager"
-            if graph_samples:
-                g = summarize(graph_samples)
-                rows.append({**base, "part": "graph", **g})
-                msg += f", {g['median_s'] * 1e6:.1f} us in a CUDA graph"
-            log(msg)
-    return rows
-
-
-def bench_moe_layer(
-    torch, dist, device, rank: int, world: int, machine: str, gpu: str, quick: bool, model_key: str
-) -> list[dict]:
-    """One expert-parallel MoE layer of `model_key` over all ranks (ep = world)."""
-    import random
-
-    m = load_models()[model_key]
-    h, f, experts, k = int(m["hidden_size"]), int(m["expert_ffn_size"]), int(m["num_experts"]), int(m["top_k"])
-    if quick:
-        h, f, experts = 64, 64, 8
-    local = experts // world
-    dtype = torch.bfloat16
-    w = [
-        tuple(torch.randn(*s, device=device, dtype=dtype) * 0.02 for s in ((h, f), (h, f), (f, h)))
-        for _ in range(local)
-    ]
-    router = torch.randn(h, experts, device=device, dtype=dtype) * 0.02
-    timer = Timer(device)
-    rows = []
-    rng = random.Random(1234 + rank)
-    for tokens in MOE_TOKENS[:3] if quick else MOE_TOKENS:
-        x = torch.randn(tokens, h, device=device, dtype=dtype)
-        for frac in LOCAL_FRACTIONS:
-            assignments = tokens * k
-            counts = routing_counts(assignments, world, rank, frac, [rng.random() for _ in range(assignments)])
-            dest = torch.repeat_interleave(torch.arange(world, device=device), torch.tensor(counts, device=device))
-            dest = dest[torch.randperm(assignments, device=device)]
-            local_expert = torch.randint(0, local, (assignments,), device=device)
-            gate = torch.full((tokens, k), 1.0 / k, device=device, dtype=dtype)
-            comm = {"t": 0.0}
-
-            def a2a(out, inp, out_splits=None, in_splits=None) -> None:
-                comm["t"] += timer(lambda: dist.all_to_all_single(out, inp, out_splits, in_splits))
-
-            def layer() -> None:
-                logits = x @ router  # the router's cost; the placement below is the routing
-                torch.topk(logits, k, dim=-1)
-                order = torch.argsort(dest, stable=True)
-                token_of = order // k
-                send = torch.cat([x[token_of], local_expert[order].to(dtype).unsqueeze(1)], dim=1)
-                send_counts = torch.bincount(dest, minlength=world)
-                recv_counts = torch.empty_like(send_counts)
-                a2a(recv_counts, send_counts)
-                in_s, out_s = send_counts.tolist(), recv_counts.tolist()
-                recv = torch.empty(sum(out_s), h + 1, device=device, dtype=dtype)
-                a2a(recv, send, out_s, in_s)
-                ids = recv[:, h].to(torch.int64)
-                y = torch.empty(recv.shape[0], h, device=device, dtype=dtype)
-                by_expert = torch.argsort(ids, stable=True)
-                per_expert = torch.bincount(ids, minlength=local).tolist()
-                start = 0
-                for e, n in enumerate(per_expert):
-                    if n:
-                        idx = by_expert[start : start + n]
-                        y[idx] = swiglu(recv[idx, :h], *w[e])
-                        start += n
-                back = torch.empty(sum(in_s), h, device=device, dtype=dtype)
-                a2a(back, y, in_s, out_s)
-                out = torch.zeros(tokens * k, h, device=device, dtype=dtype)
-                out[order] = back
-                (out.view(tokens, k, h) * gate.unsqueeze(-1)).sum(dim=1)
-
-            total, comm_only = [], []
-            warm, reps = (3, 20) if tokens <= 256 else (2, 10)
-            for i in range(warm + reps):
-                dist.barrier()
-                timer.sync()
-                comm["t"] = 0.0
-                t0 = time.perf_counter()
-                layer()
-                timer.sync()
-                t = time.perf_counter() - t0
-                # layer: the slowest rank. comm: the rank that waited least inside the all-to-alls (a
-                # rank that arrives early also counts its wait for the others' compute as comm).
-                t, c = slowest(torch, dist, t, device), slowest(torch, dist, comm["t"], device, "MIN")
-                if i >= warm:
-                    total.append(t)
-                    comm_only.append(c)
-            if rank == 0:
-                base = {"machine": machine, "benchmark": "moe_layer", "gpu": gpu, "n_gpus": world, "model": model_key,
-                        "hidden": h, "ffn": f, "experts": experts, "top_k": k, "tokens_per_rank": tokens, "ep": world,
-                        "local_fraction": "uniform" if frac is None else frac}  # fmt: skip
-                rows.append({**base, "part": "layer", **summarize(total)})
-                rows.append({**base, "part": "comm", **summarize(comm_only)})
-                log(
-                    f"moe_layer T={tokens} local={base['local_fraction']}: layer {statistics_median(total) * 1e6:.0f} us, comm {statistics_median(comm_only) * 1e6:.0f} us"
-                )
-    return rows
-
-
-def statistics_median(v: Sequence[float]) -> float:
-    return percentile(sorted(v), 50)
-
-
-# ----------------------------------------------------------------------------------------------
 # Environment and entry points
 
 
@@ -626,6 +376,10 @@ def worker(rank: int, world: int, args: argparse.Namespace) -> None:
                 write_rows(rows, out)
         if "alltoall" in args.parts:
             rows += bench_alltoall(torch, dist, device, rank, world, args.machine, gpu, args.quick)
+        if set(MULTI_PARTS) & set(args.parts):  # the two-GPU parts of issue 27, each into its own CSV
+            from validation import multi_bench
+
+            multi_bench.run(torch, dist, device, rank, world, args, out, write_rows)
         if "alltoall_split" in args.parts:
             split_rows = bench_alltoall_split(torch, dist, device, rank, world, args.machine, gpu, args.quick)
             if rank == 0:
@@ -648,7 +402,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--parts",
         nargs="+",
         default=["single", "alltoall", "moe"],
-        choices=["single", "alltoall", "moe", "ceilings", "alltoall_split", "decode", "offload"],
+        choices=["single", "alltoall", "moe", "ceilings", "alltoall_split", "decode", "offload", *MULTI_PARTS],
     )
     p.add_argument("--model", default="seed_128x2gb", help="catalog model for the MoE layer")
     p.add_argument("--quick", action="store_true", help="a few small sizes (for testing the program)")

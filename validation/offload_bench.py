@@ -181,7 +181,13 @@ class Clock:
         return time.perf_counter() - self.t0
 
 
-def run(device, machine: str, gpu: str, quick: bool, log) -> list[dict]:
+def run(device, machine: str, gpu: str, quick: bool, log, *, points: dict | None = None,
+        sources: Sequence[tuple[str, float]] = (("host", 0.0),), peer_store=None, sync=None) -> list[dict]:  # fmt: skip
+    """The offload part (module docstring). With `points` (layers, batches, resident, accuracies; no LRU
+    runs), `sources` (name, share of each layer's copies taken from `peer_store`, a (layers, experts,
+    3 h f) view of the other GPU's memory, on a second copy stream; the rest from pinned host memory) and `sync` (called
+    with each run's step time, returns the time to record: multi_bench's barrier and slowest rank), it
+    is the data-parallel replica of multi_bench's dp_peer_fetch."""
     import torch
     import torch.nn.functional as F
 
@@ -191,11 +197,15 @@ def run(device, machine: str, gpu: str, quick: bool, log) -> list[dict]:
     if quick:
         shape = {"hidden": 128, "ffn": 64, "experts": 16, "top_k": 2}
         layers, batches, residents, accs, steps, warm = 2, [1, 8], [0.0, 0.5], [0.5], 2, 1
+    if points:
+        layers, batches, residents, accs = points["layers"], points["batches"], points["resident"], points["acc"]
+    sync = sync or (lambda t: t)
     h, f, E, k = shape["hidden"], shape["ffn"], shape["experts"], shape["top_k"]
     dt = torch.bfloat16
     cuda = device.type == "cuda"
     per_expert = 3 * h * f  # elements: w13 (2f x h) then w2 (h x f), one contiguous buffer
     host = torch.empty(layers, E, per_expert, dtype=dt, pin_memory=cuda)
+    peer = peer_store
     # stored (out, in) like nn.Linear weights; the grouped GEMMs read them transposed (column-major B)
     w13 = torch.empty(layers, E, 2 * f, h, dtype=dt, device=device)
     w2 = torch.empty(layers, E, h, f, dtype=dt, device=device)
@@ -209,10 +219,11 @@ def run(device, machine: str, gpu: str, quick: bool, log) -> list[dict]:
     expert_bytes = per_expert * 2
     log(f"offload: {layers} layers x {E} experts of {expert_bytes / 1e6:.1f} MB in pinned host memory")
     copy_stream = torch.cuda.Stream(device) if cuda else None
+    peer_stream = torch.cuda.Stream(device) if cuda and peer is not None else copy_stream
     compute = torch.cuda.current_stream(device) if cuda else None
 
-    def copy_expert(layer: int, e: int) -> None:
-        src = host[layer, e]
+    def copy_expert(layer: int, e: int, store=host) -> None:
+        src = store[layer, e]
         w13[layer, e].copy_(src[: 2 * h * f].view(2 * f, h), non_blocking=True)
         w2[layer, e].copy_(src[2 * h * f :].view(h, f), non_blocking=True)
 
@@ -265,61 +276,68 @@ def run(device, machine: str, gpu: str, quick: bool, log) -> list[dict]:
             else:
                 graphs.append(lambda layer=layer: layer_compute(layer))
 
-        def run_plan(plan: list[list[dict]], route_buf=route_buf, graphs=graphs) -> float:
+        def copies(layer: int, experts: list[int], frac: float) -> None:
+            """Copy `experts` of `layer`: the first share `frac` from the peer's copy on its own stream."""
+            cut = round(frac * len(experts))  # as multi_plan.split_sources
+            from_peer, from_host = experts[:cut], experts[cut:]
+            for stream, store, chosen in ((peer_stream, peer, from_peer), (copy_stream, host, from_host)):
+                with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
+                    for e in chosen:
+                        copy_expert(layer, e, store)
+
+        def run_plan(plan: list[list[dict]], frac: float = 0.0, route_buf=route_buf, graphs=graphs) -> float:
             """Run the steps back to back; the mean step time of the steps after warm-up (s)."""
             routes = [[torch.tensor(lay["routing"], dtype=torch.long, device=device) for lay in st] for st in plan]
             order = [(s, layer) for s in range(len(plan)) for layer in range(layers)]
-            copying = (lambda: torch.cuda.stream(copy_stream)) if cuda else contextlib.nullcontext
+            streams = [copy_stream] + ([peer_stream] if peer_stream is not copy_stream else [])
             if cuda:
                 torch.cuda.synchronize()
             clock = Clock(torch, compute if cuda else None)
             for i, (s, layer) in enumerate(order):
                 if (s, layer) == (warm, 0):
                     clock.start()
-                if cuda:  # the copy stream starts this layer's copies once the GPU reaches the layer
+                if cuda:  # the copy streams start this layer's copies once the GPU reaches the layer
                     reached = torch.cuda.Event()
                     reached.record(compute)
-                    copy_stream.wait_event(reached)
-                with copying():
-                    for e in plan[s][layer]["on_demand"]:
-                        copy_expert(layer, e)
+                    for st in streams:
+                        st.wait_event(reached)
+                copies(layer, plan[s][layer]["on_demand"], frac)
                 if cuda:
-                    fetched = torch.cuda.Event()
-                    fetched.record(copy_stream)
-                    compute.wait_event(fetched)
+                    for st in streams:
+                        fetched = torch.cuda.Event()
+                        fetched.record(st)
+                        compute.wait_event(fetched)
                 if i + 1 < len(order):  # the next layer's predictions, copied while this layer computes
                     ns, nl = order[i + 1]
-                    with copying():
-                        for e in plan[ns][nl]["prefetch"]:
-                            copy_expert(nl, e)
+                    copies(nl, plan[ns][nl]["prefetch"], frac)
                 route_buf.copy_(routes[s][layer], non_blocking=True)
                 graphs[layer]()
             return clock.stop() / (len(plan) - warm)
 
         base = {"machine": machine, "benchmark": "offload", "gpu": gpu, "hidden": h, "ffn": f, "experts": E,
                 "top_k": k, "layers": layers, "tokens": tokens, "expert_bytes": expert_bytes}  # fmt: skip
-        for resident in residents:
-            for acc in [None, *accs]:
-                plan = plan_static(
-                    tokens,
-                    resident,
-                    acc,
-                    steps + warm,
-                    seed=1000 * tokens + int(100 * resident),
-                    shape=shape,
-                    layers=layers,
-                )
-                t = run_plan(plan)
-                timed = [lay for st in plan[warm:] for lay in st]
-                rows.append({**base, "policy": "baseline" if acc is None else "prefetch", "routing": "uniform",
-                             "resident_fraction": resident, "accuracy": "" if acc is None else acc, "steps": steps,
-                             "step_s": t, "copied_experts_per_step": sum(len(x["on_demand"]) + len(x["prefetch"]) for x in timed) / steps,
-                             "wrong_prefetches_per_step": sum(x["wrong"] for x in timed) / steps,
-                             "copy_gbps_measured": copy_rate()})  # fmt: skip
-                log(
-                    f"offload T={tokens} resident={resident:.2f} {'baseline' if acc is None else f'acc={acc}'}: {t * 1e3:.2f} ms"
-                )
-        if tokens in (LRU_BATCHES if not quick else batches):
+        for resident, acc, (source, frac) in [(r, a, s) for r in residents for a in [None, *accs] for s in sources]:
+            plan = plan_static(
+                tokens,
+                resident,
+                acc,
+                steps + warm,
+                seed=1000 * tokens + int(100 * resident),
+                shape=shape,
+                layers=layers,
+            )
+            t = sync(run_plan(plan, frac))
+            timed = [lay for st in plan[warm:] for lay in st]
+            rows.append({**base, "source": source, "peer_fraction": frac,
+                         "policy": "baseline" if acc is None else "prefetch", "routing": "uniform",
+                         "resident_fraction": resident, "accuracy": "" if acc is None else acc, "steps": steps,
+                         "step_s": t, "copied_experts_per_step": sum(len(x["on_demand"]) + len(x["prefetch"]) for x in timed) / steps,
+                         "wrong_prefetches_per_step": sum(x["wrong"] for x in timed) / steps,
+                         "copy_gbps_measured": copy_rate()})  # fmt: skip
+            log(
+                f"offload {source} T={tokens} resident={resident:.2f} {'baseline' if acc is None else f'acc={acc}'}: {t * 1e3:.2f} ms"
+            )
+        if not points and tokens in (LRU_BATCHES if not quick else batches):
             for zipf in (None, ZIPF_S):
                 for slots in LRU_SLOTS if not quick else [E // 2]:
                     plan, hit = plan_lru(tokens, slots, zipf, steps + warm, seed=7 + tokens, shape=shape, layers=layers)

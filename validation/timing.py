@@ -10,6 +10,8 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+MIB = 1 << 20
+
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (q in [0, 100]) of already sorted values."""
@@ -18,6 +20,15 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     pos = (len(sorted_values) - 1) * q / 100
     lo, hi = math.floor(pos), math.ceil(pos)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def reps_for(nbytes: float) -> tuple[int, int]:
+    """(warm-ups, repetitions): more repetitions for short operations."""
+    if nbytes <= 16 * MIB:
+        return 5, 30
+    if nbytes <= 256 * MIB:
+        return 3, 15
+    return 2, 7
 
 
 def summarize(samples: Sequence[float]) -> dict[str, float]:

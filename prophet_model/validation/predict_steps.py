@@ -89,6 +89,36 @@ def batch_one_gap(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
 OFFLOAD_KERNELS_PER_LAYER = 22  # one per op of offload_bench.layer_compute (radix sort and scan as two each)
 
 
+def offload_step(r, gpu: GPU, ceil: Ceilings, t_e: float, hit: float, d: float) -> float:
+    """One measured offloading step (a row of offload.csv, or of dp_peer_fetch.csv) as the model predicts
+    it: each layer's compute from the ceilings, and its copies at t_e seconds per expert, on demand or
+    prefetched one layer ahead (prefetch.prefetch_exposed, eager, over the binomial number of misses);
+    `hit` the resident share, `d` the distinct experts a layer touches."""
+    from prophet_model.physics import prefetch
+
+    e, k, h, f, tokens = int(r.experts), int(r.top_k), int(r.hidden), int(r.ffn), int(r.tokens)
+    s = replace(base_scenario(gpu, None, ceil), fused=1, kernels_per_moe_layer=OFFLOAD_KERNELS_PER_LAYER,
+                hidden_size=h, expert_ffn_size=f, num_experts=e, top_k=k, batch_size_per_gpu=tokens)  # fmt: skip
+    a = s.arrays()
+    grouped = max(2 * tokens * k * 3 * h * f / ceil.gemm_flops, d * 3 * h * f * BF16 / ceil.stream_grouped)
+    compute = grouped + scalar(
+        m.startup_time(a) + m.gemm_time(np.float64(tokens), np.float64(h * e), a, a.stream_dense)
+    )
+    nonresident = e - round(hit * e)  # static residency: the first round(r E) experts
+    mean = nonresident * (1 - (1 - k / e) ** tokens)
+    if r.policy == "lru":  # on demand: linear in the misses, their mean suffices
+        layer = d * (1 - hit) * t_e + compute
+    elif r.policy == "baseline":
+        layer = mean * t_e + compute
+    else:  # eager prefetch, over the binomial number of misses
+        acc = float(r.accuracy)
+        wrong = scalar(prefetch.wrong_share(acc, d, e))
+        layer = compute + scalar(prefetch.prefetch_exposed(np.float64(mean * t_e), np.float64(compute),
+                                                        np.float64(mean), np.float64(nonresident),
+                                                        np.float64(acc), np.float64(wrong), np.float64(0)))  # fmt: skip
+    return int(r.layers) * layer
+
+
 def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
     """Every measured offloading step beside the model's prediction (prophet_model.physics.prefetch): the copy time
     of an expert from the machine's measured host->device copy rate (>= 256 MiB), the layer's compute from
@@ -106,7 +136,7 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
         rate = host_copy_rate(machine, root)
         gpu = study.gpus[spec["gpu"]]
         for r in pd.read_csv(path).itertuples():
-            e, k, h, f, tokens = int(r.experts), int(r.top_k), int(r.hidden), int(r.ffn), int(r.tokens)
+            e, k, tokens = int(r.experts), int(r.top_k), int(r.tokens)
             d = float(prefetch.distinct(tokens, e, k))
             if r.policy == "lru" and r.routing == "zipf":
                 q = cache.touch_probability(cache.zipf(e, float(r.zipf_s)), tokens, k)
@@ -115,27 +145,7 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
                 hit = cache.lru_uniform_hit(r.cache_slots, e)
             else:
                 hit = float(r.resident_fraction)
-            s = replace(base_scenario(gpu, None, ceil), fused=1, kernels_per_moe_layer=OFFLOAD_KERNELS_PER_LAYER,
-                        hidden_size=h, expert_ffn_size=f, num_experts=e, top_k=k, batch_size_per_gpu=tokens)  # fmt: skip
-            a = s.arrays()
-            grouped = max(2 * tokens * k * 3 * h * f / ceil.gemm_flops, d * 3 * h * f * BF16 / ceil.stream_grouped)
-            compute = grouped + scalar(
-                m.startup_time(a) + m.gemm_time(np.float64(tokens), np.float64(h * e), a, a.stream_dense)
-            )
-            t_e = r.expert_bytes / rate
-            nonresident = e - round(hit * e)  # static residency: the first round(r E) experts
-            mean = nonresident * (1 - (1 - k / e) ** tokens)
-            if r.policy == "lru":  # on demand: linear in the misses, their mean suffices
-                layer = d * (1 - hit) * t_e + compute
-            elif r.policy == "baseline":
-                layer = mean * t_e + compute
-            else:  # eager prefetch, over the binomial number of misses
-                acc = float(r.accuracy)
-                wrong = scalar(prefetch.wrong_share(acc, d, e))
-                layer = compute + scalar(prefetch.prefetch_exposed(np.float64(mean * t_e), np.float64(compute),
-                                                                np.float64(mean), np.float64(nonresident),
-                                                                np.float64(acc), np.float64(wrong), np.float64(0)))  # fmt: skip
-            step = int(r.layers) * layer
+            step = offload_step(r, gpu, ceil, r.expert_bytes / rate, hit, d)
             rows.append({"machine": machine, "policy": r.policy, "routing": r.routing, "tokens": tokens,
                          "resident_fraction": r.resident_fraction, "cache_slots": r.cache_slots, "accuracy": r.accuracy,
                          "measured_ms": 1e3 * r.step_s, "predicted_ms": 1e3 * step,
