@@ -279,7 +279,7 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
     import json
 
     from prophet_model import __version__
-    from prophet_model.study.rates import machine_specs
+    from prophet_model.study.rates import MEASUREMENTS, machine_specs
     from prophet_model.validation.evidence import validated
 
     bench = json.loads(BENCH.read_text()) if BENCH.is_file() else {"figures": {}}
@@ -324,7 +324,7 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
     lock = Path(__file__).resolve().parents[2] / "requirements.lock"
     n_packages = sum(1 for ln in lock.read_text().splitlines() if ln.strip() and not ln.startswith("#"))
     return {
-        "model_name": study.model.name, "n_models": len(study.models), "n_machines": len(machine_specs()),
+        "model_name": study.model.name, "n_models": len(study.models), "n_machines": sum((MEASUREMENTS / k).is_dir() for k in machine_specs()),  # measured only
         "n_strategies": len(study.config.strategies), "python": "3.11 or newer", "n_packages": n_packages,
         "bench_machine": bench.get("machine", "an unrecorded machine"), "disk": disk, "prepare_time": prepare,
         "run_time": run_time, "doi": DOI_PLACEHOLDER, "version": __version__, "claims": claim_rows,
