@@ -204,26 +204,39 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
     )
 
 
+PEER_COPY_MIN_BYTES = 16 << 20  # peer copies this large run at the link's sustained rate
+
+
 @functools.cache
 def _link_shares(interconnects: tuple[tuple[str, float], ...], machines_file: Path = MACHINES,
                  root: Path = MEASUREMENTS) -> tuple[tuple[str, float], ...]:  # fmt: skip
-    """(folder, measured peer-write rate / line rate) of every measured machine with a link ceiling."""
+    """(file, measured peer-copy rate / line rate) of every measured machine with an interconnect: its
+    peer copies (peer_copy.csv, both GPUs at once, >= 16 MiB: bench.py --parts peer_copy) where measured,
+    else its link ceiling (ceilings.csv, ceiling_link)."""
     rate = dict(interconnects)
-    out = []
-    for spec in machine_specs(machines_file).values():
+    copies, ceiling = [], []
+    for machine, spec in machine_specs(machines_file).items():
         folder, net = spec.get("ceilings"), spec.get("interconnect")
-        if folder and net in rate and (root / folder / "ceilings.csv").is_file():
+        if net not in rate:
+            continue
+        path = root / machine / "peer_copy.csv"
+        if path.is_file():
+            d = pd.read_csv(path)
+            d = d[(d.part == "both") & (d.bytes >= PEER_COPY_MIN_BYTES)]
+            if len(d):
+                copies.append((f"{machine}/peer_copy.csv", float(np.median(d.bytes / d.median_s)) / rate[net]))
+        if folder and (root / folder / "ceilings.csv").is_file():
             link = ceilings(folder, root).link_bandwidth
-            if link is not None and (folder, link / rate[net]) not in out:
-                out.append((folder, link / rate[net]))
-    return tuple(out)
+            if link is not None and (f"{folder}/ceilings.csv", link / rate[net]) not in ceiling:
+                ceiling.append((f"{folder}/ceilings.csv", link / rate[net]))
+    return tuple(copies or ceiling)
 
 
 def peer_link_share(interconnects: dict) -> tuple[float, str]:
-    """(share, source): the attainable share of a GPU-GPU link's line rate when kernels copy into another
-    GPU's memory, every GPU at once: the median over measured machines (ceiling_link, bidirectional,
-    1-256 MiB) of that rate / the catalog line rate of their interconnect. Used for every NVLink and
-    NVSwitch interconnect (another generation's links borrow it, and the source says so)."""
+    """(share, source): the attainable share of a GPU-GPU link's line rate when a GPU copies from another
+    GPU's memory, every GPU at once: the median over measured machines of that rate (peer copies where
+    measured, else kernels writing into the peer's memory, 1-256 MiB) / the catalog line rate of their
+    interconnect. Used for every NVLink and NVSwitch interconnect (another generation's links borrow it)."""
     shares = _link_shares(tuple(sorted((k, n.bandwidth_gbps_per_direction * 1e9) for k, n in interconnects.items())))
     if not shares:
         raise UserError(
@@ -231,7 +244,7 @@ def peer_link_share(interconnects: dict) -> tuple[float, str]:
             "ceilings.csv); run validation/bench.py --parts ceilings on two GPUs"
         )
     share = _median_share(list(shares), "the peer-copy rate")
-    return share, f"kernel writes into the peer GPU's memory, {', '.join(f for f, _ in shares)}/ceilings.csv"
+    return share, f"validation/measurements/{', '.join(f for f, _ in shares)}"
 
 
 def hardware_rows(study) -> list[dict]:
@@ -254,8 +267,14 @@ def hardware_rows(study) -> list[dict]:
 
 
 def hardware_lines(study) -> list[str]:
-    """The hardware rows as log lines (and the check that every share is at most 1)."""
-    return [
+    """The hardware rows as log lines (and the check that every share is at most 1), and the peer-copy share
+    of the GPU-GPU links where experts are pooled."""
+    peer = []
+    if study.config.experts.placement == "pool":
+        share, source = peer_link_share(study.interconnects)
+        peer = [f"peer copies (pooled experts): {share:.3g} of an NVLink/NVSwitch line rate ({source}); over PCIe "
+                "the host-copy share"]  # fmt: skip
+    return peer + [
         f"{r['gpu']}: HBM {r['HBM (GB/s)']:,.0f} GB/s, GEMM {r['BF16 GEMM (TFLOP/s)']:,.0f} TFLOP/s, weight streaming "
         f"{r['dense weight streaming (GB/s)']:,.0f} (dense) / {r['grouped weight streaming (GB/s)']:,.0f} (grouped) GB/s, "
         f"host link {r['host link (GB/s)']:,.1f} GB/s, kernel start-up {r['kernel start-up (us)']:.2f} us ({r['source']})"
