@@ -130,3 +130,29 @@ def replace_fields(s: m.Scenario, **changes) -> m.Scenario:
     from dataclasses import replace
 
     return replace(s, **changes)
+
+
+def test_peer_share_prefers_measured_peer_copies(tmp_path) -> None:
+    """A machine with an interconnect of 400 GB/s line rate: its link ceiling (kernel writes, 1-256 MiB at
+    t = 1 us + bytes / 300e9) gives 300 / 400 = 0.75; once its peer copies (both GPUs at once, >= 16 MiB) are
+    committed at 320 GB/s, they give 0.8. Smaller copies do not count."""
+    from prophet_model.study.rates import _link_shares
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "machines.yml").write_text("m:\n  gpu: g\n  interconnect: link\n  ceilings: m\n")
+    sizes = (1 << 20, 1 << 24, 1 << 28)
+    rows = [("ceiling_copy", "graph", b, "", 1e-6 + 2 * b / 4e12) for b in sizes]
+    rows += [("ceiling_gemm", "graph", "", 2048, 1e-3), ("ceiling_kernel", "graph", 4, "", 1e-6)]
+    rows += [("ceiling_link", "bidirectional", b, "", 1e-6 + b / 300e9) for b in sizes]
+    lines = ["machine,benchmark,part,bytes,hidden,median_s"] + [f"m,{a},{b},{c},{d},{e!r}" for a, b, c, d, e in rows]
+    (tmp_path / "m" / "ceilings.csv").write_text("\n".join(lines) + "\n")
+    nets = (("link", 400e9),)
+    (share,) = _link_shares(nets, tmp_path / "machines.yml", tmp_path)
+    assert share == ("m/ceilings.csv", pytest.approx(0.75, rel=1e-9))
+    copies = "machine,benchmark,part,direction,bytes,median_s\n" + "\n".join(
+        [f"m,peer_copy,both,both,{b},{b / 320e9}" for b in (16 << 20, 64 << 20)] + ["m,peer_copy,both,both,1024,1"]
+    )
+    (tmp_path / "m" / "peer_copy.csv").write_text(copies + "\n")
+    _link_shares.cache_clear()
+    (share,) = _link_shares(nets, tmp_path / "machines.yml", tmp_path)
+    assert share == ("m/peer_copy.csv", pytest.approx(0.8, rel=1e-12))
