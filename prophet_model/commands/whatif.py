@@ -25,17 +25,77 @@ def _allowed(node: Any) -> str:
     return "(none: this is a value)"
 
 
+def key_parts(key: str) -> list[tuple[str, bool]]:
+    """KEY -> its parts, each (name, quoted). Parts are separated by dots; a part holding dots is written
+    in brackets or quotes: uncertainty.inputs[prophet.prediction_accuracy].low or
+    uncertainty.inputs."prophet.prediction_accuracy".low (an unquoted dotted name is also found when it is a
+    key of its section)."""
+    parts: list[tuple[str, bool]] = []
+    i, n, word = 0, len(key), ""
+    while i < n:
+        c = key[i]
+        if c == ".":
+            if word:
+                parts.append((word, False))
+            elif not parts or not parts[-1][1]:
+                raise UserError(f'--set {key}: an empty part; allowed: a.b.c, a[b.c].d or a."b.c".d')
+            word, i = "", i + 1
+        elif c == "[" or (c in "\"'" and not word):
+            if word:
+                parts.append((word, False))
+                word = ""
+            close = {"[": "]", '"': '"', "'": "'"}[c]
+            j = key.find(close, i + 1)
+            if j < 0 or j == i + 1:
+                raise UserError(f'--set {key}: {c} without its closing {close}; allowed: a[b.c].d or a."b.c".d')
+            inner = key[i + 1 : j]
+            parts.append(
+                (inner[1:-1] if c == "[" and len(inner) > 1 and inner[0] == inner[-1] in "\"'" else inner, True)
+            )
+            i = j + 1
+            if i < n and key[i] not in ".[":
+                raise UserError(f"--set {key}: expected '.' after {key[:i]!r}; allowed: a[b.c].d or a.\"b.c\".d")
+            if i < n and key[i] == ".":
+                i += 1
+                if i == n:
+                    raise UserError(f"--set {key}: ends with '.'; allowed: a.b.c, a[b.c].d")
+        else:
+            word += c
+            i += 1
+    if word:
+        parts.append((word, False))
+    if not parts:
+        raise UserError(f"--set {key!r}: no key; allowed: KEY=VALUE, e.g. prophet.prediction_accuracy=0.6")
+    return parts
+
+
+FREE_KEYS = (("uncertainty", "inputs"),)  # mappings whose keys are names, not a schema's fields (new keys allowed)
+
+
 def apply_set(raw: dict, assignment: str) -> None:
     """Apply KEY=VALUE to the parsed config in place. KEY is a dotted path of existing keys; inside
-    `systems` the next part is a system id (systems.8xA100.count=16). VALUE is read as YAML."""
+    `systems` the next part is a system id (systems.8xA100.count=16); a name holding dots goes in brackets
+    or quotes (uncertainty.inputs[prophet.prediction_accuracy].low=0.9), or is matched as written when it
+    is a key of its section. VALUE is read as YAML."""
     if "=" not in assignment:
         raise UserError(f"--set {assignment!r}: expected KEY=VALUE, e.g. prophet.prediction_accuracy=0.6")
     key, text = assignment.split("=", 1)
+    key = key.strip()
     value = parse_yaml(text, f"--set {key}: the value {text!r}")  # the config's YAML 1.2 rules
-    parts = key.strip().split(".")
+    parts = key_parts(key)
     node: Any = raw
-    for i, part in enumerate(parts):
-        here = ".".join(parts[: i + 1])
+    path: list[str] = []
+    i = 0
+    while i < len(parts):
+        part, quoted = parts[i]
+        if isinstance(node, dict) and not quoted and part not in node:  # a dotted key written without brackets
+            for j in range(len(parts), i + 1, -1):
+                joined = ".".join(p for p, _ in parts[i:j])
+                if all(not q for _, q in parts[i:j]) and joined in node:
+                    part, i = joined, j - 1
+                    break
+        path.append(part)
+        here = ".".join(path)
         last = i == len(parts) - 1
         if isinstance(node, list):
             found = [e for e in node if isinstance(e, dict) and str(e.get("id")) == part]
@@ -45,14 +105,15 @@ def apply_set(raw: dict, assignment: str) -> None:
                 raise UserError(f"--set {key}: {here!r} is a whole system; set one of its keys: {_allowed(found[0])}")
             node = found[0]
         elif isinstance(node, dict):
-            if part not in node:
+            if part not in node and not (last and tuple(path[:-1]) in FREE_KEYS):
                 raise UserError(f"--set {key}: unknown key {here!r}; allowed: {_allowed(node)}")
             if last:
                 node[part] = value
             else:
                 node = node[part]
         else:
-            raise UserError(f"--set {key}: {'.'.join(parts[:i])!r} is a value, not a section")
+            raise UserError(f"--set {key}: {'.'.join(path[:-1])!r} is a value, not a section")
+        i += 1
 
 
 def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None, model: str | None,

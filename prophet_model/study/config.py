@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from prophet_model.errors import UserError
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
 from prophet_model.study.rawconfig import config_digest
-from prophet_model.study.schema import PRECISION_BYTES, UNCERTAIN_BOUNDS, HybridSplit, StudyConfig
+from prophet_model.study.schema import PRECISION_BYTES, HybridSplit, StudyConfig
 from prophet_model.study.yaml_io import (
     MAX_YAML_BYTES,
     NUMBER_HINT,
@@ -136,23 +136,6 @@ def load_study(path: str | Path = "_config.yml") -> Study:
     return study_from_raw(read_yaml(path), path)
 
 
-def _check_uncertainty_bounds(cfg: StudyConfig, where: str) -> None:
-    """A configured value times its factor range must stay within the value's own bounds."""
-    inputs = cfg.uncertainty.inputs if cfg.uncertainty else {}
-    for name, (lo, hi) in UNCERTAIN_BOUNDS.items():
-        d = inputs.get(name)
-        if d is None:
-            continue
-        section, key = name.split(".")
-        value = getattr(getattr(cfg, section), key)
-        if value * d.low < lo or value * d.high > hi:
-            raise UserError(
-                f"{where}: {name} = {value:g} with its uncertainty factor {d.low:g}-{d.high:g} spans "
-                f"{value * d.low:g}-{value * d.high:g}, outside [{lo:g}, {hi:g}]; allowed: a configured value in "
-                f"[{lo / d.low:g}, {hi / d.high:g}], or a narrower factor range under uncertainty.inputs.{name}"
-            )
-
-
 def macro_key(system_id: str) -> str:
     """The part of a LaTeX macro name a system id gives: digits as words, letters kept, others dropped."""
     digits = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
@@ -182,7 +165,6 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         cfg = StudyConfig.model_validate(raw)
     except ValidationError as err:
         raise UserError(_format_validation_error(err, where, raw)) from None
-    _check_uncertainty_bounds(cfg, where)
     _check_macro_names(cfg, where)
 
     base = path.parent

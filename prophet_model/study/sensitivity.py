@@ -18,7 +18,7 @@ from prophet_model.physics.cost import annual_savings_usd, usd_per_million_token
 from prophet_model.study.config import Study, System
 from prophet_model.study.runner import StudyResults
 from prophet_model.study.scenarios import scenario_dict
-from prophet_model.study.schema import Distribution
+from prophet_model.study.schema import UNCERTAIN_BOUNDS, Distribution
 
 # input name -> (Scenario fields, "value" replaces them, "factor" multiplies them)
 INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -232,13 +232,18 @@ INTEGER_INPUTS = ("workload.batch_size_per_gpu", "workload.context_length_tokens
 
 
 def _absolute(setup: Setup, factors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Factors on config values -> the values themselves (whole numbers where the input is a count);
-    factors on catalog values stay factors (the model multiplies them)."""
+    """Factors on config values -> the values themselves (whole numbers where the input is a count),
+    truncated at the value's physical bounds (schema.UNCERTAIN_BOUNDS: an accuracy in [0, 1], a volume
+    reduction and a batch >= 1, shares in [0, 1]): a draw past a bound takes the bound's value, so a
+    configured value at its bound (accuracy 1, batch 1, no volume reduction) is the end of its own
+    interval; factors on catalog values stay factors (the model multiplies them)."""
     out = {}
     for name, f in factors.items():
         targets, mode = INPUTS[name]
         if mode == "value":
             value = setup.baseline[targets[0]] * f
+            if name in UNCERTAIN_BOUNDS:
+                value = np.clip(value, *UNCERTAIN_BOUNDS[name])
             out[name] = np.maximum(1, np.round(value)) if name in INTEGER_INPUTS else value
         else:
             out[name] = f
