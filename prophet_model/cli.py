@@ -158,8 +158,36 @@ def _command(name: str):
     return getattr(importlib.import_module(f"prophet_model.commands.{COMMANDS[name]}"), f"cmd_{name}")
 
 
+DEPENDENCIES = ("numpy", "pandas", "pydantic", "yaml", "matplotlib")  # what every command's imports need
+
+
+def missing_dependencies(names: Sequence[str] = DEPENDENCIES) -> list[str]:
+    """The packages this Python cannot import (found without importing them: no command has run yet)."""
+    import importlib.util
+
+    return [n for n in names if importlib.util.find_spec(n) is None]
+
+
+def _environment_hint(missing: list[str]) -> str:
+    """What to type instead: the repository's environment (made by `make`), by its path or activated."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    venv = root / ".venv" / "bin" / "python"
+    return (
+        f"this Python ({sys.executable}) lacks the artifact's dependencies ({', '.join(missing)}); allowed: the "
+        f"repository's environment: {venv} -m prophet_model ... (or `source {root / '.venv' / 'bin' / 'activate'}` "
+        "first, then python -m prophet_model ...)"
+        + ("" if venv.exists() else "; it does not exist yet: run `make` in the repository to create it")
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _encoding_safe()
+    missing = missing_dependencies()
+    if missing:  # before any command imports pandas: say which Python to use, not "internal error"
+        print(f"error: {_environment_hint(missing)}", file=sys.stderr)
+        return 2
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     for h in list(log.handlers):
