@@ -29,14 +29,14 @@ def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.format != "text":
         from prophet_model.commands.scripting import csv_text, whatif_json, whatif_rows
 
-        rows = whatif_rows(args.system, b, a)
+        rows = whatif_rows(b, a, args.system)
         sys.stdout.write(csv_text(rows) if args.format == "csv" else whatif_json(changes, notes, rows))
         return 0
     print(f"What if: {'; '.join(changes) or 'nothing changed'}")
     for note in notes:
         print(f"note: {note}")
     print(f"{s.name}: {s.count} x {s.gpu.name}, {s.interconnect.name}; model {after.model.name}\n")
-    print(report(b, a))
+    print(report(b.comparison, a.comparison))
     return 0
 
 

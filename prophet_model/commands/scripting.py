@@ -18,6 +18,7 @@ from prophet_model.errors import UserError
 from prophet_model.outputs.files import FLOAT_FORMAT
 
 if TYPE_CHECKING:
+    from prophet_model.study.runner import StudyResults
     from prophet_model.study.sensitivity import Setup
 
 # headline columns of a what-if, per strategy
@@ -47,13 +48,31 @@ def _value(v: object) -> object:
     return v
 
 
-def whatif_rows(system_id: str, before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
-    """One tidy row per strategy and case ('configured', 'what-if')."""
+STEP_TERMS = ("compute_ms", "fetch_ms", "fetch_exposed_ms", "comm_exposed_ms", "step_ms")  # the step's breakdown
+
+
+def whatif_rows(before: StudyResults, after: StudyResults, system_id: str) -> pd.DataFrame:
+    """One tidy row per strategy and case ('configured', 'what-if'): the system (id, name, GPU,
+    interconnect, count), the model, the headline columns, each variant's step-time breakdown (compute,
+    expert fetch before and after hiding, exposed all-to-all, ms) and whether it fits in memory
+    (`*_fits`: weights, KV cache and reserve fit; `*_holds_all_experts`: every expert stays on the GPUs)."""
     rows = []
-    for case, df in (("configured", before), ("what-if", after)):
-        for _, r in df.iterrows():
-            rows.append({"system_id": system_id, "strategy": r.strategy, "case": case,
-                         **{c: r.get(c, np.nan) for c in WHATIF_COLUMNS}})  # fmt: skip
+    for case, res in (("configured", before), ("what-if", after)):
+        system = res.study.system(system_id)
+        chosen = res.chosen[res.chosen.system_id == system_id]
+        for _, r in res.comparison[res.comparison.system_id == system_id].iterrows():
+            row = {"system_id": system_id, "system": system.name, "gpu": system.gpu_key, "interconnect":
+                   system.interconnect_key, "n_gpus": system.count, "model": res.study.model_key,
+                   "strategy": r.strategy, "case": case, **{c: r.get(c, np.nan) for c in WHATIF_COLUMNS}}  # fmt: skip
+            for variant in ("baseline", "prophet"):
+                v = chosen[(chosen.strategy == r.strategy) & (chosen.variant == variant)]
+                v = v.iloc[0] if len(v) else pd.Series(dtype=object)
+                for term in STEP_TERMS[:-1]:
+                    row[f"{variant}_{term}"] = v.get(term, np.nan)
+                row[f"{variant}_fits"] = bool(v.get("feasible", False))
+                held = v.get("holds_all_experts", np.nan)
+                row[f"{variant}_holds_all_experts"] = held if pd.isna(held) else bool(held)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from prophet_model.errors import UserError
 from prophet_model.outputs import formatting as fmt
 from prophet_model.study.config import Study, study_from_raw
-from prophet_model.study.runner import run_study
+from prophet_model.study.runner import StudyResults, run_study
 from prophet_model.study.yaml_io import parse_yaml, read_yaml
 
 
@@ -116,16 +116,72 @@ def apply_set(raw: dict, assignment: str) -> None:
         i += 1
 
 
-def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None, model: str | None,
-                  interconnect: str | None) -> tuple[Study, Study, list[str]]:  # fmt: skip
+CUSTOM_ID = "custom"  # the id of a system given by --gpu --count --interconnect alone
+
+
+def _custom_entry(raw: dict, original: Study, gpu: str | None, count: int | None, interconnect: str | None) -> dict:
+    """A system of `count` x `gpu` joined by `interconnect` (sweep and solve without --system)."""
+    if not gpu or not count:
+        raise UserError("without --system, give a system: --gpu KEY --count N [--interconnect KEY]; allowed GPUs: "
+                        + ", ".join(sorted(original.gpus)))  # fmt: skip
+    if gpu not in original.gpus:
+        raise UserError(f"--gpu {gpu!r}: not in the GPU catalog; allowed: {', '.join(sorted(original.gpus))}")
+    if interconnect is None:
+        fits = _joins(original, gpu, count)
+        raise UserError(f"--count {count} x {gpu}: which interconnect joins them? allowed: --interconnect "
+                        + (", ".join(fits) or f"none of the catalog joins {count} such GPUs"))  # fmt: skip
+    entry = {"id": CUSTOM_ID, "name": f"{count}×{original.gpus[gpu].name}", "gpu": gpu, "count": count,
+             "interconnect": interconnect, "hybrid": "auto"}  # fmt: skip
+    raw["systems"] = [e for e in raw["systems"] if not (isinstance(e, dict) and e.get("id") == CUSTOM_ID)] + [entry]
+    return entry
+
+
+def _joins(study: Study, gpu: str, count: int) -> list[str]:
+    """The catalog interconnects that join `count` GPUs of `gpu`'s generation."""
+    gen = study.gpus[gpu].generation
+    return sorted(k for k, n in study.interconnects.items()
+                  if (not n.gpu_generations or gen in n.gpu_generations) and n.max_gpus >= count
+                  and not (n.sockets == 2 and count % 2))  # fmt: skip
+
+
+def _coherent(original: Study, entry: dict, gpu_changed: bool, chosen: bool, notes: list[str]) -> None:
+    """A GPU under an interconnect of another generation (an A100 NVSwitch board under H100s) is an error
+    unless the interconnect was chosen too; a GPU never measured says whose measured rates it borrows."""
+    g, i = entry.get("gpu"), entry.get("interconnect")
+    if g not in original.gpus or i not in original.interconnects:
+        return  # study_from_raw names the unknown key and the allowed ones
+    gpu, net = original.gpus[g], original.interconnects[i]
+    if net.gpu_generations and gpu.generation not in net.gpu_generations:
+        said = f"interconnect {i!r} ({net.name}) joins {'/'.join(net.gpu_generations)} GPUs, not {gpu.name} ({gpu.generation})"
+        if not chosen:
+            count = entry.get("count") if isinstance(entry.get("count"), int) else 1
+            raise UserError(f"--gpu {g}: {said}; allowed: --interconnect one of "
+                            f"{', '.join(_joins(original, g, count)) or '(none in the catalog)'}, or another --gpu")  # fmt: skip
+        notes.append(f"{said}: kept as asked (its rates and latency are those of {net.name})")
+    if gpu_changed:
+        from prophet_model.study.rates import attainable
+
+        source = attainable(g, original.gpus).source
+        if "not measured" in source:
+            notes.append(f"attainable rates borrowed: {source}")
+
+
+def changed_study(config: Path, system_id: str | None, sets: list[str], gpu: str | None, model: str | None,
+                  interconnect: str | None, count: int | None = None,
+                  strategy: str | None = None) -> tuple[Study, Study, list[str]]:  # fmt: skip
     """(the study as configured, the study with the changes, notes on what was adapted).
 
-    A fixed hybrid split that no longer multiplies to a changed GPU count becomes `auto` (every
-    EP x DP split is searched), and a system whose GPU, interconnect or count changed is relabelled,
-    unless the same --set names its split or its name; the notes say so."""
+    `system_id` None: a system of --count x --gpu joined by --interconnect (id `custom`). A fixed
+    hybrid split that no longer multiplies to a changed GPU count becomes `auto` (every EP x DP split is
+    searched), and a system whose GPU, interconnect or count changed is relabelled, unless the same --set
+    names its split or its name; `strategy` keeps that strategy alone; the notes say so."""
     raw = read_yaml(config)
     original = study_from_raw(copy.deepcopy(raw), config)
-    original.system(system_id)  # an unknown id is a UserError naming the allowed ones
+    if system_id is None:
+        entry = _custom_entry(raw, original, gpu, count, interconnect)
+        system_id = CUSTOM_ID
+    else:
+        original.system(system_id)  # an unknown id is a UserError naming the allowed ones
     for s in sets:
         apply_set(raw, s)
     entry = next((e for e in raw["systems"] if isinstance(e, dict) and str(e.get("id")) == system_id), None)
@@ -133,15 +189,22 @@ def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None
         said = [s for s in sets if s.split("=", 1)[0].strip().endswith(".id")]
         raise UserError(f"--set {said[0] if said else '...'}: a what-if cannot rename the system it asks about "
                         f"({system_id}); allowed: change its other keys (name, gpu, count, interconnect, hybrid)")  # fmt: skip
+    notes: list[str] = []
+    said = {s.split("=", 1)[0].strip() for s in sets}
+    if strategy:
+        raw["strategies"], raw["study"]["headline_strategy"] = [strategy], strategy
+    if system_id == CUSTOM_ID:
+        _coherent(original, entry, True, True, notes)
+        return original, study_from_raw(raw, config, label=f"{config} with the system {entry['name']}"), notes
     before = next(e for e in original.config.systems if e.id == system_id)
     if gpu:
         entry["gpu"] = gpu
     if interconnect:
         entry["interconnect"] = interconnect
+    if count:
+        entry["count"] = count
     if model:
         raw["model"] = model
-    said = {s.split("=", 1)[0].strip() for s in sets}
-    notes = []
     h = entry.get("hybrid")
     count = entry.get("count")
     if (
@@ -154,6 +217,8 @@ def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None
         notes.append(
             f"hybrid split {h.get('ep')}x{h.get('dp')} does not fit {count} GPUs: every EP x DP split is searched (auto)"
         )
+    chosen = bool(interconnect) or f"systems.{system_id}.interconnect" in said
+    _coherent(original, entry, entry.get("gpu") != before.gpu, chosen, notes)
     changed = (
         entry.get("gpu") != before.gpu or entry.get("interconnect") != before.interconnect or count != before.count
     )
@@ -165,11 +230,11 @@ def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None
     return original, study_from_raw(raw, config, label=f"{config} with the what-if changes"), notes
 
 
-def headline(study: Study, system_id: str) -> pd.DataFrame:
+def headline(study: Study, system_id: str) -> StudyResults:
     results, failures = run_study(study, [system_id])
     if failures:
         raise UserError(f"{system_id}: the model failed: {failures[system_id]}")
-    return results.comparison
+    return results
 
 
 def _note(row: pd.Series) -> str:
