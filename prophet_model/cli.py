@@ -9,7 +9,7 @@
     python -m prophet_model solve   (the same system options) --metric M --target X --vary KEY [--range LOW:HIGH]
     python -m prophet_model catalog add-model --from config.json [--name KEY] [--out FILE]
     python -m prophet_model catalog add-gpu [--name KEY] [--out FILE]
-    python -m prophet_model compare DIR_A DIR_B [--rtol R] [--format text|csv]   (exit 1 when they differ)
+    python -m prophet_model compare DIR_A DIR_B [--rtol R] [--format text|csv] [--all]   (exit 1 when they differ)
     python -m prophet_model --version
 
 User mistakes print one clear message and exit 2; a failed evaluation exits 1; neither prints a
@@ -149,7 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("a", help="a results folder")
     cp.add_argument("b", help="another results folder")
     cp.add_argument("--rtol", type=float, default=0.0, help="ignore relative differences up to this (default 0)")
-    cp.add_argument("--format", default="text", choices=["text", "csv"], help="output format (default: text)")
+    cp.add_argument("--format", default="text", choices=["text", "csv"],
+                    help="text: the inputs that differ, then the headline metrics that changed most; csv: every "
+                    "difference (default: text)")  # fmt: skip
+    cp.add_argument("--all", action="store_true", help="text: list every difference after the ranked headline ones")
     cl = sub.add_parser("clean", help="remove what the artifact wrote in the results folder (nothing else)")
     cl.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     cl.add_argument("--results", help="results folder (default: study.results_dir in the config)")

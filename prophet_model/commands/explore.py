@@ -59,14 +59,17 @@ def cmd_catalog(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from prophet_model.commands.scripting import compare_folders, compare_text, csv_text
+    from prophet_model.commands.scripting import compare_folders, csv_text
 
     if not (args.rtol >= 0):
         raise UserError(f"--rtol {args.rtol}: allowed: a number >= 0")
     table = compare_folders(Path(args.a), Path(args.b), args.rtol)
-    sys.stdout.write(
-        csv_text(table) if args.format == "csv" else compare_text(table, Path(args.a), Path(args.b)) + "\n"
-    )
+    if args.format == "csv":
+        sys.stdout.write(csv_text(table))
+    else:
+        from prophet_model.commands.difference import people_text
+
+        sys.stdout.write(people_text(table, Path(args.a), Path(args.b), args.all) + "\n")
     return 1 if len(table) else 0
 
 

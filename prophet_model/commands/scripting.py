@@ -193,21 +193,5 @@ def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["file", "row", "column", "a", "b", "difference", "relative"])
 
 
-def compare_text(table: pd.DataFrame, a: Path, b: Path) -> str:
-    if table.empty:
-        return f"{a} and {b}: every number in data/*.csv is the same"
-    lines = [f"{len(table)} difference(s) between {a} (a) and {b} (b):"]
-    for file, g in table.groupby("file", sort=False):
-        lines.append(f"\n{file}")
-        for r in g.itertuples():
-            where = " ".join(x for x in (r.row, r.column) if x)
-            if isinstance(r.a, float) and isinstance(r.b, float) and not math.isnan(r.difference):
-                rel = "" if math.isnan(r.relative) else f" ({100 * r.relative:+.3g}%)"
-                lines.append(f"  {where}: {r.a:.6g} -> {r.b:.6g}{rel}")
-            else:
-                lines.append(f"  {where}: {r.a} -> {r.b}")
-    return "\n".join(lines)
-
-
 def grid_size(grid: dict[str, np.ndarray]) -> int:
     return math.prod(len(v) for v in grid.values())
