@@ -102,8 +102,7 @@ def people_text(table: pd.DataFrame, a: Path, b: Path, show_all: bool) -> str:
     shown = top.head(TOP)
     if len(shown):
         lines.append(f"headline metrics that changed most ({len(shown)} of {len(top)}, largest relative change first):")
-        for file, g in shown.groupby("file", sort=False):
-            lines += [f"  {file}", *(f"    {_line(r)}" for r in g.itertuples())]
+        lines += [f"  {r.file.removesuffix('.csv')}: {_line(r)}" for r in shown.itertuples()]
     else:
         lines.append("no headline metric changed")
     rest = table.drop(index=shown.index)
