@@ -115,7 +115,7 @@ class RawStudy:
         uncertainty = raw.get("uncertainty")
         if uncertainty is not None and not isinstance(uncertainty, dict):
             raise Unsure("uncertainty")
-        return cls(path, raw, config_digest(raw, base, paths, trace), tuple(systems), results_dir,  # type: ignore[arg-type]
+        return cls(path, raw, config_digest(raw, paths, trace), tuple(systems), results_dir,  # type: ignore[arg-type]
                    _Flags(uncertainty is not None), trace)  # fmt: skip
 
     def catalog(self, name: str) -> dict:
