@@ -268,3 +268,19 @@ def test_compare_names_the_input_difference_then_ranks_the_headline(study_dir, t
     assert "--all lists them" in r.stdout
     full = cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--all").stdout
     assert len(full.splitlines()) > len(lines)
+
+
+# 8. getting started ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["README.md", "book/getting_started.md"])
+def test_getting_started_says_how_to_call_the_cli_and_shows_each_command(page: str) -> None:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    assert ".venv/bin/python -m prophet_model" in text and "source .venv/bin/activate" in text
+    for said in ("lacks the artifact's dependencies", "whatif", "uncertainty.inputs[prophet.prediction_accuracy]",
+                 "sweep", "log:", "--plot", "solve", "unreachable:", "catalog add-model", "catalog add-gpu",
+                 "compare", "inputs that differ"):  # fmt: skip
+        assert said in text, (page, said)
+    # the add-model output shown is what the command prints for the same file
+    shown = ok("catalog", "add-model", "--from", "tests/data/hf/qwen3_30b_a3b/config.json").stdout
+    assert shown in text
