@@ -43,8 +43,8 @@ VARY_HELP = """keys: the model's inputs (one vectorized call for the whole grid,
 study chose: its strategy, split and batch per GPU), e.g. prophet.prediction_accuracy,
 prophet.comm_reduction_factor, workload.batch_size_per_gpu, interconnect_bandwidth_factor,
 host_link_bandwidth_factor, expert_size_factor, kv_cache_factor, expert_cache.prophet_policy; or any key of
-the configuration that whatif --set reaches (the study re-run for each value), e.g. workload.context_length_tokens
-or systems.8xA100.count. A key holding dots in one name goes in brackets: uncertainty.inputs[prophet.prediction_accuracy].low
+the configuration that whatif --set reaches (the study re-run for each value), e.g.
+implementation.kernels_per_layer or systems.8xA100.count. A key holding dots in one name goes in brackets: uncertainty.inputs[prophet.prediction_accuracy].low
 
 values: V1,V2,...; a:b:step (a to b inclusive); log:a:b:n (n values evenly spaced in log); mixed: 0:0.5:0.25,0.9
 
@@ -136,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
         "--vary", required=True, metavar="KEY", help="the input to solve for, e.g. prophet.prediction_accuracy"
     )
     so.add_argument("--range", metavar="LOW:HIGH", help="where to search (default: the input's allowed values)")
+    so.add_argument("--rerun", action="store_true", help="re-run the study at each value (strategy, split and "
+                    "batch searched again) instead of holding the operating point; slower")  # fmt: skip
     ca = sub.add_parser("catalog", help="write catalog entries: a model from its config.json, a GPU template")
     cs = ca.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
     am = cs.add_parser("add-model", help="a catalog/models.yml entry from a HuggingFace config.json")

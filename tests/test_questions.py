@@ -170,6 +170,9 @@ def test_solve_answers_what_accuracy_gives_2x_on_8xa100() -> None:
     r = ok("solve", "--system", "8xA100", "--metric", "speedup", "--target", "2", "--vary",
            "prophet.prediction_accuracy")  # fmt: skip
     assert r.stdout.startswith("unreachable: speedup is")  # the model's honest answer at its operating point
+    r = ok("solve", "--system", "8xA100", "--metric", "speedup", "--target", "2", "--vary",
+           "prophet.prediction_accuracy", "--rerun")  # fmt: skip
+    assert r.stdout.startswith("unreachable: speedup is") and "the study re-run at each value" in r.stdout
 
 
 def test_solve_finds_the_value_a_sweep_confirms() -> None:

@@ -202,7 +202,7 @@ def run_solve(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     setup = operating_point(study, sid)
-    if key in BOUNDS:
+    if key in BOUNDS and not args.rerun:
         whole = BOUNDS[key][4]
         blo, bhi, lo_in, hi_in, _ = BOUNDS[key]
         if lo < blo or hi > bhi or (lo == blo and not lo_in) or (hi == bhi and not hi_in):
@@ -214,7 +214,13 @@ def run_solve(args: argparse.Namespace) -> int:
         value, others, x, y = _solve(f, lo, hi, args.target, whole, 4001, 6, 64)
         how = f"operating point held: {_point(setup)}"
     else:
-        g.parse_vary([f"{key}=0"], read_yaml(Path(args.config)))  # a key of the configuration, else a clear error
+        try:
+            g._check_config_key(key, read_yaml(Path(args.config)))  # a key of the configuration, else a clear error
+        except UserError:
+            if key not in BOUNDS:
+                raise
+            raise UserError(f"--rerun {key}: a factor on a catalog value, not a key of the configuration: it is "
+                            "evaluated at the held operating point only; allowed: without --rerun") from None  # fmt: skip
         whole = isinstance(_current(study, key), int)
 
         def f(x: np.ndarray) -> np.ndarray:  # the study re-run at each value (its operating point searched again)
