@@ -3,8 +3,13 @@
     python -m prophet_model run     [--config FILE] [--systems ID ...] [--results DIR] [--log-level L]
     python -m prophet_model analyze [--results DIR]
     python -m prophet_model whatif  --system ID [--set KEY=VALUE ...] [--format text|csv|json]
-    python -m prophet_model sweep   --system ID --vary KEY=V1,V2,... [--vary ...] [--out FILE [--force]]
-    python -m prophet_model compare DIR_A DIR_B [--rtol R] [--format text|csv]   (exit 1 when they differ)
+    python -m prophet_model sweep   --system ID | --gpu G --count N --interconnect I  [--model M] [--strategy S]
+                                    [--set KEY=VALUE ...] --vary KEY=V1,V2,...|a:b:step|log:a:b:n [--vary ...]
+                                    [--out FILE] [--plot FILE.png|pdf [--metric M]] [--force]
+    python -m prophet_model solve   (the same system options) --metric M --target X --vary KEY [--range LOW:HIGH]
+    python -m prophet_model catalog add-model --from config.json [--name KEY] [--out FILE]
+    python -m prophet_model catalog add-gpu [--name KEY] [--out FILE]
+    python -m prophet_model compare DIR_A DIR_B [--rtol R] [--format text|csv] [--all]   (exit 1 when they differ)
     python -m prophet_model --version
 
 User mistakes print one clear message and exit 2; a failed evaluation exits 1; neither prints a
@@ -32,6 +37,35 @@ def _jobs(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"{n} is not allowed; allowed: a whole number >= 1 (processes)")
     return n
+
+
+VARY_HELP = """keys: the model's inputs (one vectorized call for the whole grid, around the operating point the
+study chose: its strategy, split and batch per GPU), e.g. prophet.prediction_accuracy,
+prophet.comm_reduction_factor, workload.batch_size_per_gpu, interconnect_bandwidth_factor,
+host_link_bandwidth_factor, expert_size_factor, kv_cache_factor, expert_cache.prophet_policy; or any key of
+the configuration that whatif --set reaches (the study re-run for each value), e.g.
+implementation.kernels_per_layer or systems.8xA100.count. A key holding dots in one name goes in brackets: uncertainty.inputs[prophet.prediction_accuracy].low
+
+values: V1,V2,...; a:b:step (a to b inclusive); log:a:b:n (n values evenly spaced in log); mixed: 0:0.5:0.25,0.9
+
+examples:
+  python -m prophet_model sweep --system 8xA100 --vary prophet.prediction_accuracy=0:1:0.25 --plot acc.png
+  python -m prophet_model sweep --gpu h100_sxm5_80gb --count 8 --interconnect nvswitch_nvlink4 --model mixtral_8x7b \\
+      --vary host_link_bandwidth_factor=log:0.25:8:6
+  python -m prophet_model solve --system 8xA100 --metric speedup --target 2 --vary prophet.prediction_accuracy"""
+
+
+def _question(p: argparse.ArgumentParser) -> None:
+    """The options that say which system, model and strategy a sweep or solve is about."""
+    p.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
+    p.add_argument("--system", help="a configured system id, e.g. 8xA100 (or give --gpu --count --interconnect)")
+    p.add_argument("--gpu", help="a catalog GPU (catalog/gpus.yml key): changes --system's, or makes a system")
+    p.add_argument("--count", type=_jobs, help="GPUs in the system")
+    p.add_argument("--interconnect", help="a catalog interconnect (catalog/interconnects.yml key)")
+    p.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
+    p.add_argument("--strategy", choices=["EP", "DP", "Hybrid"], help="this strategy only (default: the best)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a fixed change, as whatif --set (repeatable)")  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,18 +118,43 @@ def _parser() -> argparse.ArgumentParser:
     wi.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
     wi.add_argument("--interconnect", help="a catalog interconnect for the system")
     wi.add_argument("--format", default="text", choices=["text", "csv", "json"], help="output format (default: text)")
-    sw = sub.add_parser("sweep", help="a tidy CSV of one system's headline metrics over a grid of inputs")
-    sw.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
-    sw.add_argument("--system", required=True, help="system id, e.g. 8xA100 (its headline strategy and split)")
-    sw.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
-                    help="an input and its values (repeatable: every combination is evaluated)")  # fmt: skip
+    sw = sub.add_parser("sweep", help="a tidy CSV of a system's metrics over a grid of inputs (any GPU, model, strategy)",
+                        epilog=VARY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    _question(sw)
+    sw.add_argument("--vary", action="append", default=[], metavar="KEY=VALUES",
+                    help="an input and its values: V1,V2,..., a:b:step or log:a:b:n (repeatable: every combination)")  # fmt: skip
     sw.add_argument("--out", help="write the CSV here (default: standard output)")
-    sw.add_argument("--force", action="store_true", help="replace an existing --out file")
+    sw.add_argument("--plot", metavar="FILE", help="draw --metric against the first varied key (FILE.png or .pdf)")
+    sw.add_argument("--metric", default="speedup", help="the metric --plot draws (default: speedup)")
+    sw.add_argument("--force", action="store_true", help="replace an existing --out or --plot file")
+    so = sub.add_parser("solve", help="the value of one input that gives a target metric (or how close it gets)",
+                        epilog=VARY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    _question(so)
+    so.add_argument("--metric", required=True, help="a metric of the comparison, e.g. speedup, prophet_tokens_per_s")
+    so.add_argument("--target", required=True, type=float, help="the metric's value wanted, e.g. 2")
+    so.add_argument(
+        "--vary", required=True, metavar="KEY", help="the input to solve for, e.g. prophet.prediction_accuracy"
+    )
+    so.add_argument("--range", metavar="LOW:HIGH", help="where to search (default: the input's allowed values)")
+    so.add_argument("--rerun", action="store_true", help="re-run the study at each value (strategy, split and "
+                    "batch searched again) instead of holding the operating point; slower")  # fmt: skip
+    ca = sub.add_parser("catalog", help="write catalog entries: a model from its config.json, a GPU template")
+    cs = ca.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+    am = cs.add_parser("add-model", help="a catalog/models.yml entry from a HuggingFace config.json")
+    am.add_argument("--from", dest="source", required=True, metavar="CONFIG_JSON", help="the model's config.json")
+    am.add_argument("--name", help="the entry's key (default: from the file's folder or model type)")
+    am.add_argument("--out", help="write the YAML here (default: standard output); never over an existing file")
+    ag = cs.add_parser("add-gpu", help="a catalog/gpus.yml entry template: every field, its unit and meaning")
+    ag.add_argument("--name", default="my_gpu", help="the entry's key (default: my_gpu)")
+    ag.add_argument("--out", help="write the YAML here (default: standard output); never over an existing file")
     cp = sub.add_parser("compare", help="the numbers that differ between two results folders (exit 1 if any)")
     cp.add_argument("a", help="a results folder")
     cp.add_argument("b", help="another results folder")
     cp.add_argument("--rtol", type=float, default=0.0, help="ignore relative differences up to this (default 0)")
-    cp.add_argument("--format", default="text", choices=["text", "csv"], help="output format (default: text)")
+    cp.add_argument("--format", default="text", choices=["text", "csv"],
+                    help="text: the inputs that differ, then the headline metrics that changed most; csv: every "
+                    "difference (default: text)")  # fmt: skip
+    cp.add_argument("--all", action="store_true", help="text: list every difference after the ranked headline ones")
     cl = sub.add_parser("clean", help="remove what the artifact wrote in the results folder (nothing else)")
     cl.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     cl.add_argument("--results", help="results folder (default: study.results_dir in the config)")
@@ -144,7 +203,8 @@ def _pipe_closed() -> int:
 
 COMMANDS = {
     "run": "run", "paper": "build", "pipeline": "build", "book": "build", "clean": "build",
-    "whatif": "explore", "sweep": "explore", "compare": "explore", "analyze": "explore"
+    "whatif": "explore", "sweep": "explore", "compare": "explore", "analyze": "explore", "solve": "explore",
+    "catalog": "explore",
 }  # fmt: skip
 
 
@@ -158,8 +218,36 @@ def _command(name: str):
     return getattr(importlib.import_module(f"prophet_model.commands.{COMMANDS[name]}"), f"cmd_{name}")
 
 
+DEPENDENCIES = ("numpy", "pandas", "pydantic", "yaml", "matplotlib")  # what every command's imports need
+
+
+def missing_dependencies(names: Sequence[str] = DEPENDENCIES) -> list[str]:
+    """The packages this Python cannot import (found without importing them: no command has run yet)."""
+    import importlib.util
+
+    return [n for n in names if importlib.util.find_spec(n) is None]
+
+
+def _environment_hint(missing: list[str]) -> str:
+    """What to type instead: the repository's environment (made by `make`), by its path or activated."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    venv = root / ".venv" / "bin" / "python"
+    return (
+        f"this Python ({sys.executable}) lacks the artifact's dependencies ({', '.join(missing)}); allowed: the "
+        f"repository's environment: {venv} -m prophet_model ... (or `source {root / '.venv' / 'bin' / 'activate'}` "
+        "first, then python -m prophet_model ...)"
+        + ("" if venv.exists() else "; it does not exist yet: run `make` in the repository to create it")
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _encoding_safe()
+    missing = missing_dependencies()
+    if missing:  # before any command imports pandas: say which Python to use, not "internal error"
+        print(f"error: {_environment_hint(missing)}", file=sys.stderr)
+        return 2
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     for h in list(log.handlers):

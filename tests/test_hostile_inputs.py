@@ -148,12 +148,6 @@ CASES = [
         _set("uncertainty.inputs.interconnect_bandwidth_factor.low", 0.6),
         ["interconnect_bandwidth_factor", "centred on 1", "allowed"],
     ),
-    (
-        "accuracy-range-above-one",
-        "_config.yml",
-        _set("prophet.prediction_accuracy", 0.95),
-        ["prophet.prediction_accuracy = 0.95", "outside [0, 1]", "allowed"],
-    ),
     ("no-systems", "_config.yml", _set("systems", []), ["systems", "at least 1"]),
     ("unknown-section", "_config.yml", _set("workloads", {"batch": 1}), ["workloads", "unknown key"]),
     ("bad-precision", "_config.yml", _set("workload.precision", "int4"), ["workload.precision", "'fp32'"]),

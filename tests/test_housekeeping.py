@@ -96,7 +96,8 @@ def test_bench_make_runs_in_a_private_copy() -> None:
 
 
 def test_whatif_adapts_the_split_and_relabels(capsys) -> None:
-    rc = main(["whatif", "--system", "8xA100", "--set", "systems.8xA100.count=4", "--gpu", "l40s"])
+    rc = main(["whatif", "--system", "8xA100", "--set", "systems.8xA100.count=4", "--gpu", "l40s", "--interconnect",
+               "pcie4_dual_socket"])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "every EP x DP split is searched" in out

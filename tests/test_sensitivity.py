@@ -111,7 +111,11 @@ MODELS = ["seed_128x2gb", "mixtral_8x7b", "deepseek_v3", "qwen1_5_moe_a2_7b"]
 @pytest.mark.parametrize("model", MODELS)
 def test_whatif_works_for_every_catalog_gpu_and_model(gpu, model, capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # nothing may be written
-    rc = main(["whatif", "--config", str(ROOT / "_config.yml"), "--system", "8xA100", "--gpu", gpu, "--model", model])
+    # a GPU of another generation than the A100 board's NVSwitch needs an interconnect that joins it (issue 25)
+    net = {"a100_sxm4_80gb": [], "rtx_a6000": ["--interconnect", "pcie4_dual_socket"], "l40s": ["--interconnect",
+           "pcie4_dual_socket"]}.get(gpu, ["--interconnect", "nvswitch_nvlink4"])  # fmt: skip
+    rc = main(["whatif", "--config", str(ROOT / "_config.yml"), "--system", "8xA100", "--gpu", gpu, "--model", model,
+               *net])  # fmt: skip
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert "Hybrid" in out.out and "EP" in out.out

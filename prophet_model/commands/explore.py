@@ -1,5 +1,5 @@
-"""Commands that answer questions without writing the results folder: `whatif`, `sweep`, `compare` and
-`analyze`."""
+"""Commands that answer questions without writing the results folder: `whatif`, `sweep`, `solve`,
+`compare`, `analyze`, and `catalog` (entries printed, or written to a new file)."""
 
 from __future__ import annotations
 
@@ -29,62 +29,49 @@ def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.format != "text":
         from prophet_model.commands.scripting import csv_text, whatif_json, whatif_rows
 
-        rows = whatif_rows(args.system, b, a)
+        rows = whatif_rows(b, a, args.system)
         sys.stdout.write(csv_text(rows) if args.format == "csv" else whatif_json(changes, notes, rows))
         return 0
     print(f"What if: {'; '.join(changes) or 'nothing changed'}")
     for note in notes:
         print(f"note: {note}")
     print(f"{s.name}: {s.count} x {s.gpu.name}, {s.interconnect.name}; model {after.model.name}; experts "
-          f"{dict(pool='pooled', replicate='replicated')[after.config.experts.placement]}, attention TP {after.config.parallel.attention_tp}\n")  # fmt: skip
-    print(report(b, a))
+          f"{dict(pool='pooled', replicate='replicated')[after.config.experts.placement]}, attention TP "
+          f"{after.config.parallel.attention_tp}\n")  # fmt: skip
+    print(report(b.comparison, a.comparison))
     return 0
-
-
-MAX_SWEEP = 2_000_000  # points; a larger grid would need several GB of memory
 
 
 def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from prophet_model.commands.scripting import csv_text, grid_size, parse_vary, sweep, write_new
-    from prophet_model.study.config import load_study
-    from prophet_model.study.runner import run_study
-    from prophet_model.study.sensitivity import setups
+    from prophet_model.commands.question import run_sweep
 
-    study = load_study(args.config)
-    study.system(args.system)
-    grid = parse_vary(args.vary)
-    if grid_size(grid) > MAX_SWEEP:
-        raise UserError(f"the grid has {grid_size(grid):,} points; allowed: at most {MAX_SWEEP:,} (fewer values)")
-    results, failures = run_study(study, [args.system])
-    if failures:
-        raise UserError(f"{args.system}: the model failed: {failures[args.system]}")
-    setup = setups(results, evaluated_only=False).get(args.system)  # a system that does not fit: its notes say why
-    if setup is None:
-        why = "; ".join(dict.fromkeys(f"{r.strategy}: {r.note}" for r in results.comparison.itertuples()))
-        raise UserError(f"{args.system}: no strategy of this system can be evaluated ({why}); nothing to sweep")
-    table = sweep(setup, grid)
-    blank = int((table.note != "").sum())
-    if blank:  # a result, not an error: the note column says why for each point
-        print(f"{blank} of {len(table)} points not evaluated (their note column says why, e.g. "
-              f"{table.note[table.note != ''].iloc[0]})", file=sys.stderr)  # fmt: skip
-    text = csv_text(table)
-    if args.out:
-        write_new(Path(args.out), text, args.force)
-        print(f"wrote {grid_size(grid)} rows to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return run_sweep(args)
+
+
+def cmd_solve(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from prophet_model.commands.question import run_solve
+
+    return run_solve(args)
+
+
+def cmd_catalog(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from prophet_model.commands.addmodel import run_catalog
+
+    return run_catalog(args)
 
 
 def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from prophet_model.commands.scripting import compare_folders, compare_text, csv_text
+    from prophet_model.commands.scripting import compare_folders, csv_text
 
     if not (args.rtol >= 0):
         raise UserError(f"--rtol {args.rtol}: allowed: a number >= 0")
     table = compare_folders(Path(args.a), Path(args.b), args.rtol)
-    sys.stdout.write(
-        csv_text(table) if args.format == "csv" else compare_text(table, Path(args.a), Path(args.b)) + "\n"
-    )
+    if args.format == "csv":
+        sys.stdout.write(csv_text(table))
+    else:
+        from prophet_model.commands.difference import people_text
+
+        sys.stdout.write(people_text(table, Path(args.a), Path(args.b), args.all) + "\n")
     return 1 if len(table) else 0
 
 

@@ -70,6 +70,9 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     log_path = open_log(results_dir / "logs", args.log_level)
     try:
         write_header(study, list(argv))
+        from prophet_model.commands.difference import INPUTS_PREFIX, inputs_json
+
+        log.info("%s%s", INPUTS_PREFIX, inputs_json(study))  # what `compare` shows as the inputs' difference
 
         def on_system(system, df, exc) -> None:
             if exc is not None:

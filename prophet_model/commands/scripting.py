@@ -1,6 +1,5 @@
-"""Answers for scripts: `whatif --format csv|json`, `sweep` (a tidy CSV of the headline metrics over a
-grid of inputs, one vectorized model call per variant) and `compare` (the numbers that differ between two
-results folders)."""
+"""Answers for scripts: `whatif --format csv|json`, new files for --out (`write_new`) and `compare` (the
+numbers that differ between two results folders). The sweep's grid is in grid.py."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from prophet_model.errors import UserError
 from prophet_model.outputs.files import FLOAT_FORMAT
 
 if TYPE_CHECKING:
-    from prophet_model.study.sensitivity import Setup
+    from prophet_model.study.runner import StudyResults
 
 # headline columns of a what-if, per strategy
 WHATIF_COLUMNS = (
@@ -26,6 +25,9 @@ WHATIF_COLUMNS = (
     "prophet_split",
     "baseline_batch",
     "prophet_batch",
+    "baseline_attention_tp",
+    "prophet_attention_tp",
+    "placement",
     "baseline_step_ms",
     "prophet_step_ms",
     "baseline_tokens_per_s",
@@ -47,13 +49,31 @@ def _value(v: object) -> object:
     return v
 
 
-def whatif_rows(system_id: str, before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
-    """One tidy row per strategy and case ('configured', 'what-if')."""
+STEP_TERMS = ("compute_ms", "fetch_ms", "fetch_exposed_ms", "comm_exposed_ms", "step_ms")  # the step's breakdown
+
+
+def whatif_rows(before: StudyResults, after: StudyResults, system_id: str) -> pd.DataFrame:
+    """One tidy row per strategy and case ('configured', 'what-if'): the system (id, name, GPU,
+    interconnect, count), the model, the headline columns, each variant's step-time breakdown (compute,
+    expert fetch before and after hiding, exposed all-to-all, ms) and whether it fits in memory
+    (`*_fits`: weights, KV cache and reserve fit; `*_holds_all_experts`: every expert stays on the GPUs)."""
     rows = []
-    for case, df in (("configured", before), ("what-if", after)):
-        for _, r in df.iterrows():
-            rows.append({"system_id": system_id, "strategy": r.strategy, "case": case,
-                         **{c: r.get(c, np.nan) for c in WHATIF_COLUMNS}})  # fmt: skip
+    for case, res in (("configured", before), ("what-if", after)):
+        system = res.study.system(system_id)
+        chosen = res.chosen[res.chosen.system_id == system_id]
+        for _, r in res.comparison[res.comparison.system_id == system_id].iterrows():
+            row = {"system_id": system_id, "system": system.name, "gpu": system.gpu_key, "interconnect":
+                   system.interconnect_key, "n_gpus": system.count, "model": res.study.model_key,
+                   "strategy": r.strategy, "case": case, **{c: r.get(c, np.nan) for c in WHATIF_COLUMNS}}  # fmt: skip
+            for variant in ("baseline", "prophet"):
+                v = chosen[(chosen.strategy == r.strategy) & (chosen.variant == variant)]
+                v = v.iloc[0] if len(v) else pd.Series(dtype=object)
+                for term in STEP_TERMS[:-1]:
+                    row[f"{variant}_{term}"] = v.get(term, np.nan)
+                row[f"{variant}_fits"] = bool(v.get("feasible", False))
+                held = v.get("holds_all_experts", np.nan)
+                row[f"{variant}_holds_all_experts"] = held if pd.isna(held) else bool(held)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -70,125 +90,7 @@ def whatif_json(changes: list[str], notes: list[str], rows: pd.DataFrame) -> str
     return json.dumps(out, indent=1, sort_keys=False, allow_nan=False) + "\n"
 
 
-# --------------------------------------------------------------------------------------------
-# sweep
-
-# allowed values of each sweepable input: (low, high, low inclusive, high inclusive, whole numbers)
-BOUNDS: dict[str, tuple[float, float, bool, bool, bool]] = {
-    "prophet.prediction_accuracy": (0.0, 1.0, True, True, False),
-    "prophet.comm_reduction_factor": (1.0, math.inf, True, False, False),
-    "workload.batch_size_per_gpu": (1.0, 1e6, True, True, True),
-    "workload.context_length_tokens": (1.0, 1e8, True, True, True),
-    "interconnect_bandwidth_factor": (0.0, math.inf, False, False, False),
-    "host_link_bandwidth_factor": (0.0, math.inf, False, False, False),
-    "expert_size_factor": (0.0, math.inf, False, False, False),
-    "kv_cache_factor": (0.0, math.inf, False, False, False),
-    "model.num_experts": (1.0, 1e5, True, True, True),
-    "resident_share": (0.0, 1.0, True, True, False),
-    "prophet_hit_rate": (0.0, 1.0, True, True, False),
-    "prophet_overlap": (0.0, 1.0, True, True, False),
-    "routing.zipf_exponent": (0.0, 4.0, True, True, False),
-    "routing.temporal_reuse": (0.0, 1.0, True, False, False),
-    "expert_cache.memory_share": (0.0, 1.0, False, True, False),
-    "parallel.attention_tp": (1.0, 8.0, True, True, True),
-}
-# inputs that take names: their allowed values, in the order of their Scenario codes (cache.POLICIES;
-# experts.placement: Scenario.pooled)
-CHOICES: dict[str, tuple[str, ...]] = {
-    "expert_cache.prophet_policy": ("static", "lru", "predicted"),
-    "expert_cache.baseline_policy": ("static", "lru"),
-    "experts.placement": ("replicate", "pool"),
-}
-
-
-def _allowed(name: str) -> str:
-    if name in CHOICES:
-        return ", ".join(CHOICES[name])
-    lo, hi, lo_in, hi_in, whole = BOUNDS[name]
-    span = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
-    return ("whole numbers in " if whole else "numbers in ") + span
-
-
-def parse_vary(items: list[str]) -> dict[str, np.ndarray]:
-    """['KEY=V1,V2,...', ...] -> {KEY: values}; a clear UserError for an unknown key or a bad value."""
-    out: dict[str, np.ndarray] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not text.strip():
-            raise UserError(f"--vary {item!r}: allowed: KEY=V1,V2,... (e.g. prophet.prediction_accuracy=0.5,0.8,1)")
-        if key not in BOUNDS and key not in CHOICES:
-            raise UserError(f"--vary {key!r} is not a sweepable input; allowed: {', '.join([*BOUNDS, *CHOICES])}")
-        if key in out:
-            raise UserError(f"--vary {key!r} given twice; allowed: each input once")
-        values = []
-        if key in CHOICES:
-            for part in (p.strip() for p in text.split(",")):
-                if part not in CHOICES[key]:
-                    raise UserError(f"--vary {key}: {part!r} is not allowed; allowed: {_allowed(key)}")
-                values.append(float(CHOICES[key].index(part)))
-            out[key] = np.array(values)
-            continue
-        for part in text.split(","):
-            try:
-                v = float(part)
-            except ValueError:
-                raise UserError(f"--vary {key}: {part.strip()!r} is not a number; allowed: {_allowed(key)}") from None
-            lo, hi, lo_in, hi_in, whole = BOUNDS[key]
-            ok = math.isfinite(v) and (v >= lo if lo_in else v > lo) and (v <= hi if hi_in else v < hi)
-            if not ok or (whole and v != round(v)):
-                raise UserError(f"--vary {key}: {part.strip()} is not allowed; allowed: {_allowed(key)}")
-            values.append(v)
-        out[key] = np.array(values, dtype=float)
-    if not out:
-        raise UserError("sweep needs at least one --vary KEY=V1,V2,...")
-    return out
-
-
-def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
-    """The headline metrics of one system's headline configuration over the full grid (every
-    combination, the first key varying slowest): one vectorized model call per variant. The operating
-    point (each variant's strategy, split and batch per GPU, as the study chose them) is held fixed;
-    `workload.batch_size_per_gpu` among the varied keys moves both variants' batch."""
-    from prophet_model.study.sensitivity import METRICS, evaluate
-
-    keys = list(grid)
-    mesh = np.meshgrid(*(grid[k] for k in keys), indexing="ij")
-    flat = {k: m.ravel() for k, m in zip(keys, mesh, strict=True)}
-    out = evaluate(setup, flat)  # config paths replace the value, *_factor inputs multiply the catalog's
-    n = len(next(iter(flat.values())))
-    shown = {k: [CHOICES[k][int(c)] for c in v] if k in CHOICES else v for k, v in flat.items()}
-    df = pd.DataFrame({"system_id": setup.system.id, "strategy": setup.strategy,
-                       "split": f"{setup.ep}x{setup.system.count // setup.ep}", **shown})  # fmt: skip
-    for metric in METRICS:
-        df[metric] = np.broadcast_to(np.asarray(out[metric], dtype=float), (n,))
-    df["note"] = sweep_notes(setup, flat, df, n)
-    return df
-
-
-def sweep_notes(setup: Setup, flat: dict[str, np.ndarray], df: pd.DataFrame, n: int) -> list[str]:
-    """Per grid point: "" where both variants have numbers, else why not (model.why_infeasible of that
-    point's memory terms: which term overflows and by how much)."""
-    from prophet_model import physics as m
-    from prophet_model.study.sensitivity import _scenario
-
-    bad = ~(
-        np.isfinite(df.baseline_tokens_per_s.to_numpy(float)) & np.isfinite(df.prophet_tokens_per_s.to_numpy(float))
-    )
-    notes = [""] * n
-    if not bad.any():
-        return notes
-    terms = {k: np.broadcast_to(v, (n,))[bad] for k, v in m.memory_terms(_scenario(setup.baseline, flat)).items()}
-    stacked = np.column_stack(list(terms.values()))
-    unique, inverse = np.unique(stacked, axis=0, return_inverse=True)  # one sentence per distinct point
-    said = [m.why_infeasible(**dict(zip(terms, map(float, u), strict=True))) or "the model gives no finite figure"
-            for u in unique]  # fmt: skip
-    for i, j in zip(np.flatnonzero(bad), np.ravel(inverse), strict=True):
-        notes[i] = said[j]
-    return notes
-
-
-def write_new(path: Path, text: str, force: bool) -> None:
+def write_new(path: Path, text: str | bytes, force: bool) -> None:
     """Write `text` to `path` through a temporary file; an existing file is replaced only with --force,
     a folder (or anything else that is not a file) never; a folder that cannot be written is named."""
     if path.is_dir():
@@ -202,7 +104,10 @@ def write_new(path: Path, text: str, force: bool) -> None:
         raise UserError(f"{path.parent}: no such folder; allowed: --out in an existing folder")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        if isinstance(text, bytes):
+            tmp.write_bytes(text)
+        else:
+            tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         raise UserError(f"--out {path}: cannot write there ({exc.strerror or exc}); allowed: a file in a folder "
@@ -289,22 +194,6 @@ def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
                     rows.append({"file": name, "row": key, "column": col, "a": va, "b": vb, "difference": np.nan,
                                  "relative": np.nan})  # fmt: skip
     return pd.DataFrame(rows, columns=["file", "row", "column", "a", "b", "difference", "relative"])
-
-
-def compare_text(table: pd.DataFrame, a: Path, b: Path) -> str:
-    if table.empty:
-        return f"{a} and {b}: every number in data/*.csv is the same"
-    lines = [f"{len(table)} difference(s) between {a} (a) and {b} (b):"]
-    for file, g in table.groupby("file", sort=False):
-        lines.append(f"\n{file}")
-        for r in g.itertuples():
-            where = " ".join(x for x in (r.row, r.column) if x)
-            if isinstance(r.a, float) and isinstance(r.b, float) and not math.isnan(r.difference):
-                rel = "" if math.isnan(r.relative) else f" ({100 * r.relative:+.3g}%)"
-                lines.append(f"  {where}: {r.a:.6g} -> {r.b:.6g}{rel}")
-            else:
-                lines.append(f"  {where}: {r.a} -> {r.b}")
-    return "\n".join(lines)
 
 
 def grid_size(grid: dict[str, np.ndarray]) -> int:

@@ -13,7 +13,7 @@ import pandas as pd
 from prophet_model.errors import UserError
 from prophet_model.outputs import formatting as fmt
 from prophet_model.study.config import Study, study_from_raw
-from prophet_model.study.runner import run_study
+from prophet_model.study.runner import StudyResults, run_study
 from prophet_model.study.yaml_io import parse_yaml, read_yaml
 
 
@@ -25,17 +25,77 @@ def _allowed(node: Any) -> str:
     return "(none: this is a value)"
 
 
+def key_parts(key: str) -> list[tuple[str, bool]]:
+    """KEY -> its parts, each (name, quoted). Parts are separated by dots; a part holding dots is written
+    in brackets or quotes: uncertainty.inputs[prophet.prediction_accuracy].low or
+    uncertainty.inputs."prophet.prediction_accuracy".low (an unquoted dotted name is also found when it is a
+    key of its section)."""
+    parts: list[tuple[str, bool]] = []
+    i, n, word = 0, len(key), ""
+    while i < n:
+        c = key[i]
+        if c == ".":
+            if word:
+                parts.append((word, False))
+            elif not parts or not parts[-1][1]:
+                raise UserError(f'--set {key}: an empty part; allowed: a.b.c, a[b.c].d or a."b.c".d')
+            word, i = "", i + 1
+        elif c == "[" or (c in "\"'" and not word):
+            if word:
+                parts.append((word, False))
+                word = ""
+            close = {"[": "]", '"': '"', "'": "'"}[c]
+            j = key.find(close, i + 1)
+            if j < 0 or j == i + 1:
+                raise UserError(f'--set {key}: {c} without its closing {close}; allowed: a[b.c].d or a."b.c".d')
+            inner = key[i + 1 : j]
+            parts.append(
+                (inner[1:-1] if c == "[" and len(inner) > 1 and inner[0] == inner[-1] in "\"'" else inner, True)
+            )
+            i = j + 1
+            if i < n and key[i] not in ".[":
+                raise UserError(f"--set {key}: expected '.' after {key[:i]!r}; allowed: a[b.c].d or a.\"b.c\".d")
+            if i < n and key[i] == ".":
+                i += 1
+                if i == n:
+                    raise UserError(f"--set {key}: ends with '.'; allowed: a.b.c, a[b.c].d")
+        else:
+            word += c
+            i += 1
+    if word:
+        parts.append((word, False))
+    if not parts:
+        raise UserError(f"--set {key!r}: no key; allowed: KEY=VALUE, e.g. prophet.prediction_accuracy=0.6")
+    return parts
+
+
+FREE_KEYS = (("uncertainty", "inputs"),)  # mappings whose keys are names, not a schema's fields (new keys allowed)
+
+
 def apply_set(raw: dict, assignment: str) -> None:
     """Apply KEY=VALUE to the parsed config in place. KEY is a dotted path of existing keys; inside
-    `systems` the next part is a system id (systems.8xA100.count=16). VALUE is read as YAML."""
+    `systems` the next part is a system id (systems.8xA100.count=16); a name holding dots goes in brackets
+    or quotes (uncertainty.inputs[prophet.prediction_accuracy].low=0.9), or is matched as written when it
+    is a key of its section. VALUE is read as YAML."""
     if "=" not in assignment:
         raise UserError(f"--set {assignment!r}: expected KEY=VALUE, e.g. prophet.prediction_accuracy=0.6")
     key, text = assignment.split("=", 1)
+    key = key.strip()
     value = parse_yaml(text, f"--set {key}: the value {text!r}")  # the config's YAML 1.2 rules
-    parts = key.strip().split(".")
+    parts = key_parts(key)
     node: Any = raw
-    for i, part in enumerate(parts):
-        here = ".".join(parts[: i + 1])
+    path: list[str] = []
+    i = 0
+    while i < len(parts):
+        part, quoted = parts[i]
+        if isinstance(node, dict) and not quoted and part not in node:  # a dotted key written without brackets
+            for j in range(len(parts), i + 1, -1):
+                joined = ".".join(p for p, _ in parts[i:j])
+                if all(not q for _, q in parts[i:j]) and joined in node:
+                    part, i = joined, j - 1
+                    break
+        path.append(part)
+        here = ".".join(path)
         last = i == len(parts) - 1
         if isinstance(node, list):
             found = [e for e in node if isinstance(e, dict) and str(e.get("id")) == part]
@@ -45,26 +105,83 @@ def apply_set(raw: dict, assignment: str) -> None:
                 raise UserError(f"--set {key}: {here!r} is a whole system; set one of its keys: {_allowed(found[0])}")
             node = found[0]
         elif isinstance(node, dict):
-            if part not in node:
+            if part not in node and not (last and tuple(path[:-1]) in FREE_KEYS):
                 raise UserError(f"--set {key}: unknown key {here!r}; allowed: {_allowed(node)}")
             if last:
                 node[part] = value
             else:
                 node = node[part]
         else:
-            raise UserError(f"--set {key}: {'.'.join(parts[:i])!r} is a value, not a section")
+            raise UserError(f"--set {key}: {'.'.join(path[:-1])!r} is a value, not a section")
+        i += 1
 
 
-def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None, model: str | None,
-                  interconnect: str | None) -> tuple[Study, Study, list[str]]:  # fmt: skip
+CUSTOM_ID = "custom"  # the id of a system given by --gpu --count --interconnect alone
+
+
+def _custom_entry(raw: dict, original: Study, gpu: str | None, count: int | None, interconnect: str | None) -> dict:
+    """A system of `count` x `gpu` joined by `interconnect` (sweep and solve without --system)."""
+    if not gpu or not count:
+        raise UserError("without --system, give a system: --gpu KEY --count N [--interconnect KEY]; allowed GPUs: "
+                        + ", ".join(sorted(original.gpus)))  # fmt: skip
+    if gpu not in original.gpus:
+        raise UserError(f"--gpu {gpu!r}: not in the GPU catalog; allowed: {', '.join(sorted(original.gpus))}")
+    if interconnect is None:
+        fits = _joins(original, gpu, count)
+        raise UserError(f"--count {count} x {gpu}: which interconnect joins them? allowed: --interconnect "
+                        + (", ".join(fits) or f"none of the catalog joins {count} such GPUs"))  # fmt: skip
+    entry = {"id": CUSTOM_ID, "name": f"{count}×{original.gpus[gpu].name}", "gpu": gpu, "count": count,
+             "interconnect": interconnect, "hybrid": "auto"}  # fmt: skip
+    raw["systems"] = [e for e in raw["systems"] if not (isinstance(e, dict) and e.get("id") == CUSTOM_ID)] + [entry]
+    return entry
+
+
+def _joins(study: Study, gpu: str, count: int) -> list[str]:
+    """The catalog interconnects that join `count` GPUs of `gpu`'s generation."""
+    gen = study.gpus[gpu].generation
+    return sorted(k for k, n in study.interconnects.items()
+                  if (not n.gpu_generations or gen in n.gpu_generations) and n.max_gpus >= count
+                  and not (n.sockets == 2 and count % 2))  # fmt: skip
+
+
+def _coherent(original: Study, entry: dict, gpu_changed: bool, chosen: bool, notes: list[str]) -> None:
+    """A GPU under an interconnect of another generation (an A100 NVSwitch board under H100s) is an error
+    unless the interconnect was chosen too; a GPU never measured says whose measured rates it borrows."""
+    g, i = entry.get("gpu"), entry.get("interconnect")
+    if g not in original.gpus or i not in original.interconnects:
+        return  # study_from_raw names the unknown key and the allowed ones
+    gpu, net = original.gpus[g], original.interconnects[i]
+    if net.gpu_generations and gpu.generation not in net.gpu_generations:
+        said = f"interconnect {i!r} ({net.name}) joins {'/'.join(net.gpu_generations)} GPUs, not {gpu.name} ({gpu.generation})"
+        if not chosen:
+            count = entry.get("count") if isinstance(entry.get("count"), int) else 1
+            raise UserError(f"--gpu {g}: {said}; allowed: --interconnect one of "
+                            f"{', '.join(_joins(original, g, count)) or '(none in the catalog)'}, or another --gpu")  # fmt: skip
+        notes.append(f"{said}: kept as asked (its rates and latency are those of {net.name})")
+    if gpu_changed:
+        from prophet_model.study.rates import attainable
+
+        source = attainable(g, original.gpus).source
+        if "not measured" in source:
+            notes.append(f"attainable rates borrowed: {source}")
+
+
+def changed_study(config: Path, system_id: str | None, sets: list[str], gpu: str | None, model: str | None,
+                  interconnect: str | None, count: int | None = None,
+                  strategy: str | None = None) -> tuple[Study, Study, list[str]]:  # fmt: skip
     """(the study as configured, the study with the changes, notes on what was adapted).
 
-    A fixed hybrid split that no longer multiplies to a changed GPU count becomes `auto` (every
-    EP x DP split is searched), and a system whose GPU, interconnect or count changed is relabelled,
-    unless the same --set names its split or its name; the notes say so."""
+    `system_id` None: a system of --count x --gpu joined by --interconnect (id `custom`). A fixed
+    hybrid split that no longer multiplies to a changed GPU count becomes `auto` (every EP x DP split is
+    searched), and a system whose GPU, interconnect or count changed is relabelled, unless the same --set
+    names its split or its name; `strategy` keeps that strategy alone; the notes say so."""
     raw = read_yaml(config)
     original = study_from_raw(copy.deepcopy(raw), config)
-    original.system(system_id)  # an unknown id is a UserError naming the allowed ones
+    if system_id is None:
+        entry = _custom_entry(raw, original, gpu, count, interconnect)
+        system_id = CUSTOM_ID
+    else:
+        original.system(system_id)  # an unknown id is a UserError naming the allowed ones
     for s in sets:
         apply_set(raw, s)
     entry = next((e for e in raw["systems"] if isinstance(e, dict) and str(e.get("id")) == system_id), None)
@@ -72,15 +189,22 @@ def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None
         said = [s for s in sets if s.split("=", 1)[0].strip().endswith(".id")]
         raise UserError(f"--set {said[0] if said else '...'}: a what-if cannot rename the system it asks about "
                         f"({system_id}); allowed: change its other keys (name, gpu, count, interconnect, hybrid)")  # fmt: skip
+    notes: list[str] = []
+    said = {s.split("=", 1)[0].strip() for s in sets}
+    if strategy:
+        raw["strategies"], raw["study"]["headline_strategy"] = [strategy], strategy
+    if system_id == CUSTOM_ID:
+        _coherent(original, entry, True, True, notes)
+        return original, study_from_raw(raw, config, label=f"{config} with the system {entry['name']}"), notes
     before = next(e for e in original.config.systems if e.id == system_id)
     if gpu:
         entry["gpu"] = gpu
     if interconnect:
         entry["interconnect"] = interconnect
+    if count:
+        entry["count"] = count
     if model:
         raw["model"] = model
-    said = {s.split("=", 1)[0].strip() for s in sets}
-    notes = []
     h = entry.get("hybrid")
     count = entry.get("count")
     if (
@@ -93,6 +217,8 @@ def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None
         notes.append(
             f"hybrid split {h.get('ep')}x{h.get('dp')} does not fit {count} GPUs: every EP x DP split is searched (auto)"
         )
+    chosen = bool(interconnect) or f"systems.{system_id}.interconnect" in said
+    _coherent(original, entry, entry.get("gpu") != before.gpu, chosen, notes)
     changed = (
         entry.get("gpu") != before.gpu or entry.get("interconnect") != before.interconnect or count != before.count
     )
@@ -104,11 +230,11 @@ def changed_study(config: Path, system_id: str, sets: list[str], gpu: str | None
     return original, study_from_raw(raw, config, label=f"{config} with the what-if changes"), notes
 
 
-def headline(study: Study, system_id: str) -> pd.DataFrame:
+def headline(study: Study, system_id: str) -> StudyResults:
     results, failures = run_study(study, [system_id])
     if failures:
         raise UserError(f"{system_id}: the model failed: {failures[system_id]}")
-    return results.comparison
+    return results
 
 
 def _pair(b: float, p: float) -> str:

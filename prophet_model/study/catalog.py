@@ -56,6 +56,8 @@ class Interconnect(Sourced):
     cpu_sockets: Literal[1, 2]  # CPUs whose memory the GPUs fetch experts from (GPUs split evenly)
     remote_memory_share: float = Field(ge=0, le=1)  # of offloaded expert bytes, in the other socket's memory
     max_gpus: int = Positive  # GPUs the interconnect joins in one system (a board, a pair, a host's slots)
+    # the GPU generations it joins (an NVLink generation belongs to its GPUs'); empty: any (PCIe)
+    gpu_generations: list[Literal["ampere", "ada", "hopper", "blackwell"]] = []
 
     @model_validator(mode="after")
     def _two_sockets_need_a_socket_link(self) -> Interconnect:

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 
 from prophet_model.errors import UserError
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
-from prophet_model.study.rawconfig import config_digest
-from prophet_model.study.schema import PRECISION_BYTES, UNCERTAIN_BOUNDS, HybridSplit, StudyConfig
+from prophet_model.study.rawconfig import CATALOGS, candidates, config_digest, locate
+from prophet_model.study.schema import PRECISION_BYTES, HybridSplit, StudyConfig
 from prophet_model.study.yaml_io import (
     MAX_YAML_BYTES,
     NUMBER_HINT,
@@ -130,27 +130,21 @@ def _pick(catalog: dict, key: str, path: str, label: str) -> Any:
     return catalog[key]
 
 
+def resolve(base: Path, name: str, label: str) -> Path:
+    """A path written in the configuration: in the config file's folder first, then in the repository
+    (rawconfig.candidates); a UserError naming every path tried when none exists."""
+    found = locate(base, name)
+    if found is None:
+        tried = ", ".join(str(c) for c in candidates(base, name))
+        raise UserError(f"{label}: {name}: file not found; tried {tried}; allowed: a path relative to the "
+                        "config file's folder or to the repository, or an absolute path")  # fmt: skip
+    return found
+
+
 def load_study(path: str | Path = "_config.yml") -> Study:
     """Read, validate and resolve a study configuration. Raises UserError on any mistake."""
     path = Path(path)
     return study_from_raw(read_yaml(path), path)
-
-
-def _check_uncertainty_bounds(cfg: StudyConfig, where: str) -> None:
-    """A configured value times its factor range must stay within the value's own bounds."""
-    inputs = cfg.uncertainty.inputs if cfg.uncertainty else {}
-    for name, (lo, hi) in UNCERTAIN_BOUNDS.items():
-        d = inputs.get(name)
-        if d is None:
-            continue
-        section, key = name.split(".")
-        value = getattr(getattr(cfg, section), key)
-        if value * d.low < lo or value * d.high > hi:
-            raise UserError(
-                f"{where}: {name} = {value:g} with its uncertainty factor {d.low:g}-{d.high:g} spans "
-                f"{value * d.low:g}-{value * d.high:g}, outside [{lo:g}, {hi:g}]; allowed: a configured value in "
-                f"[{lo / d.low:g}, {hi / d.high:g}], or a narrower factor range under uncertainty.inputs.{name}"
-            )
 
 
 def macro_key(system_id: str) -> str:
@@ -174,7 +168,7 @@ def _check_macro_names(cfg: StudyConfig, where: str) -> None:
 
 def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
     """Validate and resolve an already parsed configuration (`label` names it in error messages;
-    catalog paths are relative to `path`'s folder)."""
+    catalog and trace paths are looked up in `path`'s folder first, then in the repository)."""
     where = label or str(path)
     if not isinstance(raw, dict):
         raise UserError(f"{where}: the configuration must be a YAML mapping of sections")
@@ -182,13 +176,13 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         cfg = StudyConfig.model_validate(raw)
     except ValidationError as err:
         raise UserError(_format_validation_error(err, where, raw)) from None
-    _check_uncertainty_bounds(cfg, where)
     _check_macro_names(cfg, where)
 
     base = path.parent
-    gpus = _load_catalog(base / cfg.catalogs.gpus, GPU, "GPU")
-    nets = _load_catalog(base / cfg.catalogs.interconnects, Interconnect, "interconnect")
-    models = _load_catalog(base / cfg.catalogs.models, MoEModel, "MoE model")
+    cats = tuple(resolve(base, getattr(cfg.catalogs, k), f"{where}: catalogs.{k}") for k in CATALOGS)
+    gpus = _load_catalog(cats[0], GPU, "GPU")
+    nets = _load_catalog(cats[1], Interconnect, "interconnect")
+    models = _load_catalog(cats[2], MoEModel, "MoE model")
     model = _pick(models, cfg.model, f"{where}: model", "MoE model")
     systems = []
     for s in cfg.systems:
@@ -221,9 +215,10 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         from prophet_model.physics.cache import register_trace
         from prophet_model.study.trace import parse_trace, trace_bytes
 
-        trace_path, label = base / cfg.routing.trace_file, f"{where}: routing.trace_file"
+        label = f"{where}: routing.trace_file"
+        trace_path = resolve(base, cfg.routing.trace_file, label)
         data = trace_bytes(trace_path, label)  # read once: the bytes parsed are the bytes hashed
         trace = register_trace(parse_trace(data, trace_path, model.num_experts, label, model.num_layers,
                                            model.num_moe_layers))  # fmt: skip
-    digest = config_digest(raw, base, (cfg.catalogs.gpus, cfg.catalogs.interconnects, cfg.catalogs.models), data)
+    digest = config_digest(raw, cats, data)  # type: ignore[arg-type]
     return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest, trace)

@@ -22,19 +22,43 @@ CATALOGS = ("gpus", "interconnects", "models")
 MAX_TRACE_BYTES = 64 << 20  # study/trace.py's limit is what refuses; this only bounds the read
 
 
+REPOSITORY = Path(__file__).resolve().parents[2]  # the checkout: where catalog/ and the traces ship
+
+
+def candidates(base: Path, name: str) -> list[Path]:
+    """Where a path written in a configuration may be: as written when absolute, else in the config
+    file's folder first, then in the repository (a config kept elsewhere still finds catalog/)."""
+    p = Path(name).expanduser()
+    if p.is_absolute():
+        return [p]
+    return list(dict.fromkeys([base / p, REPOSITORY / p]))
+
+
+def locate(base: Path, name: str) -> Path | None:
+    """The first of `candidates` that exists (a dangling link counts: reading it names the problem)."""
+    return next((c for c in candidates(base, name) if c.exists() or c.is_symlink()), None)
+
+
 class Unsure(ValueError):
     """The raw configuration is not shaped as a valid one: only the full path can tell."""
 
 
-def config_digest(raw: Any, base: Path, catalogs: tuple[str, str, str], trace: bytes | None) -> str:
-    """The configuration hash: the parsed YAML, the three catalogs' bytes and the routing trace's bytes
-    (when routing.distribution is trace); 16 hex digits."""
+def config_digest(raw: Any, catalogs: tuple[Path, Path, Path], trace: bytes | None) -> str:
+    """The configuration hash: the parsed YAML, the three catalogs' bytes (their resolved paths) and the
+    routing trace's bytes (when routing.distribution is trace); 16 hex digits."""
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode())
     for p in catalogs:
-        digest.update((base / p).read_bytes())
+        digest.update(p.read_bytes())
     if trace is not None:
         digest.update(trace)
     return digest.hexdigest()[:16]
+
+
+def _found(base: Path, name: str) -> Path:
+    found = locate(base, name)
+    if found is None:
+        raise Unsure(name)
+    return found
 
 
 @dataclass(frozen=True)
@@ -77,7 +101,7 @@ class RawStudy:
             raise Unsure("not a mapping")
         base = path.parent
         cats = _get(raw, "catalogs", dict)
-        paths = tuple(_get(cats, k, str) for k in CATALOGS)
+        paths = tuple(_found(base, _get(cats, k, str)) for k in CATALOGS)
         systems = []
         for entry in _get(raw, "systems", list):
             systems.append(RawSystem(_get(entry, "id", str), _get(entry, "name", str), _get(entry, "count", int)))
@@ -87,24 +111,29 @@ class RawStudy:
             raise Unsure("study.results_dir")
         trace = None
         if _get(_get(raw, "routing", dict), "distribution", str) == "trace":
-            trace = read_regular(base / _get(raw["routing"], "trace_file", str), MAX_TRACE_BYTES, "a trace CSV")
+            trace = read_regular(_found(base, _get(raw["routing"], "trace_file", str)), MAX_TRACE_BYTES, "a trace CSV")
         uncertainty = raw.get("uncertainty")
         if uncertainty is not None and not isinstance(uncertainty, dict):
             raise Unsure("uncertainty")
-        return cls(path, raw, config_digest(raw, base, paths, trace), tuple(systems), results_dir,  # type: ignore[arg-type]
+        return cls(path, raw, config_digest(raw, paths, trace), tuple(systems), results_dir,  # type: ignore[arg-type]
                    _Flags(uncertainty is not None), trace)  # fmt: skip
 
     def catalog(self, name: str) -> dict:
         """The raw entries of catalog `name` (gpus, interconnects or models)."""
         if name not in self._catalogs:
-            data = read_regular(self.path.parent / self.raw["catalogs"][name], MAX_YAML_BYTES, "a YAML file")
+            path = self.catalog_path(name)
+            data = read_regular(path, MAX_YAML_BYTES, "a YAML file")
             from prophet_model.study.yaml_io import yaml_from_bytes
 
-            entries = yaml_from_bytes(data, self.path.parent / self.raw["catalogs"][name])
+            entries = yaml_from_bytes(data, path)
             if not isinstance(entries, dict):
                 raise Unsure(f"catalogs.{name}")
             self._catalogs[name] = entries
         return self._catalogs[name]
+
+    def catalog_path(self, name: str) -> Path:
+        """Where catalog `name` (gpus, interconnects or models) is read from (see `candidates`)."""
+        return _found(self.path.parent, self.raw["catalogs"][name])
 
     def entry(self, catalog: str, key: Any) -> Any:
         entries = self.catalog(catalog)

@@ -237,7 +237,9 @@ class Uncertainty(_Strict):
         return v
 
 
-# Configured values whose factor range must stay within bounds: (lower, upper) of value x factor.
+# The physical bounds (lower, upper) of value x factor: the Monte Carlo truncates its draws there
+# (sensitivity._absolute: a draw past a bound takes the bound's value), so any configured value is
+# accepted and stays inside its own interval (an accuracy of 1 is the top of its range, not outside it).
 UNCERTAIN_BOUNDS = {
     "prophet.prediction_accuracy": (0.0, 1.0),
     "prophet.comm_reduction_factor": (1.0, math.inf),

@@ -18,7 +18,7 @@ from prophet_model.physics.cost import annual_savings_usd, usd_per_million_token
 from prophet_model.study.config import Study, System
 from prophet_model.study.runner import StudyResults
 from prophet_model.study.scenarios import scenario_dict
-from prophet_model.study.schema import Distribution
+from prophet_model.study.schema import UNCERTAIN_BOUNDS, Distribution
 
 # input name -> (Scenario fields, "value" replaces them, "factor" multiplies them)
 INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -40,8 +40,6 @@ INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
     "expert_cache.memory_share": (("cache_memory_share",), "value"),
     "expert_cache.prophet_policy": (("cache_policy",), "value"),  # codes of cache.POLICIES
     "expert_cache.baseline_policy": (("cache_policy",), "value"),
-    "experts.placement": (("pooled",), "value"),  # 0 replicate, 1 pool
-    "parallel.attention_tp": (("attention_tp",), "value"),
 }
 # inputs that describe Prophet alone: the baseline keeps its own value
 PROPHET_ONLY_INPUTS = ("prophet.prediction_accuracy", "prophet.comm_reduction_factor", "prophet_hit_rate",
@@ -76,8 +74,6 @@ LABELS = {
     "prophet_hit_rate": "Prophet's hit rate",
     "resident_share": "hit rate (both)",
     "prophet_overlap": "share of Prophet's copies hidden",
-    "experts.placement": "expert placement",
-    "parallel.attention_tp": "attention tensor-parallel degree",
 }
 METRICS = ("speedup", "prophet_tokens_per_s", "baseline_tokens_per_s", "prophet_usd_per_1m_tokens",
            "baseline_usd_per_1m_tokens", "annual_savings_usd")  # fmt: skip
@@ -241,13 +237,18 @@ INTEGER_INPUTS = ("workload.batch_size_per_gpu", "workload.context_length_tokens
 
 
 def _absolute(setup: Setup, factors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Factors on config values -> the values themselves (whole numbers where the input is a count);
-    factors on catalog values stay factors (the model multiplies them)."""
+    """Factors on config values -> the values themselves (whole numbers where the input is a count),
+    truncated at the value's physical bounds (schema.UNCERTAIN_BOUNDS: an accuracy in [0, 1], a volume
+    reduction and a batch >= 1, shares in [0, 1]): a draw past a bound takes the bound's value, so a
+    configured value at its bound (accuracy 1, batch 1, no volume reduction) is the end of its own
+    interval; factors on catalog values stay factors (the model multiplies them)."""
     out = {}
     for name, f in factors.items():
         targets, mode = INPUTS[name]
         if mode == "value":
             value = setup.baseline[targets[0]] * f
+            if name in UNCERTAIN_BOUNDS:
+                value = np.clip(value, *UNCERTAIN_BOUNDS[name])
             out[name] = np.maximum(1, np.round(value)) if name in INTEGER_INPUTS else value
         else:
             out[name] = f

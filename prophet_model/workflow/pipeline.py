@@ -135,7 +135,7 @@ def jobs(study: Study | RawStudy, book_dir: Path, results_dir: Path, root: Path 
     validation_nb = root / "notebooks" / "validation.ipynb"
     if validation_nb.is_file():  # model vs the committed GPU measurements
         data = sorted((ROOT / "validation").rglob("*.csv")) + sorted((ROOT / "validation").glob("*.yml"))
-        cats = [rs.path.parent / rs.raw["catalogs"][k] for k in ("gpus", "interconnects", "models")]
+        cats = [rs.catalog_path(k) for k in ("gpus", "interconnects", "models")]
         key = _digest(validation_nb.read_bytes(), shared, src, *(p.read_bytes() for p in data + cats))
         params = {"config": config, "results": results}
         out.append(Job("validation", validation_nb, book_dir / "validation.ipynb", params, key))
