@@ -114,7 +114,7 @@ def hardware_table(study: Study, system: System) -> pd.DataFrame:
 
 
 def claims_table(study: Study) -> pd.DataFrame:
-    """The seed's single-GPU claims: claimed, the model's figure, and each lever that would close the gap."""
+    """The draft analysis's single-GPU claims: claimed, the model's figure, and each lever that would close the gap."""
     from prophet_model.study.claims import single_gpu_claims, table
 
     return table(single_gpu_claims(study)).drop(columns=["system_id", "strategy"])
