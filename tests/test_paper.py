@@ -14,7 +14,7 @@ from prophet_model.cli import main
 from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.paper import PAPER_FILES, macro_name, tex, tex_value
 
-from .conftest import dump_yaml, load_yaml
+from .conftest import ROOT, dump_yaml, load_yaml
 
 HOSTILE = "8×A100 & friends_v2 (50%) #1 $x ~y^z {a} \\b"
 
@@ -258,3 +258,23 @@ def test_an_unknown_key_is_a_latex_error_naming_it(study_dir, tmp_path) -> None:
     proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "bad.tex"], cwd=tmp_path,
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert proc.returncode != 0 and "Unknown key '9xB200' with metric 'speedup'" in proc.stdout
+
+
+def test_readme_states_the_generated_finding_and_the_measured_run_times(study_dir, tmp_path) -> None:
+    """The README's results open with the finding as the default study generates it, and every page quotes
+    the cold-make time of benchmarks/results.json (one source)."""
+    from prophet_model.outputs import timings
+    from prophet_model.outputs.finding import as_text, finding
+
+    results = _paper(study_dir, tmp_path)
+    text = as_text(
+        finding(pd.read_csv(results / "data" / "headline.csv"), pd.read_csv(results / "data" / "claims.csv"))
+    )
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- /finding -->")[0].rsplit("-->", 1)[1].strip()
+    assert block == f"> {text}", "README's finding is stale: copy the overview's box (book/_generated/finding.md)"
+    cold = timings.phrase(timings.COLD)
+    assert cold and cold in readme
+    appendix = (results / "paper" / "artifact_appendix.tex").read_text()
+    assert f"{cold} for make (measured, cold)" in appendix
+    assert "github.com" in appendix and "zenodo" in appendix and "Tolerance:" in appendix and "Badges" in appendix

@@ -60,12 +60,12 @@ def finding(headline: pd.DataFrame, claims: pd.DataFrame) -> list[Sentence]:
     if rows.empty:
         return [["No system could be evaluated, so the study states no finding."]]
     claimed = draft_speedup(claims)
-    first: Sentence = ["At each side's best operating point (strategy, EP × DP split and batch per GPU, searched alike), "
+    first: Sentence = ["With each side at its best operating point, ",
                        "Prophet speeds decode up by " if rows.speedup.min() >= 1 else "Prophet changes decode throughput by ",
                        *_span(rows, "speedup", fmt.ratio),
                        " on the ", Value("study", "n_systems", str(len(rows))), " systems studied"]  # fmt: skip
     if claimed is not None:
-        first += [", against the ", Value("study", "draft_speedup", fmt.ratio(claimed)), " the draft analysis claims"]
+        first += [", not the ", Value("study", "draft_speedup", fmt.ratio(claimed)), " the draft analysis claims"]
     first.append(".")
 
     resident = rows[(rows.baseline_hit_rate >= RESIDENT) & (rows.baseline_fetch_overhead_pct <= 0)]
@@ -114,13 +114,14 @@ def finding(headline: pd.DataFrame, claims: pd.DataFrame) -> list[Sentence]:
                 take += ["; on " if take else "Reaching ", *([] if take else [target, " would take, on "]),
                          Value(r.system_id, "system", r.system), ", ", *_join(levers, "or")]  # fmt: skip
         if never:
-            names = [Value(r.system_id, "system", r.system) for r, _ in never]
             if take:
-                take += ["; on ", *_join(names)]
+                take += ["; on the other ", Value("study", "n_never", str(len(never))) if len(never) > 1 else "system",
+                         *([" systems"] if len(never) > 1 else []), " no prediction accuracy, hit rate or overlap alone "
+                         "reaches it: the step has almost nothing left to hide"]  # fmt: skip
             else:
-                take += ["On ", *_join(names)]
-            take += [" no prediction accuracy, cache hit rate or overlap alone reaches ", target,
-                     ", because the step has almost nothing left to hide"]  # fmt: skip
+                take += ["On ", *_join([Value(r.system_id, "system", r.system) for r, _ in never]),
+                         " no prediction accuracy, hit rate or overlap alone reaches ", target,
+                         ": the step has almost nothing left to hide"]  # fmt: skip
         if take:
             take.append(".")
     return [s for s in (first, why, take) if len(s) > 1]

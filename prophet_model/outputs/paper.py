@@ -63,6 +63,11 @@ def tex(value: object) -> str:
     return "".join(TEX_ESCAPES.get(ch, ch) for ch in str(value))
 
 
+def tex_path(value: object) -> str:
+    """A file path for \\texttt, escaped, with a break allowed after each / and _ (no overflowing line)."""
+    return tex(value).replace("/", "/\\allowbreak{}").replace(r"\_", r"\_\allowbreak{}")
+
+
 def tex_value(value: object) -> str:
     """Escape a formatted value so that it sets alike in text and in math mode: symbols in \\ensuremath,
     thousands separators as {,} (no space after them in math)."""
@@ -146,7 +151,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters.update(tex=tex, tokens=fmt.tokens, ratio=fmt.ratio, pct=fmt.pct, usd=fmt.usd)
+    env.filters.update(tex=tex, path=tex_path, tokens=fmt.tokens, ratio=fmt.ratio, pct=fmt.pct, usd=fmt.usd)
     return env
 
 
@@ -236,7 +241,7 @@ def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> d
 
 
 def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
-    """Plain sentences for the seed's claims about one system that the model does not reach: the
+    """Plain sentences for the draft analysis's claims about one system that the model does not reach: the
     artifact's figure and what each lever would need (claims.csv)."""
     out = []
     for _, g in claims[claims.system_id == system_id].groupby("claim", sort=False):
@@ -250,12 +255,13 @@ def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
             if pd.isna(x.needed):
                 never.append(x.lever)
             elif "unreachable" in str(x.note):
-                needs.append(f"{x.lever} {x.needed:.3g} {x.unit}, beyond the physical limit".replace("  ", " "))
+                needs.append(f"{x.lever} {fmt.sig(x.needed)} {x.unit}, beyond the physical limit".replace("  ", " "))
             else:
-                needs.append(f"{x.lever} {x.needed:.3g} {x.unit}".strip())
+                needs.append(f"{x.lever} {fmt.sig(x.needed)} {x.unit}".strip())
         what = {"speedup": "speedup", "prophet_tokens_per_s": "Prophet throughput (tokens/s)",
                 "baseline_tokens_per_s": "baseline throughput (tokens/s)"}.get(r.metric, r.metric)  # fmt: skip
-        text = f"the model gives a {what} of {r.model:.3g}, short of the seed's claim"
+        text = (f"the draft analysis claims a {what} of {fmt.value_in_unit(r.claimed, r.metric)}, the model gives "
+                f"{fmt.value_in_unit(r.model, r.metric)}")  # fmt: skip
         if needs:
             text += "; reaching it would need " + "; or ".join(needs)
         if never:
@@ -356,37 +362,35 @@ def prose_context(study: Study, results_dir: Path, headline: pd.DataFrame, claim
             "interval_ids": interval, "checked": checked, "draft": claimed is not None}  # fmt: skip
 
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "results.json"
 DOI_PLACEHOLDER = "10.5281/zenodo.XXXXXXX"
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+REPOSITORY_PLACEHOLDER = "https://github.com/OWNER/prophet-artifact"
+BADGES = ("Artifacts Available", "Artifacts Evaluated: Functional", "Results Reproduced")
+EXACT = "identical (deterministic: every CSV and LaTeX file byte-identical with the same inputs and packages)"
 
 
 def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None,
                      claims: pd.DataFrame) -> dict:  # fmt: skip
     """What the artifact appendix states, from the config, the catalogs, benchmarks/results.json and the
     validation (measured figures only: what was not measured says so)."""
-    import json
-
     from prophet_model import __version__
+    from prophet_model.outputs import timings
     from prophet_model.study.rates import machine_specs
     from prophet_model.validation.evidence import validated
 
-    bench = json.loads(BENCH.read_text()) if BENCH.is_file() else {"figures": {}}
+    bench = timings.load()
     fig = {k: v["value"] for k, v in bench.get("figures", {}).items()}
     not_measured = "not measured yet (benchmarks/bench_prepare.py measures it)"
     if "disk, environment" in fig:
-        disk = f"about {fig['disk, environment']:.1f} GB for the Python environment and {fig['disk, outputs']:.0f} MB of outputs"
+        disk = (f"about {fmt.sig(fig['disk, environment'], 2)} GB for the Python environment and "
+                f"{fmt.sig(fig['disk, outputs'], 2)} MB of outputs")  # fmt: skip
     else:
         disk = not_measured
-    prepare = (f"about {_minutes(fig['prepare (fresh environment)'])} to create the Python environment (measured)"
+    prepare = (f"{timings.phrase('prepare (fresh environment)')} to create the Python environment (measured)"
                if "prepare (fresh environment)" in fig else not_measured)  # fmt: skip
-    run = fig.get("make, cold, fresh environment", fig.get("make, cold"))
-    run_time = f"about {_minutes(run)} for make (measured, cold)" if run is not None else not_measured
+    cold = timings.phrase(timings.COLD)
+    run_time = f"{cold} for make (measured, cold)" if cold is not None else not_measured
     if "make test" in fig:
-        run_time += f", about {_minutes(fig['make test'])} for make test"
+        run_time += f", {timings.phrase('make test')} for make test"
     rows = headline.dropna(subset=["speedup"])
     claim_rows = []
     for r in rows.itertuples():
@@ -394,20 +398,23 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
             "text": f"{r.system} ({r.strategy} {r.prophet_split.replace('x', '×')}): Prophet {fmt.tokens(r.prophet_tokens_per_s)} "
                     f"tokens/s against {fmt.tokens(r.baseline_tokens_per_s)} for the baseline ({fmt.ratio(r.speedup)}), "
                     f"{fmt.usd(r.prophet_usd_per_1m_tokens)} against {fmt.usd(r.baseline_usd_per_1m_tokens)} per million tokens",
-            "file": "results/data/all_systems_comparison.csv", "command": "python -m prophet_model run"})  # fmt: skip
+            "file": "results/data/headline.csv", "command": "python -m prophet_model run", "tolerance": EXACT})  # fmt: skip
     if not claims.empty:
         n = claims.claim.nunique()
         missed = claims[claims.lever.fillna("").astype(bool)].claim.nunique()
-        claim_rows.append({"text": f"{n} of the seed's claims checked against the model and inverted over their levers; "
-                                   f"{missed} not reproduced, each with the value its levers would need",
-                           "file": "results/data/claims.csv", "command": "python -m prophet_model run"})  # fmt: skip
+        claim_rows.append({"text": f"{n} of the draft analysis's claims checked against the model and inverted over "
+                                   f"their levers; {missed} not reproduced by the model, each with the value its levers "
+                                   "would need", "file": "results/data/claims.csv", "command": "python -m prophet_model run",
+                           "tolerance": EXACT})  # fmt: skip
     claim_rows += [
         {"text": "the key figure: throughput and cost of every system", "file": "results/figures/cross_system_comparison.pdf",
-         "command": "python -m prophet_model run"},
+         "command": "python -m prophet_model run", "tolerance": "the same bars and labels (the PDF's bytes may differ "
+         "with the Matplotlib build)"},
         {"text": "90% intervals of every headline number (seeded Monte Carlo)", "file": "results/data/uncertainty.csv",
-         "command": "python -m prophet_model run"},
+         "command": "python -m prophet_model run", "tolerance": "identical (fixed seed)"},
         {"text": "the validation against the committed measurements", "file": "book/_build/html/validation.html",
-         "command": "make"},
+         "command": "make", "tolerance": "identical from the committed measurements; new measurements on another "
+         "GPU of the same kind should fall within the worst errors quoted below"},
     ]  # fmt: skip
     failed = ""
     if checks is not None and not checks.empty:
@@ -419,7 +426,8 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
         "model_name": study.model.name, "n_models": len(study.models), "n_machines": len(machine_specs()),
         "n_strategies": len(study.config.strategies), "python": "3.11 or newer", "n_packages": n_packages,
         "bench_machine": bench.get("machine", "an unrecorded machine"), "disk": disk, "prepare_time": prepare,
-        "run_time": run_time, "doi": DOI_PLACEHOLDER, "version": __version__, "claims": claim_rows,
+        "run_time": run_time, "doi": DOI_PLACEHOLDER, "repository": REPOSITORY_PLACEHOLDER, "badges": BADGES,
+        "version": __version__, "claims": claim_rows,
         "validated": [v.text() for v in validated(study).values()], "failed": failed,
     }  # fmt: skip
 
