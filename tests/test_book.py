@@ -37,6 +37,7 @@ STATIC_PAGES = [
     "paper_outputs.md",
     "reproducibility.md",
     "model.md",
+    "glossary.md",
 ]
 
 
