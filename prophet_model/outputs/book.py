@@ -128,7 +128,9 @@ def assumptions(study: Study) -> str:
     hw["source"] = hw["source"].map(fmt.md)
     hw["gpu"] = hw["gpu"].map(fmt.md)
     parts.append(md_table(hw.drop(columns=["source"])))
-    parts.append(dropdown("Where each GPU's rates come from", "\n".join(f"- {r.gpu}: {r.source}" for r in hw.itertuples())))
+    parts.append(
+        dropdown("Where each GPU's rates come from", "\n".join(f"- {r.gpu}: {r.source}" for r in hw.itertuples()))
+    )
     return "\n".join(parts)
 
 
@@ -170,7 +172,7 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None
             "$ per 1M tokens": f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}",
             "all-to-all time cut": fmt.ratio(r.comm_reduction),
             "per-GPU scaling": f"{fmt.pct(r.baseline_scaling_pct)} → {fmt.pct(r.prophet_scaling_pct)}",
-            "rests on (median validated error)": rests_on(study, r),
+            "rests on (validated error: median, worst)": rests_on(study, r),
             "evidence": f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "
             "{doc}`key figure </cross_system>`",
         }
@@ -194,18 +196,22 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None
 
 
 def rests_on(study: Study, row: object) -> str:
-    """A claim row's mechanisms with the median of each one's validated |error|, in a few words."""
-    from prophet_model.validation.evidence import mechanisms, validated
+    """A claim row's mechanisms with each one's validated |error| (median, worst), in a few words, and
+    whether the system's GPU rates were measured or extrapolated."""
+    from prophet_model.validation.evidence import mechanisms, rates_basis, validated
 
     v = validated(study)
     short = {"decode step": "decode step", "expert offloading and prefetch": "offloading", "all-to-all": "all-to-all"}
-    return ", ".join(f"{short[m]} {v[m].median_pct:.1f}%" if m in v else f"{short[m]} (not validated)"
-                     for m in mechanisms(pd.Series(row._asdict())))  # fmt: skip
+    parts = [f"{short[m]} {fmt.pct(v[m].median_pct)} (worst {fmt.pct(v[m].worst_pct)})" if m in v
+             else f"{short[m]} (not validated)" for m in mechanisms(pd.Series(row._asdict()))]  # fmt: skip
+    basis = rates_basis(study, row.system_id)
+    return ", ".join(parts) + ("; rates extrapolated" if "extrapolated" in basis else "; rates measured")
 
 
 def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -> str:
-    """What each claim of the table rests on: the mechanisms, the model's validated error for each, and the
-    checks it fails."""
+    """What each claim of the table rests on: the mechanisms, the model's validated error for each (median
+    and worst, and the GPU it was measured on), whether the system's rates were measured or extrapolated,
+    and the expected ranges it misses."""
     from prophet_model.validation.evidence import claim_evidence
 
     path = None if results_dir is None else results_dir / "data" / "sanity_checks.csv"
@@ -216,12 +222,15 @@ def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -
         return ""
     view = pd.DataFrame({
         "system (strategy)": [f"{fmt.md(r.system_id)} ({r.strategy})" for r in ev.itertuples()],
-        "rests on (validated error, out of sample)": [fmt.md(v) for v in ev.validated],
-        "failed checks": [fmt.md(v) for v in ev.failed_checks],
+        "its rates": [fmt.md(v) for v in ev.rates],
+        "validated (out of sample: what, where, median and worst error)": [fmt.md(v) for v in ev.validated],
+        "expected ranges missed": [fmt.md(v) for v in ev.failed_checks],
     })  # fmt: skip
-    return ("\n### What each claim rests on\n\nThe mechanisms each row's numbers depend on, the model's validated "
-            "error for each ({doc}`validation` has the points), and the draft analysis's expected ranges the row misses "
-            "({doc}`sanity_checks`).\n\n" + md_table(view))  # fmt: skip
+    return ("\n### What each claim rests on\n\nWhat was measured and what is extrapolated: each validated error "
+            "names the GPU it was measured on; a system whose GPU was never measured uses the shares of "
+            "its datasheet figures that the measured GPUs attain, so its numbers are extrapolated, and its all-to-all "
+            "runs on an interconnect the validation did not measure. The model's validated errors are in "
+            "{doc}`validation`; the expected ranges of the draft analysis in {doc}`sanity_checks`.\n\n" + md_table(view))  # fmt: skip
 
 
 def needs(results_dir: Path | None) -> str:
