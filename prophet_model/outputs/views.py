@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from prophet_model.outputs import formatting as fmt
@@ -15,9 +16,13 @@ from prophet_model.study.runner import StudyResults, run_study
 
 def table_html(df: pd.DataFrame) -> str:
     """A DataFrame as the book shows it: no index column (a meaningful index becomes a column), empty
-    cells for missing values, a class the book's stylesheet wraps to the page width."""
+    cells for missing values, numbers to three significant figures, a class the book's stylesheet wraps to
+    the page width."""
     if not isinstance(df.index, pd.RangeIndex) or df.index.name is not None:
         df = df.reset_index()
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    if floats:  # one number format: three significant figures, never a long float (formatting.py)
+        df = df.assign(**{c: ["" if pd.isna(v) else fmt.number(v) for v in df[c]] for c in floats})
     return df.to_html(index=False, border=0, na_rep="", classes="prophet-table")
 
 
@@ -35,13 +40,34 @@ def show_figure(
 ) -> None:
     """Display a figure as PNG with a line under it: a link to its PDF in the book's figures/ folder
     (`pdf`, a file name of results/figures/; None for a book-only figure) and the command that made it."""
-    from IPython.display import Image, Markdown, display
+    import base64
+    import html
+
+    from IPython.display import HTML, Markdown, display
 
     from prophet_model.outputs.figures import to_png
 
-    display(Image(to_png(fig, fig_cfg.png_dpi)))
+    alt = html.escape(figure_alt(fig), quote=True)
+    data = base64.b64encode(to_png(fig, fig_cfg.png_dpi)).decode("ascii")
+    display(HTML(f'<img src="data:image/png;base64,{data}" alt="{alt}" style="max-width: 100%; height: auto;">'))
     link = f"[PDF]({'../' * depth}figures/{pdf}) · " if pdf else "PNG only (made for this page) · "
     display(Markdown(f"{link}made by `{made_by}`"))
+
+
+def figure_alt(fig) -> str:
+    """Alt text for a figure, from what it says: its title, each panel's title and axis labels."""
+    parts = []
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        parts.append(fig._suptitle.get_text())
+    for ax in fig.axes:
+        bits = [t for t in (ax.get_title(), ax.get_title("left")) if t]
+        axes = " against ".join(t for t in (ax.get_ylabel(), ax.get_xlabel()) if t)
+        if axes:
+            bits.append(axes)
+        if bits:
+            parts.append(": ".join(bits))
+    text = "; ".join(dict.fromkeys(p.replace("\n", " ") for p in parts))
+    return text or "A figure of the study (see the text around it)"
 
 
 def heading(system) -> str:
@@ -290,14 +316,55 @@ def sensitivity_digest(setups: dict) -> str:
     return "\n".join(lines)
 
 
-def validation_digest(study: Study) -> str:
-    """In short: the model's validated error per mechanism (the same numbers the claims cite)."""
+def validation_digest(study: Study, df: pd.DataFrame | None = None) -> str:
+    """In short: the model's validated error per mechanism the study's numbers rest on (median and worst, the
+    same numbers the claims cite), then the primitives measured on their own whose median error is larger
+    (the summary table below), and what no measurement covers."""
     from prophet_model.validation.evidence import validated
 
     lines = ["**In short.** The model predicts measurements it was not fitted to, from datasheets and separate "
-             "microbenchmarks:", ""]  # fmt: skip
+             "microbenchmarks. The mechanisms the study's numbers rest on:", ""]  # fmt: skip
     lines += [f"- {fmt.md(v.text())}" for v in validated(study).values()]
+    if df is not None:
+        from prophet_model.validation.summary import summary, verdicts
+
+        v = verdicts(summary(df))
+        worse = v[v["median |error| %"] > 25]
+        if not worse.empty:
+            lines += ["", "Primitives measured on their own, which the study does not use as they were measured, "
+                      "miss by more (the summary per primitive below says why): "
+                      + "; ".join(f"{fmt.md(p)} {fmt.pct(m)} median, worst {fmt.pct(w)}" for p, m, w in
+                                  zip(worse.primitive, worse["median |error| %"], worse["worst |error| %"], strict=True))
+                      + "."]  # fmt: skip
+    from prophet_model.outputs.paper import measured_gpus
+
+    measured, extrapolated = measured_gpus(study, pd.DataFrame({"system_id": [s.id for s in study.systems]}))
+    if extrapolated:
+        lines += ["", f"Measured GPUs: {fmt.md(', '.join(measured))}. Never measured, their rates extrapolated from "
+                  f"those: {fmt.md(', '.join(extrapolated))}."]  # fmt: skip
     return "\n".join(lines)
+
+
+def collapsed(df: pd.DataFrame, title: str):
+    """A long table folded under a one-line summary (HTML <details>), its columns named in words."""
+    from IPython.display import HTML
+
+    return HTML(f"<details><summary>{title}</summary>\n{table_html(readable(df))}\n</details>")
+
+
+def readable(df: pd.DataFrame) -> pd.DataFrame:
+    """Column names a person reads: underscores become spaces, units spelled out (resident_fraction ->
+    resident share, error_pct -> error (%), measured_ms -> measured (ms))."""
+    words = {"fraction": "share", "pct": "(%)", "ms": "(ms)", "us": "(µs)", "gbps": "(GB/s)"}
+
+    def name(c: str) -> str:
+        parts = str(c).split("_")
+        return " ".join(words.get(p, p) for p in parts)
+
+    return df.rename(columns={c: name(c) for c in df.columns})
+
+
+MAP_MIN_SPREAD = 0.02  # a map whose speedup varies less than this (relative) over its range reads as one colour
 
 
 def show_speedup_maps(setups: dict, fig_cfg, against: str = "interconnect_bandwidth_factor") -> None:
@@ -307,10 +374,20 @@ def show_speedup_maps(setups: dict, fig_cfg, against: str = "interconnect_bandwi
 
     label = {"interconnect_bandwidth_factor": "Interconnect bandwidth (× datasheet)",
              "prophet_hit_rate": "Prophet's cache hit rate", "routing.zipf_exponent": "Routing skew (Zipf exponent)"}[against]  # fmt: skip
+    from IPython.display import Markdown, display
+
+    flat = []
     for s in setups.values():
         acc, y, sp = sensitivity.speedup_map(s, against)
+        lo, hi = np.nanmin(sp), np.nanmax(sp)
+        if fmt.ratio(lo) == fmt.ratio(hi) or hi - lo < MAP_MIN_SPREAD * lo:
+            flat.append(f"{fmt.md(s.system.name)} ({fmt.ratio(lo)}–{fmt.ratio(hi)})")
+            continue
         fig = figures.speedup_map_figure(acc, y, sp, s.system.name, fig_cfg, label, sensitivity.MAPS[against][1])
         show_figure(fig, fig_cfg, made_by=SENSITIVITY_MADE_BY)
+    if flat:
+        display(Markdown(f"No map is drawn where the speedup barely moves over the whole range (less than "
+                         f"{fmt.pct(100 * MAP_MIN_SPREAD)} from one corner to the other): {'; '.join(flat)}."))  # fmt: skip
 
 
 def uncertainty_inputs(study: Study) -> pd.DataFrame:
