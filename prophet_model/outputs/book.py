@@ -273,22 +273,22 @@ def worked_example(study: Study) -> str:
     system, ep, values = terms(study)
     rows = [
         {
-            "expert bytes {math}`S_e = 3hf\\,b`": f"{t['expert_bytes'] / 1e6:,.2f} MB",
-            "dense parameters {math}`P_d`": f"{t['dense_params'] / 1e9:,.3f} G",
-            "KV cache {math}`K`": f"{t['kv_cache_bytes'] / 1e9:,.3f} GB",
+            "expert bytes {math}`S_e = 3hf\\,b`": f"{fmt.sig(t['expert_bytes'] / 1e6)} MB",
+            "dense parameters {math}`P_d`": f"{fmt.sig(t['dense_params'] / 1e9)} G",
+            "KV cache {math}`K`": f"{fmt.sig(t['kv_cache_bytes'] / 1e9)} GB",
             "experts on the fullest GPU {math}`\\lceil E/ep \\rceil`": f"{t['experts_on_fullest_gpu']:.0f}",
             "hit rate {math}`\\rho`": fmt.number(t["hit_rate"]),
             "tokens per group {math}`T = ep\\,B`": f"{t['tokens_per_group']:.0f}",
-            "distinct experts touched {math}`D`": fmt.number(t["distinct_experts_touched"], 4),
-            "assignments on the fullest GPU {math}`A`": fmt.number(t["assignments_on_fullest_gpu"], 4),
+            "distinct experts touched {math}`D`": fmt.number(t["distinct_experts_touched"]),
+            "assignments on the fullest GPU {math}`A`": fmt.number(t["assignments_on_fullest_gpu"]),
             "dense time {math}`t_d`": fmt.ms(1e3 * t["dense_time_s"]),
             "expert time {math}`t_e`": fmt.ms(1e3 * t["expert_time_s"]),
             "kernel start-ups {math}`n_k \\tau_0`": fmt.ms(1e3 * t["startup_time_s"]),
-            "fetch bytes {math}`F`": f"{t['fetch_bytes'] / 1e9:,.3f} GB",
+            "fetch bytes {math}`F`": f"{fmt.sig(t['fetch_bytes'] / 1e9)} GB",
             "fetch time {math}`t_f`": fmt.ms(1e3 * t["fetch_s"]),
             "fetch exposed": fmt.ms(1e3 * t["fetch_exposed_s"]),
-            "all-to-all bytes {math}`V`": f"{t['alltoall_bytes'] / 1e3:,.1f} kB",
-            "one all-to-all {math}`t_{a2a}`": f"{1e6 * t['alltoall_time_s']:,.2f} µs",
+            "all-to-all bytes {math}`V`": f"{fmt.sig(t['alltoall_bytes'] / 1e3)} kB",
+            "one all-to-all {math}`t_{a2a}`": f"{fmt.sig(1e6 * t['alltoall_time_s'])} µs",
             "comm exposed {math}`2L_{moe}t_{a2a}`": fmt.ms(1e3 * t["comm_exposed_s"]),
             "step {math}`t`": fmt.ms(1e3 * t["step_s"]),
             "throughput {math}`N B / t`": f"{fmt.tokens(t['tokens_per_s'])} tokens/s",
@@ -430,11 +430,11 @@ def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
     if logs:
         lines = logs[-1].read_text(encoding="utf-8").splitlines()
         t0, t1 = (datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") for line in (lines[0], lines[-1]))
-        rows.append({"item": f"model run ({logs[-1].name})", "value": f"{(t1 - t0).total_seconds():.2f} s"})
+        rows.append({"item": f"model run ({logs[-1].name})", "value": f"{fmt.sig((t1 - t0).total_seconds())} s"})
     timing = book_dir / ".pipeline-cache" / "timings.json"
     if timing.is_file():
         for name, secs in json.loads(timing.read_text()).items():
-            rows.append({"item": f"notebook {name}", "value": f"{secs:.1f} s (papermill, last execution)"})
+            rows.append({"item": f"notebook {name}", "value": f"{fmt.sig(secs)} s (papermill, last execution)"})
     return md_table(pd.DataFrame(rows))
 
 

@@ -126,7 +126,13 @@ def system_assumptions(study: Study, system: System) -> pd.DataFrame:
         ("Prediction accuracy", p.prediction_accuracy, "", p.sources["prediction_accuracy"]),
         ("All-to-all volume reduction", p.comm_reduction_factor, "×", p.sources["comm_reduction_factor"]),
     ]
-    return pd.DataFrame(rows, columns=["input", "value", "unit", "source"]).astype({"value": str})
+
+    def text(v: object) -> str:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return str(v)
+        return fmt.count(v) if isinstance(v, int) else fmt.number(v)
+
+    return pd.DataFrame([(a, text(v), u, src) for a, v, u, src in rows], columns=["input", "value", "unit", "source"])
 
 
 def hardware_table(study: Study, system: System) -> pd.DataFrame:
@@ -135,7 +141,7 @@ def hardware_table(study: Study, system: System) -> pd.DataFrame:
 
     row = next(r for r in hardware_rows(study) if r["gpu"] == system.gpu.name)
     return pd.DataFrame([
-        {"quantity": k, "value": v if isinstance(v, str) else fmt.number(v, 4)} for k, v in row.items() if k != "gpu"
+        {"quantity": k, "value": v if isinstance(v, str) else fmt.number(v)} for k, v in row.items() if k != "gpu"
     ])  # fmt: skip
 
 
