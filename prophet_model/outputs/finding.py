@@ -134,7 +134,7 @@ def as_text(sentences: list[Sentence], escape=fmt.md) -> str:
 
 def as_tex(sentences: list[Sentence]) -> str:
     """The sentences in LaTeX, every number a keyed command."""
-    from prophet_model.outputs.paper import tex
+    from prophet_model.outputs.latex import tex
 
     return " ".join("".join(tex(p) if isinstance(p, str) else f"\\prophet{{{p.key}}}{{{p.metric}}}" for p in s)
                     for s in sentences)  # fmt: skip

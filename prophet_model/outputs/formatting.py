@@ -7,6 +7,7 @@ factors to two decimals."""
 from __future__ import annotations
 
 import math
+import re
 
 MD_SPECIALS = set("\\`*_[]<>|$~&{}#!")
 
@@ -126,7 +127,7 @@ def checks_view(checks):
             "status": checks.status,
             "system": checks.system_id,
             "strategy": checks.strategy,
-            "check": checks.check,
+            "check": [str(c).replace("_", " ") for c in checks.check],  # wraps between words
             "value": [value_in_unit(v, m) for v, m in zip(checks.value, checks.check, strict=True)],
             "expected": [
                 f"{value_in_unit(a, m)} – {value_in_unit(b, m)}"
@@ -140,3 +141,33 @@ def checks_view(checks):
 def operating_point(strategy: str, split: str, batch: float) -> str:
     """EP 8×1, B 36: a strategy, its EP × DP split and the batch per GPU (sequences)."""
     return f"{strategy} {str(split).replace('x', '×')}, B {batch:.0f}"
+
+
+def table_html(df) -> str:
+    """A DataFrame as the book shows it: no index column (a meaningful index becomes a column), empty
+    cells for missing values, numbers to three significant figures, a class the book's stylesheet wraps to
+    the page width."""
+    import pandas as pd
+
+    if not isinstance(df.index, pd.RangeIndex) or df.index.name is not None:
+        df = df.reset_index()
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    if floats:  # one number format: three significant figures, never a long float (formatting.py)
+        df = df.assign(**{c: ["" if pd.isna(v) else number(v) for v in df[c]] for c in floats})
+    return df.to_html(index=False, border=0, na_rep="", classes="prophet-table")
+
+
+def md_table(df) -> str:
+    """A Markdown table with | escaped in cells."""
+    esc = lambda v: re.sub(r"(?<!\\)\|", r"\\|", str(v)).replace("\n", " ")  # noqa: E731 (a pipe not yet escaped)
+    head = "| " + " | ".join(esc(c) for c in df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    return (
+        "\n".join([head, sep, *("| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False))])
+        + "\n"
+    )
+
+
+def dropdown(title: str, body: str, open_: bool = False) -> str:
+    """A collapsed block (sphinx-design's dropdown) holding Markdown."""
+    return f"\n:::{{dropdown}} {title}\n{':open:' + chr(10) if open_ else ''}\n{body}\n:::\n"

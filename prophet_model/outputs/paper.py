@@ -8,8 +8,6 @@ from all_systems_comparison.csv through formatting.py, so the paper, the summari
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
@@ -18,27 +16,10 @@ import pandas as pd
 from prophet_model.errors import UserError
 from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.files import PAPER_FILES
+from prophet_model.outputs.latex import KEYED_METRICS, TEX_ESCAPES, tex, tex_path, tex_value  # noqa: F401 (re-exported)
 from prophet_model.outputs.templating import TEMPLATES
 from prophet_model.study.config import Study
 
-TEX_ESCAPES = {
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\\": r"\textbackslash{}",
-    "×": r"$\times$",
-    "–": "--",
-    "→": r"$\rightarrow$",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-}
 DIGITS = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
 
 # Per-system one-number commands (the aliases): (suffix, column); formatted as KEYED_METRICS says
@@ -56,40 +37,6 @@ MACRO_METRICS = (
     ("BaselineScaling", "baseline_scaling_pct"),
     ("ProphetScaling", "prophet_scaling_pct"),
 )
-
-
-def tex(value: object) -> str:
-    """Escape text for LaTeX (text mode)."""
-    return "".join(TEX_ESCAPES.get(ch, ch) for ch in str(value))
-
-
-def tex_path(value: object) -> str:
-    """A file path for \\texttt, escaped, with a break allowed after each / and _ (no overflowing line)."""
-    return tex(value).replace("/", "/\\allowbreak{}").replace(r"\_", r"\_\allowbreak{}")
-
-
-def tex_value(value: object) -> str:
-    """Escape a formatted value so that it sets alike in text and in math mode: symbols in \\ensuremath,
-    thousands separators as {,} (no space after them in math)."""
-    out = tex(value).replace(r"$\times$", r"\ensuremath{\times}").replace(r"$\rightarrow$", r"\ensuremath{\rightarrow}")
-    return re.sub(r"(?<=\d),(?=\d)", "{,}", out)
-
-
-# \prophet{KEY}{METRIC}: the metrics of every row (columns of all_systems_comparison.csv) and how they read
-KEYED_METRICS: tuple[tuple[str, Callable[[float], str]], ...] = (
-    ("baseline_tokens_per_s", fmt.tokens), ("prophet_tokens_per_s", fmt.tokens), ("speedup", fmt.ratio),
-    ("baseline_step_ms", fmt.ms), ("prophet_step_ms", fmt.ms),
-    ("baseline_batch", lambda v: f"{v:.0f}"), ("prophet_batch", lambda v: f"{v:.0f}"),
-    ("baseline_comm_overhead_pct", fmt.pct), ("prophet_comm_overhead_pct", fmt.pct), ("comm_reduction", fmt.ratio),
-    ("baseline_fetch_overhead_pct", fmt.pct), ("prophet_fetch_overhead_pct", fmt.pct),
-    ("baseline_hit_rate", lambda v: fmt.pct(100 * v)), ("prophet_hit_rate", lambda v: fmt.pct(100 * v)),
-    ("prophet_fetch_hidden_pct", fmt.pct),
-    ("saved_by_cache_ms", fmt.ms), ("saved_by_prefetch_ms", fmt.ms), ("saved_by_comm_ms", fmt.ms),
-    ("baseline_scaling_pct", fmt.pct), ("prophet_scaling_pct", fmt.pct),
-    ("baseline_usd_per_1m_tokens", fmt.usd), ("prophet_usd_per_1m_tokens", fmt.usd), ("cost_reduction", fmt.ratio),
-    ("annual_savings_usd", fmt.usd), ("best_baseline_tokens_per_s", fmt.tokens),
-    ("speedup_vs_best_baseline", fmt.ratio),
-)  # fmt: skip
 
 
 def keyed_values(study: Study, comparison: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
@@ -270,98 +217,6 @@ def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
     return list(dict.fromkeys(out))  # two claims on one metric give one sentence
 
 
-def _add(keyed: list[dict], key: str, metric: str, value: str) -> None:
-    """A keyed value for macros.tex, unless the key already has that metric."""
-    if not any(k["key"] == key and k["metric"] == metric for k in keyed):
-        keyed.append({"key": key, "metric": metric, "value": tex_value(value)})
-
-
-def measured_gpus(study: Study, rows: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """(the GPUs whose rates were measured, the GPUs of these rows whose rates are extrapolated from them),
-    by catalog name: a machine counts as measured when its folder holds measurements."""
-    from prophet_model.study.rates import MEASUREMENTS, machine_specs
-
-    done = [m["gpu"] for name, m in machine_specs().items() if (MEASUREMENTS / name / "env.json").is_file()]
-    measured = list(dict.fromkeys(study.gpus[k].name for k in done if k in study.gpus))
-    used = dict.fromkeys(s.gpu.name for s in study.systems if s.id in set(rows.system_id))
-    return measured, [g for g in used if g not in measured]
-
-
-def prose_context(study: Study, results_dir: Path, headline: pd.DataFrame, claims: pd.DataFrame,
-                  keyed: list[dict]) -> dict:  # fmt: skip
-    """What the abstract and the section say beyond the headline rows, each number added to `keyed` so
-    that the prose uses keyed commands only: the finding, the fixed-batch comparison, the Monte Carlo
-    intervals and the validated errors."""
-    from prophet_model.outputs.finding import as_tex, draft_speedup, finding, values
-    from prophet_model.outputs.tables import read_table
-    from prophet_model.validation.evidence import validated
-
-    sentences = finding(headline, claims)
-    for v in values(sentences):
-        _add(keyed, v.key, v.metric, v.text)
-    rows = headline.dropna(subset=["speedup"])
-    _add(keyed, "study", "n_systems", str(len(rows)))
-    _add(keyed, "study", "model", study.model.name)
-    _add(keyed, "study", "configured_batch", fmt.count(study.config.workload.batch_size_per_gpu))
-    claimed = draft_speedup(claims)
-    if claimed is not None:
-        _add(keyed, "study", "draft_speedup", fmt.ratio(claimed))
-    resident = rows[(rows.baseline_hit_rate >= 0.999) & (rows.baseline_fetch_overhead_pct <= 0)]
-    fixed = None
-    path = results_dir / "data" / "fixed_batch_comparison.csv"
-    if path.is_file():
-        f = read_table(path, results_dir).dropna(subset=["speedup"])
-        if not f.empty:
-            r = f.loc[f.speedup.idxmax()]
-            fixed = {"key": f"{r.system_id}/{r.strategy}/fixed"}
-            for metric in ("speedup", "baseline_fetch_overhead_pct", "baseline_tokens_per_s", "prophet_tokens_per_s"):
-                _add(keyed, fixed["key"], metric, dict(KEYED_METRICS)[metric](r[metric]))
-            for text in ("system", "strategy"):
-                _add(keyed, fixed["key"], text, str(r[text]))
-    interval = None
-    path = results_dir / "data" / "uncertainty.csv"
-    if path.is_file():
-        u = read_table(path, results_dir)
-        u = u[(u.metric == "speedup") & u.system_id.isin(rows.system_id)]
-        if not u.empty:
-            interval = []
-            for r in u.itertuples():
-                _add(keyed, r.system_id, "speedup_p5", fmt.ratio(r.p5))
-                _add(keyed, r.system_id, "speedup_p95", fmt.ratio(r.p95))
-                interval.append(r.system_id)
-    checked = []
-    for name, v in validated(study).items():
-        slug = {"decode step": "decode", "expert offloading and prefetch": "offload", "all-to-all": "alltoall"}[name]
-        _add(keyed, "validation", f"{slug}_median_pct", fmt.pct(v.median_pct))
-        _add(keyed, "validation", f"{slug}_worst_pct", fmt.pct(v.worst_pct))
-        _add(keyed, "validation", f"{slug}_points", fmt.count(v.points))
-        _add(keyed, "validation", f"{slug}_what", v.what)
-        checked.append(slug)
-    _add(keyed, "study", "n_resident", str(len(resident)))
-
-    def range_tex(column: str, among: list[str] | None = None) -> str:
-        """\\prophet{LO}{column}--\\prophet{HI}{column} over the headline rows (one command when they read alike)."""
-        r = rows if among is None else rows[rows.system_id.isin(among)]
-        lo, hi = r.loc[r[column].idxmin()], r.loc[r[column].idxmax()]
-        formatter = dict(KEYED_METRICS)[column]
-        one = f"\\prophet{{{lo.system_id}}}{{{column}}}"
-        if formatter(lo[column]) == formatter(hi[column]):
-            return one
-        return f"{one}--\\prophet{{{hi.system_id}}}{{{column}}}"
-
-    measured, extrapolated = measured_gpus(study, rows)
-    _add(keyed, "study", "measured_gpus", " and ".join(measured))
-    _add(keyed, "study", "extrapolated_gpus", " and ".join(extrapolated))
-    _add(keyed, "study", "interval", "90%")  # the Monte Carlo's interval: p5 to p95 (uncertainty.csv)
-    comm = rows.dropna(subset=["comm_reduction"])
-    scaling = rows.dropna(subset=["baseline_scaling_pct", "prophet_scaling_pct"])
-    return {"comm_span": range_tex("comm_reduction", list(comm.system_id)) if not comm.empty else "",
-            "scaling_ids": list(scaling.system_id), "measured": measured, "extrapolated": extrapolated,
-            "finding": as_tex(sentences), "range_tex": range_tex, "resident_ids": list(resident.system_id),
-            "offload_ids": [s for s in rows.system_id if s not in set(resident.system_id)], "fixed": fixed,
-            "interval_ids": interval, "checked": checked, "draft": claimed is not None}  # fmt: skip
-
-
 DOI_PLACEHOLDER = "10.5281/zenodo.XXXXXXX"
 REPOSITORY_PLACEHOLDER = "https://github.com/OWNER/prophet-artifact"
 BADGES = ("Artifacts Available", "Artifacts Evaluated: Functional", "Results Reproduced")
@@ -458,6 +313,8 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
 
     rows = pd.DataFrame(ctx["rows"])
     ctx["evidence"] = claim_evidence(study, rows, checks).to_dict("records")
+    from prophet_model.outputs.prose import prose_context
+
     ctx |= prose_context(study, results_dir, headline, claims, ctx["keyed"])
     env = environment()
     return {name: env.get_template(f"{name}.j2").render(**ctx) for name in PAPER_FILES}
