@@ -149,7 +149,8 @@ def claims_table(study: Study) -> pd.DataFrame:
     """The draft analysis's single-GPU claims: claimed, the model's figure, and each lever that would close the gap."""
     from prophet_model.study.claims import single_gpu_claims, table
 
-    return table(single_gpu_claims(study)).drop(columns=["system_id", "strategy"])
+    t = table(single_gpu_claims(study))
+    return t.drop(columns=["system_id", "strategy", "metric", "gap_pct"])
 
 
 def breakdown(results: StudyResults, system_id: str) -> pd.DataFrame:
@@ -179,7 +180,10 @@ def comparison(results: StudyResults, system_id: str | None = None) -> pd.DataFr
 def checks(results: StudyResults, system_id: str | None = None, kind: str = "expectation") -> pd.DataFrame:
     c = all_checks(results.study, results.chosen, results.comparison)
     c = c[c.kind == kind]
-    return fmt.checks_view(c[c.system_id == system_id] if system_id else c)
+    c = c[c.system_id == system_id] if system_id else c
+    if c.empty:  # said in words, not as an empty table
+        return pd.DataFrame({"note": ["The draft analysis gave no expected range here."]})
+    return fmt.checks_view(c)
 
 
 def measurement_provenance() -> pd.DataFrame:
