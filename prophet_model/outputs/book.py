@@ -242,8 +242,8 @@ def needs(results_dir: Path | None) -> str:
         row |= {lever: cell(by[lever]) if lever in by else "met" for lever in NEED_LEVERS}
         rows.append(row)
     target = c.claimed.iloc[0]
-    return (f"\n## What Prophet needs for the paper's {fmt.ratio(target)}\n\nPer system (its headline row): the value "
-            "each of Prophet's own mechanisms would need, the others as configured, for the paper's speedup to hold "
+    return (f"\n## What Prophet would need for the draft analysis's {fmt.ratio(target)}\n\nPer system (its headline row): the value "
+            "each of Prophet's own mechanisms would need, the others as configured, for the draft analysis's speedup to hold "
             "there: the hit rate of its expert cache (the baseline keeps its own), the share of its expert copies hidden "
             "behind computation (overlap), and the prediction accuracy. Configured → needed; *unreachable*: not even at "
             "its limit. From `results/data/claims.csv`.\n\n" + md_table(pd.DataFrame(rows)))  # fmt: skip
