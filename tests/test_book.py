@@ -37,6 +37,7 @@ STATIC_PAGES = [
     "paper_outputs.md",
     "reproducibility.md",
     "model.md",
+    "glossary.md",
 ]
 
 
@@ -218,15 +219,109 @@ def test_cross_system_page_shows_the_key_figure(built, server, browser) -> None:
     assert width >= 1500  # the full-width (7 in) figure at 300 dpi
 
 
-def test_overview_screenshot_for_a_person(built, server, browser) -> None:
-    """A screenshot to look at, saved outside results/ (tests never touch the artifact's outputs)."""
-    out = ROOT / "tests" / "output" / "book_overview.png"
-    out.parent.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+SIGNIFICANT = re.compile(r"(?<![\w.,\-])\d[\d,]*(?:\.\d+)*(?![\w])")
+BROKEN_HEADERS = """() => {
+    const out = [];
+    for (const th of document.querySelectorAll('.bd-article th')) {
+        const walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+            const re = /[^\\s\\-\u2010\u2011]+/g;  // a break at a hyphen is not inside a word
+            let m;
+            while ((m = re.exec(n.data)) !== null) {
+                const r = document.createRange();
+                r.setStart(n, m.index);
+                r.setEnd(n, m.index + m[0].length);
+                const tops = new Set([...r.getClientRects()].filter(x => x.width > 0).map(x => Math.round(x.top)));
+                if (tops.size > 1) out.push(m[0]);
+            }
+        }
+    }
+    return out;
+}"""
+VISIBLE_TEXT = """() => {
+    const a = document.querySelector('.bd-article').cloneNode(true);
+    return [a.innerText, [...document.querySelector('.bd-article').querySelectorAll('img')]
+        .filter(i => !i.classList.contains('math')).map(i => i.getAttribute('alt') || '')];
+}"""
+PROSE_TEXT = """() => {
+    const a = document.querySelector('.bd-article').cloneNode(true);
+    a.querySelectorAll('pre, code, .highlight, .cell_input, details:not([open]) > :not(summary)').forEach(e => e.remove());
+    document.body.appendChild(a);
+    const t = a.innerText;
+    a.remove();
+    return t;
+}"""
+
+
+def significant_figures(token: str) -> int:
+    """Significant figures of a number as written: leading zeros never count, trailing zeros of an integer
+    written with separators do not either (12,700 has three)."""
+    digits = token.replace(",", "")
+    if "." in digits:
+        return len(digits.replace(".", "").lstrip("0"))
+    return len(digits.lstrip("0").rstrip("0")) or 1
+
+
+def long_numbers(text: str) -> list[str]:
+    """Numbers a person reads with more than four significant figures. Integers written without separators
+    (years, counts as in the configuration, identifiers) and versions (several points) are not measurements."""
+    out = []
+    for m in SIGNIFICANT.finditer(text):
+        token = m.group(0).rstrip(",")
+        if token.count(".") > 1 or ("," not in token and "." not in token) or text[: m.start()].endswith("arXiv "):
+            continue  # versions, plain integers and arXiv identifiers are not quantities
+        if significant_figures(token) > 4:
+            out.append(text[max(0, m.start() - 30) : m.end() + 10].replace("\n", " "))
+    return out
+
+
+def test_significant_figures_are_counted_as_a_reader_would() -> None:
+    assert [significant_figures(t) for t in ("12,700", "0.00217", "1,100,307.52", "5,363", "80", "98.3")] == [
+        3,
+        3,
+        9,
+        4,
+        1,
+        3,
+    ]
+    assert long_numbers("9.414901 tokens/s, 1,100,307.52 configurations/s") and not long_numbers(
+        "5,360 tokens, v2.11.0"
+    )
+
+
+def test_every_page_for_a_person(built, server, browser) -> None:
+    """A reader's check: every page screenshotted at 1280 px into tests/output/ (committed, to look at); the
+    overview's first screen (1280 x 800) states the finding; no table header breaks inside a word; no number
+    a person reads has more than four significant figures; nothing points to a folder outside the repository
+    or to an issue; every image has alt text that says something."""
+    html, _ = built
+    out = ROOT / "tests" / "output"
+    out.mkdir(exist_ok=True)
+    for old in out.glob("*.jpg"):
+        old.unlink()
+    problems: list[str] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(f"{server}/intro.html", wait_until="networkidle")
-    page.screenshot(path=str(out), full_page=True)
+    page.screenshot(path=str(out / "book_overview.png"))  # the first screen
+    box = page.evaluate("(() => { const b = document.querySelector('.bd-article .admonition');"
+                        " return b ? [b.innerText, b.getBoundingClientRect().top] : ['', 9999]; })()")  # fmt: skip
+    assert "Prophet speeds decode up by" in box[0] or "Prophet changes decode throughput by" in box[0], box
+    assert box[1] < 400, "the finding is not on the first screen"
+    for name in pages(html):
+        page.goto(f"{server}/{name}", wait_until="networkidle")
+        page.screenshot(path=str(out / (name.replace("/", "_").removesuffix(".html") + ".jpg")), full_page=True,
+                        type="jpeg", quality=60)  # fmt: skip
+        problems += [f"{name}: header breaks inside '{w}'" for w in page.evaluate(BROKEN_HEADERS)]
+        text, alts = page.evaluate(VISIBLE_TEXT)
+        problems += [f"{name}: shows a path outside the repository" for _ in re.findall(r"\.\./shared", text)]
+        problems += [f"{name}: mentions an issue: ...{text[max(0, m.start() - 40) : m.end() + 20]}..."
+                     for m in re.finditer(r"\bissue\b", text, re.I)]  # fmt: skip
+        for alt in alts:
+            if len(alt.split()) < 3 or re.search(r"[0-9a-f]{16,}|\.(png|jpe?g|svg)$", alt):
+                problems.append(f"{name}: an image's alt text says nothing: {alt!r}")
+        problems += [f"{name}: {n}" for n in long_numbers(page.evaluate(PROSE_TEXT))]
     page.close()
-    assert out.stat().st_size > 10_000
+    assert not problems, "\n".join(problems)
 
 
 def test_no_injected_script_runs_and_names_show_literally(built, server, browser) -> None:

@@ -61,7 +61,8 @@ def assert_consistent(work: Path) -> None:
     macros = (r / "paper" / "macros.tex").read_text()
     for s in study.systems:
         assert f"\\prophetSpeedup{macro_key(s.id)}" in macros
-    assert f"on {len(ids)} multi-GPU systems" in (r / "paper" / "section_multi_gpu.tex").read_text()
+    assert f"prophet@v@study@n_systems\\endcsname{{{len(ids)}}}" in macros  # the section's count of systems
+    assert "\\prophet{study}{n_systems} systems" in (r / "paper" / "section_multi_gpu.tex").read_text()
     assert sorted(p.stem.split("-", 1)[1] for p in (work / "book" / "systems").glob("*.ipynb")) == sorted(ids)
     html = work / "book" / "_build" / "html"
     assert sorted(p.stem.split("-", 1)[1] for p in (html / "systems").glob("*.html")) == sorted(ids)

@@ -10,6 +10,7 @@ import pytest
 
 from prophet_model.cli import main
 from prophet_model.commands.analyze import analyze, expected_files
+from prophet_model.outputs import formatting as fmt
 from prophet_model.study import runner as study_mod
 from prophet_model.workflow.runlog import SUCCESS
 
@@ -88,7 +89,7 @@ def test_summary_shows_strategies_and_checks(two_runs) -> None:
     text = (a / "SUMMARY_8xA100.md").read_text()
     comp = pd.read_csv(a / "data" / "all_systems_comparison.csv")
     row = comp[(comp.system_id == "8xA100") & (comp.strategy == "Hybrid")].iloc[0]
-    assert f"{row.prophet_tokens_per_s:,.0f}" in text and f"{row.speedup:.2f}×" in text
+    assert fmt.tokens(row.prophet_tokens_per_s) in text and fmt.ratio(row.speedup) in text
     assert "| speedup | Hybrid |" in text and ("MISS" in text or "PASS" in text)
     assert "Best strategy" in text
     assert "hybrid degenerates" in (a / "SUMMARY_2xA100.md").read_text()

@@ -12,9 +12,9 @@ import pytest
 
 from prophet_model.cli import main
 from prophet_model.outputs import formatting as fmt
-from prophet_model.outputs.paper import PAPER_FILES, macro_name, tex
+from prophet_model.outputs.paper import PAPER_FILES, macro_name, tex, tex_value
 
-from .conftest import dump_yaml, load_yaml
+from .conftest import ROOT, dump_yaml, load_yaml
 
 HOSTILE = "8×A100 & friends_v2 (50%) #1 $x ~y^z {a} \\b"
 
@@ -63,7 +63,8 @@ DOC = (
 TABLE_DOC = (
     PREAMBLE
     + r"""\begin{document}
-\begin{table*}\centering\input{table}\end{table*}
+\begin{table}\centering\input{table}\end{table}
+\begin{table*}\centering\input{table_wide}\end{table*}
 \end{document}
 """
 )
@@ -89,7 +90,7 @@ def test_latex_compiles_without_errors_or_overfull_table(study_dir, tmp_path, na
     if name is None:
         assert "Overfull \\hbox" not in log  # the default study's section sets cleanly
     table_log = _compile(results, TABLE_DOC, "table_only")
-    assert "Overfull \\hbox" not in table_log, "the table is wider than the text"
+    assert "Overfull \\hbox" not in table_log, "table.tex is wider than a column or table_wide.tex than the text"
     if name:
         assert (
             r"8$\times$A100 \& friends\_v2 (50\%) \#1 \$x \textasciitilde{}y\textasciicircum{}z \{a\} \textbackslash{}b"
@@ -102,26 +103,76 @@ def _numbers(text: str) -> list[str]:
     return re.findall(r"\d[\d,]*\.?\d*", text)
 
 
-def test_numbers_in_abstract_caption_and_table_equal_the_csv(study_dir, tmp_path) -> None:
-    """The paper states the like-with-like headline (headline.csv): Prophet at its best strategy, split and
-    batch against the baseline at its best, with the numbers of the CSV."""
+KEYED = re.compile(r"\\prophet\{([^{}]*)\}\{([^{}]*)\}")
+
+
+def _keyed(macros: str) -> dict[tuple[str, str], str]:
+    """{(key, metric): value} of macros.tex."""
+    return {(k, m): v for k, m, v in re.findall(r"prophet@v@(.*?)@([A-Za-z0-9_]+)\\endcsname\{(.*)\}$", macros, re.M)}
+
+
+def _prose(path: Path) -> str:
+    """A generated file without its comment lines."""
+    return "\n".join(ln for ln in path.read_text().splitlines() if not ln.startswith("%"))
+
+
+def test_abstract_and_section_are_prose_with_keyed_numbers_only(study_dir, tmp_path) -> None:
+    """The abstract is two or three sentences (at most 120 words) an author can keep, and the section is
+    paragraphs; outside the keyed commands neither holds a digit, every command they use is defined, and
+    the values are the CSV's, formatted once (formatting.py)."""
+    results = _paper(study_dir, tmp_path)
+    paper = results / "paper"
+    keyed = _keyed((paper / "macros.tex").read_text())
+    headline = pd.read_csv(results / "data" / "headline.csv").set_index("system_id")
+    abstract = _prose(paper / "abstract.tex")
+    words = KEYED.sub("X", abstract).split()
+    assert 30 <= len(words) <= 120, len(words)
+    assert 2 <= len(re.findall(r"\.(?:\s|$)", abstract.strip())) <= 3
+    section = _prose(paper / "section_multi_gpu.tex")
+    for name, text in (("abstract", abstract), ("section", section)):
+        uses = KEYED.findall(text)
+        assert uses, name
+        for use in uses:
+            assert use in keyed, (name, use)
+        bare = re.sub(r"\\(ref|label|input|includegraphics|begin|end)(\[[^]]*\])?\{[^}]*\}", "", KEYED.sub("", text))
+        assert not re.findall(r"\d", bare), (name, re.findall(r".{30}\d.{30}", bare))
+    assert "\\prophetSpeedup" not in section and "\\prophetBaseline" not in section  # no legacy aliases
+    assert section.count("\\paragraph{") >= 4
+    for (key, metric), value in keyed.items():
+        if key in headline.index and metric in ("speedup", "prophet_tokens_per_s", "baseline_usd_per_1m_tokens"):
+            f = {"speedup": fmt.ratio, "prophet_tokens_per_s": fmt.tokens, "baseline_usd_per_1m_tokens": fmt.usd}[
+                metric
+            ]
+            assert value == tex_value(f(headline.loc[key, metric])), (key, metric, value)
+
+
+def test_the_finding_heads_the_section_and_reads_like_the_book(study_dir, tmp_path) -> None:
+    """The section opens with the three sentences of the overview's box: the same words, the numbers as
+    keyed commands whose values are the numbers the book shows."""
+    from prophet_model.outputs.finding import as_text, finding
+
+    results = _paper(study_dir, tmp_path)
+    paper = results / "paper"
+    keyed = _keyed((paper / "macros.tex").read_text())
+    sentences = finding(pd.read_csv(results / "data" / "headline.csv"), pd.read_csv(results / "data" / "claims.csv"))
+    assert len(sentences) == 3
+    head = _prose(paper / "section_multi_gpu.tex").split("\\paragraph{")[0]
+    expanded = KEYED.sub(lambda m: keyed[(m[1], m[2])], head)
+    expanded = expanded.replace("\\ensuremath{\\times}", "$\\times$").replace("{,}", ",")
+    assert tex(as_text(sentences, str)) in expanded
+
+
+def test_tables_hold_the_csv_numbers(study_dir, tmp_path) -> None:
     results = _paper(study_dir, tmp_path)
     headline = pd.read_csv(results / "data" / "headline.csv")
     paper = results / "paper"
-    head = headline[headline.system_id == "8xA100"].iloc[0]
-    abstract = (
-        paper.joinpath("abstract.tex").read_text().split("\n", 1)[1].split("\n", 1)[0]
-    )  # the first sentence block
-    expected = [fmt.tokens(head.prophet_tokens_per_s), fmt.tokens(head.baseline_tokens_per_s), fmt.ratio(head.speedup)[:-1],
-                fmt.usd(head.baseline_usd_per_1m_tokens)[1:], fmt.usd(head.prophet_usd_per_1m_tokens)[1:]]  # fmt: skip
-    config = {*head.prophet_split.split("x"), *head.baseline_split.split("x"), f"{head.prophet_batch:.0f}",
-              f"{head.baseline_batch:.0f}"}  # fmt: skip
-    got = [n for n in (x.rstrip(",") for x in _numbers(abstract)) if n not in {"8", "100", "1", *config}]
-    assert got == expected
-    assert f"batch {head.prophet_batch:.0f}" in abstract and f"batch {head.baseline_batch:.0f}" in abstract
-    table = paper.joinpath("table.tex").read_text()
+    narrow, wide = paper.joinpath("table.tex").read_text(), paper.joinpath("table_wide.tex").read_text()
     for r in headline.dropna(subset=["speedup"]).itertuples():
-        line = next(ln for ln in table.splitlines() if ln.startswith(tex(r.system) + " &"))
+        one = next(ln for ln in narrow.splitlines() if ln.startswith(tex(r.system) + " &"))
+        for v in (fmt.tokens(r.baseline_tokens_per_s), fmt.tokens(r.prophet_tokens_per_s), fmt.ratio(r.speedup),
+                  fmt.usd(r.prophet_usd_per_1m_tokens)):  # fmt: skip
+            assert tex(v) in one, (v, one)
+        line = next(ln for ln in wide.splitlines() if ln.startswith(tex(r.system) + " &"))
         for v in (fmt.tokens(r.baseline_tokens_per_s), fmt.tokens(r.prophet_tokens_per_s), fmt.ratio(r.speedup),
                   fmt.usd(r.baseline_usd_per_1m_tokens), fmt.usd(r.prophet_usd_per_1m_tokens), fmt.ratio(r.cost_reduction)):  # fmt: skip
             assert tex(v) in line, (v, line)
@@ -162,6 +213,8 @@ $x \approx \prophet{8xA100/DP}{prophet_hit_rate}$. The old commands still work: 
 \prophet{2xA100}{system} & \prophet{2xA100}{speedup} \\
 \prophet{8xA100}{system} & $\prophet{8xA100}{speedup}$ \\ \bottomrule
 \end{tabular}\caption{Keyed values in a table.}\end{table}
+
+\begin{table}[h]\centering\input{table}\caption{The one-column table.}\end{table}
 
 \begin{figure}[h]\centering\includegraphics[width=\columnwidth]{cross_system_comparison}
 \caption[Throughput and cost of every system]{\input{caption}}\end{figure}
@@ -205,3 +258,23 @@ def test_an_unknown_key_is_a_latex_error_naming_it(study_dir, tmp_path) -> None:
     proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "bad.tex"], cwd=tmp_path,
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert proc.returncode != 0 and "Unknown key '9xB200' with metric 'speedup'" in proc.stdout
+
+
+def test_readme_states_the_generated_finding_and_the_measured_run_times(study_dir, tmp_path) -> None:
+    """The README's results open with the finding as the default study generates it, and every page quotes
+    the cold-make time of benchmarks/results.json (one source)."""
+    from prophet_model.outputs import timings
+    from prophet_model.outputs.finding import as_text, finding
+
+    results = _paper(study_dir, tmp_path)
+    text = as_text(
+        finding(pd.read_csv(results / "data" / "headline.csv"), pd.read_csv(results / "data" / "claims.csv"))
+    )
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- /finding -->")[0].rsplit("-->", 1)[1].strip()
+    assert block == f"> {text}", "README's finding is stale: copy the overview's box (book/_generated/finding.md)"
+    cold = timings.phrase(timings.COLD)
+    assert cold and cold in readme
+    appendix = (results / "paper" / "artifact_appendix.tex").read_text()
+    assert f"{cold} for make (measured, cold)" in appendix
+    assert "github.com" in appendix and "zenodo" in appendix and "Tolerance:" in appendix and "Badges" in appendix

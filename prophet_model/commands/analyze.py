@@ -96,7 +96,7 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         cons = checks[checks.kind == "consistency"]
         out += [
             "",
-            f"Sanity checks against the seed's expectations ({(exp.status == 'PASS').sum()} PASS, {(exp.status == 'MISS').sum()} MISS):",
+            f"Sanity checks against the draft analysis's expectations ({(exp.status == 'PASS').sum()} PASS, {(exp.status == 'MISS').sum()} MISS):",
         ]
         view = fmt.checks_view(exp).drop(columns=["source"])
         out.append(_table(view))
@@ -107,7 +107,7 @@ def analyze(results_dir: Path) -> tuple[str, int]:
     claims_path = results_dir / "data" / "claims.csv"
     if claims_path.is_file() and problem(claims_path) is None:
         c = pd.read_csv(claims_path)
-        out += ["", "The seed's claims, checked (model figure; what each lever would need):"]
+        out += ["", "The draft analysis's claims, checked (model figure; what each lever would need):"]
         for claim, g in c.groupby("claim", sort=False):
             r = g.iloc[0]
             levers = [f"{x.lever} {x.needed:.3g} {x.unit}".rstrip() if not pd.isna(x.needed) else f"{x.lever}: {x.note}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -15,8 +14,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs.book_paper import paper_page, timings_page
 from prophet_model.outputs.files import system_page
-from prophet_model.outputs.paper import PAPER_FILES
+from prophet_model.outputs.formatting import dropdown, md_table
 from prophet_model.study.config import Study
 from prophet_model.versions import package_versions
 
@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = (
-    ("_usd_per_gpu_hour", "$/GPU-hour"), ("_gbps_per_direction", "GB/s per direction"), ("_gbps", "GB/s"),
-    ("_gb", "GB"), ("_tflops", "TFLOP/s"), ("_us", "µs"), ("_tokens_per_s", "tokens/s"), ("_tokens", "tokens"),
-    ("_in", "inch"), ("_pt", "pt"), ("_dpi", "dpi"), ("_per_gpu", "sequences per GPU"),
+    ("_usd_per_gpu_hour", "US dollars per GPU-hour"), ("_gbps_per_direction", "GB/s per direction"), ("_gbps", "GB/s"),
+    ("_gb", "GB"), ("_tflops", "TFLOP/s"), ("_us", "microseconds"), ("_tokens_per_s", "tokens/s"), ("_tokens", "tokens"),
+    ("_in", "inches"), ("_pt", "pt"), ("_dpi", "dpi"), ("_per_gpu", "sequences per GPU"),
 )  # fmt: skip
 
 
@@ -35,27 +35,41 @@ def unit_of(key: str) -> str:
     return next((u for suffix, u in UNITS if key.endswith(suffix)), "")
 
 
-def md_table(df: pd.DataFrame) -> str:
-    """A Markdown table with | escaped in cells."""
-    esc = lambda v: re.sub(r"(?<!\\)\|", r"\\|", str(v)).replace("\n", " ")  # noqa: E731 (a pipe not yet escaped)
-    head = "| " + " | ".join(esc(c) for c in df.columns) + " |"
-    sep = "|" + "|".join("---" for _ in df.columns) + "|"
-    return (
-        "\n".join([head, sep, *("| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False))])
-        + "\n"
-    )
+WORDS = {"gpu": "GPU", "gpus": "GPUs", "kv": "KV", "usd": "USD", "bf16": "BF16", "fp8": "FP8", "ep": "EP", "dp": "DP",
+         "tp": "TP", "moe": "MoE", "ffn": "FFN", "nvlink": "NVLink", "pcie": "PCIe", "hbm": "HBM", "cpu": "CPU",
+         "lru": "LRU", "png": "PNG", "tflops": "TFLOP/s", "a2a": "all-to-all"}  # fmt: skip
+
+
+def label_of(key: str) -> str:
+    """A readable label for a configuration key: its unit suffix dropped (the unit has its own column),
+    words spaced, acronyms in capitals (batch_size_per_gpu -> Batch size per GPU)."""
+    stem = next((key[: -len(suffix)] for suffix, _ in UNITS if key.endswith(suffix) and suffix != "_per_gpu"), key)
+    words = [WORDS.get(w, w) for w in stem.replace(".", " ").split("_") if w]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+def value_text(value: object) -> str:
+    """A configuration value as a person reads it: numbers to three significant figures (integers whole)."""
+    if isinstance(value, bool) or value is None:
+        return fmt.md(value)
+    if isinstance(value, int):
+        return fmt.count(value)
+    if isinstance(value, float):
+        return fmt.number(value)
+    return fmt.md(value)
 
 
 def sourced_rows(section: str, obj) -> list[dict]:
-    """Rows (key, value, unit, source) for a config section or catalog entry with `sources`."""
+    """Rows (input, value, unit, source) for a config section or catalog entry with `sources`."""
     out = []
     for key, value in obj.model_dump().items():
         if key == "sources":
             continue
         out.append(
             {
-                "key": fmt.md(f"{section}.{key}"),
-                "value": fmt.md(value),
+                "input": fmt.md(label_of(key)),
+                "value": value_text(value),
                 "unit": unit_of(key),
                 "source": fmt.md(obj.sources.get(key, "")),
             }
@@ -63,38 +77,49 @@ def sourced_rows(section: str, obj) -> list[dict]:
     return out
 
 
+SECTIONS = {"workload": "Workload", "prophet": "Prophet", "implementation": "Serving engine",
+            "single_gpu_claim": "The draft analysis's single-GPU claim", "cost": "Cost", "figures": "Figures"}  # fmt: skip
+
+
 def assumptions(study: Study) -> str:
     c = study.config
-    parts = ["## Study inputs (`_config.yml`)\n"]
-    rows = []
-    for name in ("workload", "prophet", "implementation", "single_gpu_claim", "cost", "figures"):
-        rows += sourced_rows(name, getattr(c, name))
-    parts.append(md_table(pd.DataFrame(rows)))
+    parts = ["## Study inputs (`_config.yml`)\n\nGrouped by section; each value with its unit and its source.\n"]
+    for name, title in SECTIONS.items():
+        section = getattr(c, name, None)
+        if section is None:
+            continue
+        parts.append(f"\n### {title}\n")
+        parts.append(md_table(pd.DataFrame(sourced_rows(name, section))))
     parts.append("\n## Systems\n")
     parts.append(md_table(pd.DataFrame([
-        {"id": s.id, "name": fmt.md(s.name), "GPU": s.gpu_key, "count": s.count, "interconnect": s.interconnect_key,
-         "hybrid (EP×DP)": f"{s.hybrid.ep}×{s.hybrid.dp}" if hasattr(s.hybrid, "ep") else s.hybrid, "note": fmt.md(s.hybrid_note)}
+        {"id": s.id, "name": fmt.md(s.name), "GPU": s.gpu_key, "GPUs": s.count, "interconnect": s.interconnect_key,
+         "hybrid split (EP × DP)": f"{s.hybrid.ep}×{s.hybrid.dp}" if hasattr(s.hybrid, "ep") else s.hybrid, "note": fmt.md(s.hybrid_note)}
         for s in study.systems
     ])))  # fmt: skip
     for title, catalog, path in (("GPUs", study.gpus, c.catalogs.gpus), ("Interconnects", study.interconnects, c.catalogs.interconnects),
                                  ("MoE models", study.models, c.catalogs.models)):  # fmt: skip
-        parts.append(f"\n## {title} (`{path}`)\n")
-        rows = [r for key, entry in catalog.items() for r in sourced_rows(key, entry)]
-        parts.append(md_table(pd.DataFrame(rows)))
+        parts.append(f"\n## {title} (`{path}`)\n\nOne entry per {title[:-1].lower() if title != 'GPUs' else 'GPU'}; "
+                     "open one to see its values and sources.\n")  # fmt: skip
+        for key, entry in catalog.items():
+            name = fmt.md(getattr(entry, "name", key))
+            parts.append(dropdown(f"{name} (`{key}`)", md_table(pd.DataFrame(sourced_rows(key, entry)))))
     from prophet_model.study.rates import hardware_rows
 
     parts.append("\n## What each GPU attains (measured, never fitted)\n")
     hw = pd.DataFrame(hardware_rows(study))
     for col in hw.columns[1:-1]:
-        hw[col] = [fmt.number(v, 4) for v in hw[col]]
+        hw[col] = [fmt.number(v) for v in hw[col]]
     hw["source"] = hw["source"].map(fmt.md)
     hw["gpu"] = hw["gpu"].map(fmt.md)
-    parts.append(md_table(hw))
+    parts.append(md_table(hw.drop(columns=["source"])))
+    parts.append(
+        dropdown("Where each GPU's rates come from", "\n".join(f"- {r.gpu}: {r.source}" for r in hw.itertuples()))
+    )
     return "\n".join(parts)
 
 
 def seed_claims(study: Study, results_dir: Path | None) -> str:
-    """The headline system's missed seed claims: the model's figure and what each lever would need."""
+    """The headline system's missed draft-analysis claims: the model's figure and what each lever would need."""
     from prophet_model.outputs.paper import claim_sentences
 
     path = None if results_dir is None else results_dir / "data" / "claims.csv"
@@ -103,14 +128,24 @@ def seed_claims(study: Study, results_dir: Path | None) -> str:
     lines = claim_sentences(pd.read_csv(path), study.config.study.headline_system)
     if not lines:
         return ""
-    return "\nThe seed's claims for the headline system, checked ({doc}`sanity_checks` has them all):\n\n" + "".join(
-        f"- {fmt.md(line[:1].upper() + line[1:])}.\n" for line in lines
+    return (
+        "\nThe draft analysis's claims for the headline system, checked ({doc}`sanity_checks` has them all):\n\n"
+        + "".join(f"- {fmt.md(line[:1].upper() + line[1:])}.\n" for line in lines)
     )
+
+
+def finding_box(headline: pd.DataFrame, results_dir: Path) -> str:
+    """The study's finding in three sentences (outputs/finding.py), for the overview's first screen."""
+    from prophet_model.outputs.finding import as_text, finding
+
+    path = results_dir / "data" / "claims.csv"
+    claims_table = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["claim"])
+    return as_text(finding(headline, claims_table)) + "\n"
 
 
 def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None) -> str:
     """Each system's headline (headline.csv: Prophet at its best configuration against the baseline at
-    its best) beside the seed's claims."""
+    its best) beside the draft analysis's claims."""
     rows = headline.dropna(subset=["speedup"])
     out = [
         {
@@ -121,7 +156,7 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None
             "$ per 1M tokens": f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}",
             "all-to-all time cut": fmt.ratio(r.comm_reduction),
             "per-GPU scaling": f"{fmt.pct(r.baseline_scaling_pct)} → {fmt.pct(r.prophet_scaling_pct)}",
-            "rests on (median validated error)": rests_on(study, r),
+            "rests on (validated error: median, worst)": rests_on(study, r),
             "evidence": f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "
             "{doc}`key figure </cross_system>`",
         }
@@ -145,18 +180,22 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None
 
 
 def rests_on(study: Study, row: object) -> str:
-    """A claim row's mechanisms with the median of each one's validated |error|, in a few words."""
-    from prophet_model.validation.evidence import mechanisms, validated
+    """A claim row's mechanisms with each one's validated |error| (median, worst), in a few words, and
+    whether the system's GPU rates were measured or extrapolated."""
+    from prophet_model.validation.evidence import mechanisms, rates_basis, validated
 
     v = validated(study)
     short = {"decode step": "decode step", "expert offloading and prefetch": "offloading", "all-to-all": "all-to-all"}
-    return ", ".join(f"{short[m]} {v[m].median_pct:.1f}%" if m in v else f"{short[m]} (not validated)"
-                     for m in mechanisms(pd.Series(row._asdict())))  # fmt: skip
+    parts = [f"{short[m]} {fmt.pct(v[m].median_pct)} (worst {fmt.pct(v[m].worst_pct)})" if m in v
+             else f"{short[m]} (not validated)" for m in mechanisms(pd.Series(row._asdict()))]  # fmt: skip
+    basis = rates_basis(study, row.system_id)
+    return ", ".join(parts) + ("; rates extrapolated" if "extrapolated" in basis else "; rates measured")
 
 
 def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -> str:
-    """What each claim of the table rests on: the mechanisms, the model's validated error for each, and the
-    checks it fails."""
+    """What each claim of the table rests on: the mechanisms, the model's validated error for each (median
+    and worst, and the GPU it was measured on), whether the system's rates were measured or extrapolated,
+    and the expected ranges it misses."""
     from prophet_model.validation.evidence import claim_evidence
 
     path = None if results_dir is None else results_dir / "data" / "sanity_checks.csv"
@@ -167,12 +206,15 @@ def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -
         return ""
     view = pd.DataFrame({
         "system (strategy)": [f"{fmt.md(r.system_id)} ({r.strategy})" for r in ev.itertuples()],
-        "rests on (validated error, out of sample)": [fmt.md(v) for v in ev.validated],
-        "failed checks": [fmt.md(v) for v in ev.failed_checks],
+        "its rates": [fmt.md(v) for v in ev.rates],
+        "validated (out of sample: what, where, median and worst error)": [fmt.md(v) for v in ev.validated],
+        "expected ranges missed": [fmt.md(v) for v in ev.failed_checks],
     })  # fmt: skip
-    return ("\n### What each claim rests on\n\nThe mechanisms each row's numbers depend on, the model's validated "
-            "error for each ({doc}`validation` has the points), and the seed's expected ranges the row misses "
-            "({doc}`sanity_checks`).\n\n" + md_table(view))  # fmt: skip
+    return ("\n### What each claim rests on\n\nWhat was measured and what is extrapolated: each validated error "
+            "names the GPU it was measured on; a system whose GPU was never measured uses the shares of "
+            "its datasheet figures that the measured GPUs attain, so its numbers are extrapolated, and its all-to-all "
+            "runs on an interconnect the validation did not measure. The model's validated errors are in "
+            "{doc}`validation`; the expected ranges of the draft analysis in {doc}`sanity_checks`.\n\n" + md_table(view))  # fmt: skip
 
 
 def needs(results_dir: Path | None) -> str:
@@ -200,8 +242,8 @@ def needs(results_dir: Path | None) -> str:
         row |= {lever: cell(by[lever]) if lever in by else "met" for lever in NEED_LEVERS}
         rows.append(row)
     target = c.claimed.iloc[0]
-    return (f"\n## What Prophet needs for the paper's {fmt.ratio(target)}\n\nPer system (its headline row): the value "
-            "each of Prophet's own mechanisms would need, the others as configured, for the paper's speedup to hold "
+    return (f"\n## What Prophet would need for the draft analysis's {fmt.ratio(target)}\n\nPer system (its headline row): the value "
+            "each of Prophet's own mechanisms would need, the others as configured, for the draft analysis's speedup to hold "
             "there: the hit rate of its expert cache (the baseline keeps its own), the share of its expert copies hidden "
             "behind computation (overlap), and the prediction accuracy. Configured → needed; *unreachable*: not even at "
             "its limit. From `results/data/claims.csv`.\n\n" + md_table(pd.DataFrame(rows)))  # fmt: skip
@@ -215,23 +257,23 @@ def worked_example(study: Study) -> str:
     system, ep, values = terms(study)
     rows = [
         {
-            "expert bytes {math}`S_e = 3hf\\,b`": f"{t['expert_bytes'] / 1e6:,.2f} MB",
-            "dense parameters {math}`P_d`": f"{t['dense_params'] / 1e9:,.3f} G",
-            "KV cache {math}`K`": f"{t['kv_cache_bytes'] / 1e9:,.3f} GB",
+            "expert bytes {math}`S_e = 3hf\\,b`": f"{fmt.sig(t['expert_bytes'] / 1e6)} MB",
+            "dense parameters {math}`P_d`": f"{fmt.sig(t['dense_params'] / 1e9)} G",
+            "KV cache {math}`K`": f"{fmt.sig(t['kv_cache_bytes'] / 1e9)} GB",
             "experts on the fullest GPU {math}`\\lceil E/ep \\rceil`": f"{t['experts_on_fullest_gpu']:.0f}",
             "hit rate {math}`\\rho`": fmt.number(t["hit_rate"]),
             "tokens per group {math}`T = ep\\,B`": f"{t['tokens_per_group']:.0f}",
-            "distinct experts touched {math}`D`": fmt.number(t["distinct_experts_touched"], 4),
-            "assignments on the fullest GPU {math}`A`": fmt.number(t["assignments_on_fullest_gpu"], 4),
+            "distinct experts touched {math}`D`": fmt.number(t["distinct_experts_touched"]),
+            "assignments on the fullest GPU {math}`A`": fmt.number(t["assignments_on_fullest_gpu"]),
             "dense time {math}`t_d`": fmt.ms(1e3 * t["dense_time_s"]),
             "expert time {math}`t_e`": fmt.ms(1e3 * t["expert_time_s"]),
             "kernel start-ups {math}`n_k \\tau_0`": fmt.ms(1e3 * t["startup_time_s"]),
-            "fetch bytes {math}`F`": f"{t['fetch_bytes'] / 1e9:,.3f} GB",
+            "fetch bytes {math}`F`": f"{fmt.sig(t['fetch_bytes'] / 1e9)} GB",
             "misses a peer GPU holds {math}`g` (pooled experts)": fmt.number(t["peer_share"]),
             "fetch time {math}`t_f`": fmt.ms(1e3 * t["fetch_s"]),
             "fetch exposed": fmt.ms(1e3 * t["fetch_exposed_s"]),
-            "all-to-all bytes {math}`V`": f"{t['alltoall_bytes'] / 1e3:,.1f} kB",
-            "one all-to-all {math}`t_{a2a}`": f"{1e6 * t['alltoall_time_s']:,.2f} µs",
+            "all-to-all bytes {math}`V`": f"{fmt.sig(t['alltoall_bytes'] / 1e3)} kB",
+            "one all-to-all {math}`t_{a2a}`": f"{fmt.sig(1e6 * t['alltoall_time_s'])} µs",
             "comm exposed {math}`2L_{moe}t_{a2a}`": fmt.ms(1e3 * t["comm_exposed_s"]),
             "step {math}`t`": fmt.ms(1e3 * t["step_s"]),
             "throughput {math}`N B / t`": f"{fmt.tokens(t['tokens_per_s'])} tokens/s",
@@ -248,58 +290,56 @@ def worked_example(study: Study) -> str:
 
 
 def checks_page(c: pd.DataFrame) -> str:
-    """The run's sanity_checks.csv as two tables."""
+    """The run's sanity_checks.csv: the expected ranges the model misses first, then those it meets; the
+    consistency identities (which must all hold) collapsed, listed only where one fails."""
     exp, cons = c[c.kind == "expectation"], c[c.kind == "consistency"]
+    order = {"MISS": 0, "NOT EVALUATED": 1, "PASS": 2}
+    exp = exp.iloc[sorted(range(len(exp)), key=lambda i: order.get(exp.status.iloc[i], 3))]
     view = fmt.checks_view(exp)
     view["source"] = view.source.map(fmt.md)
-    counts = f"{(exp.status == 'PASS').sum()} PASS, {(exp.status == 'MISS').sum()} MISS, {(exp.status == 'NOT EVALUATED').sum()} not evaluated"
+    n_miss, n_pass = int((exp.status == "MISS").sum()), int((exp.status == "PASS").sum())
+    n_not = int((exp.status == "NOT EVALUATED").sum())
+    counts = f"the model misses {n_miss} of {len(exp)}" + (f", meets {n_pass}" if n_pass else "") + (
+        f", {n_not} not evaluated" if n_not else "")  # fmt: skip
     cons_view = pd.DataFrame(
         {"status": cons.status, "system": cons.system_id, "strategy": cons.strategy, "identity": cons.check}
     )
-    return (f"## Expectations ({counts})\n\n" + md_table(view) +
-            f"\n## Consistency identities ({(cons.status == 'PASS').sum()} of {len(cons)} hold)\n\n" + md_table(cons_view))  # fmt: skip
+    failed = cons_view[cons_view.status != "PASS"]
+    held = int((cons.status == "PASS").sum())
+    out = (f"## Expected ranges from the draft analysis ({counts})\n\nA MISS means the model, from the hardware "
+           "alone, lands outside the range the draft analysis expected; it is reported, not tuned away. Misses first.\n\n"
+           + md_table(view)
+           + f"\n## Consistency identities ({held} of {len(cons)} hold)\n\nIdentities every result must satisfy "
+           "(cost reduction equals the speedup on the same hardware, annual savings follow the cost difference, "
+           "throughput equals GPUs × batch ÷ step time).\n")  # fmt: skip
+    if not failed.empty:
+        out += "\nFailing:\n\n" + md_table(failed)
+    return out + dropdown(f"All {len(cons)} identities", md_table(cons_view))
 
 
 def claims_page(path: Path) -> str:
-    """The seed's claims with the model's figure and what each lever would need (claims.csv)."""
+    """The draft analysis's claims: one line each with the model's figure, then every lever's inversion
+    collapsed (claims.csv)."""
     if not path.is_file():
         return ""
     c = pd.read_csv(path)
-    view = pd.DataFrame({
-        "claim": c.claim.map(fmt.md), "model": [fmt.number(v, 4) for v in c.model], "lever": c.lever.fillna("").map(fmt.md),
-        "needed": ["" if pd.isna(v) else fmt.number(v, 3) for v in c.needed], "note": c.note.fillna("").map(fmt.md),
+    short = c.drop_duplicates("claim")
+    summary = pd.DataFrame({
+        "claim": short.claim.map(fmt.md),
+        "claimed": [fmt.value_in_unit(v, m) for v, m in zip(short.claimed, short.metric, strict=True)],
+        "model": [fmt.value_in_unit(v, m) for v, m in zip(short.model, short.metric, strict=True)],
     })  # fmt: skip
-    return ("\n## The seed's claims, checked and inverted\n\nEach claim predicted from the hardware alone; where the model "
-            "disagrees, the value each lever would need with everything else as configured, or why no value does.\n\n"
-            + md_table(view))  # fmt: skip
-
-
-def paper_page(results_dir: Path, copies: dict[str, bytes]) -> str:
-    """The paper page; the files it offers for download are added to `copies` (path -> bytes)."""
-    parts = []
-    for name in PAPER_FILES:
-        src = results_dir / "paper" / name
-        copies[f"paper/{name}"] = src.read_bytes()
-        parts.append(
-            f"## `{name}`\n\n{{download}}`Download {name} </_generated/paper/{name}>`\n\n```latex\n{src.read_text(encoding='utf-8').rstrip()}\n```\n"
-        )
-    parts.append("## Figures (PDF, fonts embedded as TrueType)\n")
-    for pdf in sorted((results_dir / "figures").glob("*.pdf")):
-        copies[f"site/figures/{pdf.name}"] = pdf.read_bytes()  # also served at figures/ (html_extra_path)
-        parts.append(f"- {{download}}`{pdf.name} </_generated/site/figures/{pdf.name}>`")
-    return "\n".join(parts) + "\n"
-
-
-def timings_page(bench_file: Path) -> str:
-    if not bench_file.is_file():
-        return "No benchmark data yet: run `make bench`.\n"
-    data = json.loads(bench_file.read_text())
-    rows = [
-        {"measure": k, "value": f"{v['value']:,.2f} {v['unit']}", "target": v.get("target", "")}
-        for k, v in data["figures"].items()
-    ]
-    return (f"Measured by `make bench` and `benchmarks/bench_prepare.py` (a fresh environment, `make test`, disk) on "
-            f"{data['machine']} ({data['date']}).\n\n" + md_table(pd.DataFrame(rows)))  # fmt: skip
+    view = pd.DataFrame({
+        "claim": c.claim.map(fmt.md), "lever": c.lever.fillna("").map(fmt.md),
+        "configured": ["" if pd.isna(v) else fmt.number(v) for v in c.configured],
+        "needed": ["" if pd.isna(v) else fmt.number(v) for v in c.needed], "unit": c.unit.fillna("").map(fmt.md),
+        "note": c.note.fillna("").map(fmt.md),
+    })  # fmt: skip
+    return ("\n## The draft analysis's claims, checked and inverted\n\nEach claim predicted from the hardware alone. "
+            "Where the model disagrees, each lever (an input the claim depends on) is solved for the value that would "
+            "give the claimed figure, everything else as configured; *unreachable* means no value in its range does.\n\n"
+            + md_table(summary) + dropdown(f"Every lever of every claim ({len(view)} rows, `results/data/claims.csv`)",
+                                           md_table(view)))  # fmt: skip
 
 
 def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
@@ -318,11 +358,11 @@ def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
     if logs:
         lines = logs[-1].read_text(encoding="utf-8").splitlines()
         t0, t1 = (datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") for line in (lines[0], lines[-1]))
-        rows.append({"item": f"model run ({logs[-1].name})", "value": f"{(t1 - t0).total_seconds():.2f} s"})
+        rows.append({"item": f"model run ({logs[-1].name})", "value": f"{fmt.sig((t1 - t0).total_seconds())} s"})
     timing = book_dir / ".pipeline-cache" / "timings.json"
     if timing.is_file():
         for name, secs in json.loads(timing.read_text()).items():
-            rows.append({"item": f"notebook {name}", "value": f"{secs:.1f} s (papermill, last execution)"})
+            rows.append({"item": f"notebook {name}", "value": f"{fmt.sig(secs)} s (papermill, last execution)"})
     return md_table(pd.DataFrame(rows))
 
 
@@ -336,6 +376,7 @@ def write_pages(study: Study, results_dir: Path, folder: BookFolder) -> list[Pat
     out = book_dir / "_generated"
     copies: dict[str, bytes] = {}
     pages = {
+        "finding.md": finding_box(comparison, results_dir),
         "claims.md": claims(study, comparison, results_dir),
         "assumptions.md": assumptions(study),
         "worked_example.md": worked_example(study),

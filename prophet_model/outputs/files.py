@@ -38,6 +38,7 @@ UNCERTAINTY_FILE = "data/uncertainty.csv"
 PAPER_DIR = "paper"
 PAPER_FILES = (
     "table.tex",
+    "table_wide.tex",
     "abstract.tex",
     "caption.tex",
     "macros.tex",

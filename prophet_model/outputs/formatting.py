@@ -1,8 +1,13 @@
-"""Number formatting in one place, so a number reads the same in every summary, table and page."""
+"""Number formatting in one place, so a number reads the same in every summary, table and page.
+
+One rule for everything a person reads (CSVs keep full precision): measured and modelled quantities to
+three significant figures (`sig`), counts as integers, money to cents below $100, speedups and other
+factors to two decimals."""
 
 from __future__ import annotations
 
 import math
+import re
 
 MD_SPECIALS = set("\\`*_[]<>|$~&{}#!")
 
@@ -17,9 +22,26 @@ def _missing(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
+def sig(x: float, digits: int = 3) -> str:
+    """`x` to `digits` significant figures, never in scientific notation, thousands separated and without
+    trailing zeros after the point (5,363.2 -> 5,360; 98.34 -> 98.3; 80.0 -> 80; 0.0021749 -> 0.00217)."""
+    if x == 0 or not math.isfinite(x):
+        return "0" if x == 0 else str(x)
+    exponent = math.floor(math.log10(abs(x)))
+    decimals = digits - 1 - exponent
+    rounded = round(x, decimals)
+    if rounded != 0 and math.floor(math.log10(abs(rounded))) > exponent:  # 9.996 -> 10.0: one digit fewer
+        decimals -= 1
+        rounded = round(x, decimals)
+    text = f"{rounded:,.{max(decimals, 0)}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
 def tokens(x: float | None) -> str:
-    """Throughput, tokens/s: thousands separators, no decimals (1,234)."""
-    return "n/a" if _missing(x) else f"{x:,.0f}"
+    """Throughput, tokens/s: three significant figures, thousands separators (5,360; 15.5)."""
+    return "n/a" if _missing(x) else sig(x)
 
 
 def ratio(x: float | None) -> str:
@@ -28,25 +50,32 @@ def ratio(x: float | None) -> str:
 
 
 def pct(x: float | None) -> str:
-    """A percentage with one decimal (12.3%)."""
-    return "n/a" if _missing(x) else f"{x:.1f}%"
+    """A percentage to three significant figures (12.3%, 80%, 0.217%)."""
+    return "n/a" if _missing(x) else f"{sig(x)}%"
 
 
 def usd(x: float | None) -> str:
-    """Dollars: cents below $100, whole dollars with separators above ($4.06, $12,699)."""
+    """Dollars: cents below $100, three significant figures above ($4.06, $126, $12,700)."""
     if _missing(x):
         return "n/a"
-    return f"${x:,.2f}" if abs(x) < 100 else f"${x:,.0f}"
+    if abs(x) < 100:
+        return f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}"
+    return f"-${sig(-x)}" if x < 0 else f"${sig(x)}"
 
 
 def ms(x: float | None) -> str:
-    """Milliseconds with two decimals (61.99 ms)."""
-    return "n/a" if _missing(x) else f"{x:.2f} ms"
+    """Milliseconds to three significant figures (62 ms, 8,490 ms, 0.116 ms)."""
+    return "n/a" if _missing(x) else f"{sig(x)} ms"
 
 
 def number(x: float | None, digits: int = 3) -> str:
-    """A general value with `digits` significant digits (0.592, 21.5, 1.41e+03)."""
-    return "n/a" if _missing(x) else f"{x:.{digits}g}"
+    """A general value to `digits` significant figures (0.592, 21.5, 1,410)."""
+    return "n/a" if _missing(x) else sig(x, digits)
+
+
+def count(x: float | None) -> str:
+    """A count, as an integer with thousands separators (36; 16,384)."""
+    return "n/a" if _missing(x) else f"{x:,.0f}"
 
 
 def value_in_unit(x: float, metric: str) -> str:
@@ -98,7 +127,7 @@ def checks_view(checks):
             "status": checks.status,
             "system": checks.system_id,
             "strategy": checks.strategy,
-            "check": checks.check,
+            "check": [str(c).replace("_", " ") for c in checks.check],  # wraps between words
             "value": [value_in_unit(v, m) for v, m in zip(checks.value, checks.check, strict=True)],
             "expected": [
                 f"{value_in_unit(a, m)} – {value_in_unit(b, m)}"
@@ -112,3 +141,33 @@ def checks_view(checks):
 def operating_point(strategy: str, split: str, batch: float) -> str:
     """EP 8×1, B 36: a strategy, its EP × DP split and the batch per GPU (sequences)."""
     return f"{strategy} {str(split).replace('x', '×')}, B {batch:.0f}"
+
+
+def table_html(df) -> str:
+    """A DataFrame as the book shows it: no index column (a meaningful index becomes a column), empty
+    cells for missing values, numbers to three significant figures, a class the book's stylesheet wraps to
+    the page width."""
+    import pandas as pd
+
+    if not isinstance(df.index, pd.RangeIndex) or df.index.name is not None:
+        df = df.reset_index()
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    if floats:  # one number format: three significant figures, never a long float (formatting.py)
+        df = df.assign(**{c: ["" if pd.isna(v) else number(v) for v in df[c]] for c in floats})
+    return df.to_html(index=False, border=0, na_rep="", classes="prophet-table")
+
+
+def md_table(df) -> str:
+    """A Markdown table with | escaped in cells."""
+    esc = lambda v: re.sub(r"(?<!\\)\|", r"\\|", str(v)).replace("\n", " ")  # noqa: E731 (a pipe not yet escaped)
+    head = "| " + " | ".join(esc(c) for c in df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    return (
+        "\n".join([head, sep, *("| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False))])
+        + "\n"
+    )
+
+
+def dropdown(title: str, body: str, open_: bool = False) -> str:
+    """A collapsed block (sphinx-design's dropdown) holding Markdown."""
+    return f"\n:::{{dropdown}} {title}\n{':open:' + chr(10) if open_ else ''}\n{body}\n:::\n"

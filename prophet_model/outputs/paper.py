@@ -8,8 +8,6 @@ from all_systems_comparison.csv through formatting.py, so the paper, the summari
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
@@ -18,27 +16,10 @@ import pandas as pd
 from prophet_model.errors import UserError
 from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.files import PAPER_FILES
+from prophet_model.outputs.latex import KEYED_METRICS, TEX_ESCAPES, tex, tex_path, tex_value  # noqa: F401 (re-exported)
 from prophet_model.outputs.templating import TEMPLATES
 from prophet_model.study.config import Study
 
-TEX_ESCAPES = {
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\\": r"\textbackslash{}",
-    "×": r"$\times$",
-    "–": "--",
-    "→": r"$\rightarrow$",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-}
 DIGITS = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
 
 # Per-system one-number commands (the aliases): (suffix, column); formatted as KEYED_METRICS says
@@ -56,35 +37,6 @@ MACRO_METRICS = (
     ("BaselineScaling", "baseline_scaling_pct"),
     ("ProphetScaling", "prophet_scaling_pct"),
 )
-
-
-def tex(value: object) -> str:
-    """Escape text for LaTeX (text mode)."""
-    return "".join(TEX_ESCAPES.get(ch, ch) for ch in str(value))
-
-
-def tex_value(value: object) -> str:
-    """Escape a formatted value so that it sets alike in text and in math mode: symbols in \\ensuremath,
-    thousands separators as {,} (no space after them in math)."""
-    out = tex(value).replace(r"$\times$", r"\ensuremath{\times}").replace(r"$\rightarrow$", r"\ensuremath{\rightarrow}")
-    return re.sub(r"(?<=\d),(?=\d)", "{,}", out)
-
-
-# \prophet{KEY}{METRIC}: the metrics of every row (columns of all_systems_comparison.csv) and how they read
-KEYED_METRICS: tuple[tuple[str, Callable[[float], str]], ...] = (
-    ("baseline_tokens_per_s", fmt.tokens), ("prophet_tokens_per_s", fmt.tokens), ("speedup", fmt.ratio),
-    ("baseline_step_ms", fmt.ms), ("prophet_step_ms", fmt.ms),
-    ("baseline_batch", lambda v: f"{v:.0f}"), ("prophet_batch", lambda v: f"{v:.0f}"),
-    ("baseline_comm_overhead_pct", fmt.pct), ("prophet_comm_overhead_pct", fmt.pct), ("comm_reduction", fmt.ratio),
-    ("baseline_fetch_overhead_pct", fmt.pct), ("prophet_fetch_overhead_pct", fmt.pct),
-    ("baseline_hit_rate", lambda v: fmt.pct(100 * v)), ("prophet_hit_rate", lambda v: fmt.pct(100 * v)),
-    ("prophet_fetch_hidden_pct", fmt.pct),
-    ("saved_by_cache_ms", fmt.ms), ("saved_by_prefetch_ms", fmt.ms), ("saved_by_comm_ms", fmt.ms),
-    ("baseline_scaling_pct", fmt.pct), ("prophet_scaling_pct", fmt.pct),
-    ("baseline_usd_per_1m_tokens", fmt.usd), ("prophet_usd_per_1m_tokens", fmt.usd), ("cost_reduction", fmt.ratio),
-    ("annual_savings_usd", fmt.usd), ("best_baseline_tokens_per_s", fmt.tokens),
-    ("speedup_vs_best_baseline", fmt.ratio),
-)  # fmt: skip
 
 
 def keyed_values(study: Study, comparison: pd.DataFrame, rows: pd.DataFrame) -> list[dict]:
@@ -146,7 +98,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters.update(tex=tex, tokens=fmt.tokens, ratio=fmt.ratio, pct=fmt.pct, usd=fmt.usd)
+    env.filters.update(tex=tex, path=tex_path, tokens=fmt.tokens, ratio=fmt.ratio, pct=fmt.pct, usd=fmt.usd)
     return env
 
 
@@ -236,7 +188,7 @@ def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> d
 
 
 def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
-    """Plain sentences for the seed's claims about one system that the model does not reach: the
+    """Plain sentences for the draft analysis's claims about one system that the model does not reach: the
     artifact's figure and what each lever would need (claims.csv)."""
     out = []
     for _, g in claims[claims.system_id == system_id].groupby("claim", sort=False):
@@ -250,12 +202,13 @@ def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
             if pd.isna(x.needed):
                 never.append(x.lever)
             elif "unreachable" in str(x.note):
-                needs.append(f"{x.lever} {x.needed:.3g} {x.unit}, beyond the physical limit".replace("  ", " "))
+                needs.append(f"{x.lever} {fmt.sig(x.needed)} {x.unit}, beyond the physical limit".replace("  ", " "))
             else:
-                needs.append(f"{x.lever} {x.needed:.3g} {x.unit}".strip())
+                needs.append(f"{x.lever} {fmt.sig(x.needed)} {x.unit}".strip())
         what = {"speedup": "speedup", "prophet_tokens_per_s": "Prophet throughput (tokens/s)",
                 "baseline_tokens_per_s": "baseline throughput (tokens/s)"}.get(r.metric, r.metric)  # fmt: skip
-        text = f"the model gives a {what} of {r.model:.3g}, short of the seed's claim"
+        text = (f"the draft analysis claims a {what} of {fmt.value_in_unit(r.claimed, r.metric)}, the model gives "
+                f"{fmt.value_in_unit(r.model, r.metric)}")  # fmt: skip
         if needs:
             text += "; reaching it would need " + "; or ".join(needs)
         if never:
@@ -264,37 +217,35 @@ def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
     return list(dict.fromkeys(out))  # two claims on one metric give one sentence
 
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "results.json"
 DOI_PLACEHOLDER = "10.5281/zenodo.XXXXXXX"
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+REPOSITORY_PLACEHOLDER = "https://github.com/OWNER/prophet-artifact"
+BADGES = ("Artifacts Available", "Artifacts Evaluated: Functional", "Results Reproduced")
+EXACT = "identical (deterministic: every CSV and LaTeX file byte-identical with the same inputs and packages)"
 
 
 def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None,
                      claims: pd.DataFrame) -> dict:  # fmt: skip
     """What the artifact appendix states, from the config, the catalogs, benchmarks/results.json and the
     validation (measured figures only: what was not measured says so)."""
-    import json
-
     from prophet_model import __version__
+    from prophet_model.outputs import timings
     from prophet_model.study.rates import MEASUREMENTS, machine_specs
     from prophet_model.validation.evidence import validated
 
-    bench = json.loads(BENCH.read_text()) if BENCH.is_file() else {"figures": {}}
+    bench = timings.load()
     fig = {k: v["value"] for k, v in bench.get("figures", {}).items()}
     not_measured = "not measured yet (benchmarks/bench_prepare.py measures it)"
     if "disk, environment" in fig:
-        disk = f"about {fig['disk, environment']:.1f} GB for the Python environment and {fig['disk, outputs']:.0f} MB of outputs"
+        disk = (f"about {fmt.sig(fig['disk, environment'], 2)} GB for the Python environment and "
+                f"{fmt.sig(fig['disk, outputs'], 2)} MB of outputs")  # fmt: skip
     else:
         disk = not_measured
-    prepare = (f"about {_minutes(fig['prepare (fresh environment)'])} to create the Python environment (measured)"
+    prepare = (f"{timings.phrase('prepare (fresh environment)')} to create the Python environment (measured)"
                if "prepare (fresh environment)" in fig else not_measured)  # fmt: skip
-    run = fig.get("make, cold, fresh environment", fig.get("make, cold"))
-    run_time = f"about {_minutes(run)} for make (measured, cold)" if run is not None else not_measured
+    cold = timings.phrase(timings.COLD)
+    run_time = f"{cold} for make (measured, cold)" if cold is not None else not_measured
     if "make test" in fig:
-        run_time += f", about {_minutes(fig['make test'])} for make test"
+        run_time += f", {timings.phrase('make test')} for make test"
     rows = headline.dropna(subset=["speedup"])
     claim_rows = []
     for r in rows.itertuples():
@@ -302,20 +253,23 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
             "text": f"{r.system} ({r.strategy} {r.prophet_split.replace('x', '×')}): Prophet {fmt.tokens(r.prophet_tokens_per_s)} "
                     f"tokens/s against {fmt.tokens(r.baseline_tokens_per_s)} for the baseline ({fmt.ratio(r.speedup)}), "
                     f"{fmt.usd(r.prophet_usd_per_1m_tokens)} against {fmt.usd(r.baseline_usd_per_1m_tokens)} per million tokens",
-            "file": "results/data/all_systems_comparison.csv", "command": "python -m prophet_model run"})  # fmt: skip
+            "file": "results/data/headline.csv", "command": "python -m prophet_model run", "tolerance": EXACT})  # fmt: skip
     if not claims.empty:
         n = claims.claim.nunique()
         missed = claims[claims.lever.fillna("").astype(bool)].claim.nunique()
-        claim_rows.append({"text": f"{n} of the seed's claims checked against the model and inverted over their levers; "
-                                   f"{missed} not reproduced, each with the value its levers would need",
-                           "file": "results/data/claims.csv", "command": "python -m prophet_model run"})  # fmt: skip
+        claim_rows.append({"text": f"{n} of the draft analysis's claims checked against the model and inverted over "
+                                   f"their levers; {missed} not reproduced by the model, each with the value its levers "
+                                   "would need", "file": "results/data/claims.csv", "command": "python -m prophet_model run",
+                           "tolerance": EXACT})  # fmt: skip
     claim_rows += [
         {"text": "the key figure: throughput and cost of every system", "file": "results/figures/cross_system_comparison.pdf",
-         "command": "python -m prophet_model run"},
+         "command": "python -m prophet_model run", "tolerance": "the same bars and labels (the PDF's bytes may differ "
+         "with the Matplotlib build)"},
         {"text": "90% intervals of every headline number (seeded Monte Carlo)", "file": "results/data/uncertainty.csv",
-         "command": "python -m prophet_model run"},
+         "command": "python -m prophet_model run", "tolerance": "identical (fixed seed)"},
         {"text": "the validation against the committed measurements", "file": "book/_build/html/validation.html",
-         "command": "make"},
+         "command": "make", "tolerance": "identical from the committed measurements; new measurements on another "
+         "GPU of the same kind should fall within the worst errors quoted below"},
     ]  # fmt: skip
     failed = ""
     if checks is not None and not checks.empty:
@@ -327,7 +281,8 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
         "model_name": study.model.name, "n_models": len(study.models), "n_machines": sum((MEASUREMENTS / k).is_dir() for k in machine_specs()),  # measured only
         "n_strategies": len(study.config.strategies), "python": "3.11 or newer", "n_packages": n_packages,
         "bench_machine": bench.get("machine", "an unrecorded machine"), "disk": disk, "prepare_time": prepare,
-        "run_time": run_time, "doi": DOI_PLACEHOLDER, "version": __version__, "claims": claim_rows,
+        "run_time": run_time, "doi": DOI_PLACEHOLDER, "repository": REPOSITORY_PLACEHOLDER, "badges": BADGES,
+        "version": __version__, "claims": claim_rows,
         "validated": [v.text() for v in validated(study).values()], "failed": failed,
     }  # fmt: skip
 
@@ -358,5 +313,8 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
 
     rows = pd.DataFrame(ctx["rows"])
     ctx["evidence"] = claim_evidence(study, rows, checks).to_dict("records")
+    from prophet_model.outputs.prose import prose_context
+
+    ctx |= prose_context(study, results_dir, headline, claims, ctx["keyed"])
     env = environment()
     return {name: env.get_template(f"{name}.j2").render(**ctx) for name in PAPER_FILES}

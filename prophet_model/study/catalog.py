@@ -145,7 +145,7 @@ class MoEModel(Sourced):
 
     @property
     def expert_bytes_all_layers(self) -> float:
-        """Bytes of one expert index summed over all MoE layers (the seed's '2 GB per expert')."""
+        """Bytes of one expert index summed over all MoE layers (the draft analysis's '2 GB per expert')."""
         return self.expert_params * self.bytes_per_param * self.num_moe_layers
 
 

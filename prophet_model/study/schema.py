@@ -144,7 +144,7 @@ class Routing(_WithSources):
 
 
 class SingleGpuClaim(_WithSources):
-    """The seed's single-GPU throughputs: a claim the model checks and inverts, never an input."""
+    """The draft analysis's single-GPU throughputs: a claim the model checks and inverts, never an input."""
 
     gpu: str
     baseline_tokens_per_s: float = Field(gt=0)

@@ -26,7 +26,7 @@ class Validated:
     worst_pct: float  # largest |error|, %
 
     def text(self) -> str:
-        return (f"{self.mechanism}: {self.what}, median |error| {self.median_pct:.1f}%, worst {self.worst_pct:.1f}% "
+        return (f"{self.mechanism}: {self.what}, median |error| {self.median_pct:.3g}%, worst {self.worst_pct:.3g}% "
                 f"({self.points} points)")  # fmt: skip
 
 
@@ -76,21 +76,39 @@ def mechanisms(row: pd.Series) -> list[str]:
     return out
 
 
+def rates_basis(study: Study, system_id: str) -> str:
+    """Where a system's GPU rates come from: measured on that GPU, or extrapolated from the shares of the
+    datasheet figures that measured GPUs attain (which ones, and of which generation)."""
+    from prophet_model.study.rates import attainable
+
+    system = study.system(system_id)
+    how = attainable(system.gpu_key, study.gpus).source.split("; ")[0]
+    how = how.removeprefix(f"{system.gpu.name}: ")
+    if how.startswith("measured"):
+        return f"{system.gpu.name} rates measured on that GPU"
+    return f"{system.gpu.name} never measured: its rates are extrapolated ({how.removeprefix('not measured, and ')})"
+
+
 def claim_evidence(study: Study, comparison: pd.DataFrame, checks: pd.DataFrame | None) -> pd.DataFrame:
-    """One row per system x strategy of the comparison: the mechanisms, their validated errors, and the
-    expectation checks that fail for it."""
+    """One row per system x strategy of the comparison: the mechanisms, their validated errors (median and
+    worst, and the GPU they were measured on), where the system's rates come from (measured or extrapolated),
+    and the expected ranges it misses (or that none was given)."""
     v = validated(study)
     rows = []
     for _, r in comparison.dropna(subset=["speedup"]).iterrows():
         mech = mechanisms(r)
-        failed = []
+        failed, given = [], False
         if checks is not None and not checks.empty:
-            c = checks[(checks.system_id == r.system_id) & (checks.strategy == r.strategy) & (checks.status == "MISS")]
-            failed = [f"{x.check} {x.value:.4g} outside {x.min:g}-{x.max:g}" if x.min != x.max else
-                      f"{x.check} {x.value:.4g} against {x.min:g}" for x in c.itertuples()]  # fmt: skip
+            mine = checks[(checks.system_id == r.system_id) & (checks.strategy == r.strategy)
+                          & (checks.kind == "expectation" if "kind" in checks else True)]  # fmt: skip
+            given = not mine.empty
+            c = mine[mine.status == "MISS"]
+            failed = [f"{x.check} {x.value:.3g} outside {x.min:g}-{x.max:g}" if x.min != x.max else
+                      f"{x.check} {x.value:.3g} against {x.min:g}" for x in c.itertuples()]  # fmt: skip
         rows.append({
             "system_id": r.system_id, "strategy": r.strategy, "mechanisms": "; ".join(mech),
             "validated": "; ".join(v[m].text() if m in v else f"{m}: not validated" for m in mech),
-            "failed_checks": "; ".join(failed) if failed else "none",
+            "rates": rates_basis(study, r.system_id),
+            "failed_checks": "; ".join(failed) if failed else ("none" if given else "no expected range given"),
         })  # fmt: skip
     return pd.DataFrame(rows)

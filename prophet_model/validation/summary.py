@@ -34,7 +34,10 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 
 def _where(r: pd.Series) -> str:
     if r.benchmark in ("copy_h2d", "copy_d2h", "alltoall"):
-        return f"{r.machine}, {r.bytes / 2**20:g} MiB"
+        size = (
+            f"{r.bytes / 2**20:g} MiB" if r.bytes >= 2**20 else f"{r.bytes / 2**10:g} KiB"
+        )  # 16 KiB, not 0.015625 MiB
+        return f"{r.machine}, {size}"
     if r.benchmark == "expert_ffn":
         return f"{r.machine}, {r.model}, {int(r.tokens_per_rank)} tokens"
     return f"{r.machine}, {int(r.tokens_per_rank)} tokens/GPU, local {r.local_fraction}"

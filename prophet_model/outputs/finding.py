@@ -1,0 +1,145 @@
+"""The study's finding in three sentences, from the result tables: what the study finds, why (the mechanism
+that binds) and what it would take. The overview's box, the head of the paper's section and the README's
+results say the same sentences; in LaTeX every number is a keyed command (\\prophet{KEY}{METRIC})."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from prophet_model.outputs import formatting as fmt
+
+
+@dataclass(frozen=True)
+class Value:
+    """A number in a sentence: its text, and the keyed command that gives it in the paper."""
+
+    key: str
+    metric: str
+    text: str
+
+
+Sentence = list["str | Value"]
+RESIDENT = 0.999  # a hit rate of 1 to three figures: every touched expert is in GPU memory
+
+
+def _names(rows: pd.DataFrame) -> list[Value]:
+    return [Value(r.system_id, "system", r.system) for r in rows.itertuples()]
+
+
+def _join(parts: list, last: str = "and") -> list:
+    """a, b and c, as sentence parts."""
+    out: list = []
+    for i, p in enumerate(parts):
+        if i:
+            out.append(f" {last} " if i == len(parts) - 1 else ", ")
+        out.extend(p if isinstance(p, list) else [p])
+    return out
+
+
+def _span(rows: pd.DataFrame, column: str, formatter) -> list:
+    """min–max of a column over rows, each end the keyed value of its row (one value when they read alike)."""
+    lo, hi = rows.loc[rows[column].idxmin()], rows.loc[rows[column].idxmax()]
+    a, b = Value(lo.system_id, column, formatter(lo[column])), Value(hi.system_id, column, formatter(hi[column]))
+    return [a] if a.text == b.text else [a, "–", b]
+
+
+def draft_speedup(claims: pd.DataFrame) -> float | None:
+    """The draft analysis's multi-GPU speedup, as claims.csv checks it on every system (None if it does not)."""
+    from prophet_model.study.claims import NEED_PREFIX
+
+    need = claims[claims.claim.astype(str).str.startswith(NEED_PREFIX)] if "claim" in claims else claims.iloc[0:0]
+    return None if need.empty else float(need.claimed.iloc[0])
+
+
+def finding(headline: pd.DataFrame, claims: pd.DataFrame) -> list[Sentence]:
+    """Three sentences (lists of text and Values) from headline.csv (each side at its best configuration)
+    and claims.csv (what Prophet's own levers would need for the draft's speedup)."""
+    rows = headline.dropna(subset=["speedup"]).reset_index(drop=True)
+    if rows.empty:
+        return [["No system could be evaluated, so the study states no finding."]]
+    claimed = draft_speedup(claims)
+    first: Sentence = ["With each side at its best operating point, ",
+                       "Prophet speeds decode up by " if rows.speedup.min() >= 1 else "Prophet changes decode throughput by ",
+                       *_span(rows, "speedup", fmt.ratio),
+                       " on the ", Value("study", "n_systems", str(len(rows))), " systems studied"]  # fmt: skip
+    if claimed is not None:
+        first += [", not the ", Value("study", "draft_speedup", fmt.ratio(claimed)), " the draft analysis claims"]
+    first.append(".")
+
+    resident = rows[(rows.baseline_hit_rate >= RESIDENT) & (rows.baseline_fetch_overhead_pct <= 0)]
+    offload = rows[~rows.index.isin(resident.index)]
+    why: Sentence = []
+    if not resident.empty:
+        why += ["On ", *_join(_names(resident)),
+                " every expert stays in GPU memory at the best batch, so there is nothing to prefetch and Prophet "
+                "only trims the all-to-all exchange, ", *_span(resident, "baseline_comm_overhead_pct", fmt.pct),
+                " of the baseline's step"]  # fmt: skip
+    for r in offload.itertuples():
+        why.append("; on " if why else "On ")
+        why += [Value(r.system_id, "system", r.system), ", where the experts do not fit, copies from host memory "
+                "take ", Value(r.system_id, "baseline_fetch_overhead_pct", fmt.pct(r.baseline_fetch_overhead_pct)),
+                " of the step"]  # fmt: skip
+        hidden = r.prophet_fetch_hidden_pct
+        if hidden == hidden:
+            why += [" and Prophet hides only ", Value(r.system_id, "prophet_fetch_hidden_pct", fmt.pct(hidden)),
+                    " of its copies, because a layer's computation is far shorter than the copies it could hide"]  # fmt: skip
+    why.append(".")
+
+    take: Sentence = []
+    if claimed is not None:
+        from prophet_model.study.claims import NEED_PREFIX
+
+        need = claims[claims.claim.astype(str).str.startswith(NEED_PREFIX)]
+        never, reachable = [], []
+        for sid, g in need.groupby("system_id", sort=False):
+            if sid not in set(rows.system_id):
+                continue
+            r = rows[rows.system_id == sid].iloc[0]
+            ok = g.dropna(subset=["needed"])
+            (reachable if not ok.empty else never).append((r, ok))
+        target = Value("study", "draft_speedup", fmt.ratio(claimed))
+        for r, ok in reachable:
+            levers = []
+            for x in ok.itertuples():
+                if x.lever == "Prophet hit rate":
+                    levers.append(["a Prophet cache hit rate of ", Value(r.system_id, "needed_hit_rate", fmt.pct(100 * x.needed)),
+                                   " (now ", Value(r.system_id, "prophet_hit_rate", fmt.pct(100 * x.configured)), ")"])  # fmt: skip
+                elif x.lever == "fetch overlap":
+                    levers.append([Value(r.system_id, "needed_overlap", fmt.pct(100 * x.needed)),
+                                   " of its copies hidden (now ", Value(r.system_id, "prophet_fetch_hidden_pct",
+                                                                        fmt.pct(100 * x.configured)), ")"])  # fmt: skip
+            if levers:
+                take += ["; on " if take else "Reaching ", *([] if take else [target, " would take, on "]),
+                         Value(r.system_id, "system", r.system), ", ", *_join(levers, "or")]  # fmt: skip
+        if never:
+            if take:
+                take += ["; on the other ", Value("study", "n_never", str(len(never))) if len(never) > 1 else "system",
+                         *([" systems"] if len(never) > 1 else []), " no prediction accuracy, hit rate or overlap alone "
+                         "reaches it: the step has almost nothing left to hide"]  # fmt: skip
+            else:
+                take += ["On ", *_join([Value(r.system_id, "system", r.system) for r, _ in never]),
+                         " no prediction accuracy, hit rate or overlap alone reaches ", target,
+                         ": the step has almost nothing left to hide"]  # fmt: skip
+        if take:
+            take.append(".")
+    return [s for s in (first, why, take) if len(s) > 1]
+
+
+def as_text(sentences: list[Sentence], escape=fmt.md) -> str:
+    """The sentences as one paragraph, text escaped with `escape` (Markdown by default)."""
+    return " ".join("".join(escape(p if isinstance(p, str) else p.text) for p in s) for s in sentences)
+
+
+def as_tex(sentences: list[Sentence]) -> str:
+    """The sentences in LaTeX, every number a keyed command."""
+    from prophet_model.outputs.latex import tex
+
+    return " ".join("".join(tex(p) if isinstance(p, str) else f"\\prophet{{{p.key}}}{{{p.metric}}}" for p in s)
+                    for s in sentences)  # fmt: skip
+
+
+def values(sentences: list[Sentence]) -> list[Value]:
+    """Every keyed value the sentences use (for macros.tex)."""
+    return [p for s in sentences for p in s if isinstance(p, Value)]

@@ -1,0 +1,105 @@
+"""What the abstract and the paper's section say beyond the headline rows: the finding, the fixed-batch
+comparison, the Monte Carlo intervals, the validated errors and which GPUs were measured; every number is
+added to the keyed values of macros.tex so that the prose uses keyed commands only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs.latex import KEYED_METRICS, tex_value
+from prophet_model.study.config import Study
+
+
+def _add(keyed: list[dict], key: str, metric: str, value: str) -> None:
+    """A keyed value for macros.tex, unless the key already has that metric."""
+    if not any(k["key"] == key and k["metric"] == metric for k in keyed):
+        keyed.append({"key": key, "metric": metric, "value": tex_value(value)})
+
+
+def measured_gpus(study: Study, rows: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(the GPUs whose rates were measured, the GPUs of these rows whose rates are extrapolated from them),
+    by catalog name: a machine counts as measured when its folder holds measurements."""
+    from prophet_model.study.rates import MEASUREMENTS, machine_specs
+
+    done = [m["gpu"] for name, m in machine_specs().items() if (MEASUREMENTS / name / "env.json").is_file()]
+    measured = list(dict.fromkeys(study.gpus[k].name for k in done if k in study.gpus))
+    used = dict.fromkeys(s.gpu.name for s in study.systems if s.id in set(rows.system_id))
+    return measured, [g for g in used if g not in measured]
+
+
+def prose_context(study: Study, results_dir: Path, headline: pd.DataFrame, claims: pd.DataFrame,
+                  keyed: list[dict]) -> dict:  # fmt: skip
+    """What the abstract and the section say beyond the headline rows, each number added to `keyed` so
+    that the prose uses keyed commands only: the finding, the fixed-batch comparison, the Monte Carlo
+    intervals and the validated errors."""
+    from prophet_model.outputs.finding import as_tex, draft_speedup, finding, values
+    from prophet_model.outputs.tables import read_table
+    from prophet_model.validation.evidence import validated
+
+    sentences = finding(headline, claims)
+    for v in values(sentences):
+        _add(keyed, v.key, v.metric, v.text)
+    rows = headline.dropna(subset=["speedup"])
+    _add(keyed, "study", "n_systems", str(len(rows)))
+    _add(keyed, "study", "model", study.model.name)
+    _add(keyed, "study", "configured_batch", fmt.count(study.config.workload.batch_size_per_gpu))
+    claimed = draft_speedup(claims)
+    if claimed is not None:
+        _add(keyed, "study", "draft_speedup", fmt.ratio(claimed))
+    resident = rows[(rows.baseline_hit_rate >= 0.999) & (rows.baseline_fetch_overhead_pct <= 0)]
+    fixed = None
+    path = results_dir / "data" / "fixed_batch_comparison.csv"
+    if path.is_file():
+        f = read_table(path, results_dir).dropna(subset=["speedup"])
+        if not f.empty:
+            r = f.loc[f.speedup.idxmax()]
+            fixed = {"key": f"{r.system_id}/{r.strategy}/fixed"}
+            for metric in ("speedup", "baseline_fetch_overhead_pct", "baseline_tokens_per_s", "prophet_tokens_per_s"):
+                _add(keyed, fixed["key"], metric, dict(KEYED_METRICS)[metric](r[metric]))
+            for text in ("system", "strategy"):
+                _add(keyed, fixed["key"], text, str(r[text]))
+    interval = None
+    path = results_dir / "data" / "uncertainty.csv"
+    if path.is_file():
+        u = read_table(path, results_dir)
+        u = u[(u.metric == "speedup") & u.system_id.isin(rows.system_id)]
+        if not u.empty:
+            interval = []
+            for r in u.itertuples():
+                _add(keyed, r.system_id, "speedup_p5", fmt.ratio(r.p5))
+                _add(keyed, r.system_id, "speedup_p95", fmt.ratio(r.p95))
+                interval.append(r.system_id)
+    checked = []
+    for name, v in validated(study).items():
+        slug = {"decode step": "decode", "expert offloading and prefetch": "offload", "all-to-all": "alltoall"}[name]
+        _add(keyed, "validation", f"{slug}_median_pct", fmt.pct(v.median_pct))
+        _add(keyed, "validation", f"{slug}_worst_pct", fmt.pct(v.worst_pct))
+        _add(keyed, "validation", f"{slug}_points", fmt.count(v.points))
+        _add(keyed, "validation", f"{slug}_what", v.what)
+        checked.append(slug)
+    _add(keyed, "study", "n_resident", str(len(resident)))
+
+    def range_tex(column: str, among: list[str] | None = None) -> str:
+        """\\prophet{LO}{column}--\\prophet{HI}{column} over the headline rows (one command when they read alike)."""
+        r = rows if among is None else rows[rows.system_id.isin(among)]
+        lo, hi = r.loc[r[column].idxmin()], r.loc[r[column].idxmax()]
+        formatter = dict(KEYED_METRICS)[column]
+        one = f"\\prophet{{{lo.system_id}}}{{{column}}}"
+        if formatter(lo[column]) == formatter(hi[column]):
+            return one
+        return f"{one}--\\prophet{{{hi.system_id}}}{{{column}}}"
+
+    measured, extrapolated = measured_gpus(study, rows)
+    _add(keyed, "study", "measured_gpus", " and ".join(measured))
+    _add(keyed, "study", "extrapolated_gpus", " and ".join(extrapolated))
+    _add(keyed, "study", "interval", "90%")  # the Monte Carlo's interval: p5 to p95 (uncertainty.csv)
+    comm = rows.dropna(subset=["comm_reduction"])
+    scaling = rows.dropna(subset=["baseline_scaling_pct", "prophet_scaling_pct"])
+    return {"comm_span": range_tex("comm_reduction", list(comm.system_id)) if not comm.empty else "",
+            "scaling_ids": list(scaling.system_id), "measured": measured, "extrapolated": extrapolated,
+            "finding": as_tex(sentences), "range_tex": range_tex, "resident_ids": list(resident.system_id),
+            "offload_ids": [s for s in rows.system_id if s not in set(resident.system_id)], "fixed": fixed,
+            "interval_ids": interval, "checked": checked, "draft": claimed is not None}  # fmt: skip
