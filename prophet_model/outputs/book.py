@@ -150,8 +150,8 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None
     out = [
         {
             "system: Prophet's / baseline's best (strategy, split, batch)": f"{fmt.md(r.system)}: "
-            f"{fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch)} / "
-            f"{fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch)}",
+            f"{fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch, r.prophet_attention_tp)} / "
+            f"{fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch, r.baseline_attention_tp)}",
             "speedup": fmt.ratio(r.speedup),
             "$ per 1M tokens": f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}",
             "all-to-all time cut": fmt.ratio(r.comm_reduction),
@@ -167,12 +167,16 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None
     if not head.empty:
         h = head.iloc[0]
         intro = (f"Headline, like with like ({fmt.md(h.system)}): Prophet at its best configuration "
-                 f"({fmt.operating_point(h.prophet_strategy, h.prophet_split, h.prophet_batch)}) reaches {fmt.tokens(h.prophet_tokens_per_s)} tokens/s "
+                 f"({fmt.operating_point(h.prophet_strategy, h.prophet_split, h.prophet_batch, h.prophet_attention_tp)}) reaches {fmt.tokens(h.prophet_tokens_per_s)} tokens/s "
                  f"against {fmt.tokens(h.baseline_tokens_per_s)} for the baseline at its best "
-                 f"({fmt.operating_point(h.baseline_strategy, h.baseline_split, h.baseline_batch)}; {fmt.ratio(h.speedup)}), and serving cost goes from "
+                 f"({fmt.operating_point(h.baseline_strategy, h.baseline_split, h.baseline_batch, h.baseline_attention_tp)}; {fmt.ratio(h.speedup)}), and serving cost goes from "
                  f"{fmt.usd(h.baseline_usd_per_1m_tokens)} to {fmt.usd(h.prophet_usd_per_1m_tokens)} per million tokens.\n\n")  # fmt: skip
-    note = ("\nBaseline → Prophet where two values are given; each is searched over strategy, EP × DP split and batch per "
-            "GPU (B) the same way. Files: `results/data/headline.csv` (these rows), `results/data/all_systems_comparison.csv` "
+    placement = {
+        "pool": "pooled across the GPUs' memory (a miss is copied from a GPU that holds the expert)",
+        "replicate": "replicated per replica (a miss is copied from host)",
+    }[study.config.experts.placement]
+    note = ("\nBaseline → Prophet where two values are given; each is searched over strategy, EP × DP split, batch per "
+            f"GPU (B) and tensor-parallel attention degree (TP, shown where above 1) the same way; experts {placement}. Files: `results/data/headline.csv` (these rows), `results/data/all_systems_comparison.csv` "
             "(every strategy), `results/data/fixed_batch_comparison.csv` (the configured batch), `results/figures/cross_system_comparison.pdf` (key figure), `results/figures/*_<system>.pdf`. "
             "`python -m prophet_model run` regenerates the numbers and figures alone.\n")  # fmt: skip
     return (intro + md_table(pd.DataFrame(out)) + note + evidence(study, headline, results_dir)

@@ -182,8 +182,8 @@ def cross_system_comparison(headline: pd.DataFrame, cfg: Figures) -> plt.Figure:
     rows = headline.dropna(subset=["speedup"])
     labels = []
     for r in rows.itertuples():
-        p = fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch)
-        b = fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch)
+        p = fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch, r.prophet_attention_tp)
+        b = fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch, r.baseline_attention_tp)
         config = p if p == b else f"P: {p}\nB: {b}"
         labels.append(f"{plain(r.system)}\n{config}\n{fmt.ratio(r.speedup)}")
     fig, (a, b) = new_figure(cfg, cfg.full_width_in, cfg.height_in + 0.4, ncols=2)

@@ -138,9 +138,11 @@ def checks_view(checks):
     ).reset_index(drop=True)
 
 
-def operating_point(strategy: str, split: str, batch: float) -> str:
-    """EP 8×1, B 36: a strategy, its EP × DP split and the batch per GPU (sequences)."""
-    return f"{strategy} {str(split).replace('x', '×')}, B {batch:.0f}"
+def operating_point(strategy: str, split: str, batch: float, attention_tp: float = 1) -> str:
+    """EP 8×1, B 36, TP 4: a strategy, its EP × DP split, the batch per GPU (sequences) and, where attention
+    is split, its tensor-parallel degree."""
+    tp = f", TP {attention_tp:.0f}" if attention_tp == attention_tp and attention_tp > 1 else ""
+    return f"{strategy} {str(split).replace('x', '×')}, B {batch:.0f}{tp}"
 
 
 def table_html(df) -> str:

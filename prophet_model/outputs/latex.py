@@ -50,6 +50,7 @@ KEYED_METRICS: tuple[tuple[str, Callable[[float], str]], ...] = (
     ("baseline_tokens_per_s", fmt.tokens), ("prophet_tokens_per_s", fmt.tokens), ("speedup", fmt.ratio),
     ("baseline_step_ms", fmt.ms), ("prophet_step_ms", fmt.ms),
     ("baseline_batch", lambda v: f"{v:.0f}"), ("prophet_batch", lambda v: f"{v:.0f}"),
+    ("baseline_attention_tp", lambda v: f"{v:.0f}"), ("prophet_attention_tp", lambda v: f"{v:.0f}"),
     ("baseline_comm_overhead_pct", fmt.pct), ("prophet_comm_overhead_pct", fmt.pct), ("comm_reduction", fmt.ratio),
     ("baseline_fetch_overhead_pct", fmt.pct), ("prophet_fetch_overhead_pct", fmt.pct),
     ("baseline_hit_rate", lambda v: fmt.pct(100 * v)), ("prophet_hit_rate", lambda v: fmt.pct(100 * v)),

@@ -102,4 +102,8 @@ def prose_context(study: Study, results_dir: Path, headline: pd.DataFrame, claim
             "scaling_ids": list(scaling.system_id), "measured": measured, "extrapolated": extrapolated,
             "finding": as_tex(sentences), "range_tex": range_tex, "resident_ids": list(resident.system_id),
             "offload_ids": [s for s in rows.system_id if s not in set(resident.system_id)], "fixed": fixed,
-            "interval_ids": interval, "checked": checked, "draft": claimed is not None}  # fmt: skip
+            "interval_ids": interval, "checked": checked, "draft": claimed is not None,
+            "placement_text": {"pool": "experts pooled across the GPUs' memory, a missing expert copied from a GPU "
+                                       "that holds it",
+                               "replicate": "experts replicated in every replica, a missing expert copied from host "
+                                            "memory"}[study.config.experts.placement]}  # fmt: skip
