@@ -13,7 +13,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SYSDEPS := $(VENV)/.system-deps
 
-.PHONY: all venv results run paper pipeline book test lint format bench clean distclean
+.PHONY: all venv results run paper pipeline book test lint format bench examples clean distclean
 
 # Nothing changed: one process says so for all four steps (`uptodate`, workflow/fastpath.py) and the
 # steps are not run; anything else runs them (`make book`, as that process's child, which dies with it).
@@ -63,6 +63,11 @@ format: venv
 bench: venv
 	$(PY) benchmarks/bench_model.py
 	$(PY) benchmarks/bench_make.py
+
+# The example sessions of README.md and book/getting_started.md, run again in a copy of the checkout
+# and their outputs rewritten (scripts/cli_examples.py --check only compares).
+examples: venv
+	$(PY) scripts/cli_examples.py
 
 # Removes only what the artifact made: the files listed in the results manifest, its logs and
 # marker, the executed notebooks and the built book. Files you put in results/ stay.

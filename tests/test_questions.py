@@ -287,3 +287,11 @@ def test_getting_started_says_how_to_call_the_cli_and_shows_each_command(page: s
     # the add-model output shown is what the command prints for the same file
     shown = ok("catalog", "add-model", "--from", "tests/data/hf/qwen3_30b_a3b/config.json").stdout
     assert shown in text
+
+
+def test_an_example_session_shows_what_the_command_prints() -> None:
+    """scripts/cli_examples.py --check on one cheap session (`catalog add-gpu`, README and book): the shown
+    output is a real run's (`make examples` refreshes them all)."""
+    r = subprocess.run([sys.executable, "scripts/cli_examples.py", "--check", "--only", "catalog add-gpu"],
+                       cwd=ROOT, capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
