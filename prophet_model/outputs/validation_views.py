@@ -247,3 +247,25 @@ def offload_validation(study: Study) -> tuple[pd.DataFrame, str]:
     cols = ["machine", "policy", "routing", "tokens", "resident_fraction", "cache_slots", "accuracy", "measured_ms",
             "predicted_ms", "error_pct", "speedup_measured", "speedup_predicted", "speedup_error_pct"]  # fmt: skip
     return t[cols].round(2), text
+
+
+def two_gpu_sets(study: Study):
+    """The two-GPU sets (validation/multi_bench.py): the committed measurements beside the model's
+    predictions with a summary per set, then the predictions at the planned points, one folded table per
+    set (HTML)."""
+    from IPython.display import HTML
+
+    from prophet_model.validation import predict_multi
+
+    measured = predict_multi.predictions(study)
+    parts = []
+    if measured.empty:
+        parts.append("<p>No two-GPU set is committed yet: the tables below are predictions only.</p>")
+    else:
+        parts.append(table_html(readable(predict_multi.summary(measured))))
+        parts.append(f"<details><summary>Every measured point</summary>\n{table_html(readable(measured))}\n</details>")
+    planned = predict_multi.planned(study)
+    parts += [f"<details><summary>{name}: predicted at {len(g)} planned points (ms)</summary>\n"
+              f"{table_html(readable(g[['point', 'predicted_ms']]))}\n</details>"
+              for name, g in planned.groupby("set", sort=False)]  # fmt: skip
+    return HTML("\n".join(parts))

@@ -18,6 +18,7 @@ from prophet_model.outputs.validation_views import (  # noqa: F401 (the validati
     nccl_path_finding,
     offload_validation,
     readable,
+    two_gpu_sets,
     validation_digest,
     validation_summary,
 )
