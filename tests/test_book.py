@@ -354,8 +354,9 @@ def test_claims_table_equals_the_csv(built) -> None:
             for tr in table.find_all("tr") if tr.find("td")}  # fmt: skip
     seen = 0
     for r in headline.dropna(subset=["speedup"]).itertuples():
-        key = (f"{r.system}: {fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch)} / "
-               f"{fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch)}")  # fmt: skip
+        p = fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch, r.prophet_attention_tp)
+        b = fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch, r.baseline_attention_tp)
+        key = f"{r.system}: {p} / {b}"
         row = rows[key]
         seen += 1
         assert row[1] == fmt.ratio(r.speedup)
