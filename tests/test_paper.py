@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -29,14 +31,28 @@ def test_macro_names_are_letters_only() -> None:
     assert re.fullmatch(r"[A-Za-z]+", macro_name("X", "10×A6000 & friends_v2 (50%)"))
 
 
+_DEFAULT: list[Path] = []  # the default study's results and paper, made once per session and copied
+
+
 def _paper(study_dir: Path, tmp_path: Path, name: str | None = None) -> Path:
+    """results/ with the paper of the default study (or with system 3 renamed `name`), in tmp_path. The
+    default study's folder is made once and copied for each test (a run and paper step take ~10 s)."""
+    results = tmp_path / "results"
+    if name is None and _DEFAULT:
+        shutil.copytree(_DEFAULT[0], results, symlinks=True)
+        return results
     if name:
         cfg = load_yaml(study_dir / "_config.yml")
         cfg["systems"][2]["name"] = name
         dump_yaml(cfg, study_dir / "_config.yml")
-    results = tmp_path / "results"
     assert main(["run", "--config", str(study_dir / "_config.yml"), "--results", str(results), "--quiet"]) == 0
     assert main(["paper", "--config", str(study_dir / "_config.yml"), "--results", str(results)]) == 0
+    if name is None:
+        tmp = tempfile.mkdtemp(prefix="prophet-paper-")
+        atexit.register(shutil.rmtree, tmp, True)
+        keep = Path(tmp) / "results"
+        shutil.copytree(results, keep, symlinks=True)
+        _DEFAULT.append(keep)
     return results
 
 
