@@ -78,15 +78,25 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             if exc is not None:
                 log.error("system %s: evaluation failed: %s", system.id, exc)
                 return
-            for r in df.itertuples():
-                if r.ep and r.feasible:
-                    log.info(
-                        "%s %s %s ep=%d dp=%d: %.1f tok/s, step %.3f ms (compute %.3f, fetch %.3f, comm %.3f)",
-                        system.id, r.strategy, r.variant, r.ep, r.dp, r.tokens_per_s, r.step_ms,
-                        r.compute_ms, r.fetch_exposed_ms, r.comm_exposed_ms,
-                    )  # fmt: skip
-                else:
+            # one line per split (its fastest candidate); every candidate at debug level
+            for _, g in df.groupby(["role", "strategy", "variant", "ep", "dp"], sort=False, dropna=False):
+                r = g.iloc[0]
+                fits = g[g.feasible.astype(bool)] if r.ep else g.iloc[:0]
+                if fits.empty:
                     log.info("%s %s %s: not evaluated (%s)", system.id, r.strategy, r.variant, r.note)
+                    continue
+                b = fits.loc[fits.tokens_per_s.idxmax()]
+                log.info(
+                    "%s %s %s ep=%d dp=%d%s: fastest of %d candidates: B %d, TP %d: %.1f tok/s, step %.3f ms "
+                    "(compute %.3f, fetch %.3f, comm %.3f)",
+                    system.id, b.strategy, b.variant, b.ep, b.dp, "" if b.role == "system" else
+                    f" (scaling reference on {int(b.n_gpus_evaluated)} GPU{'' if b.n_gpus_evaluated == 1 else 's'})", len(g), b.batch_size_per_gpu,
+                    b.attention_tp, b.tokens_per_s, b.step_ms, b.compute_ms, b.fetch_exposed_ms, b.comm_exposed_ms,
+                )  # fmt: skip
+                if log.isEnabledFor(logging.DEBUG):
+                    for c in fits.itertuples():
+                        log.debug("  candidate B %d, TP %d: %.1f tok/s, step %.3f ms", c.batch_size_per_gpu,
+                                  c.attention_tp, c.tokens_per_s, c.step_ms)  # fmt: skip
 
         results, failures = run_study(study, args.systems, on_system)
         if not failures:

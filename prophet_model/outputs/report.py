@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from prophet_model.outputs import figures
 from prophet_model.outputs.files import write_csv
 from prophet_model.outputs.templating import environment
 from prophet_model.study.config import System
@@ -17,10 +16,12 @@ from prophet_model.study.sensitivity import uncertain_inputs
 
 log = logging.getLogger("prophet_model")
 
+# file stem -> the function of outputs/figures.py that draws it (imported only where figures are drawn:
+# matplotlib takes a second to import)
 SYSTEM_FIGURES = {
-    "throughput_comparison": figures.throughput_comparison,
-    "communication_overhead": figures.communication_overhead,
-    "cost_efficiency": figures.cost_efficiency,
+    "throughput_comparison": "throughput_comparison",
+    "communication_overhead": "communication_overhead",
+    "cost_efficiency": "cost_efficiency",
 }
 
 
@@ -48,8 +49,12 @@ def write_system(
     written = [out / "data" / f"results_{system.id}.csv"]
     write_csv(rows, written[0])
     cfg = study.config.figures
-    for stem, draw in SYSTEM_FIGURES.items() if with_figures else ():
-        written += figures.save(draw(rows, system.name, cfg), out / "figures" / f"{stem}_{system.id}", cfg.png_dpi)
+    if with_figures:
+        from prophet_model.outputs import figures
+
+        for stem, name in SYSTEM_FIGURES.items():
+            draw = getattr(figures, name)
+            written += figures.save(draw(rows, system.name, cfg), out / "figures" / f"{stem}_{system.id}", cfg.png_dpi)
     comp = results.comparison[results.comparison.system_id == system.id]
     mine = checks[checks.system_id == system.id]
     cons = mine[mine.kind == "consistency"]
@@ -114,6 +119,8 @@ def write_cross_system(
         write_csv(uncertainty, written[-1])
     live = results.comparison.dropna(subset=["speedup"])
     if with_figures and not live.empty:
+        from prophet_model.outputs import figures
+
         fc = cfg.figures
         key = figures.cross_system_comparison(results.headline, fc)
         written += figures.save(key, out / "figures" / "cross_system_comparison", fc.png_dpi)

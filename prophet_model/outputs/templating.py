@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -12,7 +13,10 @@ from prophet_model.outputs import formatting as fmt
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
+@functools.cache
 def environment() -> jinja2.Environment:
+    """One environment per process, so that each template is compiled once (compiling the summary's
+    template takes longer than rendering it for every system)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,

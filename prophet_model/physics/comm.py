@@ -9,7 +9,7 @@ import numpy as np
 
 from .memory import experts_on_fullest_gpu
 from .routing import assignments_on_fullest_gpu
-from .scenario import Array, Scenario
+from .scenario import Array, Scenario, once
 
 
 def alltoall_bytes(s: Scenario) -> Array:
@@ -17,6 +17,10 @@ def alltoall_bytes(s: Scenario) -> Array:
     max(send, receive) with send = B*k*h*a*(1 - ceil(E/ep)/E) and receive = (A_max - B*k*ceil(E/ep)/E) h a,
     A_max the busiest rank's assignments (equal to B*k*h*a*(ep-1)/ep for a balanced rank when ep divides E).
     Divided by the reduction factor for Prophet. Zero when ep = 1 (data parallel)."""
+    return once("alltoall_bytes", s, _alltoall_bytes)
+
+
+def _alltoall_bytes(s: Scenario) -> Array:
     per_token = s.batch_size_per_gpu * s.top_k * s.hidden_size * s.activation_bytes
     local_share = experts_on_fullest_gpu(s) / s.num_experts
     kept = per_token * local_share

@@ -89,7 +89,7 @@ def _expected_min_small(n: Array, p: Array, u: Array) -> Array:
     sd = np.sqrt(n * p * (1 - p))
     last = np.minimum(np.minimum(np.ceil(u), n), np.ceil(n * p + 12 * sd + 2)).ravel()
     out = np.zeros(n.size)
-    order = np.argsort(-last, kind="stable")
+    order = np.argsort(_descending_key(last), kind="stable")  # most terms first
     order = order[last[order] >= 1]
     if order.size == 0:
         return out.reshape(n.shape)
@@ -98,13 +98,33 @@ def _expected_min_small(n: Array, p: Array, u: Array) -> Array:
     pmf = (1 - pl) ** nl  # P(Z = 0)
     cdf = pmf.copy()
     acc = np.zeros(order.size)
+    tail, step = np.empty(order.size), np.empty(order.size)  # scratch, reused by every term
     live = np.searchsorted(-jl, -np.arange(1, int(jl[0]) + 1), side="right")  # how many need term j
     for j, k in enumerate(live, start=1):
-        acc[:k] += np.maximum(1 - cdf[:k], 0.0) * np.clip(ul[:k] - (j - 1), 0.0, 1.0)
-        pmf[:k] *= np.maximum(nl[:k] - (j - 1), 0.0) / j * ratio[:k]  # P(Z = j)
+        # j <= last <= min(n, ceil u) for the k elements that still need term j, so n - (j - 1) >= 1 and
+        # u - (j - 1) > 0: the weight is min(1, u - j + 1), the pmf factor (n - j + 1) / j p / (1 - p)
+        t, w = tail[:k], step[:k]
+        np.subtract(1.0, cdf[:k], out=t)
+        np.maximum(t, 0.0, out=t)
+        np.subtract(ul[:k], j - 1, out=w)
+        np.minimum(w, 1.0, out=w)
+        t *= w
+        acc[:k] += t
+        np.subtract(nl[:k], j - 1, out=w)
+        w /= j
+        w *= ratio[:k]
+        pmf[:k] *= w  # P(Z = j)
         cdf[:k] += pmf[:k]
     out[order] = acc
     return out.reshape(n.shape)
+
+
+def _descending_key(last: Array) -> NDArray[np.integer]:
+    """A sort key that orders whole numbers >= 0 from the largest, as small an integer type as holds them
+    (a stable sort of 8- or 16-bit integers is numpy's radix sort, several times faster)."""
+    top = float(last.max(initial=0.0))
+    kind = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.int64
+    return (top - last).astype(kind)
 
 
 def prefetch_exposed(f: Array, c: Array, mean: Array, count: Array, accuracy: Array, wrong: Array,

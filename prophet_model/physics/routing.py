@@ -43,7 +43,14 @@ def expected_max_z(n: ArrayLike) -> Array:
     """Expected maximum of n standard normal draws, Blom's approximation Phi^-1((n - 0.375)/(n + 0.25));
     exactly 0 for n = 1."""
     n = np.asarray(n, dtype=np.float64)
+    if n.size > len(_MAX_Z):  # many GPU counts: the same values, looked up where they are whole numbers
+        whole = n.astype(np.int64)
+        if whole.min() >= 0 and whole.max() < len(_MAX_Z) and np.array_equal(whole, n):
+            return _MAX_Z[whole]
     return np.where(n > 1, normal_quantile((n - 0.375) / (n + 0.25)), 0.0)
+
+
+_MAX_Z = np.where(np.arange(1025) > 1, normal_quantile((np.arange(1025) - 0.375) / (np.arange(1025) + 0.25)), 0.0)
 
 
 def tokens_per_group(s: Scenario) -> Array:
@@ -68,7 +75,7 @@ def routing(s: Scenario) -> tuple[Array, Array, Array, Array]:
         p = 1 - (1 - s.top_k / s.num_experts) ** tokens_per_group(s)
         share = memory_resident_fraction(s)
         out = [n * p, n * p * (1 - p), n / s.num_experts, share]
-        skewed = (s.routing_skew > 0) | (s.routing_trace > 0) | ((s.temporal_reuse > 0) & (s.cache_policy > 0))
+        skewed = skewed_routing(s)
         if np.any(skewed):
             args = np.broadcast_arrays(s.cache_policy, s.routing_skew, s.routing_trace, s.temporal_reuse,
                                        s.num_experts, s.ep, tokens_per_group(s), s.top_k, share * n, skewed)  # fmt: skip
@@ -80,6 +87,12 @@ def routing(s: Scenario) -> tuple[Array, Array, Array, Array]:
         return tuple(np.asarray(o, dtype=np.float64) for o in out)  # type: ignore[return-value]
 
     return once("routing", s, compute)
+
+
+def skewed_routing(s: Scenario) -> Array:
+    """Where routing or the cache needs cache.rank_stats_array: skewed routing, a trace, or temporal reuse
+    with a cache policy that uses it."""
+    return (s.routing_skew > 0) | (s.routing_trace > 0) | ((s.temporal_reuse > 0) & (s.cache_policy > 0))
 
 
 def distinct_experts_touched(s: Scenario) -> Array:

@@ -114,6 +114,12 @@ def once(name: str, s: Scenario, compute) -> Array:
     return value
 
 
+def remember(name: str, s: Scenario, value: object) -> None:
+    """Hand `once` a value already computed for this Scenario (a term solved for many configurations at
+    once, then sliced for each part evaluated)."""
+    MEMO[name] = (s, value)
+
+
 def forget() -> None:
     """Drop the memo (a step evaluation holds no arrays past its end)."""
     MEMO.clear()

@@ -35,7 +35,8 @@ targets. Assumptions (also on the book's model page):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from math import prod
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,8 +45,8 @@ from .comm import alltoall_bytes, comm_time
 from .compute import compute_time, roofline_time
 from .fetch import fetch_exposed, fetch_time
 from .memory import fits_in_memory
-from .routing import resident_fraction
-from .scenario import Array, Scenario, forget
+from .routing import resident_fraction, routing, skewed_routing
+from .scenario import Array, Scenario, forget, remember
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,41 @@ class StepResult:
         return self.tokens_per_s / self.roofline_tokens_per_s
 
 
+CHUNK = 1 << 15  # configurations evaluated together: the temporaries of a term stay in the CPU's caches
+
+
 def evaluate(scenario: Scenario) -> StepResult:
     """Evaluate the decode step: step = compute + fetch_exposed + comm_exposed (busiest GPU);
     throughput = n_gpus * B / step. Infeasible configurations (dense weights + KV cache do not fit)
-    get NaN throughput and feasible = False."""
+    get NaN throughput and feasible = False. Many configurations are evaluated CHUNK at a time (the
+    same numbers, element by element; only faster)."""
     s = scenario.arrays()
+    shape = np.broadcast_shapes(*(np.shape(getattr(s, f.name)) for f in fields(s)))
+    size = prod(shape)
+    if size <= CHUNK:
+        return _evaluate(s)
+    flat = {f.name: getattr(s, f.name) for f in fields(s)}
+    flat = {k: v.reshape(()) if v.size == 1 else np.broadcast_to(v, shape).reshape(-1) for k, v in flat.items()}
+    whole = Scenario(**flat)
+    # skewed routing: the cache's hit rates are solved once over all configurations (repeated and
+    # slot-only rows share their solves across the parts), then each part reads its slice
+    stats = routing(whole) if np.any(skewed_routing(whole)) else None
+    forget()
+    parts = []
+    for start in range(0, size, CHUNK):
+        part = Scenario(**{k: v if v.ndim == 0 else v[start : start + CHUNK] for k, v in flat.items()})
+        if stats is not None:
+            remember("routing", part, tuple(x if x.ndim == 0 else x[start : start + CHUNK] for x in stats))
+        parts.append(_evaluate(part))
+    out = {}
+    for f in fields(StepResult):
+        pieces = [np.broadcast_to(getattr(r, f.name), (min(CHUNK, size - i * CHUNK),)) for i, r in enumerate(parts)]
+        out[f.name] = np.concatenate(pieces).reshape(shape)
+    return StepResult(**out)
+
+
+def _evaluate(s: Scenario) -> StepResult:
+    """evaluate() for one scenario of float64 arrays."""
     t_c = compute_time(s)
     t_f = fetch_time(s)
     t_fx = fetch_exposed(s, hide=t_c, t_f=t_f)

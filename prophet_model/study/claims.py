@@ -21,7 +21,7 @@ import pandas as pd
 
 from prophet_model.study.config import Study, System
 from prophet_model.study.scenarios import scenario_dict
-from prophet_model.study.sensitivity import Setup, evaluate
+from prophet_model.study.sensitivity import Setup, evaluate, tokens_per_s
 
 # lever -> (sensitivity input, grid, unit, physical upper bound as a function of the setup, or None)
 LEVERS = {
@@ -69,6 +69,8 @@ class ClaimCheck:
 
 def metric_of(setup: Setup, metric: str, lever: str | None = None, values: np.ndarray | None = None) -> np.ndarray:
     over = {LEVERS[lever][0]: values} if lever else {}
+    if metric in ("baseline_tokens_per_s", "prophet_tokens_per_s"):  # one variant is enough
+        return np.asarray(tokens_per_s(setup, metric.split("_")[0], over), dtype=float)
     return np.asarray(evaluate(setup, over)[metric], dtype=float)
 
 
@@ -81,8 +83,9 @@ def invert(
         return Inversion(lever, None, unit, "does not move the baseline", configured)
     y = metric_of(setup, metric, lever, grid) - target
     ok = np.isfinite(y)
-    crossings = [i for i in range(len(grid) - 1) if ok[i] and ok[i + 1] and np.sign(y[i]) != np.sign(y[i + 1])]
-    crossings += [i for i in range(len(grid)) if ok[i] and y[i] == 0]
+    sign = np.sign(y)
+    crossings = np.flatnonzero(ok[:-1] & ok[1:] & (sign[:-1] != sign[1:])).tolist()
+    crossings += np.flatnonzero(ok & (y == 0)).tolist()
     if not crossings:
         best = np.nanmax(y[ok] + target) if ok.any() else np.nan
         worst = np.nanmin(y[ok] + target) if ok.any() else np.nan
@@ -96,7 +99,9 @@ def invert(
             break
         fine = np.linspace(lo, hi, 65)
         yf = metric_of(setup, metric, lever, fine) - target
-        j = next((k for k in range(64) if np.sign(yf[k]) != np.sign(yf[k + 1]) or yf[k] == 0), 0)
+        sf = np.sign(yf)
+        turn = np.flatnonzero((sf[:-1] != sf[1:]) | (yf[:-1] == 0))
+        j = int(turn[0]) if turn.size else 0
         lo, hi = fine[j], fine[j + 1]
     needed = 0.5 * (lo + hi)
     note = f"configured {configured:.4g}"

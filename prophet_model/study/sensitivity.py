@@ -138,6 +138,11 @@ def _scenario(base: dict[str, float], overrides: dict[str, np.ndarray]) -> m.Sce
     return m.Scenario(**values)
 
 
+def tokens_per_s(setup: Setup, variant: str, overrides: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """One variant's ("baseline" or "prophet") system throughput for arrays of input values."""
+    return m.evaluate(_scenario(getattr(setup, variant), overrides or {})).tokens_per_s
+
+
 def evaluate(setup: Setup, overrides: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Headline metrics for arrays of input values (broadcast together)."""
     overrides = overrides or {}
