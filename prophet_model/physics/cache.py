@@ -22,7 +22,8 @@ The hit rate h is the share of the needed experts found in it, sum q_e [e cached
   the C experts with the highest rho x_e + (1 - rho) q_e (x_e: used this step), in expectation (closed
   form; without reuse, the static cache). The per-layer prefetch of the next layer's predictions
   (physics/prefetch.py) comes on top of it.
-Every hit rate the model uses is one of these closed forms, vectorized over configurations. A seeded
+Every hit rate the model uses is one of these closed forms, vectorized over configurations (rows that
+differ only in C read it off one curve: slot_curve_hits). A seeded
 simulation of the same chain and policies (200 warm-up and 4,000 measured steps, kept per (policy, q, C,
 rho)) checks them: tests/test_cache.py bounds the difference.
 """
