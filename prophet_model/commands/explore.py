@@ -25,7 +25,8 @@ def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
         *args.sets,
         *(f"{k}={v}" for k, v in (("gpu", args.gpu), ("model", args.model), ("interconnect", args.interconnect)) if v),
     ]
-    b, a = headline(before, args.system), headline(after, args.system)
+    b = headline(before, args.system)
+    a = headline(after, args.system) if changes else b  # nothing changed: the same study, evaluated once
     if args.format != "text":
         from prophet_model.commands.scripting import csv_text, whatif_json, whatif_rows
 

@@ -182,6 +182,8 @@ def changed_study(config: Path, system_id: str | None, sets: list[str], gpu: str
         system_id = CUSTOM_ID
     else:
         original.system(system_id)  # an unknown id is a UserError naming the allowed ones
+        if not (sets or gpu or model or interconnect or count or strategy):
+            return original, original, []  # nothing to change
     for s in sets:
         apply_set(raw, s)
     entry = next((e for e in raw["systems"] if isinstance(e, dict) and str(e.get("id")) == system_id), None)
