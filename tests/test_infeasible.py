@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ import pytest
 from prophet_model.cli import main
 from prophet_model.physics import memory_terms, why_infeasible
 
-from .conftest import dump_yaml, load_yaml
+from .conftest import ROOT, dump_yaml, load_yaml
 
 WHY = "exceed the"  # model.why_infeasible: "KV cache .. + dense weights .. + reserve .. exceed the 80 GB GPU by .."
 
@@ -107,11 +108,15 @@ def test_nothing_fits_leaves_earlier_results_alone(study_dir, tmp_path, capsys) 
     assert "ERROR" in last and WHY in last  # the log ends with the cause
 
 
-@pytest.fixture
-def partly(study_dir, tmp_path) -> tuple[Path, Path]:
-    """batch 64: the 80 GB GPUs fit, the 48 GB A6000 does not; run with figures."""
-    cfg = _config(study_dir, batch_size_per_gpu=64)
-    out = tmp_path / "r"
+@pytest.fixture(scope="module")
+def partly(tmp_path_factory) -> tuple[Path, Path]:
+    """batch 64: the 80 GB GPUs fit, the 48 GB A6000 does not; run with figures (once for the module:
+    the tests read it, the last one adds the paper)."""
+    where = tmp_path_factory.mktemp("partly")
+    shutil.copy(ROOT / "_config.yml", where / "_config.yml")
+    shutil.copytree(ROOT / "catalog", where / "catalog")
+    cfg = _config(where, batch_size_per_gpu=64)
+    out = where / "r"
     assert main(["run", "--config", str(cfg), "--results", str(out), "--quiet"]) == 0
     return cfg, out
 
