@@ -274,8 +274,9 @@ def rank_stats_array(policy: ArrayLike, skew: ArrayLike, trace: ArrayLike, reuse
     keys, key_of = unique_rows(unique[:, :8])
     per_key = np.bincount(key_of, minlength=len(keys))
     curve = per_key[key_of] >= CURVE_ROWS
+    by_key, ends = np.argsort(key_of, kind="stable"), np.cumsum(per_key)
     for k in np.flatnonzero(per_key >= CURVE_ROWS):
-        rows = np.flatnonzero(key_of == k)
+        rows = by_key[ends[k] - per_key[k] : ends[k]]
         out[:, rows] = _curve_stats(keys[k], unique[rows, 8])
     rest = np.flatnonzero(~curve)
     pol, sk, tr, rho, e, g, t, k, c = unique[rest].T
@@ -291,8 +292,8 @@ def rank_stats_array(policy: ArrayLike, skew: ArrayLike, trace: ArrayLike, reuse
 
 def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(the distinct rows, each row's index among them), as np.unique(rows, axis=0, return_inverse=True)
-    but sorting only the columns that vary (a lexicographic sort of whole numbers, faster than
-    comparing rows as bytes)."""
+    but sorting only the columns that vary (a lexicographic sort of those columns, faster than comparing
+    whole rows as bytes)."""
     if len(rows) == 0:
         return rows[:0], np.zeros(0, dtype=np.intp)
     varies = np.flatnonzero((rows != rows[:1]).any(axis=0))
