@@ -81,7 +81,7 @@ def analyze(results_dir: Path) -> tuple[str, int]:
             f"  Most cost-efficient: {cheap.system} {cheap.strategy} ({cheap.prophet_split}) with Prophet, "
             f"{fmt.usd(cheap.prophet_usd_per_1m_tokens)} per 1M tokens.",
             f"  Interconnect matters most on {comm.system} {comm.strategy}: all-to-all is {fmt.pct(comm.baseline_comm_overhead_pct)} "
-            f"of the baseline step ({fmt.pct(comm.prophet_comm_overhead_pct)} with Prophet, comm time cut {fmt.ratio(comm.comm_reduction)}).",
+            f"of the baseline step ({fmt.pct(comm.prophet_comm_overhead_pct)} with Prophet, all-to-all bytes per token cut {fmt.ratio(comm.comm_reduction)}).",
         ]
 
     checks_path = results_dir / "data" / "sanity_checks.csv"

@@ -284,7 +284,9 @@ def pair(b: pd.Series, p: pd.Series, monthly_tokens: float) -> dict:
         row["note"] = b["note"] if not b["feasible"] else p["note"]
         return row
     cb, cp = b["usd_per_1m_tokens"], p["usd_per_1m_tokens"]
-    comm_b, comm_p = b["comm_exposed_ms"], p["comm_exposed_ms"]
+    # cross-GPU all-to-all bytes per generated token, each side at its own operating point (a larger batch
+    # moves more bytes per step, not per token; the all-reduce of TP attention is not Prophet's to cut)
+    comm_b, comm_p = (r["alltoall_mb"] / r["batch_size_per_gpu"] for r in (b, p))
     return row | {
         "baseline_tokens_per_s": b["tokens_per_s"],
         "prophet_tokens_per_s": p["tokens_per_s"],
