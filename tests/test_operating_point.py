@@ -89,6 +89,19 @@ def test_every_csv_row_names_its_batch_and_step(default) -> None:
     assert (default.chosen.batch_size_per_gpu >= 1).all()
 
 
+def test_the_communication_cut_is_per_token_and_the_volume_reduction_at_one_point(default) -> None:
+    """comm_reduction = (baseline all-to-all bytes / batch) / (Prophet's / batch), each at its own point;
+    where both sides chose the same split and batch it is exactly the configured volume reduction."""
+    factor = default.study.config.prophet.comm_reduction_factor
+    rows = default.fixed.dropna(subset=["comm_reduction"])
+    assert not rows.empty
+    for r in default.comparison.dropna(subset=["comm_reduction"]).itertuples():
+        if r.baseline_split == r.prophet_split and r.baseline_batch == r.prophet_batch:
+            assert r.comm_reduction == pytest.approx(factor, rel=1e-12)
+    for r in rows.itertuples():  # a fixed batch: the same batch on both sides
+        assert r.baseline_batch == r.prophet_batch and r.comm_reduction == pytest.approx(factor, rel=1e-12)
+
+
 def _study(tmp_path: Path, change) -> Path:
     data = load_yaml(ROOT / "_config.yml")
     change(data)
