@@ -375,7 +375,7 @@ def _lru_curve(q: np.ndarray, c: np.ndarray, rho: float) -> np.ndarray:
     if not solve.any():
         return out
     base = 1.0 if rho > 0 else 0.0  # the smallest t
-    ends = np.log(lru_times(q, np.array([c[solve].min(), c[solve].max()]), rho) - base)
+    ends = np.log(np.maximum(lru_times(q, np.array([c[solve].min(), c[solve].max()]), rho) - base, 1e-300))
     t = base + np.exp(np.linspace(ends[0], ends[1], CURVE_NODES) if ends[1] > ends[0] else ends[:1])
     t2 = t[:, None]
     lam, keep = (lb, 1 - q) if rho > 0 else (lq, np.ones_like(q))  # P(not used within t) = keep e^(lam (t - base))

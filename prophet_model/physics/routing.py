@@ -44,7 +44,8 @@ def expected_max_z(n: ArrayLike) -> Array:
     exactly 0 for n = 1."""
     n = np.asarray(n, dtype=np.float64)
     if n.size > len(_MAX_Z):  # many GPU counts: the same values, looked up where they are whole numbers
-        whole = n.astype(np.int64)
+        with np.errstate(invalid="ignore"):  # NaN or inf: no lookup (the comparison below fails)
+            whole = n.astype(np.int64)
         if whole.min() >= 0 and whole.max() < len(_MAX_Z) and np.array_equal(whole, n):
             return _MAX_Z[whole]
     return np.where(n > 1, normal_quantile((n - 0.375) / (n + 0.25)), 0.0)
