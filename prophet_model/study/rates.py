@@ -17,13 +17,13 @@ in `source`. Every share is checked to be at most 1 (a larger one is a measureme
 
 from __future__ import annotations
 
+import csv
 import functools
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from prophet_model.errors import UserError
@@ -62,31 +62,59 @@ def _line(nbytes: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
     return float(t0), float(1 / inverse_rate)
 
 
+Columns = dict[str, np.ndarray]
+
+
+def read_columns(path: Path) -> Columns:
+    """A measurements CSV as {column: array}: float64 where every non-empty cell is a number (an empty
+    cell is NaN), else str. (The bench's files are small; pandas is not needed to read them.)"""
+    with path.open(newline="", encoding="utf-8") as f:
+        header, *body = list(csv.reader(f))
+    out: Columns = {}
+    for j, name in enumerate(header):
+        cells = [r[j] if j < len(r) else "" for r in body]
+        try:
+            out[name] = np.array([float(c) if c.strip() else np.nan for c in cells], dtype=float)
+        except ValueError:
+            out[name] = np.array(cells, dtype=object)
+    return out
+
+
+def _where(c: Columns, keep: np.ndarray) -> Columns:
+    return {k: v[keep] for k, v in c.items()}
+
+
 @functools.cache
 def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
     """Read <machine>/ceilings.csv (bench.py --parts ceilings)."""
     path = root / machine / "ceilings.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no ceilings measured; run validation/bench.py --parts ceilings")
-    c = pd.read_csv(path)
+    c = read_columns(path)
     lo, hi = CEILING_COPY_RANGE
-    cp = c[(c.benchmark == "ceiling_copy") & (c.bytes >= lo) & (c.bytes <= hi)]
-    t0, hbm = _line(2 * cp.bytes.to_numpy(dtype=float), cp.median_s.to_numpy())
-    g = c[c.benchmark == "ceiling_gemm"]
-    link = c[(c.benchmark == "ceiling_link") & (c.part == "bidirectional") & (c.bytes >= lo) & (c.bytes <= hi)]
+    bench = c["benchmark"]
+    with np.errstate(invalid="ignore"):
+        sized = (c["bytes"] >= lo) & (c["bytes"] <= hi)
+    cp = _where(c, (bench == "ceiling_copy") & sized)
+    t0, hbm = _line(2 * cp["bytes"], cp["median_s"])
+    g = _where(c, bench == "ceiling_gemm")
+    link = _where(c, (bench == "ceiling_link") & (c["part"] == "bidirectional") & sized)
 
     def stream(part: str) -> float | None:
         if "tokens_per_rank" not in c:
             return None
-        s = c[(c.benchmark == "ceiling_stream") & (c.part == part) & (c.tokens_per_rank <= STREAM_ROWS_DECODE)]
-        return float(np.median(s.bytes / s.median_s)) if len(s) else None
+        with np.errstate(invalid="ignore"):
+            s = _where(
+                c, (bench == "ceiling_stream") & (c["part"] == part) & (c["tokens_per_rank"] <= STREAM_ROWS_DECODE)
+            )
+        return float(np.median(s["bytes"] / s["median_s"])) if len(s["bytes"]) else None
 
     return Ceilings(
         kernel_startup_s=t0,
         hbm_bandwidth=hbm,
-        gemm_flops=float((2 * g.hidden.astype(float) ** 3 / g.median_s).max()),
-        kernel_chain_s=float(c[c.benchmark == "ceiling_kernel"].median_s.iloc[0]),
-        link_bandwidth=_line(link.bytes.to_numpy(dtype=float), link.median_s.to_numpy())[1] if len(link) >= 2 else None,
+        gemm_flops=float((2 * g["hidden"] ** 3 / g["median_s"]).max()),
+        kernel_chain_s=float(c["median_s"][bench == "ceiling_kernel"][0]),
+        link_bandwidth=_line(link["bytes"], link["median_s"])[1] if len(link["bytes"]) >= 2 else None,
         stream_dense=stream("dense"),
         stream_grouped=stream("grouped"),
     )
@@ -98,9 +126,10 @@ def host_copy_rate(machine: str, root: Path = MEASUREMENTS) -> float | None:
     path = root / machine / "measurements.csv"
     if not path.is_file():
         return None
-    d = pd.read_csv(path)
-    d = d[(d.benchmark == "copy_h2d") & (d.bytes >= HOST_COPY_MIN_BYTES)]
-    return float(np.median(d.bytes / d.median_s)) if len(d) else None
+    d = read_columns(path)
+    with np.errstate(invalid="ignore"):
+        d = _where(d, (d["benchmark"] == "copy_h2d") & (d["bytes"] >= HOST_COPY_MIN_BYTES))
+    return float(np.median(d["bytes"] / d["median_s"])) if len(d["bytes"]) else None
 
 
 @dataclass(frozen=True)
@@ -221,10 +250,11 @@ def _link_shares(interconnects: tuple[tuple[str, float], ...], machines_file: Pa
             continue
         path = root / machine / "peer_copy.csv"
         if path.is_file():
-            d = pd.read_csv(path)
-            d = d[(d.part == "both") & (d.bytes >= PEER_COPY_MIN_BYTES)]
-            if len(d):
-                copies.append((f"{machine}/peer_copy.csv", float(np.median(d.bytes / d.median_s)) / rate[net]))
+            d = read_columns(path)
+            with np.errstate(invalid="ignore"):
+                d = _where(d, (d["part"] == "both") & (d["bytes"] >= PEER_COPY_MIN_BYTES))
+            if len(d["bytes"]):
+                copies.append((f"{machine}/peer_copy.csv", float(np.median(d["bytes"] / d["median_s"])) / rate[net]))
         if folder and (root / folder / "ceilings.csv").is_file():
             link = ceilings(folder, root).link_bandwidth
             if link is not None and (f"{folder}/ceilings.csv", link / rate[net]) not in ceiling:
