@@ -25,7 +25,7 @@ TEXT_COMPARISON = ("system_id", "system", "gpu", "interconnect", "strategy", "ba
 
 def _schema(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if name == "all_systems_comparison.csv":
-        from prophet_model.study.runner import COMPARISON_COLUMNS
+        from prophet_model.study.frames import COMPARISON_COLUMNS
 
         return COMPARISON_COLUMNS, tuple(c for c in COMPARISON_COLUMNS if c not in TEXT_COMPARISON)
     return SCHEMAS.get(name, ((), ()))

@@ -12,17 +12,20 @@ stays as the fixed-batch comparison. `run_study` returns a `StudyResults` with
 - `headline`: per system, Prophet at its best strategy, split and batch against the baseline at its
   best, both searched the same way (headline.csv): the like-with-like comparison.
 
+The runner computes with records (lists of dicts); the tables are pandas DataFrames built on first use
+(study/frames.py), so a command that prints a few numbers (`whatif`) never imports pandas.
+
 Scaling: per-GPU throughput relative to the same strategy (same expert-group size for hybrid) at the
 smallest GPU count whose GPUs hold every expert without host fetch, each at its own operating point.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from prophet_model.physics import (
     evaluate,
@@ -35,38 +38,22 @@ from prophet_model.physics import (
 )
 from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
 from prophet_model.study.config import Study, System
+from prophet_model.study.frames import (
+    Chosen,
+    Record,
+    StudyResults,
+    SystemRows,
+    chosen_frame,
+    promoted,
+)
 from prophet_model.study.scenarios import scenario_dict, stack
 from prophet_model.study.strategies import splits
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 VARIANTS = ("baseline", "prophet")
 MAX_BATCH = 1_000_000  # the schema's bound on workload.batch_size_per_gpu
-# the columns of the comparison table (all_systems_comparison.csv), in order; a row without numbers
-# (a strategy not evaluated, or nothing fits in memory) has them empty and says why in `note`
-COMPARISON_COLUMNS = (
-    "system_id", "system", "gpu", "interconnect", "n_gpus", "strategy", "baseline_split", "prophet_split",
-    "baseline_batch", "prophet_batch", "baseline_attention_tp", "prophet_attention_tp", "placement", "note",
-    "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup", "baseline_step_ms", "prophet_step_ms",
-    "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
-    "baseline_hit_rate", "prophet_hit_rate", "prophet_fetch_hidden_pct", "saved_by_cache_ms",
-    "saved_by_prefetch_ms", "saved_by_comm_ms", "saved_by_other_ms", "prophet_fetch_overhead_pct",
-    "baseline_scaling_pct", "prophet_scaling_pct", "baseline_scaling_reference_gpus",
-    "prophet_scaling_reference_gpus", "scaling_note", "baseline_usd_per_1m_tokens",
-    "prophet_usd_per_1m_tokens", "cost_reduction", "annual_savings_usd", "best_baseline_strategy",
-    "best_baseline_split", "best_baseline_tokens_per_s", "speedup_vs_best_baseline",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class StudyResults:
-    study: Study
-    rows: pd.DataFrame
-    chosen: pd.DataFrame
-    comparison: pd.DataFrame
-    fixed: pd.DataFrame | None = None
-    headline: pd.DataFrame | None = None
-
-    def system_rows(self, system_id: str) -> pd.DataFrame:
-        return self.chosen[self.chosen.system_id == system_id].reset_index(drop=True)
 
 
 def tp_degrees(study: Study, ep: int) -> tuple[int, ...]:
@@ -123,7 +110,7 @@ def _tp_note(study: Study, ep: int) -> str:
             "evenly; allowed: a degree dividing both, or auto")  # fmt: skip
 
 
-def evaluate_system(study: Study, system: System) -> pd.DataFrame:
+def evaluate_system(study: Study, system: System) -> SystemRows:
     """All rows of one system: every candidate split at every batch of the grid, and the reference
     configurations of the scaling ratio (fewer GPUs, same strategy), in one model call."""
     specs = _row_specs(study, system)
@@ -182,87 +169,99 @@ def evaluate_system(study: Study, system: System) -> pd.DataFrame:
     out += [{**{k: v for k, v in s.items() if k != "no_tp"}, "n": system.count, "role": "system",
              "batch_size_per_gpu": configured, "configured_batch": True, "feasible": False}
             for s in specs if s["ep"] == 0 or s.get("no_tp")]  # fmt: skip
-    df = pd.DataFrame(out).rename(columns={"n": "n_gpus_evaluated"})
-    df.insert(0, "system_id", system.id)
-    df.insert(1, "system", system.name)
-    df.insert(2, "gpu", system.gpu.name)
-    df.insert(3, "interconnect", system.interconnect.name)
-    df.insert(4, "n_gpus", system.count)
-    df.insert(5, "placement", study.config.experts.placement)
-    return df
+    identity = {"system_id": system.id, "system": system.name, "gpu": system.gpu.name,
+                "interconnect": system.interconnect.name, "n_gpus": system.count,
+                "placement": study.config.experts.placement}  # fmt: skip
+    return SystemRows(identity, out)
 
 
 def choose(rows: pd.DataFrame, max_step_ms: float | None = None, fixed: bool = False) -> pd.DataFrame:
+    """`pick` over a DataFrame of rows: the chosen rows as a DataFrame."""
+    records = promoted(rows.to_dict("records"))
+    return chosen_frame(rows, pick(records, max_step_ms, fixed))
+
+
+def pick(rows: list[Record], max_step_ms: float | None = None, fixed: bool = False) -> Chosen:
     """Keep one split and batch per system x strategy x variant: the most tokens/s among the feasible
     ones within max_step_ms (ties: the first, smallest ep, then smallest batch). `fixed`: only the
     configured batch. Where none qualifies, the configured-batch row, saying why."""
-    key = ["system_id", "strategy", "variant"]
-    cand = rows[rows["role"] == "system"]
-    if fixed:
-        cand = cand[cand["configured_batch"].astype(bool)]
-    feasible = cand["feasible"].astype(bool)
-    fast = cand["step_ms"].le(max_step_ms) if max_step_ms is not None else pd.Series(True, index=cand.index)
-    ok = feasible & fast
-    ranked = cand.assign(_order=np.arange(len(cand)), _ok=ok, _tps=cand["tokens_per_s"].where(ok, -np.inf),
-                         _cfg=cand["configured_batch"].astype(bool))  # fmt: skip
-    ranked = ranked.sort_values([*key, "_ok", "_tps", "_cfg", "_order"], ascending=[True, True, True, False, False,
-                                False, True], kind="stable")  # fmt: skip
-    best = ranked.drop_duplicates(key, keep="first").sort_values("_order")
-    slow = ~best["_ok"] & best["feasible"].astype(bool)
-    if slow.any():  # fits, but no batch meets the latency bound
-        best.loc[slow, "note"] = [f"no batch meets max_step_ms {max_step_ms:g} (the fastest step takes "
-                                  f"{cand[(cand.system_id == r.system_id) & (cand.strategy == r.strategy) & (cand.variant == r.variant)].step_ms.min():.3g} ms)"
-                                  for r in best[slow].itertuples()]  # fmt: skip
-        best.loc[slow, "feasible"] = False
-        best.loc[slow, "tokens_per_s"] = np.nan
-    best = best.drop(columns=["_order", "_ok", "_tps", "_cfg"]).reset_index(drop=True)
-    return _with_scaling(best, rows, max_step_ms, fixed)
+    best: dict[tuple, tuple[tuple, int]] = {}
+    fastest: dict[tuple, float] = {}  # the shortest step of each key, for the note of one that meets no bound
+    for i, r in enumerate(rows):
+        if r["role"] != "system" or (fixed and not bool(r["configured_batch"])):
+            continue
+        key = (r["system_id"], r["strategy"], r["variant"])
+        step, tps = r["step_ms"], r["tokens_per_s"]
+        ok = bool(r["feasible"]) and (max_step_ms is None or step <= max_step_ms)
+        tps = tps if ok else -math.inf
+        rank = (ok, tps == tps, tps if tps == tps else 0.0, bool(r["configured_batch"]))  # NaN ranks last
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, i)
+        if step == step and not step >= fastest.get(key, math.inf):
+            fastest[key] = step
+    index = sorted(i for _, i in best.values())
+    records, slow = [], []
+    for i in index:
+        r = rows[i]
+        key = (r["system_id"], r["strategy"], r["variant"])
+        if not best[key][0][0] and bool(r["feasible"]):  # fits, but no batch meets the latency bound
+            note = (f"no batch meets max_step_ms {max_step_ms:g} (the fastest step takes "
+                    f"{fastest.get(key, math.nan):.3g} ms)")  # fmt: skip
+            r = {**r, "note": note, "feasible": False, "tokens_per_s": math.nan}
+            slow.append((len(records), note))
+        records.append(r)
+    return _with_scaling(Chosen(index, slow, records), rows, max_step_ms, fixed)
 
 
-def _with_scaling(chosen: pd.DataFrame, rows: pd.DataFrame, max_step_ms: float | None, fixed: bool) -> pd.DataFrame:
+def _with_scaling(chosen: Chosen, rows: list[Record], max_step_ms: float | None, fixed: bool) -> Chosen:
     """Per chosen row: per-GPU throughput relative to the same strategy at the smallest GPU count that holds
     every expert without host fetch (reference_splits), each at its own best batch (the same search)."""
     ratio, ref_gpus, notes = [], [], []
-    usable = rows.feasible.astype(bool)
-    if fixed:
-        usable &= rows.configured_batch.astype(bool)
-    if max_step_ms is not None:
-        usable &= rows.step_ms.le(max_step_ms)
-    key = ["system_id", "strategy", "variant", "ep", "dp", "n_gpus_evaluated"]
-    holding = rows[rows.holds_all_experts.astype(bool)]  # the attention degrees whose GPUs hold every expert
-    holds = set(holding[key].itertuples(index=False, name=None))
-    live = holding[usable.loc[holding.index]]
-    top = live.loc[live.groupby(key, sort=False).tokens_per_s_per_gpu.idxmax()] if not live.empty else live
-    best = {tuple(k): (v.tokens_per_s_per_gpu, v.batch_size_per_gpu) for k, v in zip(
-        top[key].itertuples(index=False, name=None), top.itertuples(), strict=True)}  # fmt: skip
-    for r in chosen.itertuples():
-        if not r.feasible or not r.ep:
+    holds: set[tuple] = set()
+    best: dict[tuple, tuple[float, float]] = {}
+    for r in rows:
+        if not bool(r["holds_all_experts"]):  # a row without numbers has NaN here, which counts as holding
+            continue
+        k = (r["system_id"], r["strategy"], r["variant"], r["ep"], r["dp"], r["n_gpus_evaluated"])
+        holds.add(k)
+        usable = bool(r["feasible"]) and (not fixed or bool(r["configured_batch"]))
+        if usable and max_step_ms is not None:
+            usable = r["step_ms"] <= max_step_ms
+        v = r["tokens_per_s_per_gpu"]
+        if usable and v == v and (k not in best or v > best[k][0]):
+            best[k] = (v, r["batch_size_per_gpu"])
+    for r in chosen.records:
+        if not r["feasible"] or not r["ep"]:
             ratio.append(np.nan), ref_gpus.append(np.nan), notes.append("")
             continue
         found = None
-        for ep, dp in reference_splits(r.strategy, int(r.ep), int(r.dp)):
-            k = (r.system_id, r.strategy, r.variant, ep, dp, ep * dp)
+        for ep, dp in reference_splits(r["strategy"], int(r["ep"]), int(r["dp"])):
+            k = (r["system_id"], r["strategy"], r["variant"], ep, dp, ep * dp)
             if k in holds:
                 found = (ep * dp, *best.get(k, (np.nan, np.nan)))
                 break
         if found is None:
             ratio.append(np.nan), ref_gpus.append(np.nan)
-            notes.append(f"no count of {r.strategy} GPUs up to {r.n_gpus} holds every expert: each fetches from host")
+            notes.append(
+                f"no count of {r['strategy']} GPUs up to {r['n_gpus']} holds every expert: each fetches from host"
+            )
             continue
         n_ref, per_gpu, ref_batch = found
-        ratio.append(100 * r.tokens_per_s_per_gpu / per_gpu if per_gpu > 0 else np.nan)
+        ratio.append(100 * r["tokens_per_s_per_gpu"] / per_gpu if per_gpu > 0 else np.nan)
         ref_gpus.append(n_ref)
-        if n_ref == r.n_gpus and len(reference_splits(r.strategy, int(r.ep), int(r.dp))) > 1:
-            notes.append(f"super-linear: {r.n_gpus} GPUs hold what fewer cannot")
+        if n_ref == r["n_gpus"] and len(reference_splits(r["strategy"], int(r["ep"]), int(r["dp"]))) > 1:
+            notes.append(f"super-linear: {r['n_gpus']} GPUs hold what fewer cannot")
         elif ratio[-1] > 100:
-            notes.append(f"super-linear: {r.n_gpus} GPUs leave room for a larger batch than {n_ref} "
-                         f"({r.batch_size_per_gpu:.0f} vs {ref_batch:.0f} sequences per GPU)")  # fmt: skip
+            notes.append(f"super-linear: {r['n_gpus']} GPUs leave room for a larger batch than {n_ref} "
+                         f"({r['batch_size_per_gpu']:.0f} vs {ref_batch:.0f} sequences per GPU)")  # fmt: skip
         else:
             notes.append("")
-    return chosen.assign(scaling_pct=ratio, scaling_reference_gpus=ref_gpus, scaling_note=notes)
+    scaling = {"scaling_pct": ratio, "scaling_reference_gpus": ref_gpus, "scaling_note": notes}
+    records = promoted([{**r, **{k: v[j] for k, v in scaling.items()}} for j, r in enumerate(chosen.records)])
+    return Chosen(chosen.index, chosen.slow, records, scaling)
 
 
-def pair(b: pd.Series, p: pd.Series, monthly_tokens: float) -> dict:
+def pair(b: Record, p: Record, monthly_tokens: float) -> Record:
     """Baseline row `b` beside Prophet row `p` (chosen rows of one system): the comparison's columns."""
     row = {
         "system_id": b["system_id"],
@@ -321,14 +320,32 @@ def pair(b: pd.Series, p: pd.Series, monthly_tokens: float) -> dict:
     }
 
 
-def compare(chosen: pd.DataFrame, study: Study) -> pd.DataFrame:
-    """Baseline beside Prophet, one row per system x strategy."""
+def _first_max(rows: list[Record]) -> Record:
+    """The row with the most tokens/s: the first of equals, never a NaN (pandas' idxmax)."""
+    best = None
+    for r in rows:
+        v = r["tokens_per_s"]
+        if v == v and (best is None or v > best["tokens_per_s"]):
+            best = r
+    return best if best is not None else rows[0]
+
+
+def _by_system(rows: list[Record], *keys: str) -> dict[tuple, list[Record]]:
+    """Rows grouped by `keys`, groups in the order they first appear."""
+    groups: dict[tuple, list[Record]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return groups
+
+
+def compare(chosen: list[Record], study: Study) -> list[Record]:
+    """Baseline beside Prophet, one row per system x strategy, systems by GPU count."""
     out = []
-    live = chosen[(chosen.variant == "baseline") & chosen.feasible.astype(bool)]
-    best = {sid: g.loc[g.tokens_per_s.idxmax()] for sid, g in live.groupby("system_id", sort=False)}
-    for (sid, _), g in chosen.groupby(["system_id", "strategy"], sort=False):
-        b = g[g.variant == "baseline"].iloc[0]
-        p = g[g.variant == "prophet"].iloc[0]
+    live = [r for r in chosen if r["variant"] == "baseline" and bool(r["feasible"])]
+    best = {sid: _first_max(g) for (sid,), g in _by_system(live, "system_id").items()}
+    for (sid, _), g in _by_system(chosen, "system_id", "strategy").items():
+        b = next(r for r in g if r["variant"] == "baseline")
+        p = next(r for r in g if r["variant"] == "prophet")
         row = pair(b, p, study.config.cost.monthly_tokens)
         if sid in best and b["feasible"] and p["feasible"]:  # the fastest baseline of this system, any strategy
             bb = best[sid]
@@ -339,9 +356,31 @@ def compare(chosen: pd.DataFrame, study: Study) -> pd.DataFrame:
                 "speedup_vs_best_baseline": p["tokens_per_s"] / bb["tokens_per_s"],
             }
         out.append(row)
-    df = pd.DataFrame(out)
-    # every column, also where no row has numbers (an infeasible study), in the order a full row has them
-    return df.reindex(columns=[*COMPARISON_COLUMNS, *(c for c in df.columns if c not in COMPARISON_COLUMNS)])
+    return _by_gpu_count(out)
+
+
+def _by_gpu_count(rows: list[Record]) -> list[Record]:
+    """Systems by GPU count (2x before 10x), the configured order among equals."""
+    return sorted(rows, key=lambda r: r["n_gpus"])
+
+
+def headline(chosen: list[Record], study: Study) -> list[Record]:
+    """Per system, like with like: Prophet at its fastest strategy, split and batch against the baseline at
+    its fastest, each searched the same way (headline.csv: the comparison's columns, `strategy` Prophet's,
+    and both strategies). A system where neither variant has numbers keeps a row saying why."""
+    out = []
+    for _, g in _by_system(chosen, "system_id").items():
+        live = {v: [r for r in g if r["variant"] == v and bool(r["feasible"])] for v in VARIANTS}
+        if not live["baseline"] or not live["prophet"]:
+            first = g[0]
+            why = "; ".join(dict.fromkeys(str(n) for n in (r["note"] for r in g) if isinstance(n, str) and n))
+            out.append({k: first[k] for k in ("system_id", "system", "gpu", "interconnect", "n_gpus")}
+                       | {"note": why or "nothing fits"})  # fmt: skip
+            continue
+        b, p = _first_max(live["baseline"]), _first_max(live["prophet"])
+        out.append(pair(b, p, study.config.cost.monthly_tokens) | {"baseline_strategy": b["strategy"],
+                                                                  "prophet_strategy": p["strategy"]})  # fmt: skip
+    return _by_gpu_count(out)
 
 
 def run_study(
@@ -350,53 +389,26 @@ def run_study(
     on_system: Callable[[System, pd.DataFrame | None, Exception | None], None] | None = None,
 ) -> tuple[StudyResults, dict[str, str]]:
     """Evaluate the chosen systems (all by default). A failure in one system is recorded in the
-    returned {system_id: error} map and the other systems still run."""
+    returned {system_id: error} map and the other systems still run. `on_system` is given each system's
+    rows as a DataFrame (pandas is imported only then, or when a table of the results is read)."""
     systems = [study.system(i) for i in system_ids] if system_ids else list(study.systems)
-    frames, failures = [], {}
+    parts, failures = [], {}
     for system in systems:
         try:
-            df = evaluate_system(study, system)
+            part = evaluate_system(study, system)
         except Exception as exc:
             failures[system.id] = f"{type(exc).__name__}: {exc}"
             if on_system:
                 on_system(system, None, exc)
             continue
-        frames.append(df)
+        parts.append(part)
         if on_system:
-            on_system(system, df, None)
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if not frames:
-        empty = pd.DataFrame()
-        return StudyResults(study, rows, rows, empty, empty, empty), failures
+            on_system(system, part.frame(), None)
+    if not parts:
+        return StudyResults(study, parts), failures
+    rows = promoted([r for part in parts for r in part.records()])
     limit = study.config.workload.max_step_ms
-    chosen = choose(rows, limit)
-    comparison = _by_gpu_count(compare(chosen, study))
-    fixed = _by_gpu_count(compare(choose(rows, limit, fixed=True), study))
-    return StudyResults(study, rows, chosen, comparison, fixed, headline(chosen, study)), failures
-
-
-def _by_gpu_count(comparison: pd.DataFrame) -> pd.DataFrame:
-    """Systems by GPU count (2x before 10x), the configured order among equals."""
-    return comparison.sort_values("n_gpus", kind="stable").reset_index(drop=True)
-
-
-def headline(chosen: pd.DataFrame, study: Study) -> pd.DataFrame:
-    """Per system, like with like: Prophet at its fastest strategy, split and batch against the baseline at
-    its fastest, each searched the same way (headline.csv: the comparison's columns, `strategy` Prophet's,
-    and both strategies). A system where neither variant has numbers keeps a row saying why."""
-    out = []
-    for _, g in chosen.groupby("system_id", sort=False):
-        live = {v: g[(g.variant == v) & g.feasible.astype(bool)] for v in VARIANTS}
-        if live["baseline"].empty or live["prophet"].empty:
-            first = g.iloc[0]
-            why = "; ".join(dict.fromkeys(str(n) for n in g.note if isinstance(n, str) and n)) or "nothing fits"
-            out.append({k: first[k] for k in ("system_id", "system", "gpu", "interconnect", "n_gpus")} | {"note": why})
-            continue
-        b = live["baseline"].loc[live["baseline"].tokens_per_s.idxmax()]
-        p = live["prophet"].loc[live["prophet"].tokens_per_s.idxmax()]
-        out.append(pair(b, p, study.config.cost.monthly_tokens) | {"baseline_strategy": b["strategy"],
-                                                                  "prophet_strategy": p["strategy"]})  # fmt: skip
-    df = pd.DataFrame(out)
-    columns = [*COMPARISON_COLUMNS[: COMPARISON_COLUMNS.index("best_baseline_strategy")], "baseline_strategy",
-               "prophet_strategy"]  # fmt: skip
-    return _by_gpu_count(df.reindex(columns=columns))
+    chosen, fixed = pick(rows, limit), pick(rows, limit, fixed=True)
+    tables = {"comparison": compare(chosen.records, study), "fixed": compare(fixed.records, study),
+              "headline": headline(chosen.records, study)}  # fmt: skip
+    return StudyResults(study, parts, rows, chosen, tables), failures
