@@ -17,10 +17,7 @@ from prophet_model.workflow.runlog import SUCCESS, latest_log
 
 
 def _table(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    widths = [max(len(str(c)), *(len(str(v)) for v in df[c])) for c in cols]
-    line = lambda vals: "  ".join(str(v).ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
-    return "\n".join([line(cols), line("-" * w for w in widths), *(line(r) for r in df.itertuples(index=False))])
+    return fmt.text_table(df.to_dict("records"), list(df.columns))
 
 
 def analyze(results_dir: Path) -> tuple[str, int]:

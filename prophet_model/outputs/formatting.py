@@ -159,6 +159,14 @@ def table_html(df) -> str:
     return df.to_html(index=False, border=0, na_rep="", classes="prophet-table")
 
 
+def text_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """Rows (dicts of the same keys) as a plain-text table, each column padded to its widest cell."""
+    cols = list(columns if columns is not None else rows[0] if rows else [])
+    widths = [max(len(str(c)), *(len(str(r[c])) for r in rows)) for c in cols]
+    line = lambda vals: "  ".join(str(v).ljust(w) for v, w in zip(vals, widths, strict=True))  # noqa: E731
+    return "\n".join([line(cols), line("-" * w for w in widths), *(line([r[c] for c in cols]) for r in rows)])
+
+
 def md_table(df) -> str:
     """A Markdown table with | escaped in cells."""
     esc = lambda v: re.sub(r"(?<!\\)\|", r"\\|", str(v)).replace("\n", " ")  # noqa: E731 (a pipe not yet escaped)
