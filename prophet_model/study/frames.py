@@ -36,12 +36,20 @@ COMPARISON_COLUMNS = (
 _MISSING = object()
 
 
+@functools.cache
+def _kind(t: type) -> str:
+    """'int' (a whole number, not a bool), 'float' (numpy's float64 too) or 'other'."""
+    if issubclass(t, numbers.Integral) and not issubclass(t, bool) and t.__name__ != "bool":
+        return "int"
+    return "float" if issubclass(t, float) else "other"
+
+
 def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    return _kind(type(v)) == "int"
 
 
 def _is_float(v: Any) -> bool:
-    return isinstance(v, float)  # numpy's float64 is a float
+    return _kind(type(v)) == "float"
 
 
 def promoted(records: list[Record]) -> list[Record]:

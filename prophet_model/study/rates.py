@@ -17,6 +17,7 @@ in `source`. Every share is checked to be at most 1 (a larger one is a measureme
 
 from __future__ import annotations
 
+import copy
 import csv
 import functools
 import statistics
@@ -38,8 +39,15 @@ HOST_COPY_MIN_BYTES = 256 << 20  # pinned copies this large run at the link's su
 
 
 def machine_specs(machines_file: Path = MACHINES) -> dict[str, dict]:
-    """machines.yml: for each measured machine, its catalog GPU, interconnect and ceilings folder."""
-    return yaml.safe_load(machines_file.read_text())
+    """machines.yml: for each measured machine, its catalog GPU, interconnect and ceilings folder (read
+    once per version of the file; each caller gets its own copy)."""
+    stat = machines_file.stat()
+    return copy.deepcopy(_read_specs(machines_file, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.cache
+def _read_specs(path: Path, mtime_ns: int, size: int) -> dict[str, dict]:
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 @dataclass(frozen=True)
