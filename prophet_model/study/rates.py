@@ -77,7 +77,10 @@ def read_columns(path: Path) -> Columns:
     """A measurements CSV as {column: array}: float64 where every non-empty cell is a number (an empty
     cell is NaN), else str. (The bench's files are small; pandas is not needed to read them.)"""
     with path.open(newline="", encoding="utf-8") as f:
-        header, *body = list(csv.reader(f))
+        rows = list(csv.reader(f))
+    if not rows:
+        raise UserError(f"{path}: empty; allowed: the CSV that validation/bench.py writes (a header, then rows)")
+    header, *body = rows
     out: Columns = {}
     for j, name in enumerate(header):
         cells = [r[j] if j < len(r) else "" for r in body]
