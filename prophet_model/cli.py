@@ -218,7 +218,7 @@ def _command(name: str):
     return getattr(importlib.import_module(f"prophet_model.commands.{COMMANDS[name]}"), f"cmd_{name}")
 
 
-DEPENDENCIES = ("numpy", "pandas", "pydantic", "yaml", "matplotlib")  # what every command's imports need
+DEPENDENCIES = ("numpy", "pandas", "yaml", "matplotlib")  # what every command's imports need
 
 
 def missing_dependencies(names: Sequence[str] = DEPENDENCIES) -> list[str]:

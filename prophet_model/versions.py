@@ -6,7 +6,7 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-PACKAGES = ("numpy", "pandas", "matplotlib", "jinja2", "pydantic", "pyyaml", "tqdm", "papermill", "jupyter-book")
+PACKAGES = ("numpy", "pandas", "matplotlib", "jinja2", "pyyaml", "tqdm", "papermill", "jupyter-book")
 
 
 def package_versions() -> dict[str, str]:

@@ -57,7 +57,7 @@ def model_yaml(path: Path, key: str | None) -> str:
 
     if not SAFE_ID.match(key):
         raise UserError(f"--name {key!r}: allowed: letters, digits, '-' and '_' (a catalog key)")
-    from pydantic import ValidationError
+    from prophet_model.study.strict import ValidationError
 
     try:
         MoEModel.model_validate(entry)

@@ -6,18 +6,18 @@ Every numeric field must carry a source in the entry's `sources` mapping.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from prophet_model.study.strict import Field, Record, model_validator
 
 Positive = Field(gt=0)
 NonNegative = Field(ge=0)
 
 
-class Sourced(BaseModel):
-    """A catalog entry whose every numeric value names its source."""
+class Sourced(Record):
+    """A catalog entry whose every numeric value names its source (strict, frozen: study/strict.py)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
     sources: dict[str, str]
 
     @model_validator(mode="after")
@@ -57,7 +57,7 @@ class Interconnect(Sourced):
     remote_memory_share: float = Field(ge=0, le=1)  # of offloaded expert bytes, in the other socket's memory
     max_gpus: int = Positive  # GPUs the interconnect joins in one system (a board, a pair, a host's slots)
     # the GPU generations it joins (an NVLink generation belongs to its GPUs'); empty: any (PCIe)
-    gpu_generations: list[Literal["ampere", "ada", "hopper", "blackwell"]] = []
+    gpu_generations: list[Literal["ampere", "ada", "hopper", "blackwell"]] = Field(default=[])
 
     @model_validator(mode="after")
     def _two_sockets_need_a_socket_link(self) -> Interconnect:
@@ -110,11 +110,10 @@ class MoEModel(Sourced):
         """The attention shape the heads imply: KV heads that group the query heads evenly; for gqa, the
         K and V elements cached per token and at least the Q, K, V and O projection weights (parameters)."""
         heads, kv, d = self.num_attention_heads, self.num_kv_heads, self.head_dim
-        divisors = ", ".join(str(n) for n in range(1, heads + 1) if heads % n == 0)
         if kv > heads or heads % kv:
             raise ValueError(
                 f"num_kv_heads ({kv}) must divide num_attention_heads ({heads}): each KV head serves a whole "
-                f"group of query heads; allowed: {divisors}"
+                f"group of query heads; allowed: {_divisors(heads)}"
             )
         if self.attention == "mla":
             if self.kv_elements_per_token_per_layer < kv * d:
@@ -147,6 +146,14 @@ class MoEModel(Sourced):
     def expert_bytes_all_layers(self) -> float:
         """Bytes of one expert index summed over all MoE layers (the draft analysis's '2 GB per expert')."""
         return self.expert_params * self.bytes_per_param * self.num_moe_layers
+
+
+def _divisors(n: int) -> str:
+    """The divisors of n, in order (pairs d, n/d up to sqrt(n)); "a divisor of n" past a million heads."""
+    if n > 10**6:
+        return f"a divisor of {n}"
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return ", ".join(str(d) for d in sorted(set(small) | {n // d for d in small}))
 
 
 Catalog = dict[str, GPU] | dict[str, Interconnect] | dict[str, MoEModel]

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
 from prophet_model.errors import UserError
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
 from prophet_model.study.rawconfig import CATALOGS, candidates, config_digest, locate
 from prophet_model.study.schema import PRECISION_BYTES, HybridSplit, StudyConfig
+from prophet_model.study.strict import ValidationError
 from prophet_model.study.yaml_io import (
     MAX_YAML_BYTES,
     NUMBER_HINT,
@@ -91,6 +90,8 @@ def _format_validation_error(err: ValidationError, where: str, raw: Any = None) 
             msg = f"must be a whole number, got {e.get('input')!r}"
         elif e["type"] in ("float_type", "float_parsing"):
             msg = f"must be a number, got {e.get('input')!r}"
+        elif e["type"] == "literal_error" and isinstance(e.get("input"), (bool, float)):
+            msg += f", got {e['input']!r} (a whole number is written as one: 2, not 2.0 or true)"
         if (
             e["type"] in ("int_type", "float_type")
             and isinstance(e.get("input"), str)

@@ -1,5 +1,5 @@
 """The configuration as written, before validation: its hash, its systems and the catalog entries it
-names, read with the standard library and PyYAML only (no pydantic, numpy or pandas).
+names, read with the standard library and PyYAML only (no numpy or pandas).
 
 `make`'s steps use it to decide "up to date" quickly (workflow/fastpath.py), and the notebook cache
 keys are computed from it (workflow/pipeline.py). `config_digest` is the configuration hash for both

@@ -1,4 +1,4 @@
-"""The study configuration's schema (`_config.yml`): every section as a pydantic model, with the allowed
+"""The study configuration's schema (`_config.yml`): every section as a strict, frozen record (study/strict.py), with the allowed
 values and the checks that need only the file itself."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import math
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from prophet_model.study.strict import Field, Record, field_validator, model_validator
 
 StrategyName = Literal["EP", "DP", "Hybrid"]
 STRATEGIES: tuple[StrategyName, ...] = ("EP", "DP", "Hybrid")
@@ -16,10 +16,8 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 MAX_ID_CHARS = 64  # protective: an id is part of file names (results_<id>.csv), which the file system limits
 
 
-class _Strict(BaseModel):
+class _Strict(Record):
     """No unknown keys; numbers finite; whole numbers given as whole numbers (not true, "3" or 2.0)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class _WithSources(_Strict):
@@ -226,7 +224,7 @@ class Distribution(_Strict):
 class Uncertainty(_Strict):
     samples: int = Field(gt=0, le=10_000_000)
     seed: int = Field(ge=0)
-    inputs: dict[str, Distribution] = {}
+    inputs: dict[str, Distribution] = Field(default={})
 
     @field_validator("inputs")
     @classmethod
@@ -297,7 +295,7 @@ class StudyConfig(_Strict):
     cost: Cost
     figures: Figures
     uncertainty: Uncertainty | None = None
-    expectations: list[Expectation] = []
+    expectations: list[Expectation] = Field(default=[])
 
     @model_validator(mode="after")
     def _unique_and_known(self) -> StudyConfig:

@@ -1,5 +1,5 @@
 """`make`'s steps when nothing changed: each decides "up to date" with the standard library and PyYAML
-(no pydantic, numpy, pandas, matplotlib, Jinja2, papermill or jupyter-book), and answers as the full
+(no numpy, pandas, matplotlib, Jinja2, papermill or jupyter-book), and answers as the full
 command would. Whenever anything might differ -- a check fails, a file is missing, an option is not
 `make`'s, anything raises -- it returns None and the full command runs, which decides again and
 names the cause. Set PROPHET_NO_FAST_PATH=1 to always take the full path.
