@@ -44,26 +44,15 @@ def _kind(t: type) -> str:
     return "float" if issubclass(t, float) else "other"
 
 
-def _is_int(v: Any) -> bool:
-    return _kind(type(v)) == "int"
-
-
-def _is_float(v: Any) -> bool:
-    return _kind(type(v)) == "float"
-
-
 def promoted(records: list[Record]) -> list[Record]:
     """The records as a DataFrame built from them gives them back row by row: a key a record lacks is NaN,
     and whole numbers in a column that also holds a NaN or a fraction are floats (pandas' int64 -> float64)."""
     keys = list(dict.fromkeys(k for r in records for k in r))
     floats = set()
     for k in keys:
-        values = [r.get(k, _MISSING) for r in records]
-        if (
-            any(_is_int(v) for v in values)
-            and all(v is _MISSING or _is_int(v) or _is_float(v) for v in values)
-            and any(v is _MISSING or _is_float(v) for v in values)
-        ):
+        present = [r[k] for r in records if k in r]
+        kinds = {_kind(t) for t in set(map(type, present))}  # a column's value types, each checked once
+        if "int" in kinds and "other" not in kinds and ("float" in kinds or len(present) < len(records)):
             floats.add(k)
     return [{k: (math.nan if (v := r.get(k, _MISSING)) is _MISSING else float(v) if k in floats else v) for k in keys}
             for r in records]  # fmt: skip

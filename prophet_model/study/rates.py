@@ -20,7 +20,8 @@ from __future__ import annotations
 import copy
 import csv
 import functools
-import statistics
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
             s = _where(
                 c, (bench == "ceiling_stream") & (c["part"] == part) & (c["tokens_per_rank"] <= STREAM_ROWS_DECODE)
             )
-        return float(np.median(s["bytes"] / s["median_s"])) if len(s["bytes"]) else None
+        return _median(s["bytes"] / s["median_s"]) if len(s["bytes"]) else None
 
     return Ceilings(
         kernel_startup_s=t0,
@@ -131,6 +132,22 @@ def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
     )
 
 
+def _middle(values: Iterable[float]) -> float:
+    """The median: the middle value, or the mean of the two middle ones (statistics.median's and np.median's
+    value, without importing what they import: statistics imports random; np.median, numpy.ma)."""
+    v = sorted(values)
+    if not v:
+        raise ValueError("no values: the median is undefined")
+    i = len(v) // 2
+    return v[i] if len(v) % 2 else (v[i - 1] + v[i]) / 2
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a float array (NaN if any value is NaN)."""
+    v = values.tolist()
+    return math.nan if any(x != x for x in v) else float(_middle(v))
+
+
 @functools.cache
 def host_copy_rate(machine: str, root: Path = MEASUREMENTS) -> float | None:
     """Median bytes/s of the pinned host->device copies of >= 256 MiB in <machine>/measurements.csv."""
@@ -140,7 +157,7 @@ def host_copy_rate(machine: str, root: Path = MEASUREMENTS) -> float | None:
     d = read_columns(path)
     with np.errstate(invalid="ignore"):
         d = _where(d, (d["benchmark"] == "copy_h2d") & (d["bytes"] >= HOST_COPY_MIN_BYTES))
-    return float(np.median(d["bytes"] / d["median_s"])) if len(d["bytes"]) else None
+    return _median(d["bytes"] / d["median_s"]) if len(d["bytes"]) else None
 
 
 @dataclass(frozen=True)
@@ -163,7 +180,7 @@ def _median_share(values: list[tuple[str, float]], what: str) -> float:
                 f"validation/measurements/{folder}: {what} comes out at {v:.3f} of its reference; allowed: a share "
                 "in (0, 1] (a larger one means the catalog's datasheet value or the measurement is wrong)"
             )
-    return float(statistics.median(v for _, v in values))
+    return float(_middle(v for _, v in values))
 
 
 @functools.cache
@@ -210,7 +227,7 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
     ceil = [(f, ceilings(f), gpus[k]) for k, f in folders]
     hbm = _median_share([(f, c.hbm_bandwidth / (g.memory_bandwidth_gbps * 1e9)) for f, c, g in ceil], "the HBM rate")
     gemm = _median_share([(f, c.gemm_flops / (g.bf16_dense_tflops * 1e12)) for f, c, g in ceil], "the GEMM rate")
-    startup = float(statistics.median(c.kernel_startup_s for _, c, _ in ceil))
+    startup = float(_middle(c.kernel_startup_s for _, c, _ in ceil))
     # streaming and host-copy shares: where this kind measured them, else wherever they were measured
     all_ceil = [(f, ceilings(f), gpus[k]) for k, fs in measured.items() for f in fs]
 
@@ -235,8 +252,8 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
     return Attainable(
         hbm_share=hbm,
         gemm_share=gemm,
-        stream_dense_share=float(statistics.median(v for _, v in dense)),
-        stream_grouped_share=float(statistics.median(v for _, v in grouped)),
+        stream_dense_share=float(_middle(v for _, v in dense)),
+        stream_grouped_share=float(_middle(v for _, v in grouped)),
         host_share=_median_share(host, "the host-link copy rate"),
         kernel_startup_s=startup,
         source=f"{gpu.name}: {how}; ceilings from {', '.join(sorted({f for _, f in folders}))}; streaming GEMMs from "
@@ -265,7 +282,7 @@ def _link_shares(interconnects: tuple[tuple[str, float], ...], machines_file: Pa
             with np.errstate(invalid="ignore"):
                 d = _where(d, (d["part"] == "both") & (d["bytes"] >= PEER_COPY_MIN_BYTES))
             if len(d["bytes"]):
-                copies.append((f"{machine}/peer_copy.csv", float(np.median(d["bytes"] / d["median_s"])) / rate[net]))
+                copies.append((f"{machine}/peer_copy.csv", _median(d["bytes"] / d["median_s"]) / rate[net]))
         if folder and (root / folder / "ceilings.csv").is_file():
             link = ceilings(folder, root).link_bandwidth
             if link is not None and (f"{folder}/ceilings.csv", link / rate[net]) not in ceiling:
