@@ -4,14 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from prophet_model.errors import UserError
-
-log = logging.getLogger("prophet_model")
 
 
 def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
