@@ -54,8 +54,14 @@ def promoted(records: list[Record]) -> list[Record]:
         kinds = {_kind(t) for t in set(map(type, present))}  # a column's value types, each checked once
         if "int" in kinds and "other" not in kinds and ("float" in kinds or len(present) < len(records)):
             floats.add(k)
-    return [{k: (math.nan if (v := r.get(k, _MISSING)) is _MISSING else float(v) if k in floats else v) for k in keys}
-            for r in records]  # fmt: skip
+    out = []
+    for r in records:
+        row = dict.fromkeys(keys, math.nan)  # the columns in order, NaN where the record has no value
+        row.update(r)
+        for k in floats.intersection(r):
+            row[k] = float(row[k])
+        out.append(row)
+    return out
 
 
 @dataclass

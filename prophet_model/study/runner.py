@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -129,7 +130,9 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
         for tp in degrees:
             base = scenario_dict(study, system.gpu_key, s["n"], s["ep"], system.interconnect, s["variant"] == "prophet",
                                  attention_tp=tp)  # fmt: skip
-            for b in grids.setdefault((s["ep"], tp), batch_grid(study, system, s["ep"], tp)):
+            if (s["ep"], tp) not in grids:  # one grid per expert group and degree (not one per row spec)
+                grids[s["ep"], tp] = batch_grid(study, system, s["ep"], tp)
+            for b in grids[s["ep"], tp]:
                 configs.append({**base, "batch_size_per_gpu": float(b)})
                 cases.append(({**s, "attention_tp": tp}, b))
     out = []
@@ -137,7 +140,7 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
         scenario = stack(configs)
         res = evaluate(scenario)
         memory = memory_terms(scenario)
-        one = stack([{**c, "batch_size_per_gpu": 1.0} for c in configs]).arrays()
+        one = replace(scenario, batch_size_per_gpu=np.ones(len(configs)))  # the same configurations at batch 1
         holds = (memory_resident_fraction(one) >= 1) | (peer_share(one) >= 1)  # no host fetch: own GPU or a peer
         for i, (s, b) in enumerate(cases):
             tps = float(res.tokens_per_s[i])
