@@ -140,6 +140,28 @@ def test_validators_run_after_the_type_checks() -> None:
     assert [p[0] for p in problems(Box, {"name": "x", "share": 2, "flag": True})] == ["less_than"]
 
 
+class Wider(Split):
+    """A subclass keeps its parent's fields (bounds included) and checks, then adds its own."""
+
+    tp: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _fits(self) -> Wider:
+        if self.tp > self.ep:
+            raise ValueError("tp exceeds ep")
+        return self
+
+
+def test_a_subclass_keeps_its_parents_fields_and_bounds() -> None:
+    assert list(Wider.model_fields) == ["ep", "dp", "tp"]
+    assert Wider.model_validate({"ep": 2, "dp": 1}).tp == 1
+    assert problems(Wider, {"ep": 0, "dp": 9}) == [
+        ("greater_than", ("ep",), "Input should be greater than 0"),
+        ("less_than_equal", ("dp",), "Input should be less than or equal to 8"),
+    ]
+    assert problems(Wider, {"ep": 1, "dp": 1, "tp": 2}) == [("value_error", (), "Value error, tp exceeds ep")]
+
+
 def test_records_are_frozen_values() -> None:
     b = Box.model_validate({"name": "x", "share": 0.5, "split": {"ep": 2, "dp": 2}, "notes": {"k": "v"}})
     with pytest.raises(AttributeError):

@@ -1,5 +1,5 @@
-"""The study configuration's schema (`_config.yml`): every section as a strict, frozen record (study/strict.py), with the allowed
-values and the checks that need only the file itself."""
+"""The study configuration's schema (`_config.yml`): every section as a strict, frozen record
+(study/strict.py), with the allowed values and the checks that need only the file itself."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ _MISSING: Any = object()
 
 
 class FieldInfo:
-    """A field's default and bounds (`annotation` is filled in per class)."""
+    """A field's default (absent: the field is required) and bounds; its type is the class's annotation."""
 
     __slots__ = ("default", "ge", "gt", "le", "lt", "min_length")
 
@@ -198,35 +198,38 @@ def _check(t: Any, v: Any, loc: tuple, errors: list) -> Any:
 class Record:
     """A frozen record whose fields are its annotations (see the module's docstring)."""
 
+    __slots__ = ("__dict__", "_fields_set")  # the field values, and which of them the input gave
+
     model_fields: typing.ClassVar[dict[str, FieldInfo]] = {}
     _field_checks: typing.ClassVar[dict[str, list[Callable]]] = {}
     _model_checks: typing.ClassVar[list[Callable]] = []
+    _model_check_map: typing.ClassVar[dict[str, Callable]] = {}
     _types: typing.ClassVar[dict[str, Any] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """The class's fields and checks: its parent's (single inheritance), then its own, in order."""
         super().__init_subclass__(**kwargs)
-        fields: dict[str, FieldInfo] = {}
-        field_checks: dict[str, list[Callable]] = {}
-        model_checks: dict[str, Callable] = {}  # by name: a subclass's method replaces its base's
-        for base in reversed(cls.__mro__[:-1]):  # a base's fields come first, as they are declared
-            for name in vars(base).get("__annotations__", {}):
-                if name.startswith("_") or name in ("model_fields", "model_config"):
-                    continue
-                given = vars(base).get(name, _MISSING)
-                fields[name] = given if isinstance(given, FieldInfo) else FieldInfo(given)
-            for attr in vars(base).values():
-                if isinstance(attr, _FieldCheck):
-                    for name in attr.names:
-                        field_checks.setdefault(name, []).append(attr.func)
-                elif isinstance(attr, _ModelCheck):
-                    model_checks[attr.func.__name__] = attr.func
-        for name, info in fields.items():  # the default is the field's value when it is not given
-            if name in vars(cls):
-                if info.required:
-                    delattr(cls, name)
-                else:
-                    setattr(cls, name, info.default)
-        cls.model_fields, cls._field_checks, cls._types = fields, field_checks, None
+        parent = next((b for b in cls.__bases__ if issubclass(b, Record)), Record)
+        fields = dict(parent.model_fields)
+        field_checks = {name: list(checks) for name, checks in parent._field_checks.items()}
+        model_checks = dict(parent._model_check_map)  # by name: a method of the subclass replaces its parent's
+        own = vars(cls)
+        for name in own.get("__annotations__", {}):
+            if name.startswith("_") or name in ("model_fields", "model_config"):
+                continue
+            given = own.get(name, _MISSING)
+            fields[name] = given if isinstance(given, FieldInfo) else FieldInfo(given)
+            if isinstance(given, FieldInfo):  # the class attribute is the default (absent: required)
+                delattr(cls, name)
+                if not given.required:
+                    setattr(cls, name, given.default)
+        for attr in list(own.values()):
+            if isinstance(attr, _FieldCheck):
+                for name in attr.names:
+                    field_checks.setdefault(name, []).append(attr.func)
+            elif isinstance(attr, _ModelCheck):
+                model_checks[attr.func.__name__] = attr.func
+        cls.model_fields, cls._field_checks, cls._model_check_map, cls._types = fields, field_checks, model_checks, None
         cls._model_checks = list(model_checks.values())
 
     @classmethod
@@ -282,8 +285,6 @@ class Record:
             except ValueError as exc:
                 return _err(errors, "value_error", loc, f"Value error, {exc}", data)
         return obj
-
-    __slots__ = ("__dict__", "_fields_set")
 
     @classmethod
     def model_validate(cls, data: Any) -> Any:
