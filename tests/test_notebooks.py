@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -96,3 +100,62 @@ def test_parameters_name_no_machine_folders() -> None:
     assert _portable(str(ROOT / "results")) == "results"
     assert _portable("/elsewhere/_config.yml") == "/elsewhere/_config.yml"
     assert _portable("8xA100") == "8xA100"
+
+
+def _nbrun(tmp_path: Path, source: str, patch: str = "") -> tuple[subprocess.CompletedProcess, Path]:
+    """Run the notebook runner on a one-cell notebook; `patch` is Python run before it (to fake papermill)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    out = tmp_path / "out.ipynb"
+    spec = json.dumps({"input": str(tmp_path / "in.ipynb"), "output": str(out), "cwd": str(tmp_path),
+                       "timeout_s": 60, "parameters": {}})  # fmt: skip
+    code = f"{patch}\nimport sys\nfrom prophet_model.workflow.nbrun import main\nsys.exit(main(sys.argv[1]))"
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the runner's socket folder lands here
+    proc = subprocess.run([sys.executable, "-c", code, spec], cwd=ROOT, env=env, capture_output=True, text=True)
+    return proc, out
+
+
+def test_kernels_talk_over_private_unix_sockets(tmp_path) -> None:
+    """No TCP port is chosen (two kernels starting at once could pick the same one), and the runner's
+    socket folder is gone afterwards."""
+    proc, out = _nbrun(tmp_path, "from ipykernel import get_connection_info\nprint(get_connection_info())")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(nbformat.read(out, as_version=4).cells[0].outputs[0]["text"])
+    assert info["transport"] == "ipc"
+    assert Path(info["ip"]).parent.parent == tmp_path and Path(info["ip"]).parent.name.startswith("prophet-kernel-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ipynb", "out.ipynb"]
+
+
+FAKE = """
+import papermill
+calls = []
+def fake(*args, **kw):
+    calls.append(1)
+    if len(calls) <= {fails}:
+        raise {error}
+    open(args[1], "w").write("{{}}")
+papermill.execute_notebook = fake
+import atexit
+atexit.register(lambda: print("calls", len(calls)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("fails", "error", "rc", "calls"),
+    [
+        (1, 'RuntimeError("Kernel died before replying to kernel_info")', 0, 2),
+        (1, 'RuntimeError("Kernel didn\'t respond in 60 seconds")', 0, 2),
+        (2, 'RuntimeError("Kernel died before replying to kernel_info")', 1, 2),
+        (1, 'RuntimeError("something else")', 1, 1),
+        (1, 'papermill.PapermillExecutionError(0, 1, "x", "ValueError", "bad", [])', 1, 1),
+    ],
+)
+def test_only_a_kernel_that_did_not_start_is_started_again(tmp_path, fails, error, rc, calls) -> None:
+    """A start-up failure is retried once and said on stderr; an error in a cell, or any other, is not."""
+    proc, _ = _nbrun(tmp_path, "x = 1", FAKE.format(fails=fails, error=error))
+    assert proc.returncode == rc
+    assert f"calls {calls}" in proc.stdout
+    assert ("retried: the kernel did not start" in proc.stderr) == (calls == 2)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("prophet-kernel-")) == []

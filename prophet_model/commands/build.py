@@ -93,6 +93,8 @@ def cmd_pipeline(args: argparse.Namespace, argv: Sequence[str]) -> int:
             bar.write(f"FAILED {o.job.name}: {o.error}", file=sys.stderr)
         elif not args.quiet:
             bar.write(f"{o.status:8s} {o.job.name}" + (f" ({o.seconds:.1f} s)" if o.seconds else ""), file=sys.stderr)
+        if o.note:  # shown even with --quiet: something went wrong and was recovered
+            bar.write(f"note: {o.job.name}: {o.note}", file=sys.stderr)
     bar.close()
     record_timings(done, cache)
     if failed:

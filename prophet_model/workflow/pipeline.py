@@ -27,6 +27,7 @@ from prophet_model.errors import UserError
 from prophet_model.outputs.files import system_page
 from prophet_model.outputs.formatting import md
 from prophet_model.study.rawconfig import RawStudy
+from prophet_model.workflow.nbrun import RETRIED
 
 if TYPE_CHECKING:
     from prophet_model.study.config import Study
@@ -57,6 +58,7 @@ class Outcome:
     status: str  # "executed" | "cached" | "failed"
     error: str = ""
     seconds: float = 0.0
+    note: str = ""  # e.g. that the kernel was started a second time
 
 
 def _digest(*parts: bytes) -> str:
@@ -241,7 +243,8 @@ def execute(job: Job, cache_dir: Path, timeout_s: int) -> Outcome:
     tmp.replace(job.output)
     cache_dir.mkdir(parents=True, exist_ok=True)
     _cache_file(job, cache_dir).write_text(job.key + "\n")
-    return Outcome(job, "executed", "", seconds)
+    notes = [line.removeprefix(RETRIED) for line in stderr.splitlines() if line.startswith(RETRIED)]
+    return Outcome(job, "executed", "", seconds, "; ".join(notes))
 
 
 def stop_running() -> None:
