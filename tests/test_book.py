@@ -290,7 +290,7 @@ def test_significant_figures_are_counted_as_a_reader_would() -> None:
 
 
 def test_every_page_for_a_person(built, server, browser) -> None:
-    """A reader's check: every page screenshotted at 1280 px into tests/output/ (committed, to look at); the
+    """A reader's check: every page screenshotted at 1280 px into tests/output/ (ignored by git, to look at); the
     overview's first screen (1280 x 800) states the finding; no table header breaks inside a word; no number
     a person reads has more than four significant figures; nothing points to a folder outside the repository
     or to an issue; every image has alt text that says something."""
