@@ -137,7 +137,10 @@ def test_pipeline_is_up_to_date_only_with_every_key(study: Path, capsys) -> None
     assert fast(*args(study, "pipeline", "--book", str(book))) == 0
     assert capsys.readouterr().err.count("cached") == len(job_list)
     assert fast(*args(study, "pipeline", "--book", str(book), "--force")) is None
-    (book / ".pipeline-cache" / "timings.json").write_text('{"x": 1.0}')  # the full path would rewrite it
+    for text in ('{"x": 1.0}', '{"x": ', '{\n "x": "fast"\n}\n'):  # the full path would rewrite each
+        (book / ".pipeline-cache" / "timings.json").write_text(text)
+        assert fast(*args(study, "pipeline", "--book", str(book))) is None
+    (book / ".pipeline-cache" / "timings.json").unlink()
     assert fast(*args(study, "pipeline", "--book", str(book))) is None
     _fake_pipeline(study)
     (book / ".pipeline-cache" / (job_list[0].output.name + ".key")).write_text("other\n")

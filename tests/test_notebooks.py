@@ -159,3 +159,35 @@ def test_only_a_kernel_that_did_not_start_is_started_again(tmp_path, fails, erro
     assert f"calls {calls}" in proc.stdout
     assert ("retried: the kernel did not start" in proc.stderr) == (calls == 2)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("prophet-kernel-")) == []
+
+
+def _job(name: str, **params: str):
+    from prophet_model.workflow.pipeline import Job
+
+    return Job(name, Path("nb.ipynb"), Path(f"{name}.ipynb"), params, "key")
+
+
+def test_notebooks_start_longest_first(tmp_path) -> None:
+    """Never timed: study-wide ones first, the later listed first; then by the last recorded seconds."""
+    from prophet_model.workflow.pipeline import longest_first
+
+    todo = [_job("system a", system="a"), _job("system b", system="b"), _job("cross-system"), _job("validation"),
+            _job("sensitivity")]  # fmt: skip
+    names = lambda jobs: [j.name for j in jobs]  # noqa: E731
+    assert names(longest_first(todo, tmp_path)) == ["sensitivity", "validation", "cross-system", "system a", "system b"]
+    (tmp_path / "timings.json").write_text(json.dumps({"system a": 10, "cross-system": 1.5, "validation": 3}))
+    assert names(longest_first(todo, tmp_path)) == ["sensitivity", "system b", "system a", "validation", "cross-system"]
+
+
+@pytest.mark.parametrize("text", ['{"system a": ', "[1, 2]", '{"system a": "fast", "validation": true}', ""])
+def test_an_unreadable_timings_file_counts_as_none_and_is_replaced(tmp_path, text) -> None:
+    from prophet_model.outputs.files import read_timings
+    from prophet_model.workflow.pipeline import Outcome, longest_first, record_timings
+
+    path = tmp_path / "timings.json"
+    path.write_text(text)
+    assert read_timings(path) == {}
+    todo = [_job("system a", system="a"), _job("validation")]
+    assert [j.name for j in longest_first(todo, tmp_path)] == ["validation", "system a"]
+    record_timings([Outcome(todo[0], "executed", seconds=2.345)], tmp_path)
+    assert json.loads(path.read_text()) == {"system a": 2.35}

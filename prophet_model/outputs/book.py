@@ -4,7 +4,6 @@ Every number on a book page is written here, from data, through formatting.py; n
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 from datetime import datetime
@@ -15,7 +14,7 @@ import pandas as pd
 
 from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.book_paper import paper_page, timings_page
-from prophet_model.outputs.files import system_page
+from prophet_model.outputs.files import read_timings, system_page
 from prophet_model.outputs.formatting import dropdown, md_table
 from prophet_model.study.config import Study
 from prophet_model.versions import package_versions
@@ -363,10 +362,8 @@ def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
         lines = logs[-1].read_text(encoding="utf-8").splitlines()
         t0, t1 = (datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") for line in (lines[0], lines[-1]))
         rows.append({"item": f"model run ({logs[-1].name})", "value": f"{fmt.sig((t1 - t0).total_seconds())} s"})
-    timing = book_dir / ".pipeline-cache" / "timings.json"
-    if timing.is_file():
-        for name, secs in json.loads(timing.read_text()).items():
-            rows.append({"item": f"notebook {name}", "value": f"{fmt.sig(secs)} s (papermill, last execution)"})
+    for name, secs in read_timings(book_dir / ".pipeline-cache" / "timings.json").items():
+        rows.append({"item": f"notebook {name}", "value": f"{fmt.sig(secs)} s (papermill, last execution)"})
     return md_table(pd.DataFrame(rows))
 
 

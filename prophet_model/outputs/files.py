@@ -72,3 +72,17 @@ def system_page(system: System) -> str:
     """A system's page in the book (book/systems/<page>.ipynb): its GPU count first, so that the table of
     contents lists systems by GPU count (2x, 4x, ..., 10x), not as text."""
     return f"{system.count:04d}-{system.id}"
+
+
+def read_timings(path: Path) -> dict[str, float]:
+    """The pipeline's seconds per notebook (`<book>/.pipeline-cache/timings.json`), a name -> number map;
+    a missing or unreadable file, or an entry that is not a number, counts as not timed."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: float(v) for k, v in data.items() if isinstance(v, int | float) and not isinstance(v, bool)}

@@ -28,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from prophet_model.outputs.files import PAPER_DIR, STUDY_FILES
+from prophet_model.outputs.files import PAPER_DIR, STUDY_FILES, read_timings
 from prophet_model.study.rawconfig import RawStudy
 from prophet_model.workflow.bookdir import CACHE, OWNED, BookFolder
 from prophet_model.workflow.procs import hold_lock
@@ -111,8 +111,11 @@ def _pipeline(args, rs: RawStudy, results_dir: Path) -> int | None:
     cache = book / CACHE
     if not all(is_cached(j, cache) for j in job_list):
         return None
-    timings = (cache / "timings.json").read_text()
-    if timings != json.dumps(json.loads(timings), indent=1, sort_keys=True) + "\n":
+    try:
+        timings = (cache / "timings.json").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if timings != json.dumps(read_timings(cache / "timings.json"), indent=1, sort_keys=True) + "\n":
         return None  # the full path would rewrite it
     if not args.quiet:
         for j in job_list:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prophet_model.errors import UserError
-from prophet_model.outputs.files import system_page
+from prophet_model.outputs.files import read_timings, system_page
 from prophet_model.outputs.formatting import md
 from prophet_model.study.rawconfig import RawStudy
 from prophet_model.workflow.nbrun import RETRIED
@@ -196,7 +196,7 @@ def clear_cache(job_list: list[Job], cache_dir: Path) -> None:
 def record_timings(outcomes: list[Outcome], cache_dir: Path) -> None:
     """Seconds per executed notebook, kept across runs (the book's reproducibility page)."""
     path = cache_dir / "timings.json"
-    data = json.loads(path.read_text()) if path.is_file() else {}
+    data = read_timings(path)  # an unreadable file is replaced
     data |= {o.job.name: round(o.seconds, 2) for o in outcomes if o.status == "executed"}
     cache_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -261,6 +261,23 @@ def stop_running() -> None:
             proc.kill()
 
 
+def longest_first(todo: list[Job], cache_dir: Path) -> list[Job]:
+    """The order to start notebooks in so that few workers finish soonest: longest first. A notebook's
+    length is its last recorded time (timings.json); one never timed starts before the timed ones, a
+    study-wide one before a one-system one, and of the study-wide ones the later listed first (each
+    builds on more of the study: sensitivity on every system). Outputs do not depend on the order."""
+    seen = read_timings(cache_dir / "timings.json")
+    listed = {job.name: i for i, job in enumerate(todo)}
+
+    def key(job: Job) -> tuple:
+        if job.name in seen:
+            return (1, -seen[job.name], listed[job.name])
+        one_system = "system" in job.parameters
+        return (0, one_system, listed[job.name] if one_system else -listed[job.name])
+
+    return sorted(todo, key=key)
+
+
 def run_pipeline(job_list: list[Job], cache_dir: Path, workers: int = 0, timeout_s: int = 600) -> Iterator[Outcome]:
     """Yield an Outcome per job as it finishes (cached ones first). On a signal or an error every
     running notebook is stopped before the exception goes on."""
@@ -275,7 +292,7 @@ def run_pipeline(job_list: list[Job], cache_dir: Path, workers: int = 0, timeout
     workers = workers or min(len(todo), os.cpu_count() or 1)
     pool = ThreadPoolExecutor(max_workers=workers)  # each job is its own runner process
     try:
-        futures = [pool.submit(execute, job, cache_dir, timeout_s) for job in todo]
+        futures = [pool.submit(execute, job, cache_dir, timeout_s) for job in longest_first(todo, cache_dir)]
         for fut in as_completed(futures):
             yield fut.result()
     except BaseException:
