@@ -375,3 +375,53 @@ def test_static_pages_carry_no_typed_numbers(name: str) -> None:
     text = re.sub(r"`[^`]*`", "", text)
     text = re.sub(r"^#+ .*$", "", text, flags=re.M)  # headings
     assert not re.findall(r"\d", text), re.findall(r".{20}\d.{20}", text)
+
+
+def _imgmath_format():
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import imgmath_format
+    finally:
+        sys.path.remove(str(ROOT / "book" / "_ext"))
+    return imgmath_format
+
+
+def _png(work: Path, tex: str, latex_args: list[str]) -> bytes:
+    """One formula's image the way sphinx.ext.imgmath makes it (latex, then dvipng with its default args)."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "math.tex").write_text(tex, encoding="utf-8")
+    subprocess.run(["latex", "--interaction=nonstopmode", *latex_args, "math.tex"], cwd=work, check=True,
+                   capture_output=True)  # fmt: skip
+    subprocess.run(["dvipng", "-o", "math.png", "-T", "tight", "-z9", "-gamma", "1.5", "-D", "110", "-bg",
+                    "Transparent", "math.dvi"], cwd=work, check=True, capture_output=True)  # fmt: skip
+    return (work / "math.png").read_bytes()
+
+
+def test_formulas_started_from_the_preamble_format_give_the_same_images(tmp_path) -> None:
+    """book/_ext/imgmath_format.py: the book's template compiled from the dumped preamble gives the same PNG
+    bytes as plain latex; the format is made once per preamble; no latex, or a broken preamble, gives None."""
+    from types import SimpleNamespace
+
+    from sphinx.ext.imgmath import generate_latex_macro
+
+    ext = _imgmath_format()
+    book = load_yaml(ROOT / "book" / "_config.yml")["sphinx"]["config"]
+    cfg = SimpleNamespace(imgmath_image_format=book["imgmath_image_format"], imgmath_font_size=book["imgmath_font_size"],
+                          imgmath_latex_preamble="", imgmath_use_preview=False, templates_path=book["templates_path"])  # fmt: skip
+    text = ext.preamble(cfg, str(ROOT / "book"))
+    assert text and "\\usepackage{amsmath}" in text and "\\begin{document}" not in text
+    fmt = ext.make_format("latex", text, tmp_path / "fmt")
+    assert fmt is not None and fmt.is_file()
+    stamp = fmt.stat().st_mtime_ns
+    assert ext.make_format("latex", text, tmp_path / "fmt") == fmt and fmt.stat().st_mtime_ns == stamp
+    formulas = ["$N$", r"$ep \cdot dp = N$",
+                r"\[E_g = \lceil E / ep \rceil, \qquad S_e = 3 h f b\]",
+                r"\[T = ep\,B, \qquad D = E_g\left(1 - \left(1 - \tfrac{k}{E}\right)^{T}\right)\]",
+                r"$\bm{\alpha}_{i}^{2} \le \sum_{k} x_k$"]  # fmt: skip
+    for i, math in enumerate(formulas):
+        tex = generate_latex_macro("png", math, cfg, str(ROOT / "book"))
+        plain = _png(tmp_path / f"plain{i}", tex, [])
+        assert _png(tmp_path / f"fmt{i}", tex, [f"-fmt={fmt.with_suffix('')}"]) == plain, math
+    assert ext.make_format("no-such-latex", text, tmp_path / "none") is None
+    assert ext.make_format("latex", "\\documentclass{no-such-class}\n", tmp_path / "broken") is None
+    assert not list((tmp_path / "broken").glob("*.fmt"))

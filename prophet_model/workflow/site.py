@@ -22,8 +22,13 @@ def _digest_tree(book_dir: Path) -> tuple[str, list[str]]:
     skip = ("_build", ".pipeline-cache")
     for path in sorted(book_dir.rglob("*")):
         rel = path.relative_to(book_dir)
-        if rel.parts[0] in skip or not path.is_file() or path.name.endswith(".partial.ipynb"):
-            continue
+        if (
+            rel.parts[0] in skip
+            or "__pycache__" in rel.parts
+            or not path.is_file()
+            or path.name.endswith(".partial.ipynb")
+        ):
+            continue  # __pycache__: Python's cache of _ext/, written by the build itself
         h.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
         if path.suffix in (".md", ".ipynb") and rel.parts[0] != "_generated":
             docs.append(rel.as_posix())
