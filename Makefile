@@ -12,6 +12,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SYSDEPS := $(VENV)/.system-deps
+# Test files run in parallel, one per core (at most 4): a file's tests and its module fixtures stay in one
+# process. `make test PYTEST_JOBS=` runs them one after another.
+PYTEST_JOBS ?= -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: all venv results run paper pipeline book test lint format bench examples clean distclean
 
@@ -47,7 +50,7 @@ test: venv $(SYSDEPS)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_JOBS)
 
 lint: venv
 	$(PY) -m ruff check .
