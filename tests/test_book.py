@@ -29,6 +29,18 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync"]  # fmt: skip
 # A system name with HTML, Markdown, MyST and LaTeX specials: it must show literally and never run.
 HOSTILE = '8×A100 <script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> *em* _u_ $x$ & {doc}`y` | #h'
+
+
+def hostile(field: str) -> str:
+    """A name for `field` with HTML, Markdown, MyST, LaTeX and code-fence specials; it must show literally and
+    never run (a script that runs sets window.__pwned to the field's name)."""
+    return (
+        f"{field} <script>window.__pwned='{field}'</script><img src=x onerror=\"window.__pwned='{field}'\"> "
+        f"*em* _u_ $x$ & {{doc}}`y` | #h ```{{raw}} html``` <!-- ]]> %}}{{{{ x }}}}"
+    )
+
+
+HOSTILE_FIELDS = ("title", "model", "gpu", "interconnect")  # beside the system name, HOSTILE
 STATIC_PAGES = [
     "intro.md",
     "getting_started.md",
@@ -63,7 +75,13 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
     shutil.copytree(ROOT / "catalog", study / "catalog")
     data = load_yaml(ROOT / "_config.yml")
     next(x for x in data["systems"] if x["id"] == "8xA100")["name"] = HOSTILE
+    data["study"]["title"] = hostile("title")
     dump_yaml(data, study / "_config.yml")
+    for catalog, field in (("models", "model"), ("gpus", "gpu"), ("interconnects", "interconnect")):
+        entries = load_yaml(study / "catalog" / f"{catalog}.yml")
+        for i, entry in enumerate(entries.values()):
+            entry["name"] = f"{hostile(field)} {i}"
+        dump_yaml(entries, study / "catalog" / f"{catalog}.yml")
     results, cfg = tmp / "results", str(study / "_config.yml")
     assert main(["run", "--config", cfg, "--results", str(results), "--quiet"]) == 0
     assert main(["pipeline", "--config", cfg, "--results", str(results), "--book", str(book), "--quiet"]) == 0
@@ -330,7 +348,7 @@ def test_no_injected_script_runs_and_names_show_literally(built, server, browser
     ran = {}
     for name in pages(html):
         page.goto(f"{server}/{name}", wait_until="networkidle")
-        ran[name] = page.evaluate("typeof window.__pwned")
+        ran[name] = page.evaluate("String(window.__pwned)")  # the field whose name ran as a script, if any
     page.goto(f"{server}/systems/0008-8xA100.html", wait_until="networkidle")
     heading = page.evaluate("document.querySelector('h1').textContent")
     page.close()
@@ -338,8 +356,15 @@ def test_no_injected_script_runs_and_names_show_literally(built, server, browser
     assert HOSTILE in heading
     from bs4 import BeautifulSoup
 
+    def text(name: str) -> str:
+        return BeautifulSoup((html / name).read_text(), "html.parser").get_text()
+
     for name in ("intro.html", "assumptions.html", "model.html"):
-        assert HOSTILE in BeautifulSoup((html / name).read_text(), "html.parser").get_text(), name
+        assert HOSTILE in text(name), name
+    assertions = text("assumptions.html")
+    for field in ("model", "gpu", "interconnect"):  # every catalog name shows literally where the catalog is listed
+        assert f"{hostile(field)} 0" in assertions, field
+    assert hostile("model") in text("validation.html")  # the validation notebook's Markdown (the model's name)
 
 
 def test_claims_table_equals_the_csv(built) -> None:

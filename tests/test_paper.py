@@ -44,7 +44,13 @@ def _paper(study_dir: Path, tmp_path: Path, name: str | None = None) -> Path:
     if name:
         cfg = load_yaml(study_dir / "_config.yml")
         cfg["systems"][2]["name"] = name
+        cfg["study"]["title"] = f"title {name}"
         dump_yaml(cfg, study_dir / "_config.yml")
+        for catalog in ("models", "gpus", "interconnects"):  # every name a user or add-model supplies
+            entries = load_yaml(study_dir / "catalog" / f"{catalog}.yml")
+            for i, entry in enumerate(entries.values()):
+                entry["name"] = f"{catalog} {i} {name}"
+            dump_yaml(entries, study_dir / "catalog" / f"{catalog}.yml")
     assert main(["run", "--config", str(study_dir / "_config.yml"), "--results", str(results), "--quiet"]) == 0
     assert main(["paper", "--config", str(study_dir / "_config.yml"), "--results", str(results)]) == 0
     if name is None:

@@ -18,6 +18,15 @@ def md(text: object) -> str:
     return "".join("\\" + ch if ch in MD_SPECIALS else ch for ch in str(text)).replace("\n", " ")
 
 
+def code(text: object) -> str:
+    """Text as an inline code span (CommonMark): fenced by one backtick more than its longest run of
+    backticks, padded where it starts or ends with one, on one line. Shown literally, whatever it holds."""
+    t = str(text).replace("\r", " ").replace("\n", " ")
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", t)), default=0) + 1)
+    pad = " " if t.startswith("`") or t.endswith("`") else ""
+    return f"{fence}{pad}{t}{pad}{fence}"
+
+
 def _missing(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 

@@ -3,6 +3,8 @@ prophet_model.validation, numbers formatted by formatting.py."""
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 
 from prophet_model.outputs import formatting as fmt
@@ -18,7 +20,7 @@ def validation_summary(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     v = verdicts(summary(df))
     cols = ["primitive", "points", "median |error| %", "datasheet only: median |error| %", "worst |error| %",
             "worst at", "verdict"]  # fmt: skip
-    reasons = "\n".join(f"- **{p}**: {why}" for p, why in zip(v.primitive, v.why, strict=True) if why)
+    reasons = "\n".join(f"- **{fmt.md(p)}**: {fmt.md(why)}" for p, why in zip(v.primitive, v.why, strict=True) if why)
     return v[cols].reset_index(drop=True), reasons
 
 
@@ -36,7 +38,7 @@ def alltoall_finding(df: pd.DataFrame, study: Study) -> str:
         f"Measured on {int(df[df.benchmark == 'alltoall'].ep.max())} GPUs (CUDA graph, NCCL): the all-to-all has a floor of "
         f"{r['floor_us']:.1f} µs and stays within 1.5× of it up to {kib(r['latency_bound_up_to_bytes'])} per rank; it is at least "
         f"twice the floor from {kib(r['bandwidth_bound_from_bytes'])} per rank, and the largest buffer "
-        f"({kib(r['largest_bytes'])}) moves {r['largest_gbps']:.0f} GB/s per direction. For {m.name} (top-{m.top_k}, hidden "
+        f"({kib(r['largest_bytes'])}) moves {r['largest_gbps']:.0f} GB/s per direction. For {fmt.md(m.name)} (top-{m.top_k}, hidden "
         f"{m.hidden_size}) one decode token puts {per_token / 1024:.0f} KiB into each all-to-all, so the exchange is "
         f"latency-bound up to about {r['latency_bound_up_to_tokens']:,.0f} tokens per GPU and bandwidth-bound from about "
         f"{r['bandwidth_bound_from_tokens']:,.0f}. The study's decode batch of {batch} sequences per GPU is "
@@ -136,7 +138,7 @@ def collapsed(df: pd.DataFrame, title: str):
     """A long table folded under a one-line summary (HTML <details>), its columns named in words."""
     from IPython.display import HTML
 
-    return HTML(f"<details><summary>{title}</summary>\n{table_html(readable(df))}\n</details>")
+    return HTML(f"<details><summary>{html.escape(title)}</summary>\n{table_html(readable(df))}\n</details>")
 
 
 def readable(df: pd.DataFrame) -> pd.DataFrame:
@@ -164,14 +166,14 @@ def batch_one_text(study: Study, t: pd.DataFrame) -> str:
         gap = step.measured_ms - step.predicted_ms
         at_one = r.grouped_gemm_model_ms * r.stream_model_gbps / r.stream_one_row_gbps
         parts.append(
-            f"{r.model}: the step is {gap:.2f} ms longer than the model; its grouped GEMMs take "
+            f"{fmt.md(r.model)}: the step is {gap:.2f} ms longer than the model; its grouped GEMMs take "
             f"{r.grouped_gemm_measured_ms:.2f} ms against the model's {r.grouped_gemm_model_ms:.2f} ms, "
             f"{100 * (r.grouped_gemm_measured_ms - r.grouped_gemm_model_ms) / gap:.0f}% of the gap "
             f"(at the microbenchmark's one-row rate they would take {at_one:.2f} ms)"
         )
     r = g.iloc[0]
     return (
-        f"At batch 1 every expert gets one row. The batch-1 profile ({r.machine}) shows where the time goes: "
+        f"At batch 1 every expert gets one row. The batch-1 profile ({fmt.md(r.machine)}) shows where the time goes: "
         + "; ".join(parts)
         + f". The grouped-GEMM microbenchmark itself streams {r.stream_one_row_gbps:,.0f} GB/s at one row per "
         f"weight, against the {r.stream_model_gbps:,.0f} GB/s median over 1-64 rows that the model uses: the grouped "
@@ -193,11 +195,11 @@ def decode_validation(study: Study) -> tuple[pd.DataFrame, str]:
     text = (
         f"Over batch ≥ 8 ({len(big)} steps on {big.machine.nunique()} machine(s)): median |error| "
         f"{big.error_pct.abs().median():.1f}%, worst {big.error_pct.abs().max():.1f}% "
-        f"({big.loc[big.error_pct.abs().idxmax(), 'model']} at batch {int(big.loc[big.error_pct.abs().idxmax(), 'batch'])}); "
+        f"({fmt.md(big.loc[big.error_pct.abs().idxmax(), 'model'])} at batch {int(big.loc[big.error_pct.abs().idxmax(), 'batch'])}); "
         f"at datasheet rates the median is {big.datasheet_error_pct.abs().median():.0f}%, and with the copy rate in place of "
         f"the weight-streaming rates {big.copy_rate_only_error_pct.abs().median():.0f}% (the model then runs fast on "
         f"{int((big.copy_rate_only_error_pct < 0).sum())} of {len(big)} steps). Batch 1 on its own: "
-        + ", ".join(f"{r.model} {r.error_pct:+.1f}%" for r in one.itertuples())
+        + ", ".join(f"{fmt.md(r.model)} {r.error_pct:+.1f}%" for r in one.itertuples())
         + ". "
         + batch_one_text(study, t)
     )
@@ -235,7 +237,7 @@ def offload_validation(study: Study) -> tuple[pd.DataFrame, str]:
         "fraction of an expert on average, the mean of max(copies, compute) is not the max of the means. "
         f"Step times: median |error| {t.error_pct.abs().median():.1f}%, worst {t.error_pct.abs().max():.0f}%"
         + (
-            f" ({off.policy.iloc[0]} {off.routing.iloc[0]}, {int(off.tokens.iloc[0])} token(s), cache of "
+            f" ({fmt.md(off.policy.iloc[0])} {fmt.md(off.routing.iloc[0])}, {int(off.tokens.iloc[0])} token(s), cache of "
             f"{int(off.cache_slots.iloc[0])}: measured hit rate {off.hit_rate_measured.iloc[0]:.2f} against "
             f"{off.hit_rate_predicted.iloc[0]:.2f} predicted; with one token a layer sees two accesses a step, and "
             "eleven steps do not bring the cache to the steady state that Che's approximation describes)"
@@ -265,7 +267,7 @@ def two_gpu_sets(study: Study):
         parts.append(table_html(readable(predict_multi.summary(measured))))
         parts.append(f"<details><summary>Every measured point</summary>\n{table_html(readable(measured))}\n</details>")
     planned = predict_multi.planned(study)
-    parts += [f"<details><summary>{name}: predicted at {len(g)} planned points (ms)</summary>\n"
+    parts += [f"<details><summary>{html.escape(str(name))}: predicted at {len(g)} planned points (ms)</summary>\n"
               f"{table_html(readable(g[['point', 'predicted_ms']]))}\n</details>"
               for name, g in planned.groupby("set", sort=False)]  # fmt: skip
     return HTML("\n".join(parts))

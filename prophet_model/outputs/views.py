@@ -44,15 +44,17 @@ def show_figure(
     import base64
     import html
 
-    from IPython.display import HTML, Markdown, display
+    from IPython.display import HTML, display
 
     from prophet_model.outputs.figures import to_png
 
     alt = html.escape(figure_alt(fig), quote=True)
     data = base64.b64encode(to_png(fig, fig_cfg.png_dpi)).decode("ascii")
     display(HTML(f'<img src="data:image/png;base64,{data}" alt="{alt}" style="max-width: 100%; height: auto;">'))
-    link = f"[PDF]({'../' * depth}figures/{pdf}) · " if pdf else "PNG only (made for this page) · "
-    display(Markdown(f"{link}made by `{made_by}`"))
+    # HTML, not Markdown: the book parses Markdown outputs as MyST, where a link to a file is a cross-reference
+    href = html.escape(f"{'../' * depth}figures/{pdf}", quote=True)
+    link = f'<a href="{href}">PDF</a> · ' if pdf else "PNG only (made for this page) · "
+    display(HTML(f"<p>{link}made by <code>{html.escape(made_by)}</code></p>"))
 
 
 def figure_alt(fig) -> str:

@@ -7,12 +7,36 @@ Every numeric field must carry a source in the entry's `sources` mapping.
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Literal
 
-from prophet_model.study.strict import Field, Record, model_validator
+from prophet_model.study.strict import Field, Record, field_validator, model_validator
 
 Positive = Field(gt=0)
 NonNegative = Field(ge=0)
+MAX_NAME_CHARS = 200  # protective: a display name heads pages and figure titles, and fills table cells
+FORMULA_STARTS = "=+-@"  # a CSV cell starting with one of these is a formula to Excel and LibreOffice (OWASP)
+
+
+def display_name(v: str) -> str:
+    """A display name: 1 to MAX_NAME_CHARS characters, none of them a control or format character (a newline,
+    a tab, a bidirectional override), not starting with a spreadsheet formula's sign. Any other text is allowed:
+    every output escapes it for its format (HTML, Markdown, LaTeX, YAML)."""
+    if not v.strip():
+        raise ValueError(f"is empty; allowed: a display name of 1 to {MAX_NAME_CHARS} characters")
+    if len(v) > MAX_NAME_CHARS:
+        raise ValueError(f"is {len(v)} characters long; allowed: at most {MAX_NAME_CHARS}")
+    bad = sorted({f"U+{ord(ch):04X}" for ch in v if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")})
+    if bad:
+        raise ValueError(
+            f"holds control or format characters ({', '.join(bad[:5])}); allowed: printable text on one line"
+        )
+    if v[0] in FORMULA_STARTS:
+        raise ValueError(
+            f"starts with {v[0]!r}, which a spreadsheet opening the CSVs reads as a formula; allowed: a name that "
+            "does not start with =, +, - or @"
+        )
+    return v
 
 
 class Sourced(Record):
@@ -32,8 +56,18 @@ class Sourced(Record):
         return self
 
 
-class GPU(Sourced):
+class Named(Sourced):
+    """A catalog entry with a display name (checked by `display_name`)."""
+
     name: str
+
+    @field_validator("name")
+    @classmethod
+    def _display_name(cls, v: str) -> str:
+        return display_name(v)
+
+
+class GPU(Named):
     generation: Literal["ampere", "ada", "hopper", "blackwell"]  # architecture, for attainable shares
     memory_capacity_gb: float = Positive
     memory_bandwidth_gbps: float = Positive
@@ -42,8 +76,7 @@ class GPU(Sourced):
     price_usd_per_gpu_hour: float = Positive
 
 
-class Interconnect(Sourced):
-    name: str
+class Interconnect(Named):
     kind: Literal["nvswitch", "nvlink", "pcie"]
     bandwidth_gbps_per_direction: float = Positive  # line rate
     payload_efficiency: float = Field(gt=0, le=1)  # share of the line rate that carries data
@@ -68,8 +101,7 @@ class Interconnect(Sourced):
         return self
 
 
-class MoEModel(Sourced):
-    name: str
+class MoEModel(Named):
     num_layers: int = Positive
     num_moe_layers: int = Positive
     hidden_size: int = Positive

@@ -7,6 +7,7 @@ import math
 import re
 from typing import Literal
 
+from prophet_model.study.catalog import display_name
 from prophet_model.study.strict import Field, Record, field_validator, model_validator
 
 StrategyName = Literal["EP", "DP", "Hybrid"]
@@ -38,6 +39,11 @@ class StudyMeta(_Strict):
     headline_system: str
     headline_strategy: StrategyName = "Hybrid"
 
+    @field_validator("title")
+    @classmethod
+    def _display_name(cls, v: str) -> str:
+        return display_name(v)
+
 
 class CatalogPaths(_Strict):
     gpus: str
@@ -58,6 +64,11 @@ class SystemConfig(_Strict):
     interconnect: str
     hybrid: HybridSplit | Literal["auto", "none"]
     hybrid_note: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _display_name(cls, v: str) -> str:
+        return display_name(v)
 
     @field_validator("id")
     @classmethod
