@@ -12,6 +12,7 @@ import pytest
 
 from prophet_model import physics as m
 from prophet_model.study.config import load_study
+from prophet_model.study.operating_point import Point, exact_batches
 from prophet_model.study.runner import choose, reference_splits, run_study
 
 from .conftest import ROOT, dump_yaml, load_yaml, toy
@@ -170,3 +171,79 @@ def test_a_larger_kv_cache_is_never_faster_and_is_sampled(default) -> None:
     assert len(finite) >= 6 and np.all(np.diff(finite) <= 1e-9 * finite[:-1])
     assert "kv_cache_factor" in se.uncertain_inputs(default.study)
     assert "workload.batch_size_per_gpu" not in se.uncertain_inputs(default.study)  # searched, not uncertain
+
+
+def _points(step, tps, top: int, batches) -> dict[int, Point]:
+    return {b: Point(step(b), tps(b), b <= top) for b in batches}
+
+
+def _grid(top: int) -> list[int]:
+    return sorted({*(1 << i for i in range(top.bit_length()) if 1 << i <= top), top})
+
+
+@pytest.mark.parametrize("bound", [None, 50.0, 37.5, 0.5])
+@pytest.mark.parametrize("peak", [1, 23, 37, 64, 70])
+def test_the_exact_search_equals_brute_force_on_a_hand_made_curve(bound, peak) -> None:
+    """Step b ms (it grows with the batch), tokens/s with one peak at `peak`, batches up to 70 fit. By hand:
+    without a bound the batch is the peak; with one, the best batch whose step meets it (37.5 ms: batch 37;
+    0.5 ms: none)."""
+    step, tps = float, lambda b: 1000.0 - (b - peak) ** 2
+    probe = lambda pairs: [_points(step, tps, 70, [b])[b] for _, b in pairs]  # noqa: E731
+    known = _points(step, tps, 70, _grid(70))
+    extra = exact_batches([known], probe, bound)[0]
+    every = {b for b in range(1, 71) if bound is None or b <= bound}
+    best = max(every, key=lambda b: (tps(b), -b)) if every else None
+    found = set(known) | extra
+    ok = [b for b in found if b <= 70 and (bound is None or step(b) <= bound)]
+    assert (max(ok, key=lambda b: (tps(b), -b)) if ok else None) == best
+    if bound is not None and every:
+        assert max(every) in found  # the largest batch that meets the bound is evaluated
+    if bound == 37.5:
+        assert best == min(peak, 37)
+
+
+def test_the_exact_search_asks_for_few_batches() -> None:
+    """Bisection and ternary search: a top of 100,000 costs tens of evaluations, not thousands."""
+    asked = []
+
+    def probe(pairs):
+        asked.extend(pairs)
+        return [Point(float(b), b / (1 + b / 5000), b <= 100_000) for _, b in pairs]
+
+    known = {b: probe([(0, b)])[0] for b in _grid(100_000)}
+    asked.clear()
+    extra = exact_batches([known], probe, 60_000.0)[0]
+    assert 60_000 in extra and len(asked) < 120
+
+
+@pytest.mark.parametrize("bound", [None, 400.0, 60.0])
+def test_every_configuration_reaches_its_brute_force_best_integer_batch(tmp_path, bound) -> None:
+    """4xH100 and 10xA6000 (batches up to ~70 fit): for each evaluated configuration (strategy, variant, split,
+    TP degree), the best tokens/s among its rows equals the best over every integer batch that fits (and meets
+    the bound), evaluated one by one."""
+    from prophet_model.physics import evaluate
+    from prophet_model.study.scenarios import scenario_dict, stack
+
+    cfg = _study(tmp_path, lambda d: d["workload"].update(max_step_ms=bound))
+    study = load_study(cfg)
+    res = run_study(study, ["4xH100", "10xA6000"])[0]
+    rows = res.rows[(res.rows.role == "system") & (res.rows.ep > 0)]
+    checked = 0
+    for key, g in rows.groupby(["system_id", "strategy", "variant", "ep", "dp", "attention_tp"]):
+        system_id, _, variant, ep, _, tp = key
+        system = study.system(system_id)
+        base = scenario_dict(study, system.gpu_key, system.count, int(ep), system.interconnect, variant == "prophet",
+                             attention_tp=int(tp))  # fmt: skip
+        r = evaluate(stack([{**base, "batch_size_per_gpu": float(b)} for b in range(1, 257)]))
+        ok = np.asarray(r.feasible) & ((1e3 * r.step_s <= bound) if bound else True)
+        live = g[g.feasible.astype(bool) & ((g.step_ms <= bound) if bound else True)]
+        if not ok.any():
+            assert live.empty
+            continue
+        brute = int(np.argmax(np.where(ok, r.tokens_per_s, -np.inf))) + 1
+        assert live.tokens_per_s.max() == pytest.approx(float(r.tokens_per_s[brute - 1]), rel=1e-12), key
+        assert brute in set(live.batch_size_per_gpu.astype(int)), key
+        if bound:  # the largest batch that meets the bound is among the rows
+            assert int(np.flatnonzero(ok).max()) + 1 in set(live.batch_size_per_gpu.astype(int)), key
+        checked += 1
+    assert checked >= 8

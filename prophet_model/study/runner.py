@@ -1,9 +1,9 @@
 """Run the study: every system x strategy x {baseline, Prophet} through the model, as tidy tables.
 
-Each configuration is evaluated at its operating point: with `workload.batch_search` the per-GPU batch
-with the most tokens/s among 1, 2, 4, ..., the largest that fits GPU memory, and the configured one,
-within `workload.max_step_ms` where set (one vectorized model call per system); the configured batch
-stays as the fixed-batch comparison. `run_study` returns a `StudyResults` with
+Each configuration is evaluated at its operating point: with `workload.batch_search` the integer per-GPU
+batch with the most tokens/s within `workload.max_step_ms` where set (the grid 1, 2, 4, ..., the largest that
+fits GPU memory and the configured one in one vectorized model call per system, then the exact integer
+search of study/operating_point.py); the configured batch stays as the fixed-batch comparison. `run_study` returns a `StudyResults` with
 - `rows`: one row per system x strategy x variant x split x batch (the full step breakdown), and the
   reference configurations of the scaling ratio (`role` "reference");
 - `chosen`: the split and batch kept per system x strategy x variant (the fastest);
@@ -47,6 +47,7 @@ from prophet_model.study.frames import (
     chosen_frame,
     promoted,
 )
+from prophet_model.study.operating_point import exact_cases
 from prophet_model.study.scenarios import scenario_dict, stack
 from prophet_model.study.strategies import splits
 
@@ -121,7 +122,7 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
             if ep * dp < system.count}  # fmt: skip
     live += [{"strategy": st, "variant": v, "ep": ep, "dp": dp, "note": "", "n": ep * dp, "role": "reference"}
              for st, v, ep, dp in sorted(refs)]  # fmt: skip
-    configs, cases, grids = [], [], {}
+    configs, cases, grids, bases = [], [], {}, []
     for s in live:
         degrees = tp_degrees(study, s["ep"])
         if not degrees and s["role"] == "system":
@@ -132,43 +133,21 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
                                  attention_tp=tp)  # fmt: skip
             if (s["ep"], tp) not in grids:  # one grid per expert group and degree (not one per row spec)
                 grids[s["ep"], tp] = batch_grid(study, system, s["ep"], tp)
+            bases.append(({**s, "attention_tp": tp}, base))
             for b in grids[s["ep"], tp]:
                 configs.append({**base, "batch_size_per_gpu": float(b)})
-                cases.append(({**s, "attention_tp": tp}, b))
+                cases.append((len(bases) - 1, b))
     out = []
     if configs:
         scenario = stack(configs)
         res = evaluate(scenario)
-        memory = memory_terms(scenario)
-        one = replace(scenario, batch_size_per_gpu=np.ones(len(configs)))  # the same configurations at batch 1
-        holds = (memory_resident_fraction(one) >= 1) | (peer_share(one) >= 1)  # no host fetch: own GPU or a peer
-        for i, (s, b) in enumerate(cases):
-            tps = float(res.tokens_per_s[i])
-            why = "" if res.feasible[i] else why_infeasible(**{k: float(v[i]) for k, v in memory.items()})
-            out.append(
-                {
-                    **s,
-                    "batch_size_per_gpu": b,
-                    "configured_batch": b == configured,
-                    "note": "; ".join(x for x in (why, s["note"]) if x),  # an infeasible row says why
-                    "compute_ms": 1e3 * res.compute_s[i],
-                    "fetch_ms": 1e3 * res.fetch_s[i],
-                    "fetch_exposed_ms": 1e3 * res.fetch_exposed_s[i],
-                    "comm_exposed_ms": 1e3 * res.comm_exposed_s[i],
-                    "step_ms": 1e3 * res.step_s[i],
-                    "tokens_per_s": tps,
-                    "tokens_per_s_per_gpu": float(res.tokens_per_s_per_gpu[i]),
-                    "holds_all_experts": bool(holds[i]),
-                    "comm_overhead_pct": float(res.comm_overhead_pct[i]),
-                    "fetch_overhead_pct": float(res.fetch_overhead_pct[i]),
-                    "resident_expert_fraction": float(res.resident_fraction[i]),
-                    "alltoall_mb": float(res.alltoall_bytes[i]) / 1e6,
-                    "roofline_tokens_per_s": float(res.roofline_tokens_per_s[i]),
-                    "roofline_fraction_pct": 100 * float(res.roofline_fraction[i]),
-                    "usd_per_1m_tokens": float(usd_per_million_tokens(s["n"], system.gpu.price_usd_per_gpu_hour, tps)),
-                    "feasible": bool(res.feasible[i]),
-                }
-            )
+        if study.config.workload.batch_search:  # the exact integer operating point of every configuration
+            added = exact_cases([b for _, b in bases], cases, res, study.config.workload.max_step_ms)
+            if added:
+                cases = sorted(cases + added)  # each configuration's batches in order
+                scenario = stack([{**bases[k][1], "batch_size_per_gpu": float(b)} for k, b in cases])
+                res = evaluate(scenario)
+        out = _rows(system, bases, scenario, cases, res, configured)
     out += [{**{k: v for k, v in s.items() if k != "no_tp"}, "n": system.count, "role": "system",
              "batch_size_per_gpu": configured, "configured_batch": True, "feasible": False}
             for s in specs if s["ep"] == 0 or s.get("no_tp")]  # fmt: skip
@@ -176,6 +155,43 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
                 "interconnect": system.interconnect.name, "n_gpus": system.count,
                 "placement": study.config.experts.placement}  # fmt: skip
     return SystemRows(identity, out)
+
+
+def _rows(system: System, bases: list, scenario, cases: list, res, configured: int) -> list[Record]:
+    """One record per evaluated case (configuration, batch): the step breakdown of `res`."""
+    memory = memory_terms(scenario)
+    one = replace(scenario, batch_size_per_gpu=np.ones(len(cases)))  # the same configurations at batch 1
+    holds = (memory_resident_fraction(one) >= 1) | (peer_share(one) >= 1)  # no host fetch: own GPU or a peer
+    out = []
+    for i, (c, b) in enumerate(cases):
+        s = bases[c][0]
+        tps = float(res.tokens_per_s[i])
+        why = "" if res.feasible[i] else why_infeasible(**{k: float(v[i]) for k, v in memory.items()})
+        out.append(
+            {
+                **s,
+                "batch_size_per_gpu": b,
+                "configured_batch": b == configured,
+                "note": "; ".join(x for x in (why, s["note"]) if x),  # an infeasible row says why
+                "compute_ms": 1e3 * res.compute_s[i],
+                "fetch_ms": 1e3 * res.fetch_s[i],
+                "fetch_exposed_ms": 1e3 * res.fetch_exposed_s[i],
+                "comm_exposed_ms": 1e3 * res.comm_exposed_s[i],
+                "step_ms": 1e3 * res.step_s[i],
+                "tokens_per_s": tps,
+                "tokens_per_s_per_gpu": float(res.tokens_per_s_per_gpu[i]),
+                "holds_all_experts": bool(holds[i]),
+                "comm_overhead_pct": float(res.comm_overhead_pct[i]),
+                "fetch_overhead_pct": float(res.fetch_overhead_pct[i]),
+                "resident_expert_fraction": float(res.resident_fraction[i]),
+                "alltoall_mb": float(res.alltoall_bytes[i]) / 1e6,
+                "roofline_tokens_per_s": float(res.roofline_tokens_per_s[i]),
+                "roofline_fraction_pct": 100 * float(res.roofline_fraction[i]),
+                "usd_per_1m_tokens": float(usd_per_million_tokens(s["n"], system.gpu.price_usd_per_gpu_hour, tps)),
+                "feasible": bool(res.feasible[i]),
+            }
+        )
+    return out
 
 
 def choose(rows: pd.DataFrame, max_step_ms: float | None = None, fixed: bool = False) -> pd.DataFrame:

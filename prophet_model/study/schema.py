@@ -99,8 +99,9 @@ class SystemConfig(_Strict):
 
 class Workload(_WithSources):
     batch_size_per_gpu: int = Field(gt=0, le=1_000_000)
-    # true: every configuration runs at the per-GPU batch with the most tokens/s among 1, 2, 4, ..., the
-    # largest that fits GPU memory, and batch_size_per_gpu (kept as the fixed-batch comparison)
+    # true: every configuration runs at the integer per-GPU batch with the most tokens/s that fits GPU memory
+    # (and meets max_step_ms), found exactly (study/operating_point.py); batch_size_per_gpu is kept as the
+    # fixed-batch comparison
     batch_search: bool = True
     max_step_ms: float | None = Field(default=None, gt=0)  # a time-per-output-token bound (None: no bound)
     context_length_tokens: int = Field(gt=0)
