@@ -5,7 +5,6 @@ its unit and what it means). Both print YAML, or write it to a new --out file (n
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -39,51 +38,79 @@ def gpu_template(key: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def catalog_key(key: str, where: str = "--name") -> str:
+    """`key` when it is a catalog key (SAFE_ID, the whole text: no trailing newline); else a UserError."""
+    from prophet_model.study.hfconfig import show
+    from prophet_model.study.schema import SAFE_ID
+
+    if not SAFE_ID.fullmatch(key):
+        raise UserError(f"{where} {show(key)}: not a catalog key; allowed: letters, digits, '-' and '_', starting "
+                        "with a letter or digit")  # fmt: skip
+    return key
+
+
 def model_yaml(path: Path, key: str | None) -> str:
+    """The YAML of a catalog/models.yml entry read from a config.json: one top-level key, whatever the file
+    holds (its name and _name_or_path are data: quoted in the YAML, escaped in the header comment)."""
     import yaml
 
     from prophet_model.study.catalog import MoEModel
-    from prophet_model.study.hfconfig import default_key, entry_from_config
+    from prophet_model.study.hfconfig import default_key, entry_from_config, parse_config, printable
     from prophet_model.study.yaml_io import read_regular
 
-    data = read_regular(path, 16 << 20, "a HuggingFace config.json")
-    try:
-        cfg = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not JSON ({exc}); allowed: a HuggingFace config.json") from None
-    entry, name = entry_from_config(cfg, str(path))
-    key = key or default_key(name)
-    from prophet_model.study.schema import SAFE_ID
-
-    if not SAFE_ID.match(key):
-        raise UserError(f"--name {key!r}: allowed: letters, digits, '-' and '_' (a catalog key)")
+    where = printable(str(path), 500)
+    if key is not None:
+        catalog_key(key)
+    cfg = parse_config(read_regular(path, 16 << 20, "a HuggingFace config.json"), where)
+    entry, name = entry_from_config(cfg, where)
+    key = catalog_key(key or default_key(name))
     from prophet_model.study.strict import ValidationError
 
     try:
         MoEModel.model_validate(entry)
-    except ValidationError as err:  # the config's values contradict each other (e.g. heads vs KV heads)
-        from prophet_model.study.config import _format_validation_error
-
-        raise UserError(_format_validation_error(err, f"{path}: the entry read from it")) from None
-    head = (f"# {name}: read from {path.name} by `python -m prophet_model catalog add-model`; append it to\n"
-            "# catalog/models.yml (or a catalog of your own) and name it in the config's `model:`.\n")  # fmt: skip
-    return head + yaml.safe_dump({key: entry}, sort_keys=False, allow_unicode=True, width=1000)
+    except ValidationError as err:  # the config's values contradict each other
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'the entry'}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in err.errors())  # fmt: skip
+        raise UserError(f"{where}: the entry read from it is inconsistent: {printable(problems, 2000)}") from None
+    head = (f"# {printable(name)}: read from {printable(path.name)} by `python -m prophet_model catalog add-model`; "
+            "append it to\n# catalog/models.yml (or a catalog of your own) and name it in the config's `model:`.\n")  # fmt: skip
+    doc = {key: entry}
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)
+    if yaml.safe_load(text) != doc:  # PyYAML folds a raw U+0085 in a quoted name into a space: escape all
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=1000)
+    return head + text
 
 
 def run_catalog(args: argparse.Namespace) -> int:
+    """`catalog add-model` or `catalog add-gpu`; a refusal is one line, whatever path or value it quotes."""
+    from prophet_model.study.hfconfig import printable
+
+    try:
+        return _run_catalog(args)
+    except UserError as exc:  # a newline in a file name (said by read_regular or write_new) stays escaped
+        raise UserError(printable(str(exc), 4000)) from None
+
+
+def _run_catalog(args: argparse.Namespace) -> int:
     from prophet_model.commands.scripting import write_new
+    from prophet_model.study.hfconfig import printable
 
     if args.catalog_command == "add-model":
         text = model_yaml(Path(args.source), args.name)
     else:
-        text = gpu_template(args.name)
+        text = gpu_template(catalog_key(args.name))
     if args.out:
         out = Path(args.out)
-        if out.exists() or out.is_symlink():
+        try:
+            taken = out.exists() or out.is_symlink()
+        except OSError as exc:  # a name too long, a folder that cannot be searched
+            raise UserError(f"--out {out}: cannot be used ({exc.strerror or exc}); allowed: a new file in a folder "
+                            "you can write to") from None  # fmt: skip
+        if taken:
             raise UserError(f"--out {out}: exists (never replaced); allowed: a new file, or print the entry (no "
                             f"--out) and append it yourself: ... >> {out}")  # fmt: skip
         write_new(out, text, force=False)
-        print(f"wrote {args.out}", file=sys.stderr)
+        print(f"wrote {printable(args.out)}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

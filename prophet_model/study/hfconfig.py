@@ -14,12 +14,22 @@ Families read (by `model_type`, else by `architectures`):
 Attention weights: grouped-query: Q and O hidden x heads x head_dim, K and V hidden x kv_heads x head_dim
 (biases and norms ignored); MLA: W_q (through q_lora_rank when given), W_kv_a hidden x (kv_lora_rank +
 qk_rope_head_dim), W_kv_b kv_lora_rank x heads x (qk_nope_head_dim + v_head_dim), W_o heads x v_head_dim x
-hidden. Every value's source is "derived from config.json: <keys>"."""
+hidden. Bytes per parameter: quantization_config's (fp8 1; gptq, awq, bitsandbytes bits / 8), else
+torch_dtype's. Every value's source is "derived from config.json: <keys>".
+
+The file is data: every value read is checked for its type and range before it is used (a whole number
+is a JSON integer: not true, not 2.0), and refused as `<file>: <key> = <value>; allowed: ...` with the
+value shown cut short."""
 
 from __future__ import annotations
 
+import json
 import re
+import reprlib
+from collections.abc import Callable
 from typing import Any
+
+import yaml
 
 from prophet_model.errors import UserError
 
@@ -39,19 +49,112 @@ FAMILIES = {  # model_type -> (architecture class, keys it needs)
                                               "qk_nope_head_dim", "v_head_dim", "first_k_dense_replace")),
 }  # fmt: skip
 COMMON = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1}
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1, "float8_e5m2": 1}
+LAYERS, HEADS, WIDTH, EXPERTS = 2**16, 2**16, 2**22, 2**20  # far above any published model, far below overflow
+RANGES = {  # key -> (lowest, highest whole number allowed, what 0 means where 0 is allowed)
+    "num_hidden_layers": (1, LAYERS, ""), "hidden_size": (1, WIDTH, ""), "num_attention_heads": (1, HEADS, ""),
+    "vocab_size": (1, 2**24, ""), "num_key_value_heads": (1, HEADS, ""), "head_dim": (1, HEADS, ""),
+    "intermediate_size": (1, WIDTH, ""), "moe_intermediate_size": (1, WIDTH, ""),
+    "shared_expert_intermediate_size": (0, WIDTH, "0: no shared expert"),
+    "num_local_experts": (1, EXPERTS, ""), "num_experts": (1, EXPERTS, ""), "n_routed_experts": (1, EXPERTS, ""),
+    "num_experts_per_tok": (1, EXPERTS, ""), "n_shared_experts": (0, EXPERTS, "0: no shared expert"),
+    "kv_lora_rank": (1, WIDTH, ""), "q_lora_rank": (0, WIDTH, "null or 0: no query compression"),
+    "qk_rope_head_dim": (1, HEADS, ""), "qk_nope_head_dim": (1, HEADS, ""), "v_head_dim": (1, HEADS, ""),
+    "first_k_dense_replace": (0, LAYERS, "0: no dense layer first"), "moe_layer_freq": (1, LAYERS, ""),
+    "decoder_sparse_step": (1, LAYERS, ""),
+}  # fmt: skip
+MAX_NAME = 256  # characters of _name_or_path (a hub id is at most 96)
+QUANT_BITS = {"gptq": (2, 3, 4, 8), "awq": (4,)}  # quant_method -> the `bits` allowed
+QUANT_METHODS = ("fp8", "gptq", "awq", "bitsandbytes")
+MAX_DIGITS = 30  # a JSON integer longer than this is kept as a HugeInt (never converted: no 4300-digit limit)
+CONFIG = "a HuggingFace config.json (a JSON object in UTF-8)"
+
+
+class HugeInt:
+    """A JSON integer of more than MAX_DIGITS digits: kept as its digit count, never computed with."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<an integer of {self.digits:,} digits>"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong, _REPR.maxlevel = 50, 50, 40, 2
+_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = 4
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A value for a message: JSON's true/false/null, else a bounded repr cut at `limit` characters."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """`text` on one line: each character that is not printable (newline, tab, control, format, line
+    separator) written as its escape (\\n, \\x85, \\u2028), cut at `limit` characters."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return out + ("..." if len(text) > limit else "")
+
+
+def parse_config(data: bytes, where: str) -> Any:
+    """The parsed JSON of a config.json's bytes; a UserError for bytes that are not UTF-8, text that is not
+    JSON, a key twice in one object, or nesting too deep for Python's JSON reader."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{where}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start:,}); "
+                        f"allowed: {CONFIG}") from None  # fmt: skip
+
+    def one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise UserError(f"{where}: the key {show(key)} appears twice in one object; allowed: each key once")
+            out[key] = value
+        return out
+
+    def whole(digits: str) -> int | HugeInt:
+        n = len(digits.lstrip("-"))
+        return int(digits) if n <= MAX_DIGITS else HugeInt(n)
+
+    try:
+        return json.loads(text, parse_int=whole, object_pairs_hook=one_each)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{where}: not JSON ({exc.msg}: line {exc.lineno} column {exc.colno}); allowed: {CONFIG}"
+        ) from None
+    except RecursionError:
+        raise UserError(f"{where}: JSON nested deeper than Python's JSON reader allows; allowed: {CONFIG}") from None
+
+
+def whole(cfg: dict, key: str, where: str, default: int | None = None) -> int:
+    """cfg[key], a whole number in RANGES[key]; `default` where it is null or absent (None: required)."""
+    v = cfg.get(key)
+    if v is None and default is not None:
+        return default
+    low, high, zero = RANGES[key]
+    if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+        said = "missing (or null)" if v is None else f"= {show(v)}"
+        raise UserError(f"{where}: {key} {said}; allowed: a whole number from {low} to {high:,}"
+                        + (f" ({zero})" if zero else "") + " written without a decimal point")  # fmt: skip
+    return v
 
 
 def family(cfg: dict, where: str) -> str:
     """The family of a config.json, or a UserError naming what it lacks."""
     mt = cfg.get("model_type")
-    archs = cfg.get("architectures") if isinstance(cfg.get("architectures"), list) else []
+    archs = cfg.get("architectures")
+    archs = [a for a in archs if isinstance(a, str)] if isinstance(archs, list) else []
     by_arch = {arch: f for f, (arch, _) in FAMILIES.items()}
-    fam = mt if mt in FAMILIES else next((by_arch[a] for a in archs if a in by_arch), None)
+    fam = mt if isinstance(mt, str) and mt in FAMILIES else next((by_arch[a] for a in archs if a in by_arch), None)
     if fam is None:
         lacking = {f: [k for k in (*COMMON, *keys) if k not in cfg] for f, (_, keys) in FAMILIES.items()}
         near = min(lacking, key=lambda f: len(lacking[f]))
-        said = f"model_type {mt!r}" + (f" ({', '.join(map(str, archs))})" if archs else "")
+        said = f"model_type {show(mt)}" + (f" ({printable(', '.join(archs), 120)})" if archs else "")
         raise UserError(
             f"{where}: {said} is not an MoE architecture this reader knows; allowed: model_type one of "
             f"{', '.join(FAMILIES)} ({', '.join(a for a, _ in FAMILIES.values())}). The nearest, {near}, needs the "
@@ -64,45 +167,93 @@ def family(cfg: dict, where: str) -> str:
     return fam
 
 
-def _int(cfg: dict, key: str, where: str) -> int:
-    v = cfg[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise UserError(f"{where}: {key} is {v!r}; allowed: a whole number >= 0")
-    return v
-
-
 def _bytes_per_param(cfg: dict, where: str) -> tuple[float, str]:
-    q = cfg.get("quantization_config")
-    if isinstance(q, dict) and (q.get("quant_method") == "fp8" or str(q.get("fmt", "")).startswith("e4m3")):
-        return 1, f"quantization_config quant_method {q.get('quant_method')!r} (fp8 weights: 1 byte)"
-    dtype = cfg.get("torch_dtype", cfg.get("dtype"))
-    if dtype not in DTYPE_BYTES:
-        raise UserError(f"{where}: torch_dtype is {dtype!r}; allowed: {', '.join(DTYPE_BYTES)} (or a "
-                        "quantization_config with quant_method fp8)")  # fmt: skip
-    return DTYPE_BYTES[dtype], f"torch_dtype {dtype} ({DTYPE_BYTES[dtype]} bytes per parameter)"
+    """Bytes per weight: quantization_config's where there is one, else torch_dtype's (dtype's)."""
+    if cfg.get("quantization_config") is not None:
+        return _quantized(cfg["quantization_config"], where)
+    key = "torch_dtype" if cfg.get("torch_dtype") is not None or cfg.get("dtype") is None else "dtype"
+    dtype = cfg.get(key)
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+        raise UserError(f"{where}: {key} {'missing (or null)' if dtype is None else '= ' + show(dtype)}; allowed: "
+                        f"{', '.join(DTYPE_BYTES)}, or a quantization_config with quant_method "
+                        f"{', '.join(QUANT_METHODS)}")  # fmt: skip
+    return DTYPE_BYTES[dtype], f"{key} {dtype} ({DTYPE_BYTES[dtype]} bytes per parameter)"
 
 
-def _moe_layers(cfg: dict, fam: str, n: int) -> tuple[list[int], str]:
+def _quantized(q: Any, where: str) -> tuple[float, str]:
+    """Bytes per weight of a quantization_config: fp8 1, gptq and awq `bits` / 8, bitsandbytes 0.5 (4-bit)
+    or 1 (8-bit); the scales, zero points and unquantised layers (embeddings, norms) are ignored."""
+    methods = f"{', '.join(QUANT_METHODS)} (or no quantization_config: the weights in torch_dtype)"
+    if not isinstance(q, dict):
+        raise UserError(f"{where}: quantization_config = {show(q)}; allowed: an object whose quant_method is {methods}")
+    method = q.get("quant_method")
+    if not isinstance(method, str) or method not in QUANT_METHODS:
+        raise UserError(f"{where}: quantization_config.quant_method = {show(method)}; allowed: {methods}")
+    if method == "fp8":
+        fmt, block = q.get("fmt"), q.get("weight_block_size")
+        if fmt is not None and fmt not in ("e4m3", "e5m2"):
+            raise UserError(f"{where}: quantization_config.fmt = {show(fmt)}; allowed: e4m3, e5m2 (or none)")
+        if block is not None and not (isinstance(block, list) and len(block) == 2 and all(
+                type(b) is int and 1 <= b <= WIDTH for b in block)):  # fmt: skip
+            raise UserError(f"{where}: quantization_config.weight_block_size = {show(block)}; allowed: two whole "
+                            f"numbers from 1 to {WIDTH:,}, e.g. [128, 128] (or none)")  # fmt: skip
+        return 1, "quantization_config quant_method 'fp8' (fp8 weights: 1 byte)"
+    if method in QUANT_BITS:
+        bits = q.get("bits")
+        if type(bits) is not int or bits not in QUANT_BITS[method]:
+            allowed = ", ".join(map(str, QUANT_BITS[method]))
+            raise UserError(f"{where}: quantization_config.bits = {show(bits)}; allowed: {allowed} (quant_method "
+                            f"{method})")  # fmt: skip
+    else:  # bitsandbytes
+        four, eight = q.get("load_in_4bit", False), q.get("load_in_8bit", False)
+        if not (isinstance(four, bool) and isinstance(eight, bool)) or four == eight:
+            raise UserError(f"{where}: quantization_config.load_in_4bit = {show(four)}, load_in_8bit = "
+                            f"{show(eight)}; allowed: exactly one of them true")  # fmt: skip
+        bits = 4 if four else 8
+    size = bits / 8
+    b = int(size) if size.is_integer() else size
+    return b, (f"quantization_config quant_method {method!r}, {bits}-bit weights ({b} bytes per parameter; scales, "
+               "zero points and unquantised embeddings and norms ignored)")  # fmt: skip
+
+
+def _moe_layers(cfg: dict, fam: str, n: int, where: str) -> tuple[list[int], str]:
     """Indices of the MoE layers and the keys that say so."""
     if fam in ("mixtral", "olmoe"):
         return list(range(n)), "num_hidden_layers (every layer sparse)"
     if fam.startswith("qwen"):
-        step, only = cfg.get("decoder_sparse_step", 1) or 1, cfg.get("mlp_only_layers") or []
-        return [i for i in range(n) if i not in only and (i + 1) % step == 0], (
+        step, only = whole(cfg, "decoder_sparse_step", where, default=1), cfg.get("mlp_only_layers")
+        only = [] if only is None else only
+        if not (isinstance(only, list) and all(type(i) is int and 0 <= i < n for i in only)) or len(
+                set(only)) < len(only):  # fmt: skip
+            raise UserError(f"{where}: mlp_only_layers = {show(only)}; allowed: a list of distinct layer indices, "
+                            f"whole numbers from 0 to num_hidden_layers - 1 = {n - 1} (or none)")  # fmt: skip
+        dense = set(only)
+        return [i for i in range(n) if i not in dense and (i + 1) % step == 0], (
             f"num_hidden_layers, decoder_sparse_step {step}, mlp_only_layers {only}"
         )
-    first, freq = cfg["first_k_dense_replace"], cfg.get("moe_layer_freq", 1) or 1
+    first, freq = whole(cfg, "first_k_dense_replace", where), whole(cfg, "moe_layer_freq", where, default=1)
     return [i for i in range(n) if i >= first and i % freq == 0], (
         f"num_hidden_layers, first_k_dense_replace {first}, moe_layer_freq {freq}"
     )
 
 
+def model_name(cfg: dict, fam: str, where: str) -> str:
+    """The display name: _name_or_path (any text, kept as data), else the architecture's."""
+    name = cfg.get("_name_or_path")
+    if name is None or name == "":
+        return FAMILIES[fam][0].removesuffix("ForCausalLM")
+    if not isinstance(name, str) or len(name) > MAX_NAME:
+        raise UserError(f"{where}: _name_or_path = {show(name)}; allowed: the model's name, text of at most "
+                        f"{MAX_NAME} characters (or none: the architecture's name)")  # fmt: skip
+    return name
+
+
 def entry_from_config(cfg: Any, where: str) -> tuple[dict, str]:
     """(the catalog entry, its display name) from a parsed config.json."""
     if not isinstance(cfg, dict):
-        raise UserError(f"{where}: not a JSON object; allowed: a HuggingFace config.json")
+        raise UserError(f"{where}: not a JSON object but {show(cfg)}; allowed: {CONFIG}")
     fam = family(cfg, where)
-    n, h, heads, vocab = (_int(cfg, k, where) for k in COMMON)
+    n, h, heads, vocab = (whole(cfg, k, where) for k in COMMON)
     src = "derived from config.json: "
     e: dict[str, Any] = {}
     s: dict[str, str] = {}
@@ -110,50 +261,35 @@ def entry_from_config(cfg: Any, where: str) -> tuple[dict, str]:
     def put(key: str, value: Any, how: str) -> None:
         e[key], s[key] = value, src + how
 
-    name = str(cfg.get("_name_or_path") or FAMILIES[fam][0].removesuffix("ForCausalLM"))
+    name = model_name(cfg, fam, where)
     put("num_layers", n, f"num_hidden_layers {n}")
-    moe, how = _moe_layers(cfg, fam, n)
+    moe, how = _moe_layers(cfg, fam, n, where)
     if not moe:
         raise UserError(f"{where}: no layer is an MoE layer ({how}); allowed: a config.json of an MoE model")
     put("num_moe_layers", len(moe), how)
     put("hidden_size", h, f"hidden_size {h}")
     expert_key = {"mixtral": "intermediate_size", "olmoe": "intermediate_size"}.get(fam, "moe_intermediate_size")
-    put("expert_ffn_size", _int(cfg, expert_key, where), f"{expert_key} {cfg[expert_key]}")
+    ffn = whole(cfg, expert_key, where)
+    put("expert_ffn_size", ffn, f"{expert_key} {ffn}")
     count_key = {"mixtral": "num_local_experts", "deepseek_v2": "n_routed_experts",
                  "deepseek_v3": "n_routed_experts"}.get(fam, "num_experts")  # fmt: skip
-    put("num_experts", _int(cfg, count_key, where), f"{count_key} {cfg[count_key]}")
-    put("top_k", _int(cfg, "num_experts_per_tok", where), f"num_experts_per_tok {cfg['num_experts_per_tok']}")
-    if fam == "qwen2_moe" and cfg["shared_expert_intermediate_size"] > 0:
-        size = _int(cfg, "shared_expert_intermediate_size", where)
-        put("num_shared_experts", 1, f"shared_expert_intermediate_size {size} > 0 (one shared expert MLP)")
-        put("shared_expert_ffn_size", size, f"shared_expert_intermediate_size {size}")
-    elif fam.startswith("deepseek") and cfg["n_shared_experts"] > 0:
-        put("num_shared_experts", _int(cfg, "n_shared_experts", where), f"n_shared_experts {cfg['n_shared_experts']}")
-        put("shared_expert_ffn_size", cfg["moe_intermediate_size"],
-            f"moe_intermediate_size {cfg['moe_intermediate_size']} (each shared expert)")  # fmt: skip
-    else:
-        put("num_shared_experts", 0, f"model_type {fam}: no shared expert")
-        put("shared_expert_ffn_size", 0, f"model_type {fam}: no shared expert")
+    experts, top_k = whole(cfg, count_key, where), whole(cfg, "num_experts_per_tok", where)
+    if top_k > experts:
+        raise UserError(f"{where}: num_experts_per_tok = {top_k}; allowed: a whole number from 1 to {count_key} "
+                        f"{experts} (the experts each token picks among the routed ones)")  # fmt: skip
+    put("num_experts", experts, f"{count_key} {experts}")
+    put("top_k", top_k, f"num_experts_per_tok {top_k}")
+    _shared(cfg, fam, ffn, put, where)
     dense = n - len(moe)
     if dense:
-        put("dense_ffn_size", _int(cfg, "intermediate_size", where),
-            f"intermediate_size {cfg.get('intermediate_size')} ({dense} dense layers: {how})")  # fmt: skip
+        size = whole(cfg, "intermediate_size", where)
+        put("dense_ffn_size", size, f"intermediate_size {size} ({dense} dense layers: {how})")
     else:
         put("dense_ffn_size", 0, f"no dense FFN layers ({how})")
     if fam.startswith("deepseek"):
         _mla(cfg, h, heads, put, where)
     else:
-        kv = _int(cfg, "num_key_value_heads", where)
-        d = cfg.get("head_dim") or h // heads
-        d_how = f"head_dim {d}" if cfg.get("head_dim") else f"hidden_size {h} / num_attention_heads {heads} = {d}"
-        put("attention_params_per_layer", 2 * h * d * (heads + kv),
-            f"2 x hidden_size {h} x head_dim {d} x (num_attention_heads {heads} + num_key_value_heads {kv}): Q, K, V "
-            "and O projections (biases and norms ignored)")  # fmt: skip
-        put("kv_elements_per_token_per_layer", 2 * kv * d, f"2 (K, V) x num_key_value_heads {kv} x head_dim {d}")
-        put("num_attention_heads", heads, f"num_attention_heads {heads}")
-        put("num_kv_heads", kv, f"num_key_value_heads {kv}")
-        put("head_dim", d, d_how)
-        put("attention", "gqa", f"num_key_value_heads {kv} of num_attention_heads {heads} (grouped-query attention)")
+        _gqa(cfg, h, heads, put, where)
     put("vocab_size", vocab, f"vocab_size {vocab}")
     b, b_how = _bytes_per_param(cfg, where)
     put("bytes_per_param", b, b_how)
@@ -164,10 +300,48 @@ def entry_from_config(cfg: Any, where: str) -> tuple[dict, str]:
     return {"name": name, **{k: e[k] for k in order}, "sources": {k: s[k] for k in order}}, name
 
 
-def _mla(cfg: dict, h: int, heads: int, put, where: str) -> None:
-    rank, rope, nope, v = (_int(cfg, k, where) for k in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim",
-                                                         "v_head_dim"))  # fmt: skip
-    q_rank = cfg.get("q_lora_rank")
+def _shared(cfg: dict, fam: str, ffn: int, put: Callable[[str, Any, str], None], where: str) -> None:
+    """The shared experts: qwen2_moe's one of shared_expert_intermediate_size, DeepSeek's n_shared_experts."""
+    size = whole(cfg, "shared_expert_intermediate_size", where) if fam == "qwen2_moe" else 0
+    count = whole(cfg, "n_shared_experts", where) if fam.startswith("deepseek") else 0
+    if size > 0:
+        put("num_shared_experts", 1, f"shared_expert_intermediate_size {size} > 0 (one shared expert MLP)")
+        put("shared_expert_ffn_size", size, f"shared_expert_intermediate_size {size}")
+    elif count > 0:
+        put("num_shared_experts", count, f"n_shared_experts {count}")
+        put("shared_expert_ffn_size", ffn, f"moe_intermediate_size {ffn} (each shared expert)")
+    else:
+        put("num_shared_experts", 0, f"model_type {fam}: no shared expert")
+        put("shared_expert_ffn_size", 0, f"model_type {fam}: no shared expert")
+
+
+def _gqa(cfg: dict, h: int, heads: int, put: Callable[[str, Any, str], None], where: str) -> None:
+    """Grouped-query attention's weights and cache: num_key_value_heads dividing the query heads."""
+    kv = whole(cfg, "num_key_value_heads", where)
+    if heads % kv:
+        divisors = ", ".join(str(k) for k in range(1, heads + 1) if heads % k == 0)
+        raise UserError(f"{where}: num_key_value_heads = {kv}; allowed: a divisor of num_attention_heads {heads} "
+                        f"(each KV head serves a whole group of query heads): {divisors}")  # fmt: skip
+    d = whole(cfg, "head_dim", where, default=0) or h // heads
+    if not d:
+        raise UserError(f"{where}: head_dim missing (or null) and hidden_size {h} / num_attention_heads {heads} "
+                        f"rounds to 0; allowed: a head_dim, or num_attention_heads at most hidden_size")  # fmt: skip
+    d_how = f"head_dim {d}" if cfg.get("head_dim") else f"hidden_size {h} / num_attention_heads {heads} = {d}"
+    put("attention_params_per_layer", 2 * h * d * (heads + kv),
+        f"2 x hidden_size {h} x head_dim {d} x (num_attention_heads {heads} + num_key_value_heads {kv}): Q, K, V "
+        "and O projections (biases and norms ignored)")  # fmt: skip
+    put("kv_elements_per_token_per_layer", 2 * kv * d, f"2 (K, V) x num_key_value_heads {kv} x head_dim {d}")
+    put("num_attention_heads", heads, f"num_attention_heads {heads}")
+    put("num_kv_heads", kv, f"num_key_value_heads {kv}")
+    put("head_dim", d, d_how)
+    put("attention", "gqa", f"num_key_value_heads {kv} of num_attention_heads {heads} (grouped-query attention)")
+
+
+def _mla(cfg: dict, h: int, heads: int, put: Callable[[str, Any, str], None], where: str) -> None:
+    """Multi-head latent attention's weights and cache (DeepSeek-V2/V3)."""
+    rank, rope, nope, v = (whole(cfg, k, where) for k in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim",
+                                                          "v_head_dim"))  # fmt: skip
+    q_rank = whole(cfg, "q_lora_rank", where, default=0)
     q = h * q_rank + q_rank * heads * (nope + rope) if q_rank else h * heads * (nope + rope)
     params = q + h * (rank + rope) + rank * heads * (nope + v) + heads * v * h
     q_how = (f"W_q hidden_size {h} x q_lora_rank {q_rank} + q_lora_rank x num_attention_heads {heads} x "
@@ -192,6 +366,7 @@ def _mla(cfg: dict, h: int, heads: int, put, where: str) -> None:
 
 
 def default_key(name: str) -> str:
-    """A catalog key from a model name: lower case, letters, digits and '_'."""
-    key = re.sub(r"[^a-z0-9]+", "_", name.rsplit("/", 1)[-1].lower()).strip("_")
-    return key or "model"
+    """A catalog key from a model name: lower case, letters, digits and '_', a string in YAML (a config's
+    `model: null` would not name it)."""
+    key = re.sub(r"[^a-z0-9]+", "_", name.rsplit("/", 1)[-1].lower()).strip("_") or "model"
+    return key if isinstance(yaml.safe_load(key), str) else f"{key}_model"  # not null, true, 1e3: YAML's other types
