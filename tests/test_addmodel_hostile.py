@@ -16,6 +16,7 @@ import yaml
 
 from prophet_model.cli import main
 from prophet_model.study.catalog import MoEModel
+from prophet_model.study.hfconfig import display
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -280,14 +281,25 @@ HOSTILE_NAMES = [
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=repr)
 def test_a_hostile_model_name_stays_data(tmp_path, capsys, name) -> None:
-    """Quoted in the YAML (read back exactly, U+0085 too: PyYAML would fold a raw one into a space), escaped in
-    the header comment; the default key is a plain YAML string."""
+    """Made a display name (control and format characters written as their escapes, a formula's sign behind an
+    apostrophe: hfconfig.display), quoted in the YAML (read back exactly), escaped in the header comment; the
+    default key is a plain YAML string."""
     code, out, err = add_model(capsys, write(tmp_path, with_value("qwen", "_name_or_path", name)))
     assert code == 0, err
     key, entry = one_entry(out)
-    assert entry["name"] == name and entry["num_experts"] == 60
-    assert MoEModel.model_validate(entry).name == name
+    shown = display(name) if name.strip() else "Qwen2Moe"
+    assert entry["name"] == shown and entry["num_experts"] == 60
+    assert MoEModel.model_validate(entry).name == shown
     assert isinstance(yaml.safe_load(key), str)
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [("evil\nhijack: 1", "evil\\nhijack: 1"), ("\x85w", "\\x85w"), ("\u2028z", "\\u2028z"), ("=1+2", "'=1+2"),
+     ("\U000e0001x", "\\U000e0001x"), ("naïve/模型", "naïve/模型")],
+)  # fmt: skip
+def test_a_name_becomes_a_display_name_by_hand(name, shown) -> None:
+    assert display(name) == shown
 
 
 def test_a_lone_surrogate_in_the_name_is_escaped_even_in_a_file(tmp_path, capsys) -> None:
@@ -295,7 +307,7 @@ def test_a_lone_surrogate_in_the_name_is_escaped_even_in_a_file(tmp_path, capsys
     code, _, err = add_model(capsys, write(tmp_path, text), "--out", str(tmp_path / "entry.yml"))
     assert code == 0, err
     _, entry = one_entry((tmp_path / "entry.yml").read_text(encoding="utf-8"))
-    assert entry["name"] == "a\ud800b\u2028c: d"
+    assert entry["name"] == "a\\ud800b\\u2028c: d"
 
 
 @pytest.mark.parametrize("file_name", ["we\nird: 'x' #y.json", "a: b.json", "#.json", "\u2028x: 1.json", "q\"u'o.json"],
@@ -338,7 +350,7 @@ def test_a_hostile_entry_joins_a_catalog_and_the_study_runs_with_it(tmp_path, ca
     with (tmp_path / "catalog" / "models.yml").open("a", encoding="utf-8") as f:
         f.write("\n" + out)
     catalog = yaml.safe_load((tmp_path / "catalog" / "models.yml").read_text(encoding="utf-8"))
-    assert catalog["hm"]["name"] == name and catalog["seed_128x2gb"]["name"] != "x"
+    assert catalog["hm"]["name"] == display(name) and catalog["seed_128x2gb"]["name"] != "x"
     code = main(["whatif", "--config", str(tmp_path / "_config.yml"), "--system", "8xA100", "--model", "hm"])
     assert code == 0, capsys.readouterr().err
 

@@ -26,12 +26,14 @@ from __future__ import annotations
 import json
 import re
 import reprlib
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from prophet_model.errors import UserError
+from prophet_model.study.catalog import FORMULA_STARTS, MAX_NAME_CHARS
 
 FAMILIES = {  # model_type -> (architecture class, keys it needs)
     "mixtral": ("MixtralForCausalLM", ("num_local_experts", "num_experts_per_tok", "intermediate_size",
@@ -63,7 +65,7 @@ RANGES = {  # key -> (lowest, highest whole number allowed, what 0 means where 0
     "first_k_dense_replace": (0, LAYERS, "0: no dense layer first"), "moe_layer_freq": (1, LAYERS, ""),
     "decoder_sparse_step": (1, LAYERS, ""),
 }  # fmt: skip
-MAX_NAME = 256  # characters of _name_or_path (a hub id is at most 96)
+MAX_NAME = MAX_NAME_CHARS  # characters of the display name (a hub id is at most 96)
 QUANT_BITS = {"gptq": (2, 3, 4, 8), "awq": (4,)}  # quant_method -> the `bits` allowed
 QUANT_METHODS = ("fp8", "gptq", "awq", "bitsandbytes")
 MAX_DIGITS = 30  # a JSON integer longer than this is kept as a HugeInt (never converted: no 4300-digit limit)
@@ -237,15 +239,35 @@ def _moe_layers(cfg: dict, fam: str, n: int, where: str) -> tuple[list[int], str
     )
 
 
+def _escape(ch: str) -> str:
+    """A control or format character as Python writes its escape (\\n, \\x85, \\u2028); any other as it is."""
+    if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+        return ch
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch) or (
+        f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}"
+    )
+
+
+def display(name: str) -> str:
+    """`name` as a catalog display name (catalog.display_name): each control or format character written as
+    its escape (a newline as a backslash and n), a leading spreadsheet-formula sign behind an apostrophe.
+    Text that is already a display name is unchanged."""
+    out = "".join(_escape(ch) for ch in name)
+    return "'" + out if out[:1] in FORMULA_STARTS else out
+
+
 def model_name(cfg: dict, fam: str, where: str) -> str:
-    """The display name: _name_or_path (any text, kept as data), else the architecture's."""
+    """The display name: _name_or_path (any text, kept as data and made a display name by `display`), else the
+    architecture's."""
     name = cfg.get("_name_or_path")
-    if name is None or name == "":
+    if isinstance(name, str) and not name.strip():
+        name = None
+    if name is None:
         return FAMILIES[fam][0].removesuffix("ForCausalLM")
-    if not isinstance(name, str) or len(name) > MAX_NAME:
+    if not isinstance(name, str) or len(display(name)) > MAX_NAME:
         raise UserError(f"{where}: _name_or_path = {show(name)}; allowed: the model's name, text of at most "
-                        f"{MAX_NAME} characters (or none: the architecture's name)")  # fmt: skip
-    return name
+                        f"{MAX_NAME} characters once escaped (or none: the architecture's name)")  # fmt: skip
+    return display(name)
 
 
 def entry_from_config(cfg: Any, where: str) -> tuple[dict, str]:
