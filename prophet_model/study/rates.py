@@ -138,7 +138,7 @@ def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
     lo, hi = CEILING_COPY_RANGE
     bench = c["benchmark"].astype(str)
     for column in ("bytes", "hidden"):
-        if c.get(column, np.zeros(0)).dtype != float:
+        if column not in c or c[column].dtype != float:
             raise UserError(f"{path}: no column {column} of numbers; allowed: the ceilings.csv that validation/bench.py "
                             "--parts ceilings writes")  # fmt: skip
     with np.errstate(invalid="ignore"):
@@ -199,7 +199,7 @@ def host_copy_rate(machine: str, root: Path = MEASUREMENTS) -> float | None:
     if not present(path, BENCH):
         return None
     d = read_columns(path)
-    if d.get("bytes", np.zeros(0)).dtype != float:
+    if "bytes" not in d or d["bytes"].dtype != float:
         raise UserError(f"{path}: no column bytes of numbers; allowed: {BENCH.allowed}")
     with np.errstate(invalid="ignore"):
         d = _where(d, (d["benchmark"] == "copy_h2d") & (d["bytes"] >= HOST_COPY_MIN_BYTES))
