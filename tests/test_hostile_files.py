@@ -18,6 +18,7 @@ from prophet_model.cli import main
 from prophet_model.errors import UserError
 from prophet_model.study import rates
 from prophet_model.study.config import load_study
+from prophet_model.study.measured_csv import read_env
 from prophet_model.study.rawconfig import RawStudy, config_digest
 from prophet_model.validation import measurements, nccl_log, predict_steps
 
@@ -350,3 +351,27 @@ def test_the_validation_readers_accept_the_committed_files(measured, tmp_path) -
     assert not predict_steps.offload_table(study, measured).empty
     assert nccl_log.nccl_configuration(root=measured)["version"]
     assert not nccl_log.link_blocks(root=measured).empty
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: p.write_bytes(b'{"gpu": "H\xe9"}'), "not a UTF-8 text file"),
+        (lambda p: p.write_text('{"gpu": '), "not JSON"),
+        (lambda p: p.write_text("[1, 2]"), "a JSON list, not an object"),
+        (lambda p: p.write_text("[" * 100_000 + "]" * 100_000), "env.json"),
+        (os.mkfifo, "not a regular file but a FIFO"),
+        (lambda p: _sparse(p, 2 << 20, b"{}"), "over 1,048,576 bytes"),
+    ],
+    ids=["latin-1", "truncated", "a-list", "deep", "fifo", "over-1-mib"],
+)
+def test_hostile_env_json(tmp_path, make, expected) -> None:
+    """A machine's env.json (the book's provenance table) read bounded and checked (read_env)."""
+    path = tmp_path / "env.json"
+    make(path)
+    _expect(lambda: read_env(path), "env.json", expected, "allowed: the env.json")
+
+
+def test_env_json_of_the_committed_machines() -> None:
+    assert read_env(MEASURED / H200 / "env.json")["gpu"]  # type: ignore[index]
+    assert read_env(MEASURED / "no-such-machine" / "env.json") is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from prophet_model.study.yaml_io import read_text, regular_present
 
 MAX_MEASUREMENT_BYTES = 16 << 20  # protective: the largest committed CSV (a kernel profile) is under 40 kB
 MAX_LOG_BYTES = 16 << 20  # protective: NCCL's INFO log of the probe is under 100 kB
+MAX_ENV_BYTES = 1 << 20  # protective: a machine's env.json (software versions, GPU names) is under 2 kB
+ENV_FILE = f"the env.json that validation/bench.py writes (a JSON object, UTF-8, under {MAX_ENV_BYTES:,} bytes)"
 
 
 class MeasurementError(UserError, ValueError):
@@ -172,3 +175,18 @@ def check_csv(path: Path, layout: Layout) -> Checked:
 def read_log(path: Path, what: str) -> str:
     """The text of a log file (a regular UTF-8 file under MAX_LOG_BYTES); UserError naming it otherwise."""
     return read_text(path, MAX_LOG_BYTES, f"{what}, UTF-8 text under {MAX_LOG_BYTES:,} bytes")
+
+
+def read_env(path: Path) -> dict | None:
+    """A machine's env.json (None when there is none); a UserError naming it for a folder, FIFO, device or
+    dangling link, a file over MAX_ENV_BYTES, bytes that are not UTF-8, or text that is not a JSON object."""
+    if not regular_present(path, ENV_FILE):
+        return None
+    text = read_text(path, MAX_ENV_BYTES, ENV_FILE)
+    try:
+        env = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"{path}: not JSON ({str(exc)[:200]}); allowed: {ENV_FILE}") from None
+    if not isinstance(env, dict):
+        raise UserError(f"{path}: a JSON {type(env).__name__}, not an object; allowed: {ENV_FILE}")
+    return env
