@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from prophet_model.errors import UserError
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
-from prophet_model.study.rawconfig import CATALOGS, candidates, config_digest, locate
+from prophet_model.study.rawconfig import CATALOG_FILE, CATALOGS, candidates, config_digest, locate
 from prophet_model.study.schema import PRECISION_BYTES, HybridSplit, StudyConfig
 from prophet_model.study.strict import ValidationError
 from prophet_model.study.yaml_io import (
@@ -105,8 +105,11 @@ def _format_validation_error(err: ValidationError, where: str, raw: Any = None) 
 _CATALOGS: dict[tuple, dict] = {}  # (path, entry type, bytes) -> entries: a what-if reads each catalog once
 
 
-def _load_catalog(path: Path, spec: type, label: str) -> dict:
-    data = read_regular(path, MAX_YAML_BYTES, "a YAML file")
+def _load_catalog(path: Path, spec: type, label: str, key: str = "") -> dict:
+    try:
+        data = read_regular(path, MAX_YAML_BYTES, CATALOG_FILE)
+    except UserError as exc:  # the key that names the file first: catalogs.gpus: <path>: is a folder ...
+        raise UserError(f"{key}: {exc}" if key else str(exc)) from None
     key = (str(path), spec, data)
     if key not in _CATALOGS:
         _CATALOGS[key] = _parse_catalog(yaml_from_bytes(data, path), path, spec, label)
@@ -181,9 +184,9 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
 
     base = path.parent
     cats = tuple(resolve(base, getattr(cfg.catalogs, k), f"{where}: catalogs.{k}") for k in CATALOGS)
-    gpus = _load_catalog(cats[0], GPU, "GPU")
-    nets = _load_catalog(cats[1], Interconnect, "interconnect")
-    models = _load_catalog(cats[2], MoEModel, "MoE model")
+    gpus = _load_catalog(cats[0], GPU, "GPU", f"{where}: catalogs.gpus")
+    nets = _load_catalog(cats[1], Interconnect, "interconnect", f"{where}: catalogs.interconnects")
+    models = _load_catalog(cats[2], MoEModel, "MoE model", f"{where}: catalogs.models")
     model = _pick(models, cfg.model, f"{where}: model", "MoE model")
     systems = []
     for s in cfg.systems:

@@ -18,18 +18,20 @@ in `source`. Every share is checked to be at most 1 (a larger one is a measureme
 from __future__ import annotations
 
 import copy
-import csv
 import functools
 import math
+import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from prophet_model.errors import UserError
 from prophet_model.study.catalog import GPU
+from prophet_model.study.measured_csv import BENCH, PEER_COPY, Layout, check_csv, present
+from prophet_model.study.yaml_io import read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MEASUREMENTS = ROOT / "validation" / "measurements"
@@ -39,16 +41,47 @@ STREAM_ROWS_DECODE = 64  # rows per weight up to which a GEMM streams its weight
 HOST_COPY_MIN_BYTES = 256 << 20  # pinned copies this large run at the link's sustained rate
 
 
+FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a machine's folder under validation/measurements
+MACHINE_ALLOWED = (
+    "allowed: a mapping of machine -> {gpu: <catalog GPU key>, interconnect: <catalog interconnect key or null>, "
+    "ceilings: <machine folder> (optional)}, machine and folder names of letters, digits, '.', '_' and '-' (not starting with "
+    "'.' or '-')"
+)
+
+
 def machine_specs(machines_file: Path = MACHINES) -> dict[str, dict]:
     """machines.yml: for each measured machine, its catalog GPU, interconnect and ceilings folder (read
     once per version of the file; each caller gets its own copy)."""
-    stat = machines_file.stat()
-    return copy.deepcopy(_read_specs(machines_file, stat.st_mtime_ns, stat.st_size))
+    try:
+        stat = os.stat(machines_file)
+        key = (stat.st_mtime_ns, stat.st_size)
+    except OSError:  # missing, a dangling link...: read_yaml names the problem
+        key = (0, -1)
+    return copy.deepcopy(_read_specs(machines_file, *key))
+
+
+def _machine_ok(name: object, spec: object) -> bool:
+    """Whether a machines.yml entry is as MACHINE_ALLOWED says (names that are safe folder names)."""
+    if not (isinstance(name, str) and FOLDER_NAME.match(name) and isinstance(spec, dict)):
+        return False
+    folder, net = spec.get("ceilings"), spec.get("interconnect")
+    return (
+        isinstance(spec.get("gpu"), str)
+        and set(spec) <= {"gpu", "interconnect", "ceilings"}
+        and (net is None or isinstance(net, str))
+        and (folder is None or (isinstance(folder, str) and FOLDER_NAME.match(folder) is not None))
+    )
 
 
 @functools.cache
 def _read_specs(path: Path, mtime_ns: int, size: int) -> dict[str, dict]:
-    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    specs = read_yaml(path)  # a regular file under 1 MiB, YAML 1.2 numbers, no duplicate keys
+    if not isinstance(specs, dict) or not specs:
+        raise UserError(f"{path}: not a mapping of machines; {MACHINE_ALLOWED}")
+    for name, spec in specs.items():
+        if not _machine_ok(name, spec):
+            raise UserError(f"{path}: machine {str(name)[:100]!r}: {str(spec)[:200]}; {MACHINE_ALLOWED}")
+    return specs
 
 
 @dataclass(frozen=True)
@@ -74,14 +107,12 @@ def _line(nbytes: np.ndarray, seconds: np.ndarray) -> tuple[float, float]:
 Columns = dict[str, np.ndarray]
 
 
-def read_columns(path: Path) -> Columns:
+def read_columns(path: Path, layout: Layout = BENCH) -> Columns:
     """A measurements CSV as {column: array}: float64 where every non-empty cell is a number (an empty
-    cell is NaN), else str. (The bench's files are small; pandas is not needed to read them.)"""
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise UserError(f"{path}: empty; allowed: the CSV that validation/bench.py writes (a header, then rows)")
-    header, *body = rows
+    cell is NaN), else str. (The bench's files are small; pandas is not needed to read them.) The file is
+    checked first (measured_csv.check_csv): a UserError names the file, line and column of any problem."""
+    checked = check_csv(path, layout)
+    header, body = checked.header, checked.rows
     out: Columns = {}
     for j, name in enumerate(header):
         cells = [r[j] if j < len(r) else "" for r in body]
@@ -100,17 +131,30 @@ def _where(c: Columns, keep: np.ndarray) -> Columns:
 def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
     """Read <machine>/ceilings.csv (bench.py --parts ceilings)."""
     path = root / machine / "ceilings.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no ceilings measured; run validation/bench.py --parts ceilings")
+    if not present(path, BENCH):
+        raise UserError(f"{path}: no ceilings measured (file not found); allowed: the ceilings.csv that "
+                        "validation/bench.py --parts ceilings writes")  # fmt: skip
     c = read_columns(path)
     lo, hi = CEILING_COPY_RANGE
-    bench = c["benchmark"]
+    bench = c["benchmark"].astype(str)
+    for column in ("bytes", "hidden"):
+        if column not in c or c[column].dtype != float:
+            raise UserError(f"{path}: no column {column} of numbers; allowed: the ceilings.csv that validation/bench.py "
+                            "--parts ceilings writes")  # fmt: skip
     with np.errstate(invalid="ignore"):
         sized = (c["bytes"] >= lo) & (c["bytes"] <= hi)
     cp = _where(c, (bench == "ceiling_copy") & sized)
+    with np.errstate(invalid="ignore"):
+        g = _where(c, (bench == "ceiling_gemm") & (c["hidden"] >= 1))
+    if len(cp["bytes"]) < 2 or not len(g["hidden"]) or not (bench == "ceiling_kernel").any():
+        raise UserError(f"{path}: {len(cp['bytes'])} ceiling_copy rows of 1-256 MiB, {len(g['hidden'])} ceiling_gemm "
+                        f"rows, {int((bench == 'ceiling_kernel').sum())} ceiling_kernel rows; allowed: at least 2, 1 "
+                        "and 1 (validation/bench.py --parts ceilings)")  # fmt: skip
     t0, hbm = _line(2 * cp["bytes"], cp["median_s"])
-    g = _where(c, bench == "ceiling_gemm")
-    link = _where(c, (bench == "ceiling_link") & (c["part"] == "bidirectional") & sized)
+    if not (math.isfinite(t0) and math.isfinite(hbm) and hbm > 0):
+        raise UserError(f"{path}: the ceiling_copy times give no HBM rate (start-up {t0:.3g} s, rate {hbm:.3g} B/s); "
+                        "allowed: copy times that grow with the bytes copied")  # fmt: skip
+    link = _where(c, (bench == "ceiling_link") & (c["part"].astype(str) == "bidirectional") & sized)
 
     def stream(part: str) -> float | None:
         if "tokens_per_rank" not in c:
@@ -152,9 +196,11 @@ def _median(values: np.ndarray) -> float:
 def host_copy_rate(machine: str, root: Path = MEASUREMENTS) -> float | None:
     """Median bytes/s of the pinned host->device copies of >= 256 MiB in <machine>/measurements.csv."""
     path = root / machine / "measurements.csv"
-    if not path.is_file():
+    if not present(path, BENCH):
         return None
     d = read_columns(path)
+    if "bytes" not in d or d["bytes"].dtype != float:
+        raise UserError(f"{path}: no column bytes of numbers; allowed: {BENCH.allowed}")
     with np.errstate(invalid="ignore"):
         d = _where(d, (d["benchmark"] == "copy_h2d") & (d["bytes"] >= HOST_COPY_MIN_BYTES))
     return _median(d["bytes"] / d["median_s"]) if len(d["bytes"]) else None
@@ -189,7 +235,7 @@ def _by_gpu(machines_file: Path = MACHINES, root: Path = MEASUREMENTS) -> dict[s
     out: dict[str, list[str]] = {}
     for spec in machine_specs(machines_file).values():
         folder = spec.get("ceilings")
-        if folder and (root / folder / "ceilings.csv").is_file() and folder not in out.get(spec["gpu"], []):
+        if folder and present(root / folder / "ceilings.csv", BENCH) and folder not in out.get(spec["gpu"], []):
             out.setdefault(spec["gpu"], []).append(folder)
     return out
 
@@ -200,7 +246,7 @@ _CACHE: dict[tuple, Attainable] = {}
 def attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
     """The attainable shares of `gpu_key`: its own measurements, else its generation's, else the
     measured generation's (named in `source`). Cached on the catalog values it depends on."""
-    key = (gpu_key, tuple(sorted((k, g.name, g.generation, g.memory_bandwidth_gbps, g.bf16_dense_tflops,
+    key = (gpu_key, MACHINES, MEASUREMENTS, tuple(sorted((k, g.name, g.generation, g.memory_bandwidth_gbps, g.bf16_dense_tflops,
                                   g.host_link_bandwidth_gbps) for k, g in gpus.items())))  # fmt: skip
     if key not in _CACHE:
         _CACHE[key] = _attainable(gpu_key, gpus)
@@ -208,7 +254,7 @@ def attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
 
 
 def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
-    measured = {k: v for k, v in _by_gpu().items() if k in gpus}
+    measured = {k: v for k, v in _by_gpu(MACHINES, MEASUREMENTS).items() if k in gpus}  # as they are now (tests)
     if not measured:
         raise UserError(
             f"{MACHINES}: no GPU of catalog/gpus.yml has ceilings measured; run validation/bench.py --parts ceilings"
@@ -224,12 +270,12 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
                f"not measured, and no {gpu.generation} GPU measured: the shares measured on {names} "
                f"({gpus[kinds[0]].generation}) are assumed")  # fmt: skip
     folders = [(k, f) for k in kinds for f in measured[k]]
-    ceil = [(f, ceilings(f), gpus[k]) for k, f in folders]
+    ceil = [(f, ceilings(f, MEASUREMENTS), gpus[k]) for k, f in folders]
     hbm = _median_share([(f, c.hbm_bandwidth / (g.memory_bandwidth_gbps * 1e9)) for f, c, g in ceil], "the HBM rate")
     gemm = _median_share([(f, c.gemm_flops / (g.bf16_dense_tflops * 1e12)) for f, c, g in ceil], "the GEMM rate")
     startup = float(_middle(c.kernel_startup_s for _, c, _ in ceil))
     # streaming and host-copy shares: where this kind measured them, else wherever they were measured
-    all_ceil = [(f, ceilings(f), gpus[k]) for k, fs in measured.items() for f in fs]
+    all_ceil = [(f, ceilings(f, MEASUREMENTS), gpus[k]) for k, fs in measured.items() for f in fs]
 
     def pick(rows):
         mine = [r for r in rows if r[0] in {f for _, f in folders}]
@@ -243,7 +289,9 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
                 _median_share([(f, rate / (g.memory_bandwidth_gbps * 1e9))], "a weight-streaming rate")
     dense = pick([(f, c.stream_dense / c.hbm_bandwidth) for f, c, _ in all_ceil if c.stream_dense])
     grouped = pick([(f, c.stream_grouped / c.hbm_bandwidth) for f, c, _ in all_ceil if c.stream_grouped])
-    host = pick([(f, r / (g.host_link_bandwidth_gbps * 1e9)) for f, _, g in all_ceil if (r := host_copy_rate(f))])
+    host = pick(
+        [(f, r / (g.host_link_bandwidth_gbps * 1e9)) for f, _, g in all_ceil if (r := host_copy_rate(f, MEASUREMENTS))]
+    )
     if not (dense and grouped and host):
         raise UserError(
             f"{MEASUREMENTS}: no committed streaming-GEMM ceilings or host copies; run validation/bench.py --parts "
@@ -277,13 +325,13 @@ def _link_shares(interconnects: tuple[tuple[str, float], ...], machines_file: Pa
         if net not in rate:
             continue
         path = root / machine / "peer_copy.csv"
-        if path.is_file():
-            d = read_columns(path)
+        if present(path, PEER_COPY):
+            d = read_columns(path, PEER_COPY)
             with np.errstate(invalid="ignore"):
                 d = _where(d, (d["part"] == "both") & (d["bytes"] >= PEER_COPY_MIN_BYTES))
             if len(d["bytes"]):
                 copies.append((f"{machine}/peer_copy.csv", _median(d["bytes"] / d["median_s"]) / rate[net]))
-        if folder and (root / folder / "ceilings.csv").is_file():
+        if folder and present(root / folder / "ceilings.csv", BENCH):
             link = ceilings(folder, root).link_bandwidth
             if link is not None and (f"{folder}/ceilings.csv", link / rate[net]) not in ceiling:
                 ceiling.append((f"{folder}/ceilings.csv", link / rate[net]))
@@ -295,7 +343,8 @@ def peer_link_share(interconnects: dict) -> tuple[float, str]:
     GPU's memory, every GPU at once: the median over measured machines of that rate (peer copies where
     measured, else kernels writing into the peer's memory, 1-256 MiB) / the catalog line rate of their
     interconnect. Used for every NVLink and NVSwitch interconnect (another generation's links borrow it)."""
-    shares = _link_shares(tuple(sorted((k, n.bandwidth_gbps_per_direction * 1e9) for k, n in interconnects.items())))
+    rates = tuple(sorted((k, n.bandwidth_gbps_per_direction * 1e9) for k, n in interconnects.items()))
+    shares = _link_shares(rates, MACHINES, MEASUREMENTS)
     if not shares:
         raise UserError(
             f"{MACHINES}: no machine with an interconnect has a link ceiling measured (ceiling_link in its "

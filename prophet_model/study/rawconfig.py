@@ -20,6 +20,7 @@ from prophet_model.study.yaml_io import MAX_YAML_BYTES, read_regular, read_yaml
 
 CATALOGS = ("gpus", "interconnects", "models")
 MAX_TRACE_BYTES = 64 << 20  # study/trace.py's limit is what refuses; this only bounds the read
+CATALOG_FILE = "a YAML file of catalog entries"
 
 
 REPOSITORY = Path(__file__).resolve().parents[2]  # the checkout: where catalog/ and the traces ship
@@ -47,8 +48,8 @@ def config_digest(raw: Any, catalogs: tuple[Path, Path, Path], trace: bytes | No
     """The configuration hash: the parsed YAML, the three catalogs' bytes (their resolved paths) and the
     routing trace's bytes (when routing.distribution is trace); 16 hex digits."""
     digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode())
-    for p in catalogs:
-        digest.update(p.read_bytes())
+    for p in catalogs:  # bounded, and a regular file only: a catalog that is /dev/zero or a FIFO is refused
+        digest.update(read_regular(p, MAX_YAML_BYTES, CATALOG_FILE))
     if trace is not None:
         digest.update(trace)
     return digest.hexdigest()[:16]
@@ -122,7 +123,7 @@ class RawStudy:
         """The raw entries of catalog `name` (gpus, interconnects or models)."""
         if name not in self._catalogs:
             path = self.catalog_path(name)
-            data = read_regular(path, MAX_YAML_BYTES, "a YAML file")
+            data = read_regular(path, MAX_YAML_BYTES, CATALOG_FILE)
             from prophet_model.study.yaml_io import yaml_from_bytes
 
             entries = yaml_from_bytes(data, path)

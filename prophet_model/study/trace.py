@@ -16,7 +16,13 @@ from prophet_model.study.yaml_io import read_regular
 MAX_TRACE_BYTES = 16 << 20  # protective: a per-layer, per-expert table (61 layers x 256 experts) is under 1 MB
 MAX_TRACE_COUNT = 2.0**53  # protective: the largest whole count a float64 holds exactly; a layer's sum stays finite
 TRACE_FILE = f"a routing trace CSV (columns layer,expert,count; UTF-8) under {MAX_TRACE_BYTES:,} bytes"
+MAX_TRACE_DIGITS = 9  # protective: a layer or expert index of more digits is out of any model's range
 _WHOLE = re.compile(r"^[0-9]+$")
+
+
+def _shown(cell: str) -> str:
+    """A cell as a message quotes it: at most 40 characters (a number of 4,300 digits is not echoed)."""
+    return cell if len(cell) <= 40 else f"{cell[:20]}... ({len(cell):,} characters)"
 
 
 def read_trace(
@@ -68,17 +74,13 @@ def parse_trace(
             if len(cells) != 3:
                 raise UserError(f"{bad} line {i}: {len(cells)} values; allowed: 3 (layer,expert,count)")
             rec = dict(zip(header, cells, strict=True))
-            if not (_WHOLE.match(rec["layer"]) and _WHOLE.match(rec["expert"])):
-                raise UserError(f"{bad} line {i}: layer and expert must be whole numbers >= 0, count a number")
-            try:
-                count = float(rec["count"])
-            except ValueError:
-                raise UserError(
-                    f"{bad} line {i}: layer and expert must be whole numbers >= 0, count a number"
-                ) from None
-            layer, expert = int(rec["layer"]), int(rec["expert"])
+            got = "got " + ", ".join(f"{k} {_shown(rec[k])}" for k in ("layer", "expert", "count"))
+            if not (_WHOLE.match(rec["layer"]) and _WHOLE.match(rec["expert"])) or _count(rec["count"]) is None:
+                raise UserError(f"{bad} line {i}: layer and expert must be whole numbers >= 0, count a number; "
+                                f"{allowed}; {got}")  # fmt: skip
+            layer, expert, count = _index(rec["layer"]), _index(rec["expert"]), float(rec["count"])
             if (layers and layer >= layers) or expert >= experts or not 0 <= count <= MAX_TRACE_COUNT:
-                raise UserError(f"{bad} line {i}: {allowed}; got layer {layer}, expert {expert}, count {rec['count']}")
+                raise UserError(f"{bad} line {i}: {allowed}; {got}")
             if (layer, expert) in seen:
                 raise UserError(f"{bad} line {i}: layer {layer} expert {expert} is also on line {seen[layer, expert]}; "
                                 "allowed: one row per layer and expert")  # fmt: skip
@@ -97,3 +99,18 @@ def parse_trace(
             raise UserError(f"{bad}: layer {layer} has no routed tokens (all counts 0)")
         out.append(tuple(np.sort(table[layer] / total)[::-1].tolist()))
     return tuple(out)
+
+
+def _index(cell: str) -> int:
+    """A layer or expert index (whole digits): its value, or past any model's range when it has more than
+    MAX_TRACE_DIGITS digits (Python refuses to convert a number of 4,300 digits or more)."""
+    digits = cell.lstrip("0") or "0"
+    return int(digits) if len(digits) <= MAX_TRACE_DIGITS else 10**MAX_TRACE_DIGITS
+
+
+def _count(cell: str) -> float | None:
+    """A count as a number (NaN and infinity included: the range check refuses them), None for text."""
+    try:
+        return float(cell)
+    except ValueError:
+        return None

@@ -122,10 +122,10 @@ _FILE_TYPES = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character d
                stat.S_IFSOCK: "a socket"}  # fmt: skip
 
 
-def read_regular(path: Path, max_bytes: int, kind: str) -> bytes:
-    """The bytes of a regular file of at most `max_bytes`; UserError with the true reason otherwise (a
-    missing file, a dangling or looping symbolic link, a folder, a FIFO or device, a file too large).
-    A FIFO or device is refused by its type before anything is read, so reading never blocks."""
+def _open_regular(path: Path, kind: str) -> int:
+    """A read-only descriptor of the regular file at `path`; UserError with the true reason otherwise (a
+    missing file, a dangling or looping symbolic link, a folder, a FIFO, device or socket). Opened without
+    blocking, and a FIFO or device is refused by its type before anything is read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
@@ -147,6 +147,28 @@ def read_regular(path: Path, max_bytes: int, kind: str) -> bytes:
         if not stat.S_ISREG(mode):
             what = _FILE_TYPES.get(stat.S_IFMT(mode), "not a plain file")
             raise UserError(f"{path}: not a regular file but {what}; allowed: {kind}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def regular_present(path: Path, kind: str) -> bool:
+    """Whether an optional file is there: False when nothing is at `path`, True for a regular file, and a
+    UserError naming it for anything else there (a folder, a FIFO or device, a dangling symbolic link), so
+    that a file in the wrong form is never silently taken as absent."""
+    if not os.path.lexists(path):
+        return False
+    os.close(_open_regular(path, kind))
+    return True
+
+
+def read_regular(path: Path, max_bytes: int, kind: str) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`; UserError with the true reason otherwise (a
+    missing file, a dangling or looping symbolic link, a folder, a FIFO or device, a file too large).
+    A FIFO or device is refused by its type before anything is read, so reading never blocks."""
+    fd = _open_regular(path, kind)
+    try:
         chunks, size = [], 0
         while size <= max_bytes:
             chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
@@ -161,6 +183,15 @@ def read_regular(path: Path, max_bytes: int, kind: str) -> bytes:
         raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); allowed: {kind}") from None
     finally:
         os.close(fd)
+
+
+def read_text(path: Path, max_bytes: int, kind: str) -> str:
+    """The UTF-8 text of a regular file of at most `max_bytes` (read_regular's checks; a UTF-8 byte-order
+    mark is dropped); UserError naming the file for bytes that are not UTF-8."""
+    try:
+        return read_regular(path, max_bytes, kind).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a UTF-8 text file (byte {exc.start + 1}); allowed: {kind}") from None
 
 
 def read_yaml(path: Path) -> Any:

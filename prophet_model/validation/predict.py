@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 from prophet_model import physics as m
+from prophet_model.errors import UserError
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
 from prophet_model.study.config import Study
+from prophet_model.study.measured_csv import MeasurementError
 from prophet_model.study.rates import MACHINES, Ceilings, ceilings, machine_specs
 from prophet_model.validation.measurements import BF16, hardware, large_alltoalls, machine_ceilings
 
@@ -126,12 +128,19 @@ def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHI
     their measured ceiling, else the catalog's payload efficiency), and predicted_datasheet_s /
     error_datasheet_pct at datasheet values."""
     machines = machine_specs(machines_file)
-    for name in sorted(set(df.machine)):
+    for name in sorted({str(k) for k in df.machine}):
+        if name not in machines:
+            raise UserError(f"validation/measurements: rows of machine {name[:40]!r}, not in {machines_file}; "
+                            f"allowed: {', '.join(machines)}")  # fmt: skip
         if not machines[name].get("ceilings"):
-            raise ValueError(
+            raise MeasurementError(
                 f"{machines_file}: {name} names no 'ceilings' folder; run validation/bench.py --parts "
                 "ceilings on that machine and add ceilings: <folder under validation/measurements>"
             )
+    unknown = sorted({str(k) for k in df[df.benchmark == "moe_layer"].model} - set(study.models))
+    if unknown:
+        raise UserError(f"validation/measurements: moe_layer rows of model {', '.join(unknown)[:200]}, not in the "
+                        f"catalog; allowed: {', '.join(sorted(study.models))}")  # fmt: skip
     ceil = {name: machine_ceilings(study, name, machines_file) for name in set(df.machine)}
     model, datasheet = [], []
     for r in df.itertuples():

@@ -30,9 +30,10 @@ import pandas as pd
 from prophet_model import physics as m
 from prophet_model.study.catalog import GPU, Interconnect
 from prophet_model.study.config import Study
+from prophet_model.study.measured_csv import MULTI, present
 from prophet_model.study.rates import MACHINES, MEASUREMENTS, Ceilings, ceilings, host_copy_rate, machine_specs
 from prophet_model.study.scenarios import model_fields
-from prophet_model.validation.measurements import hardware, machine_ceilings
+from prophet_model.validation.measurements import hardware, known_models, machine_ceilings, read_table
 from prophet_model.validation.predict import base_scenario, scalar
 from prophet_model.validation.predict_steps import offload_step
 
@@ -190,9 +191,13 @@ def predictions(study: Study, root: Path = MEASUREMENTS, machines_file: Path = M
     """Every committed two-GPU set (validation/measurements/<machine>/<set>.csv of the machines in
     machines.yml) beside the model: machine, set, point, measured_ms, predicted_ms, error_pct. Empty
     (with those columns) where none is committed."""
-    frames = {(machine, name): pd.read_csv(root / machine / f"{name}.csv", keep_default_na=False, na_values=[""])
-              for machine in machine_specs(machines_file) for name in SETS
-              if (root / machine / f"{name}.csv").is_file()}  # fmt: skip
+    frames = {}
+    for machine in machine_specs(machines_file):
+        for name in SETS:
+            path = root / machine / f"{name}.csv"
+            if present(path, MULTI):
+                df = read_table(path, MULTI, keep_default_na=False, na_values=[""])
+                frames[(machine, name)] = known_models(df, path, study) if "model" in df else df
     return table(study, frames, root, machines_file)
 
 

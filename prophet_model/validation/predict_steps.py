@@ -11,11 +11,20 @@ import numpy as np
 import pandas as pd
 
 from prophet_model import physics as m
+from prophet_model.errors import UserError
 from prophet_model.study.catalog import GPU
 from prophet_model.study.config import Study
+from prophet_model.study.measured_csv import BENCH, DECODE, KERNELS, OFFLOAD, present
 from prophet_model.study.rates import MEASUREMENTS, Ceilings, machine_specs
 from prophet_model.study.scenarios import model_fields
-from prophet_model.validation.measurements import BF16, decode_kernels, machine_ceilings
+from prophet_model.validation.measurements import (
+    BF16,
+    decode_kernels,
+    gpu_of,
+    known_models,
+    machine_ceilings,
+    read_table,
+)
 from prophet_model.validation.predict import base_scenario, scalar
 
 
@@ -37,11 +46,11 @@ def decode_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
     rows = []
     for machine in machine_specs():
         path = root / machine / "decode.csv"
-        if not path.is_file():
+        if not present(path, DECODE):
             continue
         ceil = machine_ceilings(study, machine)
-        gpu = study.gpus[machine_specs()[machine]["gpu"]]
-        for r in pd.read_csv(path).itertuples():
+        gpu = gpu_of(study, machine_specs()[machine])
+        for r in known_models(read_table(path, DECODE), path, study).itertuples():
             shape = (r.model, int(r.batch), int(r.context))
             kernels = decode_kernels(machine, r.model, int(r.batch), root)
             model = predict_decode(study, gpu, *shape, ceil, kernels)
@@ -63,20 +72,22 @@ def batch_one_gap(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
     rows = []
     for machine, spec in machine_specs().items():
         path = root / machine / "decode_kernels.csv"
-        if not path.is_file():
+        if not present(path, KERNELS):
             continue
-        k = pd.read_csv(path)
+        k = known_models(read_table(path, KERNELS), path, study)
         k = k[k.batch == 1]
         if k.empty:
             continue
-        c = pd.read_csv(root / spec["ceilings"] / "ceilings.csv")
+        c = read_table(root / spec["ceilings"] / "ceilings.csv", BENCH)
+        if "tokens_per_rank" not in c:
+            c = c.assign(tokens_per_rank=np.nan)
         one = c[(c.benchmark == "ceiling_stream") & (c.part == "grouped") & (c.tokens_per_rank == 1)]
         ceil = machine_ceilings(study, machine)
         for model_key, g in k.groupby("model"):
             mdl = study.models[model_key]
             grouped = g[g.kernel.str.contains("GroupProblem")].gpu_s.sum()
             s = replace(
-                base_scenario(study.gpus[spec["gpu"]], None, ceil), **model_fields(mdl), fused=1, batch_size_per_gpu=1
+                base_scenario(gpu_of(study, spec), None, ceil), **model_fields(mdl), fused=1, batch_size_per_gpu=1
             )
             rows.append({"machine": machine, "model": model_key, "grouped_gemm_measured_ms": 1e3 * grouped,
                          "grouped_gemm_model_ms": 1e3 * scalar(m.expert_time(s.arrays())),
@@ -119,6 +130,21 @@ def offload_step(r, gpu: GPU, ceil: Ceilings, t_e: float, hit: float, d: float) 
     return int(r.layers) * layer
 
 
+OFFLOAD_ROWS = (
+    "baseline, prefetch (with accuracy in [0, 1]) or lru (with cache_slots >= 0; zipf_s > 0 for zipf routing)"
+)
+
+
+def _offload_row_ok(r) -> bool:
+    """Whether a row of offload.csv has the values its policy's prediction reads (NaN compares False)."""
+    nan = float("nan")
+    if r.policy == "prefetch":
+        return 0 <= getattr(r, "accuracy", nan) <= 1
+    if r.policy == "lru":
+        return getattr(r, "cache_slots", nan) >= 0 and (r.routing != "zipf" or getattr(r, "zipf_s", nan) > 0)
+    return r.policy == "baseline"
+
+
 def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
     """Every measured offloading step beside the model's prediction (prophet_model.physics.prefetch): the copy time
     of an expert from the machine's measured host->device copy rate (>= 256 MiB), the layer's compute from
@@ -130,12 +156,19 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
     rows = []
     for machine, spec in machine_specs().items():
         path = root / machine / "offload.csv"
-        if not path.is_file():
+        if not present(path, OFFLOAD):
             continue
         ceil = machine_ceilings(study, machine)
         rate = host_copy_rate(machine, root)
-        gpu = study.gpus[spec["gpu"]]
-        for r in pd.read_csv(path).itertuples():
+        if not rate:
+            raise UserError(f"{root / machine / 'measurements.csv'}: no host->device copies of >= 256 MiB, needed "
+                            f"for {path}; allowed: the copies of validation/bench.py --parts single")  # fmt: skip
+        gpu = gpu_of(study, spec)
+        offload = read_table(path, OFFLOAD)
+        for i, r in zip(offload.attrs["lines"], offload.itertuples(), strict=True):
+            if not _offload_row_ok(r):
+                raise UserError(f"{path} line {i}: policy {str(r.policy)[:40]!r}; allowed: {OFFLOAD_ROWS}")
+        for r in offload.itertuples():
             e, k, tokens = int(r.experts), int(r.top_k), int(r.tokens)
             d = float(prefetch.distinct(tokens, e, k))
             if r.policy == "lru" and r.routing == "zipf":
