@@ -191,17 +191,15 @@ def checks(results: StudyResults, system_id: str | None = None, kind: str = "exp
 
 def measurement_provenance() -> pd.DataFrame:
     """Which machines were measured, on what, with which software (from each folder's env.json)."""
-    import json
-
+    from prophet_model.study.measured_csv import read_env
     from prophet_model.study.rates import MEASUREMENTS, machine_specs
 
     rows = []
     for name in machine_specs():
-        env_file = MEASUREMENTS / name / "env.json"
-        if not env_file.is_file():
+        env = read_env(MEASUREMENTS / name / "env.json")  # bounded; a folder or FIFO there is an error
+        if env is None:
             rows.append({"machine": name, "GPUs": "not measured yet", "software": ""})
             continue
-        env = json.loads(env_file.read_text())
         rows.append({"machine": name, "GPUs": f"{env.get('gpu_count', 1)} × {env.get('gpu', '?')}",
                      "software": f"PyTorch {env.get('torch')}, CUDA {env.get('cuda')}, NCCL {env.get('nccl')}"})  # fmt: skip
     return pd.DataFrame(rows)

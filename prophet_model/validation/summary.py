@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prophet_model.errors import UserError
 from prophet_model.study.config import Study
 from prophet_model.study.rates import MACHINES, ceilings, machine_specs
 from prophet_model.validation.measurements import BF16, LARGE_A2A_BYTES, graph_alltoalls, large_alltoalls
@@ -128,7 +129,11 @@ def alltoall_rates(df: pd.DataFrame, study: Study, machines_file: Path = MACHINE
     machines = machine_specs(machines_file)
     rows = []
     for machine, gm in graph_alltoalls(df).groupby("machine", sort=True):
-        net = study.interconnects[machines[machine]["interconnect"]]
+        key = machines[machine].get("interconnect")
+        if key not in study.interconnects:
+            raise UserError(f"{machines_file}: {machine}: interconnect {key!r} is not in the catalog; allowed: one of "
+                            f"{', '.join(sorted(study.interconnects))}")  # fmt: skip
+        net = study.interconnects[key]
         link = ceilings(machines[machine]["ceilings"]).link_bandwidth
         floor = float(gm.median_s.min())
         for r in gm[gm.bytes >= LARGE_A2A_BYTES].sort_values("bytes").itertuples():
