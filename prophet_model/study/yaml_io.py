@@ -53,7 +53,21 @@ def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) 
     return loader.construct_mapping(node, deep=deep)
 
 
+MAX_INT_DIGITS = 400  # an integer past 10^400 is beyond every bound and float (Python refuses 4,300 digits)
+
+
+def _bounded_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    """An integer of at most MAX_INT_DIGITS characters (no conversion of a longer one is attempted)."""
+    text = loader.construct_scalar(node)
+    if len(text) > MAX_INT_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of {len(text):,} digits; allowed: at most {MAX_INT_DIGITS} digits", node.start_mark
+        )
+    return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+_Loader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
 _Loader.yaml_implicit_resolvers = {
     k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
