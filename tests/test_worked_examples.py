@@ -162,3 +162,16 @@ def test_one_expert_kernel_by_kernel() -> None:
     total = 3 * 2000 + 40 + 60 + 10 = 6110 us."""
     s = toy(kernel_startup=2e-6).arrays()
     assert m.expert_ffn_time(1000.0, s) == approx(6110 * US)
+
+
+def test_the_all_to_all_share_leaves_the_tp_all_reduce_apart() -> None:
+    """The toy on 2 GPUs (EP 2) with attention split over both (TP 2). By hand: one all-reduce = latency 10 µs
+    + 2 (2 - 1) / 2 x (2 x 2 sequences x 1000 x 2 bytes) / 1e11 B/s = 10.08 µs, two layers: 20.16 µs; the
+    all-to-alls are the rest of the step's collectives, and the all-to-all share counts them alone."""
+    r = m.evaluate(toy(n_gpus=2, ep=2, attention_tp=2))
+    assert r.allreduce_s == approx(20.16 * US)
+    assert r.alltoall_s + r.allreduce_s == approx(r.comm_exposed_s)
+    assert r.comm_overhead_pct == approx(100 * r.alltoall_s / r.step_s)
+    assert r.allreduce_overhead_pct == approx(100 * 20.16 * US / r.step_s)
+    one = m.evaluate(toy(n_gpus=2, ep=2))
+    assert one.allreduce_s == 0 and one.alltoall_s == one.comm_exposed_s

@@ -54,7 +54,7 @@ def analyze(results_dir: Path) -> tuple[str, int]:
     live = comp.dropna(subset=["speedup"]).copy()
     out += ["", "Per system and strategy:"]
     view = fmt.comparison_view(live, ("system", "strategy", "split", "baseline tok/s", "Prophet tok/s", "speedup",
-                                      "comm overhead", "$/1M tokens", "savings/yr"))  # fmt: skip
+                                      "all-to-all share", "$/1M tokens", "savings/yr"))  # fmt: skip
     out.append(_table(view))
     for r in comp[comp.speedup.isna()].itertuples():
         out.append(f"  {r.system} {r.strategy}: not evaluated ({r.note})")

@@ -171,6 +171,7 @@ def metrics(setup: Setup, overrides: dict[str, np.ndarray] | None = None) -> dic
     for v, res in r.items():
         out[f"{v}_step_ms"] = live(1e3 * res.step_s)
         out[f"{v}_comm_overhead_pct"] = live(res.comm_overhead_pct)
+        out[f"{v}_allreduce_overhead_pct"] = live(res.allreduce_overhead_pct)
         out[f"{v}_fetch_overhead_pct"] = live(res.fetch_overhead_pct)
         out[f"{v}_hit_rate"] = live(res.resident_fraction)
     b, p = r["baseline"], r["prophet"]
@@ -188,7 +189,8 @@ def metrics(setup: Setup, overrides: dict[str, np.ndarray] | None = None) -> dic
 METRIC_NAMES = (
     "speedup", "baseline_tokens_per_s", "prophet_tokens_per_s", "baseline_usd_per_1m_tokens",
     "prophet_usd_per_1m_tokens", "annual_savings_usd", "cost_reduction", "baseline_step_ms", "prophet_step_ms",
-    "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
+    "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "baseline_allreduce_overhead_pct",
+    "prophet_allreduce_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
     "prophet_fetch_overhead_pct", "baseline_hit_rate", "prophet_hit_rate", "prophet_fetch_hidden_pct",
     "saved_by_cache_ms", "saved_by_prefetch_ms", "saved_by_comm_ms",
 )  # fmt: skip

@@ -22,6 +22,7 @@ PROPHET = "#D55E00"  # vermillion
 COMPUTE = "#009E73"  # bluish green
 FETCH = "#E69F00"  # orange
 COMM = "#CC79A7"  # reddish purple
+ALLREDUCE = "#56B4E9"  # sky blue
 VARIANT_COLOR = {"baseline": BASELINE, "prophet": PROPHET}
 VARIANT_LABEL = {"baseline": "Baseline", "prophet": "Prophet"}
 
@@ -150,15 +151,17 @@ def cost_efficiency(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.F
 
 def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.Figure:
     """Step-time breakdown per strategy and variant: one panel per term (compute, exposed expert fetch,
-    exposed all-to-all, ms), each on its own scale so that no term is too small to see; every bar labelled."""
+    exposed all-to-all, the all-reduce of TP attention, ms), each on its own scale so that no term is too small
+    to see; every bar labelled."""
     live = _live(rows)
     labels = [f"{r.strategy} {r.ep}×{r.dp} {VARIANT_LABEL[r.variant]}" for r in live.itertuples()]
     y = np.arange(len(live))[::-1]
     style(cfg)
-    fig, axes = plt.subplots(1, 3, figsize=(cfg.full_width_in, max(cfg.height_in, 0.3 * len(live) + 1.0)),
+    fig, axes = plt.subplots(1, 4, figsize=(cfg.full_width_in, max(cfg.height_in, 0.3 * len(live) + 1.0)),
                              layout="constrained", sharey=True)  # fmt: skip
     terms = (("compute_ms", COMPUTE, "Compute"), ("fetch_exposed_ms", FETCH, "Expert fetch (exposed)"),
-             ("comm_exposed_ms", COMM, "All-to-all (exposed)"))  # fmt: skip
+             ("alltoall_exposed_ms", COMM, "All-to-all (exposed)"),
+             ("allreduce_ms", ALLREDUCE, "TP all-reduce"))  # fmt: skip
     for ax, (col, color, name) in zip(axes, terms, strict=True):
         v = live[col].to_numpy(float)
         ax.barh(y, v, color=color, height=0.7)

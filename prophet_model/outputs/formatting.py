@@ -118,7 +118,7 @@ def comparison_view(comparison, columns: tuple[str, ...] | None = None):
             "baseline tok/s": c.baseline_tokens_per_s.map(tokens),
             "Prophet tok/s": c.prophet_tokens_per_s.map(tokens),
             "speedup": c.speedup.map(ratio),
-            "comm overhead": pair(pct, "baseline_comm_overhead_pct", "prophet_comm_overhead_pct"),
+            "all-to-all share": pair(pct, "baseline_comm_overhead_pct", "prophet_comm_overhead_pct"),
             "per-GPU scaling": pair(pct, "baseline_scaling_pct", "prophet_scaling_pct"),
             "$/1M tokens": pair(usd, "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens"),
             "savings/yr": c.annual_savings_usd.map(usd),

@@ -65,8 +65,18 @@ def allreduce_time(s: Scenario) -> Array:
     return np.where(tp > 1, s.link_latency + wire, 0.0)
 
 
+def alltoall_step_time(s: Scenario) -> Array:
+    """The all-to-alls of one step: 2 (dispatch + combine) * Lmoe * one all-to-all."""
+    return 2 * s.num_moe_layers * alltoall_time(s)
+
+
+def allreduce_step_time(s: Scenario) -> Array:
+    """The all-reduces of tensor-parallel attention in one step: L * one all-reduce (zero when tp = 1)."""
+    return s.num_layers * allreduce_time(s)
+
+
 def comm_time(s: Scenario) -> Array:
     """Collectives per step: 2 (dispatch + combine) * Lmoe * one all-to-all + L * one attention all-reduce.
     Exposed: the experts need the dispatched tokens, the next layer the combined ones, and the layer's
     output the reduced attention, so nothing hides them."""
-    return 2 * s.num_moe_layers * alltoall_time(s) + s.num_layers * allreduce_time(s)
+    return alltoall_step_time(s) + allreduce_step_time(s)

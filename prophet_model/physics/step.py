@@ -41,7 +41,7 @@ from math import prod
 import numpy as np
 from numpy.typing import NDArray
 
-from .comm import alltoall_bytes, comm_time
+from .comm import allreduce_step_time, alltoall_bytes, alltoall_step_time
 from .compute import compute_time, roofline_time
 from .fetch import fetch_exposed, fetch_time
 from .memory import fits_in_memory
@@ -56,7 +56,9 @@ class StepResult:
     compute_s: Array
     fetch_s: Array  # host-link time of the step's missing experts, before any hiding
     fetch_exposed_s: Array
-    comm_exposed_s: Array
+    comm_exposed_s: Array  # every collective: the all-to-alls and the all-reduces of TP attention
+    alltoall_s: Array  # the step's all-to-alls (dispatch + combine), exposed
+    allreduce_s: Array  # the step's all-reduces of tensor-parallel attention, exposed (zero when tp = 1)
     step_s: Array
     tokens_per_s: Array  # whole system
     tokens_per_s_per_gpu: Array
@@ -67,8 +69,13 @@ class StepResult:
 
     @property
     def comm_overhead_pct(self) -> Array:
-        """Exposed all-to-all share of the step, %."""
-        return 100 * self.comm_exposed_s / self.step_s
+        """Exposed all-to-all share of the step, % (the all-to-all only: the TP all-reduce has its own)."""
+        return 100 * self.alltoall_s / self.step_s
+
+    @property
+    def allreduce_overhead_pct(self) -> Array:
+        """Exposed share of the step spent in the all-reduces of tensor-parallel attention, %."""
+        return 100 * self.allreduce_s / self.step_s
 
     @property
     def fetch_overhead_pct(self) -> Array:
@@ -118,7 +125,8 @@ def _evaluate(s: Scenario) -> StepResult:
     t_c = compute_time(s)
     t_f = fetch_time(s)
     t_fx = fetch_exposed(s, hide=t_c, t_f=t_f)
-    t_a = comm_time(s)
+    t_a2a, t_ar = alltoall_step_time(s), allreduce_step_time(s)
+    t_a = t_a2a + t_ar
     step = t_c + t_fx + t_a
     ok = fits_in_memory(s)
     nan = np.full(np.broadcast(step, ok).shape, np.nan)
@@ -129,6 +137,8 @@ def _evaluate(s: Scenario) -> StepResult:
         fetch_s=t_f,
         fetch_exposed_s=t_fx,
         comm_exposed_s=t_a,
+        alltoall_s=t_a2a,
+        allreduce_s=t_ar,
         step_s=step,
         tokens_per_s=per_gpu * s.n_gpus,
         tokens_per_s_per_gpu=per_gpu,

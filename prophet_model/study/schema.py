@@ -264,7 +264,8 @@ UNCERTAIN_BOUNDS = {
 # The metrics of all_systems_comparison.csv that an expectation may check (study.compare writes them).
 COMPARISON_METRICS = (
     "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup", "baseline_step_ms", "prophet_step_ms",
-    "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
+    "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "baseline_allreduce_overhead_pct",
+    "prophet_allreduce_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
     "prophet_fetch_overhead_pct", "baseline_scaling_pct", "prophet_scaling_pct",
     "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens", "cost_reduction", "annual_savings_usd",
     "best_baseline_tokens_per_s", "speedup_vs_best_baseline",
