@@ -101,8 +101,11 @@ def prepare(results_dir: Path, label: str = "--results") -> Path:
         probe = r / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
-    except OSError as exc:
-        raise UserError(f"{label} {r}: cannot create or write the folder ({exc.strerror or exc}); {how}") from None
+    except OSError as exc:  # the machine, not the input: exit 1
+        from prophet_model.workflow.procs import EnvironmentProblem
+
+        raise EnvironmentProblem(f"{label} {r}: cannot create or write the folder ({exc.strerror or exc}); allowed: "
+                                 "a folder this user can write, on a disk with free space") from None  # fmt: skip
     return r
 
 
