@@ -54,8 +54,9 @@ def _artifact_json(path: Path) -> bool:
 def recover(results_dir: Path) -> list[str]:
     """What a killed command left in the artifact's results folder (its lock held by the caller): staging
     folders of dead processes (named `.staging-<pid>` and holding the stage mark, or empty), half-written
-    manifest or journal files of dead processes, a new manifest whose journal was never written, and an
-    interrupted commit (recover_interrupted). Returns the names removed."""
+    manifest or journal files of dead processes, and a new manifest whose journal was never written. An
+    interrupted commit's journal stays: every reader refuses the folder and the next run, which rewrites
+    the files, recovers it (recover_interrupted). Returns the names removed."""
     r = Path(results_dir)
     if not owned(r):
         return []
@@ -74,9 +75,6 @@ def recover(results_dir: Path) -> list[str]:
     if pending.is_file() and not (r / JOURNAL).exists() and _artifact_json(pending):
         pending.unlink()  # written before the journal: the commit had not begun to change the folder
         gone.append(pending.name)
-    if (r / JOURNAL).exists() and not interrupted(r).startswith("a command"):
-        recover_interrupted(r)
-        gone.append(JOURNAL)
     return gone
 
 
@@ -216,8 +214,8 @@ def clean(results_dir: Path, label: str = "--results") -> list[str]:
             d.rmdir()
     kept = sorted(p.relative_to(r).as_posix() for p in r.rglob("*")
                   if (p.is_file() or p.is_symlink()) and p.name not in (MARKER, LOCK))  # fmt: skip
+    (r / LOCK).unlink(missing_ok=True)  # held until this command ends; a command waiting for it locks anew
     if not kept:
         (r / MARKER).unlink(missing_ok=True)
-        (r / LOCK).unlink(missing_ok=True)  # held until this command ends; a waiting command then makes a new one
         r.rmdir()
     return kept

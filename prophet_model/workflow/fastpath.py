@@ -105,7 +105,7 @@ def _pipeline(args, rs: RawStudy, results_dir: Path) -> int | None:
     job_list = jobs(rs, book, results_dir)
     outputs = [j.output.relative_to(book).as_posix() for j in job_list]
     partial = [o.removesuffix(".ipynb") + ".partial.ipynb" for o in outputs]
-    if folder.foreign(partial + outputs) or not set(outputs + partial) <= folder.files or not (book / OWNED).is_file():
+    if folder.foreign(partial + outputs) or not set(outputs) <= folder.files or not (book / OWNED).is_file():
         return None  # the full path refuses, or records new files
     if any((book / p).exists() or (book / p).is_symlink() for p in partial):
         return None  # a killed pipeline's partial notebook: the full path removes it

@@ -312,13 +312,17 @@ def consistency_problems(results_dir: Path) -> list[str]:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, which a container's init may never reap, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 JOURNAL = ".commit-journal.json"
