@@ -157,6 +157,36 @@ def test_a_lock_that_is_not_a_file_is_refused(small, results, tmp_path, capsys, 
     assert _snapshot(results) == before and target.read_text() == "mine\n"
 
 
+def test_a_lock_that_cannot_be_opened_is_an_error_of_the_machine(small, results, monkeypatch, capsys) -> None:
+    """As a mode-000 lock file answers a user other than root."""
+    real = os.open
+
+    def denied(path, *a, **k):
+        if str(path).endswith("/.lock"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, *a, **k)
+
+    before = _snapshot(results)
+    monkeypatch.setattr(os, "open", denied)
+    code = main(["paper", *_args(small, results)])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    _one_line_exit_1(code, err)
+    assert f"{results}/.lock: cannot open the lock file (Permission denied)" in err
+    assert _snapshot(results) == before
+
+
+def test_a_users_partial_notebook_in_a_book_source_folder_stays(small, results, tmp_path, capsys) -> None:
+    book = tmp_path / "jb"
+    book.mkdir()
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    (book / "validation.partial.ipynb").write_text("mine")
+    assert main(["pipeline", *_args(small, results), "--book", str(book), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "validation.partial.ipynb" in err and "nothing was changed" in err
+    assert (book / "validation.partial.ipynb").read_text() == "mine" and not (book / "systems").exists()
+
+
 # ---------------------------------------------------------------------------------------------- leftovers
 
 

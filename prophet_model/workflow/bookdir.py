@@ -108,7 +108,7 @@ class BookFolder:
     def recover(self) -> list[str]:
         """Remove what a killed command left (its lock held): the partial notebooks the list names and
         half-written copies of the list of dead processes. Returns the paths removed."""
-        from prophet_model.workflow.results import pid_alive
+        from prophet_model.workflow.procs import pid_alive
 
         gone = []
         for rel in sorted(self.files):

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from prophet_model.workflow.procs import die_with_parent, kill_descendants
+from prophet_model.workflow.procs import die_with_parent, kill_descendants, pid_alive
 
 RETRIED = "retried: "  # the start of the stderr line that says a kernel was started a second time
 START_FAILURES = ("Kernel died before replying to kernel_info", "Kernel didn't respond in")
@@ -50,8 +50,6 @@ def remove_stale_kernel_dirs(tmp: Path | None = None) -> list[Path]:
     """The socket folders of runners killed with SIGKILL (which could not remove them): named
     `prophet-kernel-*` in the temporary folder, this user's, holding the runner's pid file, that runner
     gone. Returns the folders removed."""
-    from prophet_model.workflow.results import pid_alive
-
     gone = []
     for d in Path(tmp or tempfile.gettempdir()).glob(f"{KERNEL_PREFIX}*"):
         try:

@@ -86,6 +86,20 @@ def kill_descendants(sig: int = signal.SIGKILL) -> None:
             pass
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, which a container's init may never reap, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 class Guardian:
     """Remove `paths` if this process dies (any signal, SIGKILL included) before `disarm()`.
 

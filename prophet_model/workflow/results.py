@@ -33,6 +33,7 @@ from prophet_model.outputs.files import (
     expected_files,
     system_of,
 )
+from prophet_model.workflow.procs import pid_alive
 
 MARKER = ".prophet-results"
 MANIFEST = "manifest.json"
@@ -309,20 +310,6 @@ def consistency_problems(results_dir: Path) -> list[str]:
 
 # --------------------------------------------------------------------------------------------
 # Writing
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` runs (a zombie, which a container's init may never reap, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 JOURNAL = ".commit-journal.json"
