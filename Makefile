@@ -73,10 +73,13 @@ examples: venv
 	$(PY) scripts/cli_examples.py
 
 # Removes only what the artifact made: the files listed in the results manifest, its logs and
-# marker, the executed notebooks and the built book. Files you put in results/ stay.
+# marker, what a killed command left (staging folders, journals, partial notebooks), the executed
+# notebooks, generated pages and built site the book folder's list names, and its cache. Files you put in
+# results/ or book/ stay. `clean` takes the folders' locks: a command still using them goes first.
 clean:
-	@if [ -x $(PY) ]; then $(PY) -m prophet_model clean; else echo "no $(VENV): nothing of results/ is removed (run make first)"; fi
-	rm -rf book/_build book/_generated book/systems book/cross_system.ipynb book/validation.ipynb book/sensitivity.ipynb book/.pipeline-cache .pytest_cache .ruff_cache .hypothesis benchmarks/output
+	@if [ -x $(PY) ]; then $(PY) -m prophet_model clean; else echo "no $(VENV): nothing of results/ is removed (run make first)"; \
+	  rm -rf book/_build book/_generated book/systems book/cross_system.ipynb book/validation.ipynb book/sensitivity.ipynb book/.pipeline-cache; fi
+	rm -rf .pytest_cache .ruff_cache .hypothesis benchmarks/output
 
 distclean: clean
 	rm -rf $(VENV)

@@ -155,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     cl = sub.add_parser("clean", help="remove what the artifact wrote in the results folder (nothing else)")
     cl.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     cl.add_argument("--results", help="results folder (default: study.results_dir in the config)")
+    cl.add_argument("--book", default="book", help="book folder: its generated files go too (default: book)")
     an = sub.add_parser("analyze", help="summarise an existing results folder")
     an.add_argument("--results", default="results", help="results folder (default: results)")
     up = sub.add_parser("uptodate", help="exit 0 (printing what make's steps print) when every step of make is up "

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from prophet_model.commands.folders import environment_errors
 from prophet_model.commands.folders import results_dir as _results_dir
 from prophet_model.commands.folders import results_label as _results_label
 from prophet_model.errors import UserError
@@ -32,10 +33,11 @@ class _NotCommitted(Exception):
         self.failures = failures
 
 
+@environment_errors
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from prophet_model.outputs.files import SYSTEM_FILES, system_of
     from prophet_model.study.config import load_study
-    from prophet_model.workflow.commit import staged
+    from prophet_model.workflow.commit import recover, staged
     from prophet_model.workflow.procs import hold_lock
     from prophet_model.workflow.results import LOCK, owned, prepare, stale_reasons
 
@@ -47,6 +49,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     results_dir = _results_dir(args, study)
     if owned(results_dir):
         hold_lock(results_dir, LOCK, "the results folder")  # another make in this checkout goes first
+        recover(results_dir)  # what a killed command left
     if args.if_stale and owned(results_dir):
         reasons = stale_reasons(results_dir, study, "run")
         if not reasons:
@@ -67,6 +70,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     hardware = hardware_lines(study)  # a measurement that gives an efficiency above 1 stops here, before any write
     results_dir = prepare(results_dir, _results_label(args, study))  # refuses folders that are not the artifact's
     hold_lock(results_dir, LOCK, "the results folder")
+    before = _manifest_state(results_dir)
     log_path = open_log(results_dir / "logs", args.log_level)
     try:
         write_header(study, list(argv))
@@ -151,8 +155,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             for line in outside_interval(uncertainty):
                 log.warning("uncertainty: %s", line)
         if failures:
-            log.error("ERROR %d system(s) failed: %s; nothing was written, the previous results are left as they "
-                      "were", len(failures), "; ".join(f"{k}: {v}" for k, v in failures.items()))  # fmt: skip
+            log.error("ERROR %d system(s) failed: %s; nothing was written, %s", len(failures),
+                      "; ".join(f"{k}: {v}" for k, v in failures.items()), _previous(results_dir, before))  # fmt: skip
             return 1
         done = [s for s in study.systems if s.id in set(results.chosen.get("system_id", []))]
         figs = not args.no_figures
@@ -195,8 +199,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"log: {log_path}", file=sys.stderr)
         return 0
     except _NotCommitted as exc:
-        log.error("ERROR %d part(s) failed: %s; nothing was replaced, the previous results are left as they were",
-                  len(exc.failures), "; ".join(f"{k}: {v}" for k, v in exc.failures.items()))  # fmt: skip
+        log.error("ERROR %d part(s) failed: %s; nothing was replaced, %s", len(exc.failures),
+                  "; ".join(f"{k}: {v}" for k, v in exc.failures.items()), _previous(results_dir, before))  # fmt: skip
         return 1
     except BaseException as exc:
         log.debug("traceback", exc_info=True)
@@ -205,6 +209,27 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise
     finally:
         close_log()
+
+
+def _manifest_state(results_dir) -> bytes | None:
+    """The manifest's bytes (None when there is none or it cannot be read): what `_previous` compares."""
+    try:
+        return (results_dir / "manifest.json").read_bytes()
+    except OSError:
+        return None
+
+
+def _previous(results_dir, before: bytes | None) -> str:
+    """What the log may say of the previous results, checked: their manifest and files as they were."""
+    from prophet_model.workflow.results import changed_files
+
+    try:
+        same = _manifest_state(results_dir) == before and (before is None or not changed_files(results_dir))
+    except (OSError, UserError):
+        same = False
+    if same:
+        return "the previous results are left as they were"
+    return f"but {results_dir} changed meanwhile (another program wrote or removed files there); check it"
 
 
 def nothing_fits(comparison) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,13 +32,50 @@ from prophet_model.workflow.results import (
     write_json,
 )
 
+STAGE_MARK = ".prophet-stage"  # inside every staging folder: what makes a `.staging-<pid>` folder the artifact's
+TMP = re.compile(r"^(?:manifest\.json|\.commit-journal\.json|\.manifest\.json\.pending)\.(\d+)\.tmp$")
 
-def _remove_stale_stages(results_dir: Path) -> None:
-    """Staging folders of killed runs (their process is gone) inside our own results folder."""
-    for d in results_dir.glob(".staging-*"):
-        pid = d.name.rsplit("-", 1)[-1]
-        if d.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+
+def _dead(pid: str) -> bool:
+    return pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid))
+
+
+def _artifact_json(path: Path) -> bool:
+    """Whether `path` is a file the artifact's write_json wrote (a manifest or a journal)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and (
+        data.get("artifact") == "prophet-artifact" or set(data) == {"pid", "producer", "paths"}
+    )
+
+
+def recover(results_dir: Path) -> list[str]:
+    """What a killed command left in the artifact's results folder (its lock held by the caller): staging
+    folders of dead processes (named `.staging-<pid>` and holding the stage mark, or empty), half-written
+    manifest or journal files of dead processes, and a new manifest whose journal was never written. An
+    interrupted commit's journal stays: every reader refuses the folder and the next run, which rewrites
+    the files, recovers it (recover_interrupted). Returns the names removed."""
+    r = Path(results_dir)
+    if not owned(r):
+        return []
+    gone = []
+    for d in r.glob(".staging-*"):
+        pid = d.name.removeprefix(".staging-")
+        if d.is_dir() and not d.is_symlink() and _dead(pid) and ((d / STAGE_MARK).is_file() or not any(d.iterdir())):
             shutil.rmtree(d, ignore_errors=True)
+            gone.append(d.name)
+    for f in r.iterdir():
+        m = TMP.match(f.name)
+        if m and f.is_file() and not f.is_symlink() and _dead(m.group(1)):
+            f.unlink()
+            gone.append(f.name)
+    pending = r / PENDING_MANIFEST
+    if pending.is_file() and not (r / JOURNAL).exists() and _artifact_json(pending):
+        pending.unlink()  # written before the journal: the commit had not begun to change the folder
+        gone.append(pending.name)
+    return gone
 
 
 @contextmanager
@@ -51,12 +89,12 @@ def staged(
     written there is moved into place and recorded in the manifest; files the manifest lists for
     `producer` within `scope` that were not written again are removed. On failure nothing changes."""
     r = Path(results_dir)
-    _remove_stale_stages(r)
-    recover_interrupted(r)
+    recover(r)
     stage = r / f".staging-{os.getpid()}"
     shutil.rmtree(stage, ignore_errors=True)
     with Guardian([stage]):
         stage.mkdir()
+        (stage / STAGE_MARK).write_bytes(b"")
         try:
             yield stage
             commit(stage, r, study, producer, scope)
@@ -81,7 +119,7 @@ def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable
         "inputs_hash": inputs_hash(study.config_hash),
         "command": command_line(),
     }
-    new = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+    new = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file() and p.name != STAGE_MARK)
     problems = [f"{rel} ({why})" for rel in new if (why := unsafe_path(results_dir, rel))]
     if problems:
         raise UserError(f"{results_dir}: refusing to write {', '.join(problems[:5])}; nothing was changed")
@@ -144,28 +182,39 @@ def recover_interrupted(results_dir: Path) -> None:
     journal.unlink()
 
 
-def clean(results_dir: Path) -> list[str]:
-    """Remove what the artifact wrote in `results_dir` (manifest files, run logs, the manifest and
-    the marker) and the folders left empty; anything else stays. Returns what was kept."""
+def clean(results_dir: Path, label: str = "--results") -> list[str]:
+    """Remove what the artifact wrote in `results_dir` (manifest files, run logs, the manifest, what killed
+    commands left, the lock and the marker) and the folders left empty; anything else stays. The folder's
+    lock is taken first: a command using the folder makes this one wait or refuse. Returns what was kept."""
+    from prophet_model.workflow.procs import hold_lock
     from prophet_model.workflow.runlog import LOG_GLOB
 
     r = Path(results_dir)
+    if r.is_symlink():
+        raise UserError(f"{label} {r}: a symbolic link (to {os.readlink(r)}), which clean does not follow; allowed: "
+                        "the folder itself")  # fmt: skip
     if not r.is_dir():
         return []
     if not owned(r):
-        raise UserError(f"{r}: not made by this artifact (no {MARKER}); nothing removed")
+        raise UserError(f"{label} {r}: not made by this artifact (no {MARKER}); nothing removed; allowed: a results "
+                        "folder the artifact made")  # fmt: skip
+    hold_lock(r, LOCK, "the results folder")
+    read_manifest(r)  # refuses (before anything goes) a manifest naming paths outside the folder
+    recover(r)
     for rel in read_manifest(r)["files"]:
-        (r / rel).unlink(missing_ok=True)
+        if not unsafe_path(r, rel):
+            (r / rel).unlink(missing_ok=True)
     for log in (r / "logs").glob(LOG_GLOB):
-        log.unlink()
-    for d in r.glob(".staging-*"):
-        shutil.rmtree(d, ignore_errors=True)
-    for name in (MANIFEST, PENDING_MANIFEST, JOURNAL, LOCK):
+        if log.is_file() and not log.is_symlink():
+            log.unlink()
+    for name in (MANIFEST, PENDING_MANIFEST, JOURNAL):
         (r / name).unlink(missing_ok=True)
-    for d in sorted((p for p in r.rglob("*") if p.is_dir()), reverse=True):
+    for d in sorted((p for p in r.rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True):
         if not any(d.iterdir()):
             d.rmdir()
-    kept = sorted(p.relative_to(r).as_posix() for p in r.rglob("*") if p.is_file() and p.name != MARKER)
+    kept = sorted(p.relative_to(r).as_posix() for p in r.rglob("*")
+                  if (p.is_file() or p.is_symlink()) and p.name not in (MARKER, LOCK))  # fmt: skip
+    (r / LOCK).unlink(missing_ok=True)  # held until this command ends; a command waiting for it locks anew
     if not kept:
         (r / MARKER).unlink(missing_ok=True)
         r.rmdir()

@@ -31,6 +31,7 @@ from pathlib import Path
 from prophet_model.outputs.files import PAPER_DIR, STUDY_FILES, read_timings
 from prophet_model.study.rawconfig import RawStudy
 from prophet_model.workflow.bookdir import CACHE, OWNED, BookFolder
+from prophet_model.workflow.commit import recover
 from prophet_model.workflow.procs import hold_lock
 from prophet_model.workflow.results import (
     LOCK,
@@ -72,6 +73,7 @@ def _run(args, rs: RawStudy, results_dir: Path) -> int | None:
     if not args.if_stale or args.systems or args.no_figures:
         return None
     hold_lock(results_dir, LOCK, "the results folder")
+    recover(results_dir)  # what a killed command left
     if stale_reasons(results_dir, rs, "run"):
         return None
     print(f"{results_dir}: results up to date (config {rs.config_hash})", file=sys.stderr)
@@ -83,6 +85,7 @@ def _paper(args, rs: RawStudy, results_dir: Path) -> int | None:
         return None
     results_dir = prepare(results_dir)
     hold_lock(results_dir, LOCK, "the results folder")
+    recover(results_dir)
     check_consistent(results_dir, rs, needed=("data/all_systems_comparison.csv",), producers=("run",))
     if stale_reasons(results_dir, rs, "paper"):
         return None
@@ -104,6 +107,8 @@ def _pipeline(args, rs: RawStudy, results_dir: Path) -> int | None:
     partial = [o.removesuffix(".ipynb") + ".partial.ipynb" for o in outputs]
     if folder.foreign(partial + outputs) or not set(outputs) <= folder.files or not (book / OWNED).is_file():
         return None  # the full path refuses, or records new files
+    if any((book / p).exists() or (book / p).is_symlink() for p in partial):
+        return None  # a killed pipeline's partial notebook: the full path removes it
     folder.claim(outputs)  # the book folder's lock; nothing new to record
     for stale in (book / "systems").glob("*.ipynb"):
         if stale.relative_to(book).as_posix() not in outputs and folder.owns(stale.relative_to(book).as_posix()):
@@ -194,7 +199,9 @@ def write_pages_stamp(book: Path, inputs: str, pages: int) -> None:
     """After a full `book --build`: what the pages were made from (`inputs`, computed before writing)."""
     path = book / PAGES_STAMP
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"inputs": inputs, "pages": pages}, indent=1) + "\n")
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(json.dumps({"inputs": inputs, "pages": pages}, indent=1) + "\n")
+    tmp.replace(path)  # whole or not at all
 
 
 MAKE_STEPS = (["run", "--if-stale"], ["paper", "--if-stale"], ["pipeline"], ["book", "--build"])  # the Makefile's

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from prophet_model.workflow.procs import die_with_parent, kill_descendants
+from prophet_model.workflow.procs import die_with_parent, kill_descendants, pid_alive
 
 RETRIED = "retried: "  # the start of the stderr line that says a kernel was started a second time
 START_FAILURES = ("Kernel died before replying to kernel_info", "Kernel didn't respond in")
@@ -42,10 +42,33 @@ def is_start_failure(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and str(exc).startswith(START_FAILURES)
 
 
+KERNEL_PREFIX = "prophet-kernel-"
+RUNNER_PID = "runner.pid"
+
+
+def remove_stale_kernel_dirs(tmp: Path | None = None) -> list[Path]:
+    """The socket folders of runners killed with SIGKILL (which could not remove them): named
+    `prophet-kernel-*` in the temporary folder, this user's, holding the runner's pid file, that runner
+    gone. Returns the folders removed."""
+    gone = []
+    for d in Path(tmp or tempfile.gettempdir()).glob(f"{KERNEL_PREFIX}*"):
+        try:
+            if d.is_symlink() or not d.is_dir() or d.stat().st_uid != os.geteuid():
+                continue
+            pid = (d / RUNNER_PID).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            gone.append(d)
+    return gone
+
+
 def main(spec_json: str) -> int:
     spec = json.loads(spec_json)
     partial = Path(spec["output"])
-    sockets = Path(tempfile.mkdtemp(prefix="prophet-kernel-"))  # short: a socket path has < 108 bytes
+    sockets = Path(tempfile.mkdtemp(prefix=KERNEL_PREFIX))  # short: a socket path has < 108 bytes
+    (sockets / RUNNER_PID).write_text(f"{os.getpid()}\n")  # whose folder it is (remove_stale_kernel_dirs)
 
     def stop(signum: int, frame) -> None:
         kill_descendants()

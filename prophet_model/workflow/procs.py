@@ -13,13 +13,19 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
+import json
 import os
 import shutil
 import signal
+import stat
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from prophet_model.errors import UserError
 
 PR_SET_PDEATHSIG = 1
 
@@ -80,6 +86,20 @@ def kill_descendants(sig: int = signal.SIGKILL) -> None:
             pass
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, which a container's init may never reap, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 class Guardian:
     """Remove `paths` if this process dies (any signal, SIGKILL included) before `disarm()`.
 
@@ -129,27 +149,135 @@ class Guardian:
         self.disarm()
 
 
-_HELD: dict[Path, object] = {}  # open lock files, held until the process exits
+class EnvironmentProblem(UserError):
+    """The machine, not the input: a folder that cannot be written, a full disk. Printed as one line, exit 1
+    (commands/folders.py: environment_errors)."""
+
+    exit_code = 1
+
+
+_HELD: dict[Path, int] = {}  # open lock files (descriptors), held until the command ends
+WRITERS = ("run", "paper", "pipeline", "book", "clean", "uptodate")
+
+
+def lock_wait_s() -> float:
+    """How long a command waits for a folder another command holds (PROPHET_LOCK_WAIT seconds, default 120)."""
+    try:
+        return max(0.0, float(os.environ.get("PROPHET_LOCK_WAIT", "120")))
+    except ValueError:
+        return 120.0
+
+
+def _this_command() -> str:
+    return next((a for a in sys.argv[1:] if a in WRITERS), Path(sys.argv[0]).name or "python")
+
+
+def _holder(fd: int) -> tuple[str, int]:
+    """(command, pid) the lock file names (written by the command that holds it); ('?', 0) if unreadable."""
+    try:
+        data = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        return str(data["command"])[:40], int(data["pid"])
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return "?", 0
+
+
+def _open_lock(path: Path, folder: Path) -> int:
+    """The lock file's descriptor: a plain file, never followed through a link. UserError (a folder, a link,
+    anything but a file stands there) or EnvironmentProblem (it cannot be opened)."""
+    how = f"allowed: a plain file that the artifact makes there; move {path.name} away and run again"
+    if path.is_symlink():
+        raise UserError(f"{path}: a symbolic link, not the artifact's lock file; {how}")
+    try:
+        if path.parent != Path(folder):  # the book folder's lock lives in its cache folder
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not the artifact's lock file; {how}") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"{path}: a symbolic link, not the artifact's lock file; {how}") from None
+        raise EnvironmentProblem(
+            f"{path}: cannot open the lock file ({exc.strerror or exc}); allowed: a folder this user can read and write"
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserError(f"{path}: not a plain file, not the artifact's lock file; {how}")
+    return fd
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino)
+
+
+def _close(fd: int) -> None:
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def hold_lock(folder: Path, lock_name: str, what: str) -> None:
-    """Take `folder/lock_name` for the rest of this process, waiting (with a message) while another
-    command holds it: two `make`s in one checkout take turns instead of writing the same files."""
-    path = (Path(folder) / lock_name).resolve()
-    if path in _HELD:
+    """Take `folder/lock_name` for the rest of this command. Every command that changes the results folder or
+    the book folder (run, paper, pipeline, book, clean) takes it, so they take turns: while another command
+    holds it this one waits (PROPHET_LOCK_WAIT seconds, default 120, saying so), then refuses naming the
+    holder's command and pid. A lock whose holder died is free (the kernel drops it with its process)."""
+    path = Path(folder) / lock_name
+    key = path.absolute()
+    if key in _HELD:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+")
+    wait = lock_wait_s()
+    end = time.monotonic() + wait
+    said = False
+    fd = _open_lock(path, Path(folder))
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print(f"waiting: another prophet_model command is using {what} {folder}", file=sys.stderr)
-        fcntl.flock(f, fcntl.LOCK_EX)
-    _HELD[path] = f
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                command, pid = _holder(fd)
+                who = f"`{command}` (pid {pid})" if pid else "another prophet_model command"
+                if time.monotonic() >= end:
+                    raise UserError(
+                        f"{folder}: in use by {who}; allowed: wait for it to finish (this command waited "
+                        f"{wait:g} s; PROPHET_LOCK_WAIT=SECONDS waits longer)"
+                    ) from None
+                if not said:
+                    print(f"waiting: another prophet_model command, {who}, is using {what} {folder} "
+                          f"(up to {wait:g} s)", file=sys.stderr)  # fmt: skip
+                    said = True
+                time.sleep(0.1)
+                continue
+            if _same_file(path, fd):
+                break
+            os.close(fd)  # the holder removed the file (clean): lock the one that stands there now
+            fd = -1
+            if not Path(folder).is_dir():
+                raise UserError(f"{folder}: removed by another command while this one waited; allowed: run the "
+                                "command again")  # fmt: skip
+            fd = _open_lock(path, Path(folder))
+        me = json.dumps({"command": _this_command(), "pid": os.getpid()}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me + b"\n", 0)
+    except OSError as exc:
+        _close(fd)
+        raise EnvironmentProblem(f"{path}: cannot take the lock ({exc.strerror or exc}); allowed: a writable folder "
+                                 "on a local disk with free space") from None  # fmt: skip
+    except BaseException:
+        _close(fd)
+        raise
+    _HELD[key] = fd
 
 
 def release_locks() -> None:
     """Let go of every lock `hold_lock` took (a command's end, also when it runs inside another process)."""
-    for f in _HELD.values():
-        f.close()
+    for fd in _HELD.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
     _HELD.clear()

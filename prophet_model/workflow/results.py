@@ -33,6 +33,7 @@ from prophet_model.outputs.files import (
     expected_files,
     system_of,
 )
+from prophet_model.workflow.procs import pid_alive
 
 MARKER = ".prophet-results"
 MANIFEST = "manifest.json"
@@ -101,8 +102,11 @@ def prepare(results_dir: Path, label: str = "--results") -> Path:
         probe = r / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
-    except OSError as exc:
-        raise UserError(f"{label} {r}: cannot create or write the folder ({exc.strerror or exc}); {how}") from None
+    except OSError as exc:  # the machine, not the input: exit 1
+        from prophet_model.workflow.procs import EnvironmentProblem
+
+        raise EnvironmentProblem(f"{label} {r}: cannot create or write the folder ({exc.strerror or exc}); allowed: "
+                                 "a folder this user can write, on a disk with free space") from None  # fmt: skip
     return r
 
 
@@ -306,16 +310,6 @@ def consistency_problems(results_dir: Path) -> list[str]:
 
 # --------------------------------------------------------------------------------------------
 # Writing
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 JOURNAL = ".commit-journal.json"

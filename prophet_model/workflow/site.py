@@ -60,7 +60,12 @@ def build_site(folder: BookFolder) -> str:
     folder.claim(["_build"])
     stamp = book_dir / "_build" / ".sources.json"
     digest, docs = _digest_tree(book_dir)
-    old = json.loads(stamp.read_text()) if stamp.is_file() else {}
+    try:  # a stamp a killed build left half-written counts as none
+        old = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() else {}
+    except (ValueError, UnicodeDecodeError):
+        old = {}
+    if not isinstance(old, dict):
+        old = {}
     index = book_dir / "_build" / "html" / "index.html"
     if old.get("digest") == digest and index.is_file():
         return f"{index}: up to date"
@@ -77,5 +82,7 @@ def build_site(folder: BookFolder) -> str:
         cause = build_error_cause(output)
         raise UserError(f"{book_dir}: jupyter-book build failed (exit {proc.returncode}): {cause}; "
                         f"its full output is in {log_path}")  # fmt: skip
-    stamp.write_text(json.dumps({"digest": digest, "documents": docs}, indent=1) + "\n")
+    tmp = stamp.with_name(f"{stamp.name}.tmp")
+    tmp.write_text(json.dumps({"digest": digest, "documents": docs}, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(stamp)  # whole or not at all
     return f"built {index}"
