@@ -25,15 +25,44 @@ from collections.abc import Sequence
 from prophet_model.errors import UserError
 
 
-def _jobs(text: str) -> int:
-    """--jobs N: a whole number >= 1 (0 is the default: one per core)."""
+def _whole(text: str, what: str) -> int:
+    """A whole number >= 1, else argparse's one-line error saying what it counts (`what`)."""
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; allowed: 1, 2, ... (processes)") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; allowed: 1, 2, ... ({what})") from None
     if n < 1:
-        raise argparse.ArgumentTypeError(f"{n} is not allowed; allowed: a whole number >= 1 (processes)")
+        raise argparse.ArgumentTypeError(f"{n} is not allowed; allowed: a whole number >= 1 ({what})")
     return n
+
+
+def _jobs(text: str) -> int:
+    """--jobs N: a whole number >= 1 (0 is the default: one per core); more than the cores is capped in main."""
+    return _whole(text, "processes, at most one per core")
+
+
+def _gpus(text: str) -> int:
+    """--count N: the GPUs of a system, a whole number >= 1 (the schema's upper bound is checked with the rest)."""
+    return _whole(text, "GPUs in the system")
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under taskset or a container), else os.cpu_count()."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _cap_jobs(args: argparse.Namespace) -> None:
+    """--jobs above the cores: as many processes as cores (more only add memory and switching), said on stderr."""
+    n = getattr(args, "jobs", 0) or 0
+    limit = cores()
+    if n > limit:
+        print(f"note: --jobs {n} capped at {limit} (the cores)", file=sys.stderr)
+        args.jobs = limit
 
 
 VARY_HELP = """keys: the model's inputs (one vectorized call for the whole grid, around the operating point the
@@ -57,7 +86,7 @@ def _question(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     p.add_argument("--system", help="a configured system id, e.g. 8xA100 (or give --gpu --count --interconnect)")
     p.add_argument("--gpu", help="a catalog GPU (catalog/gpus.yml key): changes --system's, or makes a system")
-    p.add_argument("--count", type=_jobs, help="GPUs in the system")
+    p.add_argument("--count", type=_gpus, help="GPUs in the system")
     p.add_argument("--interconnect", help="a catalog interconnect (catalog/interconnects.yml key)")
     p.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
     p.add_argument("--strategy", choices=["EP", "DP", "Hybrid"], help="this strategy only (default: the best)")
@@ -184,14 +213,79 @@ def _console(level: str) -> None:
     log.propagate = False
 
 
+# what a console that cannot encode a character prints instead (a C locale, PYTHONIOENCODING=ascii)
+ASCII_FALLBACKS = {
+    "×": "x", "–": "-", "—": "-", "−": "-", "→": "->", "←": "<-", "↔": "<->", "≤": "<=", "≥": ">=", "≠": "!=",
+    "≈": "~", "±": "+/-", "…": "...", "µ": "u", "‘": "'", "’": "'", "“": '"', "”": '"', "·": ".", "•": "*",
+    "°": " deg", "\u00a0": " ", "\u202f": " ", "\u2009": " ", "✓": "ok", "✗": "x",
+}  # fmt: skip
+FALLBACK_ERRORS = "prophet-ascii"  # the codecs error handler that writes them (registered by _encoding_safe)
+
+
+def _ascii_fallback(exc: UnicodeError) -> tuple[str, int]:
+    """codecs error handler: each character the stream cannot encode as its ASCII look-alike (ASCII_FALLBACKS),
+    else its decomposition's ASCII letters (é -> e), else an escape (\\u2211)."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    import unicodedata
+
+    out = []
+    for ch in exc.object[exc.start : exc.end]:
+        plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode("ascii")
+        out.append(ASCII_FALLBACKS.get(ch) or plain or ch.encode("ascii", "backslashreplace").decode("ascii"))
+    return "".join(out), exc.end
+
+
+def _tag_stdout() -> None:
+    """The process's own standard output (not a test's capture) rewrapped so that a failed write says it is
+    standard output's (OSError.stdout = True): main tells it from a results file that cannot be written."""
+    import io
+
+    out = sys.stdout
+    if out is None or out is not sys.__stdout__ or not isinstance(out, io.TextIOWrapper):
+        return
+
+    class StdoutRaw(io.FileIO):
+        def write(self, b) -> int | None:  # type: ignore[override]
+            try:
+                return super().write(b)
+            except OSError as exc:
+                exc.stdout = True  # type: ignore[attr-defined]
+                raise
+
+    try:
+        out.flush()
+        raw = StdoutRaw(out.fileno(), "w", closefd=False)
+    except (OSError, ValueError):
+        return
+    sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=out.encoding, errors=out.errors,
+                                  line_buffering=out.line_buffering)  # fmt: skip
+
+
 def _encoding_safe() -> None:
-    """Console streams that cannot encode a character (PYTHONIOENCODING=ascii, a C locale) print it
-    as an escape (\\u00d7) instead of failing after the results are written."""
+    """Console streams that cannot encode the artifact's characters (× – → ≤; a C locale, PYTHONIOENCODING=ascii)
+    write ASCII look-alikes instead (8x1, 1.25x, $0.69 -> $0.69) rather than failing after the results are
+    written; a strict UTF-8 stream escapes what it cannot encode (a lone surrogate)."""
+    import codecs
+
+    try:
+        codecs.lookup_error(FALLBACK_ERRORS)
+    except LookupError:
+        codecs.register_error(FALLBACK_ERRORS, _ascii_fallback)
+    _tag_stdout()
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
+        if reconfigure is None:
+            continue
+        try:
+            "".join(ASCII_FALLBACKS).encode(stream.encoding or "ascii")
+            lacking = False
+        except (UnicodeError, LookupError):
+            lacking = True
+        errors = FALLBACK_ERRORS if lacking else "backslashreplace"
+        if lacking or getattr(stream, "errors", "strict") == "strict":
             try:
-                reconfigure(errors="backslashreplace")
+                reconfigure(errors=errors)
             except (ValueError, OSError):  # a stream that cannot be reconfigured keeps its settings
                 pass
 
@@ -250,7 +344,41 @@ def _environment_hint(missing: list[str]) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _stdout_failed(exc: OSError) -> int:
+    """Standard output cannot be written (a full disk, /dev/full, a closed terminal): one line, exit 1 (the
+    environment), later writes discarded so that the interpreter's last flush does not fail again."""
+    import os
+
+    print(f"error: standard output: {exc.strerror or exc}; allowed: a writable output (free space, an open "
+          "terminal or file)", file=sys.stderr)  # fmt: skip
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 1
+
+
+def main(argv: Sequence[str] | None = None, interrupt_handler=None) -> int:
+    """Run one command; the exit status. `interrupt_handler` (from __main__): the SIGINT handler in force
+    before and after the command; during it SIGINT raises KeyboardInterrupt (cleanup runs, exit 130)."""
+    import signal
+
+    try:
+        if interrupt_handler is not None:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        return _main(argv)
+    except KeyboardInterrupt as exc:  # also one that came while an error was being said
+        if interrupt_handler is not None:
+            signal.signal(signal.SIGINT, interrupt_handler)
+        print(f"error: interrupted ({str(exc) or 'SIGINT'}); previous results left as they were", file=sys.stderr)
+        return 130
+    finally:
+        if interrupt_handler is not None:
+            signal.signal(signal.SIGINT, interrupt_handler)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     _encoding_safe()
     missing = missing_dependencies()
     if missing:  # before any command imports pandas: say which Python to use, not "internal error"
@@ -258,6 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    _cap_jobs(args)
     try:
         if args.command == "uptodate":
             from prophet_model.workflow.fastpath import all_up_to_date
@@ -279,10 +408,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"error: interrupted ({exc or 'SIGINT'}); previous results left as they were", file=sys.stderr)
+        print(f"error: interrupted ({str(exc) or 'SIGINT'}); previous results left as they were", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return _pipe_closed()
+    except OSError as exc:  # the environment (a full disk, permissions), not the input: exit 1, no traceback
+        if getattr(exc, "stdout", False):
+            return _stdout_failed(exc)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; allowed: free space and permission to write there "
+              "(previous results left as they were)", file=sys.stderr)  # fmt: skip
+        return 1
     except Exception as exc:
         # only `run` takes --log-level (its log then holds the traceback)
         hint = " (rerun with --log-level DEBUG for the traceback in the log)" if args.command == "run" else ""

@@ -145,6 +145,30 @@ def _label(row: pd.Series, keys: list[str]) -> str:
     return " / ".join(str(row[k]) for k in keys)
 
 
+ALWAYS_ROWS = ("all_systems_comparison.csv", "fixed_batch_comparison.csv", "headline.csv")  # one row per system
+# (and results_<id>.csv); another table may be written with its header alone (no claim, no check failed)
+
+
+def _table(path: Path) -> pd.DataFrame:
+    """A CSV of a results folder, read for `compare`: one that is empty, cut short or not a table (or one
+    that always has rows but has none) is a UserError naming it, never an internal error."""
+    from prophet_model.outputs.tables import problem
+
+    folder = path.parent.parent
+    hint = f"allowed: a results folder as `python -m prophet_model run --results {folder}` writes it"
+    why = problem(path)
+    if why is not None:
+        raise UserError(f"{path}: {why}; {hint}")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise UserError(f"{path}: cannot be read as a table ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
+                        f"{hint}") from None  # fmt: skip
+    if df.empty and (path.name in ALWAYS_ROWS or path.name.startswith("results_")):
+        raise UserError(f"{path}: has a header but no rows (every results folder has one per system); {hint}")
+    return df
+
+
 def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
     """Every value that differs between the CSVs of two results folders (data/*.csv): file, row key,
     column, the two values, and the difference (absolute and relative) for numbers; files or rows
@@ -160,7 +184,7 @@ def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
             rows.append({"file": name, "row": "", "column": "", "a": "present" if pa.is_file() else "absent",
                          "b": "present" if pb.is_file() else "absent", "difference": np.nan, "relative": np.nan})  # fmt: skip
             continue
-        da, db = pd.read_csv(pa), pd.read_csv(pb)
+        da, db = _table(pa), _table(pb)
         keys = _keys(name, da, db)
         if not keys:
             da, db, keys = da.reset_index(), db.reset_index(), ["index"]

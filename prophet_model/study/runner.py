@@ -54,6 +54,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 VARIANTS = ("baseline", "prophet")
+# the columns a row with numbers has and a row without lacks (NaN there once any row of the study has them)
+MEASURED = ("attention_tp", "compute_ms", "fetch_ms", "fetch_exposed_ms", "comm_exposed_ms", "step_ms", "tokens_per_s",
+            "tokens_per_s_per_gpu", "holds_all_experts", "comm_overhead_pct", "fetch_overhead_pct",
+            "resident_expert_fraction", "alltoall_mb", "roofline_tokens_per_s", "roofline_fraction_pct",
+            "usd_per_1m_tokens")  # fmt: skip
 MAX_BATCH = 1_000_000  # the schema's bound on workload.batch_size_per_gpu
 
 
@@ -106,9 +111,14 @@ def _row_specs(study: Study, system: System) -> list[dict]:
 
 
 def _tp_note(study: Study, ep: int) -> str:
+    """Why no attention TP degree fits a replica of `ep` GPUs: only the divisibility that actually fails."""
     t, heads = study.config.parallel.attention_tp, study.model.num_attention_heads
-    return (f"parallel.attention_tp {t} divides neither the replica's {ep} GPU(s) nor {heads} attention heads "
-            "evenly; allowed: a degree dividing both, or auto")  # fmt: skip
+    if t == "auto":  # 1 divides everything: never without a degree, said for completeness
+        return "no attention tensor-parallel degree of 1, 2, 4, 8 divides the replica's GPUs and the heads"
+    fails = [what for what, n in ((f"the replica's {ep} GPU(s)", ep), (f"the model's {heads} attention heads", heads))
+             if n % t]  # fmt: skip
+    said = f"divides neither {fails[0]} nor {fails[1]}" if len(fails) == 2 else f"does not divide {fails[0]}"
+    return f"parallel.attention_tp {t} {said} evenly; allowed: a degree dividing both, or auto"
 
 
 def evaluate_system(study: Study, system: System) -> SystemRows:
@@ -410,6 +420,8 @@ def run_study(
     if not parts:
         return StudyResults(study, parts), failures
     rows = promoted([r for part in parts for r in part.records()])
+    if rows and "step_ms" not in rows[0]:  # no row of any system has numbers (no split, no TP degree fits)
+        rows = [dict.fromkeys(MEASURED, math.nan) | r for r in rows]
     limit = study.config.workload.max_step_ms
     chosen, fixed = pick(rows, limit), pick(rows, limit, fixed=True)
     tables = {"comparison": compare(chosen.records, study), "fixed": compare(fixed.records, study),
