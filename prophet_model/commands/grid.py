@@ -266,11 +266,13 @@ def _label(value: object) -> str:
     return f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
 
 
-def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
+def sweep(setup: Setup, grid: dict[str, np.ndarray], max_step_ms: float | None = None, why: str = "") -> pd.DataFrame:
     """The metrics of one system's headline configuration over the full grid (every combination, the
     first key varying slowest): one vectorized model call per variant. The operating point (each
     variant's strategy, split and batch per GPU, as the study chose them) is held fixed and shown;
-    `workload.batch_size_per_gpu` among the varied keys moves both variants' batch."""
+    `workload.batch_size_per_gpu` among the varied keys moves both variants' batch. A point whose step
+    exceeds the study's `max_step_ms` has no numbers, as in whatif: its note says so (`why`: whatif's
+    sentence where the study found no batch within the bound, runner.pick)."""
     keys = list(grid)
     mesh = np.meshgrid(*(grid[k] for k in keys), indexing="ij") if keys else []
     flat = {k: m.ravel() for k, m in zip(keys, mesh, strict=True)}
@@ -288,6 +290,23 @@ def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
     for metric in METRIC_NAMES:
         df[metric] = np.broadcast_to(np.asarray(out[metric], dtype=float), (n,))
     df["note"] = sweep_notes(setup, flat, df, n)
+    return step_bound(df, max_step_ms, why)
+
+
+def step_bound(df: pd.DataFrame, max_step_ms: float | None, why: str = "") -> pd.DataFrame:
+    """Points whose baseline or Prophet step exceeds `max_step_ms` lose their numbers (the study keeps no
+    configuration beyond the bound), their note saying so: `why` where given, else the step at this point."""
+    if max_step_ms is None:
+        return df
+    steps = df[["baseline_step_ms", "prophet_step_ms"]].to_numpy(dtype=float)
+    over = (np.nan_to_num(steps, nan=-np.inf) > max_step_ms).any(axis=1) & (df.note == "").to_numpy()
+    if not over.any():
+        return df
+    df = df.copy()
+    slowest = np.nanmax(steps[over], axis=1)  # each row over the bound has a finite step
+    df.loc[over, "note"] = [why or f"no batch meets max_step_ms {max_step_ms:g} (the step at this point's batch takes "
+                            f"{t:.3g} ms)" for t in slowest]  # fmt: skip
+    df.loc[over, list(METRIC_NAMES)] = np.nan
     return df
 
 

@@ -90,18 +90,24 @@ def whatif_json(changes: list[str], notes: list[str], rows: pd.DataFrame) -> str
     return json.dumps(out, indent=1, sort_keys=False, allow_nan=False) + "\n"
 
 
-def write_new(path: Path, text: str | bytes, force: bool) -> None:
-    """Write `text` to `path` through a temporary file; an existing file is replaced only with --force,
-    a folder (or anything else that is not a file) never; a folder that cannot be written is named."""
+def check_new(path: Path, force: bool, option: str = "--out") -> None:
+    """What write_new refuses, said before anything is computed or written: an existing file without
+    --force, a folder or other non-file, a folder that does not exist."""
     if path.is_dir():
         raise UserError(f"{path} is a folder (never replaced, not even with --force); allowed: a file path for "
-                        f"--out, e.g. {path / 'sweep.csv'}")  # fmt: skip
+                        f"{option}, e.g. {path / ('sweep.png' if option == '--plot' else 'sweep.csv')}")  # fmt: skip
     if path.exists() and not path.is_file():
-        raise UserError(f"{path} is not a regular file (never replaced); allowed: a file path for --out")
+        raise UserError(f"{path} is not a regular file (never replaced); allowed: a file path for {option}")
     if path.exists() and not force:
-        raise UserError(f"{path} exists; allowed: another --out, or --force to replace it")
+        raise UserError(f"{path} exists; allowed: another {option}, or --force to replace it")
     if not path.parent.is_dir():
-        raise UserError(f"{path.parent}: no such folder; allowed: --out in an existing folder")
+        raise UserError(f"{path.parent}: no such folder; allowed: {option} in an existing folder")
+
+
+def write_new(path: Path, text: str | bytes, force: bool, option: str = "--out") -> None:
+    """Write `text` to `path` through a temporary file; an existing file is replaced only with --force,
+    a folder (or anything else that is not a file) never; a folder that cannot be written is named."""
+    check_new(path, force, option)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         if isinstance(text, bytes):
@@ -110,7 +116,7 @@ def write_new(path: Path, text: str | bytes, force: bool) -> None:
             tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        raise UserError(f"--out {path}: cannot write there ({exc.strerror or exc}); allowed: a file in a folder "
+        raise UserError(f"{option} {path}: cannot write there ({exc.strerror or exc}); allowed: a file in a folder "
                         "you can write to") from None  # fmt: skip
     finally:
         try:

@@ -405,8 +405,20 @@ def run_study(
     returned {system_id: error} map and the other systems still run. `on_system` is given each system's
     rows as a DataFrame (pandas is imported only then, or when a table of the results is read)."""
     systems = [study.system(i) for i in system_ids] if system_ids else list(study.systems)
+    from prophet_model.study.size import LONG_S, check_size, duration
+
+    n, seconds = check_size(study, systems)
+    each: Sequence[System] = systems
+    if seconds > LONG_S:  # said before the run, then a bar per system (standard error only, never a CSV)
+        import sys
+
+        from tqdm import tqdm
+
+        print(f"note: evaluating up to {n:,} configurations of {len(systems):,} system(s), estimated time: {duration(seconds)}",
+              file=sys.stderr)  # fmt: skip
+        each = tqdm(systems, desc="systems", unit="system", file=sys.stderr, leave=False)
     parts, failures = [], {}
-    for system in systems:
+    for system in each:
         try:
             part = evaluate_system(study, system)
         except Exception as exc:
