@@ -48,26 +48,17 @@ from prophet_model.study.frames import (
     promoted,
 )
 from prophet_model.study.scenarios import scenario_dict, stack
+from prophet_model.study.size import LONG_S, MAX_BATCH, VARIANTS, check_size, duration, reference_splits, tp_degrees
 from prophet_model.study.strategies import splits
 
 if TYPE_CHECKING:
     import pandas as pd
 
-VARIANTS = ("baseline", "prophet")
 # the columns a row with numbers has and a row without lacks (NaN there once any row of the study has them)
 MEASURED = ("attention_tp", "compute_ms", "fetch_ms", "fetch_exposed_ms", "comm_exposed_ms", "step_ms", "tokens_per_s",
             "tokens_per_s_per_gpu", "holds_all_experts", "comm_overhead_pct", "fetch_overhead_pct",
             "resident_expert_fraction", "alltoall_mb", "roofline_tokens_per_s", "roofline_fraction_pct",
             "usd_per_1m_tokens")  # fmt: skip
-MAX_BATCH = 1_000_000  # the schema's bound on workload.batch_size_per_gpu
-
-
-def tp_degrees(study: Study, ep: int) -> tuple[int, ...]:
-    """The tensor-parallel attention degrees evaluated for a replica of `ep` GPUs: those of
-    parallel.attention_tp (auto: 1, 2, 4, 8) that divide ep and the attention heads; () where none does."""
-    t = study.config.parallel.attention_tp
-    heads = study.model.num_attention_heads
-    return tuple(d for d in ((1, 2, 4, 8) if t == "auto" else (t,)) if ep % d == 0 and heads % d == 0)
 
 
 def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int, ...]:
@@ -84,17 +75,6 @@ def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int,
     knee = int(min(float(max_batch_all_resident(one)[0]), top))
     grid = {w.batch_size_per_gpu, *(1 << i for i in range(top.bit_length()) if 1 << i <= top)}
     return tuple(sorted(grid | {b for b in (top, knee) if b >= 1}))
-
-
-def reference_splits(strategy: str, ep: int, dp: int) -> list[tuple[int, int]]:
-    """The configurations of the same strategy on fewer GPUs, smallest first: EP over n GPUs, n dividing
-    ep; DP of n replicas, n dividing dp; hybrid: d replicas of the same ep-GPU group, d dividing dp."""
-    divisors = lambda n: [d for d in range(1, n + 1) if n % d == 0]  # noqa: E731
-    if strategy == "EP":
-        return [(n, 1) for n in divisors(ep)]
-    if strategy == "DP":
-        return [(1, n) for n in divisors(dp)]
-    return [(ep, d) for d in divisors(dp)]
 
 
 def _row_specs(study: Study, system: System) -> list[dict]:
@@ -405,8 +385,6 @@ def run_study(
     returned {system_id: error} map and the other systems still run. `on_system` is given each system's
     rows as a DataFrame (pandas is imported only then, or when a table of the results is read)."""
     systems = [study.system(i) for i in system_ids] if system_ids else list(study.systems)
-    from prophet_model.study.size import LONG_S, check_size, duration
-
     n, seconds = check_size(study, systems)
     each: Sequence[System] = systems
     if seconds > LONG_S:  # said before the run, then a bar per system (standard error only, never a CSV)

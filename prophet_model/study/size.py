@@ -8,8 +8,30 @@ from collections.abc import Sequence
 
 from prophet_model.errors import UserError
 from prophet_model.study.config import Study, System
-from prophet_model.study.runner import MAX_BATCH, VARIANTS, reference_splits, tp_degrees
 from prophet_model.study.strategies import splits
+
+VARIANTS = ("baseline", "prophet")
+MAX_BATCH = 1_000_000  # the schema's bound on workload.batch_size_per_gpu
+
+
+def tp_degrees(study: Study, ep: int) -> tuple[int, ...]:
+    """The tensor-parallel attention degrees evaluated for a replica of `ep` GPUs: those of
+    parallel.attention_tp (auto: 1, 2, 4, 8) that divide ep and the attention heads; () where none does."""
+    t = study.config.parallel.attention_tp
+    heads = study.model.num_attention_heads
+    return tuple(d for d in ((1, 2, 4, 8) if t == "auto" else (t,)) if ep % d == 0 and heads % d == 0)
+
+
+def reference_splits(strategy: str, ep: int, dp: int) -> list[tuple[int, int]]:
+    """The configurations of the same strategy on fewer GPUs, smallest first: EP over n GPUs, n dividing
+    ep; DP of n replicas, n dividing dp; hybrid: d replicas of the same ep-GPU group, d dividing dp."""
+    divisors = lambda n: [d for d in range(1, n + 1) if n % d == 0]  # noqa: E731
+    if strategy == "EP":
+        return [(n, 1) for n in divisors(ep)]
+    if strategy == "DP":
+        return [(1, n) for n in divisors(dp)]
+    return [(ep, d) for d in divisors(dp)]
+
 
 MAX_CONFIGURATIONS = 1_000_000  # bound on the configurations of one run_study: about 20 s and 1 GB of rows
 SECONDS_PER_CONFIGURATION = 2e-5  # of the bound below: the default study (bound about 4,000) takes about 0.08 s
