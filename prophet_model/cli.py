@@ -13,7 +13,11 @@
     python -m prophet_model --version
 
 User mistakes print one clear message and exit 2; a failed evaluation exits 1; neither prints a
-traceback (--log-level DEBUG writes the traceback of an internal error to the log).
+traceback (--log-level DEBUG writes the traceback of an internal error to the log). The environment:
+standard output that cannot be written (/dev/full, a full disk) or a file that cannot be, one line and exit
+1; a reader that went away (`... | head`) ends the command quietly with 141 (128 + SIGPIPE), as Unix tools
+do; Ctrl-C at any moment from the package's first statement, one line and 130 (SIGTERM, SIGHUP too). A
+console that cannot encode × → – gets x -> - (ASCII_FALLBACKS). --jobs above the cores is capped at them.
 """
 
 from __future__ import annotations

@@ -63,21 +63,44 @@ def test_ascii_console(env):
     assert re.search(r"\(was [\d.]+x\)", out), out
 
 
-# 0: before Python's own handler (killed by the signal); then seeded moments of the command itself
-DELAYS_MS = [0, *sorted(round(random.Random(34).uniform(60, 200)) for _ in range(5))]
-
-
 def _interrupted(p: subprocess.Popen) -> None:
     _, err = p.communicate(timeout=60)
     assert p.returncode in (130, -signal.SIGINT), (p.returncode, err)  # a shell shows both as 130
     assert b"Traceback" not in err and b"internal error" not in err and len(err.splitlines()) <= 1, err
 
 
-@pytest.mark.parametrize("delay_ms", DELAYS_MS)
-def test_sigint_at_any_moment(delay_ms):
-    """Ctrl-C at seeded moments of a whatif: status 130, at most one line, no traceback."""
+def test_sigint_before_python_starts():
+    """At once: before Python installs its own handler, the signal ends the process (status -SIGINT)."""
     p = subprocess.Popen([sys.executable, "-m", "prophet_model", *WHATIF], cwd=ROOT, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)  # fmt: skip
+    p.send_signal(signal.SIGINT)
+    _interrupted(p)
+
+
+# `python -m prophet_model` as runpy runs it, once the interpreter has started (its site import, before any
+# of the package's code, is Python's: a SIGINT there prints Python's traceback); READY is written first
+MAIN = """
+import os, runpy, sys
+os.write(int(sys.argv[1]), b"r")
+sys.argv = ["prophet_model", *sys.argv[2:]]
+runpy.run_module("prophet_model", run_name="__main__", alter_sys=True)
+"""
+
+
+_RNG = random.Random(34)  # seeded: the same moments on every run
+DELAYS_MS = sorted(round(_RNG.uniform(lo, hi)) for lo, hi in [(0, 60)] * 4 + [(60, 200)] * 4)  # imports, command
+
+
+@pytest.mark.parametrize("delay_ms", DELAYS_MS)
+def test_sigint_at_any_moment(delay_ms):
+    """Ctrl-C at seeded moments of a whatif from the package's first statement (its imports take the first
+    50 ms, the command the rest): status 130, at most one line, no traceback."""
+    r, w = os.pipe()
+    p = subprocess.Popen([sys.executable, "-c", MAIN, str(w), *WHATIF], cwd=ROOT, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, pass_fds=(w,))  # fmt: skip
+    os.close(w)
+    assert os.read(r, 1) == b"r"
+    os.close(r)
     time.sleep(delay_ms / 1000)
     p.send_signal(signal.SIGINT)
     _interrupted(p)
