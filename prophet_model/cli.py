@@ -389,7 +389,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {_environment_hint(missing)}", file=sys.stderr)
         return 2
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit:  # --help, --version or a usage error: what argparse printed must reach its reader
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _pipe_closed()
+        except OSError as exc:
+            return _stdout_failed(exc)
+        raise
     _cap_jobs(args)
     try:
         if args.command == "uptodate":

@@ -44,9 +44,10 @@ def test_count_says_gpus(capsys, value):
     assert exc.value.code == 2 and "GPUs in the system" in err and "processes" not in err
 
 
-def test_stdout_on_dev_full():
+@pytest.mark.parametrize("command", [WHATIF, ["--help"], ["--version"], ["catalog", "add-gpu"]], ids=" ".join)
+def test_stdout_on_dev_full(command):
     with open("/dev/full", "w") as full:
-        p = subprocess.run([sys.executable, "-m", "prophet_model", *WHATIF], cwd=ROOT, stdout=full,
+        p = subprocess.run([sys.executable, "-m", "prophet_model", *command], cwd=ROOT, stdout=full,
                            stderr=subprocess.PIPE, text=True, check=False)  # fmt: skip
     assert p.returncode == 1, p.stderr
     assert p.stderr.strip().splitlines() == [p.stderr.strip()] and p.stderr.startswith("error: standard output:")
@@ -235,3 +236,12 @@ def test_cores_respects_affinity():
     assert 1 <= cli.cores() <= (os.cpu_count() or 1)
     if hasattr(os, "sched_getaffinity"):
         assert cli.cores() == len(os.sched_getaffinity(0))
+
+
+def test_large_sweep_says_its_estimate(monkeypatch, capsys):
+    from prophet_model.commands import question
+
+    monkeypatch.setattr(question, "SECONDS_PER_POINT", 10.0)
+    assert main(["sweep", "--system", "8xA100", "--vary", "prophet.prediction_accuracy=0.5,1"]) == 0
+    cap = capsys.readouterr()
+    assert "note: 2 points, estimated time: 20 s" in cap.err and "estimated" not in cap.out

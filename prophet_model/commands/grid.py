@@ -208,14 +208,14 @@ def saturation_notes(table: pd.DataFrame, keys: list[str], metric_columns: list[
         if len(values) < 3 or not all(isinstance(v, (int, float, np.number)) for v in values):
             continue
         others = [k for k in keys if k != key]
-        first_flat = 0
-        for _, g in table.groupby(others, sort=False) if others else [(None, table)]:
-            g = g.set_index(key)[metric_columns].astype(float)
-            rows = [g.loc[v].to_numpy(dtype=float).ravel() for v in values]
-            j = len(values) - 1
-            while j > 0 and np.allclose(rows[j - 1], rows[-1], rtol=1e-9, atol=0, equal_nan=True):
-                j -= 1
-            first_flat = max(first_flat, j)
+        # metrics[group of the other keys' values, value of key, metric], one vectorized pass (a million points)
+        group = table.groupby(others, sort=False).ngroup().to_numpy() if others else np.zeros(len(table), int)
+        where = table[key].map({v: i for i, v in enumerate(values)}).to_numpy()
+        cube = np.full((group.max() + 1, len(values), len(metric_columns)), np.nan)
+        cube[group, where] = table[metric_columns].to_numpy(dtype=float)
+        same = np.isclose(cube, cube[:, -1:], rtol=1e-9, atol=0, equal_nan=True).all(axis=2)  # like the last value
+        trailing = np.cumprod(same[:, ::-1], axis=1).sum(axis=1)  # values from the last on that are all alike
+        first_flat = int((len(values) - trailing).max())
         if first_flat == 0:
             notes.append(f"{key}: the results are the same at every value swept ({values[0]:g} to {values[-1]:g})")
         elif first_flat < len(values) - 1:

@@ -18,8 +18,10 @@ from prophet_model.commands import grid as g
 from prophet_model.errors import UserError
 from prophet_model.study.config import Study
 from prophet_model.study.sensitivity import Setup
+from prophet_model.study.size import LONG_S, duration
 
 MAX_SWEEP = 2_000_000  # points; a larger grid would need several GB of memory
+SECONDS_PER_POINT = 7e-5  # a sweep's point: model, notes and CSV (100,000 points in about 7 s on one core)
 MAX_STUDY_RUNS = 200  # combinations of configuration keys (each re-runs the study, about half a second)
 
 
@@ -91,6 +93,9 @@ def run_sweep(args: argparse.Namespace) -> int:
         raise UserError(f"{len(combos):,} combinations of configuration keys ({', '.join(config)}), each a run of the "
                         f"study; allowed: at most {MAX_STUDY_RUNS} (fewer values, or the model's inputs: "
                         "python -m prophet_model sweep --help)")  # fmt: skip
+    seconds = size * SECONDS_PER_POINT
+    if seconds > LONG_S:  # one vectorized call per study run: said before, as runner says a long study
+        print(f"note: {size:,} points, estimated time: {duration(seconds)} (fewer values: shorter)", file=sys.stderr)
     frames, told, setup, study = [], set(), None, None
     for combo in _progress(combos):
         study, sid, notes = question_study(args, [f"{k}={_yaml(v)}" for k, v in zip(config, combo, strict=True)])
@@ -138,8 +143,6 @@ def _progress(combos: list[tuple]) -> Iterator[tuple]:
     """The combinations, each a run of the study; after the first, where the rest would take longer than
     runner.LONG_S, the estimate is said and a progress bar drawn (standard error only)."""
     import time
-
-    from prophet_model.study.size import LONG_S, duration
 
     start = time.perf_counter()
     for i, combo in enumerate(combos):
