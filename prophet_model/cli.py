@@ -348,6 +348,18 @@ def _environment_hint(missing: list[str]) -> str:
     )
 
 
+def _environment_error(exc: OSError) -> str:
+    """One line for an OSError of the environment: the path, what the system said, what would do."""
+    import errno
+
+    allowed = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space in your quota",
+               errno.EACCES: "a path you may use (permissions)", errno.EPERM: "a path you may use (permissions)",
+               errno.EROFS: "a writable file system", errno.EMFILE: "fewer open files (ulimit -n)",
+               errno.ENOMEM: "more free memory"}.get(exc.errno or 0, "a path and system that allow it")  # fmt: skip
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}; allowed: {allowed}"
+
+
 def _stdout_failed(exc: OSError) -> int:
     """Standard output cannot be written (a full disk, /dev/full, a closed terminal): one line, exit 1 (the
     environment), later writes discarded so that the interpreter's last flush does not fail again."""
@@ -428,9 +440,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # the environment (a full disk, permissions), not the input: exit 1, no traceback
         if getattr(exc, "stdout", False):
             return _stdout_failed(exc)
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}; allowed: free space and permission to write there "
-              "(previous results left as they were)", file=sys.stderr)  # fmt: skip
+        print(f"error: {_environment_error(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:
         # only `run` takes --log-level (its log then holds the traceback)

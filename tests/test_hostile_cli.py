@@ -245,3 +245,15 @@ def test_large_sweep_says_its_estimate(monkeypatch, capsys):
     assert main(["sweep", "--system", "8xA100", "--vary", "prophet.prediction_accuracy=0.5,1"]) == 0
     cap = capsys.readouterr()
     assert "note: 2 points, estimated time: 20 s" in cap.err and "estimated" not in cap.out
+
+
+@pytest.mark.parametrize("err", [(28, "No space left on device"), (13, "Permission denied")])
+def test_environment_error_is_one_line(monkeypatch, capsys, err):
+    def command(args, argv):
+        raise OSError(*err, "/results/data/x.csv")
+
+    monkeypatch.setattr(cli, "_command", lambda name: command)
+    assert main(WHATIF) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"error: /results/data/x.csv: {err[1]}; allowed: {lines[0].split('allowed: ')[1]}"]
+    assert "internal error" not in lines[0]
