@@ -257,3 +257,13 @@ def test_environment_error_is_one_line(monkeypatch, capsys, err):
     lines = capsys.readouterr().err.splitlines()
     assert lines == [f"error: /results/data/x.csv: {err[1]}; allowed: {lines[0].split('allowed: ')[1]}"]
     assert "internal error" not in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("assignment", "allowed"),
+    [("expectations.0.min=9999", "allowed: min <= max"), ("strategies=[EP, EP]", "allowed: each of EP, DP, Hybrid"),
+     ("uncertainty.inputs[prophet.prediction_accuracy].low=2", "allowed: low <= high")],
+)  # fmt: skip
+def test_schema_messages_say_what_is_allowed(capsys, assignment, allowed):
+    assert main([*WHATIF, "--set", assignment]) == 2
+    assert allowed in capsys.readouterr().err
