@@ -17,7 +17,7 @@ traceback (--log-level DEBUG writes the traceback of an internal error to the lo
 standard output that cannot be written (/dev/full, a full disk) or a file that cannot be, one line and exit
 1; a reader that went away (`... | head`) ends the command quietly with 141 (128 + SIGPIPE), as Unix tools
 do; Ctrl-C at any moment from the package's first statement, one line and 130 (SIGTERM, SIGHUP too). A
-console that cannot encode × → – gets x -> - (ASCII_FALLBACKS). --jobs above the cores is capped at them.
+console that cannot encode × → – gets x -> - (console.ASCII_FALLBACKS). --jobs above the cores is capped at them.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from prophet_model.console import encoding_safe, environment_error, pipe_closed, stdout_failed
 from prophet_model.errors import UserError
 
 
@@ -217,96 +218,6 @@ def _console(level: str) -> None:
     log.propagate = False
 
 
-# what a console that cannot encode a character prints instead (a C locale, PYTHONIOENCODING=ascii)
-ASCII_FALLBACKS = {
-    "×": "x", "–": "-", "—": "-", "−": "-", "→": "->", "←": "<-", "↔": "<->", "≤": "<=", "≥": ">=", "≠": "!=",
-    "≈": "~", "±": "+/-", "…": "...", "µ": "u", "‘": "'", "’": "'", "“": '"', "”": '"', "·": ".", "•": "*",
-    "°": " deg", "\u00a0": " ", "\u202f": " ", "\u2009": " ", "✓": "ok", "✗": "x",
-}  # fmt: skip
-FALLBACK_ERRORS = "prophet-ascii"  # the codecs error handler that writes them (registered by _encoding_safe)
-
-
-def _ascii_fallback(exc: UnicodeError) -> tuple[str, int]:
-    """codecs error handler: each character the stream cannot encode as its ASCII look-alike (ASCII_FALLBACKS),
-    else its decomposition's ASCII letters (é -> e), else an escape (\\u2211)."""
-    if not isinstance(exc, UnicodeEncodeError):
-        raise exc
-    import unicodedata
-
-    out = []
-    for ch in exc.object[exc.start : exc.end]:
-        plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode("ascii")
-        out.append(ASCII_FALLBACKS.get(ch) or plain or ch.encode("ascii", "backslashreplace").decode("ascii"))
-    return "".join(out), exc.end
-
-
-def _tag_stdout() -> None:
-    """The process's own standard output (not a test's capture) rewrapped so that a failed write says it is
-    standard output's (OSError.stdout = True): main tells it from a results file that cannot be written."""
-    import io
-
-    out = sys.stdout
-    if out is None or out is not sys.__stdout__ or not isinstance(out, io.TextIOWrapper):
-        return
-
-    class StdoutRaw(io.FileIO):
-        def write(self, b) -> int | None:  # type: ignore[override]
-            try:
-                return super().write(b)
-            except OSError as exc:
-                exc.stdout = True  # type: ignore[attr-defined]
-                raise
-
-    try:
-        out.flush()
-        raw = StdoutRaw(out.fileno(), "w", closefd=False)
-    except (OSError, ValueError):
-        return
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=out.encoding, errors=out.errors,
-                                  line_buffering=out.line_buffering)  # fmt: skip
-
-
-def _encoding_safe() -> None:
-    """Console streams that cannot encode the artifact's characters (× – → ≤; a C locale, PYTHONIOENCODING=ascii)
-    write ASCII look-alikes instead (8x1, 1.25x, $0.69 -> $0.69) rather than failing after the results are
-    written; a strict UTF-8 stream escapes what it cannot encode (a lone surrogate)."""
-    import codecs
-
-    try:
-        codecs.lookup_error(FALLBACK_ERRORS)
-    except LookupError:
-        codecs.register_error(FALLBACK_ERRORS, _ascii_fallback)
-    _tag_stdout()
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is None:
-            continue
-        try:
-            "".join(ASCII_FALLBACKS).encode(stream.encoding or "ascii")
-            lacking = False
-        except (UnicodeError, LookupError):
-            lacking = True
-        errors = FALLBACK_ERRORS if lacking else "backslashreplace"
-        if lacking or getattr(stream, "errors", "strict") == "strict":
-            try:
-                reconfigure(errors=errors)
-            except (ValueError, OSError):  # a stream that cannot be reconfigured keeps its settings
-                pass
-
-
-def _pipe_closed() -> int:
-    """The reader of standard output went away (`analyze | head`): stop quietly, as `cat` does. Later
-    writes (and the interpreter's final flush) go to /dev/null; 141 = 128 + SIGPIPE."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
-    return 141
-
-
 COMMANDS = {
     "run": "run", "paper": "build", "pipeline": "build", "book": "build", "clean": "build",
     "whatif": "explore", "sweep": "explore", "compare": "explore", "analyze": "explore", "solve": "explore",
@@ -348,46 +259,47 @@ def _environment_hint(missing: list[str]) -> str:
     )
 
 
-def _environment_error(exc: OSError) -> str:
-    """One line for an OSError of the environment: the path, what the system said, what would do."""
-    import errno
-
-    allowed = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space in your quota",
-               errno.EACCES: "a path you may use (permissions)", errno.EPERM: "a path you may use (permissions)",
-               errno.EROFS: "a writable file system", errno.EMFILE: "fewer open files (ulimit -n)",
-               errno.ENOMEM: "more free memory"}.get(exc.errno or 0, "a path and system that allow it")  # fmt: skip
-    where = f"{exc.filename}: " if exc.filename else ""
-    return f"{where}{exc.strerror or exc}; allowed: {allowed}"
+INTERRUPTED = {"seen": False}  # a SIGINT came during the command (also one that C code or importlib swallowed)
 
 
-def _stdout_failed(exc: OSError) -> int:
-    """Standard output cannot be written (a full disk, /dev/full, a closed terminal): one line, exit 1 (the
-    environment), later writes discarded so that the interpreter's last flush does not fail again."""
-    import os
+def _raise_interrupt(signum, frame) -> None:
+    INTERRUPTED["seen"] = True
+    raise KeyboardInterrupt
 
-    print(f"error: standard output: {exc.strerror or exc}; allowed: a writable output (free space, an open "
-          "terminal or file)", file=sys.stderr)  # fmt: skip
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
-    return 1
+
+def _unraisable(hook):
+    """sys.unraisablehook that stays silent for a KeyboardInterrupt raised where Python can only ignore it (a
+    weakref callback in importlib): main says the interrupt once, as a line, and exits 130."""
+
+    def unraisable(u) -> None:
+        if not (isinstance(u.exc_type, type) and issubclass(u.exc_type, KeyboardInterrupt)):
+            hook(u)
+
+    return unraisable
 
 
 def main(argv: Sequence[str] | None = None, interrupt_handler=None) -> int:
     """Run one command; the exit status. `interrupt_handler` (from __main__): the SIGINT handler in force
-    before and after the command; during it SIGINT raises KeyboardInterrupt (cleanup runs, exit 130)."""
+    before and after the command; during it SIGINT raises KeyboardInterrupt (cleanup runs, exit 130), and an
+    interrupt that an extension module's import turned into another error, or that Python ignored, still
+    ends in 130."""
     import signal
 
+    said = "previous results left as they were"
     try:
         if interrupt_handler is not None:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        return _main(argv)
+            INTERRUPTED["seen"] = False
+            sys.unraisablehook = _unraisable(sys.unraisablehook)
+            signal.signal(signal.SIGINT, _raise_interrupt)
+        code = _main(argv)
+        if not INTERRUPTED["seen"] or code == 130:  # 130: _main said it
+            return code
+        said = f"the command went on to its end (exit status {code})"  # the interrupt was swallowed on the way
+        raise KeyboardInterrupt
     except KeyboardInterrupt as exc:  # also one that came while an error was being said
         if interrupt_handler is not None:
             signal.signal(signal.SIGINT, interrupt_handler)
-        print(f"error: interrupted ({str(exc) or 'SIGINT'}); previous results left as they were", file=sys.stderr)
+        print(f"error: interrupted ({str(exc) or 'SIGINT'}); {said}", file=sys.stderr)
         return 130
     finally:
         if interrupt_handler is not None:
@@ -395,7 +307,7 @@ def main(argv: Sequence[str] | None = None, interrupt_handler=None) -> int:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    _encoding_safe()
+    encoding_safe()
     missing = missing_dependencies()
     if missing:  # before any command imports pandas: say which Python to use, not "internal error"
         print(f"error: {_environment_hint(missing)}", file=sys.stderr)
@@ -407,9 +319,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
         try:
             sys.stdout.flush()
         except BrokenPipeError:
-            return _pipe_closed()
+            return pipe_closed()
         except OSError as exc:
-            return _stdout_failed(exc)
+            return stdout_failed(exc)
         raise
     _cap_jobs(args)
     try:
@@ -436,13 +348,15 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"error: interrupted ({str(exc) or 'SIGINT'}); previous results left as they were", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        return _pipe_closed()
+        return pipe_closed()
     except OSError as exc:  # the environment (a full disk, permissions), not the input: exit 1, no traceback
         if getattr(exc, "stdout", False):
-            return _stdout_failed(exc)
-        print(f"error: {_environment_error(exc)}", file=sys.stderr)
+            return stdout_failed(exc)
+        print(f"error: {environment_error(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:
+        if INTERRUPTED["seen"]:  # Ctrl-C inside an extension's import comes back as an ImportError
+            raise KeyboardInterrupt from None
         # only `run` takes --log-level (its log then holds the traceback)
         hint = " (rerun with --log-level DEBUG for the traceback in the log)" if args.command == "run" else ""
         print(f"error: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
