@@ -269,3 +269,11 @@ def test_environment_error_is_one_line(monkeypatch, capsys, err):
 def test_schema_messages_say_what_is_allowed(capsys, assignment, allowed):
     assert main([*WHATIF, "--set", assignment]) == 2
     assert allowed in capsys.readouterr().err
+
+
+def test_solve_beyond_max_step_ms_is_unreachable(capsys):
+    args = ["solve", "--system", "8xA100", "--set", "workload.max_step_ms=1", "--metric", "speedup", "--target", "1.2",
+            "--vary", "prophet.prediction_accuracy"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("unreachable: the model gives no speedup") and "no batch meets max_step_ms 1" in out

@@ -293,6 +293,16 @@ def sweep(setup: Setup, grid: dict[str, np.ndarray], max_step_ms: float | None =
     return step_bound(df, max_step_ms, why)
 
 
+def within_bound(out: dict[str, np.ndarray], max_step_ms: float | None, metric: str) -> np.ndarray:
+    """`metric` of metrics() where both variants' steps are within `max_step_ms`, NaN beyond (as the study
+    keeps no configuration beyond the bound: whatif and sweep show none there)."""
+    y = np.asarray(out[metric], dtype=float)
+    if max_step_ms is None:
+        return y
+    steps = [np.nan_to_num(np.asarray(out[f"{v}_step_ms"], dtype=float), nan=-np.inf) for v in ("baseline", "prophet")]
+    return np.where((steps[0] > max_step_ms) | (steps[1] > max_step_ms), np.nan, y)
+
+
 def step_bound(df: pd.DataFrame, max_step_ms: float | None, why: str = "") -> pd.DataFrame:
     """Points whose baseline or Prophet step exceeds `max_step_ms` lose their numbers (the study keeps no
     configuration beyond the bound), their note saying so: `why` where given, else the step at this point."""

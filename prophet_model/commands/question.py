@@ -246,7 +246,8 @@ def run_solve(args: argparse.Namespace) -> int:
     study, sid, notes = question_study(args)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    setup = operating_point(study, sid)
+    setup, why = operating_point_why(study, sid)
+    limit = study.config.workload.max_step_ms
     if key in BOUNDS and not args.rerun:
         whole = BOUNDS[key][4]
         blo, bhi, lo_in, hi_in, _ = BOUNDS[key]
@@ -254,7 +255,7 @@ def run_solve(args: argparse.Namespace) -> int:
             raise UserError(f"--range {lo:g}:{hi:g} leaves the allowed values of {key}; allowed: {g._allowed(key)}")
 
         def f(x: np.ndarray) -> np.ndarray:
-            return np.asarray(g.metrics(setup, {key: x})[args.metric], dtype=float) * np.ones_like(x)
+            return g.within_bound(g.metrics(setup, {key: x}), limit, args.metric) * np.ones_like(x)
 
         value, others, x, y = _solve(f, lo, hi, args.target, whole, 4001, 6, 64)
         how = f"operating point held: {_point(setup)}"
@@ -272,7 +273,8 @@ def run_solve(args: argparse.Namespace) -> int:
             out = []
             for v in x:
                 s, _, _ = question_study(args, [f"{key}={int(v) if whole else float(v)!r}"])
-                out.append(float(g.metrics(operating_point(s, sid))[args.metric]))
+                out.append(float(g.within_bound(g.metrics(operating_point(s, sid)), s.config.workload.max_step_ms,
+                                                args.metric)))  # fmt: skip
             return np.array(out)
 
         value, others, x, y = _solve(f, lo, hi, args.target, whole, 11, 24, 2)
@@ -284,7 +286,8 @@ def run_solve(args: argparse.Namespace) -> int:
         return 0
     ok = np.isfinite(y)
     if not ok.any():
-        print(f"unreachable: the model gives no {args.metric} for {key} in {lo:g} to {hi:g} ({how})")
+        print(f"unreachable: the model gives no {args.metric} for {key} in {lo:g} to {hi:g} ({how}"
+              + (f"; {why})" if why else ")"))  # fmt: skip
         return 0
     i_max, i_min = int(np.nanargmax(np.where(ok, y, -np.inf))), int(np.nanargmin(np.where(ok, y, np.inf)))
     if np.isclose(y[i_max], y[i_min], rtol=1e-9, atol=0):
