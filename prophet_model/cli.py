@@ -13,7 +13,11 @@
     python -m prophet_model --version
 
 User mistakes print one clear message and exit 2; a failed evaluation exits 1; neither prints a
-traceback (--log-level DEBUG writes the traceback of an internal error to the log).
+traceback (--log-level DEBUG writes the traceback of an internal error to the log). The environment:
+standard output that cannot be written (/dev/full, a full disk) or a file that cannot be, one line and exit
+1; a reader that went away (`... | head`) ends the command quietly with 141 (128 + SIGPIPE), as Unix tools
+do; Ctrl-C at any moment from the package's first statement, one line and 130 (SIGTERM, SIGHUP too). A
+console that cannot encode × → – gets x -> - (console.ASCII_FALLBACKS). --jobs above the cores is capped at them.
 """
 
 from __future__ import annotations
@@ -22,18 +26,48 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from prophet_model.console import encoding_safe, environment_error, pipe_closed, stdout_failed
 from prophet_model.errors import UserError
 
 
-def _jobs(text: str) -> int:
-    """--jobs N: a whole number >= 1 (0 is the default: one per core)."""
+def _whole(text: str, what: str) -> int:
+    """A whole number >= 1, else argparse's one-line error saying what it counts (`what`)."""
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; allowed: 1, 2, ... (processes)") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; allowed: 1, 2, ... ({what})") from None
     if n < 1:
-        raise argparse.ArgumentTypeError(f"{n} is not allowed; allowed: a whole number >= 1 (processes)")
+        raise argparse.ArgumentTypeError(f"{n} is not allowed; allowed: a whole number >= 1 ({what})")
     return n
+
+
+def _jobs(text: str) -> int:
+    """--jobs N: a whole number >= 1 (0 is the default: one per core); more than the cores is capped in main."""
+    return _whole(text, "processes, at most one per core")
+
+
+def _gpus(text: str) -> int:
+    """--count N: the GPUs of a system, a whole number >= 1 (the schema's upper bound is checked with the rest)."""
+    return _whole(text, "GPUs in the system")
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under taskset or a container), else os.cpu_count()."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _cap_jobs(args: argparse.Namespace) -> None:
+    """--jobs above the cores: as many processes as cores (more only add memory and switching), said on stderr."""
+    n = getattr(args, "jobs", 0) or 0
+    limit = cores()
+    if n > limit:
+        print(f"note: --jobs {n} capped at {limit} (the cores)", file=sys.stderr)
+        args.jobs = limit
 
 
 VARY_HELP = """keys: the model's inputs (one vectorized call for the whole grid, around the operating point the
@@ -57,7 +91,7 @@ def _question(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     p.add_argument("--system", help="a configured system id, e.g. 8xA100 (or give --gpu --count --interconnect)")
     p.add_argument("--gpu", help="a catalog GPU (catalog/gpus.yml key): changes --system's, or makes a system")
-    p.add_argument("--count", type=_jobs, help="GPUs in the system")
+    p.add_argument("--count", type=_gpus, help="GPUs in the system")
     p.add_argument("--interconnect", help="a catalog interconnect (catalog/interconnects.yml key)")
     p.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
     p.add_argument("--strategy", choices=["EP", "DP", "Hybrid"], help="this strategy only (default: the best)")
@@ -185,31 +219,6 @@ def _console(level: str) -> None:
     log.propagate = False
 
 
-def _encoding_safe() -> None:
-    """Console streams that cannot encode a character (PYTHONIOENCODING=ascii, a C locale) print it
-    as an escape (\\u00d7) instead of failing after the results are written."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None and getattr(stream, "errors", "strict") == "strict":
-            try:
-                reconfigure(errors="backslashreplace")
-            except (ValueError, OSError):  # a stream that cannot be reconfigured keeps its settings
-                pass
-
-
-def _pipe_closed() -> int:
-    """The reader of standard output went away (`analyze | head`): stop quietly, as `cat` does. Later
-    writes (and the interpreter's final flush) go to /dev/null; 141 = 128 + SIGPIPE."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
-    return 141
-
-
 COMMANDS = {
     "run": "run", "paper": "build", "pipeline": "build", "book": "build", "clean": "build",
     "whatif": "explore", "sweep": "explore", "compare": "explore", "analyze": "explore", "solve": "explore",
@@ -251,14 +260,71 @@ def _environment_hint(missing: list[str]) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    _encoding_safe()
+INTERRUPTED = {"seen": False}  # a SIGINT came during the command (also one that C code or importlib swallowed)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    INTERRUPTED["seen"] = True
+    raise KeyboardInterrupt
+
+
+def _unraisable(hook):
+    """sys.unraisablehook that stays silent for a KeyboardInterrupt raised where Python can only ignore it (a
+    weakref callback in importlib): main says the interrupt once, as a line, and exits 130."""
+
+    def unraisable(u) -> None:
+        if not (isinstance(u.exc_type, type) and issubclass(u.exc_type, KeyboardInterrupt)):
+            hook(u)
+
+    return unraisable
+
+
+def main(argv: Sequence[str] | None = None, interrupt_handler=None) -> int:
+    """Run one command; the exit status. `interrupt_handler` (from __main__): the SIGINT handler in force
+    before and after the command; during it SIGINT raises KeyboardInterrupt (cleanup runs, exit 130), and an
+    interrupt that an extension module's import turned into another error, or that Python ignored, still
+    ends in 130."""
+    import signal
+
+    said = "previous results left as they were"
+    try:
+        if interrupt_handler is not None:
+            INTERRUPTED["seen"] = False
+            sys.unraisablehook = _unraisable(sys.unraisablehook)
+            signal.signal(signal.SIGINT, _raise_interrupt)
+        code = _main(argv)
+        if not INTERRUPTED["seen"] or code == 130:  # 130: _main said it
+            return code
+        said = f"the command went on to its end (exit status {code})"  # the interrupt was swallowed on the way
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as exc:  # also one that came while an error was being said
+        if interrupt_handler is not None:
+            signal.signal(signal.SIGINT, interrupt_handler)
+        print(f"error: interrupted ({str(exc) or 'SIGINT'}); {said}", file=sys.stderr)
+        return 130
+    finally:
+        if interrupt_handler is not None:
+            signal.signal(signal.SIGINT, interrupt_handler)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    encoding_safe()
     missing = missing_dependencies()
     if missing:  # before any command imports pandas: say which Python to use, not "internal error"
         print(f"error: {_environment_hint(missing)}", file=sys.stderr)
         return 2
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit:  # --help, --version or a usage error: what argparse printed must reach its reader
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return pipe_closed()
+        except OSError as exc:
+            return stdout_failed(exc)
+        raise
+    _cap_jobs(args)
     try:
         if args.command == "uptodate":
             from prophet_model.workflow.fastpath import all_up_to_date
@@ -280,11 +346,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        print(f"error: interrupted ({exc or 'SIGINT'}); previous results left as they were", file=sys.stderr)
+        print(f"error: interrupted ({str(exc) or 'SIGINT'}); previous results left as they were", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        return _pipe_closed()
+        return pipe_closed()
+    except OSError as exc:  # the environment (a full disk, permissions), not the input: exit 1, no traceback
+        if getattr(exc, "stdout", False):
+            return stdout_failed(exc)
+        print(f"error: {environment_error(exc)}", file=sys.stderr)
+        return 1
     except Exception as exc:
+        if INTERRUPTED["seen"]:  # Ctrl-C inside an extension's import comes back as an ImportError
+            raise KeyboardInterrupt from None
         # only `run` takes --log-level (its log then holds the traceback)
         hint = " (rerun with --log-level DEBUG for the traceback in the log)" if args.command == "run" else ""
         print(f"error: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)

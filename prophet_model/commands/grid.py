@@ -210,14 +210,14 @@ def saturation_notes(table: pd.DataFrame, keys: list[str], metric_columns: list[
         if len(values) < 3 or not all(isinstance(v, (int, float, np.number)) for v in values):
             continue
         others = [k for k in keys if k != key]
-        first_flat = 0
-        for _, g in table.groupby(others, sort=False) if others else [(None, table)]:
-            g = g.set_index(key)[metric_columns].astype(float)
-            rows = [g.loc[v].to_numpy(dtype=float).ravel() for v in values]
-            j = len(values) - 1
-            while j > 0 and np.allclose(rows[j - 1], rows[-1], rtol=1e-9, atol=0, equal_nan=True):
-                j -= 1
-            first_flat = max(first_flat, j)
+        # metrics[group of the other keys' values, value of key, metric], one vectorized pass (a million points)
+        group = table.groupby(others, sort=False).ngroup().to_numpy() if others else np.zeros(len(table), int)
+        where = table[key].map({v: i for i, v in enumerate(values)}).to_numpy()
+        cube = np.full((group.max() + 1, len(values), len(metric_columns)), np.nan)
+        cube[group, where] = table[metric_columns].to_numpy(dtype=float)
+        same = np.isclose(cube, cube[:, -1:], rtol=1e-9, atol=0, equal_nan=True).all(axis=2)  # like the last value
+        trailing = np.cumprod(same[:, ::-1], axis=1).sum(axis=1)  # values from the last on that are all alike
+        first_flat = int((len(values) - trailing).max())
         if first_flat == 0:
             notes.append(f"{key}: the results are the same at every value swept ({values[0]:g} to {values[-1]:g})")
         elif first_flat < len(values) - 1:
@@ -268,11 +268,13 @@ def _label(value: object) -> str:
     return f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
 
 
-def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
+def sweep(setup: Setup, grid: dict[str, np.ndarray], max_step_ms: float | None = None, why: str = "") -> pd.DataFrame:
     """The metrics of one system's headline configuration over the full grid (every combination, the
     first key varying slowest): one vectorized model call per variant. The operating point (each
     variant's strategy, split and batch per GPU, as the study chose them) is held fixed and shown;
-    `workload.batch_size_per_gpu` among the varied keys moves both variants' batch."""
+    `workload.batch_size_per_gpu` among the varied keys moves both variants' batch. A point whose step
+    exceeds the study's `max_step_ms` has no numbers, as in whatif: its note says so (`why`: whatif's
+    sentence where the study found no batch within the bound, runner.pick)."""
     keys = list(grid)
     mesh = np.meshgrid(*(grid[k] for k in keys), indexing="ij") if keys else []
     flat = {k: m.ravel() for k, m in zip(keys, mesh, strict=True)}
@@ -290,6 +292,33 @@ def sweep(setup: Setup, grid: dict[str, np.ndarray]) -> pd.DataFrame:
     for metric in METRIC_NAMES:
         df[metric] = np.broadcast_to(np.asarray(out[metric], dtype=float), (n,))
     df["note"] = sweep_notes(setup, flat, df, n)
+    return step_bound(df, max_step_ms, why)
+
+
+def within_bound(out: dict[str, np.ndarray], max_step_ms: float | None, metric: str) -> np.ndarray:
+    """`metric` of metrics() where both variants' steps are within `max_step_ms`, NaN beyond (as the study
+    keeps no configuration beyond the bound: whatif and sweep show none there)."""
+    y = np.asarray(out[metric], dtype=float)
+    if max_step_ms is None:
+        return y
+    steps = [np.nan_to_num(np.asarray(out[f"{v}_step_ms"], dtype=float), nan=-np.inf) for v in ("baseline", "prophet")]
+    return np.where((steps[0] > max_step_ms) | (steps[1] > max_step_ms), np.nan, y)
+
+
+def step_bound(df: pd.DataFrame, max_step_ms: float | None, why: str = "") -> pd.DataFrame:
+    """Points whose baseline or Prophet step exceeds `max_step_ms` lose their numbers (the study keeps no
+    configuration beyond the bound), their note saying so: `why` where given, else the step at this point."""
+    if max_step_ms is None:
+        return df
+    steps = df[["baseline_step_ms", "prophet_step_ms"]].to_numpy(dtype=float)
+    over = (np.nan_to_num(steps, nan=-np.inf) > max_step_ms).any(axis=1) & (df.note == "").to_numpy()
+    if not over.any():
+        return df
+    df = df.copy()
+    slowest = np.nanmax(steps[over], axis=1)  # each row over the bound has a finite step
+    df.loc[over, "note"] = [why or f"no batch meets max_step_ms {max_step_ms:g} (the step at this point's batch takes "
+                            f"{t:.3g} ms)" for t in slowest]  # fmt: skip
+    df.loc[over, list(METRIC_NAMES)] = np.nan
     return df
 
 

@@ -8,7 +8,7 @@ import argparse
 import itertools
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +18,10 @@ from prophet_model.commands import grid as g
 from prophet_model.errors import UserError
 from prophet_model.study.config import Study
 from prophet_model.study.sensitivity import Setup
+from prophet_model.study.size import LONG_S, duration
 
 MAX_SWEEP = 2_000_000  # points; a larger grid would need several GB of memory
+SECONDS_PER_POINT = 7e-5  # a sweep's point: model, notes and CSV (100,000 points in about 7 s on one core)
 MAX_STUDY_RUNS = 200  # combinations of configuration keys (each re-runs the study, about half a second)
 
 
@@ -37,6 +39,12 @@ def question_study(args: argparse.Namespace, extra: list[str] | None = None) -> 
 
 def operating_point(study: Study, system_id: str) -> Setup:
     """The system's headline configuration as the study chooses it (its strategy, split and batch)."""
+    return operating_point_why(study, system_id)[0]
+
+
+def operating_point_why(study: Study, system_id: str) -> tuple[Setup, str]:
+    """(operating_point, why its strategy has no numbers: whatif's note, e.g. that no batch meets
+    workload.max_step_ms; "" where it has numbers)."""
     from prophet_model.study.runner import run_study
     from prophet_model.study.sensitivity import setups
 
@@ -47,7 +55,10 @@ def operating_point(study: Study, system_id: str) -> Setup:
     if setup is None:
         why = "; ".join(dict.fromkeys(f"{r.strategy}: {r.note}" for r in results.comparison.itertuples()))
         raise UserError(f"{system_id}: no strategy of this system can be evaluated ({why})")
-    return setup
+    comp = results.comparison
+    row = comp[(comp.system_id == system_id) & (comp.strategy == setup.strategy)]
+    note = row.note.iloc[0] if len(row) and row.speedup.isna().iloc[0] else ""
+    return setup, note if isinstance(note, str) else ""
 
 
 def _yaml(value: object) -> str:
@@ -62,11 +73,17 @@ def _point(setup: Setup) -> str:
 
 def run_sweep(args: argparse.Namespace) -> int:
     from prophet_model.commands.grid import sweep
-    from prophet_model.commands.scripting import csv_text, write_new
+    from prophet_model.commands.scripting import check_new, csv_text, write_new
     from prophet_model.study.yaml_io import read_yaml
 
-    if args.plot:
+    if args.plot:  # every option that says where to write, checked before anything is computed or written
         g.check_metric(args.metric)
+        plot_format(Path(args.plot))
+        check_new(Path(args.plot), args.force, "--plot")
+    if args.out:
+        check_new(Path(args.out), args.force, "--out")
+        if args.plot and Path(args.out).resolve() == Path(args.plot).resolve():
+            raise UserError(f"--out and --plot are the same file ({args.out}); allowed: two different files")
     vector, config = g.parse_vary(args.vary, read_yaml(Path(args.config)))
     size = math.prod(len(v) for v in [*vector.values(), *config.values()])
     if size > MAX_SWEEP:
@@ -76,15 +93,19 @@ def run_sweep(args: argparse.Namespace) -> int:
         raise UserError(f"{len(combos):,} combinations of configuration keys ({', '.join(config)}), each a run of the "
                         f"study; allowed: at most {MAX_STUDY_RUNS} (fewer values, or the model's inputs: "
                         "python -m prophet_model sweep --help)")  # fmt: skip
+    seconds = size * SECONDS_PER_POINT
+    if seconds > LONG_S:  # one vectorized call per study run: said before, as runner says a long study
+        print(f"note: {size:,} points, estimated time: {duration(seconds)} (fewer values: shorter)", file=sys.stderr)
     frames, told, setup, study = [], set(), None, None
-    for combo in combos:
+    for combo in _progress(combos):
         study, sid, notes = question_study(args, [f"{k}={_yaml(v)}" for k, v in zip(config, combo, strict=True)])
         for note in notes:
             if note not in told:
                 print(f"note: {note}", file=sys.stderr)
                 told.add(note)
-        setup = operating_point(study, sid)
-        table = sweep(setup, vector)
+        setup, why = operating_point_why(study, sid)
+        limit = study.config.workload.max_step_ms
+        table = sweep(setup, vector, limit, why if limit is not None and "max_step_ms" in why else "")
         for i, (k, v) in enumerate(zip(config, combo, strict=True)):
             table.insert(3 + i, k, v)
         frames.append(table)
@@ -108,11 +129,35 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(f"wrote {len(table)} rows to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    if args.plot:
+    if args.plot and not table[args.metric].notna().any():
+        print(f"note: {args.plot} not written: no point of the grid has a {args.metric} (the note column says why)",
+              file=sys.stderr)  # fmt: skip
+    elif args.plot:
         title = f"{_point(setup)}; model {study.model.name}"
         save_figure(g.plot(table, keys, args.metric, title), Path(args.plot), args.force)
         print(f"wrote {args.plot} ({args.metric} against {keys[0]})", file=sys.stderr)
     return 0
+
+
+def _progress(combos: list[tuple]) -> Iterator[tuple]:
+    """The combinations, each a run of the study; after the first, where the rest would take longer than
+    runner.LONG_S, the estimate is said and a progress bar drawn (standard error only)."""
+    import time
+
+    start = time.perf_counter()
+    for i, combo in enumerate(combos):
+        if i == 1:
+            left = (time.perf_counter() - start) * (len(combos) - 1)
+            if left > LONG_S or sys.stderr.isatty():
+                if left > LONG_S:
+                    print(f"note: {len(combos):,} runs of the study, one per combination of "
+                          f"configuration values: about {duration(left)} more", file=sys.stderr)  # fmt: skip
+                from tqdm import tqdm
+
+                yield from tqdm(combos[1:], desc="study runs", unit="run", file=sys.stderr, leave=False,
+                                initial=1, total=len(combos))  # fmt: skip
+                return
+        yield combo
 
 
 # the range `solve` searches when --range is not given, where the allowed values are unbounded or open
@@ -201,7 +246,8 @@ def run_solve(args: argparse.Namespace) -> int:
     study, sid, notes = question_study(args)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    setup = operating_point(study, sid)
+    setup, why = operating_point_why(study, sid)
+    limit = study.config.workload.max_step_ms
     if key in BOUNDS and not args.rerun:
         whole = BOUNDS[key][4]
         blo, bhi, lo_in, hi_in, _ = BOUNDS[key]
@@ -209,7 +255,7 @@ def run_solve(args: argparse.Namespace) -> int:
             raise UserError(f"--range {lo:g}:{hi:g} leaves the allowed values of {key}; allowed: {g._allowed(key)}")
 
         def f(x: np.ndarray) -> np.ndarray:
-            return np.asarray(g.metrics(setup, {key: x})[args.metric], dtype=float) * np.ones_like(x)
+            return g.within_bound(g.metrics(setup, {key: x}), limit, args.metric) * np.ones_like(x)
 
         value, others, x, y = _solve(f, lo, hi, args.target, whole, 4001, 6, 64)
         how = f"operating point held: {_point(setup)}"
@@ -227,7 +273,8 @@ def run_solve(args: argparse.Namespace) -> int:
             out = []
             for v in x:
                 s, _, _ = question_study(args, [f"{key}={int(v) if whole else float(v)!r}"])
-                out.append(float(g.metrics(operating_point(s, sid))[args.metric]))
+                out.append(float(g.within_bound(g.metrics(operating_point(s, sid)), s.config.workload.max_step_ms,
+                                                args.metric)))  # fmt: skip
             return np.array(out)
 
         value, others, x, y = _solve(f, lo, hi, args.target, whole, 11, 24, 2)
@@ -239,7 +286,8 @@ def run_solve(args: argparse.Namespace) -> int:
         return 0
     ok = np.isfinite(y)
     if not ok.any():
-        print(f"unreachable: the model gives no {args.metric} for {key} in {lo:g} to {hi:g} ({how})")
+        print(f"unreachable: the model gives no {args.metric} for {key} in {lo:g} to {hi:g} ({how}"
+              + (f"; {why})" if why else ")"))  # fmt: skip
         return 0
     i_max, i_min = int(np.nanargmax(np.where(ok, y, -np.inf))), int(np.nanargmin(np.where(ok, y, np.inf)))
     if np.isclose(y[i_max], y[i_min], rtol=1e-9, atol=0):
@@ -270,9 +318,15 @@ def save_figure(fig, path, force: bool) -> None:
 
     from prophet_model.commands.scripting import write_new
 
+    suffix = plot_format(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=suffix, metadata={"CreationDate": None} if suffix == "pdf" else None)
+    write_new(path, buf.getvalue(), force, "--plot")
+
+
+def plot_format(path: Path) -> str:
+    """The figure format of a --plot file name (png or pdf), else a UserError."""
     suffix = path.suffix.lower().lstrip(".")
     if suffix not in ("png", "pdf"):
         raise UserError(f"--plot {path}: allowed: a file name ending in .png or .pdf")
-    buf = io.BytesIO()
-    fig.savefig(buf, format=suffix, metadata={"CreationDate": None} if suffix == "pdf" else None)
-    write_new(path, buf.getvalue(), force)
+    return suffix

@@ -90,18 +90,24 @@ def whatif_json(changes: list[str], notes: list[str], rows: pd.DataFrame) -> str
     return json.dumps(out, indent=1, sort_keys=False, allow_nan=False) + "\n"
 
 
-def write_new(path: Path, text: str | bytes, force: bool) -> None:
-    """Write `text` to `path` through a temporary file; an existing file is replaced only with --force,
-    a folder (or anything else that is not a file) never; a folder that cannot be written is named."""
+def check_new(path: Path, force: bool, option: str = "--out") -> None:
+    """What write_new refuses, said before anything is computed or written: an existing file without
+    --force, a folder or other non-file, a folder that does not exist."""
     if path.is_dir():
         raise UserError(f"{path} is a folder (never replaced, not even with --force); allowed: a file path for "
-                        f"--out, e.g. {path / 'sweep.csv'}")  # fmt: skip
+                        f"{option}, e.g. {path / ('sweep.png' if option == '--plot' else 'sweep.csv')}")  # fmt: skip
     if path.exists() and not path.is_file():
-        raise UserError(f"{path} is not a regular file (never replaced); allowed: a file path for --out")
+        raise UserError(f"{path} is not a regular file (never replaced); allowed: a file path for {option}")
     if path.exists() and not force:
-        raise UserError(f"{path} exists; allowed: another --out, or --force to replace it")
+        raise UserError(f"{path} exists; allowed: another {option}, or --force to replace it")
     if not path.parent.is_dir():
-        raise UserError(f"{path.parent}: no such folder; allowed: --out in an existing folder")
+        raise UserError(f"{path.parent}: no such folder; allowed: {option} in an existing folder")
+
+
+def write_new(path: Path, text: str | bytes, force: bool, option: str = "--out") -> None:
+    """Write `text` to `path` through a temporary file; an existing file is replaced only with --force,
+    a folder (or anything else that is not a file) never; a folder that cannot be written is named."""
+    check_new(path, force, option)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         if isinstance(text, bytes):
@@ -110,7 +116,7 @@ def write_new(path: Path, text: str | bytes, force: bool) -> None:
             tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        raise UserError(f"--out {path}: cannot write there ({exc.strerror or exc}); allowed: a file in a folder "
+        raise UserError(f"{option} {path}: cannot write there ({exc.strerror or exc}); allowed: a file in a folder "
                         "you can write to") from None  # fmt: skip
     finally:
         try:
@@ -145,6 +151,30 @@ def _label(row: pd.Series, keys: list[str]) -> str:
     return " / ".join(str(row[k]) for k in keys)
 
 
+ALWAYS_ROWS = ("all_systems_comparison.csv", "fixed_batch_comparison.csv", "headline.csv")  # one row per system
+# (and results_<id>.csv); another table may be written with its header alone (no claim, no check failed)
+
+
+def _table(path: Path) -> pd.DataFrame:
+    """A CSV of a results folder, read for `compare`: one that is empty, cut short or not a table (or one
+    that always has rows but has none) is a UserError naming it, never an internal error."""
+    from prophet_model.outputs.tables import problem
+
+    folder = path.parent.parent
+    hint = f"allowed: a results folder as `python -m prophet_model run --results {folder}` writes it"
+    why = problem(path)
+    if why is not None:
+        raise UserError(f"{path}: {why}; {hint}")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise UserError(f"{path}: cannot be read as a table ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
+                        f"{hint}") from None  # fmt: skip
+    if df.empty and (path.name in ALWAYS_ROWS or path.name.startswith("results_")):
+        raise UserError(f"{path}: has a header but no rows (every results folder has one per system); {hint}")
+    return df
+
+
 def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
     """Every value that differs between the CSVs of two results folders (data/*.csv): file, row key,
     column, the two values, and the difference (absolute and relative) for numbers; files or rows
@@ -160,7 +190,7 @@ def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
             rows.append({"file": name, "row": "", "column": "", "a": "present" if pa.is_file() else "absent",
                          "b": "present" if pb.is_file() else "absent", "difference": np.nan, "relative": np.nan})  # fmt: skip
             continue
-        da, db = pd.read_csv(pa), pd.read_csv(pb)
+        da, db = _table(pa), _table(pb)
         keys = _keys(name, da, db)
         if not keys:
             da, db, keys = da.reset_index(), db.reset_index(), ["index"]

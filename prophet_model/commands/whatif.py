@@ -20,8 +20,19 @@ def _allowed(node: Any) -> str:
     if isinstance(node, dict):
         return ", ".join(sorted(map(str, node)))
     if isinstance(node, list):
-        return ", ".join(str(e.get("id")) for e in node if isinstance(e, dict))
+        ids = [str(e["id"]) for e in node if isinstance(e, dict) and "id" in e]
+        if ids:
+            return ", ".join(ids)
+        return f"an entry's position, 0 to {len(node) - 1}" if node else "(none: the list is empty)"
     return "(none: this is a value)"
+
+
+def _entry(node: list, part: str) -> list:
+    """The entries of a list that `part` names: by id (systems), else by position (expectations.0)."""
+    found = [e for e in node if isinstance(e, dict) and str(e.get("id")) == part]
+    if found or any(isinstance(e, dict) and "id" in e for e in node):
+        return found
+    return [node[int(part)]] if part.isdigit() and int(part) < len(node) else []
 
 
 def key_parts(key: str) -> list[tuple[str, bool]]:
@@ -97,11 +108,12 @@ def apply_set(raw: dict, assignment: str) -> None:
         here = ".".join(path)
         last = i == len(parts) - 1
         if isinstance(node, list):
-            found = [e for e in node if isinstance(e, dict) and str(e.get("id")) == part]
+            found = _entry(node, part)
             if not found:
                 raise UserError(f"--set {key}: no entry {here!r}; allowed: {_allowed(node)}")
-            if last:
-                raise UserError(f"--set {key}: {here!r} is a whole system; set one of its keys: {_allowed(found[0])}")
+            if last or not isinstance(found[0], dict):
+                raise UserError(f"--set {key}: {here!r} is a whole entry; allowed: one of its keys, "
+                                f"{_allowed(found[0])}")  # fmt: skip
             node = found[0]
         elif isinstance(node, dict):
             if part not in node and not (last and tuple(path[:-1]) in FREE_KEYS):

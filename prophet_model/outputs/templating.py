@@ -8,16 +8,40 @@ from pathlib import Path
 
 import jinja2
 
+from prophet_model.errors import UserError
 from prophet_model.outputs import formatting as fmt
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+def _where(filename: str | None, name: str | None) -> str:
+    """A template's file as the user would type it: relative to the repository where it is inside it."""
+    if not filename:
+        return f"templates/{name}" if name else "a template"
+    path = Path(filename)
+    try:
+        return str(path.resolve().relative_to(TEMPLATES.parent))
+    except ValueError:
+        return str(path)
+
+
+class Environment(jinja2.Environment):
+    """A Jinja environment whose templates that do not parse are a UserError naming the file and line
+    (`templates/x.tex.j2:12: unexpected '}'`), not an internal error."""
+
+    def _load_template(self, name, globals):  # type: ignore[override]  (every get_template and include)
+        try:
+            return super()._load_template(name, globals)
+        except jinja2.TemplateSyntaxError as exc:
+            raise UserError(f"{_where(exc.filename, exc.name)}:{exc.lineno}: {exc.message}; allowed: Jinja "
+                            "template syntax (https://jinja.palletsprojects.com/templates/)") from None  # fmt: skip
 
 
 @functools.cache
 def environment() -> jinja2.Environment:
     """One environment per process, so that each template is compiled once (compiling the summary's
     template takes longer than rendering it for every system)."""
-    env = jinja2.Environment(
+    env = Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

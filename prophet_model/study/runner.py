@@ -49,21 +49,17 @@ from prophet_model.study.frames import (
 )
 from prophet_model.study.operating_point import exact_cases
 from prophet_model.study.scenarios import scenario_dict, stack
+from prophet_model.study.size import LONG_S, MAX_BATCH, VARIANTS, check_size, duration, reference_splits, tp_degrees
 from prophet_model.study.strategies import splits
 
 if TYPE_CHECKING:
     import pandas as pd
 
-VARIANTS = ("baseline", "prophet")
-MAX_BATCH = 1_000_000  # the schema's bound on workload.batch_size_per_gpu
-
-
-def tp_degrees(study: Study, ep: int) -> tuple[int, ...]:
-    """The tensor-parallel attention degrees evaluated for a replica of `ep` GPUs: those of
-    parallel.attention_tp (auto: 1, 2, 4, 8) that divide ep and the attention heads; () where none does."""
-    t = study.config.parallel.attention_tp
-    heads = study.model.num_attention_heads
-    return tuple(d for d in ((1, 2, 4, 8) if t == "auto" else (t,)) if ep % d == 0 and heads % d == 0)
+# the columns a row with numbers has and a row without lacks (NaN there once any row of the study has them)
+MEASURED = ("attention_tp", "compute_ms", "fetch_ms", "fetch_exposed_ms", "comm_exposed_ms", "step_ms", "tokens_per_s",
+            "tokens_per_s_per_gpu", "holds_all_experts", "comm_overhead_pct", "fetch_overhead_pct",
+            "resident_expert_fraction", "alltoall_mb", "roofline_tokens_per_s", "roofline_fraction_pct",
+            "usd_per_1m_tokens")  # fmt: skip
 
 
 def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int, ...]:
@@ -82,17 +78,6 @@ def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int,
     return tuple(sorted(grid | {b for b in (top, knee) if b >= 1}))
 
 
-def reference_splits(strategy: str, ep: int, dp: int) -> list[tuple[int, int]]:
-    """The configurations of the same strategy on fewer GPUs, smallest first: EP over n GPUs, n dividing
-    ep; DP of n replicas, n dividing dp; hybrid: d replicas of the same ep-GPU group, d dividing dp."""
-    divisors = lambda n: [d for d in range(1, n + 1) if n % d == 0]  # noqa: E731
-    if strategy == "EP":
-        return [(n, 1) for n in divisors(ep)]
-    if strategy == "DP":
-        return [(1, n) for n in divisors(dp)]
-    return [(ep, d) for d in divisors(dp)]
-
-
 def _row_specs(study: Study, system: System) -> list[dict]:
     specs = []
     for strategy in study.config.strategies:
@@ -107,9 +92,14 @@ def _row_specs(study: Study, system: System) -> list[dict]:
 
 
 def _tp_note(study: Study, ep: int) -> str:
+    """Why no attention TP degree fits a replica of `ep` GPUs: only the divisibility that actually fails."""
     t, heads = study.config.parallel.attention_tp, study.model.num_attention_heads
-    return (f"parallel.attention_tp {t} divides neither the replica's {ep} GPU(s) nor {heads} attention heads "
-            "evenly; allowed: a degree dividing both, or auto")  # fmt: skip
+    if t == "auto":  # 1 divides everything: never without a degree, said for completeness
+        return "no attention tensor-parallel degree of 1, 2, 4, 8 divides the replica's GPUs and the heads"
+    fails = [what for what, n in ((f"the replica's {ep} GPU(s)", ep), (f"the model's {heads} attention heads", heads))
+             if n % t]  # fmt: skip
+    said = f"divides neither {fails[0]} nor {fails[1]}" if len(fails) == 2 else f"does not divide {fails[0]}"
+    return f"parallel.attention_tp {t} {said} evenly; allowed: a degree dividing both, or auto"
 
 
 def evaluate_system(study: Study, system: System) -> SystemRows:
@@ -416,8 +406,18 @@ def run_study(
     returned {system_id: error} map and the other systems still run. `on_system` is given each system's
     rows as a DataFrame (pandas is imported only then, or when a table of the results is read)."""
     systems = [study.system(i) for i in system_ids] if system_ids else list(study.systems)
+    n, seconds = check_size(study, systems)
+    each: Sequence[System] = systems
+    if seconds > LONG_S:  # said before the run, then a bar per system (standard error only, never a CSV)
+        import sys
+
+        from tqdm import tqdm
+
+        print(f"note: evaluating up to {n:,} configurations of {len(systems):,} system(s), estimated time: {duration(seconds)}",
+              file=sys.stderr)  # fmt: skip
+        each = tqdm(systems, desc="systems", unit="system", file=sys.stderr, leave=False)
     parts, failures = [], {}
-    for system in systems:
+    for system in each:
         try:
             part = evaluate_system(study, system)
         except Exception as exc:
@@ -431,6 +431,8 @@ def run_study(
     if not parts:
         return StudyResults(study, parts), failures
     rows = promoted([r for part in parts for r in part.records()])
+    if rows and "step_ms" not in rows[0]:  # no row of any system has numbers (no split, no TP degree fits)
+        rows = [dict.fromkeys(MEASURED, math.nan) | r for r in rows]
     limit = study.config.workload.max_step_ms
     chosen, fixed = pick(rows, limit), pick(rows, limit, fixed=True)
     tables = {"comparison": compare(chosen.records, study), "fixed": compare(fixed.records, study),

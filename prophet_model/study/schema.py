@@ -29,7 +29,8 @@ class _WithSources(_Strict):
         fields = [k for k in type(self).model_fields if k != "sources" and k in self.model_fields_set]
         missing = sorted(k for k in fields if not self.sources.get(k, "").strip())
         if missing:
-            raise ValueError(f"sources is missing an entry for: {', '.join(missing)}")
+            raise ValueError(f"sources is missing an entry for: {', '.join(missing)}; allowed: sources with one entry "
+                             "per value given, saying where it comes from")  # fmt: skip
         return self
 
 
@@ -93,7 +94,7 @@ class SystemConfig(_Strict):
                 "allowed: ep x dp = count, 'auto' or 'none'"
             )
         if h == "none" and not self.hybrid_note.strip():
-            raise ValueError("hybrid: none needs a hybrid_note giving the reason")
+            raise ValueError("hybrid: none needs a hybrid_note giving the reason; allowed: hybrid_note: '...'")
         return self
 
 
@@ -213,7 +214,7 @@ class Distribution(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> Distribution:
         if self.low > self.high:
-            raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
+            raise ValueError(f"low ({self.low}) is greater than high ({self.high}); allowed: low <= high")
         if self.distribution == "triangular" and (self.mode is None or not self.low <= self.mode <= self.high):
             raise ValueError("a triangular distribution needs low <= mode <= high")
         centred = {
@@ -287,7 +288,7 @@ class Expectation(_Strict):
                 f"metric {self.metric!r} is not a comparison metric; allowed: {', '.join(COMPARISON_METRICS)}"
             )
         if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max}); allowed: min <= max")
         return self
 
 
@@ -315,9 +316,9 @@ class StudyConfig(_Strict):
         ids = [s.id for s in self.systems]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
-            raise ValueError(f"systems: duplicate id(s) {', '.join(dupes)}; each id must be unique")
+            raise ValueError(f"systems: duplicate id(s) {', '.join(dupes)}; allowed: each id once")
         if len(set(self.strategies)) != len(self.strategies):
-            raise ValueError("strategies: each strategy may appear once")
+            raise ValueError("strategies: a strategy appears twice; allowed: each of EP, DP, Hybrid at most once")
         if self.study.headline_strategy not in self.strategies:
             raise ValueError(
                 f"study.headline_strategy {self.study.headline_strategy!r} is not among strategies; allowed: "
