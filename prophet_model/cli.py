@@ -26,7 +26,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from prophet_model.console import encoding_safe, environment_error, pipe_closed, stdout_failed
+from prophet_model.console import encoding_safe, environment_error, pipe_closed, short_words, stdout_failed
 from prophet_model.errors import UserError
 
 
@@ -342,25 +342,26 @@ def _main(argv: Sequence[str] | None = None) -> int:
         code = command(args, argv)
         sys.stdout.flush()  # a reader that went away (`analyze | head`) shows here, inside the handler
         return code
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except UserError as exc:  # bad input: 2; a UserError of the machine (workflow.procs.EnvironmentProblem): 1
+        print(f"error: {short_words(str(exc))}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt as exc:
-        print(f"error: interrupted ({str(exc) or 'SIGINT'}); previous results left as they were", file=sys.stderr)
+        print(f"error: interrupted ({str(exc) or 'SIGINT'}) during `{args.command}`; files are replaced only when "
+              "whole, and what a killed step leaves is repaired when it runs again (or by `make`)", file=sys.stderr)  # fmt: skip
         return 130
     except BrokenPipeError:
         return pipe_closed()
     except OSError as exc:  # the environment (a full disk, permissions), not the input: exit 1, no traceback
         if getattr(exc, "stdout", False):
             return stdout_failed(exc)
-        print(f"error: {environment_error(exc)}", file=sys.stderr)
+        print(f"error: {short_words(environment_error(exc))}", file=sys.stderr)
         return 1
     except Exception as exc:
         if INTERRUPTED["seen"]:  # Ctrl-C inside an extension's import comes back as an ImportError
             raise KeyboardInterrupt from None
         # only `run` takes --log-level (its log then holds the traceback)
         hint = " (rerun with --log-level DEBUG for the traceback in the log)" if args.command == "run" else ""
-        print(f"error: internal error: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        print(f"error: internal error: {type(exc).__name__}: {short_words(str(exc))}{hint}", file=sys.stderr)
         return 1
     finally:
         from prophet_model.workflow.procs import release_locks

@@ -4,6 +4,7 @@ one line an error of the environment gets."""
 
 from __future__ import annotations
 
+import re
 import sys
 
 # what a console that cannot encode a character prints instead (a C locale, PYTHONIOENCODING=ascii)
@@ -121,3 +122,12 @@ def stdout_failed(exc: OSError) -> int:
     except (OSError, ValueError, AttributeError):
         pass
     return 1
+
+
+LONG_WORD = 200  # characters: a longer run of non-blank text in a message is shortened (a pasted value, a path)
+
+
+def short_words(message: str) -> str:
+    """`message` with every run of more than LONG_WORD non-blank characters cut to its first 80 and a count,
+    so that a 5,000-character value echoed in an error makes one readable line, its "allowed:" part kept."""
+    return re.sub(rf"\S{{{LONG_WORD + 1},}}", lambda m: f"{m.group()[:80]}… ({len(m.group()):,} characters)", message)

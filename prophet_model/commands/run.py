@@ -205,7 +205,9 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except BaseException as exc:
         log.debug("traceback", exc_info=True)
         # a UserError is printed once by main; the log still ends with it
-        log.error("ERROR %s: %s", type(exc).__name__, exc, extra={"log_file_only": isinstance(exc, UserError)})
+        said_by_main = isinstance(exc, (UserError, KeyboardInterrupt))  # main prints these once
+        text = str(exc) or ("interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt) else "(no message)")
+        log.error("ERROR %s: %s", type(exc).__name__, text, extra={"log_file_only": said_by_main})
         raise
     finally:
         close_log()

@@ -49,7 +49,15 @@ def _value(v: object) -> object:
     return v
 
 
-STEP_TERMS = ("compute_ms", "fetch_ms", "fetch_exposed_ms", "comm_exposed_ms", "step_ms")  # the step's breakdown
+STEP_TERMS = (
+    "compute_ms",
+    "fetch_ms",
+    "fetch_exposed_ms",
+    "comm_exposed_ms",
+    "alltoall_exposed_ms",
+    "allreduce_ms",
+    "step_ms",
+)  # the step's breakdown
 
 
 def whatif_rows(before: StudyResults, after: StudyResults, system_id: str) -> pd.DataFrame:

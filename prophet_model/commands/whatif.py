@@ -10,7 +10,7 @@ from typing import Any
 
 from prophet_model.errors import UserError
 from prophet_model.outputs import formatting as fmt
-from prophet_model.study.config import Study, study_from_raw
+from prophet_model.study.config import Study, shown_value, study_from_raw
 from prophet_model.study.frames import Record, StudyResults
 from prophet_model.study.runner import run_study
 from prophet_model.study.yaml_io import parse_yaml, read_yaml
@@ -88,10 +88,10 @@ def apply_set(raw: dict, assignment: str) -> None:
     or quotes (uncertainty.inputs[prophet.prediction_accuracy].low=0.9), or is matched as written when it
     is a key of its section. VALUE is read as YAML."""
     if "=" not in assignment:
-        raise UserError(f"--set {assignment!r}: expected KEY=VALUE, e.g. prophet.prediction_accuracy=0.6")
+        raise UserError(f"--set {shown_value(assignment)}: expected KEY=VALUE, e.g. prophet.prediction_accuracy=0.6")
     key, text = assignment.split("=", 1)
     key = key.strip()
-    value = parse_yaml(text, f"--set {key}: the value {text!r}")  # the config's YAML 1.2 rules
+    value = parse_yaml(text, f"--set {key}: the value {shown_value(text)}")  # the config's YAML 1.2 rules
     parts = key_parts(key)
     node: Any = raw
     path: list[str] = []

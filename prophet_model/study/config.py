@@ -87,13 +87,13 @@ def _format_validation_error(err: ValidationError, where: str, raw: Any = None) 
         elif e["type"] == "finite_number":
             msg = "must be a finite number (not .inf or .nan)"
         elif e["type"] in ("int_type", "int_parsing", "int_from_float"):
-            msg = f"must be a whole number, got {_shown(e.get('input'))}"
+            msg = f"must be a whole number, got {shown_value(e.get('input'))}"
         elif e["type"] in ("float_type", "float_parsing"):
             v = e.get("input")
             huge = isinstance(v, int) and not isinstance(v, bool) and abs(v) > 1.7e308
-            msg = f"must be a number{' a float can hold (below 1.7e308)' if huge else ''}, got {_shown(v)}"
+            msg = f"must be a number{' a float can hold (below 1.7e308)' if huge else ''}, got {shown_value(v)}"
         elif e["type"] == "literal_error" and isinstance(e.get("input"), (bool, float)):
-            msg += f", got {_shown(e['input'])} (a whole number is written as one: 2, not 2.0 or true)"
+            msg += f", got {shown_value(e['input'])} (a whole number is written as one: 2, not 2.0 or true)"
         if (
             e["type"] in ("int_type", "float_type")
             and isinstance(e.get("input"), str)
@@ -104,7 +104,7 @@ def _format_validation_error(err: ValidationError, where: str, raw: Any = None) 
     return "\n".join(lines)
 
 
-def _shown(value: object, limit: int = 60) -> str:
+def shown_value(value: object, limit: int = 60) -> str:
     """repr(value), cut to `limit` characters (a value of 5,000 digits makes no 5,000-character message)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
         return f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"

@@ -76,7 +76,7 @@ class SystemConfig(_Strict):
     def _safe_id(cls, v: str) -> str:
         if len(v) > MAX_ID_CHARS:
             raise ValueError(f"id is {len(v)} characters long; allowed: at most {MAX_ID_CHARS} (it names files)")
-        if not SAFE_ID.match(v):
+        if not SAFE_ID.fullmatch(v):
             raise ValueError(f"id {v!r} is not safe for file names; allowed: letters, digits, '-' and '_'")
         return v
 

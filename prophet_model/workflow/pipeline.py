@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING
 from prophet_model.errors import UserError
 from prophet_model.outputs.files import read_timings, system_page
 from prophet_model.outputs.formatting import md
+from prophet_model.study.measured_csv import MAX_MEASUREMENT_BYTES as MAX_MEASURED_BYTES
 from prophet_model.study.rawconfig import RawStudy
+from prophet_model.study.yaml_io import read_regular
 from prophet_model.workflow.nbrun import RETRIED
 
 if TYPE_CHECKING:
@@ -136,9 +138,15 @@ def jobs(study: Study | RawStudy, book_dir: Path, results_dir: Path, root: Path 
     )
     validation_nb = root / "notebooks" / "validation.ipynb"
     if validation_nb.is_file():  # model vs the committed GPU measurements
-        data = sorted((ROOT / "validation").rglob("*.csv")) + sorted((ROOT / "validation").glob("*.yml"))
+        # every file the page reads: each machine's measurements, env.json and NCCL logs, machines.yml, catalogs
+        data = [p for p in sorted((ROOT / "validation" / "measurements").rglob("*")) if not p.is_dir()]
+        data += sorted((ROOT / "validation").glob("*.yml"))
         cats = [rs.catalog_path(k) for k in ("gpus", "interconnects", "models")]
-        key = _digest(validation_nb.read_bytes(), shared, src, *(p.read_bytes() for p in data + cats))
+        read = (
+            read_regular(p, MAX_MEASURED_BYTES, "a measurement file (validation/measurements)") for p in data + cats
+        )
+        key = _digest(validation_nb.read_bytes(), shared, src, *(p.relative_to(ROOT).as_posix().encode() for p in data),
+                      *read)  # fmt: skip
         params = {"config": config, "results": results}
         out.append(Job("validation", validation_nb, book_dir / "validation.ipynb", params, key))
     sensitivity_nb = root / "notebooks" / "sensitivity.ipynb"
