@@ -293,8 +293,13 @@ def test_book_never_overwrites_or_removes_the_users_pages(good: Path, study_dir:
     (book / "_generated").mkdir(parents=True)
     (book / "_generated" / "claims.md").write_text("my claims")
     (book / "_generated" / "notes.md").write_text("my notes")
-    before = snapshot(book)
     args = ["--config", cfg, "--results", str(good), "--book", str(book)]
+    before = snapshot(book)
+    assert main(["book", *args]) == 2  # a folder of someone's files that is no book source: refused, untouched
+    assert "nothing was changed" in capsys.readouterr().err
+    assert snapshot(book) == before
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\n")  # the user's own Jupyter Book source
+    before = snapshot(book)
     assert main(["book", *args]) == 2
     assert "_generated/claims.md" in capsys.readouterr().err
     assert snapshot(book) == before

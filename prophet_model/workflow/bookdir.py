@@ -199,8 +199,8 @@ def prepare_book(book_dir: Path, label: str = "--book") -> BookFolder:
         else:
             d.mkdir(parents=True)
         folder = BookFolder(d)
-        if not (d / OWNED).is_file():
-            folder.save()  # the mark
+        if not (d / OWNED).is_file() and not (d / "_toc.yml").is_file():
+            folder.save()  # the mark (a Jupyter Book source of the user's gets it with the first page written)
     except OSError as exc:
         raise EnvironmentProblem(f"{label} {d}: cannot create or write the folder ({exc.strerror or exc}); allowed: "
                                  "a folder this user can write, on a disk with free space") from None  # fmt: skip
