@@ -57,6 +57,13 @@ def show_figure(
     display(HTML(f"<p>{link}made by <code>{html.escape(made_by)}</code></p>"))
 
 
+def pdf_note(results: str | Path, system: str | None = None) -> str:
+    """Where the page's PDFs are (Markdown; the results folder, the user's, shown literally in a code span)."""
+    if system is None:
+        return f"PDF of the key figure: {fmt.code(f'{results}/figures/cross_system_comparison.pdf')}"
+    return f"PDFs for the paper: {fmt.code(f'{results}/figures/*_{system}.pdf')} (linked under each figure)."
+
+
 def figure_alt(fig) -> str:
     """Alt text for a figure, from what it says: its title, each panel's title and axis labels."""
     parts = []

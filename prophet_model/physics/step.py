@@ -120,6 +120,11 @@ def evaluate(scenario: Scenario) -> StepResult:
     return StepResult(**out)
 
 
+def _full(term: Array, like: Array) -> Array:
+    """`term` with the shape of `like` (a term that is zero everywhere may come back as one scalar)."""
+    return term if np.shape(term) == np.shape(like) else np.broadcast_to(term, np.shape(like)).copy()
+
+
 def _evaluate(s: Scenario) -> StepResult:
     """evaluate() for one scenario of float64 arrays."""
     t_c = compute_time(s)
@@ -137,8 +142,8 @@ def _evaluate(s: Scenario) -> StepResult:
         fetch_s=t_f,
         fetch_exposed_s=t_fx,
         comm_exposed_s=t_a,
-        alltoall_s=t_a2a,
-        allreduce_s=t_ar,
+        alltoall_s=_full(t_a2a, step),
+        allreduce_s=_full(t_ar, step),
         step_s=step,
         tokens_per_s=per_gpu * s.n_gpus,
         tokens_per_s_per_gpu=per_gpu,
