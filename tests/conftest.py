@@ -28,7 +28,7 @@ TOY = Scenario(
     fused=0, kernels_per_layer=0, kernels_per_moe_layer=0, kernels_per_expert=5, kernels_head=0,
     kernels_per_shared_expert=3,
     batch_size_per_gpu=2, context_length=100, activation_bytes=2, reserved_memory=0,
-    prophet=0, prediction_accuracy=0.8, comm_reduction_factor=4, load_imbalance=0,
+    prophet=0, prediction_accuracy=0.8, comm_reduction_factor=4, load_imbalance=0, dedup_dispatch=1,
 )  # fmt: skip
 
 

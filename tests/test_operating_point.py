@@ -92,8 +92,11 @@ def test_every_csv_row_names_its_batch_and_step(default) -> None:
 
 def test_the_communication_cut_is_per_token_and_the_volume_reduction_at_one_point(default) -> None:
     """comm_reduction = (baseline all-to-all bytes / batch) / (Prophet's / batch), each at its own point;
-    where both sides chose the same split and batch it is exactly the configured volume reduction."""
-    factor = default.study.config.prophet.comm_reduction_factor
+    where both sides chose the same split and batch it is exactly Prophet's cut at that point: the what-if
+    override where set, else the derived one, 1 under the default's uniform routing and chance affinity."""
+    cfg = default.study.config
+    assert cfg.routing.distribution == "uniform" and cfg.routing.inter_layer_affinity is None
+    factor = cfg.prophet.comm_reduction_factor or 1.0
     rows = default.fixed.dropna(subset=["comm_reduction"])
     assert not rows.empty
     for r in default.comparison.dropna(subset=["comm_reduction"]).itertuples():
@@ -143,7 +146,12 @@ def test_more_gpu_memory_is_never_slower(tmp_path) -> None:
 
 def test_prophet_inputs_never_move_a_baseline_number(tmp_path) -> None:
     base = run_study(load_study(ROOT / "_config.yml"))[0]
-    cfg = _study(tmp_path, lambda d: d["prophet"].update(prediction_accuracy=0.3, comm_reduction_factor=2.5))
+
+    def change(d: dict) -> None:
+        d["prophet"].update(prediction_accuracy=0.3, comm_reduction_factor=2.5)
+        d["routing"].update(inter_layer_affinity=0.6)
+
+    cfg = _study(tmp_path, change)
     other = run_study(load_study(cfg))[0]
     for table in ("comparison", "fixed", "headline"):
         a, b = getattr(base, table), getattr(other, table)

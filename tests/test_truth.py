@@ -59,10 +59,11 @@ BASELINE_COLUMNS = ["baseline_tokens_per_s", "baseline_step_ms", "baseline_comm_
     [
         lambda c: c["prophet"].update(prediction_accuracy=0.5),
         lambda c: c["prophet"].update(comm_reduction_factor=2.5),
+        lambda c: c["routing"].update(inter_layer_affinity=0.6),
         lambda c: c["single_gpu_claim"].update(prophet_tokens_per_s=1000),
         lambda c: c["single_gpu_claim"].update(baseline_tokens_per_s=3),
     ],
-    ids=["accuracy", "volume-reduction", "claimed-prophet", "claimed-baseline"],
+    ids=["accuracy", "volume-reduction", "inter-layer-affinity", "claimed-prophet", "claimed-baseline"],
 )
 def test_no_prophet_input_or_seed_figure_moves_a_baseline_number(study_dir, study, change) -> None:
     before, _ = run_study(study)

@@ -115,11 +115,18 @@ def test_pcie_two_sockets() -> None:
 
 
 def test_uneven_expert_split_sets_the_pace() -> None:
-    """128 experts over 5 GPUs: the fullest GPU holds ceil(128/5) = 26 (the others 25)."""
+    """128 experts over 5 GPUs, top-2: the fullest GPU holds ceil(128/5) = 26 (the others share 102, 25.5
+    each); a token goes once to each GPU that holds one of its experts (h*a = 2000 B a copy).
+    A GPU of n experts gets a token with p(n) = 1 - (128 - n)(127 - n) / (128 * 127):
+    p(26) = 1 - 102*101/16256 = 5954/16256; p(25.5) = 1 - 102.5*101.5/16256 = 5852.25/16256.
+    send: B * 4 p(25.5) * 2000 = 2 * 4 * 5852.25/16256 * 2000 = 5,760.2 B;
+    receive: the (5 - 1) * 2 = 8 tokens of the others, each p(26): 8 * 5954/16256 * 2000 = 5,860.2 B (binding).
+    One copy per (token, expert) pair it was B*k*h*a * 26/128 * 4 = 6,500 B."""
     s = toy(num_experts=128, ep=5, n_gpus=5, top_k=2).arrays()
     assert m.experts_on_fullest_gpu(s) == 26
-    # receive bytes on the fullest GPU: B*k*h*a * 26/128 * 4 = 8000 * 0.8125 = 6500 > send 8000*102/128
-    assert m.alltoall_bytes(s) == approx(8000 * 26 / 128 * 4)
+    assert m.remote_destinations(s) == approx(4 * 5852.25 / 16256)
+    assert m.alltoall_bytes(s) == approx(8 * 5954 / 16256 * 2000)
+    assert m.alltoall_bytes(toy(num_experts=128, ep=5, n_gpus=5, top_k=2, dedup_dispatch=0).arrays()) == approx(6500)
 
 
 def test_roofline_compute_bound_branch() -> None:

@@ -39,6 +39,7 @@ BOUNDS: dict[str, tuple[float, float, bool, bool, bool]] = {
     "prophet_overlap": (0.0, 1.0, True, True, False),
     "routing.zipf_exponent": (0.0, 4.0, True, True, False),
     "routing.temporal_reuse": (0.0, 1.0, True, False, False),
+    "routing.inter_layer_affinity": (0.0, 1.0, True, True, False),
     "expert_cache.memory_share": (0.0, 1.0, False, True, False),
 }
 # inputs that take names: their allowed values, in the order of their Scenario codes (cache.POLICIES)

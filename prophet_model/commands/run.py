@@ -134,7 +134,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             claims = single
         else:
             chosen_setups = setups(results)
-            missed = expectation_claims(study, chosen_setups, checks)
+            missed = expectation_claims(study, chosen_setups, checks, results)
             for c in missed:
                 log.warning("claim: %s", sentence(c))
             needs = need_claims(study, chosen_setups)

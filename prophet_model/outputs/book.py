@@ -153,7 +153,8 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None
             f"{fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch, r.baseline_attention_tp)}",
             "speedup": fmt.ratio(r.speedup),
             "$ per 1M tokens": f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}",
-            "all-to-all bytes per token cut": fmt.ratio(r.comm_reduction),
+            "all-to-all bytes per token cut": fmt.ratio(r.comm_reduction)
+            + fmt.comm_cut_suffix(study.config.prophet.comm_reduction_factor),
             "per-GPU scaling": f"{fmt.pct(r.baseline_scaling_pct)} → {fmt.pct(r.prophet_scaling_pct)}",
             "rests on (validated error: median, worst)": rests_on(study, r),
             "evidence": f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "

@@ -100,6 +100,22 @@ def value_in_unit(x: float, metric: str) -> str:
     return number(x)
 
 
+CONFIGURED_CUT = "configured, not derived"
+
+
+def comm_cut_text(factor: float | None) -> str:
+    """How the study sets Prophet's all-to-all cut: derived from the routing and the placement, or the
+    what-if override prophet.comm_reduction_factor, said to be configured, not derived."""
+    if factor is None:
+        return "derived from routing and placement"
+    return f"{ratio(factor)} ({CONFIGURED_CUT})"
+
+
+def comm_cut_suffix(factor: float | None) -> str:
+    """The words after a shown cut: " (configured, not derived)" when the override set it, else ""."""
+    return "" if factor is None else f" ({CONFIGURED_CUT})"
+
+
 def comparison_view(comparison, columns: tuple[str, ...] | None = None):
     """Baseline beside Prophet, one formatted row per evaluated system x strategy (a DataFrame).
     `columns` picks and orders the columns; by default all of them."""

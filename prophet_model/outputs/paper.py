@@ -66,7 +66,11 @@ def keyed_values(study: Study, comparison: pd.DataFrame, rows: pd.DataFrame) -> 
         {"key": "study", "metric": "prediction_accuracy", "value": tex_value(fmt.pct(100 * p.prediction_accuracy))}
     )
     out.append(
-        {"key": "study", "metric": "comm_reduction_factor", "value": tex_value(fmt.ratio(p.comm_reduction_factor))}
+        {
+            "key": "study",
+            "metric": "comm_reduction_factor",
+            "value": tex_value(fmt.comm_cut_text(p.comm_reduction_factor)),
+        }
     )
     return out
 
@@ -162,7 +166,7 @@ def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> d
     macros.append(
         {
             "name": "prophetVolumeReduction",
-            "value": tex(fmt.ratio(prophet.comm_reduction_factor)),
+            "value": tex(fmt.comm_cut_text(prophet.comm_reduction_factor)),
             "system": "study",
             "column": "comm_reduction_factor",
         }
@@ -181,7 +185,10 @@ def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> d
         "strategy": cfg.headline_strategy,
         "baseline_scaling": _range(rows.baseline_scaling_pct, fmt.pct),
         "prophet_scaling": _range(rows.prophet_scaling_pct, fmt.pct),
-        "comm_reduction": _range(comm, fmt.ratio) if not comm.empty else "n/a",
+        "comm_reduction": (_range(comm, fmt.ratio) + fmt.comm_cut_suffix(prophet.comm_reduction_factor))
+        if not comm.empty
+        else "n/a",
+        "comm_configured": prophet.comm_reduction_factor is not None,
         "n_systems": len(rows),
         "config_hash": study.config_hash,
     }

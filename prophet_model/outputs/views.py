@@ -134,7 +134,7 @@ def system_assumptions(study: Study, system: System) -> pd.DataFrame:
         ("Batch per GPU", w.batch_size_per_gpu, "sequences", w.sources["batch_size_per_gpu"]),
         ("Context", w.context_length_tokens, "tokens", w.sources["context_length_tokens"]),
         ("Prediction accuracy", p.prediction_accuracy, "", p.sources["prediction_accuracy"]),
-        ("All-to-all volume reduction", p.comm_reduction_factor, "×", p.sources["comm_reduction_factor"]),
+        ("All-to-all cut", fmt.comm_cut_text(p.comm_reduction_factor), "", p.sources["comm_reduction_factor"]),
     ]
 
     def text(v: object) -> str:

@@ -1,6 +1,23 @@
 """The collectives of a step (seconds per step): the all-to-alls of expert parallelism (bytes of the
 busiest rank, time on the interconnect and the socket link) and the all-reduce of tensor-parallel
 attention.
+
+Bytes per destination GPU, not per (token, expert): a token's hidden state goes once to each GPU that
+holds any of its top-k experts and comes back once (DeepSeek-V3's dispatch, arXiv 2412.19437, and DeepEP
+de-duplicate; `dedup_dispatch` 0 keeps one copy per pair, as the validation benchmarks send). A GPU holding
+n of the E experts receives a token (top-k without replacement, uniform routing) with probability
+p(n) = 1 - C(E - n, k) / C(E, k); the busiest rank holds n = ceil(E/ep) (its popularity share q E under
+skewed routing) and the other ep - 1 GPUs (E - n) / (ep - 1) each, so a token of it has
+(ep - 1) p((E - n)/(ep - 1)) remote destinations.
+
+Prophet's cut (an outcome, not an input): its placement puts experts used in consecutive layers on one
+GPU and, as ExFlow (arXiv 2401.08383), keeps a token on the GPU that holds its experts. A share a
+(`inter_layer_affinity`) of tokens find all k experts of the next layer on that GPU and cross no link
+(neither dispatch nor combine); every other token is sent as the baseline sends it. The engines'
+contiguous placement gives the chance level a0 = C(n, k) / C(E, k), so the baseline's traffic already
+excludes a0 of the tokens and Prophet keeps (1 - max(a, a0)) / (1 - a0) of it: a cut of
+(1 - a0) / (1 - max(a, a0)), exactly 1 at chance (uniform routing, the default: no affinity to exploit).
+A finite `comm_reduction_factor` is a what-if override that replaces the derived cut.
 """
 
 from __future__ import annotations
@@ -8,38 +25,99 @@ from __future__ import annotations
 import numpy as np
 
 from .memory import experts_on_fullest_gpu
-from .routing import assignments_on_fullest_gpu
+from .routing import assignments_on_fullest_gpu, busiest, routing
 from .scenario import Array, Scenario, once
+
+
+def none_of_k(n: Array, s: Scenario) -> Array:
+    """C(E - n, k) / C(E, k) = prod_{i<k} (E - n - i) / (E - i): the chance that none of a token's k experts
+    (drawn without replacement from E) is among n given ones; n may be fractional (a popularity share)."""
+    e, k = np.broadcast_arrays(np.asarray(s.num_experts, dtype=np.float64), np.asarray(s.top_k, dtype=np.float64))
+    out = np.ones(np.broadcast_shapes(np.shape(n), e.shape))
+    finite = k[np.isfinite(k)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(int(finite.max()) if finite.size else 0):
+            term = np.where(e - i > 0, np.clip((e - n - i) / (e - i), 0.0, 1.0), 0.0)
+            out = np.where(i < k, out * term, out)
+    return out
+
+
+def destination_probability(n: Array, s: Scenario) -> Array:
+    """Copies of one token a GPU holding n experts receives: p(n) = 1 - C(E - n, k) / C(E, k) when the
+    dispatch de-duplicates, else k n / E (one per token-expert pair)."""
+    return np.where(s.dedup_dispatch > 0, 1 - none_of_k(n, s), s.top_k * n / s.num_experts)
+
+
+def remote_destinations(s: Scenario) -> Array:
+    """Expected remote GPUs one token of the busiest rank goes to: (ep - 1) p((E - ceil(E/ep)) / (ep - 1))
+    (k (1 - ceil(E/ep)/E) copies without de-duplication). Zero when ep = 1."""
+    n = experts_on_fullest_gpu(s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        other = (s.num_experts - n) / (s.ep - 1)
+    return np.where(s.ep > 1, (s.ep - 1) * destination_probability(other, s), 0.0)
+
+
+def chance_locality(s: Scenario) -> Array:
+    """a0 = C(n, k) / C(E, k): the chance that all k experts of a token's next layer are among the n of
+    its GPU under the engines' contiguous placement (n = ceil(E/ep), or q E under skewed routing)."""
+    n = routing(s)[2] * s.num_experts
+    return none_of_k(s.num_experts - n, s)
+
+
+def comm_cut(s: Scenario) -> Array:
+    """Prophet's all-to-all cut, the baseline's bytes over Prophet's at the same point: the what-if override
+    comm_reduction_factor where set, else (1 - a0) / (1 - max(a, a0)) (the module's docstring; inf when
+    every token stays local); 1 for the baseline."""
+
+    def compute(s: Scenario) -> Array:
+        a0 = chance_locality(s)
+        a = np.where(np.isfinite(s.inter_layer_affinity), np.maximum(s.inter_layer_affinity, a0), a0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            derived = np.where(a0 < 1, (1 - a0) / (1 - a), 1.0)
+        cut = np.where(np.isfinite(s.comm_reduction_factor), s.comm_reduction_factor, derived)
+        return np.where(s.prophet > 0, cut, 1.0)
+
+    return once("comm_cut", s, compute)
 
 
 def alltoall_bytes(s: Scenario) -> Array:
     """Bytes of one all-to-all (dispatch or combine) in the busiest direction of the busiest rank:
-    max(send, receive) with send = B*k*h*a*(1 - ceil(E/ep)/E) and receive = (A_max - B*k*ceil(E/ep)/E) h a,
-    A_max the busiest rank's assignments (equal to B*k*h*a*(ep-1)/ep for a balanced rank when ep divides E).
-    Divided by the reduction factor for Prophet. Zero when ep = 1 (data parallel)."""
+    max(send, receive) with send = B * remote_destinations * h * a and receive the copies the busiest rank
+    gets from the (ep - 1) B tokens of the others, each with p(q E) (their expected maximum over ranks,
+    routing.busiest). Without de-duplication, receive = (A_max - B*k*q) h a, A_max the busiest rank's
+    assignments. Divided by comm_cut for Prophet. Zero when ep = 1 (data parallel)."""
     return once("alltoall_bytes", s, _alltoall_bytes)
 
 
 def _alltoall_bytes(s: Scenario) -> Array:
+    row = s.hidden_size * s.activation_bytes
+    # one copy per pair: B*k*h*a*(1 - ceil(E/ep)/E) sent; the busiest rank's assignments less its own received
     per_token = s.batch_size_per_gpu * s.top_k * s.hidden_size * s.activation_bytes
     local_share = experts_on_fullest_gpu(s) / s.num_experts
     kept = per_token * local_share
     received = assignments_on_fullest_gpu(s) * s.hidden_size * s.activation_bytes - kept
-    volume = np.maximum(per_token * (1 - local_share), received)
-    reduction = np.where(s.prophet > 0, s.comm_reduction_factor, 1.0)
-    return np.where(s.ep > 1, volume / reduction, 0.0)
+    pairs = np.maximum(per_token * (1 - local_share), received)
+    # de-duplicated: the tokens of the other ranks that need the busiest rank, each once
+    others = (s.ep - 1) * s.batch_size_per_gpu
+    p = destination_probability(routing(s)[2] * s.num_experts, s)
+    needing = busiest(others * p, others * p * (1 - p), others, s) * row
+    dedup = np.maximum(s.batch_size_per_gpu * remote_destinations(s) * row, needing)
+    volume = np.where(s.dedup_dispatch > 0, dedup, pairs)
+    return np.where(s.ep > 1, volume / comm_cut(s), 0.0)
 
 
 def cross_socket_bytes(s: Scenario) -> Array:
     """Bytes per direction crossing the socket link per all-to-all, on a two-socket host whose GPUs
     are split evenly and whose expert groups are packed in GPU order. The group that straddles the
     socket boundary has a = (N/2 mod ep) GPUs on one side and ep - a on the other; traffic one way is
-    a * (ep - a) / ep * B*k*h*a_bytes. Zero on one socket or when no group straddles."""
-    per_gpu = s.batch_size_per_gpu * s.top_k * s.hidden_size * s.activation_bytes
+    a * (ep - a) * B * p(E/ep) * h * a_bytes (a * (ep - a) / ep * B*k*h*a_bytes without de-duplication),
+    divided by comm_cut for Prophet. Zero on one socket or when no group straddles."""
+    row = s.batch_size_per_gpu * s.hidden_size * s.activation_bytes
     side_a = np.mod(s.n_gpus / 2, s.ep)
-    crossing = side_a * (s.ep - side_a) / s.ep * per_gpu
-    reduction = np.where(s.prophet > 0, s.comm_reduction_factor, 1.0)
-    return np.where((s.sockets > 1) & (s.ep > 1), crossing / reduction, 0.0)
+    pairs = side_a * (s.ep - side_a) / s.ep * (s.batch_size_per_gpu * s.top_k * s.hidden_size * s.activation_bytes)
+    dedup = side_a * (s.ep - side_a) * destination_probability(s.num_experts / s.ep, s) * row
+    crossing = np.where(s.dedup_dispatch > 0, dedup, pairs)
+    return np.where((s.sockets > 1) & (s.ep > 1), crossing / comm_cut(s), 0.0)
 
 
 def alltoall_time(s: Scenario) -> Array:

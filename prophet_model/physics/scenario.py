@@ -67,7 +67,7 @@ class Scenario:
     # Prophet
     prophet: ArrayLike  # 0 = baseline, 1 = Prophet
     prediction_accuracy: ArrayLike  # in [0, 1]
-    comm_reduction_factor: ArrayLike  # >= 1
+    comm_reduction_factor: ArrayLike  # what-if: Prophet's all-to-all cut, >= 1 (NaN: derived, physics/comm.py)
     # what-if: a resident share of touched experts in [0, 1] instead of the one memory allows (NaN: none)
     resident_override: ArrayLike = np.nan
     # 1: the busiest rank's expected maximum sets the pace; 0: a rank of mean load (hand examples)
@@ -94,6 +94,12 @@ class Scenario:
     pooled: ArrayLike = 0.0
     peer_bandwidth: ArrayLike = 0.0
     peer_over_pcie: ArrayLike = 0.0
+    # all-to-all (physics/comm.py): 1 a token goes once to each GPU holding any of its experts (engines, as
+    # DeepEP's dispatch); 0 once per (token, expert) pair (validation/comm_bench.py and multi_bench.py)
+    dedup_dispatch: ArrayLike = 0.0
+    # share of tokens whose next layer's experts all sit on the GPU of their current layer's under Prophet's
+    # affinity-aware placement, in [0, 1] (NaN: the chance level of the placement, no cut)
+    inter_layer_affinity: ArrayLike = np.nan
 
     def arrays(self) -> Scenario:
         """The same scenario with every field as a float64 array."""

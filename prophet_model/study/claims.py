@@ -5,7 +5,8 @@ figure with everything else as configured (or reported unreachable, with the bes
 - host-link bandwidth: the GPU's host link and its switch uplink, as a multiple of the attainable rate
   (unreachable past the datasheet line rate);
 - prediction accuracy (Prophet only, at most 1);
-- all-to-all volume reduction (Prophet only) and interconnect bandwidth, for multi-GPU claims;
+- inter-layer affinity (Prophet only: the share of tokens its placement keeps on one GPU, the locality that
+  would give the claimed all-to-all cut) and interconnect bandwidth, for multi-GPU claims;
 - Prophet's hit rate (its cache's share of touched experts; the baseline keeps its own) and the fetch
   overlap (the share of Prophet's copy time hidden behind computation), where Prophet's gain would have
   to come from.
@@ -20,26 +21,29 @@ import numpy as np
 import pandas as pd
 
 from prophet_model.study.config import Study, System
+from prophet_model.study.runner import StudyResults
 from prophet_model.study.scenarios import scenario_dict
-from prophet_model.study.sensitivity import Setup, evaluate, tokens_per_s
+from prophet_model.study.sensitivity import Setup, alltoall_per_token, evaluate, strategy_setup, tokens_per_s
 
 # lever -> (sensitivity input, grid, unit, physical upper bound as a function of the setup, or None)
 LEVERS = {
     "resident share": ("resident_share", np.linspace(0.0, 1.0, 2001), "of touched experts"),
     "host-link bandwidth": ("host_link_bandwidth_factor", np.geomspace(1e-2, 1e3, 2001), "x attainable"),
     "prediction accuracy": ("prophet.prediction_accuracy", np.linspace(0.0, 1.0, 2001), ""),
-    "all-to-all volume reduction": ("prophet.comm_reduction_factor", np.geomspace(1.0, 1e4, 2001), "x"),
+    "inter-layer affinity": ("routing.inter_layer_affinity", np.linspace(0.0, 1.0, 2001), "of tokens kept local"),
     "interconnect bandwidth": ("interconnect_bandwidth_factor", np.geomspace(1e-2, 1e3, 2001), "x catalog"),
     "Prophet hit rate": ("prophet_hit_rate", np.linspace(0.0, 1.0, 2001), "of touched experts"),
     "fetch overlap": ("prophet_overlap", np.linspace(0.0, 1.0, 2001), "of Prophet's copy time hidden"),
 }
 SINGLE_GPU_LEVERS = ("resident share", "host-link bandwidth", "prediction accuracy", "Prophet hit rate",
                      "fetch overlap")  # fmt: skip
-MULTI_GPU_LEVERS = ("prediction accuracy", "all-to-all volume reduction", "resident share", "host-link bandwidth",
+MULTI_GPU_LEVERS = ("prediction accuracy", "inter-layer affinity", "resident share", "host-link bandwidth",
                     "interconnect bandwidth")  # fmt: skip
+# the all-to-all cut moves with the locality Prophet's placement finds, nothing else of Prophet's
+COMM_LEVERS = ("inter-layer affinity",)
 # where Prophet's gain would have to come from: its cache's hit rate, the overlap of its copies, its accuracy
 NEED_LEVERS = ("Prophet hit rate", "fetch overlap", "prediction accuracy")
-PROPHET_ONLY = {"prediction accuracy", "all-to-all volume reduction", "Prophet hit rate", "fetch overlap"}
+PROPHET_ONLY = {"prediction accuracy", "inter-layer affinity", "Prophet hit rate", "fetch overlap"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,10 @@ def metric_of(setup: Setup, metric: str, lever: str | None = None, values: np.nd
     over = {LEVERS[lever][0]: values} if lever else {}
     if metric in ("baseline_tokens_per_s", "prophet_tokens_per_s"):  # one variant is enough
         return np.asarray(tokens_per_s(setup, metric.split("_")[0], over), dtype=float)
+    if metric == "comm_reduction":  # baseline all-to-all bytes per sequence over Prophet's
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cut = alltoall_per_token(setup, "baseline", over) / alltoall_per_token(setup, "prophet", over)
+        return np.asarray(cut, dtype=float)
     return np.asarray(evaluate(setup, over)[metric], dtype=float)
 
 
@@ -128,8 +136,13 @@ def _configured(setup: Setup, lever: str, study: Study) -> tuple[float, float | 
         return 1.0, 1.0 / attainable(setup.system.gpu_key, study.gpus).host_share  # the line rate
     if lever == "prediction accuracy":
         return study.config.prophet.prediction_accuracy, 1.0
-    if lever == "all-to-all volume reduction":
-        return study.config.prophet.comm_reduction_factor, None
+    if lever == "inter-layer affinity":
+        from prophet_model import physics as m
+        from prophet_model.study.scenarios import stack
+
+        s = stack([setup.prophet]).arrays()
+        a = setup.prophet["inter_layer_affinity"]
+        return (float(a) if np.isfinite(a) else float(m.chance_locality(s)[0])), 1.0
     return 1.0, 1.0 / setup.baseline["link_efficiency"]
 
 
@@ -190,19 +203,24 @@ def single_gpu_claims(study: Study) -> list[ClaimCheck]:
     ]  # fmt: skip
 
 
-INVERTIBLE = ("speedup", "prophet_tokens_per_s", "baseline_tokens_per_s")
+INVERTIBLE = ("speedup", "prophet_tokens_per_s", "baseline_tokens_per_s", "comm_reduction")
 
 
-def expectation_claims(study: Study, setups: dict[str, Setup], checks: pd.DataFrame) -> list[ClaimCheck]:
-    """Every missed expectation on throughput or speedup, inverted at its nearest bound."""
+def expectation_claims(study: Study, setups: dict[str, Setup], checks: pd.DataFrame,
+                       results: StudyResults | None = None) -> list[ClaimCheck]:  # fmt: skip
+    """Every missed expectation on throughput, speedup or the all-to-all cut, inverted at its nearest bound
+    (on the headline setup; a cut expectation also on its own strategy's configuration, given `results`)."""
     out = []
     for r in checks[(checks.kind == "expectation") & (checks.status == "MISS")].itertuples():
         setup = setups.get(r.system_id)
+        if r.check == "comm_reduction" and results is not None and (setup is None or setup.strategy != r.strategy):
+            setup = strategy_setup(results, r.system_id, r.strategy)
         if r.check not in INVERTIBLE or setup is None or setup.strategy != r.strategy:
             continue
         target = r.min if r.value < r.min else r.max
         label = f"{r.system_id} {r.strategy} {r.check} {r.min:g}" + (f"-{r.max:g}" if r.max != r.min else "")
-        out.append(check(setup, study, label, r.check, target, MULTI_GPU_LEVERS))
+        levers = COMM_LEVERS if r.check == "comm_reduction" else MULTI_GPU_LEVERS
+        out.append(check(setup, study, label, r.check, target, levers))
     return out
 
 

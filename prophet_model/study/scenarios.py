@@ -128,7 +128,7 @@ def scenario_dict(
         "reserved_memory": w.reserved_memory_gb * GB,
         "prophet": 1.0 if prophet else 0.0,
         "prediction_accuracy": p.prediction_accuracy,
-        "comm_reduction_factor": p.comm_reduction_factor,
+        "comm_reduction_factor": np.nan if p.comm_reduction_factor is None else p.comm_reduction_factor,
         "resident_override": np.nan,
         "load_imbalance": 1.0,
         "prefetch_window": 1.0 if p.prefetch_policy == "window" else 0.0,
@@ -146,6 +146,8 @@ def cache_fields(study: Study, prophet: bool) -> dict[str, float]:
         "routing_skew": r.zipf_exponent if r.distribution == "zipf" else 0.0,
         "routing_trace": float(study.routing_trace),
         "temporal_reuse": r.temporal_reuse,
+        "inter_layer_affinity": np.nan if r.inter_layer_affinity is None else r.inter_layer_affinity,
+        "dedup_dispatch": 1.0,
         "cache_memory_share": c.memory_share,
         "overlap_override": np.nan,
     }

@@ -112,7 +112,8 @@ class Workload(_WithSources):
 
 class Prophet(_WithSources):
     prediction_accuracy: float = Field(ge=0, le=1)  # share of needed experts predicted (set as large as needed)
-    comm_reduction_factor: float = Field(ge=1)
+    # a what-if override of the all-to-all cut (None: derived from routing and placement, physics/comm.py)
+    comm_reduction_factor: float | None = Field(default=None, ge=1)
     prefetch_policy: Literal["window", "eager"]
 
 
@@ -146,6 +147,9 @@ class Routing(_WithSources):
     zipf_exponent: float = Field(ge=0, le=4)  # used by `zipf`
     trace_file: str  # used by `trace`: CSV layer,expert,count, relative to the config's folder
     temporal_reuse: float = Field(ge=0, lt=1)  # lag-1 correlation of an expert's use between decode steps
+    # share of tokens whose next layer's experts all sit on their current GPU under an affinity-aware placement
+    # (physics/comm.py; None: the chance level of the engines' placement, no cut)
+    inter_layer_affinity: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _trace_named(self) -> Routing:
@@ -197,6 +201,7 @@ UNCERTAIN_INPUTS = (
     "expert_cache.memory_share",
     "routing.zipf_exponent",
     "routing.temporal_reuse",
+    "routing.inter_layer_affinity",
 )
 
 
@@ -259,6 +264,7 @@ UNCERTAIN_BOUNDS = {
     "expert_cache.memory_share": (0.0, 1.0),
     "routing.zipf_exponent": (0.0, 4.0),
     "routing.temporal_reuse": (0.0, 0.999),
+    "routing.inter_layer_affinity": (0.0, 1.0),
 }
 
 

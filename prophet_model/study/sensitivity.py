@@ -37,13 +37,14 @@ INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
     "prophet_overlap": (("overlap_override",), "value"),
     "routing.zipf_exponent": (("routing_skew",), "value"),
     "routing.temporal_reuse": (("temporal_reuse",), "value"),
+    "routing.inter_layer_affinity": (("inter_layer_affinity",), "value"),
     "expert_cache.memory_share": (("cache_memory_share",), "value"),
     "expert_cache.prophet_policy": (("cache_policy",), "value"),  # codes of cache.POLICIES
     "expert_cache.baseline_policy": (("cache_policy",), "value"),
 }
 # inputs that describe Prophet alone: the baseline keeps its own value
 PROPHET_ONLY_INPUTS = ("prophet.prediction_accuracy", "prophet.comm_reduction_factor", "prophet_hit_rate",
-                       "prophet_overlap", "expert_cache.prophet_policy")  # fmt: skip
+                       "prophet_overlap", "expert_cache.prophet_policy", "routing.inter_layer_affinity")  # fmt: skip
 BASELINE_ONLY_INPUTS = ("expert_cache.baseline_policy",)
 SWEEPS: dict[str, np.ndarray] = {
     "prophet.prediction_accuracy": np.linspace(0.0, 1.0, 21),
@@ -56,11 +57,12 @@ SWEEPS: dict[str, np.ndarray] = {
     "host_link_bandwidth_factor": np.geomspace(0.25, 4.0, 9),
     "routing.zipf_exponent": np.linspace(0.0, 1.5, 16),
     "routing.temporal_reuse": np.array([0.0, 0.2, 0.4, 0.6, 0.8, 0.9]),
+    "routing.inter_layer_affinity": np.linspace(0.0, 0.95, 20),
     "expert_cache.memory_share": np.linspace(0.05, 1.0, 20),
 }
 LABELS = {
     "prophet.prediction_accuracy": "prediction accuracy",
-    "prophet.comm_reduction_factor": "all-to-all volume reduction (×)",
+    "prophet.comm_reduction_factor": "all-to-all volume reduction (×, configured, not derived)",
     "interconnect_bandwidth_factor": "interconnect bandwidth (× catalog)",
     "workload.batch_size_per_gpu": "batch per GPU (sequences)",
     "expert_size_factor": "expert size (× catalog)",
@@ -70,6 +72,7 @@ LABELS = {
     "workload.context_length_tokens": "context length (tokens)",
     "routing.zipf_exponent": "routing skew (Zipf exponent)",
     "routing.temporal_reuse": "temporal reuse between steps",
+    "routing.inter_layer_affinity": "inter-layer affinity (tokens kept local)",
     "expert_cache.memory_share": "expert cache (share of free memory)",
     "prophet_hit_rate": "Prophet's hit rate",
     "resident_share": "hit rate (both)",
@@ -111,20 +114,34 @@ def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setu
                 r = g.sort_values("strategy", key=lambda c: c != study.config.study.headline_strategy,
                                   kind="stable").iloc[0]  # fmt: skip
                 points[sid] = (r.strategy, r.prophet_split, batch, r.baseline_split, batch, 1, 1)
-    out = {}
-    for sid, (strategy, p_split, p_batch, b_split, b_batch, p_tp, b_tp) in points.items():
-        system = study.system(sid)
-        ep, b_ep = int(p_split.split("x")[0]), int(b_split.split("x")[0])
-        args = (study, system.gpu_key, system.count)
-        tp = {v: int(x) if x == x else 1 for v, x in (("b", b_tp), ("p", p_tp))}  # NaN (no degree fits): 1
-        base = scenario_dict(*args, b_ep, system.interconnect, False, attention_tp=tp["b"]) | {
-            "batch_size_per_gpu": float(b_batch)
-        }
-        prophet = scenario_dict(*args, ep, system.interconnect, True, attention_tp=tp["p"]) | {
-            "batch_size_per_gpu": float(p_batch)
-        }
-        out[sid] = Setup(system, strategy, ep, base, prophet, study.config.cost.monthly_tokens)
-    return out
+    return {sid: _setup(study, sid, *point) for sid, point in points.items()}
+
+
+def _setup(study: Study, sid: str, strategy: str, p_split: str, p_batch: float, b_split: str, b_batch: float,
+           p_tp: float, b_tp: float) -> Setup:  # fmt: skip
+    system = study.system(sid)
+    ep, b_ep = int(p_split.split("x")[0]), int(b_split.split("x")[0])
+    args = (study, system.gpu_key, system.count)
+    tp = {v: int(x) if x == x else 1 for v, x in (("b", b_tp), ("p", p_tp))}  # NaN (no degree fits): 1
+    base = scenario_dict(*args, b_ep, system.interconnect, False, attention_tp=tp["b"]) | {
+        "batch_size_per_gpu": float(b_batch)
+    }
+    prophet = scenario_dict(*args, ep, system.interconnect, True, attention_tp=tp["p"]) | {
+        "batch_size_per_gpu": float(p_batch)
+    }
+    return Setup(system, strategy, ep, base, prophet, study.config.cost.monthly_tokens)
+
+
+def strategy_setup(results: StudyResults, sid: str, strategy: str) -> Setup | None:
+    """One system's configuration of one strategy as the comparison evaluated it (each side at its own
+    split, batch and attention degree), or None where it has no numbers."""
+    comp = results.comparison
+    rows = comp[(comp.system_id == sid) & (comp.strategy == strategy)].dropna(subset=["speedup"])
+    if rows.empty:
+        return None
+    r = rows.iloc[0]
+    return _setup(results.study, sid, strategy, r.prophet_split, r.prophet_batch, r.baseline_split, r.baseline_batch,
+                  r.prophet_attention_tp, r.baseline_attention_tp)  # fmt: skip
 
 
 def _scenario(base: dict[str, float], overrides: dict[str, np.ndarray]) -> m.Scenario:
@@ -141,6 +158,12 @@ def _scenario(base: dict[str, float], overrides: dict[str, np.ndarray]) -> m.Sce
 def tokens_per_s(setup: Setup, variant: str, overrides: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """One variant's ("baseline" or "prophet") system throughput for arrays of input values."""
     return m.evaluate(_scenario(getattr(setup, variant), overrides or {})).tokens_per_s
+
+
+def alltoall_per_token(setup: Setup, variant: str, overrides: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Bytes of one all-to-all per sequence of the batch (physics/comm.py), one variant."""
+    s = _scenario(getattr(setup, variant), overrides or {})
+    return m.evaluate(s).alltoall_bytes / s.batch_size_per_gpu
 
 
 def evaluate(setup: Setup, overrides: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
