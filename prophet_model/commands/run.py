@@ -150,8 +150,13 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             u = study.config.uncertainty
             from prophet_model.study.sensitivity import uncertain_inputs
 
-            log.info("Monte Carlo: %d samples, seed %d, inputs %s (each variant's operating point held fixed)",
-                     u.samples, u.seed, ", ".join(uncertain_inputs(study)))  # fmt: skip
+            log.info("Monte Carlo: %d samples, seed %d, inputs %s (every draw re-searches each variant's operating "
+                     "point)", u.samples, u.seed, ", ".join(uncertain_inputs(study)))  # fmt: skip
+            from prophet_model.outputs.formatting import dropped
+
+            for r in uncertainty.drop_duplicates("system_id").itertuples():
+                log.info("Monte Carlo, %s: %s", r.system_id,
+                         dropped(r.draws, r.dropped, r.dropped_no_fit, r.dropped_max_step))  # fmt: skip
             for line in outside_interval(uncertainty):
                 log.warning("uncertainty: %s", line)
         if failures:

@@ -87,6 +87,17 @@ def count(x: float | None) -> str:
     return "n/a" if _missing(x) else f"{x:,.0f}"
 
 
+def dropped(draws: float, dropped: float, no_fit: float = 0, max_step: float = 0) -> str:
+    """The Monte Carlo's dropped draws in words: "12 of 100,000 draws dropped: 12 where nothing fits"."""
+    if _missing(draws) or not draws:
+        return "no draws"
+    if not dropped:
+        return f"none of {count(draws)} draws dropped"
+    why = [f"{count(n)} {what}" for n, what in ((no_fit, "where nothing fits in GPU memory"),
+                                                (max_step, "where no batch meets max_step_ms")) if n]  # fmt: skip
+    return f"{count(dropped)} of {count(draws)} draws dropped" + (f": {', '.join(why)}" if why else "")
+
+
 def value_in_unit(x: float, metric: str) -> str:
     """Format a value by the unit its metric name carries."""
     if metric.endswith("_pct"):

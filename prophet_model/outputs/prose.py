@@ -71,6 +71,14 @@ def prose_context(study: Study, results_dir: Path, headline: pd.DataFrame, claim
             for r in u.itertuples():
                 _add(keyed, r.system_id, "speedup_p5", fmt.ratio(r.p5))
                 _add(keyed, r.system_id, "speedup_p95", fmt.ratio(r.p95))
+                _add(keyed, r.system_id, "mc_draws", fmt.count(r.draws))
+                _add(keyed, r.system_id, "mc_dropped", fmt.count(r.dropped))
+                _add(
+                    keyed,
+                    r.system_id,
+                    "mc_dropped_note",
+                    fmt.dropped(r.draws, r.dropped, r.dropped_no_fit, r.dropped_max_step),
+                )
                 interval.append(r.system_id)
     checked = []
     for name, v in validated(study).items():

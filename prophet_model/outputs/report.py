@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.files import write_csv
 from prophet_model.outputs.templating import environment
 from prophet_model.study.config import System
@@ -80,7 +81,10 @@ def write_system(
             consistency_failed=list(cons[cons.status != "PASS"].check),
             uncertainty=[]
             if uncertainty is None
-            else uncertainty[uncertainty.system_id == system.id].to_dict("records"),
+            else [
+                {**r, "dropped_note": fmt.dropped(r["draws"], r["dropped"], r["dropped_no_fit"], r["dropped_max_step"])}
+                for r in uncertainty[uncertainty.system_id == system.id].to_dict("records")
+            ],
             uncertain_inputs=uncertain_inputs(results.study),
         )
     )

@@ -16,8 +16,10 @@ SCHEMAS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                           ("value", "min", "max")),
     "claims.csv": (("claim", "system_id", "strategy", "metric", "claimed", "model", "gap_pct", "lever", "configured",
                     "needed", "unit", "note"), ("claimed", "model", "gap_pct", "configured", "needed")),
-    "uncertainty.csv": (("system_id", "system", "strategy", "metric", "point", "median", "p5", "p95", "samples"),
-                        ("point", "median", "p5", "p95", "samples")),
+    "uncertainty.csv": (("system_id", "system", "strategy", "metric", "point", "median", "p5", "p95", "samples", "draws",
+                         "dropped", "dropped_no_fit", "dropped_max_step"),
+                        ("point", "median", "p5", "p95", "samples", "draws", "dropped", "dropped_no_fit",
+                         "dropped_max_step")),
 }  # fmt: skip
 TEXT_COMPARISON = ("system_id", "system", "gpu", "interconnect", "strategy", "baseline_split", "prophet_split", "placement",
                    "note", "scaling_note", "best_baseline_strategy", "best_baseline_split")  # fmt: skip

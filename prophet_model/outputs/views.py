@@ -290,6 +290,10 @@ def uncertainty_table(mc: pd.DataFrame) -> pd.DataFrame:
                 f"{fmt.value_in_unit(a, m)} – {fmt.value_in_unit(b, m)}"
                 for a, b, m in zip(keep.p5, keep.p95, keep.metric, strict=True)
             ],
+            "draws": [
+                fmt.dropped(*r)
+                for r in zip(keep.draws, keep.dropped, keep.dropped_no_fit, keep.dropped_max_step, strict=True)
+            ],
         }
     ).reset_index(drop=True)
 

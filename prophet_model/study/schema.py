@@ -207,8 +207,10 @@ UNCERTAIN_INPUTS = (
 
 class Distribution(_Strict):
     """A multiplicative factor on the configured (or catalog) value, centred on 1: the configured value
-    is the distribution's median, so a headline number stays the centre of its own interval whatever
-    value is configured."""
+    is the distribution's median. Every draw re-searches each variant's operating point (study/mc_search.py)
+    and a draw where a variant has none is dropped and counted (uncertainty.csv: draws, dropped), so a
+    headline number stays inside its own interval whatever value is configured, unless it sits on a spike
+    that few draws reach (sensitivity.outside_interval names it; the README gives the case)."""
 
     distribution: Literal["uniform", "triangular", "loguniform"]
     low: float = Field(gt=0)
@@ -255,7 +257,7 @@ class Uncertainty(_Strict):
 
 # The physical bounds (lower, upper) of value x factor: the Monte Carlo truncates its draws there
 # (sensitivity._absolute: a draw past a bound takes the bound's value), so any configured value is
-# accepted and stays inside its own interval (an accuracy of 1 is the top of its range, not outside it).
+# accepted and is the end of its own interval at worst (an accuracy of 1 is the top of its range, not outside it).
 UNCERTAIN_BOUNDS = {
     "prophet.prediction_accuracy": (0.0, 1.0),
     "prophet.comm_reduction_factor": (1.0, math.inf),

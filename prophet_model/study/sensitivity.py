@@ -1,6 +1,7 @@
 """Sensitivity and uncertainty of the headline numbers: one-at-a-time sweeps, tornado rankings,
 accuracy x interconnect-bandwidth maps with the break-even contour, and a seeded Monte Carlo giving
-a central value and a 90% interval. Everything is one vectorized model call per system and variant.
+a central value and a 90% interval. The sweeps are one vectorized model call per system and variant; the
+Monte Carlo re-searches every draw's operating point in a few (study/mc_search.py).
 
 The headline configuration of a system is its paper row (the configured headline strategy, else its
 best), with the hardware's attainable rates as measured: the sweeps ask how the model's outputs move
@@ -97,8 +98,8 @@ class Setup:
 
 def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setup]:
     """Each system's headline configuration (results.headline: Prophet at its best strategy, split and
-    batch, the baseline at its), held fixed: the sweeps and the Monte Carlo move inputs around this
-    operating point without searching it again. `evaluated_only=False` also gives a system none of whose
+    batch, the baseline at its), held fixed: the sweeps move inputs around this operating point without
+    searching it again (the Monte Carlo's point value; its draws search again). `evaluated_only=False` also gives a system none of whose
     strategies has numbers (it does not fit in memory) its headline strategy's split at the configured
     batch, so that a sweep can ask which inputs would make it fit."""
     study = results.study
@@ -169,16 +170,18 @@ def alltoall_per_token(setup: Setup, variant: str, overrides: dict[str, np.ndarr
 def evaluate(setup: Setup, overrides: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Headline metrics for arrays of input values (broadcast together)."""
     overrides = overrides or {}
-    tps = {
-        v: m.evaluate(_scenario(base, overrides)).tokens_per_s
-        for v, base in (("baseline", setup.baseline), ("prophet", setup.prophet))
-    }
+    tps = {v: m.evaluate(_scenario(getattr(setup, v), overrides)).tokens_per_s for v in ("baseline", "prophet")}
+    return metrics(setup, tps["baseline"], tps["prophet"])
+
+
+def metrics(setup: Setup, baseline: np.ndarray, prophet: np.ndarray) -> dict[str, np.ndarray]:
+    """The headline metrics of both variants' system throughputs (tokens/s)."""
     n, price = setup.system.count, setup.system.gpu.price_usd_per_gpu_hour
-    cost = {v: usd_per_million_tokens(n, price, t) for v, t in tps.items()}
+    cost = {v: usd_per_million_tokens(n, price, t) for v, t in (("baseline", baseline), ("prophet", prophet))}
     return {
-        "baseline_tokens_per_s": tps["baseline"],
-        "prophet_tokens_per_s": tps["prophet"],
-        "speedup": tps["prophet"] / tps["baseline"],
+        "baseline_tokens_per_s": baseline,
+        "prophet_tokens_per_s": prophet,
+        "speedup": prophet / baseline,
         "baseline_usd_per_1m_tokens": cost["baseline"],
         "prophet_usd_per_1m_tokens": cost["prophet"],
         "annual_savings_usd": annual_savings_usd(cost["baseline"], cost["prophet"], setup.monthly_tokens),
@@ -283,29 +286,50 @@ def _absolute(setup: Setup, factors: dict[str, np.ndarray]) -> dict[str, np.ndar
     return out
 
 
+MC_COLUMNS = ["system_id", "system", "strategy", "metric", "point", "median", "p5", "p95", "samples", "draws",
+              "dropped", "dropped_no_fit", "dropped_max_step"]  # fmt: skip
+
+
 def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | None = None,
                 progress: bool = False) -> pd.DataFrame:  # fmt: skip
-    """Point value, median and 90% interval (5th-95th percentile) of every metric, per system
-    (`progress`: a bar on stderr, one step per system)."""
+    """Point value (the study's headline), median and 90% interval (5th-95th percentile) of every metric,
+    per system. Every draw re-chooses each side's operating point (strategy, split, TP degree, batch:
+    study/mc_search.py); a draw where a side has none (nothing fits, or nothing meets max_step_ms) is
+    dropped and counted (`draws`, `dropped` and its two reasons). `progress`: a bar on stderr."""
     import sys
 
     from tqdm import tqdm
 
+    from prophet_model.study import mc_search
+
     d = draws(results.study, samples, seed)
+    n = len(next(iter(d.values()))) if d else 0
+    limit = results.study.config.workload.max_step_ms
     rows = []
     chosen = setups(results)
     for sid, setup in tqdm(chosen.items(), total=len(chosen), desc="uncertainty", unit="system",
                            disable=not (progress and d), file=sys.stderr):  # fmt: skip
         point = evaluate(setup)
-        mc = evaluate(setup, _absolute(setup, d)) if d else point
+        mc, counts = point, {"draws": 0, "dropped": 0, "dropped_no_fit": 0, "dropped_max_step": 0}
+        if d:
+            values, at_point = _absolute(setup, d), _absolute(setup, {k: np.ones(1) for k in d})
+            b, p = (mc_search.best(mc_search.side(results, sid, v), values, n, at_point, _scenario, limit)
+                    for v in ("baseline", "prophet"))  # fmt: skip
+            mc = metrics(setup, b.tokens_per_s, p.tokens_per_s)
+            dropped = ~(np.isfinite(b.tokens_per_s) & np.isfinite(p.tokens_per_s))
+            no_fit = dropped & (b.no_fit | p.no_fit)
+            counts = {"draws": n, "dropped": int(dropped.sum()), "dropped_no_fit": int(no_fit.sum()),
+                      "dropped_max_step": int((dropped & ~no_fit).sum())}  # fmt: skip
         for metric in METRICS:
-            v = np.asarray(mc[metric], dtype=float)
+            v = np.atleast_1d(np.asarray(mc[metric], dtype=float))
             v = v[np.isfinite(v)]
+            if not v.size:  # every draw dropped: no interval
+                v = np.array([np.nan])
             rows.append({"system_id": sid, "system": setup.system.name, "strategy": setup.strategy, "metric": metric,
                          "point": float(point[metric]), "median": float(np.median(v)),
-                         "p5": float(np.percentile(v, 5)), "p95": float(np.percentile(v, 95)), "samples": int(v.size)})  # fmt: skip
-    return pd.DataFrame(rows, columns=["system_id", "system", "strategy", "metric", "point", "median", "p5", "p95",
-                                       "samples"])  # fmt: skip
+                         "p5": float(np.percentile(v, 5)), "p95": float(np.percentile(v, 95)),
+                         "samples": int(np.isfinite(v).sum()), **counts})  # fmt: skip
+    return pd.DataFrame(rows, columns=MC_COLUMNS)
 
 
 def outside_interval(table: pd.DataFrame, rel_tol: float = 1e-9) -> list[str]:
