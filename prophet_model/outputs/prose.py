@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs.finding import CUT_TOLERANCE
 from prophet_model.outputs.latex import KEYED_METRICS, tex_value
 from prophet_model.study.config import Study
 
@@ -104,9 +105,11 @@ def prose_context(study: Study, results_dir: Path, headline: pd.DataFrame, claim
     _add(keyed, "study", "measured_gpus", " and ".join(measured))
     _add(keyed, "study", "extrapolated_gpus", " and ".join(extrapolated))
     _add(keyed, "study", "interval", "90%")  # the Monte Carlo's interval: p5 to p95 (uncertainty.csv)
-    comm = rows.dropna(subset=["comm_reduction"])
+    derived = rows.dropna(subset=["comm_reduction"])
+    comm = derived[derived.comm_reduction.astype(float) > 1 + CUT_TOLERANCE]  # a cut that reads 1.00x is none
     scaling = rows.dropna(subset=["baseline_scaling_pct", "prophet_scaling_pct"])
     return {"comm_span": range_tex("comm_reduction", list(comm.system_id)) if not comm.empty else "",
+            "cut_id": "" if derived.empty else str(derived.system_id.iloc[0]),
             "scaling_ids": list(scaling.system_id), "measured": measured, "extrapolated": extrapolated,
             "finding": as_tex(sentences), "range_tex": range_tex, "resident_ids": list(resident.system_id),
             "offload_ids": [s for s in rows.system_id if s not in set(resident.system_id)], "fixed": fixed,
