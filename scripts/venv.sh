@@ -11,6 +11,10 @@ PYTHON=${1:-python3}
 VENV=.venv
 MARK=$VENV/.prophet-venv
 STAMP=$VENV/.installed
+# The editable install as a plain path entry (a .pth with the checkout's folder), not setuptools' import hook:
+# the hook is imported at every interpreter start, before any of the artifact's code, and a Ctrl-C in those
+# ~50 ms printed Python's traceback. A .venv installed the other way is reinstalled once.
+EDITABLE=compat
 
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
   echo "error: PYTHON=$PYTHON: not found; allowed: a Python >= 3.11 interpreter, e.g. make PYTHON=python3.11" >&2
@@ -65,10 +69,12 @@ fi
 if [ -L "$VENV" ]; then
   : # a private copy of a checkout (prophet_model/sandbox.py) links that checkout's environment: installing
     # here would point its editable install at this copy, so it is used as it is
-elif [ ! -f "$STAMP" ] || [ requirements.lock -nt "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
+elif [ ! -f "$STAMP" ] || [ requirements.lock -nt "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] \
+    || [ "$(cat "$STAMP" 2>/dev/null)" != "$EDITABLE" ]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-  touch "$STAMP"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
+    --config-settings editable_mode="$EDITABLE"
+  echo "$EDITABLE" > "$STAMP"
 fi
 # The Citation File Format 1.2.0 JSON schema, for the test that validates CITATION.cff: taken from the
 # cffconvert wheel (pinned by version and sha256), not installed (its dependencies conflict with the lock).
