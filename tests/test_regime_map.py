@@ -102,3 +102,29 @@ def test_the_figure_has_no_overlapping_text(results, table) -> None:
     labels = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any(lbl.startswith("1.2") for lbl in labels) and any(lbl.startswith("1.1") for lbl in labels)
     assert all(any(s.name in lbl for lbl in labels) for s in study.systems)
+
+
+def test_the_finding_says_where_prophet_pays_from_the_csv(table, results) -> None:
+    """The sentence's numbers follow the CSV: the least host link where 1.2x is reached, and 'no host link'
+    where the map never reaches it."""
+    from prophet_model.outputs.finding import PAYS, as_text, regime_sentence
+
+    head = results.headline.dropna(subset=["speedup"])
+    text = as_text([regime_sentence(table, head)])
+    a = table[(table.kind == "grid") & (table.panel == "a")]
+    assert f"at least {a[a.speedup >= PAYS].x.min():.3g} GB/s per GPU" in text
+    flat = table.copy()
+    flat.loc[flat.panel == "a", "speedup"] = 1.0
+    assert "no host link up to 450 GB/s per GPU gives Prophet 1.20×" in as_text([regime_sentence(flat, head)])
+
+
+def test_an_unknown_reference_system_is_one_clear_error(study_dir) -> None:
+    from prophet_model.errors import UserError
+
+    from .conftest import dump_yaml, load_yaml
+
+    cfg = load_yaml(study_dir / "_config.yml")
+    cfg["regime_map"]["reference_system"] = "99xZ"
+    dump_yaml(cfg, study_dir / "_config.yml")
+    with pytest.raises(UserError, match=r"regime_map.reference_system '99xZ' is not a system id; allowed: 2xA100"):
+        load_study(study_dir / "_config.yml")

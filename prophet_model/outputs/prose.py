@@ -40,7 +40,8 @@ def prose_context(study: Study, results_dir: Path, headline: pd.DataFrame, claim
     from prophet_model.outputs.tables import read_table
     from prophet_model.validation.evidence import validated
 
-    sentences = finding(headline, claims)
+    regimes = results_dir / "data" / "regime_map.csv"
+    sentences = finding(headline, claims, read_table(regimes, results_dir) if regimes.is_file() else None)
     for v in values(sentences):
         _add(keyed, v.key, v.metric, v.text)
     rows = headline.dropna(subset=["speedup"])

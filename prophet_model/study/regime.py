@@ -10,7 +10,7 @@ names another):
     monotone coordinate) x the routing's inter-layer affinity, from chance (each candidate's own) to 1; the
     affinity is a Prophet-only input (sensitivity.PROPHET_ONLY_INPUTS): the baseline does not see it.
 
-Each studied system is marked where its own coordinates can be computed (host link and expert ratio; all-to-all
+The grid rows name the reference system (system_id); each studied system is marked where its own coordinates can be computed (host link and expert ratio; all-to-all
 share and its chance affinity); the map's other properties are the reference system's."""
 
 from __future__ import annotations
@@ -100,10 +100,12 @@ def best(results: StudyResults, sid: str, variant: str, draws: dict[str, np.ndar
             "alltoall_share": chosen(res.alltoall_s) / chosen(res.step_s)}  # fmt: skip
 
 
-def _frame(panel: str, x: np.ndarray, y: np.ndarray, draws: dict[str, np.ndarray], b: dict, p: dict) -> pd.DataFrame:
+def _frame(
+    panel: str, sid: str, x: np.ndarray, y: np.ndarray, draws: dict[str, np.ndarray], b: dict, p: dict
+) -> pd.DataFrame:
     n = x.size
     inputs = {k: np.broadcast_to(np.asarray(draws.get(k, np.nan), float), (n,)) for k in (HOST, EXPERT, LINK, AFFINITY)}
-    return pd.DataFrame({"panel": panel, "kind": "grid", "system_id": "", "x": x, "y": y,
+    return pd.DataFrame({"panel": panel, "kind": "grid", "system_id": sid, "x": x, "y": y,
                          "speedup": p["tokens_per_s"] / b["tokens_per_s"], "baseline_tokens_per_s": b["tokens_per_s"],
                          "prophet_tokens_per_s": p["tokens_per_s"], "baseline_split": b["split"],
                          "baseline_batch": b["batch"], "prophet_split": p["split"], "prophet_batch": p["batch"],
@@ -122,7 +124,7 @@ def panel_a(results: StudyResults, sid: str, n: int) -> pd.DataFrame:
     ratio = expert_ratio(setups(results)[sid].baseline)
     draws = {HOST: X / host_link_per_gpu(ref), EXPERT: Y / ratio}
     b, p = (best(results, sid, v, draws) for v in ("baseline", "prophet"))
-    return _frame("a", X, Y, draws, b, p)
+    return _frame("a", sid, X, Y, draws, b, p)
 
 
 def panel_b(results: StudyResults, sid: str, n: int) -> pd.DataFrame:
@@ -134,7 +136,7 @@ def panel_b(results: StudyResults, sid: str, n: int) -> pd.DataFrame:
     W, A = (v.ravel() for v in np.meshgrid(w, a))
     draws = {LINK: W, AFFINITY: A}
     b, p = (best(results, sid, v, draws) for v in ("baseline", "prophet"))
-    return _frame("b", 100 * b["alltoall_share"], np.where(np.isnan(A), chance, A), draws, b, p)
+    return _frame("b", sid, 100 * b["alltoall_share"], np.where(np.isnan(A), chance, A), draws, b, p)
 
 
 def systems(results: StudyResults) -> pd.DataFrame:
