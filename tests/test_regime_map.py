@@ -128,3 +128,20 @@ def test_an_unknown_reference_system_is_one_clear_error(study_dir) -> None:
     dump_yaml(cfg, study_dir / "_config.yml")
     with pytest.raises(UserError, match=r"regime_map.reference_system '99xZ' is not a system id; allowed: 2xA100"):
         load_study(study_dir / "_config.yml")
+
+
+def test_each_point_is_each_sides_best_of_every_candidate(results) -> None:
+    """The map searches every candidate at every point: never below mc_search.best's screened search, and
+    equal to it within its screening's loss."""
+    from prophet_model.study import mc_search
+
+    sid = regime.reference_system(results.study)
+    t = regime.panel_a(results, sid, 9)
+    draws = {regime.HOST: t[regime.HOST].to_numpy(), regime.EXPERT: t[regime.EXPERT].to_numpy()}
+    for variant in ("baseline", "prophet"):
+        side = mc_search.side(results, sid, variant)
+        screened = mc_search.best(side, draws, len(t), {k: np.ones(1) for k in draws}, regime._host_path, None)
+        mine = t[f"{variant}_tokens_per_s"].to_numpy()
+        assert (screened.tokens_per_s <= mine * (1 + 1e-12)).all(), variant
+        assert np.allclose(screened.tokens_per_s, mine, rtol=1e-2), variant
+        assert set(t[f"{variant}_strategy"]) <= {"EP", "DP", "Hybrid"}

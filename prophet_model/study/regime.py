@@ -33,7 +33,8 @@ EXPERT_RATIO = (0.1, 10.0)  # panel (a)'s y: expert bytes / GPU memory, log axis
 LINK_FACTOR = (1 / 1024, 4.0)  # panel (b)'s driver: interconnect bandwidth x catalog, log spaced
 LEVELS = (1.1, 1.2, 1.5)
 COLUMNS = ["panel", "kind", "system_id", "x", "y", "speedup", "baseline_tokens_per_s", "prophet_tokens_per_s",
-           "baseline_split", "baseline_batch", "prophet_split", "prophet_batch", HOST, EXPERT, LINK, AFFINITY]  # fmt: skip
+           "baseline_strategy", "baseline_split", "baseline_attention_tp", "baseline_batch", "prophet_strategy",
+           "prophet_split", "prophet_attention_tp", "prophet_batch", HOST, EXPERT, LINK, AFFINITY]  # fmt: skip
 
 
 def reference_system(study: Study) -> str:
@@ -96,7 +97,9 @@ def best(results: StudyResults, sid: str, variant: str, draws: dict[str, np.ndar
 
     ep, gpus = chosen(s.ep), chosen(s.n_gpus)
     split = np.array([f"{int(e)}x{int(g // e)}" if e == e else "" for e, g in zip(ep, gpus, strict=True)])
+    strategy = np.where(ep == gpus, "EP", np.where(ep == 1, "DP", "Hybrid"))  # the study's strategies by split
     return {"tokens_per_s": chosen(res.tokens_per_s), "batch": chosen(s.batch_size_per_gpu), "split": split,
+            "strategy": np.where(found, strategy, ""), "attention_tp": chosen(s.attention_tp),
             "alltoall_share": chosen(res.alltoall_s) / chosen(res.step_s)}  # fmt: skip
 
 
@@ -107,8 +110,9 @@ def _frame(
     inputs = {k: np.broadcast_to(np.asarray(draws.get(k, np.nan), float), (n,)) for k in (HOST, EXPERT, LINK, AFFINITY)}
     return pd.DataFrame({"panel": panel, "kind": "grid", "system_id": sid, "x": x, "y": y,
                          "speedup": p["tokens_per_s"] / b["tokens_per_s"], "baseline_tokens_per_s": b["tokens_per_s"],
-                         "prophet_tokens_per_s": p["tokens_per_s"], "baseline_split": b["split"],
-                         "baseline_batch": b["batch"], "prophet_split": p["split"], "prophet_batch": p["batch"],
+                         "prophet_tokens_per_s": p["tokens_per_s"],
+                         **{f"{side}_{k}": v[k] for side, v in (("baseline", b), ("prophet", p))
+                            for k in ("strategy", "split", "attention_tp", "batch")},
                          **inputs})  # fmt: skip
 
 
