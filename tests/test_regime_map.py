@@ -145,3 +145,19 @@ def test_each_point_is_each_sides_best_of_every_candidate(results) -> None:
         assert (screened.tokens_per_s <= mine * (1 + 1e-12)).all(), variant
         assert np.allclose(screened.tokens_per_s, mine, rtol=1e-2), variant
         assert set(t[f"{variant}_strategy"]) <= {"EP", "DP", "Hybrid"}
+
+
+def test_without_a_regime_map_section_the_table_is_empty_and_the_figure_says_so(study_dir) -> None:
+    from prophet_model.outputs.regime_figure import regime_map_figure
+
+    from .conftest import dump_yaml, load_yaml
+
+    cfg = load_yaml(study_dir / "_config.yml")
+    del cfg["regime_map"]
+    dump_yaml(cfg, study_dir / "_config.yml")
+    study = load_study(study_dir / "_config.yml")
+    out, _ = run_study(study)
+    t = regime.regime_map(out)
+    assert t.empty and list(t.columns) == regime.COLUMNS
+    fig = regime_map_figure(t, {}, regime.reference_system(study), study.config.figures)
+    assert any("not computed" in x.get_text() for x in fig.axes[0].texts)

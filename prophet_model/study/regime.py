@@ -47,6 +47,8 @@ def host_link_per_gpu(system: System) -> float:
     """Host-link line rate one GPU gets while every GPU copies (GB/s per direction): the least of its own link,
     its share of its PCIe switch's uplink and of its socket's memory bandwidth (physics/fetch.fetch_rate)."""
     n = system.interconnect
+    if n is None:  # a GPU on its own host link
+        return float(system.gpu.host_link_bandwidth_gbps)
     on_switch = min(n.gpus_per_pcie_switch, system.count)
     per_socket = max(1.0, system.count / n.cpu_sockets)
     return min(system.gpu.host_link_bandwidth_gbps, n.pcie_switch_uplink_gbps / on_switch,
@@ -75,6 +77,10 @@ def best(results: StudyResults, sid: str, variant: str, draws: dict[str, np.ndar
     side = mc_search.side(results, sid, variant)
     n = len(next(iter(draws.values())))
     cases = list(range(len(side.cases)))
+    if not cases:  # no candidate of the study has numbers: none at any point
+        nan = np.full(n, np.nan)
+        return {"tokens_per_s": nan, "batch": nan, "split": np.full(n, ""), "strategy": np.full(n, ""),
+                "attention_tp": nan, "alltoall_share": nan}  # fmt: skip
     s = mc_search._stack(side, cases, draws, n, _host_path)
     res = m.evaluate(s)
     shape = (len(cases), n)
