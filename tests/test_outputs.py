@@ -108,7 +108,7 @@ def test_analyze_reports_everything(two_runs) -> None:
     a, _ = two_runs
     text, code = analyze(a)
     assert code == 0
-    needles = ["Generated files: 41 of 41", "Cost-efficiency ranking", "Highest speedup", "Most cost-efficient"]
+    needles = ["Generated files: 44 of 44", "Cost-efficiency ranking", "Highest speedup", "Most cost-efficient"]
     needles += ["Interconnect matters most", "Sanity checks", "Consistency checks", "Last 20 lines", SUCCESS]
     for needle in needles:
         assert needle in text

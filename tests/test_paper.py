@@ -169,15 +169,17 @@ def test_abstract_and_section_are_prose_with_keyed_numbers_only(study_dir, tmp_p
 
 
 def test_the_finding_heads_the_section_and_reads_like_the_book(study_dir, tmp_path) -> None:
-    """The section opens with the three sentences of the overview's box: the same words, the numbers as
+    """The section opens with the sentences of the overview's box: the same words, the numbers as
     keyed commands whose values are the numbers the book shows."""
     from prophet_model.outputs.finding import as_text, finding
 
     results = _paper(study_dir, tmp_path)
     paper = results / "paper"
     keyed = _keyed((paper / "macros.tex").read_text())
-    sentences = finding(pd.read_csv(results / "data" / "headline.csv"), pd.read_csv(results / "data" / "claims.csv"))
-    assert len(sentences) == 3
+    data = results / "data"
+    sentences = finding(pd.read_csv(data / "headline.csv"), pd.read_csv(data / "claims.csv"),
+                        pd.read_csv(data / "regime_map.csv"))  # fmt: skip
+    assert len(sentences) == 4
     head = _prose(paper / "section_multi_gpu.tex").split("\\paragraph{")[0]
     expanded = KEYED.sub(lambda m: keyed[(m[1], m[2])], head)
     expanded = expanded.replace("\\ensuremath{\\times}", "$\\times$").replace("{,}", ",")
@@ -292,8 +294,11 @@ def test_readme_states_the_generated_finding_and_the_measured_run_times(study_di
     from prophet_model.outputs.finding import as_text, finding
 
     results = _paper(study_dir, tmp_path)
+    data = results / "data"
     text = as_text(
-        finding(pd.read_csv(results / "data" / "headline.csv"), pd.read_csv(results / "data" / "claims.csv"))
+        finding(
+            pd.read_csv(data / "headline.csv"), pd.read_csv(data / "claims.csv"), pd.read_csv(data / "regime_map.csv")
+        )
     )
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- /finding -->")[0].rsplit("-->", 1)[1].strip()

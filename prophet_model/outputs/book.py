@@ -134,12 +134,13 @@ def seed_claims(study: Study, results_dir: Path | None) -> str:
 
 
 def finding_box(headline: pd.DataFrame, results_dir: Path) -> str:
-    """The study's finding in three sentences (outputs/finding.py), for the overview's first screen."""
+    """The study's finding (outputs/finding.py: three sentences, and where Prophet pays), for the overview's first screen."""
     from prophet_model.outputs.finding import as_text, finding
 
     path = results_dir / "data" / "claims.csv"
     claims_table = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["claim"])
-    return as_text(finding(headline, claims_table)) + "\n"
+    regimes = results_dir / "data" / "regime_map.csv"
+    return as_text(finding(headline, claims_table, pd.read_csv(regimes) if regimes.is_file() else None)) + "\n"
 
 
 def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None) -> str:
@@ -181,6 +182,36 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None
             "`python -m prophet_model run` regenerates the numbers and figures alone.\n")  # fmt: skip
     return (intro + md_table(pd.DataFrame(out)) + note + evidence(study, headline, results_dir)
             + seed_claims(study, results_dir) + needs(results_dir))  # fmt: skip
+
+
+def regime_page(results_dir: Path, copies: dict[str, bytes]) -> str:
+    """The regime map's figure (its PNG added to `copies`), where Prophet pays (regime_map.csv's numbers) and
+    the studied systems' coordinates."""
+    from prophet_model.outputs.finding import as_text, regime_sentence
+
+    path = results_dir / "data" / "regime_map.csv"
+    if not path.is_file():
+        return "The results folder has no regime map (`results/data/regime_map.csv`): run `make`.\n"
+    t = pd.read_csv(path)
+    head = pd.read_csv(results_dir / "data" / "headline.csv").dropna(subset=["speedup"])
+    marks = t[t.kind == "system"]
+    view = pd.DataFrame({
+        "system": [fmt.md(dict(zip(head.system_id, head.system, strict=True)).get(s, s)) for s in marks[marks.panel == "a"].system_id],
+        "host link per GPU (GB/s)": [fmt.number(v) for v in marks[marks.panel == "a"].x],
+        "expert bytes / GPU memory": [fmt.number(v) for v in marks[marks.panel == "a"].y],
+        "baseline's all-to-all share": [fmt.pct(v) for v in marks[marks.panel == "b"].x],
+        "speedup (headline)": [fmt.ratio(v) for v in marks[marks.panel == "a"].speedup],
+    })  # fmt: skip
+    sentence = as_text([regime_sentence(t, head)])
+    png = results_dir / "figures" / "regime_map.png"
+    figure = ""
+    if png.is_file():
+        copies["regime_map.png"] = png.read_bytes()
+        figure = "![The regime map: Prophet's speedup over each side's best](/_generated/regime_map.png)"
+    return (f"{sentence}\n\n{figure}\n\nThe studied systems at their own "
+            "coordinates (the map's other properties are the reference system's):\n\n" + md_table(view)
+            + f"\nFrom `results/data/regime_map.csv` ({len(t[t.kind == 'grid'])} grid points, each side's best split "
+            "and batch per point).\n")  # fmt: skip
 
 
 def rests_on(study: Study, row: object) -> str:
@@ -384,6 +415,7 @@ def write_pages(study: Study, results_dir: Path, folder: BookFolder) -> list[Pat
         "worked_example.md": worked_example(study),
         "checks.md": checks_page(pd.read_csv(data / "sanity_checks.csv")) + claims_page(data / "claims.csv"),
         "paper.md": paper_page(results_dir, copies),
+        "regime_map.md": regime_page(results_dir, copies),
         "timings.md": timings_page(ROOT / "benchmarks" / "results.json"),
         "reproducibility.md": reproducibility(study, results_dir, book_dir),
     }

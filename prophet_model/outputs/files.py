@@ -29,10 +29,13 @@ STUDY_FILES = (
     "data/claims.csv",
     "data/headline.csv",
     "data/fixed_batch_comparison.csv",
+    "data/regime_map.csv",
     "figures/cross_system_comparison.pdf",
     "figures/cross_system_comparison.png",
     "figures/scaling.pdf",
     "figures/scaling.png",
+    "figures/regime_map.pdf",
+    "figures/regime_map.png",
 )
 UNCERTAINTY_FILE = "data/uncertainty.csv"
 PAPER_DIR = "paper"

@@ -1,5 +1,5 @@
-"""The study's finding in three sentences, from the result tables: what the study finds, why (the mechanism
-that binds) and what it would take. The overview's box, the head of the paper's section and the README's
+"""The study's finding in four sentences, from the result tables: what the study finds, why (the mechanism
+that binds), what it would take and where Prophet pays (the regime map). The overview's box, the head of the paper's section and the README's
 results say the same sentences; in LaTeX every number is a keyed command (\\prophet{KEY}{METRIC})."""
 
 from __future__ import annotations
@@ -56,9 +56,10 @@ def draft_speedup(claims: pd.DataFrame) -> float | None:
 CUT_TOLERANCE = 0.005  # a derived all-to-all cut within 0.5% of 1 reads as 1.00x: no cut
 
 
-def finding(headline: pd.DataFrame, claims: pd.DataFrame) -> list[Sentence]:
+def finding(headline: pd.DataFrame, claims: pd.DataFrame, regimes: pd.DataFrame | None = None) -> list[Sentence]:
     """Three sentences (lists of text and Values) from headline.csv (each side at its best configuration)
-    and claims.csv (what Prophet's own levers would need for the draft's speedup)."""
+    and claims.csv (what Prophet's own levers would need for the draft's speedup), and a fourth from
+    regime_map.csv where given: where Prophet pays."""
     rows = headline.dropna(subset=["speedup"]).reset_index(drop=True)
     if rows.empty:
         return [["No system could be evaluated, so the study states no finding."]]
@@ -132,7 +133,54 @@ def finding(headline: pd.DataFrame, claims: pd.DataFrame) -> list[Sentence]:
                          ": the step has almost nothing left to hide"]  # fmt: skip
         if take:
             take.append(".")
-    return [s for s in (first, why, take) if len(s) > 1]
+    where = regime_sentence(regimes, rows) if regimes is not None else []
+    return [s for s in (first, why, take, where) if len(s) > 1]
+
+
+PAYS = 1.2  # the regime map's contour the finding names
+
+
+def regime_sentence(regimes: pd.DataFrame, rows: pd.DataFrame) -> Sentence:
+    """Where Prophet pays, from regime_map.csv: the least host link and expert ratio, and the least all-to-all
+    share and affinity, at which some grid point reaches PAYS (each a necessary condition on the map), the
+    map's best point, and where the studied systems sit."""
+    grid = regimes[regimes.kind == "grid"] if "kind" in regimes else regimes.iloc[0:0]
+    if grid.empty:
+        return []
+    marks = regimes[regimes.kind == "system"]
+    names = dict(zip(rows.system_id, rows.system, strict=True))
+    ref = str(grid.system_id.iloc[0])  # the reference system, whose other properties the map keeps
+    a, b = grid[grid.panel == "a"], grid[grid.panel == "b"]
+    level = Value("regime", "level", fmt.ratio(PAYS))
+    out: Sentence = ["On the regime map (", *([Value("regime", "reference", names[ref]), "'s"] if ref in names else
+                     ["the reference system's"]), " other properties, each side at its best operating point), "]  # fmt: skip
+    pa, pb = a[a.speedup >= PAYS], b[b.speedup >= PAYS]
+    if pa.empty:
+        out += ["no host link up to ", Value("regime", "a_host_max_gbps", fmt.number(a.x.max())),
+                " GB/s per GPU gives Prophet ", level]  # fmt: skip
+    else:
+        top = a.loc[a.speedup.idxmax()]
+        out += ["Prophet gains ", level, " or more only where the host link carries at least ",
+                Value("regime", "a_host_gbps", fmt.number(pa.x.min())), " GB/s per GPU and the experts take at least ",
+                Value("regime", "a_expert_ratio", fmt.number(pa.y.min())), " times the box's GPU memory (up to ",
+                Value("regime", "a_top_speedup", fmt.ratio(top.speedup)), " at ",
+                Value("regime", "a_top_host_gbps", fmt.number(top.x)), " GB/s and ",
+                Value("regime", "a_top_expert_ratio", fmt.number(top.y)), " times)"]  # fmt: skip
+    if pb.empty:
+        out += ["; no all-to-all share and affinity on the map reaches it"]
+    else:
+        out += [", and only where the baseline's all-to-all takes at least ",
+                Value("regime", "b_share_pct", fmt.pct(pb.x.min())), " of its step and the routing's inter-layer "
+                "affinity reaches ", Value("regime", "b_affinity", fmt.number(pb.y.min()))]  # fmt: skip
+    ma, mb = marks[marks.panel == "a"], marks[marks.panel == "b"]
+    if not ma.empty:
+        lo, hi = ma.x.min(), ma.x.max()
+        out += ["; the studied systems' host links carry ", Value("regime", "systems_host_low_gbps", fmt.number(lo)),
+                *(["–", Value("regime", "systems_host_high_gbps", fmt.number(hi))] if fmt.number(lo) != fmt.number(hi)
+                  else []), " GB/s per GPU and their all-to-all takes at most ",
+                Value("regime", "systems_share_pct", fmt.pct(mb.x.max())), " of the baseline's step, with no "
+                "affinity measured"]  # fmt: skip
+    return [*out, "."]
 
 
 def as_text(sentences: list[Sentence], escape=fmt.md) -> str:

@@ -40,10 +40,15 @@ def prose_context(study: Study, results_dir: Path, headline: pd.DataFrame, claim
     from prophet_model.outputs.tables import read_table
     from prophet_model.validation.evidence import validated
 
-    sentences = finding(headline, claims)
+    regimes = results_dir / "data" / "regime_map.csv"
+    sentences = finding(headline, claims, read_table(regimes, results_dir) if regimes.is_file() else None)
     for v in values(sentences):
         _add(keyed, v.key, v.metric, v.text)
     rows = headline.dropna(subset=["speedup"])
+    if any(v.key == "regime" for v in values(sentences)):
+        from prophet_model.study.regime import LEVELS
+
+        _add(keyed, "regime", "contours", ", ".join(fmt.ratio(lv) for lv in LEVELS))
     _add(keyed, "study", "n_systems", str(len(rows)))
     _add(keyed, "study", "model", study.model.name)
     _add(keyed, "study", "configured_batch", fmt.count(study.config.workload.batch_size_per_gpu))
@@ -114,6 +119,7 @@ def prose_context(study: Study, results_dir: Path, headline: pd.DataFrame, claim
             "finding": as_tex(sentences), "range_tex": range_tex, "resident_ids": list(resident.system_id),
             "offload_ids": [s for s in rows.system_id if s not in set(resident.system_id)], "fixed": fixed,
             "interval_ids": interval, "checked": checked, "draft": claimed is not None,
+            "regime_keys": {v.metric for v in values(sentences) if v.key == "regime"},
             "placement_text": {"pool": "experts pooled across the GPUs' memory, a missing expert copied from a GPU "
                                        "that holds it",
                                "replicate": "experts replicated in every replica, a missing expert copied from host "

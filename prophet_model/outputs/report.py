@@ -102,8 +102,9 @@ def write_cross_system(
     claims: list | None = None,
 ) -> list[Path]:
     """all_systems_comparison.csv, headline.csv, fixed_batch_comparison.csv, sanity_checks.csv, claims.csv,
-    uncertainty.csv and the cross-system figures."""
+    uncertainty.csv, regime_map.csv and the cross-system figures (the regime map's among them)."""
     from prophet_model.study.claims import table
+    from prophet_model.study.regime import reference_system, regime_map
 
     cfg = results.study.config
     written = [
@@ -118,6 +119,9 @@ def write_cross_system(
     write_csv(table(claims or []), written[2])
     write_csv(results.headline, written[3])
     write_csv(results.fixed, written[4])
+    regimes = regime_map(results)
+    written.append(out / "data" / "regime_map.csv")
+    write_csv(regimes, written[-1])
     if uncertainty is not None:
         written.append(out / "data" / "uncertainty.csv")
         write_csv(uncertainty, written[-1])
@@ -129,4 +133,9 @@ def write_cross_system(
         key = figures.cross_system_comparison(results.headline, fc)
         written += figures.save(key, out / "figures" / "cross_system_comparison", fc.png_dpi)
         written += figures.save(figures.scaling(live, fc), out / "figures" / "scaling", fc.png_dpi)
+        from prophet_model.outputs.regime_figure import regime_map_figure
+
+        names = {s.id: s.name for s in results.study.systems}
+        fig = regime_map_figure(regimes, names, reference_system(results.study), fc)
+        written += figures.save(fig, out / "figures" / "regime_map", fc.png_dpi)
     return written

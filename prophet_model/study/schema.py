@@ -189,6 +189,22 @@ class Figures(_WithSources):
     png_dpi: int = Field(ge=200, le=1200)
 
 
+class RegimeMap(_WithSources):
+    """The regime map's hardware ends and its reference system (null: the headline system)."""
+
+    host_link_low_gbps_per_direction: float = Field(gt=0, le=10_000)
+    host_link_high_gbps_per_direction: float = Field(gt=0, le=10_000)
+    reference_system: str | None = None
+    grid_points: int = Field(default=25, ge=5, le=101)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RegimeMap:
+        if self.host_link_low_gbps_per_direction >= self.host_link_high_gbps_per_direction:
+            raise ValueError("host_link_low_gbps_per_direction must be below host_link_high_gbps_per_direction; "
+                             "allowed: low < high, e.g. 32 (PCIe 4.0 x16) and 450 (NVLink-C2C)")  # fmt: skip
+        return self
+
+
 UNCERTAIN_INPUTS = (
     "prophet.prediction_accuracy",
     "prophet.comm_reduction_factor",
@@ -317,6 +333,7 @@ class StudyConfig(_Strict):
     cost: Cost
     figures: Figures
     uncertainty: Uncertainty | None = None
+    regime_map: RegimeMap | None = None
     expectations: list[Expectation] = Field(default=[])
 
     @model_validator(mode="after")
@@ -332,6 +349,9 @@ class StudyConfig(_Strict):
                 f"study.headline_strategy {self.study.headline_strategy!r} is not among strategies; allowed: "
                 f"{', '.join(self.strategies)}"
             )
+        ref = self.regime_map.reference_system if self.regime_map else None
+        if ref is not None and ref not in ids:
+            raise ValueError(f"regime_map.reference_system {ref!r} is not a system id; allowed: {', '.join(ids)}")
         if self.study.headline_system not in ids:
             raise ValueError(
                 f"study.headline_system {self.study.headline_system!r} is not a system id; allowed: {', '.join(ids)}"
