@@ -186,7 +186,7 @@ def book_inputs(rs: RawStudy, results_dir: Path, book: Path) -> str:
 
     add(rs.config_hash, rs.path.resolve(), results_dir.resolve(), book.resolve(), source_digest(ROOT))
     for path in sorted(results_dir.rglob("*")):
-        if path.is_file():
+        if path.is_file() and path.relative_to(results_dir).as_posix() != LOCK:  # the lock names its last holder
             add(path.relative_to(results_dir).as_posix(), path.read_bytes())
     for rel in (f"{CACHE}/timings.json", OWNED):
         add(rel, (book / rel).read_bytes() if (book / rel).is_file() else b"(none)")
