@@ -87,6 +87,12 @@ def encoding_safe() -> None:
 def pipe_closed() -> int:
     """The reader of standard output went away (`analyze | head`): stop quietly, as `cat` does. Later
     writes (and the interpreter's final flush) go to /dev/null; 141 = 128 + SIGPIPE."""
+    _discard_stdout()
+    return 141
+
+
+def _discard_stdout() -> None:
+    """Send later writes to standard output (and the interpreter's final flush) to /dev/null."""
     import os
 
     try:
@@ -94,7 +100,6 @@ def pipe_closed() -> int:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):
         pass
-    return 141
 
 
 def environment_error(exc: OSError) -> str:
@@ -112,15 +117,9 @@ def environment_error(exc: OSError) -> str:
 def stdout_failed(exc: OSError) -> int:
     """Standard output cannot be written (a full disk, /dev/full, a closed terminal): one line, exit 1 (the
     environment), later writes discarded so that the interpreter's last flush does not fail again."""
-    import os
-
     print(f"error: standard output: {exc.strerror or exc}; allowed: a writable output (free space, an open "
           "terminal or file)", file=sys.stderr)  # fmt: skip
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
+    _discard_stdout()
     return 1
 
 
