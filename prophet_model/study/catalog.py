@@ -15,6 +15,7 @@ from prophet_model.study.strict import Field, Record, field_validator, model_val
 Positive = Field(gt=0)
 NonNegative = Field(ge=0)
 MAX_NAME_CHARS = 200  # protective: a display name heads pages and figure titles, and fills table cells
+NOT_SHOWN = ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")  # Unicode categories of control and format characters
 FORMULA_STARTS = "=+-@"  # a CSV cell starting with one of these is a formula to Excel and LibreOffice (OWASP)
 
 
@@ -26,7 +27,7 @@ def display_name(v: str) -> str:
         raise ValueError(f"is empty; allowed: a display name of 1 to {MAX_NAME_CHARS} characters")
     if len(v) > MAX_NAME_CHARS:
         raise ValueError(f"is {len(v)} characters long; allowed: at most {MAX_NAME_CHARS}")
-    bad = sorted({f"U+{ord(ch):04X}" for ch in v if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")})
+    bad = sorted({f"U+{ord(ch):04X}" for ch in v if unicodedata.category(ch) in NOT_SHOWN})
     if bad:
         raise ValueError(
             f"holds control or format characters ({', '.join(bad[:5])}); allowed: printable text on one line"

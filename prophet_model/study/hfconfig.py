@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from prophet_model.errors import UserError
-from prophet_model.study.catalog import FORMULA_STARTS, MAX_NAME_CHARS
+from prophet_model.study.catalog import FORMULA_STARTS, MAX_NAME_CHARS, NOT_SHOWN
 
 FAMILIES = {  # model_type -> (architecture class, keys it needs)
     "mixtral": ("MixtralForCausalLM", ("num_local_experts", "num_experts_per_tok", "intermediate_size",
@@ -241,7 +241,7 @@ def _moe_layers(cfg: dict, fam: str, n: int, where: str) -> tuple[list[int], str
 
 def _escape(ch: str) -> str:
     """A control or format character as Python writes its escape (\\n, \\x85, \\u2028); any other as it is."""
-    if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+    if unicodedata.category(ch) not in NOT_SHOWN:
         return ch
     return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch) or (
         f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}"

@@ -80,7 +80,7 @@ def side(results: StudyResults, system_id: str, variant: str) -> Side:
 Scenarios = Callable[[dict[str, float], dict[str, np.ndarray]], m.Scenario]
 
 
-def _stack(side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: int, scenario: Scenarios
+def stack_cases(side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: int, scenario: Scenarios
            ) -> m.Scenario:  # fmt: skip
     """The cases (indices into side_.cases) at the `k` draws, one after another, as one Scenario."""
     configs: dict[int, m.Scenario] = {}
@@ -118,7 +118,7 @@ def _replace(s: m.Scenario, **changes: np.ndarray) -> m.Scenario:
 def _evaluate(side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: int, scenario: Scenarios,
               max_step_ms: float | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(tokens/s of each case at each draw, -inf where it does not qualify; whether it fits), each cases x k."""
-    res = m.evaluate(_stack(side_, cases, draws, k, scenario))
+    res = m.evaluate(stack_cases(side_, cases, draws, k, scenario))
     tps = np.broadcast_to(res.tokens_per_s, (len(cases) * k,)).reshape(len(cases), k)
     fits = np.broadcast_to(res.feasible, (len(cases) * k,)).reshape(len(cases), k)
     ok = fits & np.isfinite(tps)

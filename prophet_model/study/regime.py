@@ -81,7 +81,7 @@ def best(results: StudyResults, sid: str, variant: str, draws: dict[str, np.ndar
         nan = np.full(n, np.nan)
         return {"tokens_per_s": nan, "batch": nan, "split": np.full(n, ""), "strategy": np.full(n, ""),
                 "attention_tp": nan, "alltoall_share": nan}  # fmt: skip
-    s = mc_search._stack(side, cases, draws, n, _host_path)
+    s = mc_search.stack_cases(side, cases, draws, n, _host_path)
     res = m.evaluate(s)
     shape = (len(cases), n)
 

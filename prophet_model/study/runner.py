@@ -131,13 +131,14 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
     if configs:
         scenario = stack(configs)
         res = evaluate(scenario)
+        rows = list(zip(cases, _rows(system, bases, scenario, cases, res, configured), strict=True))
         if study.config.workload.batch_search:  # the exact integer operating point of every configuration
             added = exact_cases([b for _, b in bases], cases, res, study.config.workload.max_step_ms)
-            if added:
-                cases = sorted(cases + added)  # each configuration's batches in order
-                scenario = stack([{**bases[k][1], "batch_size_per_gpu": float(b)} for k, b in cases])
-                res = evaluate(scenario)
-        out = _rows(system, bases, scenario, cases, res, configured)
+            if added:  # only the added batches are evaluated again; each configuration's rows in batch order
+                more = stack([{**bases[k][1], "batch_size_per_gpu": float(b)} for k, b in added])
+                rows = sorted(rows + list(zip(added, _rows(system, bases, more, added, evaluate(more), configured),
+                                              strict=True)), key=lambda kr: kr[0])  # fmt: skip
+        out = [r for _, r in rows]
     out += [{**{k: v for k, v in s.items() if k != "no_tp"}, "n": system.count, "role": "system",
              "batch_size_per_gpu": configured, "configured_batch": True, "feasible": False}
             for s in specs if s["ep"] == 0 or s.get("no_tp")]  # fmt: skip
