@@ -7,6 +7,7 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -71,3 +72,26 @@ def load_yaml(path: Path) -> dict:
 
 def dump_yaml(data: dict, path: Path) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def zipf_trace(path: Path, layers: int = 32, experts: int = 128, seed: int = 3) -> Path:
+    """A 32 x 128 Zipf trace, layers 0..31 (read_trace takes any layer numbers >= 0)."""
+    rng = np.random.default_rng(seed)
+    w = np.arange(1, experts + 1, dtype=float) ** -1.2
+    rows = ["layer,expert,count"]
+    for layer in range(layers):
+        counts = rng.multinomial(50_000, w / w.sum())[rng.permutation(experts)]
+        rows += [f"{layer},{e},{c}" for e, c in enumerate(counts)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def trace_study(study_dir: Path) -> Path:
+    """The default study routed by a Zipf trace (zipf_trace), with 2,000 uncertainty samples: its config."""
+    cfg = study_dir / "_config.yml"
+    raw = load_yaml(cfg)
+    raw["routing"] |= {"distribution": "trace", "trace_file": str(zipf_trace(study_dir / "trace.csv"))}
+    raw["uncertainty"]["samples"] = 2000
+    dump_yaml(raw, cfg)
+    return cfg

@@ -4,8 +4,6 @@ repeats, which must give exactly the per-sample solve; the run shows its progres
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,28 +11,16 @@ from prophet_model.cli import main
 from prophet_model.physics import cache
 from prophet_model.study import trace
 
-from .conftest import dump_yaml, load_yaml
-
-
-def _trace(path: Path, layers: int = 32, experts: int = 128, seed: int = 3) -> Path:
-    """A 32 x 128 Zipf trace, layers 0..31 (read_trace takes any layer numbers >= 0)."""
-    rng = np.random.default_rng(seed)
-    w = np.arange(1, experts + 1, dtype=float) ** -1.2
-    rows = ["layer,expert,count"]
-    for layer in range(layers):
-        counts = rng.multinomial(50_000, w / w.sum())[rng.permutation(experts)]
-        rows += [f"{layer},{e},{c}" for e, c in enumerate(counts)]
-    path.write_text("\n".join(rows) + "\n")
-    return path
+from .conftest import zipf_trace
 
 
 @pytest.fixture
 def trace_id(tmp_path) -> int:
-    return cache.register_trace(trace.read_trace(_trace(tmp_path / "t.csv"), 128, "test"))
+    return cache.register_trace(trace.read_trace(zipf_trace(tmp_path / "t.csv"), 128, "test"))
 
 
 def test_the_trace_has_every_layer(tmp_path) -> None:
-    layers = trace.read_trace(_trace(tmp_path / "t.csv"), 128, "test")
+    layers = trace.read_trace(zipf_trace(tmp_path / "t.csv"), 128, "test")
     assert len(layers) == 32 and all(len(p) == 128 and abs(sum(p) - 1) < 1e-12 for p in layers)
 
 
@@ -57,16 +43,6 @@ def test_zipf_rows_are_all_distinct_and_still_exact() -> None:
     for i in (0, 17, 49):
         alone = cache.rank_stats_array(1.0, skew[i], 0.0, 0.0, 128, 4, 64.0, 2, 20.0)
         assert [t[i] for t in together] == pytest.approx([float(a) for a in alone], rel=1e-12)
-
-
-@pytest.fixture
-def trace_study(study_dir) -> Path:
-    cfg = study_dir / "_config.yml"
-    raw = load_yaml(cfg)
-    raw["routing"] |= {"distribution": "trace", "trace_file": str(_trace(study_dir / "trace.csv"))}
-    raw["uncertainty"]["samples"] = 2000
-    dump_yaml(raw, cfg)
-    return cfg
 
 
 def test_trace_uncertainty_matches_the_sample_by_sample_model(trace_study) -> None:

@@ -13,8 +13,7 @@ from prophet_model.study.config import study_from_raw
 from prophet_model.study.runner import run_study
 from prophet_model.study.yaml_io import read_yaml
 
-from .conftest import ROOT, dump_yaml, load_yaml
-from .test_trace_uncertainty import _trace
+from .conftest import ROOT, load_yaml
 
 CONFIG = ROOT / "_config.yml"
 
@@ -140,15 +139,10 @@ def test_the_headline_is_inside_its_interval_for_deepseek_v3() -> None:
     _invariant(results)
 
 
-def test_the_headline_is_inside_its_interval_with_a_routing_trace(study_dir) -> None:
-    cfg = study_dir / "_config.yml"
-    raw = load_yaml(cfg)
-    raw["routing"] |= {"distribution": "trace", "trace_file": str(_trace(study_dir / "trace.csv"))}
-    raw["uncertainty"]["samples"] = 2000
-    dump_yaml(raw, cfg)
+def test_the_headline_is_inside_its_interval_with_a_routing_trace(trace_study) -> None:
     from prophet_model.study.config import load_study
 
-    results, _ = run_study(load_study(cfg), system_ids=["8xA100"])
+    results, _ = run_study(load_study(trace_study), system_ids=["8xA100"])
     _invariant(results)
 
 
