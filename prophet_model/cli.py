@@ -75,7 +75,8 @@ study chose: its strategy, split and batch per GPU), e.g. prophet.prediction_acc
 prophet.comm_reduction_factor, workload.batch_size_per_gpu, interconnect_bandwidth_factor,
 host_link_bandwidth_factor, expert_size_factor, kv_cache_factor, expert_cache.prophet_policy; or any key of
 the configuration that whatif --set reaches (the study re-run for each value), e.g.
-implementation.kernels_per_layer or systems.8xA100.count. A key holding dots in one name goes in brackets: uncertainty.inputs[prophet.prediction_accuracy].low
+implementation.kernels_per_layer or systems.8xA100.count. A key holding dots in one name goes in brackets:
+uncertainty.inputs[prophet.prediction_accuracy].low
 
 values: V1,V2,...; a:b:step (a to b inclusive); log:a:b:n (n values evenly spaced in log); mixed: 0:0.5:0.25,0.9
 
@@ -95,8 +96,14 @@ def _question(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interconnect", help="a catalog interconnect (catalog/interconnects.yml key)")
     p.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
     p.add_argument("--strategy", choices=["EP", "DP", "Hybrid"], help="this strategy only (default: the best)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="a fixed change, as whatif --set (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a fixed change, as whatif --set (repeatable)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,17 +156,30 @@ def _parser() -> argparse.ArgumentParser:
     wi.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
     wi.add_argument("--interconnect", help="a catalog interconnect for the system")
     wi.add_argument("--format", default="text", choices=["text", "csv", "json"], help="output format (default: text)")
-    sw = sub.add_parser("sweep", help="a tidy CSV of a system's metrics over a grid of inputs (any GPU, model, strategy)",
-                        epilog=VARY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sw = sub.add_parser(
+        "sweep",
+        help="a tidy CSV of a system's metrics over a grid of inputs (any GPU, model, strategy)",
+        epilog=VARY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _question(sw)
-    sw.add_argument("--vary", action="append", default=[], metavar="KEY=VALUES",
-                    help="an input and its values: V1,V2,..., a:b:step or log:a:b:n (repeatable: every combination)")  # fmt: skip
+    sw.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help="an input and its values: V1,V2,..., a:b:step or log:a:b:n (repeatable: every combination)",
+    )
     sw.add_argument("--out", help="write the CSV here (default: standard output)")
     sw.add_argument("--plot", metavar="FILE", help="draw --metric against the first varied key (FILE.png or .pdf)")
     sw.add_argument("--metric", default="speedup", help="the metric --plot draws (default: speedup)")
     sw.add_argument("--force", action="store_true", help="replace an existing --out or --plot file")
-    so = sub.add_parser("solve", help="the value of one input that gives a target metric (or how close it gets)",
-                        epilog=VARY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    so = sub.add_parser(
+        "solve",
+        help="the value of one input that gives a target metric (or how close it gets)",
+        epilog=VARY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _question(so)
     so.add_argument("--metric", required=True, help="a metric of the comparison, e.g. speedup, prophet_tokens_per_s")
     so.add_argument("--target", required=True, type=float, help="the metric's value wanted, e.g. 2")
@@ -167,8 +187,14 @@ def _parser() -> argparse.ArgumentParser:
         "--vary", required=True, metavar="KEY", help="the input to solve for, e.g. prophet.prediction_accuracy"
     )
     so.add_argument("--range", metavar="LOW:HIGH", help="where to search (default: the input's allowed values)")
-    so.add_argument("--rerun", action="store_true", help="re-run the study at each value (strategy, split and "
-                    "batch searched again) instead of holding the operating point; slower")  # fmt: skip
+    so.add_argument(
+        "--rerun",
+        action="store_true",
+        help=(
+            "re-run the study at each value (strategy, split and "
+            "batch searched again) instead of holding the operating point; slower"
+        ),
+    )
     ca = sub.add_parser("catalog", help="write catalog entries: a model from its config.json, a GPU template")
     cs = ca.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
     am = cs.add_parser("add-model", help="a catalog/models.yml entry from a HuggingFace config.json")
@@ -182,9 +208,15 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("a", help="a results folder")
     cp.add_argument("b", help="another results folder")
     cp.add_argument("--rtol", type=float, default=0.0, help="ignore relative differences up to this (default 0)")
-    cp.add_argument("--format", default="text", choices=["text", "csv"],
-                    help="text: the inputs that differ, then the headline metrics that changed most; csv: every "
-                    "difference (default: text)")  # fmt: skip
+    cp.add_argument(
+        "--format",
+        default="text",
+        choices=["text", "csv"],
+        help=(
+            "text: the inputs that differ, then the headline metrics that changed most; csv: every "
+            "difference (default: text)"
+        ),
+    )
     cp.add_argument("--all", action="store_true", help="text: list every difference after the ranked headline ones")
     cl = sub.add_parser("clean", help="remove what the artifact wrote in the results folder (nothing else)")
     cl.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
@@ -192,10 +224,21 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("--book", default="book", help="book folder: its generated files go too (default: book)")
     an = sub.add_parser("analyze", help="summarise an existing results folder")
     an.add_argument("--results", default="results", help="results folder (default: results)")
-    up = sub.add_parser("uptodate", help="exit 0 (printing what make's steps print) when every step of make is up "
-                        "to date, else 1 with nothing done (or run --else COMMAND ...)")  # fmt: skip
-    up.add_argument("--else", dest="otherwise", nargs=argparse.REMAINDER, default=[], metavar="COMMAND",
-                    help="run this command when a step is not up to date, and exit with its status")  # fmt: skip
+    up = sub.add_parser(
+        "uptodate",
+        help=(
+            "exit 0 (printing what make's steps print) when every step of make is up "
+            "to date, else 1 with nothing done (or run --else COMMAND ...)"
+        ),
+    )
+    up.add_argument(
+        "--else",
+        dest="otherwise",
+        nargs=argparse.REMAINDER,
+        default=[],
+        metavar="COMMAND",
+        help="run this command when a step is not up to date, and exit with its status",
+    )
     return p
 
 
@@ -220,10 +263,18 @@ def _console(level: str) -> None:
 
 
 COMMANDS = {
-    "run": "run", "paper": "build", "pipeline": "build", "book": "build", "clean": "build",
-    "whatif": "explore", "sweep": "explore", "compare": "explore", "analyze": "explore", "solve": "explore",
+    "run": "run",
+    "paper": "build",
+    "pipeline": "build",
+    "book": "build",
+    "clean": "build",
+    "whatif": "explore",
+    "sweep": "explore",
+    "compare": "explore",
+    "analyze": "explore",
+    "solve": "explore",
     "catalog": "explore",
-}  # fmt: skip
+}
 
 
 FAST_PATHS = ("run", "paper", "pipeline", "book")  # workflow/fastpath.py
@@ -346,8 +397,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {short_words(str(exc))}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt as exc:
-        print(f"error: interrupted ({str(exc) or 'SIGINT'}) during `{args.command}`; files are replaced only when "
-              "whole, and what a killed step leaves is repaired when it runs again (or by `make`)", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: interrupted ({str(exc) or 'SIGINT'}) during `{args.command}`; files are replaced only when "
+            "whole, and what a killed step leaves is repaired when it runs again (or by `make`)",
+            file=sys.stderr,
+        )
         return 130
     except BrokenPipeError:
         return pipe_closed()

@@ -9,10 +9,33 @@ import sys
 
 # what a console that cannot encode a character prints instead (a C locale, PYTHONIOENCODING=ascii)
 ASCII_FALLBACKS = {
-    "×": "x", "–": "-", "—": "-", "−": "-", "→": "->", "←": "<-", "↔": "<->", "≤": "<=", "≥": ">=", "≠": "!=",
-    "≈": "~", "±": "+/-", "…": "...", "µ": "u", "‘": "'", "’": "'", "“": '"', "”": '"', "·": ".", "•": "*",
-    "°": " deg", "\u00a0": " ", "\u202f": " ", "\u2009": " ", "✓": "ok", "✗": "x",
-}  # fmt: skip
+    "×": "x",
+    "–": "-",
+    "—": "-",
+    "−": "-",
+    "→": "->",
+    "←": "<-",
+    "↔": "<->",
+    "≤": "<=",
+    "≥": ">=",
+    "≠": "!=",
+    "≈": "~",
+    "±": "+/-",
+    "…": "...",
+    "µ": "u",
+    "‘": "'",
+    "’": "'",
+    "“": '"',
+    "”": '"',
+    "·": ".",
+    "•": "*",
+    "°": " deg",
+    "\u00a0": " ",
+    "\u202f": " ",
+    "\u2009": " ",
+    "✓": "ok",
+    "✗": "x",
+}
 FALLBACK_ERRORS = "prophet-ascii"  # the codecs error handler that writes them (registered by encoding_safe)
 
 
@@ -52,8 +75,9 @@ def tag_stdout() -> None:
         raw = StdoutRaw(out.fileno(), "w", closefd=False)
     except (OSError, ValueError):
         return
-    sys.stdout = io.TextIOWrapper(io.BufferedWriter(raw), encoding=out.encoding, errors=out.errors,
-                                  line_buffering=out.line_buffering)  # fmt: skip
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(raw), encoding=out.encoding, errors=out.errors, line_buffering=out.line_buffering
+    )
 
 
 def encoding_safe() -> None:
@@ -106,10 +130,15 @@ def environment_error(exc: OSError) -> str:
     """One line for an OSError of the environment: the path, what the system said, what would do."""
     import errno
 
-    allowed = {errno.ENOSPC: "free space on that disk", errno.EDQUOT: "free space in your quota",
-               errno.EACCES: "a path you may use (permissions)", errno.EPERM: "a path you may use (permissions)",
-               errno.EROFS: "a writable file system", errno.EMFILE: "fewer open files (ulimit -n)",
-               errno.ENOMEM: "more free memory"}.get(exc.errno or 0, "a path and system that allow it")  # fmt: skip
+    allowed = {
+        errno.ENOSPC: "free space on that disk",
+        errno.EDQUOT: "free space in your quota",
+        errno.EACCES: "a path you may use (permissions)",
+        errno.EPERM: "a path you may use (permissions)",
+        errno.EROFS: "a writable file system",
+        errno.EMFILE: "fewer open files (ulimit -n)",
+        errno.ENOMEM: "more free memory",
+    }.get(exc.errno or 0, "a path and system that allow it")
     where = f"{exc.filename}: " if exc.filename else ""
     return f"{where}{exc.strerror or exc}; allowed: {allowed}"
 
@@ -117,8 +146,11 @@ def environment_error(exc: OSError) -> str:
 def stdout_failed(exc: OSError) -> int:
     """Standard output cannot be written (a full disk, /dev/full, a closed terminal): one line, exit 1 (the
     environment), later writes discarded so that the interpreter's last flush does not fail again."""
-    print(f"error: standard output: {exc.strerror or exc}; allowed: a writable output (free space, an open "
-          "terminal or file)", file=sys.stderr)  # fmt: skip
+    print(
+        f"error: standard output: {exc.strerror or exc}; allowed: a writable output (free space, an open "
+        "terminal or file)",
+        file=sys.stderr,
+    )
     _discard_stdout()
     return 1
 

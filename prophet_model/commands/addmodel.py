@@ -12,15 +12,23 @@ from prophet_model.errors import UserError
 
 GPU_FIELDS = {  # field -> (placeholder, unit and meaning)
     "name": ('"My GPU 80GB"', "display name, as tables and figures print it"),
-    "generation": ("hopper", "architecture: ampere, ada, hopper or blackwell. Picks the measured attainable "
-                   "rates (validation/measurements) a GPU never measured borrows, and the interconnects it fits"),
+    "generation": (
+        "hopper",
+        "architecture: ampere, ada, hopper or blackwell. Picks the measured attainable "
+        "rates (validation/measurements) a GPU never measured borrows, and the interconnects it fits",
+    ),
     "memory_capacity_gb": ("80", "GPU memory, GB = 1e9 bytes (datasheet)"),
-    "memory_bandwidth_gbps": ("3350", "HBM/GDDR bandwidth, GB/s (datasheet peak; the model applies the measured share)"),
-    "bf16_dense_tflops": ("989", "dense BF16 tensor-core rate, TFLOP/s, without sparsity (datasheets often print "
-                          "twice this 'with sparsity')"),
+    "memory_bandwidth_gbps": (
+        "3350",
+        "HBM/GDDR bandwidth, GB/s (datasheet peak; the model applies the measured share)",
+    ),
+    "bf16_dense_tflops": (
+        "989",
+        "dense BF16 tensor-core rate, TFLOP/s, without sparsity (datasheets often print twice this 'with sparsity')",
+    ),
     "host_link_bandwidth_gbps": ("64", "host link per direction, GB/s: PCIe 4.0 x16 ~32, PCIe 5.0 x16 ~64 (line rate)"),
     "price_usd_per_gpu_hour": ("2.99", "what one GPU-hour costs you, USD (an assumption: your cloud's list price)"),
-}  # fmt: skip
+}
 
 
 def gpu_template(key: str) -> str:
@@ -33,8 +41,11 @@ def gpu_template(key: str) -> str:
     for field, (value, meaning) in GPU_FIELDS.items():
         lines += [f"  # {meaning}", f"  {field}: {value}"]
     lines.append("  sources:  # every value needs one: the catalog refuses an entry with an empty source")
-    lines += [f'    {field}: ""  # where {field} comes from (a datasheet, a measurement, your assumption)'
-              for field in GPU_FIELDS if field != "name"]  # fmt: skip
+    lines += [
+        f'    {field}: ""  # where {field} comes from (a datasheet, a measurement, your assumption)'
+        for field in GPU_FIELDS
+        if field != "name"
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -44,8 +55,10 @@ def catalog_key(key: str, where: str = "--name") -> str:
     from prophet_model.study.schema import SAFE_ID
 
     if not SAFE_ID.fullmatch(key):
-        raise UserError(f"{where} {show(key)}: not a catalog key; allowed: letters, digits, '-' and '_', starting "
-                        "with a letter or digit")  # fmt: skip
+        raise UserError(
+            f"{where} {show(key)}: not a catalog key; allowed: letters, digits, '-' and '_', starting "
+            "with a letter or digit"
+        )
     return key
 
 
@@ -69,11 +82,15 @@ def model_yaml(path: Path, key: str | None) -> str:
     try:
         MoEModel.model_validate(entry)
     except ValidationError as err:  # the config's values contradict each other
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'the entry'}: {e['msg'].removeprefix('Value error, ')}"
-                             for e in err.errors())  # fmt: skip
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'the entry'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()
+        )
         raise UserError(f"{where}: the entry read from it is inconsistent: {printable(problems, 2000)}") from None
-    head = (f"# {printable(name)}: read from {printable(path.name)} by `python -m prophet_model catalog add-model`; "
-            "append it to\n# catalog/models.yml (or a catalog of your own) and name it in the config's `model:`.\n")  # fmt: skip
+    head = (
+        f"# {printable(name)}: read from {printable(path.name)} by `python -m prophet_model catalog add-model`; "
+        "append it to\n# catalog/models.yml (or a catalog of your own) and name it in the config's `model:`.\n"
+    )
     doc = {key: entry}
     text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)
     if yaml.safe_load(text) != doc:  # PyYAML folds a raw U+0085 in a quoted name into a space: escape all
@@ -104,11 +121,14 @@ def _run_catalog(args: argparse.Namespace) -> int:
         try:
             taken = out.exists() or out.is_symlink()
         except OSError as exc:  # a name too long, a folder that cannot be searched
-            raise UserError(f"--out {out}: cannot be used ({exc.strerror or exc}); allowed: a new file in a folder "
-                            "you can write to") from None  # fmt: skip
+            raise UserError(
+                f"--out {out}: cannot be used ({exc.strerror or exc}); allowed: a new file in a folder you can write to"
+            ) from None
         if taken:
-            raise UserError(f"--out {out}: exists (never replaced); allowed: a new file, or print the entry (no "
-                            f"--out) and append it yourself: ... >> {out}")  # fmt: skip
+            raise UserError(
+                f"--out {out}: exists (never replaced); allowed: a new file, or print the entry (no "
+                f"--out) and append it yourself: ... >> {out}"
+            )
         write_new(out, text, force=False)
         print(f"wrote {printable(args.out)}", file=sys.stderr)
     else:

@@ -26,7 +26,8 @@ def analyze(results_dir: Path) -> tuple[str, int]:
     comp_path = results_dir / "data" / "all_systems_comparison.csv"
     if not comp_path.is_file():
         out.append(
-            f"MISSING: {comp_path.relative_to(results_dir)} (no results here; run `make` or `python -m prophet_model run`)"
+            f"MISSING: {comp_path.relative_to(results_dir)} (no results here; run `make` or `python -m prophet_model"
+            " run`)"
         )
         last = latest_log(results_dir / "logs")
         if last:
@@ -53,8 +54,20 @@ def analyze(results_dir: Path) -> tuple[str, int]:
 
     live = comp.dropna(subset=["speedup"]).copy()
     out += ["", "Per system and strategy:"]
-    view = fmt.comparison_view(live, ("system", "strategy", "split", "baseline tok/s", "Prophet tok/s", "speedup",
-                                      "all-to-all share", "$/1M tokens", "savings/yr"))  # fmt: skip
+    view = fmt.comparison_view(
+        live,
+        (
+            "system",
+            "strategy",
+            "split",
+            "baseline tok/s",
+            "Prophet tok/s",
+            "speedup",
+            "all-to-all share",
+            "$/1M tokens",
+            "savings/yr",
+        ),
+    )
     out.append(_table(view))
     for r in comp[comp.speedup.isna()].itertuples():
         out.append(f"  {r.system} {r.strategy}: not evaluated ({r.note})")
@@ -65,7 +78,8 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         out += ["", "Cost-efficiency ranking (Prophet, each system at its cheapest strategy):"]
         for i, r in enumerate(best.itertuples(), 1):
             out.append(
-                f"  {i}. {r.system} {r.strategy} {r.prophet_split}: {fmt.usd(r.prophet_usd_per_1m_tokens)} per 1M tokens ({fmt.tokens(r.prophet_tokens_per_s)} tok/s)"
+                f"  {i}. {r.system} {r.strategy} {r.prophet_split}: {fmt.usd(r.prophet_usd_per_1m_tokens)} per 1M"
+                f" tokens ({fmt.tokens(r.prophet_tokens_per_s)} tok/s)"
             )
         top = live.loc[live.speedup.idxmax()]
         cheap = best.iloc[0]
@@ -73,12 +87,20 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         out += [
             "",
             "Key findings:",
-            f"  Highest speedup: {top.system} {top.strategy} ({top.prophet_split}), {fmt.ratio(top.speedup)} "
-            f"({fmt.tokens(top.baseline_tokens_per_s)} → {fmt.tokens(top.prophet_tokens_per_s)} tok/s).",
-            f"  Most cost-efficient: {cheap.system} {cheap.strategy} ({cheap.prophet_split}) with Prophet, "
-            f"{fmt.usd(cheap.prophet_usd_per_1m_tokens)} per 1M tokens.",
-            f"  Interconnect matters most on {comm.system} {comm.strategy}: all-to-all is {fmt.pct(comm.baseline_comm_overhead_pct)} "
-            f"of the baseline step ({fmt.pct(comm.prophet_comm_overhead_pct)} with Prophet, all-to-all bytes per token cut {fmt.ratio(comm.comm_reduction)}).",
+            (
+                f"  Highest speedup: {top.system} {top.strategy} ({top.prophet_split}), {fmt.ratio(top.speedup)} "
+                f"({fmt.tokens(top.baseline_tokens_per_s)} → {fmt.tokens(top.prophet_tokens_per_s)} tok/s)."
+            ),
+            (
+                f"  Most cost-efficient: {cheap.system} {cheap.strategy} ({cheap.prophet_split}) with Prophet, "
+                f"{fmt.usd(cheap.prophet_usd_per_1m_tokens)} per 1M tokens."
+            ),
+            (
+                f"  Interconnect matters most on {comm.system} {comm.strategy}: all-to-all is"
+                f" {fmt.pct(comm.baseline_comm_overhead_pct)} of the baseline step"
+                f" ({fmt.pct(comm.prophet_comm_overhead_pct)} with Prophet, all-to-all bytes per token cut"
+                f" {fmt.ratio(comm.comm_reduction)})."
+            ),
         ]
 
     checks_path = results_dir / "data" / "sanity_checks.csv"
@@ -93,7 +115,10 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         cons = checks[checks.kind == "consistency"]
         out += [
             "",
-            f"Sanity checks against the draft analysis's expectations ({(exp.status == 'PASS').sum()} PASS, {(exp.status == 'MISS').sum()} MISS):",
+            (
+                f"Sanity checks against the draft analysis's expectations ({(exp.status == 'PASS').sum()} PASS,"
+                f" {(exp.status == 'MISS').sum()} MISS):"
+            ),
         ]
         view = fmt.checks_view(exp).drop(columns=["source"])
         out.append(_table(view))
@@ -107,8 +132,11 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         out += ["", "The draft analysis's claims, checked (model figure; what each lever would need):"]
         for claim, g in c.groupby("claim", sort=False):
             r = g.iloc[0]
-            levers = [f"{x.lever} {x.needed:.3g} {x.unit}".rstrip() if not pd.isna(x.needed) else f"{x.lever}: {x.note}"
-                      for x in g.itertuples() if isinstance(x.lever, str) and x.lever]  # fmt: skip
+            levers = [
+                f"{x.lever} {x.needed:.3g} {x.unit}".rstrip() if not pd.isna(x.needed) else f"{x.lever}: {x.note}"
+                for x in g.itertuples()
+                if isinstance(x.lever, str) and x.lever
+            ]
             if pd.isna(r.model):  # the claim's setup cannot be evaluated: its note says why
                 out.append(f"  {claim}: {r.note}")
                 continue

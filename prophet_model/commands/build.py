@@ -164,6 +164,8 @@ def cmd_clean(args: argparse.Namespace, argv: Sequence[str]) -> int:
     book = Path(getattr(args, "book", None) or "book")
     if book.is_dir() and not book.is_symlink() and ((book / OWNED).is_file() or is_repository_book(book)):
         kept = BookFolder(book).clean()
-        print(f"{book}: removed the artifact's files" + (f"; kept {len(kept)} of yours: {', '.join(kept[:5])}"
-                                                         if kept else ""))  # fmt: skip
+        print(
+            f"{book}: removed the artifact's files"
+            + (f"; kept {len(kept)} of yours: {', '.join(kept[:5])}" if kept else "")
+        )
     return 0

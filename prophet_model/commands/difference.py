@@ -12,9 +12,21 @@ import pandas as pd
 
 INPUTS_PREFIX = "inputs as read: "  # the line `run` writes into its log (commands/run.py)
 HEADLINE_FILES = ("headline.csv", "all_systems_comparison.csv")
-HEADLINE_COLUMNS = ("speedup", "prophet_tokens_per_s", "baseline_tokens_per_s", "prophet_usd_per_1m_tokens",
-                    "baseline_usd_per_1m_tokens", "annual_savings_usd", "prophet_step_ms", "baseline_step_ms",
-                    "comm_reduction", "prophet_batch", "baseline_batch", "prophet_split", "baseline_split")  # fmt: skip
+HEADLINE_COLUMNS = (
+    "speedup",
+    "prophet_tokens_per_s",
+    "baseline_tokens_per_s",
+    "prophet_usd_per_1m_tokens",
+    "baseline_usd_per_1m_tokens",
+    "annual_savings_usd",
+    "prophet_step_ms",
+    "baseline_step_ms",
+    "comm_reduction",
+    "prophet_batch",
+    "baseline_batch",
+    "prophet_split",
+    "baseline_split",
+)
 TOP = 10
 
 

@@ -33,9 +33,11 @@ def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(f"What if: {'; '.join(changes) or 'nothing changed'}")
     for note in notes:
         print(f"note: {note}")
-    print(f"{s.name}: {s.count} x {s.gpu.name}, {s.interconnect.name}; model {after.model.name}; experts "
-          f"{dict(pool='pooled', replicate='replicated')[after.config.experts.placement]}, attention TP "
-          f"{after.config.parallel.attention_tp}\n")  # fmt: skip
+    print(
+        f"{s.name}: {s.count} x {s.gpu.name}, {s.interconnect.name}; model {after.model.name}; experts "
+        f"{dict(pool='pooled', replicate='replicated')[after.config.experts.placement]}, attention TP "
+        f"{after.config.parallel.attention_tp}\n"
+    )
     print(report(b.comparison_records, a.comparison_records))
     return 0
 

@@ -78,8 +78,9 @@ def expand(key: str, part: str) -> list[float]:
         a, b = _number(fields[1], key, "the start"), _number(fields[2], key, "the end")
         n = _number(fields[3], key, "the count")
         if a <= 0 or b <= 0 or n != round(n) or not 2 <= n <= MAX_RANGE:
-            raise UserError(f"--vary {key}: {part!r}: allowed: log:a:b:n with a, b > 0 and n a whole number in "
-                            f"2..{MAX_RANGE}")  # fmt: skip
+            raise UserError(
+                f"--vary {key}: {part!r}: allowed: log:a:b:n with a, b > 0 and n a whole number in 2..{MAX_RANGE}"
+            )
         return [float(f"{v:.12g}") for v in np.geomspace(a, b, int(n))]
     if len(fields) != 3:
         raise UserError(f"--vary {key}: {part!r}: allowed: {RANGE_HELP}")
@@ -102,8 +103,10 @@ def _check_config_key(key: str, raw: dict | None) -> None:
     try:
         apply_set(copy.deepcopy(raw), f"{key}=0")
     except UserError as exc:
-        raise UserError(f"--vary {key!r} is not a sweepable input; allowed: the model's inputs {inputs}, or a "
-                        f"key of the configuration ({str(exc).removeprefix(f'--set {key}: ')})") from None  # fmt: skip
+        raise UserError(
+            f"--vary {key!r} is not a sweepable input; allowed: the model's inputs {inputs}, or a "
+            f"key of the configuration ({str(exc).removeprefix(f'--set {key}: ')})"
+        ) from None
 
 
 def parse_vary(items: list[str], raw: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, list]]:
@@ -162,8 +165,10 @@ def metrics(setup: Setup, overrides: dict[str, np.ndarray] | None = None) -> dic
 
     overrides = overrides or {}
     out = dict(evaluate(setup, overrides))
-    r = {v: m.evaluate(_scenario(base, overrides)) for v, base in (("baseline", setup.baseline),
-                                                                    ("prophet", setup.prophet))}  # fmt: skip
+    r = {
+        v: m.evaluate(_scenario(base, overrides))
+        for v, base in (("baseline", setup.baseline), ("prophet", setup.prophet))
+    }
     ok = np.asarray(r["baseline"].feasible) & np.asarray(r["prophet"].feasible)
 
     def live(x) -> np.ndarray:
@@ -179,8 +184,9 @@ def metrics(setup: Setup, overrides: dict[str, np.ndarray] | None = None) -> dic
     with np.errstate(divide="ignore", invalid="ignore"):
         out["comm_reduction"] = live(np.where(p.comm_exposed_s > 0, b.comm_exposed_s / p.comm_exposed_s, np.nan))
         out["cost_reduction"] = live(out["baseline_usd_per_1m_tokens"] / out["prophet_usd_per_1m_tokens"])
-        out["prophet_fetch_hidden_pct"] = live(np.where(p.fetch_s > 0, 100 * (1 - p.fetch_exposed_s / p.fetch_s),
-                                                        np.nan))  # fmt: skip
+        out["prophet_fetch_hidden_pct"] = live(
+            np.where(p.fetch_s > 0, 100 * (1 - p.fetch_exposed_s / p.fetch_s), np.nan)
+        )
     out["saved_by_cache_ms"] = live(1e3 * (b.fetch_exposed_s - p.fetch_s))
     out["saved_by_prefetch_ms"] = live(1e3 * (p.fetch_s - p.fetch_exposed_s))
     out["saved_by_comm_ms"] = live(1e3 * (b.comm_exposed_s - p.comm_exposed_s))
@@ -188,13 +194,29 @@ def metrics(setup: Setup, overrides: dict[str, np.ndarray] | None = None) -> dic
 
 
 METRIC_NAMES = (
-    "speedup", "baseline_tokens_per_s", "prophet_tokens_per_s", "baseline_usd_per_1m_tokens",
-    "prophet_usd_per_1m_tokens", "annual_savings_usd", "cost_reduction", "baseline_step_ms", "prophet_step_ms",
-    "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "baseline_allreduce_overhead_pct",
-    "prophet_allreduce_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
-    "prophet_fetch_overhead_pct", "baseline_hit_rate", "prophet_hit_rate", "prophet_fetch_hidden_pct",
-    "saved_by_cache_ms", "saved_by_prefetch_ms", "saved_by_comm_ms",
-)  # fmt: skip
+    "speedup",
+    "baseline_tokens_per_s",
+    "prophet_tokens_per_s",
+    "baseline_usd_per_1m_tokens",
+    "prophet_usd_per_1m_tokens",
+    "annual_savings_usd",
+    "cost_reduction",
+    "baseline_step_ms",
+    "prophet_step_ms",
+    "baseline_comm_overhead_pct",
+    "prophet_comm_overhead_pct",
+    "baseline_allreduce_overhead_pct",
+    "prophet_allreduce_overhead_pct",
+    "comm_reduction",
+    "baseline_fetch_overhead_pct",
+    "prophet_fetch_overhead_pct",
+    "baseline_hit_rate",
+    "prophet_hit_rate",
+    "prophet_fetch_hidden_pct",
+    "saved_by_cache_ms",
+    "saved_by_prefetch_ms",
+    "saved_by_comm_ms",
+)
 
 
 def check_metric(metric: str) -> None:
@@ -222,8 +244,10 @@ def saturation_notes(table: pd.DataFrame, keys: list[str], metric_columns: list[
         if first_flat == 0:
             notes.append(f"{key}: the results are the same at every value swept ({values[0]:g} to {values[-1]:g})")
         elif first_flat < len(values) - 1:
-            notes.append(f"{key}: the results stop changing from {values[first_flat]:g} on (up to {values[-1]:g}): "
-                         "something else limits them there")  # fmt: skip
+            notes.append(
+                f"{key}: the results stop changing from {values[first_flat]:g} on (up to {values[-1]:g}): "
+                "something else limits them there"
+            )
     return notes
 
 
@@ -284,10 +308,17 @@ def sweep(setup: Setup, grid: dict[str, np.ndarray], max_step_ms: float | None =
     from prophet_model.physics.cache import POLICIES
 
     shown = {k: [POLICIES[int(c)] for c in v] if k in CHOICES else v for k, v in flat.items()}
-    df = pd.DataFrame({"system_id": setup.system.id, "strategy": setup.strategy,
-                       "split": f"{setup.ep}x{setup.system.count // setup.ep}",
-                       "baseline_batch": setup.baseline["batch_size_per_gpu"],
-                       "prophet_batch": setup.prophet["batch_size_per_gpu"], **shown}, index=range(n))  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "system_id": setup.system.id,
+            "strategy": setup.strategy,
+            "split": f"{setup.ep}x{setup.system.count // setup.ep}",
+            "baseline_batch": setup.baseline["batch_size_per_gpu"],
+            "prophet_batch": setup.prophet["batch_size_per_gpu"],
+            **shown,
+        },
+        index=range(n),
+    )
     if "workload.batch_size_per_gpu" in flat:  # the varied batch is both variants'
         df = df.drop(columns=["baseline_batch", "prophet_batch"])
     for metric in METRIC_NAMES:
@@ -317,8 +348,10 @@ def step_bound(df: pd.DataFrame, max_step_ms: float | None, why: str = "") -> pd
         return df
     df = df.copy()
     slowest = np.nanmax(steps[over], axis=1)  # each row over the bound has a finite step
-    df.loc[over, "note"] = [why or f"no batch meets max_step_ms {max_step_ms:g} (the step at this point's batch takes "
-                            f"{t:.3g} ms)" for t in slowest]  # fmt: skip
+    df.loc[over, "note"] = [
+        why or f"no batch meets max_step_ms {max_step_ms:g} (the step at this point's batch takes {t:.3g} ms)"
+        for t in slowest
+    ]
     df.loc[over, list(METRIC_NAMES)] = np.nan
     return df
 
@@ -338,8 +371,10 @@ def sweep_notes(setup: Setup, flat: dict[str, np.ndarray], df: pd.DataFrame, n: 
     terms = {k: np.broadcast_to(v, (n,))[bad] for k, v in m.memory_terms(_scenario(setup.baseline, flat)).items()}
     stacked = np.column_stack(list(terms.values()))
     unique, inverse = np.unique(stacked, axis=0, return_inverse=True)  # one sentence per distinct point
-    said = [m.why_infeasible(**dict(zip(terms, map(float, u), strict=True))) or "the model gives no finite figure"
-            for u in unique]  # fmt: skip
+    said = [
+        m.why_infeasible(**dict(zip(terms, map(float, u), strict=True))) or "the model gives no finite figure"
+        for u in unique
+    ]
     for i, j in zip(np.flatnonzero(bad), np.ravel(inverse), strict=True):
         notes[i] = said[j]
     return notes

@@ -32,8 +32,9 @@ def question_study(args: argparse.Namespace, extra: list[str] | None = None) -> 
     if args.count is not None and args.count < 1:
         raise UserError(f"--count {args.count}: allowed: a whole number >= 1")
     sets = [*args.sets, *(extra or [])]
-    _, after, notes = changed_study(Path(args.config), args.system, sets, args.gpu, args.model, args.interconnect,
-                                    args.count, args.strategy)  # fmt: skip
+    _, after, notes = changed_study(
+        Path(args.config), args.system, sets, args.gpu, args.model, args.interconnect, args.count, args.strategy
+    )
     return after, args.system or CUSTOM_ID, notes
 
 
@@ -67,8 +68,10 @@ def _yaml(value: object) -> str:
 
 def _point(setup: Setup) -> str:
     b, p = setup.baseline["batch_size_per_gpu"], setup.prophet["batch_size_per_gpu"]
-    return (f"{setup.system.name}, {setup.strategy} {setup.ep}×{setup.system.count // setup.ep}, batch per GPU "
-            f"{b:.0f} (baseline) / {p:.0f} (Prophet)")  # fmt: skip
+    return (
+        f"{setup.system.name}, {setup.strategy} {setup.ep}×{setup.system.count // setup.ep}, batch per GPU "
+        f"{b:.0f} (baseline) / {p:.0f} (Prophet)"
+    )
 
 
 def run_sweep(args: argparse.Namespace) -> int:
@@ -90,9 +93,11 @@ def run_sweep(args: argparse.Namespace) -> int:
         raise UserError(f"the grid has {size:,} points; allowed: at most {MAX_SWEEP:,} (fewer values)")
     combos = list(itertools.product(*config.values()))
     if len(combos) > MAX_STUDY_RUNS:
-        raise UserError(f"{len(combos):,} combinations of configuration keys ({', '.join(config)}), each a run of the "
-                        f"study; allowed: at most {MAX_STUDY_RUNS} (fewer values, or the model's inputs: "
-                        "python -m prophet_model sweep --help)")  # fmt: skip
+        raise UserError(
+            f"{len(combos):,} combinations of configuration keys ({', '.join(config)}), each a run of the "
+            f"study; allowed: at most {MAX_STUDY_RUNS} (fewer values, or the model's inputs: "
+            "python -m prophet_model sweep --help)"
+        )
     seconds = size * SECONDS_PER_POINT
     if seconds > LONG_S:  # one vectorized call per study run: said before, as runner says a long study
         print(f"note: {size:,} points, estimated time: {duration(seconds)} (fewer values: shorter)", file=sys.stderr)
@@ -114,13 +119,19 @@ def run_sweep(args: argparse.Namespace) -> int:
     values = {**{k: list(v) for k, v in vector.items()}, **config}
     order = np.lexsort([[values[k].index(v) if k in config else 0 for v in table[k]] for k in reversed(keys)])
     table = table.iloc[order].reset_index(drop=True) if config else table
-    front = [c for c in table.columns if c not in keys and c in ("system_id", "strategy", "split", "baseline_batch",
-                                                                   "prophet_batch")]  # fmt: skip
+    front = [
+        c
+        for c in table.columns
+        if c not in keys and c in ("system_id", "strategy", "split", "baseline_batch", "prophet_batch")
+    ]
     table = table[[*front, *keys, *(c for c in table.columns if c not in front and c not in keys)]]
     blank = int((table.note != "").sum())
     if blank:  # a result, not an error: the note column says why for each point
-        print(f"{blank} of {len(table)} points not evaluated (their note column says why, e.g. "
-              f"{table.note[table.note != ''].iloc[0]})", file=sys.stderr)  # fmt: skip
+        print(
+            f"{blank} of {len(table)} points not evaluated (their note column says why, e.g. "
+            f"{table.note[table.note != ''].iloc[0]})",
+            file=sys.stderr,
+        )
     for note in g.saturation_notes(table, keys, [c for c in g.METRIC_NAMES if c in table.columns]):
         print(f"note: {note}", file=sys.stderr)
     text = csv_text(table)
@@ -130,8 +141,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     if args.plot and not table[args.metric].notna().any():
-        print(f"note: {args.plot} not written: no point of the grid has a {args.metric} (the note column says why)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"note: {args.plot} not written: no point of the grid has a {args.metric} (the note column says why)",
+            file=sys.stderr,
+        )
     elif args.plot:
         title = f"{_point(setup)}; model {study.model.name}"
         save_figure(g.plot(table, keys, args.metric, title), Path(args.plot), args.force)
@@ -150,12 +163,22 @@ def _progress(combos: list[tuple]) -> Iterator[tuple]:
             left = (time.perf_counter() - start) * (len(combos) - 1)
             if left > LONG_S or sys.stderr.isatty():
                 if left > LONG_S:
-                    print(f"note: {len(combos):,} runs of the study, one per combination of "
-                          f"configuration values: about {duration(left)} more", file=sys.stderr)  # fmt: skip
+                    print(
+                        f"note: {len(combos):,} runs of the study, one per combination of "
+                        f"configuration values: about {duration(left)} more",
+                        file=sys.stderr,
+                    )
                 from tqdm import tqdm
 
-                yield from tqdm(combos[1:], desc="study runs", unit="run", file=sys.stderr, leave=False,
-                                initial=1, total=len(combos))  # fmt: skip
+                yield from tqdm(
+                    combos[1:],
+                    desc="study runs",
+                    unit="run",
+                    file=sys.stderr,
+                    leave=False,
+                    initial=1,
+                    total=len(combos),
+                )
                 return
         yield combo
 
@@ -200,8 +223,16 @@ def _crossings(x: np.ndarray, y: np.ndarray) -> list[int]:
     return out + ([len(x) - 1] if ok[-1] and y[-1] == 0 else [])
 
 
-def _solve(f: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, target: float, whole: bool, points: int,
-           rounds: int, per_round: int) -> tuple[float | None, list[float], np.ndarray, np.ndarray]:  # fmt: skip
+def _solve(
+    f: Callable[[np.ndarray], np.ndarray],
+    lo: float,
+    hi: float,
+    target: float,
+    whole: bool,
+    points: int,
+    rounds: int,
+    per_round: int,
+) -> tuple[float | None, list[float], np.ndarray, np.ndarray]:
     """(the smallest value where f reaches target, the other crossings, the search grid, f on it)."""
     log = lo > 0 and hi / lo >= 100
     x = np.geomspace(lo, hi, points) if log else np.linspace(lo, hi, points)
@@ -236,8 +267,10 @@ def run_solve(args: argparse.Namespace) -> int:
     g.check_metric(args.metric)
     key = args.vary.strip()
     if "=" in key:
-        raise UserError(f"--vary {key!r}: solve takes the key alone (it finds the value); allowed: e.g. --vary "
-                        "prophet.prediction_accuracy [--range 0:1]")  # fmt: skip
+        raise UserError(
+            f"--vary {key!r}: solve takes the key alone (it finds the value); allowed: e.g. --vary "
+            "prophet.prediction_accuracy [--range 0:1]"
+        )
     if key in CHOICES:
         raise UserError(f"--vary {key}: takes names ({', '.join(CHOICES[key])}), not numbers; allowed: sweep it")
     if not math.isfinite(args.target):
@@ -265,16 +298,21 @@ def run_solve(args: argparse.Namespace) -> int:
         except UserError:
             if key not in BOUNDS:
                 raise
-            raise UserError(f"--rerun {key}: a factor on a catalog value, not a key of the configuration: it is "
-                            "evaluated at the held operating point only; allowed: without --rerun") from None  # fmt: skip
+            raise UserError(
+                f"--rerun {key}: a factor on a catalog value, not a key of the configuration: it is "
+                "evaluated at the held operating point only; allowed: without --rerun"
+            ) from None
         whole = isinstance(_current(study, key), int)
 
         def f(x: np.ndarray) -> np.ndarray:  # the study re-run at each value (its operating point searched again)
             out = []
             for v in x:
                 s, _, _ = question_study(args, [f"{key}={int(v) if whole else float(v)!r}"])
-                out.append(float(g.within_bound(g.metrics(operating_point(s, sid)), s.config.workload.max_step_ms,
-                                                args.metric)))  # fmt: skip
+                out.append(
+                    float(
+                        g.within_bound(g.metrics(operating_point(s, sid)), s.config.workload.max_step_ms, args.metric)
+                    )
+                )
             return np.array(out)
 
         value, others, x, y = _solve(f, lo, hi, args.target, whole, 11, 24, 2)
@@ -286,20 +324,28 @@ def run_solve(args: argparse.Namespace) -> int:
         return 0
     ok = np.isfinite(y)
     if not ok.any():
-        print(f"unreachable: the model gives no {args.metric} for {key} in {lo:g} to {hi:g} ({how}"
-              + (f"; {why})" if why else ")"))  # fmt: skip
+        print(
+            f"unreachable: the model gives no {args.metric} for {key} in {lo:g} to {hi:g} ({how}"
+            + (f"; {why})" if why else ")")
+        )
         return 0
     i_max, i_min = int(np.nanargmax(np.where(ok, y, -np.inf))), int(np.nanargmin(np.where(ok, y, np.inf)))
     if np.isclose(y[i_max], y[i_min], rtol=1e-9, atol=0):
-        print(f"unreachable: {args.metric} is {y[i_max]:.6g} whatever {key} in {lo:g} to {hi:g} (it does not move "
-              f"this metric here; {how})")  # fmt: skip
+        print(
+            f"unreachable: {args.metric} is {y[i_max]:.6g} whatever {key} in {lo:g} to {hi:g} (it does not move "
+            f"this metric here; {how})"
+        )
         return 0
     if args.target > y[i_max]:
-        print(f"unreachable: {args.metric} is at most {y[i_max]:.6g} at {key} = {x[i_max]:.6g} (searched {lo:g} to "
-              f"{hi:g}; {how})")  # fmt: skip
+        print(
+            f"unreachable: {args.metric} is at most {y[i_max]:.6g} at {key} = {x[i_max]:.6g} (searched {lo:g} to "
+            f"{hi:g}; {how})"
+        )
     else:
-        print(f"unreachable: {args.metric} is at least {y[i_min]:.6g} at {key} = {x[i_min]:.6g} (searched {lo:g} "
-              f"to {hi:g}; {how})")  # fmt: skip
+        print(
+            f"unreachable: {args.metric} is at least {y[i_min]:.6g} at {key} = {x[i_min]:.6g} (searched {lo:g} "
+            f"to {hi:g}; {how})"
+        )
     return 0
 
 

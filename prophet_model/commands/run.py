@@ -55,8 +55,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if not reasons:
             print(f"{results_dir}: results up to date (config {study.config_hash})", file=sys.stderr)
             return 0
-        print(f"{results_dir}: rerunning: {reasons[0]}" + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""),
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{results_dir}: rerunning: {reasons[0]}" + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""),
+            file=sys.stderr,
+        )
     from tqdm import tqdm
 
     from prophet_model.outputs.report import write_cross_system, write_system
@@ -93,14 +95,37 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 log.info(
                     "%s %s %s ep=%d dp=%d%s: fastest of %d candidates: B %d, TP %d: %.1f tok/s, step %.3f ms "
                     "(compute %.3f, fetch %.3f, comm %.3f)",
-                    system.id, b.strategy, b.variant, b.ep, b.dp, "" if b.role == "system" else
-                    f" (scaling reference on {int(b.n_gpus_evaluated)} GPU{'' if b.n_gpus_evaluated == 1 else 's'})", len(g), b.batch_size_per_gpu,
-                    b.attention_tp, b.tokens_per_s, b.step_ms, b.compute_ms, b.fetch_exposed_ms, b.comm_exposed_ms,
-                )  # fmt: skip
+                    system.id,
+                    b.strategy,
+                    b.variant,
+                    b.ep,
+                    b.dp,
+                    (
+                        ""
+                        if b.role == "system"
+                        else (
+                            f" (scaling reference on {int(b.n_gpus_evaluated)}"
+                            f" GPU{'' if b.n_gpus_evaluated == 1 else 's'})"
+                        )
+                    ),
+                    len(g),
+                    b.batch_size_per_gpu,
+                    b.attention_tp,
+                    b.tokens_per_s,
+                    b.step_ms,
+                    b.compute_ms,
+                    b.fetch_exposed_ms,
+                    b.comm_exposed_ms,
+                )
                 if log.isEnabledFor(logging.DEBUG):
                     for c in fits.itertuples():
-                        log.debug("  candidate B %d, TP %d: %.1f tok/s, step %.3f ms", c.batch_size_per_gpu,
-                                  c.attention_tp, c.tokens_per_s, c.step_ms)  # fmt: skip
+                        log.debug(
+                            "  candidate B %d, TP %d: %.1f tok/s, step %.3f ms",
+                            c.batch_size_per_gpu,
+                            c.attention_tp,
+                            c.tokens_per_s,
+                            c.step_ms,
+                        )
 
         results, failures = run_study(study, args.systems, on_system)
         if not failures:
@@ -150,18 +175,29 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             u = study.config.uncertainty
             from prophet_model.study.sensitivity import uncertain_inputs
 
-            log.info("Monte Carlo: %d samples, seed %d, inputs %s (every draw re-searches each variant's operating "
-                     "point)", u.samples, u.seed, ", ".join(uncertain_inputs(study)))  # fmt: skip
+            log.info(
+                "Monte Carlo: %d samples, seed %d, inputs %s (every draw re-searches each variant's operating point)",
+                u.samples,
+                u.seed,
+                ", ".join(uncertain_inputs(study)),
+            )
             from prophet_model.outputs.formatting import dropped
 
             for r in uncertainty.drop_duplicates("system_id").itertuples():
-                log.info("Monte Carlo, %s: %s", r.system_id,
-                         dropped(r.draws, r.dropped, r.dropped_no_fit, r.dropped_max_step))  # fmt: skip
+                log.info(
+                    "Monte Carlo, %s: %s",
+                    r.system_id,
+                    dropped(r.draws, r.dropped, r.dropped_no_fit, r.dropped_max_step),
+                )
             for line in outside_interval(uncertainty):
                 log.warning("uncertainty: %s", line)
         if failures:
-            log.error("ERROR %d system(s) failed: %s; nothing was written, %s", len(failures),
-                      "; ".join(f"{k}: {v}" for k, v in failures.items()), _previous(results_dir, before))  # fmt: skip
+            log.error(
+                "ERROR %d system(s) failed: %s; nothing was written, %s",
+                len(failures),
+                "; ".join(f"{k}: {v}" for k, v in failures.items()),
+                _previous(results_dir, before),
+            )
             return 1
         done = [s for s in study.systems if s.id in set(results.chosen.get("system_id", []))]
         figs = not args.no_figures
@@ -195,8 +231,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             if failures:  # nothing is committed: the staging folder goes, the previous results stay
                 raise _NotCommitted(failures)
             if partial:
-                log.info("partial run (--systems): wrote only %s; the cross-system files are left as they were",
-                         ", ".join(p.format(id=i) for i in sorted(mine) for p in SYSTEM_FILES[:1]))  # fmt: skip
+                log.info(
+                    "partial run (--systems): wrote only %s; the cross-system files are left as they were",
+                    ", ".join(p.format(id=i) for i in sorted(mine) for p in SYSTEM_FILES[:1]),
+                )
         log.info("results in %s", results_dir.resolve())
         if not args.quiet and not results.comparison.empty:
             print(_result_table(results.comparison))
@@ -204,8 +242,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"log: {log_path}", file=sys.stderr)
         return 0
     except _NotCommitted as exc:
-        log.error("ERROR %d part(s) failed: %s; nothing was replaced, %s", len(exc.failures),
-                  "; ".join(f"{k}: {v}" for k, v in exc.failures.items()), _previous(results_dir, before))  # fmt: skip
+        log.error(
+            "ERROR %d part(s) failed: %s; nothing was replaced, %s",
+            len(exc.failures),
+            "; ".join(f"{k}: {v}" for k, v in exc.failures.items()),
+            _previous(results_dir, before),
+        )
         return 1
     except BaseException as exc:
         log.debug("traceback", exc_info=True)

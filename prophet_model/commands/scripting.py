@@ -37,7 +37,7 @@ WHATIF_COLUMNS = (
     "prophet_usd_per_1m_tokens",
     "annual_savings_usd",
     "note",
-)  # fmt: skip  (note: why a strategy has no numbers, e.g. the memory that overflows)
+)  # (note: why a strategy has no numbers, e.g. the memory that overflows)
 
 
 def _value(v: object) -> object:
@@ -70,9 +70,17 @@ def whatif_rows(before: StudyResults, after: StudyResults, system_id: str) -> pd
         system = res.study.system(system_id)
         chosen = res.chosen[res.chosen.system_id == system_id]
         for _, r in res.comparison[res.comparison.system_id == system_id].iterrows():
-            row = {"system_id": system_id, "system": system.name, "gpu": system.gpu_key, "interconnect":
-                   system.interconnect_key, "n_gpus": system.count, "model": res.study.model_key,
-                   "strategy": r.strategy, "case": case, **{c: r.get(c, np.nan) for c in WHATIF_COLUMNS}}  # fmt: skip
+            row = {
+                "system_id": system_id,
+                "system": system.name,
+                "gpu": system.gpu_key,
+                "interconnect": system.interconnect_key,
+                "n_gpus": system.count,
+                "model": res.study.model_key,
+                "strategy": r.strategy,
+                "case": case,
+                **{c: r.get(c, np.nan) for c in WHATIF_COLUMNS},
+            }
             for variant in ("baseline", "prophet"):
                 v = chosen[(chosen.strategy == r.strategy) & (chosen.variant == variant)]
                 v = v.iloc[0] if len(v) else pd.Series(dtype=object)
@@ -93,8 +101,11 @@ def csv_text(rows: pd.DataFrame) -> str:
 
 
 def whatif_json(changes: list[str], notes: list[str], rows: pd.DataFrame) -> str:
-    out = {"changes": changes, "notes": notes,
-           "rows": [{k: _value(v) for k, v in r.items()} for r in rows.to_dict("records")]}  # fmt: skip
+    out = {
+        "changes": changes,
+        "notes": notes,
+        "rows": [{k: _value(v) for k, v in r.items()} for r in rows.to_dict("records")],
+    }
     return json.dumps(out, indent=1, sort_keys=False, allow_nan=False) + "\n"
 
 
@@ -102,8 +113,10 @@ def check_new(path: Path, force: bool, option: str = "--out") -> None:
     """What write_new refuses, said before anything is computed or written: an existing file without
     --force, a folder or other non-file, a folder that does not exist."""
     if path.is_dir():
-        raise UserError(f"{path} is a folder (never replaced, not even with --force); allowed: a file path for "
-                        f"{option}, e.g. {path / ('sweep.png' if option == '--plot' else 'sweep.csv')}")  # fmt: skip
+        raise UserError(
+            f"{path} is a folder (never replaced, not even with --force); allowed: a file path for "
+            f"{option}, e.g. {path / ('sweep.png' if option == '--plot' else 'sweep.csv')}"
+        )
     if path.exists() and not path.is_file():
         raise UserError(f"{path} is not a regular file (never replaced); allowed: a file path for {option}")
     if path.exists() and not force:
@@ -124,8 +137,9 @@ def write_new(path: Path, text: str | bytes, force: bool, option: str = "--out")
             tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        raise UserError(f"{option} {path}: cannot write there ({exc.strerror or exc}); allowed: a file in a folder "
-                        "you can write to") from None  # fmt: skip
+        raise UserError(
+            f"{option} {path}: cannot write there ({exc.strerror or exc}); allowed: a file in a folder you can write to"
+        ) from None
     finally:
         try:
             tmp.unlink(missing_ok=True)
@@ -176,8 +190,9 @@ def _table(path: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
-        raise UserError(f"{path}: cannot be read as a table ({str(exc).splitlines()[0] if str(exc) else exc!r}); "
-                        f"{hint}") from None  # fmt: skip
+        raise UserError(
+            f"{path}: cannot be read as a table ({str(exc).splitlines()[0] if str(exc) else exc!r}); {hint}"
+        ) from None
     if df.empty and (path.name in ALWAYS_ROWS or path.name.startswith("results_")):
         raise UserError(f"{path}: has a header but no rows (every results folder has one per system); {hint}")
     return df
@@ -195,8 +210,17 @@ def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
     for name in names:
         pa, pb = a / "data" / name, b / "data" / name
         if not pa.is_file() or not pb.is_file():
-            rows.append({"file": name, "row": "", "column": "", "a": "present" if pa.is_file() else "absent",
-                         "b": "present" if pb.is_file() else "absent", "difference": np.nan, "relative": np.nan})  # fmt: skip
+            rows.append(
+                {
+                    "file": name,
+                    "row": "",
+                    "column": "",
+                    "a": "present" if pa.is_file() else "absent",
+                    "b": "present" if pb.is_file() else "absent",
+                    "difference": np.nan,
+                    "relative": np.nan,
+                }
+            )
             continue
         da, db = _table(pa), _table(pb)
         keys = _keys(name, da, db)
@@ -206,16 +230,32 @@ def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
         ib = {_label(r, keys): r for _, r in db.iterrows()}
         for key in list(dict.fromkeys([*ia, *ib])):
             if key not in ia or key not in ib:
-                rows.append({"file": name, "row": key, "column": "", "a": "present" if key in ia else "absent",
-                             "b": "present" if key in ib else "absent", "difference": np.nan, "relative": np.nan})  # fmt: skip
+                rows.append(
+                    {
+                        "file": name,
+                        "row": key,
+                        "column": "",
+                        "a": "present" if key in ia else "absent",
+                        "b": "present" if key in ib else "absent",
+                        "difference": np.nan,
+                        "relative": np.nan,
+                    }
+                )
                 continue
             ra, rb = ia[key], ib[key]
             for col in [c for c in da.columns if c not in keys] + [c for c in db.columns if c not in da.columns]:
                 if col not in da.columns or col not in db.columns:
-                    rows.append({"file": name, "row": key, "column": col,
-                                 "a": ra[col] if col in da.columns else "column absent",
-                                 "b": rb[col] if col in db.columns else "column absent",
-                                 "difference": np.nan, "relative": np.nan})  # fmt: skip
+                    rows.append(
+                        {
+                            "file": name,
+                            "row": key,
+                            "column": col,
+                            "a": ra[col] if col in da.columns else "column absent",
+                            "b": rb[col] if col in db.columns else "column absent",
+                            "difference": np.nan,
+                            "relative": np.nan,
+                        }
+                    )
                     continue
                 va, vb = ra[col], rb[col]
                 if isinstance(va, (int, float, np.number)) and isinstance(vb, (int, float, np.number)):
@@ -226,11 +266,21 @@ def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
                     rel = diff / abs(fa) if fa not in (0.0,) and not math.isnan(fa) else np.nan
                     if not math.isnan(rel) and abs(rel) <= rtol:
                         continue
-                    rows.append({"file": name, "row": key, "column": col, "a": fa, "b": fb, "difference": diff,
-                                 "relative": rel})  # fmt: skip
+                    rows.append(
+                        {"file": name, "row": key, "column": col, "a": fa, "b": fb, "difference": diff, "relative": rel}
+                    )
                 elif not (pd.isna(va) and pd.isna(vb)) and str(va) != str(vb):
-                    rows.append({"file": name, "row": key, "column": col, "a": va, "b": vb, "difference": np.nan,
-                                 "relative": np.nan})  # fmt: skip
+                    rows.append(
+                        {
+                            "file": name,
+                            "row": key,
+                            "column": col,
+                            "a": va,
+                            "b": vb,
+                            "difference": np.nan,
+                            "relative": np.nan,
+                        }
+                    )
     return pd.DataFrame(rows, columns=["file", "row", "column", "a", "b", "difference", "relative"])
 
 

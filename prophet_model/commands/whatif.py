@@ -112,8 +112,9 @@ def apply_set(raw: dict, assignment: str) -> None:
             if not found:
                 raise UserError(f"--set {key}: no entry {here!r}; allowed: {_allowed(node)}")
             if last or not isinstance(found[0], dict):
-                raise UserError(f"--set {key}: {here!r} is a whole entry; allowed: one of its keys, "
-                                f"{_allowed(found[0])}")  # fmt: skip
+                raise UserError(
+                    f"--set {key}: {here!r} is a whole entry; allowed: one of its keys, {_allowed(found[0])}"
+                )
             node = found[0]
         elif isinstance(node, dict):
             if part not in node and not (last and tuple(path[:-1]) in FREE_KEYS):
@@ -133,16 +134,26 @@ CUSTOM_ID = "custom"  # the id of a system given by --gpu --count --interconnect
 def _custom_entry(raw: dict, original: Study, gpu: str | None, count: int | None, interconnect: str | None) -> dict:
     """A system of `count` x `gpu` joined by `interconnect` (sweep and solve without --system)."""
     if not gpu or not count:
-        raise UserError("without --system, give a system: --gpu KEY --count N [--interconnect KEY]; allowed GPUs: "
-                        + ", ".join(sorted(original.gpus)))  # fmt: skip
+        raise UserError(
+            "without --system, give a system: --gpu KEY --count N [--interconnect KEY]; allowed GPUs: "
+            + ", ".join(sorted(original.gpus))
+        )
     if gpu not in original.gpus:
         raise UserError(f"--gpu {gpu!r}: not in the GPU catalog; allowed: {', '.join(sorted(original.gpus))}")
     if interconnect is None:
         fits = _joins(original, gpu, count)
-        raise UserError(f"--count {count} x {gpu}: which interconnect joins them? allowed: --interconnect "
-                        + (", ".join(fits) or f"none of the catalog joins {count} such GPUs"))  # fmt: skip
-    entry = {"id": CUSTOM_ID, "name": f"{count}×{original.gpus[gpu].name}", "gpu": gpu, "count": count,
-             "interconnect": interconnect, "hybrid": "auto"}  # fmt: skip
+        raise UserError(
+            f"--count {count} x {gpu}: which interconnect joins them? allowed: --interconnect "
+            + (", ".join(fits) or f"none of the catalog joins {count} such GPUs")
+        )
+    entry = {
+        "id": CUSTOM_ID,
+        "name": f"{count}×{original.gpus[gpu].name}",
+        "gpu": gpu,
+        "count": count,
+        "interconnect": interconnect,
+        "hybrid": "auto",
+    }
     raw["systems"] = [e for e in raw["systems"] if not (isinstance(e, dict) and e.get("id") == CUSTOM_ID)] + [entry]
     return entry
 
@@ -150,9 +161,13 @@ def _custom_entry(raw: dict, original: Study, gpu: str | None, count: int | None
 def _joins(study: Study, gpu: str, count: int) -> list[str]:
     """The catalog interconnects that join `count` GPUs of `gpu`'s generation."""
     gen = study.gpus[gpu].generation
-    return sorted(k for k, n in study.interconnects.items()
-                  if (not n.gpu_generations or gen in n.gpu_generations) and n.max_gpus >= count
-                  and not (n.sockets == 2 and count % 2))  # fmt: skip
+    return sorted(
+        k
+        for k, n in study.interconnects.items()
+        if (not n.gpu_generations or gen in n.gpu_generations)
+        and n.max_gpus >= count
+        and not (n.sockets == 2 and count % 2)
+    )
 
 
 def _coherent(original: Study, entry: dict, gpu_changed: bool, chosen: bool, notes: list[str]) -> None:
@@ -163,11 +178,16 @@ def _coherent(original: Study, entry: dict, gpu_changed: bool, chosen: bool, not
         return  # study_from_raw names the unknown key and the allowed ones
     gpu, net = original.gpus[g], original.interconnects[i]
     if net.gpu_generations and gpu.generation not in net.gpu_generations:
-        said = f"interconnect {i!r} ({net.name}) joins {'/'.join(net.gpu_generations)} GPUs, not {gpu.name} ({gpu.generation})"
+        said = (
+            f"interconnect {i!r} ({net.name}) joins {'/'.join(net.gpu_generations)} GPUs, not {gpu.name}"
+            f" ({gpu.generation})"
+        )
         if not chosen:
             count = entry.get("count") if isinstance(entry.get("count"), int) else 1
-            raise UserError(f"--gpu {g}: {said}; allowed: --interconnect one of "
-                            f"{', '.join(_joins(original, g, count)) or '(none in the catalog)'}, or another --gpu")  # fmt: skip
+            raise UserError(
+                f"--gpu {g}: {said}; allowed: --interconnect one of "
+                f"{', '.join(_joins(original, g, count)) or '(none in the catalog)'}, or another --gpu"
+            )
         notes.append(f"{said}: kept as asked (its rates and latency are those of {net.name})")
     if gpu_changed:
         from prophet_model.study.rates import attainable
@@ -177,9 +197,16 @@ def _coherent(original: Study, entry: dict, gpu_changed: bool, chosen: bool, not
             notes.append(f"attainable rates borrowed: {source}")
 
 
-def changed_study(config: Path, system_id: str | None, sets: list[str], gpu: str | None, model: str | None,
-                  interconnect: str | None, count: int | None = None,
-                  strategy: str | None = None) -> tuple[Study, Study, list[str]]:  # fmt: skip
+def changed_study(
+    config: Path,
+    system_id: str | None,
+    sets: list[str],
+    gpu: str | None,
+    model: str | None,
+    interconnect: str | None,
+    count: int | None = None,
+    strategy: str | None = None,
+) -> tuple[Study, Study, list[str]]:
     """(the study as configured, the study with the changes, notes on what was adapted).
 
     `system_id` None: a system of --count x --gpu joined by --interconnect (id `custom`). A fixed
@@ -200,8 +227,10 @@ def changed_study(config: Path, system_id: str | None, sets: list[str], gpu: str
     entry = next((e for e in raw["systems"] if isinstance(e, dict) and str(e.get("id")) == system_id), None)
     if entry is None:  # --set systems.<id>.id=... renamed the system being asked about
         said = [s for s in sets if s.split("=", 1)[0].strip().endswith(".id")]
-        raise UserError(f"--set {said[0] if said else '...'}: a what-if cannot rename the system it asks about "
-                        f"({system_id}); allowed: change its other keys (name, gpu, count, interconnect, hybrid)")  # fmt: skip
+        raise UserError(
+            f"--set {said[0] if said else '...'}: a what-if cannot rename the system it asks about "
+            f"({system_id}); allowed: change its other keys (name, gpu, count, interconnect, hybrid)"
+        )
     notes: list[str] = []
     said = {s.split("=", 1)[0].strip() for s in sets}
     if strategy:
@@ -228,7 +257,8 @@ def changed_study(config: Path, system_id: str | None, sets: list[str], gpu: str
     ):
         entry["hybrid"] = "auto"
         notes.append(
-            f"hybrid split {h.get('ep')}x{h.get('dp')} does not fit {count} GPUs: every EP x DP split is searched (auto)"
+            f"hybrid split {h.get('ep')}x{h.get('dp')} does not fit {count} GPUs: every EP x DP split is searched"
+            " (auto)"
         )
     chosen = bool(interconnect) or f"systems.{system_id}.interconnect" in said
     _coherent(original, entry, entry.get("gpu") != before.gpu, chosen, notes)
@@ -274,19 +304,39 @@ def report(before: list[Record], after: list[Record]) -> str:
         b = next((r for r in before if r["strategy"] == a["strategy"]), None)
         was = "" if b is None or _missing(b.get("speedup")) else f" (was {fmt.ratio(b['speedup'])})"
         if _missing(a.get("speedup")):
-            rows.append({"strategy": a["strategy"], "split": "", "batch": "", "attention TP": "", "baseline tok/s": "n/a",
-                         "Prophet tok/s": "n/a", "speedup": "not evaluated" + was, "$/1M tokens": "", "savings/yr": ""})  # fmt: skip
+            rows.append(
+                {
+                    "strategy": a["strategy"],
+                    "split": "",
+                    "batch": "",
+                    "attention TP": "",
+                    "baseline tok/s": "n/a",
+                    "Prophet tok/s": "n/a",
+                    "speedup": "not evaluated" + was,
+                    "$/1M tokens": "",
+                    "savings/yr": "",
+                }
+            )
             why.setdefault(_note(a), []).append(str(a["strategy"]))
             continue
-        rows.append({
-            "strategy": a["strategy"], "split": a["prophet_split"].replace("x", "×"),
-            "batch": f"{a['prophet_batch']:.0f}" if a["prophet_batch"] == a["baseline_batch"]
-            else f"{a['baseline_batch']:.0f} / {a['prophet_batch']:.0f}",
-            "attention TP": _pair(a["baseline_attention_tp"], a["prophet_attention_tp"]),
-            "baseline tok/s": fmt.tokens(a["baseline_tokens_per_s"]), "Prophet tok/s": fmt.tokens(a["prophet_tokens_per_s"]),
-            "speedup": fmt.ratio(a["speedup"]) + was,
-            "$/1M tokens": f"{fmt.usd(a['baseline_usd_per_1m_tokens'])} → {fmt.usd(a['prophet_usd_per_1m_tokens'])}",
-            "savings/yr": fmt.usd(a["annual_savings_usd"]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "strategy": a["strategy"],
+                "split": a["prophet_split"].replace("x", "×"),
+                "batch": (
+                    f"{a['prophet_batch']:.0f}"
+                    if a["prophet_batch"] == a["baseline_batch"]
+                    else f"{a['baseline_batch']:.0f} / {a['prophet_batch']:.0f}"
+                ),
+                "attention TP": _pair(a["baseline_attention_tp"], a["prophet_attention_tp"]),
+                "baseline tok/s": fmt.tokens(a["baseline_tokens_per_s"]),
+                "Prophet tok/s": fmt.tokens(a["prophet_tokens_per_s"]),
+                "speedup": fmt.ratio(a["speedup"]) + was,
+                "$/1M tokens": (
+                    f"{fmt.usd(a['baseline_usd_per_1m_tokens'])} → {fmt.usd(a['prophet_usd_per_1m_tokens'])}"
+                ),
+                "savings/yr": fmt.usd(a["annual_savings_usd"]),
+            }
+        )
     lines = [f"{', '.join(where)}: not evaluated: {reason}" for reason, where in why.items()]
     return "\n".join([fmt.text_table(rows), *lines])

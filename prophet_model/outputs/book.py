@@ -8,7 +8,7 @@ import platform
 import subprocess
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -24,19 +24,46 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = (
-    ("_usd_per_gpu_hour", "US dollars per GPU-hour"), ("_gbps_per_direction", "GB/s per direction"), ("_gbps", "GB/s"),
-    ("_gb", "GB"), ("_tflops", "TFLOP/s"), ("_us", "microseconds"), ("_tokens_per_s", "tokens/s"), ("_tokens", "tokens"),
-    ("_in", "inches"), ("_pt", "pt"), ("_dpi", "dpi"), ("_per_gpu", "sequences per GPU"),
-)  # fmt: skip
+    ("_usd_per_gpu_hour", "US dollars per GPU-hour"),
+    ("_gbps_per_direction", "GB/s per direction"),
+    ("_gbps", "GB/s"),
+    ("_gb", "GB"),
+    ("_tflops", "TFLOP/s"),
+    ("_us", "microseconds"),
+    ("_tokens_per_s", "tokens/s"),
+    ("_tokens", "tokens"),
+    ("_in", "inches"),
+    ("_pt", "pt"),
+    ("_dpi", "dpi"),
+    ("_per_gpu", "sequences per GPU"),
+)
 
 
 def unit_of(key: str) -> str:
     return next((u for suffix, u in UNITS if key.endswith(suffix)), "")
 
 
-WORDS = {"gpu": "GPU", "gpus": "GPUs", "kv": "KV", "usd": "USD", "bf16": "BF16", "fp8": "FP8", "ep": "EP", "dp": "DP",
-         "tp": "TP", "moe": "MoE", "ffn": "FFN", "nvlink": "NVLink", "pcie": "PCIe", "hbm": "HBM", "cpu": "CPU",
-         "lru": "LRU", "png": "PNG", "tflops": "TFLOP/s", "a2a": "all-to-all"}  # fmt: skip
+WORDS = {
+    "gpu": "GPU",
+    "gpus": "GPUs",
+    "kv": "KV",
+    "usd": "USD",
+    "bf16": "BF16",
+    "fp8": "FP8",
+    "ep": "EP",
+    "dp": "DP",
+    "tp": "TP",
+    "moe": "MoE",
+    "ffn": "FFN",
+    "nvlink": "NVLink",
+    "pcie": "PCIe",
+    "hbm": "HBM",
+    "cpu": "CPU",
+    "lru": "LRU",
+    "png": "PNG",
+    "tflops": "TFLOP/s",
+    "a2a": "all-to-all",
+}
 
 
 def label_of(key: str) -> str:
@@ -76,8 +103,14 @@ def sourced_rows(section: str, obj) -> list[dict]:
     return out
 
 
-SECTIONS = {"workload": "Workload", "prophet": "Prophet", "implementation": "Serving engine",
-            "single_gpu_claim": "The draft analysis's single-GPU claim", "cost": "Cost", "figures": "Figures"}  # fmt: skip
+SECTIONS = {
+    "workload": "Workload",
+    "prophet": "Prophet",
+    "implementation": "Serving engine",
+    "single_gpu_claim": "The draft analysis's single-GPU claim",
+    "cost": "Cost",
+    "figures": "Figures",
+}
 
 
 def assumptions(study: Study) -> str:
@@ -90,15 +123,35 @@ def assumptions(study: Study) -> str:
         parts.append(f"\n### {title}\n")
         parts.append(md_table(pd.DataFrame(sourced_rows(name, section))))
     parts.append("\n## Systems\n")
-    parts.append(md_table(pd.DataFrame([
-        {"id": s.id, "name": fmt.md(s.name), "GPU": s.gpu_key, "GPUs": s.count, "interconnect": s.interconnect_key,
-         "hybrid split (EP × DP)": f"{s.hybrid.ep}×{s.hybrid.dp}" if hasattr(s.hybrid, "ep") else s.hybrid, "note": fmt.md(s.hybrid_note)}
-        for s in study.systems
-    ])))  # fmt: skip
-    for title, catalog, path in (("GPUs", study.gpus, c.catalogs.gpus), ("Interconnects", study.interconnects, c.catalogs.interconnects),
-                                 ("MoE models", study.models, c.catalogs.models)):  # fmt: skip
-        parts.append(f"\n## {title} (`{path}`)\n\nOne entry per {title[:-1].lower() if title != 'GPUs' else 'GPU'}; "
-                     "open one to see its values and sources.\n")  # fmt: skip
+    parts.append(
+        md_table(
+            pd.DataFrame(
+                [
+                    {
+                        "id": s.id,
+                        "name": fmt.md(s.name),
+                        "GPU": s.gpu_key,
+                        "GPUs": s.count,
+                        "interconnect": s.interconnect_key,
+                        "hybrid split (EP × DP)": (
+                            f"{s.hybrid.ep}×{s.hybrid.dp}" if hasattr(s.hybrid, "ep") else s.hybrid
+                        ),
+                        "note": fmt.md(s.hybrid_note),
+                    }
+                    for s in study.systems
+                ]
+            )
+        )
+    )
+    for title, catalog, path in (
+        ("GPUs", study.gpus, c.catalogs.gpus),
+        ("Interconnects", study.interconnects, c.catalogs.interconnects),
+        ("MoE models", study.models, c.catalogs.models),
+    ):
+        parts.append(
+            f"\n## {title} (`{path}`)\n\nOne entry per {title[:-1].lower() if title != 'GPUs' else 'GPU'}; "
+            "open one to see its values and sources.\n"
+        )
         for key, entry in catalog.items():
             name = fmt.md(getattr(entry, "name", key))
             parts.append(dropdown(f"{name} (`{key}`)", md_table(pd.DataFrame(sourced_rows(key, entry)))))
@@ -134,7 +187,8 @@ def seed_claims(study: Study, results_dir: Path | None) -> str:
 
 
 def finding_box(headline: pd.DataFrame, results_dir: Path) -> str:
-    """The study's finding (outputs/finding.py: three sentences, and where Prophet pays), for the overview's first screen."""
+    """The study's finding (outputs/finding.py: three sentences, and where Prophet pays), for the overview's first
+    screen."""
     from prophet_model.outputs.finding import as_text, finding
 
     path = results_dir / "data" / "claims.csv"
@@ -143,23 +197,34 @@ def finding_box(headline: pd.DataFrame, results_dir: Path) -> str:
     return as_text(finding(headline, claims_table, pd.read_csv(regimes) if regimes.is_file() else None)) + "\n"
 
 
+def _prophet_point(r: Any) -> str:
+    return fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch, r.prophet_attention_tp)
+
+
+def _baseline_point(r: Any) -> str:
+    return fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch, r.baseline_attention_tp)
+
+
 def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None) -> str:
     """Each system's headline (headline.csv: Prophet at its best configuration against the baseline at
     its best) beside the draft analysis's claims."""
     rows = headline.dropna(subset=["speedup"])
     out = [
         {
-            "system: Prophet's / baseline's best (strategy, split, batch)": f"{fmt.md(r.system)}: "
-            f"{fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch, r.prophet_attention_tp)} / "
-            f"{fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch, r.baseline_attention_tp)}",
+            "system: Prophet's / baseline's best (strategy, split, batch)": (
+                f"{fmt.md(r.system)}: {_prophet_point(r)} / {_baseline_point(r)}"
+            ),
             "speedup": fmt.ratio(r.speedup),
             "$ per 1M tokens": f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}",
-            "all-to-all bytes per token cut": fmt.ratio(r.comm_reduction)
-            + fmt.comm_cut_suffix(study.config.prophet.comm_reduction_factor),
+            "all-to-all bytes per token cut": (
+                fmt.ratio(r.comm_reduction) + fmt.comm_cut_suffix(study.config.prophet.comm_reduction_factor)
+            ),
             "per-GPU scaling": f"{fmt.pct(r.baseline_scaling_pct)} → {fmt.pct(r.prophet_scaling_pct)}",
             "rests on (validated error: median, worst)": rests_on(study, r),
-            "evidence": f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "
-            "{doc}`key figure </cross_system>`",
+            "evidence": (
+                f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "
+                "{doc}`key figure </cross_system>`"
+            ),
         }
         for r in rows.itertuples()
     ]
@@ -167,21 +232,36 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None
     intro = ""
     if not head.empty:
         h = head.iloc[0]
-        intro = (f"Headline, like with like ({fmt.md(h.system)}): Prophet at its best configuration "
-                 f"({fmt.operating_point(h.prophet_strategy, h.prophet_split, h.prophet_batch, h.prophet_attention_tp)}) reaches {fmt.tokens(h.prophet_tokens_per_s)} tokens/s "
-                 f"against {fmt.tokens(h.baseline_tokens_per_s)} for the baseline at its best "
-                 f"({fmt.operating_point(h.baseline_strategy, h.baseline_split, h.baseline_batch, h.baseline_attention_tp)}; {fmt.ratio(h.speedup)}), and serving cost goes from "
-                 f"{fmt.usd(h.baseline_usd_per_1m_tokens)} to {fmt.usd(h.prophet_usd_per_1m_tokens)} per million tokens.\n\n")  # fmt: skip
+        intro = (
+            f"Headline, like with like ({fmt.md(h.system)}): Prophet at its best configuration"
+            f" ({_prophet_point(h)})"
+            f" reaches {fmt.tokens(h.prophet_tokens_per_s)} tokens/s against {fmt.tokens(h.baseline_tokens_per_s)} for"
+            " the baseline at its best"
+            f" ({_baseline_point(h)};"
+            f" {fmt.ratio(h.speedup)}), and serving cost goes from {fmt.usd(h.baseline_usd_per_1m_tokens)} to"
+            f" {fmt.usd(h.prophet_usd_per_1m_tokens)} per million tokens.\n\n"
+        )
     placement = {
         "pool": "pooled across the GPUs' memory (a miss is copied from a GPU that holds the expert)",
         "replicate": "replicated per replica (a miss is copied from host)",
     }[study.config.experts.placement]
-    note = ("\nBaseline → Prophet where two values are given; each is searched over strategy, EP × DP split, batch per "
-            f"GPU (B) and tensor-parallel attention degree (TP, shown where above 1) the same way; experts {placement}. Files: `results/data/headline.csv` (these rows), `results/data/all_systems_comparison.csv` "
-            "(every strategy), `results/data/fixed_batch_comparison.csv` (the configured batch), `results/figures/cross_system_comparison.pdf` (key figure), `results/figures/*_<system>.pdf`. "
-            "`python -m prophet_model run` regenerates the numbers and figures alone.\n")  # fmt: skip
-    return (intro + md_table(pd.DataFrame(out)) + note + evidence(study, headline, results_dir)
-            + seed_claims(study, results_dir) + needs(results_dir))  # fmt: skip
+    note = (
+        "\nBaseline → Prophet where two values are given; each is searched over strategy, EP × DP split,"
+        " batch per GPU (B) and tensor-parallel attention degree (TP, shown where above 1) the same way;"
+        f" experts {placement}. Files:"
+        " `results/data/headline.csv` (these rows), `results/data/all_systems_comparison.csv` (every strategy),"
+        " `results/data/fixed_batch_comparison.csv` (the configured batch),"
+        " `results/figures/cross_system_comparison.pdf` (key figure), `results/figures/*_<system>.pdf`. `python -m"
+        " prophet_model run` regenerates the numbers and figures alone.\n"
+    )
+    return (
+        intro
+        + md_table(pd.DataFrame(out))
+        + note
+        + evidence(study, headline, results_dir)
+        + seed_claims(study, results_dir)
+        + needs(results_dir)
+    )
 
 
 def regime_page(results_dir: Path, copies: dict[str, bytes]) -> str:
@@ -195,23 +275,31 @@ def regime_page(results_dir: Path, copies: dict[str, bytes]) -> str:
     t = pd.read_csv(path)
     head = pd.read_csv(results_dir / "data" / "headline.csv").dropna(subset=["speedup"])
     marks = t[t.kind == "system"]
-    view = pd.DataFrame({
-        "system": [fmt.md(dict(zip(head.system_id, head.system, strict=True)).get(s, s)) for s in marks[marks.panel == "a"].system_id],
-        "host link per GPU (GB/s)": [fmt.number(v) for v in marks[marks.panel == "a"].x],
-        "expert bytes / GPU memory": [fmt.number(v) for v in marks[marks.panel == "a"].y],
-        "baseline's all-to-all share": [fmt.pct(v) for v in marks[marks.panel == "b"].x],
-        "speedup (headline)": [fmt.ratio(v) for v in marks[marks.panel == "a"].speedup],
-    })  # fmt: skip
+    view = pd.DataFrame(
+        {
+            "system": [
+                fmt.md(dict(zip(head.system_id, head.system, strict=True)).get(s, s))
+                for s in marks[marks.panel == "a"].system_id
+            ],
+            "host link per GPU (GB/s)": [fmt.number(v) for v in marks[marks.panel == "a"].x],
+            "expert bytes / GPU memory": [fmt.number(v) for v in marks[marks.panel == "a"].y],
+            "baseline's all-to-all share": [fmt.pct(v) for v in marks[marks.panel == "b"].x],
+            "speedup (headline)": [fmt.ratio(v) for v in marks[marks.panel == "a"].speedup],
+        }
+    )
     sentence = as_text([regime_sentence(t, head)])
     png = results_dir / "figures" / "regime_map.png"
     figure = ""
     if png.is_file():
         copies["regime_map.png"] = png.read_bytes()
         figure = "![The regime map: Prophet's speedup over each side's best](/_generated/regime_map.png)"
-    return (f"{sentence}\n\n{figure}\n\nThe studied systems at their own "
-            "coordinates (the map's other properties are the reference system's):\n\n" + md_table(view)
-            + f"\nFrom `results/data/regime_map.csv` ({len(t[t.kind == 'grid'])} grid points, each side's best split "
-            "and batch per point).\n")  # fmt: skip
+    return (
+        f"{sentence}\n\n{figure}\n\nThe studied systems at their own "
+        "coordinates (the map's other properties are the reference system's):\n\n"
+        + md_table(view)
+        + f"\nFrom `results/data/regime_map.csv` ({len(t[t.kind == 'grid'])} grid points, each side's best split "
+        "and batch per point).\n"
+    )
 
 
 def rests_on(study: Study, row: object) -> str:
@@ -221,8 +309,14 @@ def rests_on(study: Study, row: object) -> str:
 
     v = validated(study)
     short = {"decode step": "decode step", "expert offloading and prefetch": "offloading", "all-to-all": "all-to-all"}
-    parts = [f"{short[m]} {fmt.pct(v[m].median_pct)} (worst {fmt.pct(v[m].worst_pct)})" if m in v
-             else f"{short[m]} (not validated)" for m in mechanisms(pd.Series(row._asdict()))]  # fmt: skip
+    parts = [
+        (
+            f"{short[m]} {fmt.pct(v[m].median_pct)} (worst {fmt.pct(v[m].worst_pct)})"
+            if m in v
+            else f"{short[m]} (not validated)"
+        )
+        for m in mechanisms(pd.Series(row._asdict()))
+    ]
     basis = rates_basis(study, row.system_id)
     return ", ".join(parts) + ("; rates extrapolated" if "extrapolated" in basis else "; rates measured")
 
@@ -239,17 +333,21 @@ def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -
     ev = claim_evidence(study, rows, checks)
     if ev.empty:
         return ""
-    view = pd.DataFrame({
-        "system (strategy)": [f"{fmt.md(r.system_id)} ({r.strategy})" for r in ev.itertuples()],
-        "its rates": [fmt.md(v) for v in ev.rates],
-        "validated (out of sample: what, where, median and worst error)": [fmt.md(v) for v in ev.validated],
-        "expected ranges missed": [fmt.md(v) for v in ev.failed_checks],
-    })  # fmt: skip
-    return ("\n### What each claim rests on\n\nWhat was measured and what is extrapolated: each validated error "
-            "names the GPU it was measured on; a system whose GPU was never measured uses the shares of "
-            "its datasheet figures that the measured GPUs attain, so its numbers are extrapolated, and its all-to-all "
-            "runs on an interconnect the validation did not measure. The model's validated errors are in "
-            "{doc}`validation`; the expected ranges of the draft analysis in {doc}`sanity_checks`.\n\n" + md_table(view))  # fmt: skip
+    view = pd.DataFrame(
+        {
+            "system (strategy)": [f"{fmt.md(r.system_id)} ({r.strategy})" for r in ev.itertuples()],
+            "its rates": [fmt.md(v) for v in ev.rates],
+            "validated (out of sample: what, where, median and worst error)": [fmt.md(v) for v in ev.validated],
+            "expected ranges missed": [fmt.md(v) for v in ev.failed_checks],
+        }
+    )
+    return (
+        "\n### What each claim rests on\n\nWhat was measured and what is extrapolated: each validated error "
+        "names the GPU it was measured on; a system whose GPU was never measured uses the shares of "
+        "its datasheet figures that the measured GPUs attain, so its numbers are extrapolated, and its all-to-all "
+        "runs on an interconnect the validation did not measure. The model's validated errors are in "
+        "{doc}`validation`; the expected ranges of the draft analysis in {doc}`sanity_checks`.\n\n" + md_table(view)
+    )
 
 
 def needs(results_dir: Path | None) -> str:
@@ -277,11 +375,13 @@ def needs(results_dir: Path | None) -> str:
         row |= {lever: cell(by[lever]) if lever in by else "met" for lever in NEED_LEVERS}
         rows.append(row)
     target = c.claimed.iloc[0]
-    return (f"\n## What Prophet would need for the draft analysis's {fmt.ratio(target)}\n\nPer system (its headline row): the value "
-            "each of Prophet's own mechanisms would need, the others as configured, for the draft analysis's speedup to hold "
-            "there: the hit rate of its expert cache (the baseline keeps its own), the share of its expert copies hidden "
-            "behind computation (overlap), and the prediction accuracy. Configured → needed; *unreachable*: not even at "
-            "its limit. From `results/data/claims.csv`.\n\n" + md_table(pd.DataFrame(rows)))  # fmt: skip
+    return (
+        f"\n## What Prophet would need for the draft analysis's {fmt.ratio(target)}\n\nPer system (its headline row):"
+        " the value each of Prophet's own mechanisms would need, the others as configured, for the draft analysis's"
+        " speedup to hold there: the hit rate of its expert cache (the baseline keeps its own), the share of its"
+        " expert copies hidden behind computation (overlap), and the prediction accuracy. Configured → needed;"
+        " *unreachable*: not even at its limit. From `results/data/claims.csv`.\n\n" + md_table(pd.DataFrame(rows))
+    )
 
 
 def worked_example(study: Study) -> str:
@@ -314,13 +414,16 @@ def worked_example(study: Study) -> str:
             "throughput {math}`N B / t`": f"{fmt.tokens(t['tokens_per_s'])} tokens/s",
         }
         for t in values
-    ]  # fmt: skip
+    ]
     table = pd.DataFrame(
         {"quantity": list(rows[0]), "baseline": list(rows[0].values()), "Prophet": list(rows[1].values())}
     )
-    head = (f"{fmt.md(system.name)} ({system.count} × {fmt.md(system.gpu.name)}, {fmt.md(system.interconnect.name)}), "
-            f"{cfg.headline_strategy} EP {ep} × DP {system.count // ep}, model {fmt.md(study.model.name)}, B = {study.config.workload.batch_size_per_gpu} "
-            f"sequences per GPU, context {study.config.workload.context_length_tokens} tokens, the GPU's measured attainable rates.\n\n")  # fmt: skip
+    head = (
+        f"{fmt.md(system.name)} ({system.count} × {fmt.md(system.gpu.name)}, {fmt.md(system.interconnect.name)}),"
+        f" {cfg.headline_strategy} EP {ep} × DP {system.count // ep}, model {fmt.md(study.model.name)}, B ="
+        f" {study.config.workload.batch_size_per_gpu} sequences per GPU, context"
+        f" {study.config.workload.context_length_tokens} tokens, the GPU's measured attainable rates.\n\n"
+    )
     return head + md_table(table)
 
 
@@ -334,19 +437,24 @@ def checks_page(c: pd.DataFrame) -> str:
     view["source"] = view.source.map(fmt.md)
     n_miss, n_pass = int((exp.status == "MISS").sum()), int((exp.status == "PASS").sum())
     n_not = int((exp.status == "NOT EVALUATED").sum())
-    counts = f"the model misses {n_miss} of {len(exp)}" + (f", meets {n_pass}" if n_pass else "") + (
-        f", {n_not} not evaluated" if n_not else "")  # fmt: skip
+    counts = (
+        f"the model misses {n_miss} of {len(exp)}"
+        + (f", meets {n_pass}" if n_pass else "")
+        + (f", {n_not} not evaluated" if n_not else "")
+    )
     cons_view = pd.DataFrame(
         {"status": cons.status, "system": cons.system_id, "strategy": cons.strategy, "identity": cons.check}
     )
     failed = cons_view[cons_view.status != "PASS"]
     held = int((cons.status == "PASS").sum())
-    out = (f"## Expected ranges from the draft analysis ({counts})\n\nA MISS means the model, from the hardware "
-           "alone, lands outside the range the draft analysis expected; it is reported, not tuned away. Misses first.\n\n"
-           + md_table(view)
-           + f"\n## Consistency identities ({held} of {len(cons)} hold)\n\nIdentities every result must satisfy "
-           "(cost reduction equals the speedup on the same hardware, annual savings follow the cost difference, "
-           "throughput equals GPUs × batch ÷ step time).\n")  # fmt: skip
+    out = (
+        f"## Expected ranges from the draft analysis ({counts})\n\nA MISS means the model, from the hardware "
+        "alone, lands outside the range the draft analysis expected; it is reported, not tuned away. Misses first.\n\n"
+        + md_table(view)
+        + f"\n## Consistency identities ({held} of {len(cons)} hold)\n\nIdentities every result must satisfy "
+        "(cost reduction equals the speedup on the same hardware, annual savings follow the cost difference, "
+        "throughput equals GPUs × batch ÷ step time).\n"
+    )
     if not failed.empty:
         out += "\nFailing:\n\n" + md_table(failed)
     return out + dropdown(f"All {len(cons)} identities", md_table(cons_view))
@@ -359,22 +467,30 @@ def claims_page(path: Path) -> str:
         return ""
     c = pd.read_csv(path)
     short = c.drop_duplicates("claim")
-    summary = pd.DataFrame({
-        "claim": short.claim.map(fmt.md),
-        "claimed": [fmt.value_in_unit(v, m) for v, m in zip(short.claimed, short.metric, strict=True)],
-        "model": [fmt.value_in_unit(v, m) for v, m in zip(short.model, short.metric, strict=True)],
-    })  # fmt: skip
-    view = pd.DataFrame({
-        "claim": c.claim.map(fmt.md), "lever": c.lever.fillna("").map(fmt.md),
-        "configured": ["" if pd.isna(v) else fmt.number(v) for v in c.configured],
-        "needed": ["" if pd.isna(v) else fmt.number(v) for v in c.needed], "unit": c.unit.fillna("").map(fmt.md),
-        "note": c.note.fillna("").map(fmt.md),
-    })  # fmt: skip
-    return ("\n## The draft analysis's claims, checked and inverted\n\nEach claim predicted from the hardware alone. "
-            "Where the model disagrees, each lever (an input the claim depends on) is solved for the value that would "
-            "give the claimed figure, everything else as configured; *unreachable* means no value in its range does.\n\n"
-            + md_table(summary) + dropdown(f"Every lever of every claim ({len(view)} rows, `results/data/claims.csv`)",
-                                           md_table(view)))  # fmt: skip
+    summary = pd.DataFrame(
+        {
+            "claim": short.claim.map(fmt.md),
+            "claimed": [fmt.value_in_unit(v, m) for v, m in zip(short.claimed, short.metric, strict=True)],
+            "model": [fmt.value_in_unit(v, m) for v, m in zip(short.model, short.metric, strict=True)],
+        }
+    )
+    view = pd.DataFrame(
+        {
+            "claim": c.claim.map(fmt.md),
+            "lever": c.lever.fillna("").map(fmt.md),
+            "configured": ["" if pd.isna(v) else fmt.number(v) for v in c.configured],
+            "needed": ["" if pd.isna(v) else fmt.number(v) for v in c.needed],
+            "unit": c.unit.fillna("").map(fmt.md),
+            "note": c.note.fillna("").map(fmt.md),
+        }
+    )
+    return (
+        "\n## The draft analysis's claims, checked and inverted\n\nEach claim predicted from the hardware alone. "
+        "Where the model disagrees, each lever (an input the claim depends on) is solved for the value that would "
+        "give the claimed figure, everything else as configured; *unreachable* means no value in its range does.\n\n"
+        + md_table(summary)
+        + dropdown(f"Every lever of every claim ({len(view)} rows, `results/data/claims.csv`)", md_table(view))
+    )
 
 
 def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
@@ -385,9 +501,11 @@ def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
             return "unknown"
 
     dirty = git("status", "--porcelain", "--untracked-files=no")
-    rows = [{"item": "git commit", "value": git("rev-parse", "HEAD") + (" (with uncommitted changes)" if dirty else "")},
-            {"item": "config hash (sha256/16 of _config.yml and catalogs)", "value": study.config_hash},
-            {"item": "platform", "value": platform.platform()}]  # fmt: skip
+    rows = [
+        {"item": "git commit", "value": git("rev-parse", "HEAD") + (" (with uncommitted changes)" if dirty else "")},
+        {"item": "config hash (sha256/16 of _config.yml and catalogs)", "value": study.config_hash},
+        {"item": "platform", "value": platform.platform()},
+    ]
     rows += [{"item": f"package {k}", "value": v} for k, v in package_versions().items()]
     logs = sorted((results_dir / "logs").glob("multi_gpu_analysis_*.log"))
     if logs:

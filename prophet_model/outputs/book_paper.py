@@ -20,7 +20,7 @@ PAPER_ROLES = {
     "caption.tex": "the key figure's caption",
     "macros.tex": "every number as \\prophet{KEY}{METRIC} (input once in the preamble)",
     "artifact_appendix.tex": "the artifact-evaluation appendix",
-}  # fmt: skip
+}
 
 
 EXCERPT_LINES = 6
@@ -41,8 +41,13 @@ def paper_page(results_dir: Path, copies: dict[str, bytes]) -> str:
         src = results_dir / "paper" / name
         copies[f"paper/{name}"] = src.read_bytes()
         text = src.read_text(encoding="utf-8")
-        rows.append({"file": f"{{download}}`{name} </_generated/paper/{name}>`", "what it holds": fmt.md(PAPER_ROLES.get(name, "")),
-                     "lines": str(len(text.splitlines()))})  # fmt: skip
+        rows.append(
+            {
+                "file": f"{{download}}`{name} </_generated/paper/{name}>`",
+                "what it holds": fmt.md(PAPER_ROLES.get(name, "")),
+                "lines": str(len(text.splitlines())),
+            }
+        )
         parts.append(dropdown(f"{name}: the first lines", f"```latex\n{excerpt(text)}\n```"))
     out = ["## Files (`results/paper/`)\n", md_table(pd.DataFrame(rows)), *parts]
     out.append("\n## Figures (PDF, fonts embedded as TrueType)\n")
@@ -65,6 +70,8 @@ def timings_page(bench_file: Path) -> str:
     ]
     cold = timings.phrase(timings.COLD, bench_file)
     head = f"A cold `make` takes {cold}. " if cold else ""
-    return (f"{head}Measured by `make bench` and `benchmarks/bench_prepare.py` (a fresh environment, `make test`, disk) "
-            f"on {data['machine']} ({data['date']}); `benchmarks/results.json` holds these figures.\n\n"
-            + md_table(pd.DataFrame(rows)))  # fmt: skip
+    return (
+        f"{head}Measured by `make bench` and `benchmarks/bench_prepare.py` (a fresh environment, `make test`, disk) "
+        f"on {data['machine']} ({data['date']}); `benchmarks/results.json` holds these figures.\n\n"
+        + md_table(pd.DataFrame(rows))
+    )

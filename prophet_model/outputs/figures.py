@@ -157,11 +157,15 @@ def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures) -
     labels = [f"{r.strategy} {r.ep}×{r.dp} {VARIANT_LABEL[r.variant]}" for r in live.itertuples()]
     y = np.arange(len(live))[::-1]
     style(cfg)
-    fig, axes = plt.subplots(1, 4, figsize=(cfg.full_width_in, max(cfg.height_in, 0.3 * len(live) + 1.0)),
-                             layout="constrained", sharey=True)  # fmt: skip
-    terms = (("compute_ms", COMPUTE, "Compute"), ("fetch_exposed_ms", FETCH, "Expert fetch (exposed)"),
-             ("alltoall_exposed_ms", COMM, "All-to-all (exposed)"),
-             ("allreduce_ms", ALLREDUCE, "TP all-reduce"))  # fmt: skip
+    fig, axes = plt.subplots(
+        1, 4, figsize=(cfg.full_width_in, max(cfg.height_in, 0.3 * len(live) + 1.0)), layout="constrained", sharey=True
+    )
+    terms = (
+        ("compute_ms", COMPUTE, "Compute"),
+        ("fetch_exposed_ms", FETCH, "Expert fetch (exposed)"),
+        ("alltoall_exposed_ms", COMM, "All-to-all (exposed)"),
+        ("allreduce_ms", ALLREDUCE, "TP all-reduce"),
+    )
     for ax, (col, color, name) in zip(axes, terms, strict=True):
         v = live[col].to_numpy(float)
         ax.barh(y, v, color=color, height=0.7)
@@ -261,8 +265,16 @@ def validation_figure(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
 
     def series(ax, g, x, label, color, marker="o") -> None:
         g = g.sort_values(x)
-        ax.errorbar(g[x], 1e6 * g.median_s, yerr=[1e6 * (g.median_s - g.p10_s), 1e6 * (g.p90_s - g.median_s)],
-                    fmt=marker, ms=3, color=color, lw=0.8, label=f"{label} measured")  # fmt: skip
+        ax.errorbar(
+            g[x],
+            1e6 * g.median_s,
+            yerr=[1e6 * (g.median_s - g.p10_s), 1e6 * (g.p90_s - g.median_s)],
+            fmt=marker,
+            ms=3,
+            color=color,
+            lw=0.8,
+            label=f"{label} measured",
+        )
         ax.plot(g[x], 1e6 * g.predicted_s, "-", color=color, lw=1, label=f"{label} model")
         if "predicted_datasheet_s" in g:
             ax.plot(g[x], 1e6 * g.predicted_datasheet_s, ":", color=color, lw=0.8)
@@ -335,8 +347,14 @@ def validation_scaling(predicted: pd.DataFrame, measured: pd.DataFrame, cfg: Fig
     return fig
 
 
-def sensitivity_sweeps(tables: dict[str, pd.DataFrame], names: dict[str, str], metric: str, labels: dict[str, str],
-                       cfg: Figures, ylabel: str) -> plt.Figure:  # fmt: skip
+def sensitivity_sweeps(
+    tables: dict[str, pd.DataFrame],
+    names: dict[str, str],
+    metric: str,
+    labels: dict[str, str],
+    cfg: Figures,
+    ylabel: str,
+) -> plt.Figure:
     """One panel per input: `metric` against the input's value, one line per system."""
     inputs = list(dict.fromkeys(next(iter(tables.values())).input))
     ncols = 4
@@ -348,8 +366,13 @@ def sensitivity_sweeps(tables: dict[str, pd.DataFrame], names: dict[str, str], m
         for i, (sid, t) in enumerate(tables.items()):
             g = t[t.input == name]
             ax.plot(g.value, g[metric], "-", color=colors[i % len(colors)], lw=1.2, label=plain(names[sid]))
-        if name in ("interconnect_bandwidth_factor", "host_link_bandwidth_factor", "expert_size_factor",
-                    "workload.batch_size_per_gpu", "model.num_experts"):  # fmt: skip
+        if name in (
+            "interconnect_bandwidth_factor",
+            "host_link_bandwidth_factor",
+            "expert_size_factor",
+            "workload.batch_size_per_gpu",
+            "model.num_experts",
+        ):
             ax.set_xscale("log")
             plain_log_axis(ax.xaxis)
         ax.set_xlabel(labels[name], fontsize="small")
@@ -377,8 +400,11 @@ def tornado_figure(t: pd.DataFrame, system_name: str, metric_label: str, cfg: Fi
 
     ax.set_xlabel(metric_label)
     ax.set_title(f"{plain(system_name)}: {metric_label.split(' (')[0].lower()} drivers")
-    fig.legend(handles=[Patch(color=BASELINE, label="input at low end"), Patch(color=PROPHET, label="input at high end")],
-               loc="outside lower center", ncols=2)  # fmt: skip
+    fig.legend(
+        handles=[Patch(color=BASELINE, label="input at low end"), Patch(color=PROPHET, label="input at high end")],
+        loc="outside lower center",
+        ncols=2,
+    )
     return fig
 
 
@@ -417,8 +443,7 @@ def speedup_map_figure(
     ax.set_xlabel("Prediction accuracy")
     ax.set_ylabel(ylabel)
     ax.grid(False)
-    note = (
-        "break-even (1.00×) shown where reached" if 1.0 in levels else f"Prophet ≥ {speedup.min():.2f}× everywhere here"
-    )
+    reached = "break-even (1.00×) shown where reached"
+    note = reached if 1.0 in levels else f"Prophet ≥ {speedup.min():.2f}× everywhere here"
     ax.set_title(f"{plain(system_name)}: speedup; {note}", fontsize="small")
     return fig

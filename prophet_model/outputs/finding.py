@@ -1,5 +1,6 @@
 """The study's finding in four sentences, from the result tables: what the study finds, why (the mechanism
-that binds), what it would take and where Prophet pays (the regime map). The overview's box, the head of the paper's section and the README's
+that binds), what it would take and where Prophet pays (the regime map). The overview's box, the head of the paper's
+section and the README's
 results say the same sentences; in LaTeX every number is a keyed command (\\prophet{KEY}{METRIC})."""
 
 from __future__ import annotations
@@ -64,10 +65,14 @@ def finding(headline: pd.DataFrame, claims: pd.DataFrame, regimes: pd.DataFrame 
     if rows.empty:
         return [["No system could be evaluated, so the study states no finding."]]
     claimed = draft_speedup(claims)
-    first: Sentence = ["With each side at its best operating point, ",
-                       "Prophet speeds decode up by " if rows.speedup.min() >= 1 else "Prophet changes decode throughput by ",
-                       *_span(rows, "speedup", fmt.ratio),
-                       " on the ", Value("study", "n_systems", str(len(rows))), " systems studied"]  # fmt: skip
+    first: Sentence = [
+        "With each side at its best operating point, ",
+        "Prophet speeds decode up by " if rows.speedup.min() >= 1 else "Prophet changes decode throughput by ",
+        *_span(rows, "speedup", fmt.ratio),
+        " on the ",
+        Value("study", "n_systems", str(len(rows))),
+        " systems studied",
+    ]
     if claimed is not None:
         first += [", not the ", Value("study", "draft_speedup", fmt.ratio(claimed)), " the draft analysis claims"]
     first.append(".")
@@ -78,22 +83,37 @@ def finding(headline: pd.DataFrame, claims: pd.DataFrame, regimes: pd.DataFrame 
     if not resident.empty:
         cut = resident.comm_reduction.astype(float)
         trims = bool((cut > 1 + CUT_TOLERANCE).any())  # a cut that rounds to 1 trims nothing
-        why += ["On ", *_join(_names(resident)),
-                " every expert stays in GPU memory at the best batch, so there is nothing to prefetch",
-                *([" and Prophet only trims the all-to-all exchange, "] if trims else
-                  [", and the study's routing has no locality that Prophet's placement could exploit, so the "
-                   "all-to-all exchange, "]),
-                *_span(resident, "baseline_comm_overhead_pct", fmt.pct),
-                " of the baseline's step", *([] if trims else [", is not cut either"])]  # fmt: skip
+        why += [
+            "On ",
+            *_join(_names(resident)),
+            " every expert stays in GPU memory at the best batch, so there is nothing to prefetch",
+            *(
+                [" and Prophet only trims the all-to-all exchange, "]
+                if trims
+                else [
+                    ", and the study's routing has no locality that Prophet's placement could exploit, so the "
+                    "all-to-all exchange, "
+                ]
+            ),
+            *_span(resident, "baseline_comm_overhead_pct", fmt.pct),
+            " of the baseline's step",
+            *([] if trims else [", is not cut either"]),
+        ]
     for r in offload.itertuples():
         why.append("; on " if why else "On ")
-        why += [Value(r.system_id, "system", r.system), ", where the experts do not fit, copies from host memory "
-                "take ", Value(r.system_id, "baseline_fetch_overhead_pct", fmt.pct(r.baseline_fetch_overhead_pct)),
-                " of the step"]  # fmt: skip
+        why += [
+            Value(r.system_id, "system", r.system),
+            ", where the experts do not fit, copies from host memory take ",
+            Value(r.system_id, "baseline_fetch_overhead_pct", fmt.pct(r.baseline_fetch_overhead_pct)),
+            " of the step",
+        ]
         hidden = r.prophet_fetch_hidden_pct
         if hidden == hidden:
-            why += [" and Prophet hides only ", Value(r.system_id, "prophet_fetch_hidden_pct", fmt.pct(hidden)),
-                    " of its copies, because a layer's computation is far shorter than the copies it could hide"]  # fmt: skip
+            why += [
+                " and Prophet hides only ",
+                Value(r.system_id, "prophet_fetch_hidden_pct", fmt.pct(hidden)),
+                " of its copies, because a layer's computation is far shorter than the copies it could hide",
+            ]
     why.append(".")
 
     take: Sentence = []
@@ -113,24 +133,51 @@ def finding(headline: pd.DataFrame, claims: pd.DataFrame, regimes: pd.DataFrame 
             levers = []
             for x in ok.itertuples():
                 if x.lever == "Prophet hit rate":
-                    levers.append(["a Prophet cache hit rate of ", Value(r.system_id, "needed_hit_rate", fmt.pct(100 * x.needed)),
-                                   " (now ", Value(r.system_id, "prophet_hit_rate", fmt.pct(100 * x.configured)), ")"])  # fmt: skip
+                    levers.append(
+                        [
+                            "a Prophet cache hit rate of ",
+                            Value(r.system_id, "needed_hit_rate", fmt.pct(100 * x.needed)),
+                            " (now ",
+                            Value(r.system_id, "prophet_hit_rate", fmt.pct(100 * x.configured)),
+                            ")",
+                        ]
+                    )
                 elif x.lever == "fetch overlap":
-                    levers.append([Value(r.system_id, "needed_overlap", fmt.pct(100 * x.needed)),
-                                   " of its copies hidden (now ", Value(r.system_id, "prophet_fetch_hidden_pct",
-                                                                        fmt.pct(100 * x.configured)), ")"])  # fmt: skip
+                    levers.append(
+                        [
+                            Value(r.system_id, "needed_overlap", fmt.pct(100 * x.needed)),
+                            " of its copies hidden (now ",
+                            Value(r.system_id, "prophet_fetch_hidden_pct", fmt.pct(100 * x.configured)),
+                            ")",
+                        ]
+                    )
             if levers:
-                take += ["; on " if take else "Reaching ", *([] if take else [target, " would take, on "]),
-                         Value(r.system_id, "system", r.system), ", ", *_join(levers, "or")]  # fmt: skip
+                take += [
+                    "; on " if take else "Reaching ",
+                    *([] if take else [target, " would take, on "]),
+                    Value(r.system_id, "system", r.system),
+                    ", ",
+                    *_join(levers, "or"),
+                ]
         if never:
             if take:
-                take += ["; on the other ", Value("study", "n_never", str(len(never))) if len(never) > 1 else "system",
-                         *([" systems"] if len(never) > 1 else []), " no prediction accuracy, hit rate or overlap alone "
-                         "reaches it: the step has almost nothing left to hide"]  # fmt: skip
+                take += [
+                    "; on the other ",
+                    Value("study", "n_never", str(len(never))) if len(never) > 1 else "system",
+                    *([" systems"] if len(never) > 1 else []),
+                    (
+                        " no prediction accuracy, hit rate or overlap alone "
+                        "reaches it: the step has almost nothing left to hide"
+                    ),
+                ]
             else:
-                take += ["On ", *_join([Value(r.system_id, "system", r.system) for r, _ in never]),
-                         " no prediction accuracy, hit rate or overlap alone reaches ", target,
-                         ": the step has almost nothing left to hide"]  # fmt: skip
+                take += [
+                    "On ",
+                    *_join([Value(r.system_id, "system", r.system) for r, _ in never]),
+                    " no prediction accuracy, hit rate or overlap alone reaches ",
+                    target,
+                    ": the step has almost nothing left to hide",
+                ]
         if take:
             take.append(".")
     where = regime_sentence(regimes, rows) if regimes is not None else []
@@ -152,34 +199,60 @@ def regime_sentence(regimes: pd.DataFrame, rows: pd.DataFrame) -> Sentence:
     ref = str(grid.system_id.iloc[0])  # the reference system, whose other properties the map keeps
     a, b = grid[grid.panel == "a"], grid[grid.panel == "b"]
     level = Value("regime", "level", fmt.ratio(PAYS))
-    out: Sentence = ["On the regime map (", *([Value("regime", "reference", names[ref]), "'s"] if ref in names else
-                     ["the reference system's"]), " other properties, each side at its best operating point), "]  # fmt: skip
+    out: Sentence = [
+        "On the regime map (",
+        *([Value("regime", "reference", names[ref]), "'s"] if ref in names else ["the reference system's"]),
+        " other properties, each side at its best operating point), ",
+    ]
     pa, pb = a[a.speedup >= PAYS], b[b.speedup >= PAYS]
     if pa.empty:
-        out += ["no host link up to ", Value("regime", "a_host_max_gbps", fmt.number(a.x.max())),
-                " GB/s per GPU gives Prophet ", level]  # fmt: skip
+        out += [
+            "no host link up to ",
+            Value("regime", "a_host_max_gbps", fmt.number(a.x.max())),
+            " GB/s per GPU gives Prophet ",
+            level,
+        ]
     else:
         top = a.loc[a.speedup.idxmax()]
-        out += ["Prophet gains ", level, " or more only where the host link carries at least ",
-                Value("regime", "a_host_gbps", fmt.number(pa.x.min())), " GB/s per GPU and the experts take at least ",
-                Value("regime", "a_expert_ratio", fmt.number(pa.y.min())), " times the box's GPU memory (up to ",
-                Value("regime", "a_top_speedup", fmt.ratio(top.speedup)), " at ",
-                Value("regime", "a_top_host_gbps", fmt.number(top.x)), " GB/s and ",
-                Value("regime", "a_top_expert_ratio", fmt.number(top.y)), " times)"]  # fmt: skip
+        out += [
+            "Prophet gains ",
+            level,
+            " or more only where the host link carries at least ",
+            Value("regime", "a_host_gbps", fmt.number(pa.x.min())),
+            " GB/s per GPU and the experts take at least ",
+            Value("regime", "a_expert_ratio", fmt.number(pa.y.min())),
+            " times the box's GPU memory (up to ",
+            Value("regime", "a_top_speedup", fmt.ratio(top.speedup)),
+            " at ",
+            Value("regime", "a_top_host_gbps", fmt.number(top.x)),
+            " GB/s and ",
+            Value("regime", "a_top_expert_ratio", fmt.number(top.y)),
+            " times)",
+        ]
     if pb.empty:
         out += ["; no all-to-all share and affinity on the map reaches it"]
     else:
-        out += [", and only where the baseline's all-to-all takes at least ",
-                Value("regime", "b_share_pct", fmt.pct(pb.x.min())), " of its step and the routing's inter-layer "
-                "affinity reaches ", Value("regime", "b_affinity", fmt.number(pb.y.min()))]  # fmt: skip
+        out += [
+            ", and only where the baseline's all-to-all takes at least ",
+            Value("regime", "b_share_pct", fmt.pct(pb.x.min())),
+            " of its step and the routing's inter-layer affinity reaches ",
+            Value("regime", "b_affinity", fmt.number(pb.y.min())),
+        ]
     ma, mb = marks[marks.panel == "a"], marks[marks.panel == "b"]
     if not ma.empty:
         lo, hi = ma.x.min(), ma.x.max()
-        out += ["; the studied systems' host links carry ", Value("regime", "systems_host_low_gbps", fmt.number(lo)),
-                *(["–", Value("regime", "systems_host_high_gbps", fmt.number(hi))] if fmt.number(lo) != fmt.number(hi)
-                  else []), " GB/s per GPU and their all-to-all takes at most ",
-                Value("regime", "systems_share_pct", fmt.pct(mb.x.max())), " of the baseline's step, with no "
-                "affinity measured"]  # fmt: skip
+        out += [
+            "; the studied systems' host links carry ",
+            Value("regime", "systems_host_low_gbps", fmt.number(lo)),
+            *(
+                ["–", Value("regime", "systems_host_high_gbps", fmt.number(hi))]
+                if fmt.number(lo) != fmt.number(hi)
+                else []
+            ),
+            " GB/s per GPU and their all-to-all takes at most ",
+            Value("regime", "systems_share_pct", fmt.pct(mb.x.max())),
+            " of the baseline's step, with no affinity measured",
+        ]
     return [*out, "."]
 
 
@@ -192,8 +265,9 @@ def as_tex(sentences: list[Sentence]) -> str:
     """The sentences in LaTeX, every number a keyed command."""
     from prophet_model.outputs.latex import tex
 
-    return " ".join("".join(tex(p) if isinstance(p, str) else f"\\prophet{{{p.key}}}{{{p.metric}}}" for p in s)
-                    for s in sentences)  # fmt: skip
+    return " ".join(
+        "".join(tex(p) if isinstance(p, str) else f"\\prophet{{{p.key}}}{{{p.metric}}}" for p in s) for s in sentences
+    )
 
 
 def values(sentences: list[Sentence]) -> list[Value]:

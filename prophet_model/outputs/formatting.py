@@ -93,8 +93,11 @@ def dropped(draws: float, dropped: float, no_fit: float = 0, max_step: float = 0
         return "no draws"
     if not dropped:
         return f"none of {count(draws)} draws dropped"
-    why = [f"{count(n)} {what}" for n, what in ((no_fit, "where nothing fits in GPU memory"),
-                                                (max_step, "where no batch meets max_step_ms")) if n]  # fmt: skip
+    why = [
+        f"{count(n)} {what}"
+        for n, what in ((no_fit, "where nothing fits in GPU memory"), (max_step, "where no batch meets max_step_ms"))
+        if n
+    ]
     return f"{count(dropped)} of {count(draws)} draws dropped" + (f": {', '.join(why)}" if why else "")
 
 

@@ -119,16 +119,21 @@ def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> d
     live = comparison.dropna(subset=["speedup"])
     if live.empty:
         why = "; ".join(dict.fromkeys(n for n in comparison.get("note", ()) if isinstance(n, str) and n))
-        raise UserError("all_systems_comparison.csv has no evaluated system" + (f" ({why})" if why else "")
-                        + "; run `python -m prophet_model run` with a configuration that fits")  # fmt: skip
+        raise UserError(
+            "all_systems_comparison.csv has no evaluated system"
+            + (f" ({why})" if why else "")
+            + "; run `python -m prophet_model run` with a configuration that fits"
+        )
     rows = headline.dropna(subset=["speedup"])
     head = rows[rows.system_id == cfg.headline_system]
     if head.empty:
         mine = comparison[comparison.system_id.astype(str) == cfg.headline_system]
         why = "; ".join(dict.fromkeys(n for n in mine.get("note", ()) if isinstance(n, str) and n))
         state = f"has no numbers ({why})" if why else "has no results (run it)"
-        raise UserError(f"study.headline_system {cfg.headline_system!r} {state}; allowed: a system with results, "
-                        f"{', '.join(dict.fromkeys(rows.system_id.astype(str)))}")  # fmt: skip
+        raise UserError(
+            f"study.headline_system {cfg.headline_system!r} {state}; allowed: a system with results, "
+            f"{', '.join(dict.fromkeys(rows.system_id.astype(str)))}"
+        )
     macros, seen = [], {}
     for r in rows.itertuples():
         formatters = dict(KEYED_METRICS)
@@ -185,9 +190,9 @@ def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> d
         "strategy": cfg.headline_strategy,
         "baseline_scaling": _range(rows.baseline_scaling_pct, fmt.pct),
         "prophet_scaling": _range(rows.prophet_scaling_pct, fmt.pct),
-        "comm_reduction": (_range(comm, fmt.ratio) + fmt.comm_cut_suffix(prophet.comm_reduction_factor))
-        if not comm.empty
-        else "n/a",
+        "comm_reduction": (
+            (_range(comm, fmt.ratio) + fmt.comm_cut_suffix(prophet.comm_reduction_factor)) if not comm.empty else "n/a"
+        ),
         "comm_configured": prophet.comm_reduction_factor is not None,
         "n_systems": len(rows),
         "config_hash": study.config_hash,
@@ -212,10 +217,15 @@ def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
                 needs.append(f"{x.lever} {fmt.sig(x.needed)} {x.unit}, beyond the physical limit".replace("  ", " "))
             else:
                 needs.append(f"{x.lever} {fmt.sig(x.needed)} {x.unit}".strip())
-        what = {"speedup": "speedup", "prophet_tokens_per_s": "Prophet throughput (tokens/s)",
-                "baseline_tokens_per_s": "baseline throughput (tokens/s)"}.get(r.metric, r.metric)  # fmt: skip
-        text = (f"the draft analysis claims a {what} of {fmt.value_in_unit(r.claimed, r.metric)}, the model gives "
-                f"{fmt.value_in_unit(r.model, r.metric)}")  # fmt: skip
+        what = {
+            "speedup": "speedup",
+            "prophet_tokens_per_s": "Prophet throughput (tokens/s)",
+            "baseline_tokens_per_s": "baseline throughput (tokens/s)",
+        }.get(r.metric, r.metric)
+        text = (
+            f"the draft analysis claims a {what} of {fmt.value_in_unit(r.claimed, r.metric)}, the model gives "
+            f"{fmt.value_in_unit(r.model, r.metric)}"
+        )
         if needs:
             text += "; reaching it would need " + "; or ".join(needs)
         if never:
@@ -230,8 +240,7 @@ BADGES = ("Artifacts Available", "Artifacts Evaluated: Functional", "Results Rep
 EXACT = "identical (deterministic: every CSV and LaTeX file byte-identical with the same inputs and packages)"
 
 
-def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None,
-                     claims: pd.DataFrame) -> dict:  # fmt: skip
+def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None, claims: pd.DataFrame) -> dict:
     """What the artifact appendix states, from the config, the catalogs, benchmarks/results.json and the
     validation (measured figures only: what was not measured says so)."""
     from prophet_model import __version__
@@ -243,12 +252,17 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
     fig = {k: v["value"] for k, v in bench.get("figures", {}).items()}
     not_measured = "not measured yet (benchmarks/bench_prepare.py measures it)"
     if "disk, environment" in fig:
-        disk = (f"about {fmt.sig(fig['disk, environment'], 2)} GB for the Python environment and "
-                f"{fmt.sig(fig['disk, outputs'], 2)} MB of outputs")  # fmt: skip
+        disk = (
+            f"about {fmt.sig(fig['disk, environment'], 2)} GB for the Python environment and "
+            f"{fmt.sig(fig['disk, outputs'], 2)} MB of outputs"
+        )
     else:
         disk = not_measured
-    prepare = (f"{timings.phrase('prepare (fresh environment)')} to create the Python environment (measured)"
-               if "prepare (fresh environment)" in fig else not_measured)  # fmt: skip
+    prepare = (
+        f"{timings.phrase('prepare (fresh environment)')} to create the Python environment (measured)"
+        if "prepare (fresh environment)" in fig
+        else not_measured
+    )
     cold = timings.phrase(timings.COLD)
     run_time = f"{cold} for make (measured, cold)" if cold is not None else not_measured
     if "make test" in fig:
@@ -256,28 +270,57 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
     rows = headline.dropna(subset=["speedup"])
     claim_rows = []
     for r in rows.itertuples():
-        claim_rows.append({
-            "text": f"{r.system} ({r.strategy} {r.prophet_split.replace('x', '×')}): Prophet {fmt.tokens(r.prophet_tokens_per_s)} "
-                    f"tokens/s against {fmt.tokens(r.baseline_tokens_per_s)} for the baseline ({fmt.ratio(r.speedup)}), "
-                    f"{fmt.usd(r.prophet_usd_per_1m_tokens)} against {fmt.usd(r.baseline_usd_per_1m_tokens)} per million tokens",
-            "file": "results/data/headline.csv", "command": "python -m prophet_model run", "tolerance": EXACT})  # fmt: skip
+        claim_rows.append(
+            {
+                "text": (
+                    f"{r.system} ({r.strategy} {r.prophet_split.replace('x', '×')}): Prophet"
+                    f" {fmt.tokens(r.prophet_tokens_per_s)} tokens/s against {fmt.tokens(r.baseline_tokens_per_s)} for"
+                    f" the baseline ({fmt.ratio(r.speedup)}), {fmt.usd(r.prophet_usd_per_1m_tokens)} against"
+                    f" {fmt.usd(r.baseline_usd_per_1m_tokens)} per million tokens"
+                ),
+                "file": "results/data/headline.csv",
+                "command": "python -m prophet_model run",
+                "tolerance": EXACT,
+            }
+        )
     if not claims.empty:
         n = claims.claim.nunique()
         missed = claims[claims.lever.fillna("").astype(bool)].claim.nunique()
-        claim_rows.append({"text": f"{n} of the draft analysis's claims checked against the model and inverted over "
-                                   f"their levers; {missed} not reproduced by the model, each with the value its levers "
-                                   "would need", "file": "results/data/claims.csv", "command": "python -m prophet_model run",
-                           "tolerance": EXACT})  # fmt: skip
+        claim_rows.append(
+            {
+                "text": (
+                    f"{n} of the draft analysis's claims checked against the model and inverted over "
+                    f"their levers; {missed} not reproduced by the model, each with the value its levers "
+                    "would need"
+                ),
+                "file": "results/data/claims.csv",
+                "command": "python -m prophet_model run",
+                "tolerance": EXACT,
+            }
+        )
     claim_rows += [
-        {"text": "the key figure: throughput and cost of every system", "file": "results/figures/cross_system_comparison.pdf",
-         "command": "python -m prophet_model run", "tolerance": "the same bars and labels (the PDF's bytes may differ "
-         "with the Matplotlib build)"},
-        {"text": "90% intervals of every headline number (seeded Monte Carlo)", "file": "results/data/uncertainty.csv",
-         "command": "python -m prophet_model run", "tolerance": "identical (fixed seed)"},
-        {"text": "the validation against the committed measurements", "file": "book/_build/html/validation.html",
-         "command": "make", "tolerance": "identical from the committed measurements; new measurements on another "
-         "GPU of the same kind should fall within the worst errors quoted below"},
-    ]  # fmt: skip
+        {
+            "text": "the key figure: throughput and cost of every system",
+            "file": "results/figures/cross_system_comparison.pdf",
+            "command": "python -m prophet_model run",
+            "tolerance": "the same bars and labels (the PDF's bytes may differ with the Matplotlib build)",
+        },
+        {
+            "text": "90% intervals of every headline number (seeded Monte Carlo)",
+            "file": "results/data/uncertainty.csv",
+            "command": "python -m prophet_model run",
+            "tolerance": "identical (fixed seed)",
+        },
+        {
+            "text": "the validation against the committed measurements",
+            "file": "book/_build/html/validation.html",
+            "command": "make",
+            "tolerance": (
+                "identical from the committed measurements; new measurements on another "
+                "GPU of the same kind should fall within the worst errors quoted below"
+            ),
+        },
+    ]
     failed = ""
     if checks is not None and not checks.empty:
         exp = checks[checks.kind == "expectation"]
@@ -285,13 +328,24 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
     lock = Path(__file__).resolve().parents[2] / "requirements.lock"
     n_packages = sum(1 for ln in lock.read_text().splitlines() if ln.strip() and not ln.startswith("#"))
     return {
-        "model_name": study.model.name, "n_models": len(study.models), "n_machines": sum((MEASUREMENTS / k).is_dir() for k in machine_specs()),  # measured only
-        "n_strategies": len(study.config.strategies), "python": "3.11 or newer", "n_packages": n_packages,
-        "bench_machine": bench.get("machine", "an unrecorded machine"), "disk": disk, "prepare_time": prepare,
-        "run_time": run_time, "doi": DOI_PLACEHOLDER, "repository": REPOSITORY_PLACEHOLDER, "badges": BADGES,
-        "version": __version__, "claims": claim_rows,
-        "validated": [v.text() for v in validated(study).values()], "failed": failed,
-    }  # fmt: skip
+        "model_name": study.model.name,
+        "n_models": len(study.models),
+        "n_machines": sum((MEASUREMENTS / k).is_dir() for k in machine_specs()),  # measured only
+        "n_strategies": len(study.config.strategies),
+        "python": "3.11 or newer",
+        "n_packages": n_packages,
+        "bench_machine": bench.get("machine", "an unrecorded machine"),
+        "disk": disk,
+        "prepare_time": prepare,
+        "run_time": run_time,
+        "doi": DOI_PLACEHOLDER,
+        "repository": REPOSITORY_PLACEHOLDER,
+        "badges": BADGES,
+        "version": __version__,
+        "claims": claim_rows,
+        "validated": [v.text() for v in validated(study).values()],
+        "failed": failed,
+    }
 
 
 def render(study: Study, results_dir: Path) -> dict[str, str]:

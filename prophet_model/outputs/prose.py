@@ -31,8 +31,9 @@ def measured_gpus(study: Study, rows: pd.DataFrame) -> tuple[list[str], list[str
     return measured, [g for g in used if g not in measured]
 
 
-def prose_context(study: Study, results_dir: Path, headline: pd.DataFrame, claims: pd.DataFrame,
-                  keyed: list[dict]) -> dict:  # fmt: skip
+def prose_context(
+    study: Study, results_dir: Path, headline: pd.DataFrame, claims: pd.DataFrame, keyed: list[dict]
+) -> dict:
     """What the abstract and the section say beyond the headline rows, each number added to `keyed` so
     that the prose uses keyed commands only: the finding, the fixed-batch comparison, the Monte Carlo
     intervals and the validated errors."""
@@ -113,14 +114,23 @@ def prose_context(study: Study, results_dir: Path, headline: pd.DataFrame, claim
     derived = rows.dropna(subset=["comm_reduction"])
     comm = derived[derived.comm_reduction.astype(float) > 1 + CUT_TOLERANCE]  # a cut that reads 1.00x is none
     scaling = rows.dropna(subset=["baseline_scaling_pct", "prophet_scaling_pct"])
-    return {"comm_span": range_tex("comm_reduction", list(comm.system_id)) if not comm.empty else "",
-            "cut_id": "" if derived.empty else str(derived.system_id.iloc[0]),
-            "scaling_ids": list(scaling.system_id), "measured": measured, "extrapolated": extrapolated,
-            "finding": as_tex(sentences), "range_tex": range_tex, "resident_ids": list(resident.system_id),
-            "offload_ids": [s for s in rows.system_id if s not in set(resident.system_id)], "fixed": fixed,
-            "interval_ids": interval, "checked": checked, "draft": claimed is not None,
-            "regime_keys": {v.metric for v in values(sentences) if v.key == "regime"},
-            "placement_text": {"pool": "experts pooled across the GPUs' memory, a missing expert copied from a GPU "
-                                       "that holds it",
-                               "replicate": "experts replicated in every replica, a missing expert copied from host "
-                                            "memory"}[study.config.experts.placement]}  # fmt: skip
+    return {
+        "comm_span": range_tex("comm_reduction", list(comm.system_id)) if not comm.empty else "",
+        "cut_id": "" if derived.empty else str(derived.system_id.iloc[0]),
+        "scaling_ids": list(scaling.system_id),
+        "measured": measured,
+        "extrapolated": extrapolated,
+        "finding": as_tex(sentences),
+        "range_tex": range_tex,
+        "resident_ids": list(resident.system_id),
+        "offload_ids": [s for s in rows.system_id if s not in set(resident.system_id)],
+        "fixed": fixed,
+        "interval_ids": interval,
+        "checked": checked,
+        "draft": claimed is not None,
+        "regime_keys": {v.metric for v in values(sentences) if v.key == "regime"},
+        "placement_text": {
+            "pool": "experts pooled across the GPUs' memory, a missing expert copied from a GPU that holds it",
+            "replicate": "experts replicated in every replica, a missing expert copied from host memory",
+        }[study.config.experts.placement],
+    }

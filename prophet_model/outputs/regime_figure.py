@@ -12,11 +12,17 @@ from prophet_model.study.regime import LEVELS
 from prophet_model.study.schema import Figures
 
 TITLES = {
-    "a": ("(a) Host link × expert bytes", "Host-link GB/s per GPU (per direction)",
-          "Expert bytes / GPU memory of the box"),
-    "b": ("(b) All-to-all share × routing locality", "Baseline's all-to-all share of its step (%)",
-          "Inter-layer affinity (chance to 1)"),
-}  # fmt: skip
+    "a": (
+        "(a) Host link × expert bytes",
+        "Host-link GB/s per GPU (per direction)",
+        "Expert bytes / GPU memory of the box",
+    ),
+    "b": (
+        "(b) All-to-all share × routing locality",
+        "Baseline's all-to-all share of its step (%)",
+        "Inter-layer affinity (chance to 1)",
+    ),
+}
 
 
 def _grid(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -24,12 +30,14 @@ def _grid(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     g = g.sort_values(["y", "x"] if g.panel.iloc[0] == "a" else ["y", "interconnect_bandwidth_factor"], kind="stable")
     ny = g.y.nunique()
     shape = (ny, len(g) // ny)
-    return (g.x.to_numpy(float).reshape(shape), g.y.to_numpy(float).reshape(shape),
-            g.speedup.to_numpy(float).reshape(shape))  # fmt: skip
+    return (
+        g.x.to_numpy(float).reshape(shape),
+        g.y.to_numpy(float).reshape(shape),
+        g.speedup.to_numpy(float).reshape(shape),
+    )
 
 
-def _mark(ax, marks: pd.DataFrame, names: dict[str, str], xlim: tuple[float, float], ylim: tuple[float, float]
-          ) -> None:  # fmt: skip
+def _mark(ax, marks: pd.DataFrame, names: dict[str, str], xlim: tuple[float, float], ylim: tuple[float, float]) -> None:
     """Each system at its coordinates; one outside the panel's x range at its edge, its value said (an affinity
     below the reference's chance sits on the chance row: no locality either)."""
     for i, r in enumerate(marks.sort_values("x").itertuples()):
@@ -38,10 +46,17 @@ def _mark(ax, marks: pd.DataFrame, names: dict[str, str], xlim: tuple[float, flo
         ax.plot(x, y, "o", ms=4, mfc="white", mec="black", mew=0.9, clip_on=False, zorder=5)
         low = y <= ylim[0] * 1.05 + 0.02 * (ylim[1] - ylim[0]) if ylim[1] < 2 else False  # on the bottom row: above
         dy = 9 if low or i % 2 == 0 else -9  # alternate above/below: neighbours do not collide
-        ax.annotate(f"{plain(names.get(r.system_id, r.system_id))} {r.speedup:.2f}×{off}", (x, y),
-                    xytext=(4, dy), textcoords="offset points", fontsize="x-small", va="center",
-                    ha="left" if x < np.sqrt(xlim[0] * xlim[1]) else "right", zorder=6,
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})  # fmt: skip
+        ax.annotate(
+            f"{plain(names.get(r.system_id, r.system_id))} {r.speedup:.2f}×{off}",
+            (x, y),
+            xytext=(4, dy),
+            textcoords="offset points",
+            fontsize="x-small",
+            va="center",
+            ha="left" if x < np.sqrt(xlim[0] * xlim[1]) else "right",
+            zorder=6,
+            bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
 
 
 def regime_map_figure(table: pd.DataFrame, names: dict[str, str], reference: str, cfg: Figures):
@@ -51,8 +66,14 @@ def regime_map_figure(table: pd.DataFrame, names: dict[str, str], reference: str
     grid = table[table.kind == "grid"]
     if grid.empty:  # no regime_map section, or the reference system has no numbers: said, not drawn
         fig, ax = new_figure(cfg, cfg.full_width_in, cfg.height_in)
-        ax.text(0.5, 0.5, "Regime map not computed: the config has no regime_map section, or its reference "
-                "system has no numbers", transform=ax.transAxes, ha="center", va="center")  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            "Regime map not computed: the config has no regime_map section, or its reference system has no numbers",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+        )
         ax.axis("off")
         return fig
     fig, axes = new_figure(cfg, cfg.full_width_in, cfg.height_in + 1.0, ncols=2)

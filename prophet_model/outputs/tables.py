@@ -12,17 +12,60 @@ from prophet_model.errors import UserError
 
 # file name -> (columns it must have, of which those that must hold numbers)
 SCHEMAS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "sanity_checks.csv": (("kind", "system_id", "strategy", "check", "value", "min", "max", "status", "source"),
-                          ("value", "min", "max")),
-    "claims.csv": (("claim", "system_id", "strategy", "metric", "claimed", "model", "gap_pct", "lever", "configured",
-                    "needed", "unit", "note"), ("claimed", "model", "gap_pct", "configured", "needed")),
-    "uncertainty.csv": (("system_id", "system", "strategy", "metric", "point", "median", "p5", "p95", "samples", "draws",
-                         "dropped", "dropped_no_fit", "dropped_max_step"),
-                        ("point", "median", "p5", "p95", "samples", "draws", "dropped", "dropped_no_fit",
-                         "dropped_max_step")),
-}  # fmt: skip
-TEXT_COMPARISON = ("system_id", "system", "gpu", "interconnect", "strategy", "baseline_split", "prophet_split", "placement",
-                   "note", "scaling_note", "best_baseline_strategy", "best_baseline_split")  # fmt: skip
+    "sanity_checks.csv": (
+        ("kind", "system_id", "strategy", "check", "value", "min", "max", "status", "source"),
+        ("value", "min", "max"),
+    ),
+    "claims.csv": (
+        (
+            "claim",
+            "system_id",
+            "strategy",
+            "metric",
+            "claimed",
+            "model",
+            "gap_pct",
+            "lever",
+            "configured",
+            "needed",
+            "unit",
+            "note",
+        ),
+        ("claimed", "model", "gap_pct", "configured", "needed"),
+    ),
+    "uncertainty.csv": (
+        (
+            "system_id",
+            "system",
+            "strategy",
+            "metric",
+            "point",
+            "median",
+            "p5",
+            "p95",
+            "samples",
+            "draws",
+            "dropped",
+            "dropped_no_fit",
+            "dropped_max_step",
+        ),
+        ("point", "median", "p5", "p95", "samples", "draws", "dropped", "dropped_no_fit", "dropped_max_step"),
+    ),
+}
+TEXT_COMPARISON = (
+    "system_id",
+    "system",
+    "gpu",
+    "interconnect",
+    "strategy",
+    "baseline_split",
+    "prophet_split",
+    "placement",
+    "note",
+    "scaling_note",
+    "best_baseline_strategy",
+    "best_baseline_split",
+)
 
 
 def _schema(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -72,6 +115,7 @@ def read_table(path: Path, results_dir: Path) -> pd.DataFrame:
     regenerate it otherwise."""
     why = problem(path)
     if why is not None:
-        raise UserError(f"{path} {why}: it is not the file `python -m prophet_model run` wrote; "
-                        f"{regenerate_hint(results_dir)}")  # fmt: skip
+        raise UserError(
+            f"{path} {why}: it is not the file `python -m prophet_model run` wrote; {regenerate_hint(results_dir)}"
+        )
     return pd.read_csv(path)

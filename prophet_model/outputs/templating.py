@@ -33,8 +33,10 @@ class Environment(jinja2.Environment):
         try:
             return super()._load_template(name, globals)
         except jinja2.TemplateSyntaxError as exc:
-            raise UserError(f"{_where(exc.filename, exc.name)}:{exc.lineno}: {exc.message}; allowed: Jinja "
-                            "template syntax (https://jinja.palletsprojects.com/templates/)") from None  # fmt: skip
+            raise UserError(
+                f"{_where(exc.filename, exc.name)}:{exc.lineno}: {exc.message}; allowed: Jinja "
+                "template syntax (https://jinja.palletsprojects.com/templates/)"
+            ) from None
 
 
 @functools.cache

@@ -18,8 +18,15 @@ def validation_summary(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     from prophet_model.validation.summary import summary, verdicts
 
     v = verdicts(summary(df))
-    cols = ["primitive", "points", "median |error| %", "datasheet only: median |error| %", "worst |error| %",
-            "worst at", "verdict"]  # fmt: skip
+    cols = [
+        "primitive",
+        "points",
+        "median |error| %",
+        "datasheet only: median |error| %",
+        "worst |error| %",
+        "worst at",
+        "verdict",
+    ]
     reasons = "\n".join(f"- **{fmt.md(p)}**: {fmt.md(why)}" for p, why in zip(v.primitive, v.why, strict=True) if why)
     return v[cols].reset_index(drop=True), reasons
 
@@ -34,15 +41,24 @@ def alltoall_finding(df: pd.DataFrame, study: Study) -> str:
     per_token = m.top_k * m.hidden_size * BF16
     batch = study.config.workload.batch_size_per_gpu
     kib = lambda b: f"{b / 1024:,.0f} KiB" if b < 2**20 else f"{b / 2**20:,.0f} MiB"  # noqa: E731
+    where = (
+        "in the latency-bound range: cutting the volume, as Prophet does, saves little there"
+        if batch <= r["latency_bound_up_to_tokens"]
+        else "beyond the latency-bound range"
+    )
     return (
-        f"Measured on {int(df[df.benchmark == 'alltoall'].ep.max())} GPUs (CUDA graph, NCCL): the all-to-all has a floor of "
-        f"{r['floor_us']:.1f} µs and stays within 1.5× of it up to {kib(r['latency_bound_up_to_bytes'])} per rank; it is at least "
+        f"Measured on {int(df[df.benchmark == 'alltoall'].ep.max())} GPUs (CUDA graph, NCCL): the all-to-all has a"
+        " floor of "
+        f"{r['floor_us']:.1f} µs and stays within 1.5× of it up to {kib(r['latency_bound_up_to_bytes'])} per rank; it"
+        " is at least "
         f"twice the floor from {kib(r['bandwidth_bound_from_bytes'])} per rank, and the largest buffer "
-        f"({kib(r['largest_bytes'])}) moves {r['largest_gbps']:.0f} GB/s per direction. For {fmt.md(m.name)} (top-{m.top_k}, hidden "
+        f"({kib(r['largest_bytes'])}) moves {r['largest_gbps']:.0f} GB/s per direction. For {fmt.md(m.name)}"
+        f" (top-{m.top_k}, hidden "
         f"{m.hidden_size}) one decode token puts {per_token / 1024:.0f} KiB into each all-to-all, so the exchange is "
-        f"latency-bound up to about {r['latency_bound_up_to_tokens']:,.0f} tokens per GPU and bandwidth-bound from about "
+        f"latency-bound up to about {r['latency_bound_up_to_tokens']:,.0f} tokens per GPU and bandwidth-bound from"
+        " about "
         f"{r['bandwidth_bound_from_tokens']:,.0f}. The study's decode batch of {batch} sequences per GPU is "
-        f"{'in the latency-bound range: cutting the volume, as Prophet does, saves little there' if batch <= r['latency_bound_up_to_tokens'] else 'beyond the latency-bound range'}."
+        f"{where}."
     )
 
 
@@ -76,32 +92,33 @@ def nccl_path_finding(df: pd.DataFrame, study: Study, machine: str = "nvidia-h20
     errors = [large_alltoall_error(df, study, 1e9 * r, machine) for r in at_n]
     span = lambda x: f"{min(x):.0f}–{max(x):.0f}"  # noqa: E731
     return (
-        f"NCCL {nccl['version']} carried the all-to-all over {nccl['transport']} on {n} channels per peer, one thread "
-        f"block each, in chunks of {int(nccl['p2p_chunk_bytes']) // 1024} KiB (its INFO log). Its own performance model "
-        f"expects {nccl['ring_simple_busbw_gbps']:.0f} GB/s after {nccl['ring_simple_latency_us']} µs for a ring on this "
-        f"pair; the link ceiling the model uses is {link:.0f} GB/s (every SM writing). For its {sum(conns.values())} "
-        f"connections to the other GPU ({conns.get(1, 0)} of them point-to-point) NCCL allocated "
-        f"{sum(staging['allocated'].values())} shareable buffers on each GPU ({buffers}) and mapped "
-        f"{sum(staging['imported'].values())} of the other GPU's: its staging buffers. The benchmark's tensors come from "
-        f"PyTorch's caching allocator, which takes its memory from cudaMalloc unless PYTORCH_CUDA_ALLOC_CONF says "
-        f"otherwise (the runs' commands set none), and NCCL, from 2.23 on, registers such buffers for zero-copy "
-        f"transfers only with NCCL_LEGACY_CUDA_REGISTER=1, which is off by default (NCCL user guide, General Buffer "
-        f"Registration). So in these all-to-alls each byte bound for the other GPU crossed the link into a staging "
-        f"buffer there, and that GPU's NCCL blocks then copied it into the output: a second copy the model, one link "
-        f"transfer per byte, does not count. A plain copy kernel with the same "
-        f"{n} thread blocks, no NCCL, moves {span(at_n)} GB/s into the other GPU ({PROBE_BYTES >> 20} MiB, both GPUs at "
-        f"once), depending on the bytes each thread moves per iteration; with {remote.index.max()} blocks, one per SM, "
-        f"{span(all_sms)} GB/s. NCCL's large all-to-alls moved {listed} GB/s ({sizes} MiB per rank, table above), "
-        f"{int((moved < link).sum())} of {len(moved)} below the link ceiling. At a fixed number of blocks the rate "
-        f"depends on the copy code, so what NCCL reaches with its {n} blocks is a property of its code, while the model "
-        f"describes the hardware. Had the link ceiling been one of the {n}-block rates, the large all-to-alls' median "
-        f"error would be {span(errors)}% over these copy shapes. The model does not adopt that: which shape matches "
-        f"NCCL's copy loop is a choice these data cannot make, and even with every SM the probe's kernel "
-        f"({span(all_sms)} GB/s) trails the elementwise kernel behind the link ceiling "
-        f"({link_write_rate(machine, PROBE_BYTES) / 1e9:.0f} GB/s for the same {PROBE_BYTES >> 20} MiB), so its rates "
-        f"describe its own code as well. Whether a zero-copy all-to-all (registered buffers) reaches the link "
-        f"ceiling would tell the staging copy from NCCL's block count as the cause; it needs the two-GPU machine "
-        f"again and has not been measured (the commands are under 'Not yet run' in validation/measurements/README.md)."
+        f"NCCL {nccl['version']} carried the all-to-all over {nccl['transport']} on {n} channels per peer, one thread"
+        f" block each, in chunks of {int(nccl['p2p_chunk_bytes']) // 1024} KiB (its INFO log). Its own performance"
+        f" model expects {nccl['ring_simple_busbw_gbps']:.0f} GB/s after {nccl['ring_simple_latency_us']} µs"
+        " for a ring"
+        f" on this pair; the link ceiling the model uses is {link:.0f} GB/s (every SM writing). For its"
+        f" {sum(conns.values())} connections to the other GPU ({conns.get(1, 0)} of them point-to-point) NCCL allocated"
+        f" {sum(staging['allocated'].values())} shareable buffers on each GPU ({buffers}) and mapped"
+        f" {sum(staging['imported'].values())} of the other GPU's: its staging buffers. The benchmark's tensors come"
+        " from PyTorch's caching allocator, which takes its memory from cudaMalloc unless PYTORCH_CUDA_ALLOC_CONF says"
+        " otherwise (the runs' commands set none), and NCCL, from 2.23 on, registers such buffers for zero-copy"
+        " transfers only with NCCL_LEGACY_CUDA_REGISTER=1, which is off by default (NCCL user guide, General Buffer"
+        " Registration). So in these all-to-alls each byte bound for the other GPU crossed the link into a staging"
+        " buffer there, and that GPU's NCCL blocks then copied it into the output: a second copy the model, one link"
+        f" transfer per byte, does not count. A plain copy kernel with the same {n} thread blocks, no NCCL, moves"
+        f" {span(at_n)} GB/s into the other GPU ({PROBE_BYTES >> 20} MiB, both GPUs at once), depending on the bytes"
+        f" each thread moves per iteration; with {remote.index.max()} blocks, one per SM, {span(all_sms)} GB/s. NCCL's"
+        f" large all-to-alls moved {listed} GB/s ({sizes} MiB per rank, table above), {int((moved < link).sum())} of"
+        f" {len(moved)} below the link ceiling. At a fixed number of blocks the rate depends on the copy code, so what"
+        f" NCCL reaches with its {n} blocks is a property of its code, while the model describes the hardware. Had the"
+        f" link ceiling been one of the {n}-block rates, the large all-to-alls' median error would be {span(errors)}%"
+        " over these copy shapes. The model does not adopt that: which shape matches NCCL's copy loop is a choice"
+        f" these data cannot make, and even with every SM the probe's kernel ({span(all_sms)} GB/s) trails the"
+        f" elementwise kernel behind the link ceiling ({link_write_rate(machine, PROBE_BYTES) / 1e9:.0f} GB/s for the"
+        f" same {PROBE_BYTES >> 20} MiB), so its rates describe its own code as well. Whether a zero-copy all-to-all"
+        " (registered buffers) reaches the link ceiling would tell the staging copy from NCCL's block count as the"
+        " cause; it needs the two-GPU machine again and has not been measured (the commands are under 'Not yet run' in"
+        " validation/measurements/README.md)."
     )
 
 
@@ -111,8 +128,13 @@ def validation_digest(study: Study, df: pd.DataFrame | None = None) -> str:
     (the summary table below), and what no measurement covers."""
     from prophet_model.validation.evidence import validated
 
-    lines = ["**In short.** The model predicts measurements it was not fitted to, from datasheets and separate "
-             "microbenchmarks. The mechanisms the study's numbers rest on:", ""]  # fmt: skip
+    lines = [
+        (
+            "**In short.** The model predicts measurements it was not fitted to, from datasheets and separate "
+            "microbenchmarks. The mechanisms the study's numbers rest on:"
+        ),
+        "",
+    ]
     lines += [f"- {fmt.md(v.text())}" for v in validated(study).values()]
     if df is not None:
         from prophet_model.validation.summary import summary, verdicts
@@ -120,17 +142,29 @@ def validation_digest(study: Study, df: pd.DataFrame | None = None) -> str:
         v = verdicts(summary(df))
         worse = v[v["median |error| %"] > 25]
         if not worse.empty:
-            lines += ["", "Primitives measured on their own, which the study does not use as they were measured, "
-                      "miss by more (the summary per primitive below says why): "
-                      + "; ".join(f"{fmt.md(p)} {fmt.pct(m)} median, worst {fmt.pct(w)}" for p, m, w in
-                                  zip(worse.primitive, worse["median |error| %"], worse["worst |error| %"], strict=True))
-                      + "."]  # fmt: skip
+            lines += [
+                "",
+                "Primitives measured on their own, which the study does not use as they were measured, "
+                "miss by more (the summary per primitive below says why): "
+                + "; ".join(
+                    f"{fmt.md(p)} {fmt.pct(m)} median, worst {fmt.pct(w)}"
+                    for p, m, w in zip(
+                        worse.primitive, worse["median |error| %"], worse["worst |error| %"], strict=True
+                    )
+                )
+                + ".",
+            ]
     from prophet_model.outputs.prose import measured_gpus
 
     measured, extrapolated = measured_gpus(study, pd.DataFrame({"system_id": [s.id for s in study.systems]}))
     if extrapolated:
-        lines += ["", f"Measured GPUs: {fmt.md(', '.join(measured))}. Never measured, their rates extrapolated from "
-                  f"those: {fmt.md(', '.join(extrapolated))}."]  # fmt: skip
+        lines += [
+            "",
+            (
+                f"Measured GPUs: {fmt.md(', '.join(measured))}. Never measured, their rates extrapolated from "
+                f"those: {fmt.md(', '.join(extrapolated))}."
+            ),
+        ]
     return "\n".join(lines)
 
 
@@ -193,21 +227,34 @@ def decode_validation(study: Study) -> tuple[pd.DataFrame, str]:
         return t, "No whole-decode-step measurements are committed."
     big, one = t[t.batch >= 8], t[t.batch == 1]
     text = (
-        f"Over batch ≥ 8 ({len(big)} steps on {big.machine.nunique()} machine(s)): median |error| "
-        f"{big.error_pct.abs().median():.1f}%, worst {big.error_pct.abs().max():.1f}% "
-        f"({fmt.md(big.loc[big.error_pct.abs().idxmax(), 'model'])} at batch {int(big.loc[big.error_pct.abs().idxmax(), 'batch'])}); "
-        f"at datasheet rates the median is {big.datasheet_error_pct.abs().median():.0f}%, and with the copy rate in place of "
-        f"the weight-streaming rates {big.copy_rate_only_error_pct.abs().median():.0f}% (the model then runs fast on "
-        f"{int((big.copy_rate_only_error_pct < 0).sum())} of {len(big)} steps). Batch 1 on its own: "
+        f"Over batch ≥ 8 ({len(big)} steps on {big.machine.nunique()} machine(s)): median |error|"
+        f" {big.error_pct.abs().median():.1f}%, worst {big.error_pct.abs().max():.1f}%"
+        f" ({fmt.md(big.loc[big.error_pct.abs().idxmax(), 'model'])} at batch"
+        f" {int(big.loc[big.error_pct.abs().idxmax(), 'batch'])}); at datasheet rates the median is"
+        f" {big.datasheet_error_pct.abs().median():.0f}%, and with the copy rate in place of the weight-streaming rates"
+        f" {big.copy_rate_only_error_pct.abs().median():.0f}% (the model then runs fast on"
+        f" {int((big.copy_rate_only_error_pct < 0).sum())} of {len(big)} steps). Batch 1 on its own: "
         + ", ".join(f"{fmt.md(r.model)} {r.error_pct:+.1f}%" for r in one.itertuples())
         + ". "
         + batch_one_text(study, t)
     )
-    view = t.assign(**{c: t[c].round(2) for c in ("measured_ms", "predicted_ms", "datasheet_ms")},
-                    error_pct=t.error_pct.round(1), datasheet_error_pct=t.datasheet_error_pct.round(1)).drop(
-                        columns=["copy_rate_only_error_pct"])  # fmt: skip
-    return view.rename(columns={"measured_ms": "measured (ms)", "predicted_ms": "model (ms)", "datasheet_ms": "datasheet (ms)",
-                                "error_pct": "error (%)", "datasheet_error_pct": "datasheet error (%)"}), text  # fmt: skip
+    view = t.assign(
+        **{c: t[c].round(2) for c in ("measured_ms", "predicted_ms", "datasheet_ms")},
+        error_pct=t.error_pct.round(1),
+        datasheet_error_pct=t.datasheet_error_pct.round(1),
+    ).drop(columns=["copy_rate_only_error_pct"])
+    return (
+        view.rename(
+            columns={
+                "measured_ms": "measured (ms)",
+                "predicted_ms": "model (ms)",
+                "datasheet_ms": "datasheet (ms)",
+                "error_pct": "error (%)",
+                "datasheet_error_pct": "datasheet error (%)",
+            }
+        ),
+        text,
+    )
 
 
 def offload_validation(study: Study) -> tuple[pd.DataFrame, str]:
@@ -224,9 +271,9 @@ def offload_validation(study: Study) -> tuple[pd.DataFrame, str]:
     lru = t[t.policy == "lru"]
     off = lru.loc[lru.error_pct.abs().sort_values(ascending=False).index[:1]]
     text = (
-        f"{len(t)} steps on {t.machine.nunique()} machine(s). Prophet's speedup over on-demand fetching ({len(sp)} "
-        f"points): median |error| {sp.speedup_error_pct.abs().median():.1f}%, worst {sp.speedup_error_pct.abs().max():.1f}%, "
-        f"{over} point(s) beyond 25%. The largest errors: "
+        f"{len(t)} steps on {t.machine.nunique()} machine(s). Prophet's speedup over on-demand fetching ({len(sp)}"
+        f" points): median |error| {sp.speedup_error_pct.abs().median():.1f}%, worst"
+        f" {sp.speedup_error_pct.abs().max():.1f}%, {over} point(s) beyond 25%. The largest errors: "
         + "; ".join(
             f"{int(r.tokens)} token(s), {100 * r.resident_fraction:.0f}% resident, accuracy {r.accuracy:g} "
             f"({r.speedup_error_pct:+.0f}%)"
@@ -237,17 +284,30 @@ def offload_validation(study: Study) -> tuple[pd.DataFrame, str]:
         "fraction of an expert on average, the mean of max(copies, compute) is not the max of the means. "
         f"Step times: median |error| {t.error_pct.abs().median():.1f}%, worst {t.error_pct.abs().max():.0f}%"
         + (
-            f" ({fmt.md(off.policy.iloc[0])} {fmt.md(off.routing.iloc[0])}, {int(off.tokens.iloc[0])} token(s), cache of "
-            f"{int(off.cache_slots.iloc[0])}: measured hit rate {off.hit_rate_measured.iloc[0]:.2f} against "
-            f"{off.hit_rate_predicted.iloc[0]:.2f} predicted; with one token a layer sees two accesses a step, and "
-            "eleven steps do not bring the cache to the steady state that Che's approximation describes)"
+            f" ({fmt.md(off.policy.iloc[0])} {fmt.md(off.routing.iloc[0])}, {int(off.tokens.iloc[0])} token(s), cache"
+            f" of {int(off.cache_slots.iloc[0])}: measured hit rate {off.hit_rate_measured.iloc[0]:.2f} against"
+            f" {off.hit_rate_predicted.iloc[0]:.2f} predicted; with one token a layer sees two accesses a step, and"
+            " eleven steps do not bring the cache to the steady state that Che's approximation describes)"
             if len(off)
             else ""
         )
         + "."
     )
-    cols = ["machine", "policy", "routing", "tokens", "resident_fraction", "cache_slots", "accuracy", "measured_ms",
-            "predicted_ms", "error_pct", "speedup_measured", "speedup_predicted", "speedup_error_pct"]  # fmt: skip
+    cols = [
+        "machine",
+        "policy",
+        "routing",
+        "tokens",
+        "resident_fraction",
+        "cache_slots",
+        "accuracy",
+        "measured_ms",
+        "predicted_ms",
+        "error_pct",
+        "speedup_measured",
+        "speedup_predicted",
+        "speedup_error_pct",
+    ]
     return t[cols].round(2), text
 
 
@@ -267,7 +327,9 @@ def two_gpu_sets(study: Study):
         parts.append(table_html(readable(predict_multi.summary(measured))))
         parts.append(f"<details><summary>Every measured point</summary>\n{table_html(readable(measured))}\n</details>")
     planned = predict_multi.planned(study)
-    parts += [f"<details><summary>{html.escape(str(name))}: predicted at {len(g)} planned points (ms)</summary>\n"
-              f"{table_html(readable(g[['point', 'predicted_ms']]))}\n</details>"
-              for name, g in planned.groupby("set", sort=False)]  # fmt: skip
+    parts += [
+        f"<details><summary>{html.escape(str(name))}: predicted at {len(g)} planned points (ms)</summary>\n"
+        f"{table_html(readable(g[['point', 'predicted_ms']]))}\n</details>"
+        for name, g in planned.groupby("set", sort=False)
+    ]
     return HTML("\n".join(parts))

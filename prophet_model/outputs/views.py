@@ -150,9 +150,9 @@ def hardware_table(study: Study, system: System) -> pd.DataFrame:
     from prophet_model.study.rates import hardware_rows
 
     row = next(r for r in hardware_rows(study) if r["gpu"] == system.gpu.name)
-    return pd.DataFrame([
-        {"quantity": k, "value": v if isinstance(v, str) else fmt.number(v)} for k, v in row.items() if k != "gpu"
-    ])  # fmt: skip
+    return pd.DataFrame(
+        [{"quantity": k, "value": v if isinstance(v, str) else fmt.number(v)} for k, v in row.items() if k != "gpu"]
+    )
 
 
 def claims_table(study: Study) -> pd.DataFrame:
@@ -208,8 +208,13 @@ def measurement_provenance() -> pd.DataFrame:
         if env is None:
             rows.append({"machine": name, "GPUs": "not measured yet", "software": ""})
             continue
-        rows.append({"machine": name, "GPUs": f"{env.get('gpu_count', 1)} × {env.get('gpu', '?')}",
-                     "software": f"PyTorch {env.get('torch')}, CUDA {env.get('cuda')}, NCCL {env.get('nccl')}"})  # fmt: skip
+        rows.append(
+            {
+                "machine": name,
+                "GPUs": f"{env.get('gpu_count', 1)} × {env.get('gpu', '?')}",
+                "software": f"PyTorch {env.get('torch')}, CUDA {env.get('cuda')}, NCCL {env.get('nccl')}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -232,12 +237,17 @@ def sensitivity_digest(setups: dict) -> str:
     """In short: per system, the two inputs that move the speedup most and the range they span."""
     from prophet_model.study import sensitivity
 
-    lines = ["**In short.** What moves each system's speedup most (every input over its sweep range, the others "
-             "as configured):", ""]  # fmt: skip
+    lines = [
+        "**In short.** What moves each system's speedup most (every input over its sweep range, the others "
+        "as configured):",
+        "",
+    ]
     for s in setups.values():
         t = sensitivity.tornado(s, "speedup").head(2)
-        parts = [f"{r.label} ({fmt.ratio(min(r.at_low, r.at_high))}–{fmt.ratio(max(r.at_low, r.at_high))})"
-                 for r in t.itertuples()]  # fmt: skip
+        parts = [
+            f"{r.label} ({fmt.ratio(min(r.at_low, r.at_high))}–{fmt.ratio(max(r.at_low, r.at_high))})"
+            for r in t.itertuples()
+        ]
         lines.append(f"- {fmt.md(s.system.name)} ({s.strategy}, now {fmt.ratio(t.point.iloc[0])}): {'; '.join(parts)}")
     return "\n".join(lines)
 
@@ -250,8 +260,11 @@ def show_speedup_maps(setups: dict, fig_cfg, against: str = "interconnect_bandwi
     from prophet_model.outputs import figures
     from prophet_model.study import sensitivity
 
-    label = {"interconnect_bandwidth_factor": "Interconnect bandwidth (× datasheet)",
-             "prophet_hit_rate": "Prophet's cache hit rate", "routing.zipf_exponent": "Routing skew (Zipf exponent)"}[against]  # fmt: skip
+    label = {
+        "interconnect_bandwidth_factor": "Interconnect bandwidth (× datasheet)",
+        "prophet_hit_rate": "Prophet's cache hit rate",
+        "routing.zipf_exponent": "Routing skew (Zipf exponent)",
+    }[against]
     from IPython.display import Markdown, display
 
     flat = []
@@ -264,16 +277,29 @@ def show_speedup_maps(setups: dict, fig_cfg, against: str = "interconnect_bandwi
         fig = figures.speedup_map_figure(acc, y, sp, s.system.name, fig_cfg, label, sensitivity.MAPS[against][1])
         show_figure(fig, fig_cfg, made_by=SENSITIVITY_MADE_BY)
     if flat:
-        display(Markdown(f"No map is drawn where the speedup barely moves over the whole range (less than "
-                         f"{fmt.pct(100 * MAP_MIN_SPREAD)} from one corner to the other): {'; '.join(flat)}."))  # fmt: skip
+        display(
+            Markdown(
+                f"No map is drawn where the speedup barely moves over the whole range (less than "
+                f"{fmt.pct(100 * MAP_MIN_SPREAD)} from one corner to the other): {'; '.join(flat)}."
+            )
+        )
 
 
 def uncertainty_inputs(study: Study) -> pd.DataFrame:
     u = study.config.uncertainty
     if u is None:
         return pd.DataFrame({"note": ["no uncertain inputs configured"]})
-    rows = [{"input": k, "distribution": d.distribution, "low": d.low, "mode": "" if d.mode is None else d.mode,
-             "high": d.high, "source": d.source} for k, d in u.inputs.items()]  # fmt: skip
+    rows = [
+        {
+            "input": k,
+            "distribution": d.distribution,
+            "low": d.low,
+            "mode": "" if d.mode is None else d.mode,
+            "high": d.high,
+            "source": d.source,
+        }
+        for k, d in u.inputs.items()
+    ]
     return pd.DataFrame(rows).astype({"mode": str})
 
 

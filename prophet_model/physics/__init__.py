@@ -122,4 +122,4 @@ __all__ = [
     "swiglu_kernels",
     "tokens_per_group",
     "why_infeasible",
-]  # fmt: skip
+]

@@ -8,7 +8,8 @@ Routing, per MoE layer, as a per-pick popularity p_e over the E experts:
 Placement: an expert group of ep ranks deals the experts out round-robin by popularity (rank r holds the
 popularity ranks r, r + ep, ...); the busiest rank holds the most popular ones (rank 0), n = ceil(E/ep) of
 them. A step's T tokens (of the group, top-k distinct experts each) touch expert e with
-q_e = 1 - (1 - min(1, k p_e))^T; the rank touches sum q_e experts (variance sum q_e (1 - q_e)) and serves the share sum p_e of the picks.
+q_e = 1 - (1 - min(1, k p_e))^T; the rank touches sum q_e experts (variance sum q_e (1 - q_e)) and serves the share
+sum p_e of the picks.
 Temporal reuse rho (routing.temporal_reuse): whether an expert is touched is a two-state chain over decode
 steps: with probability rho it keeps the previous step's state, otherwise it is drawn afresh with q_e;
 the marginal stays q_e, the lag-1 correlation is rho.
@@ -256,8 +257,17 @@ CURVE_ROWS = 64  # rows sharing every input but the slots, from which on their h
 CURVE_NODES = 513  # nodes of the LRU curve (quintic Hermite between them; tests bound its error)
 
 
-def rank_stats_array(policy: ArrayLike, skew: ArrayLike, trace: ArrayLike, reuse: ArrayLike, experts: ArrayLike,
-                     ep: ArrayLike, tokens: ArrayLike, top_k: ArrayLike, slots: ArrayLike) -> tuple[np.ndarray, ...]:  # fmt: skip
+def rank_stats_array(
+    policy: ArrayLike,
+    skew: ArrayLike,
+    trace: ArrayLike,
+    reuse: ArrayLike,
+    experts: ArrayLike,
+    ep: ArrayLike,
+    tokens: ArrayLike,
+    top_k: ArrayLike,
+    slots: ArrayLike,
+) -> tuple[np.ndarray, ...]:
     """(touched mean, touched variance, share of the picks, hit rate) of the busiest rank per layer, over
     broadcast arrays; a trace's layers are averaged, the hit rate weighted by each layer's touched experts.
     Each distinct input row is solved once and its result copied to its repeats (exact: a Monte Carlo
@@ -265,8 +275,9 @@ def rank_stats_array(policy: ArrayLike, skew: ArrayLike, trace: ArrayLike, reuse
     has few distinct rows however many samples it draws). Rows that differ only in their slots (a
     sampled KV cache moves what memory leaves for experts), CURVE_ROWS or more of them, share one
     popularity: their hit rates are read off that popularity's hit-rate curve (slot_curve_hits)."""
-    b = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (policy, skew, trace, reuse, experts, ep, tokens,
-                                                                   top_k, slots)))  # fmt: skip
+    b = np.broadcast_arrays(
+        *(np.asarray(x, dtype=float) for x in (policy, skew, trace, reuse, experts, ep, tokens, top_k, slots))
+    )
     shape = b[0].shape
     flat = np.stack([x.ravel() for x in b], axis=1)
     unique, inverse = unique_rows(flat)
@@ -285,8 +296,9 @@ def rank_stats_array(policy: ArrayLike, skew: ArrayLike, trace: ArrayLike, reuse
         rows = np.flatnonzero((groups == key).all(axis=1))
         experts_, ep_, trace_ = int(key[0]), int(key[1]), int(key[2])
         for chunk in np.array_split(rows, max(1, rows.size // 4096)):
-            out[:, rest[chunk]] = _group_stats(experts_, ep_, trace_, pol[chunk], sk[chunk], rho[chunk], t[chunk],
-                                               k[chunk], c[chunk])  # fmt: skip
+            out[:, rest[chunk]] = _group_stats(
+                experts_, ep_, trace_, pol[chunk], sk[chunk], rho[chunk], t[chunk], k[chunk], c[chunk]
+            )
     return tuple(o[inverse].reshape(shape) for o in out)
 
 
@@ -399,10 +411,14 @@ def _hermite5(x: np.ndarray, y: np.ndarray, dy: np.ndarray, d2y: np.ndarray, at:
     s = np.where(h > 0, (at - x[i]) / np.where(h > 0, h, 1.0), 0.0)
     s2, s3 = s * s, s * s * s
     s4, s5 = s3 * s, s3 * s2
-    return ((1 - 10 * s3 + 15 * s4 - 6 * s5) * y[i] + (10 * s3 - 15 * s4 + 6 * s5) * y[i + 1]
-            + (s - 6 * s3 + 8 * s4 - 3 * s5) * h * dy[i] + (-4 * s3 + 7 * s4 - 3 * s5) * h * dy[i + 1]
-            + (0.5 * s2 - 1.5 * s3 + 1.5 * s4 - 0.5 * s5) * h * h * d2y[i]
-            + (0.5 * s3 - s4 + 0.5 * s5) * h * h * d2y[i + 1])  # fmt: skip
+    return (
+        (1 - 10 * s3 + 15 * s4 - 6 * s5) * y[i]
+        + (10 * s3 - 15 * s4 + 6 * s5) * y[i + 1]
+        + (s - 6 * s3 + 8 * s4 - 3 * s5) * h * dy[i]
+        + (-4 * s3 + 7 * s4 - 3 * s5) * h * dy[i + 1]
+        + (0.5 * s2 - 1.5 * s3 + 1.5 * s4 - 0.5 * s5) * h * h * d2y[i]
+        + (0.5 * s3 - s4 + 0.5 * s5) * h * h * d2y[i + 1]
+    )
 
 
 def lru_times(q: np.ndarray, slots: np.ndarray, rho: float) -> np.ndarray:
@@ -411,8 +427,17 @@ def lru_times(q: np.ndarray, slots: np.ndarray, rho: float) -> np.ndarray:
     return _lru_root(np.broadcast_to(q, (slots.size, q.size)), slots, np.full(slots.size, rho))
 
 
-def _group_stats(experts: int, ep: int, trace: int, policy: np.ndarray, skew: np.ndarray, reuse: np.ndarray,
-                 tokens: np.ndarray, top_k: np.ndarray, slots: np.ndarray) -> np.ndarray:  # fmt: skip
+def _group_stats(
+    experts: int,
+    ep: int,
+    trace: int,
+    policy: np.ndarray,
+    skew: np.ndarray,
+    reuse: np.ndarray,
+    tokens: np.ndarray,
+    top_k: np.ndarray,
+    slots: np.ndarray,
+) -> np.ndarray:
     stats = []
     for pr in _layers(experts, ep, trace, skew, policy.size):
         q = 1 - (1 - np.minimum(1.0, top_k[:, None] * pr)) ** tokens[:, None]

@@ -71,12 +71,18 @@ def fetch_time(s: Scenario) -> Array:
     dp = s.n_gpus / s.ep
     with np.errstate(divide="ignore", invalid="ignore"):
         # seconds per byte on the socket link: host copies from the other socket's memory, peer copies
-        host_cross = np.where(s.remote_memory_share > 0, s.remote_memory_share * np.maximum(1.0, s.n_gpus / s.cpu_sockets)
-                              / s.cross_socket_bandwidth, 0.0)  # fmt: skip
+        host_cross = np.where(
+            s.remote_memory_share > 0,
+            s.remote_memory_share * np.maximum(1.0, s.n_gpus / s.cpu_sockets) / s.cross_socket_bandwidth,
+            0.0,
+        )
         if not np.any(g > 0):  # no peer holds anything: host only (replicate, one replica, or all resident)
             return np.maximum(b / h, b * host_cross)
-        peer_cross = np.where((s.sockets > 1) & (dp > 1), (dp / 2) / (dp - 1) * np.maximum(1.0, s.n_gpus / s.sockets)
-                              / s.cross_socket_bandwidth, 0.0)  # fmt: skip
+        peer_cross = np.where(
+            (s.sockets > 1) & (dp > 1),
+            (dp / 2) / (dp - 1) * np.maximum(1.0, s.n_gpus / s.sockets) / s.cross_socket_bandwidth,
+            0.0,
+        )
         balanced = np.where(p > 0, p / (p + h), 0.0)
         x = np.where(s.peer_over_pcie > 0, g, np.minimum(g, balanced))
         t_host, t_peer = (1 - x) * b / h, np.where(x > 0, x * b / p, 0.0)
@@ -101,8 +107,18 @@ def fetch_exposed(s: Scenario, hide: Array, t_f: Array | None = None) -> Array:
     d, n, h = distinct_experts_touched(s), experts_on_fullest_gpu(s), resident_fraction(s)
     w = wrong_share(s.prediction_accuracy, d, n)
     f, c, missing, nonresident, a, w, window, t_f, overlap, prophet, moe_layers = np.broadcast_arrays(
-        f, c, d * (1 - h), n * (1 - h), s.prediction_accuracy, w, s.prefetch_window, t_f, s.overlap_override,
-        s.prophet, s.num_moe_layers)  # fmt: skip
+        f,
+        c,
+        d * (1 - h),
+        n * (1 - h),
+        s.prediction_accuracy,
+        w,
+        s.prefetch_window,
+        t_f,
+        s.overlap_override,
+        s.prophet,
+        s.num_moe_layers,
+    )
     out = np.array(t_f, dtype=np.float64)  # baseline: on demand, t_f
     m = (prophet > 0) & ~np.isfinite(overlap)
     out[m] = moe_layers[m] * prefetch_exposed(f[m], c[m], missing[m], nonresident[m], a[m], w[m], window[m])

@@ -96,9 +96,15 @@ def memory_terms(s: Scenario) -> dict[str, Array]:
     s = s.arrays()
     kv, dense = kv_cache_bytes(s), dense_params(s) * s.bytes_per_param
     shape = np.broadcast(kv, dense, s.reserved_memory, s.memory_capacity).shape
-    return {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape)
-            for k, v in (("kv_cache", kv), ("dense_weights", dense), ("reserve", s.reserved_memory),
-                         ("capacity", s.memory_capacity))}  # fmt: skip
+    return {
+        k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape)
+        for k, v in (
+            ("kv_cache", kv),
+            ("dense_weights", dense),
+            ("reserve", s.reserved_memory),
+            ("capacity", s.memory_capacity),
+        )
+    }
 
 
 def _gb(x: float) -> str:

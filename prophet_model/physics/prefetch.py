@@ -127,8 +127,9 @@ def _descending_key(last: Array) -> NDArray[np.integer]:
     return (top - last).astype(kind)
 
 
-def prefetch_exposed(f: Array, c: Array, mean: Array, count: Array, accuracy: Array, wrong: Array,
-                     window: Array) -> Array:  # fmt: skip
+def prefetch_exposed(
+    f: Array, c: Array, mean: Array, count: Array, accuracy: Array, wrong: Array, window: Array
+) -> Array:
     """Expected copy time a layer leaves exposed with Prophet, its X needed non-resident experts
     distributed as expected_min assumes (mean `mean`, out of `count`), f = E[X] t_e the mean copy time,
     c the layer's computation, t_e = f / mean:

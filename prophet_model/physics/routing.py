@@ -12,12 +12,23 @@ from .memory import experts_on_fullest_gpu, memory_resident_fraction
 from .scenario import Array, Scenario, once
 
 # Acklam's rational approximation of the inverse standard normal CDF (relative error < 1.2e-9)
-_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02, 1.383577518672690e02,
-      -3.066479806614716e01, 2.506628277459239e00)  # fmt: skip
-_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01,
-      -1.328068155288572e01)  # fmt: skip
-_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00, -2.549732539343734e00,
-      4.374664141464968e00, 2.938163982698783e00)  # fmt: skip
+_A = (
+    -3.969683028665376e01,
+    2.209460984245205e02,
+    -2.759285104469687e02,
+    1.383577518672690e02,
+    -3.066479806614716e01,
+    2.506628277459239e00,
+)
+_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02, 6.680131188771972e01, -1.328068155288572e01)
+_C = (
+    -7.784894002430293e-03,
+    -3.223964580411365e-01,
+    -2.400758277161838e00,
+    -2.549732539343734e00,
+    4.374664141464968e00,
+    2.938163982698783e00,
+)
 _D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
 
 
@@ -78,8 +89,18 @@ def routing(s: Scenario) -> tuple[Array, Array, Array, Array]:
         out = [n * p, n * p * (1 - p), n / s.num_experts, share]
         skewed = skewed_routing(s)
         if np.any(skewed):
-            args = np.broadcast_arrays(s.cache_policy, s.routing_skew, s.routing_trace, s.temporal_reuse,
-                                       s.num_experts, s.ep, tokens_per_group(s), s.top_k, share * n, skewed)  # fmt: skip
+            args = np.broadcast_arrays(
+                s.cache_policy,
+                s.routing_skew,
+                s.routing_trace,
+                s.temporal_reuse,
+                s.num_experts,
+                s.ep,
+                tokens_per_group(s),
+                s.top_k,
+                share * n,
+                skewed,
+            )
             pick = args[-1]
             stats = rank_stats_array(*(a[pick] for a in args[:-1]))
             out = [np.array(np.broadcast_to(o, pick.shape)) for o in out]

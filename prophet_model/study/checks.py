@@ -93,7 +93,8 @@ def input_warnings(study: Study, chosen: pd.DataFrame) -> list[str]:
         net, gpu = s.interconnect, s.gpu
         if net.bandwidth_gbps_per_direction > gpu.memory_bandwidth_gbps:
             out.append(
-                f"{s.id}: interconnect bandwidth {net.bandwidth_gbps_per_direction:g} GB/s exceeds the GPU's HBM bandwidth"
+                f"{s.id}: interconnect bandwidth {net.bandwidth_gbps_per_direction:g} GB/s exceeds the GPU's HBM"
+                " bandwidth"
             )
         if gpu.host_link_bandwidth_gbps > 256:
             out.append(f"{s.id}: host link {gpu.host_link_bandwidth_gbps:g} GB/s is above any PCIe 6.0 x16 link")
@@ -103,11 +104,14 @@ def input_warnings(study: Study, chosen: pd.DataFrame) -> list[str]:
         bad = chosen[~chosen.feasible.astype(bool) & (chosen.ep > 0)]
         for r in bad.itertuples():
             why = r.note if isinstance(r.note, str) and r.note else "they exceed the GPU's memory"
-            out.append(f"{r.system_id} {r.strategy} {r.variant}: not evaluated: dense weights and KV cache of "
-                       f"{m.name} do not fit in GPU memory: {why}")  # fmt: skip
+            out.append(
+                f"{r.system_id} {r.strategy} {r.variant}: not evaluated: dense weights and KV cache of "
+                f"{m.name} do not fit in GPU memory: {why}"
+            )
         uneven = chosen[(chosen.ep > 1) & (m.num_experts % chosen.ep.clip(lower=1) != 0)]
         for r in uneven.drop_duplicates(["system_id", "ep"]).itertuples():
             out.append(
-                f"{r.system_id} {r.strategy}: {m.num_experts} experts over {r.ep} GPUs split unevenly; the fullest GPU sets the pace"
+                f"{r.system_id} {r.strategy}: {m.num_experts} experts over {r.ep} GPUs split unevenly; the fullest GPU"
+                " sets the pace"
             )
     return out

@@ -35,10 +35,20 @@ LEVERS = {
     "Prophet hit rate": ("prophet_hit_rate", np.linspace(0.0, 1.0, 2001), "of touched experts"),
     "fetch overlap": ("prophet_overlap", np.linspace(0.0, 1.0, 2001), "of Prophet's copy time hidden"),
 }
-SINGLE_GPU_LEVERS = ("resident share", "host-link bandwidth", "prediction accuracy", "Prophet hit rate",
-                     "fetch overlap")  # fmt: skip
-MULTI_GPU_LEVERS = ("prediction accuracy", "inter-layer affinity", "resident share", "host-link bandwidth",
-                    "interconnect bandwidth")  # fmt: skip
+SINGLE_GPU_LEVERS = (
+    "resident share",
+    "host-link bandwidth",
+    "prediction accuracy",
+    "Prophet hit rate",
+    "fetch overlap",
+)
+MULTI_GPU_LEVERS = (
+    "prediction accuracy",
+    "inter-layer affinity",
+    "resident share",
+    "host-link bandwidth",
+    "interconnect bandwidth",
+)
 # the all-to-all cut moves with the locality Prophet's placement finds, nothing else of Prophet's
 COMM_LEVERS = ("inter-layer affinity",)
 # where Prophet's gain would have to come from: its cache's hit rate, the overlap of its copies, its accuracy
@@ -98,8 +108,9 @@ def invert(
         best = np.nanmax(y[ok] + target) if ok.any() else np.nan
         worst = np.nanmin(y[ok] + target) if ok.any() else np.nan
         where = f"{grid[0]:g}-{grid[-1]:g}" + (f" {unit}" if unit else "")
-        return Inversion(lever, None, unit, f"unreachable: over {where} the model gives {worst:.4g} to {best:.4g}",
-                         configured)  # fmt: skip
+        return Inversion(
+            lever, None, unit, f"unreachable: over {where} the model gives {worst:.4g} to {best:.4g}", configured
+        )
     i = min(crossings, key=lambda j: abs(np.log(max(grid[j], 1e-12) / max(configured, 1e-12))))
     lo, hi = grid[i], grid[min(i + 1, len(grid) - 1)]
     for _ in range(6):  # refine the bracket 64-fold per round, one vectorized model call each
@@ -178,7 +189,8 @@ def single_gpu_id(study: Study) -> str:
 def single_gpu_setup(study: Study) -> Setup:
     c = study.config.single_gpu_claim
     gpu = study.gpus[c.gpu]
-    system = System(single_gpu_id(study), f"1×{gpu.name}", c.gpu, gpu, 1, "", None, "none", "one GPU")  # type: ignore[arg-type]
+    name = f"1×{gpu.name}"
+    system = System(single_gpu_id(study), name, c.gpu, gpu, 1, "", None, "none", "one GPU")  # type: ignore[arg-type]
     args = (study, c.gpu, 1, 1, None)
     return Setup(
         system,
@@ -194,20 +206,39 @@ def single_gpu_claims(study: Study) -> list[ClaimCheck]:
     c = study.config.single_gpu_claim
     s = single_gpu_setup(study)
     return [
-        check(s, study, f"single-GPU baseline {c.baseline_tokens_per_s:g} tokens/s", "baseline_tokens_per_s",
-              c.baseline_tokens_per_s, SINGLE_GPU_LEVERS),
-        check(s, study, f"single-GPU Prophet {c.prophet_tokens_per_s:g} tokens/s", "prophet_tokens_per_s",
-              c.prophet_tokens_per_s, SINGLE_GPU_LEVERS),
-        check(s, study, f"single-GPU speedup {c.prophet_tokens_per_s / c.baseline_tokens_per_s:.3g}x", "speedup",
-              c.prophet_tokens_per_s / c.baseline_tokens_per_s, SINGLE_GPU_LEVERS),
-    ]  # fmt: skip
+        check(
+            s,
+            study,
+            f"single-GPU baseline {c.baseline_tokens_per_s:g} tokens/s",
+            "baseline_tokens_per_s",
+            c.baseline_tokens_per_s,
+            SINGLE_GPU_LEVERS,
+        ),
+        check(
+            s,
+            study,
+            f"single-GPU Prophet {c.prophet_tokens_per_s:g} tokens/s",
+            "prophet_tokens_per_s",
+            c.prophet_tokens_per_s,
+            SINGLE_GPU_LEVERS,
+        ),
+        check(
+            s,
+            study,
+            f"single-GPU speedup {c.prophet_tokens_per_s / c.baseline_tokens_per_s:.3g}x",
+            "speedup",
+            c.prophet_tokens_per_s / c.baseline_tokens_per_s,
+            SINGLE_GPU_LEVERS,
+        ),
+    ]
 
 
 INVERTIBLE = ("speedup", "prophet_tokens_per_s", "baseline_tokens_per_s", "comm_reduction")
 
 
-def expectation_claims(study: Study, setups: dict[str, Setup], checks: pd.DataFrame,
-                       results: StudyResults | None = None) -> list[ClaimCheck]:  # fmt: skip
+def expectation_claims(
+    study: Study, setups: dict[str, Setup], checks: pd.DataFrame, results: StudyResults | None = None
+) -> list[ClaimCheck]:
     """Every missed expectation on throughput, speedup or the all-to-all cut, inverted at its nearest bound
     (on the headline setup; a cut expectation also on its own strategy's configuration, given `results`)."""
     out = []
@@ -247,22 +278,47 @@ def need_claims(study: Study, setups: dict[str, Setup]) -> list[ClaimCheck]:
     target = paper_speedup(study)
     if target is None:
         return []
-    return [check(setup, study, f"{NEED_PREFIX} {target:g}x speedup on {sid}", "speedup", target, NEED_LEVERS)
-            for sid, setup in setups.items()]  # fmt: skip
+    return [
+        check(setup, study, f"{NEED_PREFIX} {target:g}x speedup on {sid}", "speedup", target, NEED_LEVERS)
+        for sid, setup in setups.items()
+    ]
 
 
 def table(claims: list[ClaimCheck]) -> pd.DataFrame:
     """One row per claim and lever (claims.csv)."""
     rows = []
     for c in claims:
-        base = {"claim": c.claim, "system_id": c.system_id, "strategy": c.strategy, "metric": c.metric,
-                "claimed": c.claimed, "model": c.model, "gap_pct": c.gap_pct}  # fmt: skip
+        base = {
+            "claim": c.claim,
+            "system_id": c.system_id,
+            "strategy": c.strategy,
+            "metric": c.metric,
+            "claimed": c.claimed,
+            "model": c.model,
+            "gap_pct": c.gap_pct,
+        }
         if not c.inversions:
-            rows.append({**base, "lever": "", "configured": np.nan, "needed": np.nan, "unit": "",
-                         "note": f"not evaluated: {c.note}" if c.note else "the model agrees"})  # fmt: skip
+            rows.append(
+                {
+                    **base,
+                    "lever": "",
+                    "configured": np.nan,
+                    "needed": np.nan,
+                    "unit": "",
+                    "note": f"not evaluated: {c.note}" if c.note else "the model agrees",
+                }
+            )
         for inv in c.inversions:
-            rows.append({**base, "lever": inv.lever, "configured": inv.configured,
-                         "needed": np.nan if inv.needed is None else inv.needed, "unit": inv.unit, "note": inv.note})  # fmt: skip
+            rows.append(
+                {
+                    **base,
+                    "lever": inv.lever,
+                    "configured": inv.configured,
+                    "needed": np.nan if inv.needed is None else inv.needed,
+                    "unit": inv.unit,
+                    "note": inv.note,
+                }
+            )
     return pd.DataFrame(rows)
 
 

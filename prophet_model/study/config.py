@@ -150,8 +150,10 @@ def resolve(base: Path, name: str, label: str) -> Path:
     found = locate(base, name)
     if found is None:
         tried = ", ".join(str(c) for c in candidates(base, name))
-        raise UserError(f"{label}: {name}: file not found; tried {tried}; allowed: a path relative to the "
-                        "config file's folder or to the repository, or an absolute path")  # fmt: skip
+        raise UserError(
+            f"{label}: {name}: file not found; tried {tried}; allowed: a path relative to the "
+            "config file's folder or to the repository, or an absolute path"
+        )
     return found
 
 
@@ -232,7 +234,8 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         label = f"{where}: routing.trace_file"
         trace_path = resolve(base, cfg.routing.trace_file, label)
         data = trace_bytes(trace_path, label)  # read once: the bytes parsed are the bytes hashed
-        trace = register_trace(parse_trace(data, trace_path, model.num_experts, label, model.num_layers,
-                                           model.num_moe_layers))  # fmt: skip
+        trace = register_trace(
+            parse_trace(data, trace_path, model.num_experts, label, model.num_layers, model.num_moe_layers)
+        )
     digest = config_digest(raw, cats, data)  # type: ignore[arg-type]
     return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest, trace)

@@ -22,17 +22,53 @@ Record = dict[str, Any]
 # the columns of the comparison table (all_systems_comparison.csv), in order; a row without numbers
 # (a strategy not evaluated, or nothing fits in memory) has them empty and says why in `note`
 COMPARISON_COLUMNS = (
-    "system_id", "system", "gpu", "interconnect", "n_gpus", "strategy", "baseline_split", "prophet_split",
-    "baseline_batch", "prophet_batch", "baseline_attention_tp", "prophet_attention_tp", "placement", "note",
-    "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup", "baseline_step_ms", "prophet_step_ms",
-    "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "baseline_allreduce_overhead_pct",
-    "prophet_allreduce_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct", "baseline_hit_rate", "prophet_hit_rate", "prophet_fetch_hidden_pct", "saved_by_cache_ms",
-    "saved_by_prefetch_ms", "saved_by_comm_ms", "saved_by_other_ms", "prophet_fetch_overhead_pct",
-    "baseline_scaling_pct", "prophet_scaling_pct", "baseline_scaling_reference_gpus",
-    "prophet_scaling_reference_gpus", "scaling_note", "baseline_usd_per_1m_tokens",
-    "prophet_usd_per_1m_tokens", "cost_reduction", "annual_savings_usd", "best_baseline_strategy",
-    "best_baseline_split", "best_baseline_tokens_per_s", "speedup_vs_best_baseline",
-)  # fmt: skip
+    "system_id",
+    "system",
+    "gpu",
+    "interconnect",
+    "n_gpus",
+    "strategy",
+    "baseline_split",
+    "prophet_split",
+    "baseline_batch",
+    "prophet_batch",
+    "baseline_attention_tp",
+    "prophet_attention_tp",
+    "placement",
+    "note",
+    "baseline_tokens_per_s",
+    "prophet_tokens_per_s",
+    "speedup",
+    "baseline_step_ms",
+    "prophet_step_ms",
+    "baseline_comm_overhead_pct",
+    "prophet_comm_overhead_pct",
+    "baseline_allreduce_overhead_pct",
+    "prophet_allreduce_overhead_pct",
+    "comm_reduction",
+    "baseline_fetch_overhead_pct",
+    "baseline_hit_rate",
+    "prophet_hit_rate",
+    "prophet_fetch_hidden_pct",
+    "saved_by_cache_ms",
+    "saved_by_prefetch_ms",
+    "saved_by_comm_ms",
+    "saved_by_other_ms",
+    "prophet_fetch_overhead_pct",
+    "baseline_scaling_pct",
+    "prophet_scaling_pct",
+    "baseline_scaling_reference_gpus",
+    "prophet_scaling_reference_gpus",
+    "scaling_note",
+    "baseline_usd_per_1m_tokens",
+    "prophet_usd_per_1m_tokens",
+    "cost_reduction",
+    "annual_savings_usd",
+    "best_baseline_strategy",
+    "best_baseline_split",
+    "best_baseline_tokens_per_s",
+    "speedup_vs_best_baseline",
+)
 _MISSING = object()
 
 
@@ -125,8 +161,14 @@ class StudyResults:
     - `fixed`: the same at the configured batch (fixed_batch_comparison.csv);
     - `headline`: per system, each variant at its best strategy, split and batch (headline.csv)."""
 
-    def __init__(self, study: Study, parts: list[SystemRows], rows: list[Record] | None = None,
-                 chosen: Chosen | None = None, tables: dict[str, list[Record]] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        study: Study,
+        parts: list[SystemRows],
+        rows: list[Record] | None = None,
+        chosen: Chosen | None = None,
+        tables: dict[str, list[Record]] | None = None,
+    ) -> None:
         self.study = study
         self._parts = parts
         self.row_records = rows or []

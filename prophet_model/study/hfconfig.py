@@ -36,35 +36,81 @@ from prophet_model.errors import UserError
 from prophet_model.study.catalog import FORMULA_STARTS, MAX_NAME_CHARS, NOT_SHOWN
 
 FAMILIES = {  # model_type -> (architecture class, keys it needs)
-    "mixtral": ("MixtralForCausalLM", ("num_local_experts", "num_experts_per_tok", "intermediate_size",
-                                       "num_key_value_heads")),
-    "qwen2_moe": ("Qwen2MoeForCausalLM", ("num_experts", "num_experts_per_tok", "moe_intermediate_size",
-                                          "shared_expert_intermediate_size", "num_key_value_heads")),
-    "qwen3_moe": ("Qwen3MoeForCausalLM", ("num_experts", "num_experts_per_tok", "moe_intermediate_size",
-                                          "num_key_value_heads")),
+    "mixtral": (
+        "MixtralForCausalLM",
+        ("num_local_experts", "num_experts_per_tok", "intermediate_size", "num_key_value_heads"),
+    ),
+    "qwen2_moe": (
+        "Qwen2MoeForCausalLM",
+        (
+            "num_experts",
+            "num_experts_per_tok",
+            "moe_intermediate_size",
+            "shared_expert_intermediate_size",
+            "num_key_value_heads",
+        ),
+    ),
+    "qwen3_moe": (
+        "Qwen3MoeForCausalLM",
+        ("num_experts", "num_experts_per_tok", "moe_intermediate_size", "num_key_value_heads"),
+    ),
     "olmoe": ("OlmoeForCausalLM", ("num_experts", "num_experts_per_tok", "intermediate_size", "num_key_value_heads")),
-    "deepseek_v2": ("DeepseekV2ForCausalLM", ("n_routed_experts", "num_experts_per_tok", "moe_intermediate_size",
-                                              "n_shared_experts", "kv_lora_rank", "qk_rope_head_dim",
-                                              "qk_nope_head_dim", "v_head_dim", "first_k_dense_replace")),
-    "deepseek_v3": ("DeepseekV3ForCausalLM", ("n_routed_experts", "num_experts_per_tok", "moe_intermediate_size",
-                                              "n_shared_experts", "kv_lora_rank", "qk_rope_head_dim",
-                                              "qk_nope_head_dim", "v_head_dim", "first_k_dense_replace")),
-}  # fmt: skip
+    "deepseek_v2": (
+        "DeepseekV2ForCausalLM",
+        (
+            "n_routed_experts",
+            "num_experts_per_tok",
+            "moe_intermediate_size",
+            "n_shared_experts",
+            "kv_lora_rank",
+            "qk_rope_head_dim",
+            "qk_nope_head_dim",
+            "v_head_dim",
+            "first_k_dense_replace",
+        ),
+    ),
+    "deepseek_v3": (
+        "DeepseekV3ForCausalLM",
+        (
+            "n_routed_experts",
+            "num_experts_per_tok",
+            "moe_intermediate_size",
+            "n_shared_experts",
+            "kv_lora_rank",
+            "qk_rope_head_dim",
+            "qk_nope_head_dim",
+            "v_head_dim",
+            "first_k_dense_replace",
+        ),
+    ),
+}
 COMMON = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1, "float8_e5m2": 1}
 LAYERS, HEADS, WIDTH, EXPERTS = 2**16, 2**16, 2**22, 2**20  # far above any published model, far below overflow
 RANGES = {  # key -> (lowest, highest whole number allowed, what 0 means where 0 is allowed)
-    "num_hidden_layers": (1, LAYERS, ""), "hidden_size": (1, WIDTH, ""), "num_attention_heads": (1, HEADS, ""),
-    "vocab_size": (1, 2**24, ""), "num_key_value_heads": (1, HEADS, ""), "head_dim": (1, HEADS, ""),
-    "intermediate_size": (1, WIDTH, ""), "moe_intermediate_size": (1, WIDTH, ""),
+    "num_hidden_layers": (1, LAYERS, ""),
+    "hidden_size": (1, WIDTH, ""),
+    "num_attention_heads": (1, HEADS, ""),
+    "vocab_size": (1, 2**24, ""),
+    "num_key_value_heads": (1, HEADS, ""),
+    "head_dim": (1, HEADS, ""),
+    "intermediate_size": (1, WIDTH, ""),
+    "moe_intermediate_size": (1, WIDTH, ""),
     "shared_expert_intermediate_size": (0, WIDTH, "0: no shared expert"),
-    "num_local_experts": (1, EXPERTS, ""), "num_experts": (1, EXPERTS, ""), "n_routed_experts": (1, EXPERTS, ""),
-    "num_experts_per_tok": (1, EXPERTS, ""), "n_shared_experts": (0, EXPERTS, "0: no shared expert"),
-    "kv_lora_rank": (1, WIDTH, ""), "q_lora_rank": (0, WIDTH, "null or 0: no query compression"),
-    "qk_rope_head_dim": (1, HEADS, ""), "qk_nope_head_dim": (1, HEADS, ""), "v_head_dim": (1, HEADS, ""),
-    "first_k_dense_replace": (0, LAYERS, "0: no dense layer first"), "moe_layer_freq": (1, LAYERS, ""),
+    "num_local_experts": (1, EXPERTS, ""),
+    "num_experts": (1, EXPERTS, ""),
+    "n_routed_experts": (1, EXPERTS, ""),
+    "num_experts_per_tok": (1, EXPERTS, ""),
+    "n_shared_experts": (0, EXPERTS, "0: no shared expert"),
+    "kv_lora_rank": (1, WIDTH, ""),
+    "q_lora_rank": (0, WIDTH, "null or 0: no query compression"),
+    "qk_rope_head_dim": (1, HEADS, ""),
+    "qk_nope_head_dim": (1, HEADS, ""),
+    "v_head_dim": (1, HEADS, ""),
+    "first_k_dense_replace": (0, LAYERS, "0: no dense layer first"),
+    "moe_layer_freq": (1, LAYERS, ""),
     "decoder_sparse_step": (1, LAYERS, ""),
-}  # fmt: skip
+}
 MAX_NAME = MAX_NAME_CHARS  # characters of the display name (a hub id is at most 96)
 QUANT_BITS = {"gptq": (2, 3, 4, 8), "awq": (4,)}  # quant_method -> the `bits` allowed
 QUANT_METHODS = ("fp8", "gptq", "awq", "bitsandbytes")
@@ -108,8 +154,9 @@ def parse_config(data: bytes, where: str) -> Any:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UserError(f"{where}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start:,}); "
-                        f"allowed: {CONFIG}") from None  # fmt: skip
+        raise UserError(
+            f"{where}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start:,}); allowed: {CONFIG}"
+        ) from None
 
     def one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -141,8 +188,11 @@ def whole(cfg: dict, key: str, where: str, default: int | None = None) -> int:
     low, high, zero = RANGES[key]
     if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
         said = "missing (or null)" if v is None else f"= {show(v)}"
-        raise UserError(f"{where}: {key} {said}; allowed: a whole number from {low} to {high:,}"
-                        + (f" ({zero})" if zero else "") + " written without a decimal point")  # fmt: skip
+        raise UserError(
+            f"{where}: {key} {said}; allowed: a whole number from {low} to {high:,}"
+            + (f" ({zero})" if zero else "")
+            + " written without a decimal point"
+        )
     return v
 
 
@@ -164,8 +214,10 @@ def family(cfg: dict, where: str) -> str:
         )
     missing = [k for k in (*COMMON, *FAMILIES[fam][1]) if cfg.get(k) is None]
     if missing:
-        raise UserError(f"{where}: a {fam} config.json needs the keys {', '.join(missing)}, which this file lacks "
-                        "(or has as null); allowed: the model's published config.json")  # fmt: skip
+        raise UserError(
+            f"{where}: a {fam} config.json needs the keys {', '.join(missing)}, which this file lacks "
+            "(or has as null); allowed: the model's published config.json"
+        )
     return fam
 
 
@@ -176,9 +228,11 @@ def _bytes_per_param(cfg: dict, where: str) -> tuple[float, str]:
     key = "torch_dtype" if cfg.get("torch_dtype") is not None or cfg.get("dtype") is None else "dtype"
     dtype = cfg.get(key)
     if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
-        raise UserError(f"{where}: {key} {'missing (or null)' if dtype is None else '= ' + show(dtype)}; allowed: "
-                        f"{', '.join(DTYPE_BYTES)}, or a quantization_config with quant_method "
-                        f"{', '.join(QUANT_METHODS)}")  # fmt: skip
+        raise UserError(
+            f"{where}: {key} {'missing (or null)' if dtype is None else '= ' + show(dtype)}; allowed: "
+            f"{', '.join(DTYPE_BYTES)}, or a quantization_config with quant_method "
+            f"{', '.join(QUANT_METHODS)}"
+        )
     return DTYPE_BYTES[dtype], f"{key} {dtype} ({DTYPE_BYTES[dtype]} bytes per parameter)"
 
 
@@ -195,27 +249,35 @@ def _quantized(q: Any, where: str) -> tuple[float, str]:
         fmt, block = q.get("fmt"), q.get("weight_block_size")
         if fmt is not None and fmt not in ("e4m3", "e5m2"):
             raise UserError(f"{where}: quantization_config.fmt = {show(fmt)}; allowed: e4m3, e5m2 (or none)")
-        if block is not None and not (isinstance(block, list) and len(block) == 2 and all(
-                type(b) is int and 1 <= b <= WIDTH for b in block)):  # fmt: skip
-            raise UserError(f"{where}: quantization_config.weight_block_size = {show(block)}; allowed: two whole "
-                            f"numbers from 1 to {WIDTH:,}, e.g. [128, 128] (or none)")  # fmt: skip
+        if block is not None and not (
+            isinstance(block, list) and len(block) == 2 and all(type(b) is int and 1 <= b <= WIDTH for b in block)
+        ):
+            raise UserError(
+                f"{where}: quantization_config.weight_block_size = {show(block)}; allowed: two whole "
+                f"numbers from 1 to {WIDTH:,}, e.g. [128, 128] (or none)"
+            )
         return 1, "quantization_config quant_method 'fp8' (fp8 weights: 1 byte)"
     if method in QUANT_BITS:
         bits = q.get("bits")
         if type(bits) is not int or bits not in QUANT_BITS[method]:
             allowed = ", ".join(map(str, QUANT_BITS[method]))
-            raise UserError(f"{where}: quantization_config.bits = {show(bits)}; allowed: {allowed} (quant_method "
-                            f"{method})")  # fmt: skip
+            raise UserError(
+                f"{where}: quantization_config.bits = {show(bits)}; allowed: {allowed} (quant_method {method})"
+            )
     else:  # bitsandbytes
         four, eight = q.get("load_in_4bit", False), q.get("load_in_8bit", False)
         if not (isinstance(four, bool) and isinstance(eight, bool)) or four == eight:
-            raise UserError(f"{where}: quantization_config.load_in_4bit = {show(four)}, load_in_8bit = "
-                            f"{show(eight)}; allowed: exactly one of them true")  # fmt: skip
+            raise UserError(
+                f"{where}: quantization_config.load_in_4bit = {show(four)}, load_in_8bit = "
+                f"{show(eight)}; allowed: exactly one of them true"
+            )
         bits = 4 if four else 8
     size = bits / 8
     b = int(size) if size.is_integer() else size
-    return b, (f"quantization_config quant_method {method!r}, {bits}-bit weights ({b} bytes per parameter; scales, "
-               "zero points and unquantised embeddings and norms ignored)")  # fmt: skip
+    return b, (
+        f"quantization_config quant_method {method!r}, {bits}-bit weights ({b} bytes per parameter; scales, "
+        "zero points and unquantised embeddings and norms ignored)"
+    )
 
 
 def _moe_layers(cfg: dict, fam: str, n: int, where: str) -> tuple[list[int], str]:
@@ -225,10 +287,13 @@ def _moe_layers(cfg: dict, fam: str, n: int, where: str) -> tuple[list[int], str
     if fam.startswith("qwen"):
         step, only = whole(cfg, "decoder_sparse_step", where, default=1), cfg.get("mlp_only_layers")
         only = [] if only is None else only
-        if not (isinstance(only, list) and all(type(i) is int and 0 <= i < n for i in only)) or len(
-                set(only)) < len(only):  # fmt: skip
-            raise UserError(f"{where}: mlp_only_layers = {show(only)}; allowed: a list of distinct layer indices, "
-                            f"whole numbers from 0 to num_hidden_layers - 1 = {n - 1} (or none)")  # fmt: skip
+        if not (isinstance(only, list) and all(type(i) is int and 0 <= i < n for i in only)) or len(set(only)) < len(
+            only
+        ):
+            raise UserError(
+                f"{where}: mlp_only_layers = {show(only)}; allowed: a list of distinct layer indices, "
+                f"whole numbers from 0 to num_hidden_layers - 1 = {n - 1} (or none)"
+            )
         dense = set(only)
         return [i for i in range(n) if i not in dense and (i + 1) % step == 0], (
             f"num_hidden_layers, decoder_sparse_step {step}, mlp_only_layers {only}"
@@ -265,8 +330,10 @@ def model_name(cfg: dict, fam: str, where: str) -> str:
     if name is None:
         return FAMILIES[fam][0].removesuffix("ForCausalLM")
     if not isinstance(name, str) or len(display(name)) > MAX_NAME:
-        raise UserError(f"{where}: _name_or_path = {show(name)}; allowed: the model's name, text of at most "
-                        f"{MAX_NAME} characters once escaped (or none: the architecture's name)")  # fmt: skip
+        raise UserError(
+            f"{where}: _name_or_path = {show(name)}; allowed: the model's name, text of at most "
+            f"{MAX_NAME} characters once escaped (or none: the architecture's name)"
+        )
     return display(name)
 
 
@@ -293,12 +360,17 @@ def entry_from_config(cfg: Any, where: str) -> tuple[dict, str]:
     expert_key = {"mixtral": "intermediate_size", "olmoe": "intermediate_size"}.get(fam, "moe_intermediate_size")
     ffn = whole(cfg, expert_key, where)
     put("expert_ffn_size", ffn, f"{expert_key} {ffn}")
-    count_key = {"mixtral": "num_local_experts", "deepseek_v2": "n_routed_experts",
-                 "deepseek_v3": "n_routed_experts"}.get(fam, "num_experts")  # fmt: skip
+    count_key = {
+        "mixtral": "num_local_experts",
+        "deepseek_v2": "n_routed_experts",
+        "deepseek_v3": "n_routed_experts",
+    }.get(fam, "num_experts")
     experts, top_k = whole(cfg, count_key, where), whole(cfg, "num_experts_per_tok", where)
     if top_k > experts:
-        raise UserError(f"{where}: num_experts_per_tok = {top_k}; allowed: a whole number from 1 to {count_key} "
-                        f"{experts} (the experts each token picks among the routed ones)")  # fmt: skip
+        raise UserError(
+            f"{where}: num_experts_per_tok = {top_k}; allowed: a whole number from 1 to {count_key} "
+            f"{experts} (the experts each token picks among the routed ones)"
+        )
     put("num_experts", experts, f"{count_key} {experts}")
     put("top_k", top_k, f"num_experts_per_tok {top_k}")
     _shared(cfg, fam, ffn, put, where)
@@ -315,10 +387,25 @@ def entry_from_config(cfg: Any, where: str) -> tuple[dict, str]:
     put("vocab_size", vocab, f"vocab_size {vocab}")
     b, b_how = _bytes_per_param(cfg, where)
     put("bytes_per_param", b, b_how)
-    order = ("num_layers", "num_moe_layers", "hidden_size", "expert_ffn_size", "num_experts", "top_k",
-             "num_shared_experts", "shared_expert_ffn_size", "dense_ffn_size", "attention_params_per_layer",
-             "kv_elements_per_token_per_layer", "vocab_size", "bytes_per_param", "num_attention_heads",
-             "num_kv_heads", "head_dim", "attention")  # fmt: skip
+    order = (
+        "num_layers",
+        "num_moe_layers",
+        "hidden_size",
+        "expert_ffn_size",
+        "num_experts",
+        "top_k",
+        "num_shared_experts",
+        "shared_expert_ffn_size",
+        "dense_ffn_size",
+        "attention_params_per_layer",
+        "kv_elements_per_token_per_layer",
+        "vocab_size",
+        "bytes_per_param",
+        "num_attention_heads",
+        "num_kv_heads",
+        "head_dim",
+        "attention",
+    )
     return {"name": name, **{k: e[k] for k in order}, "sources": {k: s[k] for k in order}}, name
 
 
@@ -342,16 +429,23 @@ def _gqa(cfg: dict, h: int, heads: int, put: Callable[[str, Any, str], None], wh
     kv = whole(cfg, "num_key_value_heads", where)
     if heads % kv:
         divisors = ", ".join(str(k) for k in range(1, heads + 1) if heads % k == 0)
-        raise UserError(f"{where}: num_key_value_heads = {kv}; allowed: a divisor of num_attention_heads {heads} "
-                        f"(each KV head serves a whole group of query heads): {divisors}")  # fmt: skip
+        raise UserError(
+            f"{where}: num_key_value_heads = {kv}; allowed: a divisor of num_attention_heads {heads} "
+            f"(each KV head serves a whole group of query heads): {divisors}"
+        )
     d = whole(cfg, "head_dim", where, default=0) or h // heads
     if not d:
-        raise UserError(f"{where}: head_dim missing (or null) and hidden_size {h} / num_attention_heads {heads} "
-                        f"rounds to 0; allowed: a head_dim, or num_attention_heads at most hidden_size")  # fmt: skip
+        raise UserError(
+            f"{where}: head_dim missing (or null) and hidden_size {h} / num_attention_heads {heads} "
+            f"rounds to 0; allowed: a head_dim, or num_attention_heads at most hidden_size"
+        )
     d_how = f"head_dim {d}" if cfg.get("head_dim") else f"hidden_size {h} / num_attention_heads {heads} = {d}"
-    put("attention_params_per_layer", 2 * h * d * (heads + kv),
+    put(
+        "attention_params_per_layer",
+        2 * h * d * (heads + kv),
         f"2 x hidden_size {h} x head_dim {d} x (num_attention_heads {heads} + num_key_value_heads {kv}): Q, K, V "
-        "and O projections (biases and norms ignored)")  # fmt: skip
+        "and O projections (biases and norms ignored)",
+    )
     put("kv_elements_per_token_per_layer", 2 * kv * d, f"2 (K, V) x num_key_value_heads {kv} x head_dim {d}")
     put("num_attention_heads", heads, f"num_attention_heads {heads}")
     put("num_kv_heads", kv, f"num_key_value_heads {kv}")
@@ -361,18 +455,25 @@ def _gqa(cfg: dict, h: int, heads: int, put: Callable[[str, Any, str], None], wh
 
 def _mla(cfg: dict, h: int, heads: int, put: Callable[[str, Any, str], None], where: str) -> None:
     """Multi-head latent attention's weights and cache (DeepSeek-V2/V3)."""
-    rank, rope, nope, v = (whole(cfg, k, where) for k in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim",
-                                                          "v_head_dim"))  # fmt: skip
+    rank, rope, nope, v = (
+        whole(cfg, k, where) for k in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
+    )
     q_rank = whole(cfg, "q_lora_rank", where, default=0)
     q = h * q_rank + q_rank * heads * (nope + rope) if q_rank else h * heads * (nope + rope)
     params = q + h * (rank + rope) + rank * heads * (nope + v) + heads * v * h
-    q_how = (f"W_q hidden_size {h} x q_lora_rank {q_rank} + q_lora_rank x num_attention_heads {heads} x "
-             f"(qk_nope_head_dim {nope} + qk_rope_head_dim {rope})" if q_rank else
-             f"W_q hidden_size {h} x num_attention_heads {heads} x (qk_nope_head_dim {nope} + qk_rope_head_dim {rope})")  # fmt: skip
-    put("attention_params_per_layer", params,
+    q_how = (
+        f"W_q hidden_size {h} x q_lora_rank {q_rank} + q_lora_rank x num_attention_heads {heads} x "
+        f"(qk_nope_head_dim {nope} + qk_rope_head_dim {rope})"
+        if q_rank
+        else f"W_q hidden_size {h} x num_attention_heads {heads} x (qk_nope_head_dim {nope} + qk_rope_head_dim {rope})"
+    )
+    put(
+        "attention_params_per_layer",
+        params,
         f"multi-head latent attention: {q_how} + W_kv_a hidden_size x (kv_lora_rank {rank} + qk_rope_head_dim) + "
         f"W_kv_b kv_lora_rank x heads x (qk_nope_head_dim + v_head_dim {v}) + W_o heads x v_head_dim x hidden_size "
-        f"= {params:,}")  # fmt: skip
+        f"= {params:,}",
+    )
     put(
         "kv_elements_per_token_per_layer",
         rank + rope,
@@ -382,8 +483,12 @@ def _mla(cfg: dict, h: int, heads: int, put: Callable[[str, Any, str], None], wh
     put(
         "num_kv_heads", 1, f"MLA: one cached latent (kv_lora_rank {rank} + qk_rope_head_dim {rope}) shared by the heads"
     )
-    put("head_dim", rank + rope, f"with the absorbed MLA projections each head attends over the {rank + rope}-element "
-        f"latent (kv_lora_rank {rank} + qk_rope_head_dim {rope})")  # fmt: skip
+    put(
+        "head_dim",
+        rank + rope,
+        f"with the absorbed MLA projections each head attends over the {rank + rope}-element "
+        f"latent (kv_lora_rank {rank} + qk_rope_head_dim {rope})",
+    )
     put("attention", "mla", f"kv_lora_rank {rank} (multi-head latent attention, DeepSeek-V2 report arXiv 2405.04434)")
 
 

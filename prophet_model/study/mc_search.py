@@ -67,8 +67,17 @@ def side(results: StudyResults, system_id: str, variant: str) -> Side:
         key = (int(r.ep), int(r.attention_tp))  # the scenario depends on the expert group and the degree
         if key not in index:
             index[key] = len(bases)
-            bases.append(scenario_dict(study, system.gpu_key, system.count, key[0], system.interconnect,
-                                       variant == "prophet", attention_tp=key[1]))  # fmt: skip
+            bases.append(
+                scenario_dict(
+                    study,
+                    system.gpu_key,
+                    system.count,
+                    key[0],
+                    system.interconnect,
+                    variant == "prophet",
+                    attention_tp=key[1],
+                )
+            )
             batches[index[key]] = list(RULES) if search else []
         if search and int(r.batch_size_per_gpu) not in batches[index[key]]:
             batches[index[key]].append(int(r.batch_size_per_gpu))
@@ -80,8 +89,7 @@ def side(results: StudyResults, system_id: str, variant: str) -> Side:
 Scenarios = Callable[[dict[str, float], dict[str, np.ndarray]], m.Scenario]
 
 
-def stack_cases(side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: int, scenario: Scenarios
-           ) -> m.Scenario:  # fmt: skip
+def stack_cases(side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: int, scenario: Scenarios) -> m.Scenario:
     """The cases (indices into side_.cases) at the `k` draws, one after another, as one Scenario."""
     configs: dict[int, m.Scenario] = {}
     per = [_case(side_, i, draws, scenario, configs) for i in cases]
@@ -95,8 +103,9 @@ def stack_cases(side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: 
     return m.Scenario(**out)
 
 
-def _case(side_: Side, i: int, draws: dict[str, np.ndarray], scenario: Scenarios,
-          configs: dict[int, m.Scenario] | None = None) -> m.Scenario:  # fmt: skip
+def _case(
+    side_: Side, i: int, draws: dict[str, np.ndarray], scenario: Scenarios, configs: dict[int, m.Scenario] | None = None
+) -> m.Scenario:
     """Case `i` of the side at the draws: its configuration with its batch (a rule's computed per draw);
     `configs` keeps each configuration's scenario for the next case of the same one."""
     c, b = side_.cases[i]
@@ -115,8 +124,9 @@ def _replace(s: m.Scenario, **changes: np.ndarray) -> m.Scenario:
     return m.Scenario(**{f.name: changes.get(f.name, getattr(s, f.name)) for f in fields(m.Scenario)})
 
 
-def _evaluate(side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: int, scenario: Scenarios,
-              max_step_ms: float | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _evaluate(
+    side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: int, scenario: Scenarios, max_step_ms: float | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(tokens/s of each case at each draw, -inf where it does not qualify; whether it fits), each cases x k."""
     res = m.evaluate(stack_cases(side_, cases, draws, k, scenario))
     tps = np.broadcast_to(res.tokens_per_s, (len(cases) * k,)).reshape(len(cases), k)
@@ -132,8 +142,14 @@ def _take(d: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.broadcast_to(v, (idx.size,)) if np.ndim(v) == 0 else v[idx] for k, v in d.items()}
 
 
-def best(side_: Side, draws: dict[str, np.ndarray], n: int, point: dict[str, np.ndarray], scenario: Scenarios,
-         max_step_ms: float | None) -> Best:  # fmt: skip
+def best(
+    side_: Side,
+    draws: dict[str, np.ndarray],
+    n: int,
+    point: dict[str, np.ndarray],
+    scenario: Scenarios,
+    max_step_ms: float | None,
+) -> Best:
     """Per draw, the side's best qualifying candidate: every candidate is evaluated at SCREEN draws and the
     configured `point`; those best at one of them are evaluated at every draw (one model call); every
     candidate again at the draws where none of those qualifies but something fits."""
@@ -141,8 +157,9 @@ def best(side_: Side, draws: dict[str, np.ndarray], n: int, point: dict[str, np.
     if not everything:
         return Best(np.full(n, np.nan), np.ones(n, bool), np.zeros(n, bool))
     screen = np.unique(np.linspace(0, n - 1, min(n, SCREEN)).astype(int))
-    sample = {k: np.concatenate([np.broadcast_to(v, (n,))[screen], np.broadcast_to(point[k], (1,))])
-              for k, v in draws.items()}  # fmt: skip
+    sample = {
+        k: np.concatenate([np.broadcast_to(v, (n,))[screen], np.broadcast_to(point[k], (1,))]) for k, v in draws.items()
+    }
     tps, _ = _evaluate(side_, everything, sample, screen.size + 1, scenario, max_step_ms)
     kept = _cover(tps)
     top = _evaluate(side_, kept, draws, n, scenario, max_step_ms)[0].max(axis=0)

@@ -147,16 +147,24 @@ def check_csv(path: Path, layout: Layout) -> Checked:
                 header = [c.strip() for c in row]
                 missing = [c for c in layout.required if c not in header]
                 if missing:
-                    raise UserError(f"{path} line {reader.line_num}: no column {', '.join(missing)}; "
-                                    f"allowed: {layout.allowed}")  # fmt: skip
+                    raise UserError(
+                        f"{path} line {reader.line_num}: no column {', '.join(missing)}; allowed: {layout.allowed}"
+                    )
                 continue
             if len(row) > len(header):
-                raise UserError(f"{path} line {reader.line_num}: {len(row)} values for {len(header)} columns; "
-                                f"allowed: {layout.allowed}")  # fmt: skip
+                raise UserError(
+                    f"{path} line {reader.line_num}: {len(row)} values for {len(header)} columns; "
+                    f"allowed: {layout.allowed}"
+                )
             for j, column in enumerate(header):
                 cell = row[j].strip() if j < len(row) else ""  # a short row: the rest empty (as pandas reads it)
-                problem = (f"empty; allowed: {layout.allowed}" if not cell and column in layout.required else
-                           _cell_problem(cell, column, layout) if cell else None)  # fmt: skip
+                problem = (
+                    f"empty; allowed: {layout.allowed}"
+                    if not cell and column in layout.required
+                    else _cell_problem(cell, column, layout)
+                    if cell
+                    else None
+                )
                 if problem:
                     if "allowed:" not in problem:
                         problem += f"; allowed: {layout.allowed}"

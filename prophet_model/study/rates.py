@@ -43,9 +43,9 @@ HOST_COPY_MIN_BYTES = 256 << 20  # pinned copies this large run at the link's su
 
 FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a machine's folder under validation/measurements
 MACHINE_ALLOWED = (
-    "allowed: a mapping of machine -> {gpu: <catalog GPU key>, interconnect: <catalog interconnect key or null>, "
-    "ceilings: <machine folder> (optional)}, machine and folder names of letters, digits, '.', '_' and '-' (not starting with "
-    "'.' or '-')"
+    "allowed: a mapping of machine -> {gpu: <catalog GPU key>, interconnect: <catalog interconnect key or null>,"
+    " ceilings: <machine folder> (optional)}, machine and folder names of letters, digits, '.', '_' and '-' (not"
+    " starting with '.' or '-')"
 )
 
 
@@ -132,28 +132,36 @@ def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
     """Read <machine>/ceilings.csv (bench.py --parts ceilings)."""
     path = root / machine / "ceilings.csv"
     if not present(path, BENCH):
-        raise UserError(f"{path}: no ceilings measured (file not found); allowed: the ceilings.csv that "
-                        "validation/bench.py --parts ceilings writes")  # fmt: skip
+        raise UserError(
+            f"{path}: no ceilings measured (file not found); allowed: the ceilings.csv that "
+            "validation/bench.py --parts ceilings writes"
+        )
     c = read_columns(path)
     lo, hi = CEILING_COPY_RANGE
     bench = c["benchmark"].astype(str)
     for column in ("bytes", "hidden"):
         if column not in c or c[column].dtype != float:
-            raise UserError(f"{path}: no column {column} of numbers; allowed: the ceilings.csv that validation/bench.py "
-                            "--parts ceilings writes")  # fmt: skip
+            raise UserError(
+                f"{path}: no column {column} of numbers; allowed: the ceilings.csv that validation/bench.py "
+                "--parts ceilings writes"
+            )
     with np.errstate(invalid="ignore"):
         sized = (c["bytes"] >= lo) & (c["bytes"] <= hi)
     cp = _where(c, (bench == "ceiling_copy") & sized)
     with np.errstate(invalid="ignore"):
         g = _where(c, (bench == "ceiling_gemm") & (c["hidden"] >= 1))
     if len(cp["bytes"]) < 2 or not len(g["hidden"]) or not (bench == "ceiling_kernel").any():
-        raise UserError(f"{path}: {len(cp['bytes'])} ceiling_copy rows of 1-256 MiB, {len(g['hidden'])} ceiling_gemm "
-                        f"rows, {int((bench == 'ceiling_kernel').sum())} ceiling_kernel rows; allowed: at least 2, 1 "
-                        "and 1 (validation/bench.py --parts ceilings)")  # fmt: skip
+        raise UserError(
+            f"{path}: {len(cp['bytes'])} ceiling_copy rows of 1-256 MiB, {len(g['hidden'])} ceiling_gemm "
+            f"rows, {int((bench == 'ceiling_kernel').sum())} ceiling_kernel rows; allowed: at least 2, 1 "
+            "and 1 (validation/bench.py --parts ceilings)"
+        )
     t0, hbm = _line(2 * cp["bytes"], cp["median_s"])
     if not (math.isfinite(t0) and math.isfinite(hbm) and hbm > 0):
-        raise UserError(f"{path}: the ceiling_copy times give no HBM rate (start-up {t0:.3g} s, rate {hbm:.3g} B/s); "
-                        "allowed: copy times that grow with the bytes copied")  # fmt: skip
+        raise UserError(
+            f"{path}: the ceiling_copy times give no HBM rate (start-up {t0:.3g} s, rate {hbm:.3g} B/s); "
+            "allowed: copy times that grow with the bytes copied"
+        )
     link = _where(c, (bench == "ceiling_link") & (c["part"].astype(str) == "bidirectional") & sized)
 
     def stream(part: str) -> float | None:
@@ -246,8 +254,17 @@ _CACHE: dict[tuple, Attainable] = {}
 def attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
     """The attainable shares of `gpu_key`: its own measurements, else its generation's, else the
     measured generation's (named in `source`). Cached on the catalog values it depends on."""
-    key = (gpu_key, MACHINES, MEASUREMENTS, tuple(sorted((k, g.name, g.generation, g.memory_bandwidth_gbps, g.bf16_dense_tflops,
-                                  g.host_link_bandwidth_gbps) for k, g in gpus.items())))  # fmt: skip
+    key = (
+        gpu_key,
+        MACHINES,
+        MEASUREMENTS,
+        tuple(
+            sorted(
+                (k, g.name, g.generation, g.memory_bandwidth_gbps, g.bf16_dense_tflops, g.host_link_bandwidth_gbps)
+                for k, g in gpus.items()
+            )
+        ),
+    )
     if key not in _CACHE:
         _CACHE[key] = _attainable(gpu_key, gpus)
     return _CACHE[key]
@@ -266,9 +283,14 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
         same = [k for k in measured if gpus[k].generation == gpu.generation]
         kinds = same or list(measured)
         names = ", ".join(gpus[k].name for k in kinds)
-        how = (f"not measured: the shares measured on {names} (same generation, {gpu.generation})" if same else
-               f"not measured, and no {gpu.generation} GPU measured: the shares measured on {names} "
-               f"({gpus[kinds[0]].generation}) are assumed")  # fmt: skip
+        how = (
+            f"not measured: the shares measured on {names} (same generation, {gpu.generation})"
+            if same
+            else (
+                f"not measured, and no {gpu.generation} GPU measured: the shares measured on {names} "
+                f"({gpus[kinds[0]].generation}) are assumed"
+            )
+        )
     folders = [(k, f) for k in kinds for f in measured[k]]
     ceil = [(f, ceilings(f, MEASUREMENTS), gpus[k]) for k, f in folders]
     hbm = _median_share([(f, c.hbm_bandwidth / (g.memory_bandwidth_gbps * 1e9)) for f, c, g in ceil], "the HBM rate")
@@ -304,8 +326,10 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
         stream_grouped_share=float(_middle(v for _, v in grouped)),
         host_share=_median_share(host, "the host-link copy rate"),
         kernel_startup_s=startup,
-        source=f"{gpu.name}: {how}; ceilings from {', '.join(sorted({f for _, f in folders}))}; streaming GEMMs from "
-        f"{', '.join(sorted({f for f, _ in dense}))}; host copies from {', '.join(sorted({f for f, _ in host}))}",
+        source=(
+            f"{gpu.name}: {how}; ceilings from {', '.join(sorted({f for _, f in folders}))}; streaming GEMMs from "
+            f"{', '.join(sorted({f for f, _ in dense}))}; host copies from {', '.join(sorted({f for f, _ in host}))}"
+        ),
     )
 
 
@@ -313,8 +337,9 @@ PEER_COPY_MIN_BYTES = 16 << 20  # peer copies this large run at the link's susta
 
 
 @functools.cache
-def _link_shares(interconnects: tuple[tuple[str, float], ...], machines_file: Path = MACHINES,
-                 root: Path = MEASUREMENTS) -> tuple[tuple[str, float], ...]:  # fmt: skip
+def _link_shares(
+    interconnects: tuple[tuple[str, float], ...], machines_file: Path = MACHINES, root: Path = MEASUREMENTS
+) -> tuple[tuple[str, float], ...]:
     """(file, measured peer-copy rate / line rate) of every measured machine with an interconnect: its
     peer copies (peer_copy.csv, both GPUs at once, >= 16 MiB: bench.py --parts peer_copy) where measured,
     else its link ceiling (ceilings.csv, ceiling_link)."""
@@ -360,16 +385,18 @@ def hardware_rows(study) -> list[dict]:
     rows = []
     for key in keys:
         g, a = study.gpus[key], attainable(key, study.gpus)
-        rows.append({
-            "gpu": g.name,
-            "HBM (GB/s)": g.memory_bandwidth_gbps * a.hbm_share,
-            "BF16 GEMM (TFLOP/s)": g.bf16_dense_tflops * a.gemm_share,
-            "dense weight streaming (GB/s)": g.memory_bandwidth_gbps * a.hbm_share * a.stream_dense_share,
-            "grouped weight streaming (GB/s)": g.memory_bandwidth_gbps * a.hbm_share * a.stream_grouped_share,
-            "host link (GB/s)": g.host_link_bandwidth_gbps * a.host_share,
-            "kernel start-up (us)": 1e6 * a.kernel_startup_s,
-            "source": a.source,
-        })  # fmt: skip
+        rows.append(
+            {
+                "gpu": g.name,
+                "HBM (GB/s)": g.memory_bandwidth_gbps * a.hbm_share,
+                "BF16 GEMM (TFLOP/s)": g.bf16_dense_tflops * a.gemm_share,
+                "dense weight streaming (GB/s)": g.memory_bandwidth_gbps * a.hbm_share * a.stream_dense_share,
+                "grouped weight streaming (GB/s)": g.memory_bandwidth_gbps * a.hbm_share * a.stream_grouped_share,
+                "host link (GB/s)": g.host_link_bandwidth_gbps * a.host_share,
+                "kernel start-up (us)": 1e6 * a.kernel_startup_s,
+                "source": a.source,
+            }
+        )
     return rows
 
 
@@ -379,11 +406,14 @@ def hardware_lines(study) -> list[str]:
     peer = []
     if study.config.experts.placement == "pool":
         share, source = peer_link_share(study.interconnects)
-        peer = [f"peer copies (pooled experts): {share:.3g} of an NVLink/NVSwitch line rate ({source}); over PCIe "
-                "the host-copy share"]  # fmt: skip
+        peer = [
+            f"peer copies (pooled experts): {share:.3g} of an NVLink/NVSwitch line rate ({source}); over PCIe "
+            "the host-copy share"
+        ]
     return peer + [
-        f"{r['gpu']}: HBM {r['HBM (GB/s)']:,.0f} GB/s, GEMM {r['BF16 GEMM (TFLOP/s)']:,.0f} TFLOP/s, weight streaming "
-        f"{r['dense weight streaming (GB/s)']:,.0f} (dense) / {r['grouped weight streaming (GB/s)']:,.0f} (grouped) GB/s, "
-        f"host link {r['host link (GB/s)']:,.1f} GB/s, kernel start-up {r['kernel start-up (us)']:.2f} us ({r['source']})"
+        f"{r['gpu']}: HBM {r['HBM (GB/s)']:,.0f} GB/s, GEMM {r['BF16 GEMM (TFLOP/s)']:,.0f} TFLOP/s, weight streaming"
+        f" {r['dense weight streaming (GB/s)']:,.0f} (dense) / {r['grouped weight streaming (GB/s)']:,.0f} (grouped)"
+        f" GB/s, host link {r['host link (GB/s)']:,.1f} GB/s, kernel start-up {r['kernel start-up (us)']:.2f} us"
+        f" ({r['source']})"
         for r in hardware_rows(study)
     ]

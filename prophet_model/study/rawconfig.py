@@ -116,8 +116,15 @@ class RawStudy:
         uncertainty = raw.get("uncertainty")
         if uncertainty is not None and not isinstance(uncertainty, dict):
             raise Unsure("uncertainty")
-        return cls(path, raw, config_digest(raw, paths, trace), tuple(systems), results_dir,  # type: ignore[arg-type]
-                   _Flags(uncertainty is not None), trace)  # fmt: skip
+        return cls(
+            path,
+            raw,
+            config_digest(raw, paths, trace),
+            tuple(systems),
+            results_dir,  # type: ignore[arg-type]
+            _Flags(uncertainty is not None),
+            trace,
+        )
 
     def catalog(self, name: str) -> dict:
         """The raw entries of catalog `name` (gpus, interconnects or models)."""

@@ -10,7 +10,8 @@ names another):
     monotone coordinate) x the routing's inter-layer affinity, from chance (each candidate's own) to 1; the
     affinity is a Prophet-only input (sensitivity.PROPHET_ONLY_INPUTS): the baseline does not see it.
 
-The grid rows name the reference system (system_id); each studied system is marked where its own coordinates can be computed (host link and expert ratio; all-to-all
+The grid rows name the reference system (system_id); each studied system is marked where its own coordinates can be
+computed (host link and expert ratio; all-to-all
 share and its chance affinity); the map's other properties are the reference system's."""
 
 from __future__ import annotations
@@ -27,14 +28,37 @@ from prophet_model.study.runner import StudyResults
 from prophet_model.study.sensitivity import _scenario, setups
 
 GB = 1e9
-HOST, EXPERT, LINK, AFFINITY = ("host_link_bandwidth_factor", "expert_size_factor", "interconnect_bandwidth_factor",
-                                "routing.inter_layer_affinity")  # fmt: skip
+HOST, EXPERT, LINK, AFFINITY = (
+    "host_link_bandwidth_factor",
+    "expert_size_factor",
+    "interconnect_bandwidth_factor",
+    "routing.inter_layer_affinity",
+)
 EXPERT_RATIO = (0.1, 10.0)  # panel (a)'s y: expert bytes / GPU memory, log axis
 LINK_FACTOR = (1 / 1024, 4.0)  # panel (b)'s driver: interconnect bandwidth x catalog, log spaced
 LEVELS = (1.1, 1.2, 1.5)
-COLUMNS = ["panel", "kind", "system_id", "x", "y", "speedup", "baseline_tokens_per_s", "prophet_tokens_per_s",
-           "baseline_strategy", "baseline_split", "baseline_attention_tp", "baseline_batch", "prophet_strategy",
-           "prophet_split", "prophet_attention_tp", "prophet_batch", HOST, EXPERT, LINK, AFFINITY]  # fmt: skip
+COLUMNS = [
+    "panel",
+    "kind",
+    "system_id",
+    "x",
+    "y",
+    "speedup",
+    "baseline_tokens_per_s",
+    "prophet_tokens_per_s",
+    "baseline_strategy",
+    "baseline_split",
+    "baseline_attention_tp",
+    "baseline_batch",
+    "prophet_strategy",
+    "prophet_split",
+    "prophet_attention_tp",
+    "prophet_batch",
+    HOST,
+    EXPERT,
+    LINK,
+    AFFINITY,
+]
 
 
 def reference_system(study: Study) -> str:
@@ -51,8 +75,11 @@ def host_link_per_gpu(system: System) -> float:
         return float(system.gpu.host_link_bandwidth_gbps)
     on_switch = min(n.gpus_per_pcie_switch, system.count)
     per_socket = max(1.0, system.count / n.cpu_sockets)
-    return min(system.gpu.host_link_bandwidth_gbps, n.pcie_switch_uplink_gbps / on_switch,
-               n.host_memory_bandwidth_gbps_per_socket / per_socket)  # fmt: skip
+    return min(
+        system.gpu.host_link_bandwidth_gbps,
+        n.pcie_switch_uplink_gbps / on_switch,
+        n.host_memory_bandwidth_gbps_per_socket / per_socket,
+    )
 
 
 def expert_ratio(base: dict[str, float]) -> float:
@@ -67,8 +94,10 @@ def _host_path(base: dict[str, float], draws: dict[str, np.ndarray]) -> m.Scenar
     s = _scenario(base, draws)
     if HOST not in draws:
         return s
-    return m.Scenario(**{f.name: getattr(s, f.name) for f in fields(m.Scenario)}
-                      | {"host_memory_bandwidth": base["host_memory_bandwidth"] * np.asarray(draws[HOST], float)})  # fmt: skip
+    return m.Scenario(
+        **{f.name: getattr(s, f.name) for f in fields(m.Scenario)}
+        | {"host_memory_bandwidth": base["host_memory_bandwidth"] * np.asarray(draws[HOST], float)}
+    )
 
 
 def best(results: StudyResults, sid: str, variant: str, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -79,8 +108,14 @@ def best(results: StudyResults, sid: str, variant: str, draws: dict[str, np.ndar
     cases = list(range(len(side.cases)))
     if not cases:  # no candidate of the study has numbers: none at any point
         nan = np.full(n, np.nan)
-        return {"tokens_per_s": nan, "batch": nan, "split": np.full(n, ""), "strategy": np.full(n, ""),
-                "attention_tp": nan, "alltoall_share": nan}  # fmt: skip
+        return {
+            "tokens_per_s": nan,
+            "batch": nan,
+            "split": np.full(n, ""),
+            "strategy": np.full(n, ""),
+            "attention_tp": nan,
+            "alltoall_share": nan,
+        }
     s = mc_search.stack_cases(side, cases, draws, n, _host_path)
     res = m.evaluate(s)
     shape = (len(cases), n)
@@ -104,9 +139,14 @@ def best(results: StudyResults, sid: str, variant: str, draws: dict[str, np.ndar
     ep, gpus = chosen(s.ep), chosen(s.n_gpus)
     split = np.array([f"{int(e)}x{int(g // e)}" if e == e else "" for e, g in zip(ep, gpus, strict=True)])
     strategy = np.where(ep == gpus, "EP", np.where(ep == 1, "DP", "Hybrid"))  # the study's strategies by split
-    return {"tokens_per_s": chosen(res.tokens_per_s), "batch": chosen(s.batch_size_per_gpu), "split": split,
-            "strategy": np.where(found, strategy, ""), "attention_tp": chosen(s.attention_tp),
-            "alltoall_share": chosen(res.alltoall_s) / chosen(res.step_s)}  # fmt: skip
+    return {
+        "tokens_per_s": chosen(res.tokens_per_s),
+        "batch": chosen(s.batch_size_per_gpu),
+        "split": split,
+        "strategy": np.where(found, strategy, ""),
+        "attention_tp": chosen(s.attention_tp),
+        "alltoall_share": chosen(res.alltoall_s) / chosen(res.step_s),
+    }
 
 
 def _frame(
@@ -114,12 +154,24 @@ def _frame(
 ) -> pd.DataFrame:
     n = x.size
     inputs = {k: np.broadcast_to(np.asarray(draws.get(k, np.nan), float), (n,)) for k in (HOST, EXPERT, LINK, AFFINITY)}
-    return pd.DataFrame({"panel": panel, "kind": "grid", "system_id": sid, "x": x, "y": y,
-                         "speedup": p["tokens_per_s"] / b["tokens_per_s"], "baseline_tokens_per_s": b["tokens_per_s"],
-                         "prophet_tokens_per_s": p["tokens_per_s"],
-                         **{f"{side}_{k}": v[k] for side, v in (("baseline", b), ("prophet", p))
-                            for k in ("strategy", "split", "attention_tp", "batch")},
-                         **inputs})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "panel": panel,
+            "kind": "grid",
+            "system_id": sid,
+            "x": x,
+            "y": y,
+            "speedup": p["tokens_per_s"] / b["tokens_per_s"],
+            "baseline_tokens_per_s": b["tokens_per_s"],
+            "prophet_tokens_per_s": p["tokens_per_s"],
+            **{
+                f"{side}_{k}": v[k]
+                for side, v in (("baseline", b), ("prophet", p))
+                for k in ("strategy", "split", "attention_tp", "batch")
+            },
+            **inputs,
+        }
+    )
 
 
 def panel_a(results: StudyResults, sid: str, n: int) -> pd.DataFrame:
@@ -160,8 +212,13 @@ def systems(results: StudyResults) -> pd.DataFrame:
         res = m.evaluate(base)
         share = 100 * float(res.alltoall_s) / float(res.step_s)
         chance = float(m.chance_locality(_scenario(setup.prophet, {})))
-        common = {"kind": "system", "system_id": sid, "speedup": r.speedup, "baseline_tokens_per_s":
-                  r.baseline_tokens_per_s, "prophet_tokens_per_s": r.prophet_tokens_per_s}  # fmt: skip
+        common = {
+            "kind": "system",
+            "system_id": sid,
+            "speedup": r.speedup,
+            "baseline_tokens_per_s": r.baseline_tokens_per_s,
+            "prophet_tokens_per_s": r.prophet_tokens_per_s,
+        }
         rows.append({"panel": "a", "x": host_link_per_gpu(setup.system), "y": expert_ratio(setup.baseline), **common})
         rows.append({"panel": "b", "x": share, "y": chance, **common})
     return pd.DataFrame(rows, columns=COLUMNS)

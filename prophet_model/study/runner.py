@@ -3,7 +3,8 @@
 Each configuration is evaluated at its operating point: with `workload.batch_search` the integer per-GPU
 batch with the most tokens/s within `workload.max_step_ms` where set (the grid 1, 2, 4, ..., the largest that
 fits GPU memory and the configured one in one vectorized model call per system, then the exact integer
-search of study/operating_point.py); the configured batch stays as the fixed-batch comparison. `run_study` returns a `StudyResults` with
+search of study/operating_point.py); the configured batch stays as the fixed-batch comparison. `run_study` returns a
+`StudyResults` with
 - `rows`: one row per system x strategy x variant x split x batch (the full step breakdown), and the
   reference configurations of the scaling ratio (`role` "reference");
 - `chosen`: the split and batch kept per system x strategy x variant (the fastest);
@@ -56,10 +57,24 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # the columns a row with numbers has and a row without lacks (NaN there once any row of the study has them)
-MEASURED = ("attention_tp", "compute_ms", "fetch_ms", "fetch_exposed_ms", "comm_exposed_ms", "step_ms", "tokens_per_s",
-            "tokens_per_s_per_gpu", "holds_all_experts", "comm_overhead_pct", "fetch_overhead_pct",
-            "resident_expert_fraction", "alltoall_mb", "roofline_tokens_per_s", "roofline_fraction_pct",
-            "usd_per_1m_tokens")  # fmt: skip
+MEASURED = (
+    "attention_tp",
+    "compute_ms",
+    "fetch_ms",
+    "fetch_exposed_ms",
+    "comm_exposed_ms",
+    "step_ms",
+    "tokens_per_s",
+    "tokens_per_s_per_gpu",
+    "holds_all_experts",
+    "comm_overhead_pct",
+    "fetch_overhead_pct",
+    "resident_expert_fraction",
+    "alltoall_mb",
+    "roofline_tokens_per_s",
+    "roofline_fraction_pct",
+    "usd_per_1m_tokens",
+)
 
 
 def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int, ...]:
@@ -70,8 +85,9 @@ def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int,
     w = study.config.workload
     if not w.batch_search:
         return (w.batch_size_per_gpu,)
-    one = stack([scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False,
-                               attention_tp=tp)]).arrays()  # fmt: skip
+    one = stack(
+        [scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False, attention_tp=tp)]
+    ).arrays()
     top = int(min(float(max_batch(one)[0]), MAX_BATCH))
     knee = int(min(float(max_batch_all_resident(one)[0]), top))
     grid = {w.batch_size_per_gpu, *(1 << i for i in range(top.bit_length()) if 1 << i <= top)}
@@ -96,8 +112,11 @@ def _tp_note(study: Study, ep: int) -> str:
     t, heads = study.config.parallel.attention_tp, study.model.num_attention_heads
     if t == "auto":  # 1 divides everything: never without a degree, said for completeness
         return "no attention tensor-parallel degree of 1, 2, 4, 8 divides the replica's GPUs and the heads"
-    fails = [what for what, n in ((f"the replica's {ep} GPU(s)", ep), (f"the model's {heads} attention heads", heads))
-             if n % t]  # fmt: skip
+    fails = [
+        what
+        for what, n in ((f"the replica's {ep} GPU(s)", ep), (f"the model's {heads} attention heads", heads))
+        if n % t
+    ]
     said = f"divides neither {fails[0]} nor {fails[1]}" if len(fails) == 2 else f"does not divide {fails[0]}"
     return f"parallel.attention_tp {t} {said} evenly; allowed: a degree dividing both, or auto"
 
@@ -108,19 +127,31 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
     specs = _row_specs(study, system)
     configured = study.config.workload.batch_size_per_gpu
     live = [{**s, "n": system.count, "role": "system"} for s in specs if s["ep"] > 0]
-    refs = {(s["strategy"], s["variant"], ep, dp) for s in live for ep, dp in reference_splits(s["strategy"], s["ep"], s["dp"])
-            if ep * dp < system.count}  # fmt: skip
-    live += [{"strategy": st, "variant": v, "ep": ep, "dp": dp, "note": "", "n": ep * dp, "role": "reference"}
-             for st, v, ep, dp in sorted(refs)]  # fmt: skip
+    refs = {
+        (s["strategy"], s["variant"], ep, dp)
+        for s in live
+        for ep, dp in reference_splits(s["strategy"], s["ep"], s["dp"])
+        if ep * dp < system.count
+    }
+    live += [
+        {"strategy": st, "variant": v, "ep": ep, "dp": dp, "note": "", "n": ep * dp, "role": "reference"}
+        for st, v, ep, dp in sorted(refs)
+    ]
     configs, cases, grids, bases = [], [], {}, []
     for s in live:
         degrees = tp_degrees(study, s["ep"])
         if not degrees and s["role"] == "system":
-            specs.append({**{k: s[k] for k in ("strategy", "variant", "ep", "dp")}, "note": _tp_note(study, s["ep"]),
-                          "no_tp": True})  # fmt: skip
+            specs.append(
+                {
+                    **{k: s[k] for k in ("strategy", "variant", "ep", "dp")},
+                    "note": _tp_note(study, s["ep"]),
+                    "no_tp": True,
+                }
+            )
         for tp in degrees:
-            base = scenario_dict(study, system.gpu_key, s["n"], s["ep"], system.interconnect, s["variant"] == "prophet",
-                                 attention_tp=tp)  # fmt: skip
+            base = scenario_dict(
+                study, system.gpu_key, s["n"], s["ep"], system.interconnect, s["variant"] == "prophet", attention_tp=tp
+            )
             if (s["ep"], tp) not in grids:  # one grid per expert group and degree (not one per row spec)
                 grids[s["ep"], tp] = batch_grid(study, system, s["ep"], tp)
             bases.append(({**s, "attention_tp": tp}, base))
@@ -136,15 +167,31 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
             added = exact_cases([b for _, b in bases], cases, res, study.config.workload.max_step_ms)
             if added:  # only the added batches are evaluated again; each configuration's rows in batch order
                 more = stack([{**bases[k][1], "batch_size_per_gpu": float(b)} for k, b in added])
-                rows = sorted(rows + list(zip(added, _rows(system, bases, more, added, evaluate(more), configured),
-                                              strict=True)), key=lambda kr: kr[0])  # fmt: skip
+                rows = sorted(
+                    rows + list(zip(added, _rows(system, bases, more, added, evaluate(more), configured), strict=True)),
+                    key=lambda kr: kr[0],
+                )
         out = [r for _, r in rows]
-    out += [{**{k: v for k, v in s.items() if k != "no_tp"}, "n": system.count, "role": "system",
-             "batch_size_per_gpu": configured, "configured_batch": True, "feasible": False}
-            for s in specs if s["ep"] == 0 or s.get("no_tp")]  # fmt: skip
-    identity = {"system_id": system.id, "system": system.name, "gpu": system.gpu.name,
-                "interconnect": system.interconnect.name, "n_gpus": system.count,
-                "placement": study.config.experts.placement}  # fmt: skip
+    out += [
+        {
+            **{k: v for k, v in s.items() if k != "no_tp"},
+            "n": system.count,
+            "role": "system",
+            "batch_size_per_gpu": configured,
+            "configured_batch": True,
+            "feasible": False,
+        }
+        for s in specs
+        if s["ep"] == 0 or s.get("no_tp")
+    ]
+    identity = {
+        "system_id": system.id,
+        "system": system.name,
+        "gpu": system.gpu.name,
+        "interconnect": system.interconnect.name,
+        "n_gpus": system.count,
+        "placement": study.config.experts.placement,
+    }
     return SystemRows(identity, out)
 
 
@@ -218,8 +265,10 @@ def pick(rows: list[Record], max_step_ms: float | None = None, fixed: bool = Fal
         r = rows[i]
         key = (r["system_id"], r["strategy"], r["variant"])
         if not best[key][0][0] and bool(r["feasible"]):  # fits, but no batch meets the latency bound
-            note = (f"no batch meets max_step_ms {max_step_ms:g} (the fastest step takes "
-                    f"{fastest.get(key, math.nan):.3g} ms)")  # fmt: skip
+            note = (
+                f"no batch meets max_step_ms {max_step_ms:g} (the fastest step takes "
+                f"{fastest.get(key, math.nan):.3g} ms)"
+            )
             r = {**r, "note": note, "feasible": False, "tokens_per_s": math.nan}
             slow.append((len(records), note))
         records.append(r)
@@ -265,8 +314,10 @@ def _with_scaling(chosen: Chosen, rows: list[Record], max_step_ms: float | None,
         if n_ref == r["n_gpus"] and len(reference_splits(r["strategy"], int(r["ep"]), int(r["dp"]))) > 1:
             notes.append(f"super-linear: {r['n_gpus']} GPUs hold what fewer cannot")
         elif ratio[-1] > 100:
-            notes.append(f"super-linear: {r['n_gpus']} GPUs leave room for a larger batch than {n_ref} "
-                         f"({r['batch_size_per_gpu']:.0f} vs {ref_batch:.0f} sequences per GPU)")  # fmt: skip
+            notes.append(
+                f"super-linear: {r['n_gpus']} GPUs leave room for a larger batch than {n_ref} "
+                f"({r['batch_size_per_gpu']:.0f} vs {ref_batch:.0f} sequences per GPU)"
+            )
         else:
             notes.append("")
     scaling = {"scaling_pct": ratio, "scaling_reference_gpus": ref_gpus, "scaling_note": notes}
@@ -319,9 +370,11 @@ def pair(b: Record, p: Record, monthly_tokens: float) -> Record:
         "saved_by_cache_ms": b["fetch_exposed_ms"] - p["fetch_ms"],
         "saved_by_prefetch_ms": p["fetch_ms"] - p["fetch_exposed_ms"],
         "saved_by_comm_ms": b["comm_exposed_ms"] - p["comm_exposed_ms"],
-        "saved_by_other_ms": (b["step_ms"] - p["step_ms"])
-        - (b["fetch_exposed_ms"] - p["fetch_exposed_ms"])
-        - (b["comm_exposed_ms"] - p["comm_exposed_ms"]),
+        "saved_by_other_ms": (
+            (b["step_ms"] - p["step_ms"])
+            - (b["fetch_exposed_ms"] - p["fetch_exposed_ms"])
+            - (b["comm_exposed_ms"] - p["comm_exposed_ms"])
+        ),
         "prophet_fetch_overhead_pct": p["fetch_overhead_pct"],
         "baseline_scaling_pct": b["scaling_pct"],
         "prophet_scaling_pct": p["scaling_pct"],
@@ -389,12 +442,19 @@ def headline(chosen: list[Record], study: Study) -> list[Record]:
         if not live["baseline"] or not live["prophet"]:
             first = g[0]
             why = "; ".join(dict.fromkeys(str(n) for n in (r["note"] for r in g) if isinstance(n, str) and n))
-            out.append({k: first[k] for k in ("system_id", "system", "gpu", "interconnect", "n_gpus")}
-                       | {"note": why or "nothing fits"})  # fmt: skip
+            out.append(
+                {k: first[k] for k in ("system_id", "system", "gpu", "interconnect", "n_gpus")}
+                | {"note": why or "nothing fits"}
+            )
             continue
         b, p = _first_max(live["baseline"]), _first_max(live["prophet"])
-        out.append(pair(b, p, study.config.cost.monthly_tokens) | {"baseline_strategy": b["strategy"],
-                                                                  "prophet_strategy": p["strategy"]})  # fmt: skip
+        out.append(
+            pair(b, p, study.config.cost.monthly_tokens)
+            | {
+                "baseline_strategy": b["strategy"],
+                "prophet_strategy": p["strategy"],
+            }
+        )
     return _by_gpu_count(out)
 
 
@@ -414,8 +474,11 @@ def run_study(
 
         from tqdm import tqdm
 
-        print(f"note: evaluating up to {n:,} configurations of {len(systems):,} system(s), estimated time: {duration(seconds)}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"note: evaluating up to {n:,} configurations of {len(systems):,} system(s), estimated time:"
+            f" {duration(seconds)}",
+            file=sys.stderr,
+        )
         each = tqdm(systems, desc="systems", unit="system", file=sys.stderr, leave=False)
     parts, failures = [], {}
     for system in each:
@@ -436,6 +499,9 @@ def run_study(
         rows = [dict.fromkeys(MEASURED, math.nan) | r for r in rows]
     limit = study.config.workload.max_step_ms
     chosen, fixed = pick(rows, limit), pick(rows, limit, fixed=True)
-    tables = {"comparison": compare(chosen.records, study), "fixed": compare(fixed.records, study),
-              "headline": headline(chosen.records, study)}  # fmt: skip
+    tables = {
+        "comparison": compare(chosen.records, study),
+        "fixed": compare(fixed.records, study),
+        "headline": headline(chosen.records, study),
+    }
     return StudyResults(study, parts, rows, chosen, tables), failures

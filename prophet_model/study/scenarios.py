@@ -18,8 +18,12 @@ TFLOP = 1e12
 US = 1e-6
 
 
-def hardware_fields(gpu_key: str, gpus: dict[str, GPU], interconnect: Interconnect | None,
-                    interconnects: dict[str, Interconnect] | None = None) -> dict[str, float]:  # fmt: skip
+def hardware_fields(
+    gpu_key: str,
+    gpus: dict[str, GPU],
+    interconnect: Interconnect | None,
+    interconnects: dict[str, Interconnect] | None = None,
+) -> dict[str, float]:
     """The GPU's attainable rates (datasheet x measured share), its start-up, and the system's links.
     `interconnect=None` means a single GPU on its own host link. The peer-copy rate (pooled experts):
     NVLink and NVSwitch: line rate x the measured peer-copy share (rates.peer_link_share, from the
@@ -40,11 +44,19 @@ def hardware_fields(gpu_key: str, gpus: dict[str, GPU], interconnect: Interconne
     }
     if interconnect is None:
         return out | {
-            "gpus_per_switch": 1, "switch_uplink_bandwidth": host, "host_memory_bandwidth": np.inf,
-            "cpu_sockets": 1, "remote_memory_share": 0.0, "link_bandwidth": 1.0, "link_efficiency": 1.0,
-            "link_latency": 0.0, "sockets": 1, "cross_socket_bandwidth": 0.0, "peer_bandwidth": 0.0,
+            "gpus_per_switch": 1,
+            "switch_uplink_bandwidth": host,
+            "host_memory_bandwidth": np.inf,
+            "cpu_sockets": 1,
+            "remote_memory_share": 0.0,
+            "link_bandwidth": 1.0,
+            "link_efficiency": 1.0,
+            "link_latency": 0.0,
+            "sockets": 1,
+            "cross_socket_bandwidth": 0.0,
+            "peer_bandwidth": 0.0,
             "peer_over_pcie": 0.0,
-        }  # fmt: skip
+        }
     n = interconnect
     if n.kind == "pcie":
         peer = (

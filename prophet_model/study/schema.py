@@ -29,8 +29,10 @@ class _WithSources(_Strict):
         fields = [k for k in type(self).model_fields if k != "sources" and k in self.model_fields_set]
         missing = sorted(k for k in fields if not self.sources.get(k, "").strip())
         if missing:
-            raise ValueError(f"sources is missing an entry for: {', '.join(missing)}; allowed: sources with one entry "
-                             "per value given, saying where it comes from")  # fmt: skip
+            raise ValueError(
+                f"sources is missing an entry for: {', '.join(missing)}; allowed: sources with one entry "
+                "per value given, saying where it comes from"
+            )
         return self
 
 
@@ -200,8 +202,10 @@ class RegimeMap(_WithSources):
     @model_validator(mode="after")
     def _ordered(self) -> RegimeMap:
         if self.host_link_low_gbps_per_direction >= self.host_link_high_gbps_per_direction:
-            raise ValueError("host_link_low_gbps_per_direction must be below host_link_high_gbps_per_direction; "
-                             "allowed: low < high, e.g. 32 (PCIe 4.0 x16) and 450 (NVLink-C2C)")  # fmt: skip
+            raise ValueError(
+                "host_link_low_gbps_per_direction must be below host_link_high_gbps_per_direction; "
+                "allowed: low < high, e.g. 32 (PCIe 4.0 x16) and 450 (NVLink-C2C)"
+            )
         return self
 
 
@@ -250,10 +254,12 @@ class Distribution(_Strict):
         if not centred:
             raise ValueError(
                 f"a {self.distribution} factor must be centred on 1 (the configured value is its median); allowed: "
-                + {"uniform": "low + high = 2, e.g. {low: 0.8, high: 1.2}",
-                   "triangular": "mode: 1 and low + high = 2, e.g. {low: 0.875, mode: 1, high: 1.125}",
-                   "loguniform": "low x high = 1, e.g. {low: 0.5, high: 2}"}[self.distribution]
-            )  # fmt: skip
+                + {
+                    "uniform": "low + high = 2, e.g. {low: 0.8, high: 1.2}",
+                    "triangular": "mode: 1 and low + high = 2, e.g. {low: 0.875, mode: 1, high: 1.125}",
+                    "loguniform": "low x high = 1, e.g. {low: 0.5, high: 2}",
+                }[self.distribution]
+            )
         return self
 
 
@@ -288,13 +294,27 @@ UNCERTAIN_BOUNDS = {
 
 # The metrics of all_systems_comparison.csv that an expectation may check (study.compare writes them).
 COMPARISON_METRICS = (
-    "baseline_tokens_per_s", "prophet_tokens_per_s", "speedup", "baseline_step_ms", "prophet_step_ms",
-    "baseline_comm_overhead_pct", "prophet_comm_overhead_pct", "baseline_allreduce_overhead_pct",
-    "prophet_allreduce_overhead_pct", "comm_reduction", "baseline_fetch_overhead_pct",
-    "prophet_fetch_overhead_pct", "baseline_scaling_pct", "prophet_scaling_pct",
-    "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens", "cost_reduction", "annual_savings_usd",
-    "best_baseline_tokens_per_s", "speedup_vs_best_baseline",
-)  # fmt: skip
+    "baseline_tokens_per_s",
+    "prophet_tokens_per_s",
+    "speedup",
+    "baseline_step_ms",
+    "prophet_step_ms",
+    "baseline_comm_overhead_pct",
+    "prophet_comm_overhead_pct",
+    "baseline_allreduce_overhead_pct",
+    "prophet_allreduce_overhead_pct",
+    "comm_reduction",
+    "baseline_fetch_overhead_pct",
+    "prophet_fetch_overhead_pct",
+    "baseline_scaling_pct",
+    "prophet_scaling_pct",
+    "baseline_usd_per_1m_tokens",
+    "prophet_usd_per_1m_tokens",
+    "cost_reduction",
+    "annual_savings_usd",
+    "best_baseline_tokens_per_s",
+    "speedup_vs_best_baseline",
+)
 
 
 class Expectation(_Strict):

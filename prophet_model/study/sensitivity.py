@@ -44,8 +44,14 @@ INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
     "expert_cache.baseline_policy": (("cache_policy",), "value"),
 }
 # inputs that describe Prophet alone: the baseline keeps its own value
-PROPHET_ONLY_INPUTS = ("prophet.prediction_accuracy", "prophet.comm_reduction_factor", "prophet_hit_rate",
-                       "prophet_overlap", "expert_cache.prophet_policy", "routing.inter_layer_affinity")  # fmt: skip
+PROPHET_ONLY_INPUTS = (
+    "prophet.prediction_accuracy",
+    "prophet.comm_reduction_factor",
+    "prophet_hit_rate",
+    "prophet_overlap",
+    "expert_cache.prophet_policy",
+    "routing.inter_layer_affinity",
+)
 BASELINE_ONLY_INPUTS = ("expert_cache.baseline_policy",)
 SWEEPS: dict[str, np.ndarray] = {
     "prophet.prediction_accuracy": np.linspace(0.0, 1.0, 21),
@@ -79,8 +85,14 @@ LABELS = {
     "resident_share": "hit rate (both)",
     "prophet_overlap": "share of Prophet's copies hidden",
 }
-METRICS = ("speedup", "prophet_tokens_per_s", "baseline_tokens_per_s", "prophet_usd_per_1m_tokens",
-           "baseline_usd_per_1m_tokens", "annual_savings_usd")  # fmt: skip
+METRICS = (
+    "speedup",
+    "prophet_tokens_per_s",
+    "baseline_tokens_per_s",
+    "prophet_usd_per_1m_tokens",
+    "baseline_usd_per_1m_tokens",
+    "annual_savings_usd",
+)
 HEADLINE_METRICS = ("speedup", "prophet_tokens_per_s", "prophet_usd_per_1m_tokens")
 
 
@@ -99,27 +111,48 @@ class Setup:
 def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setup]:
     """Each system's headline configuration (results.headline: Prophet at its best strategy, split and
     batch, the baseline at its), held fixed: the sweeps move inputs around this operating point without
-    searching it again (the Monte Carlo's point value; its draws search again). `evaluated_only=False` also gives a system none of whose
+    searching it again (the Monte Carlo's point value; its draws search again). `evaluated_only=False` also gives a
+    system none of whose
     strategies has numbers (it does not fit in memory) its headline strategy's split at the configured
     batch, so that a sweep can ask which inputs would make it fit."""
     study = results.study
     rows = results.headline.dropna(subset=["speedup"]) if results.headline is not None else pd.DataFrame()
     batch = study.config.workload.batch_size_per_gpu
-    points = {r.system_id: (r.strategy, r.prophet_split, r.prophet_batch, r.baseline_split, r.baseline_batch,
-                            r.prophet_attention_tp, r.baseline_attention_tp) for r in rows.itertuples()}  # fmt: skip
+    points = {
+        r.system_id: (
+            r.strategy,
+            r.prophet_split,
+            r.prophet_batch,
+            r.baseline_split,
+            r.baseline_batch,
+            r.prophet_attention_tp,
+            r.baseline_attention_tp,
+        )
+        for r in rows.itertuples()
+    }
     if not evaluated_only:
         comp = results.comparison
         split = comp.prophet_split.fillna("").astype(str) != "" if not comp.empty else []
         for sid, g in comp[split].groupby("system_id", sort=False) if not comp.empty else ():
             if sid not in points:
-                r = g.sort_values("strategy", key=lambda c: c != study.config.study.headline_strategy,
-                                  kind="stable").iloc[0]  # fmt: skip
+                r = g.sort_values(
+                    "strategy", key=lambda c: c != study.config.study.headline_strategy, kind="stable"
+                ).iloc[0]
                 points[sid] = (r.strategy, r.prophet_split, batch, r.baseline_split, batch, 1, 1)
     return {sid: _setup(study, sid, *point) for sid, point in points.items()}
 
 
-def _setup(study: Study, sid: str, strategy: str, p_split: str, p_batch: float, b_split: str, b_batch: float,
-           p_tp: float, b_tp: float) -> Setup:  # fmt: skip
+def _setup(
+    study: Study,
+    sid: str,
+    strategy: str,
+    p_split: str,
+    p_batch: float,
+    b_split: str,
+    b_batch: float,
+    p_tp: float,
+    b_tp: float,
+) -> Setup:
     system = study.system(sid)
     ep, b_ep = int(p_split.split("x")[0]), int(b_split.split("x")[0])
     args = (study, system.gpu_key, system.count)
@@ -141,8 +174,17 @@ def strategy_setup(results: StudyResults, sid: str, strategy: str) -> Setup | No
     if rows.empty:
         return None
     r = rows.iloc[0]
-    return _setup(results.study, sid, strategy, r.prophet_split, r.prophet_batch, r.baseline_split, r.baseline_batch,
-                  r.prophet_attention_tp, r.baseline_attention_tp)  # fmt: skip
+    return _setup(
+        results.study,
+        sid,
+        strategy,
+        r.prophet_split,
+        r.prophet_batch,
+        r.baseline_split,
+        r.baseline_batch,
+        r.prophet_attention_tp,
+        r.baseline_attention_tp,
+    )
 
 
 def _scenario(base: dict[str, float], overrides: dict[str, np.ndarray]) -> m.Scenario:
@@ -211,9 +253,18 @@ def tornado(setup: Setup, metric: str) -> pd.DataFrame:
     for name in SWEEPS:
         g = table[(table.input == name) & np.isfinite(table[metric])]
         lo, hi = g.iloc[0], g.iloc[-1]
-        rows.append({"input": name, "label": LABELS[name], "low_value": lo.value, "high_value": hi.value,
-                     "at_low": lo[metric], "at_high": hi[metric], "point": point,
-                     "spread": abs(hi[metric] - lo[metric])})  # fmt: skip
+        rows.append(
+            {
+                "input": name,
+                "label": LABELS[name],
+                "low_value": lo.value,
+                "high_value": hi.value,
+                "at_low": lo[metric],
+                "at_high": hi[metric],
+                "point": point,
+                "spread": abs(hi[metric] - lo[metric]),
+            }
+        )
     return pd.DataFrame(rows).sort_values("spread", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -225,8 +276,9 @@ MAPS: dict[str, tuple[np.ndarray, bool]] = {
 }
 
 
-def speedup_map(setup: Setup, against: str = "interconnect_bandwidth_factor", n: int = 41
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def speedup_map(
+    setup: Setup, against: str = "interconnect_bandwidth_factor", n: int = 41
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(accuracy grid, grid of `against`, speedup) over accuracy 0-1 x one of MAPS."""
     acc = np.linspace(0, 1, n)
     A, W = np.meshgrid(acc, MAPS[against][0])
@@ -286,12 +338,26 @@ def _absolute(setup: Setup, factors: dict[str, np.ndarray]) -> dict[str, np.ndar
     return out
 
 
-MC_COLUMNS = ["system_id", "system", "strategy", "metric", "point", "median", "p5", "p95", "samples", "draws",
-              "dropped", "dropped_no_fit", "dropped_max_step"]  # fmt: skip
+MC_COLUMNS = [
+    "system_id",
+    "system",
+    "strategy",
+    "metric",
+    "point",
+    "median",
+    "p5",
+    "p95",
+    "samples",
+    "draws",
+    "dropped",
+    "dropped_no_fit",
+    "dropped_max_step",
+]
 
 
-def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | None = None,
-                progress: bool = False) -> pd.DataFrame:  # fmt: skip
+def monte_carlo(
+    results: StudyResults, samples: int | None = None, seed: int | None = None, progress: bool = False
+) -> pd.DataFrame:
     """Point value (the study's headline), median and 90% interval (5th-95th percentile) of every metric,
     per system. Every draw re-chooses each side's operating point (strategy, split, TP degree, batch:
     study/mc_search.py); a draw where a side has none (nothing fits, or nothing meets max_step_ms) is
@@ -307,28 +373,50 @@ def monte_carlo(results: StudyResults, samples: int | None = None, seed: int | N
     limit = results.study.config.workload.max_step_ms
     rows = []
     chosen = setups(results)
-    for sid, setup in tqdm(chosen.items(), total=len(chosen), desc="uncertainty", unit="system",
-                           disable=not (progress and d), file=sys.stderr):  # fmt: skip
+    for sid, setup in tqdm(
+        chosen.items(),
+        total=len(chosen),
+        desc="uncertainty",
+        unit="system",
+        disable=not (progress and d),
+        file=sys.stderr,
+    ):
         point = evaluate(setup)
         mc, counts = point, {"draws": 0, "dropped": 0, "dropped_no_fit": 0, "dropped_max_step": 0}
         if d:
             values, at_point = _absolute(setup, d), _absolute(setup, {k: np.ones(1) for k in d})
-            b, p = (mc_search.best(mc_search.side(results, sid, v), values, n, at_point, _scenario, limit)
-                    for v in ("baseline", "prophet"))  # fmt: skip
+            b, p = (
+                mc_search.best(mc_search.side(results, sid, v), values, n, at_point, _scenario, limit)
+                for v in ("baseline", "prophet")
+            )
             mc = metrics(setup, b.tokens_per_s, p.tokens_per_s)
             dropped = ~(np.isfinite(b.tokens_per_s) & np.isfinite(p.tokens_per_s))
             no_fit = dropped & (b.no_fit | p.no_fit)
-            counts = {"draws": n, "dropped": int(dropped.sum()), "dropped_no_fit": int(no_fit.sum()),
-                      "dropped_max_step": int((dropped & ~no_fit).sum())}  # fmt: skip
+            counts = {
+                "draws": n,
+                "dropped": int(dropped.sum()),
+                "dropped_no_fit": int(no_fit.sum()),
+                "dropped_max_step": int((dropped & ~no_fit).sum()),
+            }
         for metric in METRICS:
             v = np.atleast_1d(np.asarray(mc[metric], dtype=float))
             v = v[np.isfinite(v)]
             if not v.size:  # every draw dropped: no interval
                 v = np.array([np.nan])
-            rows.append({"system_id": sid, "system": setup.system.name, "strategy": setup.strategy, "metric": metric,
-                         "point": float(point[metric]), "median": float(np.median(v)),
-                         "p5": float(np.percentile(v, 5)), "p95": float(np.percentile(v, 95)),
-                         "samples": int(np.isfinite(v).sum()), **counts})  # fmt: skip
+            rows.append(
+                {
+                    "system_id": sid,
+                    "system": setup.system.name,
+                    "strategy": setup.strategy,
+                    "metric": metric,
+                    "point": float(point[metric]),
+                    "median": float(np.median(v)),
+                    "p5": float(np.percentile(v, 5)),
+                    "p95": float(np.percentile(v, 95)),
+                    "samples": int(np.isfinite(v).sum()),
+                    **counts,
+                }
+            )
     return pd.DataFrame(rows, columns=MC_COLUMNS)
 
 

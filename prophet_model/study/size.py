@@ -67,8 +67,10 @@ def check_size(study: Study, systems: Sequence[System]) -> tuple[int, float]:
     n = configurations(study, systems)
     seconds = n * SECONDS_PER_CONFIGURATION
     if n > MAX_CONFIGURATIONS:
-        raise UserError(f"{study.path}: {len(systems):,} system(s) x strategies x splits x batches is up to {n:,} "
-                        f"configurations (estimated time: {duration(seconds)}); allowed: at most {MAX_CONFIGURATIONS:,}: "
-                        "fewer systems (run --systems ID ...), fewer strategies, a fixed hybrid split instead of "
-                        "auto, parallel.attention_tp fixed, or workload.batch_search: false")  # fmt: skip
+        raise UserError(
+            f"{study.path}: {len(systems):,} system(s) x strategies x splits x batches is up to {n:,} "
+            f"configurations (estimated time: {duration(seconds)}); allowed: at most {MAX_CONFIGURATIONS:,}: "
+            "fewer systems (run --systems ID ...), fewer strategies, a fixed hybrid split instead of "
+            "auto, parallel.attention_tp fixed, or workload.batch_search: false"
+        )
     return n, seconds

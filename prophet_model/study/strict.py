@@ -172,8 +172,9 @@ def _check(t: Any, v: Any, loc: tuple, errors: list) -> Any:
         if not isinstance(v, dict):
             return _err(errors, "dict_type", loc, "Input should be a valid dictionary", v)
         n = len(errors)
-        out = {_check(args[0], k, (*loc, k, "[key]"), errors): _check(args[1], x, (*loc, k), errors)
-               for k, x in v.items()}  # fmt: skip
+        out = {
+            _check(args[0], k, (*loc, k, "[key]"), errors): _check(args[1], x, (*loc, k), errors) for k, x in v.items()
+        }
         return out if len(errors) == n else _MISSING
     if origin in (Union, types.UnionType):
         members = [a for a in args if a is not type(None)]
@@ -260,8 +261,13 @@ class Record:
                 v = _bounded(v, info, where, errors)
             if len(errors) == m and info.min_length is not None and len(v) < info.min_length:
                 s = "" if info.min_length == 1 else "s"
-                _err(errors, "too_short", where,
-                     f"List should have at least {info.min_length} item{s} after validation, not {len(v)}", v)  # fmt: skip
+                _err(
+                    errors,
+                    "too_short",
+                    where,
+                    f"List should have at least {info.min_length} item{s} after validation, not {len(v)}",
+                    v,
+                )
             for check in cls._field_checks.get(name, ()) if len(errors) == m else ():
                 try:
                     v = check(cls, v)

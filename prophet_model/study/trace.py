@@ -56,8 +56,10 @@ def parse_trace(
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
     layer_rule = f"layer in 0..{layers - 1} (0-based: the model's {layers} layers)" if layers else "layer >= 0"
-    allowed = (f"allowed: {layer_rule}, expert in 0..{experts - 1} (the model's experts), "
-               f"count a number in [0, {MAX_TRACE_COUNT:.0f}] (2^53)")  # fmt: skip
+    allowed = (
+        f"allowed: {layer_rule}, expert in 0..{experts - 1} (the model's experts), "
+        f"count a number in [0, {MAX_TRACE_COUNT:.0f}] (2^53)"
+    )
     table: dict[int, np.ndarray] = {}
     seen: dict[tuple[int, int], int] = {}
     try:
@@ -76,14 +78,17 @@ def parse_trace(
             rec = dict(zip(header, cells, strict=True))
             got = "got " + ", ".join(f"{k} {_shown(rec[k])}" for k in ("layer", "expert", "count"))
             if not (_WHOLE.match(rec["layer"]) and _WHOLE.match(rec["expert"])) or _count(rec["count"]) is None:
-                raise UserError(f"{bad} line {i}: layer and expert must be whole numbers >= 0, count a number; "
-                                f"{allowed}; {got}")  # fmt: skip
+                raise UserError(
+                    f"{bad} line {i}: layer and expert must be whole numbers >= 0, count a number; {allowed}; {got}"
+                )
             layer, expert, count = _index(rec["layer"]), _index(rec["expert"]), float(rec["count"])
             if (layers and layer >= layers) or expert >= experts or not 0 <= count <= MAX_TRACE_COUNT:
                 raise UserError(f"{bad} line {i}: {allowed}; {got}")
             if (layer, expert) in seen:
-                raise UserError(f"{bad} line {i}: layer {layer} expert {expert} is also on line {seen[layer, expert]}; "
-                                "allowed: one row per layer and expert")  # fmt: skip
+                raise UserError(
+                    f"{bad} line {i}: layer {layer} expert {expert} is also on line {seen[layer, expert]}; "
+                    "allowed: one row per layer and expert"
+                )
             seen[layer, expert] = i
             table.setdefault(layer, np.zeros(experts))[expert] = count
     except csv.Error as exc:

@@ -46,9 +46,11 @@ def _no_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) 
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1}); each key may appear once",
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {seen[key] + 1}); each key may appear once",
                 key_node.start_mark,
-            )  # fmt: skip
+            )
         seen[key] = key_node.start_mark.line
     return loader.construct_mapping(node, deep=deep)
 
@@ -132,8 +134,12 @@ def parse_yaml(text: str, where: str) -> Any:
     return data
 
 
-_FILE_TYPES = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-               stat.S_IFSOCK: "a socket"}  # fmt: skip
+_FILE_TYPES = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def _open_regular(path: Path, kind: str) -> int:

@@ -26,8 +26,10 @@ class Validated:
     worst_pct: float  # largest |error|, %
 
     def text(self) -> str:
-        return (f"{self.mechanism}: {self.what}, median |error| {self.median_pct:.3g}%, worst {self.worst_pct:.3g}% "
-                f"({self.points} points)")  # fmt: skip
+        return (
+            f"{self.mechanism}: {self.what}, median |error| {self.median_pct:.3g}%, worst {self.worst_pct:.3g}% "
+            f"({self.points} points)"
+        )
 
 
 _VALIDATED: dict[str, tuple[Validated, ...]] = {}  # config hash -> the validated errors
@@ -42,20 +44,40 @@ def _validated(study: Study) -> tuple[Validated, ...]:
     d = decode_table(study)
     if not d.empty:
         d = d[d.batch >= 8]
-        out.append(Validated("decode step", "whole decode steps on H200 (batch 8-64)", len(d),
-                             float(d.error_pct.abs().median()), float(d.error_pct.abs().max())))  # fmt: skip
+        out.append(
+            Validated(
+                "decode step",
+                "whole decode steps on H200 (batch 8-64)",
+                len(d),
+                float(d.error_pct.abs().median()),
+                float(d.error_pct.abs().max()),
+            )
+        )
     o = offload_table(study)
     if not o.empty:
         sp = o.dropna(subset=["speedup_error_pct"])
-        out.append(Validated("expert offloading and prefetch", "Prophet's speedup over on-demand fetching on H200",
-                             len(sp), float(sp.speedup_error_pct.abs().median()),
-                             float(sp.speedup_error_pct.abs().max())))  # fmt: skip
+        out.append(
+            Validated(
+                "expert offloading and prefetch",
+                "Prophet's speedup over on-demand fetching on H200",
+                len(sp),
+                float(sp.speedup_error_pct.abs().median()),
+                float(sp.speedup_error_pct.abs().max()),
+            )
+        )
     df = with_predictions(load(), study)
     g = df[df.primitive == "all-to-all (CUDA graph)"]
     if not g.empty:
         err = g.error_pct.abs()
-        out.append(Validated("all-to-all", "NCCL all-to-all under CUDA graphs on two H200", len(g),
-                             float(err.median()), float(err.max())))  # fmt: skip
+        out.append(
+            Validated(
+                "all-to-all",
+                "NCCL all-to-all under CUDA graphs on two H200",
+                len(g),
+                float(err.median()),
+                float(err.max()),
+            )
+        )
     return tuple(out)
 
 
@@ -99,16 +121,27 @@ def claim_evidence(study: Study, comparison: pd.DataFrame, checks: pd.DataFrame 
         mech = mechanisms(r)
         failed, given = [], False
         if checks is not None and not checks.empty:
-            mine = checks[(checks.system_id == r.system_id) & (checks.strategy == r.strategy)
-                          & (checks.kind == "expectation" if "kind" in checks else True)]  # fmt: skip
+            mine = checks[
+                (checks.system_id == r.system_id)
+                & (checks.strategy == r.strategy)
+                & (checks.kind == "expectation" if "kind" in checks else True)
+            ]
             given = not mine.empty
             c = mine[mine.status == "MISS"]
-            failed = [f"{x.check} {x.value:.3g} outside {x.min:g}-{x.max:g}" if x.min != x.max else
-                      f"{x.check} {x.value:.3g} against {x.min:g}" for x in c.itertuples()]  # fmt: skip
-        rows.append({
-            "system_id": r.system_id, "strategy": r.strategy, "mechanisms": "; ".join(mech),
-            "validated": "; ".join(v[m].text() if m in v else f"{m}: not validated" for m in mech),
-            "rates": rates_basis(study, r.system_id),
-            "failed_checks": "; ".join(failed) if failed else ("none" if given else "no expected range given"),
-        })  # fmt: skip
+            failed = [
+                f"{x.check} {x.value:.3g} outside {x.min:g}-{x.max:g}"
+                if x.min != x.max
+                else f"{x.check} {x.value:.3g} against {x.min:g}"
+                for x in c.itertuples()
+            ]
+        rows.append(
+            {
+                "system_id": r.system_id,
+                "strategy": r.strategy,
+                "mechanisms": "; ".join(mech),
+                "validated": "; ".join(v[m].text() if m in v else f"{m}: not validated" for m in mech),
+                "rates": rates_basis(study, r.system_id),
+                "failed_checks": "; ".join(failed) if failed else ("none" if given else "no expected range given"),
+            }
+        )
     return pd.DataFrame(rows)

@@ -46,8 +46,9 @@ def read_table(path: Path, layout: Layout, **read_csv: object) -> pd.DataFrame:
 def gpu_of(study: Study, spec: dict, machines_file: Path = MACHINES) -> GPU:
     """The catalog GPU a machines.yml entry names; UserError naming the file when the catalog has none."""
     if spec["gpu"] not in study.gpus:
-        raise UserError(f"{machines_file}: gpu {spec['gpu']!r} is not in the catalog; allowed: "
-                        f"{', '.join(sorted(study.gpus))}")  # fmt: skip
+        raise UserError(
+            f"{machines_file}: gpu {spec['gpu']!r} is not in the catalog; allowed: {', '.join(sorted(study.gpus))}"
+        )
     return study.gpus[spec["gpu"]]
 
 
@@ -55,8 +56,10 @@ def hardware(study: Study, spec: dict, machines_file: Path = MACHINES) -> tuple[
     """The catalog GPU and interconnect (None on a one-GPU machine) that a machines.yml entry names."""
     net = spec.get("interconnect")
     if net and net not in study.interconnects:
-        raise UserError(f"{machines_file}: interconnect {net!r} is not in the catalog; allowed: "
-                        f"{', '.join(sorted(study.interconnects))} or null")  # fmt: skip
+        raise UserError(
+            f"{machines_file}: interconnect {net!r} is not in the catalog; allowed: "
+            f"{', '.join(sorted(study.interconnects))} or null"
+        )
     return gpu_of(study, spec, machines_file), study.interconnects[net] if net else None
 
 
@@ -73,8 +76,10 @@ def load(root: Path = MEASUREMENTS, machines_file: Path = MACHINES) -> pd.DataFr
             continue
         frames.append(_checked_rows(read_table(f, BENCH), f))
     if not frames:
-        raise UserError(f"{root}: no measurements.csv of the machines in {machines_file}; allowed: "
-                        "<machine>/measurements.csv as validation/bench.py writes it")  # fmt: skip
+        raise UserError(
+            f"{root}: no measurements.csv of the machines in {machines_file}; allowed: "
+            "<machine>/measurements.csv as validation/bench.py writes it"
+        )
     df = pd.concat(frames, ignore_index=True)
     df["primitive"] = [PRIMITIVES[(b, p)] for b, p in zip(df.benchmark, df.part, strict=True)]
     return df
@@ -95,13 +100,17 @@ def _checked_rows(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     for i, r in zip(df.attrs["lines"], df.itertuples(), strict=True):
         bad = None
         if (r.benchmark, r.part) not in PRIMITIVES:
-            bad = (f"benchmark {str(r.benchmark)[:40]!r}, part {str(r.part)[:40]!r}; allowed: "
-                   + ", ".join(f"{b}/{p}" for b, p in PRIMITIVES))  # fmt: skip
+            bad = f"benchmark {str(r.benchmark)[:40]!r}, part {str(r.part)[:40]!r}; allowed: " + ", ".join(
+                f"{b}/{p}" for b, p in PRIMITIVES
+            )
         else:
             empty = [c for c in NEEDS[r.benchmark] if pd.isna(getattr(r, c, None))]
             lf = str(getattr(r, "local_fraction", "uniform"))
             if empty:
-                bad = f"no value in column {', '.join(empty)}; allowed: {r.benchmark} rows with {', '.join(NEEDS[r.benchmark])}"
+                bad = (
+                    f"no value in column {', '.join(empty)}; allowed: {r.benchmark} rows with"
+                    f" {', '.join(NEEDS[r.benchmark])}"
+                )
             elif (
                 r.benchmark == "moe_layer" and lf != "uniform" and not (_number(lf) is not None and 0 <= float(lf) < 1)
             ):
@@ -122,8 +131,10 @@ def known_models(df: pd.DataFrame, path: Path, study: Study) -> pd.DataFrame:
     """`df` (read by read_table), each row's model in the catalog; UserError naming the file and line otherwise."""
     for i, model in zip(df.attrs.get("lines", range(2, len(df) + 2)), df.model, strict=True):
         if model not in study.models:
-            raise UserError(f"{path} line {i}: model {str(model)[:40]!r} is not in the catalog; allowed: "
-                            f"{', '.join(sorted(study.models))}")  # fmt: skip
+            raise UserError(
+                f"{path} line {i}: model {str(model)[:40]!r} is not in the catalog; allowed: "
+                f"{', '.join(sorted(study.models))}"
+            )
     return df
 
 
@@ -164,14 +175,16 @@ def ceilings_table(study: Study, machines_file: Path = MACHINES) -> pd.DataFrame
             continue
         seen.add(spec["ceilings"])
         c, gpu = ceilings(spec["ceilings"]), gpu_of(study, spec, machines_file)
-        rows.append({
-            "measured on": spec["ceilings"],
-            "start-up (µs)": round(1e6 * c.kernel_startup_s, 2),
-            "1-element kernel (µs)": round(1e6 * c.kernel_chain_s, 2),
-            "HBM (GB/s)": f"{c.hbm_bandwidth / 1e9:,.0f} of {gpu.memory_bandwidth_gbps:,.0f}",
-            "BF16 GEMM (TFLOP/s)": f"{c.gemm_flops / 1e12:,.0f} of {gpu.bf16_dense_tflops:,.0f}",
-            "link (GB/s each way)": f"{c.link_bandwidth / 1e9:,.0f}" if c.link_bandwidth else "not measured",
-        })  # fmt: skip
+        rows.append(
+            {
+                "measured on": spec["ceilings"],
+                "start-up (µs)": round(1e6 * c.kernel_startup_s, 2),
+                "1-element kernel (µs)": round(1e6 * c.kernel_chain_s, 2),
+                "HBM (GB/s)": f"{c.hbm_bandwidth / 1e9:,.0f} of {gpu.memory_bandwidth_gbps:,.0f}",
+                "BF16 GEMM (TFLOP/s)": f"{c.gemm_flops / 1e12:,.0f} of {gpu.bf16_dense_tflops:,.0f}",
+                "link (GB/s each way)": f"{c.link_bandwidth / 1e9:,.0f}" if c.link_bandwidth else "not measured",
+            }
+        )
     return pd.DataFrame(rows).set_index("measured on")
 
 
@@ -182,7 +195,9 @@ def decode_kernels(machine: str, model: str, batch: int, root: Path = MEASUREMEN
     k = read_table(path, KERNELS)
     k = k[k.model == model]
     if k.empty:
-        raise UserError(f"{path}: no kernels of model {model!r}; allowed: the models of decode.csv, profiled "
-                        "(validation/bench.py --parts decode)")  # fmt: skip
+        raise UserError(
+            f"{path}: no kernels of model {model!r}; allowed: the models of decode.csv, profiled "
+            "(validation/bench.py --parts decode)"
+        )
     nearest = min(k.batch.unique(), key=lambda b: abs(np.log(b / batch)))
     return int(k[k.batch == nearest]["count"].sum())

@@ -50,8 +50,10 @@ def alltoall_split(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) -
     d = read_table(path, BENCH)
     names = {"full": "full (µs)", "remote_only": "crossing share only (µs)", "self_only": "kept share only (µs)"}
     if d.duplicated(["bytes", "part"]).any() or not set(names) <= set(d.part) or d.bytes.isna().any():
-        raise MeasurementError(f"{path}: a part missing, repeated or without bytes; allowed: one row per buffer size "
-                               f"(bytes) and part, the parts {', '.join(names)} (bench.py --parts alltoall_split)")  # fmt: skip
+        raise MeasurementError(
+            f"{path}: a part missing, repeated or without bytes; allowed: one row per buffer size "
+            f"(bytes) and part, the parts {', '.join(names)} (bench.py --parts alltoall_split)"
+        )
     t = d.pivot(index="bytes", columns="part", values="median_s").sort_index()
     out = (1e6 * t[list(names)]).round(1).rename(columns=names)
     out.index = [f"{b / 2**20:g} MiB" for b in out.index]
@@ -71,8 +73,10 @@ def link_write_rate(machine: str, nbytes: int, root: Path = MEASUREMENTS) -> flo
     d = read_table(root / machine / "ceilings.csv", BENCH)
     row = d[(d.benchmark == "ceiling_link") & (d.part == "bidirectional") & (d.bytes == nbytes)]
     if len(row) != 1:
-        raise MeasurementError(f"{root / machine / 'ceilings.csv'}: no bidirectional ceiling_link row of {nbytes} "
-                               f"bytes ({len(row)} found); allowed: one (bench.py --parts ceilings on two GPUs)")  # fmt: skip
+        raise MeasurementError(
+            f"{root / machine / 'ceilings.csv'}: no bidirectional ceiling_link row of {nbytes} "
+            f"bytes ({len(row)} found); allowed: one (bench.py --parts ceilings on two GPUs)"
+        )
     return nbytes / float(row.median_s.iloc[0])
 
 
@@ -86,9 +90,11 @@ def link_blocks(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) -> p
     d = d[d.part != "nccl_alltoall"]
     shape = ["grid", "warps", "block"]
     if (d.bytes != PROBE_BYTES).any() or d.duplicated(["part", *shape]).any() or (d[shape] < 1).any().any():
-        raise MeasurementError(f"{path}: a copy of another size, a repeated row or a shape below 1; allowed: copies of "
-                               f"{PROBE_BYTES} bytes each (PROBE_BYTES), one row per part, grid, warps and block, "
-                               "each >= 1 (validation/probe_p2p_path.py)")  # fmt: skip
+        raise MeasurementError(
+            f"{path}: a copy of another size, a repeated row or a shape below 1; allowed: copies of "
+            f"{PROBE_BYTES} bytes each (PROBE_BYTES), one row per part, grid, warps and block, "
+            "each >= 1 (validation/probe_p2p_path.py)"
+        )
     threads = 32 * d.warps
     d = d.assign(
         kind=[f"{p}: {t} threads × {b * PROBE_WORD // t} B" for p, t, b in zip(d.part, threads, d.block, strict=True)],
@@ -132,8 +138,9 @@ def nccl_configuration(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENT
     except ValueError:
         latency = busbw = math.nan
     if not (math.isfinite(latency) and math.isfinite(busbw) and latency >= 0 and busbw > 0):
-        raise MeasurementError(f"{path}: no tuning-table row for Broadcast with a Ring/Simple latency/bandwidth "
-                               f"pair; allowed: {NCCL_LOG}")  # fmt: skip
+        raise MeasurementError(
+            f"{path}: no tuning-table row for Broadcast with a Ring/Simple latency/bandwidth pair; allowed: {NCCL_LOG}"
+        )
     out["ring_simple_latency_us"], out["ring_simple_busbw_gbps"] = latency, busbw
     return out
 

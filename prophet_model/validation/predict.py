@@ -41,23 +41,55 @@ def base_scenario(gpu: GPU, net: Interconnect | None, ceil: Ceilings | None = No
         link_efficiency = net.payload_efficiency
     hbm = ceil.hbm_bandwidth if ceil else gpu.memory_bandwidth_gbps * 1e9
     return m.Scenario(
-        n_gpus=1, ep=1, peak_flops=ceil.gemm_flops if ceil else gpu.bf16_dense_tflops * 1e12, hbm_bandwidth=hbm,
-        stream_dense=(ceil.stream_dense or hbm) if ceil else hbm, stream_grouped=(ceil.stream_grouped or hbm) if ceil else hbm,
-        memory_capacity=1e15, host_bandwidth=gpu.host_link_bandwidth_gbps * 1e9, gpus_per_switch=1,
-        switch_uplink_bandwidth=gpu.host_link_bandwidth_gbps * 1e9, host_memory_bandwidth=np.inf, cpu_sockets=1,
-        remote_memory_share=0.0, link_bandwidth=(net.bandwidth_gbps_per_direction if net else 1.0) * 1e9,
-        link_efficiency=link_efficiency, kernel_startup=ceil.kernel_startup_s if ceil else 0.0,
-        link_latency=(net.latency_us if net else 0.0) * 1e-6, sockets=net.sockets if net else 1,
+        n_gpus=1,
+        ep=1,
+        peak_flops=ceil.gemm_flops if ceil else gpu.bf16_dense_tflops * 1e12,
+        hbm_bandwidth=hbm,
+        stream_dense=(ceil.stream_dense or hbm) if ceil else hbm,
+        stream_grouped=(ceil.stream_grouped or hbm) if ceil else hbm,
+        memory_capacity=1e15,
+        host_bandwidth=gpu.host_link_bandwidth_gbps * 1e9,
+        gpus_per_switch=1,
+        switch_uplink_bandwidth=gpu.host_link_bandwidth_gbps * 1e9,
+        host_memory_bandwidth=np.inf,
+        cpu_sockets=1,
+        remote_memory_share=0.0,
+        link_bandwidth=(net.bandwidth_gbps_per_direction if net else 1.0) * 1e9,
+        link_efficiency=link_efficiency,
+        kernel_startup=ceil.kernel_startup_s if ceil else 0.0,
+        link_latency=(net.latency_us if net else 0.0) * 1e-6,
+        sockets=net.sockets if net else 1,
         cross_socket_bandwidth=(net.cross_socket_bandwidth_gbps if net else 0.0) * 1e9,
-        num_layers=1, num_moe_layers=1, hidden_size=1, expert_ffn_size=1, num_experts=1, top_k=1,
-        num_shared_experts=0, shared_expert_ffn_size=0, dense_ffn_size=0, attention_params_per_layer=1,
-        kv_elements_per_token_per_layer=1, num_attention_heads=1, head_dim=1, vocab_size=1, bytes_per_param=BF16,
-        fused=0, kernels_per_layer=0, kernels_per_moe_layer=0, kernels_per_expert=m.KERNELS_PER_EXPERT, kernels_head=0,
+        num_layers=1,
+        num_moe_layers=1,
+        hidden_size=1,
+        expert_ffn_size=1,
+        num_experts=1,
+        top_k=1,
+        num_shared_experts=0,
+        shared_expert_ffn_size=0,
+        dense_ffn_size=0,
+        attention_params_per_layer=1,
+        kv_elements_per_token_per_layer=1,
+        num_attention_heads=1,
+        head_dim=1,
+        vocab_size=1,
+        bytes_per_param=BF16,
+        fused=0,
+        kernels_per_layer=0,
+        kernels_per_moe_layer=0,
+        kernels_per_expert=m.KERNELS_PER_EXPERT,
+        kernels_head=0,
         kernels_per_shared_expert=0,
-        batch_size_per_gpu=1, context_length=1, activation_bytes=BF16, reserved_memory=0,
-        prophet=0, prediction_accuracy=1.0, comm_reduction_factor=1.0,
+        batch_size_per_gpu=1,
+        context_length=1,
+        activation_bytes=BF16,
+        reserved_memory=0,
+        prophet=0,
+        prediction_accuracy=1.0,
+        comm_reduction_factor=1.0,
         load_imbalance=0,  # the benchmarks route exactly balanced loads (bench.routing_counts)
-    )  # fmt: skip
+    )
 
 
 def scalar(x) -> float:
@@ -78,8 +110,16 @@ def predict_ffn(gpu: GPU, hidden: int, ffn: int, tokens: int, ceil: Ceilings | N
 
 def _a2a_scenario(gpu: GPU, net: Interconnect, per_rank_bytes: float, ep: int, ceil: Ceilings | None) -> m.Scenario:
     """An all-to-all whose per-rank buffer is `per_rank_bytes`, split evenly over ep ranks."""
-    return replace(base_scenario(gpu, net, ceil), n_gpus=ep, ep=ep, num_experts=ep, top_k=1, hidden_size=1,
-                   activation_bytes=1, batch_size_per_gpu=per_rank_bytes)  # fmt: skip
+    return replace(
+        base_scenario(gpu, net, ceil),
+        n_gpus=ep,
+        ep=ep,
+        num_experts=ep,
+        top_k=1,
+        hidden_size=1,
+        activation_bytes=1,
+        batch_size_per_gpu=per_rank_bytes,
+    )
 
 
 def predict_alltoall(
@@ -101,8 +141,16 @@ def predict_moe(
     """(layer, all-to-alls) of one MoE layer of `model` over ep GPUs, `tokens` per GPU: expert_time +
     2 all-to-alls, and the 2 all-to-alls. A local fraction p keeps that share of assignments on
     their own GPU, i.e. a volume reduction ((ep-1)/ep) / (1-p) over uniform routing."""
-    s = replace(base_scenario(gpu, net, ceil), n_gpus=ep, ep=ep, hidden_size=model.hidden_size, expert_ffn_size=model.expert_ffn_size,
-                num_experts=model.num_experts, top_k=model.top_k, batch_size_per_gpu=tokens)  # fmt: skip
+    s = replace(
+        base_scenario(gpu, net, ceil),
+        n_gpus=ep,
+        ep=ep,
+        hidden_size=model.hidden_size,
+        expert_ffn_size=model.expert_ffn_size,
+        num_experts=model.num_experts,
+        top_k=model.top_k,
+        batch_size_per_gpu=tokens,
+    )
     if local is not None:
         s = replace(s, prophet=1, comm_reduction_factor=((ep - 1) / ep) / (1 - local))
     a = s.arrays()
@@ -130,8 +178,10 @@ def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHI
     machines = machine_specs(machines_file)
     for name in sorted({str(k) for k in df.machine}):
         if name not in machines:
-            raise UserError(f"validation/measurements: rows of machine {name[:40]!r}, not in {machines_file}; "
-                            f"allowed: {', '.join(machines)}")  # fmt: skip
+            raise UserError(
+                f"validation/measurements: rows of machine {name[:40]!r}, not in {machines_file}; "
+                f"allowed: {', '.join(machines)}"
+            )
         if not machines[name].get("ceilings"):
             raise MeasurementError(
                 f"{machines_file}: {name} names no 'ceilings' folder; run validation/bench.py --parts "
@@ -139,8 +189,10 @@ def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHI
             )
     unknown = sorted({str(k) for k in df[df.benchmark == "moe_layer"].model} - set(study.models))
     if unknown:
-        raise UserError(f"validation/measurements: moe_layer rows of model {', '.join(unknown)[:200]}, not in the "
-                        f"catalog; allowed: {', '.join(sorted(study.models))}")  # fmt: skip
+        raise UserError(
+            f"validation/measurements: moe_layer rows of model {', '.join(unknown)[:200]}, not in the "
+            f"catalog; allowed: {', '.join(sorted(study.models))}"
+        )
     ceil = {name: machine_ceilings(study, name, machines_file) for name in set(df.machine)}
     model, datasheet = [], []
     for r in df.itertuples():
@@ -155,14 +207,24 @@ def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHI
     return out
 
 
-def scaling_predictions(study: Study, machine: str = "nvidia-h200-x8", eps: tuple[int, ...] = (2, 4, 8),
-                        sizes: tuple[int, ...] = tuple(4096 * 4**i for i in range(9)), machines_file: Path = MACHINES) -> pd.DataFrame:  # fmt: skip
+def scaling_predictions(
+    study: Study,
+    machine: str = "nvidia-h200-x8",
+    eps: tuple[int, ...] = (2, 4, 8),
+    sizes: tuple[int, ...] = tuple(4096 * 4**i for i in range(9)),
+    machines_file: Path = MACHINES,
+) -> pd.DataFrame:
     """Model all-to-all times at several expert-parallel degrees on `machine` (for the runs to come)."""
     spec = machine_specs(machines_file)[machine]
     gpu, net = hardware(study, spec)
     ceil = ceilings(spec["ceilings"])
-    return pd.DataFrame([{"machine": machine, "ep": ep, "bytes": b, "predicted_s": predict_alltoall(gpu, net, b, ep, ceil)}
-                         for ep in eps for b in sizes])  # fmt: skip
+    return pd.DataFrame(
+        [
+            {"machine": machine, "ep": ep, "bytes": b, "predicted_s": predict_alltoall(gpu, net, b, ep, ceil)}
+            for ep in eps
+            for b in sizes
+        ]
+    )
 
 
 def large_alltoall_error(

@@ -78,8 +78,13 @@ def inputs(study: Study, machine: str, root: Path = MEASUREMENTS, machines_file:
 
 def _scenario(inp: Inputs, **fields) -> m.Scenario:
     s = base_scenario(inp.gpu, inp.net, inp.ceil)
-    return replace(s, host_bandwidth=inp.host, switch_uplink_bandwidth=max(inp.host, s.switch_uplink_bandwidth),
-                   peer_bandwidth=inp.peer, **fields)  # fmt: skip
+    return replace(
+        s,
+        host_bandwidth=inp.host,
+        switch_uplink_bandwidth=max(inp.host, s.switch_uplink_bandwidth),
+        peer_bandwidth=inp.peer,
+        **fields,
+    )
 
 
 def host_rate(inp: Inputs, gpus: int) -> float:
@@ -91,9 +96,22 @@ def pooled_seconds_per_byte(inp: Inputs, r) -> float:
     """physics.fetch.fetch_time / fetch_bytes for two replicas pooling the experts of r's layer shape, each
     holding a share r.resident_fraction >= 1/2 (so the peer holds every missing expert: peer_share = 1)."""
     e, res = int(r.experts), float(r.resident_fraction)
-    s = _scenario(inp, n_gpus=2, ep=1, pooled=1, hidden_size=int(r.hidden), expert_ffn_size=int(r.ffn), num_experts=e,
-                  top_k=int(r.top_k), batch_size_per_gpu=int(r.tokens), resident_override=res, attention_params_per_layer=0,
-                  vocab_size=0, kv_elements_per_token_per_layer=0, memory_capacity=1.0)  # fmt: skip
+    s = _scenario(
+        inp,
+        n_gpus=2,
+        ep=1,
+        pooled=1,
+        hidden_size=int(r.hidden),
+        expert_ffn_size=int(r.ffn),
+        num_experts=e,
+        top_k=int(r.top_k),
+        batch_size_per_gpu=int(r.tokens),
+        resident_override=res,
+        attention_params_per_layer=0,
+        vocab_size=0,
+        kv_elements_per_token_per_layer=0,
+        memory_capacity=1.0,
+    )
     need = scalar(m.experts_on_fullest_gpu(s.arrays())) * scalar(m.expert_bytes(s.arrays()))
     a = replace(s, memory_capacity=res * need + scalar(m.dense_params(s.arrays())) * 2).arrays()
     return scalar(m.fetch_time(a)) / scalar(m.fetch_bytes(a))
@@ -107,9 +125,17 @@ def _ep_scenarios(study: Study, inp: Inputs, r) -> tuple[np.ndarray, ...]:
     """(compute, comm) arrays of an EP = 2 step of r's model, r.layers layers, r.batch sequences per GPU."""
     mdl, layers, local = study.models[r.model], int(r.layers), _local(r)
     fields = model_fields(mdl) | {"num_layers": layers, "num_moe_layers": layers, "vocab_size": 0}
-    s = replace(_scenario(inp, n_gpus=2, ep=2), **fields,
-                fused=1, kernels_per_layer=EP_KERNELS_PER_LAYER, kernels_per_moe_layer=0, kernels_head=0,
-                kernels_per_shared_expert=0, batch_size_per_gpu=int(r.batch), context_length=int(r.context))  # fmt: skip
+    s = replace(
+        _scenario(inp, n_gpus=2, ep=2),
+        **fields,
+        fused=1,
+        kernels_per_layer=EP_KERNELS_PER_LAYER,
+        kernels_per_moe_layer=0,
+        kernels_head=0,
+        kernels_per_shared_expert=0,
+        batch_size_per_gpu=int(r.batch),
+        context_length=int(r.context),
+    )
     comm = s if local is None else replace(s, prophet=1, comm_reduction_factor=(1 / 2) / (1 - local))
     return s, comm
 
@@ -134,13 +160,24 @@ def predict_point(study: Study, inp: Inputs, name: str, r) -> float:
         if r.part == "resident":
             return compute + comm
         prefetch = r.part == "offload_prefetch"
-        f = replace(s, resident_override=float(r.resident_fraction), prophet=1 if prefetch else 0, prefetch_window=0,
-                    prediction_accuracy=float(r.accuracy) if prefetch else 1.0).arrays()  # fmt: skip
+        f = replace(
+            s,
+            resident_override=float(r.resident_fraction),
+            prophet=1 if prefetch else 0,
+            prefetch_window=0,
+            prediction_accuracy=float(r.accuracy) if prefetch else 1.0,
+        ).arrays()
         return compute + comm + scalar(m.fetch_exposed(f, np.float64(compute + comm)))
     tp = 1 if r.part == "tp1" else 2
     mdl = study.models[r.model]
-    s = replace(_scenario(inp, n_gpus=tp), **model_fields(mdl), attention_tp=tp, batch_size_per_gpu=int(r.batch),
-                context_length=int(r.context), kernels_per_layer=TP_KERNELS_PER_LAYER)  # fmt: skip
+    s = replace(
+        _scenario(inp, n_gpus=tp),
+        **model_fields(mdl),
+        attention_tp=tp,
+        batch_size_per_gpu=int(r.batch),
+        context_length=int(r.context),
+        kernels_per_layer=TP_KERNELS_PER_LAYER,
+    )
     a = s.arrays()
     reduce = scalar(m.allreduce_time(a))
     if r.part == "allreduce":
@@ -173,8 +210,9 @@ def _label(name: str, r) -> str:
 COLUMNS = ["machine", "set", "point", "measured_ms", "predicted_ms", "error_pct"]
 
 
-def table(study: Study, frames: dict[tuple[str, str], pd.DataFrame], root: Path = MEASUREMENTS,
-          machines_file: Path = MACHINES) -> pd.DataFrame:  # fmt: skip
+def table(
+    study: Study, frames: dict[tuple[str, str], pd.DataFrame], root: Path = MEASUREMENTS, machines_file: Path = MACHINES
+) -> pd.DataFrame:
     """Every row of {(machine, set): rows} beside its prediction (measured NaN where not measured yet)."""
     out = []
     for (machine, name), df in frames.items():
@@ -182,8 +220,16 @@ def table(study: Study, frames: dict[tuple[str, str], pd.DataFrame], root: Path 
         for r in df.itertuples():
             measured = _measured(name, r) if hasattr(r, "median_s") or hasattr(r, "step_s") else np.nan
             pred = predict_point(study, inp, name, r)
-            out.append({"machine": machine, "set": name, "point": _label(name, r), "measured_ms": 1e3 * measured,
-                        "predicted_ms": 1e3 * pred, "error_pct": 100 * (pred / measured - 1)})  # fmt: skip
+            out.append(
+                {
+                    "machine": machine,
+                    "set": name,
+                    "point": _label(name, r),
+                    "measured_ms": 1e3 * measured,
+                    "predicted_ms": 1e3 * pred,
+                    "error_pct": 100 * (pred / measured - 1),
+                }
+            )
     return pd.DataFrame(out, columns=COLUMNS)
 
 
@@ -206,39 +252,94 @@ def summary(t: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (machine, name), g in t.dropna(subset=["measured_ms"]).groupby(["machine", "set"], sort=False):
         err = g.error_pct.abs()
-        rows.append({"machine": machine, "set": name, "points": len(g), "median |error| %": round(float(err.median()), 1),
-                     "worst |error| %": round(float(err.max()), 1), "worst at": g.loc[err.idxmax(), "point"]})  # fmt: skip
+        rows.append(
+            {
+                "machine": machine,
+                "set": name,
+                "points": len(g),
+                "median |error| %": round(float(err.median()), 1),
+                "worst |error| %": round(float(err.max()), 1),
+                "worst at": g.loc[err.idxmax(), "point"],
+            }
+        )
     return pd.DataFrame(rows, columns=["machine", "set", "points", "median |error| %", "worst |error| %", "worst at"])
 
 
 def planned_rows() -> dict[str, pd.DataFrame]:
     """The points issue 27's run will measure (multi_plan), as rows without measurements."""
     seed = {**SEED_SHAPE, "layers": DP_LAYERS, "expert_bytes": SEED_EXPERT_BYTES}
-    dp = [{**seed, "source": src, "tokens": b, "resident_fraction": res, "policy": pol, "accuracy": acc}
-          for src in ("host", "peer", "pool") for b in DP_BATCHES for res in DP_RESIDENT
-          for pol, acc in [("baseline", np.nan)] + [("prefetch", a) for a in DP_ACCURACIES]]  # fmt: skip
-    ep = [{"model": k, "part": "resident", "layers": None, "batch": b, "context": EP_CONTEXT, "local_fraction": lf,
-           "resident_fraction": 1.0, "accuracy": np.nan} for k in EP_MODELS for b in EP_BATCHES for lf in ("uniform", 0.75)]  # fmt: skip
-    ep += [{"model": EP_OFFLOAD_MODEL, "part": part, "layers": EP_OFFLOAD_LAYERS, "batch": b, "context": EP_CONTEXT,
-            "local_fraction": lf, "resident_fraction": EP_OFFLOAD_RESIDENT, "accuracy": acc}
-           for b in EP_OFFLOAD_BATCHES for lf in ("uniform", 0.75)
-           for part, acc in [("offload_baseline", np.nan)] + [("offload_prefetch", a) for a in EP_OFFLOAD_ACCURACIES]]  # fmt: skip
-    tp = [{"model": k, "part": part, "layers": None, "batch": b, "context": TP_CONTEXT}
-          for k in TP_MODELS for b in TP_BATCHES for part in ("tp1", "tp2", "allreduce")]  # fmt: skip
-    return {"peer_copy": pd.DataFrame([{"part": p, "direction": d, "bytes": b} for b in PEER_COPY_BYTES
-                                       for p, d in (("alone", "1->0"), ("both", "both"))]),
-            "host_concurrent": pd.DataFrame([{"part": p, "direction": "h2d", "bytes": b} for b in HOST_COPY_BYTES
-                                             for p in ("alone", "both")]),
-            "dp_peer_fetch": pd.DataFrame(dp), "ep2_step": pd.DataFrame(ep), "tp2_attention": pd.DataFrame(tp)}  # fmt: skip
+    dp = [
+        {**seed, "source": src, "tokens": b, "resident_fraction": res, "policy": pol, "accuracy": acc}
+        for src in ("host", "peer", "pool")
+        for b in DP_BATCHES
+        for res in DP_RESIDENT
+        for pol, acc in [("baseline", np.nan)] + [("prefetch", a) for a in DP_ACCURACIES]
+    ]
+    ep = [
+        {
+            "model": k,
+            "part": "resident",
+            "layers": None,
+            "batch": b,
+            "context": EP_CONTEXT,
+            "local_fraction": lf,
+            "resident_fraction": 1.0,
+            "accuracy": np.nan,
+        }
+        for k in EP_MODELS
+        for b in EP_BATCHES
+        for lf in ("uniform", 0.75)
+    ]
+    ep += [
+        {
+            "model": EP_OFFLOAD_MODEL,
+            "part": part,
+            "layers": EP_OFFLOAD_LAYERS,
+            "batch": b,
+            "context": EP_CONTEXT,
+            "local_fraction": lf,
+            "resident_fraction": EP_OFFLOAD_RESIDENT,
+            "accuracy": acc,
+        }
+        for b in EP_OFFLOAD_BATCHES
+        for lf in ("uniform", 0.75)
+        for part, acc in [("offload_baseline", np.nan)] + [("offload_prefetch", a) for a in EP_OFFLOAD_ACCURACIES]
+    ]
+    tp = [
+        {"model": k, "part": part, "layers": None, "batch": b, "context": TP_CONTEXT}
+        for k in TP_MODELS
+        for b in TP_BATCHES
+        for part in ("tp1", "tp2", "allreduce")
+    ]
+    return {
+        "peer_copy": pd.DataFrame(
+            [
+                {"part": p, "direction": d, "bytes": b}
+                for b in PEER_COPY_BYTES
+                for p, d in (("alone", "1->0"), ("both", "both"))
+            ]
+        ),
+        "host_concurrent": pd.DataFrame(
+            [{"part": p, "direction": "h2d", "bytes": b} for b in HOST_COPY_BYTES for p in ("alone", "both")]
+        ),
+        "dp_peer_fetch": pd.DataFrame(dp),
+        "ep2_step": pd.DataFrame(ep),
+        "tp2_attention": pd.DataFrame(tp),
+    }
 
 
-def planned(study: Study, machine: str = PLANNED_MACHINE, machines_file: Path = MACHINES,
-            root: Path = MEASUREMENTS) -> pd.DataFrame:  # fmt: skip
+def planned(
+    study: Study, machine: str = PLANNED_MACHINE, machines_file: Path = MACHINES, root: Path = MEASUREMENTS
+) -> pd.DataFrame:
     """The model's predictions at the points issue 27 plans, on `machine` (before the run)."""
     frames = {}
     for name, df in planned_rows().items():
         if "layers" in df and "model" in df:
-            df = df.assign(layers=[n if n == n and n is not None else study.models[k].num_layers
-                                   for n, k in zip(df.layers, df.model, strict=True)])  # fmt: skip
+            df = df.assign(
+                layers=[
+                    n if n == n and n is not None else study.models[k].num_layers
+                    for n, k in zip(df.layers, df.model, strict=True)
+                ]
+            )
         frames[(machine, name)] = df
     return table(study, frames, root, machines_file)

@@ -35,8 +35,15 @@ def predict_decode(
     machine's ceilings (attainable HBM, GEMM and weight-streaming rates, start-up) and the benchmark's
     `kernels` per step; without `ceil`, datasheet rates and no start-up."""
     mdl = study.models[model_key]
-    s = replace(base_scenario(gpu, None, ceil), **model_fields(mdl), fused=1, kernels_per_layer=kernels / mdl.num_layers,
-                kernels_head=0, batch_size_per_gpu=batch, context_length=context)  # fmt: skip
+    s = replace(
+        base_scenario(gpu, None, ceil),
+        **model_fields(mdl),
+        fused=1,
+        kernels_per_layer=kernels / mdl.num_layers,
+        kernels_head=0,
+        batch_size_per_gpu=batch,
+        context_length=context,
+    )
     return scalar(m.compute_time(s.arrays()))
 
 
@@ -57,11 +64,20 @@ def decode_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
             sheet = predict_decode(study, gpu, *shape, None)
             copy_rate = replace(ceil, stream_dense=ceil.hbm_bandwidth, stream_grouped=ceil.hbm_bandwidth)
             copy_only = predict_decode(study, gpu, *shape, copy_rate, kernels)
-            rows.append({"machine": machine, "model": r.model, "batch": int(r.batch), "context": int(r.context),
-                         "measured_ms": 1e3 * r.median_s, "predicted_ms": 1e3 * model, "datasheet_ms": 1e3 * sheet,
-                         "error_pct": 100 * (model / r.median_s - 1),
-                         "datasheet_error_pct": 100 * (sheet / r.median_s - 1),
-                         "copy_rate_only_error_pct": 100 * (copy_only / r.median_s - 1)})  # fmt: skip
+            rows.append(
+                {
+                    "machine": machine,
+                    "model": r.model,
+                    "batch": int(r.batch),
+                    "context": int(r.context),
+                    "measured_ms": 1e3 * r.median_s,
+                    "predicted_ms": 1e3 * model,
+                    "datasheet_ms": 1e3 * sheet,
+                    "error_pct": 100 * (model / r.median_s - 1),
+                    "datasheet_error_pct": 100 * (sheet / r.median_s - 1),
+                    "copy_rate_only_error_pct": 100 * (copy_only / r.median_s - 1),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -89,11 +105,17 @@ def batch_one_gap(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
             s = replace(
                 base_scenario(gpu_of(study, spec), None, ceil), **model_fields(mdl), fused=1, batch_size_per_gpu=1
             )
-            rows.append({"machine": machine, "model": model_key, "grouped_gemm_measured_ms": 1e3 * grouped,
-                         "grouped_gemm_model_ms": 1e3 * scalar(m.expert_time(s.arrays())),
-                         "stream_one_row_gbps": float((one.bytes / one.median_s).iloc[0]) / 1e9 if len(one) else np.nan,
-                         "stream_model_gbps": ceil.stream_grouped / 1e9,
-                         "step_measured_ms": 1e3 * g.gpu_s.sum()})  # fmt: skip
+            rows.append(
+                {
+                    "machine": machine,
+                    "model": model_key,
+                    "grouped_gemm_measured_ms": 1e3 * grouped,
+                    "grouped_gemm_model_ms": 1e3 * scalar(m.expert_time(s.arrays())),
+                    "stream_one_row_gbps": float((one.bytes / one.median_s).iloc[0]) / 1e9 if len(one) else np.nan,
+                    "stream_model_gbps": ceil.stream_grouped / 1e9,
+                    "step_measured_ms": 1e3 * g.gpu_s.sum(),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -108,8 +130,16 @@ def offload_step(r, gpu: GPU, ceil: Ceilings, t_e: float, hit: float, d: float) 
     from prophet_model.physics import prefetch
 
     e, k, h, f, tokens = int(r.experts), int(r.top_k), int(r.hidden), int(r.ffn), int(r.tokens)
-    s = replace(base_scenario(gpu, None, ceil), fused=1, kernels_per_moe_layer=OFFLOAD_KERNELS_PER_LAYER,
-                hidden_size=h, expert_ffn_size=f, num_experts=e, top_k=k, batch_size_per_gpu=tokens)  # fmt: skip
+    s = replace(
+        base_scenario(gpu, None, ceil),
+        fused=1,
+        kernels_per_moe_layer=OFFLOAD_KERNELS_PER_LAYER,
+        hidden_size=h,
+        expert_ffn_size=f,
+        num_experts=e,
+        top_k=k,
+        batch_size_per_gpu=tokens,
+    )
     a = s.arrays()
     grouped = max(2 * tokens * k * 3 * h * f / ceil.gemm_flops, d * 3 * h * f * BF16 / ceil.stream_grouped)
     compute = grouped + scalar(
@@ -124,9 +154,17 @@ def offload_step(r, gpu: GPU, ceil: Ceilings, t_e: float, hit: float, d: float) 
     else:  # eager prefetch, over the binomial number of misses
         acc = float(r.accuracy)
         wrong = scalar(prefetch.wrong_share(acc, d, e))
-        layer = compute + scalar(prefetch.prefetch_exposed(np.float64(mean * t_e), np.float64(compute),
-                                                        np.float64(mean), np.float64(nonresident),
-                                                        np.float64(acc), np.float64(wrong), np.float64(0)))  # fmt: skip
+        layer = compute + scalar(
+            prefetch.prefetch_exposed(
+                np.float64(mean * t_e),
+                np.float64(compute),
+                np.float64(mean),
+                np.float64(nonresident),
+                np.float64(acc),
+                np.float64(wrong),
+                np.float64(0),
+            )
+        )
     return int(r.layers) * layer
 
 
@@ -161,8 +199,10 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
         ceil = machine_ceilings(study, machine)
         rate = host_copy_rate(machine, root)
         if not rate:
-            raise UserError(f"{root / machine / 'measurements.csv'}: no host->device copies of >= 256 MiB, needed "
-                            f"for {path}; allowed: the copies of validation/bench.py --parts single")  # fmt: skip
+            raise UserError(
+                f"{root / machine / 'measurements.csv'}: no host->device copies of >= 256 MiB, needed "
+                f"for {path}; allowed: the copies of validation/bench.py --parts single"
+            )
         gpu = gpu_of(study, spec)
         offload = read_table(path, OFFLOAD)
         for i, r in zip(offload.attrs["lines"], offload.itertuples(), strict=True):
@@ -179,11 +219,22 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
             else:
                 hit = float(r.resident_fraction)
             step = offload_step(r, gpu, ceil, r.expert_bytes / rate, hit, d)
-            rows.append({"machine": machine, "policy": r.policy, "routing": r.routing, "tokens": tokens,
-                         "resident_fraction": r.resident_fraction, "cache_slots": r.cache_slots, "accuracy": r.accuracy,
-                         "measured_ms": 1e3 * r.step_s, "predicted_ms": 1e3 * step,
-                         "error_pct": 100 * (step / r.step_s - 1), "hit_rate_measured": r.hit_rate,
-                         "hit_rate_predicted": hit if r.policy == "lru" else np.nan})  # fmt: skip
+            rows.append(
+                {
+                    "machine": machine,
+                    "policy": r.policy,
+                    "routing": r.routing,
+                    "tokens": tokens,
+                    "resident_fraction": r.resident_fraction,
+                    "cache_slots": r.cache_slots,
+                    "accuracy": r.accuracy,
+                    "measured_ms": 1e3 * r.step_s,
+                    "predicted_ms": 1e3 * step,
+                    "error_pct": 100 * (step / r.step_s - 1),
+                    "hit_rate_measured": r.hit_rate,
+                    "hit_rate_predicted": hit if r.policy == "lru" else np.nan,
+                }
+            )
     t = pd.DataFrame(rows)
     if t.empty:
         return t
@@ -193,8 +244,13 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
         columns={"measured_ms": "measured_ms_baseline", "predicted_ms": "predicted_ms_baseline"}
     )
     pre = t[t.policy == "prefetch"].merge(base, on=key, how="left")
-    pre = pre.assign(speedup_measured=pre.measured_ms_baseline / pre.measured_ms,
-                     speedup_predicted=pre.predicted_ms_baseline / pre.predicted_ms)  # fmt: skip
+    pre = pre.assign(
+        speedup_measured=pre.measured_ms_baseline / pre.measured_ms,
+        speedup_predicted=pre.predicted_ms_baseline / pre.predicted_ms,
+    )
     pre["speedup_error_pct"] = 100 * (pre.speedup_predicted / pre.speedup_measured - 1)
-    return t.merge(pre[[*key, "accuracy", "speedup_measured", "speedup_predicted", "speedup_error_pct"]],
-                   on=[*key, "accuracy"], how="left")  # fmt: skip
+    return t.merge(
+        pre[[*key, "accuracy", "speedup_measured", "speedup_predicted", "speedup_error_pct"]],
+        on=[*key, "accuracy"],
+        how="left",
+    )

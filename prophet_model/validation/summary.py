@@ -24,9 +24,14 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     for name, g in groups:
         err = g.error_pct.abs()
         worst = g.loc[err.idxmax()]
-        row = {"primitive": name, "points": len(g), "median |error| %": round(float(err.median()), 1),
-               "median error % (signed)": round(float(g.error_pct.median()), 1),
-               "worst |error| %": round(float(err.max()), 1), "worst at": _where(worst)}  # fmt: skip
+        row = {
+            "primitive": name,
+            "points": len(g),
+            "median |error| %": round(float(err.median()), 1),
+            "median error % (signed)": round(float(g.error_pct.median()), 1),
+            "worst |error| %": round(float(err.max()), 1),
+            "worst at": _where(worst),
+        }
         if "error_datasheet_pct" in g:
             row["datasheet only: median |error| %"] = round(float(g.error_datasheet_pct.abs().median()), 1)
         rows.append(row)
@@ -60,9 +65,9 @@ def alltoall_regimes(df: pd.DataFrame, hidden: int, top_k: int) -> dict[str, flo
         "latency_bound_up_to_bytes": float(latency_bound.bytes.max()),
         "bandwidth_bound_from_bytes": float(bandwidth_bound.bytes.min()) if not bandwidth_bound.empty else float("nan"),
         "latency_bound_up_to_tokens": float(latency_bound.bytes.max()) / per_token,
-        "bandwidth_bound_from_tokens": (float(bandwidth_bound.bytes.min()) / per_token)
-        if not bandwidth_bound.empty
-        else float("nan"),
+        "bandwidth_bound_from_tokens": (
+            (float(bandwidth_bound.bytes.min()) / per_token) if not bandwidth_bound.empty else float("nan")
+        ),
         "largest_bytes": float(largest.bytes),
         "largest_gbps": float(largest.bytes) * (ep - 1) / ep / (float(largest.median_s) - floor) / 1e9,
     }
@@ -77,9 +82,11 @@ def calibrated(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         columns={"predicted_datasheet_s": "predicted_s"}
     )
     fits = []
-    for prim, sel in (("host→device copy", out.primitive == "host→device copy"),
-                      ("device→host copy", out.primitive == "device→host copy"),
-                      ("expert FFN (GPU time)", out.primitive == "expert FFN (GPU time)")):  # fmt: skip
+    for prim, sel in (
+        ("host→device copy", out.primitive == "host→device copy"),
+        ("device→host copy", out.primitive == "device→host copy"),
+        ("expert FFN (GPU time)", out.primitive == "expert FFN (GPU time)"),
+    ):
         g = out[sel]
         eff = float(np.median(g.predicted_s / g.median_s))
         out.loc[sel, "predicted_s"] = g.predicted_s / eff
@@ -100,16 +107,51 @@ def calibrated(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(fits), summary(out[keep])
 
 
+_D2H = "As host→device: about 85% of the datasheet rate, plus a fixed set-up time for small copies."
+
 REASONS = {
-    "host→device copy": "A pinned copy reaches about 85% of the PCIe 5.0 x16 datasheet rate (protocol overhead), and small copies add a fixed DMA set-up time the model lacks.",
-    "device→host copy": "As host→device: about 85% of the datasheet rate, plus a fixed set-up time for small copies.",
-    "expert FFN (GPU time)": "Small GEMMs stream their weights more slowly than the large copies that set the attainable HBM rate, and the start-up of a GEMM kernel exceeds that of a copy.",
-    "expert FFN (one eager launch)": "Adds eager PyTorch's CPU launch latency (tens of microseconds per FFN) to the GPU time: a cost of the framework, not of the GPU.",
-    "MoE layer": "The measured layer is a plain eager PyTorch implementation: host synchronisations (split sizes), a Python loop over the local experts and index kernels dominate; the model counts only the experts' kernels and two all-to-alls.",
-    "MoE layer: all-to-alls": "Three eager collectives (split sizes, dispatch, combine) with host synchronisation between them: each costs the eager floor of the all-to-all rows, not the NCCL latency the model assumes.",
-    "all-to-all (eager call)": "One all-to-all called from Python pays tens of microseconds of CPU and launch overhead before NCCL starts; the model's latency is NCCL's own.",
-    "all-to-all (CUDA graph)": "Large buffers move data more slowly than the NVLink payload rate (see below); small ones sit on NCCL's latency floor, which the model's assumed latency matches.",
-    "all-to-all (CUDA graph), ≥ 16 MiB per rank": "The link is not the limit: kernels writing straight into the peer's memory from every SM (no NCCL) move data at about the payload rate the model uses, and NCCL's own performance model expects about the same. NCCL's all-to-all moves the same bytes more slowly; its chunk, buffer and channel settings do not change that, and leaving out the share a GPU keeps for itself changes nothing either. The benchmark's buffers are not registered with NCCL, so every byte bound for the other GPU also lands in an NCCL staging buffer there and is copied again into the output, a copy the model does not count. NCCL drives the link with one thread block per channel, and a plain copy with that many blocks reaches less than the link ceiling, by an amount that depends on the copy code (tables below). The gap is a property of NCCL's code path; the model, one latency and one rate for the hardware, does not describe it. A zero-copy all-to-all, which would tell the staging copy from the block count as the cause, is not yet measured.",
+    "host→device copy": (
+        "A pinned copy reaches about 85% of the PCIe 5.0 x16 datasheet rate (protocol overhead), and small copies add a"
+        " fixed DMA set-up time the model lacks."
+    ),
+    "device→host copy": _D2H,
+    "expert FFN (GPU time)": (
+        "Small GEMMs stream their weights more slowly than the large copies that set the attainable HBM rate, and the"
+        " start-up of a GEMM kernel exceeds that of a copy."
+    ),
+    "expert FFN (one eager launch)": (
+        "Adds eager PyTorch's CPU launch latency (tens of microseconds per FFN) to the GPU time: a cost of the"
+        " framework, not of the GPU."
+    ),
+    "MoE layer": (
+        "The measured layer is a plain eager PyTorch implementation: host synchronisations (split sizes), a Python loop"
+        " over the local experts and index kernels dominate; the model counts only the experts' kernels and two"
+        " all-to-alls."
+    ),
+    "MoE layer: all-to-alls": (
+        "Three eager collectives (split sizes, dispatch, combine) with host synchronisation between them: each costs"
+        " the eager floor of the all-to-all rows, not the NCCL latency the model assumes."
+    ),
+    "all-to-all (eager call)": (
+        "One all-to-all called from Python pays tens of microseconds of CPU and launch overhead before NCCL starts; the"
+        " model's latency is NCCL's own."
+    ),
+    "all-to-all (CUDA graph)": (
+        "Large buffers move data more slowly than the NVLink payload rate (see below); small ones sit on NCCL's latency"
+        " floor, which the model's assumed latency matches."
+    ),
+    "all-to-all (CUDA graph), ≥ 16 MiB per rank": (
+        "The link is not the limit: kernels writing straight into the peer's memory from every SM (no NCCL) move data"
+        " at about the payload rate the model uses, and NCCL's own performance model expects about the same. NCCL's"
+        " all-to-all moves the same bytes more slowly; its chunk, buffer and channel settings do not change that, and"
+        " leaving out the share a GPU keeps for itself changes nothing either. The benchmark's buffers are not"
+        " registered with NCCL, so every byte bound for the other GPU also lands in an NCCL staging buffer there and is"
+        " copied again into the output, a copy the model does not count. NCCL drives the link with one thread block per"
+        " channel, and a plain copy with that many blocks reaches less than the link ceiling, by an amount that depends"
+        " on the copy code (tables below). The gap is a property of NCCL's code path; the model, one latency and one"
+        " rate for the hardware, does not describe it. A zero-copy all-to-all, which would tell the staging copy from"
+        " the block count as the cause, is not yet measured."
+    ),
 }
 
 
@@ -131,16 +173,23 @@ def alltoall_rates(df: pd.DataFrame, study: Study, machines_file: Path = MACHINE
     for machine, gm in graph_alltoalls(df).groupby("machine", sort=True):
         key = machines[machine].get("interconnect")
         if key not in study.interconnects:
-            raise UserError(f"{machines_file}: {machine}: interconnect {key!r} is not in the catalog; allowed: one of "
-                            f"{', '.join(sorted(study.interconnects))}")  # fmt: skip
+            raise UserError(
+                f"{machines_file}: {machine}: interconnect {key!r} is not in the catalog; allowed: one of "
+                f"{', '.join(sorted(study.interconnects))}"
+            )
         net = study.interconnects[key]
         link = ceilings(machines[machine]["ceilings"]).link_bandwidth
         floor = float(gm.median_s.min())
         for r in gm[gm.bytes >= LARGE_A2A_BYTES].sort_values("bytes").itertuples():
             moved = r.bytes * (r.ep - 1) / r.ep
-            rows.append({"machine": machine, "per-rank buffer (MiB)": r.bytes / 2**20,
-                         "NCCL all-to-all (GB/s)": round(moved / (r.median_s - floor) / 1e9),
-                         "link ceiling (GB/s)": round(link / 1e9) if link else "",
-                         "payload rate (GB/s)": round(net.bandwidth_gbps_per_direction * net.payload_efficiency),
-                         "line rate (GB/s)": round(net.bandwidth_gbps_per_direction)})  # fmt: skip
+            rows.append(
+                {
+                    "machine": machine,
+                    "per-rank buffer (MiB)": r.bytes / 2**20,
+                    "NCCL all-to-all (GB/s)": round(moved / (r.median_s - floor) / 1e9),
+                    "link ceiling (GB/s)": round(link / 1e9) if link else "",
+                    "payload rate (GB/s)": round(net.bandwidth_gbps_per_direction * net.payload_efficiency),
+                    "line rate (GB/s)": round(net.bandwidth_gbps_per_direction),
+                }
+            )
     return pd.DataFrame(rows)

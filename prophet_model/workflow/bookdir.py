@@ -55,8 +55,9 @@ class BookFolder:
             except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
                 raise UserError(f"{path}: not a list of the artifact's book files ({exc}); move it away") from None
         elif self._is_repository_book():
-            self.files = {p.relative_to(self.dir).as_posix() for g in GENERATED for p in self.dir.glob(g)
-                          if p.is_file()}  # fmt: skip
+            self.files = {
+                p.relative_to(self.dir).as_posix() for g in GENERATED for p in self.dir.glob(g) if p.is_file()
+            }
             if (self.dir / "_build").is_dir():
                 self.files.add("_build")
 
@@ -65,8 +66,11 @@ class BookFolder:
 
     def foreign(self, rels: list[str]) -> list[str]:
         """Those of `rels` where a file or folder stands that the artifact did not write."""
-        return [rel for rel in rels if ((self.dir / rel).exists() or (self.dir / rel).is_symlink())
-                and rel not in self.files]  # fmt: skip
+        return [
+            rel
+            for rel in rels
+            if ((self.dir / rel).exists() or (self.dir / rel).is_symlink()) and rel not in self.files
+        ]
 
     def claim(self, rels: list[str]) -> None:
         """Refuse (UserError) before anything is written if a path is the user's; else record them. The
@@ -171,8 +175,10 @@ def prepare_book(book_dir: Path, label: str = "--book") -> BookFolder:
     from prophet_model.workflow.results import _protected
 
     d = Path(book_dir).expanduser()
-    how = (f"allowed: a new or empty folder, one the artifact made (it holds {OWNED}), a Jupyter Book's source "
-           "folder (it holds _toc.yml), or the default book")  # fmt: skip
+    how = (
+        f"allowed: a new or empty folder, one the artifact made (it holds {OWNED}), a Jupyter Book's source "
+        "folder (it holds _toc.yml), or the default book"
+    )
     if d.is_symlink() and not d.exists():
         raise UserError(
             f"{label} {d}: a symbolic link to a missing folder ({os.readlink(d)}); nothing was changed; {how}"
@@ -183,8 +189,10 @@ def prepare_book(book_dir: Path, label: str = "--book") -> BookFolder:
         raise UserError(f"{label} {d}: cannot resolve the path ({exc}); nothing was changed; {how}") from None
     repository = resolved == (ROOT / "book").resolve()
     if resolved in _protected() and not repository:
-        raise UserError(f"{label} {d}: refusing to write a book into {resolved} (the root, home, current or repository "
-                        f"folder, or a parent of one); nothing was changed; {how}")  # fmt: skip
+        raise UserError(
+            f"{label} {d}: refusing to write a book into {resolved} (the root, home, current or repository "
+            f"folder, or a parent of one); nothing was changed; {how}"
+        )
     if d.exists() and not d.is_dir():
         raise UserError(f"{label} {d}: is a file, not a folder; nothing was changed; {how}")
     try:
@@ -192,8 +200,9 @@ def prepare_book(book_dir: Path, label: str = "--book") -> BookFolder:
             if not repository and not (d / OWNED).is_file() and not (d / "_toc.yml").is_file():
                 theirs = _first_files(d)
                 if theirs:
+                    more = " …" if len(theirs) >= 5 else ""
                     raise UserError(
-                        f"{label} {d}: the folder is not empty ({', '.join(theirs)}{' …' if len(theirs) >= 5 else ''}) "
+                        f"{label} {d}: the folder is not empty ({', '.join(theirs)}{more}) "
                         f"and was not made by this artifact (no {OWNED}); nothing was changed; {how}"
                     )
         else:
@@ -202,6 +211,8 @@ def prepare_book(book_dir: Path, label: str = "--book") -> BookFolder:
         if not (d / OWNED).is_file() and not (d / "_toc.yml").is_file():
             folder.save()  # the mark (a Jupyter Book source of the user's gets it with the first page written)
     except OSError as exc:
-        raise EnvironmentProblem(f"{label} {d}: cannot create or write the folder ({exc.strerror or exc}); allowed: "
-                                 "a folder this user can write, on a disk with free space") from None  # fmt: skip
+        raise EnvironmentProblem(
+            f"{label} {d}: cannot create or write the folder ({exc.strerror or exc}); allowed: "
+            "a folder this user can write, on a disk with free space"
+        ) from None
     return folder

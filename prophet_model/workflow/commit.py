@@ -130,16 +130,26 @@ def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable
             f"{', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}; nothing was changed. Move them away, or "
             "choose another results folder with --results DIR"
         )
-    blocked = [rel for rel in new for parent in Path(rel).parents if parent != Path(".")
-               and (results_dir / parent).exists() and not (results_dir / parent).is_dir()]  # fmt: skip
+    blocked = [
+        rel
+        for rel in new
+        for parent in Path(rel).parents
+        if parent != Path(".") and (results_dir / parent).exists() and not (results_dir / parent).is_dir()
+    ]
     if blocked:
-        raise UserError(f"{results_dir}: a file stands where a folder is needed for {', '.join(blocked[:5])}; "
-                        "nothing was changed")  # fmt: skip
+        raise UserError(
+            f"{results_dir}: a file stands where a folder is needed for {', '.join(blocked[:5])}; nothing was changed"
+        )
     digests = {rel: sha256(stage / rel) for rel in new}
-    replace = [rel for rel in new if not (
-        (results_dir / rel).is_file() and files.get(rel, {}).get("sha256") == digests[rel]
-        and sha256(results_dir / rel) == digests[rel]
-    )]  # fmt: skip  # an unchanged file keeps its mtime, which make reads
+    replace = [
+        rel
+        for rel in new
+        if not (
+            (results_dir / rel).is_file()
+            and files.get(rel, {}).get("sha256") == digests[rel]
+            and sha256(results_dir / rel) == digests[rel]
+        )
+    ]  # an unchanged file keeps its mtime, which make reads
     remove = [rel for rel, e in files.items() if rel not in digests and e.get("producer") == producer and scope(rel, e)]
     updated = {rel: e for rel, e in files.items() if rel not in remove} | {
         rel: {**entry, "sha256": digests[rel]} for rel in new
@@ -173,8 +183,13 @@ def recover_interrupted(results_dir: Path) -> None:
     files = read_manifest(r)["files"]
     for rel in paths:
         if (r / rel).is_file():
-            files[rel] = {"producer": producer, "config_hash": "interrupted", "inputs_hash": "interrupted",
-                          "command": "(a commit that did not finish)", "sha256": sha256(r / rel)}  # fmt: skip
+            files[rel] = {
+                "producer": producer,
+                "config_hash": "interrupted",
+                "inputs_hash": "interrupted",
+                "command": "(a commit that did not finish)",
+                "sha256": sha256(r / rel),
+            }
         else:
             files.pop(rel, None)
     write_json(r / MANIFEST, manifest_data(files))
@@ -191,13 +206,17 @@ def clean(results_dir: Path, label: str = "--results") -> list[str]:
 
     r = Path(results_dir)
     if r.is_symlink():
-        raise UserError(f"{label} {r}: a symbolic link (to {os.readlink(r)}), which clean does not follow; allowed: "
-                        "the folder itself")  # fmt: skip
+        raise UserError(
+            f"{label} {r}: a symbolic link (to {os.readlink(r)}), which clean does not follow; allowed: "
+            "the folder itself"
+        )
     if not r.is_dir():
         return []
     if not owned(r):
-        raise UserError(f"{label} {r}: not made by this artifact (no {MARKER}); nothing removed; allowed: a results "
-                        "folder the artifact made")  # fmt: skip
+        raise UserError(
+            f"{label} {r}: not made by this artifact (no {MARKER}); nothing removed; allowed: a results "
+            "folder the artifact made"
+        )
     hold_lock(r, LOCK, "the results folder")
     read_manifest(r)  # refuses (before anything goes) a manifest naming paths outside the folder
     recover(r)
@@ -212,8 +231,11 @@ def clean(results_dir: Path, label: str = "--results") -> list[str]:
     for d in sorted((p for p in r.rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True):
         if not any(d.iterdir()):
             d.rmdir()
-    kept = sorted(p.relative_to(r).as_posix() for p in r.rglob("*")
-                  if (p.is_file() or p.is_symlink()) and p.name not in (MARKER, LOCK))  # fmt: skip
+    kept = sorted(
+        p.relative_to(r).as_posix()
+        for p in r.rglob("*")
+        if (p.is_file() or p.is_symlink()) and p.name not in (MARKER, LOCK)
+    )
     (r / LOCK).unlink(missing_ok=True)  # held until this command ends; a command waiting for it locks anew
     if not kept:
         (r / MARKER).unlink(missing_ok=True)

@@ -1,4 +1,5 @@
-"""Execute one notebook with papermill, for `pipeline` (python -m prophet_model.workflow.nbrun SPEC, SPEC a JSON object).
+"""Execute one notebook with papermill, for `pipeline` (python -m prophet_model.workflow.nbrun SPEC, SPEC a JSON
+object).
 
 The runner dies with the pipeline (SIGTERM on its parent's death), and on SIGTERM, SIGINT or SIGHUP
 it kills the notebook's Jupyter kernel (which runs in a session of its own) and removes its partial

@@ -1,5 +1,6 @@
 """`python -m prophet_model pipeline`: execute the notebooks with papermill, one per system plus the
-cross-system, validation and sensitivity ones, in parallel across cores, into book/ (where the Jupyter Book picks them up).
+cross-system, validation and sensitivity ones, in parallel across cores, into book/ (where the Jupyter Book picks
+them up).
 
 A per-notebook cache skips unchanged work: each notebook's key is a hash of the notebook file, the
 part of the configuration it depends on, as written in the YAML (for a system: its own entry, its
@@ -88,9 +89,14 @@ def shared_config(rs: RawStudy) -> bytes:
     raw = rs.raw
     rest = {k: v for k, v in raw.items() if k not in PER_SYSTEM}
     claim = raw.get("single_gpu_claim")
-    return _dump({"config": rest, "model": rs.entry("models", raw.get("model")),
-                  "claim_gpu": rs.entry("gpus", claim.get("gpu") if isinstance(claim, dict) else None),
-                  "trace": hashlib.sha256(rs.trace).hexdigest() if rs.trace is not None else None})  # fmt: skip
+    return _dump(
+        {
+            "config": rest,
+            "model": rs.entry("models", raw.get("model")),
+            "claim_gpu": rs.entry("gpus", claim.get("gpu") if isinstance(claim, dict) else None),
+            "trace": hashlib.sha256(rs.trace).hexdigest() if rs.trace is not None else None,
+        }
+    )
 
 
 def system_config(rs: RawStudy, system_id: str) -> bytes:
@@ -98,9 +104,14 @@ def system_config(rs: RawStudy, system_id: str) -> bytes:
     catalog entries, its expectations."""
     entry = next(e for e in rs.raw["systems"] if e["id"] == system_id)
     expectations = [e for e in rs.raw.get("expectations") or [] if isinstance(e, dict) and e.get("system") == system_id]
-    return _dump({"system": entry, "gpu": rs.entry("gpus", entry.get("gpu")),
-                  "interconnect": rs.entry("interconnects", entry.get("interconnect")),
-                  "expectations": expectations})  # fmt: skip
+    return _dump(
+        {
+            "system": entry,
+            "gpu": rs.entry("gpus", entry.get("gpu")),
+            "interconnect": rs.entry("interconnects", entry.get("interconnect")),
+            "expectations": expectations,
+        }
+    )
 
 
 def raw_study(study: Study | RawStudy) -> RawStudy:
@@ -109,8 +120,10 @@ def raw_study(study: Study | RawStudy) -> RawStudy:
         return study
     rs = RawStudy.load(study.path)
     if rs.config_hash != study.config_hash:
-        raise UserError(f"{study.path}: changed while the pipeline started (config {study.config_hash}, now "
-                        f"{rs.config_hash}); run the command again")  # fmt: skip
+        raise UserError(
+            f"{study.path}: changed while the pipeline started (config {study.config_hash}, now "
+            f"{rs.config_hash}); run the command again"
+        )
     return rs
 
 
@@ -124,8 +137,16 @@ def jobs(study: Study | RawStudy, book_dir: Path, results_dir: Path, root: Path 
     out = []
     for s in rs.systems:
         key = _digest(system_nb.read_bytes(), shared, system_config(rs, s.id), src)
-        out.append(Job(f"system {s.id}", system_nb, book_dir / "systems" / f"{system_page(s)}.ipynb",
-                       {"system": s.id, "config": config, "results": results}, key, f"{md(s.name)}: system analysis"))  # fmt: skip
+        out.append(
+            Job(
+                f"system {s.id}",
+                system_nb,
+                book_dir / "systems" / f"{system_page(s)}.ipynb",
+                {"system": s.id, "config": config, "results": results},
+                key,
+                f"{md(s.name)}: system analysis",
+            )
+        )
     everything = _digest(cross_nb.read_bytes(), shared, *(system_config(rs, s.id) for s in rs.systems), src)
     out.append(
         Job(
@@ -145,8 +166,9 @@ def jobs(study: Study | RawStudy, book_dir: Path, results_dir: Path, root: Path 
         read = (
             read_regular(p, MAX_MEASURED_BYTES, "a measurement file (validation/measurements)") for p in data + cats
         )
-        key = _digest(validation_nb.read_bytes(), shared, src, *(p.relative_to(ROOT).as_posix().encode() for p in data),
-                      *read)  # fmt: skip
+        key = _digest(
+            validation_nb.read_bytes(), shared, src, *(p.relative_to(ROOT).as_posix().encode() for p in data), *read
+        )
         params = {"config": config, "results": results}
         out.append(Job("validation", validation_nb, book_dir / "validation.ipynb", params, key))
     sensitivity_nb = root / "notebooks" / "sensitivity.ipynb"
@@ -178,7 +200,10 @@ def first_error(notebook: Path) -> str:
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                return f"cell {i} ({cell.source.splitlines()[0][:60] if cell.source else ''!r}): {out.get('ename')}: {out.get('evalue')}"
+                return (
+                    f"cell {i} ({cell.source.splitlines()[0][:60] if cell.source else ''!r}): {out.get('ename')}:"
+                    f" {out.get('evalue')}"
+                )
     return ""
 
 
@@ -228,8 +253,15 @@ def execute(job: Job, cache_dir: Path, timeout_s: int) -> Outcome:
 
     job.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = job.output.with_suffix(".partial.ipynb")
-    spec = json.dumps({"input": str(job.notebook), "output": str(tmp), "cwd": str(ROOT), "timeout_s": timeout_s,
-                       "parameters": {k: _portable(v) for k, v in job.parameters.items()}})  # fmt: skip
+    spec = json.dumps(
+        {
+            "input": str(job.notebook),
+            "output": str(tmp),
+            "cwd": str(ROOT),
+            "timeout_s": timeout_s,
+            "parameters": {k: _portable(v) for k, v in job.parameters.items()},
+        }
+    )
     cmd = [sys.executable, "-m", "prophet_model.workflow.nbrun", spec]
     t0 = time.perf_counter()
     env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1", "MPLBACKEND": "Agg"}

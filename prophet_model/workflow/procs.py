@@ -247,8 +247,10 @@ def hold_lock(folder: Path, lock_name: str, what: str) -> None:
                         f"{wait:g} s; PROPHET_LOCK_WAIT=SECONDS waits longer)"
                     ) from None
                 if not said:
-                    print(f"waiting: another prophet_model command, {who}, is using {what} {folder} "
-                          f"(up to {wait:g} s)", file=sys.stderr)  # fmt: skip
+                    print(
+                        f"waiting: another prophet_model command, {who}, is using {what} {folder} (up to {wait:g} s)",
+                        file=sys.stderr,
+                    )
                     said = True
                 time.sleep(0.1)
                 continue
@@ -257,16 +259,19 @@ def hold_lock(folder: Path, lock_name: str, what: str) -> None:
             os.close(fd)  # the holder removed the file (clean): lock the one that stands there now
             fd = -1
             if not Path(folder).is_dir():
-                raise UserError(f"{folder}: removed by another command while this one waited; allowed: run the "
-                                "command again")  # fmt: skip
+                raise UserError(
+                    f"{folder}: removed by another command while this one waited; allowed: run the command again"
+                )
             fd = _open_lock(path, Path(folder))
         me = json.dumps({"command": _this_command(), "pid": os.getpid()}).encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, me + b"\n", 0)
     except OSError as exc:
         _close(fd)
-        raise EnvironmentProblem(f"{path}: cannot take the lock ({exc.strerror or exc}); allowed: a writable folder "
-                                 "on a local disk with free space") from None  # fmt: skip
+        raise EnvironmentProblem(
+            f"{path}: cannot take the lock ({exc.strerror or exc}); allowed: a writable folder "
+            "on a local disk with free space"
+        ) from None
     except BaseException:
         _close(fd)
         raise

@@ -105,17 +105,26 @@ def prepare(results_dir: Path, label: str = "--results") -> Path:
     except OSError as exc:  # the machine, not the input: exit 1
         from prophet_model.workflow.procs import EnvironmentProblem
 
-        raise EnvironmentProblem(f"{label} {r}: cannot create or write the folder ({exc.strerror or exc}); allowed: "
-                                 "a folder this user can write, on a disk with free space") from None  # fmt: skip
+        raise EnvironmentProblem(
+            f"{label} {r}: cannot create or write the folder ({exc.strerror or exc}); allowed: "
+            "a folder this user can write, on a disk with free space"
+        ) from None
     return r
 
 
 LEGACY_PATTERNS = (
-    "data/results_*.csv", "data/all_systems_comparison.csv", "data/sanity_checks.csv", "data/uncertainty.csv",
+    "data/results_*.csv",
+    "data/all_systems_comparison.csv",
+    "data/sanity_checks.csv",
+    "data/uncertainty.csv",
     "data/claims.csv",
-    "figures/*.pdf", "figures/*.png", "SUMMARY_*.md", "paper/*.tex", "logs/multi_gpu_analysis_*.log",
+    "figures/*.pdf",
+    "figures/*.png",
+    "SUMMARY_*.md",
+    "paper/*.tex",
+    "logs/multi_gpu_analysis_*.log",
     "book_overview.png",
-)  # fmt: skip
+)
 
 
 def _adopt_legacy(r: Path) -> bool:
@@ -286,8 +295,11 @@ def files_by_config(results_dir: Path, producers: Sequence[str] = ("run", "paper
 def changed_files(results_dir: Path, producers: Sequence[str] = ("run", "paper")) -> list[str]:
     """The manifest's files (written by `producers`) whose bytes differ from what the artifact wrote."""
     r = Path(results_dir)
-    return [rel for rel, e in sorted(read_manifest(r)["files"].items())
-            if e.get("producer") in producers and (r / rel).is_file() and sha256(r / rel) != e.get("sha256")]  # fmt: skip
+    return [
+        rel
+        for rel, e in sorted(read_manifest(r)["files"].items())
+        if e.get("producer") in producers and (r / rel).is_file() and sha256(r / rel) != e.get("sha256")
+    ]
 
 
 def remedy(rel: str, results_dir: Path) -> str:

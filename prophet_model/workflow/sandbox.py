@@ -15,8 +15,10 @@ def checkout_files(root: Path = ROOT) -> list[str]:
     """The checkout's files as git sees them (tracked, and untracked ones that are not ignored)."""
     out = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=root, capture_output=True, check=True,
-    ).stdout  # fmt: skip
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout
     return sorted({f for f in out.decode().split("\0") if f and (root / f).is_file()})
 
 

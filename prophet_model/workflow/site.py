@@ -72,16 +72,22 @@ def build_site(folder: BookFolder) -> str:
     if old.get("documents") != docs:
         shutil.rmtree(book_dir / "_build", ignore_errors=True)
     exe = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run([str(exe), "build", str(book_dir), "-W", "--keep-going", "--quiet"], capture_output=True,
-                          text=True, check=False, preexec_fn=die_with_parent)  # fmt: skip
+    proc = subprocess.run(
+        [str(exe), "build", str(book_dir), "-W", "--keep-going", "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=die_with_parent,
+    )
     if proc.returncode != 0:  # a short error; jupyter-book's own output (a traceback, often) goes to a log
         output = proc.stdout + proc.stderr
         log_path = book_dir / "_build" / "jupyter-book-error.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(output, encoding="utf-8")
         cause = build_error_cause(output)
-        raise UserError(f"{book_dir}: jupyter-book build failed (exit {proc.returncode}): {cause}; "
-                        f"its full output is in {log_path}")  # fmt: skip
+        raise UserError(
+            f"{book_dir}: jupyter-book build failed (exit {proc.returncode}): {cause}; its full output is in {log_path}"
+        )
     tmp = stamp.with_name(f"{stamp.name}.tmp")
     tmp.write_text(json.dumps({"digest": digest, "documents": docs}, indent=1) + "\n", encoding="utf-8")
     tmp.replace(stamp)  # whole or not at all
