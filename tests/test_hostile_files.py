@@ -16,11 +16,11 @@ import pytest
 
 from prophet_model.cli import main
 from prophet_model.errors import UserError
+from prophet_model.measured import measurements, nccl_log, predict_steps
 from prophet_model.study import rates
 from prophet_model.study.config import load_study
 from prophet_model.study.measured_csv import read_env
 from prophet_model.study.rawconfig import RawStudy, config_digest
-from prophet_model.validation import measurements, nccl_log, predict_steps
 
 from .conftest import ROOT
 from .test_hostile_inputs import previous, snapshot  # noqa: F401  (previous: a fixture)
@@ -182,7 +182,7 @@ def _instead(make: Callable[[Path], None]) -> Callable[[Path], None]:
 
 
 CEIL, COPIES = f"{H200}/ceilings.csv", f"{H200}/measurements.csv"
-BENCH = "a CSV that validation/bench.py writes"
+BENCH = "a CSV that validation/measure.py writes"
 MEASURED_CASES = [
     ("copies-folder", COPIES, _instead(os.mkdir), ["measurements.csv: is a folder", BENCH]),
     ("copies-fifo", COPIES, _instead(os.mkfifo), ["measurements.csv: not a regular file but a FIFO", BENCH]),

@@ -13,7 +13,7 @@ PACKAGES = ("prophet_model", "validation")
 
 
 def module_name(path: Path, root: Path) -> str:
-    """prophet_model/validation/predict.py -> prophet_model.validation.predict (a package: its __init__)."""
+    """prophet_model/measured/predict.py -> prophet_model.measured.predict (a package: its __init__)."""
     parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -102,22 +102,22 @@ def test_the_cycle_finder_finds_one(tmp_path: Path) -> None:
 
 def test_no_import_cycles() -> None:
     graph = import_graph(ROOT)
-    assert "validation.timing" in graph["validation.bench"]
-    assert "prophet_model.validation.predict" in graph["prophet_model.validation.evidence"]
+    assert "validation.timing" in graph["validation.measure"]
+    assert "prophet_model.measured.predict" in graph["prophet_model.measured.evidence"]
     cycle = find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
 
 
 def test_validation_reads_nothing_downstream() -> None:
-    """prophet_model.validation.* and validation/* import no output or command module, and no file of
+    """prophet_model.measured.* and validation/* import no output or command module, and no file of
     validation/ imports the bench's CLI."""
     graph = import_graph(ROOT)
     downstream = {f"prophet_model.{m}" for m in ("views", "book", "paper", "figures", "report", "cli")}
     for name, edges in graph.items():
-        if name.startswith(("prophet_model.validation", "validation")):
+        if name.startswith(("prophet_model.measured", "validation")):
             assert not edges & downstream, f"{name} imports {sorted(edges & downstream)}"
         if name.startswith("validation"):
-            assert "validation.bench" not in edges, f"{name} imports validation.bench"
+            assert "validation.measure" not in edges, f"{name} imports validation.measure"
 
 
 def _lint_imports(root: Path):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from prophet_model.measured import predict_steps
 from prophet_model.physics import prefetch as ob
 from prophet_model.study.config import load_study
-from prophet_model.validation import predict_steps
 
 from .conftest import ROOT
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from prophet_model.measured import measurements, nccl_log, predict, predict_steps, summary
 from prophet_model.study import rates as measured
 from prophet_model.study.config import load_study
-from prophet_model.validation import measurements, nccl_log, predict, predict_steps, summary
 
 from .conftest import ROOT
 
@@ -145,7 +145,7 @@ def test_alltoall_regimes_from_the_measurements(study) -> None:
 
 
 def test_runs_per_world_size_are_loaded(tmp_path) -> None:
-    """bench.py --subdir writes <machine>/ranksN/measurements.csv; the loader reads every one."""
+    """measure.py --subdir writes <machine>/ranksN/measurements.csv; the loader reads every one."""
     import shutil
 
     import pandas as pd
@@ -272,7 +272,7 @@ def test_two_gpu_sets_predicted_by_hand(study, tmp_path) -> None:
     bytes takes start-up + b / P (P the link ceiling); a host copy start-up + b / H with both GPUs fetching
     (the catalog's H200 pair shares no PCIe switch); a pooled fetch with each replica holding half the
     experts takes from both sources at once, balanced, 1 / (P + H) seconds per byte (physics.fetch)."""
-    from prophet_model.validation import predict_multi
+    from prophet_model.measured import predict_multi
 
     peer, host, t0 = 400e9, 50e9, 5e-6
     _synthetic_two_gpu_machine(tmp_path, peer, host, t0)
@@ -306,7 +306,7 @@ def test_two_gpu_sets_predicted_by_hand(study, tmp_path) -> None:
 def test_two_gpu_sets_are_predicted_at_the_planned_points(study) -> None:
     """Before the run: every planned point of issue 27 has a finite, positive prediction; pooled fetches
     are faster than host fetches, TP=2's all-reduces cost time; nothing is measured yet."""
-    from prophet_model.validation import predict_multi
+    from prophet_model.measured import predict_multi
 
     t = predict_multi.planned(study)
     assert set(t.set) == set(predict_multi.SETS) and t.measured_ms.isna().all()

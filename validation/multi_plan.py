@@ -1,10 +1,10 @@
-"""What the two-GPU parts of the validation (`validation/multi_bench.py`, issue 27) measure, planned
+"""What the two-GPU parts of the validation (`validation/measure_multi.py`, issue 27) measure, planned
 without torch (tested on the CPU in CI): buffer sizes, the planned points, the routing of an
 expert-parallel step (who sends which assignment where, and which local expert it reaches), the
 experts each rank must copy per layer, and the share of a pooled fetch taken from the peer GPU.
 
-The prediction side (prophet_model/validation/predict_multi.py) keeps its own copy of the planned
-points; tests/test_bench_program.py checks that the two agree.
+The prediction side (prophet_model/measured/predict_multi.py) keeps its own copy of the planned
+points; tests/test_measure_program.py checks that the two agree.
 """
 
 from __future__ import annotations
@@ -145,8 +145,8 @@ def plan_ep_offload(needed: Sequence[Sequence[int]], local_experts: int, residen
     """Per step and layer, for one rank of an offloaded EP step whose routing repeats every step
     (`needed`: the distinct local experts each layer receives, ep_exchange): the experts to copy on
     demand and those prefetched (None: the baseline, nothing prefetched). The first
-    round(resident * local_experts) local experts stay on the GPU; predictions as offload_bench.predict."""
-    from validation.offload_bench import predict
+    round(resident * local_experts) local experts stay on the GPU; predictions as measure_offload.predict."""
+    from validation.measure_offload import predict
 
     guesses = random.Random(seed)
     on_gpu = set(range(round(resident * local_experts)))

@@ -1,4 +1,4 @@
-"""Timing shared by the benchmarks (bench.py, decode_bench.py, offload_bench.py, probe_p2p_path.py):
+"""Timing shared by the benchmarks (measure.py, measure_decode.py, measure_offload.py, probe_p2p_path.py):
 percentiles and summaries of samples, a timer (CUDA events on a GPU, the host clock on the CPU), CUDA-graph
 capture, the slowest rank of a multi-GPU repetition, and a time-stamped log line. torch is imported
 lazily, so the pure helpers need no torch (they are tested on the CPU in CI). Imports no other module of

@@ -305,7 +305,7 @@ def regime_page(results_dir: Path, copies: dict[str, bytes]) -> str:
 def rests_on(study: Study, row: object) -> str:
     """A claim row's mechanisms with each one's validated |error| (median, worst), in a few words, and
     whether the system's GPU rates were measured or extrapolated."""
-    from prophet_model.validation.evidence import mechanisms, rates_basis, validated
+    from prophet_model.measured.evidence import mechanisms, rates_basis, validated
 
     v = validated(study)
     short = {"decode step": "decode step", "expert offloading and prefetch": "offloading", "all-to-all": "all-to-all"}
@@ -325,7 +325,7 @@ def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -
     """What each claim of the table rests on: the mechanisms, the model's validated error for each (median
     and worst, and the GPU it was measured on), whether the system's rates were measured or extrapolated,
     and the expected ranges it misses."""
-    from prophet_model.validation.evidence import claim_evidence
+    from prophet_model.measured.evidence import claim_evidence
 
     path = None if results_dir is None else results_dir / "data" / "sanity_checks.csv"
     checks = pd.read_csv(path) if path is not None and path.is_file() else None

@@ -244,9 +244,9 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
     """What the artifact appendix states, from the config, the catalogs, benchmarks/results.json and the
     validation (measured figures only: what was not measured says so)."""
     from prophet_model import __version__
+    from prophet_model.measured.evidence import validated
     from prophet_model.outputs import timings
     from prophet_model.study.rates import MEASUREMENTS, machine_specs
-    from prophet_model.validation.evidence import validated
 
     bench = timings.load()
     fig = {k: v["value"] for k, v in bench.get("figures", {}).items()}
@@ -370,7 +370,7 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     checks_path = results_dir / "data" / "sanity_checks.csv"
     checks = read_table(checks_path, results_dir) if checks_path.is_file() else None
     ctx |= appendix_context(study, headline, checks, claims)
-    from prophet_model.validation.evidence import claim_evidence
+    from prophet_model.measured.evidence import claim_evidence
 
     rows = pd.DataFrame(ctx["rows"])
     ctx["evidence"] = claim_evidence(study, rows, checks).to_dict("records")

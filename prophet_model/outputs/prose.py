@@ -37,9 +37,9 @@ def prose_context(
     """What the abstract and the section say beyond the headline rows, each number added to `keyed` so
     that the prose uses keyed commands only: the finding, the fixed-batch comparison, the Monte Carlo
     intervals and the validated errors."""
+    from prophet_model.measured.evidence import validated
     from prophet_model.outputs.finding import as_tex, draft_speedup, finding, values
     from prophet_model.outputs.tables import read_table
-    from prophet_model.validation.evidence import validated
 
     regimes = results_dir / "data" / "regime_map.csv"
     sentences = finding(headline, claims, read_table(regimes, results_dir) if regimes.is_file() else None)

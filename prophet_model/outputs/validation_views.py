@@ -1,5 +1,5 @@
 """The validation page's tables and text (notebooks/validation.ipynb, through views): thin views over
-prophet_model.validation, numbers formatted by formatting.py."""
+prophet_model.measured, numbers formatted by formatting.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prophet_model.study.config import Study
 def validation_summary(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The summary per primitive as a table narrow enough for a page, and the reasons for every
     primitive whose median error exceeds 25%, as a Markdown list."""
-    from prophet_model.validation.summary import summary, verdicts
+    from prophet_model.measured.summary import summary, verdicts
 
     v = verdicts(summary(df))
     cols = [
@@ -33,8 +33,8 @@ def validation_summary(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 def alltoall_finding(df: pd.DataFrame, study: Study) -> str:
     """The latency- vs bandwidth-bound finding, in words, with the measured numbers."""
-    from prophet_model.validation.measurements import BF16
-    from prophet_model.validation.summary import alltoall_regimes
+    from prophet_model.measured.measurements import BF16
+    from prophet_model.measured.summary import alltoall_regimes
 
     m = study.model
     r = alltoall_regimes(df, m.hidden_size, m.top_k)
@@ -66,16 +66,16 @@ def nccl_path_finding(df: pd.DataFrame, study: Study, machine: str = "nvidia-h20
     """How NCCL drives the link, in words: its own configuration, staging buffers and performance
     model (INFO log), what a plain copy with as many thread blocks reaches, what a link ceiling
     taken from those copies would do to the large all-to-alls' error, and what is not yet measured."""
-    from prophet_model.study.rates import ceilings
-    from prophet_model.validation.nccl_log import (
+    from prophet_model.measured.nccl_log import (
         PROBE_BYTES,
         link_blocks,
         link_write_rate,
         nccl_configuration,
         nccl_staging,
     )
-    from prophet_model.validation.predict import large_alltoall_error
-    from prophet_model.validation.summary import alltoall_rates
+    from prophet_model.measured.predict import large_alltoall_error
+    from prophet_model.measured.summary import alltoall_rates
+    from prophet_model.study.rates import ceilings
 
     nccl, blocks, staging = nccl_configuration(machine), link_blocks(machine), nccl_staging(machine)
     conns = staging["connections"]
@@ -126,7 +126,7 @@ def validation_digest(study: Study, df: pd.DataFrame | None = None) -> str:
     """In short: the model's validated error per mechanism the study's numbers rest on (median and worst, the
     same numbers the claims cite), then the primitives measured on their own whose median error is larger
     (the summary table below), and what no measurement covers."""
-    from prophet_model.validation.evidence import validated
+    from prophet_model.measured.evidence import validated
 
     lines = [
         (
@@ -137,7 +137,7 @@ def validation_digest(study: Study, df: pd.DataFrame | None = None) -> str:
     ]
     lines += [f"- {fmt.md(v.text())}" for v in validated(study).values()]
     if df is not None:
-        from prophet_model.validation.summary import summary, verdicts
+        from prophet_model.measured.summary import summary, verdicts
 
         v = verdicts(summary(df))
         worse = v[v["median |error| %"] > 25]
@@ -189,7 +189,7 @@ def readable(df: pd.DataFrame) -> pd.DataFrame:
 
 def batch_one_text(study: Study, t: pd.DataFrame) -> str:
     """Why batch 1 is faster in the model than measured, from the batch-1 kernel profile."""
-    from prophet_model.validation.predict_steps import batch_one_gap
+    from prophet_model.measured.predict_steps import batch_one_gap
 
     g = batch_one_gap(study)
     if g.empty:
@@ -220,7 +220,7 @@ def batch_one_text(study: Study, t: pd.DataFrame) -> str:
 def decode_validation(study: Study) -> tuple[pd.DataFrame, str]:
     """The whole-decode-step table (measured, model, datasheet, errors) and a summary computed from it:
     the median and worst |error| over batch >= 8, and batch 1 on its own."""
-    from prophet_model.validation.predict_steps import decode_table
+    from prophet_model.measured.predict_steps import decode_table
 
     t = decode_table(study)
     if t.empty:
@@ -260,7 +260,7 @@ def decode_validation(study: Study) -> tuple[pd.DataFrame, str]:
 def offload_validation(study: Study) -> tuple[pd.DataFrame, str]:
     """Measured expert-offloading steps against the model's layer-by-layer prediction, and a summary
     computed from them: step-time and speedup errors, the worst points, and the LRU hit rates."""
-    from prophet_model.validation.predict_steps import offload_table
+    from prophet_model.measured.predict_steps import offload_table
 
     t = offload_table(study)
     if t.empty:
@@ -312,12 +312,12 @@ def offload_validation(study: Study) -> tuple[pd.DataFrame, str]:
 
 
 def two_gpu_sets(study: Study):
-    """The two-GPU sets (validation/multi_bench.py): the committed measurements beside the model's
+    """The two-GPU sets (validation/measure_multi.py): the committed measurements beside the model's
     predictions with a summary per set, then the predictions at the planned points, one folded table per
     set (HTML)."""
     from IPython.display import HTML
 
-    from prophet_model.validation import predict_multi
+    from prophet_model.measured import predict_multi
 
     measured = predict_multi.predictions(study)
     parts = []

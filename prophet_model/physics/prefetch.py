@@ -6,7 +6,7 @@ them is on the GPU (a hit; cache.py gives h for each cache policy and routing). 
 layer must copy vary from layer to layer: X ~ Binomial(N, mu/N) over the N non-resident experts (mean
 mu = D (1 - h)); an expert takes t_e = expert bytes / host copy rate.
 
-Policies (one FIFO copy stream, as validation/offload_bench.py runs them), per layer given its X missing
+Policies (one FIFO copy stream, as validation/measure_offload.py runs them), per layer given its X missing
 experts, with c the layer's computation:
 - baseline (on demand): the missing experts are copied once the layer is reached, then it computes:
   tau = X t_e + c;

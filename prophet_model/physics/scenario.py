@@ -95,7 +95,7 @@ class Scenario:
     peer_bandwidth: ArrayLike = 0.0
     peer_over_pcie: ArrayLike = 0.0
     # all-to-all (physics/comm.py): 1 a token goes once to each GPU holding any of its experts (engines, as
-    # DeepEP's dispatch); 0 once per (token, expert) pair (validation/comm_bench.py and multi_bench.py)
+    # DeepEP's dispatch); 0 once per (token, expert) pair (validation/measure_comm.py and measure_multi.py)
     dedup_dispatch: ArrayLike = 0.0
     # share of tokens whose next layer's experts all sit on the GPU of their current layer's under Prophet's
     # affinity-aware placement, in [0, 1] (NaN: the chance level of the placement, no cut)

@@ -18,7 +18,7 @@ from prophet_model.study.yaml_io import read_text, regular_present
 MAX_MEASUREMENT_BYTES = 16 << 20  # protective: the largest committed CSV (a kernel profile) is under 40 kB
 MAX_LOG_BYTES = 16 << 20  # protective: NCCL's INFO log of the probe is under 100 kB
 MAX_ENV_BYTES = 1 << 20  # protective: a machine's env.json (software versions, GPU names) is under 2 kB
-ENV_FILE = f"the env.json that validation/bench.py writes (a JSON object, UTF-8, under {MAX_ENV_BYTES:,} bytes)"
+ENV_FILE = f"the env.json that validation/measure.py writes (a JSON object, UTF-8, under {MAX_ENV_BYTES:,} bytes)"
 
 
 class MeasurementError(UserError, ValueError):
@@ -47,26 +47,26 @@ class Layout:
 
 _SPREAD = ("p10_s", "p90_s", "min_s", "max_s")
 BENCH = Layout(
-    "a CSV that validation/bench.py writes",
+    "a CSV that validation/measure.py writes",
     required=("benchmark", "part", "median_s"),
     numbers=("n_gpus", "hidden", "ffn", "experts", "top_k", "bytes", "tokens_per_rank", "ep", "reps"),
     times=("median_s", *_SPREAD),
 )
 DECODE = Layout(
-    "decode.csv (validation/bench.py --parts decode)",
+    "decode.csv (validation/measure.py --parts decode)",
     required=("model", "batch", "context", "median_s"),
     numbers=("layers", "weight_bytes", "kv_bytes", "reps"),
     whole=("batch", "context"),
     times=("median_s", *_SPREAD),
 )
 KERNELS = Layout(
-    "decode_kernels.csv (validation/bench.py --parts decode)",
+    "decode_kernels.csv (validation/measure.py --parts decode)",
     required=("model", "batch", "kernel", "count", "gpu_s"),
     whole=("batch", "count"),
     times=("gpu_s",),
 )
 OFFLOAD = Layout(
-    "offload.csv (validation/bench.py --parts offload)",
+    "offload.csv (validation/measure.py --parts offload)",
     required=tuple(
         "policy routing experts top_k hidden ffn layers tokens resident_fraction expert_bytes step_s".split()
     ),
@@ -82,13 +82,13 @@ PROBE_CSV = Layout(
     times=("median_s", *_SPREAD),
 )
 PEER_COPY = Layout(
-    "peer_copy.csv (validation/bench.py --parts peer_copy)",
+    "peer_copy.csv (validation/measure.py --parts peer_copy)",
     required=("part", "bytes", "median_s"),
     whole=("bytes",),
     times=("median_s", *_SPREAD),
 )
-MULTI = Layout(  # validation/multi_bench.py's sets: which columns a set has depends on the set
-    "a CSV that validation/multi_bench.py writes",
+MULTI = Layout(  # validation/measure_multi.py's sets: which columns a set has depends on the set
+    "a CSV that validation/measure_multi.py writes",
     numbers=tuple("bytes experts top_k hidden ffn layers tokens batch context accuracy resident_fraction".split()),
     times=("median_s", "step_s", *_SPREAD),
 )

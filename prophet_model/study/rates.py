@@ -2,7 +2,7 @@
 never from the study's targets and never from the points the validation predicts.
 
 Per GPU kind (`attainable`):
-- HBM bandwidth, BF16 GEMM rate and kernel start-up from `ceilings.csv` (bench.py --parts ceilings:
+- HBM bandwidth, BF16 GEMM rate and kernel start-up from `ceilings.csv` (measure.py --parts ceilings:
   device copies, square GEMMs, a kernel chain): t = t0 + 2 bytes / B through the copies of 1-256 MiB
   gives the start-up t0 and the HBM rate B; the fastest square GEMM gives the FLOP rate;
 - the weight-streaming rate of GEMMs with few rows (`ceiling_stream`: a dense GEMM and a grouped GEMM
@@ -129,12 +129,12 @@ def _where(c: Columns, keep: np.ndarray) -> Columns:
 
 @functools.cache
 def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
-    """Read <machine>/ceilings.csv (bench.py --parts ceilings)."""
+    """Read <machine>/ceilings.csv (measure.py --parts ceilings)."""
     path = root / machine / "ceilings.csv"
     if not present(path, BENCH):
         raise UserError(
             f"{path}: no ceilings measured (file not found); allowed: the ceilings.csv that "
-            "validation/bench.py --parts ceilings writes"
+            "validation/measure.py --parts ceilings writes"
         )
     c = read_columns(path)
     lo, hi = CEILING_COPY_RANGE
@@ -142,7 +142,7 @@ def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
     for column in ("bytes", "hidden"):
         if column not in c or c[column].dtype != float:
             raise UserError(
-                f"{path}: no column {column} of numbers; allowed: the ceilings.csv that validation/bench.py "
+                f"{path}: no column {column} of numbers; allowed: the ceilings.csv that validation/measure.py "
                 "--parts ceilings writes"
             )
     with np.errstate(invalid="ignore"):
@@ -154,7 +154,7 @@ def ceilings(machine: str, root: Path = MEASUREMENTS) -> Ceilings:
         raise UserError(
             f"{path}: {len(cp['bytes'])} ceiling_copy rows of 1-256 MiB, {len(g['hidden'])} ceiling_gemm "
             f"rows, {int((bench == 'ceiling_kernel').sum())} ceiling_kernel rows; allowed: at least 2, 1 "
-            "and 1 (validation/bench.py --parts ceilings)"
+            "and 1 (validation/measure.py --parts ceilings)"
         )
     t0, hbm = _line(2 * cp["bytes"], cp["median_s"])
     if not (math.isfinite(t0) and math.isfinite(hbm) and hbm > 0):
@@ -274,7 +274,7 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
     measured = {k: v for k, v in _by_gpu(MACHINES, MEASUREMENTS).items() if k in gpus}  # as they are now (tests)
     if not measured:
         raise UserError(
-            f"{MACHINES}: no GPU of catalog/gpus.yml has ceilings measured; run validation/bench.py --parts ceilings"
+            f"{MACHINES}: no GPU of catalog/gpus.yml has ceilings measured; run validation/measure.py --parts ceilings"
         )
     gpu = gpus[gpu_key]
     if gpu_key in measured:
@@ -316,7 +316,7 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
     )
     if not (dense and grouped and host):
         raise UserError(
-            f"{MEASUREMENTS}: no committed streaming-GEMM ceilings or host copies; run validation/bench.py --parts "
+            f"{MEASUREMENTS}: no committed streaming-GEMM ceilings or host copies; run validation/measure.py --parts "
             "ceilings single on a GPU and add it to validation/machines.yml"
         )
     return Attainable(
@@ -341,7 +341,7 @@ def _link_shares(
     interconnects: tuple[tuple[str, float], ...], machines_file: Path = MACHINES, root: Path = MEASUREMENTS
 ) -> tuple[tuple[str, float], ...]:
     """(file, measured peer-copy rate / line rate) of every measured machine with an interconnect: its
-    peer copies (peer_copy.csv, both GPUs at once, >= 16 MiB: bench.py --parts peer_copy) where measured,
+    peer copies (peer_copy.csv, both GPUs at once, >= 16 MiB: measure.py --parts peer_copy) where measured,
     else its link ceiling (ceilings.csv, ceiling_link)."""
     rate = dict(interconnects)
     copies, ceiling = [], []
@@ -373,7 +373,7 @@ def peer_link_share(interconnects: dict) -> tuple[float, str]:
     if not shares:
         raise UserError(
             f"{MACHINES}: no machine with an interconnect has a link ceiling measured (ceiling_link in its "
-            "ceilings.csv); run validation/bench.py --parts ceilings on two GPUs"
+            "ceilings.csv); run validation/measure.py --parts ceilings on two GPUs"
         )
     share = _median_share(list(shares), "the peer-copy rate")
     return share, f"validation/measurements/{', '.join(f for f, _ in shares)}"

@@ -1,5 +1,5 @@
-"""Whole steps: the decode step on one GPU (bench.py --parts decode) and expert offloading
-(bench.py --parts offload), each measured step beside the model's prediction from the catalog and
+"""Whole steps: the decode step on one GPU (measure.py --parts decode) and expert offloading
+(measure.py --parts offload), each measured step beside the model's prediction from the catalog and
 the machine's ceilings."""
 
 from __future__ import annotations
@@ -12,12 +12,7 @@ import pandas as pd
 
 from prophet_model import physics as m
 from prophet_model.errors import UserError
-from prophet_model.study.catalog import GPU
-from prophet_model.study.config import Study
-from prophet_model.study.measured_csv import BENCH, DECODE, KERNELS, OFFLOAD, present
-from prophet_model.study.rates import MEASUREMENTS, Ceilings, machine_specs
-from prophet_model.study.scenarios import model_fields
-from prophet_model.validation.measurements import (
+from prophet_model.measured.measurements import (
     BF16,
     decode_kernels,
     gpu_of,
@@ -25,7 +20,12 @@ from prophet_model.validation.measurements import (
     machine_ceilings,
     read_table,
 )
-from prophet_model.validation.predict import base_scenario, scalar
+from prophet_model.measured.predict import base_scenario, scalar
+from prophet_model.study.catalog import GPU
+from prophet_model.study.config import Study
+from prophet_model.study.measured_csv import BENCH, DECODE, KERNELS, OFFLOAD, present
+from prophet_model.study.rates import MEASUREMENTS, Ceilings, machine_specs
+from prophet_model.study.scenarios import model_fields
 
 
 def predict_decode(
@@ -119,7 +119,7 @@ def batch_one_gap(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-OFFLOAD_KERNELS_PER_LAYER = 22  # one per op of offload_bench.layer_compute (radix sort and scan as two each)
+OFFLOAD_KERNELS_PER_LAYER = 22  # one per op of measure_offload.layer_compute (radix sort and scan as two each)
 
 
 def offload_step(r, gpu: GPU, ceil: Ceilings, t_e: float, hit: float, d: float) -> float:
@@ -201,7 +201,7 @@ def offload_table(study: Study, root: Path = MEASUREMENTS) -> pd.DataFrame:
         if not rate:
             raise UserError(
                 f"{root / machine / 'measurements.csv'}: no host->device copies of >= 256 MiB, needed "
-                f"for {path}; allowed: the copies of validation/bench.py --parts single"
+                f"for {path}; allowed: the copies of validation/measure.py --parts single"
             )
         gpu = gpu_of(study, spec)
         offload = read_table(path, OFFLOAD)

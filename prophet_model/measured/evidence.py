@@ -3,7 +3,7 @@
 
 A row's number depends on the decode step's computation always, on expert offloading and prefetch where
 its step copies experts from host memory, and on the all-to-all where its expert-parallel degree is above
-one. The validated errors are out of sample (prophet_model.validation): the whole decode step (batch >= 8), Prophet's
+one. The validated errors are out of sample (prophet_model.measured): the whole decode step (batch >= 8), Prophet's
 speedup over on-demand expert fetching, and the NCCL all-to-all under CUDA graphs."""
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ _VALIDATED: dict[str, tuple[Validated, ...]] = {}  # config hash -> the validate
 
 
 def _validated(study: Study) -> tuple[Validated, ...]:
-    from prophet_model.validation.measurements import load
-    from prophet_model.validation.predict import with_predictions
-    from prophet_model.validation.predict_steps import decode_table, offload_table
+    from prophet_model.measured.measurements import load
+    from prophet_model.measured.predict import with_predictions
+    from prophet_model.measured.predict_steps import decode_table, offload_table
 
     out = []
     d = decode_table(study)

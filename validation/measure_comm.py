@@ -1,4 +1,4 @@
-"""The multi-GPU parts of `bench.py` (one process per GPU): the NCCL all-to-all (eager and in CUDA
+"""The multi-GPU parts of `measure.py` (one process per GPU): the NCCL all-to-all (eager and in CUDA
 graphs), where its time goes (`alltoall_split`), the link ceiling (kernels writing into the peer's
 memory, `ceilings`) and one expert-parallel MoE layer (`moe`); and the SwiGLU expert they share with
 the single-GPU parts. Imports no torch at module level."""

@@ -1,6 +1,6 @@
 """Validation benchmark: measure, on whatever GPUs this machine has, the quantities the model predicts.
 
-    python3 validation/bench.py --machine nvidia-h200-x2 --out validation/measurements/nvidia-h200-x2
+    python3 validation/measure.py --machine nvidia-h200-x2 --out validation/measurements/nvidia-h200-x2
 
 Measures (median of repetitions after warm-ups, with p10/p90/min/max):
   copy_h2d / copy_d2h  pinned host <-> device copy, 1 MiB .. 2 GiB           (GPU 0)
@@ -22,7 +22,7 @@ Measures (median of repetitions after warm-ups, with p10/p90/min/max):
                        a fraction of assignments kept local; part = layer (slowest rank) | comm
                        (the all-to-alls of the rank that waited least)            (>= 2 GPUs)
   peer_copy, host_concurrent, dp_peer_fetch, ep2_step, tp2_attention
-                       the two-GPU parts of issue 27 (validation/multi_bench.py), each into its own CSV
+                       the two-GPU parts of issue 27 (validation/measure_multi.py), each into its own CSV
 and writes measurements.csv (one tidy row per point), env.json (GPU, driver, software) and
 topo.txt (`nvidia-smi topo -m`). Multi-GPU parts take the slowest rank per repetition.
 Never needs the network. `--device cpu --world-size 2 --quick` exercises the same code on the
@@ -43,11 +43,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python3 validation/bench.py` finds its sibling modules as validation.*
+if str(ROOT) not in sys.path:  # `python3 validation/measure.py` finds its sibling modules as validation.*
     sys.path.insert(0, str(ROOT))
 
 from validation.catalog_models import load_models  # noqa: E402 (after the path above)
-from validation.comm_bench import (  # noqa: E402
+from validation.measure_comm import (  # noqa: E402
     A2A_BYTES,  # noqa: F401 (the sizes, as the tests read them)
     bench_alltoall,
     bench_alltoall_split,
@@ -58,7 +58,7 @@ from validation.comm_bench import (  # noqa: E402
 from validation.multi_plan import routing_counts  # noqa: E402, F401 (re-exported for the tests)
 from validation.timing import MIB, Timer, cuda_graph, log, percentile, reps_for, summarize  # noqa: E402, F401
 
-MULTI_PARTS = ["peer_copy", "host_concurrent", "dp_peer_fetch", "ep2_step", "tp2_attention"]  # multi_bench.PARTS
+MULTI_PARTS = ["peer_copy", "host_concurrent", "dp_peer_fetch", "ep2_step", "tp2_attention"]  # measure_multi.PARTS
 
 COPY_SIZES = [1 * MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB, 1024 * MIB, 2048 * MIB]
 FFN_TOKENS = [1, 4, 16, 64, 256, 1024, 4096]
@@ -346,16 +346,16 @@ def worker(rank: int, world: int, args: argparse.Namespace) -> None:
         rows += bench_ffn(device, args.machine, gpu, args.quick)
         write_rows(rows, out)  # after each part, so a later hang loses nothing
     if rank == 0 and "decode" in args.parts:
-        from validation import decode_bench
+        from validation import measure_decode
 
-        decode_rows, kernel_rows = decode_bench.run(device, args.machine, gpu, args.quick, log)
-        write_rows(decode_rows, out, "decode.csv", decode_bench.DECODE_FIELDS)
-        write_rows(kernel_rows, out, "decode_kernels.csv", decode_bench.KERNEL_FIELDS)
+        decode_rows, kernel_rows = measure_decode.run(device, args.machine, gpu, args.quick, log)
+        write_rows(decode_rows, out, "decode.csv", measure_decode.DECODE_FIELDS)
+        write_rows(kernel_rows, out, "decode_kernels.csv", measure_decode.KERNEL_FIELDS)
     if rank == 0 and "offload" in args.parts:
-        from validation import offload_bench
+        from validation import measure_offload
 
-        write_rows(offload_bench.run(device, args.machine, gpu, args.quick, log), out, "offload.csv",
-                   offload_bench.OFFLOAD_FIELDS)  # fmt: skip
+        write_rows(measure_offload.run(device, args.machine, gpu, args.quick, log), out, "offload.csv",
+                   measure_offload.OFFLOAD_FIELDS)  # fmt: skip
     ceilings: list[dict] = []
     if rank == 0 and "ceilings" in args.parts:
         ceilings = bench_ceilings(device, args.machine, gpu, args.quick)
@@ -377,9 +377,9 @@ def worker(rank: int, world: int, args: argparse.Namespace) -> None:
         if "alltoall" in args.parts:
             rows += bench_alltoall(torch, dist, device, rank, world, args.machine, gpu, args.quick)
         if set(MULTI_PARTS) & set(args.parts):  # the two-GPU parts of issue 27, each into its own CSV
-            from validation import multi_bench
+            from validation import measure_multi
 
-            multi_bench.run(torch, dist, device, rank, world, args, out, write_rows)
+            measure_multi.run(torch, dist, device, rank, world, args, out, write_rows)
         if "alltoall_split" in args.parts:
             split_rows = bench_alltoall_split(torch, dist, device, rank, world, args.machine, gpu, args.quick)
             if rank == 0:

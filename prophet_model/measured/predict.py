@@ -21,11 +21,11 @@ import pandas as pd
 
 from prophet_model import physics as m
 from prophet_model.errors import UserError
+from prophet_model.measured.measurements import BF16, hardware, large_alltoalls, machine_ceilings
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
 from prophet_model.study.config import Study
 from prophet_model.study.measured_csv import MeasurementError
 from prophet_model.study.rates import MACHINES, Ceilings, ceilings, machine_specs
-from prophet_model.validation.measurements import BF16, hardware, large_alltoalls, machine_ceilings
 
 
 def base_scenario(gpu: GPU, net: Interconnect | None, ceil: Ceilings | None = None) -> m.Scenario:
@@ -184,7 +184,7 @@ def with_predictions(df: pd.DataFrame, study: Study, machines_file: Path = MACHI
             )
         if not machines[name].get("ceilings"):
             raise MeasurementError(
-                f"{machines_file}: {name} names no 'ceilings' folder; run validation/bench.py --parts "
+                f"{machines_file}: {name} names no 'ceilings' folder; run validation/measure.py --parts "
                 "ceilings on that machine and add ceilings: <folder under validation/measurements>"
             )
     unknown = sorted({str(k) for k in df[df.benchmark == "moe_layer"].model} - set(study.models))

@@ -1,5 +1,5 @@
-"""The two-GPU sets of issue 27 (bench.py --parts peer_copy host_concurrent dp_peer_fetch ep2_step
-tp2_attention, validation/multi_bench.py), each measured point beside the model's prediction.
+"""The two-GPU sets of issue 27 (measure.py --parts peer_copy host_concurrent dp_peer_fetch ep2_step
+tp2_attention, validation/measure_multi.py), each measured point beside the model's prediction.
 
 Out of sample: every prediction comes from the catalog (GPU, interconnect, model), the machine's ceilings
 (validation/machines.yml names its folder: kernel start-up, HBM, GEMM and weight-streaming rates, and the
@@ -28,21 +28,21 @@ import numpy as np
 import pandas as pd
 
 from prophet_model import physics as m
+from prophet_model.measured.measurements import hardware, known_models, machine_ceilings, read_table
+from prophet_model.measured.predict import base_scenario, scalar
+from prophet_model.measured.predict_steps import offload_step
 from prophet_model.study.catalog import GPU, Interconnect
 from prophet_model.study.config import Study
 from prophet_model.study.measured_csv import MULTI, present
 from prophet_model.study.rates import MACHINES, MEASUREMENTS, Ceilings, ceilings, host_copy_rate, machine_specs
 from prophet_model.study.scenarios import model_fields
-from prophet_model.validation.measurements import hardware, known_models, machine_ceilings, read_table
-from prophet_model.validation.predict import base_scenario, scalar
-from prophet_model.validation.predict_steps import offload_step
 
 SETS = ("peer_copy", "host_concurrent", "dp_peer_fetch", "ep2_step", "tp2_attention")
 PLANNED_MACHINE = "nvidia-h200-x2-pool"  # the folder issue 27's run writes (validation/measurements/README.md)
-# the bench's structure, not timings: kernels per layer of tp_bench.attention and of multi_bench.ep_layer
+# the bench's structure, not timings: kernels per layer of measure_tp.attention and of measure_multi.ep_layer
 TP_KERNELS_PER_LAYER = 8
 EP_KERNELS_PER_LAYER = 26
-# the planned points (validation/multi_plan.py; tests/test_bench_program.py checks they agree)
+# the planned points (validation/multi_plan.py; tests/test_measure_program.py checks they agree)
 MIB = 1 << 20
 SEED_EXPERT_BYTES = 3 * 4096 * 2560 * 2
 PEER_COPY_BYTES = sorted([1 * MIB, 4 * MIB, 16 * MIB, 64 * MIB, 256 * MIB, SEED_EXPERT_BYTES])

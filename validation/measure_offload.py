@@ -1,4 +1,4 @@
-"""Expert offloading on one GPU (`bench.py --parts offload`): a decode step over several MoE layers of
+"""Expert offloading on one GPU (`measure.py --parts offload`): a decode step over several MoE layers of
 the seed's expert shape whose experts live in pinned host memory, one contiguous buffer each.
 
 Per layer the compute stream runs the router, the routed experts as two grouped GEMMs
@@ -186,8 +186,8 @@ def run(device, machine: str, gpu: str, quick: bool, log, *, points: dict | None
     """The offload part (module docstring). With `points` (layers, batches, resident, accuracies; no LRU
     runs), `sources` (name, share of each layer's copies taken from `peer_store`, a (layers, experts,
     3 h f) view of the other GPU's memory, on a second copy stream; the rest from pinned host memory) and `sync` (called
-    with each run's step time, returns the time to record: multi_bench's barrier and slowest rank), it
-    is the data-parallel replica of multi_bench's dp_peer_fetch."""
+    with each run's step time, returns the time to record: measure_multi's barrier and slowest rank), it
+    is the data-parallel replica of measure_multi's dp_peer_fetch."""
     import torch
     import torch.nn.functional as F
 

@@ -1,8 +1,8 @@
-"""The attention parts of the two-GPU validation (multi_bench): the attention block of a catalog model
+"""The attention parts of the two-GPU validation (measure_multi): the attention block of a catalog model
 (norm, QKV projection, the new token's K and V written into the cache, attention over the cache, output
 projection) for this GPU's share of the heads, and `tp2_attention`: every layer's block on one GPU with B
 sequences (tp = 1) beside TP=2 (2B sequences, half the heads on each GPU, an all-reduce of the output per
-layer) and those all-reduces alone, each in a CUDA graph. `c` is multi_bench.Ctx."""
+layer) and those all-reduces alone, each in a CUDA graph. `c` is measure_multi.Ctx."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ TP_KERNELS_PER_LAYER = 8  # norm, QKV GEMM, two KV-cache writes, attention, outp
 
 
 def small(m: dict) -> dict:
-    """A model shrunk for --quick (as decode_bench does)."""
+    """A model shrunk for --quick (as measure_decode does)."""
     return {**m, "hidden_size": 128, "expert_ffn_size": 64, "num_layers": 2, "num_moe_layers": 2,
             "shared_expert_ffn_size": min(m["shared_expert_ffn_size"], 64), "num_experts": min(m["num_experts"], 8),
             "top_k": min(m["top_k"], 2), "num_attention_heads": 4, "num_kv_heads": min(m["num_kv_heads"], 4),

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from prophet_model.measured.measurements import large_alltoalls, read_table
 from prophet_model.study.measured_csv import BENCH, PROBE_CSV, MeasurementError, present, read_log
 from prophet_model.study.rates import MEASUREMENTS
-from prophet_model.validation.measurements import large_alltoalls, read_table
 
 NCCL_SETTINGS = {  # folder under <machine>/nccl-settings/: the setting, short enough for a table cell
     "default": "NCCL defaults, a second run",
@@ -44,7 +44,7 @@ def nccl_settings(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) ->
 
 
 def alltoall_split(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) -> pd.DataFrame:
-    """<machine>/alltoall_split.csv (bench.py --parts alltoall_split): each buffer's all-to-all in
+    """<machine>/alltoall_split.csv (measure.py --parts alltoall_split): each buffer's all-to-all in
     full, without the share a rank keeps (only bytes that cross the link) and with only that share."""
     path = root / machine / "alltoall_split.csv"
     d = read_table(path, BENCH)
@@ -52,7 +52,7 @@ def alltoall_split(machine: str = "nvidia-h200-x2", root: Path = MEASUREMENTS) -
     if d.duplicated(["bytes", "part"]).any() or not set(names) <= set(d.part) or d.bytes.isna().any():
         raise MeasurementError(
             f"{path}: a part missing, repeated or without bytes; allowed: one row per buffer size "
-            f"(bytes) and part, the parts {', '.join(names)} (bench.py --parts alltoall_split)"
+            f"(bytes) and part, the parts {', '.join(names)} (measure.py --parts alltoall_split)"
         )
     t = d.pivot(index="bytes", columns="part", values="median_s").sort_index()
     out = (1e6 * t[list(names)]).round(1).rename(columns=names)
@@ -75,7 +75,7 @@ def link_write_rate(machine: str, nbytes: int, root: Path = MEASUREMENTS) -> flo
     if len(row) != 1:
         raise MeasurementError(
             f"{root / machine / 'ceilings.csv'}: no bidirectional ceiling_link row of {nbytes} "
-            f"bytes ({len(row)} found); allowed: one (bench.py --parts ceilings on two GPUs)"
+            f"bytes ({len(row)} found); allowed: one (measure.py --parts ceilings on two GPUs)"
         )
     return nbytes / float(row.median_s.iloc[0])
 

@@ -1,4 +1,4 @@
-"""A whole decode step on one GPU (`bench.py --parts decode`), as serving engines run it, for every
+"""A whole decode step on one GPU (`measure.py --parts decode`), as serving engines run it, for every
 catalog model whose bf16 weights and KV cache fit the GPU.
 
 Per layer: RMSNorm; the Q, K and V projections as one GEMM; the new token's K and V written into the

@@ -67,7 +67,7 @@ def load(root: Path = MEASUREMENTS, machines_file: Path = MACHINES) -> pd.DataFr
     """Every measurement of the machines listed in machines.yml, with a `primitive` label. A measurements.csv
     that is not a regular file (a folder, FIFO, device, dangling link) is refused, never skipped."""
     machines = machine_specs(machines_file)
-    # one run per machine (<machine>/measurements.csv) or one per world size (<machine>/ranksN/, bench.py --subdir)
+    # one run per machine (<machine>/measurements.csv) or one per world size (<machine>/ranksN/, measure.py --subdir)
     files = [root / name / "measurements.csv" for name in machines]
     files += [f for name in machines for f in sorted((root / name).glob("ranks*/measurements.csv"))]
     frames = []
@@ -78,14 +78,14 @@ def load(root: Path = MEASUREMENTS, machines_file: Path = MACHINES) -> pd.DataFr
     if not frames:
         raise UserError(
             f"{root}: no measurements.csv of the machines in {machines_file}; allowed: "
-            "<machine>/measurements.csv as validation/bench.py writes it"
+            "<machine>/measurements.csv as validation/measure.py writes it"
         )
     df = pd.concat(frames, ignore_index=True)
     df["primitive"] = [PRIMITIVES[(b, p)] for b, p in zip(df.benchmark, df.part, strict=True)]
     return df
 
 
-NEEDS = {  # per benchmark, the columns its prediction reads (prophet_model.validation.predict)
+NEEDS = {  # per benchmark, the columns its prediction reads (prophet_model.measured.predict)
     "copy_h2d": ("bytes",),
     "copy_d2h": ("bytes",),
     "expert_ffn": ("hidden", "ffn", "tokens_per_rank"),
@@ -197,7 +197,7 @@ def decode_kernels(machine: str, model: str, batch: int, root: Path = MEASUREMEN
     if k.empty:
         raise UserError(
             f"{path}: no kernels of model {model!r}; allowed: the models of decode.csv, profiled "
-            "(validation/bench.py --parts decode)"
+            "(validation/measure.py --parts decode)"
         )
     nearest = min(k.batch.unique(), key=lambda b: abs(np.log(b / batch)))
     return int(k[k.batch == nearest]["count"].sum())

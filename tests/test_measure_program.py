@@ -7,21 +7,21 @@ import random
 
 import pytest
 
-from validation import bench
+from validation import measure
 
 
 def test_percentile_and_summary() -> None:
-    s = bench.summarize([4.0, 1.0, 3.0, 2.0, 5.0])
+    s = measure.summarize([4.0, 1.0, 3.0, 2.0, 5.0])
     assert s == {"reps": 5, "median_s": 3.0, "p10_s": 1.4, "p90_s": 4.6, "min_s": 1.0, "max_s": 5.0}
-    assert bench.percentile([1.0, 2.0], 50) == 1.5
+    assert measure.percentile([1.0, 2.0], 50) == 1.5
     with pytest.raises(ValueError):
-        bench.percentile([], 50)
+        measure.percentile([], 50)
 
 
 def test_sizes_cover_the_issue_ranges() -> None:
-    assert bench.COPY_SIZES[0] == 1 << 20 and bench.COPY_SIZES[-1] == 2 << 30
-    assert bench.A2A_BYTES[0] == 4 << 10 and bench.A2A_BYTES[-1] == 256 << 20
-    assert bench.FFN_TOKENS[0] == 1 and bench.FFN_TOKENS[-1] == 4096
+    assert measure.COPY_SIZES[0] == 1 << 20 and measure.COPY_SIZES[-1] == 2 << 30
+    assert measure.A2A_BYTES[0] == 4 << 10 and measure.A2A_BYTES[-1] == 256 << 20
+    assert measure.FFN_TOKENS[0] == 1 and measure.FFN_TOKENS[-1] == 4096
 
 
 @pytest.mark.parametrize("ep", [2, 4, 8])
@@ -30,7 +30,7 @@ def test_routing_counts_conserve_assignments_and_keep_the_local_share(ep: int, f
     rng = random.Random(0)
     n = 40_000
     for rank in range(ep):
-        counts = bench.routing_counts(n, ep, rank, frac, [rng.random() for _ in range(n)])
+        counts = measure.routing_counts(n, ep, rank, frac, [rng.random() for _ in range(n)])
         assert sum(counts) == n
         local = counts[rank] / n
         expected = 1 / ep if frac is None else frac
@@ -41,25 +41,25 @@ def test_routing_counts_conserve_assignments_and_keep_the_local_share(ep: int, f
 
 def test_writer_produces_the_documented_columns(tmp_path) -> None:
     rows = [{"machine": "m", "benchmark": "alltoall", "part": "graph", "bytes": 4096, "median_s": 1e-5}]
-    path = bench.write_rows(rows, tmp_path / "out")
+    path = measure.write_rows(rows, tmp_path / "out")
     with path.open() as fh:
         got = list(csv.DictReader(fh))
-    assert list(got[0]) == bench.FIELDS
+    assert list(got[0]) == measure.FIELDS
     assert got[0]["bytes"] == "4096" and got[0]["model"] == ""
 
 
 def test_arguments() -> None:
-    a = bench.parse_args(["--machine", "x", "--out", "o", "--device", "cpu", "--world-size", "2", "--quick"])
+    a = measure.parse_args(["--machine", "x", "--out", "o", "--device", "cpu", "--world-size", "2", "--quick"])
     assert (a.device, a.world_size, a.quick, a.parts) == ("cpu", 2, True, ["single", "alltoall", "moe"])
     with pytest.raises(SystemExit):
-        bench.parse_args(["--out", "o"])  # --machine is required
+        measure.parse_args(["--out", "o"])  # --machine is required
     with pytest.raises(SystemExit):
-        bench.parse_args(["--machine", "x", "--out", "o", "--world-size", "-1"])
+        measure.parse_args(["--machine", "x", "--out", "o", "--world-size", "-1"])
 
 
 def test_committed_measurements_are_complete() -> None:
     """The data the validation page uses: both machines, every benchmark the issue asks for."""
-    root = bench.ROOT / "validation" / "measurements"
+    root = measure.ROOT / "validation" / "measurements"
     found = {}
     for machine in ("nvidia-h100-x1", "nvidia-h200-x2"):
         with (root / machine / "measurements.csv").open() as fh:
@@ -74,7 +74,7 @@ def test_committed_measurements_are_complete() -> None:
 def test_recorded_env_keeps_the_transfer_settings_only() -> None:
     env = {"NCCL_LEGACY_CUDA_REGISTER": "1", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
            "NCCL_NVLS_ENABLE": "0", "HOME": "/root", "CUDA_VISIBLE_DEVICES": "0,1"}  # fmt: skip
-    assert bench.recorded_env(env) == {
+    assert measure.recorded_env(env) == {
         "NCCL_LEGACY_CUDA_REGISTER": "1",
         "NCCL_NVLS_ENABLE": "0",
         "NVSHMEM_DISABLE_NVLS": "",
@@ -88,7 +88,7 @@ def test_recorded_env_keeps_the_transfer_settings_only() -> None:
 
 
 def test_routing_picks_distinct_experts_and_follows_the_skew() -> None:
-    from validation import offload_bench as ob
+    from validation import measure_offload as ob
 
     rng = random.Random(1)
     r = ob.route(2000, 16, 2, rng)
@@ -103,7 +103,7 @@ def test_routing_picks_distinct_experts_and_follows_the_skew() -> None:
 
 @pytest.mark.parametrize("accuracy", [0.0, 0.5, 0.8, 1.0])
 def test_prediction_sets_have_the_needed_size_and_the_stated_accuracy(accuracy) -> None:
-    from validation import offload_bench as ob
+    from validation import measure_offload as ob
 
     rng = random.Random(4)
     hit = total = 0
@@ -117,7 +117,7 @@ def test_prediction_sets_have_the_needed_size_and_the_stated_accuracy(accuracy) 
 
 
 def test_static_plan_fetches_only_what_is_missing() -> None:
-    from validation import offload_bench as ob
+    from validation import measure_offload as ob
 
     shape = {"experts": 16, "top_k": 2}
     base = ob.plan_static(8, 0.5, None, 3, seed=5, shape=shape, layers=2)
@@ -131,7 +131,7 @@ def test_static_plan_fetches_only_what_is_missing() -> None:
 
 
 def test_lru_cache_evicts_the_least_recently_used() -> None:
-    from validation import offload_bench as ob
+    from validation import measure_offload as ob
 
     c = ob.LRU(2, [0, 1])
     assert c.access({0}) == set()
@@ -143,17 +143,17 @@ def test_lru_cache_evicts_the_least_recently_used() -> None:
 
 
 def test_decode_step_sizes() -> None:
-    from validation import decode_bench as db
+    from validation import measure_decode as db
 
-    mixtral = bench.load_models()["mixtral_8x7b"]
+    mixtral = measure.load_models()["mixtral_8x7b"]
     assert db.weight_params(mixtral) == pytest.approx(46.7e9, rel=0.01)  # Mixtral-8x7B without its embedding
     assert db.kv_bytes(mixtral, 1, 2048) == 2 * 32 * 2048 * 8 * 128 * 2
-    assert db.fits(mixtral, 64, 2048, 150e9) and not db.fits(bench.load_models()["seed_128x2gb"], 1, 2048, 150e9)
-    assert not db.fits(bench.load_models()["deepseek_v3"], 1, 2048, 150e9)  # fp8 weights, and too large
+    assert db.fits(mixtral, 64, 2048, 150e9) and not db.fits(measure.load_models()["seed_128x2gb"], 1, 2048, 150e9)
+    assert not db.fits(measure.load_models()["deepseek_v3"], 1, 2048, 150e9)  # fp8 weights, and too large
 
 
 # ----------------------------------------------------------------------------------------------
-# The two-GPU parts of issue 27 (validation/multi_plan.py; the torch side runs in multi_bench.py)
+# The two-GPU parts of issue 27 (validation/multi_plan.py; the torch side runs in measure_multi.py)
 
 
 @pytest.mark.parametrize("frac", [None, 0.75])
@@ -209,50 +209,50 @@ def test_the_two_gpu_parts_are_planned_and_bounded() -> None:
     assert plan.SEED_EXPERT_BYTES == 62_914_560 and plan.SEED_EXPERT_BYTES in plan.PEER_COPY_BYTES
     assert min(plan.PEER_COPY_BYTES) == 1 << 20 and max(plan.PEER_COPY_BYTES) == 256 << 20
     assert min(plan.DP_ACCURACIES) >= 0.5 and max(plan.DP_ACCURACIES) == 1.0
-    a = bench.parse_args(["--machine", "x", "--out", "o", "--parts", *bench.MULTI_PARTS])
-    assert a.parts == bench.MULTI_PARTS
-    for p in sorted((bench.ROOT / "validation").glob("*.py")):
+    a = measure.parse_args(["--machine", "x", "--out", "o", "--parts", *measure.MULTI_PARTS])
+    assert a.parts == measure.MULTI_PARTS
+    for p in sorted((measure.ROOT / "validation").glob("*.py")):
         assert len(p.read_text(encoding="utf-8").splitlines()) <= 450, p.name
 
 
 def test_the_predictions_plan_the_points_the_bench_measures() -> None:
-    """prophet_model.validation.predict_multi keeps its own copy of the planned points (prophet_model imports
+    """prophet_model.measured.predict_multi keeps its own copy of the planned points (prophet_model imports
     nothing from validation/): the same as multi_plan's, and the same kernel counts as the bench's."""
-    from prophet_model.validation import predict_multi as pm
+    from prophet_model.measured import predict_multi as pm
+    from validation import measure_tp
     from validation import multi_plan as plan
-    from validation import tp_bench
 
     for name in ("SEED_EXPERT_BYTES", "PEER_COPY_BYTES", "HOST_COPY_BYTES", "DP_LAYERS", "DP_BATCHES", "DP_RESIDENT",
                  "DP_ACCURACIES", "EP_MODELS", "EP_BATCHES", "EP_CONTEXT", "EP_OFFLOAD_MODEL", "EP_OFFLOAD_LAYERS",
                  "EP_OFFLOAD_BATCHES", "EP_OFFLOAD_RESIDENT", "EP_OFFLOAD_ACCURACIES", "TP_MODELS", "TP_BATCHES",
                  "TP_CONTEXT"):  # fmt: skip
         assert getattr(pm, name) == getattr(plan, name), name
-    assert pm.TP_KERNELS_PER_LAYER == tp_bench.TP_KERNELS_PER_LAYER
-    assert set(pm.SETS) == set(bench.MULTI_PARTS)
+    assert pm.TP_KERNELS_PER_LAYER == measure_tp.TP_KERNELS_PER_LAYER
+    assert set(pm.SETS) == set(measure.MULTI_PARTS)
 
 
 def test_the_bench_files_are_read_by_the_predictions(tmp_path) -> None:
-    """Rows written with the bench's own columns (bench.write_rows, multi_bench's field lists) are
+    """Rows written with the bench's own columns (measure.write_rows, measure_multi's field lists) are
     predicted as the same points are before the run: the two sides agree on every column they share."""
     import pandas as pd
 
+    from prophet_model.measured import predict_multi as pm
     from prophet_model.study.config import load_study
     from prophet_model.study.rates import MACHINES, MEASUREMENTS
-    from prophet_model.validation import predict_multi as pm
-    from validation import multi_bench
+    from validation import measure_multi
 
-    study = load_study(bench.ROOT / "_config.yml")
+    study = load_study(measure.ROOT / "_config.yml")
     planned = pm.planned(study).set_index(["set", "point"]).predicted_ms
-    fields = {"peer_copy": multi_bench.COPY_FIELDS, "host_concurrent": multi_bench.COPY_FIELDS,
-              "dp_peer_fetch": multi_bench.dp_fields(), "ep2_step": multi_bench.EP_FIELDS,
-              "tp2_attention": multi_bench.TP_FIELDS}  # fmt: skip
+    fields = {"peer_copy": measure_multi.COPY_FIELDS, "host_concurrent": measure_multi.COPY_FIELDS,
+              "dp_peer_fetch": measure_multi.dp_fields(), "ep2_step": measure_multi.EP_FIELDS,
+              "tp2_attention": measure_multi.TP_FIELDS}  # fmt: skip
     root = tmp_path / "m"
     (root / pm.PLANNED_MACHINE).mkdir(parents=True)
     for name, rows in pm.planned_rows().items():
         rows = rows.assign(layers=rows.layers.fillna(32)) if "layers" in rows and "model" in rows else rows
         rows = rows.assign(machine="nvidia-h200-x2", benchmark=name, median_s=1e-3, step_s=1e-3)
         rows = rows.astype(object).where(rows.notna(), "")
-        bench.write_rows(rows.to_dict("records"), root / pm.PLANNED_MACHINE, f"{name}.csv", fields[name])
+        measure.write_rows(rows.to_dict("records"), root / pm.PLANNED_MACHINE, f"{name}.csv", fields[name])
     for folder in ("nvidia-h200-x2",):  # the ceilings and host copies the machine rests on
         (root / folder).mkdir()
         for f in ("ceilings.csv", "measurements.csv"):
@@ -267,14 +267,14 @@ def test_the_bench_files_are_read_by_the_predictions(tmp_path) -> None:
 def test_the_two_gpu_parts_run_end_to_end_on_the_cpu(tmp_path) -> None:
     """The whole program of the 2xH200 validation, two processes on the CPU (gloo), quick sizes: every part
     writes its CSV. Needs torch, which CI does not install (the measurements run on lent GPU machines); the
-    torch-free planning above is what CI checks. Run here with: python validation/bench.py --machine cpu-test
+    torch-free planning above is what CI checks. Run here with: python validation/measure.py --machine cpu-test
     --device cpu --world-size 2 --quick --parts peer_copy host_concurrent dp_peer_fetch ep2_step tp2_attention."""
     import subprocess
     import sys
 
     pytest.importorskip("torch")
     parts = ["peer_copy", "host_concurrent", "dp_peer_fetch", "ep2_step", "tp2_attention"]
-    cmd = [sys.executable, "validation/bench.py", "--machine", "cpu-test", "--device", "cpu", "--world-size", "2",
+    cmd = [sys.executable, "validation/measure.py", "--machine", "cpu-test", "--device", "cpu", "--world-size", "2",
            "--quick", "--out", str(tmp_path), "--parts", *parts]  # fmt: skip
     root = __import__("pathlib").Path(__file__).resolve().parents[1]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600, check=False)

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from prophet_model.errors import UserError
+from prophet_model.measured.measurements import BF16, LARGE_A2A_BYTES, graph_alltoalls, large_alltoalls
 from prophet_model.study.config import Study
 from prophet_model.study.rates import MACHINES, ceilings, machine_specs
-from prophet_model.validation.measurements import BF16, LARGE_A2A_BYTES, graph_alltoalls, large_alltoalls
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:

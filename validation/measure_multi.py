@@ -1,4 +1,4 @@
-"""The two-GPU parts of the validation (issue 27), run by `bench.py --parts peer_copy host_concurrent
+"""The two-GPU parts of the validation (issue 27), run by `measure.py --parts peer_copy host_concurrent
 dp_peer_fetch ep2_step tp2_attention` with one process per GPU (planning in validation/multi_plan.py):
 
   peer_copy        expert-sized buffers (1 .. 256 MiB and the seed's expert, 62.9 MB) copied from the
@@ -8,7 +8,7 @@ dp_peer_fetch ep2_step tp2_attention` with one process per GPU (planning in vali
                    expert fetch does); slowest rank; peer_copy.csv
   host_concurrent  pinned host -> device copies of 64 MiB .. 1 GiB and the seed's expert: GPU 0 alone and
                    both GPUs at once (the per-GPU rate when every GPU fetches); host_concurrent.csv
-  dp_peer_fetch    two data-parallel replicas, each running validation/offload_bench's step over
+  dp_peer_fetch    two data-parallel replicas, each running validation/measure_offload's step over
                    DP_LAYERS MoE layers of the seed's expert shape at once, each holding the first
                    round(r E) experts of each layer and copying the rest on demand or prefetched
                    (accuracy 0.5 .. 1) from the peer GPU's memory (source = peer), from pinned host
@@ -21,8 +21,8 @@ dp_peer_fetch ep2_step tp2_attention` with one process per GPU (planning in vali
                    NCCL included, is one CUDA graph (part = resident). Then EP_OFFLOAD_LAYERS layers of
                    one model with each GPU's experts in pinned host memory, half resident: on demand
                    (part = offload_baseline) and prefetched (offload_prefetch, accuracy 0.8 and 1), one
-                   CUDA graph per layer, copies on a copy stream as in offload_bench; ep2_step.csv
-  tp2_attention    (validation/tp_bench.py) the attention block of every layer (norm, QKV, KV-cache write, attention, output
+                   CUDA graph per layer, copies on a copy stream as in measure_offload; ep2_step.csv
+  tp2_attention    (validation/measure_tp.py) the attention block of every layer (norm, QKV, KV-cache write, attention, output
                    projection): one GPU with B sequences (tp = 1) beside TP=2 (2B sequences, half the
                    heads per GPU, an all-reduce of the output per layer), and the all-reduces alone;
                    CUDA graphs; tp2_attention.csv
@@ -44,8 +44,8 @@ import time
 
 from validation import multi_plan as plan
 from validation.catalog_models import load_models
+from validation.measure_tp import attention, attention_weights, bench_tp2_attention, small
 from validation.timing import MIB, Timer, cuda_graph, log, reps_for, slowest, slowest_samples, summarize
-from validation.tp_bench import attention, attention_weights, bench_tp2_attention, small
 
 COPY_FIELDS = ["machine", "benchmark", "part", "direction", "gpu", "n_gpus", "bytes", "reps", "median_s",
                "p10_s", "p90_s", "min_s", "max_s"]  # fmt: skip
@@ -58,7 +58,7 @@ TP_FIELDS = ["machine", "benchmark", "part", "gpu", "n_gpus", "model", "layers",
 
 
 def dp_fields() -> list[str]:
-    from validation.offload_bench import OFFLOAD_FIELDS
+    from validation.measure_offload import OFFLOAD_FIELDS
 
     return [*OFFLOAD_FIELDS, "n_gpus", "source", "peer_fraction"]
 
@@ -150,10 +150,10 @@ def bench_host_concurrent(c: Ctx) -> list[dict]:
 
 
 def bench_dp_peer_fetch(c: Ctx) -> list[dict]:
-    from validation import offload_bench
+    from validation import measure_offload
 
     q = plan.quick_points()
-    shape = {"hidden": 128, "ffn": 64, "experts": 16, "top_k": 2} if c.quick else offload_bench.SEED_SHAPE
+    shape = {"hidden": 128, "ffn": 64, "experts": 16, "top_k": 2} if c.quick else measure_offload.SEED_SHAPE
     layers = 2 if c.quick else plan.DP_LAYERS
     points = {"layers": layers, "batches": q["dp_batches"] if c.quick else plan.DP_BATCHES,
               "resident": q["dp_resident"] if c.quick else plan.DP_RESIDENT,
@@ -169,7 +169,7 @@ def bench_dp_peer_fetch(c: Ctx) -> list[dict]:
         return slowest(c.torch, c.dist, t, c.device)
 
     quiet = log if c.rank == 0 else (lambda msg: None)
-    rows = offload_bench.run(c.device, c.machine, c.gpu, c.quick, quiet, points=points, sources=sources,
+    rows = measure_offload.run(c.device, c.machine, c.gpu, c.quick, quiet, points=points, sources=sources,
                              peer_store=peer, sync=sync)  # fmt: skip
     return [{**r, "benchmark": "dp_peer_fetch", "n_gpus": c.world} for r in rows] if c.rank == 0 else []
 
