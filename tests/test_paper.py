@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import re
 import shutil
 import subprocess
@@ -177,8 +178,13 @@ def test_the_finding_heads_the_section_and_reads_like_the_book(study_dir, tmp_pa
     paper = results / "paper"
     keyed = _keyed((paper / "macros.tex").read_text())
     data = results / "data"
-    sentences = finding(pd.read_csv(data / "headline.csv"), pd.read_csv(data / "claims.csv"),
-                        pd.read_csv(data / "regime_map.csv"))  # fmt: skip
+    prefix = json.loads((data / "facts.json").read_text())["need_prefix"]
+    sentences = finding(
+        pd.read_csv(data / "headline.csv"),
+        pd.read_csv(data / "claims.csv"),
+        pd.read_csv(data / "regime_map.csv"),
+        prefix,
+    )
     assert len(sentences) == 4
     head = _prose(paper / "section_multi_gpu.tex").split("\\paragraph{")[0]
     expanded = KEYED.sub(lambda m: keyed[(m[1], m[2])], head)
@@ -297,7 +303,10 @@ def test_readme_states_the_generated_finding_and_the_measured_run_times(study_di
     data = results / "data"
     text = as_text(
         finding(
-            pd.read_csv(data / "headline.csv"), pd.read_csv(data / "claims.csv"), pd.read_csv(data / "regime_map.csv")
+            pd.read_csv(data / "headline.csv"),
+            pd.read_csv(data / "claims.csv"),
+            pd.read_csv(data / "regime_map.csv"),
+            json.loads((data / "facts.json").read_text())["need_prefix"],
         )
     )
     readme = (ROOT / "README.md").read_text()

@@ -96,8 +96,8 @@ def test_the_figure_has_no_overlapping_text(results, table) -> None:
     from prophet_model.outputs.regime_figure import regime_map_figure
 
     study = results.study
-    fig = regime_map_figure(table, {s.id: s.name for s in study.systems}, regime.reference_system(study),
-                            study.config.figures)  # fmt: skip
+    names = {s.id: s.name for s in study.systems}
+    fig = regime_map_figure(table, names, regime.reference_system(study), study.config.figures, regime.LEVELS)
     assert _overlaps(fig) == []
     labels = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any(lbl.startswith("1.2") for lbl in labels) and any(lbl.startswith("1.1") for lbl in labels)
@@ -159,5 +159,5 @@ def test_without_a_regime_map_section_the_table_is_empty_and_the_figure_says_so(
     out, _ = run_study(study)
     t = regime.regime_map(out)
     assert t.empty and list(t.columns) == regime.COLUMNS
-    fig = regime_map_figure(t, {}, regime.reference_system(study), study.config.figures)
+    fig = regime_map_figure(t, {}, regime.reference_system(study), study.config.figures, regime.LEVELS)
     assert any("not computed" in x.get_text() for x in fig.axes[0].texts)

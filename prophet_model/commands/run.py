@@ -212,13 +212,18 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 return system_of(rel) in mine
             return True
 
+        from prophet_model.workflow.writer_tables import writer_tables
+
+        tables = writer_tables(
+            results, checks, claims, whole=not partial
+        )  # what the pages, paper and notebooks read (results/data)
         with staged(results_dir, study, "run", scope) as stage:
             tasks = [
-                (write_system, (results, checks, system, stage, figs, uncertainty, claims), system.id)
+                (write_system, (results, checks, system, stage, figs, uncertainty, tables), system.id)
                 for system in done
             ]
             if not partial:  # the cross-system files need every system
-                tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty, claims), "cross-system"))
+                tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty, tables), "cross-system"))
             bar = tqdm(total=len(tasks), desc="outputs", unit="part", disable=args.quiet, file=sys.stderr)
             for name, paths, exc in run_parallel(tasks, args.jobs):
                 bar.update()

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from prophet_model.study.config import System
 
 FLOAT_FORMAT = "%.10g"
+FACTS_FILE = "data/facts.json"
 SYSTEM_FILES = (
     "data/results_{id}.csv",
     "figures/throughput_comparison_{id}.pdf",
@@ -30,6 +31,11 @@ STUDY_FILES = (
     "data/headline.csv",
     "data/fixed_batch_comparison.csv",
     "data/regime_map.csv",
+    "data/hardware_rates.csv",
+    "data/worked_example.csv",
+    "data/evidence.csv",
+    "data/validated.csv",
+    FACTS_FILE,
     "figures/cross_system_comparison.pdf",
     "figures/cross_system_comparison.png",
     "figures/scaling.pdf",
@@ -48,6 +54,13 @@ PAPER_FILES = (
     "section_multi_gpu.tex",
     "artifact_appendix.tex",
 )
+
+
+def read_facts(results_dir: Path) -> dict:
+    """results/data/facts.json: the study's constants and lists the writers show (workflow/writer_tables.py)."""
+    import json
+
+    return json.loads((results_dir / FACTS_FILE).read_text(encoding="utf-8"))
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:

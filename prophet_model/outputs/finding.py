@@ -46,25 +46,31 @@ def _span(rows: pd.DataFrame, column: str, formatter) -> list:
     return [a] if a.text == b.text else [a, "–", b]
 
 
-def draft_speedup(claims: pd.DataFrame) -> float | None:
-    """The draft analysis's multi-GPU speedup, as claims.csv checks it on every system (None if it does not)."""
-    from prophet_model.study.claims import NEED_PREFIX
+def need_rows(claims: pd.DataFrame, need_prefix: str) -> pd.DataFrame:
+    """The rows of claims.csv that say what Prophet would need for the draft's speedup: their claim starts
+    with `need_prefix` (study.claims.NEED_PREFIX, in results/data/facts.json)."""
+    return claims[claims.claim.astype(str).str.startswith(need_prefix)] if "claim" in claims else claims.iloc[0:0]
 
-    need = claims[claims.claim.astype(str).str.startswith(NEED_PREFIX)] if "claim" in claims else claims.iloc[0:0]
+
+def draft_speedup(claims: pd.DataFrame, need_prefix: str) -> float | None:
+    """The draft analysis's multi-GPU speedup, as claims.csv checks it on every system (None if it does not)."""
+    need = need_rows(claims, need_prefix)
     return None if need.empty else float(need.claimed.iloc[0])
 
 
 CUT_TOLERANCE = 0.005  # a derived all-to-all cut within 0.5% of 1 reads as 1.00x: no cut
 
 
-def finding(headline: pd.DataFrame, claims: pd.DataFrame, regimes: pd.DataFrame | None = None) -> list[Sentence]:
+def finding(
+    headline: pd.DataFrame, claims: pd.DataFrame, regimes: pd.DataFrame | None, need_prefix: str
+) -> list[Sentence]:
     """Three sentences (lists of text and Values) from headline.csv (each side at its best configuration)
-    and claims.csv (what Prophet's own levers would need for the draft's speedup), and a fourth from
-    regime_map.csv where given: where Prophet pays."""
+    and claims.csv (what Prophet's own levers would need for the draft's speedup: the rows whose claim starts
+    with `need_prefix`, facts.json's), and a fourth from regime_map.csv where given: where Prophet pays."""
     rows = headline.dropna(subset=["speedup"]).reset_index(drop=True)
     if rows.empty:
         return [["No system could be evaluated, so the study states no finding."]]
-    claimed = draft_speedup(claims)
+    claimed = draft_speedup(claims, need_prefix)
     first: Sentence = [
         "With each side at its best operating point, ",
         "Prophet speeds decode up by " if rows.speedup.min() >= 1 else "Prophet changes decode throughput by ",
@@ -118,9 +124,7 @@ def finding(headline: pd.DataFrame, claims: pd.DataFrame, regimes: pd.DataFrame 
 
     take: Sentence = []
     if claimed is not None:
-        from prophet_model.study.claims import NEED_PREFIX
-
-        need = claims[claims.claim.astype(str).str.startswith(NEED_PREFIX)]
+        need = need_rows(claims, need_prefix)
         never, reachable = [], []
         for sid, g in need.groupby("system_id", sort=False):
             if sid not in set(rows.system_id):

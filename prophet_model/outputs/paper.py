@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 import pandas as pd
@@ -18,7 +19,9 @@ from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.files import PAPER_FILES
 from prophet_model.outputs.latex import KEYED_METRICS, TEX_ESCAPES, tex, tex_path, tex_value  # noqa: F401 (re-exported)
 from prophet_model.outputs.templating import TEMPLATES
-from prophet_model.study.config import Study
+
+if TYPE_CHECKING:
+    from prophet_model.study.config import Study
 
 DIGITS = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
 
@@ -240,13 +243,15 @@ BADGES = ("Artifacts Available", "Artifacts Evaluated: Functional", "Results Rep
 EXACT = "identical (deterministic: every CSV and LaTeX file byte-identical with the same inputs and packages)"
 
 
-def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None, claims: pd.DataFrame) -> dict:
+def appendix_context(
+    study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None, claims: pd.DataFrame, results_dir: Path
+) -> dict:
     """What the artifact appendix states, from the config, the catalogs, benchmarks/results.json and the
-    validation (measured figures only: what was not measured says so)."""
+    validation (results/data/validated.csv and facts.json: measured figures only; what was not measured says so)."""
     from prophet_model import __version__
-    from prophet_model.measured.evidence import validated
     from prophet_model.outputs import timings
-    from prophet_model.study.rates import MEASUREMENTS, machine_specs
+    from prophet_model.outputs.files import read_facts
+    from prophet_model.outputs.tables import read_table
 
     bench = timings.load()
     fig = {k: v["value"] for k, v in bench.get("figures", {}).items()}
@@ -330,7 +335,7 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
     return {
         "model_name": study.model.name,
         "n_models": len(study.models),
-        "n_machines": sum((MEASUREMENTS / k).is_dir() for k in machine_specs()),  # measured only
+        "n_machines": read_facts(results_dir)["measured_machines"],  # measured only
         "n_strategies": len(study.config.strategies),
         "python": "3.11 or newer",
         "n_packages": n_packages,
@@ -343,7 +348,7 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
         "badges": BADGES,
         "version": __version__,
         "claims": claim_rows,
-        "validated": [v.text() for v in validated(study).values()],
+        "validated": list(read_table(results_dir / "data" / "validated.csv", results_dir).text),
         "failed": failed,
     }
 
@@ -369,11 +374,8 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     ctx["head_claims"] = claim_sentences(claims, ctx["head"].system_id)
     checks_path = results_dir / "data" / "sanity_checks.csv"
     checks = read_table(checks_path, results_dir) if checks_path.is_file() else None
-    ctx |= appendix_context(study, headline, checks, claims)
-    from prophet_model.measured.evidence import claim_evidence
-
-    rows = pd.DataFrame(ctx["rows"])
-    ctx["evidence"] = claim_evidence(study, rows, checks).to_dict("records")
+    ctx |= appendix_context(study, headline, checks, claims, results_dir)
+    ctx["evidence"] = read_table(results_dir / "data" / "evidence.csv", results_dir).to_dict("records")
     from prophet_model.outputs.prose import prose_context
 
     ctx |= prose_context(study, results_dir, headline, claims, ctx["keyed"])

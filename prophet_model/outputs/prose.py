@@ -5,13 +5,17 @@ added to the keyed values of macros.tex so that the prose uses keyed commands on
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs.files import read_facts
 from prophet_model.outputs.finding import CUT_TOLERANCE
 from prophet_model.outputs.latex import KEYED_METRICS, tex_value
-from prophet_model.study.config import Study
+
+if TYPE_CHECKING:
+    from prophet_model.study.config import Study
 
 
 def _add(keyed: list[dict], key: str, metric: str, value: str) -> None:
@@ -20,12 +24,16 @@ def _add(keyed: list[dict], key: str, metric: str, value: str) -> None:
         keyed.append({"key": key, "metric": metric, "value": tex_value(value)})
 
 
-def measured_gpus(study: Study, rows: pd.DataFrame) -> tuple[list[str], list[str]]:
+def measured_gpus(study: Study, rows: pd.DataFrame, results_dir: Path | None = None) -> tuple[list[str], list[str]]:
     """(the GPUs whose rates were measured, the GPUs of these rows whose rates are extrapolated from them),
-    by catalog name: a machine counts as measured when its folder holds measurements."""
-    from prophet_model.study.rates import MEASUREMENTS, machine_specs
+    by catalog name: a machine counts as measured when its folder holds measurements (facts.json's list;
+    `results_dir` None: read from validation/measurements, for the validation page until it reads results/)."""
+    if results_dir is None:
+        from prophet_model.study.rates import MEASUREMENTS, machine_specs
 
-    done = [m["gpu"] for name, m in machine_specs().items() if (MEASUREMENTS / name / "env.json").is_file()]
+        done = [m["gpu"] for name, m in machine_specs().items() if (MEASUREMENTS / name / "env.json").is_file()]
+    else:
+        done = read_facts(results_dir)["measured_gpus"]
     measured = list(dict.fromkeys(study.gpus[k].name for k in done if k in study.gpus))
     used = dict.fromkeys(s.gpu.name for s in study.systems if s.id in set(rows.system_id))
     return measured, [g for g in used if g not in measured]
@@ -37,23 +45,22 @@ def prose_context(
     """What the abstract and the section say beyond the headline rows, each number added to `keyed` so
     that the prose uses keyed commands only: the finding, the fixed-batch comparison, the Monte Carlo
     intervals and the validated errors."""
-    from prophet_model.measured.evidence import validated
     from prophet_model.outputs.finding import as_tex, draft_speedup, finding, values
     from prophet_model.outputs.tables import read_table
 
+    facts = read_facts(results_dir)
     regimes = results_dir / "data" / "regime_map.csv"
-    sentences = finding(headline, claims, read_table(regimes, results_dir) if regimes.is_file() else None)
+    regime_table = read_table(regimes, results_dir) if regimes.is_file() else None
+    sentences = finding(headline, claims, regime_table, facts["need_prefix"])
     for v in values(sentences):
         _add(keyed, v.key, v.metric, v.text)
     rows = headline.dropna(subset=["speedup"])
     if any(v.key == "regime" for v in values(sentences)):
-        from prophet_model.study.regime import LEVELS
-
-        _add(keyed, "regime", "contours", ", ".join(fmt.ratio(lv) for lv in LEVELS))
+        _add(keyed, "regime", "contours", ", ".join(fmt.ratio(lv) for lv in facts["regime_levels"]))
     _add(keyed, "study", "n_systems", str(len(rows)))
     _add(keyed, "study", "model", study.model.name)
     _add(keyed, "study", "configured_batch", fmt.count(study.config.workload.batch_size_per_gpu))
-    claimed = draft_speedup(claims)
+    claimed = draft_speedup(claims, facts["need_prefix"])
     if claimed is not None:
         _add(keyed, "study", "draft_speedup", fmt.ratio(claimed))
     resident = rows[(rows.baseline_hit_rate >= 0.999) & (rows.baseline_fetch_overhead_pct <= 0)]
@@ -88,7 +95,8 @@ def prose_context(
                 )
                 interval.append(r.system_id)
     checked = []
-    for name, v in validated(study).items():
+    for v in read_table(results_dir / "data" / "validated.csv", results_dir).itertuples():
+        name = v.mechanism
         slug = {"decode step": "decode", "expert offloading and prefetch": "offload", "all-to-all": "alltoall"}[name]
         _add(keyed, "validation", f"{slug}_median_pct", fmt.pct(v.median_pct))
         _add(keyed, "validation", f"{slug}_worst_pct", fmt.pct(v.worst_pct))
@@ -107,7 +115,7 @@ def prose_context(
             return one
         return f"{one}--\\prophet{{{hi.system_id}}}{{{column}}}"
 
-    measured, extrapolated = measured_gpus(study, rows)
+    measured, extrapolated = measured_gpus(study, rows, results_dir)
     _add(keyed, "study", "measured_gpus", " and ".join(measured))
     _add(keyed, "study", "extrapolated_gpus", " and ".join(extrapolated))
     _add(keyed, "study", "interval", "90%")  # the Monte Carlo's interval: p5 to p95 (uncertainty.csv)

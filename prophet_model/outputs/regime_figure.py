@@ -4,11 +4,12 @@ studied systems marked at their own coordinates."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from prophet_model.outputs.figures import new_figure, plain, plain_log_axis
-from prophet_model.study.regime import LEVELS
 from prophet_model.study.schema import Figures
 
 TITLES = {
@@ -59,8 +60,11 @@ def _mark(ax, marks: pd.DataFrame, names: dict[str, str], xlim: tuple[float, flo
         )
 
 
-def regime_map_figure(table: pd.DataFrame, names: dict[str, str], reference: str, cfg: Figures):
-    """Speedup colour maps, the 1.1/1.2/1.5x contours labelled, the studied systems marked."""
+def regime_map_figure(
+    table: pd.DataFrame, names: dict[str, str], reference: str, cfg: Figures, levels: Sequence[float]
+):
+    """Speedup colour maps, the contours at `levels` (study.regime.LEVELS, in facts.json) labelled, the studied
+    systems marked."""
     from matplotlib.colors import Normalize
 
     grid = table[table.kind == "grid"]
@@ -77,16 +81,16 @@ def regime_map_figure(table: pd.DataFrame, names: dict[str, str], reference: str
         ax.axis("off")
         return fig
     fig, axes = new_figure(cfg, cfg.full_width_in, cfg.height_in + 1.0, ncols=2)
-    hi = max(float(np.nanmax(grid.speedup)), LEVELS[-1])
+    hi = max(float(np.nanmax(grid.speedup)), levels[-1])
     norm = Normalize(1.0, min(hi, 2.0))  # the contours' range resolved; above 2x one colour (the bar says so)
     for ax, panel in zip(axes, ("a", "b"), strict=True):
         title, xlabel, ylabel = TITLES[panel]
         g = grid[grid.panel == panel]
         X, Y, S = _grid(g)
         mesh = ax.pcolormesh(X, Y, S, cmap="cividis", shading="nearest", norm=norm)
-        levels = [lv for lv in LEVELS if np.nanmin(S) < lv < np.nanmax(S)]
-        if levels:
-            cs = ax.contour(X, Y, S, levels=levels, colors="white", linewidths=[0.8, 1.2, 1.6][: len(levels)])
+        shown = [lv for lv in levels if np.nanmin(S) < lv < np.nanmax(S)]
+        if shown:
+            cs = ax.contour(X, Y, S, levels=shown, colors="white", linewidths=[0.8, 1.2, 1.6][: len(shown)])
             ax.clabel(cs, fmt=lambda v: f"{v:.1f}×", fontsize="x-small", inline_spacing=2)
         ax.set_xscale("log")
         plain_log_axis(ax.xaxis)

@@ -3,17 +3,20 @@ CSV and the sanity-check CSV. Everything is written under one folder (the stagin
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.files import write_csv
 from prophet_model.outputs.templating import environment
-from prophet_model.study.config import System
-from prophet_model.study.runner import StudyResults
-from prophet_model.study.sensitivity import uncertain_inputs
+
+if TYPE_CHECKING:
+    from prophet_model.study.config import System
+    from prophet_model.study.runner import StudyResults
 
 log = logging.getLogger("prophet_model")
 
@@ -24,6 +27,10 @@ SYSTEM_FIGURES = {
     "communication_overhead": "communication_overhead",
     "cost_efficiency": "cost_efficiency",
 }
+
+
+# the tables of workflow/writer_tables.py written as results/data/<name>.csv, in this order
+WRITER_TABLES = ("regime_map", "hardware_rates", "worked_example", "evidence", "validated")
 
 
 def best_strategy(comparison: pd.DataFrame) -> pd.Series | None:
@@ -39,12 +46,11 @@ def write_system(
     out: Path,
     with_figures: bool = True,
     uncertainty: pd.DataFrame | None = None,
-    claims: list | None = None,
+    tables: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """results_<id>.csv, the three per-system figures and SUMMARY_<id>.md."""
-    from prophet_model.study.claims import sentence, single_gpu_id
-    from prophet_model.study.rates import hardware_rows
-
+    """results_<id>.csv, the three per-system figures and SUMMARY_<id>.md (`tables`: workflow/writer_tables.py's,
+    the hardware rates and the claims' sentences among them)."""
+    facts = tables["facts"]
     study = results.study
     rows = results.system_rows(system.id)
     written = [out / "data" / f"results_{system.id}.csv"]
@@ -67,9 +73,9 @@ def write_system(
             model=study.model,
             workload=study.config.workload,
             prophet=study.config.prophet,
-            hardware=next(r for r in hardware_rows(study) if r["gpu"] == system.gpu.name),
+            hardware=next(r for r in tables["hardware_rates"].to_dict("records") if r["gpu"] == system.gpu.name),
             implementation=study.config.implementation,
-            claims=[sentence(c) for c in claims or () if c.system_id in (system.id, single_gpu_id(study))],
+            claims=[text for sid, text in facts["claim_sentences"] if sid in (system.id, facts["single_gpu_id"])],
             config_path=study.path.name,
             config_hash=study.config_hash,
             rows=comp.to_dict("records"),
@@ -85,7 +91,7 @@ def write_system(
                 {**r, "dropped_note": fmt.dropped(r["draws"], r["dropped"], r["dropped_no_fit"], r["dropped_max_step"])}
                 for r in uncertainty[uncertainty.system_id == system.id].to_dict("records")
             ],
-            uncertain_inputs=uncertain_inputs(results.study),
+            uncertain_inputs=facts["uncertain_inputs"],
         )
     )
     summary = out / f"SUMMARY_{system.id}.md"
@@ -99,13 +105,12 @@ def write_cross_system(
     out: Path,
     with_figures: bool = True,
     uncertainty: pd.DataFrame | None = None,
-    claims: list | None = None,
+    tables: dict[str, Any] | None = None,
 ) -> list[Path]:
     """all_systems_comparison.csv, headline.csv, fixed_batch_comparison.csv, sanity_checks.csv, claims.csv,
-    uncertainty.csv, regime_map.csv and the cross-system figures (the regime map's among them)."""
-    from prophet_model.study.claims import table
-    from prophet_model.study.regime import reference_system, regime_map
-
+    uncertainty.csv, regime_map.csv, the writers' tables (workflow/writer_tables.py: hardware_rates.csv,
+    worked_example.csv, evidence.csv, validated.csv, facts.json) and the cross-system figures (the regime map's
+    among them)."""
     cfg = results.study.config
     written = [
         out / "data" / "all_systems_comparison.csv",
@@ -116,12 +121,15 @@ def write_cross_system(
     ]
     write_csv(results.comparison, written[0])
     write_csv(checks, written[1])
-    write_csv(table(claims or []), written[2])
+    write_csv(tables["claims"], written[2])
     write_csv(results.headline, written[3])
     write_csv(results.fixed, written[4])
-    regimes = regime_map(results)
-    written.append(out / "data" / "regime_map.csv")
-    write_csv(regimes, written[-1])
+    regimes = tables["regime_map"]
+    for name in WRITER_TABLES:
+        written.append(out / "data" / f"{name}.csv")
+        write_csv(tables[name], written[-1])
+    written.append(out / "data" / "facts.json")
+    written[-1].write_text(json.dumps(tables["facts"], indent=1, sort_keys=True) + "\n", encoding="utf-8")
     if uncertainty is not None:
         written.append(out / "data" / "uncertainty.csv")
         write_csv(uncertainty, written[-1])
@@ -136,6 +144,7 @@ def write_cross_system(
         from prophet_model.outputs.regime_figure import regime_map_figure
 
         names = {s.id: s.name for s in results.study.systems}
-        fig = regime_map_figure(regimes, names, reference_system(results.study), fc)
+        facts = tables["facts"]
+        fig = regime_map_figure(regimes, names, facts["reference_system"], fc, facts["regime_levels"])
         written += figures.save(fig, out / "figures" / "regime_map", fc.png_dpi)
     return written

@@ -61,3 +61,38 @@ def environment() -> jinja2.Environment:
     )
     env.tests["nan"] = lambda x: isinstance(x, float) and math.isnan(x)
     return env
+
+
+@functools.cache
+def markdown_environment() -> jinja2.Environment:
+    """The book's pages (templates/book/*.md.j2): standard delimiters, no autoescape (Markdown is not HTML);
+    every name from the config, a catalog or the user goes through the `md` or `code` filter (fmt.md,
+    fmt.code), tables through `table` (fmt.md_table) and collapsed blocks through `dropdown`."""
+    env = Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES / "book"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(
+        tokens=fmt.tokens,
+        ratio=fmt.ratio,
+        pct=fmt.pct,
+        usd=fmt.usd,
+        ms=fmt.ms,
+        sig=fmt.sig,
+        count=fmt.count,
+        number=fmt.number,
+        md=fmt.md,
+        code=fmt.code,
+        table=fmt.md_table,
+        dropdown=lambda body, title: fmt.dropdown(title, body),
+        unit=lambda x, metric: fmt.value_in_unit(x, metric),
+        capital=lambda s: s[:1].upper() + s[1:],
+    )
+    return env
+
+
+def render_page(name: str, **context: object) -> str:
+    """templates/book/<name>.md.j2 rendered with `context`."""
+    return markdown_environment().get_template(f"{name}.md.j2").render(**context)
