@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where a grid is made: `--help` and the schema load without it
+    import numpy as np
 
 WHOLE_STEP_IN, STEP_IN = 1.0, 1e-3  # how far inside an open end a closed range starts (whole numbers, others)
 LEVER_POINTS = 2001  # grid points of a claims lever (study/inversion.py refines the bracket found on it)
@@ -33,6 +34,8 @@ class Grid:
     values: tuple[float, ...] = ()
 
     def array(self) -> np.ndarray:
+        import numpy as np
+
         if self.values:
             return np.array(self.values, dtype=float)
         return np.geomspace(self.low, self.high, self.n) if self.log else np.linspace(self.low, self.high, self.n)

@@ -36,11 +36,12 @@ def grid(low: float, high: float, points: int, whole: bool = False) -> np.ndarra
 
 
 def crossings(y: np.ndarray) -> list[int]:
-    """Indices i where y (f - T on the grid) is exactly 0, or changes sign from i to i + 1 (both finite)."""
+    """Indices i where y (f - T on the grid) is exactly 0, or changes sign from i to i + 1 (both finite, y[i + 1]
+    not 0: a zero is a crossing of its own)."""
     ok = np.isfinite(y)
     zero = ok & (y == 0)
     turn = np.zeros(len(y), dtype=bool)
-    turn[:-1] = ok[:-1] & ok[1:] & (np.sign(y[:-1]) != np.sign(y[1:]))
+    turn[:-1] = ok[:-1] & ok[1:] & (np.sign(y[:-1]) != np.sign(y[1:])) & (y[1:] != 0)  # a zero is its own
     return np.flatnonzero(zero | turn).tolist()
 
 
@@ -61,10 +62,11 @@ def refine(
         fine = np.linspace(a, b, per_round + 1)
         fine = np.unique(np.round(fine)) if whole else fine
         yf = np.asarray(f(fine), dtype=float) - target
-        turn = np.flatnonzero((yf[:-1] == 0) | (np.sign(yf[:-1]) != np.sign(yf[1:])))
+        zero = np.flatnonzero(yf == 0)
+        if zero.size:  # a point of the fine grid is a root as it stands
+            return float(fine[zero[0]])
+        turn = np.flatnonzero(np.sign(yf[:-1]) != np.sign(yf[1:]))
         j = int(turn[0]) if turn.size else 0
-        if yf[j] == 0:
-            return float(fine[j])
         a, b = fine[j], fine[j + 1]
     return float(b if whole else 0.5 * (a + b))
 
