@@ -51,13 +51,13 @@ CASES = [
         "batch-zero",
         "_config.yml",
         _set("workload.batch_size_per_gpu", 0),
-        ["workload.batch_size_per_gpu", "greater than 0"],
+        ["workload.batch_size_per_gpu", "greater than or equal to 1"],
     ),
     (
         "batch-negative",
         "_config.yml",
         _set("workload.batch_size_per_gpu", -4),
-        ["workload.batch_size_per_gpu", "greater than 0"],
+        ["workload.batch_size_per_gpu", "greater than or equal to 1"],
     ),
     (
         "accuracy-above-1",

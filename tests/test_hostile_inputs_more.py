@@ -119,7 +119,7 @@ CASES: list[tuple[str, Mutation, list[str]]] = [
     ("yaml-sexagesimal-float", text("reserved_memory_gb: 4", "reserved_memory_gb: 1:30.5"),
      ["workload.reserved_memory_gb", "must be a number", "'1:30.5'", YAML12]),
     ("yaml-boolean-count", text("count: 8\n", "count: yes\n"), ["systems.8xA100.count", "whole number, got True"]),
-    ("yaml-negative-batch", text(BATCH, "batch_size_per_gpu: -16"), ["batch_size_per_gpu", "greater than 0"]),
+    ("yaml-negative-batch", text(BATCH, "batch_size_per_gpu: -16"), ["batch_size_per_gpu", "greater than or equal to 1"]),
     # GPU count within the interconnect's board, pair or host
     ("count-1000-on-nvswitch-board", both(cfg(f"{SYS}.count", 1000), cfg(f"{SYS}.hybrid", "auto")),
      ["systems.8xA100.count 1000", "exceeds the 8 GPUs", "'nvswitch_nvlink3'", "allowed: count 1..8"]),

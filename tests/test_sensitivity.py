@@ -133,7 +133,10 @@ def test_whatif_works_for_every_catalog_gpu_and_model(gpu, model, capsys, tmp_pa
             ["--set", "prophet.prediction_accuracy=1.6"],
             "prophet.prediction_accuracy: Input should be less than or equal to 1",
         ),
-        (["--set", "workload.batch_size_per_gpu=-3"], "workload.batch_size_per_gpu: Input should be greater than 0"),
+        (
+            ["--set", "workload.batch_size_per_gpu=-3"],
+            "workload.batch_size_per_gpu: Input should be greater than or equal to 1",
+        ),
         (["--set", "systems.9xB200.count=9"], "no entry 'systems.9xB200'; allowed: 2xA100, 4xH100, 8xA100, 10xA6000"),
         (["--set", "prophet.prediction_accuracy"], "expected KEY=VALUE"),
         (["--gpu", "b200"], "unknown GPU 'b200'; allowed: a100_sxm4_80gb"),

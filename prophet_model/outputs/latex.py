@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 
 from prophet_model.outputs import formatting as fmt
+from prophet_model.study.columns import keyed
 
 TEX_ESCAPES = {
     "&": r"\&",
@@ -45,36 +46,17 @@ def tex_value(value: object) -> str:
     return re.sub(r"(?<=\d),(?=\d)", "{,}", out)
 
 
+# formatters a column may name (study/columns.py) beyond the functions of formatting.py
+FORMATS: dict[str, Callable[[float], str]] = {
+    "whole": lambda v: f"{v:.0f}",  # a batch, a TP degree
+    "share_pct": lambda v: fmt.pct(100 * v),  # a share in [0, 1] read as a percentage
+}
+
+
+def formatter(name: str) -> Callable[[float], str]:
+    """The formatting function a column names (its `format`)."""
+    return FORMATS[name] if name in FORMATS else getattr(fmt, name)
+
+
 # \prophet{KEY}{METRIC}: the metrics of every row (columns of all_systems_comparison.csv) and how they read
-KEYED_METRICS: tuple[tuple[str, Callable[[float], str]], ...] = (
-    ("baseline_tokens_per_s", fmt.tokens),
-    ("prophet_tokens_per_s", fmt.tokens),
-    ("speedup", fmt.ratio),
-    ("baseline_step_ms", fmt.ms),
-    ("prophet_step_ms", fmt.ms),
-    ("baseline_batch", lambda v: f"{v:.0f}"),
-    ("prophet_batch", lambda v: f"{v:.0f}"),
-    ("baseline_attention_tp", lambda v: f"{v:.0f}"),
-    ("prophet_attention_tp", lambda v: f"{v:.0f}"),
-    ("baseline_comm_overhead_pct", fmt.pct),
-    ("prophet_comm_overhead_pct", fmt.pct),
-    ("baseline_allreduce_overhead_pct", fmt.pct),
-    ("prophet_allreduce_overhead_pct", fmt.pct),
-    ("comm_reduction", fmt.ratio),
-    ("baseline_fetch_overhead_pct", fmt.pct),
-    ("prophet_fetch_overhead_pct", fmt.pct),
-    ("baseline_hit_rate", lambda v: fmt.pct(100 * v)),
-    ("prophet_hit_rate", lambda v: fmt.pct(100 * v)),
-    ("prophet_fetch_hidden_pct", fmt.pct),
-    ("saved_by_cache_ms", fmt.ms),
-    ("saved_by_prefetch_ms", fmt.ms),
-    ("saved_by_comm_ms", fmt.ms),
-    ("baseline_scaling_pct", fmt.pct),
-    ("prophet_scaling_pct", fmt.pct),
-    ("baseline_usd_per_1m_tokens", fmt.usd),
-    ("prophet_usd_per_1m_tokens", fmt.usd),
-    ("cost_reduction", fmt.ratio),
-    ("annual_savings_usd", fmt.usd),
-    ("best_baseline_tokens_per_s", fmt.tokens),
-    ("speedup_vs_best_baseline", fmt.ratio),
-)
+KEYED_METRICS: tuple[tuple[str, Callable[[float], str]], ...] = tuple((c, formatter(f)) for c, f in keyed())

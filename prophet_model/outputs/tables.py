@@ -9,70 +9,20 @@ from pathlib import Path
 import pandas as pd
 
 from prophet_model.errors import UserError
+from prophet_model.study import columns
 
-# file name -> (columns it must have, of which those that must hold numbers)
+# file name -> (columns it must have, of which those that must hold numbers): study/columns.py
 SCHEMAS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "sanity_checks.csv": (
-        ("kind", "system_id", "strategy", "check", "value", "min", "max", "status", "source"),
-        ("value", "min", "max"),
-    ),
-    "claims.csv": (
-        (
-            "claim",
-            "system_id",
-            "strategy",
-            "metric",
-            "claimed",
-            "model",
-            "gap_pct",
-            "lever",
-            "configured",
-            "needed",
-            "unit",
-            "note",
-        ),
-        ("claimed", "model", "gap_pct", "configured", "needed"),
-    ),
-    "uncertainty.csv": (
-        (
-            "system_id",
-            "system",
-            "strategy",
-            "metric",
-            "point",
-            "median",
-            "p5",
-            "p95",
-            "samples",
-            "draws",
-            "dropped",
-            "dropped_no_fit",
-            "dropped_max_step",
-        ),
-        ("point", "median", "p5", "p95", "samples", "draws", "dropped", "dropped_no_fit", "dropped_max_step"),
-    ),
+    name: (columns.names(cols), columns.numeric_columns(cols))
+    for name, cols in columns.FILES.items()
+    if name in ("sanity_checks.csv", "claims.csv", "uncertainty.csv")
 }
-TEXT_COMPARISON = (
-    "system_id",
-    "system",
-    "gpu",
-    "interconnect",
-    "strategy",
-    "baseline_split",
-    "prophet_split",
-    "placement",
-    "note",
-    "scaling_note",
-    "best_baseline_strategy",
-    "best_baseline_split",
-)
+TEXT_COMPARISON = columns.text_columns()
 
 
 def _schema(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if name == "all_systems_comparison.csv":
-        from prophet_model.study.frames import COMPARISON_COLUMNS
-
-        return COMPARISON_COLUMNS, tuple(c for c in COMPARISON_COLUMNS if c not in TEXT_COMPARISON)
+        return columns.comparison_columns(), columns.numeric_columns(columns.COMPARISON)
     return SCHEMAS.get(name, ((), ()))
 
 

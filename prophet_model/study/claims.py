@@ -10,8 +10,8 @@ figure with everything else as configured (or reported unreachable, with the bes
 - Prophet's hit rate (its cache's share of touched experts; the baseline keeps its own) and the fetch
   overlap (the share of Prophet's copy time hidden behind computation), where Prophet's gain would have
   to come from.
-Solving: the metric on a grid of the lever (one vectorized model call), the crossing nearest the
-configured value, then the bracket refined 64-fold per vectorized call to 1e-12 relative."""
+Solving (study/inversion.py, as `solve` does): the metric on a grid of the lever (one vectorized model call), the
+crossing nearest the configured value, then the bracket refined 64-fold per vectorized call to 1e-12 relative."""
 
 from __future__ import annotations
 
@@ -20,21 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from prophet_model.study import inputs, inversion
 from prophet_model.study.config import Study, System
 from prophet_model.study.runner import StudyResults
 from prophet_model.study.scenarios import scenario_dict
 from prophet_model.study.sensitivity import Setup, alltoall_per_token, evaluate, strategy_setup, tokens_per_s
 
-# lever -> (sensitivity input, grid, unit, physical upper bound as a function of the setup, or None)
-LEVERS = {
-    "resident share": ("resident_share", np.linspace(0.0, 1.0, 2001), "of touched experts"),
-    "host-link bandwidth": ("host_link_bandwidth_factor", np.geomspace(1e-2, 1e3, 2001), "x attainable"),
-    "prediction accuracy": ("prophet.prediction_accuracy", np.linspace(0.0, 1.0, 2001), ""),
-    "inter-layer affinity": ("routing.inter_layer_affinity", np.linspace(0.0, 1.0, 2001), "of tokens kept local"),
-    "interconnect bandwidth": ("interconnect_bandwidth_factor", np.geomspace(1e-2, 1e3, 2001), "x catalog"),
-    "Prophet hit rate": ("prophet_hit_rate", np.linspace(0.0, 1.0, 2001), "of touched experts"),
-    "fetch overlap": ("prophet_overlap", np.linspace(0.0, 1.0, 2001), "of Prophet's copy time hidden"),
-}
+# lever -> (sensitivity input, grid, unit): the inputs registry's levers (study/inputs.py)
+LEVERS = inputs.levers()
 SINGLE_GPU_LEVERS = (
     "resident share",
     "host-link bandwidth",
@@ -53,7 +46,8 @@ MULTI_GPU_LEVERS = (
 COMM_LEVERS = ("inter-layer affinity",)
 # where Prophet's gain would have to come from: its cache's hit rate, the overlap of its copies, its accuracy
 NEED_LEVERS = ("Prophet hit rate", "fetch overlap", "prediction accuracy")
-PROPHET_ONLY = {"prediction accuracy", "inter-layer affinity", "Prophet hit rate", "fetch overlap"}
+# the levers that move Prophet alone (the baseline keeps its own value)
+PROPHET_ONLY = {name for name in LEVERS if inputs.lever_input(name).side == "prophet"}
 
 
 @dataclass(frozen=True)
@@ -99,30 +93,16 @@ def invert(
     _, grid, unit = LEVERS[lever]
     if lever in PROPHET_ONLY and metric.startswith("baseline"):
         return Inversion(lever, None, unit, "does not move the baseline", configured)
-    y = metric_of(setup, metric, lever, grid) - target
-    ok = np.isfinite(y)
-    sign = np.sign(y)
-    crossings = np.flatnonzero(ok[:-1] & ok[1:] & (sign[:-1] != sign[1:])).tolist()
-    crossings += np.flatnonzero(ok & (y == 0)).tolist()
-    if not crossings:
-        best = np.nanmax(y[ok] + target) if ok.any() else np.nan
-        worst = np.nanmin(y[ok] + target) if ok.any() else np.nan
+    solution = inversion.solve(lambda x: metric_of(setup, metric, lever, x), grid, target, near=configured)
+    if not solution.roots:
+        y = solution.y - target
+        ok = np.isfinite(y)
+        best, worst = (np.max(y[ok] + target), np.min(y[ok] + target)) if ok.any() else (np.nan, np.nan)
         where = f"{grid[0]:g}-{grid[-1]:g}" + (f" {unit}" if unit else "")
         return Inversion(
             lever, None, unit, f"unreachable: over {where} the model gives {worst:.4g} to {best:.4g}", configured
         )
-    i = min(crossings, key=lambda j: abs(np.log(max(grid[j], 1e-12) / max(configured, 1e-12))))
-    lo, hi = grid[i], grid[min(i + 1, len(grid) - 1)]
-    for _ in range(6):  # refine the bracket 64-fold per round, one vectorized model call each
-        if abs(hi - lo) <= 1e-12 * max(abs(hi), 1e-12):
-            break
-        fine = np.linspace(lo, hi, 65)
-        yf = metric_of(setup, metric, lever, fine) - target
-        sf = np.sign(yf)
-        turn = np.flatnonzero((sf[:-1] != sf[1:]) | (yf[:-1] == 0))
-        j = int(turn[0]) if turn.size else 0
-        lo, hi = fine[j], fine[j + 1]
-    needed = 0.5 * (lo + hi)
+    needed = solution.roots[0]
     note = f"configured {configured:.4g}"
     if physical_max is not None and needed > physical_max * (1 + 1e-9):
         note += f"; above the physical limit {physical_max:.4g}: unreachable on this hardware"
@@ -130,30 +110,32 @@ def invert(
 
 
 def _configured(setup: Setup, lever: str, study: Study) -> tuple[float, float | None]:
-    """(the lever's configured value, its physical upper bound or None)."""
+    """(the lever's configured value, its physical upper bound or None): a share's is its allowed maximum
+    (study/inputs.py), a bandwidth's the line rate."""
     from prophet_model import physics as m
     from prophet_model.study.scenarios import stack
 
+    top = inputs.lever_input(lever).high
     if lever == "resident share":
-        return float(m.evaluate(stack([setup.baseline])).resident_fraction[0]), 1.0
+        return float(m.evaluate(stack([setup.baseline])).resident_fraction[0]), top
     if lever == "Prophet hit rate":
-        return float(m.evaluate(stack([setup.prophet])).resident_fraction[0]), 1.0
+        return float(m.evaluate(stack([setup.prophet])).resident_fraction[0]), top
     if lever == "fetch overlap":
         r = m.evaluate(stack([setup.prophet]))
-        return (1 - float(r.fetch_exposed_s[0] / r.fetch_s[0]) if r.fetch_s[0] > 0 else 1.0), 1.0
+        return (1 - float(r.fetch_exposed_s[0] / r.fetch_s[0]) if r.fetch_s[0] > 0 else 1.0), top
     if lever == "host-link bandwidth":
         from prophet_model.study.rates import attainable
 
         return 1.0, 1.0 / attainable(setup.system.gpu_key, study.gpus).host_share  # the line rate
     if lever == "prediction accuracy":
-        return study.config.prophet.prediction_accuracy, 1.0
+        return study.config.prophet.prediction_accuracy, top
     if lever == "inter-layer affinity":
         from prophet_model import physics as m
         from prophet_model.study.scenarios import stack
 
         s = stack([setup.prophet]).arrays()
         a = setup.prophet["inter_layer_affinity"]
-        return (float(a) if np.isfinite(a) else float(m.chance_locality(s)[0])), 1.0
+        return (float(a) if np.isfinite(a) else float(m.chance_locality(s)[0])), top
     return 1.0, 1.0 / setup.baseline["link_efficiency"]
 
 

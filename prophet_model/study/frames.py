@@ -13,62 +13,17 @@ import numbers
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from prophet_model.study.columns import comparison_columns, headline_columns
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from prophet_model.study.config import Study
 
 Record = dict[str, Any]
-# the columns of the comparison table (all_systems_comparison.csv), in order; a row without numbers
-# (a strategy not evaluated, or nothing fits in memory) has them empty and says why in `note`
-COMPARISON_COLUMNS = (
-    "system_id",
-    "system",
-    "gpu",
-    "interconnect",
-    "n_gpus",
-    "strategy",
-    "baseline_split",
-    "prophet_split",
-    "baseline_batch",
-    "prophet_batch",
-    "baseline_attention_tp",
-    "prophet_attention_tp",
-    "placement",
-    "note",
-    "baseline_tokens_per_s",
-    "prophet_tokens_per_s",
-    "speedup",
-    "baseline_step_ms",
-    "prophet_step_ms",
-    "baseline_comm_overhead_pct",
-    "prophet_comm_overhead_pct",
-    "baseline_allreduce_overhead_pct",
-    "prophet_allreduce_overhead_pct",
-    "comm_reduction",
-    "baseline_fetch_overhead_pct",
-    "baseline_hit_rate",
-    "prophet_hit_rate",
-    "prophet_fetch_hidden_pct",
-    "saved_by_cache_ms",
-    "saved_by_prefetch_ms",
-    "saved_by_comm_ms",
-    "saved_by_other_ms",
-    "prophet_fetch_overhead_pct",
-    "baseline_scaling_pct",
-    "prophet_scaling_pct",
-    "baseline_scaling_reference_gpus",
-    "prophet_scaling_reference_gpus",
-    "scaling_note",
-    "baseline_usd_per_1m_tokens",
-    "prophet_usd_per_1m_tokens",
-    "cost_reduction",
-    "annual_savings_usd",
-    "best_baseline_strategy",
-    "best_baseline_split",
-    "best_baseline_tokens_per_s",
-    "speedup_vs_best_baseline",
-)
+# the columns of the comparison table (all_systems_comparison.csv), in order (study/columns.py); a row without
+# numbers (a strategy not evaluated, or nothing fits in memory) has them empty and says why in `note`
+COMPARISON_COLUMNS = comparison_columns()
 _MISSING = object()
 
 
@@ -199,9 +154,7 @@ class StudyResults:
 
     @functools.cached_property
     def headline(self) -> pd.DataFrame:
-        c = list(COMPARISON_COLUMNS)
-        columns = [*c[: c.index("best_baseline_strategy")], "baseline_strategy", "prophet_strategy"]
-        return self._table(self.headline_records, columns, extra=False)
+        return self._table(self.headline_records, list(headline_columns()), extra=False)
 
     def _table(self, records: list[Record], columns: list[str], extra: bool = True) -> pd.DataFrame:
         """The records as a DataFrame of `columns` (every one, also where no record has it), in that order,

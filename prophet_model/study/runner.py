@@ -39,6 +39,7 @@ from prophet_model.physics import (
     why_infeasible,
 )
 from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
+from prophet_model.study.columns import in_order
 from prophet_model.study.config import Study, System
 from prophet_model.study.frames import (
     Chosen,
@@ -345,12 +346,12 @@ def pair(b: Record, p: Record, monthly_tokens: float) -> Record:
     }
     if not (b["feasible"] and p["feasible"]):  # no numbers: the note says why (the split, or memory)
         row["note"] = b["note"] if not b["feasible"] else p["note"]
-        return row
+        return in_order(row)  # the registered columns, in their order (study/columns.py)
     cb, cp = b["usd_per_1m_tokens"], p["usd_per_1m_tokens"]
     # cross-GPU all-to-all bytes per generated token, each side at its own operating point (a larger batch
     # moves more bytes per step, not per token; the all-reduce of TP attention is not Prophet's to cut)
     comm_b, comm_p = (r["alltoall_mb"] / r["batch_size_per_gpu"] for r in (b, p))
-    return row | {
+    out = row | {
         "baseline_tokens_per_s": b["tokens_per_s"],
         "prophet_tokens_per_s": p["tokens_per_s"],
         "speedup": p["tokens_per_s"] / b["tokens_per_s"],
@@ -386,6 +387,7 @@ def pair(b: Record, p: Record, monthly_tokens: float) -> Record:
         "cost_reduction": cb / cp,
         "annual_savings_usd": float(annual_savings_usd(cb, cp, monthly_tokens)),
     }
+    return in_order(out)
 
 
 def _first_max(rows: list[Record]) -> Record:

@@ -7,6 +7,7 @@ import math
 import re
 from typing import Literal
 
+from prophet_model.study import columns, inputs
 from prophet_model.study.catalog import display_name
 from prophet_model.study.strict import Field, Record, field_validator, model_validator
 
@@ -15,6 +16,11 @@ STRATEGIES: tuple[StrategyName, ...] = ("EP", "DP", "Hybrid")
 PRECISION_BYTES: dict[str, int] = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 MAX_ID_CHARS = 64  # protective: an id is part of file names (results_<id>.csv), which the file system limits
+
+
+def _bounds(key: str) -> dict[str, float]:
+    """The allowed values of a model input's configured value, as the registry declares them (study/inputs.py)."""
+    return inputs.get(key).field_bounds()
 
 
 class _Strict(Record):
@@ -101,21 +107,21 @@ class SystemConfig(_Strict):
 
 
 class Workload(_WithSources):
-    batch_size_per_gpu: int = Field(gt=0, le=1_000_000)
+    batch_size_per_gpu: int = Field(**_bounds("workload.batch_size_per_gpu"))
     # true: every configuration runs at the integer per-GPU batch with the most tokens/s that fits GPU memory
     # (and meets max_step_ms), found exactly (study/operating_point.py); batch_size_per_gpu is kept as the
     # fixed-batch comparison
     batch_search: bool = True
     max_step_ms: float | None = Field(default=None, gt=0)  # a time-per-output-token bound (None: no bound)
-    context_length_tokens: int = Field(gt=0)
+    context_length_tokens: int = Field(**_bounds("workload.context_length_tokens"))
     precision: Literal["fp32", "bf16", "fp16", "fp8"]
     reserved_memory_gb: float = Field(ge=0)
 
 
 class Prophet(_WithSources):
-    prediction_accuracy: float = Field(ge=0, le=1)  # share of needed experts predicted (set as large as needed)
+    prediction_accuracy: float = Field(**_bounds("prophet.prediction_accuracy"))
     # a what-if override of the all-to-all cut (None: derived from routing and placement, physics/comm.py)
-    comm_reduction_factor: float | None = Field(default=None, ge=1)
+    comm_reduction_factor: float | None = Field(default=None, **_bounds("prophet.comm_reduction_factor"))
     prefetch_policy: Literal["window", "eager"]
 
 
@@ -124,7 +130,7 @@ class ExpertCache(_WithSources):
 
     baseline_policy: Literal["static", "lru"]
     prophet_policy: Literal["static", "lru", "predicted"]
-    memory_share: float = Field(gt=0, le=1)  # of the memory left after dense weights, KV cache and reserve
+    memory_share: float = Field(**_bounds("expert_cache.memory_share"))
 
 
 class Experts(_WithSources):
@@ -146,12 +152,12 @@ class Routing(_WithSources):
     """How tokens spread over the experts (physics/cache.py)."""
 
     distribution: Literal["uniform", "zipf", "trace"]
-    zipf_exponent: float = Field(ge=0, le=4)  # used by `zipf`
+    zipf_exponent: float = Field(**_bounds("routing.zipf_exponent"))  # used by `zipf`
     trace_file: str  # used by `trace`: CSV layer,expert,count, relative to the config's folder
-    temporal_reuse: float = Field(ge=0, lt=1)  # lag-1 correlation of an expert's use between decode steps
+    temporal_reuse: float = Field(**_bounds("routing.temporal_reuse"))
     # share of tokens whose next layer's experts all sit on their current GPU under an affinity-aware placement
     # (physics/comm.py; None: the chance level of the engines' placement, no cut)
-    inter_layer_affinity: float | None = Field(default=None, ge=0, le=1)
+    inter_layer_affinity: float | None = Field(default=None, **_bounds("routing.inter_layer_affinity"))
 
     @model_validator(mode="after")
     def _trace_named(self) -> Routing:
@@ -209,20 +215,8 @@ class RegimeMap(_WithSources):
         return self
 
 
-UNCERTAIN_INPUTS = (
-    "prophet.prediction_accuracy",
-    "prophet.comm_reduction_factor",
-    "workload.batch_size_per_gpu",
-    "workload.context_length_tokens",
-    "interconnect_bandwidth_factor",
-    "host_link_bandwidth_factor",
-    "expert_size_factor",
-    "kv_cache_factor",
-    "expert_cache.memory_share",
-    "routing.zipf_exponent",
-    "routing.temporal_reuse",
-    "routing.inter_layer_affinity",
-)
+# the inputs `uncertainty.inputs` may name (study/inputs.py: those declared uncertain)
+UNCERTAIN_INPUTS = inputs.uncertain_keys()
 
 
 class Distribution(_Strict):
@@ -277,44 +271,8 @@ class Uncertainty(_Strict):
         return v
 
 
-# The physical bounds (lower, upper) of value x factor: the Monte Carlo truncates its draws there
-# (sensitivity._absolute: a draw past a bound takes the bound's value), so any configured value is
-# accepted and is the end of its own interval at worst (an accuracy of 1 is the top of its range, not outside it).
-UNCERTAIN_BOUNDS = {
-    "prophet.prediction_accuracy": (0.0, 1.0),
-    "prophet.comm_reduction_factor": (1.0, math.inf),
-    "workload.batch_size_per_gpu": (1.0, math.inf),
-    "workload.context_length_tokens": (1.0, math.inf),
-    "expert_cache.memory_share": (0.0, 1.0),
-    "routing.zipf_exponent": (0.0, 4.0),
-    "routing.temporal_reuse": (0.0, 0.999),
-    "routing.inter_layer_affinity": (0.0, 1.0),
-}
-
-
-# The metrics of all_systems_comparison.csv that an expectation may check (study.compare writes them).
-COMPARISON_METRICS = (
-    "baseline_tokens_per_s",
-    "prophet_tokens_per_s",
-    "speedup",
-    "baseline_step_ms",
-    "prophet_step_ms",
-    "baseline_comm_overhead_pct",
-    "prophet_comm_overhead_pct",
-    "baseline_allreduce_overhead_pct",
-    "prophet_allreduce_overhead_pct",
-    "comm_reduction",
-    "baseline_fetch_overhead_pct",
-    "prophet_fetch_overhead_pct",
-    "baseline_scaling_pct",
-    "prophet_scaling_pct",
-    "baseline_usd_per_1m_tokens",
-    "prophet_usd_per_1m_tokens",
-    "cost_reduction",
-    "annual_savings_usd",
-    "best_baseline_tokens_per_s",
-    "speedup_vs_best_baseline",
-)
+# The metrics of all_systems_comparison.csv that an expectation may check (study/columns.py).
+COMPARISON_METRICS = columns.expectation_metrics()
 
 
 class Expectation(_Strict):

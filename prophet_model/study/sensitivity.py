@@ -16,75 +16,20 @@ import pandas as pd
 
 from prophet_model import physics as m
 from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
+from prophet_model.study import columns, inputs
 from prophet_model.study.config import Study, System
 from prophet_model.study.runner import StudyResults
 from prophet_model.study.scenarios import scenario_dict
-from prophet_model.study.schema import UNCERTAIN_BOUNDS, Distribution
+from prophet_model.study.schema import Distribution
 
+# The inputs, their Scenario fields, the sweeps' grids and labels: study/inputs.py (each input declared once).
 # input name -> (Scenario fields, "value" replaces them, "factor" multiplies them)
-INPUTS: dict[str, tuple[tuple[str, ...], str]] = {
-    "prophet.prediction_accuracy": (("prediction_accuracy",), "value"),
-    "prophet.comm_reduction_factor": (("comm_reduction_factor",), "value"),
-    "workload.batch_size_per_gpu": (("batch_size_per_gpu",), "value"),
-    "workload.context_length_tokens": (("context_length",), "value"),
-    "interconnect_bandwidth_factor": (("link_bandwidth", "cross_socket_bandwidth", "peer_bandwidth"), "factor"),
-    "host_link_bandwidth_factor": (("host_bandwidth", "switch_uplink_bandwidth"), "factor"),
-    "expert_size_factor": (("expert_ffn_size",), "factor"),
-    # KV cache per token: KV heads x head size x KV precision (0.25: 8 of 32 KV heads; 0.5: a one-byte cache)
-    "kv_cache_factor": (("kv_elements_per_token_per_layer",), "factor"),
-    "model.num_experts": (("num_experts",), "value"),
-    "resident_share": (("resident_override",), "value"),
-    "prophet_hit_rate": (("resident_override",), "value"),
-    "prophet_overlap": (("overlap_override",), "value"),
-    "routing.zipf_exponent": (("routing_skew",), "value"),
-    "routing.temporal_reuse": (("temporal_reuse",), "value"),
-    "routing.inter_layer_affinity": (("inter_layer_affinity",), "value"),
-    "expert_cache.memory_share": (("cache_memory_share",), "value"),
-    "expert_cache.prophet_policy": (("cache_policy",), "value"),  # codes of cache.POLICIES
-    "expert_cache.baseline_policy": (("cache_policy",), "value"),
-}
-# inputs that describe Prophet alone: the baseline keeps its own value
-PROPHET_ONLY_INPUTS = (
-    "prophet.prediction_accuracy",
-    "prophet.comm_reduction_factor",
-    "prophet_hit_rate",
-    "prophet_overlap",
-    "expert_cache.prophet_policy",
-    "routing.inter_layer_affinity",
-)
-BASELINE_ONLY_INPUTS = ("expert_cache.baseline_policy",)
-SWEEPS: dict[str, np.ndarray] = {
-    "prophet.prediction_accuracy": np.linspace(0.0, 1.0, 21),
-    "prophet.comm_reduction_factor": np.linspace(1.0, 8.0, 29),
-    "interconnect_bandwidth_factor": np.geomspace(0.25, 4.0, 17),
-    "workload.batch_size_per_gpu": np.geomspace(1, 512, 10),
-    "expert_size_factor": np.geomspace(0.25, 4.0, 9),
-    "kv_cache_factor": np.geomspace(0.125, 2.0, 9),
-    "model.num_experts": np.array([8, 16, 32, 64, 128, 256, 512], dtype=float),
-    "host_link_bandwidth_factor": np.geomspace(0.25, 4.0, 9),
-    "routing.zipf_exponent": np.linspace(0.0, 1.5, 16),
-    "routing.temporal_reuse": np.array([0.0, 0.2, 0.4, 0.6, 0.8, 0.9]),
-    "routing.inter_layer_affinity": np.linspace(0.0, 0.95, 20),
-    "expert_cache.memory_share": np.linspace(0.05, 1.0, 20),
-}
-LABELS = {
-    "prophet.prediction_accuracy": "prediction accuracy",
-    "prophet.comm_reduction_factor": "all-to-all volume reduction (×, configured, not derived)",
-    "interconnect_bandwidth_factor": "interconnect bandwidth (× catalog)",
-    "workload.batch_size_per_gpu": "batch per GPU (sequences)",
-    "expert_size_factor": "expert size (× catalog)",
-    "kv_cache_factor": "KV cache per token (× catalog)",
-    "model.num_experts": "experts per layer",
-    "host_link_bandwidth_factor": "host-link bandwidth (× attainable)",
-    "workload.context_length_tokens": "context length (tokens)",
-    "routing.zipf_exponent": "routing skew (Zipf exponent)",
-    "routing.temporal_reuse": "temporal reuse between steps",
-    "routing.inter_layer_affinity": "inter-layer affinity (tokens kept local)",
-    "expert_cache.memory_share": "expert cache (share of free memory)",
-    "prophet_hit_rate": "Prophet's hit rate",
-    "resident_share": "hit rate (both)",
-    "prophet_overlap": "share of Prophet's copies hidden",
-}
+INPUTS: dict[str, tuple[tuple[str, ...], str]] = {i.key: (i.fields, i.mode) for i in inputs.REGISTRY}
+# inputs that describe Prophet alone: the baseline keeps its own value (and the reverse)
+PROPHET_ONLY_INPUTS = tuple(i.key for i in inputs.REGISTRY if i.side == "prophet")
+BASELINE_ONLY_INPUTS = tuple(i.key for i in inputs.REGISTRY if i.side == "baseline")
+SWEEPS: dict[str, np.ndarray] = inputs.sweeps()
+LABELS = inputs.labels()
 METRICS = (
     "speedup",
     "prophet_tokens_per_s",
@@ -234,7 +179,7 @@ def sweeps(setup: Setup) -> pd.DataFrame:
     """One-at-a-time sweeps of every input over its range: a tidy table (input, value, metrics)."""
     frames = []
     for name, values in SWEEPS.items():
-        values = np.round(values) if name in ("workload.batch_size_per_gpu", "model.num_experts") else values
+        values = np.round(values) if inputs.get(name).whole else values
         out = evaluate(setup, {name: values})
         frames.append(
             pd.DataFrame(
@@ -269,11 +214,7 @@ def tornado(setup: Setup, metric: str) -> pd.DataFrame:
 
 
 # the second axis of each accuracy map: (sensitivity input, grid, log scale)
-MAPS: dict[str, tuple[np.ndarray, bool]] = {
-    "interconnect_bandwidth_factor": (np.geomspace(0.25, 4.0, 41), True),
-    "prophet_hit_rate": (np.linspace(0.0, 1.0, 41), False),
-    "routing.zipf_exponent": (np.linspace(0.0, 1.5, 31), False),
-}
+MAPS: dict[str, tuple[np.ndarray, bool]] = inputs.maps()
 
 
 def speedup_map(
@@ -316,12 +257,9 @@ def uncertain_inputs(study: Study) -> list[str]:
     return names
 
 
-INTEGER_INPUTS = ("workload.batch_size_per_gpu", "workload.context_length_tokens")
-
-
 def _absolute(setup: Setup, factors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Factors on config values -> the values themselves (whole numbers where the input is a count),
-    truncated at the value's physical bounds (schema.UNCERTAIN_BOUNDS: an accuracy in [0, 1], a volume
+    truncated at the value's allowed range (inputs.clip_bounds: an accuracy in [0, 1], a volume
     reduction and a batch >= 1, shares in [0, 1]): a draw past a bound takes the bound's value, so a
     configured value at its bound (accuracy 1, batch 1, no volume reduction) is the end of its own
     interval; factors on catalog values stay factors (the model multiplies them)."""
@@ -329,30 +267,14 @@ def _absolute(setup: Setup, factors: dict[str, np.ndarray]) -> dict[str, np.ndar
     for name, f in factors.items():
         targets, mode = INPUTS[name]
         if mode == "value":
-            value = setup.baseline[targets[0]] * f
-            if name in UNCERTAIN_BOUNDS:
-                value = np.clip(value, *UNCERTAIN_BOUNDS[name])
-            out[name] = np.maximum(1, np.round(value)) if name in INTEGER_INPUTS else value
+            value = np.clip(setup.baseline[targets[0]] * f, *inputs.clip_bounds(name))
+            out[name] = np.maximum(1, np.round(value)) if inputs.get(name).whole else value
         else:
             out[name] = f
     return out
 
 
-MC_COLUMNS = [
-    "system_id",
-    "system",
-    "strategy",
-    "metric",
-    "point",
-    "median",
-    "p5",
-    "p95",
-    "samples",
-    "draws",
-    "dropped",
-    "dropped_no_fit",
-    "dropped_max_step",
-]
+MC_COLUMNS = list(columns.names(columns.UNCERTAINTY))  # uncertainty.csv's columns, in order
 
 
 def monte_carlo(
