@@ -220,7 +220,7 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path | None = None
                 fmt.ratio(r.comm_reduction) + fmt.comm_cut_suffix(study.config.prophet.comm_reduction_factor)
             ),
             "per-GPU scaling": f"{fmt.pct(r.baseline_scaling_pct)} → {fmt.pct(r.prophet_scaling_pct)}",
-            "rests on (validated error: median, worst)": rests_on(study, r),
+            "rests on (validated error: median, worst)": rests_on(results_dir, r),
             "evidence": (
                 f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "
                 "{doc}`key figure </cross_system>`"
@@ -302,12 +302,13 @@ def regime_page(results_dir: Path, copies: dict[str, bytes]) -> str:
     )
 
 
-def rests_on(study: Study, row: object) -> str:
+def rests_on(results_dir: Path, row: object) -> str:
     """A claim row's mechanisms with each one's validated |error| (median, worst), in a few words, and
-    whether the system's GPU rates were measured or extrapolated."""
-    from prophet_model.measured.evidence import mechanisms, rates_basis, validated
+    whether the system's GPU rates were measured or extrapolated (results/data/validation/)."""
+    from prophet_model.outputs.validation_results import claim_evidence, validated
 
-    v = validated(study)
+    v = validated(results_dir)
+    ev = claim_evidence(results_dir, pd.DataFrame([row._asdict()])).iloc[0]
     short = {"decode step": "decode step", "expert offloading and prefetch": "offloading", "all-to-all": "all-to-all"}
     parts = [
         (
@@ -315,22 +316,19 @@ def rests_on(study: Study, row: object) -> str:
             if m in v
             else f"{short[m]} (not validated)"
         )
-        for m in mechanisms(pd.Series(row._asdict()))
+        for m in ev.mechanisms.split("; ")
     ]
-    basis = rates_basis(study, row.system_id)
-    return ", ".join(parts) + ("; rates extrapolated" if "extrapolated" in basis else "; rates measured")
+    return ", ".join(parts) + ("; rates extrapolated" if "extrapolated" in ev.rates else "; rates measured")
 
 
 def evidence(study: Study, comparison: pd.DataFrame, results_dir: Path | None) -> str:
     """What each claim of the table rests on: the mechanisms, the model's validated error for each (median
     and worst, and the GPU it was measured on), whether the system's rates were measured or extrapolated,
     and the expected ranges it misses."""
-    from prophet_model.measured.evidence import claim_evidence
+    from prophet_model.outputs.validation_results import claim_evidence
 
-    path = None if results_dir is None else results_dir / "data" / "sanity_checks.csv"
-    checks = pd.read_csv(path) if path is not None and path.is_file() else None
     rows = comparison.dropna(subset=["speedup"])  # the headline rows
-    ev = claim_evidence(study, rows, checks)
+    ev = claim_evidence(results_dir, rows)
     if ev.empty:
         return ""
     view = pd.DataFrame(

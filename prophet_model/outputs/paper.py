@@ -240,12 +240,14 @@ BADGES = ("Artifacts Available", "Artifacts Evaluated: Functional", "Results Rep
 EXACT = "identical (deterministic: every CSV and LaTeX file byte-identical with the same inputs and packages)"
 
 
-def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None, claims: pd.DataFrame) -> dict:
+def appendix_context(
+    study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None, claims: pd.DataFrame, results_dir: Path
+) -> dict:
     """What the artifact appendix states, from the config, the catalogs, benchmarks/results.json and the
     validation (measured figures only: what was not measured says so)."""
     from prophet_model import __version__
-    from prophet_model.measured.evidence import validated
     from prophet_model.outputs import timings
+    from prophet_model.outputs.validation_results import validated
     from prophet_model.study.rates import MEASUREMENTS, machine_specs
 
     bench = timings.load()
@@ -343,7 +345,7 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
         "badges": BADGES,
         "version": __version__,
         "claims": claim_rows,
-        "validated": [v.text() for v in validated(study).values()],
+        "validated": [v.text() for v in validated(results_dir).values()],
         "failed": failed,
     }
 
@@ -369,11 +371,11 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     ctx["head_claims"] = claim_sentences(claims, ctx["head"].system_id)
     checks_path = results_dir / "data" / "sanity_checks.csv"
     checks = read_table(checks_path, results_dir) if checks_path.is_file() else None
-    ctx |= appendix_context(study, headline, checks, claims)
-    from prophet_model.measured.evidence import claim_evidence
+    ctx |= appendix_context(study, headline, checks, claims, results_dir)
+    from prophet_model.outputs.validation_results import claim_evidence
 
     rows = pd.DataFrame(ctx["rows"])
-    ctx["evidence"] = claim_evidence(study, rows, checks).to_dict("records")
+    ctx["evidence"] = claim_evidence(results_dir, rows).to_dict("records")
     from prophet_model.outputs.prose import prose_context
 
     ctx |= prose_context(study, results_dir, headline, claims, ctx["keyed"])

@@ -37,9 +37,9 @@ def prose_context(
     """What the abstract and the section say beyond the headline rows, each number added to `keyed` so
     that the prose uses keyed commands only: the finding, the fixed-batch comparison, the Monte Carlo
     intervals and the validated errors."""
-    from prophet_model.measured.evidence import validated
     from prophet_model.outputs.finding import as_tex, draft_speedup, finding, values
     from prophet_model.outputs.tables import read_table
+    from prophet_model.outputs.validation_results import validated
 
     regimes = results_dir / "data" / "regime_map.csv"
     sentences = finding(headline, claims, read_table(regimes, results_dir) if regimes.is_file() else None)
@@ -88,7 +88,7 @@ def prose_context(
                 )
                 interval.append(r.system_id)
     checked = []
-    for name, v in validated(study).items():
+    for name, v in validated(results_dir).items():
         slug = {"decode step": "decode", "expert offloading and prefetch": "offload", "all-to-all": "alltoall"}[name]
         _add(keyed, "validation", f"{slug}_median_pct", fmt.pct(v.median_pct))
         _add(keyed, "validation", f"{slug}_worst_pct", fmt.pct(v.worst_pct))
