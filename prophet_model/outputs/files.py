@@ -84,7 +84,7 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
 
 def write_validation(tables: dict[str, pd.DataFrame], facts: dict, out: Path) -> list[Path]:
     """The validation's tables and facts under out/VALIDATION_DIR, one file each (VALIDATION_FILES); returns
-    the paths. Floats at full precision (repr: read back with float_precision="round_trip", the same numbers),
+    the paths. Floats at full precision (repr: read back by pandas >= 3, the same numbers),
     the facts as JSON with sorted keys: the same inputs give the same bytes."""
     import json
 

@@ -29,7 +29,7 @@ def read(results: str | Path, stem: str) -> pd.DataFrame:
         raise ValueError(f"validation table {stem!r}; allowed: {', '.join(VALIDATION_TABLES)}")
     path = _path(results, f"{stem}.csv")
     try:
-        return pd.read_csv(path, float_precision="round_trip")
+        return pd.read_csv(path)  # pandas 3 parses floats exactly (round trip)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
 
