@@ -132,9 +132,22 @@ def test_summary_covers_the_required_primitives(study) -> None:
         "all-to-all (CUDA graph), ≥ 16 MiB per rank",
         "MoE layer",
     } <= names
-    off = s[s["median |error| %"] > 25]
-    assert (off.why.str.len() > 0).all()  # every primitive off by more than 25% says why
-    assert (s[s["median |error| %"] <= 25].verdict == "within ±25%").all()
+    limit = summary.VERDICT_LIMIT_PCT
+    off = s[s["median |error| %"] > limit]
+    assert (off.why.str.len() > 0).all()  # every primitive off by more than the limit says why
+    assert (s[s["median |error| %"] <= limit].verdict == f"within ±{limit:g}%").all()
+    assert not off.verdict.str.startswith("within").any()
+
+
+def test_the_verdicts_limit_is_one_constant() -> None:
+    """A median |error| at the limit is within it, one just above is off, for whatever limit is set."""
+    import pandas as pd
+
+    for limit in (summary.VERDICT_LIMIT_PCT, 10.0):
+        t = pd.DataFrame({"primitive": ["MoE layer", "MoE layer"], "median |error| %": [limit, limit + 0.1]})
+        v = summary.verdicts(t, limit)
+        assert list(v.verdict.str.startswith("within")) == [True, False]
+        assert v.why.iloc[0] == "" and v.why.iloc[1] == summary.REASONS["MoE layer"]
 
 
 def test_alltoall_regimes_from_the_measurements(study) -> None:

@@ -224,6 +224,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             ]
             if not partial:  # the cross-system files need every system
                 tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty, tables), "cross-system"))
+                tasks.append((write_validation, (study, results.headline, checks, stage), "validation"))
             bar = tqdm(total=len(tasks), desc="outputs", unit="part", disable=args.quiet, file=sys.stderr)
             for name, paths, exc in run_parallel(tasks, args.jobs):
                 bar.update()
@@ -263,6 +264,14 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise
     finally:
         close_log()
+
+
+def write_validation(study, headline, checks, out) -> list:
+    """What the measurements say (measured.tables), written under out/data/validation/ (outputs.files)."""
+    from prophet_model.measured.tables import tables
+    from prophet_model.outputs.files import write_validation as write
+
+    return write(*tables(study, headline, checks), out)
 
 
 def _manifest_state(results_dir) -> bytes | None:

@@ -1,5 +1,5 @@
 """What the predicted points say: the error summary per primitive and its verdicts (with the reasons
-for every primitive off by more than 25%), the separate calibrated variant, and where the measured
+for every primitive off by more than VERDICT_LIMIT_PCT), the separate calibrated variant, and where the measured
 all-to-all is latency- or bandwidth-bound and at what rate its large buffers move."""
 
 from __future__ import annotations
@@ -155,11 +155,14 @@ REASONS = {
 }
 
 
-def verdicts(summary_df: pd.DataFrame, limit_pct: float = 25.0) -> pd.DataFrame:
+VERDICT_LIMIT_PCT = 25.0  # %: a primitive whose median |error| is at most this is "within" (every verdict, band)
+
+
+def verdicts(summary_df: pd.DataFrame, limit_pct: float = VERDICT_LIMIT_PCT) -> pd.DataFrame:
     """The summary with a verdict per primitive and, where the median error exceeds the limit, why."""
     out = summary_df.copy()
     ok = out["median |error| %"] <= limit_pct
-    out["verdict"] = ["within ±25%" if k else "off by more than 25%" for k in ok]
+    out["verdict"] = [f"within ±{limit_pct:g}%" if k else f"off by more than {limit_pct:g}%" for k in ok]
     out["why"] = [REASONS.get(p, "") if not k else "" for p, k in zip(out.primitive, ok, strict=True)]
     return out
 

@@ -153,8 +153,8 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
     from prophet_model.outputs.paper import claim_sentences
 
     rows = headline.dropna(subset=["speedup"])
-    ev = read_data(results_dir, "evidence")
-    validated = read_data(results_dir, "validated")
+    ev = read_data(results_dir, "validation/claim_evidence")
+    validated = read_data(results_dir, "validation/validated")
     table = pd.DataFrame(
         [
             {
@@ -162,7 +162,7 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
                     f"{fmt.md(r.system)}: {_prophet_point(r)} / {_baseline_point(r)}"
                 ),
                 "speedup": fmt.ratio(r.speedup),
-                "$ per 1M tokens": f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}",
+                "$ per 1M tokens": _usd_change(r),
                 "all-to-all bytes per token cut": (
                     fmt.ratio(r.comm_reduction) + fmt.comm_cut_suffix(study.config.prophet.comm_reduction_factor)
                 ),
@@ -196,9 +196,14 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
     )
 
 
+def _usd_change(r: Any) -> str:
+    return f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}"
+
+
 def rests_on(ev: pd.DataFrame, validated: pd.DataFrame, row: Any) -> str:
     """A claim row's mechanisms with each one's validated |error| (median, worst), in a few words, and
-    whether the system's GPU rates were measured or extrapolated (evidence.csv, validated.csv)."""
+    whether the system's GPU rates were measured or extrapolated
+    (results/data/validation/claim_evidence.csv and validated.csv)."""
     v = {r.mechanism: r for r in validated.itertuples()}
     mine = ev[(ev.system_id == row.system_id) & (ev.strategy == row.strategy)].iloc[0]
     short = notes()["mechanism_short"]
@@ -214,8 +219,9 @@ def rests_on(ev: pd.DataFrame, validated: pd.DataFrame, row: Any) -> str:
 
 
 def evidence(ev: pd.DataFrame) -> pd.DataFrame | None:
-    """What each claim of the table rests on (evidence.csv): the mechanisms, the model's validated error for
-    each, whether the system's rates were measured or extrapolated, and the expected ranges it misses."""
+    """What each claim of the table rests on (results/data/validation/claim_evidence.csv): the mechanisms,
+    the model's validated error for each, whether the system's rates were measured or extrapolated, and the
+    expected ranges it misses."""
     if ev.empty:
         return None
     return pd.DataFrame(

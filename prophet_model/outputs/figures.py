@@ -311,8 +311,9 @@ def validation_figure(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
     return fig
 
 
-def validation_errors(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
-    """Relative error of the model per measured point, by primitive (0 = exact)."""
+def validation_errors(df: pd.DataFrame, cfg: Figures, limit_pct: float) -> plt.Figure:
+    """Relative error of the model per measured point, by primitive (0 = exact); the band is the verdicts'
+    limit (results/data/validation/facts.json: verdict_limit_pct)."""
     prims = list(dict.fromkeys(df.primitive))
     fig, ax = new_figure(cfg, cfg.full_width_in, 0.3 * len(prims) + 1.0)
     for i, p in enumerate(prims):
@@ -320,13 +321,13 @@ def validation_errors(df: pd.DataFrame, cfg: Figures) -> plt.Figure:
         jitter = (np.arange(len(g)) % 7 - 3) * 0.05
         ax.scatter(g.error_pct, np.full(len(g), i) + jitter, s=8, color=BASELINE, alpha=0.7)
         ax.plot([g.error_pct.median()] * 2, [i - 0.35, i + 0.35], color=PROPHET, lw=2)
-    ax.axvspan(-25, 25, color="0.9", zorder=0)
+    ax.axvspan(-limit_pct, limit_pct, color="0.9", zorder=0)
     ax.axvline(0, color="0.4", lw=0.8)
     ax.set_yticks(range(len(prims)), prims)
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
     ax.grid(axis="y", visible=False)
-    ax.set_xlabel("Model error (%): (predicted − measured) / measured; bar = median, band = ±25%")
+    ax.set_xlabel(f"Model error (%): (predicted − measured) / measured; bar = median, band = ±{limit_pct:g}%")
     ax.set_title("The model vs measurement (nothing fitted to these points)")
     return fig
 

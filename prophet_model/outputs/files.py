@@ -33,8 +33,6 @@ STUDY_FILES = (
     "data/regime_map.csv",
     "data/hardware_rates.csv",
     "data/worked_example.csv",
-    "data/evidence.csv",
-    "data/validated.csv",
     FACTS_FILE,
     "figures/cross_system_comparison.pdf",
     "figures/cross_system_comparison.png",
@@ -44,6 +42,32 @@ STUDY_FILES = (
     "figures/regime_map.png",
 )
 UNCERTAINTY_FILE = "data/uncertainty.csv"
+# What the measurements say, as `run` writes it (prophet_model.measured.tables computes it) for the validation
+# page, the book and the paper to read: one CSV per table, the scalars in one JSON.
+VALIDATION_DIR = "data/validation"
+VALIDATION_TABLES = {  # file stem: what it holds
+    "points": "every measured primitive beside the model's and the datasheet's prediction, with errors",
+    "summary": "median and worst |error| per primitive, its verdict and, where off, why",
+    "ceilings": "each machine's measured ceilings against the datasheet",
+    "machines": "each machine of machines.yml: its catalog GPU, whether measured, the GPUs and software",
+    "alltoall_rates": "the rate of each large CUDA-graph all-to-all beside the link's ceilings",
+    "nccl_settings": "the large all-to-alls under other NCCL settings",
+    "alltoall_split": "the all-to-all in full, its crossing share only and its kept share only",
+    "link_blocks": "the probe's copies (GB/s per direction) per number of thread blocks",
+    "decode": "every whole decode step beside its prediction",
+    "batch_one": "the batch-1 decode steps' grouped GEMMs, measured and modelled",
+    "offload": "every expert-offloading step beside its prediction, with Prophet's speedup",
+    "calibrated_fits": "the separate calibrated variant: the fitted values",
+    "calibrated_summary": "the separate calibrated variant: the errors that remain",
+    "scaling": "the model's all-to-all at expert-parallel degrees 2, 4 and 8",
+    "two_gpu": "every committed two-GPU point beside its prediction",
+    "two_gpu_summary": "the two-GPU sets' errors per machine and set",
+    "two_gpu_planned": "the model's predictions at the two-GPU sets' planned points",
+    "validated": "the validated error per mechanism that each claim rests on",
+    "claim_evidence": "per system and strategy: its mechanisms, their validated errors, its rates' basis, checks",
+}
+VALIDATION_FACTS = "facts.json"  # the verdicts' limit, the all-to-all's regimes, how NCCL drives the link
+VALIDATION_FILES = (*(f"{VALIDATION_DIR}/{s}.csv" for s in VALIDATION_TABLES), f"{VALIDATION_DIR}/{VALIDATION_FACTS}")
 PAPER_DIR = "paper"
 PAPER_FILES = (
     "table.tex",
@@ -69,9 +93,28 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
 
 
+def write_validation(tables: dict[str, pd.DataFrame], facts: dict, out: Path) -> list[Path]:
+    """The validation's tables and facts under out/VALIDATION_DIR, one file each (VALIDATION_FILES); returns
+    the paths. Floats at full precision (repr: read back by pandas >= 3, the same numbers),
+    the facts as JSON with sorted keys: the same inputs give the same bytes."""
+    import json
+
+    if list(tables) != list(VALIDATION_TABLES):
+        raise ValueError(f"validation tables {list(tables)}; allowed: {list(VALIDATION_TABLES)} (outputs/files.py)")
+    folder = out / VALIDATION_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for stem, t in tables.items():
+        written.append(folder / f"{stem}.csv")
+        t.to_csv(written[-1], index=False, lineterminator="\n")
+    written.append(folder / VALIDATION_FACTS)
+    written[-1].write_text(json.dumps(facts, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return written
+
+
 def expected_files(system_ids: Sequence[str], uncertainty: bool = False) -> list[str]:
     """Every file a full `run` writes for these systems (relative to the results folder)."""
-    files = [*STUDY_FILES, *(f.format(id=s) for s in system_ids for f in SYSTEM_FILES)]
+    files = [*STUDY_FILES, *VALIDATION_FILES, *(f.format(id=s) for s in system_ids for f in SYSTEM_FILES)]
     return [*files, UNCERTAINTY_FILE] if uncertainty else files
 
 

@@ -247,11 +247,12 @@ def appendix_context(
     study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None, claims: pd.DataFrame, results_dir: Path
 ) -> dict:
     """What the artifact appendix states, from the config, the catalogs, benchmarks/results.json and the
-    validation (results/data/validated.csv and facts.json: measured figures only; what was not measured says so)."""
+    validation (results/data/validation/validated.csv and facts.json: measured figures only; what was not
+    measured says so)."""
     from prophet_model import __version__
     from prophet_model.outputs import timings
     from prophet_model.outputs.files import read_facts
-    from prophet_model.outputs.tables import read_table
+    from prophet_model.outputs.validation_results import validated
 
     bench = timings.load()
     fig = {k: v["value"] for k, v in bench.get("figures", {}).items()}
@@ -348,7 +349,7 @@ def appendix_context(
         "badges": BADGES,
         "version": __version__,
         "claims": claim_rows,
-        "validated": list(read_table(results_dir / "data" / "validated.csv", results_dir).text),
+        "validated": [v.text() for v in validated(results_dir).values()],
         "failed": failed,
     }
 
@@ -375,7 +376,10 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     checks_path = results_dir / "data" / "sanity_checks.csv"
     checks = read_table(checks_path, results_dir) if checks_path.is_file() else None
     ctx |= appendix_context(study, headline, checks, claims, results_dir)
-    ctx["evidence"] = read_table(results_dir / "data" / "evidence.csv", results_dir).to_dict("records")
+    from prophet_model.outputs.validation_results import claim_evidence
+
+    rows = pd.DataFrame(ctx["rows"])
+    ctx["evidence"] = claim_evidence(results_dir, rows).to_dict("records")
     from prophet_model.outputs.prose import prose_context
 
     ctx |= prose_context(study, results_dir, headline, claims, ctx["keyed"])

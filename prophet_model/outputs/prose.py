@@ -47,6 +47,7 @@ def prose_context(
     intervals and the validated errors."""
     from prophet_model.outputs.finding import as_tex, draft_speedup, finding, values
     from prophet_model.outputs.tables import read_table
+    from prophet_model.outputs.validation_results import validated
 
     facts = read_facts(results_dir)
     regimes = results_dir / "data" / "regime_map.csv"
@@ -95,8 +96,7 @@ def prose_context(
                 )
                 interval.append(r.system_id)
     checked = []
-    for v in read_table(results_dir / "data" / "validated.csv", results_dir).itertuples():
-        name = v.mechanism
+    for name, v in validated(results_dir).items():
         slug = {"decode step": "decode", "expert offloading and prefetch": "offload", "all-to-all": "alltoall"}[name]
         _add(keyed, "validation", f"{slug}_median_pct", fmt.pct(v.median_pct))
         _add(keyed, "validation", f"{slug}_worst_pct", fmt.pct(v.worst_pct))

@@ -30,7 +30,7 @@ SYSTEM_FIGURES = {
 
 
 # the tables of workflow/writer_tables.py written as results/data/<name>.csv, in this order
-WRITER_TABLES = ("regime_map", "hardware_rates", "worked_example", "evidence", "validated")
+WRITER_TABLES = ("regime_map", "hardware_rates", "worked_example")
 
 
 def best_strategy(comparison: pd.DataFrame) -> pd.Series | None:
@@ -109,7 +109,7 @@ def write_cross_system(
 ) -> list[Path]:
     """all_systems_comparison.csv, headline.csv, fixed_batch_comparison.csv, sanity_checks.csv, claims.csv,
     uncertainty.csv, regime_map.csv, the writers' tables (workflow/writer_tables.py: hardware_rates.csv,
-    worked_example.csv, evidence.csv, validated.csv, facts.json) and the cross-system figures (the regime map's
+    worked_example.csv, facts.json) and the cross-system figures (the regime map's
     among them)."""
     cfg = results.study.config
     written = [

@@ -2,10 +2,12 @@
 cross-system, validation and sensitivity ones, in parallel across cores, into book/ (where the Jupyter Book picks
 them up).
 
-A per-notebook cache skips unchanged work: each notebook's key is a hash of the notebook file, the
-part of the configuration it depends on, as written in the YAML (for a system: its own entry, its
-GPU, interconnect and model catalog entries, its expectations, and every study-wide section; not the
-other systems) and the package's source and templates. The keys are computed from the raw YAML
+A per-notebook cache skips unchanged work: each notebook's key is a hash of the files it reads: the
+notebook file, the part of the configuration it depends on, as written in the YAML (for a system: its
+own entry, its GPU, interconnect and model catalog entries, its expectations, and every study-wide
+section; not the other systems), the package's source and templates and the data the package reads when
+it evaluates the study (PACKAGE_SOURCES), and for the validation page the files `run` wrote under
+results/data/validation/ (it reads the measurements only through them). The keys are computed from the raw YAML
 (study/rawconfig.py), so `make` can tell that every notebook is cached without loading the study. A
 failing notebook is reported with its name and the failing cell's error; the others
 still finish; the exit status is then 1.
@@ -25,9 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prophet_model.errors import UserError
-from prophet_model.outputs.files import read_timings, system_page
+from prophet_model.outputs.files import VALIDATION_FILES, read_timings, system_page
 from prophet_model.outputs.formatting import md
-from prophet_model.study.measured_csv import MAX_MEASUREMENT_BYTES as MAX_MEASURED_BYTES
 from prophet_model.study.rawconfig import RawStudy
 from prophet_model.study.yaml_io import read_regular
 from prophet_model.workflow.nbrun import RETRIED
@@ -74,6 +75,32 @@ def _digest(*parts: bytes) -> str:
 def source_digest(root: Path = ROOT) -> bytes:
     files = sorted(p for pattern in PACKAGE_SOURCES for p in root.glob(pattern) if p.is_file())
     return _digest(*(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() for p in files)).encode()
+
+
+# What `run` reads beyond PACKAGE_SOURCES: every file of the measurements (the validation's tables come from
+# them: NCCL's logs, the probe, the runs under other NCCL settings or world sizes, env.json).
+RUN_SOURCES = ("validation/measurements/**/*",)
+MAX_RESULT_BYTES = 256 << 20  # protective: the validation's largest table (points.csv) is under 1 MB
+
+
+def run_digest(root: Path = ROOT) -> bytes:
+    """What a run's outputs depend on beyond the configuration: source_digest and every file of RUN_SOURCES."""
+    files = sorted({p for pattern in RUN_SOURCES for p in root.glob(pattern) if p.is_file()})
+    return (
+        source_digest(root)
+        + _digest(*(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() for p in files)).encode()
+    )
+
+
+def results_digest(results_dir: Path, names: tuple[str, ...]) -> bytes:
+    """The files `names` of the results folder, each by name and bytes (a missing one as missing: the
+    notebook then says which file to make)."""
+    parts = []
+    for rel in names:
+        path = results_dir / rel
+        data = read_regular(path, MAX_RESULT_BYTES, "a file `run` writes") if path.is_file() else b"\0missing"
+        parts.append(rel.encode() + b"\0" + data)
+    return _digest(*parts).encode()
 
 
 def _dump(obj) -> bytes:
@@ -159,16 +186,10 @@ def jobs(study: Study | RawStudy, book_dir: Path, results_dir: Path, root: Path 
     )
     validation_nb = root / "notebooks" / "validation.ipynb"
     if validation_nb.is_file():  # model vs the committed GPU measurements
-        # every file the page reads: each machine's measurements, env.json and NCCL logs, machines.yml, catalogs
-        data = [p for p in sorted((ROOT / "validation" / "measurements").rglob("*")) if not p.is_dir()]
-        data += sorted((ROOT / "validation").glob("*.yml"))
-        cats = [rs.catalog_path(k) for k in ("gpus", "interconnects", "models")]
-        read = (
-            read_regular(p, MAX_MEASURED_BYTES, "a measurement file (validation/measurements)") for p in data + cats
-        )
-        key = _digest(
-            validation_nb.read_bytes(), shared, src, *(p.relative_to(ROOT).as_posix().encode() for p in data), *read
-        )
+        # what the page reads: the validation's results, and of the configuration the model, the workload
+        # (shared) and the systems' GPUs (which of them were never measured)
+        gpus = _dump([rs.entry("gpus", e.get("gpu")) for e in rs.raw["systems"]])
+        key = _digest(validation_nb.read_bytes(), shared, src, gpus, results_digest(results_dir, VALIDATION_FILES))
         params = {"config": config, "results": results}
         out.append(Job("validation", validation_nb, book_dir / "validation.ipynb", params, key))
     sensitivity_nb = root / "notebooks" / "sensitivity.ipynb"

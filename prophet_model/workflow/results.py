@@ -46,10 +46,10 @@ def sha256(path: Path) -> str:
 
 
 def inputs_hash(config_hash: str, root: Path = ROOT) -> str:
-    """The configuration hash and the package's source: what a run's outputs depend on."""
-    from prophet_model.workflow.pipeline import source_digest
+    """The configuration hash, the package's source and the measurements: what a run's outputs depend on."""
+    from prophet_model.workflow.pipeline import run_digest
 
-    return hashlib.sha256(config_hash.encode() + source_digest(root)).hexdigest()[:16]
+    return hashlib.sha256(config_hash.encode() + run_digest(root)).hexdigest()[:16]
 
 
 def command_line() -> str:

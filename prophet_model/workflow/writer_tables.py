@@ -4,8 +4,6 @@ never call the study's computing modules or the measured layer themselves.
 
     hardware_rates.csv   the attainable rates of every GPU the study uses, and where they come from
     worked_example.csv   every intermediate number of the headline system and strategy (SI units)
-    evidence.csv         what each headline row rests on: mechanisms, validated errors, its rates, missed ranges
-    validated.csv        the model's validated error per mechanism (out of sample, the committed measurements)
     facts.json           the study's constants and lists the writers show (claim sentences, contours, ...)"""
 
 from __future__ import annotations
@@ -18,15 +16,10 @@ if TYPE_CHECKING:
     from prophet_model.study.runner import StudyResults
 
 
-VALIDATED_COLUMNS = ["mechanism", "what", "points", "median_pct", "worst_pct", "text"]
-EVIDENCE_COLUMNS = ["system_id", "strategy", "mechanisms", "validated", "rates", "failed_checks"]
-
-
 def writer_tables(results: StudyResults, checks: pd.DataFrame, claims: list, whole: bool = True) -> dict[str, Any]:
     """{name: DataFrame or dict} for outputs/report.py to write: the tables above, the claims table
     (claims.csv) and the regime map (regime_map.csv); `facts` is the JSON file. A partial run (`whole`
     false) writes only the per-system files, which need the facts and the hardware rates alone."""
-    from prophet_model.measured.evidence import claim_evidence, validated
     from prophet_model.study.claims import NEED_LEVERS, NEED_PREFIX, sentence, single_gpu_id, table
     from prophet_model.study.rates import MEASUREMENTS, hardware_rows, machine_specs
     from prophet_model.study.regime import LEVELS, reference_system, regime_map
@@ -61,9 +54,5 @@ def writer_tables(results: StudyResults, checks: pd.DataFrame, claims: list, who
         "regime_map": regime_map(results),
         "hardware_rates": hardware,
         "worked_example": worked,
-        "evidence": claim_evidence(study, results.headline, checks).reindex(columns=EVIDENCE_COLUMNS),
-        "validated": pd.DataFrame(
-            [vars(x) | {"text": x.text()} for x in validated(study).values()], columns=VALIDATED_COLUMNS
-        ),
         "facts": facts,
     }
