@@ -241,7 +241,7 @@ def test_cores_respects_affinity():
 
 
 def test_large_sweep_says_its_estimate(monkeypatch, capsys):
-    from prophet_model.commands import question
+    from prophet_model.study.questions import solve as question
 
     monkeypatch.setattr(question, "SECONDS_PER_POINT", 10.0)
     assert main(["sweep", "--system", "8xA100", "--vary", "prophet.prediction_accuracy=0.5,1"]) == 0

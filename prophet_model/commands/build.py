@@ -9,9 +9,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from prophet_model.commands.folders import environment_errors
-from prophet_model.commands.folders import results_dir as _results_dir
-from prophet_model.commands.folders import results_label as _results_label
+from prophet_model.commands.shared import environment_errors
+from prophet_model.commands.shared import results_dir as _results_dir
+from prophet_model.commands.shared import results_label as _results_label
 from prophet_model.errors import UserError
 
 log = logging.getLogger("prophet_model")

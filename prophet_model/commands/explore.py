@@ -12,7 +12,7 @@ from prophet_model.errors import UserError
 
 
 def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from prophet_model.commands.whatif import changed_study, headline, report
+    from prophet_model.study.questions.overrides import changed_study, headline, report
 
     before, after, notes = changed_study(
         Path(args.config), args.system, args.sets, args.gpu, args.model, args.interconnect
@@ -43,19 +43,19 @@ def cmd_whatif(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from prophet_model.commands.question import run_sweep
+    from prophet_model.study.questions.solve import run_sweep
 
     return run_sweep(args)
 
 
 def cmd_solve(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from prophet_model.commands.question import run_solve
+    from prophet_model.study.questions.solve import run_solve
 
     return run_solve(args)
 
 
 def cmd_catalog(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from prophet_model.commands.addmodel import run_catalog
+    from prophet_model.commands.catalog import run_catalog
 
     return run_catalog(args)
 
@@ -69,7 +69,7 @@ def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.format == "csv":
         sys.stdout.write(csv_text(table))
     else:
-        from prophet_model.commands.difference import people_text
+        from prophet_model.commands.compare import people_text
 
         sys.stdout.write(people_text(table, Path(args.a), Path(args.b), args.all) + "\n")
     return 1 if len(table) else 0

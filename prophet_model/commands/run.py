@@ -8,9 +8,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from prophet_model.commands.folders import environment_errors
-from prophet_model.commands.folders import results_dir as _results_dir
-from prophet_model.commands.folders import results_label as _results_label
+from prophet_model.commands.shared import environment_errors
+from prophet_model.commands.shared import results_dir as _results_dir
+from prophet_model.commands.shared import results_label as _results_label
 from prophet_model.errors import UserError
 
 log = logging.getLogger("prophet_model")
@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     log_path = open_log(results_dir / "logs", args.log_level)
     try:
         write_header(study, list(argv))
-        from prophet_model.commands.difference import INPUTS_PREFIX, inputs_json
+        from prophet_model.commands.compare import INPUTS_PREFIX, inputs_json
 
         log.info("%s%s", INPUTS_PREFIX, inputs_json(study))  # what `compare` shows as the inputs' difference
 

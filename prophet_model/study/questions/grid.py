@@ -95,7 +95,7 @@ def expand(key: str, part: str) -> list[float]:
 
 def _check_config_key(key: str, raw: dict | None) -> None:
     """A key of the configuration that `whatif --set` reaches, else a UserError naming the allowed ones."""
-    from prophet_model.commands.whatif import apply_set
+    from prophet_model.study.questions.overrides import apply_set
 
     inputs = ", ".join([*BOUNDS, *CHOICES])
     if raw is None:

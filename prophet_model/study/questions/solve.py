@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prophet_model.commands import grid as g
 from prophet_model.errors import UserError
 from prophet_model.study.config import Study
+from prophet_model.study.questions import grid as g
 from prophet_model.study.sensitivity import Setup
 from prophet_model.study.size import LONG_S, duration
 
@@ -27,7 +27,7 @@ MAX_STUDY_RUNS = 200  # combinations of configuration keys (each re-runs the stu
 
 def question_study(args: argparse.Namespace, extra: list[str] | None = None) -> tuple[Study, str, list[str]]:
     """(the study with the question's changes, the system's id, notes on what was adapted)."""
-    from prophet_model.commands.whatif import CUSTOM_ID, changed_study
+    from prophet_model.study.questions.overrides import CUSTOM_ID, changed_study
 
     if args.count is not None and args.count < 1:
         raise UserError(f"--count {args.count}: allowed: a whole number >= 1")
@@ -75,8 +75,8 @@ def _point(setup: Setup) -> str:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from prophet_model.commands.grid import sweep
     from prophet_model.commands.scripting import check_new, csv_text, write_new
+    from prophet_model.study.questions.grid import sweep
     from prophet_model.study.yaml_io import read_yaml
 
     if args.plot:  # every option that says where to write, checked before anything is computed or written
@@ -196,7 +196,7 @@ FACTOR_RANGE = (1e-2, 1e2)
 
 
 def _range(key: str, text: str | None) -> tuple[float, float]:
-    from prophet_model.commands.grid import BOUNDS
+    from prophet_model.study.questions.grid import BOUNDS
 
     if text:
         parts = text.split(":")
@@ -261,7 +261,7 @@ def _solve(
 
 
 def run_solve(args: argparse.Namespace) -> int:
-    from prophet_model.commands.grid import BOUNDS, CHOICES
+    from prophet_model.study.questions.grid import BOUNDS, CHOICES
     from prophet_model.study.yaml_io import read_yaml
 
     g.check_metric(args.metric)
