@@ -1,6 +1,7 @@
-"""`python -m prophet_model whatif`: the headline metrics of one system under changed assumptions,
-printed beside the study's, without touching any file. The changed study is re-run whole,
-exactly as `make` would after the same edit to _config.yml."""
+"""The override engine of `whatif`, `sweep` and `solve`: KEY=VALUE changes to the configuration (`--set`,
+`apply_set`), and the study they make (`changed_study`: a configured system changed by --gpu, --count,
+--interconnect, --model, or one given by those alone), re-run whole exactly as `make` would after the same
+edit to _config.yml (`headline`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from prophet_model.errors import UserError
-from prophet_model.outputs import formatting as fmt
 from prophet_model.study.config import Study, shown_value, study_from_raw
-from prophet_model.study.frames import Record, StudyResults
+from prophet_model.study.frames import StudyResults
 from prophet_model.study.runner import run_study
 from prophet_model.study.yaml_io import parse_yaml, read_yaml
 
@@ -278,65 +278,3 @@ def headline(study: Study, system_id: str) -> StudyResults:
     if failures:
         raise UserError(f"{system_id}: the model failed: {failures[system_id]}")
     return results
-
-
-def _pair(b: float, p: float) -> str:
-    """A setting of both variants: one value where they agree, else baseline / Prophet."""
-    return f"{p:.0f}" if b == p else f"{b:.0f} / {p:.0f}"
-
-
-def _missing(v: object) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
-
-
-def _note(row: Record) -> str:
-    note = row.get("note")
-    return note if isinstance(note, str) and note else "the model gives no numbers"
-
-
-def report(before: list[Record], after: list[Record]) -> str:
-    """The what-if table (each strategy at its best split, batch per GPU and attention tensor-parallel
-    degree, as the study searches them; baseline / Prophet where they differ), then why each strategy
-    without numbers has none (model.why_infeasible: which memory term overflows and by how much),
-    strategies with the same reason on one line. `before`, `after`: the comparison's records."""
-    rows, why = [], {}
-    for a in after:
-        b = next((r for r in before if r["strategy"] == a["strategy"]), None)
-        was = "" if b is None or _missing(b.get("speedup")) else f" (was {fmt.ratio(b['speedup'])})"
-        if _missing(a.get("speedup")):
-            rows.append(
-                {
-                    "strategy": a["strategy"],
-                    "split": "",
-                    "batch": "",
-                    "attention TP": "",
-                    "baseline tok/s": "n/a",
-                    "Prophet tok/s": "n/a",
-                    "speedup": "not evaluated" + was,
-                    "$/1M tokens": "",
-                    "savings/yr": "",
-                }
-            )
-            why.setdefault(_note(a), []).append(str(a["strategy"]))
-            continue
-        rows.append(
-            {
-                "strategy": a["strategy"],
-                "split": a["prophet_split"].replace("x", "×"),
-                "batch": (
-                    f"{a['prophet_batch']:.0f}"
-                    if a["prophet_batch"] == a["baseline_batch"]
-                    else f"{a['baseline_batch']:.0f} / {a['prophet_batch']:.0f}"
-                ),
-                "attention TP": _pair(a["baseline_attention_tp"], a["prophet_attention_tp"]),
-                "baseline tok/s": fmt.tokens(a["baseline_tokens_per_s"]),
-                "Prophet tok/s": fmt.tokens(a["prophet_tokens_per_s"]),
-                "speedup": fmt.ratio(a["speedup"]) + was,
-                "$/1M tokens": (
-                    f"{fmt.usd(a['baseline_usd_per_1m_tokens'])} → {fmt.usd(a['prophet_usd_per_1m_tokens'])}"
-                ),
-                "savings/yr": fmt.usd(a["annual_savings_usd"]),
-            }
-        )
-    lines = [f"{', '.join(where)}: not evaluated: {reason}" for reason, where in why.items()]
-    return "\n".join([fmt.text_table(rows), *lines])

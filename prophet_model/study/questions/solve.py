@@ -1,186 +1,24 @@
-"""`sweep` and `solve`: a researcher's question about any system (a configured one, changed by --gpu,
---count, --interconnect, or one given by those alone), any catalog model, one strategy or the best, and
-fixed --set overrides, over ranges of inputs (sweep) or for the value that reaches a target (solve)."""
+"""`solve`: the value of one input that gives a target metric, or how close it gets. A model input is
+searched at the held operating point (one vectorized call per refinement); any other key of the
+configuration with the study re-run at each value (its operating point searched again)."""
 
 from __future__ import annotations
 
-import argparse
-import itertools
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from prophet_model.errors import UserError
-from prophet_model.study.config import Study
-from prophet_model.study.questions import grid as g
-from prophet_model.study.sensitivity import Setup
-from prophet_model.study.size import LONG_S, duration
-
-MAX_SWEEP = 2_000_000  # points; a larger grid would need several GB of memory
-SECONDS_PER_POINT = 7e-5  # a sweep's point: model, notes and CSV (100,000 points in about 7 s on one core)
-MAX_STUDY_RUNS = 200  # combinations of configuration keys (each re-runs the study, about half a second)
+from prophet_model.study.questions.grid import BOUNDS, CHOICES, allowed, check_config_key
+from prophet_model.study.questions.point import Question, current, describe, operating_point, operating_point_why
+from prophet_model.study.questions.sweep import check_metric, metrics, within_bound
 
 
-def question_study(args: argparse.Namespace, extra: list[str] | None = None) -> tuple[Study, str, list[str]]:
-    """(the study with the question's changes, the system's id, notes on what was adapted)."""
-    from prophet_model.study.questions.overrides import CUSTOM_ID, changed_study
-
-    if args.count is not None and args.count < 1:
-        raise UserError(f"--count {args.count}: allowed: a whole number >= 1")
-    sets = [*args.sets, *(extra or [])]
-    _, after, notes = changed_study(
-        Path(args.config), args.system, sets, args.gpu, args.model, args.interconnect, args.count, args.strategy
-    )
-    return after, args.system or CUSTOM_ID, notes
-
-
-def operating_point(study: Study, system_id: str) -> Setup:
-    """The system's headline configuration as the study chooses it (its strategy, split and batch)."""
-    return operating_point_why(study, system_id)[0]
-
-
-def operating_point_why(study: Study, system_id: str) -> tuple[Setup, str]:
-    """(operating_point, why its strategy has no numbers: whatif's note, e.g. that no batch meets
-    workload.max_step_ms; "" where it has numbers)."""
-    from prophet_model.study.runner import run_study
-    from prophet_model.study.sensitivity import setups
-
-    results, failures = run_study(study, [system_id])
-    if failures:
-        raise UserError(f"{system_id}: the model failed: {failures[system_id]}")
-    setup = setups(results, evaluated_only=False).get(system_id)  # a system that does not fit: its notes say why
-    if setup is None:
-        why = "; ".join(dict.fromkeys(f"{r.strategy}: {r.note}" for r in results.comparison.itertuples()))
-        raise UserError(f"{system_id}: no strategy of this system can be evaluated ({why})")
-    comp = results.comparison
-    row = comp[(comp.system_id == system_id) & (comp.strategy == setup.strategy)]
-    note = row.note.iloc[0] if len(row) and row.speedup.isna().iloc[0] else ""
-    return setup, note if isinstance(note, str) else ""
-
-
-def _yaml(value: object) -> str:
-    return "true" if value is True else "false" if value is False else str(value)
-
-
-def _point(setup: Setup) -> str:
-    b, p = setup.baseline["batch_size_per_gpu"], setup.prophet["batch_size_per_gpu"]
-    return (
-        f"{setup.system.name}, {setup.strategy} {setup.ep}×{setup.system.count // setup.ep}, batch per GPU "
-        f"{b:.0f} (baseline) / {p:.0f} (Prophet)"
-    )
-
-
-def run_sweep(args: argparse.Namespace) -> int:
-    from prophet_model.commands.scripting import check_new, csv_text, write_new
-    from prophet_model.study.questions.grid import sweep
-    from prophet_model.study.yaml_io import read_yaml
-
-    if args.plot:  # every option that says where to write, checked before anything is computed or written
-        g.check_metric(args.metric)
-        plot_format(Path(args.plot))
-        check_new(Path(args.plot), args.force, "--plot")
-    if args.out:
-        check_new(Path(args.out), args.force, "--out")
-        if args.plot and Path(args.out).resolve() == Path(args.plot).resolve():
-            raise UserError(f"--out and --plot are the same file ({args.out}); allowed: two different files")
-    vector, config = g.parse_vary(args.vary, read_yaml(Path(args.config)))
-    size = math.prod(len(v) for v in [*vector.values(), *config.values()])
-    if size > MAX_SWEEP:
-        raise UserError(f"the grid has {size:,} points; allowed: at most {MAX_SWEEP:,} (fewer values)")
-    combos = list(itertools.product(*config.values()))
-    if len(combos) > MAX_STUDY_RUNS:
-        raise UserError(
-            f"{len(combos):,} combinations of configuration keys ({', '.join(config)}), each a run of the "
-            f"study; allowed: at most {MAX_STUDY_RUNS} (fewer values, or the model's inputs: "
-            "python -m prophet_model sweep --help)"
-        )
-    seconds = size * SECONDS_PER_POINT
-    if seconds > LONG_S:  # one vectorized call per study run: said before, as runner says a long study
-        print(f"note: {size:,} points, estimated time: {duration(seconds)} (fewer values: shorter)", file=sys.stderr)
-    frames, told, setup, study = [], set(), None, None
-    for combo in _progress(combos):
-        study, sid, notes = question_study(args, [f"{k}={_yaml(v)}" for k, v in zip(config, combo, strict=True)])
-        for note in notes:
-            if note not in told:
-                print(f"note: {note}", file=sys.stderr)
-                told.add(note)
-        setup, why = operating_point_why(study, sid)
-        limit = study.config.workload.max_step_ms
-        table = sweep(setup, vector, limit, why if limit is not None and "max_step_ms" in why else "")
-        for i, (k, v) in enumerate(zip(config, combo, strict=True)):
-            table.insert(3 + i, k, v)
-        frames.append(table)
-    table = pd.concat(frames, ignore_index=True)
-    keys = [item.partition("=")[0].strip() for item in args.vary]
-    values = {**{k: list(v) for k, v in vector.items()}, **config}
-    order = np.lexsort([[values[k].index(v) if k in config else 0 for v in table[k]] for k in reversed(keys)])
-    table = table.iloc[order].reset_index(drop=True) if config else table
-    front = [
-        c
-        for c in table.columns
-        if c not in keys and c in ("system_id", "strategy", "split", "baseline_batch", "prophet_batch")
-    ]
-    table = table[[*front, *keys, *(c for c in table.columns if c not in front and c not in keys)]]
-    blank = int((table.note != "").sum())
-    if blank:  # a result, not an error: the note column says why for each point
-        print(
-            f"{blank} of {len(table)} points not evaluated (their note column says why, e.g. "
-            f"{table.note[table.note != ''].iloc[0]})",
-            file=sys.stderr,
-        )
-    for note in g.saturation_notes(table, keys, [c for c in g.METRIC_NAMES if c in table.columns]):
-        print(f"note: {note}", file=sys.stderr)
-    text = csv_text(table)
-    if args.out:
-        write_new(Path(args.out), text, args.force)
-        print(f"wrote {len(table)} rows to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    if args.plot and not table[args.metric].notna().any():
-        print(
-            f"note: {args.plot} not written: no point of the grid has a {args.metric} (the note column says why)",
-            file=sys.stderr,
-        )
-    elif args.plot:
-        title = f"{_point(setup)}; model {study.model.name}"
-        save_figure(g.plot(table, keys, args.metric, title), Path(args.plot), args.force)
-        print(f"wrote {args.plot} ({args.metric} against {keys[0]})", file=sys.stderr)
-    return 0
-
-
-def _progress(combos: list[tuple]) -> Iterator[tuple]:
-    """The combinations, each a run of the study; after the first, where the rest would take longer than
-    runner.LONG_S, the estimate is said and a progress bar drawn (standard error only)."""
-    import time
-
-    start = time.perf_counter()
-    for i, combo in enumerate(combos):
-        if i == 1:
-            left = (time.perf_counter() - start) * (len(combos) - 1)
-            if left > LONG_S or sys.stderr.isatty():
-                if left > LONG_S:
-                    print(
-                        f"note: {len(combos):,} runs of the study, one per combination of "
-                        f"configuration values: about {duration(left)} more",
-                        file=sys.stderr,
-                    )
-                from tqdm import tqdm
-
-                yield from tqdm(
-                    combos[1:],
-                    desc="study runs",
-                    unit="run",
-                    file=sys.stderr,
-                    leave=False,
-                    initial=1,
-                    total=len(combos),
-                )
-                return
-        yield combo
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 # the range `solve` searches when --range is not given, where the allowed values are unbounded or open
@@ -195,9 +33,7 @@ SOLVE_RANGES = {
 FACTOR_RANGE = (1e-2, 1e2)
 
 
-def _range(key: str, text: str | None) -> tuple[float, float]:
-    from prophet_model.study.questions.grid import BOUNDS
-
+def search_range(key: str, text: str | None) -> tuple[float, float]:
     if text:
         parts = text.split(":")
         try:
@@ -260,12 +96,23 @@ def _solve(
     return (answers[0] if answers else None), answers[1:], x, y + target
 
 
-def run_solve(args: argparse.Namespace) -> int:
-    from prophet_model.study.questions.grid import BOUNDS, CHOICES
+def solve(
+    question: Question,
+    metric: str,
+    target: float,
+    vary: str,
+    span: str | None = None,
+    rerun: bool = False,
+    say: Callable[[str], None] = _stderr,
+) -> str:
+    """The answer, in one line: `vary`'s value where `metric` reaches `target` (the smallest, the others
+    named), else why it is unreachable (the most or least the metric gets, or that it does not move).
+    `span`: LOW:HIGH to search (default: the input's allowed values); `rerun`: the study re-run at each value
+    even for a model input; `say`: notes for people (systems adapted to the question)."""
     from prophet_model.study.yaml_io import read_yaml
 
-    g.check_metric(args.metric)
-    key = args.vary.strip()
+    check_metric(metric)
+    key = vary.strip()
     if "=" in key:
         raise UserError(
             f"--vary {key!r}: solve takes the key alone (it finds the value); allowed: e.g. --vary "
@@ -273,28 +120,28 @@ def run_solve(args: argparse.Namespace) -> int:
         )
     if key in CHOICES:
         raise UserError(f"--vary {key}: takes names ({', '.join(CHOICES[key])}), not numbers; allowed: sweep it")
-    if not math.isfinite(args.target):
-        raise UserError(f"--target {args.target}: allowed: a finite number")
-    lo, hi = _range(key, args.range)
-    study, sid, notes = question_study(args)
+    if not math.isfinite(target):
+        raise UserError(f"--target {target}: allowed: a finite number")
+    lo, hi = search_range(key, span)
+    study, sid, notes = question.study()
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        say(f"note: {note}")
     setup, why = operating_point_why(study, sid)
     limit = study.config.workload.max_step_ms
-    if key in BOUNDS and not args.rerun:
+    if key in BOUNDS and not rerun:
         whole = BOUNDS[key][4]
         blo, bhi, lo_in, hi_in, _ = BOUNDS[key]
         if lo < blo or hi > bhi or (lo == blo and not lo_in) or (hi == bhi and not hi_in):
-            raise UserError(f"--range {lo:g}:{hi:g} leaves the allowed values of {key}; allowed: {g._allowed(key)}")
+            raise UserError(f"--range {lo:g}:{hi:g} leaves the allowed values of {key}; allowed: {allowed(key)}")
 
         def f(x: np.ndarray) -> np.ndarray:
-            return g.within_bound(g.metrics(setup, {key: x}), limit, args.metric) * np.ones_like(x)
+            return within_bound(metrics(setup, {key: x}), limit, metric) * np.ones_like(x)
 
-        value, others, x, y = _solve(f, lo, hi, args.target, whole, 4001, 6, 64)
-        how = f"operating point held: {_point(setup)}"
+        value, others, x, y = _solve(f, lo, hi, target, whole, 4001, 6, 64)
+        how = f"operating point held: {describe(setup)}"
     else:
         try:
-            g._check_config_key(key, read_yaml(Path(args.config)))  # a key of the configuration, else a clear error
+            check_config_key(key, read_yaml(Path(question.config)))  # a key of the configuration, else a clear error
         except UserError:
             if key not in BOUNDS:
                 raise
@@ -302,77 +149,37 @@ def run_solve(args: argparse.Namespace) -> int:
                 f"--rerun {key}: a factor on a catalog value, not a key of the configuration: it is "
                 "evaluated at the held operating point only; allowed: without --rerun"
             ) from None
-        whole = isinstance(_current(study, key), int)
+        whole = isinstance(current(study, key), int)
 
         def f(x: np.ndarray) -> np.ndarray:  # the study re-run at each value (its operating point searched again)
             out = []
             for v in x:
-                s, _, _ = question_study(args, [f"{key}={int(v) if whole else float(v)!r}"])
-                out.append(
-                    float(
-                        g.within_bound(g.metrics(operating_point(s, sid)), s.config.workload.max_step_ms, args.metric)
-                    )
-                )
+                s, _, _ = question.study([f"{key}={int(v) if whole else float(v)!r}"])
+                out.append(float(within_bound(metrics(operating_point(s, sid)), s.config.workload.max_step_ms, metric)))
             return np.array(out)
 
-        value, others, x, y = _solve(f, lo, hi, args.target, whole, 11, 24, 2)
-        how = f"the study re-run at each value; at the configured value: {_point(setup)}"
+        value, others, x, y = _solve(f, lo, hi, target, whole, 11, 24, 2)
+        how = f"the study re-run at each value; at the configured value: {describe(setup)}"
     shown = f"{value:.0f}" if whole and value is not None else f"{value:.6g}" if value is not None else ""
     if value is not None:
         also = f" (also at {', '.join(f'{v:.6g}' for v in others)})" if others else ""
-        print(f"{key} = {shown} gives {args.metric} {args.target:g}{also}; {how}")
-        return 0
+        return f"{key} = {shown} gives {metric} {target:g}{also}; {how}"
     ok = np.isfinite(y)
     if not ok.any():
-        print(
-            f"unreachable: the model gives no {args.metric} for {key} in {lo:g} to {hi:g} ({how}"
-            + (f"; {why})" if why else ")")
+        return f"unreachable: the model gives no {metric} for {key} in {lo:g} to {hi:g} ({how}" + (
+            f"; {why})" if why else ")"
         )
-        return 0
     i_max, i_min = int(np.nanargmax(np.where(ok, y, -np.inf))), int(np.nanargmin(np.where(ok, y, np.inf)))
     if np.isclose(y[i_max], y[i_min], rtol=1e-9, atol=0):
-        print(
-            f"unreachable: {args.metric} is {y[i_max]:.6g} whatever {key} in {lo:g} to {hi:g} (it does not move "
+        return (
+            f"unreachable: {metric} is {y[i_max]:.6g} whatever {key} in {lo:g} to {hi:g} (it does not move "
             f"this metric here; {how})"
         )
-        return 0
-    if args.target > y[i_max]:
-        print(
-            f"unreachable: {args.metric} is at most {y[i_max]:.6g} at {key} = {x[i_max]:.6g} (searched {lo:g} to "
+    if target > y[i_max]:
+        return (
+            f"unreachable: {metric} is at most {y[i_max]:.6g} at {key} = {x[i_max]:.6g} (searched {lo:g} to "
             f"{hi:g}; {how})"
         )
-    else:
-        print(
-            f"unreachable: {args.metric} is at least {y[i_min]:.6g} at {key} = {x[i_min]:.6g} (searched {lo:g} "
-            f"to {hi:g}; {how})"
-        )
-    return 0
-
-
-def _current(study: Study, key: str) -> object:
-    """The configured value of a dotted configuration key (None where it cannot be read simply)."""
-    node: object = study.config.model_dump()
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
-def save_figure(fig, path, force: bool) -> None:
-    """Write the figure to `path` (.png or .pdf) as scripting.write_new writes a file: never over an
-    existing one without --force."""
-    import io
-
-    from prophet_model.commands.scripting import write_new
-
-    suffix = plot_format(path)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=suffix, metadata={"CreationDate": None} if suffix == "pdf" else None)
-    write_new(path, buf.getvalue(), force, "--plot")
-
-
-def plot_format(path: Path) -> str:
-    """The figure format of a --plot file name (png or pdf), else a UserError."""
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix not in ("png", "pdf"):
-        raise UserError(f"--plot {path}: allowed: a file name ending in .png or .pdf")
-    return suffix
+    return (
+        f"unreachable: {metric} is at least {y[i_min]:.6g} at {key} = {x[i_min]:.6g} (searched {lo:g} to {hi:g}; {how})"
+    )

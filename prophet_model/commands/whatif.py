@@ -1,0 +1,226 @@
+"""`python -m prophet_model whatif`: the headline metrics of one system under changed assumptions,
+printed beside the study's (or as CSV or JSON rows for scripts), without touching any file. The changed
+study (study/questions/overrides.py) is re-run whole, exactly as `make` would after the same edit to
+_config.yml."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from prophet_model.study.frames import Record, StudyResults
+
+NAME = "whatif"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    wi = commands.add_parser(
+        "whatif", help="headline metrics of one system under changed assumptions (no files written)"
+    )
+    wi.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
+    wi.add_argument("--system", required=True, help="system id, e.g. 8xA100")
+    wi.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one value, e.g. prophet.prediction_accuracy=0.6 or systems.8xA100.count=16 (repeatable)",
+    )
+    wi.add_argument("--gpu", help="a catalog GPU for the system (catalog/gpus.yml key)")
+    wi.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
+    wi.add_argument("--interconnect", help="a catalog interconnect for the system")
+    wi.add_argument("--format", default="text", choices=["text", "csv", "json"], help="output format (default: text)")
+
+
+def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from prophet_model.study.questions.overrides import changed_study, headline
+
+    before, after, notes = changed_study(
+        Path(args.config), args.system, args.sets, args.gpu, args.model, args.interconnect
+    )
+    s = after.system(args.system)
+    changes = [
+        *args.sets,
+        *(f"{k}={v}" for k, v in (("gpu", args.gpu), ("model", args.model), ("interconnect", args.interconnect)) if v),
+    ]
+    b = headline(before, args.system)
+    a = headline(after, args.system) if changes else b  # nothing changed: the same study, evaluated once
+    if args.format != "text":
+        from prophet_model.commands.shared import csv_text
+
+        rows = whatif_rows(b, a, args.system)
+        sys.stdout.write(csv_text(rows) if args.format == "csv" else whatif_json(changes, notes, rows))
+        return 0
+    print(f"What if: {'; '.join(changes) or 'nothing changed'}")
+    for note in notes:
+        print(f"note: {note}")
+    print(
+        f"{s.name}: {s.count} x {s.gpu.name}, {s.interconnect.name}; model {after.model.name}; experts "
+        f"{dict(pool='pooled', replicate='replicated')[after.config.experts.placement]}, attention TP "
+        f"{after.config.parallel.attention_tp}\n"
+    )
+    print(report(b.comparison_records, a.comparison_records))
+    return 0
+
+
+def _pair(b: float, p: float) -> str:
+    """A setting of both variants: one value where they agree, else baseline / Prophet."""
+    return f"{p:.0f}" if b == p else f"{b:.0f} / {p:.0f}"
+
+
+def _missing(v: object) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+def _note(row: Record) -> str:
+    note = row.get("note")
+    return note if isinstance(note, str) and note else "the model gives no numbers"
+
+
+def report(before: list[Record], after: list[Record]) -> str:
+    """The what-if table (each strategy at its best split, batch per GPU and attention tensor-parallel
+    degree, as the study searches them; baseline / Prophet where they differ), then why each strategy
+    without numbers has none (model.why_infeasible: which memory term overflows and by how much),
+    strategies with the same reason on one line. `before`, `after`: the comparison's records."""
+    from prophet_model.outputs import formatting as fmt
+
+    rows, why = [], {}
+    for a in after:
+        b = next((r for r in before if r["strategy"] == a["strategy"]), None)
+        was = "" if b is None or _missing(b.get("speedup")) else f" (was {fmt.ratio(b['speedup'])})"
+        if _missing(a.get("speedup")):
+            rows.append(
+                {
+                    "strategy": a["strategy"],
+                    "split": "",
+                    "batch": "",
+                    "attention TP": "",
+                    "baseline tok/s": "n/a",
+                    "Prophet tok/s": "n/a",
+                    "speedup": "not evaluated" + was,
+                    "$/1M tokens": "",
+                    "savings/yr": "",
+                }
+            )
+            why.setdefault(_note(a), []).append(str(a["strategy"]))
+            continue
+        rows.append(
+            {
+                "strategy": a["strategy"],
+                "split": a["prophet_split"].replace("x", "×"),
+                "batch": (
+                    f"{a['prophet_batch']:.0f}"
+                    if a["prophet_batch"] == a["baseline_batch"]
+                    else f"{a['baseline_batch']:.0f} / {a['prophet_batch']:.0f}"
+                ),
+                "attention TP": _pair(a["baseline_attention_tp"], a["prophet_attention_tp"]),
+                "baseline tok/s": fmt.tokens(a["baseline_tokens_per_s"]),
+                "Prophet tok/s": fmt.tokens(a["prophet_tokens_per_s"]),
+                "speedup": fmt.ratio(a["speedup"]) + was,
+                "$/1M tokens": (
+                    f"{fmt.usd(a['baseline_usd_per_1m_tokens'])} → {fmt.usd(a['prophet_usd_per_1m_tokens'])}"
+                ),
+                "savings/yr": fmt.usd(a["annual_savings_usd"]),
+            }
+        )
+    lines = [f"{', '.join(where)}: not evaluated: {reason}" for reason, where in why.items()]
+    return "\n".join([fmt.text_table(rows), *lines])
+
+
+# headline columns of a what-if, per strategy
+WHATIF_COLUMNS = (
+    "baseline_split",
+    "prophet_split",
+    "baseline_batch",
+    "prophet_batch",
+    "baseline_attention_tp",
+    "prophet_attention_tp",
+    "placement",
+    "baseline_step_ms",
+    "prophet_step_ms",
+    "baseline_tokens_per_s",
+    "prophet_tokens_per_s",
+    "speedup",
+    "baseline_usd_per_1m_tokens",
+    "prophet_usd_per_1m_tokens",
+    "annual_savings_usd",
+    "note",
+)  # (note: why a strategy has no numbers, e.g. the memory that overflows)
+
+
+def _value(v: object) -> object:
+    """A CSV/JSON cell: floats as floats (NaN -> None), numpy scalars unwrapped."""
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+STEP_TERMS = (
+    "compute_ms",
+    "fetch_ms",
+    "fetch_exposed_ms",
+    "comm_exposed_ms",
+    "alltoall_exposed_ms",
+    "allreduce_ms",
+    "step_ms",
+)  # the step's breakdown
+
+
+def whatif_rows(before: StudyResults, after: StudyResults, system_id: str) -> pd.DataFrame:
+    """One tidy row per strategy and case ('configured', 'what-if'): the system (id, name, GPU,
+    interconnect, count), the model, the headline columns, each variant's step-time breakdown (compute,
+    expert fetch before and after hiding, exposed all-to-all, ms) and whether it fits in memory
+    (`*_fits`: weights, KV cache and reserve fit; `*_holds_all_experts`: every expert stays on the GPUs)."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for case, res in (("configured", before), ("what-if", after)):
+        system = res.study.system(system_id)
+        chosen = res.chosen[res.chosen.system_id == system_id]
+        for _, r in res.comparison[res.comparison.system_id == system_id].iterrows():
+            row = {
+                "system_id": system_id,
+                "system": system.name,
+                "gpu": system.gpu_key,
+                "interconnect": system.interconnect_key,
+                "n_gpus": system.count,
+                "model": res.study.model_key,
+                "strategy": r.strategy,
+                "case": case,
+                **{c: r.get(c, np.nan) for c in WHATIF_COLUMNS},
+            }
+            for variant in ("baseline", "prophet"):
+                v = chosen[(chosen.strategy == r.strategy) & (chosen.variant == variant)]
+                v = v.iloc[0] if len(v) else pd.Series(dtype=object)
+                for term in STEP_TERMS[:-1]:
+                    row[f"{variant}_{term}"] = v.get(term, np.nan)
+                row[f"{variant}_fits"] = bool(v.get("feasible", False))
+                held = v.get("holds_all_experts", np.nan)
+                row[f"{variant}_holds_all_experts"] = held if pd.isna(held) else bool(held)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def whatif_json(changes: list[str], notes: list[str], rows: pd.DataFrame) -> str:
+    """The what-if as JSON: the changes, the notes, and whatif_rows' rows (NaN as null)."""
+    import json
+
+    out = {
+        "changes": changes,
+        "notes": notes,
+        "rows": [{k: _value(v) for k, v in r.items()} for r in rows.to_dict("records")],
+    }
+    return json.dumps(out, indent=1, sort_keys=False, allow_nan=False) + "\n"
