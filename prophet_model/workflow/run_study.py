@@ -114,6 +114,69 @@ def log_system(system, df, exc) -> None:
                 )
 
 
+def checks_and_claims(study: Study, results) -> tuple:
+    """(the sanity checks, the claims) of an evaluated study, each logged: the single-GPU claims, the
+    input warnings, every check (a miss as a warning), the expectations missed and what Prophet needs."""
+    from prophet_model.study.checks import all_checks, input_warnings
+    from prophet_model.study.claims import expectation_claims, need_claims, sentence, single_gpu_claims
+    from prophet_model.study.sensitivity import setups
+
+    single = single_gpu_claims(study)
+    for c in single:
+        log.warning("claim: %s", sentence(c))
+    for w in input_warnings(study, results.chosen):
+        log.warning("%s", w)
+    checks = all_checks(study, results.chosen, results.comparison)
+    for c in checks.itertuples():
+        level = logging.INFO if c.status == "PASS" else logging.WARNING
+        log.log(
+            level,
+            "check %s %s %s %s: %s (expected %g-%g)",
+            c.status,
+            c.system_id,
+            c.strategy,
+            c.check,
+            f"{c.value:.6g}",
+            c.min,
+            c.max,
+        )
+    if results.comparison.empty:
+        claims = single
+    else:
+        chosen_setups = setups(results)
+        missed = expectation_claims(study, chosen_setups, checks, results)
+        for c in missed:
+            log.warning("claim: %s", sentence(c))
+        needs = need_claims(study, chosen_setups)
+        for c in needs:
+            log.info("what Prophet needs: %s", sentence(c))
+        claims = single + missed + needs
+    return checks, claims
+
+
+def sampled_uncertainty(study: Study, results, progress: bool):
+    """The Monte Carlo's table (None without an uncertainty section or without numbers), its samples, the
+    draws each system dropped and the metrics outside their interval logged."""
+    if not study.config.uncertainty or results.comparison.empty:
+        return None
+    from prophet_model.outputs.formatting import dropped
+    from prophet_model.study.sensitivity import monte_carlo, outside_interval, uncertain_inputs
+
+    uncertainty = monte_carlo(results, progress=progress)
+    u = study.config.uncertainty
+    log.info(
+        "Monte Carlo: %d samples, seed %d, inputs %s (every draw re-searches each variant's operating point)",
+        u.samples,
+        u.seed,
+        ", ".join(uncertain_inputs(study)),
+    )
+    for r in uncertainty.drop_duplicates("system_id").itertuples():
+        log.info("Monte Carlo, %s: %s", r.system_id, dropped(r.draws, r.dropped, r.dropped_no_fit, r.dropped_max_step))
+    for line in outside_interval(uncertainty):
+        log.warning("uncertainty: %s", line)
+    return uncertainty
+
+
 def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], options: RunOptions) -> int:
     """`run` of `study` into `results_dir` (`label`: how errors name it; `argv`: the command line, for the
     log): the exit status. Files are replaced all at once or not at all."""
@@ -141,8 +204,6 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
     from tqdm import tqdm
 
     from prophet_model.outputs.report import write_cross_system, write_system
-    from prophet_model.study.checks import all_checks, input_warnings
-    from prophet_model.study.claims import sentence, single_gpu_claims
     from prophet_model.study.rates import hardware_lines
     from prophet_model.study.runner import run_study
     from prophet_model.workflow.parallel import run_parallel
@@ -162,65 +223,8 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
             nothing_fits(results.comparison)  # exit 2 naming the cause, before anything is written
         for line in hardware:
             log.info("hardware: %s", line)
-        single = single_gpu_claims(study)
-        for c in single:
-            log.warning("claim: %s", sentence(c))
-        for w in input_warnings(study, results.chosen):
-            log.warning("%s", w)
-        checks = all_checks(study, results.chosen, results.comparison)
-        for c in checks.itertuples():
-            level = logging.INFO if c.status == "PASS" else logging.WARNING
-            log.log(
-                level,
-                "check %s %s %s %s: %s (expected %g-%g)",
-                c.status,
-                c.system_id,
-                c.strategy,
-                c.check,
-                f"{c.value:.6g}",
-                c.min,
-                c.max,
-            )
-
-        from prophet_model.study.claims import expectation_claims, need_claims
-        from prophet_model.study.sensitivity import setups
-
-        if results.comparison.empty:
-            claims = single
-        else:
-            chosen_setups = setups(results)
-            missed = expectation_claims(study, chosen_setups, checks, results)
-            for c in missed:
-                log.warning("claim: %s", sentence(c))
-            needs = need_claims(study, chosen_setups)
-            for c in needs:
-                log.info("what Prophet needs: %s", sentence(c))
-            claims = single + missed + needs
-
-        uncertainty = None
-        if study.config.uncertainty and not results.comparison.empty:
-            from prophet_model.study.sensitivity import monte_carlo, outside_interval
-
-            uncertainty = monte_carlo(results, progress=not options.quiet)
-            u = study.config.uncertainty
-            from prophet_model.study.sensitivity import uncertain_inputs
-
-            log.info(
-                "Monte Carlo: %d samples, seed %d, inputs %s (every draw re-searches each variant's operating point)",
-                u.samples,
-                u.seed,
-                ", ".join(uncertain_inputs(study)),
-            )
-            from prophet_model.outputs.formatting import dropped
-
-            for r in uncertainty.drop_duplicates("system_id").itertuples():
-                log.info(
-                    "Monte Carlo, %s: %s",
-                    r.system_id,
-                    dropped(r.draws, r.dropped, r.dropped_no_fit, r.dropped_max_step),
-                )
-            for line in outside_interval(uncertainty):
-                log.warning("uncertainty: %s", line)
+        checks, claims = checks_and_claims(study, results)
+        uncertainty = sampled_uncertainty(study, results, progress=not options.quiet)
         if failures:
             log.error(
                 "ERROR %d system(s) failed: %s; nothing was written, %s",
