@@ -161,13 +161,13 @@ def test_a_missing_paper_file_suggests_the_paper_command(broken, tmp_path, capsy
 @pytest.mark.parametrize("command", [["analyze", "--results"], ["compare", "x"]])
 def test_internal_error_hint_only_where_log_level_is_accepted(command, monkeypatch, capsys, tmp_path) -> None:
     import prophet_model.commands.analyze
-    import prophet_model.commands.scripting
+    import prophet_model.commands.compare
 
     def boom(*a, **k):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(prophet_model.commands.analyze, "analyze", boom)
-    monkeypatch.setattr(prophet_model.commands.scripting, "compare_folders", boom)
+    monkeypatch.setattr(prophet_model.commands.compare, "compare_folders", boom)
     assert main([*command, str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: boom" in err and "--log-level" not in err

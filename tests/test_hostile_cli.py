@@ -125,7 +125,7 @@ runpy.run_module("prophet_model", run_name="__main__", alter_sys=True)
 
 
 @pytest.mark.parametrize("module", ["prophet_model.cli", "prophet_model.errors", "prophet_model.workflow.procs",
-                                    "prophet_model.commands.explore", "numpy"])  # fmt: skip
+                                    "prophet_model.commands.whatif", "numpy"])  # fmt: skip
 def test_sigint_during_imports(module):
     p = subprocess.Popen([sys.executable, "-c", HOOK, module, *WHATIF], cwd=ROOT, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)  # fmt: skip
@@ -241,7 +241,7 @@ def test_cores_respects_affinity():
 
 
 def test_large_sweep_says_its_estimate(monkeypatch, capsys):
-    from prophet_model.commands import question
+    from prophet_model.study.questions import sweep as question
 
     monkeypatch.setattr(question, "SECONDS_PER_POINT", 10.0)
     assert main(["sweep", "--system", "8xA100", "--vary", "prophet.prediction_accuracy=0.5,1"]) == 0

@@ -170,3 +170,79 @@ def test_no_module_is_over_450_lines() -> None:
     long = {p.relative_to(ROOT).as_posix(): n for p in (ROOT / "prophet_model").rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450}  # fmt: skip
     assert not long, long
+
+
+def private_names(source: str, package: str = "prophet_model") -> list[str]:
+    """The private names (`_x`) of `package` that a module's source imports or reaches through an imported
+    module (`from package.a import _x`, `from package.a import b` then `b._x`, `package.a._b`)."""
+    tree = ast.parse(source)
+    found: list[str] = []
+    modules: set[str] = set()  # local names bound to a module of the package
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == package:
+            if any(part.startswith("_") for part in node.module.split(".")):
+                found.append(node.module)
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"{node.module}.{a.name}")
+                modules.add(a.asname or a.name)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == package:
+                    found += [a.name] if any(p.startswith("_") for p in a.name.split(".")) else []
+                    modules.add(a.asname or a.name.split(".")[0])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in modules:
+                found.append(f"{ast.unparse(node)}")
+    return found
+
+
+def test_the_private_name_finder_finds_them() -> None:
+    source = (
+        "from prophet_model.study.sensitivity import _scenario, setups\n"
+        "from prophet_model.study import sensitivity as se\n"
+        "import prophet_model.study.runner\n"
+        "def f(x):\n"
+        "    from prophet_model.study.questions import grid as g\n"
+        "    return se._absolute, g._number(x), prophet_model.study.runner._pick, x._own, g.BOUNDS\n"
+    )
+    assert sorted(private_names(source)) == [
+        "g._number",
+        "prophet_model.study.runner._pick",
+        "prophet_model.study.sensitivity._scenario",
+        "se._absolute",
+    ]
+    assert (
+        private_names("from prophet_model.commands.shared import jobs\nimport argparse\nargparse._SubParsersAction\n")
+        == []
+    )
+
+
+def test_commands_use_no_private_name_of_another_module() -> None:
+    """cli.py and each command reach the layers below through their public names only (a private name is a
+    module's own business), and no command imports the physics (pyproject.toml's contract says so too)."""
+    for path in [ROOT / "prophet_model" / "cli.py", *sorted((ROOT / "prophet_model" / "commands").glob("*.py"))]:
+        source = path.read_text(encoding="utf-8")
+        assert private_names(source) == [], path.name
+        assert "prophet_model.physics" not in source and "from prophet_model import physics" not in source, path.name
+
+
+def test_each_command_is_one_module_named_after_it() -> None:
+    """commands.COMMANDS lists the command line's commands; each is commands/<name>.py, defining NAME (its
+    own name), register and main; every other module of commands/ is shared, not a command."""
+    import importlib
+
+    from prophet_model.cli import _parser
+    from prophet_model.commands import COMMANDS
+
+    sub = next(a for a in _parser()._actions if a.dest == "command")
+    assert list(sub.choices) == list(COMMANDS)
+    for name in COMMANDS:
+        module = importlib.import_module(f"prophet_model.commands.{name}")
+        assert module.NAME == name and callable(module.register) and callable(module.main), name
+    others = {p.stem for p in (ROOT / "prophet_model" / "commands").glob("*.py")} - set(COMMANDS)
+    assert others == {"__init__", "shared"}, others

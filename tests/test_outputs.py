@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from prophet_model.cli import main
-from prophet_model.commands.analyze import analyze, expected_files
+from prophet_model.commands.analyze import analyze
 from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs.files import expected_files
 from prophet_model.study import runner as study_mod
 from prophet_model.workflow.runlog import SUCCESS
 

@@ -85,7 +85,7 @@ def test_uncertainty_is_truncated_at_the_physical_bounds(study_dir) -> None:
 
 
 def test_set_reaches_dotted_names() -> None:
-    from prophet_model.commands.whatif import key_parts
+    from prophet_model.study.questions.overrides import key_parts
 
     assert key_parts("uncertainty.inputs[prophet.prediction_accuracy].low") == [
         ("uncertainty", False), ("inputs", False), ("prophet.prediction_accuracy", True), ("low", False)]  # fmt: skip

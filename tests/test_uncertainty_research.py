@@ -47,7 +47,7 @@ def test_a_longer_context_re_chooses_the_batch_as_the_study_would(default, facto
     }
     for variant in ("baseline", "prophet"):
         side = mc_search.side(default, sid, variant)
-        got = mc_search.best(side, draws, 1, at_point, se._scenario, None).tokens_per_s[0]
+        got = mc_search.best(side, draws, 1, at_point, se.scenario, None).tokens_per_s[0]
         assert got >= row[f"{variant}_tokens_per_s"] * (1 - 1e-9), (variant, factor)
         assert got <= row[f"{variant}_tokens_per_s"] * (1 + 1e-6), (variant, factor)  # no better than the study
 
@@ -110,7 +110,7 @@ def _speedup(results, sid: str, name: str, factors: list[float]) -> np.ndarray:
     """The re-searched speedup with one input at factors of its configured value, the others configured."""
     setup, f = se.setups(results)[sid], np.array(factors)
     values, at_point = se._absolute(setup, {name: f}), se._absolute(setup, {name: np.ones(1)})
-    b, p = (mc_search.best(mc_search.side(results, sid, v), values, f.size, at_point, se._scenario, None).tokens_per_s
+    b, p = (mc_search.best(mc_search.side(results, sid, v), values, f.size, at_point, se.scenario, None).tokens_per_s
             for v in ("baseline", "prophet"))  # fmt: skip
     return p / b
 

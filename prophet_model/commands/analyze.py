@@ -4,24 +4,46 @@ what is there, each system's numbers, the cost ranking, key findings, sanity che
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from prophet_model.errors import UserError
-from prophet_model.outputs import formatting as fmt
-from prophet_model.outputs.files import expected_files
-from prophet_model.outputs.tables import problem, regenerate_hint
-from prophet_model.workflow.results import consistency_problems
-from prophet_model.workflow.runlog import SUCCESS, latest_log
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NAME = "analyze"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    an = commands.add_parser("analyze", help="summarise an existing results folder")
+    an.add_argument("--results", default="results", help="results folder (default: results)")
+
+
+def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    text, code = analyze(Path(args.results))
+    print(text)
+    return code
 
 
 def _table(df: pd.DataFrame) -> str:
+    from prophet_model.outputs import formatting as fmt
+
     return fmt.text_table(df.to_dict("records"), list(df.columns))
 
 
 def analyze(results_dir: Path) -> tuple[str, int]:
     """The report text and the exit code."""
+    import pandas as pd
+
+    from prophet_model.outputs import formatting as fmt
+    from prophet_model.outputs.files import expected_files
+    from prophet_model.outputs.tables import problem, regenerate_hint
+    from prophet_model.workflow.results import consistency_problems
+    from prophet_model.workflow.runlog import SUCCESS, latest_log
+
     out: list[str] = [f"Results folder: {results_dir}"]
     comp_path = results_dir / "data" / "all_systems_comparison.csv"
     if not comp_path.is_file():

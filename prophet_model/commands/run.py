@@ -1,316 +1,36 @@
 """`python -m prophet_model run`: evaluate the study and write its CSVs, figures, summaries and log into
-the results folder, all at once or not at all."""
+the results folder, all at once or not at all (workflow/run_study.py)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from collections.abc import Sequence
 
-from prophet_model.commands.folders import environment_errors
-from prophet_model.commands.folders import results_dir as _results_dir
-from prophet_model.commands.folders import results_label as _results_label
-from prophet_model.errors import UserError
+from prophet_model.commands.shared import environment_errors, jobs, results_dir, results_label
 
-log = logging.getLogger("prophet_model")
+NAME = "run"
+LOGS = True
 
 
-def _result_table(comparison) -> str:
-    from prophet_model.commands.analyze import _table
-    from prophet_model.outputs.formatting import comparison_view
-
-    return _table(
-        comparison_view(comparison, ("system", "strategy", "baseline tok/s", "Prophet tok/s", "speedup", "$/1M tokens"))
+def register(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser("run", help="evaluate the study; write CSVs, figures, summaries and a log")
+    run.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
+    run.add_argument("--systems", nargs="+", metavar="ID", help="system ids to evaluate (default: all)")
+    run.add_argument("--results", help="results folder (default: study.results_dir in the config)")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument("--quiet", action="store_true", help="no progress bar or result table")
+    run.add_argument("--no-figures", action="store_true", help="CSVs, summaries and checks only (quick what-ifs)")
+    run.add_argument("--jobs", type=jobs, default=0, help="processes for writing outputs (default: one per core)")
+    run.add_argument(
+        "--if-stale", action="store_true", help="do nothing when the manifest shows the results up to date"
     )
-
-
-class _NotCommitted(Exception):
-    """A part of the run failed after staging began: nothing is moved into the results folder."""
-
-    def __init__(self, failures: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in failures.items()))
-        self.failures = failures
 
 
 @environment_errors
-def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from prophet_model.outputs.files import SYSTEM_FILES, system_of
+def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from prophet_model.study.config import load_study
-    from prophet_model.workflow.commit import recover, staged
-    from prophet_model.workflow.procs import hold_lock
-    from prophet_model.workflow.results import LOCK, owned, prepare, stale_reasons
+    from prophet_model.workflow.run_study import RunOptions, run
 
     study = load_study(args.config)
-    for sid in args.systems or ():
-        study.system(sid)  # raises UserError naming the allowed ids
-    if args.if_stale and (args.systems or args.no_figures):
-        raise UserError("--if-stale checks a whole run; allowed: --if-stale without --systems and --no-figures")
-    results_dir = _results_dir(args, study)
-    if owned(results_dir):
-        hold_lock(results_dir, LOCK, "the results folder")  # another make in this checkout goes first
-        recover(results_dir)  # what a killed command left
-    if args.if_stale and owned(results_dir):
-        reasons = stale_reasons(results_dir, study, "run")
-        if not reasons:
-            print(f"{results_dir}: results up to date (config {study.config_hash})", file=sys.stderr)
-            return 0
-        print(
-            f"{results_dir}: rerunning: {reasons[0]}" + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""),
-            file=sys.stderr,
-        )
-    from tqdm import tqdm
-
-    from prophet_model.outputs.report import write_cross_system, write_system
-    from prophet_model.study.checks import all_checks, input_warnings
-    from prophet_model.study.claims import sentence, single_gpu_claims
-    from prophet_model.study.rates import hardware_lines
-    from prophet_model.study.runner import run_study
-    from prophet_model.workflow.parallel import run_parallel
-    from prophet_model.workflow.runlog import SUCCESS, close_log, open_log, write_header
-
-    hardware = hardware_lines(study)  # a measurement that gives an efficiency above 1 stops here, before any write
-    results_dir = prepare(results_dir, _results_label(args, study))  # refuses folders that are not the artifact's
-    hold_lock(results_dir, LOCK, "the results folder")
-    before = _manifest_state(results_dir)
-    log_path = open_log(results_dir / "logs", args.log_level)
-    try:
-        write_header(study, list(argv))
-        from prophet_model.commands.difference import INPUTS_PREFIX, inputs_json
-
-        log.info("%s%s", INPUTS_PREFIX, inputs_json(study))  # what `compare` shows as the inputs' difference
-
-        def on_system(system, df, exc) -> None:
-            if exc is not None:
-                log.error("system %s: evaluation failed: %s", system.id, exc)
-                return
-            # one line per split (its fastest candidate); every candidate at debug level
-            for _, g in df.groupby(["role", "strategy", "variant", "ep", "dp"], sort=False, dropna=False):
-                r = g.iloc[0]
-                fits = g[g.feasible.astype(bool)] if r.ep else g.iloc[:0]
-                if fits.empty:
-                    log.info("%s %s %s: not evaluated (%s)", system.id, r.strategy, r.variant, r.note)
-                    continue
-                b = fits.loc[fits.tokens_per_s.idxmax()]
-                log.info(
-                    "%s %s %s ep=%d dp=%d%s: fastest of %d candidates: B %d, TP %d: %.1f tok/s, step %.3f ms "
-                    "(compute %.3f, fetch %.3f, comm %.3f)",
-                    system.id,
-                    b.strategy,
-                    b.variant,
-                    b.ep,
-                    b.dp,
-                    (
-                        ""
-                        if b.role == "system"
-                        else (
-                            f" (scaling reference on {int(b.n_gpus_evaluated)}"
-                            f" GPU{'' if b.n_gpus_evaluated == 1 else 's'})"
-                        )
-                    ),
-                    len(g),
-                    b.batch_size_per_gpu,
-                    b.attention_tp,
-                    b.tokens_per_s,
-                    b.step_ms,
-                    b.compute_ms,
-                    b.fetch_exposed_ms,
-                    b.comm_exposed_ms,
-                )
-                if log.isEnabledFor(logging.DEBUG):
-                    for c in fits.itertuples():
-                        log.debug(
-                            "  candidate B %d, TP %d: %.1f tok/s, step %.3f ms",
-                            c.batch_size_per_gpu,
-                            c.attention_tp,
-                            c.tokens_per_s,
-                            c.step_ms,
-                        )
-
-        results, failures = run_study(study, args.systems, on_system)
-        if not failures:
-            nothing_fits(results.comparison)  # exit 2 naming the cause, before anything is written
-        for line in hardware:
-            log.info("hardware: %s", line)
-        single = single_gpu_claims(study)
-        for c in single:
-            log.warning("claim: %s", sentence(c))
-        for w in input_warnings(study, results.chosen):
-            log.warning("%s", w)
-        checks = all_checks(study, results.chosen, results.comparison)
-        for c in checks.itertuples():
-            level = logging.INFO if c.status == "PASS" else logging.WARNING
-            log.log(
-                level,
-                "check %s %s %s %s: %s (expected %g-%g)",
-                c.status,
-                c.system_id,
-                c.strategy,
-                c.check,
-                f"{c.value:.6g}",
-                c.min,
-                c.max,
-            )
-
-        from prophet_model.study.claims import expectation_claims, need_claims
-        from prophet_model.study.sensitivity import setups
-
-        if results.comparison.empty:
-            claims = single
-        else:
-            chosen_setups = setups(results)
-            missed = expectation_claims(study, chosen_setups, checks, results)
-            for c in missed:
-                log.warning("claim: %s", sentence(c))
-            needs = need_claims(study, chosen_setups)
-            for c in needs:
-                log.info("what Prophet needs: %s", sentence(c))
-            claims = single + missed + needs
-
-        uncertainty = None
-        if study.config.uncertainty and not results.comparison.empty:
-            from prophet_model.study.sensitivity import monte_carlo, outside_interval
-
-            uncertainty = monte_carlo(results, progress=not args.quiet)
-            u = study.config.uncertainty
-            from prophet_model.study.sensitivity import uncertain_inputs
-
-            log.info(
-                "Monte Carlo: %d samples, seed %d, inputs %s (every draw re-searches each variant's operating point)",
-                u.samples,
-                u.seed,
-                ", ".join(uncertain_inputs(study)),
-            )
-            from prophet_model.outputs.formatting import dropped
-
-            for r in uncertainty.drop_duplicates("system_id").itertuples():
-                log.info(
-                    "Monte Carlo, %s: %s",
-                    r.system_id,
-                    dropped(r.draws, r.dropped, r.dropped_no_fit, r.dropped_max_step),
-                )
-            for line in outside_interval(uncertainty):
-                log.warning("uncertainty: %s", line)
-        if failures:
-            log.error(
-                "ERROR %d system(s) failed: %s; nothing was written, %s",
-                len(failures),
-                "; ".join(f"{k}: {v}" for k, v in failures.items()),
-                _previous(results_dir, before),
-            )
-            return 1
-        done = [s for s in study.systems if s.id in set(results.chosen.get("system_id", []))]
-        figs = not args.no_figures
-        partial = bool(args.systems)
-        mine = {s.id for s in done} if partial else None
-
-        def scope(rel: str, entry: dict) -> bool:
-            """The files this run replaces: a partial run touches only its own outputs."""
-            if not figs and rel.startswith("figures/"):
-                return False
-            if partial:
-                return system_of(rel) in mine
-            return True
-
-        from prophet_model.workflow.writer_tables import writer_tables
-
-        tables = writer_tables(
-            results, checks, claims, whole=not partial
-        )  # what the pages, paper and notebooks read (results/data)
-        with staged(results_dir, study, "run", scope) as stage:
-            tasks = [
-                (write_system, (results, checks, system, stage, figs, uncertainty, tables), system.id)
-                for system in done
-            ]
-            if not partial:  # the cross-system files need every system
-                tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty, tables), "cross-system"))
-                tasks.append((write_validation, (study, results.headline, checks, stage), "validation"))
-            bar = tqdm(total=len(tasks), desc="outputs", unit="part", disable=args.quiet, file=sys.stderr)
-            for name, paths, exc in run_parallel(tasks, args.jobs):
-                bar.update()
-                if exc is not None:
-                    failures[name] = f"writing outputs failed: {exc}"
-                    log.error("%s: %s", name, failures[name])
-                else:
-                    log.info("%s: wrote %d files", name, len(paths))
-            bar.close()
-            if failures:  # nothing is committed: the staging folder goes, the previous results stay
-                raise _NotCommitted(failures)
-            if partial:
-                log.info(
-                    "partial run (--systems): wrote only %s; the cross-system files are left as they were",
-                    ", ".join(p.format(id=i) for i in sorted(mine) for p in SYSTEM_FILES[:1]),
-                )
-        log.info("results in %s", results_dir.resolve())
-        if not args.quiet and not results.comparison.empty:
-            print(_result_table(results.comparison))
-        log.info(SUCCESS)
-        print(f"log: {log_path}", file=sys.stderr)
-        return 0
-    except _NotCommitted as exc:
-        log.error(
-            "ERROR %d part(s) failed: %s; nothing was replaced, %s",
-            len(exc.failures),
-            "; ".join(f"{k}: {v}" for k, v in exc.failures.items()),
-            _previous(results_dir, before),
-        )
-        return 1
-    except BaseException as exc:
-        log.debug("traceback", exc_info=True)
-        # a UserError is printed once by main; the log still ends with it
-        said_by_main = isinstance(exc, (UserError, KeyboardInterrupt))  # main prints these once
-        text = str(exc) or ("interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt) else "(no message)")
-        log.error("ERROR %s: %s", type(exc).__name__, text, extra={"log_file_only": said_by_main})
-        raise
-    finally:
-        close_log()
-
-
-def write_validation(study, headline, checks, out) -> list:
-    """What the measurements say (measured.tables), written under out/data/validation/ (outputs.files)."""
-    from prophet_model.measured.tables import tables
-    from prophet_model.outputs.files import write_validation as write
-
-    return write(*tables(study, headline, checks), out)
-
-
-def _manifest_state(results_dir) -> bytes | None:
-    """The manifest's bytes (None when there is none or it cannot be read): what `_previous` compares."""
-    try:
-        return (results_dir / "manifest.json").read_bytes()
-    except OSError:
-        return None
-
-
-def _previous(results_dir, before: bytes | None) -> str:
-    """What the log may say of the previous results, checked: their manifest and files as they were."""
-    from prophet_model.workflow.results import changed_files
-
-    try:
-        same = _manifest_state(results_dir) == before and (before is None or not changed_files(results_dir))
-    except (OSError, UserError):
-        same = False
-    if same:
-        return "the previous results are left as they were"
-    return f"but {results_dir} changed meanwhile (another program wrote or removed files there); check it"
-
-
-def nothing_fits(comparison) -> None:
-    """A UserError naming why, when no system and strategy of the comparison has numbers; a study in
-    which some do is a result (the others say why in their note)."""
-    if comparison.empty or comparison.speedup.notna().any():
-        return
-    why = {}
-    for r in comparison.itertuples():
-        why.setdefault(str(r.note) if isinstance(r.note, str) and r.note else "not evaluated", []).append(
-            f"{r.system_id} {r.strategy}"
-        )
-    lines = "; ".join(f"{', '.join(where)}: {reason}" for reason, where in why.items())
-    memory = any("(before any expert)" in reason for reason in why)  # model.why_infeasible's wording
-    hint = (
-        "a smaller workload.batch_size_per_gpu, workload.context_length_tokens or workload.reserved_memory_gb, "
-        "a smaller model, or GPUs with more memory"
-        if memory
-        else "a strategy or system that can be evaluated (strategies, systems in the config)"
-    )
-    raise UserError(f"no system and strategy can be evaluated: {lines}; allowed: {hint}")
+    options = RunOptions(args.systems, args.if_stale, args.no_figures, args.quiet, args.jobs, args.log_level)
+    return run(study, results_dir(args, study), results_label(args, study), argv, options)

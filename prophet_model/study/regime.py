@@ -25,7 +25,7 @@ from prophet_model import physics as m
 from prophet_model.study import mc_search
 from prophet_model.study.config import Study, System
 from prophet_model.study.runner import StudyResults
-from prophet_model.study.sensitivity import _scenario, setups
+from prophet_model.study.sensitivity import scenario, setups
 
 GB = 1e9
 HOST, EXPERT, LINK, AFFINITY = (
@@ -90,8 +90,8 @@ def expert_ratio(base: dict[str, float]) -> float:
 
 
 def _host_path(base: dict[str, float], draws: dict[str, np.ndarray]) -> m.Scenario:
-    """sensitivity._scenario, with the host-link factor on the host memory behind the link too."""
-    s = _scenario(base, draws)
+    """sensitivity.scenario, with the host-link factor on the host memory behind the link too."""
+    s = scenario(base, draws)
     if HOST not in draws:
         return s
     return m.Scenario(
@@ -193,7 +193,7 @@ def panel_b(results: StudyResults, sid: str, n: int) -> pd.DataFrame:
     """The baseline's all-to-all share (computed) x inter-layer affinity from chance (NaN: each candidate's own)
     to 1, n x n."""
     w = np.geomspace(*LINK_FACTOR, n)
-    chance = float(m.chance_locality(_scenario(setups(results)[sid].prophet, {})))
+    chance = float(m.chance_locality(scenario(setups(results)[sid].prophet, {})))
     a = np.concatenate([[np.nan], np.linspace(chance, 1.0, n)[1:]])
     W, A = (v.ravel() for v in np.meshgrid(w, a))
     draws = {LINK: W, AFFINITY: A}
@@ -208,10 +208,10 @@ def systems(results: StudyResults) -> pd.DataFrame:
     head = results.headline.dropna(subset=["speedup"]) if results.headline is not None else pd.DataFrame()
     for sid, setup in setups(results).items():
         r = head[head.system_id == sid].iloc[0]
-        base = _scenario(setup.baseline, {})
+        base = scenario(setup.baseline, {})
         res = m.evaluate(base)
         share = 100 * float(res.alltoall_s) / float(res.step_s)
-        chance = float(m.chance_locality(_scenario(setup.prophet, {})))
+        chance = float(m.chance_locality(scenario(setup.prophet, {})))
         common = {
             "kind": "system",
             "system_id": sid,

@@ -132,7 +132,9 @@ def strategy_setup(results: StudyResults, sid: str, strategy: str) -> Setup | No
     )
 
 
-def _scenario(base: dict[str, float], overrides: dict[str, np.ndarray]) -> m.Scenario:
+def scenario(base: dict[str, float], overrides: dict[str, np.ndarray]) -> m.Scenario:
+    """The model's inputs of one variant (`base`, a Setup's baseline or prophet) with `overrides`: a
+    config path replaces the value, a *_factor input multiplies it (INPUTS)."""
     values = {f.name: np.asarray(base[f.name], dtype=float) for f in fields(m.Scenario)}
     for name, arr in overrides.items():
         if (name in PROPHET_ONLY_INPUTS and not base["prophet"]) or (name in BASELINE_ONLY_INPUTS and base["prophet"]):
@@ -145,19 +147,19 @@ def _scenario(base: dict[str, float], overrides: dict[str, np.ndarray]) -> m.Sce
 
 def tokens_per_s(setup: Setup, variant: str, overrides: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """One variant's ("baseline" or "prophet") system throughput for arrays of input values."""
-    return m.evaluate(_scenario(getattr(setup, variant), overrides or {})).tokens_per_s
+    return m.evaluate(scenario(getattr(setup, variant), overrides or {})).tokens_per_s
 
 
 def alltoall_per_token(setup: Setup, variant: str, overrides: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Bytes of one all-to-all per sequence of the batch (physics/comm.py), one variant."""
-    s = _scenario(getattr(setup, variant), overrides or {})
+    s = scenario(getattr(setup, variant), overrides or {})
     return m.evaluate(s).alltoall_bytes / s.batch_size_per_gpu
 
 
 def evaluate(setup: Setup, overrides: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Headline metrics for arrays of input values (broadcast together)."""
     overrides = overrides or {}
-    tps = {v: m.evaluate(_scenario(getattr(setup, v), overrides)).tokens_per_s for v in ("baseline", "prophet")}
+    tps = {v: m.evaluate(scenario(getattr(setup, v), overrides)).tokens_per_s for v in ("baseline", "prophet")}
     return metrics(setup, tps["baseline"], tps["prophet"])
 
 
@@ -308,7 +310,7 @@ def monte_carlo(
         if d:
             values, at_point = _absolute(setup, d), _absolute(setup, {k: np.ones(1) for k in d})
             b, p = (
-                mc_search.best(mc_search.side(results, sid, v), values, n, at_point, _scenario, limit)
+                mc_search.best(mc_search.side(results, sid, v), values, n, at_point, scenario, limit)
                 for v in ("baseline", "prophet")
             )
             mc = metrics(setup, b.tokens_per_s, p.tokens_per_s)

@@ -151,7 +151,7 @@ class Guardian:
 
 class EnvironmentProblem(UserError):
     """The machine, not the input: a folder that cannot be written, a full disk. Printed as one line, exit 1
-    (commands/folders.py: environment_errors)."""
+    (commands/shared.py: environment_errors)."""
 
     exit_code = 1
 

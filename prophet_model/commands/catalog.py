@@ -6,9 +6,29 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from prophet_model.errors import UserError
+
+NAME = "catalog"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    ca = commands.add_parser("catalog", help="write catalog entries: a model from its config.json, a GPU template")
+    cs = ca.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+    am = cs.add_parser("add-model", help="a catalog/models.yml entry from a HuggingFace config.json")
+    am.add_argument("--from", dest="source", required=True, metavar="CONFIG_JSON", help="the model's config.json")
+    am.add_argument("--name", help="the entry's key (default: from the file's folder or model type)")
+    am.add_argument("--out", help="write the YAML here (default: standard output); never over an existing file")
+    ag = cs.add_parser("add-gpu", help="a catalog/gpus.yml entry template: every field, its unit and meaning")
+    ag.add_argument("--name", default="my_gpu", help="the entry's key (default: my_gpu)")
+    ag.add_argument("--out", help="write the YAML here (default: standard output); never over an existing file")
+
+
+def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    return run_catalog(args)
+
 
 GPU_FIELDS = {  # field -> (placeholder, unit and meaning)
     "name": ('"My GPU 80GB"', "display name, as tables and figures print it"),
@@ -109,7 +129,7 @@ def run_catalog(args: argparse.Namespace) -> int:
 
 
 def _run_catalog(args: argparse.Namespace) -> int:
-    from prophet_model.commands.scripting import write_new
+    from prophet_model.commands.shared import write_new
     from prophet_model.study.hfconfig import printable
 
     if args.catalog_command == "add-model":

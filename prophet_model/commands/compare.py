@@ -1,154 +1,160 @@
-"""Answers for scripts: `whatif --format csv|json`, new files for --out (`write_new`) and `compare` (the
-numbers that differ between two results folders). The sweep's grid is in grid.py."""
+"""`python -m prophet_model compare A B`: the numbers that differ between two results folders (exit 1 if
+any). For people (text): what differs in the inputs of the two folders (the configuration and the catalog
+entries each run read, from its log), then the headline metrics that changed most, ranked by relative
+change, then the rest on request (--all); --format csv: every difference, as a table."""
 
 from __future__ import annotations
 
-import io
-import json
+import argparse
 import math
-import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
 from prophet_model.errors import UserError
-from prophet_model.outputs.files import FLOAT_FORMAT
 
 if TYPE_CHECKING:
-    from prophet_model.study.runner import StudyResults
+    import pandas as pd
 
-# headline columns of a what-if, per strategy
-WHATIF_COLUMNS = (
-    "baseline_split",
-    "prophet_split",
-    "baseline_batch",
-    "prophet_batch",
-    "baseline_attention_tp",
-    "prophet_attention_tp",
-    "placement",
-    "baseline_step_ms",
-    "prophet_step_ms",
-    "baseline_tokens_per_s",
-    "prophet_tokens_per_s",
+NAME = "compare"
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    cp = commands.add_parser("compare", help="the numbers that differ between two results folders (exit 1 if any)")
+    cp.add_argument("a", help="a results folder")
+    cp.add_argument("b", help="another results folder")
+    cp.add_argument("--rtol", type=float, default=0.0, help="ignore relative differences up to this (default 0)")
+    cp.add_argument(
+        "--format",
+        default="text",
+        choices=["text", "csv"],
+        help=(
+            "text: the inputs that differ, then the headline metrics that changed most; csv: every "
+            "difference (default: text)"
+        ),
+    )
+    cp.add_argument("--all", action="store_true", help="text: list every difference after the ranked headline ones")
+
+
+def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from prophet_model.commands.shared import csv_text
+
+    if not (args.rtol >= 0):
+        raise UserError(f"--rtol {args.rtol}: allowed: a number >= 0")
+    table = compare_folders(Path(args.a), Path(args.b), args.rtol)
+    if args.format == "csv":
+        sys.stdout.write(csv_text(table))
+    else:
+        sys.stdout.write(people_text(table, Path(args.a), Path(args.b), args.all) + "\n")
+    return 1 if len(table) else 0
+
+
+HEADLINE_FILES = ("headline.csv", "all_systems_comparison.csv")
+HEADLINE_COLUMNS = (
     "speedup",
-    "baseline_usd_per_1m_tokens",
+    "prophet_tokens_per_s",
+    "baseline_tokens_per_s",
     "prophet_usd_per_1m_tokens",
+    "baseline_usd_per_1m_tokens",
     "annual_savings_usd",
-    "note",
-)  # (note: why a strategy has no numbers, e.g. the memory that overflows)
+    "prophet_step_ms",
+    "baseline_step_ms",
+    "comm_reduction",
+    "prophet_batch",
+    "baseline_batch",
+    "prophet_split",
+    "baseline_split",
+)
+TOP = 10
 
 
-def _value(v: object) -> object:
-    """A CSV/JSON cell: floats as floats (NaN -> None), numpy scalars unwrapped."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
+def read_inputs(results: Path) -> dict | None:
+    """The inputs of the newest log in results/logs that records them (None for a folder written before)."""
+    import json
 
+    from prophet_model.workflow.run_study import INPUTS_PREFIX
 
-STEP_TERMS = (
-    "compute_ms",
-    "fetch_ms",
-    "fetch_exposed_ms",
-    "comm_exposed_ms",
-    "alltoall_exposed_ms",
-    "allreduce_ms",
-    "step_ms",
-)  # the step's breakdown
-
-
-def whatif_rows(before: StudyResults, after: StudyResults, system_id: str) -> pd.DataFrame:
-    """One tidy row per strategy and case ('configured', 'what-if'): the system (id, name, GPU,
-    interconnect, count), the model, the headline columns, each variant's step-time breakdown (compute,
-    expert fetch before and after hiding, exposed all-to-all, ms) and whether it fits in memory
-    (`*_fits`: weights, KV cache and reserve fit; `*_holds_all_experts`: every expert stays on the GPUs)."""
-    rows = []
-    for case, res in (("configured", before), ("what-if", after)):
-        system = res.study.system(system_id)
-        chosen = res.chosen[res.chosen.system_id == system_id]
-        for _, r in res.comparison[res.comparison.system_id == system_id].iterrows():
-            row = {
-                "system_id": system_id,
-                "system": system.name,
-                "gpu": system.gpu_key,
-                "interconnect": system.interconnect_key,
-                "n_gpus": system.count,
-                "model": res.study.model_key,
-                "strategy": r.strategy,
-                "case": case,
-                **{c: r.get(c, np.nan) for c in WHATIF_COLUMNS},
-            }
-            for variant in ("baseline", "prophet"):
-                v = chosen[(chosen.strategy == r.strategy) & (chosen.variant == variant)]
-                v = v.iloc[0] if len(v) else pd.Series(dtype=object)
-                for term in STEP_TERMS[:-1]:
-                    row[f"{variant}_{term}"] = v.get(term, np.nan)
-                row[f"{variant}_fits"] = bool(v.get("feasible", False))
-                held = v.get("holds_all_experts", np.nan)
-                row[f"{variant}_holds_all_experts"] = held if pd.isna(held) else bool(held)
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def csv_text(rows: pd.DataFrame) -> str:
-    """Deterministic CSV text (the results' float format, no index, LF line endings)."""
-    buf = io.StringIO()
-    rows.to_csv(buf, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
-    return buf.getvalue()
-
-
-def whatif_json(changes: list[str], notes: list[str], rows: pd.DataFrame) -> str:
-    out = {
-        "changes": changes,
-        "notes": notes,
-        "rows": [{k: _value(v) for k, v in r.items()} for r in rows.to_dict("records")],
-    }
-    return json.dumps(out, indent=1, sort_keys=False, allow_nan=False) + "\n"
-
-
-def check_new(path: Path, force: bool, option: str = "--out") -> None:
-    """What write_new refuses, said before anything is computed or written: an existing file without
-    --force, a folder or other non-file, a folder that does not exist."""
-    if path.is_dir():
-        raise UserError(
-            f"{path} is a folder (never replaced, not even with --force); allowed: a file path for "
-            f"{option}, e.g. {path / ('sweep.png' if option == '--plot' else 'sweep.csv')}"
-        )
-    if path.exists() and not path.is_file():
-        raise UserError(f"{path} is not a regular file (never replaced); allowed: a file path for {option}")
-    if path.exists() and not force:
-        raise UserError(f"{path} exists; allowed: another {option}, or --force to replace it")
-    if not path.parent.is_dir():
-        raise UserError(f"{path.parent}: no such folder; allowed: {option} in an existing folder")
-
-
-def write_new(path: Path, text: str | bytes, force: bool, option: str = "--out") -> None:
-    """Write `text` to `path` through a temporary file; an existing file is replaced only with --force,
-    a folder (or anything else that is not a file) never; a folder that cannot be written is named."""
-    check_new(path, force, option)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if isinstance(text, bytes):
-            tmp.write_bytes(text)
-        else:
-            tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UserError(
-            f"{option} {path}: cannot write there ({exc.strerror or exc}); allowed: a file in a folder you can write to"
-        ) from None
-    finally:
+    logs = sorted((results / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for log in logs:
         try:
-            tmp.unlink(missing_ok=True)
-        except OSError:  # a folder where nothing could be made has nothing to remove
-            pass
+            text = log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            at = line.find(INPUTS_PREFIX)
+            if at >= 0:
+                try:
+                    return json.loads(line[at + len(INPUTS_PREFIX) :])
+                except json.JSONDecodeError:
+                    break
+    return None
 
 
-# --------------------------------------------------------------------------------------------
-# compare
+def _flat(node: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, dict):
+        out: dict[str, object] = {}
+        for k, v in node.items():
+            out |= _flat(v, f"{prefix}{k}." if not isinstance(v, dict) or v else f"{prefix}{k}")
+        return out or {prefix.rstrip("."): {}}
+    if isinstance(node, list) and node and all(isinstance(e, dict) and "id" in e for e in node):
+        return {k: v for e in node for k, v in _flat(e, f"{prefix}{e['id']}.").items()}
+    return {prefix.rstrip("."): node}
+
+
+def input_lines(a: Path, b: Path) -> list[str]:
+    ia, ib = read_inputs(a), read_inputs(b)
+    if ia is None or ib is None:
+        which = " and ".join(str(p) for p, i in ((a, ia), (b, ib)) if i is None)
+        return [f"inputs: not recorded in {which} (written before `run` logged them); rerun to see the difference"]
+    fa, fb = _flat(ia), _flat(ib)
+    keys = [k for k in dict.fromkeys([*fa, *fb]) if fa.get(k, "(absent)") != fb.get(k, "(absent)")]
+    keys = [k for k in keys if not k.startswith("config.") or ".sources." not in k]  # the sources' wording
+    if not keys:
+        return ["inputs: the same configuration and catalog entries"]
+    lines = [f"inputs that differ ({len(keys)}):"]
+    for k in keys:
+        lines.append(f"  {k.removeprefix('config.')}: {fa.get(k, '(absent)')} -> {fb.get(k, '(absent)')}")
+    return lines
+
+
+def ranked(table: pd.DataFrame) -> pd.DataFrame:
+    """The headline rows of a compare table, largest relative change first (changed text: first of all)."""
+    head = table[table.file.isin(HEADLINE_FILES) & table.column.isin(HEADLINE_COLUMNS)].copy()
+    size = head.relative.abs().fillna(math.inf)
+    return head.assign(_size=size).sort_values("_size", ascending=False, kind="stable").drop(columns="_size")
+
+
+def _line(r) -> str:
+    where = " ".join(x for x in (r.row, r.column) if x)
+    if isinstance(r.a, float) and isinstance(r.b, float) and not math.isnan(r.difference):
+        rel = "" if math.isnan(r.relative) else f" ({100 * r.relative:+.3g}%)"
+        return f"{where}: {r.a:.6g} -> {r.b:.6g}{rel}"
+    return f"{where}: {r.a} -> {r.b}"
+
+
+def people_text(table: pd.DataFrame, a: Path, b: Path, show_all: bool) -> str:
+    """The inputs that differ, the headline metrics that changed most (ranked), then the rest or a count."""
+    lines = [f"{a} (a) -> {b} (b)", *input_lines(a, b), ""]
+    if table.empty:
+        return "\n".join([*lines, "every number in data/*.csv is the same"])
+    top = ranked(table)
+    shown = top.head(TOP)
+    if len(shown):
+        lines.append(f"headline metrics that changed most ({len(shown)} of {len(top)}, largest relative change first):")
+        lines += [f"  {r.file.removesuffix('.csv')}: {_line(r)}" for r in shown.itertuples()]
+    else:
+        lines.append("no headline metric changed")
+    rest = table.drop(index=shown.index)
+    if not show_all:
+        if len(rest):
+            lines.append(f"\n{len(rest)} more difference(s) in data/*.csv: --all lists them (--format csv: a table)")
+        return "\n".join(lines)
+    lines.append(f"\nevery other difference ({len(rest)}):")
+    for file, g in rest.groupby("file", sort=False):
+        lines += [f"  {file}", *(f"    {_line(r)}" for r in g.itertuples())]
+    return "\n".join(lines)
+
 
 # rows are matched on these columns (other CSVs: on their text columns)
 KEYS = {
@@ -180,6 +186,8 @@ ALWAYS_ROWS = ("all_systems_comparison.csv", "fixed_batch_comparison.csv", "head
 def _table(path: Path) -> pd.DataFrame:
     """A CSV of a results folder, read for `compare`: one that is empty, cut short or not a table (or one
     that always has rows but has none) is a UserError naming it, never an internal error."""
+    import pandas as pd
+
     from prophet_model.outputs.tables import problem
 
     folder = path.parent.parent
@@ -202,6 +210,9 @@ def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
     """Every value that differs between the CSVs of two results folders (data/*.csv): file, row key,
     column, the two values, and the difference (absolute and relative) for numbers; files or rows
     present on one side only are listed too. `rtol`: relative differences up to it are ignored."""
+    import numpy as np
+    import pandas as pd
+
     for d in (a, b):
         if not (d / "data").is_dir():
             raise UserError(f"{d}: no data/ folder; allowed: a results folder written by `python -m prophet_model run`")
@@ -282,7 +293,3 @@ def compare_folders(a: Path, b: Path, rtol: float = 0.0) -> pd.DataFrame:
                         }
                     )
     return pd.DataFrame(rows, columns=["file", "row", "column", "a", "b", "difference", "relative"])
-
-
-def grid_size(grid: dict[str, np.ndarray]) -> int:
-    return math.prod(len(v) for v in grid.values())
