@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prophet_model.errors import UserError
+from prophet_model.study import inputs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,11 +91,13 @@ def gpus(text: str) -> int:
     return whole(text, "GPUs in the system")
 
 
-VARY_HELP = """keys: the model's inputs (one vectorized call for the whole grid, around the operating point the
-study chose: its strategy, split and batch per GPU), e.g. prophet.prediction_accuracy,
-prophet.comm_reduction_factor, workload.batch_size_per_gpu, interconnect_bandwidth_factor,
-host_link_bandwidth_factor, expert_size_factor, kv_cache_factor, expert_cache.prophet_policy; or any key of
-the configuration that whatif --set reaches (the study re-run for each value), e.g.
+VARY_HELP = (
+    """keys: the model's inputs (one vectorized call for the whole grid, around the operating point the
+study chose: its strategy, split and batch per GPU; study/inputs.py):
+"""
+    + inputs.varied_help()
+    + """
+or any key of the configuration that whatif --set reaches (the study re-run for each value), e.g.
 implementation.kernels_per_layer or systems.8xA100.count. A key holding dots in one name goes in brackets:
 uncertainty.inputs[prophet.prediction_accuracy].low
 
@@ -105,6 +108,7 @@ examples:
   python -m prophet_model sweep --gpu h100_sxm5_80gb --count 8 --interconnect nvswitch_nvlink4 --model mixtral_8x7b \\
       --vary host_link_bandwidth_factor=log:0.25:8:6
   python -m prophet_model solve --system 8xA100 --metric speedup --target 2 --vary prophet.prediction_accuracy"""
+)
 
 
 def question_options(p: argparse.ArgumentParser) -> None:

@@ -239,6 +239,43 @@ REGIME: tuple[Column, ...] = (
         )
     ),
 )
+# hardware_rates.csv: each GPU kind's attainable rates and their source (study/rates.py hardware_rows)
+HARDWARE: tuple[Column, ...] = (
+    _text("gpu", "the GPU"),
+    Column("HBM (GB/s)", "GB/s", "attainable HBM bandwidth", "number"),
+    Column("BF16 GEMM (TFLOP/s)", "TFLOP/s", "attainable dense BF16 rate", "number"),
+    Column("dense weight streaming (GB/s)", "GB/s", "a few-row dense GEMM's weight rate", "number"),
+    Column("grouped weight streaming (GB/s)", "GB/s", "a few-row grouped GEMM's weight rate", "number"),
+    Column("host link (GB/s)", "GB/s", "attainable host-to-GPU copy rate", "number"),
+    Column("kernel start-up (us)", "us", "one kernel's start-up", "number"),
+    _text("source", "the measurements the rates come from"),
+)
+# worked_example.csv: every intermediate term of the headline system's step (study/worked_example.py), SI units
+WORKED: tuple[Column, ...] = (
+    _text("variant", "baseline or prophet"),
+    _BY_NAME["system_id"],
+    Column("ep", "GPUs", "expert-parallel degree", "count"),
+    Column("expert_bytes", "bytes", "one expert's weights", "number"),
+    Column("dense_params", "parameters", "the dense (non-expert) parameters", "number"),
+    Column("kv_cache_bytes", "bytes", "the KV cache of one GPU", "number"),
+    Column("experts_on_fullest_gpu", "experts", "experts per layer on the fullest GPU", "number"),
+    Column("hit_rate", "share", "share of touched experts already on the GPU", "number"),
+    Column("tokens_per_group", "tokens", "tokens routed within one EP group", "number"),
+    Column("distinct_experts_touched", "experts", "distinct experts a rank touches per layer", "number"),
+    Column("assignments_on_fullest_gpu", "token-expert pairs", "pairs the busiest rank serves", "number"),
+    Column("dense_time_s", "s", "dense computation per step", "number"),
+    Column("expert_time_s", "s", "expert computation per step", "number"),
+    Column("startup_time_s", "s", "kernel start-ups per step", "number"),
+    Column("fetch_bytes", "bytes", "expert bytes copied per step", "number"),
+    Column("peer_share", "share", "share of copies served by a peer GPU", "number"),
+    Column("fetch_s", "s", "expert copies per step", "number"),
+    Column("fetch_exposed_s", "s", "expert copies not hidden", "number"),
+    Column("alltoall_bytes", "bytes", "one all-to-all's bytes on the busiest rank", "number"),
+    Column("alltoall_time_s", "s", "one all-to-all", "number"),
+    Column("comm_exposed_s", "s", "communication not hidden per step", "number"),
+    Column("step_s", "s", "decode step", "number"),
+    Column("tokens_per_s", "tokens/s", "system throughput", "number"),
+)
 FILES: dict[str, tuple[Column, ...]] = {
     "all_systems_comparison.csv": COMPARISON,
     "fixed_batch_comparison.csv": COMPARISON,
@@ -248,6 +285,8 @@ FILES: dict[str, tuple[Column, ...]] = {
     "uncertainty.csv": UNCERTAINTY,
     "sanity_checks.csv": CHECKS,
     "regime_map.csv": REGIME,
+    "hardware_rates.csv": HARDWARE,
+    "worked_example.csv": WORKED,
 }
 
 

@@ -1,7 +1,7 @@
 """The inputs of `sweep` and `solve`: which keys may vary and how their values are written (lists,
 ranges `a:b:step`, `log:a:b:n`), read into the values of a grid (`parse_vary`).
 
-Two kinds of key: the model's vectorized inputs (BOUNDS and CHOICES: one model call for a whole
+Two kinds of key: the model's vectorized inputs (the registry, study/inputs.py: one model call for a whole
 grid, around the operating point the study chose) and any other key of the configuration that `whatif
 --set` accepts (the study re-run for each value, its operating point searched again)."""
 
@@ -13,42 +13,19 @@ import math
 import numpy as np
 
 from prophet_model.errors import UserError
+from prophet_model.study import inputs
 
 RANGE_HELP = "V1,V2,... or a range a:b:step (b included) or log:a:b:n (n values, evenly spaced in log)"
 MAX_RANGE = 100_000  # values one range may expand to
 
-# allowed values of each sweepable input: (low, high, low inclusive, high inclusive, whole numbers)
-BOUNDS: dict[str, tuple[float, float, bool, bool, bool]] = {
-    "prophet.prediction_accuracy": (0.0, 1.0, True, True, False),
-    "prophet.comm_reduction_factor": (1.0, math.inf, True, False, False),
-    "workload.batch_size_per_gpu": (1.0, 1e6, True, True, True),
-    "workload.context_length_tokens": (1.0, 1e8, True, True, True),
-    "interconnect_bandwidth_factor": (0.0, math.inf, False, False, False),
-    "host_link_bandwidth_factor": (0.0, math.inf, False, False, False),
-    "expert_size_factor": (0.0, math.inf, False, False, False),
-    "kv_cache_factor": (0.0, math.inf, False, False, False),
-    "model.num_experts": (1.0, 1e5, True, True, True),
-    "resident_share": (0.0, 1.0, True, True, False),
-    "prophet_hit_rate": (0.0, 1.0, True, True, False),
-    "prophet_overlap": (0.0, 1.0, True, True, False),
-    "routing.zipf_exponent": (0.0, 4.0, True, True, False),
-    "routing.temporal_reuse": (0.0, 1.0, True, False, False),
-    "routing.inter_layer_affinity": (0.0, 1.0, True, True, False),
-    "expert_cache.memory_share": (0.0, 1.0, False, True, False),
-}
-# inputs that take names: their allowed values, in the order of their Scenario codes (cache.POLICIES)
-CHOICES: dict[str, tuple[str, ...]] = {
-    "expert_cache.prophet_policy": ("static", "lru", "predicted"),
-    "expert_cache.baseline_policy": ("static", "lru"),
-}
+# allowed values of each sweepable input (study/inputs.py): {key: (low, high, low inclusive, high inclusive,
+# whole numbers)}, and the inputs that take names, in the order of their Scenario codes (cache.POLICIES)
+BOUNDS: dict[str, tuple[float, float, bool, bool, bool]] = inputs.bounds_table()
+CHOICES: dict[str, tuple[str, ...]] = inputs.choices()
 
 
 def allowed(name: str) -> str:
-    if name in CHOICES:
-        return ", ".join(CHOICES[name])
-    lo, hi, lo_in, hi_in, whole = BOUNDS[name]
-    span = f"{'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
-    return ("whole numbers in " if whole else "numbers in ") + span
+    return inputs.get(name).allowed()
 
 
 def _number(text: str, key: str, what: str) -> float:

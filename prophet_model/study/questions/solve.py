@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from prophet_model.errors import UserError
+from prophet_model.study import inputs
+from prophet_model.study.inversion import solve_range
 from prophet_model.study.questions.grid import BOUNDS, CHOICES, allowed, check_config_key
 from prophet_model.study.questions.point import Question, current, describe, operating_point, operating_point_why
 from prophet_model.study.questions.sweep import check_metric, metrics, within_bound
@@ -19,18 +21,6 @@ from prophet_model.study.questions.sweep import check_metric, metrics, within_bo
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
-
-
-# the range `solve` searches when --range is not given, where the allowed values are unbounded or open
-SOLVE_RANGES = {
-    "prophet.comm_reduction_factor": (1.0, 1e3),
-    "workload.batch_size_per_gpu": (1.0, 4096.0),
-    "workload.context_length_tokens": (1.0, 1e6),
-    "model.num_experts": (1.0, 4096.0),
-    "expert_cache.memory_share": (1e-3, 1.0),
-    "routing.temporal_reuse": (0.0, 0.999),
-}
-FACTOR_RANGE = (1e-2, 1e2)
 
 
 def search_range(key: str, text: str | None) -> tuple[float, float]:
@@ -43,57 +33,10 @@ def search_range(key: str, text: str | None) -> tuple[float, float]:
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise UserError(f"--range {text!r}: allowed: LOW:HIGH with LOW < HIGH, e.g. 0:1")
         return lo, hi
-    if key in SOLVE_RANGES:
-        return SOLVE_RANGES[key]
-    if key.endswith("_factor"):
-        return FACTOR_RANGE
-    if key in BOUNDS:
-        return BOUNDS[key][0], BOUNDS[key][1]
+    default = inputs.solve_range(key)
+    if default is not None:
+        return default
     raise UserError(f"--vary {key}: a key of the configuration has no default range; allowed: --range LOW:HIGH")
-
-
-def _crossings(x: np.ndarray, y: np.ndarray) -> list[int]:
-    """Indices i where y - 0 changes sign between x[i] and x[i+1] (or y[i] == 0), finite points only."""
-    ok = np.isfinite(y)
-    out = [i for i in range(len(x) - 1) if ok[i] and ok[i + 1] and (y[i] == 0 or np.sign(y[i]) != np.sign(y[i + 1]))]
-    return out + ([len(x) - 1] if ok[-1] and y[-1] == 0 else [])
-
-
-def _solve(
-    f: Callable[[np.ndarray], np.ndarray],
-    lo: float,
-    hi: float,
-    target: float,
-    whole: bool,
-    points: int,
-    rounds: int,
-    per_round: int,
-) -> tuple[float | None, list[float], np.ndarray, np.ndarray]:
-    """(the smallest value where f reaches target, the other crossings, the search grid, f on it)."""
-    log = lo > 0 and hi / lo >= 100
-    x = np.geomspace(lo, hi, points) if log else np.linspace(lo, hi, points)
-    if whole:
-        x = np.unique(np.round(x))
-    y = f(x) - target
-    found = _crossings(x, y)
-    answers = []
-    for i in found:
-        a, b = x[i], x[min(i + 1, len(x) - 1)]
-        if y[i] == 0 or a == b:
-            answers.append(float(a))
-            continue
-        for _ in range(rounds):  # refine the bracket per_round-fold per round
-            if whole and b - a <= 1:
-                break
-            fine = np.unique(np.round(np.linspace(a, b, per_round + 1))) if whole else np.linspace(a, b, per_round + 1)
-            yf = f(fine) - target
-            j = next((k for k in range(len(fine) - 1) if yf[k] == 0 or np.sign(yf[k]) != np.sign(yf[k + 1])), 0)
-            a, b = fine[j], fine[j + 1]
-            if yf[j] == 0:
-                b = a
-                break
-        answers.append(float(b if whole else 0.5 * (a + b)))
-    return (answers[0] if answers else None), answers[1:], x, y + target
 
 
 def solve(
@@ -137,7 +80,7 @@ def solve(
         def f(x: np.ndarray) -> np.ndarray:
             return within_bound(metrics(setup, {key: x}), limit, metric) * np.ones_like(x)
 
-        value, others, x, y = _solve(f, lo, hi, target, whole, 4001, 6, 64)
+        value, others, x, y = solve_range(f, lo, hi, target, whole, 4001, 6, 64)
         how = f"operating point held: {describe(setup)}"
     else:
         try:
@@ -158,7 +101,7 @@ def solve(
                 out.append(float(within_bound(metrics(operating_point(s, sid)), s.config.workload.max_step_ms, metric)))
             return np.array(out)
 
-        value, others, x, y = _solve(f, lo, hi, target, whole, 11, 24, 2)
+        value, others, x, y = solve_range(f, lo, hi, target, whole, 11, 24, 2)
         how = f"the study re-run at each value; at the configured value: {describe(setup)}"
     shown = f"{value:.0f}" if whole and value is not None else f"{value:.6g}" if value is not None else ""
     if value is not None:
