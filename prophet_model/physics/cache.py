@@ -34,17 +34,17 @@ from __future__ import annotations
 import functools
 import math
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from .scenario import Trace
 
 POLICIES = ("static", "lru", "predicted")  # Scenario.cache_policy codes 0, 1, 2
 WARMUP_STEPS = 200
 MEASURED_STEPS = 4000
 SEED = 20261126
-
-# routing trace id (crc32 of its popularity table) -> per-layer popularity vectors, each sorted descending
-_TRACES: dict[int, tuple[tuple[float, ...], ...]] = {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,11 +57,10 @@ def zipf(experts: int, exponent: float) -> np.ndarray:
     return w / w.sum()
 
 
-def register_trace(layers: tuple[tuple[float, ...], ...]) -> int:
-    """A stable numeric id for a trace (a Scenario field is a number): crc32 of its values, >= 1."""
-    key = zlib.crc32(np.asarray([v for layer in layers for v in layer], dtype=np.float64).tobytes()) or 1
-    _TRACES[key] = layers
-    return key
+def trace_id(layers: Trace) -> int:
+    """A stable numeric id for a trace (Scenario.routing_trace is a number; Scenario.traces maps it to the
+    trace): crc32 of its values, >= 1."""
+    return zlib.crc32(np.asarray([v for layer in layers for v in layer], dtype=np.float64).tobytes()) or 1
 
 
 def touch_probability(popularity: np.ndarray, tokens: float, top_k: float) -> np.ndarray:
@@ -267,9 +266,10 @@ def rank_stats_array(
     tokens: ArrayLike,
     top_k: ArrayLike,
     slots: ArrayLike,
+    traces: Mapping[int, Trace] | None = None,
 ) -> tuple[np.ndarray, ...]:
     """(touched mean, touched variance, share of the picks, hit rate) of the busiest rank per layer, over
-    broadcast arrays; a trace's layers are averaged, the hit rate weighted by each layer's touched experts.
+    broadcast arrays (`trace`: an id in `traces`, 0 for none); a trace's layers are averaged, the hit rate weighted by each layer's touched experts.
     Each distinct input row is solved once and its result copied to its repeats (exact: a Monte Carlo
     whose sampled inputs leave routing and cache unchanged, or change them through a whole-number batch,
     has few distinct rows however many samples it draws). Rows that differ only in their slots (a
@@ -288,13 +288,13 @@ def rank_stats_array(
     by_key, ends = np.argsort(key_of, kind="stable"), np.cumsum(per_key)
     for k in np.flatnonzero(per_key >= CURVE_ROWS):
         rows = by_key[ends[k] - per_key[k] : ends[k]]
-        out[:, rows] = _curve_stats(keys[k], unique[rows, 8])
+        out[:, rows] = _curve_stats(keys[k], unique[rows, 8], _trace(traces, keys[k][2]))
     rest = np.flatnonzero(~curve)
     pol, sk, tr, rho, e, g, t, k, c = unique[rest].T
     groups = np.stack([e, g, tr], axis=1)
     for key in np.unique(groups, axis=0):
         rows = np.flatnonzero((groups == key).all(axis=1))
-        experts_, ep_, trace_ = int(key[0]), int(key[1]), int(key[2])
+        experts_, ep_, trace_ = int(key[0]), int(key[1]), _trace(traces, key[2])
         for chunk in np.array_split(rows, max(1, rows.size // 4096)):
             out[:, rest[chunk]] = _group_stats(
                 experts_, ep_, trace_, pol[chunk], sk[chunk], rho[chunk], t[chunk], k[chunk], c[chunk]
@@ -319,21 +319,31 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows[order[new]], inverse
 
 
-def _layers(experts: int, ep: int, trace: int, skew: np.ndarray, rows: int) -> list[np.ndarray]:
+def _trace(traces: Mapping[int, Trace] | None, key: float) -> Trace | None:
+    """The trace a routing_trace id names (None for 0: no trace)."""
+    if not key:
+        return None
+    found = (traces or {}).get(int(key))
+    if found is None:
+        raise ValueError(f"routing_trace {int(key)} names none of the Scenario's traces {sorted(traces or {})}")
+    return found
+
+
+def _layers(experts: int, ep: int, trace: Trace | None, skew: np.ndarray, rows: int) -> list[np.ndarray]:
     """The rank's per-pick popularity in each layer, rows x experts of the rank."""
     if trace:
-        ranks = [np.asarray(p)[:: max(1, ep)] for p in _TRACES[trace]]
+        ranks = [np.asarray(p)[:: max(1, ep)] for p in trace]
         return [np.broadcast_to(pr, (rows, pr.size)) for pr in ranks]
     w = np.arange(1, experts + 1, dtype=float)[None, :] ** -skew[:, None]
     return [(w / w.sum(axis=1, keepdims=True))[:, :: max(1, ep)]]
 
 
-def _curve_stats(key: np.ndarray, slots: np.ndarray) -> np.ndarray:
+def _curve_stats(key: np.ndarray, slots: np.ndarray, trace: Trace | None) -> np.ndarray:
     """_group_stats for rows that share every input but the slots: routing from one row, the hit rate of
     every row from the layer's hit-rate curve."""
-    policy, skew, trace, reuse, experts, ep, tokens, top_k = key
+    policy, skew, _, reuse, experts, ep, tokens, top_k = key
     stats = []
-    for pr in _layers(int(experts), int(ep), int(trace), np.array([skew]), 1):
+    for pr in _layers(int(experts), int(ep), trace, np.array([skew]), 1):
         q = (1 - (1 - np.minimum(1.0, top_k * pr)) ** tokens)[0]
         stats.append((q.sum(), (q * (1 - q)).sum(), pr.sum(), slot_curve_hits(policy, q, slots, reuse)))
     return _combine(stats, slots.size)
@@ -430,7 +440,7 @@ def lru_times(q: np.ndarray, slots: np.ndarray, rho: float) -> np.ndarray:
 def _group_stats(
     experts: int,
     ep: int,
-    trace: int,
+    trace: Trace | None,
     policy: np.ndarray,
     skew: np.ndarray,
     reuse: np.ndarray,
