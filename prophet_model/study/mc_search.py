@@ -23,8 +23,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from prophet_model import physics as m
-from prophet_model.study.runner import MAX_BATCH, StudyResults
+from prophet_model.study.runner import StudyResults
 from prophet_model.study.scenarios import scenario_dict
+from prophet_model.study.size import MAX_BATCH
 
 SCREEN = 512  # draws of the screening subsample
 # batch rules computed per draw: the largest batch that fits, the all-resident knee and the batches just past
