@@ -16,13 +16,13 @@ from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.book_paper import paper_page, timings_page
 from prophet_model.outputs.files import read_timings, system_page
 from prophet_model.outputs.formatting import dropdown, md_table
+from prophet_model.paths import ROOT
 from prophet_model.study.config import Study
 from prophet_model.versions import package_versions
 
 if TYPE_CHECKING:
     from prophet_model.workflow.bookdir import BookFolder
 
-ROOT = Path(__file__).resolve().parents[2]
 UNITS = (
     ("_usd_per_gpu_hour", "US dollars per GPU-hour"),
     ("_gbps_per_direction", "GB/s per direction"),

@@ -18,6 +18,7 @@ from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.files import PAPER_FILES
 from prophet_model.outputs.latex import KEYED_METRICS, TEX_ESCAPES, tex, tex_path, tex_value  # noqa: F401 (re-exported)
 from prophet_model.outputs.templating import TEMPLATES
+from prophet_model.paths import ROOT
 from prophet_model.study.config import Study
 
 DIGITS = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
@@ -325,7 +326,7 @@ def appendix_context(study: Study, headline: pd.DataFrame, checks: pd.DataFrame 
     if checks is not None and not checks.empty:
         exp = checks[checks.kind == "expectation"]
         failed = f"{int((exp.status == 'MISS').sum())} of {len(exp)} expected ranges missed"
-    lock = Path(__file__).resolve().parents[2] / "requirements.lock"
+    lock = ROOT / "requirements.lock"
     n_packages = sum(1 for ln in lock.read_text().splitlines() if ln.strip() and not ln.startswith("#"))
     return {
         "model_name": study.model.name,
