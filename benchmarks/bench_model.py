@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from prophet_model.physics import Scenario, evaluate  # noqa: E402
+from prophet_model.physics import NUMBERS, Scenario, evaluate  # noqa: E402
 from prophet_model.study.config import load_study  # noqa: E402
 from prophet_model.study.scenarios import scenario_dict  # noqa: E402
 
@@ -45,7 +45,7 @@ def random_scenarios(n: int, seed: int = 0) -> Scenario:
     system = study.system("8xA100")
     base = scenario_dict(study, system.gpu_key, system.count, 4, system.interconnect, True)
     rng = np.random.default_rng(seed)
-    s = Scenario(**{f.name: np.full(n, base[f.name], dtype=np.float64) for f in fields(Scenario)})
+    s = Scenario(**{k: np.full(n, base[k], dtype=np.float64) for k in NUMBERS}, traces=base["traces"])
     return replace(
         s,
         ep=rng.choice([1.0, 2.0, 4.0, 8.0], n),

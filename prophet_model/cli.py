@@ -110,9 +110,8 @@ def missing_dependencies(names: Sequence[str] = DEPENDENCIES) -> list[str]:
 
 def _environment_hint(missing: list[str]) -> str:
     """What to type instead: the repository's environment (made by `make`), by its path or activated."""
-    from pathlib import Path
+    from prophet_model.paths import ROOT as root
 
-    root = Path(__file__).resolve().parents[1]
     venv = root / ".venv" / "bin" / "python"
     return (
         f"this Python ({sys.executable}) lacks the artifact's dependencies ({', '.join(missing)}); allowed: the "

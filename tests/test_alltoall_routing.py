@@ -109,7 +109,7 @@ def test_the_drafts_cut_is_checked_against_the_derived_one_and_inverted() -> Non
     assert len(cut) == 1 and [i.lever for i in cut[0].inversions] == ["inter-layer affinity"]
     inv = cut[0].inversions[0]
     hybrid = strategy_setup(results, "8xA100", "Hybrid")
-    chance = float(m.chance_locality(m.Scenario(**{k: np.asarray(v) for k, v in hybrid.prophet.items()})))
+    chance = float(m.chance_locality(m.scenario_from(hybrid.prophet)))
     assert inv.configured == approx(chance) and inv.needed is not None and chance < inv.needed < 1
     at = metric_of(hybrid, "comm_reduction", "inter-layer affinity", np.array([inv.needed]))
     assert at[0] == approx(4.0, rel=1e-6)

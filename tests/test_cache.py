@@ -1,5 +1,5 @@
-"""The expert cache and routing (prophet_model/cache.py): closed forms by hand, the simulation's
-agreement with them and its reproducibility, and their effect on the model."""
+"""The expert cache and routing (prophet_model/physics/cache.py): closed forms by hand, the simulation's
+(tests/simulators.py) agreement with them and its reproducibility, and their effect on the model."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from prophet_model.study.config import load_study
 from prophet_model.study.scenarios import scenario_dict, stack
 
 from .conftest import ROOT
+from .simulators import simulate, simulated_hit
 
 
 def test_uniform_hit_rates_are_c_over_n() -> None:
@@ -36,7 +37,7 @@ def test_small_zipf_case_by_hand() -> None:
     assert cache.static_hits(p, 2)[0] == pytest.approx(0.72)
     assert cache.static_hits(p, 1.5)[0] == pytest.approx(0.6)
     assert cache.predicted_hits(p, 2, 0.0)[0] == pytest.approx(0.72)  # without reuse: the static cache
-    assert cache.simulated_hit("lru", p, 1, 0.0) == pytest.approx(0.328, abs=0.02)
+    assert simulated_hit("lru", p, 1, 0.0) == pytest.approx(0.328, abs=0.02)
     assert cache.lru_che_hit(1, p) < 12 / 25
 
 
@@ -59,18 +60,18 @@ def test_closed_forms_agree_with_the_seeded_simulation() -> None:
         q = cache.touch_probability(cache.zipf(4 * n, rng.uniform(0, 1.5))[::4], int(rng.choice([1, 4, 16, 64])), 2)
         rho, c = float(rng.choice([0.0, 0.3, 0.8])), int(rng.integers(1, n))
         for code, name in ((1, "lru"), (2, "predicted")):
-            d = abs(cache.hits(code, q, c, rho)[0] - cache.simulated_hit(name, q, c, rho))
+            d = abs(cache.hits(code, q, c, rho)[0] - simulated_hit(name, q, c, rho))
             worst[float(rho > 0)] = max(worst[float(rho > 0)], d)
     assert worst[0.0] <= 0.03 and worst[1.0] <= 0.1, worst
 
 
 def test_the_simulation_is_reproducible() -> None:
     q = cache.touch_probability(cache.zipf(32, 1.0), 4, 2)
-    cache._simulate.cache_clear()
-    sim = cache.simulated_hit("lru", q, 8, 0.3)
-    cache._simulate.cache_clear()
-    assert cache.simulated_hit("lru", q, 8, 0.3) == sim  # seeded: the same value, bit for bit
-    assert cache.simulated_hit("lru", q, 8, 0.3, seed=1) != sim
+    simulate.cache_clear()
+    sim = simulated_hit("lru", q, 8, 0.3)
+    simulate.cache_clear()
+    assert simulated_hit("lru", q, 8, 0.3) == sim  # seeded: the same value, bit for bit
+    assert simulated_hit("lru", q, 8, 0.3, seed=1) != sim
 
 
 def test_temporal_reuse_helps_recency_not_a_static_cache() -> None:

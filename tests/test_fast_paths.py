@@ -16,14 +16,15 @@ from prophet_model.physics import cache, step
 from .conftest import TOY
 
 
-def _zipf_trace(experts: int = 128, layers: int = 8, seed: int = 1) -> int:
+def _zipf_trace(experts: int = 128, layers: int = 8, seed: int = 1) -> dict[int, m.Trace]:
+    """A Zipf-drawn trace under its id, as a Scenario carries it."""
     rng = np.random.default_rng(seed)
     w = np.arange(1, experts + 1.0) ** -1.2
     rows = []
     for _ in range(layers):
         c = rng.multinomial(100_000, w / w.sum()).astype(float)
         rows.append(tuple(sorted((c / c.sum()).tolist(), reverse=True)))
-    return cache.register_trace(tuple(rows))
+    return {cache.trace_id(tuple(rows)): tuple(rows)}
 
 
 def _many(n: int, **extra) -> m.Scenario:
@@ -44,6 +45,20 @@ def test_evaluating_in_parts_gives_every_number_of_one_call(monkeypatch, routing
     for f in fields(parts):
         a, b = getattr(parts, f.name), getattr(whole, f.name)
         assert a.shape == b.shape and np.array_equal(a, b, equal_nan=True), f.name
+
+
+def test_a_term_is_computed_once_per_scenario_and_kept_in_its_own_memo() -> None:
+    """The memo belongs to its Scenario: a second ask reads it, another Scenario (also one made by replace)
+    starts empty, and an evaluation leaves the caller's Scenario's memo as it was."""
+    s = TOY.arrays()
+    calls = []
+    for _ in range(2):
+        assert m.once("term", s, lambda s: calls.append(1) or 2.0) == 2.0
+    assert calls == [1]
+    other = replace(s, batch_size_per_gpu=2.0)
+    assert other.memo == {} and m.once("term", other, lambda s: 3.0) == 3.0 and s.memo["term"] == 2.0
+    m.evaluate(s)
+    assert list(s.memo) == ["term"]
 
 
 def test_parts_keep_the_shape_of_broadcast_inputs(monkeypatch) -> None:
@@ -104,14 +119,15 @@ def test_lru_root_by_newton_is_the_bisection_root(rho) -> None:
 def test_rows_that_differ_only_in_slots_read_the_curve_of_the_per_row_solve(monkeypatch, policy, reuse) -> None:
     """Static and predicted caches are piecewise linear in the slots (exact); LRU is read off a quintic
     Hermite curve, within 1e-11 of the per-row solve."""
-    trace_id = _zipf_trace()
+    traces = _zipf_trace()
+    (trace_id,) = traces
     rng = np.random.default_rng(3)
     for ep, tokens in ((1, 8.0), (4, 64.0), (8, 512.0)):
         n = -(-128 // ep)
         slots = np.concatenate([rng.uniform(0, 1.1 * n, 300), [0.0, 1e-3, n / 2, n - 1e-3, n, 2.0 * n]])
-        curve = cache.rank_stats_array(policy, 0.0, trace_id, reuse, 128, ep, tokens, 2, slots)
+        curve = cache.rank_stats_array(policy, 0.0, trace_id, reuse, 128, ep, tokens, 2, slots, traces)
         monkeypatch.setattr(cache, "CURVE_ROWS", 10**9)
-        rows = cache.rank_stats_array(policy, 0.0, trace_id, reuse, 128, ep, tokens, 2, slots)
+        rows = cache.rank_stats_array(policy, 0.0, trace_id, reuse, 128, ep, tokens, 2, slots, traces)
         monkeypatch.undo()
         tol = 1e-11 if policy == 1.0 else 1e-12
         for a, b in zip(curve, rows, strict=True):

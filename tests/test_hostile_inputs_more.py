@@ -246,10 +246,8 @@ def test_trace_with_bom_and_crlf_is_read(study_dir, bom, newline) -> None:
     """A trace saved by a spreadsheet (UTF-8 BOM, CRLF) gives the same popularities as a plain one."""
     lines = ["layer,expert,count", "0,0,3", "0,1,1", "1,2,2", "1,3,2"]
     trace(bom + newline.join(lines).encode() + newline.encode())(study_dir)
-    from prophet_model.physics.cache import _TRACES
-
     study = load_study(study_dir / "_config.yml")
-    layers = _TRACES[study.routing_trace]
+    layers = study.traces[study.routing_trace]
     assert layers[0][:2] == (0.75, 0.25) and layers[1][:2] == (0.5, 0.5) and sum(layers[0]) == 1.0
 
 

@@ -20,13 +20,12 @@ from prophet_model.outputs.book_paper import paper_page, timings_page
 from prophet_model.outputs.files import read_facts, read_timings, system_page
 from prophet_model.outputs.formatting import md_table
 from prophet_model.outputs.templating import TEMPLATES, render_page
+from prophet_model.paths import ROOT
 from prophet_model.versions import package_versions
 
 if TYPE_CHECKING:
     from prophet_model.study.config import Study
     from prophet_model.workflow.bookdir import BookFolder
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @functools.cache

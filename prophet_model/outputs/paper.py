@@ -19,6 +19,7 @@ from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.files import PAPER_FILES
 from prophet_model.outputs.latex import KEYED_METRICS, TEX_ESCAPES, tex, tex_path, tex_value  # noqa: F401 (re-exported)
 from prophet_model.outputs.templating import TEMPLATES
+from prophet_model.paths import ROOT
 
 if TYPE_CHECKING:
     from prophet_model.study.config import Study
@@ -331,7 +332,7 @@ def appendix_context(
     if checks is not None and not checks.empty:
         exp = checks[checks.kind == "expectation"]
         failed = f"{int((exp.status == 'MISS').sum())} of {len(exp)} expected ranges missed"
-    lock = Path(__file__).resolve().parents[2] / "requirements.lock"
+    lock = ROOT / "requirements.lock"
     n_packages = sum(1 for ln in lock.read_text().splitlines() if ln.strip() and not ln.startswith("#"))
     return {
         "model_name": study.model.name,

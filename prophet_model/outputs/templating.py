@@ -10,8 +10,7 @@ import jinja2
 
 from prophet_model.errors import UserError
 from prophet_model.outputs import formatting as fmt
-
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+from prophet_model.paths import TEMPLATES
 
 
 def _where(filename: str | None, name: str | None) -> str:

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 from prophet_model.outputs import formatting as fmt
+from prophet_model.paths import BENCHMARKS
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "results.json"
+BENCH = BENCHMARKS / "results.json"
 COLD = "make, cold"  # the one cold-make figure every page quotes
 WARM = "make, nothing changed"
 

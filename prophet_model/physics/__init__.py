@@ -1,7 +1,7 @@
 """The physics of a decode step, one module per mechanism: pure functions over numpy arrays (SI units)
 that import nothing of the package outside it.
 
-- `scenario`: the inputs (one Scenario of scalars or arrays) and the memo of one evaluation;
+- `scenario`: the inputs (one Scenario of scalars or arrays, with the routing traces it names) and its memo;
 - `memory`: weights, KV cache, what is left for experts, whether a configuration fits;
 - `routing`: experts touched and assignments on the busiest rank, the cache's hit rate;
 - `cache`: expert-cache policies (static, LRU, predicted) and their hit rates under skewed routing;
@@ -66,15 +66,16 @@ from .routing import (
     routing,
     tokens_per_group,
 )
-from .scenario import MEMO, Array, Scenario, once
+from .scenario import NUMBERS, Array, Scenario, Trace, once, scenario_from
 from .step import StepResult, evaluate
 
 __all__ = [
     "KERNELS_PER_EXPERT",
-    "MEMO",
+    "NUMBERS",
     "Array",
     "Scenario",
     "StepResult",
+    "Trace",
     "allreduce_time",
     "alltoall_bytes",
     "alltoall_time",
@@ -118,6 +119,7 @@ __all__ = [
     "roofline",
     "roofline_time",
     "routing",
+    "scenario_from",
     "startup_time",
     "swiglu_kernels",
     "tokens_per_group",

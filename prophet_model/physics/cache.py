@@ -24,27 +24,21 @@ The hit rate h is the share of the needed experts found in it, sum q_e [e cached
   form; without reuse, the static cache). The per-layer prefetch of the next layer's predictions
   (physics/prefetch.py) comes on top of it.
 Every hit rate the model uses is one of these closed forms, vectorized over configurations (rows that
-differ only in C read it off one curve: slot_curve_hits). A seeded
-simulation of the same chain and policies (200 warm-up and 4,000 measured steps, kept per (policy, q, C,
-rho)) checks them: tests/test_cache.py bounds the difference.
+differ only in C read it off one curve: slot_curve_hits). A seeded simulation of the same chain and policies
+(tests/simulators.py) checks them: tests/test_cache.py bounds the difference.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-POLICIES = ("static", "lru", "predicted")  # Scenario.cache_policy codes 0, 1, 2
-WARMUP_STEPS = 200
-MEASURED_STEPS = 4000
-SEED = 20261126
+from .scenario import Trace
 
-# routing trace id (crc32 of its popularity table) -> per-layer popularity vectors, each sorted descending
-_TRACES: dict[int, tuple[tuple[float, ...], ...]] = {}
+POLICIES = ("static", "lru", "predicted")  # Scenario.cache_policy codes 0, 1, 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,11 +51,10 @@ def zipf(experts: int, exponent: float) -> np.ndarray:
     return w / w.sum()
 
 
-def register_trace(layers: tuple[tuple[float, ...], ...]) -> int:
-    """A stable numeric id for a trace (a Scenario field is a number): crc32 of its values, >= 1."""
-    key = zlib.crc32(np.asarray([v for layer in layers for v in layer], dtype=np.float64).tobytes()) or 1
-    _TRACES[key] = layers
-    return key
+def trace_id(layers: Trace) -> int:
+    """A stable numeric id for a trace (Scenario.routing_trace is a number; Scenario.traces maps it to the
+    trace): crc32 of its values, >= 1."""
+    return zlib.crc32(np.asarray([v for layer in layers for v in layer], dtype=np.float64).tobytes()) or 1
 
 
 def touch_probability(popularity: np.ndarray, tokens: float, top_k: float) -> np.ndarray:
@@ -200,56 +193,6 @@ def lru_che_hit(slots: float, q: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# The seeded simulation that checks the closed forms (tests; the model page reports the agreement)
-
-
-@functools.lru_cache(maxsize=4096)
-def _simulate(policy: str, q: tuple[float, ...], slots: int, reuse: float, seed: int) -> float:
-    """Hit rate of `slots` cache entries under the two-state reuse chain, measured over MEASURED_STEPS
-    steps after WARMUP_STEPS (seeded, so reproducible)."""
-    qa = np.asarray(q, dtype=float)
-    n = len(qa)
-    if slots >= n:
-        return 1.0
-    if slots <= 0:
-        return 0.0
-    rng = np.random.default_rng(seed)
-    steps = WARMUP_STEPS + MEASURED_STEPS
-    fresh = rng.random((steps, n)) < qa
-    keep = rng.random((steps, n)) < reuse
-    used = fresh[0].copy()
-    cached = np.zeros(n, dtype=bool)
-    cached[np.argsort(-qa, kind="stable")[:slots]] = True
-    last = np.where(cached, 0.0, -1.0)
-    tiebreak = rng.random(n) * 1e-6
-    hit_count = needed = 0.0
-    for t in range(1, steps):
-        used = np.where(keep[t], used, fresh[t])
-        if t >= WARMUP_STEPS:
-            hit_count += float(np.count_nonzero(used & cached))
-            needed += float(np.count_nonzero(used))
-        if policy == "lru":
-            last = np.where(used, float(t), last)
-            order = np.argsort(-(last + tiebreak), kind="stable")
-        else:  # predicted: the most likely to be needed next among those on the GPU
-            score = np.where(cached | used, reuse * used + (1 - reuse) * qa + tiebreak, -1.0)
-            order = np.argsort(-score, kind="stable")
-        cached = np.zeros(n, dtype=bool)
-        cached[order[:slots]] = True
-    return hit_count / needed if needed else 0.0
-
-
-def simulated_hit(policy: str, q: np.ndarray, slots: float, reuse: float, seed: int = SEED) -> float:
-    """The simulation at fractional C: linear between floor(C) and ceil(C) slots."""
-    key = tuple(np.round(np.asarray(q, dtype=float), 12).tolist())
-    lo = math.floor(slots)
-    h_lo = _simulate(policy, key, lo, float(reuse), seed)
-    if slots == lo:
-        return h_lo
-    return h_lo + (slots - lo) * (_simulate(policy, key, lo + 1, float(reuse), seed) - h_lo)
-
-
-# --------------------------------------------------------------------------------------------
 # The busiest rank, per layer (averaged over a trace's layers)
 
 
@@ -267,9 +210,11 @@ def rank_stats_array(
     tokens: ArrayLike,
     top_k: ArrayLike,
     slots: ArrayLike,
+    traces: Mapping[int, Trace] | None = None,
 ) -> tuple[np.ndarray, ...]:
     """(touched mean, touched variance, share of the picks, hit rate) of the busiest rank per layer, over
-    broadcast arrays; a trace's layers are averaged, the hit rate weighted by each layer's touched experts.
+    broadcast arrays (`trace`: an id in `traces`, 0 for none); a trace's layers are averaged, the hit rate weighted
+    by each layer's touched experts.
     Each distinct input row is solved once and its result copied to its repeats (exact: a Monte Carlo
     whose sampled inputs leave routing and cache unchanged, or change them through a whole-number batch,
     has few distinct rows however many samples it draws). Rows that differ only in their slots (a
@@ -288,13 +233,13 @@ def rank_stats_array(
     by_key, ends = np.argsort(key_of, kind="stable"), np.cumsum(per_key)
     for k in np.flatnonzero(per_key >= CURVE_ROWS):
         rows = by_key[ends[k] - per_key[k] : ends[k]]
-        out[:, rows] = _curve_stats(keys[k], unique[rows, 8])
+        out[:, rows] = _curve_stats(keys[k], unique[rows, 8], _trace(traces, keys[k][2]))
     rest = np.flatnonzero(~curve)
     pol, sk, tr, rho, e, g, t, k, c = unique[rest].T
     groups = np.stack([e, g, tr], axis=1)
     for key in np.unique(groups, axis=0):
         rows = np.flatnonzero((groups == key).all(axis=1))
-        experts_, ep_, trace_ = int(key[0]), int(key[1]), int(key[2])
+        experts_, ep_, trace_ = int(key[0]), int(key[1]), _trace(traces, key[2])
         for chunk in np.array_split(rows, max(1, rows.size // 4096)):
             out[:, rest[chunk]] = _group_stats(
                 experts_, ep_, trace_, pol[chunk], sk[chunk], rho[chunk], t[chunk], k[chunk], c[chunk]
@@ -319,21 +264,31 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows[order[new]], inverse
 
 
-def _layers(experts: int, ep: int, trace: int, skew: np.ndarray, rows: int) -> list[np.ndarray]:
+def _trace(traces: Mapping[int, Trace] | None, key: float) -> Trace | None:
+    """The trace a routing_trace id names (None for 0: no trace)."""
+    if not key:
+        return None
+    found = (traces or {}).get(int(key))
+    if found is None:
+        raise ValueError(f"routing_trace {int(key)} names none of the Scenario's traces {sorted(traces or {})}")
+    return found
+
+
+def _layers(experts: int, ep: int, trace: Trace | None, skew: np.ndarray, rows: int) -> list[np.ndarray]:
     """The rank's per-pick popularity in each layer, rows x experts of the rank."""
     if trace:
-        ranks = [np.asarray(p)[:: max(1, ep)] for p in _TRACES[trace]]
+        ranks = [np.asarray(p)[:: max(1, ep)] for p in trace]
         return [np.broadcast_to(pr, (rows, pr.size)) for pr in ranks]
     w = np.arange(1, experts + 1, dtype=float)[None, :] ** -skew[:, None]
     return [(w / w.sum(axis=1, keepdims=True))[:, :: max(1, ep)]]
 
 
-def _curve_stats(key: np.ndarray, slots: np.ndarray) -> np.ndarray:
+def _curve_stats(key: np.ndarray, slots: np.ndarray, trace: Trace | None) -> np.ndarray:
     """_group_stats for rows that share every input but the slots: routing from one row, the hit rate of
     every row from the layer's hit-rate curve."""
-    policy, skew, trace, reuse, experts, ep, tokens, top_k = key
+    policy, skew, _, reuse, experts, ep, tokens, top_k = key
     stats = []
-    for pr in _layers(int(experts), int(ep), int(trace), np.array([skew]), 1):
+    for pr in _layers(int(experts), int(ep), trace, np.array([skew]), 1):
         q = (1 - (1 - np.minimum(1.0, top_k * pr)) ** tokens)[0]
         stats.append((q.sum(), (q * (1 - q)).sum(), pr.sum(), slot_curve_hits(policy, q, slots, reuse)))
     return _combine(stats, slots.size)
@@ -430,7 +385,7 @@ def lru_times(q: np.ndarray, slots: np.ndarray, rho: float) -> np.ndarray:
 def _group_stats(
     experts: int,
     ep: int,
-    trace: int,
+    trace: Trace | None,
     policy: np.ndarray,
     skew: np.ndarray,
     reuse: np.ndarray,

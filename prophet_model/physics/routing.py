@@ -102,7 +102,7 @@ def routing(s: Scenario) -> tuple[Array, Array, Array, Array]:
                 skewed,
             )
             pick = args[-1]
-            stats = rank_stats_array(*(a[pick] for a in args[:-1]))
+            stats = rank_stats_array(*(a[pick] for a in args[:-1]), traces=s.traces)
             out = [np.array(np.broadcast_to(o, pick.shape)) for o in out]
             for o, v in zip(out, stats, strict=True):
                 o[pick] = v

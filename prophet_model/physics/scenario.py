@@ -1,15 +1,18 @@
-"""The model's inputs: one `Scenario` of scalars or arrays (SI units), and the memo that lets one step
-evaluation compute a shared term once.
+"""The model's inputs: one `Scenario` of scalars or arrays (SI units) with the routing traces its rows
+name, and the memo, owned by each Scenario, that lets one step evaluation compute a shared term once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 Array = NDArray[np.float64]
+Trace = tuple[tuple[float, ...], ...]  # per MoE layer, the experts' per-pick popularity, sorted descending
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class Scenario:
     # Prophet's prefetch: 1 window (misses first, prefetch what fits in a layer), 0 eager (all predicted)
     prefetch_window: ArrayLike = 0.0
     # expert cache and routing (physics/cache.py): policy 0 static, 1 lru, 2 predicted; zipf exponent (0: uniform);
-    # a registered routing trace id (0: none); temporal reuse between decode steps in [0, 1)
+    # the id of a routing trace in `traces` (0: none); temporal reuse between decode steps in [0, 1)
     cache_policy: ArrayLike = 0.0
     routing_skew: ArrayLike = 0.0
     routing_trace: ArrayLike = 0.0
@@ -100,32 +103,36 @@ class Scenario:
     # share of tokens whose next layer's experts all sit on the GPU of their current layer's under Prophet's
     # affinity-aware placement, in [0, 1] (NaN: the chance level of the placement, no cut)
     inter_layer_affinity: ArrayLike = np.nan
+    # not numbers: the routing traces the rows' routing_trace ids name (id -> per-layer popularity,
+    # physics/cache.py), and the memo of this Scenario's shared terms (empty in every new Scenario, also one
+    # made by dataclasses.replace: the memo holds values of this very Scenario only)
+    traces: Mapping[int, Trace] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def arrays(self) -> Scenario:
-        """The same scenario with every field as a float64 array."""
-        return Scenario(**{f.name: np.asarray(getattr(self, f.name), dtype=np.float64) for f in fields(self)})
+        """The same scenario with every numeric field as a float64 array."""
+        return Scenario(**{k: np.asarray(getattr(self, k), dtype=np.float64) for k in NUMBERS}, traces=self.traces)
 
 
-MEMO: dict[str, tuple[object, Array]] = {}
+NUMBERS = tuple(f.name for f in fields(Scenario) if f.name not in ("traces", "memo"))  # the numeric fields
 
 
-def once(name: str, s: Scenario, compute) -> Array:
-    """The value of `compute(s)` for this very Scenario object, computed once (one step evaluation
-    asks for the routing counts several times; Scenarios are immutable)."""
-    hit = MEMO.get(name)
-    if hit is not None and hit[0] is s:
-        return hit[1]
-    value = compute(s)
-    MEMO[name] = (s, value)
-    return value
+def scenario_from(values: Mapping[str, Any]) -> Scenario:
+    """A Scenario of float64 arrays from a flat mapping of its fields (study.scenarios.scenario_dict's): the
+    numeric ones, and the traces where the mapping has them."""
+    return Scenario(**{k: np.asarray(values[k], dtype=np.float64) for k in NUMBERS}, traces=values.get("traces", {}))
+
+
+def once(name: str, s: Scenario, compute: Callable[[Scenario], Any]) -> Any:
+    """The value of `compute(s)`, computed once per Scenario and kept in its memo (one step evaluation asks
+    for the routing counts several times; Scenarios are immutable)."""
+    memo = s.memo
+    if name not in memo:
+        memo[name] = compute(s)
+    return memo[name]
 
 
 def remember(name: str, s: Scenario, value: object) -> None:
     """Hand `once` a value already computed for this Scenario (a term solved for many configurations at
     once, then sliced for each part evaluated)."""
-    MEMO[name] = (s, value)
-
-
-def forget() -> None:
-    """Drop the memo (a step evaluation holds no arrays past its end)."""
-    MEMO.clear()
+    s.memo[name] = value

@@ -46,7 +46,7 @@ from .compute import compute_time, roofline_time
 from .fetch import fetch_exposed, fetch_time
 from .memory import fits_in_memory
 from .routing import resident_fraction, routing, skewed_routing
-from .scenario import Array, Scenario, forget, remember
+from .scenario import NUMBERS, Array, Scenario, remember
 
 
 @dataclass(frozen=True)
@@ -94,22 +94,24 @@ def evaluate(scenario: Scenario) -> StepResult:
     """Evaluate the decode step: step = compute + fetch_exposed + comm_exposed (busiest GPU);
     throughput = n_gpus * B / step. Infeasible configurations (dense weights + KV cache do not fit)
     get NaN throughput and feasible = False. Many configurations are evaluated CHUNK at a time (the
-    same numbers, element by element; only faster)."""
+    same numbers, element by element; only faster). The shared terms of one evaluation live in the memo
+    of a Scenario made here (Scenario.arrays), so none outlives the call."""
     s = scenario.arrays()
-    shape = np.broadcast_shapes(*(np.shape(getattr(s, f.name)) for f in fields(s)))
+    shape = np.broadcast_shapes(*(np.shape(getattr(s, k)) for k in NUMBERS))
     size = prod(shape)
     if size <= CHUNK:
         return _evaluate(s)
-    flat = {f.name: getattr(s, f.name) for f in fields(s)}
+    flat = {k: getattr(s, k) for k in NUMBERS}
     flat = {k: v.reshape(()) if v.size == 1 else np.broadcast_to(v, shape).reshape(-1) for k, v in flat.items()}
-    whole = Scenario(**flat)
+    whole = Scenario(**flat, traces=s.traces)
     # skewed routing: the cache's hit rates are solved once over all configurations (repeated and
     # slot-only rows share their solves across the parts), then each part reads its slice
     stats = routing(whole) if np.any(skewed_routing(whole)) else None
-    forget()
+    del whole  # its memo's other terms, each the size of every configuration
     parts = []
     for start in range(0, size, CHUNK):
-        part = Scenario(**{k: v if v.ndim == 0 else v[start : start + CHUNK] for k, v in flat.items()})
+        values = {k: v if v.ndim == 0 else v[start : start + CHUNK] for k, v in flat.items()}
+        part = Scenario(**values, traces=s.traces)
         if stats is not None:
             remember("routing", part, tuple(x if x.ndim == 0 else x[start : start + CHUNK] for x in stats))
         parts.append(_evaluate(part))
@@ -137,7 +139,7 @@ def _evaluate(s: Scenario) -> StepResult:
     nan = np.full(np.broadcast(step, ok).shape, np.nan)
     per_gpu = np.where(ok, s.batch_size_per_gpu / step, nan)
     bound = np.where(ok, s.n_gpus * s.batch_size_per_gpu / roofline_time(s), nan)
-    result = StepResult(
+    return StepResult(
         compute_s=t_c,
         fetch_s=t_f,
         fetch_exposed_s=t_fx,
@@ -152,5 +154,3 @@ def _evaluate(s: Scenario) -> StepResult:
         alltoall_bytes=alltoall_bytes(s),
         feasible=ok,
     )
-    forget()  # hold no arrays of this scenario past its evaluation
-    return result

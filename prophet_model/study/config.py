@@ -6,9 +6,10 @@ specs) or raises `UserError` whose message names the file, the key path and the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from prophet_model.errors import UserError
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
@@ -23,6 +24,9 @@ from prophet_model.study.yaml_io import (
     read_yaml,
     yaml_from_bytes,
 )
+
+if TYPE_CHECKING:
+    from prophet_model.physics import Trace
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,8 @@ class Study:
     interconnects: dict[str, Interconnect]
     models: dict[str, MoEModel]
     config_hash: str
-    routing_trace: int = 0  # cache.register_trace id of routing.trace_file (0: none)
+    routing_trace: int = 0  # physics.cache.trace_id of routing.trace_file (0: none)
+    traces: Mapping[int, Trace] = field(default_factory=dict)  # that id -> the trace (the Scenarios carry it)
 
     @property
     def activation_bytes(self) -> int:
@@ -226,16 +231,16 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
 
     for key in sorted({s.gpu_key for s in systems} | {cfg.single_gpu_claim.gpu}):  # sorted: one message, always
         attainable(key, gpus)
-    trace, data = 0, None
+    trace, traces, data = 0, {}, None
     if cfg.routing.distribution == "trace":
-        from prophet_model.physics.cache import register_trace
+        from prophet_model.physics.cache import trace_id
         from prophet_model.study.trace import parse_trace, trace_bytes
 
         label = f"{where}: routing.trace_file"
         trace_path = resolve(base, cfg.routing.trace_file, label)
         data = trace_bytes(trace_path, label)  # read once: the bytes parsed are the bytes hashed
-        trace = register_trace(
-            parse_trace(data, trace_path, model.num_experts, label, model.num_layers, model.num_moe_layers)
-        )
+        layers = parse_trace(data, trace_path, model.num_experts, label, model.num_layers, model.num_moe_layers)
+        trace = trace_id(layers)
+        traces = {trace: layers}
     digest = config_digest(raw, cats, data)  # type: ignore[arg-type]
-    return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest, trace)
+    return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest, trace, traces)

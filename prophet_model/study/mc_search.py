@@ -18,13 +18,14 @@ dropped only when no candidate of the study fits in memory or meets max_step_ms)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from prophet_model import physics as m
-from prophet_model.study.runner import MAX_BATCH, StudyResults
+from prophet_model.study.runner import StudyResults
 from prophet_model.study.scenarios import scenario_dict
+from prophet_model.study.size import MAX_BATCH
 
 SCREEN = 512  # draws of the screening subsample
 # batch rules computed per draw: the largest batch that fits, the all-resident knee and the batches just past
@@ -94,13 +95,13 @@ def stack_cases(side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: 
     configs: dict[int, m.Scenario] = {}
     per = [_case(side_, i, draws, scenario, configs) for i in cases]
     out = {}
-    for f in fields(m.Scenario):
-        values = [np.asarray(getattr(s, f.name), dtype=float) for s in per]
+    for name in m.NUMBERS:
+        values = [np.asarray(getattr(s, name), dtype=float) for s in per]
         if all(v.ndim == 0 for v in values) and all(v == values[0] for v in values):
-            out[f.name] = values[0]  # the same for every case and draw: left to broadcast
+            out[name] = values[0]  # the same for every case and draw: left to broadcast
         else:
-            out[f.name] = np.concatenate([np.broadcast_to(v, (k,)) for v in values])
-    return m.Scenario(**out)
+            out[name] = np.concatenate([np.broadcast_to(v, (k,)) for v in values])
+    return m.Scenario(**out, traces=per[0].traces)  # one study's cases: one set of traces
 
 
 def _case(
@@ -117,11 +118,7 @@ def _case(
         top = np.minimum(m.max_batch(s), MAX_BATCH)
         knee = m.max_batch_all_resident(s) + (KNEE - b if b != TOP else 0)
         b = np.maximum(1.0, top if b == TOP else np.minimum(knee, top))
-    return _replace(s, batch_size_per_gpu=np.asarray(b, dtype=float))
-
-
-def _replace(s: m.Scenario, **changes: np.ndarray) -> m.Scenario:
-    return m.Scenario(**{f.name: changes.get(f.name, getattr(s, f.name)) for f in fields(m.Scenario)})
+    return replace(s, batch_size_per_gpu=np.asarray(b, dtype=float))
 
 
 def _evaluate(

@@ -1,6 +1,6 @@
 """Exact operating points: the per-GPU batch of a configuration as an integer, not a grid point.
 
-The batch grid (runner.batch_grid: powers of two, the configured batch, the largest batch that fits and the
+The batch grid (system_rows.batch_grid: powers of two, the configured batch, the largest batch that fits and the
 largest that keeps every expert resident) brackets the answer; this module finds it exactly:
 - under `workload.max_step_ms`, the largest integer batch whose step meets the bound and fits (bisection
   over the integers between the last grid batch that meets it and the first that does not: the step time

@@ -29,13 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from prophet_model.errors import UserError
+from prophet_model.paths import MEASUREMENTS, VALIDATION
 from prophet_model.study.catalog import GPU
 from prophet_model.study.measured_csv import BENCH, PEER_COPY, Layout, check_csv, present
 from prophet_model.study.yaml_io import read_yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-MEASUREMENTS = ROOT / "validation" / "measurements"
-MACHINES = ROOT / "validation" / "machines.yml"
+MACHINES = VALIDATION / "machines.yml"
 CEILING_COPY_RANGE = (1 << 20, 256 << 20)  # bytes: past the start-up, up to the largest expert matrix
 STREAM_ROWS_DECODE = 64  # rows per weight up to which a GEMM streams its weights (decode batches)
 HOST_COPY_MIN_BYTES = 256 << 20  # pinned copies this large run at the link's sustained rate

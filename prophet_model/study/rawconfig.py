@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prophet_model.paths import ROOT as REPOSITORY  # the checkout: where catalog/ and the traces ship
 from prophet_model.study.yaml_io import MAX_YAML_BYTES, read_regular, read_yaml
 
 CATALOGS = ("gpus", "interconnects", "models")
 MAX_TRACE_BYTES = 64 << 20  # study/trace.py's limit is what refuses; this only bounds the read
 CATALOG_FILE = "a YAML file of catalog entries"
-
-
-REPOSITORY = Path(__file__).resolve().parents[2]  # the checkout: where catalog/ and the traces ship
 
 
 def candidates(base: Path, name: str) -> list[Path]:

@@ -16,7 +16,7 @@ share and its chance affinity); the map's other properties are the reference sys
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -84,7 +84,7 @@ def host_link_per_gpu(system: System) -> float:
 
 def expert_ratio(base: dict[str, float]) -> float:
     """Total expert bytes of the model over the box's total GPU memory."""
-    s = m.Scenario(**{f.name: np.asarray(base[f.name], dtype=float) for f in fields(m.Scenario)})
+    s = m.scenario_from(base)
     total = float(m.expert_bytes(s)) * base["num_experts"] * base["num_moe_layers"]
     return total / (base["memory_capacity"] * base["n_gpus"])
 
@@ -94,10 +94,7 @@ def _host_path(base: dict[str, float], draws: dict[str, np.ndarray]) -> m.Scenar
     s = scenario(base, draws)
     if HOST not in draws:
         return s
-    return m.Scenario(
-        **{f.name: getattr(s, f.name) for f in fields(m.Scenario)}
-        | {"host_memory_bandwidth": base["host_memory_bandwidth"] * np.asarray(draws[HOST], float)}
-    )
+    return replace(s, host_memory_bandwidth=base["host_memory_bandwidth"] * np.asarray(draws[HOST], float))
 
 
 def best(results: StudyResults, sid: str, variant: str, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -16,6 +16,9 @@ search of study/operating_point.py); the configured batch stays as the fixed-bat
 The runner computes with records (lists of dicts); the tables are pandas DataFrames built on first use
 (study/frames.py), so a command that prints a few numbers (`whatif`) never imports pandas.
 
+Each system's rows come from study/system_rows.py (every configuration through the model); this module
+picks, pairs and tables them.
+
 Scaling: per-GPU throughput relative to the same strategy (same expert-group size for hybrid) at the
 smallest GPU count whose GPUs hold every expert without host fetch, each at its own operating point.
 """
@@ -24,35 +27,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prophet_model.physics import (
-    evaluate,
-    max_batch,
-    max_batch_all_resident,
-    memory_resident_fraction,
-    memory_terms,
-    peer_share,
-    why_infeasible,
-)
-from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
+from prophet_model.physics.cost import annual_savings_usd
 from prophet_model.study.columns import in_order
 from prophet_model.study.config import Study, System
-from prophet_model.study.frames import (
-    Chosen,
-    Record,
-    StudyResults,
-    SystemRows,
-    chosen_frame,
-    promoted,
-)
-from prophet_model.study.operating_point import exact_cases
-from prophet_model.study.scenarios import scenario_dict, stack
-from prophet_model.study.size import LONG_S, MAX_BATCH, VARIANTS, check_size, duration, reference_splits, tp_degrees
-from prophet_model.study.strategies import splits
+from prophet_model.study.frames import Chosen, Record, StudyResults, chosen_frame, promoted
+from prophet_model.study.size import LONG_S, VARIANTS, check_size, duration, reference_splits
+from prophet_model.study.system_rows import evaluate_system
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,164 +60,6 @@ MEASURED = (
     "roofline_fraction_pct",
     "usd_per_1m_tokens",
 )
-
-
-def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int, ...]:
-    """The per-GPU batches evaluated for a split with expert groups of `ep` GPUs: the configured one and,
-    with batch_search, 1, 2, 4, ... up to the largest that fits GPU memory (physics.memory.max_batch),
-    that largest, and the largest at which every expert of the fullest GPU stays resident (the knee
-    past which experts are fetched from host: max_batch_all_resident)."""
-    w = study.config.workload
-    if not w.batch_search:
-        return (w.batch_size_per_gpu,)
-    one = stack(
-        [scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False, attention_tp=tp)]
-    ).arrays()
-    top = int(min(float(max_batch(one)[0]), MAX_BATCH))
-    knee = int(min(float(max_batch_all_resident(one)[0]), top))
-    grid = {w.batch_size_per_gpu, *(1 << i for i in range(top.bit_length()) if 1 << i <= top)}
-    return tuple(sorted(grid | {b for b in (top, knee) if b >= 1}))
-
-
-def _row_specs(study: Study, system: System) -> list[dict]:
-    specs = []
-    for strategy in study.config.strategies:
-        sp = splits(system, strategy)
-        if not sp.candidates:
-            for variant in VARIANTS:
-                specs.append({"strategy": strategy, "variant": variant, "ep": 0, "dp": 0, "note": sp.note})
-        for ep, dp in sp.candidates:
-            for variant in VARIANTS:
-                specs.append({"strategy": strategy, "variant": variant, "ep": ep, "dp": dp, "note": sp.note})
-    return specs
-
-
-def _tp_note(study: Study, ep: int) -> str:
-    """Why no attention TP degree fits a replica of `ep` GPUs: only the divisibility that actually fails."""
-    t, heads = study.config.parallel.attention_tp, study.model.num_attention_heads
-    if t == "auto":  # 1 divides everything: never without a degree, said for completeness
-        return "no attention tensor-parallel degree of 1, 2, 4, 8 divides the replica's GPUs and the heads"
-    fails = [
-        what
-        for what, n in ((f"the replica's {ep} GPU(s)", ep), (f"the model's {heads} attention heads", heads))
-        if n % t
-    ]
-    said = f"divides neither {fails[0]} nor {fails[1]}" if len(fails) == 2 else f"does not divide {fails[0]}"
-    return f"parallel.attention_tp {t} {said} evenly; allowed: a degree dividing both, or auto"
-
-
-def evaluate_system(study: Study, system: System) -> SystemRows:
-    """All rows of one system: every candidate split at every batch of the grid, and the reference
-    configurations of the scaling ratio (fewer GPUs, same strategy), in one model call."""
-    specs = _row_specs(study, system)
-    configured = study.config.workload.batch_size_per_gpu
-    live = [{**s, "n": system.count, "role": "system"} for s in specs if s["ep"] > 0]
-    refs = {
-        (s["strategy"], s["variant"], ep, dp)
-        for s in live
-        for ep, dp in reference_splits(s["strategy"], s["ep"], s["dp"])
-        if ep * dp < system.count
-    }
-    live += [
-        {"strategy": st, "variant": v, "ep": ep, "dp": dp, "note": "", "n": ep * dp, "role": "reference"}
-        for st, v, ep, dp in sorted(refs)
-    ]
-    configs, cases, grids, bases = [], [], {}, []
-    for s in live:
-        degrees = tp_degrees(study, s["ep"])
-        if not degrees and s["role"] == "system":
-            specs.append(
-                {
-                    **{k: s[k] for k in ("strategy", "variant", "ep", "dp")},
-                    "note": _tp_note(study, s["ep"]),
-                    "no_tp": True,
-                }
-            )
-        for tp in degrees:
-            base = scenario_dict(
-                study, system.gpu_key, s["n"], s["ep"], system.interconnect, s["variant"] == "prophet", attention_tp=tp
-            )
-            if (s["ep"], tp) not in grids:  # one grid per expert group and degree (not one per row spec)
-                grids[s["ep"], tp] = batch_grid(study, system, s["ep"], tp)
-            bases.append(({**s, "attention_tp": tp}, base))
-            for b in grids[s["ep"], tp]:
-                configs.append({**base, "batch_size_per_gpu": float(b)})
-                cases.append((len(bases) - 1, b))
-    out = []
-    if configs:
-        scenario = stack(configs)
-        res = evaluate(scenario)
-        rows = list(zip(cases, _rows(system, bases, scenario, cases, res, configured), strict=True))
-        if study.config.workload.batch_search:  # the exact integer operating point of every configuration
-            added = exact_cases([b for _, b in bases], cases, res, study.config.workload.max_step_ms)
-            if added:  # only the added batches are evaluated again; each configuration's rows in batch order
-                more = stack([{**bases[k][1], "batch_size_per_gpu": float(b)} for k, b in added])
-                rows = sorted(
-                    rows + list(zip(added, _rows(system, bases, more, added, evaluate(more), configured), strict=True)),
-                    key=lambda kr: kr[0],
-                )
-        out = [r for _, r in rows]
-    out += [
-        {
-            **{k: v for k, v in s.items() if k != "no_tp"},
-            "n": system.count,
-            "role": "system",
-            "batch_size_per_gpu": configured,
-            "configured_batch": True,
-            "feasible": False,
-        }
-        for s in specs
-        if s["ep"] == 0 or s.get("no_tp")
-    ]
-    identity = {
-        "system_id": system.id,
-        "system": system.name,
-        "gpu": system.gpu.name,
-        "interconnect": system.interconnect.name,
-        "n_gpus": system.count,
-        "placement": study.config.experts.placement,
-    }
-    return SystemRows(identity, out)
-
-
-def _rows(system: System, bases: list, scenario, cases: list, res, configured: int) -> list[Record]:
-    """One record per evaluated case (configuration, batch): the step breakdown of `res`."""
-    memory = memory_terms(scenario)
-    one = replace(scenario, batch_size_per_gpu=np.ones(len(cases)))  # the same configurations at batch 1
-    holds = (memory_resident_fraction(one) >= 1) | (peer_share(one) >= 1)  # no host fetch: own GPU or a peer
-    out = []
-    for i, (c, b) in enumerate(cases):
-        s = bases[c][0]
-        tps = float(res.tokens_per_s[i])
-        why = "" if res.feasible[i] else why_infeasible(**{k: float(v[i]) for k, v in memory.items()})
-        out.append(
-            {
-                **s,
-                "batch_size_per_gpu": b,
-                "configured_batch": b == configured,
-                "note": "; ".join(x for x in (why, s["note"]) if x),  # an infeasible row says why
-                "compute_ms": 1e3 * res.compute_s[i],
-                "fetch_ms": 1e3 * res.fetch_s[i],
-                "fetch_exposed_ms": 1e3 * res.fetch_exposed_s[i],
-                "comm_exposed_ms": 1e3 * res.comm_exposed_s[i],
-                "alltoall_exposed_ms": 1e3 * res.alltoall_s[i],
-                "allreduce_ms": 1e3 * res.allreduce_s[i],
-                "step_ms": 1e3 * res.step_s[i],
-                "tokens_per_s": tps,
-                "tokens_per_s_per_gpu": float(res.tokens_per_s_per_gpu[i]),
-                "holds_all_experts": bool(holds[i]),
-                "comm_overhead_pct": float(res.comm_overhead_pct[i]),  # the all-to-all only
-                "allreduce_overhead_pct": float(res.allreduce_overhead_pct[i]),
-                "fetch_overhead_pct": float(res.fetch_overhead_pct[i]),
-                "resident_expert_fraction": float(res.resident_fraction[i]),
-                "alltoall_mb": float(res.alltoall_bytes[i]) / 1e6,
-                "roofline_tokens_per_s": float(res.roofline_tokens_per_s[i]),
-                "roofline_fraction_pct": 100 * float(res.roofline_fraction[i]),
-                "usd_per_1m_tokens": float(usd_per_million_tokens(s["n"], system.gpu.price_usd_per_gpu_hour, tps)),
-                "feasible": bool(res.feasible[i]),
-            }
-        )
-    return out
 
 
 def choose(rows: pd.DataFrame, max_step_ms: float | None = None, fixed: bool = False) -> pd.DataFrame:

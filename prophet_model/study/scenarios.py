@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
+from typing import Any
 
 import numpy as np
 
-from prophet_model.physics import Scenario
+from prophet_model.physics import NUMBERS, Scenario
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
 from prophet_model.study.config import Study
 from prophet_model.study.rates import attainable, peer_link_share
@@ -121,9 +121,9 @@ def scenario_dict(
     prophet: bool,
     model: MoEModel | None = None,
     attention_tp: int = 1,
-) -> dict[str, float]:
-    """One configuration as a flat dict of Scenario fields (SI units). `interconnect=None`
-    means a single GPU (no peers)."""
+) -> dict[str, Any]:
+    """One configuration as a flat dict of Scenario fields: numbers (SI units), and the routing traces
+    (physics.scenario_from makes a Scenario of it). `interconnect=None` means a single GPU (no peers)."""
     w = study.config.workload
     p = study.config.prophet
     return {
@@ -148,8 +148,9 @@ def scenario_dict(
     }
 
 
-def cache_fields(study: Study, prophet: bool) -> dict[str, float]:
-    """The cache policy of the variant (baseline or Prophet) and the routing, as Scenario fields."""
+def cache_fields(study: Study, prophet: bool) -> dict[str, Any]:
+    """The cache policy of the variant (baseline or Prophet) and the routing, as Scenario fields (numbers, and
+    the routing traces the routing_trace id names)."""
     from prophet_model.physics.cache import POLICIES
 
     c, r = study.config.expert_cache, study.config.routing
@@ -157,6 +158,7 @@ def cache_fields(study: Study, prophet: bool) -> dict[str, float]:
         "cache_policy": float(POLICIES.index(c.prophet_policy if prophet else c.baseline_policy)),
         "routing_skew": r.zipf_exponent if r.distribution == "zipf" else 0.0,
         "routing_trace": float(study.routing_trace),
+        "traces": study.traces,
         "temporal_reuse": r.temporal_reuse,
         "inter_layer_affinity": np.nan if r.inter_layer_affinity is None else r.inter_layer_affinity,
         "dedup_dispatch": 1.0,
@@ -165,6 +167,8 @@ def cache_fields(study: Study, prophet: bool) -> dict[str, float]:
     }
 
 
-def stack(rows: Sequence[dict[str, float]]) -> Scenario:
-    """Many configurations as one vectorized Scenario (one array per field)."""
-    return Scenario(**{f.name: np.array([r[f.name] for r in rows], dtype=np.float64) for f in fields(Scenario)})
+def stack(rows: Sequence[dict[str, Any]]) -> Scenario:
+    """Many configurations as one vectorized Scenario (one array per numeric field; the first row's traces)."""
+    return Scenario(
+        **{k: np.array([r[k] for r in rows], dtype=np.float64) for k in NUMBERS}, traces=rows[0].get("traces", {})
+    )

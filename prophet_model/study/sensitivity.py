@@ -9,7 +9,7 @@ with each input. (`whatif` re-runs the whole study instead.)"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -135,14 +135,14 @@ def strategy_setup(results: StudyResults, sid: str, strategy: str) -> Setup | No
 def scenario(base: dict[str, float], overrides: dict[str, np.ndarray]) -> m.Scenario:
     """The model's inputs of one variant (`base`, a Setup's baseline or prophet) with `overrides`: a
     config path replaces the value, a *_factor input multiplies it (INPUTS)."""
-    values = {f.name: np.asarray(base[f.name], dtype=float) for f in fields(m.Scenario)}
+    values = {k: np.asarray(base[k], dtype=float) for k in m.NUMBERS}
     for name, arr in overrides.items():
         if (name in PROPHET_ONLY_INPUTS and not base["prophet"]) or (name in BASELINE_ONLY_INPUTS and base["prophet"]):
             continue
         targets, mode = INPUTS[name]
         for field in targets:
             values[field] = values[field] * arr if mode == "factor" else np.asarray(arr, dtype=float)
-    return m.Scenario(**values)
+    return m.Scenario(**values, traces=base.get("traces", {}))
 
 
 def tokens_per_s(setup: Setup, variant: str, overrides: dict[str, np.ndarray] | None = None) -> np.ndarray:

@@ -19,8 +19,8 @@ import shutil
 from pathlib import Path
 
 from prophet_model.errors import UserError
+from prophet_model.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CACHE = ".pipeline-cache"
 OWNED = f"{CACHE}/owned.json"
 LOCK = f"{CACHE}/lock"

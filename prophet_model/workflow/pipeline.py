@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from prophet_model.errors import UserError
 from prophet_model.outputs.files import VALIDATION_FILES, read_timings, system_page
 from prophet_model.outputs.formatting import md
+from prophet_model.paths import ROOT
 from prophet_model.study.rawconfig import RawStudy
 from prophet_model.study.yaml_io import read_regular
 from prophet_model.workflow.nbrun import RETRIED
@@ -36,7 +37,6 @@ from prophet_model.workflow.nbrun import RETRIED
 if TYPE_CHECKING:
     from prophet_model.study.config import Study
 
-ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_SOURCES = (
     "prophet_model/**/*.py",
     "templates/*",

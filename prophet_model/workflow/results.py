@@ -33,12 +33,12 @@ from prophet_model.outputs.files import (
     expected_files,
     system_of,
 )
+from prophet_model.paths import ROOT
 from prophet_model.workflow.procs import pid_alive
 
 MARKER = ".prophet-results"
 MANIFEST = "manifest.json"
 LOCK = ".lock"  # held by every command that writes or reads the folder (procs.hold_lock)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def sha256(path: Path) -> str:

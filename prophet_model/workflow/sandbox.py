@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from prophet_model.paths import ROOT
 
 
 def checkout_files(root: Path = ROOT) -> list[str]:
