@@ -307,7 +307,8 @@ def uncertainty_table(results: str | Path) -> pd.DataFrame:
 
 
 def sensitivity_inputs(results: str | Path) -> tuple[dict[str, str], dict[str, pd.DataFrame], dict[str, str]]:
-    """(display names, one-at-a-time sweep tables, each input's label), one entry per system (sensitivity/sweeps.csv)."""
+    """(display names, one-at-a-time sweep tables, each input's label), one entry per system
+    (sensitivity/sweeps.csv)."""
     sweeps = sr.sensitivity(results, "sweeps")
     per = sweeps.groupby("system_id", sort=False)
     return (

@@ -9,10 +9,10 @@ section; not the other systems), the package's source and templates and the data
 it loads the study (PACKAGE_SOURCES), and the files `run` wrote that the page reads (no notebook runs the
 study): a system page the rows of its system in the study-wide tables, its GPU's rates, the single-GPU
 claims and its results_<id>.csv; the cross-system page the comparison, headline and checks; the sensitivity
-page data/sensitivity/ and uncertainty.csv; the validation page results/data/validation/. The keys are computed from the raw YAML
-(study/rawconfig.py), so `make` can tell that every notebook is cached without loading the study. A
-failing notebook is reported with its name and the failing cell's error; the others
-still finish; the exit status is then 1.
+page data/sensitivity/ and uncertainty.csv; the validation page results/data/validation/. The keys are
+computed from the raw YAML (study/rawconfig.py) and the results' files, so `make` can tell that every
+notebook is cached without loading the study. A failing notebook is reported with its name and the
+failing cell's error; the others still finish; the exit status is then 1.
 """
 
 from __future__ import annotations
