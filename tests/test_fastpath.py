@@ -4,6 +4,7 @@ measured by `make bench`."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from prophet_model.cli import _parser, main
+from prophet_model.outputs.files import SENSITIVITY_FILES, UNCERTAINTY_FILE
 from prophet_model.study.config import load_study
 from prophet_model.study.rawconfig import RawStudy
 from prophet_model.workflow import fastpath, pipeline
@@ -166,7 +168,8 @@ def test_notebook_keys_follow_what_each_notebook_reads(study: Path) -> None:
     dump_yaml(raw, cfg)
     after = _keys(study)
     changed = {k for k in before if before[k] != after[k]}
-    assert changed == {f"system {one['id']}", "cross-system", "sensitivity"}
+    # the cross-system and sensitivity pages read the system's name from results/ (keyed by those files below)
+    assert changed == {f"system {one['id']}"}
     # a value of the GPU catalog entry one system uses
     gpus = load_yaml(study / "catalog" / "gpus.yml")
     gpus[one["gpu"]]["memory_bandwidth_gbps"] = gpus[one["gpu"]]["memory_bandwidth_gbps"] + 1
@@ -196,7 +199,8 @@ def _fake_book(study: Path) -> Path:
 
 @pytest.mark.parametrize(
     "change", ["none", "another lock holder", "generated page", "book page", "results log", "a PDF of the user's",
-               "timings", "no stamp", "no index", "results file"],
+               "timings", "no stamp", "no index", "results file", "validation results file",
+               "sensitivity results file"],
 )  # fmt: skip
 def test_book_is_up_to_date_only_when_nothing_it_reads_changed(study: Path, change: str, capsys) -> None:
     book = _fake_book(study)
@@ -214,8 +218,9 @@ def test_book_is_up_to_date_only_when_nothing_it_reads_changed(study: Path, chan
         (book / fastpath.PAGES_STAMP).unlink()
     elif change == "no index":
         (book / "_build" / "html" / "index.html").unlink()
-    elif change == "results file":
-        p = study / "results" / "data" / "claims.csv"
+    elif change in ("results file", "validation results file", "sensitivity results file"):
+        rel = {"results file": "claims", "validation results file": "validation/summary"}
+        p = study / "results" / "data" / f"{rel.get(change, 'sensitivity/maps')}.csv"
         p.write_text(p.read_text() + "\n")
     elif change == "another lock holder":  # the full build held the lock in another process (make's own steps)
         (study / "results" / ".lock").write_text("book --build (pid 12345)\n")  # the lock names its holder
@@ -227,3 +232,53 @@ def test_book_is_up_to_date_only_when_nothing_it_reads_changed(study: Path, chan
     else:
         assert code is None
     assert fast(*args(study, "book", "--book", str(book))) is None  # without --build: the full command
+
+
+def _touch_rows(path: Path, column: str | None = None, value: str | None = None) -> None:
+    """Change the rows of a CSV whose `column` is `value` (every row when no column is named): each one's last cell."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    i = rows[0].index(column) if column else None
+    for r in rows[1:]:
+        if i is None or r[i] == value:
+            r[-1] += " (edited)"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+
+
+def test_notebook_keys_follow_the_results_each_page_reads(study: Path) -> None:
+    """A page's key changes with the rows of results/ it shows and only with them: a system page with its own
+    rows, its GPU's rates and the single-GPU claims; the cross-system page with the study-wide tables; the
+    sensitivity page with data/sensitivity/ and the intervals."""
+    results = study / "results"
+    rs = RawStudy.load(study / "_config.yml")
+
+    def keys() -> dict[str, str]:
+        return {j.name: j.key for j in pipeline.jobs(rs, study / "b", results)}
+
+    def changed_by(rel: str, column: str | None = None, value: str | None = None) -> set[str]:
+        saved = (results / rel).read_bytes()
+        before = keys()
+        _touch_rows(results / rel, column, value)
+        after = keys()
+        (results / rel).write_bytes(saved)
+        assert keys() == before
+        return {k for k in before if before[k] != after[k]}
+
+    systems = [e["id"] for e in rs.raw["systems"]]
+    sid = systems[0]
+    pages = {f"system {s}" for s in systems}
+    assert changed_by("data/all_systems_comparison.csv", "system_id", sid) == {f"system {sid}", "cross-system"}
+    assert changed_by("data/sanity_checks.csv", "system_id", sid) == {f"system {sid}", "cross-system"}
+    assert changed_by(f"data/results_{sid}.csv") == {f"system {sid}"}
+    assert changed_by("data/headline.csv") == {"cross-system"}
+    single = json.loads((results / "data" / "facts.json").read_text())["single_gpu_id"]
+    assert changed_by("data/claims.csv", "system_id", single) == pages  # every system page shows them
+    with (results / "data" / "claims.csv").open(encoding="utf-8") as f:
+        other = next(r["system_id"] for r in csv.DictReader(f) if r["system_id"] != single)
+    assert changed_by("data/claims.csv", "system_id", other) == set()  # a system's claims: on no notebook page
+    gpu = rs.entry("gpus", rs.raw["systems"][0]["gpu"])["name"]
+    same_gpu = {f"system {e['id']}" for e in rs.raw["systems"] if rs.entry("gpus", e["gpu"])["name"] == gpu}
+    assert changed_by("data/hardware_rates.csv", "gpu", gpu) == same_gpu
+    for rel in (*SENSITIVITY_FILES, UNCERTAINTY_FILE):
+        assert changed_by(rel) == {"sensitivity"}, rel

@@ -7,21 +7,16 @@ every number on a book page is written here or there, from data, through formatt
 from __future__ import annotations
 
 import functools
-import platform
-import subprocess
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from prophet_model.outputs import formatting as fmt
-from prophet_model.outputs.book_paper import paper_page, timings_page
-from prophet_model.outputs.files import read_facts, read_timings, system_page
-from prophet_model.outputs.formatting import md_table
+from prophet_model.outputs.book_paper import paper_page, reproducibility, timings_page
+from prophet_model.outputs.files import read_facts, system_page
 from prophet_model.outputs.templating import TEMPLATES, render_page
 from prophet_model.paths import ROOT
-from prophet_model.versions import package_versions
 
 if TYPE_CHECKING:
     from prophet_model.study.config import Study
@@ -135,7 +130,8 @@ def finding_box(headline: pd.DataFrame, results_dir: Path) -> str:
     claims_table = read_data(results_dir, "claims")
     claims_table = pd.DataFrame(columns=["claim"]) if claims_table is None else claims_table
     facts = read_facts(results_dir)
-    return as_text(finding(headline, claims_table, read_data(results_dir, "regime_map"), facts["need_prefix"])) + "\n"
+    sentences = finding(headline, claims_table, read_data(results_dir, "regime_map"), facts["need_prefix"])
+    return render_page("finding", finding=as_text(sentences))
 
 
 def _prophet_point(r: Any) -> str:
@@ -367,30 +363,6 @@ def checks_page(c: pd.DataFrame, claims_table: pd.DataFrame | None) -> str:
     )
 
 
-def reproducibility(study: Study, results_dir: Path, book_dir: Path) -> str:
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return "unknown"
-
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    rows = [
-        {"item": "git commit", "value": git("rev-parse", "HEAD") + (" (with uncommitted changes)" if dirty else "")},
-        {"item": "config hash (sha256/16 of _config.yml and catalogs)", "value": study.config_hash},
-        {"item": "platform", "value": platform.platform()},
-    ]
-    rows += [{"item": f"package {k}", "value": v} for k, v in package_versions().items()]
-    logs = sorted((results_dir / "logs").glob("multi_gpu_analysis_*.log"))
-    if logs:
-        lines = logs[-1].read_text(encoding="utf-8").splitlines()
-        t0, t1 = (datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") for line in (lines[0], lines[-1]))
-        rows.append({"item": f"model run ({logs[-1].name})", "value": f"{fmt.sig((t1 - t0).total_seconds())} s"})
-    for name, secs in read_timings(book_dir / ".pipeline-cache" / "timings.json").items():
-        rows.append({"item": f"notebook {name}", "value": f"{fmt.sig(secs)} s (papermill, last execution)"})
-    return md_table(pd.DataFrame(rows))
-
-
 def write_pages(study: Study, results_dir: Path, folder: BookFolder) -> list[Path]:
     """Write every generated fragment into `<book>/_generated` from a complete, consistent results folder
     of this configuration and the paper (the command checks it). A page is rewritten only when its text changed,
@@ -406,10 +378,10 @@ def write_pages(study: Study, results_dir: Path, folder: BookFolder) -> list[Pat
         "assumptions.md": assumptions(study, results_dir),
         "worked_example.md": worked_example(study, results_dir),
         "checks.md": checks_page(pd.read_csv(data / "sanity_checks.csv"), read_data(results_dir, "claims")),
-        "paper.md": paper_page(results_dir, copies),
+        "paper.md": paper_page(results_dir, copies, notes()["paper_files"]),
         "regime_map.md": regime_page(results_dir, copies),
         "timings.md": timings_page(ROOT / "benchmarks" / "results.json"),
-        "reproducibility.md": reproducibility(study, results_dir, book_dir),
+        "reproducibility.md": reproducibility(study.config_hash, results_dir, book_dir),
     }
     wanted = {**{name: text.encode("utf-8") for name, text in pages.items()}, **copies}
     folder.claim([f"_generated/{rel}" for rel in wanted])  # refuses before writing if a file there is the user's

@@ -42,6 +42,14 @@ STUDY_FILES = (
     "figures/regime_map.png",
 )
 UNCERTAINTY_FILE = "data/uncertainty.csv"
+# The sensitivity page's data (workflow/writer_tables.py's sensitivity_tables computes it), floats at full precision
+SENSITIVITY_DIR = "data/sensitivity"
+SENSITIVITY_TABLES = {  # file stem: what it holds
+    "sweeps": "per system, every input over its sweep range (the others as configured) and the headline metrics",
+    "tornado": "per system, each input at the ends of its range, ranked by the spread of the speedup",
+    "maps": "per system, the speedup over prediction accuracy x each map input (long form)",
+}
+SENSITIVITY_FILES = tuple(f"{SENSITIVITY_DIR}/{s}.csv" for s in SENSITIVITY_TABLES)
 # What the measurements say, as `run` writes it (prophet_model.measured.tables computes it) for the validation
 # page, the book and the paper to read: one CSV per table, the scalars in one JSON.
 VALIDATION_DIR = "data/validation"
@@ -93,6 +101,13 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
 
 
+def write_exact_csv(df: pd.DataFrame, path: Path) -> None:
+    """CSV with every float at full precision (repr: read back by pandas >= 3, the same numbers), no index,
+    LF line endings: the same table gives the same bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False, lineterminator="\n")
+
+
 def write_validation(tables: dict[str, pd.DataFrame], facts: dict, out: Path) -> list[Path]:
     """The validation's tables and facts under out/VALIDATION_DIR, one file each (VALIDATION_FILES); returns
     the paths. Floats at full precision (repr: read back by pandas >= 3, the same numbers),
@@ -106,7 +121,7 @@ def write_validation(tables: dict[str, pd.DataFrame], facts: dict, out: Path) ->
     written = []
     for stem, t in tables.items():
         written.append(folder / f"{stem}.csv")
-        t.to_csv(written[-1], index=False, lineterminator="\n")
+        write_exact_csv(t, written[-1])
     written.append(folder / VALIDATION_FACTS)
     written[-1].write_text(json.dumps(facts, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return written
@@ -114,7 +129,12 @@ def write_validation(tables: dict[str, pd.DataFrame], facts: dict, out: Path) ->
 
 def expected_files(system_ids: Sequence[str], uncertainty: bool = False) -> list[str]:
     """Every file a full `run` writes for these systems (relative to the results folder)."""
-    files = [*STUDY_FILES, *VALIDATION_FILES, *(f.format(id=s) for s in system_ids for f in SYSTEM_FILES)]
+    files = [
+        *STUDY_FILES,
+        *SENSITIVITY_FILES,
+        *VALIDATION_FILES,
+        *(f.format(id=s) for s in system_ids for f in SYSTEM_FILES),
+    ]
     return [*files, UNCERTAINTY_FILE] if uncertainty else files
 
 

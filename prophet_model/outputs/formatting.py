@@ -206,9 +206,14 @@ def text_table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join([line(cols), line("-" * w for w in widths), *(line([r[c] for c in cols]) for r in rows)])
 
 
+def md_cell(value: object) -> str:
+    """A value as one cell of a Markdown table: a pipe not yet escaped is, a line break is a space."""
+    return re.sub(r"(?<!\\)\|", r"\\|", str(value)).replace("\n", " ")
+
+
 def md_table(df) -> str:
-    """A Markdown table with | escaped in cells."""
-    esc = lambda v: re.sub(r"(?<!\\)\|", r"\\|", str(v)).replace("\n", " ")  # noqa: E731 (a pipe not yet escaped)
+    """A Markdown table with | escaped in cells (md_cell)."""
+    esc = md_cell
     head = "| " + " | ".join(esc(c) for c in df.columns) + " |"
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
     return (

@@ -24,16 +24,11 @@ def _add(keyed: list[dict], key: str, metric: str, value: str) -> None:
         keyed.append({"key": key, "metric": metric, "value": tex_value(value)})
 
 
-def measured_gpus(study: Study, rows: pd.DataFrame, results_dir: Path | None = None) -> tuple[list[str], list[str]]:
+def measured_gpus(study: Study, rows: pd.DataFrame, results_dir: Path) -> tuple[list[str], list[str]]:
     """(the GPUs whose rates were measured, the GPUs of these rows whose rates are extrapolated from them),
-    by catalog name: a machine counts as measured when its folder holds measurements (facts.json's list;
-    `results_dir` None: read from validation/measurements, for the validation page until it reads results/)."""
-    if results_dir is None:
-        from prophet_model.study.rates import MEASUREMENTS, machine_specs
-
-        done = [m["gpu"] for name, m in machine_specs().items() if (MEASUREMENTS / name / "env.json").is_file()]
-    else:
-        done = read_facts(results_dir)["measured_gpus"]
+    by catalog name: a machine counts as measured when its folder holds measurements (facts.json's list,
+    written by `run`)."""
+    done = read_facts(results_dir)["measured_gpus"]
     measured = list(dict.fromkeys(study.gpus[k].name for k in done if k in study.gpus))
     used = dict.fromkeys(s.gpu.name for s in study.systems if s.id in set(rows.system_id))
     return measured, [g for g in used if g not in measured]

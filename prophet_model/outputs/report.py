@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from prophet_model.outputs import formatting as fmt
-from prophet_model.outputs.files import write_csv
+from prophet_model.outputs.files import SENSITIVITY_DIR, SENSITIVITY_TABLES, write_csv, write_exact_csv
 from prophet_model.outputs.templating import environment
 
 if TYPE_CHECKING:
@@ -109,8 +109,8 @@ def write_cross_system(
 ) -> list[Path]:
     """all_systems_comparison.csv, headline.csv, fixed_batch_comparison.csv, sanity_checks.csv, claims.csv,
     uncertainty.csv, regime_map.csv, the writers' tables (workflow/writer_tables.py: hardware_rates.csv,
-    worked_example.csv, facts.json) and the cross-system figures (the regime map's
-    among them)."""
+    worked_example.csv, facts.json, the sensitivity page's sensitivity/*.csv) and the cross-system figures (the
+    regime map's among them)."""
     cfg = results.study.config
     written = [
         out / "data" / "all_systems_comparison.csv",
@@ -130,6 +130,9 @@ def write_cross_system(
         write_csv(tables[name], written[-1])
     written.append(out / "data" / "facts.json")
     written[-1].write_text(json.dumps(tables["facts"], indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    for stem in SENSITIVITY_TABLES:
+        written.append(out / SENSITIVITY_DIR / f"{stem}.csv")
+        write_exact_csv(tables["sensitivity"][stem], written[-1])
     if uncertainty is not None:
         written.append(out / "data" / "uncertainty.csv")
         write_csv(uncertainty, written[-1])

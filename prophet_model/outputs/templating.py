@@ -85,6 +85,7 @@ def markdown_environment() -> jinja2.Environment:
         md=fmt.md,
         code=fmt.code,
         table=fmt.md_table,
+        cell=fmt.md_cell,
         dropdown=lambda body, title: fmt.dropdown(title, body),
         unit=lambda x, metric: fmt.value_in_unit(x, metric),
         capital=lambda s: s[:1].upper() + s[1:],

@@ -1,5 +1,6 @@
-"""Tables for the notebooks and the book: thin views over the study and its results, so that the
-notebooks hold no logic of their own."""
+"""Tables for the notebooks and the book: thin views over the configuration and the files `run` wrote under
+results/ (outputs/study_results.py reads them), so that the notebooks hold no logic of their own and run
+nothing of the study."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs import study_results as sr
 from prophet_model.outputs.formatting import table_html
 from prophet_model.outputs.validation_views import (  # noqa: F401 (the validation notebook calls them as views.*)
     alltoall_finding,
@@ -22,9 +24,7 @@ from prophet_model.outputs.validation_views import (  # noqa: F401 (the validati
     validation_digest,
     validation_summary,
 )
-from prophet_model.study.checks import all_checks
 from prophet_model.study.config import Study, System, load_study
-from prophet_model.study.runner import StudyResults, run_study
 
 
 def setup_display() -> None:
@@ -86,20 +86,14 @@ def heading(system) -> str:
 
 
 def load(config: str | Path) -> Study:
-    """Load the study for a notebook that does not run it (tables then shown the book's way)."""
+    """Load the study's configuration for a notebook (it runs nothing of the study: its numbers are the
+    files `run` wrote); tables are then shown the book's way (setup_display)."""
     setup_display()
     return load_study(config)
 
 
-def evaluate(config: str | Path, system_ids: list[str] | None = None) -> StudyResults:
-    """Load the study and run the model (all systems, or the ones named); in a notebook, tables are then
-    shown the book's way (setup_display)."""
-    setup_display()
-    study = load_study(config)
-    results, failures = run_study(study, system_ids)
-    if failures:
-        raise RuntimeError("; ".join(f"{k}: {v}" for k, v in failures.items()))
-    return results
+read = sr.read  # a study-wide table of results/data/ (headline, all_systems_comparison, ...)
+system_rows = sr.system_rows  # one system's rows (results_<id>.csv)
 
 
 def system_assumptions(study: Study, system: System) -> pd.DataFrame:
@@ -145,27 +139,26 @@ def system_assumptions(study: Study, system: System) -> pd.DataFrame:
     return pd.DataFrame([(a, text(v), u, src) for a, v, u, src in rows], columns=["input", "value", "unit", "source"])
 
 
-def hardware_table(study: Study, system: System) -> pd.DataFrame:
-    """What this system's GPU attains (measured by separate microbenchmarks), and the source."""
-    from prophet_model.study.rates import hardware_rows
-
-    row = next(r for r in hardware_rows(study) if r["gpu"] == system.gpu.name)
+def hardware_table(results: str | Path, system: System) -> pd.DataFrame:
+    """What this system's GPU attains (measured by separate microbenchmarks), and the source (hardware_rates.csv)."""
+    rates = sr.read(results, "hardware_rates")
+    row = rates[rates.gpu == system.gpu.name].iloc[0].to_dict()
     return pd.DataFrame(
         [{"quantity": k, "value": v if isinstance(v, str) else fmt.number(v)} for k, v in row.items() if k != "gpu"]
     )
 
 
-def claims_table(study: Study) -> pd.DataFrame:
-    """The draft analysis's single-GPU claims: claimed, the model's figure, and each lever that would close the gap."""
-    from prophet_model.study.claims import single_gpu_claims, table
-
-    t = table(single_gpu_claims(study))
+def claims_table(results: str | Path) -> pd.DataFrame:
+    """The draft analysis's single-GPU claims: claimed, the model's figure, and each lever that would close the gap
+    (the rows of claims.csv filed under the single-GPU claim's id)."""
+    t = sr.read(results, "claims")
+    t = t[t.system_id == sr.facts(results)["single_gpu_id"]].reset_index(drop=True)
     return t.drop(columns=["system_id", "strategy", "metric", "gap_pct"])
 
 
-def breakdown(results: StudyResults, system_id: str) -> pd.DataFrame:
-    """Step-time terms (ms) per strategy and variant."""
-    rows = results.system_rows(system_id)
+def breakdown(results: str | Path, system_id: str) -> pd.DataFrame:
+    """Step-time terms (ms) per strategy and variant (results_<id>.csv)."""
+    rows = sr.system_rows(results, system_id)
     rows = rows[rows.tokens_per_s.notna()]
     return pd.DataFrame(
         {
@@ -182,14 +175,15 @@ def breakdown(results: StudyResults, system_id: str) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def comparison(results: StudyResults, system_id: str | None = None) -> pd.DataFrame:
-    """Baseline beside Prophet, formatted as everywhere else."""
-    c = results.comparison
+def comparison(results: str | Path, system_id: str | None = None) -> pd.DataFrame:
+    """Baseline beside Prophet (all_systems_comparison.csv), formatted as everywhere else."""
+    c = sr.read(results, "all_systems_comparison")
     return fmt.comparison_view(c[c.system_id == system_id] if system_id else c)
 
 
-def checks(results: StudyResults, system_id: str | None = None, kind: str = "expectation") -> pd.DataFrame:
-    c = all_checks(results.study, results.chosen, results.comparison)
+def checks(results: str | Path, system_id: str | None = None, kind: str = "expectation") -> pd.DataFrame:
+    """The sanity checks of one kind (sanity_checks.csv), of one system or all."""
+    c = sr.read(results, "sanity_checks")
     c = c[c.kind == kind]
     c = c[c.system_id == system_id] if system_id else c
     if c.empty:  # said in words, not as an empty table
@@ -197,68 +191,52 @@ def checks(results: StudyResults, system_id: str | None = None, kind: str = "exp
     return fmt.checks_view(c)
 
 
-def measurement_provenance() -> pd.DataFrame:
-    """Which machines were measured, on what, with which software (from each folder's env.json)."""
-    from prophet_model.study.measured_csv import read_env
-    from prophet_model.study.rates import MEASUREMENTS, machine_specs
-
-    rows = []
-    for name in machine_specs():
-        env = read_env(MEASUREMENTS / name / "env.json")  # bounded; a folder or FIFO there is an error
-        if env is None:
-            rows.append({"machine": name, "GPUs": "not measured yet", "software": ""})
-            continue
-        rows.append(
-            {
-                "machine": name,
-                "GPUs": f"{env.get('gpu_count', 1)} × {env.get('gpu', '?')}",
-                "software": f"PyTorch {env.get('torch')}, CUDA {env.get('cuda')}, NCCL {env.get('nccl')}",
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 SENSITIVITY_MADE_BY = "make (notebooks/sensitivity.ipynb)"
 
 
-def show_tornados(setups: dict, fig_cfg) -> None:
-    """One tornado chart of the speedup per system."""
+def _per_system(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(system name, its rows) per system, in the table's order."""
+    return [(g.system.iloc[0], g.reset_index(drop=True)) for _, g in table.groupby("system_id", sort=False)]
+
+
+def show_tornados(results: str | Path, fig_cfg) -> None:
+    """One tornado chart of the speedup per system (sensitivity/tornado.csv)."""
     from prophet_model.outputs import figures
-    from prophet_model.study import sensitivity
 
-    for s in setups.values():
-        t = sensitivity.tornado(s, "speedup")
-        show_figure(
-            figures.tornado_figure(t, s.system.name, "Speedup (×)", fig_cfg), fig_cfg, made_by=SENSITIVITY_MADE_BY
-        )
+    for name, t in _per_system(sr.sensitivity(results, "tornado")):
+        show_figure(figures.tornado_figure(t, name, "Speedup (×)", fig_cfg), fig_cfg, made_by=SENSITIVITY_MADE_BY)
 
 
-def sensitivity_digest(setups: dict) -> str:
+def sensitivity_digest(results: str | Path) -> str:
     """In short: per system, the two inputs that move the speedup most and the range they span."""
-    from prophet_model.study import sensitivity
-
     lines = [
         "**In short.** What moves each system's speedup most (every input over its sweep range, the others "
         "as configured):",
         "",
     ]
-    for s in setups.values():
-        t = sensitivity.tornado(s, "speedup").head(2)
+    for name, t in _per_system(sr.sensitivity(results, "tornado")):
+        t = t.head(2)
         parts = [
             f"{r.label} ({fmt.ratio(min(r.at_low, r.at_high))}–{fmt.ratio(max(r.at_low, r.at_high))})"
             for r in t.itertuples()
         ]
-        lines.append(f"- {fmt.md(s.system.name)} ({s.strategy}, now {fmt.ratio(t.point.iloc[0])}): {'; '.join(parts)}")
+        lines.append(f"- {fmt.md(name)} ({t.strategy.iloc[0]}, now {fmt.ratio(t.point.iloc[0])}): {'; '.join(parts)}")
     return "\n".join(lines)
 
 
 MAP_MIN_SPREAD = 0.02  # a map whose speedup varies less than this (relative) over its range reads as one colour
 
 
-def show_speedup_maps(setups: dict, fig_cfg, against: str = "interconnect_bandwidth_factor") -> None:
-    """One speedup map per system: prediction accuracy x `against` (a key of sensitivity.MAPS)."""
+def speedup_map(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(accuracy grid, grid of the other input, speedup) of one map's rows of sensitivity/maps.csv (row-major
+    over (value, accuracy))."""
+    shape = (-1, rows.accuracy.nunique())
+    return tuple(rows[c].to_numpy(float).reshape(shape) for c in ("accuracy", "value", "speedup"))
+
+
+def show_speedup_maps(results: str | Path, fig_cfg, against: str = "interconnect_bandwidth_factor") -> None:
+    """One speedup map per system: prediction accuracy x `against` (a map input of sensitivity/maps.csv)."""
     from prophet_model.outputs import figures
-    from prophet_model.study import sensitivity
 
     label = {
         "interconnect_bandwidth_factor": "Interconnect bandwidth (× datasheet)",
@@ -268,13 +246,14 @@ def show_speedup_maps(setups: dict, fig_cfg, against: str = "interconnect_bandwi
     from IPython.display import Markdown, display
 
     flat = []
-    for s in setups.values():
-        acc, y, sp = sensitivity.speedup_map(s, against)
+    maps = sr.sensitivity(results, "maps")
+    for name, rows in _per_system(maps[maps.against == against]):
+        acc, y, sp = speedup_map(rows)
         lo, hi = np.nanmin(sp), np.nanmax(sp)
         if fmt.ratio(lo) == fmt.ratio(hi) or hi - lo < MAP_MIN_SPREAD * lo:
-            flat.append(f"{fmt.md(s.system.name)} ({fmt.ratio(lo)}–{fmt.ratio(hi)})")
+            flat.append(f"{fmt.md(name)} ({fmt.ratio(lo)}–{fmt.ratio(hi)})")
             continue
-        fig = figures.speedup_map_figure(acc, y, sp, s.system.name, fig_cfg, label, sensitivity.MAPS[against][1])
+        fig = figures.speedup_map_figure(acc, y, sp, name, fig_cfg, label, bool(rows.log_scale.iloc[0]))
         show_figure(fig, fig_cfg, made_by=SENSITIVITY_MADE_BY)
     if flat:
         display(
@@ -303,8 +282,11 @@ def uncertainty_inputs(study: Study) -> pd.DataFrame:
     return pd.DataFrame(rows).astype({"mode": str})
 
 
-def uncertainty_table(mc: pd.DataFrame) -> pd.DataFrame:
-    """Point value, median and 90% interval of the headline metrics, formatted."""
+def uncertainty_table(results: str | Path) -> pd.DataFrame:
+    """Point value, median and 90% interval of the headline metrics (uncertainty.csv), formatted."""
+    mc = sr.uncertainty(results)
+    if mc is None:
+        return pd.DataFrame({"note": ["no uncertain inputs configured: no Monte Carlo"]})
     keep = mc[mc.metric.isin(["speedup", "prophet_tokens_per_s", "prophet_usd_per_1m_tokens", "annual_savings_usd"])]
     return pd.DataFrame(
         {
@@ -324,13 +306,13 @@ def uncertainty_table(mc: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def sensitivity_inputs(results: StudyResults) -> tuple[dict, dict[str, str], dict[str, pd.DataFrame]]:
-    """(headline setups, display names, one-at-a-time sweep tables), one entry per system."""
-    from prophet_model.study import sensitivity
-
-    setups = sensitivity.setups(results)
+def sensitivity_inputs(results: str | Path) -> tuple[dict[str, str], dict[str, pd.DataFrame], dict[str, str]]:
+    """(display names, one-at-a-time sweep tables, each input's label), one entry per system
+    (sensitivity/sweeps.csv)."""
+    sweeps = sr.sensitivity(results, "sweeps")
+    per = sweeps.groupby("system_id", sort=False)
     return (
-        setups,
-        {sid: s.system.name for sid, s in setups.items()},
-        {sid: sensitivity.sweeps(s) for sid, s in setups.items()},
+        {sid: g.system.iloc[0] for sid, g in per},
+        {sid: g.reset_index(drop=True) for sid, g in per},
+        dict(zip(sweeps.input, sweeps.label, strict=True)),
     )

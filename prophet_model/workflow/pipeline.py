@@ -6,16 +6,20 @@ A per-notebook cache skips unchanged work: each notebook's key is a hash of the 
 notebook file, the part of the configuration it depends on, as written in the YAML (for a system: its
 own entry, its GPU, interconnect and model catalog entries, its expectations, and every study-wide
 section; not the other systems), the package's source and templates and the data the package reads when
-it evaluates the study (PACKAGE_SOURCES), and for the validation page the files `run` wrote under
-results/data/validation/ (it reads the measurements only through them). The keys are computed from the raw YAML
-(study/rawconfig.py), so `make` can tell that every notebook is cached without loading the study. A
-failing notebook is reported with its name and the failing cell's error; the others
-still finish; the exit status is then 1.
+it loads the study (PACKAGE_SOURCES), and the files `run` wrote that the page reads (no notebook runs the
+study): a system page the rows of its system in the study-wide tables, its GPU's rates, the single-GPU
+claims and its results_<id>.csv; the cross-system page the comparison, headline and checks; the sensitivity
+page data/sensitivity/ and uncertainty.csv; the validation page results/data/validation/. The keys are
+computed from the raw YAML (study/rawconfig.py) and the results' files, so `make` can tell that every
+notebook is cached without loading the study. A failing notebook is reported with its name and the
+failing cell's error; the others still finish; the exit status is then 1.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -27,7 +31,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prophet_model.errors import UserError
-from prophet_model.outputs.files import VALIDATION_FILES, read_timings, system_page
+from prophet_model.outputs.files import (
+    FACTS_FILE,
+    SENSITIVITY_FILES,
+    SYSTEM_FILES,
+    UNCERTAINTY_FILE,
+    VALIDATION_FILES,
+    read_timings,
+    system_page,
+)
 from prophet_model.outputs.formatting import md
 from prophet_model.paths import ROOT
 from prophet_model.study.rawconfig import RawStudy
@@ -103,6 +115,52 @@ def results_digest(results_dir: Path, names: tuple[str, ...]) -> bytes:
     return _digest(*parts).encode()
 
 
+def rows_digest(results_dir: Path, rel: str, column: str, values: tuple[str, ...]) -> bytes:
+    """The header and the rows of the CSV `rel` of the results folder whose `column` is one of `values` (a
+    page that shows only those rows reads no more); every row where the file has no such column, the bytes
+    where it is not UTF-8 text, a missing file as missing."""
+    path = results_dir / rel
+    if not path.is_file():
+        return _digest(rel.encode(), b"\0missing").encode()
+    data = read_regular(path, MAX_RESULT_BYTES, "a file `run` writes")
+    try:
+        reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
+        header = next(reader, [])
+        i = header.index(column) if column in header else None
+        rows = [r for r in reader if i is None or (len(r) > i and r[i] in values)]
+    except (UnicodeDecodeError, csv.Error):
+        return _digest(rel.encode(), data).encode()
+    return _digest(rel.encode(), _dump([header, rows])).encode()
+
+
+def _fact(results_dir: Path, name: str) -> object:
+    """One entry of the results' facts.json (None where it cannot be read: the page then says why)."""
+    try:
+        return json.loads(read_regular(results_dir / FACTS_FILE, MAX_RESULT_BYTES, "a file `run` writes")).get(name)
+    except Exception:
+        return None
+
+
+def system_results(rs: RawStudy, results_dir: Path, system_id: str) -> bytes:
+    """What a system page reads of the results: its rows of the comparison and the checks, the single-GPU
+    claims' rows of claims.csv (facts.json's single_gpu_id), its GPU's row of hardware_rates.csv and its
+    results_<id>.csv."""
+    entry = next(e for e in rs.raw["systems"] if e["id"] == system_id)
+    gpu = rs.entry("gpus", entry.get("gpu"))
+    single = _fact(results_dir, "single_gpu_id")
+    return _digest(
+        rows_digest(results_dir, "data/all_systems_comparison.csv", "system_id", (system_id,)),
+        rows_digest(results_dir, "data/sanity_checks.csv", "system_id", (system_id,)),
+        rows_digest(results_dir, "data/claims.csv", "system_id", (str(single),)),
+        rows_digest(results_dir, "data/hardware_rates.csv", "gpu", (str(gpu.get("name")),)),
+        _dump(single),
+        results_digest(results_dir, (SYSTEM_FILES[0].format(id=system_id),)),
+    ).encode()
+
+
+CROSS_SYSTEM_FILES = ("data/all_systems_comparison.csv", "data/headline.csv", "data/sanity_checks.csv")
+
+
 def _dump(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, default=str).encode()
 
@@ -163,7 +221,9 @@ def jobs(study: Study | RawStudy, book_dir: Path, results_dir: Path, root: Path 
     cross_nb = root / "notebooks" / "cross_system.ipynb"
     out = []
     for s in rs.systems:
-        key = _digest(system_nb.read_bytes(), shared, system_config(rs, s.id), src)
+        key = _digest(
+            system_nb.read_bytes(), shared, system_config(rs, s.id), src, system_results(rs, results_dir, s.id)
+        )
         out.append(
             Job(
                 f"system {s.id}",
@@ -174,14 +234,14 @@ def jobs(study: Study | RawStudy, book_dir: Path, results_dir: Path, root: Path 
                 f"{md(s.name)}: system analysis",
             )
         )
-    everything = _digest(cross_nb.read_bytes(), shared, *(system_config(rs, s.id) for s in rs.systems), src)
+    cross = _digest(cross_nb.read_bytes(), shared, src, results_digest(results_dir, CROSS_SYSTEM_FILES))
     out.append(
         Job(
             "cross-system",
             cross_nb,
             book_dir / "cross_system.ipynb",
             {"config": config, "results": results},
-            everything,
+            cross,
         )
     )
     validation_nb = root / "notebooks" / "validation.ipynb"
@@ -193,9 +253,10 @@ def jobs(study: Study | RawStudy, book_dir: Path, results_dir: Path, root: Path 
         params = {"config": config, "results": results}
         out.append(Job("validation", validation_nb, book_dir / "validation.ipynb", params, key))
     sensitivity_nb = root / "notebooks" / "sensitivity.ipynb"
-    if sensitivity_nb.is_file():  # depends on every system and the uncertainty section
+    if sensitivity_nb.is_file():  # the sweeps, maps and intervals of every system; the uncertainty section
         uncertain = _dump(rs.raw.get("uncertainty") or {})
-        key = _digest(sensitivity_nb.read_bytes(), everything.encode(), uncertain)
+        read = results_digest(results_dir, (*SENSITIVITY_FILES, UNCERTAINTY_FILE))
+        key = _digest(sensitivity_nb.read_bytes(), shared, src, uncertain, read)
         params = {"config": config, "results": results}
         out.append(Job("sensitivity", sensitivity_nb, book_dir / "sensitivity.ipynb", params, key))
     return out

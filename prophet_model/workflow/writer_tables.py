@@ -4,7 +4,8 @@ never call the study's computing modules or the measured layer themselves.
 
     hardware_rates.csv   the attainable rates of every GPU the study uses, and where they come from
     worked_example.csv   every intermediate number of the headline system and strategy (SI units)
-    facts.json           the study's constants and lists the writers show (claim sentences, contours, ...)"""
+    facts.json           the study's constants and lists the writers show (claim sentences, contours, ...)
+    sensitivity/         the sensitivity page's sweeps, tornado rankings and speedup maps (sensitivity_tables)"""
 
 from __future__ import annotations
 
@@ -50,9 +51,43 @@ def writer_tables(results: StudyResults, checks: pd.DataFrame, claims: list, who
         ]
     )
     return {
+        "sensitivity": sensitivity_tables(results),
         "claims": table(claims),
         "regime_map": regime_map(results),
         "hardware_rates": hardware,
         "worked_example": worked,
         "facts": facts,
+    }
+
+
+def sensitivity_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
+    """The sensitivity page's data, per system at its headline operating point (study/sensitivity.py's
+    setups), each table led by system_id, system and strategy:
+    sweeps  every input over its sweep range, the others as configured: input, label, value, the metrics;
+    tornado each input at the ends of its range, ranked by the spread of the speedup (metric: speedup);
+    maps    the speedup over prediction accuracy (0-1) x each map input (`against`, its axis `log_scale`),
+            long form, row-major over (value, accuracy): `accuracy`, `value`, `speedup`."""
+    from prophet_model.study import sensitivity as sens
+
+    sweeps, tornado, maps = [], [], []
+    for sid, setup in sens.setups(results).items():
+        head = {"system_id": sid, "system": setup.system.name, "strategy": setup.strategy}
+        t = sens.sweeps(setup)
+        sweeps.append(pd.DataFrame({**head, "input": t.input, "label": t.input.map(sens.LABELS)}).join(t.iloc[:, 1:]))
+        t = sens.tornado(setup, "speedup")
+        tornado.append(pd.DataFrame({**head, "metric": "speedup"}, index=t.index).join(t))
+        for against, (_, log) in sens.MAPS.items():
+            acc, value, speedup = sens.speedup_map(setup, against)
+            grid = {"accuracy": acc.ravel(), "value": value.ravel(), "speedup": speedup.ravel()}
+            maps.append(pd.DataFrame({**head, "against": against, "log_scale": log, **grid}))
+    lead = ["system_id", "system", "strategy"]
+    columns = {
+        "sweeps": [*lead, "input", "label", "value", *sens.METRICS],
+        "tornado": [*lead, "metric", *"input label low_value high_value at_low at_high point spread".split()],
+        "maps": [*lead, "against", "log_scale", "accuracy", "value", "speedup"],
+    }
+    frames = {"sweeps": sweeps, "tornado": tornado, "maps": maps}
+    return {
+        name: pd.concat(f, ignore_index=True)[columns[name]] if f else pd.DataFrame(columns=columns[name])
+        for name, f in frames.items()
     }
