@@ -18,7 +18,7 @@ from prophet_model.study import columns, inputs, inversion, schema, sensitivity
 from .conftest import ROOT
 
 PACKAGE = ROOT / "prophet_model"
-REGISTRY_FILES = {PACKAGE / "study" / "inputs.py", PACKAGE / "study" / "columns.py"}
+REGISTRY_FILES = {PACKAGE / "study" / f for f in ("inputs.py", "columns.py", "columns_measured.py")}
 # the commands' own tables (`sweep`'s allowed values, `solve`'s default ranges), to be replaced by the registry's
 # accessors when the commands are wired to it (issue 35: inputs.bounds_table, inputs.solve_range); then empty this
 PENDING: tuple[str, ...] = ()
@@ -138,7 +138,7 @@ def test_latex_reads_every_keyed_column_with_a_formatter_that_exists() -> None:
     from prophet_model.outputs.latex import KEYED_METRICS, formatter
 
     assert [c for c, _ in KEYED_METRICS] == list(columns.KEYED_ORDER)
-    for c in columns.COMPARISON + columns.ROWS:
+    for c in {c for cols in columns.FILES.values() for c in cols}:
         if c.format:
             assert isinstance(formatter(c.format)(1.5), str), c.name
 
@@ -172,20 +172,80 @@ def test_every_column_the_study_writes_is_registered() -> None:
     assert sensitivity.MC_COLUMNS == list(columns.names(columns.UNCERTAINTY))
 
 
+def _header(path: Path) -> list[str]:
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as f:
+        return next(csv.reader(f), [])
+
+
 def test_the_results_folder_holds_only_registered_columns() -> None:
-    """Every CSV of results/data (where `make` wrote one): its header is the registry's (regime_map.csv's input
-    columns are registered inputs)."""
+    """Every CSV under results/data, validation/ included (where `make` wrote one): its header is the registry's,
+    in the registry's order (regime_map.csv's input columns are registered inputs; a comparison may leave out a
+    column; a validation table holds every column of its own)."""
     import fnmatch
 
     data = ROOT / "results" / "data"
-    files = sorted(data.glob("*.csv")) if data.is_dir() else []
+    files = sorted(data.rglob("*.csv")) if data.is_dir() else []
     if not files:
         pytest.skip("no results folder (run make)")
     for path in files:
-        header = path.read_text(encoding="utf-8").splitlines()[0].split(",")
-        spec = next(cols for pat, cols in columns.FILES.items() if fnmatch.fnmatch(path.name, pat))
-        unknown = [c for c in header if c not in columns.names(spec) and c not in inputs.BY_KEY]
-        assert not unknown, (path.name, unknown)
+        rel, header = path.relative_to(data).as_posix(), _header(path)
+        specs = [cols for pat, cols in columns.FILES.items() if fnmatch.fnmatch(rel, pat)]
+        assert len(specs) == 1, (rel, "not one registered file pattern")
+        if rel.startswith("validation/"):
+            assert header == columns.arrange(header, specs[0], rel), rel
+            continue
+        own = [c for c in header if c not in inputs.BY_KEY]
+        unknown = [c for c in own if c not in columns.names(specs[0])]
+        assert not unknown, (rel, unknown)
+        assert own == [c for c in columns.names(specs[0]) if c in own], (rel, "not in the registry's order")
+
+
+def test_the_validation_tables_hold_their_registered_columns_in_order() -> None:
+    """measured.tables, built in-process for one small system (no results folder needed): one table per
+    registered stem (outputs/files.py's stems, in its order), each with every registered column in the registry's
+    order; the claims' evidence joins the comparison on the comparison's own columns."""
+    from prophet_model.measured.tables import tables
+    from prophet_model.outputs.files import VALIDATION_TABLES
+    from prophet_model.study import columns_measured
+    from prophet_model.study.config import load_study
+    from prophet_model.study.runner import run_study
+
+    assert list(columns_measured.TABLES) == list(VALIDATION_TABLES)
+    study = load_study(ROOT / "_config.yml")
+    results, failures = run_study(study, ["2xA100"])
+    assert not failures
+    built, _ = tables(study, results.headline, None)
+    assert list(built) == list(columns_measured.TABLES)
+    for stem, t in built.items():
+        spec = columns_measured.TABLES[stem]
+        assert not t.columns.empty, stem  # a table without columns is not checked: none of the committed data's
+        header = [str(c) for c in t.columns]
+        assert header == columns.arrange(header, spec, stem), stem
+    assert columns_measured.CLAIM_EVIDENCE[:2] == (columns.get("system_id"), columns.get("strategy"))
+
+
+def test_a_validation_table_with_a_column_not_registered_or_missing_is_refused() -> None:
+    import pandas as pd
+
+    from prophet_model.measured.tables import in_order
+    from prophet_model.study import columns_measured
+    from prophet_model.study.measured_csv import MeasurementError
+
+    names = list(columns.names(columns_measured.SCALING))
+    t = pd.DataFrame([dict.fromkeys(names, 1.0)])
+    assert list(in_order("scaling", t[names[::-1]]).columns) == names  # put in the registry's order
+    with pytest.raises(MeasurementError, match=r"validation/scaling\.csv: unregistered column\(s\) extra"):
+        in_order("scaling", t.assign(extra=2.0))
+    with pytest.raises(MeasurementError, match="missing predicted_s"):
+        in_order("scaling", t.drop(columns="predicted_s"))
+    with pytest.raises(ValueError, match="allowed: points"):
+        in_order("nonsense", t)
+    # a pattern column stands for every column it matches, in the table's order, and for none
+    wide = pd.DataFrame({"64 MiB (µs)": [2.0], "run": ["x"], "16 MiB (µs)": [1.0]})
+    assert list(in_order("nccl_settings", wide).columns) == ["run", "64 MiB (µs)", "16 MiB (µs)"]
+    assert list(in_order("nccl_settings", wide[["run"]]).columns) == ["run"]
 
 
 def test_inversion_solves_a_hand_example_exactly() -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from prophet_model.study import columns, columns_measured
 from prophet_model.study.config import Study
+from prophet_model.study.measured_csv import MeasurementError
 
 NCCL_MACHINE = "nvidia-h200-x2"  # the two-GPU host whose NCCL runs and probe the page discusses
 
@@ -139,8 +141,22 @@ def tables(study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None) ->
                 }
                 for v in evidence.validated(study).values()
             ],
-            columns=["mechanism", "what", "points", "median_pct", "worst_pct", "text"],
+            columns=columns.names(columns_measured.VALIDATED),
         ),
         "claim_evidence": evidence.claim_evidence(study, headline, checks),
     }
-    return out, facts(df, study)
+    return {stem: in_order(stem, t) for stem, t in out.items()}, facts(df, study)
+
+
+def in_order(stem: str, table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with its columns in the order study/columns_measured.py registers for validation/<stem>.csv (a
+    table without columns as it is); a column computed and not registered, or registered and not computed, is
+    an error naming both (a measurements.csv with a column of its own is one too)."""
+    if stem not in columns_measured.TABLES:
+        raise ValueError(f"validation table {stem!r}; allowed: {', '.join(columns_measured.TABLES)}")
+    if table.columns.empty:
+        return table
+    try:
+        return table[columns.arrange(table.columns, columns_measured.TABLES[stem], f"validation/{stem}.csv")]
+    except ValueError as exc:
+        raise MeasurementError(str(exc)) from None

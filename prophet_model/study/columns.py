@@ -3,29 +3,17 @@ with. A file's tuple gives its columns in the order the CSV has them; every othe
 here: the runner's comparison row (runner.pair), the comparison tables (frames.COMPARISON_COLUMNS), the metrics
 an expectation may check (schema.COMPARISON_METRICS), the paper's keyed values (latex.KEYED_METRICS), the text
 columns of a comparison CSV (tables.TEXT_COMPARISON), the CSV checks of `paper` and `analyze` (tables.SCHEMAS),
-the Monte Carlo's table (sensitivity.MC_COLUMNS) and `sweep`'s metric columns (grid_metrics)."""
+the Monte Carlo's table (sensitivity.MC_COLUMNS), `sweep`'s metric columns (grid_metrics) and the order of the
+validation's tables (measured/tables.py, declared in study/columns_measured.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import fnmatch
+from collections.abc import Iterable
 
-
-@dataclass(frozen=True)
-class Column:
-    """One column. `format`: the name of its formatter, a function of outputs/formatting.py or latex.py's
-    `whole` / `share_pct` ("": text, or a number shown as written). `text`: it holds words, not numbers.
-    `expectation`: an expectation in _config.yml may check it (a metric of the comparison)."""
-
-    name: str
-    unit: str
-    label: str
-    format: str = ""
-    text: bool = False
-    expectation: bool = False
-
-
-def _text(name: str, label: str) -> Column:
-    return Column(name, "", label, text=True)
+from prophet_model.study.column_type import Column
+from prophet_model.study.column_type import text as _text
+from prophet_model.study.columns_measured import VALIDATION_FILES
 
 
 def _pair(name: str, unit: str, label: str, fmt: str, expectation: bool = False) -> tuple[Column, Column]:
@@ -287,11 +275,33 @@ FILES: dict[str, tuple[Column, ...]] = {
     "regime_map.csv": REGIME,
     "hardware_rates.csv": HARDWARE,
     "worked_example.csv": WORKED,
+    **VALIDATION_FILES,  # validation/<stem>.csv: study/columns_measured.py
 }
 
 
 def names(columns: tuple[Column, ...]) -> tuple[str, ...]:
     return tuple(c.name for c in columns)
+
+
+def arrange(found: Iterable[str], columns: tuple[Column, ...], what: str) -> list[str]:
+    """A table's columns `found` in the registry's order: each column in its place, a pattern column standing
+    for every column of `found` it matches, in their order there. ValueError naming `what` for a column of
+    `found` the registry lacks or a (not pattern) column of the registry that `found` lacks."""
+    found = [str(c) for c in found]
+    order: list[str] = []
+    for c in columns:
+        if c.pattern:
+            order += [f for f in found if f not in order and fnmatch.fnmatchcase(f, c.name)]
+        elif c.name in found:
+            order.append(c.name)
+    unknown = [f for f in found if f not in order]
+    missing = [c.name for c in columns if not c.pattern and c.name not in found]
+    if unknown or missing:
+        raise ValueError(
+            f"{what}: unregistered column(s) {', '.join(unknown) or '(none)'}, registered column(s) missing "
+            f"{', '.join(missing) or '(none)'}; allowed: {', '.join(names(columns))} (study/columns.py FILES)"
+        )
+    return order
 
 
 def get(name: str) -> Column:
