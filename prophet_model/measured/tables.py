@@ -102,9 +102,13 @@ def facts(df: pd.DataFrame, study: Study) -> dict:
     }
 
 
-def tables(study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None) -> tuple[dict[str, pd.DataFrame], dict]:
+def tables(
+    study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None, strict: bool = False
+) -> tuple[dict[str, pd.DataFrame], dict]:
     """({file stem: its table}, facts): everything results/data/validation/ holds (outputs/files.py,
-    VALIDATION_TABLES, says what each table is); the claims' evidence is that of the headline rows."""
+    VALIDATION_TABLES, says what each table is); the claims' evidence is that of the headline rows. `strict`:
+    a column the registry lacks is an error (the tests), else it is left out (a measurements.csv of your own
+    may carry columns of its own)."""
     from prophet_model.measured import evidence, nccl_log, predict, predict_multi, predict_steps, summary
     from prophet_model.measured.measurements import ceilings_table, load
 
@@ -145,18 +149,22 @@ def tables(study: Study, headline: pd.DataFrame, checks: pd.DataFrame | None) ->
         ),
         "claim_evidence": evidence.claim_evidence(study, headline, checks),
     }
-    return {stem: in_order(stem, t) for stem, t in out.items()}, facts(df, study)
+    return {stem: in_order(stem, t, strict) for stem, t in out.items()}, facts(df, study)
 
 
-def in_order(stem: str, table: pd.DataFrame) -> pd.DataFrame:
+def in_order(stem: str, table: pd.DataFrame, strict: bool = True) -> pd.DataFrame:
     """`table` with its columns in the order study/columns_measured.py registers for validation/<stem>.csv (a
-    table without columns as it is); a column computed and not registered, or registered and not computed, is
-    an error naming both (a measurements.csv with a column of its own is one too)."""
+    table without columns as it is); a registered column not computed is an error naming it, and so is a column
+    computed and not registered when `strict` (else it is left out: a measurements.csv with a column of its
+    own)."""
     if stem not in columns_measured.TABLES:
         raise ValueError(f"validation table {stem!r}; allowed: {', '.join(columns_measured.TABLES)}")
     if table.columns.empty:
         return table
+    spec = columns_measured.TABLES[stem]
+    if not strict:
+        table = table[[c for c in table.columns if columns.registered(str(c), spec)]]
     try:
-        return table[columns.arrange(table.columns, columns_measured.TABLES[stem], f"validation/{stem}.csv")]
+        return table[columns.arrange(table.columns, spec, f"validation/{stem}.csv")]
     except ValueError as exc:
         raise MeasurementError(str(exc)) from None

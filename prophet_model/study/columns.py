@@ -264,6 +264,44 @@ WORKED: tuple[Column, ...] = (
     Column("step_s", "s", "decode step", "number"),
     Column("tokens_per_s", "tokens/s", "system throughput", "number"),
 )
+_WHO = tuple(_BY_NAME[n] for n in ("system_id", "system", "strategy"))
+_INPUT = (_text("input", "the input varied (study/inputs.py)"), _text("label", "the input in words"))
+# sensitivity/*.csv: what the sensitivity page shows (workflow/writer_tables.py)
+SWEEPS: tuple[Column, ...] = (
+    *_WHO,
+    *_INPUT,
+    Column("value", "the input's unit", "the input's value", "number"),
+    *(
+        _BY_NAME[n]
+        for n in (
+            "speedup",
+            "prophet_tokens_per_s",
+            "baseline_tokens_per_s",
+            "prophet_usd_per_1m_tokens",
+            "baseline_usd_per_1m_tokens",
+            "annual_savings_usd",
+        )
+    ),
+)
+TORNADO: tuple[Column, ...] = (
+    *_WHO,
+    _text("metric", "the metric ranked"),
+    *_INPUT,
+    Column("low_value", "the input's unit", "the input's low value", "number"),
+    Column("high_value", "the input's unit", "the input's high value", "number"),
+    Column("at_low", "the metric's unit", "the metric at the low value", "number"),
+    Column("at_high", "the metric's unit", "the metric at the high value", "number"),
+    Column("point", "the metric's unit", "the metric at the configured value", "number"),
+    Column("spread", "the metric's unit", "|at_high - at_low|", "number"),
+)
+MAPS: tuple[Column, ...] = (
+    *_WHO,
+    _text("against", "the input on the map's y axis"),
+    Column("log_scale", "", "whether that axis is logarithmic", "number"),
+    Column("accuracy", "share", "Prophet's prediction accuracy (x axis)", "number"),
+    Column("value", "the input's unit", "the y input's value", "number"),
+    _BY_NAME["speedup"],
+)
 FILES: dict[str, tuple[Column, ...]] = {
     "all_systems_comparison.csv": COMPARISON,
     "fixed_batch_comparison.csv": COMPARISON,
@@ -275,12 +313,20 @@ FILES: dict[str, tuple[Column, ...]] = {
     "regime_map.csv": REGIME,
     "hardware_rates.csv": HARDWARE,
     "worked_example.csv": WORKED,
+    "sensitivity/sweeps.csv": SWEEPS,
+    "sensitivity/tornado.csv": TORNADO,
+    "sensitivity/maps.csv": MAPS,
     **VALIDATION_FILES,  # validation/<stem>.csv: study/columns_measured.py
 }
 
 
 def names(columns: tuple[Column, ...]) -> tuple[str, ...]:
     return tuple(c.name for c in columns)
+
+
+def registered(name: str, columns: tuple[Column, ...]) -> bool:
+    """Whether `name` is one of `columns` (a pattern column matching it counts)."""
+    return any(fnmatch.fnmatchcase(name, c.name) if c.pattern else c.name == name for c in columns)
 
 
 def arrange(found: Iterable[str], columns: tuple[Column, ...], what: str) -> list[str]:

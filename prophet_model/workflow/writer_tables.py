@@ -80,14 +80,11 @@ def sensitivity_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
             acc, value, speedup = sens.speedup_map(setup, against)
             grid = {"accuracy": acc.ravel(), "value": value.ravel(), "speedup": speedup.ravel()}
             maps.append(pd.DataFrame({**head, "against": against, "log_scale": log, **grid}))
-    lead = ["system_id", "system", "strategy"]
-    columns = {
-        "sweeps": [*lead, "input", "label", "value", *sens.METRICS],
-        "tornado": [*lead, "metric", *"input label low_value high_value at_low at_high point spread".split()],
-        "maps": [*lead, "against", "log_scale", "accuracy", "value", "speedup"],
-    }
+    from prophet_model.study.columns import MAPS, SWEEPS, TORNADO, names
+
+    columns = {"sweeps": names(SWEEPS), "tornado": names(TORNADO), "maps": names(MAPS)}  # study/columns.py
     frames = {"sweeps": sweeps, "tornado": tornado, "maps": maps}
     return {
-        name: pd.concat(f, ignore_index=True)[columns[name]] if f else pd.DataFrame(columns=columns[name])
+        name: pd.concat(f, ignore_index=True)[list(columns[name])] if f else pd.DataFrame(columns=list(columns[name]))
         for name, f in frames.items()
     }
