@@ -12,6 +12,7 @@ import pytest
 
 from prophet_model import physics as m
 from prophet_model.physics import cache, step
+from prophet_model.study import trace as study_trace
 
 from .conftest import TOY
 
@@ -24,7 +25,7 @@ def _zipf_trace(experts: int = 128, layers: int = 8, seed: int = 1) -> dict[int,
     for _ in range(layers):
         c = rng.multinomial(100_000, w / w.sum()).astype(float)
         rows.append(tuple(sorted((c / c.sum()).tolist(), reverse=True)))
-    return {cache.trace_id(tuple(rows)): tuple(rows)}
+    return {study_trace.trace_id(tuple(rows)): tuple(rows)}
 
 
 def _many(n: int, **extra) -> m.Scenario:

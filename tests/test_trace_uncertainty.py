@@ -21,7 +21,7 @@ from .conftest import zipf_trace
 def traces(tmp_path) -> dict[int, m.Trace]:
     """The Zipf trace under its id, as a Scenario carries it."""
     layers = trace.read_trace(zipf_trace(tmp_path / "t.csv"), 128, "test")
-    return {cache.trace_id(layers): layers}
+    return {trace.trace_id(layers): layers}
 
 
 def test_the_trace_has_every_layer(tmp_path) -> None:

@@ -30,7 +30,6 @@ differ only in C read it off one curve: slot_curve_hits). A seeded simulation of
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -49,12 +48,6 @@ def zipf(experts: int, exponent: float) -> np.ndarray:
     """Per-pick popularity p_i = i^-s / sum_j j^-s for ranks i = 1..E (descending)."""
     w = np.arange(1, experts + 1, dtype=float) ** -float(exponent)
     return w / w.sum()
-
-
-def trace_id(layers: Trace) -> int:
-    """A stable numeric id for a trace (Scenario.routing_trace is a number; Scenario.traces maps it to the
-    trace): crc32 of its values, >= 1."""
-    return zlib.crc32(np.asarray([v for layer in layers for v in layer], dtype=np.float64).tobytes()) or 1
 
 
 def touch_probability(popularity: np.ndarray, tokens: float, top_k: float) -> np.ndarray:

@@ -233,8 +233,7 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         attainable(key, gpus)
     trace, traces, data = 0, {}, None
     if cfg.routing.distribution == "trace":
-        from prophet_model.physics.cache import trace_id
-        from prophet_model.study.trace import parse_trace, trace_bytes
+        from prophet_model.study.trace import parse_trace, trace_bytes, trace_id
 
         label = f"{where}: routing.trace_file"
         trace_path = resolve(base, cfg.routing.trace_file, label)

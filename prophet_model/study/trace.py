@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +120,9 @@ def _count(cell: str) -> float | None:
         return float(cell)
     except ValueError:
         return None
+
+
+def trace_id(layers: tuple[tuple[float, ...], ...]) -> int:
+    """A stable numeric id for a trace (Scenario.routing_trace is a number; Scenario.traces maps it to the
+    trace): crc32 of its values, >= 1."""
+    return zlib.crc32(np.asarray([v for layer in layers for v in layer], dtype=np.float64).tobytes()) or 1
