@@ -10,7 +10,8 @@ that import nothing of the package outside it.
   prefetch hides;
 - `comm`: the all-to-alls of expert parallelism and the all-reduce of tensor-parallel attention;
 - `cost`: dollars per token;
-- `step`: `evaluate`, the step composed: compute + exposed fetch + exposed all-to-all.
+- `step`: `evaluate`, the step composed: compute + exposed fetch + exposed all-to-all (two-batch overlap:
+  the critical path of two half-batches, `overlapped`).
 
 The names below are re-exported for the tests and notebooks that read terms one by one
 (`from prophet_model import physics as m; m.kv_cache_bytes(s)`).
@@ -39,6 +40,7 @@ from .compute import (
     roofline_time,
     startup_time,
     swiglu_kernels,
+    weight_flops,
 )
 from .fetch import fetch_bytes, fetch_exposed, fetch_rate, fetch_time, peer_share
 from .memory import (
@@ -48,6 +50,7 @@ from .memory import (
     fits_in_memory,
     kv_bytes_per_sequence,
     kv_cache_bytes,
+    kv_element_bytes,
     kv_replication,
     max_batch,
     max_batch_all_resident,
@@ -67,7 +70,7 @@ from .routing import (
     tokens_per_group,
 )
 from .scenario import NUMBERS, Array, Scenario, Trace, once, scenario_from
-from .step import StepResult, evaluate
+from .step import StepResult, evaluate, overlapped
 
 __all__ = [
     "KERNELS_PER_EXPERT",
@@ -105,6 +108,7 @@ __all__ = [
     "kernel_count",
     "kv_bytes_per_sequence",
     "kv_cache_bytes",
+    "kv_element_bytes",
     "kv_replication",
     "max_batch",
     "max_batch_all_resident",
@@ -113,6 +117,7 @@ __all__ = [
     "memory_terms",
     "normal_quantile",
     "once",
+    "overlapped",
     "peer_share",
     "remote_destinations",
     "resident_fraction",
@@ -123,5 +128,6 @@ __all__ = [
     "startup_time",
     "swiglu_kernels",
     "tokens_per_group",
+    "weight_flops",
     "why_infeasible",
 ]

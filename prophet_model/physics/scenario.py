@@ -65,7 +65,7 @@ class Scenario:
     # workload
     batch_size_per_gpu: ArrayLike
     context_length: ArrayLike
-    activation_bytes: ArrayLike  # bytes per activation / KV element
+    activation_bytes: ArrayLike  # bytes per activation (and per KV element where kv_bytes is NaN)
     reserved_memory: ArrayLike  # bytes
     # Prophet
     prophet: ArrayLike  # 0 = baseline, 1 = Prophet
@@ -103,6 +103,13 @@ class Scenario:
     # share of tokens whose next layer's experts all sit on the GPU of their current layer's under Prophet's
     # affinity-aware placement, in [0, 1] (NaN: the chance level of the placement, no cut)
     inter_layer_affinity: ArrayLike = np.nan
+    # precision (physics/memory.py, compute.py): bytes per KV-cache element (NaN: activation_bytes); the FLOP
+    # rate of GEMMs against weights over peak_flops (FP8 tensor cores: their datasheet rate over BF16's; 1: BF16,
+    # or weight-only FP8 dequantised to BF16 inside the GEMM, as FP8-Marlin on Ampere)
+    kv_bytes: ArrayLike = np.nan
+    weight_flops_ratio: ArrayLike = 1.0
+    # 1: two-batch overlap (physics/step.py): two half-batches, one's collectives behind the other's computation
+    two_batch_overlap: ArrayLike = 0.0
     # not numbers: the routing traces the rows' routing_trace ids name (id -> per-layer popularity,
     # physics/cache.py), and the memo of this Scenario's shared terms (empty in every new Scenario, also one
     # made by dataclasses.replace: the memo holds values of this very Scenario only)
