@@ -21,7 +21,7 @@ import pytest
 
 from prophet_model.workflow.results import pid_alive
 
-from .conftest import ROOT, dump_yaml, load_yaml
+from .conftest import ROOT, copy_built, dump_yaml, load_yaml
 from .procs_util import PY, kernels, leftovers, start, wait_for
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
@@ -33,12 +33,10 @@ def _snapshot(d: Path) -> dict[str, bytes]:
             if p.is_file() and p.relative_to(d).parts[0] != "logs" and p.name != ".lock"}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def good_results(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("kill") / "results"
-    cmd = [PY, "-m", "prophet_model", "run", "--results", str(d), "--quiet", "--no-figures"]
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
-    return d
+@pytest.fixture
+def good_results(plain_results, tmp_path) -> Path:
+    """Previous results (a copy of the session's `run --no-figures`) for the killed commands to leave alone."""
+    return copy_built(plain_results, tmp_path / "good")
 
 
 @pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
