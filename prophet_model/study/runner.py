@@ -87,7 +87,7 @@ def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int,
     if not w.batch_search:
         return (w.batch_size_per_gpu,)
     one = stack(
-        [scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False, attention_tp=tp)]
+        [scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False, study.model_of(system), tp)]
     ).arrays()
     top = int(min(float(max_batch(one)[0]), MAX_BATCH))
     knee = int(min(float(max_batch_all_resident(one)[0]), top))
@@ -151,7 +151,14 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
             )
         for tp in degrees:
             base = scenario_dict(
-                study, system.gpu_key, s["n"], s["ep"], system.interconnect, s["variant"] == "prophet", attention_tp=tp
+                study,
+                system.gpu_key,
+                s["n"],
+                s["ep"],
+                system.interconnect,
+                s["variant"] == "prophet",
+                study.model_of(system),
+                attention_tp=tp,
             )
             if (s["ep"], tp) not in grids:  # one grid per expert group and degree (not one per row spec)
                 grids[s["ep"], tp] = batch_grid(study, system, s["ep"], tp)
