@@ -314,7 +314,7 @@ def worked_example(study: Study, results_dir: Path) -> str:
         system=system,
         strategy=study.config.study.headline_strategy,
         ep=int(terms.ep.iloc[0]),
-        model=study.model.name,
+        model=study.model_of(system).name,
         batch=w.batch_size_per_gpu,
         context=w.context_length_tokens,
         table=table,
