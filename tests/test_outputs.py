@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -108,7 +109,8 @@ def test_analyze_reports_everything(two_runs) -> None:
     a, _ = two_runs
     text, code = analyze(a)
     assert code == 0
-    needles = ["Generated files: 44 of 44", "Cost-efficiency ranking", "Highest speedup", "Most cost-efficient"]
+    assert re.search(r"Generated files: (\d+) of \1 present", text)  # every file the run promises (44 for 4 systems)
+    needles = ["Cost-efficiency ranking", "Highest speedup", "Most cost-efficient"]
     needles += ["Interconnect matters most", "Sanity checks", "Consistency checks", "Last 20 lines", SUCCESS]
     for needle in needles:
         assert needle in text

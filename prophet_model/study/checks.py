@@ -114,6 +114,7 @@ def input_warnings(study: Study, chosen: pd.DataFrame) -> list[str]:
         for r in uneven.drop_duplicates(["system_id", "ep"]).itertuples():
             n = models.get(r.system_id, m).num_experts
             out.append(
-                f"{r.system_id} {r.strategy}: {n} experts over {r.ep} GPUs split unevenly; the fullest GPU sets the pace"
+                f"{r.system_id} {r.strategy}: {n} experts over {r.ep} GPUs split unevenly; the fullest GPU sets the"
+                " pace"
             )
     return out

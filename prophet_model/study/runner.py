@@ -126,7 +126,7 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
     """All rows of one system: every candidate split at every batch of the grid, and the reference
     configurations of the scaling ratio (fewer GPUs, same strategy), in one model call."""
     specs = _row_specs(study, system)
-    configured = study.config.workload.batch_size_per_gpu
+    configured, model = study.config.workload.batch_size_per_gpu, study.model_of(system)
     live = [{**s, "n": system.count, "role": "system"} for s in specs if s["ep"] > 0]
     refs = {
         (s["strategy"], s["variant"], ep, dp)
@@ -151,14 +151,7 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
             )
         for tp in degrees:
             base = scenario_dict(
-                study,
-                system.gpu_key,
-                s["n"],
-                s["ep"],
-                system.interconnect,
-                s["variant"] == "prophet",
-                study.model_of(system),
-                attention_tp=tp,
+                study, system.gpu_key, s["n"], s["ep"], system.interconnect, s["variant"] == "prophet", model, tp
             )
             if (s["ep"], tp) not in grids:  # one grid per expert group and degree (not one per row spec)
                 grids[s["ep"], tp] = batch_grid(study, system, s["ep"], tp)
