@@ -20,6 +20,7 @@ from prophet_model.outputs.book_paper import paper_page, timings_page
 from prophet_model.outputs.files import read_facts, read_timings, system_page
 from prophet_model.outputs.formatting import md_table
 from prophet_model.outputs.templating import TEMPLATES, render_page
+from prophet_model.study.catalog import Named
 from prophet_model.versions import package_versions
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def sourced_rows(section: str, obj) -> pd.DataFrame:
                 "source": fmt.md(obj.sources.get(key, "")),
             }
             for key, value in obj.model_dump().items()
-            if key != "sources"
+            if key != "sources" and (key in obj.model_fields_set or not isinstance(obj, Named))  # optional: if given
         ]
     )
 

@@ -93,7 +93,7 @@ def hardware_fields(
     }
 
 
-# the Scenario's multi-node fields on one node: no NIC, no per-peer latency (physics/comm.py)
+# the Scenario's multi-node fields on one node: no NIC, no latency per other node (physics/comm.py)
 ONE_NODE = {"gpus_per_node": np.inf, "nic_bandwidth": 0.0, "nic_efficiency": 1.0, "nic_node_latency": 0.0}
 
 
