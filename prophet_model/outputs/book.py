@@ -101,7 +101,7 @@ def assumptions(study: Study, results_dir: Path) -> str:
                 "GPUs": s.count,
                 "interconnect": s.interconnect_key,
                 "hybrid split (EP × DP)": f"{s.hybrid.ep}×{s.hybrid.dp}" if hasattr(s.hybrid, "ep") else s.hybrid,
-                "note": fmt.md(s.hybrid_note),
+                "note": fmt.md("; ".join(x for x in (s.hybrid_note, s.model_note) if x)),  # own model: why
             }
             for s in study.systems
         ]
