@@ -9,6 +9,7 @@ from math import comb
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from pytest import approx
 
@@ -200,3 +201,21 @@ def test_whole_nodes_only(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match="not a whole number of nodes of 8 GPUs"):
         load_study(_write(tmp_path / "c", partial))
+
+
+def test_a_trace_routes_only_the_study_model(tmp_path: Path) -> None:
+    """A routing trace records the study's model: the systems serving it are routed by it, 32xH100 (its own
+    model) uniformly, and the warnings say so."""
+    from prophet_model.study.checks import input_warnings
+
+    from .conftest import zipf_trace
+
+    def traced(raw):
+        raw["routing"] |= {"distribution": "trace", "trace_file": str(zipf_trace(tmp_path / "trace.csv"))}
+
+    study = load_study(_write(tmp_path / "t", traced))
+    assert study.routing_trace > 0
+    own, draft = study.system("32xH100"), study.system("8xA100")
+    assert scenario_dict(study, own.gpu_key, 32, 32, own.interconnect, False, study.model_of(own))["routing_trace"] == 0
+    assert scenario_dict(study, draft.gpu_key, 8, 8, draft.interconnect, False)["routing_trace"] == study.routing_trace
+    assert any(w.startswith("32xH100: serves deepseek_v3") for w in input_warnings(study, pd.DataFrame()))

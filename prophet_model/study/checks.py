@@ -98,6 +98,12 @@ def input_warnings(study: Study, chosen: pd.DataFrame) -> list[str]:
             )
         if gpu.host_link_bandwidth_gbps > 256 and gpu.host_link == "pcie":
             out.append(f"{s.id}: host link {gpu.host_link_bandwidth_gbps:g} GB/s is above any PCIe 6.0 x16 link")
+    if study.config.routing.distribution == "trace":
+        out += [
+            f"{s.id}: serves {s.model_key}, not the model routing.trace_file records: its routing is uniform"
+            for s in study.systems
+            if s.model is not None and s.model is not study.model
+        ]
     if study.config.prophet.prediction_accuracy == 1.0:
         out.append("prophet.prediction_accuracy is exactly 1: a perfect predictor is an idealisation")
     if not chosen.empty:

@@ -266,13 +266,6 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         from prophet_model.study.trace import parse_trace, trace_bytes
 
         label = f"{where}: routing.trace_file"
-        for s in systems:
-            if s.model is not None and s.model_key != cfg.model:
-                raise UserError(
-                    f"{where}: systems.{s.id}.model {s.model_key!r}: a routing trace (routing.distribution trace) "
-                    f"records the study's model {cfg.model!r}; allowed: no systems.{s.id}.model, or another "
-                    "routing.distribution"
-                )
         trace_path = resolve(base, cfg.routing.trace_file, label)
         data = trace_bytes(trace_path, label)  # read once: the bytes parsed are the bytes hashed
         trace = register_trace(

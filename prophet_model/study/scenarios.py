@@ -176,6 +176,8 @@ def scenario_dict(
         "load_imbalance": 1.0,
         "prefetch_window": 1.0 if p.prefetch_policy == "window" else 0.0,
         **cache_fields(study, prophet),
+        # a routing trace records the study's model: a system serving its own model routes uniformly (checks.py)
+        **({"routing_trace": 0.0} if model is not None and model is not study.model else {}),
     }
 
 

@@ -73,7 +73,8 @@ class SystemConfig(_Strict):
     interconnect: str
     hybrid: HybridSplit | Literal["auto", "none"]
     hybrid_note: str = ""
-    # the MoE model this system serves (a key of catalog/models.yml); None: the study's `model`
+    # the MoE model this system serves (a key of catalog/models.yml); None: the study's `model` (a routing trace
+    # records the study's model: a system serving its own routes uniformly, and the run's warnings say so)
     model: str | None = None
     model_note: str = ""  # why this system serves another model than the study's (required with `model`)
 
