@@ -103,6 +103,14 @@ class Scenario:
     # share of tokens whose next layer's experts all sit on the GPU of their current layer's under Prophet's
     # affinity-aware placement, in [0, 1] (NaN: the chance level of the placement, no cut)
     inter_layer_affinity: ArrayLike = np.nan
+    # several nodes (physics/comm.py): GPUs per node joined by the interconnect (inf: one node), each GPU's RDMA NIC
+    # (bytes/s per direction, line rate) and the share of it that carries data; latency of the all-to-all: s per
+    # GPU peer reached over the node's interconnect and s per other node (0: link_latency alone)
+    gpus_per_node: ArrayLike = np.inf
+    nic_bandwidth: ArrayLike = 0.0
+    nic_efficiency: ArrayLike = 1.0
+    peer_latency: ArrayLike = 0.0
+    nic_node_latency: ArrayLike = 0.0
     # not numbers: the routing traces the rows' routing_trace ids name (id -> per-layer popularity,
     # physics/cache.py), and the memo of this Scenario's shared terms (empty in every new Scenario, also one
     # made by dataclasses.replace: the memo holds values of this very Scenario only)

@@ -47,7 +47,10 @@ class Sourced(Record):
 
     @model_validator(mode="after")
     def _every_value_has_a_source(self) -> Sourced:
-        numeric = [k for k, v in self if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        # the values given (an optional field left at its default, as a single-node interconnect's NIC, needs none)
+        numeric = [
+            k for k, v in self if isinstance(v, (int, float)) and not isinstance(v, bool) and k in self.model_fields_set
+        ]
         missing = sorted(k for k in numeric if not self.sources.get(k, "").strip())
         if missing:
             raise ValueError(f"sources is missing an entry for: {', '.join(missing)}")
@@ -75,6 +78,25 @@ class GPU(Named):
     bf16_dense_tflops: float = Positive
     host_link_bandwidth_gbps: float = Positive
     price_usd_per_gpu_hour: float = Positive
+    # the link to the host: pcie (its attainable share measured by the committed host copies, study/rates.py) or
+    # nvlink_c2c (Grace Hopper's chip-to-chip link, whose attainable share of host->device copies comes from a
+    # published microbenchmark: host_link_attainable_share, required for it)
+    host_link: Literal["pcie", "nvlink_c2c"] = "pcie"
+    host_link_attainable_share: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _c2c_share_given(self) -> GPU:
+        if self.host_link == "nvlink_c2c" and self.host_link_attainable_share is None:
+            raise ValueError(
+                "host_link nvlink_c2c needs host_link_attainable_share (the measured share of the line rate that "
+                "host->device copies attain, with its source); allowed: a share in (0, 1]"
+            )
+        if self.host_link == "pcie" and self.host_link_attainable_share is not None:
+            raise ValueError(
+                "host_link_attainable_share is for host_link nvlink_c2c; a PCIe link's share is measured "
+                "(validation/measurements); allowed: remove it, or host_link: nvlink_c2c"
+            )
+        return self
 
 
 class Interconnect(Named):
@@ -92,6 +114,29 @@ class Interconnect(Named):
     max_gpus: int = Positive  # GPUs the interconnect joins in one system (a board, a pair, a host's slots)
     # the GPU generations it joins (an NVLink generation belongs to its GPUs'); empty: any (PCIe)
     gpu_generations: list[Literal["ampere", "ada", "hopper", "blackwell"]] = Field(default=[])
+    # per-peer latency of the all-to-all (physics/comm.py): latency_us + latency_per_peer_us x (GPU peers reached
+    # over this interconnect) + nic_latency_per_node_us x (other nodes); 0 (the default) keeps latency_us alone
+    latency_per_peer_us: float = Field(default=0, ge=0)
+    # several nodes (physics/comm.py): gpus_per_node GPUs joined by this interconnect in each node (0: one node,
+    # every GPU), nodes joined by one RDMA NIC per GPU of nic_bandwidth_gbps_per_direction (line rate), of which
+    # nic_payload_efficiency carries data; cpu_sockets and the host side are per node
+    gpus_per_node: int = Field(default=0, ge=0)
+    nic_bandwidth_gbps_per_direction: float = Field(default=0, ge=0)
+    nic_payload_efficiency: float = Field(default=1.0, gt=0, le=1)
+    nic_latency_per_node_us: float = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _nodes_need_a_nic(self) -> Interconnect:
+        if self.gpus_per_node > 0 and self.nic_bandwidth_gbps_per_direction <= 0:
+            raise ValueError("gpus_per_node > 0 (several nodes) needs nic_bandwidth_gbps_per_direction > 0")
+        if self.gpus_per_node > 0 and (self.max_gpus % self.gpus_per_node or self.max_gpus == self.gpus_per_node):
+            raise ValueError(
+                f"max_gpus ({self.max_gpus}) must be a multiple of gpus_per_node ({self.gpus_per_node}) greater than "
+                "it (several whole nodes); allowed: gpus_per_node 0 for one node"
+            )
+        if self.gpus_per_node == 0 and self.nic_bandwidth_gbps_per_direction > 0:
+            raise ValueError("nic_bandwidth_gbps_per_direction is for several nodes; allowed: gpus_per_node > 0")
+        return self
 
     @model_validator(mode="after")
     def _two_sockets_need_a_socket_link(self) -> Interconnect:

@@ -42,6 +42,10 @@ class System:
     interconnect: Interconnect
     hybrid: HybridSplit | Literal["auto", "none"]
     hybrid_note: str
+    # the system's own MoE model (systems.<id>.model); "" and None: the study's model (Study.model_of)
+    model_key: str = ""
+    model: MoEModel | None = None
+    model_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,14 @@ class Study:
     def activation_bytes(self) -> int:
         """Bytes per activation / KV element at the workload precision."""
         return PRECISION_BYTES[self.config.workload.precision]
+
+    def model_of(self, system: System) -> MoEModel:
+        """The MoE model `system` serves: its own (systems.<id>.model) or the study's."""
+        return system.model if system.model is not None else self.model
+
+    def model_key_of(self, system: System) -> str:
+        """The catalog key of the model `system` serves."""
+        return system.model_key or self.model_key
 
     def system(self, system_id: str) -> System:
         for s in self.systems:
@@ -217,12 +229,34 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
                 f"count 1..{net.max_gpus}, or an interconnect that joins {s.count} GPUs: "
                 + (", ".join(fits) if fits else "none in the catalog")
             )
+        if net.gpus_per_node and s.count > net.gpus_per_node and s.count % net.gpus_per_node:
+            raise UserError(
+                f"{where}: systems.{s.id}.count {s.count} is not a whole number of nodes of {net.gpus_per_node} GPUs "
+                f"(gpus_per_node of interconnect {s.interconnect!r}); allowed: at most {net.gpus_per_node}, or a "
+                f"multiple of it up to {net.max_gpus}"
+            )
         if net.sockets == 2 and s.count % 2:
             raise UserError(
                 f"{where}: systems.{s.id}.count {s.count} cannot be split evenly over the 2 sockets of "
                 f"interconnect {s.interconnect!r}; allowed: an even count"
             )
-        systems.append(System(s.id, s.name, s.gpu, gpu, s.count, s.interconnect, net, s.hybrid, s.hybrid_note))
+        own = None if s.model is None else _pick(models, s.model, f"{where}: systems.{s.id}.model", "MoE model")
+        systems.append(
+            System(
+                s.id,
+                s.name,
+                s.gpu,
+                gpu,
+                s.count,
+                s.interconnect,
+                net,
+                s.hybrid,
+                s.hybrid_note,
+                s.model or "",
+                own,
+                s.model_note,
+            )
+        )
     claim_gpu = _pick(gpus, cfg.single_gpu_claim.gpu, f"{where}: single_gpu_claim.gpu", "GPU")
 
     from prophet_model.study.rates import (

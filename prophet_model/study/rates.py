@@ -7,7 +7,9 @@ Per GPU kind (`attainable`):
   gives the start-up t0 and the HBM rate B; the fastest square GEMM gives the FLOP rate;
 - the weight-streaming rate of GEMMs with few rows (`ceiling_stream`: a dense GEMM and a grouped GEMM
   over generic 8192^2 / 16 x 4096^2 weights with 1-64 rows each), as a share of that HBM rate;
-- the host link's attainable share from pinned host->device copies of >= 256 MiB (measurements.csv);
+- the host link's attainable share from pinned host->device copies of >= 256 MiB (measurements.csv), all over
+  PCIe; a GPU whose host link is NVLink-C2C (Grace Hopper) takes the catalog's host_link_attainable_share, the
+  share a published microbenchmark of C2C host->device copies reached (never the PCIe share);
 - the peer-copy share of a GPU-GPU link (`peer_link_share`): kernels writing into the other GPU's memory
   (`ceiling_link`, both GPUs at once) over the line rate of the measured machine's interconnect.
 A GPU kind measured in several folders takes the median of each share. A kind never measured takes
@@ -259,7 +261,15 @@ def attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
         MEASUREMENTS,
         tuple(
             sorted(
-                (k, g.name, g.generation, g.memory_bandwidth_gbps, g.bf16_dense_tflops, g.host_link_bandwidth_gbps)
+                (
+                    k,
+                    g.name,
+                    g.generation,
+                    g.memory_bandwidth_gbps,
+                    g.bf16_dense_tflops,
+                    g.host_link_bandwidth_gbps,
+                    g.host_link_attainable_share,
+                )
                 for k, g in gpus.items()
             )
         ),
@@ -318,16 +328,21 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
             f"{MEASUREMENTS}: no committed streaming-GEMM ceilings or host copies; run validation/measure.py --parts "
             "ceilings single on a GPU and add it to validation/machines.yml"
         )
+    host_share = _median_share(host, "the host-link copy rate")
+    host_source = f"host copies from {', '.join(sorted({f for f, _ in host}))}"
+    if gpu.host_link == "nvlink_c2c" and gpu.host_link_attainable_share is not None:  # not a PCIe link
+        host_share = gpu.host_link_attainable_share
+        host_source = "NVLink-C2C host copies: catalog host_link_attainable_share (a published measurement)"
     return Attainable(
         hbm_share=hbm,
         gemm_share=gemm,
         stream_dense_share=float(_middle(v for _, v in dense)),
         stream_grouped_share=float(_middle(v for _, v in grouped)),
-        host_share=_median_share(host, "the host-link copy rate"),
+        host_share=host_share,
         kernel_startup_s=startup,
         source=(
             f"{gpu.name}: {how}; ceilings from {', '.join(sorted({f for _, f in folders}))}; streaming GEMMs from "
-            f"{', '.join(sorted({f for f, _ in dense}))}; host copies from {', '.join(sorted({f for f, _ in host}))}"
+            f"{', '.join(sorted({f for f, _ in dense}))}; {host_source}"
         ),
     )
 

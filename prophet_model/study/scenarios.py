@@ -56,6 +56,8 @@ def hardware_fields(
             "cross_socket_bandwidth": 0.0,
             "peer_bandwidth": 0.0,
             "peer_over_pcie": 0.0,
+            "peer_latency": 0.0,
+            **ONE_NODE,
         }
     n = interconnect
     if n.kind == "pcie":
@@ -77,7 +79,34 @@ def hardware_fields(
         "link_latency": n.latency_us * US,
         "sockets": n.sockets,
         "cross_socket_bandwidth": n.cross_socket_bandwidth_gbps * GB,
+        "peer_latency": n.latency_per_peer_us * US,
+        **(
+            {
+                "gpus_per_node": n.gpus_per_node,
+                "nic_bandwidth": n.nic_bandwidth_gbps_per_direction * GB,
+                "nic_efficiency": n.nic_payload_efficiency,
+                "nic_node_latency": n.nic_latency_per_node_us * US,
+            }
+            if n.gpus_per_node
+            else ONE_NODE
+        ),
     }
+
+
+# the Scenario's multi-node fields on one node: no NIC, no latency per other node (physics/comm.py)
+ONE_NODE = {"gpus_per_node": np.inf, "nic_bandwidth": 0.0, "nic_efficiency": 1.0, "nic_node_latency": 0.0}
+
+
+def node_fields(hardware: dict[str, float], n_gpus: int) -> dict[str, float]:
+    """The host side of n_gpus GPUs over several nodes (the catalog's cpu_sockets is per node): the nodes'
+    sockets together, and peer copies (pooled experts) at the NIC's attainable rate where the GPUs span nodes
+    (the GPUs that serve a shard then sit in different nodes). Unchanged on one node."""
+    per_node = hardware.get("gpus_per_node", np.inf)
+    if not np.isfinite(per_node) or n_gpus <= per_node:
+        return {}
+    nodes = -(-n_gpus // int(per_node))
+    nic = hardware["nic_bandwidth"] * hardware["nic_efficiency"]
+    return {"cpu_sockets": hardware["cpu_sockets"] * nodes, "peer_bandwidth": min(hardware["peer_bandwidth"], nic)}
 
 
 def model_fields(m: MoEModel) -> dict[str, float]:
@@ -126,12 +155,14 @@ def scenario_dict(
     (physics.scenario_from makes a Scenario of it). `interconnect=None` means a single GPU (no peers)."""
     w = study.config.workload
     p = study.config.prophet
+    hardware = hardware_fields(gpu_key, study.gpus, interconnect, study.interconnects)
     return {
         "n_gpus": n_gpus,
         "ep": ep,
         "attention_tp": float(attention_tp),
         "pooled": 1.0 if study.config.experts.placement == "pool" else 0.0,
-        **hardware_fields(gpu_key, study.gpus, interconnect, study.interconnects),
+        **hardware,
+        **node_fields(hardware, n_gpus),
         **model_fields(model or study.model),
         **implementation_fields(study.config.implementation),
         "batch_size_per_gpu": w.batch_size_per_gpu,
@@ -145,6 +176,8 @@ def scenario_dict(
         "load_imbalance": 1.0,
         "prefetch_window": 1.0 if p.prefetch_policy == "window" else 0.0,
         **cache_fields(study, prophet),
+        # a routing trace records the study's model: a system serving its own model routes uniformly (checks.py)
+        **({"routing_trace": 0.0} if model is not None and model is not study.model else {}),
     }
 
 

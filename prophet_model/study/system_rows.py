@@ -40,7 +40,7 @@ def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int,
     if not w.batch_search:
         return (w.batch_size_per_gpu,)
     one = stack(
-        [scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False, attention_tp=tp)]
+        [scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False, study.model_of(system), tp)]
     ).arrays()
     top = int(min(float(max_batch(one)[0]), MAX_BATCH))
     knee = int(min(float(max_batch_all_resident(one)[0]), top))
@@ -79,7 +79,7 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
     """All rows of one system: every candidate split at every batch of the grid, and the reference
     configurations of the scaling ratio (fewer GPUs, same strategy), in one model call."""
     specs = _row_specs(study, system)
-    configured = study.config.workload.batch_size_per_gpu
+    configured, model = study.config.workload.batch_size_per_gpu, study.model_of(system)
     live = [{**s, "n": system.count, "role": "system"} for s in specs if s["ep"] > 0]
     refs = {
         (s["strategy"], s["variant"], ep, dp)
@@ -103,9 +103,8 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
                 }
             )
         for tp in degrees:
-            base = scenario_dict(
-                study, system.gpu_key, s["n"], s["ep"], system.interconnect, s["variant"] == "prophet", attention_tp=tp
-            )
+            prophet = s["variant"] == "prophet"
+            base = scenario_dict(study, system.gpu_key, s["n"], s["ep"], system.interconnect, prophet, model, tp)
             if (s["ep"], tp) not in grids:  # one grid per expert group and degree (not one per row spec)
                 grids[s["ep"], tp] = batch_grid(study, system, s["ep"], tp)
             bases.append(({**s, "attention_tp": tp}, base))
