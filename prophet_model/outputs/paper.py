@@ -238,8 +238,6 @@ def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
     return list(dict.fromkeys(out))  # two claims on one metric give one sentence
 
 
-DOI_PLACEHOLDER = "10.5281/zenodo.XXXXXXX"
-REPOSITORY_PLACEHOLDER = "https://github.com/OWNER/prophet-artifact"
 BADGES = ("Artifacts Available", "Artifacts Evaluated: Functional", "Results Reproduced")
 EXACT = "identical (deterministic: every CSV and LaTeX file byte-identical with the same inputs and packages)"
 
@@ -345,8 +343,6 @@ def appendix_context(
         "disk": disk,
         "prepare_time": prepare,
         "run_time": run_time,
-        "doi": DOI_PLACEHOLDER,
-        "repository": REPOSITORY_PLACEHOLDER,
         "badges": BADGES,
         "version": __version__,
         "claims": claim_rows,
