@@ -199,9 +199,12 @@ def _check_macro_names(cfg: StudyConfig, where: str) -> None:
         seen[key] = s.id
 
 
-def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
+def study_from_raw(
+    raw: Any, path: Path, label: str | None = None, extra_models: Mapping[str, MoEModel] | None = None
+) -> Study:
     """Validate and resolve an already parsed configuration (`label` names it in error messages;
-    catalog and trace paths are looked up in `path`'s folder first, then in the repository)."""
+    catalog and trace paths are looked up in `path`'s folder first, then in the repository). `extra_models`:
+    entries beside the model catalog's (a --model-file's, never written to it), part of the configuration hash."""
     where = label or str(path)
     if not isinstance(raw, dict):
         raise UserError(f"{where}: the configuration must be a YAML mapping of sections")
@@ -215,7 +218,7 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
     cats = tuple(resolve(base, getattr(cfg.catalogs, k), f"{where}: catalogs.{k}") for k in CATALOGS)
     gpus = _load_catalog(cats[0], GPU, "GPU", f"{where}: catalogs.gpus")
     nets = _load_catalog(cats[1], Interconnect, "interconnect", f"{where}: catalogs.interconnects")
-    models = _load_catalog(cats[2], MoEModel, "MoE model", f"{where}: catalogs.models")
+    models = {**_load_catalog(cats[2], MoEModel, "MoE model", f"{where}: catalogs.models"), **(extra_models or {})}
     model = _pick(models, cfg.model, f"{where}: model", "MoE model")
     systems = []
     for s in cfg.systems:
@@ -276,4 +279,10 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         trace = trace_id(layers)
         traces = {trace: layers}
     digest = config_digest(raw, cats, data)  # type: ignore[arg-type]
+    if extra_models:  # the hash covers the models given beside the catalog
+        import hashlib
+        import json
+
+        given = json.dumps({k: m.model_dump(mode="json") for k, m in extra_models.items()}, sort_keys=True)
+        digest = hashlib.sha256(f"{digest}{given}".encode()).hexdigest()[:16]
     return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest, trace, traces)
