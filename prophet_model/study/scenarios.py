@@ -26,7 +26,7 @@ def hardware_fields(
 ) -> dict[str, float]:
     """The GPU's attainable rates (datasheet x measured share), its start-up, and the system's links.
     `interconnect=None` means a single GPU on its own host link. The peer-copy rate (pooled experts):
-    NVLink and NVSwitch: line rate x the measured peer-copy share (rates.peer_link_share, from the
+    NVLink and NVSwitch: line rate x the copy-engine peer-copy share (rates.peer_link_share, from the
     catalog `interconnects`; 0 without it); PCIe: the least of the GPU's link and its share of its
     switch's uplink, each x the measured host-copy share (a DMA copy over the same PCIe links)."""
     gpu = gpus[gpu_key]
