@@ -8,9 +8,10 @@ that import nothing of the package outside it.
 - `compute`: GEMMs, attention, kernel structure and start-up;
 - `fetch` and `prefetch`: expert copies from host or a peer GPU (pooled experts), and what Prophet's
   prefetch hides;
+- `cpu`: missing experts computed by the host CPU instead of copied (experts.offload_compute);
 - `comm`: the all-to-alls of expert parallelism and the all-reduce of tensor-parallel attention;
 - `cost`: dollars per token;
-- `step`: `evaluate`, the step composed: compute + exposed fetch + exposed all-to-all.
+- `step`: `evaluate`, the step composed: compute + exposed fetch (or CPU experts) + exposed all-to-all.
 
 The names below are re-exported for the tests and notebooks that read terms one by one
 (`from prophet_model import physics as m; m.kv_cache_bytes(s)`).
@@ -44,6 +45,7 @@ from .compute import (
     startup_time,
     swiglu_kernels,
 )
+from .cpu import OFFLOAD_COMPUTE, cpu_available, cpu_layer_time, offload
 from .fetch import fetch_bytes, fetch_exposed, fetch_rate, fetch_time, peer_share
 from .memory import (
     dense_params,
@@ -76,6 +78,7 @@ from .step import StepResult, evaluate
 __all__ = [
     "KERNELS_PER_EXPERT",
     "NUMBERS",
+    "OFFLOAD_COMPUTE",
     "Array",
     "Scenario",
     "StepResult",
@@ -91,6 +94,8 @@ __all__ = [
     "comm_cut",
     "comm_time",
     "compute_time",
+    "cpu_available",
+    "cpu_layer_time",
     "cross_socket_bytes",
     "dense_params",
     "dense_time",
@@ -120,6 +125,7 @@ __all__ = [
     "memory_terms",
     "nic_bytes",
     "normal_quantile",
+    "offload",
     "once",
     "peer_share",
     "remote_destinations",

@@ -97,6 +97,10 @@ class Scenario:
     pooled: ArrayLike = 0.0
     peer_bandwidth: ArrayLike = 0.0
     peer_over_pcie: ArrayLike = 0.0
+    # missing experts (physics/cpu.py): 0 copied to the GPU, 1 computed on the CPU from host memory, 2 the faster
+    # per layer; cpu_flops: FLOP/s of one socket's CPU on the experts' GEMMs (0: no host CPU described)
+    offload_compute: ArrayLike = 0.0
+    cpu_flops: ArrayLike = 0.0
     # all-to-all (physics/comm.py): 1 a token goes once to each GPU holding any of its experts (engines, as
     # DeepEP's dispatch); 0 once per (token, expert) pair (validation/measure_comm.py and measure_multi.py)
     dedup_dispatch: ArrayLike = 0.0

@@ -112,6 +112,12 @@ class Interconnect(Named):
     cpu_sockets: Literal[1, 2]  # CPUs whose memory the GPUs fetch experts from (GPUs split evenly)
     remote_memory_share: float = Field(ge=0, le=1)  # of offloaded expert bytes, in the other socket's memory
     max_gpus: int = Positive  # GPUs the interconnect joins in one system (a board, a pair, a host's slots)
+    # TFLOP/s of one socket's CPU on an expert's GEMMs (experts computed on the CPU, physics/cpu.py); None: the
+    # host's CPU not described (experts are then always copied)
+    cpu_expert_tflops_per_socket: float | None = Field(default=None, gt=0)
+    # GB/s per direction a GPU's copy engines reach copying from a peer GPU over this link, both directions at
+    # once (cudaMemcpyPeerAsync, a published measurement); None: not published for this link
+    peer_copy_gbps_per_direction: float | None = Field(default=None, gt=0)
     # the GPU generations it joins (an NVLink generation belongs to its GPUs'); empty: any (PCIe)
     gpu_generations: list[Literal["ampere", "ada", "hopper", "blackwell"]] = Field(default=[])
     # per-peer latency of the all-to-all (physics/comm.py): latency_us + latency_per_peer_us x (GPU peers reached
@@ -142,6 +148,8 @@ class Interconnect(Named):
     def _two_sockets_need_a_socket_link(self) -> Interconnect:
         if self.kind == "pcie" and self.sockets == 2 and self.cross_socket_bandwidth_gbps <= 0:
             raise ValueError("cross_socket_bandwidth_gbps must be > 0 for a pcie interconnect with 2 sockets")
+        if self.peer_copy_gbps_per_direction and self.peer_copy_gbps_per_direction > self.bandwidth_gbps_per_direction:
+            raise ValueError("peer_copy_gbps_per_direction exceeds bandwidth_gbps_per_direction (the line rate)")
         if self.remote_memory_share > 0 and (self.cpu_sockets == 1 or self.cross_socket_bandwidth_gbps <= 0):
             raise ValueError("remote_memory_share > 0 needs cpu_sockets: 2 and a cross_socket_bandwidth_gbps > 0")
         return self

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from prophet_model.physics import NUMBERS, Scenario
+from prophet_model.physics import NUMBERS, OFFLOAD_COMPUTE, Scenario
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
 from prophet_model.study.config import Study
 from prophet_model.study.rates import attainable, peer_link_share
@@ -26,7 +26,7 @@ def hardware_fields(
 ) -> dict[str, float]:
     """The GPU's attainable rates (datasheet x measured share), its start-up, and the system's links.
     `interconnect=None` means a single GPU on its own host link. The peer-copy rate (pooled experts):
-    NVLink and NVSwitch: line rate x the measured peer-copy share (rates.peer_link_share, from the
+    NVLink and NVSwitch: line rate x the copy-engine peer-copy share (rates.peer_link_share, from the
     catalog `interconnects`; 0 without it); PCIe: the least of the GPU's link and its share of its
     switch's uplink, each x the measured host-copy share (a DMA copy over the same PCIe links)."""
     gpu = gpus[gpu_key]
@@ -58,6 +58,7 @@ def hardware_fields(
             "peer_over_pcie": 0.0,
             "peer_latency": 0.0,
             **ONE_NODE,
+            "cpu_flops": 0.0,
         }
     n = interconnect
     if n.kind == "pcie":
@@ -90,6 +91,7 @@ def hardware_fields(
             if n.gpus_per_node
             else ONE_NODE
         ),
+        "cpu_flops": (n.cpu_expert_tflops_per_socket or 0.0) * TFLOP,
     }
 
 
@@ -163,6 +165,7 @@ def scenario_dict(
         "pooled": 1.0 if study.config.experts.placement == "pool" else 0.0,
         **hardware,
         **node_fields(hardware, n_gpus),
+        "offload_compute": float(OFFLOAD_COMPUTE.index(study.config.experts.offload_compute)),
         **model_fields(model or study.model),
         **implementation_fields(study.config.implementation),
         "batch_size_per_gpu": w.batch_size_per_gpu,

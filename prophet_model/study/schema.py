@@ -144,9 +144,13 @@ class ExpertCache(_WithSources):
 class Experts(_WithSources):
     """Where the routed experts live (physics/fetch.py): `replicate`, every replica holds what its memory
     allows and a miss comes from host; `pool`, the GPUs of the replicas place their experts together, each
-    expert on at least one GPU where the memory allows it, and a miss comes from the GPU that holds it."""
+    expert on at least one GPU where the memory allows it, and a miss comes from the GPU that holds it.
+    `offload_compute`: a missing expert is copied (`copy`), computed by the host CPU from its memory (`cpu`), or
+    per layer the faster of the two (`auto`)."""
 
     placement: Literal["replicate", "pool"] = "pool"
+    # a missing expert (physics/cpu.py): copied to the GPU, computed on the host CPU, or per layer the faster
+    offload_compute: Literal["copy", "cpu", "auto"] = "copy"
 
 
 class Parallel(_WithSources):

@@ -167,6 +167,8 @@ def _rows(system: System, bases: list, scenario, cases: list, res, configured: i
                 "compute_ms": 1e3 * res.compute_s[i],
                 "fetch_ms": 1e3 * res.fetch_s[i],
                 "fetch_exposed_ms": 1e3 * res.fetch_exposed_s[i],
+                "offload_compute": "cpu" if res.cpu_experts_s[i] > 0 else "copy",  # physics/cpu.py
+                "cpu_experts_ms": 1e3 * res.cpu_experts_s[i],
                 "comm_exposed_ms": 1e3 * res.comm_exposed_s[i],
                 "alltoall_exposed_ms": 1e3 * res.alltoall_s[i],
                 "allreduce_ms": 1e3 * res.allreduce_s[i],
