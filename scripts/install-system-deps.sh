@@ -7,6 +7,10 @@ packages=(
   texlive-latex-recommended     # booktabs
   texlive-fonts-recommended
   lmodern
+  texlive-publishers            # acmart.cls and IEEEtran.cls: the paper test sets the LaTeX in both classes
+  texlive-latex-extra           # what acmart loads (xstring, totpages, environ, hyperxmp, manyfoot, comment, ...)
+  texlive-plain-generic         # binhex.tex, which acmart's newtxmath reads
+  texlive-fonts-extra           # acmart's fonts: libertine, zi4 (Inconsolata), newtxmath (~0.5 GB download)
   chromium                      # headless browser test of the book
   dvipng                        # the book renders math offline (sphinx.ext.imgmath)
 )

@@ -1,7 +1,12 @@
-"""Shared fixtures: a toy scenario with round numbers for hand-derived examples, and config helpers."""
+"""Shared fixtures: a toy scenario with round numbers for hand-derived examples, config helpers, and the
+session's two prebuilt folders that the slow tests copy instead of rebuilding: the default study's results
+(`run --no-figures`, `plain_results`) and a private checkout that `make` built (`built_checkout`: results,
+paper, executed notebooks and site). A test that changes one works on a copy (`copy_built`)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
 from dataclasses import replace
@@ -11,7 +16,9 @@ import numpy as np
 import pytest
 import yaml
 
+from prophet_model.cli import main
 from prophet_model.physics import Scenario
+from prophet_model.workflow.sandbox import copy_checkout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,3 +102,50 @@ def trace_study(study_dir: Path) -> Path:
     raw["uncertainty"]["samples"] = 2000
     dump_yaml(raw, cfg)
     return cfg
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Prebuilt folders, made once per session and copied by the tests that need them.
+
+
+def _session_dir(tmp_path_factory) -> Path:
+    """A folder every process of this session shares: under pytest-xdist the workers' common parent
+    (pytest-N/, one per session), else the session's own base folder."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def built_checkout(tmp_path_factory) -> Path:
+    """A private copy of the checkout (copy_checkout) built by `make`: the default study's results and
+    paper, the executed notebooks and the site. Built once per session, whatever the number of workers:
+    the first worker to ask builds it under a file lock, the others wait and reuse it. Read-only for the
+    tests: copy it (copy_built) to change anything."""
+    shared = _session_dir(tmp_path_factory)
+    work, done = shared / "built-checkout", shared / "built-checkout.done"
+    with (shared / "built-checkout.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if not done.is_file():
+            shutil.rmtree(work, ignore_errors=True)  # what a failed attempt left
+            copy_checkout(work)
+            proc = subprocess.run(["make", "-s"], cwd=work, capture_output=True, text=True, check=False)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            done.write_text("")
+    return work
+
+
+@pytest.fixture(scope="session")
+def plain_results(tmp_path_factory) -> Path:
+    """The default study's `run --no-figures` (a few seconds: made once per worker). Read-only for the
+    tests: copy it (copy_built) to change anything."""
+    results = tmp_path_factory.mktemp("plain") / "results"
+    argv = ["run", "--config", str(ROOT / "_config.yml"), "--results", str(results), "--quiet", "--no-figures"]
+    assert main(argv) == 0
+    return results
+
+
+def copy_built(source: Path, dest: Path) -> Path:
+    """A copy of a prebuilt folder (links kept as links, times kept, so the copy is as up to date as
+    its source: `make` there has nothing to do and the site is rebuilt incrementally)."""
+    shutil.copytree(source, dest, symlinks=True)
+    return dest

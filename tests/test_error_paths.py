@@ -14,7 +14,7 @@ import pytest
 
 from prophet_model.cli import main
 
-from .conftest import ROOT
+from .conftest import ROOT, copy_built
 
 SWEEP = ["sweep", "--system", "8xA100", "--vary", "prophet.prediction_accuracy=0.5,0.9"]
 
@@ -25,10 +25,9 @@ def _cli(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.Co
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    """A fresh default run (no figures) with its paper, to break copies of."""
-    out = tmp_path_factory.mktemp("res") / "r"
-    assert main(["run", "--results", str(out), "--quiet", "--no-figures"]) == 0
+def results(plain_results, tmp_path_factory) -> Path:
+    """A default run (no figures: a copy of the session's) with its paper, to break copies of."""
+    out = copy_built(plain_results, tmp_path_factory.mktemp("res") / "r")
     assert main(["paper", "--results", str(out)]) == 0
     return out
 

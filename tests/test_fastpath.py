@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from prophet_model.cli import _parser, main
+from prophet_model.cli import _parser
 from prophet_model.outputs.files import SENSITIVITY_FILES, UNCERTAINTY_FILE
 from prophet_model.study.config import load_study
 from prophet_model.study.rawconfig import RawStudy
@@ -21,7 +21,7 @@ from prophet_model.workflow.fastpath import book_inputs, try_fast, write_pages_s
 from prophet_model.workflow.procs import release_locks
 from prophet_model.workflow.results import JOURNAL
 from prophet_model.workflow.site import _digest_tree
-from tests.conftest import dump_yaml, load_yaml
+from tests.conftest import copy_built, dump_yaml, load_yaml
 
 
 def fast(*argv: str) -> int | None:
@@ -31,22 +31,15 @@ def fast(*argv: str) -> int | None:
         release_locks()
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory) -> Path:
-    """A study copy with a full run and the paper (made once; each test works on a copy)."""
-    where = tmp_path_factory.mktemp("made")
-    shutil.copy(Path(__file__).resolve().parents[1] / "_config.yml", where / "_config.yml")
-    shutil.copytree(Path(__file__).resolve().parents[1] / "catalog", where / "catalog")
-    cfg = str(where / "_config.yml")
-    assert main(["run", "--config", cfg, "--results", str(where / "results"), "--quiet"]) == 0
-    assert main(["paper", "--config", cfg, "--results", str(where / "results")]) == 0
-    return where
-
-
 @pytest.fixture
-def study(made: Path, tmp_path: Path) -> Path:
-    shutil.copytree(made, tmp_path / "s")
-    return tmp_path / "s"
+def study(built_checkout: Path, tmp_path: Path) -> Path:
+    """A study copy with a full run and the paper: config, catalogs and results of the session's built checkout."""
+    where = tmp_path / "s"
+    where.mkdir()
+    shutil.copy2(built_checkout / "_config.yml", where / "_config.yml")
+    copy_built(built_checkout / "catalog", where / "catalog")
+    copy_built(built_checkout / "results", where / "results")
+    return where
 
 
 def args(study: Path, command: str, *extra: str) -> list[str]:

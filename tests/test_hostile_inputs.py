@@ -11,7 +11,7 @@ import pytest
 
 from prophet_model.cli import main
 
-from .conftest import ROOT, dump_yaml, load_yaml
+from .conftest import ROOT, copy_built, dump_yaml, load_yaml
 from .test_bad_config import _DELETE, _set
 
 INF, NAN = float("inf"), float("nan")
@@ -183,10 +183,9 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def previous(tmp_path_factory) -> Path:
-    """A results folder from a good run, with a file of the user's in it."""
-    d = tmp_path_factory.mktemp("prev") / "results"
-    assert main(["run", "--config", str(ROOT / "_config.yml"), "--results", str(d), "--quiet", "--no-figures"]) == 0
+def previous(plain_results, tmp_path_factory) -> Path:
+    """A results folder from a good run (a copy of the session's), with a file of the user's in it."""
+    d = copy_built(plain_results, tmp_path_factory.mktemp("prev") / "results")
     (d / "my_notes.txt").write_text("mine\n")
     return d
 

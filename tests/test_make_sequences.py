@@ -1,7 +1,9 @@
 """`make` under sequences of edits and hand-run commands, in a private copy of the checkout: after each
 `make`, the CSVs, the paper's LaTeX, the executed notebooks and the built book agree with the config
 (same configuration hash everywhere, the configured systems and only those), a killed `make` leaves no
-process or partial file, and `make clean` keeps a file of the user's."""
+process or partial file, and `make clean` keeps a file of the user's. This is the suite's one full
+end-to-end sequence; its first step (a fresh copy of the checkout, then `make`) is the session's
+`built_checkout` (conftest.py), which the other slow tests copy too."""
 
 from __future__ import annotations
 
@@ -15,9 +17,8 @@ import pytest
 
 from prophet_model.outputs.files import PAPER_FILES, expected_files
 from prophet_model.study.config import load_study, macro_key
-from prophet_model.workflow.sandbox import copy_checkout
 
-from .conftest import ROOT, dump_yaml, load_yaml
+from .conftest import ROOT, copy_built, dump_yaml, load_yaml
 from .procs_util import PY, kernels, leftovers, start, wait_for
 
 pytestmark = pytest.mark.skipif(not (ROOT / ".venv").is_dir(), reason="needs the .venv that make creates")
@@ -72,9 +73,10 @@ def assert_consistent(work: Path) -> None:
     assert not list(work.rglob("*.partial.ipynb")) and not list(r.glob(".staging-*"))
 
 
-def test_make_after_any_sequence(tmp_path) -> None:
-    work = copy_checkout(tmp_path / "checkout")
-    make(work)
+def test_make_after_any_sequence(built_checkout, tmp_path) -> None:
+    assert_consistent(built_checkout)  # a fresh copy after `make` (the fixture)
+    work = copy_built(built_checkout, tmp_path / "checkout")
+    make(work)  # nothing changed: the copy is up to date and stays consistent
     assert_consistent(work)
 
     # a system leaves the config and another joins, built in parallel: the one's CSV, figures, notebook and

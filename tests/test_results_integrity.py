@@ -22,7 +22,7 @@ from prophet_model.cli import main
 from prophet_model.outputs import report
 from prophet_model.workflow.results import JOURNAL, MANIFEST
 
-from .conftest import ROOT, dump_yaml, load_yaml
+from .conftest import ROOT, copy_built, dump_yaml, load_yaml
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -36,11 +36,9 @@ def run(study_dir: Path, results: Path, *extra: str) -> int:
 
 
 @pytest.fixture
-def good(study_dir: Path, tmp_path: Path) -> Path:
-    """A results folder holding a good `run --no-figures` of the default study."""
-    results = tmp_path / "results"
-    assert run(study_dir, results, "--no-figures") == 0
-    return results
+def good(plain_results: Path, tmp_path: Path) -> Path:
+    """A results folder holding a good `run --no-figures` of the default study (a copy of the session's)."""
+    return copy_built(plain_results, tmp_path / "results")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -192,11 +192,20 @@ def test_prefetch_policies_by_hand() -> None:
 
 
 def test_window_prefetch_is_never_slower_than_on_demand(study) -> None:
+    """At one configuration (split, batch, attention degree), Prophet's window prefetch is never slower than the
+    baseline's on-demand copies, whatever the prediction accuracy: at each side's operating point in turn. (The
+    two sides' own points may differ: 2xGH200's baseline runs 8 sequences per GPU and Prophet 23, so Prophet at
+    accuracy 0 and the baseline would be two configurations.) Where both sides share the point, as in the draft's
+    four systems, this is the speedup of the headline setup."""
     results, _ = run_study(study)
+    grid = np.linspace(0, 1, 21)
     for setup in se.setups(results).values():
-        grid = np.linspace(0, 1, 21)
-        out = se.evaluate(setup, {"prophet.prediction_accuracy": grid})
-        assert np.all(np.asarray(out["speedup"]) >= 1 - 1e-12), setup.system.id
+        for point in (setup.baseline, setup.prophet):
+            base = point | {k: setup.baseline[k] for k in ("prophet", "cache_policy")}
+            prophet = point | {k: setup.prophet[k] for k in ("prophet", "cache_policy")}
+            b = m.evaluate(se._scenario(base, {})).tokens_per_s
+            p = m.evaluate(se._scenario(prophet, {"prophet.prediction_accuracy": grid})).tokens_per_s
+            assert np.all(np.asarray(p) >= np.asarray(b) * (1 - 1e-12)), setup.system.id
 
 
 def test_the_gain_is_split_into_its_parts(study) -> None:

@@ -92,26 +92,13 @@ def model_yaml(path: Path, key: str | None) -> str:
     holds (its name and _name_or_path are data: quoted in the YAML, escaped in the header comment)."""
     import yaml
 
-    from prophet_model.study.catalog import MoEModel
-    from prophet_model.study.hfconfig import default_key, entry_from_config, parse_config, printable
-    from prophet_model.study.yaml_io import read_regular
+    from prophet_model.study.hfconfig import default_key, printable
+    from prophet_model.study.questions.model_file import model_entry
 
-    where = printable(str(path), 500)
     if key is not None:
         catalog_key(key)
-    cfg = parse_config(read_regular(path, 16 << 20, "a HuggingFace config.json"), where)
-    entry, name = entry_from_config(cfg, where)
+    entry, name = model_entry(path)
     key = catalog_key(key or default_key(name))
-    from prophet_model.study.strict import ValidationError
-
-    try:
-        MoEModel.model_validate(entry)
-    except ValidationError as err:  # the config's values contradict each other
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'the entry'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in err.errors()
-        )
-        raise UserError(f"{where}: the entry read from it is inconsistent: {printable(problems, 2000)}") from None
     head = (
         f"# {printable(name)}: read from {printable(path.name)} by `python -m prophet_model catalog add-model`; "
         "append it to\n# catalog/models.yml (or a catalog of your own) and name it in the config's `model:`.\n"

@@ -107,18 +107,21 @@ examples:
   python -m prophet_model sweep --system 8xA100 --vary prophet.prediction_accuracy=0:1:0.25 --plot acc.png
   python -m prophet_model sweep --gpu h100_sxm5_80gb --count 8 --interconnect nvswitch_nvlink4 --model mixtral_8x7b \\
       --vary host_link_bandwidth_factor=log:0.25:8:6
+  python -m prophet_model sweep --system 8xA100 --model-file Qwen1.5-MoE-A2.7B/config.json \\
+      --vary prophet.prediction_accuracy=0:1:0.25
   python -m prophet_model solve --system 8xA100 --metric speedup --target 2 --vary prophet.prediction_accuracy"""
 )
 
 
 def question_options(p: argparse.ArgumentParser) -> None:
-    """The options that say which system, model and strategy a sweep or solve is about."""
+    """The options that say which system, model (a catalog key, or a config.json) and strategy a sweep or solve is
+    about."""
     p.add_argument("--config", default="_config.yml", help="study configuration (default: _config.yml)")
     p.add_argument("--system", help="a configured system id, e.g. 8xA100 (or give --gpu --count --interconnect)")
     p.add_argument("--gpu", help="a catalog GPU (catalog/gpus.yml key): changes --system's, or makes a system")
     p.add_argument("--count", type=gpus, help="GPUs in the system")
     p.add_argument("--interconnect", help="a catalog interconnect (catalog/interconnects.yml key)")
-    p.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
+    model_options(p)
     p.add_argument("--strategy", choices=["EP", "DP", "Hybrid"], help="this strategy only (default: the best)")
     p.add_argument(
         "--set",
@@ -128,6 +131,19 @@ def question_options(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a fixed change, as whatif --set (repeatable)",
     )
+
+
+MODEL_FILE_HELP = (
+    "a HuggingFace config.json of an MoE model (Mixtral, Qwen-MoE, OLMoE, DeepSeek-V2/V3): its model instead of "
+    "the configured one, read as `catalog add-model` reads it and never written to the catalog"
+)
+
+
+def model_options(p: argparse.ArgumentParser) -> None:
+    """--model KEY or --model-file PATH (one of them): the MoE model a question is about."""
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
+    which.add_argument("--model-file", metavar="CONFIG_JSON", type=Path, help=MODEL_FILE_HELP)
 
 
 def read_results(args: argparse.Namespace, needed: Sequence[str], producers: Sequence[str]):
@@ -158,6 +174,7 @@ def question(args: argparse.Namespace) -> Question:
         args.interconnect,
         args.model,
         args.strategy,
+        args.model_file,
     )
 
 

@@ -21,6 +21,8 @@ NAME = "whatif"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from prophet_model.commands.shared import model_options
+
     wi = commands.add_parser(
         "whatif", help="headline metrics of one system under changed assumptions (no files written)"
     )
@@ -35,24 +37,27 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="change one value, e.g. prophet.prediction_accuracy=0.6 or systems.8xA100.count=16 (repeatable)",
     )
     wi.add_argument("--gpu", help="a catalog GPU for the system (catalog/gpus.yml key)")
-    wi.add_argument("--model", help="a catalog MoE model (catalog/models.yml key)")
+    model_options(wi)
     wi.add_argument("--interconnect", help="a catalog interconnect for the system")
     wi.add_argument("--format", default="text", choices=["text", "csv", "json"], help="output format (default: text)")
 
 
 def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from prophet_model.study.questions.overrides import changed_study, headline
+    from prophet_model.study.questions.overrides import compared_studies, headline
 
-    before, after, notes = changed_study(
-        Path(args.config), args.system, args.sets, args.gpu, args.model, args.interconnect
+    before, after, notes = compared_studies(
+        Path(args.config), args.system, args.sets, args.gpu, args.model, args.interconnect, args.model_file
     )
     s = after.system(args.system)
-    changes = [
-        *args.sets,
-        *(f"{k}={v}" for k, v in (("gpu", args.gpu), ("model", args.model), ("interconnect", args.interconnect)) if v),
-    ]
-    b = headline(before, args.system)
-    a = headline(after, args.system) if changes else b  # nothing changed: the same study, evaluated once
+    asked = (
+        ("gpu", args.gpu),
+        ("model", args.model),
+        ("model-file", args.model_file),
+        ("interconnect", args.interconnect),
+    )
+    changes = [*args.sets, *(f"{k}={v}" for k, v in asked if v)]
+    a = headline(after, args.system)
+    b = a if before is after else None if before is None else headline(before, args.system)  # one study: once
     if args.format != "text":
         from prophet_model.commands.shared import csv_text
 
@@ -67,7 +72,10 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         f"{dict(pool='pooled', replicate='replicated')[after.config.experts.placement]}, attention TP "
         f"{after.config.parallel.attention_tp}\n"
     )
-    print(report(b.comparison_records, a.comparison_records))
+    compared = b is not None and b is not a
+    print(report(b.comparison_records if compared else [], a.comparison_records))
+    if compared:
+        print("(was ...): the same system and model at the configured inputs (without the --set changes)")
     return 0
 
 
@@ -178,8 +186,9 @@ STEP_TERMS = (
 )  # the step's breakdown
 
 
-def whatif_rows(before: StudyResults, after: StudyResults, system_id: str) -> pd.DataFrame:
-    """One tidy row per strategy and case ('configured', 'what-if'): the system (id, name, GPU,
+def whatif_rows(before: StudyResults | None, after: StudyResults, system_id: str) -> pd.DataFrame:
+    """One tidy row per strategy and case ('configured': the same system and model without the --set changes,
+    none where that is no study; 'what-if'): the system (id, name, GPU,
     interconnect, count), the model, the headline columns, each variant's step-time breakdown (compute,
     expert fetch before and after hiding, exposed all-to-all, ms) and whether it fits in memory
     (`*_fits`: weights, KV cache and reserve fit; `*_holds_all_experts`: every expert stays on the GPUs)."""
@@ -188,6 +197,8 @@ def whatif_rows(before: StudyResults, after: StudyResults, system_id: str) -> pd
 
     rows = []
     for case, res in (("configured", before), ("what-if", after)):
+        if res is None:
+            continue
         system = res.study.system(system_id)
         chosen = res.chosen[res.chosen.system_id == system_id]
         for _, r in res.comparison[res.comparison.system_id == system_id].iterrows():

@@ -17,6 +17,7 @@ from prophet_model.outputs.book_paper import paper_page, reproducibility, timing
 from prophet_model.outputs.files import read_facts, system_page
 from prophet_model.outputs.templating import TEMPLATES, render_page
 from prophet_model.paths import ROOT
+from prophet_model.study.catalog import Named
 
 if TYPE_CHECKING:
     from prophet_model.study.config import Study
@@ -69,7 +70,7 @@ def sourced_rows(section: str, obj) -> pd.DataFrame:
                 "source": fmt.md(obj.sources.get(key, "")),
             }
             for key, value in obj.model_dump().items()
-            if key != "sources"
+            if key != "sources" and (key in obj.model_fields_set or not isinstance(obj, Named))  # optional: if given
         ]
     )
 
@@ -94,7 +95,7 @@ def assumptions(study: Study, results_dir: Path) -> str:
                 "GPUs": s.count,
                 "interconnect": s.interconnect_key,
                 "hybrid split (EP × DP)": f"{s.hybrid.ep}×{s.hybrid.dp}" if hasattr(s.hybrid, "ep") else s.hybrid,
-                "note": fmt.md(s.hybrid_note),
+                "note": fmt.md("; ".join(x for x in (s.hybrid_note, s.model_note) if x)),  # own model: why
             }
             for s in study.systems
         ]
@@ -309,7 +310,7 @@ def worked_example(study: Study, results_dir: Path) -> str:
         system=system,
         strategy=study.config.study.headline_strategy,
         ep=int(terms.ep.iloc[0]),
-        model=study.model.name,
+        model=study.model_of(system).name,
         batch=w.batch_size_per_gpu,
         context=w.context_length_tokens,
         table=table,

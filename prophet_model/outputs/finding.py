@@ -115,10 +115,13 @@ def finding(
         ]
         hidden = r.prophet_fetch_hidden_pct
         if hidden == hidden:
+            few = hidden < 50  # a host link fast enough (NVLink-C2C) lets a layer's computation hide most copies
             why += [
-                " and Prophet hides only ",
+                " and Prophet hides only " if few else " and Prophet hides ",
                 Value(r.system_id, "prophet_fetch_hidden_pct", fmt.pct(hidden)),
-                " of its copies, because a layer's computation is far shorter than the copies it could hide",
+                " of its copies, because a layer's computation is far shorter than the copies it could hide"
+                if few
+                else " of its copies behind a layer's computation",
             ]
     why.append(".")
 

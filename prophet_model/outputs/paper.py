@@ -238,8 +238,6 @@ def claim_sentences(claims: pd.DataFrame, system_id: str) -> list[str]:
     return list(dict.fromkeys(out))  # two claims on one metric give one sentence
 
 
-DOI_PLACEHOLDER = "10.5281/zenodo.XXXXXXX"
-REPOSITORY_PLACEHOLDER = "https://github.com/OWNER/prophet-artifact"
 BADGES = ("Artifacts Available", "Artifacts Evaluated: Functional", "Results Reproduced")
 EXACT = "identical (deterministic: every CSV and LaTeX file byte-identical with the same inputs and packages)"
 
@@ -335,7 +333,7 @@ def appendix_context(
     lock = ROOT / "requirements.lock"
     n_packages = sum(1 for ln in lock.read_text().splitlines() if ln.strip() and not ln.startswith("#"))
     return {
-        "model_name": study.model.name,
+        "model_name": study.model.name + own_models(study),
         "n_models": len(study.models),
         "n_machines": read_facts(results_dir)["measured_machines"],  # measured only
         "n_strategies": len(study.config.strategies),
@@ -345,8 +343,6 @@ def appendix_context(
         "disk": disk,
         "prepare_time": prepare,
         "run_time": run_time,
-        "doi": DOI_PLACEHOLDER,
-        "repository": REPOSITORY_PLACEHOLDER,
         "badges": BADGES,
         "version": __version__,
         "claims": claim_rows,
@@ -386,3 +382,9 @@ def render(study: Study, results_dir: Path) -> dict[str, str]:
     ctx |= prose_context(study, results_dir, headline, claims, ctx["keyed"])
     env = environment()
     return {name: env.get_template(f"{name}.j2").render(**ctx) for name in PAPER_FILES}
+
+
+def own_models(study) -> str:
+    """' (DeepSeek-V3 on 32xH100)' for the systems that serve their own model (systems.<id>.model); '' if none."""
+    own = [f"{study.model_of(s).name} on {s.id}" for s in study.systems if s.model is not None]
+    return f" ({'; '.join(own)})" if own else ""

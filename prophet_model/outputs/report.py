@@ -70,7 +70,7 @@ def write_system(
         .get_template("summary.md.j2")
         .render(
             system=system,
-            model=study.model,
+            model=study.model_of(system),  # the system's own model where it names one
             workload=study.config.workload,
             prophet=study.config.prophet,
             hardware=next(r for r in tables["hardware_rates"].to_dict("records") if r["gpu"] == system.gpu.name),

@@ -98,7 +98,8 @@ system_rows = sr.system_rows  # one system's rows (results_<id>.csv)
 
 def system_assumptions(study: Study, system: System) -> pd.DataFrame:
     """The inputs that shape this system's results, with units and sources."""
-    g, n, m, w, p = system.gpu, system.interconnect, study.model, study.config.workload, study.config.prophet
+    g, n, w, p = system.gpu, system.interconnect, study.config.workload, study.config.prophet
+    m = study.model_of(system)  # the system's own model where it names one
     rows = [
         ("GPU", g.name, "", f"catalog/gpus.yml: {system.gpu_key}"),
         ("GPUs", system.count, "", "_config.yml: systems"),
@@ -117,7 +118,8 @@ def system_assumptions(study: Study, system: System) -> pd.DataFrame:
         ("Payload efficiency", n.payload_efficiency, "of the line rate", n.sources["payload_efficiency"]),
         ("All-to-all latency", n.latency_us, "µs", n.sources["latency_us"]),
         ("CPU sockets", n.sockets, "", n.sources["sockets"]),
-        ("Model", m.name, "", f"catalog/models.yml: {study.model_key}"),
+        *_node_rows(g, n),
+        ("Model", m.name, "", f"catalog/models.yml: {study.model_key_of(system)}"),
         (
             "Experts × MoE layers, top-k",
             f"{m.num_experts} × {m.num_moe_layers}, top-{m.top_k}",
@@ -137,6 +139,40 @@ def system_assumptions(study: Study, system: System) -> pd.DataFrame:
         return fmt.count(v) if isinstance(v, int) else fmt.number(v)
 
     return pd.DataFrame([(a, text(v), u, src) for a, v, u, src in rows], columns=["input", "value", "unit", "source"])
+
+
+def _node_rows(g, n) -> list[tuple]:
+    """The rows only some systems have (none for a PCIe host link on one node without per-peer latency): the
+    NVLink-C2C host link's measured share, the per-peer all-to-all latency, the NIC tier between nodes."""
+    rows = []
+    if g.host_link == "nvlink_c2c":
+        share = g.host_link_attainable_share
+        rows.append(("Host link attainable", share, "of the line rate", g.sources["host_link_attainable_share"]))
+    if n.latency_per_peer_us:
+        rows.append(("All-to-all latency per peer", n.latency_per_peer_us, "µs", n.sources["latency_per_peer_us"]))
+    if n.gpus_per_node:
+        rows += [
+            ("GPUs per node", n.gpus_per_node, "", n.sources["gpus_per_node"]),
+            (
+                "NIC per GPU",
+                n.nic_bandwidth_gbps_per_direction,
+                "GB/s per direction",
+                n.sources["nic_bandwidth_gbps_per_direction"],
+            ),
+            (
+                "NIC payload efficiency",
+                n.nic_payload_efficiency,
+                "of the line rate",
+                n.sources["nic_payload_efficiency"],
+            ),
+            (
+                "All-to-all latency per other node",
+                n.nic_latency_per_node_us,
+                "µs",
+                n.sources["nic_latency_per_node_us"],
+            ),
+        ]
+    return rows
 
 
 def hardware_table(results: str | Path, system: System) -> pd.DataFrame:

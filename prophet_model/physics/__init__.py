@@ -8,10 +8,11 @@ that import nothing of the package outside it.
 - `compute`: GEMMs, attention, kernel structure and start-up;
 - `fetch` and `prefetch`: expert copies from host or a peer GPU (pooled experts), and what Prophet's
   prefetch hides;
+- `cpu`: missing experts computed by the host CPU instead of copied (experts.offload_compute);
 - `comm`: the all-to-alls of expert parallelism and the all-reduce of tensor-parallel attention;
 - `cost`: dollars per token;
-- `step`: `evaluate`, the step composed: compute + exposed fetch + exposed all-to-all (two-batch overlap:
-  the critical path of two half-batches, `overlapped`).
+- `step`: `evaluate`, the step composed: compute + exposed fetch (or CPU experts) + exposed all-to-all
+  (two-batch overlap: the critical path of two half-batches, `overlapped`).
 
 The names below are re-exported for the tests and notebooks that read terms one by one
 (`from prophet_model import physics as m; m.kv_cache_bytes(s)`).
@@ -20,11 +21,15 @@ The names below are re-exported for the tests and notebooks that read terms one 
 from .comm import (
     allreduce_time,
     alltoall_bytes,
+    alltoall_latency,
     alltoall_time,
     chance_locality,
     comm_cut,
     comm_time,
     cross_socket_bytes,
+    group_nodes,
+    intra_node_bytes,
+    nic_bytes,
     remote_destinations,
 )
 from .compute import (
@@ -42,6 +47,7 @@ from .compute import (
     swiglu_kernels,
     weight_flops,
 )
+from .cpu import OFFLOAD_COMPUTE, cpu_available, cpu_layer_time, offload
 from .fetch import fetch_bytes, fetch_exposed, fetch_rate, fetch_time, peer_share
 from .memory import (
     dense_params,
@@ -75,12 +81,14 @@ from .step import StepResult, evaluate, overlapped
 __all__ = [
     "KERNELS_PER_EXPERT",
     "NUMBERS",
+    "OFFLOAD_COMPUTE",
     "Array",
     "Scenario",
     "StepResult",
     "Trace",
     "allreduce_time",
     "alltoall_bytes",
+    "alltoall_latency",
     "alltoall_time",
     "assignments_on_fullest_gpu",
     "attention_time",
@@ -89,6 +97,8 @@ __all__ = [
     "comm_cut",
     "comm_time",
     "compute_time",
+    "cpu_available",
+    "cpu_layer_time",
     "cross_socket_bytes",
     "dense_params",
     "dense_time",
@@ -105,6 +115,8 @@ __all__ = [
     "fetch_time",
     "fits_in_memory",
     "gemm_time",
+    "group_nodes",
+    "intra_node_bytes",
     "kernel_count",
     "kv_bytes_per_sequence",
     "kv_cache_bytes",
@@ -115,7 +127,9 @@ __all__ = [
     "mean_assignments",
     "memory_resident_fraction",
     "memory_terms",
+    "nic_bytes",
     "normal_quantile",
+    "offload",
     "once",
     "overlapped",
     "peer_share",

@@ -18,6 +18,22 @@ contiguous placement gives the chance level a0 = C(n, k) / C(E, k), so the basel
 excludes a0 of the tokens and Prophet keeps (1 - max(a, a0)) / (1 - a0) of it: a cut of
 (1 - a0) / (1 - max(a, a0)), exactly 1 at chance (uniform routing, the default: no affinity to exploit).
 A finite `comm_reduction_factor` is a what-if override that replaces the derived cut.
+
+Several nodes (`gpus_per_node` finite): an expert group of ep GPUs, packed in GPU order, spans
+N = ceil(ep / gpus_per_node) nodes of G = ep / N of its GPUs each, the nodes joined by one RDMA NIC per GPU.
+The dispatch is forwarded, as DeepEP's normal (high-throughput) kernels and DeepSeek-V3 (arXiv 2412.19437,
+section 3.2.2) send it: a token crosses the NICs once to each other node that holds any of its experts (to
+the GPU of the same local index there), which forwards it over NVLink to that node's GPUs that need it; the
+combine returns the same way. Per all-to-all the busiest rank's NIC carries B (N - 1) p(E / N) h a
+(B k (N - 1) / N h a without de-duplication; the node-level probability at the mean load), and its NVLink
+the tokens for the G - 1 other GPUs of its node, its own and those it forwards: N (G - 1) / (ep - 1) of the
+single-node volume `alltoall_bytes`. (DeepEP's low-latency decode kernels send directly over RDMA instead, a
+copy per remote destination GPU: (ep - G) p(E / ep) / ((N - 1) p(E / N)) times the NIC bytes; not modelled.)
+
+Latency grows with the peers and the tier (NCCL's latency model, src/graph/tuning.cc: a ring of n ranks over
+N nodes pays n - N intra-node and N - 1 inter-node steps): link_latency + peer_latency (ep - N) +
+nic_node_latency (N - 1). The per-peer terms are 0 for interconnects that give none (the draft's four systems
+keep their fixed latency).
 """
 
 from __future__ import annotations
@@ -120,13 +136,49 @@ def cross_socket_bytes(s: Scenario) -> Array:
     return np.where((s.sockets > 1) & (s.ep > 1), crossing / comm_cut(s), 0.0)
 
 
+def group_nodes(s: Scenario) -> Array:
+    """N = ceil(ep / gpus_per_node): the nodes an expert group of ep GPUs spans (1 on one node)."""
+    return np.where(np.isfinite(s.gpus_per_node), np.ceil(s.ep / s.gpus_per_node), 1.0)
+
+
+def intra_node_bytes(s: Scenario) -> Array:
+    """Bytes of one all-to-all on the busiest rank's node interconnect (NVLink): `alltoall_bytes` on one node;
+    over N > 1 nodes, with forwarding, N (G - 1) / (ep - 1) of it, G = ep / N (module docstring)."""
+    n = group_nodes(s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        forwarded = alltoall_bytes(s) * n * (s.ep / n - 1) / (s.ep - 1)
+    return np.where(n > 1, forwarded, alltoall_bytes(s))
+
+
+def nic_bytes(s: Scenario) -> Array:
+    """Bytes of one all-to-all on the busiest rank's NIC (forwarded dispatch, module docstring):
+    B (N - 1) p(E / N) h a, or B k (N - 1) / N h a without de-duplication, divided by comm_cut for Prophet;
+    zero on one node."""
+    n = group_nodes(s)
+    row = s.batch_size_per_gpu * s.hidden_size * s.activation_bytes
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dedup = (n - 1) * destination_probability(s.num_experts / n, s) * row
+        pairs = s.top_k * (n - 1) / n * row
+    volume = np.where(s.dedup_dispatch > 0, dedup, pairs)
+    return np.where((n > 1) & (s.ep > 1), volume / comm_cut(s), 0.0)
+
+
+def alltoall_latency(s: Scenario) -> Array:
+    """Fixed time of one all-to-all, growing with the peers and the tier they sit on: link_latency +
+    peer_latency (ep - N) + nic_node_latency (N - 1) (NCCL's ring steps; module docstring)."""
+    n = group_nodes(s)
+    return s.link_latency + s.peer_latency * (s.ep - n) + s.nic_node_latency * (n - 1)
+
+
 def alltoall_time(s: Scenario) -> Array:
-    """One all-to-all: latency + max(bytes / (link bandwidth * payload efficiency), cross-socket
-    bytes / socket bandwidth). Prophet cuts the volume, never the latency floor. Zero when ep = 1."""
-    link = alltoall_bytes(s) / (s.link_bandwidth * s.link_efficiency)
+    """One all-to-all: latency + max(node bytes / (link bandwidth * payload efficiency), NIC bytes /
+    (NIC bandwidth * its payload efficiency), cross-socket bytes / socket bandwidth). Prophet cuts the volume,
+    never the latency floor. Zero when ep = 1."""
+    link = intra_node_bytes(s) / (s.link_bandwidth * s.link_efficiency)
     with np.errstate(divide="ignore", invalid="ignore"):
         cross = np.where(s.sockets > 1, cross_socket_bytes(s) / s.cross_socket_bandwidth, 0.0)
-    return np.where(s.ep > 1, s.link_latency + np.maximum(link, cross), 0.0)
+        nic = np.where(group_nodes(s) > 1, nic_bytes(s) / (s.nic_bandwidth * s.nic_efficiency), 0.0)
+    return np.where(s.ep > 1, alltoall_latency(s) + np.maximum(np.maximum(link, cross), nic), 0.0)
 
 
 def allreduce_time(s: Scenario) -> Array:

@@ -97,12 +97,24 @@ class Scenario:
     pooled: ArrayLike = 0.0
     peer_bandwidth: ArrayLike = 0.0
     peer_over_pcie: ArrayLike = 0.0
+    # missing experts (physics/cpu.py): 0 copied to the GPU, 1 computed on the CPU from host memory, 2 the faster
+    # per layer; cpu_flops: FLOP/s of one socket's CPU on the experts' GEMMs (0: no host CPU described)
+    offload_compute: ArrayLike = 0.0
+    cpu_flops: ArrayLike = 0.0
     # all-to-all (physics/comm.py): 1 a token goes once to each GPU holding any of its experts (engines, as
     # DeepEP's dispatch); 0 once per (token, expert) pair (validation/measure_comm.py and measure_multi.py)
     dedup_dispatch: ArrayLike = 0.0
     # share of tokens whose next layer's experts all sit on the GPU of their current layer's under Prophet's
     # affinity-aware placement, in [0, 1] (NaN: the chance level of the placement, no cut)
     inter_layer_affinity: ArrayLike = np.nan
+    # several nodes (physics/comm.py): GPUs per node joined by the interconnect (inf: one node), each GPU's RDMA NIC
+    # (bytes/s per direction, line rate) and the share of it that carries data; latency of the all-to-all: s per
+    # GPU peer reached over the node's interconnect and s per other node (0: link_latency alone)
+    gpus_per_node: ArrayLike = np.inf
+    nic_bandwidth: ArrayLike = 0.0
+    nic_efficiency: ArrayLike = 1.0
+    peer_latency: ArrayLike = 0.0
+    nic_node_latency: ArrayLike = 0.0
     # precision (physics/memory.py, compute.py): bytes per KV-cache element (NaN: activation_bytes); the FLOP
     # rate of GEMMs against weights over peak_flops (FP8 tensor cores: their datasheet rate over BF16's; 1: BF16,
     # or weight-only FP8 dequantised to BF16 inside the GEMM, as FP8-Marlin on Ampere)

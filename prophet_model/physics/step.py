@@ -25,6 +25,8 @@ targets. Assumptions (also on the book's model page):
   copied over the host link, whose rate is the least of the GPU's own link, its share of the PCIe
   switch uplink and of its socket's memory bandwidth (every GPU fetches at once), and, for the share
   of experts in the other socket's memory, its share of the socket link;
+- with experts.offload_compute `cpu` (or `auto`, where faster), a missing expert is computed by the host CPU
+  from its memory instead of copied (physics/cpu.py);
 - a GEMM takes max(FLOP / attainable FLOP/s, weight bytes / weight-streaming rate); attention takes
   max(FLOP / FLOP/s, KV-cache bytes / HBM rate); every kernel adds a fixed start-up;
 - kernel structure: `fused` (a layer's routed experts in one grouped GEMM pair plus a few routing
@@ -47,6 +49,7 @@ from numpy.typing import NDArray
 
 from .comm import allreduce_step_time, alltoall_bytes, alltoall_step_time
 from .compute import compute_time, roofline_time
+from .cpu import offload
 from .fetch import fetch_exposed, fetch_time
 from .memory import fits_in_memory
 from .routing import resident_fraction, routing, skewed_routing
@@ -60,6 +63,7 @@ class StepResult:
     compute_s: Array
     fetch_s: Array  # host-link time of the step's missing experts, before any hiding
     fetch_exposed_s: Array
+    cpu_experts_s: Array  # CPU time of the missing experts the CPU computes (physics/cpu.py; 0 where copied)
     comm_exposed_s: Array  # every collective: the all-to-alls and the all-reduces of TP attention
     alltoall_s: Array  # the step's all-to-alls (dispatch + combine), exposed
     allreduce_s: Array  # the step's all-reduces of tensor-parallel attention, exposed (zero when tp = 1)
@@ -95,7 +99,7 @@ CHUNK = 1 << 15  # configurations evaluated together: the temporaries of a term 
 
 
 def evaluate(scenario: Scenario) -> StepResult:
-    """Evaluate the decode step: step = compute + fetch_exposed + comm_exposed (busiest GPU);
+    """Evaluate the decode step: step = compute + fetch_exposed + cpu_experts + comm_exposed (busiest GPU);
     throughput = n_gpus * B / step. Infeasible configurations (dense weights + KV cache do not fit)
     get NaN throughput and feasible = False. Many configurations are evaluated CHUNK at a time (the
     same numbers, element by element; only faster). The shared terms of one evaluation live in the memo
@@ -161,7 +165,8 @@ def _evaluate(s: Scenario) -> StepResult:
         t_a = t_a2a + t_ar
     t_f = fetch_time(s)
     t_fx = fetch_exposed(s, hide=t_c, t_f=t_f)
-    step = t_c + t_fx + t_a
+    t_f, t_fx, t_cpu = offload(s, t_f, t_fx)  # missing experts computed on the CPU instead (offload_compute)
+    step = t_c + t_fx + t_cpu + t_a
     ok = fits_in_memory(s)
     nan = np.full(np.broadcast(step, ok).shape, np.nan)
     per_gpu = np.where(ok, s.batch_size_per_gpu / step, nan)
@@ -170,6 +175,7 @@ def _evaluate(s: Scenario) -> StepResult:
         compute_s=t_c,
         fetch_s=t_f,
         fetch_exposed_s=t_fx,
+        cpu_experts_s=_full(t_cpu, step),
         comm_exposed_s=t_a,
         alltoall_s=_full(t_a2a, step),
         allreduce_s=_full(t_ar, step),

@@ -47,7 +47,10 @@ class Sourced(Record):
 
     @model_validator(mode="after")
     def _every_value_has_a_source(self) -> Sourced:
-        numeric = [k for k, v in self if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        # the values given (an optional field left at its default, as a single-node interconnect's NIC, needs none)
+        numeric = [
+            k for k, v in self if isinstance(v, (int, float)) and not isinstance(v, bool) and k in self.model_fields_set
+        ]
         missing = sorted(k for k in numeric if not self.sources.get(k, "").strip())
         if missing:
             raise ValueError(f"sources is missing an entry for: {', '.join(missing)}")
@@ -78,6 +81,25 @@ class GPU(Named):
     fp8_dense_tflops: float | None = Field(default=None, gt=0)
     host_link_bandwidth_gbps: float = Positive
     price_usd_per_gpu_hour: float = Positive
+    # the link to the host: pcie (its attainable share measured by the committed host copies, study/rates.py) or
+    # nvlink_c2c (Grace Hopper's chip-to-chip link, whose attainable share of host->device copies comes from a
+    # published microbenchmark: host_link_attainable_share, required for it)
+    host_link: Literal["pcie", "nvlink_c2c"] = "pcie"
+    host_link_attainable_share: float | None = Field(default=None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _c2c_share_given(self) -> GPU:
+        if self.host_link == "nvlink_c2c" and self.host_link_attainable_share is None:
+            raise ValueError(
+                "host_link nvlink_c2c needs host_link_attainable_share (the measured share of the line rate that "
+                "host->device copies attain, with its source); allowed: a share in (0, 1]"
+            )
+        if self.host_link == "pcie" and self.host_link_attainable_share is not None:
+            raise ValueError(
+                "host_link_attainable_share is for host_link nvlink_c2c; a PCIe link's share is measured "
+                "(validation/measurements); allowed: remove it, or host_link: nvlink_c2c"
+            )
+        return self
 
 
 class Interconnect(Named):
@@ -93,13 +115,44 @@ class Interconnect(Named):
     cpu_sockets: Literal[1, 2]  # CPUs whose memory the GPUs fetch experts from (GPUs split evenly)
     remote_memory_share: float = Field(ge=0, le=1)  # of offloaded expert bytes, in the other socket's memory
     max_gpus: int = Positive  # GPUs the interconnect joins in one system (a board, a pair, a host's slots)
+    # TFLOP/s of one socket's CPU on an expert's GEMMs (experts computed on the CPU, physics/cpu.py); None: the
+    # host's CPU not described (experts are then always copied)
+    cpu_expert_tflops_per_socket: float | None = Field(default=None, gt=0)
+    # GB/s per direction a GPU's copy engines reach copying from a peer GPU over this link, both directions at
+    # once (cudaMemcpyPeerAsync, a published measurement); None: not published for this link
+    peer_copy_gbps_per_direction: float | None = Field(default=None, gt=0)
     # the GPU generations it joins (an NVLink generation belongs to its GPUs'); empty: any (PCIe)
     gpu_generations: list[Literal["ampere", "ada", "hopper", "blackwell"]] = Field(default=[])
+    # per-peer latency of the all-to-all (physics/comm.py): latency_us + latency_per_peer_us x (GPU peers reached
+    # over this interconnect) + nic_latency_per_node_us x (other nodes); 0 (the default) keeps latency_us alone
+    latency_per_peer_us: float = Field(default=0, ge=0)
+    # several nodes (physics/comm.py): gpus_per_node GPUs joined by this interconnect in each node (0: one node,
+    # every GPU), nodes joined by one RDMA NIC per GPU of nic_bandwidth_gbps_per_direction (line rate), of which
+    # nic_payload_efficiency carries data; cpu_sockets and the host side are per node
+    gpus_per_node: int = Field(default=0, ge=0)
+    nic_bandwidth_gbps_per_direction: float = Field(default=0, ge=0)
+    nic_payload_efficiency: float = Field(default=1.0, gt=0, le=1)
+    nic_latency_per_node_us: float = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _nodes_need_a_nic(self) -> Interconnect:
+        if self.gpus_per_node > 0 and self.nic_bandwidth_gbps_per_direction <= 0:
+            raise ValueError("gpus_per_node > 0 (several nodes) needs nic_bandwidth_gbps_per_direction > 0")
+        if self.gpus_per_node > 0 and (self.max_gpus % self.gpus_per_node or self.max_gpus == self.gpus_per_node):
+            raise ValueError(
+                f"max_gpus ({self.max_gpus}) must be a multiple of gpus_per_node ({self.gpus_per_node}) greater than "
+                "it (several whole nodes); allowed: gpus_per_node 0 for one node"
+            )
+        if self.gpus_per_node == 0 and self.nic_bandwidth_gbps_per_direction > 0:
+            raise ValueError("nic_bandwidth_gbps_per_direction is for several nodes; allowed: gpus_per_node > 0")
+        return self
 
     @model_validator(mode="after")
     def _two_sockets_need_a_socket_link(self) -> Interconnect:
         if self.kind == "pcie" and self.sockets == 2 and self.cross_socket_bandwidth_gbps <= 0:
             raise ValueError("cross_socket_bandwidth_gbps must be > 0 for a pcie interconnect with 2 sockets")
+        if self.peer_copy_gbps_per_direction and self.peer_copy_gbps_per_direction > self.bandwidth_gbps_per_direction:
+            raise ValueError("peer_copy_gbps_per_direction exceeds bandwidth_gbps_per_direction (the line rate)")
         if self.remote_memory_share > 0 and (self.cpu_sockets == 1 or self.cross_socket_bandwidth_gbps <= 0):
             raise ValueError("remote_memory_share > 0 needs cpu_sockets: 2 and a cross_socket_bandwidth_gbps > 0")
         return self

@@ -96,22 +96,31 @@ def input_warnings(study: Study, chosen: pd.DataFrame) -> list[str]:
                 f"{s.id}: interconnect bandwidth {net.bandwidth_gbps_per_direction:g} GB/s exceeds the GPU's HBM"
                 " bandwidth"
             )
-        if gpu.host_link_bandwidth_gbps > 256:
+        if gpu.host_link_bandwidth_gbps > 256 and gpu.host_link == "pcie":
             out.append(f"{s.id}: host link {gpu.host_link_bandwidth_gbps:g} GB/s is above any PCIe 6.0 x16 link")
+    if study.config.routing.distribution == "trace":
+        out += [
+            f"{s.id}: serves {s.model_key}, not the model routing.trace_file records: its routing is uniform"
+            for s in study.systems
+            if s.model is not None and s.model is not study.model
+        ]
     if study.config.prophet.prediction_accuracy == 1.0:
         out.append("prophet.prediction_accuracy is exactly 1: a perfect predictor is an idealisation")
     if not chosen.empty:
+        models = {s.id: study.model_of(s) for s in study.systems}  # a system may serve its own model
         bad = chosen[~chosen.feasible.astype(bool) & (chosen.ep > 0)]
         for r in bad.itertuples():
             why = r.note if isinstance(r.note, str) and r.note else "they exceed the GPU's memory"
             out.append(
                 f"{r.system_id} {r.strategy} {r.variant}: not evaluated: dense weights and KV cache of "
-                f"{m.name} do not fit in GPU memory: {why}"
+                f"{models.get(r.system_id, m).name} do not fit in GPU memory: {why}"
             )
-        uneven = chosen[(chosen.ep > 1) & (m.num_experts % chosen.ep.clip(lower=1) != 0)]
+        experts = chosen.system_id.map(lambda i: models.get(i, m).num_experts)
+        uneven = chosen[(chosen.ep > 1) & (experts % chosen.ep.clip(lower=1) != 0)]
         for r in uneven.drop_duplicates(["system_id", "ep"]).itertuples():
+            n = models.get(r.system_id, m).num_experts
             out.append(
-                f"{r.system_id} {r.strategy}: {m.num_experts} experts over {r.ep} GPUs split unevenly; the fullest GPU"
-                " sets the pace"
+                f"{r.system_id} {r.strategy}: {n} experts over {r.ep} GPUs split unevenly; the fullest GPU sets the"
+                " pace"
             )
     return out

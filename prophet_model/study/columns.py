@@ -157,6 +157,8 @@ ROWS: tuple[Column, ...] = (
     Column("compute_ms", "ms", "computation per step", "ms"),
     Column("fetch_ms", "ms", "expert copies per step", "ms"),
     Column("fetch_exposed_ms", "ms", "expert copies not hidden", "ms"),
+    _text("offload_compute", "missing experts copied (copy) or computed on the CPU (cpu)"),
+    Column("cpu_experts_ms", "ms", "CPU time of the missing experts it computes", "ms"),
     Column("comm_exposed_ms", "ms", "communication not hidden", "ms"),
     Column("alltoall_exposed_ms", "ms", "all-to-all not hidden", "ms"),
     Column("allreduce_ms", "ms", "attention all-reduce", "ms"),

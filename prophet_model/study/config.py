@@ -42,6 +42,10 @@ class System:
     interconnect: Interconnect
     hybrid: HybridSplit | Literal["auto", "none"]
     hybrid_note: str
+    # the system's own MoE model (systems.<id>.model); "" and None: the study's model (Study.model_of)
+    model_key: str = ""
+    model: MoEModel | None = None
+    model_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,14 @@ class Study:
     def activation_bytes(self) -> int:
         """Bytes per activation / KV element at the workload precision."""
         return PRECISION_BYTES[self.config.workload.precision]
+
+    def model_of(self, system: System) -> MoEModel:
+        """The MoE model `system` serves: its own (systems.<id>.model) or the study's."""
+        return system.model if system.model is not None else self.model
+
+    def model_key_of(self, system: System) -> str:
+        """The catalog key of the model `system` serves."""
+        return system.model_key or self.model_key
 
     def system(self, system_id: str) -> System:
         for s in self.systems:
@@ -187,9 +199,12 @@ def _check_macro_names(cfg: StudyConfig, where: str) -> None:
         seen[key] = s.id
 
 
-def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
+def study_from_raw(
+    raw: Any, path: Path, label: str | None = None, extra_models: Mapping[str, MoEModel] | None = None
+) -> Study:
     """Validate and resolve an already parsed configuration (`label` names it in error messages;
-    catalog and trace paths are looked up in `path`'s folder first, then in the repository)."""
+    catalog and trace paths are looked up in `path`'s folder first, then in the repository). `extra_models`:
+    entries beside the model catalog's (a --model-file's, never written to it), part of the configuration hash."""
     where = label or str(path)
     if not isinstance(raw, dict):
         raise UserError(f"{where}: the configuration must be a YAML mapping of sections")
@@ -203,7 +218,7 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
     cats = tuple(resolve(base, getattr(cfg.catalogs, k), f"{where}: catalogs.{k}") for k in CATALOGS)
     gpus = _load_catalog(cats[0], GPU, "GPU", f"{where}: catalogs.gpus")
     nets = _load_catalog(cats[1], Interconnect, "interconnect", f"{where}: catalogs.interconnects")
-    models = _load_catalog(cats[2], MoEModel, "MoE model", f"{where}: catalogs.models")
+    models = {**_load_catalog(cats[2], MoEModel, "MoE model", f"{where}: catalogs.models"), **(extra_models or {})}
     model = _pick(models, cfg.model, f"{where}: model", "MoE model")
     systems = []
     for s in cfg.systems:
@@ -217,12 +232,34 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
                 f"count 1..{net.max_gpus}, or an interconnect that joins {s.count} GPUs: "
                 + (", ".join(fits) if fits else "none in the catalog")
             )
+        if net.gpus_per_node and s.count > net.gpus_per_node and s.count % net.gpus_per_node:
+            raise UserError(
+                f"{where}: systems.{s.id}.count {s.count} is not a whole number of nodes of {net.gpus_per_node} GPUs "
+                f"(gpus_per_node of interconnect {s.interconnect!r}); allowed: at most {net.gpus_per_node}, or a "
+                f"multiple of it up to {net.max_gpus}"
+            )
         if net.sockets == 2 and s.count % 2:
             raise UserError(
                 f"{where}: systems.{s.id}.count {s.count} cannot be split evenly over the 2 sockets of "
                 f"interconnect {s.interconnect!r}; allowed: an even count"
             )
-        systems.append(System(s.id, s.name, s.gpu, gpu, s.count, s.interconnect, net, s.hybrid, s.hybrid_note))
+        own = None if s.model is None else _pick(models, s.model, f"{where}: systems.{s.id}.model", "MoE model")
+        systems.append(
+            System(
+                s.id,
+                s.name,
+                s.gpu,
+                gpu,
+                s.count,
+                s.interconnect,
+                net,
+                s.hybrid,
+                s.hybrid_note,
+                s.model or "",
+                own,
+                s.model_note,
+            )
+        )
     claim_gpu = _pick(gpus, cfg.single_gpu_claim.gpu, f"{where}: single_gpu_claim.gpu", "GPU")
 
     from prophet_model.study.rates import (
@@ -242,4 +279,10 @@ def study_from_raw(raw: Any, path: Path, label: str | None = None) -> Study:
         trace = trace_id(layers)
         traces = {trace: layers}
     digest = config_digest(raw, cats, data)  # type: ignore[arg-type]
+    if extra_models:  # the hash covers the models given beside the catalog
+        import hashlib
+        import json
+
+        given = json.dumps({k: m.model_dump(mode="json") for k, m in extra_models.items()}, sort_keys=True)
+        digest = hashlib.sha256(f"{digest}{given}".encode()).hexdigest()[:16]
     return Study(path, cfg, tuple(systems), cfg.model, model, claim_gpu, gpus, nets, models, digest, trace, traces)

@@ -128,6 +128,8 @@ SHARE = {"low": 0.0, "high": 1.0}
 POSITIVE = {"low": 0.0, "low_inclusive": False}
 FACTOR_RANGE = (1e-2, 1e2)  # the range `solve` searches for a factor on a catalog or measured value
 OF_TOUCHED = "of touched experts"
+OFFLOAD = ("copy", "cpu", "auto")  # experts.offload_compute, in the order of physics.cpu.OFFLOAD_COMPUTE's codes
+OFFLOAD_TEXT = ("missing experts: copied or on the CPU", "a missing expert copied, computed by the CPU, or the faster")
 
 REGISTRY: tuple[Input, ...] = (
     Input(
@@ -335,6 +337,7 @@ REGISTRY: tuple[Input, ...] = (
         side="prophet",
         choices=("static", "lru", "predicted"),
     ),
+    Input("experts.offload_compute", "", *OFFLOAD_TEXT, ("offload_compute",), type="choice", choices=OFFLOAD),
     Input(
         "expert_cache.baseline_policy",
         "",
@@ -375,7 +378,7 @@ def numeric() -> tuple[Input, ...]:
 
 
 def choices() -> dict[str, tuple[str, ...]]:
-    """{key: its names} of the inputs that take names (the cache policies)."""
+    """{key: its names, in the order of their Scenario codes} of the inputs that take names."""
     return {i.key: i.choices for i in REGISTRY if i.choices}
 
 

@@ -77,6 +77,7 @@ def side(results: StudyResults, system_id: str, variant: str) -> Side:
                     key[0],
                     system.interconnect,
                     variant == "prophet",
+                    study.model_of(system),
                     attention_tp=key[1],
                     options=row_options(r),
                 )

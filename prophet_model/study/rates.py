@@ -7,9 +7,12 @@ Per GPU kind (`attainable`):
   gives the start-up t0 and the HBM rate B; the fastest square GEMM gives the FLOP rate;
 - the weight-streaming rate of GEMMs with few rows (`ceiling_stream`: a dense GEMM and a grouped GEMM
   over generic 8192^2 / 16 x 4096^2 weights with 1-64 rows each), as a share of that HBM rate;
-- the host link's attainable share from pinned host->device copies of >= 256 MiB (measurements.csv);
-- the peer-copy share of a GPU-GPU link (`peer_link_share`): kernels writing into the other GPU's memory
-  (`ceiling_link`, both GPUs at once) over the line rate of the measured machine's interconnect.
+- the host link's attainable share from pinned host->device copies of >= 256 MiB (measurements.csv), all over
+  PCIe; a GPU whose host link is NVLink-C2C (Grace Hopper) takes the catalog's host_link_attainable_share, the
+  share a published microbenchmark of C2C host->device copies reached (never the PCIe share);
+- the peer-copy share of a GPU-GPU link (`peer_link_share`): copy-engine copies from the other GPU's memory
+  (peer_copy.csv, both GPUs at once) over the line rate of the measured machine's interconnect; until a machine
+  has measured them, the catalog's published copy-engine rate (interconnects.yml peer_copy_gbps_per_direction).
 A GPU kind measured in several folders takes the median of each share. A kind never measured takes
 the shares measured on a GPU of its generation, else those of the measured generation, and says so
 in `source`. Every share is checked to be at most 1 (a larger one is a measurement or catalog error).
@@ -259,7 +262,15 @@ def attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
         MEASUREMENTS,
         tuple(
             sorted(
-                (k, g.name, g.generation, g.memory_bandwidth_gbps, g.bf16_dense_tflops, g.host_link_bandwidth_gbps)
+                (
+                    k,
+                    g.name,
+                    g.generation,
+                    g.memory_bandwidth_gbps,
+                    g.bf16_dense_tflops,
+                    g.host_link_bandwidth_gbps,
+                    g.host_link_attainable_share,
+                )
                 for k, g in gpus.items()
             )
         ),
@@ -318,16 +329,21 @@ def _attainable(gpu_key: str, gpus: dict[str, GPU]) -> Attainable:
             f"{MEASUREMENTS}: no committed streaming-GEMM ceilings or host copies; run validation/measure.py --parts "
             "ceilings single on a GPU and add it to validation/machines.yml"
         )
+    host_share = _median_share(host, "the host-link copy rate")
+    host_source = f"host copies from {', '.join(sorted({f for f, _ in host}))}"
+    if gpu.host_link == "nvlink_c2c" and gpu.host_link_attainable_share is not None:  # not a PCIe link
+        host_share = gpu.host_link_attainable_share
+        host_source = "NVLink-C2C host copies: catalog host_link_attainable_share (a published measurement)"
     return Attainable(
         hbm_share=hbm,
         gemm_share=gemm,
         stream_dense_share=float(_middle(v for _, v in dense)),
         stream_grouped_share=float(_middle(v for _, v in grouped)),
-        host_share=_median_share(host, "the host-link copy rate"),
+        host_share=host_share,
         kernel_startup_s=startup,
         source=(
             f"{gpu.name}: {how}; ceilings from {', '.join(sorted({f for _, f in folders}))}; streaming GEMMs from "
-            f"{', '.join(sorted({f for f, _ in dense}))}; host copies from {', '.join(sorted({f for f, _ in host}))}"
+            f"{', '.join(sorted({f for f, _ in dense}))}; {host_source}"
         ),
     )
 
@@ -339,13 +355,14 @@ PEER_COPY_MIN_BYTES = 16 << 20  # peer copies this large run at the link's susta
 def _link_shares(
     interconnects: tuple[tuple[str, float], ...], machines_file: Path = MACHINES, root: Path = MEASUREMENTS
 ) -> tuple[tuple[str, float], ...]:
-    """(file, measured peer-copy rate / line rate) of every measured machine with an interconnect: its
-    peer copies (peer_copy.csv, both GPUs at once, >= 16 MiB: measure.py --parts peer_copy) where measured,
-    else its link ceiling (ceilings.csv, ceiling_link)."""
+    """(file, measured peer-copy rate / line rate) of every measured machine with an interconnect whose peer
+    copies were measured (peer_copy.csv, both GPUs at once, >= 16 MiB: measure.py --parts peer_copy). The link
+    ceiling of ceilings.csv (kernels writing into the peer, an SM rate) is never used: a pooled expert is
+    copied by the copy engines."""
     rate = dict(interconnects)
-    copies, ceiling = [], []
+    copies = []
     for machine, spec in machine_specs(machines_file).items():
-        folder, net = spec.get("ceilings"), spec.get("interconnect")
+        net = spec.get("interconnect")
         if net not in rate:
             continue
         path = root / machine / "peer_copy.csv"
@@ -355,27 +372,33 @@ def _link_shares(
                 d = _where(d, (d["part"] == "both") & (d["bytes"] >= PEER_COPY_MIN_BYTES))
             if len(d["bytes"]):
                 copies.append((f"{machine}/peer_copy.csv", _median(d["bytes"] / d["median_s"]) / rate[net]))
-        if folder and present(root / folder / "ceilings.csv", BENCH):
-            link = ceilings(folder, root).link_bandwidth
-            if link is not None and (f"{folder}/ceilings.csv", link / rate[net]) not in ceiling:
-                ceiling.append((f"{folder}/ceilings.csv", link / rate[net]))
-    return tuple(copies or ceiling)
+    return tuple(copies)
 
 
 def peer_link_share(interconnects: dict) -> tuple[float, str]:
-    """(share, source): the attainable share of a GPU-GPU link's line rate when a GPU copies from another
-    GPU's memory, every GPU at once: the median over measured machines of that rate (peer copies where
-    measured, else kernels writing into the peer's memory, 1-256 MiB) / the catalog line rate of their
-    interconnect. Used for every NVLink and NVSwitch interconnect (another generation's links borrow it)."""
+    """(share, source): the attainable share of a GPU-GPU link's line rate when a GPU's copy engines copy from
+    another GPU's memory (cudaMemcpyPeerAsync), every GPU at once: the median over measured machines of that
+    rate (validation/measure.py --parts peer_copy) / the catalog line rate of their interconnect; where no
+    machine has measured it, the median over the catalog's published copy-engine rates
+    (peer_copy_gbps_per_direction) / their line rates. Used for every NVLink and NVSwitch interconnect
+    (another generation's links borrow it). No SM fetcher is modelled: the copies take no SMs from the
+    computation."""
     rates = tuple(sorted((k, n.bandwidth_gbps_per_direction * 1e9) for k, n in interconnects.items()))
-    shares = _link_shares(rates, MACHINES, MEASUREMENTS)
+    measured = _link_shares(rates, MACHINES, MEASUREMENTS)
+    shares = measured or tuple(
+        (f"catalog/interconnects.yml {k}: peer_copy_gbps_per_direction (published)", p / n.bandwidth_gbps_per_direction)
+        for k, n in sorted(interconnects.items())
+        if (p := getattr(n, "peer_copy_gbps_per_direction", None))
+    )
     if not shares:
         raise UserError(
-            f"{MACHINES}: no machine with an interconnect has a link ceiling measured (ceiling_link in its "
-            "ceilings.csv); run validation/measure.py --parts ceilings on two GPUs"
+            f"{MACHINES}: no machine with an interconnect has its peer copies measured (peer_copy.csv), and no "
+            "interconnect of catalog/interconnects.yml gives peer_copy_gbps_per_direction; allowed: run "
+            "validation/measure.py --parts peer_copy on two GPUs, or give a published copy-engine rate with its source"
         )
     share = _median_share(list(shares), "the peer-copy rate")
-    return share, f"validation/measurements/{', '.join(f for f, _ in shares)}"
+    where = ", ".join(f for f, _ in shares)
+    return share, f"validation/measurements/{where}" if measured else where
 
 
 def hardware_rows(study) -> list[dict]:
@@ -406,8 +429,8 @@ def hardware_lines(study) -> list[str]:
     if study.config.experts.placement == "pool":
         share, source = peer_link_share(study.interconnects)
         peer = [
-            f"peer copies (pooled experts): {share:.3g} of an NVLink/NVSwitch line rate ({source}); over PCIe "
-            "the host-copy share"
+            f"peer copies (pooled experts, copy engines): {share:.3g} of an NVLink/NVSwitch line rate ({source}); "
+            "over PCIe the host-copy share"
         ]
     return peer + [
         f"{r['gpu']}: HBM {r['HBM (GB/s)']:,.0f} GB/s, GEMM {r['BF16 GEMM (TFLOP/s)']:,.0f} TFLOP/s, weight streaming"

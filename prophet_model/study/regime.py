@@ -74,7 +74,8 @@ def host_link_per_gpu(system: System) -> float:
     if n is None:  # a GPU on its own host link
         return float(system.gpu.host_link_bandwidth_gbps)
     on_switch = min(n.gpus_per_pcie_switch, system.count)
-    per_socket = max(1.0, system.count / n.cpu_sockets)
+    nodes = -(-system.count // n.gpus_per_node) if n.gpus_per_node else 1  # cpu_sockets is per node
+    per_socket = max(1.0, system.count / (n.cpu_sockets * nodes))
     return min(
         system.gpu.host_link_bandwidth_gbps,
         n.pcie_switch_uplink_gbps / on_switch,

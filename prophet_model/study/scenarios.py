@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from prophet_model.physics import NUMBERS, Scenario
+from prophet_model.physics import NUMBERS, OFFLOAD_COMPUTE, Scenario
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
 from prophet_model.study.config import Study
 from prophet_model.study.rates import attainable, peer_link_share
@@ -26,7 +26,7 @@ def hardware_fields(
 ) -> dict[str, float]:
     """The GPU's attainable rates (datasheet x measured share), its start-up, and the system's links.
     `interconnect=None` means a single GPU on its own host link. The peer-copy rate (pooled experts):
-    NVLink and NVSwitch: line rate x the measured peer-copy share (rates.peer_link_share, from the
+    NVLink and NVSwitch: line rate x the copy-engine peer-copy share (rates.peer_link_share, from the
     catalog `interconnects`; 0 without it); PCIe: the least of the GPU's link and its share of its
     switch's uplink, each x the measured host-copy share (a DMA copy over the same PCIe links)."""
     gpu = gpus[gpu_key]
@@ -56,6 +56,9 @@ def hardware_fields(
             "cross_socket_bandwidth": 0.0,
             "peer_bandwidth": 0.0,
             "peer_over_pcie": 0.0,
+            "peer_latency": 0.0,
+            **ONE_NODE,
+            "cpu_flops": 0.0,
         }
     n = interconnect
     if n.kind == "pcie":
@@ -77,7 +80,35 @@ def hardware_fields(
         "link_latency": n.latency_us * US,
         "sockets": n.sockets,
         "cross_socket_bandwidth": n.cross_socket_bandwidth_gbps * GB,
+        "peer_latency": n.latency_per_peer_us * US,
+        **(
+            {
+                "gpus_per_node": n.gpus_per_node,
+                "nic_bandwidth": n.nic_bandwidth_gbps_per_direction * GB,
+                "nic_efficiency": n.nic_payload_efficiency,
+                "nic_node_latency": n.nic_latency_per_node_us * US,
+            }
+            if n.gpus_per_node
+            else ONE_NODE
+        ),
+        "cpu_flops": (n.cpu_expert_tflops_per_socket or 0.0) * TFLOP,
     }
+
+
+# the Scenario's multi-node fields on one node: no NIC, no latency per other node (physics/comm.py)
+ONE_NODE = {"gpus_per_node": np.inf, "nic_bandwidth": 0.0, "nic_efficiency": 1.0, "nic_node_latency": 0.0}
+
+
+def node_fields(hardware: dict[str, float], n_gpus: int) -> dict[str, float]:
+    """The host side of n_gpus GPUs over several nodes (the catalog's cpu_sockets is per node): the nodes'
+    sockets together, and peer copies (pooled experts) at the NIC's attainable rate where the GPUs span nodes
+    (the GPUs that serve a shard then sit in different nodes). Unchanged on one node."""
+    per_node = hardware.get("gpus_per_node", np.inf)
+    if not np.isfinite(per_node) or n_gpus <= per_node:
+        return {}
+    nodes = -(-n_gpus // int(per_node))
+    nic = hardware["nic_bandwidth"] * hardware["nic_efficiency"]
+    return {"cpu_sockets": hardware["cpu_sockets"] * nodes, "peer_bandwidth": min(hardware["peer_bandwidth"], nic)}
 
 
 def model_fields(m: MoEModel) -> dict[str, float]:
@@ -194,12 +225,15 @@ def scenario_dict(
     w = study.config.workload
     options = options or option_sets(study, prophet, model)[0]
     p = study.config.prophet
+    hardware = hardware_fields(gpu_key, study.gpus, interconnect, study.interconnects)
     return {
         "n_gpus": n_gpus,
         "ep": ep,
         "attention_tp": float(attention_tp),
         "pooled": 1.0 if study.config.experts.placement == "pool" else 0.0,
-        **hardware_fields(gpu_key, study.gpus, interconnect, study.interconnects),
+        **hardware,
+        **node_fields(hardware, n_gpus),
+        "offload_compute": float(OFFLOAD_COMPUTE.index(study.config.experts.offload_compute)),
         **model_fields(model or study.model),
         **implementation_fields(study.config.implementation),
         "batch_size_per_gpu": w.batch_size_per_gpu,
@@ -213,6 +247,8 @@ def scenario_dict(
         "load_imbalance": 1.0,
         "prefetch_window": 1.0 if p.prefetch_policy == "window" else 0.0,
         **cache_fields(study, prophet),
+        # a routing trace records the study's model: a system serving its own model routes uniformly (checks.py)
+        **({"routing_trace": 0.0} if model is not None and model is not study.model else {}),
         **option_fields(study, gpu_key, options, model),
     }
 

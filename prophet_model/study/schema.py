@@ -73,6 +73,10 @@ class SystemConfig(_Strict):
     interconnect: str
     hybrid: HybridSplit | Literal["auto", "none"]
     hybrid_note: str = ""
+    # the MoE model this system serves (a key of catalog/models.yml); None: the study's `model` (a routing trace
+    # records the study's model: a system serving its own routes uniformly, and the run's warnings say so)
+    model: str | None = None
+    model_note: str = ""  # why this system serves another model than the study's (required with `model`)
 
     @field_validator("name")
     @classmethod
@@ -103,6 +107,10 @@ class SystemConfig(_Strict):
             )
         if h == "none" and not self.hybrid_note.strip():
             raise ValueError("hybrid: none needs a hybrid_note giving the reason; allowed: hybrid_note: '...'")
+        if self.model is not None and not self.model_note.strip():
+            raise ValueError(
+                "model (a system's own model) needs a model_note giving the reason; allowed: model_note: '...'"
+            )
         return self
 
 
@@ -140,9 +148,13 @@ class ExpertCache(_WithSources):
 class Experts(_WithSources):
     """Where the routed experts live (physics/fetch.py): `replicate`, every replica holds what its memory
     allows and a miss comes from host; `pool`, the GPUs of the replicas place their experts together, each
-    expert on at least one GPU where the memory allows it, and a miss comes from the GPU that holds it."""
+    expert on at least one GPU where the memory allows it, and a miss comes from the GPU that holds it.
+    `offload_compute`: a missing expert is copied (`copy`), computed by the host CPU from its memory (`cpu`), or
+    per layer the faster of the two (`auto`)."""
 
     placement: Literal["replicate", "pool"] = "pool"
+    # a missing expert (physics/cpu.py): copied to the GPU, computed on the host CPU, or per layer the faster
+    offload_compute: Literal["copy", "cpu", "auto"] = "copy"
 
 
 class Parallel(_WithSources):

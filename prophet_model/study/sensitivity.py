@@ -104,10 +104,11 @@ def _setup(
     ep, b_ep = int(p_split.split("x")[0]), int(b_split.split("x")[0])
     args = (study, system.gpu_key, system.count)
     tp = {v: int(x) if x == x else 1 for v, x in (("b", b_tp), ("p", p_tp))}  # NaN (no degree fits): 1
-    base = scenario_dict(*args, b_ep, system.interconnect, False, attention_tp=tp["b"], options=options[1]) | {
+    model = study.model_of(system)
+    base = scenario_dict(*args, b_ep, system.interconnect, False, model, attention_tp=tp["b"], options=options[1]) | {
         "batch_size_per_gpu": float(b_batch)
     }
-    prophet = scenario_dict(*args, ep, system.interconnect, True, attention_tp=tp["p"], options=options[0]) | {
+    prophet = scenario_dict(*args, ep, system.interconnect, True, model, attention_tp=tp["p"], options=options[0]) | {
         "batch_size_per_gpu": float(p_batch)
     }
     return Setup(system, strategy, ep, base, prophet, study.config.cost.monthly_tokens)

@@ -45,9 +45,9 @@ def configurations(study: Study, systems: Sequence[System]) -> int:
     from prophet_model.study.scenarios import option_sets  # both variants' searched options (precision, policy, ...)
 
     batches = MAX_BATCH.bit_length() + 3 if study.config.workload.batch_search else 1
-    options = sum(len(option_sets(study, v == "prophet")) for v in VARIANTS)
     total = 0
     for system in systems:
+        options = sum(len(option_sets(study, v == "prophet", study.model_of(system))) for v in VARIANTS)
         for strategy in study.config.strategies:
             for ep, dp in splits(system, strategy).candidates:
                 refs = len(reference_splits(strategy, ep, dp))

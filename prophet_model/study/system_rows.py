@@ -44,7 +44,15 @@ def batch_grid(study: Study, system: System, ep: int, tp: int = 1, options: dict
     one = stack(
         [
             scenario_dict(
-                study, system.gpu_key, system.count, ep, system.interconnect, False, attention_tp=tp, options=options
+                study,
+                system.gpu_key,
+                system.count,
+                ep,
+                system.interconnect,
+                False,
+                study.model_of(system),
+                tp,
+                options=options,
             )
         ]
     ).arrays()
@@ -85,7 +93,7 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
     """All rows of one system: every candidate split at every batch of the grid, and the reference
     configurations of the scaling ratio (fewer GPUs, same strategy), in one model call."""
     specs = _row_specs(study, system)
-    configured = study.config.workload.batch_size_per_gpu
+    configured, model = study.config.workload.batch_size_per_gpu, study.model_of(system)
     live = [{**s, "n": system.count, "role": "system"} for s in specs if s["ep"] > 0]
     refs = {
         (s["strategy"], s["variant"], ep, dp)
@@ -110,9 +118,9 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
             )
         prophet = s["variant"] == "prophet"
         for tp in degrees:
-            for opts in option_sets(study, prophet):  # each side's searched precision, cache policy, overlap
+            for opts in option_sets(study, prophet, model):  # each side's searched precision, cache policy, overlap
                 base = scenario_dict(
-                    study, system.gpu_key, s["n"], s["ep"], system.interconnect, prophet, attention_tp=tp, options=opts
+                    study, system.gpu_key, s["n"], s["ep"], system.interconnect, prophet, model, tp, options=opts
                 )
                 g = (s["ep"], tp, opts["weight_precision"], opts["kv_precision"])  # what sets the memory
                 if g not in grids:  # one grid per expert group, degree and precision (not one per row spec)
@@ -177,6 +185,8 @@ def _rows(system: System, bases: list, scenario, cases: list, res, configured: i
                 "compute_ms": 1e3 * res.compute_s[i],
                 "fetch_ms": 1e3 * res.fetch_s[i],
                 "fetch_exposed_ms": 1e3 * res.fetch_exposed_s[i],
+                "offload_compute": "cpu" if res.cpu_experts_s[i] > 0 else "copy",  # physics/cpu.py
+                "cpu_experts_ms": 1e3 * res.cpu_experts_s[i],
                 "comm_exposed_ms": 1e3 * res.comm_exposed_s[i],
                 "alltoall_exposed_ms": 1e3 * res.alltoall_s[i],
                 "allreduce_ms": 1e3 * res.allreduce_s[i],

@@ -17,7 +17,10 @@ def worked_example(study: Study) -> tuple[System, int, list[dict[str, float]]]:
     ep = system.hybrid.ep if hasattr(system.hybrid, "ep") else system.count
     rows = []
     for prophet in (False, True):
-        s = stack([scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, prophet)]).arrays()
+        row = scenario_dict(
+            study, system.gpu_key, system.count, ep, system.interconnect, prophet, study.model_of(system)
+        )
+        s = stack([row]).arrays()
         r = m.evaluate(s)
         v = lambda a: float(np.asarray(a).ravel()[0])  # noqa: E731
         rows.append(

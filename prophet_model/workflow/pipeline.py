@@ -189,14 +189,15 @@ def system_config(rs: RawStudy, system_id: str) -> bytes:
     catalog entries, its expectations."""
     entry = next(e for e in rs.raw["systems"] if e["id"] == system_id)
     expectations = [e for e in rs.raw.get("expectations") or [] if isinstance(e, dict) and e.get("system") == system_id]
-    return _dump(
-        {
-            "system": entry,
-            "gpu": rs.entry("gpus", entry.get("gpu")),
-            "interconnect": rs.entry("interconnects", entry.get("interconnect")),
-            "expectations": expectations,
-        }
-    )
+    parts = {
+        "system": entry,
+        "gpu": rs.entry("gpus", entry.get("gpu")),
+        "interconnect": rs.entry("interconnects", entry.get("interconnect")),
+        "expectations": expectations,
+    }
+    if entry.get("model") is not None:  # a system's own model (systems.<id>.model): its catalog entry too
+        parts["model"] = rs.entry("models", entry.get("model"))
+    return _dump(parts)
 
 
 def raw_study(study: Study | RawStudy) -> RawStudy:

@@ -94,12 +94,10 @@ def parse_vary(items: list[str], raw: dict | None = None) -> tuple[dict[str, np.
             raise UserError(f"--vary {key!r} given twice; allowed: each input once")
         parts = [p.strip() for p in text.split(",")]
         if key in CHOICES:
-            from prophet_model.physics.cache import POLICIES
-
             for part in parts:
                 if part not in CHOICES[key]:
                     raise UserError(f"--vary {key}: {part!r} is not allowed; allowed: {allowed(key)}")
-            vector[key] = np.array([float(POLICIES.index(p)) for p in parts])
+            vector[key] = np.array([float(CHOICES[key].index(p)) for p in parts])  # the Scenario codes
             continue
         if key not in BOUNDS:
             check_config_key(key, raw)

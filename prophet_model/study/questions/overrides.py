@@ -1,7 +1,8 @@
 """The override engine of `whatif`, `sweep` and `solve`: KEY=VALUE changes to the configuration (`--set`,
 `apply_set`), and the study they make (`changed_study`: a configured system changed by --gpu, --count,
---interconnect, --model, or one given by those alone), re-run whole exactly as `make` would after the same
-edit to _config.yml (`headline`)."""
+--interconnect, or one given by those alone, serving a catalog --model or a --model-file's), re-run whole
+exactly as `make` would after the same edit to _config.yml (`headline`); whatif's two studies, with and
+without the --set changes (`compared_studies`)."""
 
 from __future__ import annotations
 
@@ -206,22 +207,26 @@ def changed_study(
     interconnect: str | None,
     count: int | None = None,
     strategy: str | None = None,
-) -> tuple[Study, Study, list[str]]:
-    """(the study as configured, the study with the changes, notes on what was adapted).
+    model_file: Path | None = None,
+) -> tuple[Study, list[str]]:
+    """(the study with the changes, notes on what was adapted).
 
     `system_id` None: a system of --count x --gpu joined by --interconnect (id `custom`). A fixed
     hybrid split that no longer multiplies to a changed GPU count becomes `auto` (every EP x DP split is
     searched), and a system whose GPU, interconnect or count changed is relabelled, unless the same --set
-    names its split or its name; `strategy` keeps that strategy alone; the notes say so."""
+    names its split or its name; `model` (a catalog key) or `model_file` (a HuggingFace config.json, held in
+    memory: model_file.py) is the model served; `strategy` keeps that strategy alone; the notes say so."""
     raw = read_yaml(config)
     original = study_from_raw(copy.deepcopy(raw), config)
+    if model and model_file:
+        raise UserError(f"--model {model} and --model-file {model_file}: allowed: one of them")
     if system_id is None:
         entry = _custom_entry(raw, original, gpu, count, interconnect)
         system_id = CUSTOM_ID
     else:
         original.system(system_id)  # an unknown id is a UserError naming the allowed ones
-        if not (sets or gpu or model or interconnect or count or strategy):
-            return original, original, []  # nothing to change
+        if not (sets or gpu or model or interconnect or count or strategy or model_file):
+            return original, []  # nothing to change
     for s in sets:
         apply_set(raw, s)
     entry = next((e for e in raw["systems"] if isinstance(e, dict) and str(e.get("id")) == system_id), None)
@@ -235,9 +240,18 @@ def changed_study(
     said = {s.split("=", 1)[0].strip() for s in sets}
     if strategy:
         raw["strategies"], raw["study"]["headline_strategy"] = [strategy], strategy
+    extra = None
+    if model:  # a custom system serves it too (sweep --gpu --count --interconnect --model)
+        raw["model"] = model
+    elif model_file:
+        from prophet_model.study.questions.model_file import read_model_file
+
+        given = read_model_file(model_file, set(original.models))
+        raw["model"], extra = given.key, {given.key: given.model}
     if system_id == CUSTOM_ID:
         _coherent(original, entry, True, True, notes)
-        return original, study_from_raw(raw, config, label=f"{config} with the system {entry['name']}"), notes
+        label = f"{config} with the system {entry['name']}"
+        return study_from_raw(raw, config, label=label, extra_models=extra), notes
     before = next(e for e in original.config.systems if e.id == system_id)
     if gpu:
         entry["gpu"] = gpu
@@ -245,8 +259,6 @@ def changed_study(
         entry["interconnect"] = interconnect
     if count:
         entry["count"] = count
-    if model:
-        raw["model"] = model
     h = entry.get("hybrid")
     count = entry.get("count")
     if (
@@ -270,7 +282,32 @@ def changed_study(
         gpu_name = gpus[entry["gpu"]].name if entry.get("gpu") in gpus else str(entry.get("gpu"))
         entry["name"] = f"{count}×{gpu_name} (what-if)"
         notes.append(f"system {system_id} relabelled {entry['name']!r} (was {before.name!r})")
-    return original, study_from_raw(raw, config, label=f"{config} with the what-if changes"), notes
+    label = f"{config} with the what-if changes"
+    return study_from_raw(raw, config, label=label, extra_models=extra), notes
+
+
+def compared_studies(
+    config: Path,
+    system_id: str,
+    sets: list[str],
+    gpu: str | None,
+    model: str | None,
+    interconnect: str | None,
+    model_file: Path | None = None,
+) -> tuple[Study | None, Study, list[str]]:
+    """(before, after, notes) of `whatif`: after, changed_study with every change; before, the same system and
+    model (--gpu, --interconnect, --model, --model-file) at the configured inputs (no --set), so that the two
+    differ by the --set changes alone: after itself where there are none, None (and a note) where the system
+    and model asked about are no study without the --set changes (e.g. a --set interconnect that joins the
+    --gpu's generation)."""
+    after, notes = changed_study(config, system_id, sets, gpu, model, interconnect, model_file=model_file)
+    if not sets:
+        return after, after, notes
+    try:
+        before, _ = changed_study(config, system_id, [], gpu, model, interconnect, model_file=model_file)
+    except UserError as exc:
+        return None, after, [*notes, f"no '(was ...)': without the --set changes, {exc}"]
+    return before, after, notes
 
 
 def headline(study: Study, system_id: str) -> StudyResults:

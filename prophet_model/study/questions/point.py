@@ -1,6 +1,7 @@
 """A researcher's question (`sweep`, `solve`): any system (a configured one, changed by --gpu, --count,
---interconnect, or one given by those alone), any catalog model, one strategy or the best, and fixed --set
-changes; the study it makes and that study's operating point (strategy, split and batch per GPU)."""
+--interconnect, or one given by those alone), any catalog model or a HuggingFace config.json's, one strategy or
+the best, and fixed --set changes; the study it makes and that study's operating point (strategy, split and
+batch per GPU)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class Question:
     interconnect: str | None = None
     model: str | None = None
     strategy: str | None = None
+    model_file: Path | None = None  # a HuggingFace config.json: its model instead of the configured one
 
     def study(self, extra: list[str] | None = None) -> tuple[Study, str, list[str]]:
         """(the study with the question's changes and `extra` KEY=VALUE ones, the system's id, notes on what
@@ -36,8 +38,16 @@ class Question:
         if self.count is not None and self.count < 1:
             raise UserError(f"--count {self.count}: allowed: a whole number >= 1")
         sets = [*self.sets, *(extra or [])]
-        _, after, notes = changed_study(
-            self.config, self.system, sets, self.gpu, self.model, self.interconnect, self.count, self.strategy
+        after, notes = changed_study(
+            self.config,
+            self.system,
+            sets,
+            self.gpu,
+            self.model,
+            self.interconnect,
+            self.count,
+            self.strategy,
+            self.model_file,
         )
         return after, self.system or CUSTOM_ID, notes
 

@@ -137,9 +137,7 @@ def sweep(setup: Setup, grid: dict[str, np.ndarray], max_step_ms: float | None =
     flat = {k: m.ravel() for k, m in zip(keys, mesh, strict=True)}
     out = metrics(setup, flat)  # config paths replace the value, *_factor inputs multiply the catalog's
     n = len(next(iter(flat.values()))) if flat else 1  # no model input varied: the operating point itself
-    from prophet_model.physics.cache import POLICIES
-
-    shown = {k: [POLICIES[int(c)] for c in v] if k in CHOICES else v for k, v in flat.items()}
+    shown = {k: [CHOICES[k][int(c)] for c in v] if k in CHOICES else v for k, v in flat.items()}
     df = pd.DataFrame(
         {
             "system_id": setup.system.id,
