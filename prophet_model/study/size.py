@@ -41,7 +41,8 @@ LONG_S = 5.0  # an estimate above this is said before the run, with a progress b
 def configurations(study: Study, systems: Sequence[System]) -> int:
     """An upper bound on the configurations evaluate_system evaluates for `systems`, counted without the
     model: per split candidate, its reference splits, both variants at each of their searched options, every TP
-    degree and the longest batch grid (1, 2, 4, ... MAX_BATCH with the configured batch, the memory limit and the knee)."""
+    degree and the longest batch grid (1, 2, 4, ... MAX_BATCH with the configured batch, the memory limit and the
+    knee)."""
     from prophet_model.study.scenarios import option_sets  # both variants' searched options (precision, policy, ...)
 
     batches = MAX_BATCH.bit_length() + 3 if study.config.workload.batch_search else 1
