@@ -46,11 +46,6 @@ GPU_FIELDS = {  # field -> (placeholder, unit and meaning)
         "989",
         "dense BF16 tensor-core rate, TFLOP/s, without sparsity (datasheets often print twice this 'with sparsity')",
     ),
-    "fp8_dense_tflops": (
-        "1979",
-        "dense FP8 tensor-core rate, TFLOP/s, without sparsity (Ada, Hopper, Blackwell); delete the line for a GPU "
-        "without FP8 tensor cores (Ampere: FP8 weights are dequantised to BF16)",
-    ),
     "host_link_bandwidth_gbps": ("64", "host link per direction, GB/s: PCIe 4.0 x16 ~32, PCIe 5.0 x16 ~64 (line rate)"),
     "price_usd_per_gpu_hour": ("2.99", "what one GPU-hour costs you, USD (an assumption: your cloud's list price)"),
 }
