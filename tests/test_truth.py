@@ -203,8 +203,8 @@ def test_window_prefetch_is_never_slower_than_on_demand(study) -> None:
         for point in (setup.baseline, setup.prophet):
             base = point | {k: setup.baseline[k] for k in ("prophet", "cache_policy")}
             prophet = point | {k: setup.prophet[k] for k in ("prophet", "cache_policy")}
-            b = m.evaluate(se._scenario(base, {})).tokens_per_s
-            p = m.evaluate(se._scenario(prophet, {"prophet.prediction_accuracy": grid})).tokens_per_s
+            b = m.evaluate(se.scenario(base, {})).tokens_per_s
+            p = m.evaluate(se.scenario(prophet, {"prophet.prediction_accuracy": grid})).tokens_per_s
             assert np.all(np.asarray(p) >= np.asarray(b) * (1 - 1e-12)), setup.system.id
 
 

@@ -47,6 +47,8 @@ GPU_FIELDS = {  # field -> (placeholder, unit and meaning)
         "dense BF16 tensor-core rate, TFLOP/s, without sparsity (datasheets often print twice this 'with sparsity')",
     ),
     "host_link_bandwidth_gbps": ("64", "host link per direction, GB/s: PCIe 4.0 x16 ~32, PCIe 5.0 x16 ~64 (line rate)"),
+    "host_link": ("pcie", "the host link's kind: pcie, or nvlink_c2c (then host_link_attainable_share is needed)"),
+    "host_link_attainable_share": ("null", "nvlink_c2c only: the share of its line rate a published copy attains"),
     "price_usd_per_gpu_hour": ("2.99", "what one GPU-hour costs you, USD (an assumption: your cloud's list price)"),
 }
 
