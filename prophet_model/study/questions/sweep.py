@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from prophet_model.errors import UserError
+from prophet_model.study import columns
 from prophet_model.study.questions.grid import CHOICES, parse_vary
 from prophet_model.study.questions.point import Question, operating_point_why
 from prophet_model.study.size import LONG_S, duration
@@ -67,30 +68,7 @@ def metrics(setup: Setup, overrides: dict[str, np.ndarray] | None = None) -> dic
     return out
 
 
-METRIC_NAMES = (
-    "speedup",
-    "baseline_tokens_per_s",
-    "prophet_tokens_per_s",
-    "baseline_usd_per_1m_tokens",
-    "prophet_usd_per_1m_tokens",
-    "annual_savings_usd",
-    "cost_reduction",
-    "baseline_step_ms",
-    "prophet_step_ms",
-    "baseline_comm_overhead_pct",
-    "prophet_comm_overhead_pct",
-    "baseline_allreduce_overhead_pct",
-    "prophet_allreduce_overhead_pct",
-    "comm_reduction",
-    "baseline_fetch_overhead_pct",
-    "prophet_fetch_overhead_pct",
-    "baseline_hit_rate",
-    "prophet_hit_rate",
-    "prophet_fetch_hidden_pct",
-    "saved_by_cache_ms",
-    "saved_by_prefetch_ms",
-    "saved_by_comm_ms",
-)
+METRIC_NAMES = columns.grid_metrics()  # study/columns.py: the one list of sweep's metric columns
 
 
 def check_metric(metric: str) -> None:
