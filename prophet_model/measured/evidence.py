@@ -111,11 +111,14 @@ def rates_basis(study: Study, system_id: str) -> str:
     return f"{system.gpu.name} never measured: its rates are extrapolated ({how.removeprefix('not measured, and ')})"
 
 
-def claim_evidence(study: Study, comparison: pd.DataFrame, checks: pd.DataFrame | None) -> pd.DataFrame:
+def claim_evidence(
+    study: Study, comparison: pd.DataFrame, checks: pd.DataFrame | None, known: dict[str, Validated] | None = None
+) -> pd.DataFrame:
     """One row per system x strategy of the comparison: the mechanisms, their validated errors (median and
     worst, and the GPU they were measured on), where the system's rates come from (measured or extrapolated),
-    and the expected ranges it misses (or that none was given)."""
-    v = validated(study)
+    and the expected ranges it misses (or that none was given). `known`: the validated errors when already
+    computed (validated(study) otherwise)."""
+    v = validated(study) if known is None else known
     rows = []
     for _, r in comparison.dropna(subset=["speedup"]).iterrows():
         mech = mechanisms(r)

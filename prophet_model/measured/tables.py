@@ -109,6 +109,29 @@ def tables(
     VALIDATION_TABLES, says what each table is); the claims' evidence is that of the headline rows. `strict`:
     a column the registry lacks is an error (the tests), else it is left out (a measurements.csv of your own
     may carry columns of its own)."""
+    return with_claims(measured_tables(study, strict), study, headline, checks, strict)
+
+
+def with_claims(
+    measured: tuple[dict[str, pd.DataFrame], dict],
+    study: Study,
+    headline: pd.DataFrame,
+    checks: pd.DataFrame | None,
+    strict: bool = False,
+) -> tuple[dict[str, pd.DataFrame], dict]:
+    """`measured` (measured_tables) with the claims' evidence of the headline rows added."""
+    from prophet_model.measured import evidence
+
+    out, facts_ = measured
+    rows = out["validated"].drop(columns="text").to_dict("records")
+    known = {r["mechanism"]: evidence.Validated(**r) for r in rows}  # the validated errors measured_tables found
+    claims = evidence.claim_evidence(study, headline, checks, known)
+    return {**out, "claim_evidence": in_order("claim_evidence", claims, strict)}, facts_
+
+
+def measured_tables(study: Study, strict: bool = False) -> tuple[dict[str, pd.DataFrame], dict]:
+    """`tables` less the claims' evidence: what depends on the measurements and the study's inputs alone, not on
+    the study's results (`run` computes it beside the study, in a process of its own)."""
     from prophet_model.measured import evidence, nccl_log, predict, predict_multi, predict_steps, summary
     from prophet_model.measured.measurements import ceilings_table, load
 
@@ -147,7 +170,6 @@ def tables(
             ],
             columns=columns.names(columns_measured.VALIDATED),
         ),
-        "claim_evidence": evidence.claim_evidence(study, headline, checks),
     }
     return {stem: in_order(stem, t, strict) for stem, t in out.items()}, facts(df, study)
 

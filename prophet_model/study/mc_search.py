@@ -93,32 +93,42 @@ Scenarios = Callable[[dict[str, float], dict[str, np.ndarray]], m.Scenario]
 
 def stack_cases(side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: int, scenario: Scenarios) -> m.Scenario:
     """The cases (indices into side_.cases) at the `k` draws, one after another, as one Scenario."""
-    configs: dict[int, m.Scenario] = {}
+    configs: dict[int, tuple[m.Scenario, dict[int, np.ndarray]]] = {}
     per = [_case(side_, i, draws, scenario, configs) for i in cases]
     out = {}
     for name in m.NUMBERS:
         values = [np.asarray(getattr(s, name), dtype=float) for s in per]
-        if all(v.ndim == 0 for v in values) and all(v == values[0] for v in values):
-            out[name] = values[0]  # the same for every case and draw: left to broadcast
+        if all(v.ndim == 0 for v in values):
+            scalars = np.array(values)
+            # the same for every case and draw: left to broadcast; else one value per case, repeated k times
+            out[name] = scalars[0] if (scalars == scalars[0]).all() else np.repeat(scalars, k)
         else:
             out[name] = np.concatenate([np.broadcast_to(v, (k,)) for v in values])
     return m.Scenario(**out, traces=per[0].traces)  # one study's cases: one set of traces
 
 
 def _case(
-    side_: Side, i: int, draws: dict[str, np.ndarray], scenario: Scenarios, configs: dict[int, m.Scenario] | None = None
+    side_: Side,
+    i: int,
+    draws: dict[str, np.ndarray],
+    scenario: Scenarios,
+    configs: dict[int, tuple[m.Scenario, dict[int, np.ndarray]]] | None = None,
 ) -> m.Scenario:
     """Case `i` of the side at the draws: its configuration with its batch (a rule's computed per draw);
-    `configs` keeps each configuration's scenario for the next case of the same one."""
+    `configs` keeps each configuration's scenario and rule batches for the next case of the same one."""
     c, b = side_.cases[i]
     configs = {} if configs is None else configs
-    s = configs[c] if c in configs else configs.setdefault(c, scenario(side_.bases[c], draws))
+    if c not in configs:
+        configs[c] = (scenario(side_.bases[c], draws), {})
+    s, rules = configs[c]
     if not side_.search:
         return s
     if b in RULES:
-        top = np.minimum(m.max_batch(s), MAX_BATCH)
-        knee = m.max_batch_all_resident(s) + (KNEE - b if b != TOP else 0)
-        b = np.maximum(1.0, top if b == TOP else np.minimum(knee, top))
+        if not rules:  # the largest batch that fits and the all-resident knee, once per configuration
+            top = np.minimum(m.max_batch(s), MAX_BATCH)
+            knee = m.max_batch_all_resident(s)
+            rules.update({r: np.maximum(1.0, top if r == TOP else np.minimum(knee + (KNEE - r), top)) for r in RULES})
+        return replace(s, batch_size_per_gpu=rules[b])
     return replace(s, batch_size_per_gpu=np.asarray(b, dtype=float))
 
 

@@ -178,25 +178,45 @@ def metrics(setup: Setup, baseline: np.ndarray, prophet: np.ndarray) -> dict[str
     }
 
 
+def concatenated(parts: list[m.Scenario], lengths: list[int]) -> m.Scenario:
+    """Scenarios of one variant (the same traces), the i-th broadcast to lengths[i] values, one after another
+    as one Scenario: one model call evaluates them all (the model is elementwise)."""
+    out = {}
+    for name in m.NUMBERS:
+        values = [np.asarray(getattr(s, name), dtype=float) for s in parts]
+        if all(v.ndim == 0 for v in values) and all(v == values[0] for v in values):
+            out[name] = values[0]  # the same everywhere: left to broadcast
+        else:
+            out[name] = np.concatenate([np.broadcast_to(v, (k,)) for v, k in zip(values, lengths, strict=True)])
+    return m.Scenario(**out, traces=parts[0].traces)
+
+
 def sweeps(setup: Setup) -> pd.DataFrame:
-    """One-at-a-time sweeps of every input over its range: a tidy table (input, value, metrics)."""
-    frames = []
-    for name, values in SWEEPS.items():
-        values = np.round(values) if inputs.get(name).whole else values
-        out = evaluate(setup, {name: values})
-        frames.append(
-            pd.DataFrame(
-                {"input": name, "value": values, **{k: np.broadcast_to(v, values.shape) for k, v in out.items()}}
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
+    """One-at-a-time sweeps of every input over its range: a tidy table (input, value, metrics); every input's
+    sweep in one model call per variant."""
+    grids = {name: np.round(v) if inputs.get(name).whole else v for name, v in SWEEPS.items()}
+    lengths = [v.size for v in grids.values()]
+    tps = {
+        v: m.evaluate(concatenated([scenario(getattr(setup, v), {k: g}) for k, g in grids.items()], lengths))
+        for v in ("baseline", "prophet")
+    }
+    total = sum(lengths)
+    out = metrics(setup, *(np.broadcast_to(tps[v].tokens_per_s, (total,)) for v in ("baseline", "prophet")))
+    return pd.DataFrame(
+        {
+            "input": np.repeat(list(grids), lengths),
+            "value": np.concatenate(list(grids.values())),
+            **{k: np.broadcast_to(v, (total,)) for k, v in out.items()},
+        }
+    )
 
 
-def tornado(setup: Setup, metric: str) -> pd.DataFrame:
+def tornado(setup: Setup, metric: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each input at the ends of its sweep range (the feasible part: a batch whose KV cache does not
-    fit is left out), the others at the study's values; ranked by the spread of `metric`."""
+    fit is left out), the others at the study's values; ranked by the spread of `metric`. `table`: the
+    setup's sweeps when already computed."""
     point = float(evaluate(setup)[metric])
-    table = sweeps(setup)
+    table = sweeps(setup) if table is None else table
     rows = []
     for name in SWEEPS:
         g = table[(table.input == name) & np.isfinite(table[metric])]

@@ -56,3 +56,45 @@ def _guarded(fn: Callable[..., list[Path]], args: tuple, name: str) -> tuple[str
     except Exception as exc:
         log.debug("%s failed", name, exc_info=True)
         return name, [], f"{type(exc).__name__}: {exc}"
+
+
+def serial(jobs: int) -> bool:
+    """Whether `jobs` (0: one per core) leaves a single process: Background then runs in the caller's."""
+    return jobs == 1 or (jobs == 0 and (os.cpu_count() or 1) == 1)
+
+
+class Background:
+    """`fn(*args)` in a forked process of its own while the caller goes on (as `run_parallel`'s workers: it dies
+    with its parent); with `jobs` 1 or one core it runs at `outcome()` instead. Use it as a context manager: on
+    leaving (or at `close()`), a process still running is killed."""
+
+    def __init__(self, fn: Callable, args: tuple, jobs: int = 0) -> None:
+        self._fn, self._args = fn, args
+        self._pool: ProcessPoolExecutor | None = None
+        if not serial(jobs):
+            context = multiprocessing.get_context("fork")
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_worker_init)
+            self._future = self._pool.submit(fn, *args)
+
+    def outcome(self) -> tuple[object, Exception | None]:
+        """(fn's value, None), or (None, the exception it raised)."""
+        try:
+            return (self._future.result() if self._pool else self._fn(*self._args)), None
+        except Exception as exc:
+            return None, exc
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is None:
+            return
+        if self._future.done():
+            self._pool.shutdown()
+            return
+        for proc in list((self._pool._processes or {}).values()):  # still computing: not waited for
+            proc.kill()
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -155,14 +155,22 @@ def checks_and_claims(study: Study, results) -> tuple:
 
 
 def sampled_uncertainty(study: Study, results, progress: bool):
-    """The Monte Carlo's table (None without an uncertainty section or without numbers), its samples, the
-    draws each system dropped and the metrics outside their interval logged."""
+    """The Monte Carlo's table (None without an uncertainty section or without numbers): study/sensitivity.py's
+    monte_carlo, every draw re-searching each side's operating point. `progress`: a bar on stderr."""
     if not study.config.uncertainty or results.comparison.empty:
         return None
-    from prophet_model.outputs.formatting import dropped
-    from prophet_model.study.sensitivity import monte_carlo, outside_interval, uncertain_inputs
+    from prophet_model.study.sensitivity import monte_carlo
 
-    uncertainty = monte_carlo(results, progress=progress)
+    return monte_carlo(results, progress=progress)
+
+
+def log_uncertainty(study: Study, uncertainty) -> None:
+    """Log the Monte Carlo's samples, the draws each system dropped and the metrics outside their interval."""
+    if uncertainty is None:
+        return
+    from prophet_model.outputs.formatting import dropped
+    from prophet_model.study.sensitivity import outside_interval, uncertain_inputs
+
     u = study.config.uncertainty
     log.info(
         "Monte Carlo: %d samples, seed %d, inputs %s (every draw re-searches each variant's operating point)",
@@ -174,7 +182,6 @@ def sampled_uncertainty(study: Study, results, progress: bool):
         log.info("Monte Carlo, %s: %s", r.system_id, dropped(r.draws, r.dropped, r.dropped_no_fit, r.dropped_max_step))
     for line in outside_interval(uncertainty):
         log.warning("uncertainty: %s", line)
-    return uncertainty
 
 
 def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], options: RunOptions) -> int:
@@ -206,7 +213,7 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
     from prophet_model.outputs.report import write_cross_system, write_system
     from prophet_model.study.rates import hardware_lines
     from prophet_model.study.runner import run_study
-    from prophet_model.workflow.parallel import run_parallel
+    from prophet_model.workflow.parallel import Background, run_parallel, serial
     from prophet_model.workflow.runlog import SUCCESS, close_log, open_log, write_header
 
     hardware = hardware_lines(study)  # a measurement that gives an efficiency above 1 stops here, before any write
@@ -214,8 +221,14 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
     hold_lock(results_dir, LOCK, "the results folder")
     before = _manifest_state(results_dir)
     log_path = open_log(results_dir / "logs", options.log_level)
+    background: list[Background] = []  # processes computing beside this one, killed if the run stops
     try:
         write_header(study, list(argv))
+        if not options.systems:  # the measurements' tables need the study's inputs only: computed meanwhile
+            from prophet_model.measured.tables import measured_tables
+
+            validation = Background(measured_tables, (study,), options.jobs)
+            background.append(validation)
         log.info("%s%s", INPUTS_PREFIX, inputs_json(study))  # what `compare` shows as the inputs' difference
 
         results, failures = run_study(study, options.systems, log_system)
@@ -224,7 +237,11 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
         for line in hardware:
             log.info("hardware: %s", line)
         checks, claims = checks_and_claims(study, results)
-        uncertainty = sampled_uncertainty(study, results, progress=not options.quiet)
+        # the Monte Carlo runs beside the writers' tables (its own process; in this one, with its progress bar,
+        # when there is one core or --jobs 1)
+        progress = not options.quiet and serial(options.jobs)
+        sampling = Background(sampled_uncertainty, (study, results, progress), options.jobs)
+        background.append(sampling)
         if failures:
             log.error(
                 "ERROR %d system(s) failed: %s; nothing was written, %s",
@@ -250,6 +267,10 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
 
         # what the pages, paper and notebooks read (results/data)
         tables = writer_tables(results, checks, claims, whole=not partial)
+        uncertainty, exc = sampling.outcome()
+        if exc is not None:
+            raise exc
+        log_uncertainty(study, uncertainty)
         with staged(results_dir, study, "run", scope) as stage:
             tasks = [
                 (write_system, (results, checks, system, stage, figs, uncertainty, tables), system.id)
@@ -257,7 +278,8 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
             ]
             if not partial:  # the cross-system files need every system
                 tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty, tables), "cross-system"))
-                tasks.append((write_validation, (study, results.headline, checks, stage), "validation"))
+                measured = validation.outcome()
+                tasks.append((write_validation, (measured, study, results.headline, checks, stage), "validation"))
             bar = tqdm(total=len(tasks), desc="outputs", unit="part", disable=options.quiet, file=sys.stderr)
             for name, paths, exc in run_parallel(tasks, options.jobs):
                 bar.update()
@@ -296,6 +318,8 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
         log.error("ERROR %s: %s", type(exc).__name__, text, extra={"log_file_only": said_by_main})
         raise
     finally:
+        for task in background:
+            task.close()
         close_log()
 
 
@@ -320,12 +344,17 @@ def _previous(results_dir, before: bytes | None) -> str:
     return f"but {results_dir} changed meanwhile (another program wrote or removed files there); check it"
 
 
-def write_validation(study: Study, headline, checks, out) -> list:
-    """What the measurements say (measured.tables), written under out/data/validation/ (outputs.files)."""
-    from prophet_model.measured.tables import tables
+def write_validation(measured: tuple, study: Study, headline, checks, out) -> list:
+    """What the measurements say, written under out/data/validation/ (outputs.files): `measured` is
+    Background.outcome() of measured.tables.measured_tables (its exception, if it raised, is raised here), to
+    which the claims' evidence of the headline rows is added."""
+    from prophet_model.measured.tables import with_claims
     from prophet_model.outputs.files import write_validation as write
 
-    return write(*tables(study, headline, checks), out)
+    value, exc = measured
+    if exc is not None:
+        raise exc
+    return write(*with_claims(value, study, headline, checks), out)
 
 
 def nothing_fits(comparison) -> None:

@@ -72,9 +72,10 @@ def sensitivity_tables(results: StudyResults) -> dict[str, pd.DataFrame]:
     sweeps, tornado, maps = [], [], []
     for sid, setup in sens.setups(results).items():
         head = {"system_id": sid, "system": setup.system.name, "strategy": setup.strategy}
-        t = sens.sweeps(setup)
-        sweeps.append(pd.DataFrame({**head, "input": t.input, "label": t.input.map(sens.LABELS)}).join(t.iloc[:, 1:]))
-        t = sens.tornado(setup, "speedup")
+        swept = sens.sweeps(setup)
+        labels = swept.input.map(sens.LABELS)
+        sweeps.append(pd.DataFrame({**head, "input": swept.input, "label": labels}).join(swept.iloc[:, 1:]))
+        t = sens.tornado(setup, "speedup", swept)
         tornado.append(pd.DataFrame({**head, "metric": "speedup"}, index=t.index).join(t))
         for against, (_, log) in sens.MAPS.items():
             acc, value, speedup = sens.speedup_map(setup, against)
