@@ -139,6 +139,18 @@ def test_multinode_system_serves_deepseek_v3_over_nics(study) -> None:
     assert m.nic_bytes(stack([row]).arrays()) == 0
 
 
+def test_the_interconnect_factor_scales_the_nics_too(study) -> None:
+    """The sweeps' and Monte Carlo's interconnect factor scales every GPU-to-GPU rate, the NICs between nodes
+    included: at 2x the 32xH100 all-to-all across four nodes takes less time, and a NIC-less box is unchanged."""
+    from prophet_model.study.sensitivity import scenario
+
+    sy = study.system("32xH100")
+    row = scenario_dict(study, sy.gpu_key, sy.count, 32, sy.interconnect, False, study.model_of(sy))
+    one, two = (scenario(row, {"interconnect_bandwidth_factor": np.array([f])}) for f in (1.0, 2.0))
+    assert np.asarray(two.nic_bandwidth) == approx(2 * np.asarray(one.nic_bandwidth))
+    assert m.alltoall_time(two.arrays()) < m.alltoall_time(one.arrays())
+
+
 def test_c2c_host_link_takes_its_published_share(study) -> None:
     """GH200's NVLink-C2C host copies run at the catalog's measured share (a published microbenchmark), not
     the PCIe share the committed host copies give; a PCIe GPU keeps the measured one."""
