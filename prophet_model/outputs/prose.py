@@ -115,8 +115,8 @@ def prose_context(
         return f"{one}--\\prophet{{{hi.system_id}}}{{{column}}}"
 
     measured, extrapolated = measured_gpus(study, rows, results_dir)
-    _add(keyed, "study", "measured_gpus", " and ".join(measured))
-    _add(keyed, "study", "extrapolated_gpus", " and ".join(extrapolated))
+    _add(keyed, "study", "measured_gpus", _and(measured))
+    _add(keyed, "study", "extrapolated_gpus", _and(extrapolated))
     _add(keyed, "study", "interval", "90%")  # the Monte Carlo's interval: p5 to p95 (uncertainty.csv)
     derived = rows.dropna(subset=["comm_reduction"])
     comm = derived[derived.comm_reduction.astype(float) > 1 + CUT_TOLERANCE]  # a cut that reads 1.00x is none
@@ -154,3 +154,8 @@ def prose_context(
 def _is_regime(sentence: list) -> bool:
     """Whether a finding sentence is the regime map's (where Prophet pays): its numbers are keyed `regime`."""
     return any(getattr(p, "key", None) == "regime" for p in sentence)
+
+
+def _and(items: list[str]) -> str:
+    """a, b and c."""
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)

@@ -115,6 +115,7 @@ def voice_context(
         "no_gain_ids": no_gain,
         "few_hidden_ids": list(offload[hidden < FEW_HIDDEN_PCT].system_id),
         "region_ids": region,
+        "best_id": str(rows.loc[rows.speedup.idxmax()].system_id),
         "scaling_same": same_scaling,
         "routing_assumed": routing.distribution != "trace",
         "routing_uniform": routing.distribution == "uniform",
