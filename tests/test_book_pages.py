@@ -35,6 +35,9 @@ def test_a_name_from_the_config_is_escaped_on_the_page() -> None:
             "speedup": 1.0,
             "baseline_usd_per_1m_tokens": 1.0,
             "prophet_usd_per_1m_tokens": 1.0,
+            "tokens": ("1", "1"),  # the pair as book.claims prints it (formatting.apart)
+            "speedup_text": "1.00×",
+            "cost": ("$1.00", "$1.00"),
         },
         rows=pd.DataFrame({"a": [1]}),
         placement="x",

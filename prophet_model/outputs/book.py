@@ -146,9 +146,12 @@ def _baseline_point(r: Any) -> str:
 def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
     """Each system's headline (headline.csv: Prophet at its best configuration against the baseline at
     its best) beside the draft analysis's claims, what each rests on and what Prophet would need."""
+    from prophet_model.outputs.finding import as_text, draft_sentences
     from prophet_model.outputs.paper import claim_sentences
+    from prophet_model.outputs.voice import model_error_pct
 
     rows = headline.dropna(subset=["speedup"])
+    error = model_error_pct(results_dir)
     ev = read_data(results_dir, "validation/claim_evidence")
     validated = read_data(results_dir, "validation/validated")
     table = pd.DataFrame(
@@ -157,12 +160,12 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
                 "system: Prophet's / baseline's best (strategy, split, batch)": (
                     f"{fmt.md(r.system)}: {_prophet_point(r)} / {_baseline_point(r)}"
                 ),
-                "speedup": fmt.ratio(r.speedup),
+                "speedup": _speedup(r.speedup, error),
                 "$ per 1M tokens": _usd_change(r),
                 "all-to-all bytes per token cut": (
                     fmt.ratio(r.comm_reduction) + fmt.comm_cut_suffix(study.config.prophet.comm_reduction_factor)
                 ),
-                "per-GPU scaling": f"{fmt.pct(r.baseline_scaling_pct)} → {fmt.pct(r.prophet_scaling_pct)}",
+                "per-GPU scaling": _change(r.baseline_scaling_pct, r.prophet_scaling_pct, fmt.pct),
                 "rests on (validated error: median, worst)": rests_on(ev, validated, r),
                 "evidence": (
                     f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "
@@ -175,11 +178,18 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
     head = rows[rows.system_id == study.config.study.headline_system]
     h = None
     if not head.empty:
-        h = head.iloc[0].to_dict() | {
-            "prophet_point": _prophet_point(head.iloc[0]),
-            "baseline_point": _baseline_point(head.iloc[0]),
+        r = head.iloc[0]
+        h = r.to_dict() | {
+            "prophet_point": _prophet_point(r),
+            "baseline_point": _baseline_point(r),
+            "tokens": fmt.apart(r.baseline_tokens_per_s, r.prophet_tokens_per_s, fmt.tokens),
+            "speedup_text": fmt.apart(r.speedup, 1.0)[0]
+            + (f", {fmt.WITHIN_ERROR}" if fmt.within_error(r.speedup, error) else ""),
+            "cost": fmt.apart(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, fmt.usd),
         }
     claims_table = read_data(results_dir, "claims")
+    prefix = read_facts(results_dir)["need_prefix"]
+    checks = [] if claims_table is None else draft_sentences(headline, claims_table, prefix)
     seed = [] if claims_table is None else claim_sentences(claims_table, study.config.study.headline_system)
     return render_page(
         "claims",
@@ -188,12 +198,23 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
         placement=notes()["placement"][study.config.experts.placement],
         evidence=evidence(ev),
         seed_claims=seed,
-        **needs(claims_table, read_facts(results_dir)),
+        draft_checks=as_text(checks),
+        **needs(claims_table, read_facts(results_dir), error),
     )
 
 
 def _usd_change(r: Any) -> str:
-    return f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}"
+    return _change(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, fmt.usd)
+
+
+def _speedup(x: float, error: float | None) -> str:
+    """A speedup with the digits that tell it from 1.00×, and "(within the model's error)" where it is."""
+    return fmt.apart(x, 1.0)[0] + (f" ({fmt.WITHIN_ERROR})" if fmt.within_error(x, error) else "")
+
+
+def _change(a: float, b: float, show) -> str:
+    """a → b with the digits that tell them apart, "unchanged at a", or n/a where neither is known."""
+    return "n/a" if pd.isna(a) and pd.isna(b) else fmt.change(a, b, show)
 
 
 def rests_on(ev: pd.DataFrame, validated: pd.DataFrame, row: Any) -> str:
@@ -230,7 +251,7 @@ def evidence(ev: pd.DataFrame) -> pd.DataFrame | None:
     )
 
 
-def needs(c: pd.DataFrame | None, facts: dict) -> dict:
+def needs(c: pd.DataFrame | None, facts: dict, error: float | None = None) -> dict:
     """Per system: the hit rate, overlap and accuracy Prophet would each need for the paper's speedup,
     against what the configured ones give (claims.csv): {needs: the table or None, target: the speedup}."""
     if c is not None:
@@ -246,7 +267,10 @@ def needs(c: pd.DataFrame | None, facts: dict) -> dict:
     rows = []
     for (_, sid), g in c.groupby(["claim", "system_id"], sort=False):
         by = {r.lever: r for _, r in g.iterrows()}
-        row = {"system": f"{fmt.md(sid)} ({fmt.md(g.strategy.iloc[0])})", "model's speedup": fmt.ratio(g.model.iloc[0])}
+        row = {
+            "system": f"{fmt.md(sid)} ({fmt.md(g.strategy.iloc[0])})",
+            "model's speedup": _speedup(g.model.iloc[0], error),
+        }
         row |= {lever: cell(by[lever]) if lever in by else "met" for lever in facts["need_levers"]}
         rows.append(row)
     return {"needs": pd.DataFrame(rows), "target": c.claimed.iloc[0]}

@@ -62,15 +62,16 @@ CUT_TOLERANCE = 0.005  # a derived all-to-all cut within 0.5% of 1 reads as 1.00
 
 
 def finding(
-    headline: pd.DataFrame, claims: pd.DataFrame, regimes: pd.DataFrame | None, need_prefix: str
+    headline: pd.DataFrame, claims: pd.DataFrame, regimes: pd.DataFrame | None, need_prefix: str, draft: bool = True
 ) -> list[Sentence]:
     """Three sentences (lists of text and Values) from headline.csv (each side at its best configuration)
     and claims.csv (what Prophet's own levers would need for the draft's speedup: the rows whose claim starts
-    with `need_prefix`, facts.json's), and a fourth from regime_map.csv where given: where Prophet pays."""
+    with `need_prefix`, facts.json's), and a fourth from regime_map.csv where given: where Prophet pays.
+    draft=False: the paper's own voice, without the draft analysis's speedup and what it would take."""
     rows = headline.dropna(subset=["speedup"]).reset_index(drop=True)
     if rows.empty:
         return [["No system could be evaluated, so the study states no finding."]]
-    claimed = draft_speedup(claims, need_prefix)
+    claimed = draft_speedup(claims, need_prefix) if draft else None
     first: Sentence = [
         "With each side at its best operating point, ",
         "Prophet speeds decode up by " if rows.speedup.min() >= 1 else "Prophet changes decode throughput by ",
@@ -280,3 +281,10 @@ def as_tex(sentences: list[Sentence]) -> str:
 def values(sentences: list[Sentence]) -> list[Value]:
     """Every keyed value the sentences use (for macros.tex)."""
     return [p for s in sentences for p in s if isinstance(p, Value)]
+
+
+def draft_sentences(headline: pd.DataFrame, claims: pd.DataFrame, need_prefix: str) -> list[Sentence]:
+    """The finding's sentences that check the draft analysis's speedup (the range against its claim, and what
+    reaching it would take), for the artifact appendix and the book's claims page; [] when it states none."""
+    own = finding(headline, claims, None, need_prefix, draft=False)
+    return [s for s in finding(headline, claims, None, need_prefix) if s not in own]

@@ -225,3 +225,50 @@ def md_table(df) -> str:
 def dropdown(title: str, body: str, open_: bool = False) -> str:
     """A collapsed block (sphinx-design's dropdown) holding Markdown."""
     return f"\n:::{{dropdown}} {title}\n{':open:' + chr(10) if open_ else ''}\n{body}\n:::\n"
+
+
+# Two numbers side by side (issue 38): printed with the digits that tell them apart, never two equal-looking
+# numbers called a change, and a gain smaller than the model's validated error called so.
+WITHIN_ERROR = "within the model's error"
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def _finer(text: str, x: float, digits: int) -> str:
+    """`text` (a formatted number with its unit) with the number written to `digits` significant figures,
+    trailing zeros kept (1.0004 to four: 1.000), unless the text already gives x exactly (1.00× stays)."""
+    m = _NUMBER.search(text)
+    if m is None or math.isclose(_read(m[0]), abs(x), rel_tol=1e-12, abs_tol=1e-12):
+        return text
+    decimals = max(digits - 1 - math.floor(math.log10(abs(x))), 0) if x else 0
+    return text[: m.start()] + f"{abs(x):,.{decimals}f}" + text[m.end() :]
+
+
+def _read(number: str) -> float:
+    return float(number.replace(",", ""))
+
+
+def apart(a: float, b: float, show=ratio, most: int = 6) -> tuple[str, str]:
+    """a and b as `show` prints them or, where it prints them alike though they differ, to the fewest
+    significant figures (4 to `most`) that tell them apart, in show's unit (1.002× beside 1.00×; $0.6947
+    beside $0.6951). The same text for both only when they agree to `most` figures: say "unchanged at"."""
+    sa, sb = show(a), show(b)
+    if sa != sb or a == b:
+        return sa, sb
+    for digits in range(4, most + 1):
+        fa, fb = _finer(sa, a, digits), _finer(sb, b, digits)
+        na, nb = _NUMBER.search(fa), _NUMBER.search(fb)
+        if na is not None and nb is not None and _read(na[0]) != _read(nb[0]):
+            return fa, fb
+    return sa, sb
+
+
+def change(a: float, b: float, show=ratio, arrow: str = " → ") -> str:
+    """a → b with the digits that tell them apart (`apart`), or "unchanged at a" when they agree."""
+    sa, sb = apart(a, b, show)
+    return f"unchanged at {sa}" if sa == sb else f"{sa}{arrow}{sb}"
+
+
+def within_error(speedup: float, error_pct: float | None) -> bool:
+    """Whether a speedup's gain or loss, |speedup - 1| in percent, is nonzero and below the model's validated
+    error `error_pct` (%): then it is within the model's error, not a finding."""
+    return error_pct is not None and 0 < abs(speedup - 1) * 100 < error_pct

@@ -19,11 +19,13 @@ from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.files import PAPER_FILES
 from prophet_model.outputs.latex import KEYED_METRICS, TEX_ESCAPES, tex, tex_path, tex_value  # noqa: F401 (re-exported)
 from prophet_model.outputs.templating import TEMPLATES
+from prophet_model.outputs.voice import model_error_pct
 from prophet_model.paths import ROOT
 
 if TYPE_CHECKING:
     from prophet_model.study.config import Study
 
+FACTORS = ("speedup", "cost_reduction")  # shown with the digits that tell them from 1.00x (formatting.apart)
 DIGITS = ["Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine"]
 
 # Per-system one-number commands (the aliases): (suffix, column); formatted as KEYED_METRICS says
@@ -59,7 +61,8 @@ def keyed_values(study: Study, comparison: pd.DataFrame, rows: pd.DataFrame) -> 
         for column, formatter in KEYED_METRICS:
             v = r.get(column, math.nan)
             if isinstance(v, (int, float)) and not math.isnan(v):
-                out.append({"key": key, "metric": column, "value": tex_value(formatter(v))})
+                text = fmt.apart(v, 1.0)[0] if column in FACTORS else formatter(v)  # 1.002x, never 1.00x
+                out.append({"key": key, "metric": column, "value": tex_value(text)})
 
     for r in rows.itertuples(index=False):
         add(r.system_id, pd.Series(r._asdict()))
@@ -106,7 +109,9 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters.update(tex=tex, path=tex_path, tokens=fmt.tokens, ratio=fmt.ratio, pct=fmt.pct, usd=fmt.usd)
+    env.filters.update(tex=tex, path=tex_path, tokens=fmt.tokens, pct=fmt.pct, usd=fmt.usd)
+    env.filters["ratio"] = lambda x: fmt.apart(x, 1.0)[0]  # a factor with the digits that tell it from 1.00x
+    env.filters["change"] = lambda a, b, show="ratio": fmt.change(a, b, getattr(fmt, show))  # a -> b, or unchanged
     return env
 
 
@@ -114,6 +119,19 @@ def _range(values: pd.Series, formatter) -> str:
     v = values.dropna()
     lo, hi = formatter(v.min()), formatter(v.max())
     return lo if lo == hi else f"{lo}–{hi}"
+
+
+def _cut(rows: pd.DataFrame, configured: float | None) -> dict:
+    """Where Prophet's placement cuts the all-to-all bytes (a cut that reads 1.00x is none): {cut: its range
+    over those rows, with "(configured, not derived)" where set; cut_names: those systems, or [] for all}."""
+    from prophet_model.outputs.finding import CUT_TOLERANCE
+
+    c = rows.dropna(subset=["comm_reduction"])
+    c = c[c.comm_reduction.astype(float) > 1 + CUT_TOLERANCE]
+    return {
+        "cut": (_range(c.comm_reduction, fmt.ratio) + fmt.comm_cut_suffix(configured)) if not c.empty else "",
+        "cut_names": [] if len(c) == len(rows) else list(c.system),
+    }
 
 
 def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> dict:
@@ -151,7 +169,8 @@ def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> d
                     f"system ids {seen[name]!r} and {r.system_id!r} give the same LaTeX macro \\{name}; rename one"
                 )
             seen[name] = r.system_id
-            macros.append({"name": name, "value": tex(formatters[column](value)), "system": r.system, "column": column})
+            text = fmt.apart(value, 1.0)[0] if column in FACTORS else formatters[column](value)
+            macros.append({"name": name, "value": tex(text), "system": r.system, "column": column})
         macros.append(
             {
                 "name": macro_name("Strategy", r.system_id),
@@ -197,6 +216,7 @@ def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> d
         "comm_reduction": (
             (_range(comm, fmt.ratio) + fmt.comm_cut_suffix(prophet.comm_reduction_factor)) if not comm.empty else "n/a"
         ),
+        **_cut(rows, prophet.comm_reduction_factor),
         "comm_configured": prophet.comm_reduction_factor is not None,
         "n_systems": len(rows),
         "config_hash": study.config_hash,
@@ -274,14 +294,21 @@ def appendix_context(
         run_time += f", {timings.phrase('make test')} for make test"
     rows = headline.dropna(subset=["speedup"])
     claim_rows = []
+    error = model_error_pct(results_dir)
     for r in rows.itertuples():
+        base, mine = fmt.apart(r.baseline_tokens_per_s, r.prophet_tokens_per_s, fmt.tokens)
+        speedup = fmt.apart(r.speedup, 1.0)[0] + (f", {fmt.WITHIN_ERROR}" if fmt.within_error(r.speedup, error) else "")
         claim_rows.append(
             {
                 "text": (
-                    f"{r.system} ({r.strategy} {r.prophet_split.replace('x', '×')}): Prophet"
-                    f" {fmt.tokens(r.prophet_tokens_per_s)} tokens/s against {fmt.tokens(r.baseline_tokens_per_s)} for"
-                    f" the baseline ({fmt.ratio(r.speedup)}), {fmt.usd(r.prophet_usd_per_1m_tokens)} against"
-                    f" {fmt.usd(r.baseline_usd_per_1m_tokens)} per million tokens"
+                    f"{r.system} ({r.strategy} {r.prophet_split.replace('x', '×')}): "
+                    + (
+                        f"Prophet and the baseline both {base} tokens/s"
+                        if base == mine
+                        else f"Prophet {mine} tokens/s against {base} for the baseline"
+                    )
+                    + f" ({speedup}); cost per million tokens "
+                    + fmt.change(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, fmt.usd)
                 ),
                 "file": "results/data/headline.csv",
                 "command": "python -m prophet_model run",

@@ -40,7 +40,7 @@ def prose_context(
     """What the abstract and the section say beyond the headline rows, each number added to `keyed` so
     that the prose uses keyed commands only: the finding, the fixed-batch comparison, the Monte Carlo
     intervals and the validated errors."""
-    from prophet_model.outputs.finding import as_tex, draft_speedup, finding, values
+    from prophet_model.outputs.finding import as_tex, draft_sentences, draft_speedup, finding, values
     from prophet_model.outputs.tables import read_table
     from prophet_model.outputs.validation_results import validated
 
@@ -48,7 +48,9 @@ def prose_context(
     regimes = results_dir / "data" / "regime_map.csv"
     regime_table = read_table(regimes, results_dir) if regimes.is_file() else None
     sentences = finding(headline, claims, regime_table, facts["need_prefix"])
-    for v in values(sentences):
+    own = finding(headline, claims, regime_table, facts["need_prefix"], draft=False)  # the paper's own voice
+    checks = draft_sentences(headline, claims, facts["need_prefix"])  # the draft's estimate: appendix only
+    for v in values(sentences + own + checks):
         _add(keyed, v.key, v.metric, v.text)
     rows = headline.dropna(subset=["speedup"])
     if any(v.key == "regime" for v in values(sentences)):
@@ -71,7 +73,7 @@ def prose_context(
                 _add(keyed, fixed["key"], metric, dict(KEYED_METRICS)[metric](r[metric]))
             for text in ("system", "strategy"):
                 _add(keyed, fixed["key"], text, str(r[text]))
-    interval = None
+    interval, interval_same = None, {}
     path = results_dir / "data" / "uncertainty.csv"
     if path.is_file():
         u = read_table(path, results_dir)
@@ -79,8 +81,10 @@ def prose_context(
         if not u.empty:
             interval = []
             for r in u.itertuples():
-                _add(keyed, r.system_id, "speedup_p5", fmt.ratio(r.p5))
-                _add(keyed, r.system_id, "speedup_p95", fmt.ratio(r.p95))
+                p5, p95 = fmt.apart(r.p5, r.p95)  # the interval's ends with the digits that tell them apart
+                _add(keyed, r.system_id, "speedup_p5", p5)
+                _add(keyed, r.system_id, "speedup_p95", p95)
+                interval_same[r.system_id] = p5 == p95
                 _add(keyed, r.system_id, "mc_draws", fmt.count(r.draws))
                 _add(keyed, r.system_id, "mc_dropped", fmt.count(r.dropped))
                 _add(
@@ -111,24 +115,32 @@ def prose_context(
         return f"{one}--\\prophet{{{hi.system_id}}}{{{column}}}"
 
     measured, extrapolated = measured_gpus(study, rows, results_dir)
-    _add(keyed, "study", "measured_gpus", " and ".join(measured))
-    _add(keyed, "study", "extrapolated_gpus", " and ".join(extrapolated))
+    _add(keyed, "study", "measured_gpus", _and(measured))
+    _add(keyed, "study", "extrapolated_gpus", _and(extrapolated))
     _add(keyed, "study", "interval", "90%")  # the Monte Carlo's interval: p5 to p95 (uncertainty.csv)
     derived = rows.dropna(subset=["comm_reduction"])
     comm = derived[derived.comm_reduction.astype(float) > 1 + CUT_TOLERANCE]  # a cut that reads 1.00x is none
     scaling = rows.dropna(subset=["baseline_scaling_pct", "prophet_scaling_pct"])
-    return {
+    from prophet_model.outputs.voice import voice_context
+
+    voice = voice_context(study, results_dir, rows, keyed, regime_table, range_tex)
+    return voice | {
         "comm_span": range_tex("comm_reduction", list(comm.system_id)) if not comm.empty else "",
+        "comm_ids": list(comm.system_id),
         "cut_id": "" if derived.empty else str(derived.system_id.iloc[0]),
         "scaling_ids": list(scaling.system_id),
         "measured": measured,
         "extrapolated": extrapolated,
         "finding": as_tex(sentences),
+        "summary": as_tex([x for x in own if not _is_regime(x)]),
+        "where_pays": as_tex([x for x in own if _is_regime(x)]),
+        "draft_checks": as_tex(checks),
         "range_tex": range_tex,
         "resident_ids": list(resident.system_id),
         "offload_ids": [s for s in rows.system_id if s not in set(resident.system_id)],
         "fixed": fixed,
         "interval_ids": interval,
+        "interval_same": interval_same,
         "checked": checked,
         "draft": claimed is not None,
         "regime_keys": {v.metric for v in values(sentences) if v.key == "regime"},
@@ -137,3 +149,13 @@ def prose_context(
             "replicate": "experts replicated in every replica, a missing expert copied from host memory",
         }[study.config.experts.placement],
     }
+
+
+def _is_regime(sentence: list) -> bool:
+    """Whether a finding sentence is the regime map's (where Prophet pays): its numbers are keyed `regime`."""
+    return any(getattr(p, "key", None) == "regime" for p in sentence)
+
+
+def _and(items: list[str]) -> str:
+    """a, b and c."""
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
