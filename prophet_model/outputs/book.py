@@ -126,13 +126,14 @@ def assumptions(study: Study, results_dir: Path) -> str:
 def finding_box(headline: pd.DataFrame, results_dir: Path) -> str:
     """The study's finding (outputs/finding.py: three sentences, and where Prophet pays), for the overview's first
     screen."""
-    from prophet_model.outputs.finding import as_text, finding
+    from prophet_model.outputs.finding import as_text, finding, moves_sentence
 
     claims_table = read_data(results_dir, "claims")
     claims_table = pd.DataFrame(columns=["claim"]) if claims_table is None else claims_table
     facts = read_facts(results_dir)
     sentences = finding(headline, claims_table, read_data(results_dir, "regime_map"), facts["need_prefix"])
-    return render_page("finding", finding=as_text(sentences))
+    moves = moves_sentence(read_data(results_dir, "sensitivity/tornado"), headline)
+    return render_page("finding", finding=as_text(sentences), moves=moves)
 
 
 def _prophet_point(r: Any) -> str:
@@ -162,7 +163,7 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
                 "all-to-all bytes per token cut": (
                     fmt.ratio(r.comm_reduction) + fmt.comm_cut_suffix(study.config.prophet.comm_reduction_factor)
                 ),
-                "per-GPU scaling": f"{fmt.pct(r.baseline_scaling_pct)} → {fmt.pct(r.prophet_scaling_pct)}",
+                "per-GPU scaling": fmt.change(r.baseline_scaling_pct, r.prophet_scaling_pct, "pct"),
                 "rests on (validated error: median, worst)": rests_on(ev, validated, r),
                 "evidence": (
                     f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "
@@ -178,6 +179,8 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
         h = head.iloc[0].to_dict() | {
             "prophet_point": _prophet_point(head.iloc[0]),
             "baseline_point": _baseline_point(head.iloc[0]),
+            "cost_change": _cost_phrase(head.iloc[0]),
+            "tokens": fmt.pair_texts(head.iloc[0].baseline_tokens_per_s, head.iloc[0].prophet_tokens_per_s, "tokens"),
         }
     claims_table = read_data(results_dir, "claims")
     seed = [] if claims_table is None else claim_sentences(claims_table, study.config.study.headline_system)
@@ -193,7 +196,13 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
 
 
 def _usd_change(r: Any) -> str:
-    return f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}"
+    return fmt.change(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, "usd")
+
+
+def _cost_phrase(r: Any) -> str:
+    """Serving cost in words: "goes from $a to $b" with the figures that tell them apart, or "stays at $a"."""
+    a, b = fmt.pair_texts(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, "usd")
+    return f"stays at {a}" if a == b else f"goes from {a} to {b}"
 
 
 def rests_on(ev: pd.DataFrame, validated: pd.DataFrame, row: Any) -> str:
@@ -238,10 +247,13 @@ def needs(c: pd.DataFrame | None, facts: dict) -> dict:
     if c is None or c.empty:
         return {"needs": None, "target": None}
 
+    def shown(r: pd.Series, x: float) -> str:  # a share (hit rate, overlap) as a percentage, as everywhere
+        return fmt.pct(100 * x) if str(r.unit).startswith("of ") else fmt.number(x, 3)
+
     def cell(r: pd.Series) -> str:
         if pd.isna(r.needed):
-            return f"{fmt.number(r.configured, 3)} → unreachable" if "unreachable" in r.note else fmt.md(r.note)
-        return f"{fmt.number(r.configured, 3)} → **{fmt.number(r.needed, 3)}**"
+            return f"{shown(r, r.configured)} → unreachable" if "unreachable" in r.note else fmt.md(r.note)
+        return f"{shown(r, r.configured)} → **{shown(r, r.needed)}**"
 
     rows = []
     for (_, sid), g in c.groupby(["claim", "system_id"], sort=False):
@@ -308,7 +320,7 @@ def worked_example(study: Study, results_dir: Path) -> str:
     return render_page(
         "worked_example",
         system=system,
-        strategy=study.config.study.headline_strategy,
+        strategy="Hybrid" if int(terms.ep.iloc[0]) < system.count else "EP",  # study/worked_example.py's split
         ep=int(terms.ep.iloc[0]),
         model=study.model_of(system).name,
         batch=w.batch_size_per_gpu,

@@ -191,7 +191,6 @@ def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> d
         "head_macro": lambda suffix: "\\" + macro_name(suffix, h.system_id),
         "macro": lambda suffix, sid: "\\" + macro_name(suffix, sid) + "{}",
         "macros": macros,
-        "strategy": cfg.headline_strategy,
         "baseline_scaling": _range(rows.baseline_scaling_pct, fmt.pct),
         "prophet_scaling": _range(rows.prophet_scaling_pct, fmt.pct),
         "comm_reduction": (
