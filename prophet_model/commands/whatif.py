@@ -131,8 +131,9 @@ def report(before: list[Record], after: list[Record], error: float | None = None
     rows, why = [], {}
     for a in after:
         b = next((r for r in before if r["strategy"] == a["strategy"]), None)
-        was = "" if b is None or _missing(b.get("speedup")) else _was(b["speedup"], a.get("speedup"))
+        was = "" if b is None or _missing(b.get("speedup")) else None
         if _missing(a.get("speedup")):
+            was = "" if was == "" else f" (was {fmt.ratio(b['speedup'])})"
             rows.append(
                 {
                     "strategy": a["strategy"],
@@ -148,6 +149,7 @@ def report(before: list[Record], after: list[Record], error: float | None = None
             )
             why.setdefault(_note(a), []).append(str(a["strategy"]))
             continue
+        shown = fmt.pair_texts(a["baseline_tokens_per_s"], a["prophet_tokens_per_s"], "tokens")
         rows.append(
             {
                 "strategy": a["strategy"],
@@ -158,9 +160,13 @@ def report(before: list[Record], after: list[Record], error: float | None = None
                     else f"{a['baseline_batch']:.0f} / {a['prophet_batch']:.0f}"
                 ),
                 "attention TP": _pair(a["baseline_attention_tp"], a["prophet_attention_tp"]),
-                "baseline tok/s": fmt.tokens(a["baseline_tokens_per_s"]),
-                "Prophet tok/s": fmt.tokens(a["prophet_tokens_per_s"]),
-                "speedup": fmt.ratio(a["speedup"]) + ("*" if fmt.within_error(a["speedup"], error) else "") + was,
+                "baseline tok/s": shown[0],
+                "Prophet tok/s": shown[1],
+                "speedup": _speedup(
+                    a["speedup"],
+                    None if was == "" else b["speedup"],
+                    "*" if fmt.within_error(a["speedup"], error) else "",
+                ),
                 "$/1M tokens": fmt.change(a["baseline_usd_per_1m_tokens"], a["prophet_usd_per_1m_tokens"], "usd"),
                 "savings/yr": fmt.usd(a["annual_savings_usd"]),
             }
@@ -173,15 +179,15 @@ def report(before: list[Record], after: list[Record], error: float | None = None
     return "\n".join([fmt.text_table(rows), *lines])
 
 
-def _was(before: float, after: float | None) -> str:
-    """The configured speedup beside the what-if's, with the decimals that tell them apart: " (was 1.002×)", or
-    " (unchanged)" where they are equal."""
+def _speedup(after: float, before: float | None, mark: str = "") -> str:
+    """The what-if's speedup (then `mark`) and, where there is a configured one, beside it with the decimals that
+    tell the two apart: "1.018× (was 1.024×)", or "1.00× (unchanged)" where they are equal."""
     from prophet_model.outputs import formatting as fmt
 
-    if _missing(after):
-        return f" (was {fmt.ratio(before)})"
+    if before is None:
+        return fmt.ratio(after) + mark
     was, now = fmt.pair_texts(before, after, "ratio")
-    return " (unchanged)" if was == now else f" (was {was})"
+    return f"{now}{mark} (unchanged)" if was == now else f"{now}{mark} (was {was})"
 
 
 # headline columns of a what-if, per strategy

@@ -141,8 +141,9 @@ def speedup_notes(table: pd.DataFrame, keys: list[str], metric_columns: list[str
     notes = []
     for key in keys:
         values = _numeric_values(table, key)
-        if len(values) < 2 or _first_flat(table, key, keys, metric_columns) == 0:
-            continue  # not numbers, or nothing changes (saturation_notes says so from 3 values on)
+        finite = table[np.isfinite(table.speedup.to_numpy(dtype=float))]
+        if len(values) < 2 or finite[key].nunique() < 2 or _first_flat(table, key, keys, metric_columns) == 0:
+            continue  # not numbers, a speedup at one value at most, or nothing changes (saturation_notes says so)
         others = [k for k in keys if k != key]
         by = table.groupby(others, sort=False).speedup if others else None
         spread = float((by.max() - by.min()).max() if by is not None else table.speedup.max() - table.speedup.min())
