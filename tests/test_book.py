@@ -386,9 +386,9 @@ def test_claims_table_equals_the_csv(built) -> None:
         row = rows[key]
         seen += 1
         assert row[1] == fmt.ratio(r.speedup)
-        assert row[2] == f"{fmt.usd(r.baseline_usd_per_1m_tokens)} → {fmt.usd(r.prophet_usd_per_1m_tokens)}"
+        assert row[2] == fmt.change(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, "usd")
         assert row[3] == fmt.ratio(r.comm_reduction)
-        assert row[4] == f"{fmt.pct(r.baseline_scaling_pct)} → {fmt.pct(r.prophet_scaling_pct)}"
+        assert row[4] == fmt.change(r.baseline_scaling_pct, r.prophet_scaling_pct, "pct")
     assert seen == headline.system_id.nunique() == len(rows)
 
 

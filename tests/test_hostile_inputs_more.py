@@ -157,8 +157,8 @@ CASES: list[tuple[str, Mutation, list[str]]] = [
     ("shared-size-without-expert", cat("models.yml", "seed_128x2gb.shared_expert_ffn_size", 1024),
      ["models.yml [seed_128x2gb]", "num_shared_experts (0) and shared_expert_ffn_size (1024) disagree"]),
     # study settings
-    ("headline-strategy-not-run", cfg("strategies", ["EP", "DP"]),
-     ["study.headline_strategy 'Hybrid' is not among strategies", "allowed: EP, DP"]),
+    ("headline-strategy-removed", cfg("study.headline_strategy", "Hybrid"),
+     ["study.headline_strategy: 'Hybrid': this key was removed", "allowed: delete study.headline_strategy"]),
     ("hybrid-that-is-ep", cfg(f"{SYS}.hybrid", {"ep": 8, "dp": 1}),
      ["systems.8xA100", "{ep: 8, dp: 1} is EP, not a hybrid split", "allowed: ep > 1 and dp > 1"]),
     ("hybrid-that-is-dp", cfg(f"{SYS}.hybrid", {"ep": 1, "dp": 8}),

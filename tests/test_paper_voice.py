@@ -209,9 +209,9 @@ def test_apart_prints_the_digits_that_tell_two_numbers_apart(a, b, show, expecte
 
 
 def test_change_says_unchanged_for_equal_numbers() -> None:
-    assert fmt.change(0.69466, 0.69466, fmt.usd) == "unchanged at $0.69"
-    assert fmt.change(1.0000001, 1.0000001) == "unchanged at 1.00×"
-    assert fmt.change(62.576, 61.7547, fmt.usd) == "$62.58 → $61.75"
+    assert fmt.change(0.69466, 0.69466, "usd") == "unchanged at $0.69"
+    assert fmt.change(1.0000001, 1.0000001, "ratio") == "unchanged at 1.00×"
+    assert fmt.change(62.576, 61.7547, "usd") == "$62.58 → $61.75"
 
 
 def test_within_error_is_a_nonzero_gain_below_the_error() -> None:

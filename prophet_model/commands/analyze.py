@@ -75,6 +75,9 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         missing = [*missing, *mixed]
 
     live = comp.dropna(subset=["speedup"]).copy()
+    error = _speedup_error(results_dir)
+    head = _headline(results_dir, live)
+    out += ["", *headline_lines(head, error)]
     out += ["", "Per system and strategy:"]
     view = fmt.comparison_view(
         live,
@@ -90,7 +93,11 @@ def analyze(results_dir: Path) -> tuple[str, int]:
             "savings/yr",
         ),
     )
+    marked = [fmt.within_error(x, error) for x in live.speedup]
+    view["speedup"] = [t + ("*" if m else "") for t, m in zip(view["speedup"], marked, strict=True)]
     out.append(_table(view))
+    if any(marked):
+        out.append(f"  * {within_note(error)}")
     for r in comp[comp.speedup.isna()].itertuples():
         out.append(f"  {r.system} {r.strategy}: not evaluated ({r.note})")
 
@@ -103,25 +110,24 @@ def analyze(results_dir: Path) -> tuple[str, int]:
                 f"  {i}. {r.system} {r.strategy} {r.prophet_split}: {fmt.usd(r.prophet_usd_per_1m_tokens)} per 1M"
                 f" tokens ({fmt.tokens(r.prophet_tokens_per_s)} tok/s)"
             )
-        top = live.loc[live.speedup.idxmax()]
+        top = head.loc[head.speedup.idxmax()]
         cheap = best.iloc[0]
-        comm = live.loc[live.baseline_comm_overhead_pct.idxmax()]
+        comm = head.loc[head.baseline_comm_overhead_pct.idxmax()]
         out += [
             "",
             "Key findings:",
             (
-                f"  Highest speedup: {top.system} {top.strategy} ({top.prophet_split}), {fmt.ratio(top.speedup)} "
-                f"({fmt.tokens(top.baseline_tokens_per_s)} → {fmt.tokens(top.prophet_tokens_per_s)} tok/s)."
+                f"  Highest speedup, each side at its best: {top.system}, {fmt.speedup_within(top.speedup, error)} "
+                f"({fmt.change(top.baseline_tokens_per_s, top.prophet_tokens_per_s, 'tokens')} tok/s)."
             ),
             (
                 f"  Most cost-efficient: {cheap.system} {cheap.strategy} ({cheap.prophet_split}) with Prophet, "
                 f"{fmt.usd(cheap.prophet_usd_per_1m_tokens)} per 1M tokens."
             ),
             (
-                f"  Interconnect matters most on {comm.system} {comm.strategy}: all-to-all is"
-                f" {fmt.pct(comm.baseline_comm_overhead_pct)} of the baseline step"
-                f" ({fmt.pct(comm.prophet_comm_overhead_pct)} with Prophet, all-to-all bytes per token cut"
-                f" {fmt.ratio(comm.comm_reduction)})."
+                f"  Interconnect matters most on {comm.system} {comm.strategy} (each side at its best): all-to-all"
+                f" takes {_share(comm.baseline_comm_overhead_pct, comm.prophet_comm_overhead_pct)}, its bytes per"
+                f" token cut {fmt.ratio(comm.comm_reduction)}."
             ),
         ]
 
@@ -155,7 +161,7 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         for claim, g in c.groupby("claim", sort=False):
             r = g.iloc[0]
             levers = [
-                f"{x.lever} {x.needed:.3g} {x.unit}".rstrip() if not pd.isna(x.needed) else f"{x.lever}: {x.note}"
+                f"{x.lever} {_lever(x.needed, x.unit)}" if not pd.isna(x.needed) else f"{x.lever}: {x.note}"
                 for x in g.itertuples()
                 if isinstance(x.lever, str) and x.lever
             ]
@@ -163,7 +169,8 @@ def analyze(results_dir: Path) -> tuple[str, int]:
                 out.append(f"  {claim}: {r.note}")
                 continue
             out.append(
-                f"  {claim}: model {r.model:.4g} ({r.gap_pct:+.0f}%)" + ("; " + "; ".join(levers) if levers else "")
+                f"  {claim}: model {fmt.value_in_unit(r.model, r.metric)} ({r.gap_pct:+.0f}%)"
+                + ("; " + "; ".join(levers) if levers else "")
             )
 
     last = latest_log(results_dir / "logs")
@@ -177,3 +184,92 @@ def analyze(results_dir: Path) -> tuple[str, int]:
         if not ok:
             out.append("The last run did not complete successfully.")
     return "\n".join(out), 0 if (ok and not missing) else 1
+
+
+def _lever(value: float, unit: object) -> str:
+    """A lever's needed value: a share ("of touched experts") as a percentage, like every hit rate; else the
+    number and its unit."""
+    from prophet_model.outputs import formatting as fmt
+
+    unit = unit if isinstance(unit, str) else ""
+    if unit.startswith("of "):
+        return f"{fmt.pct(100 * value)} {unit}"
+    return f"{fmt.number(value)} {unit}".rstrip()
+
+
+def _share(baseline: float, prophet: float) -> str:
+    """The all-to-all's share of the step, baseline → Prophet, or one share where they are equal."""
+    from prophet_model.outputs import formatting as fmt
+
+    shown = fmt.change(baseline, prophet, "pct")
+    if shown.startswith("unchanged"):
+        return f"{fmt.pct(baseline)} of either side's step"
+    return f"{shown} of the step (baseline → Prophet)"
+
+
+def _speedup_error(results_dir: Path) -> float | None:
+    """The model's validated error on a speedup (results/data/validation/validated.csv), None where absent."""
+    import pandas as pd
+
+    from prophet_model.outputs import formatting as fmt
+    from prophet_model.outputs.tables import problem
+
+    path = results_dir / "data" / "validation" / "validated.csv"
+    return fmt.speedup_error_pct(pd.read_csv(path)) if path.is_file() and problem(path) is None else None
+
+
+def within_note(error: float | None) -> str:
+    """What "within the model's error" means, in one line."""
+    from prophet_model.outputs import formatting as fmt
+
+    return (
+        f"within the model's error: a gain below the {fmt.pct(error)} median |error| of the validated speedup "
+        "(results/data/validation/validated.csv)"
+    )
+
+
+def _headline(results_dir: Path, live: pd.DataFrame) -> pd.DataFrame:
+    """Each system's best baseline against its best Prophet (results/data/headline.csv, the study's headline);
+    where that file is absent or unreadable, each system's row of the highest Prophet throughput."""
+    import pandas as pd
+
+    from prophet_model.outputs.tables import problem
+
+    path = results_dir / "data" / "headline.csv"
+    if path.is_file() and problem(path) is None:
+        head = pd.read_csv(path).dropna(subset=["speedup"])
+        if not head.empty:
+            return head.reset_index(drop=True)
+    rows = live.loc[live.groupby("system_id", sort=False).prophet_tokens_per_s.idxmax()]
+    return rows.assign(
+        baseline_strategy=rows.strategy,
+        prophet_strategy=rows.strategy,
+        baseline_batch=rows.get("baseline_batch"),
+        prophet_batch=rows.get("prophet_batch"),
+    ).reset_index(drop=True)
+
+
+def headline_lines(head: pd.DataFrame, error: float | None) -> list[str]:
+    """The study's headline, one row per system: the baseline's best against Prophet's best (each its strategy,
+    split and batch), throughput, speedup (marked where within the model's error) and cost."""
+    from prophet_model.outputs import formatting as fmt
+
+    rows = []
+    for r in head.itertuples():
+        b, p = fmt.pair_texts(r.baseline_tokens_per_s, r.prophet_tokens_per_s, "tokens")
+        rows.append(
+            {
+                "system": r.system,
+                "baseline's best": f"{r.baseline_strategy} {r.baseline_split.replace('x', '×')}, B {r.baseline_batch:.0f}",
+                "Prophet's best": f"{r.prophet_strategy} {r.prophet_split.replace('x', '×')}, B {r.prophet_batch:.0f}",
+                "baseline tok/s": b,
+                "Prophet tok/s": p,
+                "speedup": fmt.ratio(r.speedup) + ("*" if fmt.within_error(r.speedup, error) else ""),
+                "$/1M tokens": fmt.change(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, "usd"),
+            }
+        )
+    out = ["Each system at its best (baseline's best against Prophet's best, the study's headline):"]
+    out.append(fmt.text_table(rows))
+    if any(fmt.within_error(x, error) for x in head.speedup):
+        out.append(f"  * {within_note(error)}")
+    return out

@@ -73,10 +73,37 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         f"{after.config.parallel.attention_tp}\n"
     )
     compared = b is not None and b is not a
-    print(report(b.comparison_records if compared else [], a.comparison_records))
+    error = speedup_error(Path(args.config).parent / after.config.study.results_dir)
+    print(report(b.comparison_records if compared else [], a.comparison_records, error))
     if compared:
         print("(was ...): the same system and model at the configured inputs (without the --set changes)")
+    moved = moves_line(a, args.system)
+    if moved:
+        print(moved)
     return 0
+
+
+def speedup_error(results_dir: Path) -> float | None:
+    """The model's validated error on a speedup, from the results folder's validation/validated.csv (None where
+    it has none): a gain below it is said to be within the model's error."""
+    import pandas as pd
+
+    from prophet_model.outputs import formatting as fmt
+
+    path = results_dir / "data" / "validation" / "validated.csv"
+    try:
+        return fmt.speedup_error_pct(pd.read_csv(path)) if path.is_file() else None
+    except (ValueError, KeyError, OSError):  # an unreadable file: no error to compare with, said nowhere
+        return None
+
+
+def moves_line(results: StudyResults, system_id: str) -> str:
+    """After the table: what moves the speedup at the best operating point (baseline's best against Prophet's
+    best) of the what-if, and what does not (study/questions/point.moves_at)."""
+    from prophet_model.study.questions.point import moves_at
+
+    said = moves_at(results, system_id)
+    return f"What moves it: {said}" if said else ""
 
 
 def _pair(b: float, p: float) -> str:
@@ -93,18 +120,20 @@ def _note(row: Record) -> str:
     return note if isinstance(note, str) and note else "the model gives no numbers"
 
 
-def report(before: list[Record], after: list[Record]) -> str:
+def report(before: list[Record], after: list[Record], error: float | None = None) -> str:
     """The what-if table (each strategy at its best split, batch per GPU and attention tensor-parallel
     degree, as the study searches them; baseline / Prophet where they differ), then why each strategy
     without numbers has none (model.why_infeasible: which memory term overflows and by how much),
-    strategies with the same reason on one line. `before`, `after`: the comparison's records."""
+    strategies with the same reason on one line. `before`, `after`: the comparison's records; `error`: the model's
+    validated error on a speedup (percent), below which a gain is said to be within it."""
     from prophet_model.outputs import formatting as fmt
 
     rows, why = [], {}
     for a in after:
         b = next((r for r in before if r["strategy"] == a["strategy"]), None)
-        was = "" if b is None or _missing(b.get("speedup")) else f" (was {fmt.ratio(b['speedup'])})"
+        was = "" if b is None or _missing(b.get("speedup")) else None
         if _missing(a.get("speedup")):
+            was = "" if was == "" else f" (was {fmt.ratio(b['speedup'])})"
             rows.append(
                 {
                     "strategy": a["strategy"],
@@ -120,6 +149,7 @@ def report(before: list[Record], after: list[Record]) -> str:
             )
             why.setdefault(_note(a), []).append(str(a["strategy"]))
             continue
+        shown = fmt.pair_texts(a["baseline_tokens_per_s"], a["prophet_tokens_per_s"], "tokens")
         rows.append(
             {
                 "strategy": a["strategy"],
@@ -130,17 +160,34 @@ def report(before: list[Record], after: list[Record]) -> str:
                     else f"{a['baseline_batch']:.0f} / {a['prophet_batch']:.0f}"
                 ),
                 "attention TP": _pair(a["baseline_attention_tp"], a["prophet_attention_tp"]),
-                "baseline tok/s": fmt.tokens(a["baseline_tokens_per_s"]),
-                "Prophet tok/s": fmt.tokens(a["prophet_tokens_per_s"]),
-                "speedup": fmt.ratio(a["speedup"]) + was,
-                "$/1M tokens": (
-                    f"{fmt.usd(a['baseline_usd_per_1m_tokens'])} → {fmt.usd(a['prophet_usd_per_1m_tokens'])}"
+                "baseline tok/s": shown[0],
+                "Prophet tok/s": shown[1],
+                "speedup": _speedup(
+                    a["speedup"],
+                    None if was == "" else b["speedup"],
+                    "*" if fmt.within_error(a["speedup"], error) else "",
                 ),
+                "$/1M tokens": fmt.change(a["baseline_usd_per_1m_tokens"], a["prophet_usd_per_1m_tokens"], "usd"),
                 "savings/yr": fmt.usd(a["annual_savings_usd"]),
             }
         )
     lines = [f"{', '.join(where)}: not evaluated: {reason}" for reason, where in why.items()]
+    if any(fmt.within_error(a.get("speedup"), error) for a in after):
+        lines.append(
+            f"* within the model's error: a gain below the {fmt.pct(error)} median |error| of the validated speedup"
+        )
     return "\n".join([fmt.text_table(rows), *lines])
+
+
+def _speedup(after: float, before: float | None, mark: str = "") -> str:
+    """The what-if's speedup (then `mark`) and, where there is a configured one, beside it with the decimals that
+    tell the two apart: "1.018× (was 1.024×)", or "1.00× (unchanged)" where they are equal."""
+    from prophet_model.outputs import formatting as fmt
+
+    if before is None:
+        return fmt.ratio(after) + mark
+    was, now = fmt.pair_texts(before, after, "ratio")
+    return f"{now}{mark} (unchanged)" if was == now else f"{now}{mark} (was {was})"
 
 
 # headline columns of a what-if, per strategy

@@ -126,13 +126,14 @@ def assumptions(study: Study, results_dir: Path) -> str:
 def finding_box(headline: pd.DataFrame, results_dir: Path) -> str:
     """The study's finding (outputs/finding.py: three sentences, and where Prophet pays), for the overview's first
     screen."""
-    from prophet_model.outputs.finding import as_text, finding
+    from prophet_model.outputs.finding import as_text, finding, moves_sentence
 
     claims_table = read_data(results_dir, "claims")
     claims_table = pd.DataFrame(columns=["claim"]) if claims_table is None else claims_table
     facts = read_facts(results_dir)
     sentences = finding(headline, claims_table, read_data(results_dir, "regime_map"), facts["need_prefix"])
-    return render_page("finding", finding=as_text(sentences))
+    moves = moves_sentence(read_data(results_dir, "sensitivity/tornado"), headline)
+    return render_page("finding", finding=as_text(sentences), moves=moves)
 
 
 def _prophet_point(r: Any) -> str:
@@ -165,7 +166,7 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
                 "all-to-all bytes per token cut": (
                     fmt.ratio(r.comm_reduction) + fmt.comm_cut_suffix(study.config.prophet.comm_reduction_factor)
                 ),
-                "per-GPU scaling": _change(r.baseline_scaling_pct, r.prophet_scaling_pct, fmt.pct),
+                "per-GPU scaling": _change(r.baseline_scaling_pct, r.prophet_scaling_pct, "pct"),
                 "rests on (validated error: median, worst)": rests_on(ev, validated, r),
                 "evidence": (
                     f"{{doc}}`system page </systems/{system_page(study.system(r.system_id))}>`, "
@@ -182,10 +183,10 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
         h = r.to_dict() | {
             "prophet_point": _prophet_point(r),
             "baseline_point": _baseline_point(r),
-            "tokens": fmt.apart(r.baseline_tokens_per_s, r.prophet_tokens_per_s, fmt.tokens),
-            "speedup_text": fmt.apart(r.speedup, 1.0)[0]
+            "tokens": fmt.pair_texts(r.baseline_tokens_per_s, r.prophet_tokens_per_s, "tokens"),
+            "speedup_text": fmt.speedup(r.speedup)
             + (f", {fmt.WITHIN_ERROR}" if fmt.within_error(r.speedup, error) else ""),
-            "cost": fmt.apart(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, fmt.usd),
+            "cost": fmt.pair_texts(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, "usd"),
         }
     claims_table = read_data(results_dir, "claims")
     prefix = read_facts(results_dir)["need_prefix"]
@@ -204,17 +205,17 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
 
 
 def _usd_change(r: Any) -> str:
-    return _change(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, fmt.usd)
+    return _change(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, "usd")
 
 
 def _speedup(x: float, error: float | None) -> str:
     """A speedup with the digits that tell it from 1.00×, and "(within the model's error)" where it is."""
-    return fmt.apart(x, 1.0)[0] + (f" ({fmt.WITHIN_ERROR})" if fmt.within_error(x, error) else "")
+    return fmt.speedup_within(x, error)
 
 
-def _change(a: float, b: float, show) -> str:
+def _change(a: float, b: float, kind: str) -> str:
     """a → b with the digits that tell them apart, "unchanged at a", or n/a where neither is known."""
-    return "n/a" if pd.isna(a) and pd.isna(b) else fmt.change(a, b, show)
+    return "n/a" if pd.isna(a) and pd.isna(b) else fmt.change(a, b, kind)
 
 
 def rests_on(ev: pd.DataFrame, validated: pd.DataFrame, row: Any) -> str:
@@ -259,10 +260,13 @@ def needs(c: pd.DataFrame | None, facts: dict, error: float | None = None) -> di
     if c is None or c.empty:
         return {"needs": None, "target": None}
 
+    def shown(r: pd.Series, x: float) -> str:  # a share (hit rate, overlap) as a percentage, as everywhere
+        return fmt.pct(100 * x) if str(r.unit).startswith("of ") else fmt.number(x, 3)
+
     def cell(r: pd.Series) -> str:
         if pd.isna(r.needed):
-            return f"{fmt.number(r.configured, 3)} → unreachable" if "unreachable" in r.note else fmt.md(r.note)
-        return f"{fmt.number(r.configured, 3)} → **{fmt.number(r.needed, 3)}**"
+            return f"{shown(r, r.configured)} → unreachable" if "unreachable" in r.note else fmt.md(r.note)
+        return f"{shown(r, r.configured)} → **{shown(r, r.needed)}**"
 
     rows = []
     for (_, sid), g in c.groupby(["claim", "system_id"], sort=False):
@@ -332,7 +336,7 @@ def worked_example(study: Study, results_dir: Path) -> str:
     return render_page(
         "worked_example",
         system=system,
-        strategy=study.config.study.headline_strategy,
+        strategy="Hybrid" if int(terms.ep.iloc[0]) < system.count else "EP",  # study/worked_example.py's split
         ep=int(terms.ep.iloc[0]),
         model=study.model_of(system).name,
         batch=w.batch_size_per_gpu,

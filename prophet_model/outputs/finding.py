@@ -6,10 +6,15 @@ results say the same sentences; in LaTeX every number is a keyed command (\\prop
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from prophet_model.outputs import formatting as fmt
+
+if TYPE_CHECKING:
+    from prophet_model.study.questions.moves import Moves
 
 
 @dataclass(frozen=True)
@@ -288,3 +293,69 @@ def draft_sentences(headline: pd.DataFrame, claims: pd.DataFrame, need_prefix: s
     reaching it would take), for the artifact appendix and the book's claims page; [] when it states none."""
     own = finding(headline, claims, None, need_prefix, draft=False)
     return [s for s in finding(headline, claims, None, need_prefix) if s not in own]
+
+
+def what_moves(tornado: pd.DataFrame | None, headline: pd.DataFrame) -> dict[str, Moves]:
+    """Per system of the headline (each side at its best): what moves its speedup and what does not
+    (study/questions/moves.py), from the speedup rows of results/data/sensitivity/tornado.csv."""
+    from prophet_model.study.questions.moves import moves
+
+    if tornado is None or "metric" not in tornado:
+        return {}
+    spread = tornado[tornado.metric == "speedup"]
+    rows = headline.dropna(subset=["speedup"])
+    return {
+        r["system_id"]: moves(spread[spread.system_id == r["system_id"]].to_dict("records"), r)
+        for r in rows.to_dict("records")
+        if (spread.system_id == r["system_id"]).any()
+    }
+
+
+def moves_sentence(tornado: pd.DataFrame | None, headline: pd.DataFrame) -> str:
+    """One sentence for the finding page: the input that moves each system's speedup most, systems grouped, and
+    where the prediction accuracy does not move it, with the reason (Markdown-escaped)."""
+    from prophet_model.study.questions.moves import MOVES, NOTHING_FETCHED, moves_of
+
+    found = what_moves(tornado, headline)
+    if not found:
+        return ""
+    names = dict(zip(headline.system_id, headline.system, strict=True))
+    top: dict[str, list[str]] = {}
+    for sid, m in found.items():
+        top.setdefault(m.moving[0][0] if m.moving else "", []).append(names[sid])
+    most = [f"the {label} on {_words(systems)}" for label, systems in top.items() if label]
+    still = [names[sid] for sid, m in found.items() if moves_of(m, "prediction accuracy") == NOTHING_FETCHED]
+    text = (
+        f"What moves the speedup at each system's best operating point (an input whose range moves it by {MOVES:g}"
+        " or more, the others as configured; `results/data/sensitivity/tornado.csv`): most of all "
+        + (", ".join(most) if most else "nothing")
+    )
+    if still:
+        text += f"; the prediction accuracy does not change it on {_words(still)}: {NOTHING_FETCHED}"
+    return fmt.md(text + ".").replace(fmt.md("`results/data/sensitivity/tornado.csv`"), TORNADO_CODE)
+
+
+TORNADO_CODE = "`results/data/sensitivity/tornado.csv`"
+
+
+def _words(names: list[str]) -> str:
+    """a, b and c."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def system_moves(results_dir: Path, system_id: str) -> str:
+    """A system page's sentence (Markdown-escaped): what moves its speedup at its best operating point and what
+    does not, with the reason where known, from results/data/sensitivity/tornado.csv and headline.csv; "" where
+    the results hold no tornado for it."""
+    from prophet_model.study.questions.moves import speedup_sentence
+
+    data = results_dir / "data"
+    tornado = data / "sensitivity" / "tornado.csv"
+    if not tornado.is_file():
+        return ""
+    headline = pd.read_csv(data / "headline.csv")
+    found = what_moves(pd.read_csv(tornado), headline)
+    if system_id not in found:
+        return ""
+    row = headline[headline.system_id == system_id].iloc[0].to_dict()
+    return fmt.md(speedup_sentence(str(row["system"]), found[system_id], row))

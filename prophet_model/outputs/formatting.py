@@ -2,7 +2,9 @@
 
 One rule for everything a person reads (CSVs keep full precision): measured and modelled quantities to
 three significant figures (`sig`), counts as integers, money to cents below $100, speedups and other
-factors to two decimals."""
+factors to two decimals, more where needed to tell them from 1.00× (1.002×). A change "a → b" is shown with the
+figures that tell a from b, or as "unchanged at a" (`change`); a gain below the model's validated error is said to
+be within it (`within_error`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import math
 import re
 
 MD_SPECIALS = set("\\`*_[]<>|$~&{}#!")
+MAX_FIGURES = 6  # the most significant figures a change is shown with (past them two values read as one)
+SPEEDUP_DECIMALS = 4  # the most decimals a speedup near 1 is shown with (1.0004×)
 
 
 def md(text: object) -> str:
@@ -54,8 +58,15 @@ def tokens(x: float | None) -> str:
 
 
 def ratio(x: float | None) -> str:
-    """A speedup or reduction factor: two decimals and a times sign (1.49×)."""
-    return "n/a" if _missing(x) else f"{x:.2f}×"
+    """A speedup or reduction factor with a times sign: two decimals (1.49×), more where they are needed to tell
+    it from 1.00× (1.002×, 1.0004×; up to SPEEDUP_DECIMALS); 1, and a factor that reads 1 even at
+    SPEEDUP_DECIMALS (1.00001), is 1.00×."""
+    if _missing(x):
+        return "n/a"
+    for decimals in range(2, SPEEDUP_DECIMALS + 1):
+        if x == 1 or round(x, decimals) != 1:
+            return f"{x:.{decimals}f}×"
+    return "1.00×"
 
 
 def pct(x: float | None) -> str:
@@ -137,20 +148,21 @@ def comparison_view(comparison, columns: tuple[str, ...] | None = None):
 
     c = comparison.dropna(subset=["speedup"])
 
-    def pair(f, a: str, b: str) -> list[str]:
-        return [f"{f(x)} → {f(y)}" for x, y in zip(c[a], c[b], strict=True)]
+    def pair(kind: str, a: str, b: str) -> list[str]:
+        return [change(x, y, kind) for x, y in zip(c[a], c[b], strict=True)]
 
+    shown = [pair_texts(x, y, "tokens") for x, y in zip(c.baseline_tokens_per_s, c.prophet_tokens_per_s, strict=True)]
     view = pd.DataFrame(
         {
             "system": c.system,
             "strategy": c.strategy,
             "split": c.prophet_split.str.replace("x", "×"),
-            "baseline tok/s": c.baseline_tokens_per_s.map(tokens),
-            "Prophet tok/s": c.prophet_tokens_per_s.map(tokens),
+            "baseline tok/s": [b for b, _ in shown],
+            "Prophet tok/s": [p for _, p in shown],
             "speedup": c.speedup.map(ratio),
-            "all-to-all share": pair(pct, "baseline_comm_overhead_pct", "prophet_comm_overhead_pct"),
-            "per-GPU scaling": pair(pct, "baseline_scaling_pct", "prophet_scaling_pct"),
-            "$/1M tokens": pair(usd, "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens"),
+            "all-to-all share": pair("pct", "baseline_comm_overhead_pct", "prophet_comm_overhead_pct"),
+            "per-GPU scaling": pair("pct", "baseline_scaling_pct", "prophet_scaling_pct"),
+            "$/1M tokens": pair("usd", "baseline_usd_per_1m_tokens", "prophet_usd_per_1m_tokens"),
             "savings/yr": c.annual_savings_usd.map(usd),
         }
     ).reset_index(drop=True)
@@ -227,9 +239,108 @@ def dropdown(title: str, body: str, open_: bool = False) -> str:
     return f"\n:::{{dropdown}} {title}\n{':open:' + chr(10) if open_ else ''}\n{body}\n:::\n"
 
 
-# Two numbers side by side (issue 38): printed with the digits that tell them apart, never two equal-looking
-# numbers called a change, and a gain smaller than the model's validated error called so.
+# Changes: a pair, a speedup near 1 and a gain are printed with the digits that tell them apart (issue 38).
+
+
+def _at(kind: str, x: float, figures: int) -> str:
+    """`x` in the format of `kind` (tokens, pct, usd, ms, number, ratio) with at least `figures` significant
+    figures: the quantity's own format where it already has them (usd: cents below $100; ratio: two decimals)."""
+    if _missing(x):
+        return "n/a"
+    if kind == "usd":
+        if figures <= 3:
+            return usd(x)
+        if abs(x) < 100:  # cents at least
+            decimals = max(2, figures - 1 - (math.floor(math.log10(abs(x))) if x else 0))
+            text = f"{abs(x):,.{decimals}f}"
+        else:
+            text = sig(abs(x), figures)
+        return f"-${text}" if x < 0 else f"${text}"
+    if kind == "ratio":
+        decimals = max(2, figures - 1 - (math.floor(math.log10(abs(x))) if x else 0))
+        return f"{x:.{decimals}f}×"
+    if kind in ("tokens", "number"):
+        return sig(x, figures)
+    if kind == "pct":
+        return f"{sig(x, figures)}%"
+    if kind == "ms":
+        return f"{sig(x, figures)} ms"
+    raise ValueError(f"kind {kind!r}: allowed: tokens, pct, usd, ms, number, ratio")
+
+
+def _shown(text: str) -> float:
+    """The number a formatted text shows ("$1,615.5" -> 1615.5; "-4.4%" -> -4.4)."""
+    return float(re.sub(r"[^0-9.\-]", "", text))
+
+
+def pair_texts(a: float | None, b: float | None, kind: str = "number") -> tuple[str, str]:
+    """Two values of one quantity in the format of `kind`, with the fewest significant figures (3 up to
+    MAX_FIGURES) at which their shown difference is within half of the true one: never two equal-looking texts
+    for different values, nor a rounding that invents a gap (1,615 and 1,616 are not 1,610 and 1,620). Values
+    equal at full precision, or alike even at MAX_FIGURES, read the same."""
+    if _missing(a) or _missing(b) or a == b:
+        return _at(kind, a, 3), _at(kind, b, 3)
+    for figures in range(3, MAX_FIGURES + 1):
+        ta, tb = _at(kind, a, figures), _at(kind, b, figures)
+        if ta != tb and abs((_shown(tb) - _shown(ta)) - (b - a)) <= abs(b - a) / 2:
+            return ta, tb
+    return (ta, tb) if ta != tb else (_at(kind, a, 3), _at(kind, b, 3))
+
+
+def change(a: float | None, b: float | None, kind: str = "number") -> str:
+    """A pair "a → b" in the format of `kind` as pair_texts shows it, or "unchanged at a" where the two are equal
+    at full precision or read alike even at MAX_FIGURES ($0.6946 → $0.6946 is "unchanged at $0.69";
+    1,615.1 → 1,616.4 tokens/s is "1,615 → 1,616")."""
+    ta, tb = pair_texts(a, b, kind)
+    if ta == tb and not (_missing(a) or _missing(b)):
+        return f"unchanged at {ta}"
+    return f"{ta} → {tb}"
+
+
+speedup = ratio  # a speedup is a factor: 1.34×, 1.002×, 1.0004× (a speedup within 0.00005 of 1 reads 1.00×)
+
+
+def gain(x: float | None) -> str:
+    """A speedup as a signed change of throughput, to the figures that tell it from none (+0.2%, -1.5%, +34%;
+    exactly 1: ±0%)."""
+    if _missing(x):
+        return "n/a"
+    g = 100 * (x - 1)
+    return "±0%" if g == 0 else f"{'+' if g > 0 else '-'}{sig(abs(g), 2 if abs(g) >= 1 else 1)}%"
+
+
+def within_error(x: float | None, error_pct: float | None) -> bool:
+    """Whether a speedup's gain (|x - 1|, in percent) is below the model's validated error `error_pct` (the
+    single rule: speedup_error_pct, the median |error| of validated.csv's ERROR_MECHANISM row); never where no
+    error is given or there is no gain."""
+    return not (_missing(x) or _missing(error_pct) or x == 1) and 100 * abs(x - 1) < error_pct
+
+
 WITHIN_ERROR = "within the model's error"
+
+
+def speedup_within(x: float | None, error_pct: float | None) -> str:
+    """speedup(x), followed by "(within the model's error)" where its gain is below `error_pct` (within_error)."""
+    return speedup(x) + (f" ({WITHIN_ERROR})" if within_error(x, error_pct) else "")
+
+
+# validated.csv's row whose error bounds a speedup: each side's throughput is a decode step the model predicts, and
+# the whole decode step's median |error| is the larger of the two errors a speedup's ratio carries (the prefetch
+# speedup's own validated error, 1.3%, is for offloaded experts alone)
+ERROR_MECHANISM = "decode step"
+
+
+def speedup_error_pct(validated) -> float | None:
+    """The model's validated error on a speedup (median |error|, percent): validated.csv's ERROR_MECHANISM row;
+    None where it is absent."""
+    if validated is None or "mechanism" not in validated:
+        return None
+    row = validated[validated.mechanism == ERROR_MECHANISM]
+    return None if row.empty else float(row.median_pct.iloc[0])
+
+
+# A pair in the format of a formatter function (the keyed LaTeX values, whose format is their column's): the
+# digits that tell the two apart. pair_texts does the same for a kind of quantity, with the half-gap rule.
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 
@@ -260,15 +371,3 @@ def apart(a: float, b: float, show=ratio, most: int = 6) -> tuple[str, str]:
         if na is not None and nb is not None and _read(na[0]) != _read(nb[0]):
             return fa, fb
     return sa, sb
-
-
-def change(a: float, b: float, show=ratio, arrow: str = " → ") -> str:
-    """a → b with the digits that tell them apart (`apart`), or "unchanged at a" when they agree."""
-    sa, sb = apart(a, b, show)
-    return f"unchanged at {sa}" if sa == sb else f"{sa}{arrow}{sb}"
-
-
-def within_error(speedup: float, error_pct: float | None) -> bool:
-    """Whether a speedup's gain or loss, |speedup - 1| in percent, is nonzero and below the model's validated
-    error `error_pct` (%): then it is within the model's error, not a finding."""
-    return error_pct is not None and 0 < abs(speedup - 1) * 100 < error_pct

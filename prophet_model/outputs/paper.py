@@ -111,7 +111,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(tex=tex, path=tex_path, tokens=fmt.tokens, pct=fmt.pct, usd=fmt.usd)
     env.filters["ratio"] = lambda x: fmt.apart(x, 1.0)[0]  # a factor with the digits that tell it from 1.00x
-    env.filters["change"] = lambda a, b, show="ratio": fmt.change(a, b, getattr(fmt, show))  # a -> b, or unchanged
+    env.filters["change"] = lambda a, b, kind="ratio": fmt.change(a, b, kind)  # a -> b, or unchanged
     return env
 
 
@@ -210,7 +210,6 @@ def context(study: Study, comparison: pd.DataFrame, headline: pd.DataFrame) -> d
         "head_macro": lambda suffix: "\\" + macro_name(suffix, h.system_id),
         "macro": lambda suffix, sid: "\\" + macro_name(suffix, sid) + "{}",
         "macros": macros,
-        "strategy": cfg.headline_strategy,
         "baseline_scaling": _range(rows.baseline_scaling_pct, fmt.pct),
         "prophet_scaling": _range(rows.prophet_scaling_pct, fmt.pct),
         "comm_reduction": (
@@ -308,7 +307,7 @@ def appendix_context(
                         else f"Prophet {mine} tokens/s against {base} for the baseline"
                     )
                     + f" ({speedup}); cost per million tokens "
-                    + fmt.change(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, fmt.usd)
+                    + fmt.change(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, "usd")
                 ),
                 "file": "results/data/headline.csv",
                 "command": "python -m prophet_model run",

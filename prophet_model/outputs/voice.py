@@ -18,9 +18,7 @@ from prophet_model.outputs.latex import KEYED_METRICS, tex_value
 if TYPE_CHECKING:
     from prophet_model.study.config import Study
 
-# The model's error a gain is measured against: the median |error| of the whole decode step, validated out of
-# sample (results/data/validation/validated.csv). A speedup is a ratio of two such steps.
-ERROR_MECHANISM = "decode step"
+ERROR_MECHANISM = fmt.ERROR_MECHANISM  # the validated error a gain is measured against (formatting.py says why)
 FEW_HIDDEN_PCT = 50  # below it Prophet hides only a few of its copies (finding.py's wording)
 
 

@@ -46,12 +46,24 @@ class StudyMeta(_Strict):
     title: str
     results_dir: str = "results"
     headline_system: str
-    headline_strategy: StrategyName = "Hybrid"
+    headline_strategy: str | None = (
+        None  # removed: accepted as a key only to be refused with why (_no_headline_strategy)
+    )
 
     @field_validator("title")
     @classmethod
     def _display_name(cls, v: str) -> str:
         return display_name(v)
+
+    @field_validator("headline_strategy")
+    @classmethod
+    def _no_headline_strategy(cls, v: str | None) -> None:
+        if v is not None:
+            raise ValueError(
+                f"{v!r}: this key was removed (the study compares each side at its best strategy, split and "
+                "batch); allowed: delete study.headline_strategy"
+            )
+        return None
 
 
 class CatalogPaths(_Strict):
@@ -334,11 +346,6 @@ class StudyConfig(_Strict):
             raise ValueError(f"systems: duplicate id(s) {', '.join(dupes)}; allowed: each id once")
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError("strategies: a strategy appears twice; allowed: each of EP, DP, Hybrid at most once")
-        if self.study.headline_strategy not in self.strategies:
-            raise ValueError(
-                f"study.headline_strategy {self.study.headline_strategy!r} is not among strategies; allowed: "
-                f"{', '.join(self.strategies)}"
-            )
         ref = self.regime_map.reference_system if self.regime_map else None
         if ref is not None and ref not in ids:
             raise ValueError(f"regime_map.reference_system {ref!r} is not a system id; allowed: {', '.join(ids)}")

@@ -80,9 +80,7 @@ def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setu
         split = comp.prophet_split.fillna("").astype(str) != "" if not comp.empty else []
         for sid, g in comp[split].groupby("system_id", sort=False) if not comp.empty else ():
             if sid not in points:
-                r = g.sort_values(
-                    "strategy", key=lambda c: c != study.config.study.headline_strategy, kind="stable"
-                ).iloc[0]
+                r = g.iloc[0]  # the first configured strategy with a split
                 points[sid] = (r.strategy, r.prophet_split, batch, r.baseline_split, batch, 1, 1)
     return {sid: _setup(study, sid, *point) for sid, point in points.items()}
 

@@ -239,7 +239,7 @@ def changed_study(
     notes: list[str] = []
     said = {s.split("=", 1)[0].strip() for s in sets}
     if strategy:
-        raw["strategies"], raw["study"]["headline_strategy"] = [strategy], strategy
+        raw["strategies"] = [strategy]
     extra = None
     if model:  # a custom system serves it too (sweep --gpu --count --interconnect --model)
         raw["model"] = model

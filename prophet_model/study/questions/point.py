@@ -91,3 +91,22 @@ def current(study: Study, key: str) -> object:
     for part in key.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node
+
+
+def moves_at(results, system_id: str) -> str:
+    """What moves the system's speedup at its best operating point (results.headline's row) and what does not,
+    in one sentence (study/questions/moves.py), from a tornado of the speedup around that point
+    (study.sensitivity.tornado: each input over its range, the others as configured); "" without numbers."""
+    from prophet_model.study.questions.moves import moves, speedup_sentence
+    from prophet_model.study.sensitivity import setups, tornado
+
+    setup = setups(results).get(system_id)
+    head = results.headline
+    rows = head[head.system_id == system_id].dropna(subset=["speedup"]) if head is not None else None
+    if setup is None or rows is None or rows.empty:
+        return ""
+    row = rows.iloc[0].to_dict()
+    spreads = tornado(setup, "speedup").to_dict("records")
+    return speedup_sentence(
+        str(row["system"]), moves(spreads, row), row, results.study.config.prophet.comm_reduction_factor
+    )

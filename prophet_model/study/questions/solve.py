@@ -15,6 +15,7 @@ from prophet_model.errors import UserError
 from prophet_model.study import inputs
 from prophet_model.study.inversion import solve_range
 from prophet_model.study.questions.grid import BOUNDS, CHOICES, allowed, check_config_key
+from prophet_model.study.questions.moves import reason
 from prophet_model.study.questions.point import Question, current, describe, operating_point, operating_point_why
 from prophet_model.study.questions.sweep import check_metric, metrics, within_bound
 
@@ -114,9 +115,10 @@ def solve(
         )
     i_max, i_min = int(np.nanargmax(np.where(ok, y, -np.inf))), int(np.nanargmin(np.where(ok, y, np.inf)))
     if np.isclose(y[i_max], y[i_min], rtol=1e-9, atol=0):
+        why = reason(key, {k: float(np.ravel(v)[0]) for k, v in metrics(setup).items()})
         return (
             f"unreachable: {metric} is {y[i_max]:.6g} whatever {key} in {lo:g} to {hi:g} (it does not move "
-            f"this metric here; {how})"
+            f"this metric here{': ' + why if why else ''}; {how})"
         )
     if target > y[i_max]:
         return (

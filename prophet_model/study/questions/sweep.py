@@ -19,6 +19,7 @@ import pandas as pd
 from prophet_model.errors import UserError
 from prophet_model.study import columns
 from prophet_model.study.questions.grid import CHOICES, parse_vary
+from prophet_model.study.questions.moves import MOVES, reason
 from prophet_model.study.questions.point import Question, operating_point_why
 from prophet_model.study.size import LONG_S, duration
 
@@ -76,30 +77,81 @@ def check_metric(metric: str) -> None:
         raise UserError(f"--metric {metric!r}: allowed: {', '.join(METRIC_NAMES)}")
 
 
+def _numeric_values(table: pd.DataFrame, key: str) -> list:
+    """The key's values in the order swept, [] where one is not a number."""
+    values = list(dict.fromkeys(table[key].tolist()))
+    return values if all(isinstance(v, (int, float, np.number)) for v in values) else []
+
+
+def _first_flat(table: pd.DataFrame, key: str, keys: list[str], metric_columns: list[str]) -> int:
+    """The index of the value of `key` from which every metric stays the same (relative 1e-9) up to the last,
+    whatever the other keys (0: the same at every value)."""
+    values = list(dict.fromkeys(table[key].tolist()))
+    others = [k for k in keys if k != key]
+    # metrics[group of the other keys' values, value of key, metric], one vectorized pass (a million points)
+    group = table.groupby(others, sort=False).ngroup().to_numpy() if others else np.zeros(len(table), int)
+    where = table[key].map({v: i for i, v in enumerate(values)}).to_numpy()
+    cube = np.full((group.max() + 1, len(values), len(metric_columns)), np.nan)
+    cube[group, where] = table[metric_columns].to_numpy(dtype=float)
+    same = np.isclose(cube, cube[:, -1:], rtol=1e-9, atol=0, equal_nan=True).all(axis=2)  # like the last value
+    trailing = np.cumprod(same[:, ::-1], axis=1).sum(axis=1)  # values from the last on that are all alike
+    return int((len(values) - trailing).max())
+
+
 def saturation_notes(table: pd.DataFrame, keys: list[str], metric_columns: list[str]) -> list[str]:
     """Where a varied key stops changing the result: for each numeric key with 3 or more values, the value
-    from which every metric stays the same (relative 1e-9) up to the last, whatever the other keys."""
+    from which every metric stays the same (relative 1e-9) up to the last, whatever the other keys; where it is
+    the same at every value, why where the grid says it (moves.reason)."""
     notes = []
     for key in keys:
-        values = list(dict.fromkeys(table[key].tolist()))
-        if len(values) < 3 or not all(isinstance(v, (int, float, np.number)) for v in values):
+        values = _numeric_values(table, key)
+        if len(values) < 3:
             continue
-        others = [k for k in keys if k != key]
-        # metrics[group of the other keys' values, value of key, metric], one vectorized pass (a million points)
-        group = table.groupby(others, sort=False).ngroup().to_numpy() if others else np.zeros(len(table), int)
-        where = table[key].map({v: i for i, v in enumerate(values)}).to_numpy()
-        cube = np.full((group.max() + 1, len(values), len(metric_columns)), np.nan)
-        cube[group, where] = table[metric_columns].to_numpy(dtype=float)
-        same = np.isclose(cube, cube[:, -1:], rtol=1e-9, atol=0, equal_nan=True).all(axis=2)  # like the last value
-        trailing = np.cumprod(same[:, ::-1], axis=1).sum(axis=1)  # values from the last on that are all alike
-        first_flat = int((len(values) - trailing).max())
+        first_flat = _first_flat(table, key, keys, metric_columns)
         if first_flat == 0:
-            notes.append(f"{key}: the results are the same at every value swept ({values[0]:g} to {values[-1]:g})")
+            why = reason(key, _bounding_row(table))
+            notes.append(
+                f"{key}: the results are the same at every value swept ({values[0]:g} to {values[-1]:g})"
+                + (f": {why}" if why else "")
+            )
         elif first_flat < len(values) - 1:
             notes.append(
                 f"{key}: the results stop changing from {values[first_flat]:g} on (up to {values[-1]:g}): "
                 "something else limits them there"
             )
+    return notes
+
+
+def _bounding_row(table: pd.DataFrame) -> dict[str, float]:
+    """The grid's least resident, most fetching, most all-to-all-bound point in one row (moves.reason's columns):
+    a reason that holds there holds at every point."""
+    cut = table.comm_reduction.to_numpy(dtype=float)
+    far = float(np.nanmax(np.abs(cut - 1))) if np.isfinite(cut).any() else math.nan
+    return {
+        "baseline_hit_rate": float(table.baseline_hit_rate.min()),
+        "baseline_fetch_overhead_pct": float(table.baseline_fetch_overhead_pct.max()),
+        "baseline_comm_overhead_pct": float(table.baseline_comm_overhead_pct.max()),
+        "comm_reduction": 1 + far,
+    }
+
+
+def speedup_notes(table: pd.DataFrame, keys: list[str], metric_columns: list[str]) -> list[str]:
+    """For each numeric key with 2 or more values that changes some result but moves the speedup by less than
+    moves.MOVES whatever the other keys: by how much at most, and why where the grid says it (moves.reason)."""
+    notes = []
+    for key in keys:
+        values = _numeric_values(table, key)
+        finite = table[np.isfinite(table.speedup.to_numpy(dtype=float))]
+        if len(values) < 2 or finite[key].nunique() < 2 or _first_flat(table, key, keys, metric_columns) == 0:
+            continue  # not numbers, a speedup at one value at most, or nothing changes (saturation_notes says so)
+        others = [k for k in keys if k != key]
+        by = table.groupby(others, sort=False).speedup if others else None
+        spread = float((by.max() - by.min()).max() if by is not None else table.speedup.max() - table.speedup.min())
+        if not np.isfinite(spread) or spread >= MOVES:
+            continue
+        why = reason(key, _bounding_row(table))
+        said = "does not change" if spread == 0 else f"moves by at most {spread:.2g} (less than {MOVES:g})"
+        notes.append(f"{key}: {said} the speedup, though it changes other results" + (f": {why}" if why else ""))
     return notes
 
 
@@ -257,6 +309,8 @@ def sweep_grid(question: Question, items: list[str], raw: dict, say: Callable[[s
             f"{table.note[table.note != ''].iloc[0]})"
         )
     for note in saturation_notes(table, keys, [c for c in METRIC_NAMES if c in table.columns]):
+        say(f"note: {note}")
+    for note in speedup_notes(table, keys, [c for c in METRIC_NAMES if c in table.columns]):
         say(f"note: {note}")
     return Sweep(table, keys, setup, study)
 
