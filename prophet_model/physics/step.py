@@ -32,12 +32,16 @@ targets. Assumptions (also on the book's model page):
 - kernel structure: `fused` (a layer's routed experts in one grouped GEMM pair plus a few routing
   kernels, as vLLM, SGLang and TensorRT-LLM run them) or `per_expert` (five kernels per touched expert);
 - all-to-all time = latency + bytes / (line rate x payload efficiency), with bytes those of the busiest
-  rank, bounded on a two-socket PCIe host by the traffic crossing the socket link.
+  rank, bounded on a two-socket PCIe host by the traffic crossing the socket link;
+- precision: weights at bytes_per_param (BF16 2, FP8 1), their GEMMs at weight_flops (FP8 tensor cores on
+  Hopper and Ada; weight-only FP8 computes in BF16); the KV cache at kv_bytes per element;
+- two-batch overlap (two_batch_overlap = 1, B >= 2): the batch runs as two half-batches whose collectives
+  overlap the other's computation (see overlapped()).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from math import prod
 
 import numpy as np
@@ -131,14 +135,37 @@ def _full(term: Array, like: Array) -> Array:
     return term if np.shape(term) == np.shape(like) else np.broadcast_to(term, np.shape(like)).copy()
 
 
+def overlapped(compute_half: Array, comm_half: Array, layers: Array) -> Array:
+    """Two-batch overlap's step without expert copies (s): two half-batches, each running per layer its
+    computation c then its collectives a, the GPU's compute and the links each serving one half at a time.
+    With C = L c and A = L a a half-batch's step totals (its GEMMs at B/2 rows, its kernel start-ups and
+    all-to-all latencies each paid again), the critical path of the two halves over L layers is
+    2 L max(c, a) + min(c, a) = 2 max(C, A) + min(C, A) / L: the busier resource never idles after the
+    first half's first operation, and the last operation of the other resource follows it."""
+    return 2 * np.maximum(compute_half, comm_half) + np.minimum(compute_half, comm_half) / np.maximum(layers, 1)
+
+
 def _evaluate(s: Scenario) -> StepResult:
-    """evaluate() for one scenario of float64 arrays."""
+    """evaluate() for one scenario of float64 arrays. With two-batch overlap (B >= 2) the step's computation is
+    the two halves' (2 C), its exposed collectives overlapped(C, A) - 2 C, split between all-to-all and
+    all-reduce as their half-batch times; the expert copies (the whole batch's) hide behind the 2 C."""
     t_c = compute_time(s)
+    t_a2a, t_ar = alltoall_step_time(s), allreduce_step_time(s)
+    t_a = t_a2a + t_ar
+    two = (s.two_batch_overlap > 0) & (s.batch_size_per_gpu >= 2)
+    if np.any(two):
+        half = replace(s, batch_size_per_gpu=s.batch_size_per_gpu / 2)
+        c_h, a2a_h, ar_h = compute_time(half), alltoall_step_time(half), allreduce_step_time(half)
+        comm_h = a2a_h + ar_h
+        exposed = overlapped(c_h, comm_h, s.num_moe_layers) - 2 * c_h
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(comm_h > 0, a2a_h / comm_h, 0.0)
+        t_c = np.where(two, 2 * c_h, t_c)
+        t_a2a, t_ar = np.where(two, exposed * share, t_a2a), np.where(two, exposed * (1 - share), t_ar)
+        t_a = t_a2a + t_ar
     t_f = fetch_time(s)
     t_fx = fetch_exposed(s, hide=t_c, t_f=t_f)
     t_f, t_fx, t_cpu = offload(s, t_f, t_fx)  # missing experts computed on the CPU instead (offload_compute)
-    t_a2a, t_ar = alltoall_step_time(s), allreduce_step_time(s)
-    t_a = t_a2a + t_ar
     step = t_c + t_fx + t_cpu + t_a
     ok = fits_in_memory(s)
     nan = np.full(np.broadcast(step, ok).shape, np.nan)

@@ -24,7 +24,7 @@ import numpy as np
 
 from prophet_model import physics as m
 from prophet_model.study.runner import StudyResults
-from prophet_model.study.scenarios import scenario_dict
+from prophet_model.study.scenarios import row_options, scenario_dict
 from prophet_model.study.size import MAX_BATCH
 
 SCREEN = 512  # draws of the screening subsample
@@ -62,10 +62,11 @@ def side(results: StudyResults, system_id: str, variant: str) -> Side:
     rows = rows[(rows.role == "system") & (rows.system_id == system_id) & (rows.variant == variant) & (rows.ep > 0)]
     rows = rows[rows.attention_tp == rows.attention_tp]  # a split no TP degree divides has no numbers
     bases: list[dict[str, float]] = []
-    index: dict[tuple[int, int], int] = {}
+    index: dict[tuple, int] = {}
     batches: dict[int, list[int]] = {}
     for r in rows.itertuples():
-        key = (int(r.ep), int(r.attention_tp))  # the scenario depends on the expert group and the degree
+        # the scenario depends on the expert group, the degree and the side's options (precision, policy, overlap)
+        key = (int(r.ep), int(r.attention_tp), *row_options(r).values())
         if key not in index:
             index[key] = len(bases)
             bases.append(
@@ -78,6 +79,7 @@ def side(results: StudyResults, system_id: str, variant: str) -> Side:
                     variant == "prophet",
                     study.model_of(system),
                     attention_tp=key[1],
+                    options=row_options(r),
                 )
             )
             batches[index[key]] = list(RULES) if search else []

@@ -1,5 +1,6 @@
-"""One system's rows: every candidate split (and attention TP degree) at every batch of its grid through the
-model in one vectorized call, and the reference configurations of the scaling ratio; one record per
+"""One system's rows: every candidate split (and attention TP degree, and each side's searched options: weight
+and KV precision, cache policy, two-batch overlap) at every batch of its grid through the model in one vectorized
+call, and the reference configurations of the scaling ratio; one record per
 configuration with the step breakdown (study/runner.py picks and tables them).
 
 With `workload.batch_search` the grid is 1, 2, 4, ..., the largest batch that fits GPU memory, the knee past
@@ -26,21 +27,34 @@ from prophet_model.physics.cost import usd_per_million_tokens
 from prophet_model.study.config import Study, System
 from prophet_model.study.frames import Record, SystemRows
 from prophet_model.study.operating_point import exact_cases
-from prophet_model.study.scenarios import scenario_dict, stack
+from prophet_model.study.scenarios import option_sets, scenario_dict, stack
 from prophet_model.study.size import MAX_BATCH, VARIANTS, reference_splits, tp_degrees
 from prophet_model.study.strategies import splits
 
 
-def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int, ...]:
+def batch_grid(study: Study, system: System, ep: int, tp: int = 1, options: dict | None = None) -> tuple[int, ...]:
     """The per-GPU batches evaluated for a split with expert groups of `ep` GPUs: the configured one and,
     with batch_search, 1, 2, 4, ... up to the largest that fits GPU memory (physics.memory.max_batch),
     that largest, and the largest at which every expert of the fullest GPU stays resident (the knee
-    past which experts are fetched from host: max_batch_all_resident)."""
+    past which experts are fetched from host: max_batch_all_resident). `options`: the weight and KV precision
+    (they set what fits; None: the baseline's first)."""
     w = study.config.workload
     if not w.batch_search:
         return (w.batch_size_per_gpu,)
     one = stack(
-        [scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False, study.model_of(system), tp)]
+        [
+            scenario_dict(
+                study,
+                system.gpu_key,
+                system.count,
+                ep,
+                system.interconnect,
+                False,
+                study.model_of(system),
+                tp,
+                options=options,
+            )
+        ]
     ).arrays()
     top = int(min(float(max_batch(one)[0]), MAX_BATCH))
     knee = int(min(float(max_batch_all_resident(one)[0]), top))
@@ -102,15 +116,19 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
                     "no_tp": True,
                 }
             )
+        prophet = s["variant"] == "prophet"
         for tp in degrees:
-            prophet = s["variant"] == "prophet"
-            base = scenario_dict(study, system.gpu_key, s["n"], s["ep"], system.interconnect, prophet, model, tp)
-            if (s["ep"], tp) not in grids:  # one grid per expert group and degree (not one per row spec)
-                grids[s["ep"], tp] = batch_grid(study, system, s["ep"], tp)
-            bases.append(({**s, "attention_tp": tp}, base))
-            for b in grids[s["ep"], tp]:
-                configs.append({**base, "batch_size_per_gpu": float(b)})
-                cases.append((len(bases) - 1, b))
+            for opts in option_sets(study, prophet, model):  # each side's searched precision, cache policy, overlap
+                base = scenario_dict(
+                    study, system.gpu_key, s["n"], s["ep"], system.interconnect, prophet, model, tp, options=opts
+                )
+                g = (s["ep"], tp, opts["weight_precision"], opts["kv_precision"])  # what sets the memory
+                if g not in grids:  # one grid per expert group, degree and precision (not one per row spec)
+                    grids[g] = batch_grid(study, system, s["ep"], tp, opts)
+                bases.append(({**s, "attention_tp": tp, **opts}, base))
+                for b in grids[g]:
+                    configs.append({**base, "batch_size_per_gpu": float(b)})
+                    cases.append((len(bases) - 1, b))
     out = []
     if configs:
         scenario = stack(configs)
