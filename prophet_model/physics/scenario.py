@@ -120,7 +120,8 @@ class Scenario:
     # or weight-only FP8 dequantised to BF16 inside the GEMM, as FP8-Marlin on Ampere)
     kv_bytes: ArrayLike = np.nan
     weight_flops_ratio: ArrayLike = 1.0
-    # 1: two-batch overlap (physics/step.py): two half-batches, one's collectives behind the other's computation
+    # two-batch overlap (physics/step.py): 0 none, 1 two half-batches, one's collectives behind the other's
+    # computation, 2 (auto) the faster of the two per configuration
     two_batch_overlap: ArrayLike = 0.0
     # not numbers: the routing traces the rows' routing_trace ids name (id -> per-layer popularity,
     # physics/cache.py), and the memo of this Scenario's shared terms (empty in every new Scenario, also one

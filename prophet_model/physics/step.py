@@ -36,7 +36,8 @@ targets. Assumptions (also on the book's model page):
 - precision: weights at bytes_per_param (BF16 2, FP8 1), their GEMMs at weight_flops (FP8 tensor cores on
   Hopper and Ada; weight-only FP8 computes in BF16); the KV cache at kv_bytes per element;
 - two-batch overlap (two_batch_overlap = 1, B >= 2): the batch runs as two half-batches whose collectives
-  overlap the other's computation (see overlapped()).
+  overlap the other's computation (see overlapped()); 2 (auto): per configuration the faster of one batch and
+  two half-batches (StepResult.two_batch says which ran).
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ class StepResult:
     tokens_per_s_per_gpu: Array
     roofline_tokens_per_s: Array
     resident_fraction: Array
-    alltoall_bytes: Array  # per all-to-all, busiest direction of the busiest rank
+    alltoall_bytes: Array  # per all-to-all, busiest direction of the busiest rank (two half-batches: both)
     feasible: NDArray[np.bool_]
+    two_batch: NDArray[np.bool_]  # the step ran as two overlapped half-batches (two_batch_overlap 1, or 2 where faster)
 
     @property
     def comm_overhead_pct(self) -> Array:
@@ -145,24 +147,39 @@ def overlapped(compute_half: Array, comm_half: Array, layers: Array) -> Array:
     return 2 * np.maximum(compute_half, comm_half) + np.minimum(compute_half, comm_half) / np.maximum(layers, 1)
 
 
+OVERLAP = ("none", "two_batch", "auto")  # Scenario.two_batch_overlap codes 0, 1, 2
+
+
 def _evaluate(s: Scenario) -> StepResult:
-    """evaluate() for one scenario of float64 arrays. With two-batch overlap (B >= 2) the step's computation is
+    """evaluate() for one scenario of float64 arrays: _step with two-batch overlap where it is asked for
+    (two_batch_overlap 1) and, where it is searched (2), the faster of _step without and with it (a tie: without;
+    the two calls share the Scenario's memo: every term that does not depend on the overlap is computed once)."""
+    mode, can = np.asarray(s.two_batch_overlap), s.batch_size_per_gpu >= 2
+    fixed, auto = (mode == 1) & can, (mode == 2) & can
+    if not np.any(auto):
+        return _step(s, fixed)
+    one, two = _step(s, fixed), _step(s, fixed | auto)
+    take = auto & (two.step_s < one.step_s)  # NaN (does not fit) compares False: without
+    return StepResult(**{f.name: np.where(take, getattr(two, f.name), getattr(one, f.name)) for f in fields(one)})
+
+
+def _step(s: Scenario, two: NDArray[np.bool_]) -> StepResult:
+    """The step of every configuration, as two overlapped half-batches where `two`. There its computation is
     the two halves' (2 C), its exposed collectives overlapped(C, A) - 2 C, split between all-to-all and
-    all-reduce as their half-batch times; the expert copies (the whole batch's) hide behind the 2 C."""
-    t_c = compute_time(s)
-    t_a2a, t_ar = alltoall_step_time(s), allreduce_step_time(s)
+    all-reduce as their half-batch times; the expert copies (the whole batch's) hide behind the 2 C. The
+    computation and collectives are evaluated once per row, at B / 2 where it overlaps and at B elsewhere, and
+    its all-to-all bytes are the two halves'."""
+    split = bool(np.any(two))
+    run = replace(s, batch_size_per_gpu=np.where(two, s.batch_size_per_gpu / 2, s.batch_size_per_gpu)) if split else s
+    t_c = compute_time(run)
+    t_a2a, t_ar = alltoall_step_time(run), allreduce_step_time(run)
     t_a = t_a2a + t_ar
-    two = (s.two_batch_overlap > 0) & (s.batch_size_per_gpu >= 2)
-    if np.any(two):
-        half = replace(s, batch_size_per_gpu=s.batch_size_per_gpu / 2)
-        c_h, a2a_h, ar_h = compute_time(half), alltoall_step_time(half), allreduce_step_time(half)
-        comm_h = a2a_h + ar_h
-        exposed = overlapped(c_h, comm_h, s.num_moe_layers) - 2 * c_h
+    if split:
+        exposed = overlapped(t_c, t_a, s.num_moe_layers) - 2 * t_c
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(comm_h > 0, a2a_h / comm_h, 0.0)
-        t_c = np.where(two, 2 * c_h, t_c)
+            share = np.where(t_a > 0, t_a2a / t_a, 0.0)
         t_a2a, t_ar = np.where(two, exposed * share, t_a2a), np.where(two, exposed * (1 - share), t_ar)
-        t_a = t_a2a + t_ar
+        t_c, t_a = np.where(two, 2 * t_c, t_c), t_a2a + t_ar
     t_f = fetch_time(s)
     t_fx = fetch_exposed(s, hide=t_c, t_f=t_f)
     t_f, t_fx, t_cpu = offload(s, t_f, t_fx)  # missing experts computed on the CPU instead (offload_compute)
@@ -184,6 +201,7 @@ def _evaluate(s: Scenario) -> StepResult:
         tokens_per_s_per_gpu=per_gpu,
         roofline_tokens_per_s=bound,
         resident_fraction=resident_fraction(s),
-        alltoall_bytes=alltoall_bytes(s),
+        alltoall_bytes=np.where(two, 2.0, 1.0) * alltoall_bytes(run),
         feasible=ok,
+        two_batch=np.broadcast_to(two, np.shape(step)).copy(),
     )

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from prophet_model.physics import NUMBERS, OFFLOAD_COMPUTE, Scenario
+from prophet_model.physics.step import OVERLAP
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
 from prophet_model.study.config import Study
 from prophet_model.study.rates import attainable, peer_link_share
@@ -176,11 +177,41 @@ def option_values(study: Study, prophet: bool, model: MoEModel | None = None) ->
 
 
 def option_sets(study: Study, prophet: bool, model: MoEModel | None = None) -> list[dict[str, str]]:
-    """Every combination of the side's searched options (option_values), the first of each option first."""
+    """Every combination of the side's searched options (option_values), the first of each option first: the
+    full search (the runner evaluates searched_sets, which leaves out what these dominate)."""
     from itertools import product
 
     values = option_values(study, prophet, model)
     return [dict(zip(OPTIONS, combo, strict=True)) for combo in product(*values.values())]
+
+
+# Values the model gives no cost, by construction: FP8 weights (half the bytes everywhere they are held, streamed
+# or copied; a GEMM rate at least BF16's) and an FP8 KV cache (half its bytes and the attention's reads) are never
+# slower at a batch and never fit fewer sequences (tests/test_options.py checks both as properties). Where such a
+# value is searched, the other is dominated and never evaluated; its batch grid's points are kept (batch_grid).
+DOMINANT = {"weight_precision": "fp8", "kv_precision": "fp8"}
+
+
+def searched_sets(study: Study, prophet: bool, model: MoEModel | None = None) -> list[dict[str, str]]:
+    """The option sets the runner evaluates: option_sets without the dominated precisions (DOMINANT), the cache
+    policy at its first value (each configuration then takes the policy of the highest hit rate among
+    option_values' policies: the policy moves the hit rate alone, and no step rises with it;
+    system_rows.best_policy), and a searched overlap as `auto` (the physics takes the faster of none and
+    two_batch per configuration, physics/step.py). One set where every option is searched."""
+    from itertools import product
+
+    values = option_values(study, prophet, model)
+    kept = {k: (DOMINANT[k],) if DOMINANT.get(k) in v else v for k, v in values.items()}
+    kept["cache_policy"] = values["cache_policy"][:1]
+    if len(values["overlap"]) > 1:
+        kept["overlap"] = ("auto",)
+    return [dict(zip(OPTIONS, combo, strict=True)) for combo in product(*kept.values())]
+
+
+def memory_sets(study: Study, prophet: bool, model: MoEModel | None = None) -> list[dict[str, str]]:
+    """The distinct weight and KV precisions of the full search (what sets the memory, and so the batch grid)."""
+    seen = {(o["weight_precision"], o["kv_precision"]): o for o in option_sets(study, prophet, model)}
+    return list(seen.values())
 
 
 def option_fields(study: Study, gpu_key: str, options: dict[str, str], model: MoEModel | None = None) -> dict:
@@ -197,7 +228,7 @@ def option_fields(study: Study, gpu_key: str, options: dict[str, str], model: Mo
         "weight_flops_ratio": gpu.fp8_dense_tflops / gpu.bf16_dense_tflops if fp8_cores else 1.0,
         "kv_bytes": float(PRECISION_BYTES[options["kv_precision"]]),
         "cache_policy": float(POLICIES.index(options["cache_policy"])),
-        "two_batch_overlap": 1.0 if options["overlap"] == "two_batch" else 0.0,
+        "two_batch_overlap": float(OVERLAP.index(options["overlap"])),  # auto: the faster per configuration
     }
 
 

@@ -43,12 +43,12 @@ def configurations(study: Study, systems: Sequence[System]) -> int:
     model: per split candidate, its reference splits, both variants at each of their searched options, every TP
     degree and the longest batch grid (1, 2, 4, ... MAX_BATCH with the configured batch, the memory limit and the
     knee)."""
-    from prophet_model.study.scenarios import option_sets  # both variants' searched options (precision, policy, ...)
+    from prophet_model.study.scenarios import searched_sets  # both variants' evaluated options (precision, overlap)
 
     batches = MAX_BATCH.bit_length() + 3 if study.config.workload.batch_search else 1
     total = 0
     for system in systems:
-        options = sum(len(option_sets(study, v == "prophet", study.model_of(system))) for v in VARIANTS)
+        options = sum(len(searched_sets(study, v == "prophet", study.model_of(system))) for v in VARIANTS)
         for strategy in study.config.strategies:
             for ep, dp in splits(system, strategy).candidates:
                 refs = len(reference_splits(strategy, ep, dp))
