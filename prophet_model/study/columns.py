@@ -24,6 +24,7 @@ def _pair(name: str, unit: str, label: str, fmt: str, expectation: bool = False)
     )
 
 
+SIDES = ("baseline", "prophet")
 # each side's searched options (study/scenarios.py OPTIONS): the value its row was evaluated at
 OPTION_LABELS = {
     "weight_precision": "weight precision (bf16 or fp8)",
@@ -47,6 +48,10 @@ COMPARISON: tuple[Column, ...] = (
     *_pair("batch", "sequences per GPU", "batch per GPU", "whole"),
     *_pair("attention_tp", "GPUs", "tensor-parallel attention degree", "whole"),
     *(_text(f"{v}_{name}", f"{v}'s {label}") for name, label in OPTION_LABELS.items() for v in ("baseline", "prophet")),
+    *(
+        _text(f"{v}_offload_compute", f"{v}'s missing experts: copied (copy) or computed on the CPU (cpu)")
+        for v in SIDES
+    ),
     _text("placement", "expert placement (replicate or pool)"),
     _text("note", "why the row has no numbers"),
     *_pair("tokens_per_s", "tokens/s", "system throughput", "tokens", expectation=True),

@@ -171,7 +171,7 @@ def pair(b: Record, p: Record, monthly_tokens: float) -> Record:
         "prophet_attention_tp": p.get("attention_tp", np.nan) if p["ep"] else np.nan,
         **{
             f"{v}_{k}": r.get(k, np.nan) if r["ep"] else np.nan
-            for k in OPTIONS
+            for k in (*OPTIONS, "offload_compute")  # the options each side runs at, and where its misses go
             for v, r in (("baseline", b), ("prophet", p))
         },
         "placement": b["placement"],
