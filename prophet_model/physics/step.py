@@ -158,9 +158,21 @@ def _evaluate(s: Scenario) -> StepResult:
     fixed, auto = (mode == 1) & can, (mode == 2) & can
     if not np.any(auto):
         return _step(s, fixed)
-    one, two = _step(s, fixed), _step(s, fixed | auto)
-    take = auto & (two.step_s < one.step_s)  # NaN (does not fit) compares False: without
-    return StepResult(**{f.name: np.where(take, getattr(two, f.name), getattr(one, f.name)) for f in fields(one)})
+    one = _step(s, fixed)
+    if np.all(auto):
+        two = _step(s, fixed | auto)
+        take = two.step_s < one.step_s  # NaN (does not fit) compares False: without
+        return StepResult(**{f.name: np.where(take, getattr(two, f.name), getattr(one, f.name)) for f in fields(one)})
+    shape = np.broadcast_shapes(*(np.shape(getattr(s, k)) for k in NUMBERS))  # only the auto rows again
+    rows = np.flatnonzero(np.broadcast_to(auto, shape))
+    flat = {k: getattr(s, k) for k in NUMBERS}
+    sub = {k: v if np.ndim(v) == 0 else np.broadcast_to(v, shape).reshape(-1)[rows] for k, v in flat.items()}
+    two = _step(Scenario(**sub, traces=s.traces), np.ones(rows.size, dtype=bool))
+    out = {f.name: np.broadcast_to(getattr(one, f.name), shape).reshape(-1).copy() for f in fields(one)}
+    take = two.step_s < out["step_s"][rows]  # NaN (does not fit) compares False: without
+    for name, v in out.items():
+        v[rows[take]] = np.broadcast_to(getattr(two, name), rows.shape)[take]
+    return StepResult(**{k: v.reshape(shape) for k, v in out.items()})
 
 
 def _step(s: Scenario, two: NDArray[np.bool_]) -> StepResult:
