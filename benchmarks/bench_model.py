@@ -40,7 +40,8 @@ REPEATS = 5
 
 def random_scenarios(n: int, seed: int = 0) -> Scenario:
     """The default study's 8xA100 configuration, with batch, accuracy, EP degree and link
-    bandwidth varied across n configurations."""
+    bandwidth varied across n configurations, and each side's searched options (weight and KV precision, cache
+    policy, two-batch overlap none / two_batch / auto) drawn for each."""
     study = load_study(ROOT / "_config.yml")
     system = study.system("8xA100")
     base = scenario_dict(study, system.gpu_key, system.count, 4, system.interconnect, True)
@@ -52,6 +53,10 @@ def random_scenarios(n: int, seed: int = 0) -> Scenario:
         batch_size_per_gpu=rng.integers(1, 513, n).astype(np.float64),
         prediction_accuracy=rng.random(n),
         link_bandwidth=base["link_bandwidth"] * rng.uniform(0.25, 4.0, n),
+        bytes_per_param=rng.choice([1.0, 2.0], n),
+        kv_bytes=rng.choice([1.0, 2.0], n),
+        cache_policy=rng.choice([0.0, 1.0, 2.0], n),
+        two_batch_overlap=rng.choice([0.0, 1.0, 2.0], n),
     )
 
 

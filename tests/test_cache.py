@@ -132,6 +132,7 @@ def test_monte_carlo_and_sweeps_take_the_cache_inputs(study_dir) -> None:
     cfg = load_yaml(study_dir / "_config.yml")
     cfg["routing"].update(distribution="zipf", zipf_exponent=1.0, temporal_reuse=0.2)
     cfg["expert_cache"]["memory_share"] = 0.6
+    cfg["workload"]["weight_precision"] = "bf16"  # experts offloaded (FP8, searched by default, fits them all)
     cfg["systems"] = [s for s in cfg["systems"] if s["id"] == "8xA100"]
     cfg["expectations"] = [e for e in cfg["expectations"] if e["system"] == "8xA100"]
     cfg["uncertainty"]["inputs"] = {
@@ -166,6 +167,8 @@ def test_a_routing_trace_drives_the_study(study_dir) -> None:
     cfg = load_yaml(study_dir / "_config.yml")
     cfg["systems"] = [s for s in cfg["systems"] if s["id"] == "8xA100"]
     cfg["expectations"] = [e for e in cfg["expectations"] if e["system"] == "8xA100"]
+    # experts offloaded at the configured batch: BF16 weights and KV (FP8, searched by default, fits them all)
+    cfg["workload"].update(weight_precision="bf16", kv_precision="bf16")
     dump_yaml(cfg, study_dir / "_config.yml")
     uniform = run_study(load_study(study_dir / "_config.yml"))[0].fixed  # at the configured batch
     cfg["routing"].update(distribution="trace", trace_file="trace.csv")

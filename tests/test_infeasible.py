@@ -22,11 +22,12 @@ WHY = "exceed the"  # model.why_infeasible: "KV cache .. + dense weights .. + re
 def _config(study_dir: Path, **workload) -> Path:
     """The default study with `workload` changed; a batch given here is held fixed (batch_search: false),
     since the search would find a smaller batch that fits. Only the systems that serve the study's model are
-    kept (32xH100 serves DeepSeek-V3, whose latent KV cache fits where the study's model's does not)."""
+    kept (32xH100 serves DeepSeek-V3, whose latent KV cache fits where the study's model's does not), and the
+    weights and KV cache stay in bf16 (FP8, which the default searches, halves what the limits are stated for)."""
     cfg = study_dir / "_config.yml"
     raw = load_yaml(cfg)
     raw["systems"] = [s for s in raw["systems"] if "model" not in s]
-    raw["workload"].update(workload)
+    raw["workload"].update({"weight_precision": "bf16", "kv_precision": "bf16", **workload})
     if "batch_size_per_gpu" in workload:
         raw["workload"]["batch_search"] = False
     dump_yaml(raw, cfg)
@@ -196,9 +197,13 @@ def test_a_single_gpu_claim_that_does_not_fit_says_so(study_dir, tmp_path) -> No
 # ---------------------------------------------------------------------------------------------- whatif, sweep
 
 
+# the limits below are stated for bf16 weights and KV cache (the default also searches fp8, which halves them)
+BF16 = ("--set", "workload.weight_precision=bf16", "--set", "workload.kv_precision=bf16")
+
+
 def test_whatif_prints_the_reason(capsys) -> None:
     assert main(["whatif", "--system", "8xA100", "--set", "workload.batch_size_per_gpu=128",
-                 "--set", "workload.batch_search=false"]) == 0  # fmt: skip
+                 "--set", "workload.batch_search=false", *BF16]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "not evaluated ()" not in out
     assert "EP, DP, Hybrid: not evaluated: KV cache 137 GB" in out and "80 GB GPU by" in out
@@ -206,7 +211,7 @@ def test_whatif_prints_the_reason(capsys) -> None:
 
 def test_whatif_json_and_csv_carry_the_reason(capsys) -> None:
     args = ["whatif", "--system", "8xA100", "--set", "workload.batch_size_per_gpu=128", "--set",
-            "workload.batch_search=false"]  # fmt: skip
+            "workload.batch_search=false", *BF16]  # fmt: skip
     assert main([*args, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     after = [r for r in rows if r["case"] == "what-if"]
@@ -220,7 +225,8 @@ def test_whatif_json_and_csv_carry_the_reason(capsys) -> None:
 
 def test_sweep_says_why_a_point_is_blank(capsys, tmp_path) -> None:
     out = tmp_path / "s.csv"
-    argv = ["sweep", "--system", "8xA100", "--vary", "workload.batch_size_per_gpu=16,64,128,256", "--out", str(out)]
+    argv = ["sweep", "--system", "8xA100", "--vary", "workload.batch_size_per_gpu=16,64,128,256", *BF16]
+    argv += ["--out", str(out)]
     assert main(argv) == 0
     assert "2 of 4 points not evaluated" in capsys.readouterr().err
     df = pd.read_csv(out, keep_default_na=False)

@@ -226,11 +226,13 @@ def test_the_exact_search_asks_for_few_batches() -> None:
 
 @pytest.mark.parametrize("bound", [None, 400.0, 60.0])
 def test_every_configuration_reaches_its_brute_force_best_integer_batch(tmp_path, bound) -> None:
-    """4xH100 and 10xA6000 (batches up to ~70 fit): for each evaluated configuration (strategy, variant, split,
-    TP degree), the best tokens/s among its rows equals the best over every integer batch that fits (and meets
-    the bound), evaluated one by one."""
+    """4xH100 and 10xA6000: for each evaluated configuration (strategy, variant, split, TP degree, at the side's
+    searched options: the cache policy and the overlap chosen per batch), the best tokens/s among its rows equals
+    the best over every integer batch that fits (and meets the bound), evaluated one by one."""
     from prophet_model.physics import evaluate
-    from prophet_model.study.scenarios import scenario_dict, stack
+    from prophet_model.physics.cache import POLICIES
+    from prophet_model.study.scenarios import option_values, scenario_dict, searched_sets
+    from prophet_model.study.system_rows import best_policy
 
     cfg = _study(tmp_path, lambda d: d["workload"].update(max_step_ms=bound))
     study = load_study(cfg)
@@ -240,9 +242,14 @@ def test_every_configuration_reaches_its_brute_force_best_integer_batch(tmp_path
     for key, g in rows.groupby(["system_id", "strategy", "variant", "ep", "dp", "attention_tp"]):
         system_id, _, variant, ep, _, tp = key
         system = study.system(system_id)
-        base = scenario_dict(study, system.gpu_key, system.count, int(ep), system.interconnect, variant == "prophet",
-                             attention_tp=int(tp))  # fmt: skip
-        r = evaluate(stack([{**base, "batch_size_per_gpu": float(b)} for b in range(1, 257)]))
+        prophet = variant == "prophet"
+        options = searched_sets(study, prophet)[0]
+        assert set(g.weight_precision) == {options["weight_precision"]}, key
+        policies = tuple(float(POLICIES.index(p)) for p in option_values(study, prophet)["cache_policy"])
+        args = (study, system.gpu_key, system.count, int(ep), system.interconnect, prophet)
+        base = scenario_dict(*args, attention_tp=int(tp), options=options) | {"policies": policies}
+        top = int(g.batch_size_per_gpu.max())  # the grid's largest batch: the most that fits memory
+        r = evaluate(best_policy([{**base, "batch_size_per_gpu": float(b)} for b in range(1, max(top, 256) + 1)]))
         ok = np.asarray(r.feasible) & ((1e3 * r.step_s <= bound) if bound else True)
         live = g[g.feasible.astype(bool) & ((g.step_ms <= bound) if bound else True)]
         if not ok.any():

@@ -175,15 +175,19 @@ def test_solve_answers_what_accuracy_gives_2x_on_8xa100() -> None:
     assert r.stdout.startswith("unreachable: speedup is") and "the study re-run at each value" in r.stdout
 
 
+# BF16 weights and KV cache: the experts of 2xA100 live partly on the host, where the accuracy pays
+BF16 = ("--set", "workload.weight_precision=bf16", "--set", "workload.kv_precision=bf16")
+
+
 def test_solve_finds_the_value_a_sweep_confirms() -> None:
     r = ok("solve", "--system", "2xA100", "--metric", "speedup", "--target", "1.01", "--vary",
-           "prophet.prediction_accuracy")  # fmt: skip
+           "prophet.prediction_accuracy", *BF16)  # fmt: skip
     value = float(r.stdout.split("=")[1].split()[0])
     assert 0 < value < 1
-    check = ok("sweep", "--system", "2xA100", "--vary", f"prophet.prediction_accuracy={value!r}")
+    check = ok("sweep", "--system", "2xA100", "--vary", f"prophet.prediction_accuracy={value!r}", *BF16)
     assert float(pd.read_csv(io.StringIO(check.stdout)).speedup[0]) == pytest.approx(1.01, rel=1e-5)
     r = ok("solve", "--system", "2xA100", "--metric", "speedup", "--target", "50", "--vary",
-           "prophet.prediction_accuracy")  # fmt: skip
+           "prophet.prediction_accuracy", *BF16)  # fmt: skip
     assert r.stdout.startswith("unreachable: speedup is at most") and "prophet.prediction_accuracy = 1" in r.stdout
     refused("solve", "--system", "2xA100", "--metric", "nope", "--target", "1", "--vary", "prophet.prediction_accuracy",
             says=("--metric 'nope'", "allowed: speedup"))  # fmt: skip

@@ -15,12 +15,21 @@ from prophet_model.study import regime
 from prophet_model.study.config import load_study
 from prophet_model.study.runner import run_study
 
-from .conftest import ROOT
+from .conftest import ROOT, dump_yaml, load_yaml
 
 
 @pytest.fixture(scope="module")
-def results():
-    out, failures = run_study(load_study(ROOT / "_config.yml"))
+def results(tmp_path_factory):
+    """The default study at the options of an offloading regime (BF16 weights and KV, no search of the cache
+    policy or overlap): with FP8 weights every expert of the default model fits and the maps are flat."""
+    data = load_yaml(ROOT / "_config.yml")
+    data["workload"].update(weight_precision="bf16", kv_precision="bf16")
+    data["expert_cache"].update(baseline_policy="lru", prophet_policy="predicted")
+    data["parallel"]["overlap"] = "none"
+    data["catalogs"] = {k: str(ROOT / v) for k, v in data["catalogs"].items()}
+    cfg = tmp_path_factory.mktemp("regime") / "_config.yml"
+    dump_yaml(data, cfg)
+    out, failures = run_study(load_study(cfg))
     assert not failures
     return out
 

@@ -70,10 +70,12 @@ def test_a_kv_cache_a_little_larger_does_not_collapse_the_interval() -> None:
 
 
 def test_dropped_draws_are_counted_with_their_reason() -> None:
-    """A KV cache up to 64x the catalog's leaves no batch of one that fits on the small systems: those draws
-    are dropped, counted (draws, dropped, dropped_no_fit) and left out of the interval."""
+    """A KV cache up to 64x the catalog's leaves no batch of one that fits on the small systems (weights and KV
+    in BF16; FP8 halves both): those draws are dropped, counted (draws, dropped, dropped_no_fit) and left out of
+    the interval."""
     kv = {"distribution": "loguniform", "low": 1 / 64, "high": 64.0, "source": "test"}
-    results, _ = run_study(_study(uncertainty=_uncertainty(kv_cache_factor=kv)))
+    bf16 = {"weight_precision": "bf16", "kv_precision": "bf16"}
+    results, _ = run_study(_study(workload=bf16, uncertainty=_uncertainty(kv_cache_factor=kv)))
     table = se.monte_carlo(results)
     assert set(table.draws) == {4000}
     assert (table.dropped == table.dropped_no_fit + table.dropped_max_step).all()

@@ -46,6 +46,11 @@ GPU_FIELDS = {  # field -> (placeholder, unit and meaning)
         "989",
         "dense BF16 tensor-core rate, TFLOP/s, without sparsity (datasheets often print twice this 'with sparsity')",
     ),
+    "fp8_dense_tflops": (
+        "1979",
+        "dense FP8 tensor-core rate, TFLOP/s, without sparsity (Ada, Hopper, Blackwell); delete the line for a GPU "
+        "without FP8 tensor cores (Ampere: FP8 weights are dequantised to BF16)",
+    ),
     "host_link_bandwidth_gbps": ("64", "host link per direction, GB/s: PCIe 4.0 x16 ~32, PCIe 5.0 x16 ~64 (line rate)"),
     "host_link": ("pcie", "the host link's kind: pcie, or nvlink_c2c (then host_link_attainable_share is needed)"),
     "host_link_attainable_share": ("null", "nvlink_c2c only: the share of its line rate a published copy attains"),

@@ -11,7 +11,8 @@ that import nothing of the package outside it.
 - `cpu`: missing experts computed by the host CPU instead of copied (experts.offload_compute);
 - `comm`: the all-to-alls of expert parallelism and the all-reduce of tensor-parallel attention;
 - `cost`: dollars per token;
-- `step`: `evaluate`, the step composed: compute + exposed fetch (or CPU experts) + exposed all-to-all.
+- `step`: `evaluate`, the step composed: compute + exposed fetch (or CPU experts) + exposed all-to-all
+  (two-batch overlap: the critical path of two half-batches, `overlapped`).
 
 The names below are re-exported for the tests and notebooks that read terms one by one
 (`from prophet_model import physics as m; m.kv_cache_bytes(s)`).
@@ -44,6 +45,7 @@ from .compute import (
     roofline_time,
     startup_time,
     swiglu_kernels,
+    weight_flops,
 )
 from .cpu import OFFLOAD_COMPUTE, cpu_available, cpu_layer_time, offload
 from .fetch import fetch_bytes, fetch_exposed, fetch_rate, fetch_time, peer_share
@@ -54,6 +56,7 @@ from .memory import (
     fits_in_memory,
     kv_bytes_per_sequence,
     kv_cache_bytes,
+    kv_element_bytes,
     kv_replication,
     max_batch,
     max_batch_all_resident,
@@ -73,7 +76,7 @@ from .routing import (
     tokens_per_group,
 )
 from .scenario import NUMBERS, Array, Scenario, Trace, once, scenario_from
-from .step import StepResult, evaluate
+from .step import StepResult, evaluate, overlapped
 
 __all__ = [
     "KERNELS_PER_EXPERT",
@@ -117,6 +120,7 @@ __all__ = [
     "kernel_count",
     "kv_bytes_per_sequence",
     "kv_cache_bytes",
+    "kv_element_bytes",
     "kv_replication",
     "max_batch",
     "max_batch_all_resident",
@@ -127,6 +131,7 @@ __all__ = [
     "normal_quantile",
     "offload",
     "once",
+    "overlapped",
     "peer_share",
     "remote_destinations",
     "resident_fraction",
@@ -137,5 +142,6 @@ __all__ = [
     "startup_time",
     "swiglu_kernels",
     "tokens_per_group",
+    "weight_flops",
     "why_infeasible",
 ]

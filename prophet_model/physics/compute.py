@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .memory import kv_replication
+from .memory import kv_element_bytes, kv_replication
 from .routing import assignments_on_fullest_gpu, distinct_experts_touched
 from .scenario import Array, Scenario, once
 
@@ -16,17 +16,25 @@ def roofline(flops: Array, bytes_moved: Array, s: Scenario) -> Array:
     return np.maximum(flops / s.peak_flops, bytes_moved / s.hbm_bandwidth)
 
 
+def weight_flops(s: Scenario) -> Array:
+    """FLOP/s of a GEMM against weights at the weight precision: peak_flops * weight_flops_ratio (FP8 tensor
+    cores: the datasheet FP8 rate over BF16's, about 2 on Hopper and Ada; 1 for BF16 and for weight-only FP8
+    dequantised to BF16 in the GEMM). Attention against the KV cache stays at peak_flops."""
+    return s.peak_flops * s.weight_flops_ratio
+
+
 def gemm_time(rows: Array, params: Array, s: Scenario, stream: Array) -> Array:
-    """A GEMM of `rows` tokens against a weight of `params`: max(2 rows params / FLOP/s,
-    params bytes / weight-streaming rate). Zero where params is zero."""
-    return np.maximum(2 * rows * params / s.peak_flops, params * s.bytes_per_param / stream)
+    """A GEMM of `rows` tokens against a weight of `params`: max(2 rows params / weight_flops,
+    params bytes_per_param / weight-streaming rate). Zero where params is zero."""
+    return np.maximum(2 * rows * params / weight_flops(s), params * s.bytes_per_param / stream)
 
 
 def attention_time(s: Scenario) -> Array:
     """Decode attention of one layer: each query head against the cache, 4 B ctx nq hd FLOP, reading the
-    cache once: B ctx kv_elements a kv_replication bytes (tensor-parallel: tp B sequences, nq / tp heads)."""
+    cache once: B ctx kv_elements kv_element_bytes kv_replication bytes (tensor-parallel: tp B sequences,
+    nq / tp heads)."""
     flops = 4 * s.batch_size_per_gpu * s.context_length * s.num_attention_heads * s.head_dim
-    reads = s.batch_size_per_gpu * s.context_length * s.kv_elements_per_token_per_layer * s.activation_bytes
+    reads = s.batch_size_per_gpu * s.context_length * s.kv_elements_per_token_per_layer * kv_element_bytes(s)
     return roofline(flops, reads * kv_replication(s), s)
 
 
@@ -80,20 +88,23 @@ def swiglu_kernels(tokens: Array, h: Array, f: Array, w_bytes: Array, a_bytes: A
 
 
 def expert_ffn_time(tokens: Array, s: Scenario) -> Array:
-    """One expert on `tokens` tokens as five kernels: the sum of their start-ups and rooflines."""
+    """One expert on `tokens` tokens as five kernels: the sum of their start-ups and rooflines (FLOP at
+    weight_flops)."""
     kernels = swiglu_kernels(tokens, s.hidden_size, s.expert_ffn_size, s.bytes_per_param, s.activation_bytes)
-    return sum(s.kernel_startup + roofline(fl, by, s) for fl, by in kernels)
+    rate = weight_flops(s)
+    return sum(s.kernel_startup + np.maximum(fl / rate, by / s.hbm_bandwidth) for fl, by in kernels)
 
 
 def expert_time(s: Scenario) -> Array:
     """Routed experts on the busiest rank, without start-ups.
-    fused: Lmoe * max(2 A 3hf / FLOP/s, D 3hf bytes / grouped streaming rate) with A assignments and D
+    fused: Lmoe * max(2 A 3hf / weight_flops, D 3hf bytes / grouped streaming rate) with A assignments and D
     distinct touched experts (each touched expert's weights are read once);
     per_expert: Lmoe * D * roofline of the five kernels at A / D tokens each."""
     distinct = distinct_experts_touched(s)
     assign = assignments_on_fullest_gpu(s)
     params = 3 * s.hidden_size * s.expert_ffn_size
-    fused = np.maximum(2 * assign * params / s.peak_flops, distinct * params * s.bytes_per_param / s.stream_grouped)
+    rate = weight_flops(s)
+    fused = np.maximum(2 * assign * params / rate, distinct * params * s.bytes_per_param / s.stream_grouped)
     with np.errstate(divide="ignore", invalid="ignore"):
         tokens = np.where(distinct > 0, assign / distinct, 0.0)
     loop = distinct * (expert_ffn_time(tokens, s) - KERNELS_PER_EXPERT * s.kernel_startup)

@@ -39,8 +39,13 @@ def kv_replication(s: Scenario) -> Array:
     return s.attention_tp / np.minimum(s.attention_tp, s.num_kv_heads)
 
 
+def kv_element_bytes(s: Scenario) -> Array:
+    """Bytes of one KV-cache element: kv_bytes (the KV precision: 2 BF16, 1 FP8), or activation_bytes where NaN."""
+    return np.where(np.isnan(s.kv_bytes), s.activation_bytes, s.kv_bytes)
+
+
 def kv_cache_bytes(s: Scenario) -> Array:
-    """KV cache of the GPU's sequences: B * context * layers * kv_elements * activation_bytes * kv_replication."""
+    """KV cache of the GPU's sequences: B * context * layers * kv_elements * kv_element_bytes * kv_replication."""
     return s.batch_size_per_gpu * kv_bytes_per_sequence(s)
 
 
@@ -64,8 +69,9 @@ def _memory_resident_fraction(s: Scenario) -> Array:
 
 
 def kv_bytes_per_sequence(s: Scenario) -> Array:
-    """KV cache of one sequence on a GPU: context * layers * kv_elements * activation_bytes * kv_replication."""
-    return s.context_length * s.num_layers * s.kv_elements_per_token_per_layer * s.activation_bytes * kv_replication(s)
+    """KV cache of one sequence on a GPU: context * layers * kv_elements * kv_element_bytes * kv_replication."""
+    per_token = s.num_layers * s.kv_elements_per_token_per_layer * kv_element_bytes(s)
+    return s.context_length * per_token * kv_replication(s)
 
 
 def max_batch(s: Scenario) -> Array:

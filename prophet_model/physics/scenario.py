@@ -65,7 +65,7 @@ class Scenario:
     # workload
     batch_size_per_gpu: ArrayLike
     context_length: ArrayLike
-    activation_bytes: ArrayLike  # bytes per activation / KV element
+    activation_bytes: ArrayLike  # bytes per activation (and per KV element where kv_bytes is NaN)
     reserved_memory: ArrayLike  # bytes
     # Prophet
     prophet: ArrayLike  # 0 = baseline, 1 = Prophet
@@ -115,6 +115,14 @@ class Scenario:
     nic_efficiency: ArrayLike = 1.0
     peer_latency: ArrayLike = 0.0
     nic_node_latency: ArrayLike = 0.0
+    # precision (physics/memory.py, compute.py): bytes per KV-cache element (NaN: activation_bytes); the FLOP
+    # rate of GEMMs against weights over peak_flops (FP8 tensor cores: their datasheet rate over BF16's; 1: BF16,
+    # or weight-only FP8 dequantised to BF16 inside the GEMM, as FP8-Marlin on Ampere)
+    kv_bytes: ArrayLike = np.nan
+    weight_flops_ratio: ArrayLike = 1.0
+    # two-batch overlap (physics/step.py): 0 none, 1 two half-batches, one's collectives behind the other's
+    # computation, 2 (auto) the faster of the two per configuration
+    two_batch_overlap: ArrayLike = 0.0
     # not numbers: the routing traces the rows' routing_trace ids name (id -> per-layer popularity,
     # physics/cache.py), and the memo of this Scenario's shared terms (empty in every new Scenario, also one
     # made by dataclasses.replace: the memo holds values of this very Scenario only)

@@ -32,12 +32,17 @@ targets. Assumptions (also on the book's model page):
 - kernel structure: `fused` (a layer's routed experts in one grouped GEMM pair plus a few routing
   kernels, as vLLM, SGLang and TensorRT-LLM run them) or `per_expert` (five kernels per touched expert);
 - all-to-all time = latency + bytes / (line rate x payload efficiency), with bytes those of the busiest
-  rank, bounded on a two-socket PCIe host by the traffic crossing the socket link.
+  rank, bounded on a two-socket PCIe host by the traffic crossing the socket link;
+- precision: weights at bytes_per_param (BF16 2, FP8 1), their GEMMs at weight_flops (FP8 tensor cores on
+  Hopper and Ada; weight-only FP8 computes in BF16); the KV cache at kv_bytes per element;
+- two-batch overlap (two_batch_overlap = 1, B >= 2): the batch runs as two half-batches whose collectives
+  overlap the other's computation (see overlapped()); 2 (auto): per configuration the faster of one batch and
+  two half-batches (StepResult.two_batch says which ran).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from math import prod
 
 import numpy as np
@@ -68,8 +73,9 @@ class StepResult:
     tokens_per_s_per_gpu: Array
     roofline_tokens_per_s: Array
     resident_fraction: Array
-    alltoall_bytes: Array  # per all-to-all, busiest direction of the busiest rank
+    alltoall_bytes: Array  # per all-to-all, busiest direction of the busiest rank (two half-batches: both)
     feasible: NDArray[np.bool_]
+    two_batch: NDArray[np.bool_]  # the step ran as two overlapped half-batches (two_batch_overlap 1, or 2 where faster)
 
     @property
     def comm_overhead_pct(self) -> Array:
@@ -131,14 +137,64 @@ def _full(term: Array, like: Array) -> Array:
     return term if np.shape(term) == np.shape(like) else np.broadcast_to(term, np.shape(like)).copy()
 
 
+def overlapped(compute_half: Array, comm_half: Array, layers: Array) -> Array:
+    """Two-batch overlap's step without expert copies (s): two half-batches, each running per layer its
+    computation c then its collectives a, the GPU's compute and the links each serving one half at a time.
+    With C = L c and A = L a a half-batch's step totals (its GEMMs at B/2 rows, its kernel start-ups and
+    all-to-all latencies each paid again), the critical path of the two halves over L layers is
+    2 L max(c, a) + min(c, a) = 2 max(C, A) + min(C, A) / L: the busier resource never idles after the
+    first half's first operation, and the last operation of the other resource follows it."""
+    return 2 * np.maximum(compute_half, comm_half) + np.minimum(compute_half, comm_half) / np.maximum(layers, 1)
+
+
+OVERLAP = ("none", "two_batch", "auto")  # Scenario.two_batch_overlap codes 0, 1, 2
+
+
 def _evaluate(s: Scenario) -> StepResult:
-    """evaluate() for one scenario of float64 arrays."""
-    t_c = compute_time(s)
+    """evaluate() for one scenario of float64 arrays: _step with two-batch overlap where it is asked for
+    (two_batch_overlap 1) and, where it is searched (2), the faster of _step without and with it (a tie: without;
+    the two calls share the Scenario's memo: every term that does not depend on the overlap is computed once)."""
+    mode, can = np.asarray(s.two_batch_overlap), s.batch_size_per_gpu >= 2
+    fixed, auto = (mode == 1) & can, (mode == 2) & can
+    if not np.any(auto):
+        return _step(s, fixed)
+    one = _step(s, fixed)
+    if np.all(auto):
+        two = _step(s, fixed | auto)
+        take = two.step_s < one.step_s  # NaN (does not fit) compares False: without
+        return StepResult(**{f.name: np.where(take, getattr(two, f.name), getattr(one, f.name)) for f in fields(one)})
+    shape = np.broadcast_shapes(*(np.shape(getattr(s, k)) for k in NUMBERS))  # only the auto rows again
+    rows = np.flatnonzero(np.broadcast_to(auto, shape))
+    flat = {k: getattr(s, k) for k in NUMBERS}
+    sub = {k: v if np.ndim(v) == 0 else np.broadcast_to(v, shape).reshape(-1)[rows] for k, v in flat.items()}
+    two = _step(Scenario(**sub, traces=s.traces), np.ones(rows.size, dtype=bool))
+    out = {f.name: np.broadcast_to(getattr(one, f.name), shape).reshape(-1).copy() for f in fields(one)}
+    take = two.step_s < out["step_s"][rows]  # NaN (does not fit) compares False: without
+    for name, v in out.items():
+        v[rows[take]] = np.broadcast_to(getattr(two, name), rows.shape)[take]
+    return StepResult(**{k: v.reshape(shape) for k, v in out.items()})
+
+
+def _step(s: Scenario, two: NDArray[np.bool_]) -> StepResult:
+    """The step of every configuration, as two overlapped half-batches where `two`. There its computation is
+    the two halves' (2 C), its exposed collectives overlapped(C, A) - 2 C, split between all-to-all and
+    all-reduce as their half-batch times; the expert copies (the whole batch's) hide behind the 2 C. The
+    computation and collectives are evaluated once per row, at B / 2 where it overlaps and at B elsewhere, and
+    its all-to-all bytes are the two halves'."""
+    split = bool(np.any(two))
+    run = replace(s, batch_size_per_gpu=np.where(two, s.batch_size_per_gpu / 2, s.batch_size_per_gpu)) if split else s
+    t_c = compute_time(run)
+    t_a2a, t_ar = alltoall_step_time(run), allreduce_step_time(run)
+    t_a = t_a2a + t_ar
+    if split:
+        exposed = overlapped(t_c, t_a, s.num_moe_layers) - 2 * t_c
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(t_a > 0, t_a2a / t_a, 0.0)
+        t_a2a, t_ar = np.where(two, exposed * share, t_a2a), np.where(two, exposed * (1 - share), t_ar)
+        t_c, t_a = np.where(two, 2 * t_c, t_c), t_a2a + t_ar
     t_f = fetch_time(s)
     t_fx = fetch_exposed(s, hide=t_c, t_f=t_f)
     t_f, t_fx, t_cpu = offload(s, t_f, t_fx)  # missing experts computed on the CPU instead (offload_compute)
-    t_a2a, t_ar = alltoall_step_time(s), allreduce_step_time(s)
-    t_a = t_a2a + t_ar
     step = t_c + t_fx + t_cpu + t_a
     ok = fits_in_memory(s)
     nan = np.full(np.broadcast(step, ok).shape, np.nan)
@@ -157,6 +213,7 @@ def _evaluate(s: Scenario) -> StepResult:
         tokens_per_s_per_gpu=per_gpu,
         roofline_tokens_per_s=bound,
         resident_fraction=resident_fraction(s),
-        alltoall_bytes=alltoall_bytes(s),
+        alltoall_bytes=np.where(two, 2.0, 1.0) * alltoall_bytes(run),
         feasible=ok,
+        two_batch=np.broadcast_to(two, np.shape(step)).copy(),
     )

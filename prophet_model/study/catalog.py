@@ -76,6 +76,9 @@ class GPU(Named):
     memory_capacity_gb: float = Positive
     memory_bandwidth_gbps: float = Positive
     bf16_dense_tflops: float = Positive
+    # FP8 tensor cores (Ada, Hopper, Blackwell): dense FP8 rate; None where the GPU has none (Ampere: weight-only
+    # FP8 is dequantised to BF16 inside the GEMM)
+    fp8_dense_tflops: float | None = Field(default=None, gt=0)
     host_link_bandwidth_gbps: float = Positive
     price_usd_per_gpu_hour: float = Positive
     # the link to the host: pcie (its attainable share measured by the committed host copies, study/rates.py) or

@@ -24,6 +24,14 @@ def _pair(name: str, unit: str, label: str, fmt: str, expectation: bool = False)
     )
 
 
+SIDES = ("baseline", "prophet")
+# each side's searched options (study/scenarios.py OPTIONS): the value its row was evaluated at
+OPTION_LABELS = {
+    "weight_precision": "weight precision (bf16 or fp8)",
+    "kv_precision": "KV-cache precision",
+    "cache_policy": "expert-cache policy",
+    "overlap": "all-to-all overlap (none or two_batch)",
+}
 SYSTEM = (
     _text("system_id", "system id"),
     _text("system", "system"),
@@ -39,6 +47,11 @@ COMPARISON: tuple[Column, ...] = (
     *(_text(f"{v}_split", f"{v}'s EP x DP split") for v in ("baseline", "prophet")),
     *_pair("batch", "sequences per GPU", "batch per GPU", "whole"),
     *_pair("attention_tp", "GPUs", "tensor-parallel attention degree", "whole"),
+    *(_text(f"{v}_{name}", f"{v}'s {label}") for name, label in OPTION_LABELS.items() for v in ("baseline", "prophet")),
+    *(
+        _text(f"{v}_offload_compute", f"{v}'s missing experts: copied (copy) or computed on the CPU (cpu)")
+        for v in SIDES
+    ),
     _text("placement", "expert placement (replicate or pool)"),
     _text("note", "why the row has no numbers"),
     *_pair("tokens_per_s", "tokens/s", "system throughput", "tokens", expectation=True),
@@ -143,6 +156,7 @@ ROWS: tuple[Column, ...] = (
     Column("n_gpus_evaluated", "GPUs", "GPUs evaluated", "count"),
     _text("role", "the row's role (a reference configuration of the scaling ratio)"),
     Column("attention_tp", "GPUs", "tensor-parallel attention degree", "whole"),
+    *(_text(name, label) for name, label in OPTION_LABELS.items()),
     Column("batch_size_per_gpu", "sequences per GPU", "batch per GPU", "whole"),
     Column("configured_batch", "", "whether the batch is the configured one"),
     Column("compute_ms", "ms", "computation per step", "ms"),

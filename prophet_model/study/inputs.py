@@ -128,7 +128,8 @@ SHARE = {"low": 0.0, "high": 1.0}
 POSITIVE = {"low": 0.0, "low_inclusive": False}
 FACTOR_RANGE = (1e-2, 1e2)  # the range `solve` searches for a factor on a catalog or measured value
 OF_TOUCHED = "of touched experts"
-OFFLOAD = ("copy", "cpu", "auto")  # experts.offload_compute, in the order of physics.cpu.OFFLOAD_COMPUTE's codes
+OFFLOAD, OVERLAP = ("copy", "cpu", "auto"), ("none", "two_batch", "auto")  # physics' OFFLOAD_COMPUTE, OVERLAP codes
+OVERLAP_TEXT = ("two-batch overlap", "one batch, two half-batches each hiding the other's collectives, or the faster")
 OFFLOAD_TEXT = ("missing experts: copied or on the CPU", "a missing expert copied, computed by the CPU, or the faster")
 
 REGISTRY: tuple[Input, ...] = (
@@ -338,6 +339,7 @@ REGISTRY: tuple[Input, ...] = (
         choices=("static", "lru", "predicted"),
     ),
     Input("experts.offload_compute", "", *OFFLOAD_TEXT, ("offload_compute",), type="choice", choices=OFFLOAD),
+    Input("parallel.overlap", "", *OVERLAP_TEXT, ("two_batch_overlap",), type="choice", choices=OVERLAP),
     Input(
         "expert_cache.baseline_policy",
         "",

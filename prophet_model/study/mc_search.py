@@ -2,6 +2,10 @@
 and batch, as the study does (runner.pick: the most tokens/s among the feasible candidates within
 workload.max_step_ms), vectorized over the draws.
 
+Each side is held at its chosen options (weight and KV precision, cache policy, two-batch overlap: those of its
+headline row, study/scenarios.py OPTIONS): the draws search again its strategy, split, degree and batch, not its
+options (the study's option search is done once, in the runner).
+
 A side's candidates are the study's own: every configuration it evaluated (strategy, split, TP degree) at
 every batch it evaluated (the grid and the exact integer operating points of study/operating_point.py) and,
 with batch_search, each configuration's two batches where the physics changes regime, computed per draw
@@ -24,7 +28,7 @@ import numpy as np
 
 from prophet_model import physics as m
 from prophet_model.study.runner import StudyResults
-from prophet_model.study.scenarios import scenario_dict
+from prophet_model.study.scenarios import row_options, scenario_dict, searched_sets
 from prophet_model.study.size import MAX_BATCH
 
 SCREEN = 512  # draws of the screening subsample
@@ -53,16 +57,30 @@ class Best:
     too_slow: np.ndarray  # some fit, none meets max_step_ms
 
 
+def chosen_options(results: StudyResults, system_id: str, variant: str) -> dict[str, str]:
+    """The options a system's side runs at: its headline row's (the first searched set where it has none)."""
+    head = results.headline
+    rows = head[head.system_id == system_id] if head is not None and not head.empty else head
+    if rows is not None and not rows.empty:
+        options = row_options(rows.iloc[0], f"{variant}_")
+        if "nan" not in options.values():
+            return options
+    study = results.study
+    return searched_sets(study, variant == "prophet", study.model_of(study.system(system_id)))[0]
+
+
 def side(results: StudyResults, system_id: str, variant: str) -> Side:
-    """The candidates of one system's variant: the configurations and batches of the study's rows."""
+    """The candidates of one system's variant, at its chosen options: the configurations and batches of the
+    study's rows."""
     study = results.study
     system = study.system(system_id)
     search = study.config.workload.batch_search
     rows = results.rows
     rows = rows[(rows.role == "system") & (rows.system_id == system_id) & (rows.variant == variant) & (rows.ep > 0)]
     rows = rows[rows.attention_tp == rows.attention_tp]  # a split no TP degree divides has no numbers
+    options = chosen_options(results, system_id, variant)
     bases: list[dict[str, float]] = []
-    index: dict[tuple[int, int], int] = {}
+    index: dict[tuple, int] = {}
     batches: dict[int, list[int]] = {}
     for r in rows.itertuples():
         key = (int(r.ep), int(r.attention_tp))  # the scenario depends on the expert group and the degree
@@ -78,6 +96,7 @@ def side(results: StudyResults, system_id: str, variant: str) -> Side:
                     variant == "prophet",
                     study.model_of(system),
                     attention_tp=key[1],
+                    options=options,
                 )
             )
             batches[index[key]] = list(RULES) if search else []

@@ -123,16 +123,22 @@ def _point(res: Any, i: int) -> Point:
 
 
 def exact_cases(
-    bases: Sequence[dict], cases: Sequence[tuple[int, int]], res: Any, max_step_ms: float | None
+    bases: Sequence[dict],
+    cases: Sequence[tuple[int, int]],
+    res: Any,
+    max_step_ms: float | None,
+    model: Callable[[list[dict]], Any] | None = None,
 ) -> list[tuple[int, int]]:
     """The (configuration, batch) cases to add to a grid's so that each configuration (`bases[c]`, a scenario
-    dict without its batch) holds its exact operating point; `res` is the model's result for `cases`."""
+    dict without its batch) holds its exact operating point; `res` is the model's result for `cases`; `model`
+    evaluates scenario dicts (None: physics.evaluate of their stack)."""
+    model = model or (lambda rows: evaluate(stack(rows)))
     known: list[dict[int, Point]] = [{} for _ in bases]
     for i, (c, b) in enumerate(cases):
         known[c][b] = _point(res, i)
 
     def probe(pairs: Sequence[tuple[int, int]]) -> list[Point]:
-        r = evaluate(stack([{**bases[c], "batch_size_per_gpu": float(b)} for c, b in pairs]))
+        r = model([{**bases[c], "batch_size_per_gpu": float(b)} for c, b in pairs])
         return [_point(r, i) for i in range(len(pairs))]
 
     extra = exact_batches(known, probe, max_step_ms)

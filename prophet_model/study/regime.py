@@ -1,6 +1,7 @@
 """The regime map: where Prophet pays. Prophet's speedup over the baseline, each side at its best operating
 point (strategy, split, TP degree, batch: every candidate of the study, study/mc_search.py's, evaluated at every
-grid point), over two planes of a reference system (the headline system unless regime_map.reference_system
+grid point) and at its chosen options (precision, cache policy, overlap: held as the study chose them, not searched
+again at each point), over two planes of a reference system (the headline system unless regime_map.reference_system
 names another):
 
 (a) host-link bytes/s per GPU (the host path scaled as a whole: the GPU's link, its switch's uplink and the

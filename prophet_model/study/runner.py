@@ -35,6 +35,7 @@ from prophet_model.physics.cost import annual_savings_usd
 from prophet_model.study.columns import in_order
 from prophet_model.study.config import Study, System
 from prophet_model.study.frames import Chosen, Record, StudyResults, chosen_frame, promoted
+from prophet_model.study.scenarios import OPTIONS
 from prophet_model.study.size import LONG_S, VARIANTS, check_size, duration, reference_splits
 from prophet_model.study.system_rows import evaluate_system
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 # the columns a row with numbers has and a row without lacks (NaN there once any row of the study has them)
 MEASURED = (
     "attention_tp",
+    *OPTIONS,
     "compute_ms",
     "fetch_ms",
     "fetch_exposed_ms",
@@ -167,6 +169,11 @@ def pair(b: Record, p: Record, monthly_tokens: float) -> Record:
         "prophet_batch": p["batch_size_per_gpu"] if p["ep"] else np.nan,
         "baseline_attention_tp": b.get("attention_tp", np.nan) if b["ep"] else np.nan,
         "prophet_attention_tp": p.get("attention_tp", np.nan) if p["ep"] else np.nan,
+        **{
+            f"{v}_{k}": r.get(k, np.nan) if r["ep"] else np.nan
+            for k in (*OPTIONS, "offload_compute")  # the options each side runs at, and where its misses go
+            for v, r in (("baseline", b), ("prophet", p))
+        },
         "placement": b["placement"],
         "note": b["note"],
     }

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from prophet_model.physics import NUMBERS, OFFLOAD_COMPUTE, Scenario
+from prophet_model.physics.step import OVERLAP
 from prophet_model.study.catalog import GPU, Interconnect, MoEModel
 from prophet_model.study.config import Study
 from prophet_model.study.rates import attainable, peer_link_share
-from prophet_model.study.schema import Implementation
+from prophet_model.study.schema import PRECISION_BYTES, Implementation
 
 GB = 1e9
 TFLOP = 1e12
@@ -143,6 +144,101 @@ def implementation_fields(impl: Implementation) -> dict[str, float]:
     }
 
 
+# The operator's options each side searches where the configuration says `auto`, in the order ties go (the first
+# of equals is kept: the model's own weight precision, the configured activation precision's KV, the most adaptive
+# cache policy, no overlap). A row names its side's choice of each (study/columns.py).
+OPTIONS = ("weight_precision", "kv_precision", "cache_policy", "overlap")
+PRECISIONS = {"bf16": 2.0, "fp8": 1.0}  # bytes per weight or KV element
+BASELINE_POLICIES = ("lru", "static")
+PROPHET_POLICIES = ("predicted", "lru", "static")
+OVERLAPS = ("none", "two_batch")
+
+
+def native_weight_precision(model: MoEModel) -> str:
+    """The precision a model ships in: fp8 at 1 byte per parameter, bf16 at 2, else its bytes ("4 bytes")."""
+    names = {v: k for k, v in PRECISIONS.items()}
+    return names.get(float(model.bytes_per_param), f"{model.bytes_per_param:g} bytes")
+
+
+def option_values(study: Study, prophet: bool, model: MoEModel | None = None) -> dict[str, tuple[str, ...]]:
+    """{option: the values the side searches}: the configured value, or for `auto` every value it allows
+    (weights: the model's own precision first, fp8 added to a bf16 model; a model shipped in FP8 keeps fp8; KV:
+    the activations' precision first, then fp8)."""
+    c = study.config
+    native = native_weight_precision(model or study.model)
+    w, kv = c.workload.weight_precision, c.workload.kv_precision
+    policy = c.expert_cache.prophet_policy if prophet else c.expert_cache.baseline_policy
+    return {
+        "weight_precision": (w,) if w != "auto" else (native, "fp8") if native == "bf16" else (native,),
+        "kv_precision": (kv,) if kv != "auto" else tuple(dict.fromkeys((c.workload.precision, "fp8"))),
+        "cache_policy": (policy,) if policy != "auto" else PROPHET_POLICIES if prophet else BASELINE_POLICIES,
+        "overlap": (c.parallel.overlap,) if c.parallel.overlap != "auto" else OVERLAPS,
+    }
+
+
+def option_sets(study: Study, prophet: bool, model: MoEModel | None = None) -> list[dict[str, str]]:
+    """Every combination of the side's searched options (option_values), the first of each option first: the
+    full search (the runner evaluates searched_sets, which leaves out what these dominate)."""
+    from itertools import product
+
+    values = option_values(study, prophet, model)
+    return [dict(zip(OPTIONS, combo, strict=True)) for combo in product(*values.values())]
+
+
+# Values the model gives no cost, by construction: FP8 weights (half the bytes everywhere they are held, streamed
+# or copied; a GEMM rate at least BF16's) and an FP8 KV cache (half its bytes and the attention's reads) are never
+# slower at a batch and never fit fewer sequences (tests/test_options.py checks both as properties). Where such a
+# value is searched, the other is dominated and never evaluated; its batch grid's points are kept (batch_grid).
+DOMINANT = {"weight_precision": "fp8", "kv_precision": "fp8"}
+
+
+def searched_sets(study: Study, prophet: bool, model: MoEModel | None = None) -> list[dict[str, str]]:
+    """The option sets the runner evaluates: option_sets without the dominated precisions (DOMINANT), the cache
+    policy at its first value (each configuration then takes the policy of the highest hit rate among
+    option_values' policies: the policy moves the hit rate alone, and no step rises with it;
+    system_rows.best_policy), and a searched overlap as `auto` (the physics takes the faster of none and
+    two_batch per configuration, physics/step.py). One set where every option is searched."""
+    from itertools import product
+
+    values = option_values(study, prophet, model)
+    kept = {k: (DOMINANT[k],) if DOMINANT.get(k) in v else v for k, v in values.items()}
+    kept["cache_policy"] = values["cache_policy"][:1]
+    if len(values["overlap"]) > 1:
+        kept["overlap"] = ("auto",)
+    return [dict(zip(OPTIONS, combo, strict=True)) for combo in product(*kept.values())]
+
+
+def memory_sets(study: Study, prophet: bool, model: MoEModel | None = None) -> list[dict[str, str]]:
+    """The distinct weight and KV precisions of the full search (what sets the memory, and so the batch grid)."""
+    seen = {(o["weight_precision"], o["kv_precision"]): o for o in option_sets(study, prophet, model)}
+    return list(seen.values())
+
+
+def option_fields(study: Study, gpu_key: str, options: dict[str, str], model: MoEModel | None = None) -> dict:
+    """The Scenario fields of a side's options: weight bytes (bytes_per_param) and the GEMM rate over BF16's
+    (fp8 on a GPU with FP8 tensor cores: fp8_dense_tflops / bf16_dense_tflops; else 1, weight-only FP8
+    dequantised to BF16), KV bytes per element, the cache policy's code and two-batch overlap."""
+    from prophet_model.physics.cache import POLICIES
+
+    gpu, m = study.gpus[gpu_key], model or study.model
+    weights = options["weight_precision"]
+    fp8_cores = weights == "fp8" and gpu.fp8_dense_tflops is not None
+    return {
+        "bytes_per_param": PRECISIONS.get(weights, m.bytes_per_param),
+        "weight_flops_ratio": gpu.fp8_dense_tflops / gpu.bf16_dense_tflops if fp8_cores else 1.0,
+        "kv_bytes": float(PRECISION_BYTES[options["kv_precision"]]),
+        "cache_policy": float(POLICIES.index(options["cache_policy"])),
+        "two_batch_overlap": float(OVERLAP.index(options["overlap"])),  # auto: the faster per configuration
+    }
+
+
+def row_options(row: Any, prefix: str = "") -> dict[str, str]:
+    """The options a result row names (a record or a pandas row; `prefix`: "baseline_" or "prophet_" of a
+    comparison row)."""
+    get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+    return {k: str(get(prefix + k)) for k in OPTIONS}
+
+
 def scenario_dict(
     study: Study,
     gpu_key: str,
@@ -152,10 +248,13 @@ def scenario_dict(
     prophet: bool,
     model: MoEModel | None = None,
     attention_tp: int = 1,
+    options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One configuration as a flat dict of Scenario fields: numbers (SI units), and the routing traces
-    (physics.scenario_from makes a Scenario of it). `interconnect=None` means a single GPU (no peers)."""
+    (physics.scenario_from makes a Scenario of it). `interconnect=None` means a single GPU (no peers).
+    `options`: the side's precision, cache policy and overlap (None: the first of those it searches)."""
     w = study.config.workload
+    options = options or option_sets(study, prophet, model)[0]
     p = study.config.prophet
     hardware = hardware_fields(gpu_key, study.gpus, interconnect, study.interconnects)
     return {
@@ -181,17 +280,15 @@ def scenario_dict(
         **cache_fields(study, prophet),
         # a routing trace records the study's model: a system serving its own model routes uniformly (checks.py)
         **({"routing_trace": 0.0} if model is not None and model is not study.model else {}),
+        **option_fields(study, gpu_key, options, model),
     }
 
 
 def cache_fields(study: Study, prophet: bool) -> dict[str, Any]:
-    """The cache policy of the variant (baseline or Prophet) and the routing, as Scenario fields (numbers, and
-    the routing traces the routing_trace id names)."""
-    from prophet_model.physics.cache import POLICIES
-
+    """The expert cache's memory share and the routing, as Scenario fields (numbers, and the routing traces the
+    routing_trace id names); the cache policy is a side's option (option_fields)."""
     c, r = study.config.expert_cache, study.config.routing
     return {
-        "cache_policy": float(POLICIES.index(c.prophet_policy if prophet else c.baseline_policy)),
         "routing_skew": r.zipf_exponent if r.distribution == "zipf" else 0.0,
         "routing_trace": float(study.routing_trace),
         "traces": study.traces,

@@ -134,7 +134,11 @@ class Workload(_WithSources):
     batch_search: bool = True
     max_step_ms: float | None = Field(default=None, gt=0)  # a time-per-output-token bound (None: no bound)
     context_length_tokens: int = Field(**_bounds("workload.context_length_tokens"))
-    precision: Literal["fp32", "bf16", "fp16", "fp8"]
+    precision: Literal["fp32", "bf16", "fp16", "fp8"]  # activations (and the all-to-all's rows)
+    # the weights' and the KV cache's precision (study/scenarios.py OPTIONS): auto searches bf16 and fp8 (weights:
+    # a model shipped in FP8 keeps fp8), each side at its best
+    weight_precision: Literal["bf16", "fp8", "auto"] = "auto"
+    kv_precision: Literal["bf16", "fp8", "auto"] = "auto"
     reserved_memory_gb: float = Field(ge=0)
 
 
@@ -148,8 +152,8 @@ class Prophet(_WithSources):
 class ExpertCache(_WithSources):
     """Which experts stay on the GPU between uses (physics/cache.py): the baseline's policy and Prophet's."""
 
-    baseline_policy: Literal["static", "lru"]
-    prophet_policy: Literal["static", "lru", "predicted"]
+    baseline_policy: Literal["static", "lru", "auto"]  # auto: static and lru searched, the faster kept
+    prophet_policy: Literal["static", "lru", "predicted", "auto"]  # auto: all three searched
     memory_share: float = Field(**_bounds("expert_cache.memory_share"))
 
 
@@ -170,6 +174,9 @@ class Parallel(_WithSources):
     divide the replica's GPUs and the attention heads), or `auto` (every such degree searched like the batch)."""
 
     attention_tp: Literal[1, 2, 4, 8, "auto"] = "auto"
+    # two_batch: two half-batches, one's all-to-all behind the other's computation (physics/step.py overlapped);
+    # auto: none and two_batch searched, each side at its best
+    overlap: Literal["none", "two_batch", "auto"] = "auto"
 
 
 class Routing(_WithSources):

@@ -19,7 +19,7 @@ from prophet_model.physics.cost import annual_savings_usd, usd_per_million_token
 from prophet_model.study import columns, inputs
 from prophet_model.study.config import Study, System
 from prophet_model.study.runner import StudyResults
-from prophet_model.study.scenarios import scenario_dict
+from prophet_model.study.scenarios import row_options, scenario_dict
 from prophet_model.study.schema import Distribution
 
 # The inputs, their Scenario fields, the sweeps' grids and labels: study/inputs.py (each input declared once).
@@ -72,6 +72,7 @@ def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setu
             r.baseline_batch,
             r.prophet_attention_tp,
             r.baseline_attention_tp,
+            (row_options(r, "prophet_"), row_options(r, "baseline_")),
         )
         for r in rows.itertuples()
     }
@@ -95,16 +96,17 @@ def _setup(
     b_batch: float,
     p_tp: float,
     b_tp: float,
+    options: tuple[dict[str, str] | None, dict[str, str] | None] = (None, None),
 ) -> Setup:
     system = study.system(sid)
     ep, b_ep = int(p_split.split("x")[0]), int(b_split.split("x")[0])
     args = (study, system.gpu_key, system.count)
     tp = {v: int(x) if x == x else 1 for v, x in (("b", b_tp), ("p", p_tp))}  # NaN (no degree fits): 1
     model = study.model_of(system)
-    base = scenario_dict(*args, b_ep, system.interconnect, False, model, attention_tp=tp["b"]) | {
+    base = scenario_dict(*args, b_ep, system.interconnect, False, model, attention_tp=tp["b"], options=options[1]) | {
         "batch_size_per_gpu": float(b_batch)
     }
-    prophet = scenario_dict(*args, ep, system.interconnect, True, model, attention_tp=tp["p"]) | {
+    prophet = scenario_dict(*args, ep, system.interconnect, True, model, attention_tp=tp["p"], options=options[0]) | {
         "batch_size_per_gpu": float(p_batch)
     }
     return Setup(system, strategy, ep, base, prophet, study.config.cost.monthly_tokens)
@@ -128,6 +130,7 @@ def strategy_setup(results: StudyResults, sid: str, strategy: str) -> Setup | No
         r.baseline_batch,
         r.prophet_attention_tp,
         r.baseline_attention_tp,
+        (row_options(r, "prophet_"), row_options(r, "baseline_")),
     )
 
 

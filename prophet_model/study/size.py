@@ -1,5 +1,5 @@
 """How much one run of the study evaluates, counted before it runs: an upper bound on its configurations
-(systems x strategies x splits x reference splits x variants x TP degrees x batches), the time that takes,
+(systems x strategies x splits x reference splits x variants x options x TP degrees x batches), the time that takes,
 and the bound beyond which a command refuses (run_study checks it first)."""
 
 from __future__ import annotations
@@ -40,15 +40,19 @@ LONG_S = 5.0  # an estimate above this is said before the run, with a progress b
 
 def configurations(study: Study, systems: Sequence[System]) -> int:
     """An upper bound on the configurations evaluate_system evaluates for `systems`, counted without the
-    model: per split candidate, its reference splits, both variants, every TP degree and the longest batch
-    grid (1, 2, 4, ... MAX_BATCH with the configured batch, the memory limit and the knee)."""
+    model: per split candidate, its reference splits, both variants at each of their searched options, every TP
+    degree and the longest batch grid (1, 2, 4, ... MAX_BATCH with the configured batch, the memory limit and the
+    knee)."""
+    from prophet_model.study.scenarios import searched_sets  # both variants' evaluated options (precision, overlap)
+
     batches = MAX_BATCH.bit_length() + 3 if study.config.workload.batch_search else 1
     total = 0
     for system in systems:
+        options = sum(len(searched_sets(study, v == "prophet", study.model_of(system))) for v in VARIANTS)
         for strategy in study.config.strategies:
             for ep, dp in splits(system, strategy).candidates:
                 refs = len(reference_splits(strategy, ep, dp))
-                total += len(VARIANTS) * (1 + refs) * max(1, len(tp_degrees(study, ep))) * batches
+                total += options * (1 + refs) * max(1, len(tp_degrees(study, ep))) * batches
     return total
 
 

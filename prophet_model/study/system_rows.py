@@ -1,6 +1,11 @@
-"""One system's rows: every candidate split (and attention TP degree) at every batch of its grid through the
-model in one vectorized call, and the reference configurations of the scaling ratio; one record per
+"""One system's rows: every candidate split (and attention TP degree, and each side's searched options: weight
+and KV precision, cache policy, two-batch overlap) at every batch of its grid through the model in one vectorized
+call, and the reference configurations of the scaling ratio; one record per
 configuration with the step breakdown (study/runner.py picks and tables them).
+
+The options' search leaves out what is dominated by construction (scenarios.searched_sets: FP8 weights and KV
+where searched) and takes each configuration's cache policy as the one of the highest hit rate (best_policy),
+so that a side's option sets multiply its candidates by the overlap's two values at most.
 
 With `workload.batch_search` the grid is 1, 2, 4, ..., the largest batch that fits GPU memory, the knee past
 which experts are fetched from host, and the configured batch; the exact integer operating point of every
@@ -9,43 +14,86 @@ configuration is then searched (study/operating_point.py) and only the batches i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from prophet_model.physics import (
+    Scenario,
     evaluate,
     max_batch,
     max_batch_all_resident,
     memory_resident_fraction,
     memory_terms,
     peer_share,
+    resident_fraction,
     why_infeasible,
 )
+from prophet_model.physics.cache import POLICIES
 from prophet_model.physics.cost import usd_per_million_tokens
+from prophet_model.physics.routing import skewed_routing
 from prophet_model.study.config import Study, System
 from prophet_model.study.frames import Record, SystemRows
 from prophet_model.study.operating_point import exact_cases
-from prophet_model.study.scenarios import scenario_dict, stack
+from prophet_model.study.scenarios import (
+    memory_sets,
+    option_sets,
+    option_values,
+    scenario_dict,
+    searched_sets,
+    stack,
+)
 from prophet_model.study.size import MAX_BATCH, VARIANTS, reference_splits, tp_degrees
 from prophet_model.study.strategies import splits
 
 
-def batch_grid(study: Study, system: System, ep: int, tp: int = 1) -> tuple[int, ...]:
+def batch_grid(
+    study: Study, system: System, ep: int, tp: int = 1, options: dict | None = None, also: Sequence[dict] = ()
+) -> tuple[int, ...]:
     """The per-GPU batches evaluated for a split with expert groups of `ep` GPUs: the configured one and,
     with batch_search, 1, 2, 4, ... up to the largest that fits GPU memory (physics.memory.max_batch),
     that largest, and the largest at which every expert of the fullest GPU stays resident (the knee
-    past which experts are fetched from host: max_batch_all_resident)."""
+    past which experts are fetched from host: max_batch_all_resident). `options`: the weight and KV precision
+    (they set what fits; None: the baseline's first); `also`: dominated precisions never evaluated, whose largest
+    batch and knee join the grid (so that the dominant one is evaluated at every batch they would have been)."""
     w = study.config.workload
     if not w.batch_search:
         return (w.batch_size_per_gpu,)
-    one = stack(
-        [scenario_dict(study, system.gpu_key, system.count, ep, system.interconnect, False, study.model_of(system), tp)]
-    ).arrays()
-    top = int(min(float(max_batch(one)[0]), MAX_BATCH))
-    knee = int(min(float(max_batch_all_resident(one)[0]), top))
+    args = (study, system.gpu_key, system.count, ep, system.interconnect, False, study.model_of(system), tp)
+    one = stack([scenario_dict(*args, options=o) for o in (options, *also)]).arrays()
+    tops = np.minimum(max_batch(one), MAX_BATCH).astype(int)
+    knees = np.minimum(max_batch_all_resident(one), tops).astype(int)
+    top = int(tops[0])
     grid = {w.batch_size_per_gpu, *(1 << i for i in range(top.bit_length()) if 1 << i <= top)}
-    return tuple(sorted(grid | {b for b in (top, knee) if b >= 1}))
+    return tuple(sorted(grid | {int(b) for b in (*tops, *knees) if b >= 1}))
+
+
+TIE = 1e-12  # hit rates this close are equal: the first policy in the side's order is kept
+
+
+def best_policy(rows: Sequence[dict[str, Any]]) -> Scenario:
+    """The rows as one Scenario, each at the cache policy of the highest hit rate among its side's searched
+    policies (a row's `policies`: their codes in the order ties go; one code or none: its own policy). The policy
+    moves the hit rate alone and no step time rises with the hit rate (tests/test_options.py), so this is the
+    fastest of those policies at every batch."""
+    s = stack(rows)
+    choices = [tuple(r.get("policies", ())) for r in rows]
+    groups = {ch for ch in choices if len(ch) > 1}
+    n = len(rows)
+    if not groups or not np.any(skewed_routing(replace(s, cache_policy=np.ones(n)))):
+        return s  # uniform routing without reuse: every policy hits C / n (physics/routing.py), the first is kept
+    hit = {
+        c: np.broadcast_to(resident_fraction(replace(s, cache_policy=np.full(n, c))), (n,))
+        for c in sorted({c for ch in groups for c in ch})
+    }
+    code = np.array(s.cache_policy, dtype=float)
+    for group in groups:
+        idx = np.array([i for i, ch in enumerate(choices) if ch == group])
+        h = np.stack([hit[c][idx] for c in group])
+        code[idx] = np.asarray(group, dtype=float)[np.argmax(h >= h.max(axis=0) - TIE, axis=0)]
+    return replace(s, cache_policy=code)
 
 
 def _row_specs(study: Study, system: System) -> list[dict]:
@@ -75,9 +123,11 @@ def _tp_note(study: Study, ep: int) -> str:
     return f"parallel.attention_tp {t} {said} evenly; allowed: a degree dividing both, or auto"
 
 
-def evaluate_system(study: Study, system: System) -> SystemRows:
+def evaluate_system(study: Study, system: System, full: bool = False) -> SystemRows:
     """All rows of one system: every candidate split at every batch of the grid, and the reference
-    configurations of the scaling ratio (fewer GPUs, same strategy), in one model call."""
+    configurations of the scaling ratio (fewer GPUs, same strategy), in one model call. `full`: every option set
+    evaluated as one (scenarios.option_sets, no set left out as dominated, no policy or overlap chosen per
+    configuration: the tests' reference for the search)."""
     specs = _row_specs(study, system)
     configured, model = study.config.workload.batch_size_per_gpu, study.model_of(system)
     live = [{**s, "n": system.count, "role": "system"} for s in specs if s["ep"] > 0]
@@ -102,24 +152,34 @@ def evaluate_system(study: Study, system: System) -> SystemRows:
                     "no_tp": True,
                 }
             )
+        prophet = s["variant"] == "prophet"
+        sets, dominated = searched_sets(study, prophet, model), memory_sets(study, prophet, model)
+        policies = tuple(float(POLICIES.index(p)) for p in option_values(study, prophet, model)["cache_policy"])
+        if full:
+            sets, dominated, policies = option_sets(study, prophet, model), [], ()
         for tp in degrees:
-            prophet = s["variant"] == "prophet"
-            base = scenario_dict(study, system.gpu_key, s["n"], s["ep"], system.interconnect, prophet, model, tp)
-            if (s["ep"], tp) not in grids:  # one grid per expert group and degree (not one per row spec)
-                grids[s["ep"], tp] = batch_grid(study, system, s["ep"], tp)
-            bases.append(({**s, "attention_tp": tp}, base))
-            for b in grids[s["ep"], tp]:
-                configs.append({**base, "batch_size_per_gpu": float(b)})
-                cases.append((len(bases) - 1, b))
+            for opts in sets:  # each side's searched precision and overlap (the cache policy: best_policy)
+                base = scenario_dict(
+                    study, system.gpu_key, s["n"], s["ep"], system.interconnect, prophet, model, tp, options=opts
+                ) | {"policies": policies}
+                g = (s["ep"], tp, opts["weight_precision"], opts["kv_precision"])  # what sets the memory
+                if g not in grids:  # one grid per expert group, degree and precision (not one per row spec)
+                    grids[g] = batch_grid(study, system, s["ep"], tp, opts, dominated)
+                bases.append(({**s, "attention_tp": tp, **opts}, base))
+                for b in grids[g]:
+                    configs.append({**base, "batch_size_per_gpu": float(b)})
+                    cases.append((len(bases) - 1, b))
     out = []
     if configs:
-        scenario = stack(configs)
+        scenario = best_policy(configs)
         res = evaluate(scenario)
         rows = list(zip(cases, _rows(system, bases, scenario, cases, res, configured), strict=True))
         if study.config.workload.batch_search:  # the exact integer operating point of every configuration
-            added = exact_cases([b for _, b in bases], cases, res, study.config.workload.max_step_ms)
+            added = exact_cases(
+                [b for _, b in bases], cases, res, study.config.workload.max_step_ms, lambda r: evaluate(best_policy(r))
+            )
             if added:  # only the added batches are evaluated again; each configuration's rows in batch order
-                more = stack([{**bases[k][1], "batch_size_per_gpu": float(b)} for k, b in added])
+                more = best_policy([{**bases[k][1], "batch_size_per_gpu": float(b)} for k, b in added])
                 rows = sorted(
                     rows + list(zip(added, _rows(system, bases, more, added, evaluate(more), configured), strict=True)),
                     key=lambda kr: kr[0],
@@ -162,6 +222,8 @@ def _rows(system: System, bases: list, scenario, cases: list, res, configured: i
             {
                 **s,
                 "batch_size_per_gpu": b,
+                "cache_policy": POLICIES[int(scenario.cache_policy[i])],  # best_policy's choice
+                "overlap": "two_batch" if res.two_batch[i] else "none",  # the step's (overlap auto: the faster)
                 "configured_batch": b == configured,
                 "note": "; ".join(x for x in (why, s["note"]) if x),  # an infeasible row says why
                 "compute_ms": 1e3 * res.compute_s[i],
