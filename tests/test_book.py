@@ -213,8 +213,10 @@ def test_the_book_reads_well(built, server, browser) -> None:
         assert tables or name == "sensitivity.html", f"{name}: no table shown through views.table_html"
         for t in tables:
             assert not t.select("tbody th"), f"{name}: a table shows an index column"
+        # results first: no code cell's source on the page (the papermill parameters neither), only what it shows
+        assert not soup.select("div.cell_input"), f"{name}: shows a code cell's source"
         params = [c for c in soup.select("div.cell") if "config =" in c.get_text() and "results =" in c.get_text()]
-        assert len(params) == 1, f"{name}: parameters shown {len(params)} times"
+        assert not params, f"{name}: parameters shown {len(params)} times"
     for name, depth in (("systems/0008-8xA100.html", "../"), ("cross_system.html", "")):
         soup = BeautifulSoup((html / name).read_text(), "html.parser")
         links = [a["href"] for a in soup.find_all("a", href=True) if a["href"].endswith(".pdf")]
@@ -236,6 +238,124 @@ def test_cross_system_page_shows_the_key_figure(built, server, browser) -> None:
     }""")
     page.close()
     assert width >= 1500  # the full-width (7 in) figure at 300 dpi
+
+
+MAX_PAGE_PX = 6000  # no page taller than this at 1,400 px wide: long tables and secondary figures fold
+PLACEHOLDER = re.compile(r"not measured yet|not yet run|\bTODO\b|placeholder", re.I)
+FIGURES = """() => [...document.querySelectorAll('.bd-article img')].filter(i => !i.classList.contains('math'))
+    .map(i => [i.getAttribute('src'), i.naturalWidth])"""
+
+
+def _image_bytes(html: Path, page_name: str, src: str) -> bytes:
+    """An image of a page as bytes: a data: URI decoded, else the file the page's relative address names."""
+    import base64
+
+    if src.startswith("data:"):
+        return base64.b64decode(src.split(",", 1)[1])
+    return ((html / page_name).parent / urllib.parse.unquote(src)).resolve().read_bytes()
+
+
+@pytest.fixture(scope="module")
+def default_site(built_checkout):
+    """(html folder, address) of the default study's site as `make` builds it (conftest's built_checkout, shared
+    with the other tests): the pages a reader gets, names of ordinary length (the hostile ones of `built` are
+    long on purpose)."""
+    html = built_checkout / "book" / "_build" / "html"
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(html)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield html, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_pages_are_short_show_no_placeholder_and_no_figure_twice(default_site, browser) -> None:
+    """The default study's site at 1,400 px wide: every page at most MAX_PAGE_PX tall, nothing like "not measured
+    yet", "TODO" or "placeholder", no two figures of a page with the same image bytes."""
+    html, server = default_site
+    problems: list[str] = []
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    for name in pages(html):
+        page.goto(f"{server}/{name}", wait_until="networkidle")
+        height = page.evaluate("document.documentElement.scrollHeight")
+        if height > MAX_PAGE_PX:
+            problems.append(f"{name}: {height} px tall at 1,400 px wide (at most {MAX_PAGE_PX})")
+        text = page.evaluate("document.querySelector('.bd-article').innerText")
+        problems += [f"{name}: says '{m.group(0)}'" for m in PLACEHOLDER.finditer(text)]
+        seen: dict[bytes, str] = {}
+        for src, _ in page.evaluate(FIGURES):
+            blob = _image_bytes(html, name, src)
+            if blob in seen:
+                problems.append(f"{name}: the same figure twice ({seen[blob][:60]}, {src[:60]})")
+            seen[blob] = src
+    page.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_the_landing_page_shows_the_key_figure_under_the_finding(built, server, browser) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{server}/intro.html", wait_until="networkidle")
+    found = page.evaluate("""() => {
+        const box = document.querySelector('.bd-article .admonition');
+        const claims = [...document.querySelectorAll('h2')].find(e => e.textContent.includes('Claims'));
+        const after = (a, b) => a && b && (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING);
+        return [...document.querySelectorAll('.bd-article img')].filter(i => !i.classList.contains('math'))
+            .filter(i => after(box, i) && after(i, claims))
+            .map(i => [i.naturalWidth, i.getAttribute('alt') || '', i.closest('figure') ? i.closest('figure').innerText : '']);
+    }""")
+    page.close()
+    assert found, "no figure between the finding and the claims"
+    width, alt, caption = found[0]
+    assert width >= 1500, width  # the full-width key figure at 300 dpi, loaded
+    assert len(alt.split()) >= 3 and caption.strip() and len(caption.strip().splitlines()) == 1, (alt, caption)
+
+
+def test_the_sensitivity_page_draws_no_map_that_looks_like_another(built) -> None:
+    """Within each kind of speedup map, no two drawn maps are closer than views.MAP_SAME_SHARE of the colour scale
+    (the systems whose maps would look the same are named under the one drawn). The drawn maps are the page's
+    images whose alt text (views.figure_alt: title, axes) names a system's speedup over prediction accuracy; their
+    data are the results' maps.csv."""
+    from bs4 import BeautifulSoup
+
+    from prophet_model.outputs import views
+
+    html, results = built
+    maps = pd.read_csv(results / "data" / "sensitivity" / "maps.csv")
+    grids = {(a, r.system.iloc[0]): views.speedup_map(r)[2] for (a, _), r in maps.groupby(["against", "system_id"])}
+    axes = {"Interconnect bandwidth": "interconnect_bandwidth_factor", "cache hit rate": "prophet_hit_rate",
+            "Routing skew": "routing.zipf_exponent"}  # fmt: skip
+    drawn: dict[str, list[str]] = {}
+    for img in BeautifulSoup((html / "sensitivity.html").read_text(), "html.parser").find_all("img"):
+        alt = img.get("alt", "")
+        if ": speedup" in alt and "against Prediction accuracy" in alt:
+            against = next(v for k, v in axes.items() if k in alt.split(": speedup", 1)[1])
+            drawn.setdefault(against, []).append(alt.split(": speedup")[0].replace("\\$", "$"))  # figures.plain
+    assert set(drawn) == set(axes.values()), drawn
+    close = [
+        (against, a, b)
+        for against, names in drawn.items()
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        if views.map_distance(grids[(against, a)], grids[(against, b)]) < views.MAP_SAME_SHARE
+    ]
+    assert not close, close
+
+
+def test_maps_that_look_the_same_are_grouped() -> None:
+    """views.map_distance on a worked example: a linear colour scale over 1.0-2.0 (hi/lo = 2 <= 4), maps apart by
+    0.05 at one point are 0.05 / 1.0 = 5% apart (one picture); by 0.3, 30% (two). A wide range (0.01-1, hi/lo =
+    100) is coloured on log10: 0.01 against 0.0125 is log10(1.25) / 2 = 4.8% apart."""
+    import numpy as np
+
+    from prophet_model.outputs import views
+
+    a = np.array([[1.0, 1.5], [1.8, 2.0]])
+    assert views.map_distance(a, a) == 0.0
+    assert views.map_distance(a, a + np.array([[0, 0.05], [0, 0]])) == pytest.approx(0.05)
+    assert views.map_distance(a, a + np.array([[0, 0.3], [0, 0]])) == pytest.approx(0.3)
+    wide = np.array([[0.01, 0.1], [0.5, 1.0]])
+    assert views.map_distance(wide, np.array([[0.0125, 0.1], [0.5, 1.0]])) == pytest.approx(np.log10(1.25) / 2)
+    assert views.map_distance(a, np.ones((3, 2))) == float("inf")  # another grid
+    near, far = a + 0.01, a + 0.6
+    assert views.same_maps([("x", a), ("y", far), ("z", near)]) == [["x", "z"], ["y"]]
 
 
 SIGNIFICANT = re.compile(r"(?<![\w.,\-])\d[\d,]*(?:\.\d+)*(?![\w])")

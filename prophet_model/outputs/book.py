@@ -314,6 +314,15 @@ def regime_page(results_dir: Path, copies: dict[str, bytes]) -> str:
     )
 
 
+def key_figure(results_dir: Path, copies: dict[str, bytes]) -> str:
+    """The landing page's figure under the finding: the paper's key figure (its PNG added to `copies`), nothing
+    where the results hold no figures (run --no-figures)."""
+    png = results_dir / "figures" / "cross_system_comparison.png"
+    if png.is_file():
+        copies["cross_system_comparison.png"] = png.read_bytes()
+    return render_page("key_figure", figure=png.is_file())
+
+
 def worked_example(study: Study, results_dir: Path) -> str:
     """Every intermediate number of one configuration (worked_example.csv): the headline system and strategy."""
     terms = read_data(results_dir, "worked_example").set_index("variant")
@@ -409,6 +418,7 @@ def write_pages(study: Study, results_dir: Path, folder: BookFolder) -> list[Pat
         "checks.md": checks_page(pd.read_csv(data / "sanity_checks.csv"), read_data(results_dir, "claims")),
         "paper.md": paper_page(results_dir, copies, notes()["paper_files"]),
         "regime_map.md": regime_page(results_dir, copies),
+        "key_figure.md": key_figure(results_dir, copies),  # the landing page's figure (book/intro.md)
         "timings.md": timings_page(ROOT / "benchmarks" / "results.json"),
         "reproducibility.md": reproducibility(study.config_hash, results_dir, book_dir),
     }

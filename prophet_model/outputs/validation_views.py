@@ -19,9 +19,17 @@ Results = str | Path  # the results folder
 
 
 def paragraph(template: str, **context: object) -> str:
-    """templates/book/<template> rendered, its lines joined by spaces: one Markdown paragraph."""
+    """templates/book/<template> rendered, its lines joined by spaces: one Markdown paragraph per block of lines
+    (a blank line in the template starts the next; the paragraphs are separated by a blank line)."""
     text = environment().get_template(f"book/{template}").render(**context)
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+    blocks = [" ".join(line.strip() for line in b.splitlines() if line.strip()) for b in text.split("\n\n")]
+    return "\n\n".join(b for b in blocks if b)
+
+
+def first_shown(template: str, title: str, **context: object) -> str:
+    """templates/book/<template> rendered (paragraph): its first paragraph shown, the others folded under `title`."""
+    first, _, rest = paragraph(template, **context).partition("\n\n")
+    return first + ("\n\n" + folded_markdown(rest, title) if rest else "")
 
 
 def limit_pct(results: Results) -> float:
@@ -42,8 +50,24 @@ def table(results: Results, stem: str) -> pd.DataFrame:
 
 
 def provenance(results: Results) -> pd.DataFrame:
-    """Which machines were measured, on what, with which software (each folder's env.json, as run read it)."""
-    return read(results, "machines")[["machine", "GPUs", "software"]].fillna("")
+    """Which machines were measured, on what, with which software (each folder's env.json, as run read it); the
+    planned machines without a measurement are named by planned_machines, not listed as empty rows."""
+    m = read(results, "machines")
+    return m[m.measured.astype(bool)][["machine", "GPUs", "software"]].fillna("").reset_index(drop=True)
+
+
+def planned_machines(results: Results) -> str:
+    """The machines validation/machines.yml plans that have no measurement, in one sentence (Markdown); "" when
+    every planned machine was measured."""
+    m = read(results, "machines")
+    planned = [str(x) for x in m[~m.measured.astype(bool)].machine]
+    if not planned:
+        return ""
+    return (
+        f"Planned in `validation/machines.yml`, with no measurement committed: {fmt.md(', '.join(planned))}. "
+        "Nothing on this page rests on them; the model's predictions for them are drawn under *Toward 4 and 8 GPUs* "
+        "and listed under *Predictions for the 2×H200 sets*."
+    )
 
 
 def calibrated(results: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -103,8 +127,9 @@ def nccl_path_finding(results: Results) -> str:
     p = facts(results)["nccl_path"]
     span = lambda x: f"{min(x):.0f}–{max(x):.0f}"  # noqa: E731
     moved = p["alltoall_gbps"]
-    return paragraph(
+    return first_shown(
         "validation_nccl.md.j2",
+        "Why NCCL's all-to-all stays below the link ceiling",
         version=p["version"],
         transport=p["transport"],
         n=p["channels_per_peer"],
@@ -177,6 +202,14 @@ def collapsed(df: pd.DataFrame, title: str):
     return HTML(f"<details><summary>{html.escape(title)}</summary>\n{table_html(readable(df))}\n</details>")
 
 
+def folded_markdown(text: str, title: str) -> str:
+    """Markdown (already escaped) folded under a one-line title: a MyST dropdown, which the book parses in a
+    notebook's Markdown output; "" for no text."""
+    if not text.strip():
+        return ""
+    return fmt.dropdown(fmt.md(title), text)
+
+
 def readable(df: pd.DataFrame) -> pd.DataFrame:
     """Column names a person reads: underscores become spaces, units spelled out (resident_fraction ->
     resident share, error_pct -> error (%), measured_ms -> measured (ms))."""
@@ -234,8 +267,9 @@ def decode_validation(results: Results) -> tuple[pd.DataFrame, str]:
         f" {big.copy_rate_only_error_pct.abs().median():.0f}% (the model then runs fast on"
         f" {int((big.copy_rate_only_error_pct < 0).sum())} of {len(big)} steps). Batch 1 on its own: "
         + ", ".join(f"{fmt.md(r.model)} {r.error_pct:+.1f}%" for r in one.itertuples())
-        + ". "
-        + batch_one_text(results, t)
+        + "."
+        + "\n\n"
+        + folded_markdown(batch_one_text(results, t), "Why batch 1 runs slower than the model")
     )
     view = t.assign(
         **{c: t[c].round(2) for c in ("measured_ms", "predicted_ms", "datasheet_ms")},
@@ -267,8 +301,9 @@ def offload_validation(results: Results) -> tuple[pd.DataFrame, str]:
     worst = sp.loc[sp.speedup_error_pct.abs().sort_values(ascending=False).index[:3]]
     lru = t[t.policy == "lru"]
     off = lru.loc[lru.error_pct.abs().sort_values(ascending=False).index[:1]]
-    text = paragraph(
+    text = first_shown(
         "validation_offload.md.j2",
+        "How the model averages a layer over its misses, and the step times",
         steps=len(t),
         machines=t.machine.nunique(),
         points=len(sp),
@@ -325,7 +360,10 @@ def two_gpu_sets(results: Results):
     measured = read(results, "two_gpu")
     parts = []
     if measured.empty:
-        parts.append("<p>No two-GPU set is committed yet: the tables below are predictions only.</p>")
+        parts.append(
+            "<p>No two-GPU set is measured (validation/measurements/ holds none): the tables below are the model's "
+            "predictions at the planned points.</p>"
+        )
     else:
         parts.append(table_html(readable(read(results, "two_gpu_summary"))))
         parts.append(f"<details><summary>Every measured point</summary>\n{table_html(readable(measured))}\n</details>")

@@ -37,10 +37,16 @@ def setup_display() -> None:
 
 
 def show_figure(
-    fig, fig_cfg, pdf: str | None = None, depth: int = 0, made_by: str = "python -m prophet_model run"
+    fig,
+    fig_cfg,
+    pdf: str | None = None,
+    depth: int = 0,
+    made_by: str = "python -m prophet_model run",
+    fold: str | None = None,
 ) -> None:
     """Display a figure as PNG with a line under it: a link to its PDF in the book's figures/ folder
-    (`pdf`, a file name of results/figures/; None for a book-only figure) and the command that made it."""
+    (`pdf`, a file name of results/figures/; None for a book-only figure) and the command that made it; with
+    `fold`, both folded under that one-line summary (HTML <details>), for a page that would otherwise run long."""
     import base64
     import html
 
@@ -50,11 +56,16 @@ def show_figure(
 
     alt = html.escape(figure_alt(fig), quote=True)
     data = base64.b64encode(to_png(fig, fig_cfg.png_dpi)).decode("ascii")
-    display(HTML(f'<img src="data:image/png;base64,{data}" alt="{alt}" style="max-width: 100%; height: auto;">'))
+    img = f'<img src="data:image/png;base64,{data}" alt="{alt}" style="max-width: 100%; height: auto;">'
     # HTML, not Markdown: the book parses Markdown outputs as MyST, where a link to a file is a cross-reference
     href = html.escape(f"{'../' * depth}figures/{pdf}", quote=True)
     link = f'<a href="{href}">PDF</a> · ' if pdf else "PNG only (made for this page) · "
-    display(HTML(f"<p>{link}made by <code>{html.escape(made_by)}</code></p>"))
+    note = f"<p>{link}made by <code>{html.escape(made_by)}</code></p>"
+    if fold is None:
+        display(HTML(img))
+        display(HTML(note))
+    else:
+        display(HTML(f"<details><summary>{html.escape(fold)}</summary>\n{img}\n{note}\n</details>"))
 
 
 def pdf_note(results: str | Path, system: str | None = None) -> str:
@@ -240,7 +251,8 @@ def show_tornados(results: str | Path, fig_cfg) -> None:
     from prophet_model.outputs import figures
 
     for name, t in _per_system(sr.sensitivity(results, "tornado")):
-        show_figure(figures.tornado_figure(t, name, "Speedup (×)", fig_cfg), fig_cfg, made_by=SENSITIVITY_MADE_BY)
+        fig = figures.tornado_figure(t, name, "Speedup (×)", fig_cfg)
+        show_figure(fig, fig_cfg, made_by=SENSITIVITY_MADE_BY, fold=f"{name}: every input at both ends of its range")
 
 
 def sensitivity_digest(results: str | Path) -> str:
@@ -261,6 +273,7 @@ def sensitivity_digest(results: str | Path) -> str:
 
 
 MAP_MIN_SPREAD = 0.02  # a map whose speedup varies less than this (relative) over its range reads as one colour
+MAP_SAME_SHARE = 0.1  # two maps whose speedups differ by less than this share of the colour scale read as one picture
 
 
 def speedup_map(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -270,8 +283,38 @@ def speedup_map(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return tuple(rows[c].to_numpy(float).reshape(shape) for c in ("accuracy", "value", "speedup"))
 
 
+def map_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """How far apart two speedup maps of the same grid look: max |c(a) - c(b)| / (c(hi) - c(lo)) over every
+    point, lo and hi the two maps' joint range and c their colour scale: log10 where hi/lo > 4, as
+    figures.speedup_map_figure colours a wide range; 0 for the same picture, inf for different grids."""
+    if a.shape != b.shape:
+        return float("inf")
+    lo, hi = float(np.nanmin([np.nanmin(a), np.nanmin(b)])), float(np.nanmax([np.nanmax(a), np.nanmax(b)]))
+    c = np.log10 if lo > 0 and hi / lo > 4 else np.asarray
+    diff = float(np.nanmax(np.abs(c(a) - c(b))))
+    span = float(c(hi) - c(lo))
+    return 0.0 if diff == 0 else diff / span if span > 0 else float("inf")
+
+
+def same_maps(maps: list[tuple[str, np.ndarray]]) -> list[list[str]]:
+    """The maps grouped by what they show: each group a first map and those within MAP_SAME_SHARE of its colour
+    scale (map_distance), in the input's order; a figure is drawn once per group."""
+    groups: list[tuple[np.ndarray, list[str]]] = []
+    for name, sp in maps:
+        match = next((g for g in groups if map_distance(g[0], sp) < MAP_SAME_SHARE), None)
+        if match is None:
+            groups.append((sp, [name]))
+        else:
+            match[1].append(name)
+    return [names for _, names in groups]
+
+
 def show_speedup_maps(results: str | Path, fig_cfg, against: str = "interconnect_bandwidth_factor") -> None:
-    """One speedup map per system: prediction accuracy x `against` (a map input of sensitivity/maps.csv)."""
+    """One speedup map per system (prediction accuracy x `against`, a map input of sensitivity/maps.csv), each
+    folded under a line; none where the speedup barely moves (MAP_MIN_SPREAD), and one for systems whose maps
+    show the same picture (same_maps), the others named under it."""
+    from IPython.display import Markdown, display
+
     from prophet_model.outputs import figures
 
     label = {
@@ -279,18 +322,28 @@ def show_speedup_maps(results: str | Path, fig_cfg, against: str = "interconnect
         "prophet_hit_rate": "Prophet's cache hit rate",
         "routing.zipf_exponent": "Routing skew (Zipf exponent)",
     }[against]
-    from IPython.display import Markdown, display
-
-    flat = []
+    flat, drawn = [], {}
     maps = sr.sensitivity(results, "maps")
     for name, rows in _per_system(maps[maps.against == against]):
         acc, y, sp = speedup_map(rows)
         lo, hi = np.nanmin(sp), np.nanmax(sp)
         if fmt.ratio(lo) == fmt.ratio(hi) or hi - lo < MAP_MIN_SPREAD * lo:
             flat.append(f"{fmt.md(name)} ({fmt.ratio(lo)}–{fmt.ratio(hi)})")
-            continue
-        fig = figures.speedup_map_figure(acc, y, sp, name, fig_cfg, label, bool(rows.log_scale.iloc[0]))
-        show_figure(fig, fig_cfg, made_by=SENSITIVITY_MADE_BY)
+        else:
+            drawn[name] = (acc, y, sp, bool(rows.log_scale.iloc[0]))
+    for first, *alike in same_maps([(n, v[2]) for n, v in drawn.items()]):
+        acc, y, sp, log = drawn[first]
+        fig = figures.speedup_map_figure(acc, y, sp, first, fig_cfg, label, log)
+        also = f" (the same map for {', '.join(alike)})" if alike else ""
+        show_figure(fig, fig_cfg, made_by=SENSITIVITY_MADE_BY, fold=f"{first}: speedup map{also}")
+        if alike:
+            display(
+                Markdown(
+                    f"The map above is drawn once for {_and([first, *alike])}: their speedups differ by less than "
+                    f"{fmt.pct(100 * MAP_SAME_SHARE)} of its colour scale at every point, so the pictures would look "
+                    f"the same ({'; '.join(_map_range(n, drawn[n][2]) for n in [first, *alike])})."
+                )
+            )
     if flat:
         display(
             Markdown(
@@ -298,6 +351,16 @@ def show_speedup_maps(results: str | Path, fig_cfg, against: str = "interconnect
                 f"{fmt.pct(100 * MAP_MIN_SPREAD)} from one corner to the other): {'; '.join(flat)}."
             )
         )
+
+
+def _map_range(name: str, sp: np.ndarray) -> str:
+    return f"{fmt.md(name)} {fmt.ratio(np.nanmin(sp))}–{fmt.ratio(np.nanmax(sp))}"
+
+
+def _and(names: list[str]) -> str:
+    """a, b and c (names escaped for Markdown)."""
+    names = [fmt.md(n) for n in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def uncertainty_inputs(study: Study) -> pd.DataFrame:
