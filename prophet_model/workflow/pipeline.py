@@ -143,8 +143,8 @@ def _fact(results_dir: Path, name: str) -> object:
 
 def system_results(rs: RawStudy, results_dir: Path, system_id: str) -> bytes:
     """What a system page reads of the results: its rows of the comparison and the checks, the single-GPU
-    claims' rows of claims.csv (facts.json's single_gpu_id), its GPU's row of hardware_rates.csv and its
-    results_<id>.csv."""
+    claims' rows of claims.csv (facts.json's single_gpu_id), its GPU's row of hardware_rates.csv, its
+    results_<id>.csv, and its rows of headline.csv and sensitivity/tornado.csv (what moves its speedup)."""
     entry = next(e for e in rs.raw["systems"] if e["id"] == system_id)
     gpu = rs.entry("gpus", entry.get("gpu"))
     single = _fact(results_dir, "single_gpu_id")
@@ -153,6 +153,8 @@ def system_results(rs: RawStudy, results_dir: Path, system_id: str) -> bytes:
         rows_digest(results_dir, "data/sanity_checks.csv", "system_id", (system_id,)),
         rows_digest(results_dir, "data/claims.csv", "system_id", (str(single),)),
         rows_digest(results_dir, "data/hardware_rates.csv", "gpu", (str(gpu.get("name")),)),
+        rows_digest(results_dir, "data/headline.csv", "system_id", (system_id,)),
+        rows_digest(results_dir, "data/sensitivity/tornado.csv", "system_id", (system_id,)),
         _dump(single),
         results_digest(results_dir, (SYSTEM_FILES[0].format(id=system_id),)),
     ).encode()
