@@ -9,6 +9,7 @@ with each input. (`whatif` re-runs the whole study instead.)"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -302,12 +303,17 @@ MC_COLUMNS = list(columns.names(columns.UNCERTAINTY))  # uncertainty.csv's colum
 
 
 def monte_carlo(
-    results: StudyResults, samples: int | None = None, seed: int | None = None, progress: bool = False
+    results: StudyResults,
+    samples: int | None = None,
+    seed: int | None = None,
+    progress: bool = False,
+    tick: Callable[[], None] | None = None,
 ) -> pd.DataFrame:
     """Point value (the study's headline), median and 90% interval (5th-95th percentile) of every metric,
     per system. Every draw re-chooses each side's operating point (strategy, split, TP degree, batch:
     study/mc_search.py); a draw where a side has none (nothing fits, or nothing meets max_step_ms) is
-    dropped and counted (`draws`, `dropped` and its two reasons). `progress`: a bar on stderr."""
+    dropped and counted (`draws`, `dropped` and its two reasons). `progress`: a bar on stderr; `tick`: called
+    after each system instead (a caller's own bar)."""
     import sys
 
     from tqdm import tqdm
@@ -324,7 +330,7 @@ def monte_carlo(
         total=len(chosen),
         desc="uncertainty",
         unit="system",
-        disable=not (progress and d),
+        disable=not (progress and d) or tick is not None,
         file=sys.stderr,
     ):
         point = evaluate(setup)
@@ -363,6 +369,8 @@ def monte_carlo(
                     **counts,
                 }
             )
+        if tick is not None:
+            tick()
     return pd.DataFrame(rows, columns=MC_COLUMNS)
 
 

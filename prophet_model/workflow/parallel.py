@@ -65,23 +65,46 @@ def serial(jobs: int) -> bool:
 
 class Background:
     """`fn(*args)` in a forked process of its own while the caller goes on (as `run_parallel`'s workers: it dies
-    with its parent); with `jobs` 1 or one core it runs at `outcome()` instead. Use it as a context manager: on
-    leaving (or at `close()`), a process still running is killed."""
+    with its parent, and leaves signals to it); with `jobs` 1 or one core it runs at `outcome()` instead. `bar`:
+    tqdm's arguments for a progress bar that `fn` advances by calling its `tick` keyword argument (shown by this
+    process while it waits). Use it as a context manager: on leaving (or at `close()`), a process still running is
+    killed."""
 
-    def __init__(self, fn: Callable, args: tuple, jobs: int = 0) -> None:
-        self._fn, self._args = fn, args
-        self._pool: ProcessPoolExecutor | None = None
+    def __init__(self, fn: Callable, args: tuple, jobs: int = 0, bar: dict | None = None) -> None:
+        self._fn, self._args, self._bar = fn, args, bar
+        self._proc = None
         if not serial(jobs):
             context = multiprocessing.get_context("fork")
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_worker_init)
-            self._future = self._pool.submit(fn, *args)
+            self._count = context.Value("i", 0) if bar else None
+            self._recv, send = context.Pipe(duplex=False)
+            self._proc = context.Process(target=_child, args=(fn, args, send, self._count), daemon=True)
+            self._proc.start()
+            send.close()
 
     def outcome(self) -> tuple[object, Exception | None]:
         """(fn's value, None), or (None, the exception it raised)."""
+        from tqdm import tqdm
+
+        bar = tqdm(**self._bar) if self._bar else None
         try:
-            return (self._future.result() if self._pool else self._fn(*self._args)), None
-        except Exception as exc:
-            return None, exc
+            if self._proc is None:
+                try:
+                    return self._fn(*self._args, **({"tick": bar.update} if bar else {})), None
+                except Exception as exc:
+                    return None, exc
+            while not self._recv.poll(0.05):
+                if bar is not None:
+                    bar.update(self._count.value - bar.n)
+                if not self._proc.is_alive() and not self._recv.poll():
+                    return None, RuntimeError(f"a background process ended with status {self._proc.exitcode}")
+            value, exc = self._recv.recv()
+            if bar is not None:
+                bar.update(self._count.value - bar.n)
+            self._proc.join()
+            return value, exc
+        finally:
+            if bar is not None:
+                bar.close()
 
     def __enter__(self) -> Background:
         return self
@@ -90,11 +113,27 @@ class Background:
         self.close()
 
     def close(self) -> None:
-        if self._pool is None:
-            return
-        if self._future.done():
-            self._pool.shutdown()
-            return
-        for proc in list((self._pool._processes or {}).values()):  # still computing: not waited for
-            proc.kill()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Kill the process if it still runs (its value is not waited for)."""
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+
+
+def _child(fn: Callable, args: tuple, send, count) -> None:
+    """Background's process: fn's (value, None) or (None, its exception) through the pipe; `count`, where
+    given, is what fn's `tick` advances."""
+    _worker_init()
+
+    def tick(n: int = 1) -> None:
+        with count.get_lock():
+            count.value += n
+
+    try:
+        send.send((fn(*args, **({"tick": tick} if count is not None else {})), None))
+    except Exception as exc:
+        try:
+            send.send((None, exc))
+        except Exception:  # an exception that does not pickle: its text
+            send.send((None, RuntimeError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        send.close()

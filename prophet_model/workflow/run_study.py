@@ -154,14 +154,24 @@ def checks_and_claims(study: Study, results) -> tuple:
     return checks, claims
 
 
-def sampled_uncertainty(study: Study, results, progress: bool):
+def sampled_uncertainty(study: Study, results, tick=None):
     """The Monte Carlo's table (None without an uncertainty section or without numbers): study/sensitivity.py's
-    monte_carlo, every draw re-searching each side's operating point. `progress`: a bar on stderr."""
+    monte_carlo, every draw re-searching each side's operating point; `tick()` after each system."""
     if not study.config.uncertainty or results.comparison.empty:
         return None
     from prophet_model.study.sensitivity import monte_carlo
 
-    return monte_carlo(results, progress=progress)
+    return monte_carlo(results, tick=tick)
+
+
+def uncertainty_bar(study: Study, results, quiet: bool) -> dict | None:
+    """tqdm's arguments for the Monte Carlo's progress on stderr (one step per system), or None without one."""
+    from prophet_model.study.sensitivity import setups, uncertain_inputs
+
+    if not study.config.uncertainty or results.comparison.empty or not uncertain_inputs(study):
+        return None
+    total = len(setups(results))
+    return {"total": total, "desc": "uncertainty", "unit": "system", "disable": quiet, "file": sys.stderr}
 
 
 def log_uncertainty(study: Study, uncertainty) -> None:
@@ -213,7 +223,7 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
     from prophet_model.outputs.report import write_cross_system, write_system
     from prophet_model.study.rates import hardware_lines
     from prophet_model.study.runner import run_study
-    from prophet_model.workflow.parallel import Background, run_parallel, serial
+    from prophet_model.workflow.parallel import Background, run_parallel
     from prophet_model.workflow.runlog import SUCCESS, close_log, open_log, write_header
 
     hardware = hardware_lines(study)  # a measurement that gives an efficiency above 1 stops here, before any write
@@ -239,8 +249,8 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
         checks, claims = checks_and_claims(study, results)
         # the Monte Carlo runs beside the writers' tables (its own process; in this one, with its progress bar,
         # when there is one core or --jobs 1)
-        progress = not options.quiet and serial(options.jobs)
-        sampling = Background(sampled_uncertainty, (study, results, progress), options.jobs)
+        bar = uncertainty_bar(study, results, options.quiet)
+        sampling = Background(sampled_uncertainty, (study, results), options.jobs, bar)
         background.append(sampling)
         if failures:
             log.error(
