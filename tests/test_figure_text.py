@@ -85,6 +85,45 @@ def test_no_figure_of_run_has_overlapping_or_clipped_text(plain_results, study, 
     assert not problems, "\n".join(f"{stem}: {'; '.join(p)}" for stem, p in problems.items())
 
 
+def bar_spans(fig) -> list[tuple[int, float, str]]:
+    """(panel, decades spanned by its bars' positive lengths, the scale of their value axis) of each panel with
+    bars (vertical bars: heights on y; horizontal: widths on x)."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    out = []
+    for i, ax in enumerate(fig.axes):
+        bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+        if len(bars) < 2:
+            continue
+        widths = np.array([b.get_width() for b in bars])
+        vertical = np.ptp(widths) < 1e-9  # vertical bars share one width
+        v = np.abs([b.get_height() if vertical else b.get_width() for b in bars])
+        v = v[np.isfinite(v) & (v > 0)]
+        if len(v) > 1:
+            out.append((i, float(np.log10(v.max() / v.min())), ax.get_yscale() if vertical else ax.get_xscale()))
+    return out
+
+
+def test_bars_spanning_decades_are_on_a_log_axis(plain_results, study) -> None:
+    """A panel whose bars span more than DECADES decades (the 2×A100's 16 tokens/s beside 102,000) draws
+    them on a log axis: on a linear one the small bars cannot be seen."""
+    import matplotlib.pyplot as plt
+
+    from prophet_model.outputs.figures import DECADES
+
+    wrong, logs = [], 0
+    for job in jobs_of(plain_results, study):
+        fig = figure(job, study.config.figures)
+        for panel, span, scale in bar_spans(fig):
+            logs += scale == "log"
+            if span > DECADES and scale != "log":
+                wrong.append(f"{job.stem} panel {panel}: {span:.1f} decades on a {scale} axis")
+        plt.close(fig)
+    assert not wrong
+    assert logs >= 2  # the key figure's two panels at least
+
+
 def test_the_check_sees_an_overlap(study, monkeypatch) -> None:
     """Two labels at one place, and one past the right edge, are found (the check can fail)."""
     import matplotlib.pyplot as plt

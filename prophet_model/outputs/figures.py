@@ -113,7 +113,7 @@ def cost_efficiency(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.F
 def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.Figure:
     """Step-time breakdown per strategy and variant: one panel per term (compute, exposed expert fetch,
     exposed all-to-all, the all-reduce of TP attention, ms), each on its own scale so that no term is too small
-    to see; every bar labelled."""
+    to see (a log scale where a term spans more than DECADES decades); every bar labelled."""
     live = _live(rows)
     labels = [f"{r.strategy} {r.ep}×{r.dp} {VARIANT_LABEL[r.variant]}" for r in live.itertuples()]
     y = np.arange(len(live))[::-1]
@@ -130,14 +130,19 @@ def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures) -
     for ax, (col, color, name) in zip(axes, terms, strict=True):
         v = live[col].to_numpy(float)
         ax.barh(y, v, color=color, height=0.7)
-        top = float(np.nanmax(v)) if len(v) and np.nanmax(v) > 0 else 1.0
+        log = spans_decades(v)
+        if log:  # bars from the axis's left end; a zero's label there
+            log_value_axis(ax, v, headroom=0.35, axis="x")
+        else:
+            top = float(np.nanmax(v)) if len(v) and np.nanmax(v) > 0 else 1.0
+            ax.set_xlim(0, top * 1.6)
+        left = ax.get_xlim()[0]
         for yi, x in zip(y, v, strict=True):
-            ax.text(x, yi, f" {fmt.ms(x)}", va="center", fontsize="small")
-        ax.set_xlim(0, top * 1.6)
+            ax.text(max(x, left), yi, f" {fmt.ms(x)}", va="center", fontsize="small")
         ax.set_title(name, fontsize=cfg.font_size_pt)
         ax.grid(axis="x", alpha=0.3)
         ax.grid(axis="y", visible=False)
-        ax.set_xlabel("ms per step")
+        ax.set_xlabel("ms per step, log scale" if log else "ms per step")
     axes[0].set_yticks(y, labels, fontsize="small")
     _say_why_empty(axes[1], rows)
     fig.suptitle(f"{plain(system_name)}: where the step time goes (each panel on its own scale)")
