@@ -1,5 +1,6 @@
-"""Writers: per-system CSV, figures and Markdown summary; cross-system figures, the comparison
-CSV and the sanity-check CSV. Everything is written under one folder (the staging folder)."""
+"""Writers: per-system CSV and Markdown summary; the comparison CSV, the sanity-check CSV and the other
+cross-system tables; the figures as one task each (figure_tasks, outputs/figure_cache.py). Everything is written
+under one folder (the staging folder)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def write_system(
     uncertainty: pd.DataFrame | None = None,
     tables: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """results_<id>.csv and SUMMARY_<id>.md (its figures: figure_tasks) (`tables`: workflow/writer_tables.py's,
-    the hardware rates and the claims' sentences among them)."""
+    """results_<id>.csv and SUMMARY_<id>.md (`tables`: workflow/writer_tables.py's, the hardware rates and the
+    claims' sentences among them); the system's figures are figure_tasks'."""
     facts = tables["facts"]
     study = results.study
     rows = results.system_rows(system.id)
