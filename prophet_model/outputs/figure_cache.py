@@ -7,9 +7,10 @@ writes, which the notebooks read), read back, so that what is hashed is exactly 
 
 where the style is the source of the figure modules (figure_style.py, figures.py, regime_figure.py,
 formatting.py, this file), matplotlib's version, any matplotlibrc that applies and the config's `figures`
-section. The key and the sha256 of the PDF and PNG written are kept beside them (figures/.keys/<stem>.json, listed in the manifest like every
-file `run` writes). A later run into the same results folder whose job has the same key, and whose PDF and PNG
-are still the bytes written, copies the three files into its stage instead of drawing (no matplotlib import)."""
+section. The key goes into the manifest entries of the figure's PDF and PNG (`figure_key`, beside their sha256:
+the stage's EXTRAS files, which workflow/commit.py reads). A later run into the same results folder whose job
+has the same key, and whose PDF and PNG are still the bytes the manifest lists, copies them into its stage
+instead of drawing (no matplotlib import)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,17 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from prophet_model.outputs.files import FLOAT_FORMAT
 
-KEYS_DIR = "figures/.keys"  # one <stem>.json per figure: its key and the sha256 of its PDF and PNG
+if TYPE_CHECKING:  # pandas is imported where a table is read (workflow/commit.py imports EXTRAS, quickly)
+    import pandas as pd
+
+# inside a staging folder: JSON files {relative path: {field: text}} whose fields workflow/commit.py adds to those
+# files' manifest entries; not files of the results folder
+EXTRAS = ".manifest-extras"
+KEY_FIELD = "figure_key"
 HERE = Path(__file__).resolve().parent
 STYLE_SOURCES = ("figure_style.py", "figures.py", "regime_figure.py", "formatting.py", "figure_cache.py")
 SYSTEM_KINDS = ("throughput_comparison", "communication_overhead", "cost_efficiency")
@@ -52,6 +57,8 @@ def csv_bytes(df: pd.DataFrame) -> bytes:
 
 def _read(data: bytes) -> pd.DataFrame:
     """CSV bytes as the notebooks read the file (study_results._read): an empty file is an empty table."""
+    import pandas as pd
+
     try:
         return pd.read_csv(io.BytesIO(data))
     except pd.errors.EmptyDataError:
@@ -99,18 +106,20 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _files(stem: str) -> tuple[str, str, str]:
-    """The figure's PDF, PNG and key record, relative to the results folder."""
-    return f"figures/{stem}.pdf", f"figures/{stem}.png", f"{KEYS_DIR}/{stem}.json"
+def _files(stem: str) -> tuple[str, str]:
+    """The figure's PDF and PNG, relative to the results folder."""
+    return f"figures/{stem}.pdf", f"figures/{stem}.png"
 
 
-def _unchanged(previous: Path, stem: str, key: str) -> bool:
-    """Whether `previous` (a results folder) holds this figure drawn with `key`, its files as written."""
-    pdf, png, record = _files(stem)
+def _unchanged(previous: Path, entries: Mapping[str, Mapping[str, str]], stem: str, key: str) -> bool:
+    """Whether `previous` (a results folder, `entries` its manifest's) holds this figure drawn with `key`, its
+    files the bytes the manifest lists."""
     try:
-        data = json.loads((previous / record).read_text(encoding="utf-8"))
-        return data["key"] == key and all(_sha(previous / rel) == data["sha256"][rel] for rel in (pdf, png))
-    except (OSError, ValueError, KeyError, TypeError):
+        return all(
+            entries[rel].get(KEY_FIELD) == key and _sha(previous / rel) == entries[rel].get("sha256")
+            for rel in _files(stem)
+        )
+    except (OSError, KeyError, AttributeError):
         return False
 
 
@@ -137,26 +146,36 @@ def figure(job: FigureJob, cfg):
     return _draw(job, {name: _read(csv_bytes(df)) for name, df in job.tables.items()}, cfg)
 
 
-def render(job: FigureJob, cfg, stage: Path, previous: Path | None, style: bytes | None = None) -> tuple[list, bool]:
-    """Write the job's PDF, PNG and key record under `stage`: copied from `previous` (a results folder, or
-    None) where it holds them with the same key, else drawn. Returns (the paths written, whether drawn)."""
+def render(
+    job: FigureJob,
+    cfg,
+    stage: Path,
+    previous: Path | None = None,
+    entries: Mapping[str, Mapping[str, str]] | None = None,
+    style: bytes | None = None,
+) -> tuple[list[Path], bool]:
+    """Write the job's PDF and PNG under `stage`, and its key for their manifest entries (EXTRAS): copied from
+    `previous` (a results folder, `entries` its manifest's files) where it holds them with the same key, else
+    drawn. Returns (the PDF's and PNG's paths, whether drawn)."""
     data = {name: csv_bytes(df) for name, df in job.tables.items()}
     key = job_key(job, data, cfg, style_digest() if style is None else style)
     rels = _files(job.stem)
     paths = [stage / rel for rel in rels]
-    paths[2].parent.mkdir(parents=True, exist_ok=True)
-    if previous is not None and _unchanged(previous, job.stem, key):
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    (stage / EXTRAS).mkdir(exist_ok=True)
+    (stage / EXTRAS / f"{job.stem}.json").write_text(json.dumps({rel: {KEY_FIELD: key} for rel in rels}) + "\n")
+    if previous is not None and entries is not None and _unchanged(previous, entries, job.stem, key):
         for rel, path in zip(rels, paths, strict=True):
             shutil.copyfile(previous / rel, path)
         return paths, False
     from prophet_model.outputs.figure_style import save
 
     save(_draw(job, {name: _read(b) for name, b in data.items()}, cfg), stage / "figures" / job.stem, cfg.png_dpi)
-    record = {"key": key, "sha256": {rel: _sha(stage / rel) for rel in rels[:2]}}
-    paths[2].write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return paths, True
 
 
-def write_figure(job: FigureJob, cfg, stage: Path, previous: Path | None) -> list[Path]:
+def write_figure(
+    job: FigureJob, cfg, stage: Path, previous: Path | None, entries: Mapping[str, Mapping[str, str]] | None
+) -> list[Path]:
     """A writer task (workflow/parallel.py): the job's files under `stage` (render), their paths."""
-    return render(job, cfg, stage, previous)[0]
+    return render(job, cfg, stage, previous, entries)[0]

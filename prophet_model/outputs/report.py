@@ -154,10 +154,17 @@ def figure_jobs(
 
 
 def figure_tasks(
-    results: StudyResults, tables: dict[str, Any], systems: list[System], whole: bool, stage: Path, previous: Path
+    results: StudyResults,
+    tables: dict[str, Any],
+    systems: list[System],
+    whole: bool,
+    stage: Path,
+    previous: Path,
+    entries: dict[str, dict[str, str]],
 ) -> list[tuple]:
     """The writer tasks (workflow/parallel.py) of figure_jobs, each drawing one figure into `stage` or copying it
-    from `previous` (the results folder) where nothing it shows changed (outputs/figure_cache.py)."""
+    from `previous` (the results folder, `entries` its manifest's files) where nothing it shows changed
+    (outputs/figure_cache.py)."""
     from prophet_model.outputs.figure_cache import write_figure
 
     names = {s.id: s.name for s in results.study.systems}
@@ -165,4 +172,4 @@ def figure_tasks(
     regimes, facts = (tables.get("regime_map"), tables.get("facts")) if whole else (None, None)
     jobs = figure_jobs(rows, names, results.headline, results.comparison, regimes, facts, whole)
     cfg = results.study.config.figures
-    return [(write_figure, (job, cfg, stage, previous), f"figure {job.stem}") for job in jobs]
+    return [(write_figure, (job, cfg, stage, previous, entries), f"figure {job.stem}") for job in jobs]

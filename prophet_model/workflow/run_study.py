@@ -190,7 +190,7 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
     from prophet_model.outputs.files import SYSTEM_FILES, system_of
     from prophet_model.workflow.commit import recover, staged
     from prophet_model.workflow.procs import hold_lock
-    from prophet_model.workflow.results import LOCK, owned, prepare, stale_reasons
+    from prophet_model.workflow.results import LOCK, owned, prepare, read_manifest, stale_reasons
 
     for sid in options.systems or ():
         study.system(sid)  # raises UserError naming the allowed ids
@@ -280,7 +280,8 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
                 measured = validation.outcome()
                 tasks.append((write_validation, (measured, study, results.headline, checks, stage), "validation"))
             if figs:  # one task per figure, each copied from results_dir where nothing it shows changed
-                tasks = figure_tasks(results, tables, done, not partial, stage, results_dir) + tasks
+                figures = {k: e for k, e in read_manifest(results_dir)["files"].items() if k.startswith("figures/")}
+                tasks = figure_tasks(results, tables, done, not partial, stage, results_dir, figures) + tasks
             bar = tqdm(total=len(tasks), desc="outputs", unit="part", disable=options.quiet, file=sys.stderr)
             for name, paths, exc in run_parallel(tasks, options.jobs):
                 bar.update()
