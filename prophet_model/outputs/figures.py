@@ -1,82 +1,37 @@
-"""Figures for a two-column paper: PDF (TrueType/Type 42 fonts, no creation date, so reruns are
-byte-identical) and PNG. Colours are the Okabe-Ito colorblind-safe palette."""
+"""Figures for a two-column paper, each a function of the tables `run` writes (outputs/figure_cache.py draws
+`run`'s, the notebooks the others); the house style (palette, fonts, fitting text, log axes, files) is
+outputs/figure_style.py's, its names re-exported here."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
 
 from prophet_model.outputs import formatting as fmt
+from prophet_model.outputs.figure_style import (  # noqa: F401 (re-exported: notebooks and commands call figures.*)
+    ALLREDUCE,
+    BASELINE,
+    COMM,
+    COMPUTE,
+    DECADES,
+    FETCH,
+    PROPHET,
+    VARIANT_COLOR,
+    VARIANT_LABEL,
+    fit,
+    log_value_axis,
+    new_figure,
+    plain,
+    plain_log_axis,
+    save,
+    spans_decades,
+    style,
+    titled_with_legend_below,
+    to_png,
+)
 from prophet_model.study.schema import Figures
-
-# Okabe & Ito (2008), "Color Universal Design": distinguishable under common colour-vision deficiencies.
-BASELINE = "#0072B2"  # blue
-PROPHET = "#D55E00"  # vermillion
-COMPUTE = "#009E73"  # bluish green
-FETCH = "#E69F00"  # orange
-COMM = "#CC79A7"  # reddish purple
-ALLREDUCE = "#56B4E9"  # sky blue
-VARIANT_COLOR = {"baseline": BASELINE, "prophet": PROPHET}
-VARIANT_LABEL = {"baseline": "Baseline", "prophet": "Prophet"}
-
-
-def plain(text: object) -> str:
-    """Text shown as written: a $ would start matplotlib's math mode."""
-    return str(text).replace("$", r"\$")
-
-
-def style(fig_cfg: Figures) -> None:
-    plt.rcParams.update(
-        {
-            "pdf.fonttype": 42,
-            "ps.fonttype": 42,
-            "font.family": "DejaVu Sans",
-            "font.size": fig_cfg.font_size_pt,
-            "axes.titlesize": fig_cfg.font_size_pt + 1,
-            "axes.labelsize": fig_cfg.font_size_pt,
-            "legend.fontsize": fig_cfg.font_size_pt - 0.5,
-            "xtick.labelsize": fig_cfg.font_size_pt,
-            "ytick.labelsize": fig_cfg.font_size_pt,
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "axes.grid": True,
-            "axes.grid.axis": "y",
-            "grid.alpha": 0.3,
-            "legend.frameon": False,
-            "svg.hashsalt": "prophet",
-        }
-    )
-
-
-def new_figure(cfg: Figures, width: float, height: float, ncols: int = 1) -> tuple[plt.Figure, object]:
-    """A figure in the house style (fonts, TrueType embedding, palette-neutral grid)."""
-    style(cfg)
-    return plt.subplots(1, ncols, figsize=(width, height), layout="constrained")
-
-
-def titled_with_legend_below(fig: plt.Figure, ax, title: str, ncols: int = 2) -> None:
-    """Axes title on top, the legend below the plot area (never over the data)."""
-    ax.set_title(title)
-    fig.legend(
-        *ax.get_legend_handles_labels(), loc="outside lower center", ncols=ncols, handlelength=1.2, columnspacing=1.0
-    )
-
-
-def save(fig: plt.Figure, stem: Path, dpi: int) -> list[Path]:
-    """Write stem.pdf and stem.png deterministically; return both paths."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    pdf, png = stem.with_suffix(".pdf"), stem.with_suffix(".png")
-    fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None})
-    fig.savefig(png, dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
-    return [pdf, png]
 
 
 def _live(rows: pd.DataFrame) -> pd.DataFrame:
@@ -99,17 +54,25 @@ def _strategy_label(r: pd.Series) -> str:
     return f"{r.strategy}\n({r.ep}×{r.dp})"
 
 
-def _paired_bars(ax, labels: list[str], base: np.ndarray, pro: np.ndarray, text) -> None:
+def _paired_bars(ax, labels: list[str], base: np.ndarray, pro: np.ndarray, text, unit: str) -> None:
+    """Baseline and Prophet side by side per label, each bar labelled with its value; on a log axis where the
+    values span more than DECADES decades; `unit` names the axis."""
     x = np.arange(len(labels))
     w = 0.38
     ax.bar(x - w / 2, base, w, color=BASELINE, label="Baseline")
     ax.bar(x + w / 2, pro, w, color=PROPHET, label="Prophet")
-    top = np.nanmax(np.concatenate([base, pro])) if len(labels) else 1.0
+    values = np.concatenate([base, pro])
     for xi, b, p in zip(x, base, pro, strict=True):
         for xb, v in ((xi - w / 2, b), (xi + w / 2, p)):
             ax.text(xb, v, " " + text(v), ha="center", va="bottom", rotation=90, fontsize="small")
     ax.set_xticks(x, labels)
-    ax.set_ylim(0, top * 1.45)
+    if spans_decades(values):
+        log_value_axis(ax, values, headroom=0.3)
+        ax.set_ylabel(f"{unit}, log scale")
+        return
+    top = np.nanmax(values) if len(labels) else 1.0
+    ax.set_ylim(0, top * 1.45 if top > 0 else 1.0)
+    ax.set_ylabel(unit)
 
 
 def _pairs(rows: pd.DataFrame, column: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -131,8 +94,7 @@ def throughput_comparison(rows: pd.DataFrame, system_name: str, cfg: Figures) ->
     labels, base, pro = _pairs(rows, "tokens_per_s")
     labels = [f"{lab}\n{fmt.ratio(p / b)}" for lab, b, p in zip(labels, base, pro, strict=True)]
     fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in)
-    _paired_bars(ax, labels, base, pro, fmt.tokens)
-    ax.set_ylabel("Throughput (tokens/s)")
+    _paired_bars(ax, labels, base, pro, fmt.tokens, "Throughput (tokens/s)")
     _say_why_empty(ax, rows)
     titled_with_legend_below(fig, ax, f"{plain(system_name)}: throughput, speedup")
     return fig
@@ -142,8 +104,7 @@ def cost_efficiency(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.F
     """Serving cost per strategy, $ per 1M tokens."""
     labels, base, pro = _pairs(rows, "usd_per_1m_tokens")
     fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in)
-    _paired_bars(ax, labels, base, pro, fmt.usd)
-    ax.set_ylabel("Cost ($ per 1M tokens)")
+    _paired_bars(ax, labels, base, pro, fmt.usd, "Cost ($ per 1M tokens)")
     _say_why_empty(ax, rows)
     titled_with_legend_below(fig, ax, f"{plain(system_name)}: serving cost")
     return fig
@@ -152,7 +113,7 @@ def cost_efficiency(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.F
 def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures) -> plt.Figure:
     """Step-time breakdown per strategy and variant: one panel per term (compute, exposed expert fetch,
     exposed all-to-all, the all-reduce of TP attention, ms), each on its own scale so that no term is too small
-    to see; every bar labelled."""
+    to see (a log scale where a term spans more than DECADES decades); every bar labelled."""
     live = _live(rows)
     labels = [f"{r.strategy} {r.ep}×{r.dp} {VARIANT_LABEL[r.variant]}" for r in live.itertuples()]
     y = np.arange(len(live))[::-1]
@@ -169,91 +130,111 @@ def communication_overhead(rows: pd.DataFrame, system_name: str, cfg: Figures) -
     for ax, (col, color, name) in zip(axes, terms, strict=True):
         v = live[col].to_numpy(float)
         ax.barh(y, v, color=color, height=0.7)
-        top = float(np.nanmax(v)) if len(v) and np.nanmax(v) > 0 else 1.0
+        log = spans_decades(v)
+        if log:  # bars from the axis's left end; a zero's label there
+            log_value_axis(ax, v, headroom=0.35, axis="x")
+        else:
+            top = float(np.nanmax(v)) if len(v) and np.nanmax(v) > 0 else 1.0
+            ax.set_xlim(0, top * 1.6)
+        left = ax.get_xlim()[0]
         for yi, x in zip(y, v, strict=True):
-            ax.text(x, yi, f" {fmt.ms(x)}", va="center", fontsize="small")
-        ax.set_xlim(0, top * 1.6)
+            ax.text(max(x, left), yi, f" {fmt.ms(x)}", va="center", fontsize="small")
         ax.set_title(name, fontsize=cfg.font_size_pt)
         ax.grid(axis="x", alpha=0.3)
         ax.grid(axis="y", visible=False)
-        ax.set_xlabel("ms per step")
+        ax.set_xlabel("ms per step, log scale" if log else "ms per step")
     axes[0].set_yticks(y, labels, fontsize="small")
     _say_why_empty(axes[1], rows)
     fig.suptitle(f"{plain(system_name)}: where the step time goes (each panel on its own scale)")
     return fig
 
 
+def _arrow(baseline: str, prophet: str) -> str:
+    """One value where both sides agree, else "baseline → Prophet"."""
+    return baseline if baseline == prophet else f"{baseline} → {prophet}"
+
+
+def best_configuration(r) -> list[str]:
+    """The lines under a system in the key figure: strategy and EP × DP split, batch per GPU (B) and the
+    attention's tensor-parallel degree (TP, where above 1), "baseline → Prophet" where the two differ."""
+
+    def side(v: str) -> str:
+        return f"{getattr(r, f'{v}_strategy')} {str(getattr(r, f'{v}_split')).replace('x', '×')}"
+
+    tps = [getattr(r, f"{v}_attention_tp") for v in ("baseline", "prophet")]
+    batch = "B " + _arrow(f"{r.baseline_batch:.0f}", f"{r.prophet_batch:.0f}")
+    if any(t == t and t > 1 for t in tps):
+        batch += ", TP " + _arrow(*(f"{t:.0f}" if t == t else "1" for t in tps))
+    return [_arrow(side("baseline"), side("prophet")), batch]
+
+
 def cross_system_comparison(headline: pd.DataFrame, cfg: Figures) -> plt.Figure:
-    """The paper's key figure: throughput and cost per system, the baseline at its best configuration
-    (strategy, split, batch) beside Prophet at its best (headline.csv: like with like)."""
+    """The paper's key figure: throughput (a) and cost (b) per system, the baseline at its best configuration
+    (strategy, split, batch) beside Prophet at its best (headline.csv: like with like), one panel above the
+    other so that each system's label (its best configuration and Prophet's speedup) has the figure's width;
+    a panel whose values span more than DECADES decades on a log axis."""
     rows = headline.dropna(subset=["speedup"])
-    labels = []
-    for r in rows.itertuples():
-        p = fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch, r.prophet_attention_tp)
-        b = fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch, r.baseline_attention_tp)
-        config = p if p == b else f"P: {p}\nB: {b}"
-        labels.append(f"{plain(r.system)}\n{config}\n{fmt.ratio(r.speedup)}")
-    fig, (a, b) = new_figure(cfg, cfg.full_width_in, cfg.height_in + 0.4, ncols=2)
+    size = cfg.font_size_pt
+    width = (cfg.full_width_in - 0.6) / max(len(rows), 1) - 0.08  # a system's share of the text width, inches
+    labels = [
+        fit("\n".join([plain(r.system), *best_configuration(r), fmt.ratio(r.speedup)]), width, size)
+        for r in rows.itertuples()
+    ]
+    lines = max((lab.count("\n") + 1 for lab in labels), default=1)
+    style(cfg)
+    fig, (a, b) = plt.subplots(
+        2, 1, sharex=True, figsize=(cfg.full_width_in, cfg.height_in + 1.2 + 0.12 * lines), layout="constrained"
+    )
     base, pro = rows.baseline_tokens_per_s.to_numpy(float), rows.prophet_tokens_per_s.to_numpy(float)
-    _paired_bars(a, labels, base, pro, fmt.tokens)
-    a.set_ylabel("Decode throughput (tokens/s)")
-    a.set_title("(a) Throughput (speedup below each system)")
+    _paired_bars(a, labels, base, pro, fmt.tokens, "Tokens/s")
+    a.set_title("(a) Decode throughput")
     base, pro = rows.baseline_usd_per_1m_tokens.to_numpy(float), rows.prophet_usd_per_1m_tokens.to_numpy(float)
-    _paired_bars(b, labels, base, pro, fmt.usd)
-    b.set_ylabel("Serving cost ($ per 1M tokens)")
-    b.set_title("(b) Cost per token")
+    _paired_bars(b, labels, base, pro, fmt.usd, "$ per 1M tokens")
+    b.set_title("(b) Serving cost per token")
+    b.set_xlabel("Each system's best configuration (baseline → Prophet where they differ) and Prophet's speedup")
     fig.legend(*a.get_legend_handles_labels(), loc="outside lower center", ncols=2)
     return fig
 
 
 def scaling(comparison: pd.DataFrame, cfg: Figures) -> plt.Figure:
     """Per-GPU throughput relative to the same strategy on the smallest GPU count that holds every expert
-    (100%: as per GPU as there; above: a larger batch fits), per system and strategy; a strategy whose
-    GPUs never hold every expert has no point."""
+    (100%: as per GPU as there; above: a larger batch fits), per system (a row each, by GPU count) and
+    strategy; a strategy whose GPUs never hold every expert has no point."""
     live = comparison.dropna(subset=["speedup"]).sort_values(["n_gpus", "system_id"], kind="stable")
-    fig, ax = new_figure(cfg, cfg.column_width_in, cfg.height_in + 0.3)
-    markers = {"EP": "o", "DP": "s", "Hybrid": "^"}
     systems = list(dict.fromkeys(zip(live.system, live.n_gpus, strict=True)))
+    fig, ax = new_figure(cfg, cfg.column_width_in, 0.3 * len(systems) + 1.3)
+    markers = {"EP": "o", "DP": "s", "Hybrid": "^"}
     pos = {name: i for i, (name, _) in enumerate(systems)}
-    offset = {"EP": -0.12, "DP": 0.0, "Hybrid": 0.12}
+    offset = {"EP": -0.2, "DP": 0.0, "Hybrid": 0.2}
     for strategy, g in live.groupby("strategy", sort=False):
         m = markers.get(strategy, "o")
-        x = g.system.map(pos) + offset.get(strategy, 0.0)
-        ax.plot(x, g.baseline_scaling_pct, m, mfc="none", color=BASELINE, ms=5, ls="none")
-        ax.plot(x, g.prophet_scaling_pct, m, color=PROPHET, ms=3, ls="none")
+        y = g.system.map(pos) + offset.get(strategy, 0.0)
+        ax.plot(g.baseline_scaling_pct, y, m, mfc="none", color=BASELINE, ms=5, ls="none")
+        ax.plot(g.prophet_scaling_pct, y, m, color=PROPHET, ms=3, ls="none")
         ax.plot([], [], m, color="0.3", ms=4, ls="none", label=strategy)
     ax.plot([], [], "o", mfc="none", color=BASELINE, ls="none", label="Baseline")
     ax.plot([], [], "o", color=PROPHET, ls="none", label="Prophet")
-    ax.axhline(100, color="0.5", lw=0.6)
-    for name, _ in systems:  # a system whose GPUs never hold every expert: no reference, said so
+    ax.axvline(100, color="0.5", lw=0.6)
+    for name, _ in systems:  # a system whose GPUs never hold every expert: no reference, said so on its row
         if live[live.system == name][["baseline_scaling_pct", "prophet_scaling_pct"]].isna().all().all():
-            ax.text(pos[name], 100, "no GPU count\nholds every\nexpert", ha="center", va="bottom", fontsize="small")
-    ax.set_xticks(range(len(systems)), [f"{plain(n)}\n({g})" for n, g in systems])
-    ax.set_xlim(-0.5, len(systems) - 0.5)
-    ax.set_xlabel("System (GPU count)")
-    ax.set_ylabel("Per-GPU tokens/s (% of ref.)")
+            ax.text(
+                0.02,
+                pos[name],
+                "no GPU count holds every expert",
+                transform=ax.get_yaxis_transform(),
+                va="center",
+                fontsize="small",
+            )
+    ax.set_yticks(range(len(systems)), [fit(f"{plain(n)} ({g})", 1.3, cfg.font_size_pt) for n, g in systems])
+    ax.set_ylim(len(systems) - 0.5, -0.5)  # the fewest GPUs on top
+    ax.grid(axis="x", alpha=0.3)
+    ax.grid(axis="y", visible=False)
+    ax.set_ylabel("System (GPU count)")
+    ax.set_xlabel("Per-GPU tokens/s (% of the reference)")
     titled_with_legend_below(
-        fig, ax, "Per-GPU throughput against the same strategy\non the fewest GPUs holding every expert", ncols=5
+        fig, ax, "Per-GPU throughput against the same strategy on the fewest GPUs holding every expert", ncols=5
     )
     return fig
-
-
-def plain_log_axis(axis) -> None:
-    """Log-scale ticks as plain numbers (0.25, 1, 4) rather than powers of ten."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def to_png(fig: plt.Figure, dpi: int) -> bytes:
-    """The figure as PNG bytes (for notebooks), then closed."""
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def validation_figure(df: pd.DataFrame, cfg: Figures) -> plt.Figure:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from prophet_model.outputs.figures import new_figure, plain, plain_log_axis
+from prophet_model.outputs.figure_style import new_figure, plain, plain_log_axis
 from prophet_model.study.schema import Figures
 
 TITLES = {
@@ -44,7 +44,7 @@ def _label(ax, text: str, xy: tuple[float, float], ha: str, dx: float, dy: float
         xy,
         xytext=(dx, dy),
         textcoords="offset points",
-        fontsize="x-small",
+        fontsize="small",
         va="center",
         ha=ha,
         zorder=6,
@@ -118,7 +118,7 @@ def regime_map_figure(
         shown = [lv for lv in levels if np.nanmin(S) < lv < np.nanmax(S)]
         if shown:
             cs = ax.contour(X, Y, S, levels=shown, colors="white", linewidths=[0.8, 1.2, 1.6][: len(shown)])
-            ax.clabel(cs, fmt=lambda v: f"{v:.1f}×", fontsize="x-small", inline_spacing=2)
+            ax.clabel(cs, fmt=lambda v: f"{v:.1f}×", fontsize="small", inline_spacing=2)
         ax.set_xscale("log")
         plain_log_axis(ax.xaxis)
         ax.set_xticks([t for t in (2, 5, 10, 20, 50, 100, 200, 400) if X.min() <= t <= X.max()])

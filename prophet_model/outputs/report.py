@@ -1,5 +1,6 @@
-"""Writers: per-system CSV, figures and Markdown summary; cross-system figures, the comparison
-CSV and the sanity-check CSV. Everything is written under one folder (the staging folder)."""
+"""Writers: per-system CSV and Markdown summary; the comparison CSV, the sanity-check CSV and the other
+cross-system tables; the figures as one task each (figure_tasks, outputs/figure_cache.py). Everything is written
+under one folder (the staging folder)."""
 
 from __future__ import annotations
 
@@ -15,19 +16,11 @@ from prophet_model.outputs.files import SENSITIVITY_DIR, SENSITIVITY_TABLES, wri
 from prophet_model.outputs.templating import environment
 
 if TYPE_CHECKING:
+    from prophet_model.outputs.figure_cache import FigureJob
     from prophet_model.study.config import System
     from prophet_model.study.runner import StudyResults
 
 log = logging.getLogger("prophet_model")
-
-# file stem -> the function of outputs/figures.py that draws it (imported only where figures are drawn:
-# matplotlib takes a second to import)
-SYSTEM_FIGURES = {
-    "throughput_comparison": "throughput_comparison",
-    "communication_overhead": "communication_overhead",
-    "cost_efficiency": "cost_efficiency",
-}
-
 
 # the tables of workflow/writer_tables.py written as results/data/<name>.csv, in this order
 WRITER_TABLES = ("regime_map", "hardware_rates", "worked_example")
@@ -44,24 +37,16 @@ def write_system(
     checks: pd.DataFrame,
     system: System,
     out: Path,
-    with_figures: bool = True,
     uncertainty: pd.DataFrame | None = None,
     tables: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """results_<id>.csv, the three per-system figures and SUMMARY_<id>.md (`tables`: workflow/writer_tables.py's,
-    the hardware rates and the claims' sentences among them)."""
+    """results_<id>.csv and SUMMARY_<id>.md (`tables`: workflow/writer_tables.py's, the hardware rates and the
+    claims' sentences among them); the system's figures are figure_tasks'."""
     facts = tables["facts"]
     study = results.study
     rows = results.system_rows(system.id)
     written = [out / "data" / f"results_{system.id}.csv"]
     write_csv(rows, written[0])
-    cfg = study.config.figures
-    if with_figures:
-        from prophet_model.outputs import figures
-
-        for stem, name in SYSTEM_FIGURES.items():
-            draw = getattr(figures, name)
-            written += figures.save(draw(rows, system.name, cfg), out / "figures" / f"{stem}_{system.id}", cfg.png_dpi)
     comp = results.comparison[results.comparison.system_id == system.id]
     mine = checks[checks.system_id == system.id]
     cons = mine[mine.kind == "consistency"]
@@ -103,15 +88,12 @@ def write_cross_system(
     results: StudyResults,
     checks: pd.DataFrame,
     out: Path,
-    with_figures: bool = True,
     uncertainty: pd.DataFrame | None = None,
     tables: dict[str, Any] | None = None,
 ) -> list[Path]:
     """all_systems_comparison.csv, headline.csv, fixed_batch_comparison.csv, sanity_checks.csv, claims.csv,
     uncertainty.csv, regime_map.csv, the writers' tables (workflow/writer_tables.py: hardware_rates.csv,
-    worked_example.csv, facts.json, the sensitivity page's sensitivity/*.csv) and the cross-system figures (the
-    regime map's among them)."""
-    cfg = results.study.config
+    worked_example.csv, facts.json, the sensitivity page's sensitivity/*.csv); the cross-system figures: figure_tasks."""
     written = [
         out / "data" / "all_systems_comparison.csv",
         out / "data" / "sanity_checks.csv",
@@ -124,7 +106,6 @@ def write_cross_system(
     write_csv(tables["claims"], written[2])
     write_csv(results.headline, written[3])
     write_csv(results.fixed, written[4])
-    regimes = tables["regime_map"]
     for name in WRITER_TABLES:
         written.append(out / "data" / f"{name}.csv")
         write_csv(tables[name], written[-1])
@@ -136,18 +117,59 @@ def write_cross_system(
     if uncertainty is not None:
         written.append(out / "data" / "uncertainty.csv")
         write_csv(uncertainty, written[-1])
-    live = results.comparison.dropna(subset=["speedup"])
-    if with_figures and not live.empty:
-        from prophet_model.outputs import figures
-
-        fc = cfg.figures
-        key = figures.cross_system_comparison(results.headline, fc)
-        written += figures.save(key, out / "figures" / "cross_system_comparison", fc.png_dpi)
-        written += figures.save(figures.scaling(live, fc), out / "figures" / "scaling", fc.png_dpi)
-        from prophet_model.outputs.regime_figure import regime_map_figure
-
-        names = {s.id: s.name for s in results.study.systems}
-        facts = tables["facts"]
-        fig = regime_map_figure(regimes, names, facts["reference_system"], fc, facts["regime_levels"])
-        written += figures.save(fig, out / "figures" / "regime_map", fc.png_dpi)
     return written
+
+
+def figure_jobs(
+    rows: dict[str, pd.DataFrame],
+    names: dict[str, str],
+    headline: pd.DataFrame,
+    comparison: pd.DataFrame,
+    regimes: pd.DataFrame | None,
+    facts: dict | None,
+    whole: bool = True,
+) -> list[FigureJob]:
+    """One job per figure `run` writes: the three of each system of `rows` (its results_<id>.csv) and, for a whole
+    run (`whole`) where some system has numbers, the cross-system figures, those first (the slowest to draw)."""
+    from prophet_model.outputs.figure_cache import SYSTEM_KINDS, FigureJob
+
+    jobs = []
+    live = comparison.dropna(subset=["speedup"])
+    if whole and not live.empty:
+        jobs = [
+            FigureJob(
+                "regime_map",
+                "regime_map",
+                {"regime_map": regimes},
+                {"names": names, "reference": facts["reference_system"], "levels": list(facts["regime_levels"])},
+            ),
+            FigureJob("cross_system_comparison", "cross_system_comparison", {"headline": headline}),
+            FigureJob("scaling", "scaling", {"live": live}),
+        ]
+    return jobs + [
+        FigureJob(f"{kind}_{sid}", kind, {"rows": r}, {"system": names[sid]})
+        for kind in SYSTEM_KINDS
+        for sid, r in rows.items()
+    ]
+
+
+def figure_tasks(
+    results: StudyResults,
+    tables: dict[str, Any],
+    systems: list[System],
+    whole: bool,
+    stage: Path,
+    previous: Path,
+    entries: dict[str, dict[str, str]],
+) -> list[tuple]:
+    """The writer tasks (workflow/parallel.py) of figure_jobs, each drawing one figure into `stage` or copying it
+    from `previous` (the results folder, `entries` its manifest's files) where nothing it shows changed
+    (outputs/figure_cache.py)."""
+    from prophet_model.outputs.figure_cache import write_figure
+
+    names = {s.id: s.name for s in results.study.systems}
+    rows = {s.id: results.system_rows(s.id) for s in systems}
+    regimes, facts = (tables.get("regime_map"), tables.get("facts")) if whole else (None, None)
+    jobs = figure_jobs(rows, names, results.headline, results.comparison, regimes, facts, whole)
+    cfg = results.study.config.figures
+    return [(write_figure, (job, cfg, stage, previous, entries), f"figure {job.stem}") for job in jobs]

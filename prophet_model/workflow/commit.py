@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from prophet_model.errors import UserError
+from prophet_model.outputs.figure_cache import EXTRAS  # stage files that add fields to manifest entries
 from prophet_model.workflow.procs import Guardian
 from prophet_model.workflow.results import (
     JOURNAL,
@@ -119,7 +120,12 @@ def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable
         "inputs_hash": inputs_hash(study.config_hash),
         "command": command_line(),
     }
-    new = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file() and p.name != STAGE_MARK)
+    new = sorted(
+        p.relative_to(stage).as_posix()
+        for p in stage.rglob("*")
+        if p.is_file() and p.name != STAGE_MARK and p.relative_to(stage).parts[0] != EXTRAS
+    )
+    extras = _extras(stage, set(new))
     problems = [f"{rel} ({why})" for rel in new if (why := unsafe_path(results_dir, rel))]
     if problems:
         raise UserError(f"{results_dir}: refusing to write {', '.join(problems[:5])}; nothing was changed")
@@ -152,7 +158,7 @@ def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable
     ]  # an unchanged file keeps its mtime, which make reads
     remove = [rel for rel, e in files.items() if rel not in digests and e.get("producer") == producer and scope(rel, e)]
     updated = {rel: e for rel, e in files.items() if rel not in remove} | {
-        rel: {**entry, "sha256": digests[rel]} for rel in new
+        rel: {**extras.get(rel, {}), **entry, "sha256": digests[rel]} for rel in new
     }
     pending = results_dir / PENDING_MANIFEST
     write_json(pending, manifest_data(updated))
@@ -165,6 +171,16 @@ def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable
     os.replace(pending, results_dir / MANIFEST)
     (results_dir / JOURNAL).unlink()
     return new
+
+
+def _extras(stage: Path, new: set[str]) -> dict[str, dict[str, str]]:
+    """The fields the stage's EXTRAS files add to the manifest entries of files it holds (text values only)."""
+    out: dict[str, dict[str, str]] = {}
+    for path in sorted((stage / EXTRAS).glob("*.json")):
+        for rel, fields in json.loads(path.read_text(encoding="utf-8")).items():
+            if rel in new and isinstance(fields, dict):
+                out.setdefault(rel, {}).update({k: v for k, v in fields.items() if isinstance(v, str)})
+    return out
 
 
 def recover_interrupted(results_dir: Path) -> None:

@@ -200,7 +200,7 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
     from prophet_model.outputs.files import SYSTEM_FILES, system_of
     from prophet_model.workflow.commit import recover, staged
     from prophet_model.workflow.procs import hold_lock
-    from prophet_model.workflow.results import LOCK, owned, prepare, stale_reasons
+    from prophet_model.workflow.results import LOCK, owned, prepare, read_manifest, stale_reasons
 
     for sid in options.systems or ():
         study.system(sid)  # raises UserError naming the allowed ids
@@ -220,7 +220,7 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
         )
     from tqdm import tqdm
 
-    from prophet_model.outputs.report import write_cross_system, write_system
+    from prophet_model.outputs.report import figure_tasks, write_cross_system, write_system
     from prophet_model.study.rates import hardware_lines
     from prophet_model.study.runner import run_study
     from prophet_model.workflow.parallel import Background, run_parallel
@@ -283,13 +283,15 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
         log_uncertainty(study, uncertainty)
         with staged(results_dir, study, "run", scope) as stage:
             tasks = [
-                (write_system, (results, checks, system, stage, figs, uncertainty, tables), system.id)
-                for system in done
+                (write_system, (results, checks, system, stage, uncertainty, tables), system.id) for system in done
             ]
             if not partial:  # the cross-system files need every system
-                tasks.append((write_cross_system, (results, checks, stage, figs, uncertainty, tables), "cross-system"))
+                tasks.append((write_cross_system, (results, checks, stage, uncertainty, tables), "cross-system"))
                 measured = validation.outcome()
                 tasks.append((write_validation, (measured, study, results.headline, checks, stage), "validation"))
+            if figs:  # one task per figure, each copied from results_dir where nothing it shows changed
+                figures = {k: e for k, e in read_manifest(results_dir)["files"].items() if k.startswith("figures/")}
+                tasks = figure_tasks(results, tables, done, not partial, stage, results_dir, figures) + tasks
             bar = tqdm(total=len(tasks), desc="outputs", unit="part", disable=options.quiet, file=sys.stderr)
             for name, paths, exc in run_parallel(tasks, options.jobs):
                 bar.update()
