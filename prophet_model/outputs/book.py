@@ -137,11 +137,21 @@ def finding_box(headline: pd.DataFrame, results_dir: Path) -> str:
 
 
 def _prophet_point(r: Any) -> str:
-    return fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch, r.prophet_attention_tp)
+    return _point(r, "prophet")
 
 
 def _baseline_point(r: Any) -> str:
-    return fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch, r.baseline_attention_tp)
+    return _point(r, "baseline")
+
+
+def _point(r: Any, side: str) -> str:
+    """A side's operating point and its searched options: "EP 8×1, B 107; W FP8, KV FP8, LRU"."""
+    get = lambda name: getattr(r, f"{side}_{name}", None)  # noqa: E731
+    point = fmt.operating_point(get("strategy"), get("split"), get("batch"), get("attention_tp"))
+    chosen = fmt.options(
+        *(get(o) for o in ("weight_precision", "kv_precision", "cache_policy", "overlap", "offload_compute"))
+    )
+    return f"{point}; {chosen}" if chosen else point
 
 
 def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
@@ -158,7 +168,7 @@ def claims(study: Study, headline: pd.DataFrame, results_dir: Path) -> str:
     table = pd.DataFrame(
         [
             {
-                "system: Prophet's / baseline's best (strategy, split, batch)": (
+                "system: Prophet's / baseline's best (strategy, split, batch; precision, cache, overlap)": (
                     f"{fmt.md(r.system)}: {_prophet_point(r)} / {_baseline_point(r)}"
                 ),
                 "speedup": _speedup(r.speedup, error),

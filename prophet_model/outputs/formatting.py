@@ -196,6 +196,16 @@ def operating_point(strategy: str, split: str, batch: float, attention_tp: float
     return f"{strategy} {str(split).replace('x', '×')}, B {batch:.0f}{tp}"
 
 
+def options(weights: object, kv: object, policy: object, overlap: object, offload: object) -> str:
+    """A side's searched options in short ("W FP8, KV FP8, LRU", then "two-batch" and "CPU experts" where taken);
+    an option the row does not name (NaN) is left out."""
+    names = {"predicted": "predicted", "lru": "LRU", "static": "static", "lfu": "LFU"}
+    parts = [f"W {str(weights).upper()}" if isinstance(weights, str) else ""]
+    parts += [f"KV {str(kv).upper()}" if isinstance(kv, str) else "", names.get(str(policy), "")]
+    parts += ["two-batch" if overlap == "two_batch" else "", "CPU experts" if offload == "cpu" else ""]
+    return ", ".join(x for x in parts if x)
+
+
 def table_html(df) -> str:
     """A DataFrame as the book shows it: no index column (a meaningful index becomes a column), empty
     cells for missing values, numbers to three significant figures, a class the book's stylesheet wraps to

@@ -144,6 +144,7 @@ def prose_context(
         "checked": checked,
         "draft": claimed is not None,
         "regime_keys": {v.metric for v in values(sentences) if v.key == "regime"},
+        "options_text": options_text(rows),
         "placement_text": {
             "pool": "experts pooled across the GPUs' memory, a missing expert copied from a GPU that holds it",
             "replicate": "experts replicated in every replica, a missing expert copied from host memory",
@@ -159,3 +160,49 @@ def _is_regime(sentence: list) -> bool:
 def _and(items: list[str]) -> str:
     """a, b and c."""
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+# each side's searched options (study/system_rows.py) as the section names them: the headline rows' columns
+# <side>_<option>, their values in words
+OPTIONS = (
+    ("weight_precision", "weights"),
+    ("kv_precision", "KV cache"),
+    ("cache_policy", "expert cache"),
+    ("overlap", "all-to-all overlap"),
+    ("offload_compute", "a missing expert"),
+)
+OPTION_WORDS = {
+    "fp8": "FP8",
+    "bf16": "BF16",
+    "lru": "LRU",
+    "static": "static popularity",
+    "predicted": "Prophet's predictions",
+    "none": "none",
+    "two_batch": "two micro-batches",
+    "copy": "copied to the GPU",
+    "cpu": "computed on the CPU",
+}
+
+
+def options_text(rows: pd.DataFrame) -> str:
+    """What each side chose at its best operating point, one clause per option: "weights FP8 on every system;
+    ...; all-to-all overlap two micro-batches on \\prophet{32xH100}{system}, none on the others" (baseline /
+    Prophet where the two differ); "" where the rows name no option."""
+    from prophet_model.outputs.voice import cmd
+
+    clauses = []
+    for option, label in OPTIONS:
+        cols = (f"baseline_{option}", f"prophet_{option}")
+        if not set(cols) <= set(rows.columns):
+            continue
+        groups: dict[str, list[str]] = {}
+        for r in rows.to_dict("records"):
+            b, p = (OPTION_WORDS.get(str(r[c]), str(r[c])) for c in cols)
+            groups.setdefault(b if b == p else f"{b} (baseline) / {p} (Prophet)", []).append(str(r["system_id"]))
+        if len(groups) == 1:
+            clauses.append(f"{label} {next(iter(groups))} on every system")
+            continue
+        parts = sorted(groups.items(), key=lambda g: len(g[1]))
+        named = [f"{v} on {_and([cmd(i, 'system') for i in ids])}" for v, ids in parts[:-1]]
+        clauses.append(f"{label} " + ", ".join([*named, f"{parts[-1][0]} on the others"]))
+    return "; ".join(clauses)
