@@ -112,6 +112,7 @@ def environment() -> jinja2.Environment:
     env.filters.update(tex=tex, path=tex_path, tokens=fmt.tokens, pct=fmt.pct, usd=fmt.usd)
     env.filters["ratio"] = lambda x: fmt.apart(x, 1.0)[0]  # a factor with the digits that tell it from 1.00x
     env.filters["change"] = lambda a, b, kind="ratio": fmt.change(a, b, kind)  # a -> b, or unchanged
+    env.filters["pair"] = lambda a, b, kind="tokens": fmt.pair_texts(a, b, kind)  # two values told apart
     return env
 
 
