@@ -193,6 +193,10 @@ def test_sweep_held_batch_beyond_the_bound(capsys):
         "8xA100",
         "--set",
         "workload.max_step_ms=60",
+        "--set",  # BF16 weights and KV cache: batch 64's step takes longer than 60 ms (at FP8 it fits)
+        "workload.weight_precision=bf16",
+        "--set",
+        "workload.kv_precision=bf16",
         "--vary",
         "workload.batch_size_per_gpu=1,64",
     ]

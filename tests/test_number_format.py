@@ -4,6 +4,8 @@ speedup, with the reason (study/questions/moves.py). Worked by hand."""
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -149,11 +151,19 @@ def test_expected_ranges_are_said_for_the_strategy_the_draft_gave_them() -> None
     assert expected_text(checks.iloc[0:0], "EP") == ""
 
 
-SAME_PAIR = r"(\$?[\d,.]+%?×?) → \1(?![\d])"  # "a → a": two equal-looking numbers stated as a change
+# "a → a": two equal-looking numbers stated as a change; each number whole (not the "1 → 1" inside "1,021 → 1,022")
+SAME_PAIR = r"(?<![\d,.$])(\$?[\d,.]*\d%?×?) → \1(?![\d]|[,.]\d)"
+
+
+def test_same_pair_finds_equal_looking_changes_only() -> None:
+
+    for same in ("$0.69 → $0.69.", "1,021 → 1,021 tok/s", "(1.00× → 1.00×)", "2.5% → 2.5%"):
+        assert re.search(SAME_PAIR, same), same
+    for differ in ("1,021 → 1,022 tok/s", "11 → 1", "1 → 12", "$0.69 → $0.691", "0.5 → 10.5", "1.5% → 1.50%"):
+        assert not re.search(SAME_PAIR, differ), differ
 
 
 def test_analyze_reports_each_sides_best_and_no_equal_looking_change(plain_results, capsys) -> None:
-    import re
 
     from prophet_model.cli import main
 
@@ -176,16 +186,29 @@ def test_whatif_and_the_finding_say_what_moves_the_speedup(plain_results, capsys
     assert main(["whatif", "--system", "8xA100", "--set", "prophet.prediction_accuracy=0.9"]) == 0
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("What moves it: "))
-    assert (
-        f"prediction accuracy, host-link bandwidth, routing skew, temporal reuse between steps ({mv.NOTHING_FETCHED})"
-        in line
-    )
+    # the rule, not a list: the inputs said not to move it because nothing is fetched act only through the expert
+    # copies (the prediction accuracy among them), and every input said to move it has a spread of at least MOVES
+    from prophet_model.study.sensitivity import LABELS
+
+    still = re.search(rf"not by ([^;()]+) \({re.escape(mv.NOTHING_FETCHED)}\)", line)
+    assert still, line
+    through_fetch = {mv.short_label(LABELS[k]) for k in mv.THROUGH_FETCH if k in LABELS}
+    assert "prediction accuracy" in still[1].split(", ") and set(still[1].split(", ")) <= through_fetch, line
+    spreads = re.findall(r"\(spread ([\d.e+-]+)\)", line)
+    assert spreads and all(float(x) >= mv.MOVES for x in spreads), line
     assert "1.00× (unchanged)" in out and "unchanged at $" in out
     data = plain_results / "data"
     head = pd.read_csv(data / "headline.csv")
     sentence = moves_sentence(pd.read_csv(data / "sensitivity" / "tornado.csv"), head)
     assert "the prediction accuracy does not change it on " in sentence and "8×A100" in sentence
     assert "nothing is fetched" in system_moves(plain_results, "8xA100")
+    tornado = pd.read_csv(data / "sensitivity" / "tornado.csv")
+    rows = tornado[(tornado.system_id == "8xA100") & (tornado.metric == "speedup")]
+    page = system_moves(plain_results, "8xA100")
+    moved, _, not_moved = page.partition("; not by ")
+    for r in rows.itertuples():  # each input on the side of the sentence its results' spread puts it
+        label = fmt.md(mv.short_label(r.label))
+        assert label in (moved if r.spread >= mv.MOVES else not_moved), (label, r.spread, page)
     assert system_moves(plain_results, "no-such-system") == ""
 
 

@@ -230,7 +230,7 @@ def rank_stats_array(
     rest = np.flatnonzero(~curve)
     pol, sk, tr, rho, e, g, t, k, c = unique[rest].T
     groups = np.stack([e, g, tr], axis=1)
-    for key in np.unique(groups, axis=0):
+    for key in unique_rows(groups)[0]:  # not np.unique(axis=0): it imports numpy.ma (whatif stays light)
         rows = np.flatnonzero((groups == key).all(axis=1))
         experts_, ep_, trace_ = int(key[0]), int(key[1]), _trace(traces, key[2])
         for chunk in np.array_split(rows, max(1, rows.size // 4096)):

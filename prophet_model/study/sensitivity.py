@@ -9,11 +9,11 @@ with each input. (`whatif` re-runs the whole study instead.)"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from prophet_model import physics as m
 from prophet_model.physics.cost import annual_savings_usd, usd_per_million_tokens
@@ -22,6 +22,9 @@ from prophet_model.study.config import Study, System
 from prophet_model.study.runner import StudyResults
 from prophet_model.study.scenarios import row_options, scenario_dict
 from prophet_model.study.schema import Distribution
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: whatif's tornado (tornado_records) needs none
+    import pandas as pd
 
 # The inputs, their Scenario fields, the sweeps' grids and labels: study/inputs.py (each input declared once).
 # input name -> (Scenario fields, "value" replaces them, "factor" multiplies them)
@@ -61,6 +64,8 @@ def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setu
     system none of whose
     strategies has numbers (it does not fit in memory) its headline strategy's split at the configured
     batch, so that a sweep can ask which inputs would make it fit."""
+    import pandas as pd
+
     study = results.study
     rows = results.headline.dropna(subset=["speedup"]) if results.headline is not None else pd.DataFrame()
     batch = study.config.workload.batch_size_per_gpu
@@ -85,6 +90,31 @@ def setups(results: StudyResults, evaluated_only: bool = True) -> dict[str, Setu
                 r = g.iloc[0]  # the first configured strategy with a split
                 points[sid] = (r.strategy, r.prophet_split, batch, r.baseline_split, batch, 1, 1)
     return {sid: _setup(study, sid, *point) for sid, point in points.items()}
+
+
+def headline_setup(results: StudyResults, sid: str) -> Setup | None:
+    """`setups(results).get(sid)` without pandas (from results.headline_records), for `whatif`."""
+    nan = float("nan")
+    for r in results.headline_records:
+        speedup = r.get("speedup")
+        if r.get("system_id") != sid or speedup is None or speedup != speedup:
+            continue
+        get = {k: r.get(k, nan) for k in ("prophet_attention_tp", "baseline_attention_tp")}
+        tp = {k: nan if v is None else v for k, v in get.items()}
+        options = (row_options(r, "prophet_"), row_options(r, "baseline_"))
+        return _setup(
+            results.study,
+            sid,
+            str(r["strategy"]),
+            str(r["prophet_split"]),
+            r["prophet_batch"],
+            str(r["baseline_split"]),
+            r["baseline_batch"],
+            tp["prophet_attention_tp"],
+            tp["baseline_attention_tp"],
+            options,
+        )
+    return None
 
 
 def _setup(
@@ -193,9 +223,9 @@ def concatenated(parts: list[m.Scenario], lengths: list[int]) -> m.Scenario:
     return m.Scenario(**out, traces=parts[0].traces)
 
 
-def sweeps(setup: Setup) -> pd.DataFrame:
-    """One-at-a-time sweeps of every input over its range: a tidy table (input, value, metrics); every input's
-    sweep in one model call per variant."""
+def sweep_arrays(setup: Setup) -> dict[str, np.ndarray]:
+    """One-at-a-time sweeps of every input over its range, as arrays of one length (input, value, metrics);
+    every input's sweep in one model call per variant."""
     grids = {name: np.round(v) if inputs.get(name).whole else v for name, v in SWEEPS.items()}
     lengths = [v.size for v in grids.values()]
     tps = {
@@ -204,37 +234,53 @@ def sweeps(setup: Setup) -> pd.DataFrame:
     }
     total = sum(lengths)
     out = metrics(setup, *(np.broadcast_to(tps[v].tokens_per_s, (total,)) for v in ("baseline", "prophet")))
-    return pd.DataFrame(
-        {
-            "input": np.repeat(list(grids), lengths),
-            "value": np.concatenate(list(grids.values())),
-            **{k: np.broadcast_to(v, (total,)) for k, v in out.items()},
-        }
-    )
+    return {
+        "input": np.repeat(list(grids), lengths),
+        "value": np.concatenate(list(grids.values())),
+        **{k: np.broadcast_to(v, (total,)) for k, v in out.items()},
+    }
 
 
-def tornado(setup: Setup, metric: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Each input at the ends of its sweep range (the feasible part: a batch whose KV cache does not
-    fit is left out), the others at the study's values; ranked by the spread of `metric`. `table`: the
-    setup's sweeps when already computed."""
+def sweeps(setup: Setup) -> pd.DataFrame:
+    """sweep_arrays as a tidy table (input, value, metrics)."""
+    import pandas as pd
+
+    return pd.DataFrame(sweep_arrays(setup))
+
+
+def tornado_records(
+    setup: Setup, metric: str, table: Mapping[str, np.ndarray] | pd.DataFrame | None = None
+) -> list[dict[str, object]]:
+    """Each input at the ends of its sweep range (the feasible part: a batch whose KV cache does not fit is left
+    out), the others at the study's values, in SWEEPS' order: spread = |metric at the high end - at the low end|.
+    `table`: the setup's sweeps (sweep_arrays or sweeps) when already computed. numpy only."""
     point = float(evaluate(setup)[metric])
-    table = sweeps(setup) if table is None else table
+    table = sweep_arrays(setup) if table is None else table
+    names, values, y = (np.asarray(table[k]) for k in ("input", "value", metric))
     rows = []
     for name in SWEEPS:
-        g = table[(table.input == name) & np.isfinite(table[metric])]
-        lo, hi = g.iloc[0], g.iloc[-1]
+        at = np.flatnonzero((names == name) & np.isfinite(y))
+        lo, hi = at[0], at[-1]
         rows.append(
             {
                 "input": name,
                 "label": LABELS[name],
-                "low_value": lo.value,
-                "high_value": hi.value,
-                "at_low": lo[metric],
-                "at_high": hi[metric],
+                "low_value": values[lo],
+                "high_value": values[hi],
+                "at_low": y[lo],
+                "at_high": y[hi],
                 "point": point,
-                "spread": abs(hi[metric] - lo[metric]),
+                "spread": abs(y[hi] - y[lo]),
             }
         )
+    return rows
+
+
+def tornado(setup: Setup, metric: str, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """tornado_records as a table, ranked by the spread of `metric` (largest first)."""
+    import pandas as pd
+
+    rows = tornado_records(setup, metric, table)
     return pd.DataFrame(rows).sort_values("spread", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -316,6 +362,7 @@ def monte_carlo(
     after each system instead (a caller's own bar)."""
     import sys
 
+    import pandas as pd
     from tqdm import tqdm
 
     from prophet_model.study import mc_search

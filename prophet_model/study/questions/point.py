@@ -96,17 +96,17 @@ def current(study: Study, key: str) -> object:
 def moves_at(results, system_id: str) -> str:
     """What moves the system's speedup at its best operating point (results.headline's row) and what does not,
     in one sentence (study/questions/moves.py), from a tornado of the speedup around that point
-    (study.sensitivity.tornado: each input over its range, the others as configured); "" without numbers."""
+    (study.sensitivity.tornado_records, numpy only: each input over its range, the others as configured); ""
+    without numbers."""
     from prophet_model.study.questions.moves import moves, speedup_sentence
-    from prophet_model.study.sensitivity import setups, tornado
+    from prophet_model.study.sensitivity import headline_setup, tornado_records
 
-    setup = setups(results).get(system_id)
-    head = results.headline
-    rows = head[head.system_id == system_id].dropna(subset=["speedup"]) if head is not None else None
-    if setup is None or rows is None or rows.empty:
+    setup = headline_setup(results, system_id)
+    rows = [r for r in results.headline_records if r.get("system_id") == system_id]
+    row = next((r for r in rows if r.get("speedup") is not None and r["speedup"] == r["speedup"]), None)
+    if setup is None or row is None:
         return ""
-    row = rows.iloc[0].to_dict()
-    spreads = tornado(setup, "speedup").to_dict("records")
+    spreads = tornado_records(setup, "speedup")
     return speedup_sentence(
         str(row["system"]), moves(spreads, row), row, results.study.config.prophet.comm_reduction_factor
     )
