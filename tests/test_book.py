@@ -401,16 +401,54 @@ def significant_figures(token: str) -> int:
     return len(digits.lstrip("0").rstrip("0")) or 1
 
 
+def _last_place(token: str) -> float:
+    """The place of a written number's last significant digit: 0.01 for 137.78, 10 for 142,480, 1 for 5,363."""
+    digits = token.replace(",", "")
+    if "." in digits:
+        return 10.0 ** -len(digits.split(".")[1])
+    return 10.0 ** (len(digits) - len(digits.rstrip("0"))) if digits.strip("0") else 1.0
+
+
+def _needs_its_figures(token: str, line: str, after: str) -> bool:
+    """Whether a number's last figure is what tells it apart (issue 38's rule, formatting.pair_texts/ratio): a
+    speedup (followed by ×) that one figure fewer would show as 1, or a number of the same row (line) that
+    one figure fewer would show alike, or with a gap off by more than half of the one written (1,615 and 1,616)."""
+    value, place = float(token.replace(",", "")), _last_place(token)
+    coarse = 10 * place
+
+    def rounded(x: float) -> float:
+        return round(x / coarse) * coarse
+
+    if after.startswith("×") and abs(value - 1) < 0.01 and abs(rounded(value) - 1) < 1e-9:
+        return True
+    for m in SIGNIFICANT.finditer(line):
+        other = float(m.group(0).rstrip(",").replace(",", "")) if m.group(0).count(".") <= 1 else None
+        if other is None or other == value or abs(other - value) > 100 * coarse:
+            continue
+        gap, shown = other - value, rounded(other) - rounded(value)
+        if abs(shown - gap) > abs(gap) / 2:
+            return True
+    return False
+
+
 def long_numbers(text: str) -> list[str]:
-    """Numbers a person reads with more than four significant figures. Integers written without separators
-    (years, counts as in the configuration, identifiers) and versions (several points) are not measurements."""
+    """Numbers a person reads with more than four significant figures, except where issue 38's rule needs them:
+    the figures that tell a pair of one row apart, or a speedup from 1.00× (_needs_its_figures), up to
+    formatting.MAX_FIGURES. Integers written without separators (years, counts as in the configuration,
+    identifiers) and versions (several points) are not measurements."""
     out = []
     for m in SIGNIFICANT.finditer(text):
         token = m.group(0).rstrip(",")
         if token.count(".") > 1 or ("," not in token and "." not in token) or text[: m.start()].endswith("arXiv "):
             continue  # versions, plain integers and arXiv identifiers are not quantities
-        if significant_figures(token) > 4:
-            out.append(text[max(0, m.start() - 30) : m.end() + 10].replace("\n", " "))
+        figures = significant_figures(token)
+        if figures <= 4:
+            continue
+        start, end = text.rfind("\n", 0, m.start()) + 1, text.find("\n", m.end())
+        line = text[start : len(text) if end < 0 else end]
+        if figures <= fmt.MAX_FIGURES and _needs_its_figures(token, line, text[m.end() : m.end() + 1]):
+            continue
+        out.append(text[max(0, m.start() - 30) : m.end() + 10].replace("\n", " "))
     return out
 
 
@@ -426,6 +464,19 @@ def test_significant_figures_are_counted_as_a_reader_would() -> None:
     assert long_numbers("9.414901 tokens/s, 1,100,307.52 configurations/s") and not long_numbers(
         "5,360 tokens, v2.11.0"
     )
+    assert long_numbers("12.3456 tokens/s") and long_numbers("12.3456 tokens/s, 18.2 tokens/s")
+
+
+def test_extra_figures_are_allowed_exactly_where_they_tell_two_numbers_apart() -> None:
+    """Issue 38: a pair of one row with the digits that separate it, a speedup with those that tell it from
+    1.00×; the same digits without a near neighbour, or on another row, or past what separates, are flagged."""
+    for fine in ("137.78% → 137.84%", "Hybrid\t142,480\t142,510\t1.0002×", "100% → 100.02%",
+                 "$0.18654 → $0.18650", "1.00× – 1.0003×", "12,345.6 → 12,345.9", "1.2344 → 1.2346"):  # fmt: skip
+        assert not long_numbers(fine), fine
+    for gratuitous in ("137.78% → 152.84%", "142,480\t152,510", "142,480\n142,510", "1.0500×", "1.2346×",
+                       "1.00021×", "$0.186541 → $0.186500", "12.3456 tokens/s beside 12.4 tokens/s",
+                       "1,615.1 → 1,616.4"):  # fmt: skip
+        assert long_numbers(gratuitous), gratuitous
 
 
 def test_every_page_for_a_person(built, server, browser) -> None:
@@ -488,10 +539,22 @@ def test_no_injected_script_runs_and_names_show_literally(built, server, browser
     assert hostile("model") in text("validation.html")  # the validation notebook's Markdown (the model's name)
 
 
+def _side_point(r, side: str) -> str:
+    """A side's operating point and, after "; ", its searched options (weights, KV cache, cache policy, overlap,
+    CPU experts) as the claims table names them: "EP 8×1, B 107; W FP8, KV FP8, LRU"."""
+    get = lambda name: getattr(r, f"{side}_{name}", None)  # noqa: E731
+    point = fmt.operating_point(get("strategy"), get("split"), get("batch"), get("attention_tp"))
+    chosen = fmt.options(*(get(o) for o in ("weight_precision", "kv_precision", "cache_policy", "overlap",
+                                            "offload_compute")))  # fmt: skip
+    return f"{point}; {chosen}" if chosen else point
+
+
 def test_claims_table_equals_the_csv(built) -> None:
     """The overview's table is headline.csv: each system's Prophet and baseline at their best."""
     html, results = built
     headline = pd.read_csv(results / "data" / "headline.csv")
+    validated = results / "data" / "validation" / "validated.csv"
+    error = fmt.speedup_error_pct(pd.read_csv(validated) if validated.is_file() else None)
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup((html / "intro.html").read_text(), "html.parser")
@@ -500,16 +563,19 @@ def test_claims_table_equals_the_csv(built) -> None:
             for tr in table.find_all("tr") if tr.find("td")}  # fmt: skip
     seen = 0
     for r in headline.dropna(subset=["speedup"]).itertuples():
-        p = fmt.operating_point(r.prophet_strategy, r.prophet_split, r.prophet_batch, r.prophet_attention_tp)
-        b = fmt.operating_point(r.baseline_strategy, r.baseline_split, r.baseline_batch, r.baseline_attention_tp)
+        p, b = (_side_point(r, side) for side in ("prophet", "baseline"))
         key = f"{r.system}: {p} / {b}"
         row = rows[key]
         seen += 1
-        assert row[1] == fmt.ratio(r.speedup)
+        suffix = f" ({fmt.WITHIN_ERROR})" if fmt.within_error(r.speedup, error) else ""  # exactly where it is
+        assert row[1] == fmt.ratio(r.speedup) + suffix
         assert row[2] == fmt.change(r.baseline_usd_per_1m_tokens, r.prophet_usd_per_1m_tokens, "usd")
         assert row[3] == fmt.ratio(r.comm_reduction)
         assert row[4] == fmt.change(r.baseline_scaling_pct, r.prophet_scaling_pct, "pct")
     assert seen == headline.system_id.nunique() == len(rows)
+
+
+NUMBER_FORMATS = ("FP8", "BF16", "FP16", "FP32", "W8A16", "W8A8", "INT8", "INT4")  # names of number formats
 
 
 @pytest.mark.parametrize("name", STATIC_PAGES)
@@ -520,7 +586,16 @@ def test_static_pages_carry_no_typed_numbers(name: str) -> None:
     text = re.sub(r"\{math\}`[^`]*`", "", text)
     text = re.sub(r"`[^`]*`", "", text)
     text = re.sub(r"^#+ .*$", "", text, flags=re.M)  # headings
+    text = re.sub(rf"\b(?:{'|'.join(NUMBER_FORMATS)})\b", "", text)  # a format's name is a name, not a number
     assert not re.findall(r"\d", text), re.findall(r".{20}\d.{20}", text)
+
+
+def test_static_pages_may_name_formats_but_not_numbers() -> None:
+    """The allow-list takes a format's exact name only: a rate or factor typed beside it is still flagged."""
+    strip = re.compile(rf"\b(?:{'|'.join(NUMBER_FORMATS)})\b")
+    assert not re.findall(r"\d", strip.sub("", "FP8 weights, BF16 activations, W8A16 (FP8-Marlin)"))
+    assert re.findall(r"\d", strip.sub("", "FP8 is about 2 times BF16")) == ["2"]
+    assert re.findall(r"\d", strip.sub("", "FP16x")) and re.findall(r"\d", strip.sub("", "FP82"))
 
 
 def _imgmath_format():
