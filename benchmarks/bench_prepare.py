@@ -79,7 +79,7 @@ def main() -> None:
         if not args.no_tests:
             tests = timed(["make", "test"], work)
             print(f"make test: {tests / 60:.1f} min")
-            figures["make test"] = (tests, "s", "< 20 min (CI)")
+            figures["make test"] = (tests, "s", "<= 8 min")  # CI allows 20 min; the suite's own target is 8
     record(figures)
 
 

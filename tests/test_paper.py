@@ -340,3 +340,13 @@ def test_readme_states_the_generated_finding_and_the_measured_run_times(study_di
     assert f"{cold} for make (measured, cold)" in appendix
     assert "\\prophetRepository" in appendix and "\\prophetDOI" in appendix  # the authors' fill-ins
     assert "Tolerance:" in appendix and "Badges" in appendix
+
+
+def test_a_missed_target_is_marked() -> None:
+    """The timings page's `met` column by hand: 9 min misses "<= 8 min", 7.5 min meets it; a rate meets ">=";
+    a figure without a target is not judged."""
+    from prophet_model.outputs.timings import met
+
+    assert met(540, "<= 8 min") == "MISSED" and met(450, "<= 8 min") == "met"
+    assert met(2.5e6, ">= 1,000,000") == "met" and met(2.7, "< 2 s") == "MISSED" and met(0.15, "<= 0.4 s") == "met"
+    assert met(44.5, "") == ""

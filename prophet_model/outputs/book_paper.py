@@ -57,7 +57,12 @@ def timings_page(bench_file: Path) -> str:
         return render_page("timings", rows=None)
     data = timings.load(bench_file)
     rows = [
-        {"measure": k, "value": f"{fmt.sig(v['value'])} {v['unit']}", "target": v.get("target", "")}
+        {
+            "measure": k,
+            "value": f"{fmt.sig(v['value'])} {v['unit']}",
+            "target": v.get("target", ""),
+            "met": timings.met(float(v["value"]), v.get("target", "")),
+        }
         for k, v in data["figures"].items()
     ]
     return render_page(

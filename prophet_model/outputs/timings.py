@@ -35,3 +35,16 @@ def phrase(name: str, path: Path = BENCH) -> str | None:
     """'about 54 s' for a measured figure, None when it was not measured."""
     s = seconds(name, path)
     return None if s is None else f"about {duration(s)}"
+
+
+def met(value: float, target: str) -> str:
+    """Whether a measured figure meets its target ("< 2 s", "<= 0.4 s", ">= 1,000,000", "< 20 min (CI)"): "met",
+    "MISSED" or "" where no target is given (a target in minutes is compared in seconds)."""
+    import re
+
+    m = re.match(r"\s*(<=|>=|<|>)\s*([\d,.]+)\s*(min)?", target or "")
+    if m is None:
+        return ""
+    bound = float(m[2].replace(",", "")) * (60 if m[3] else 1)
+    ok = {"<": value < bound, "<=": value <= bound, ">": value > bound, ">=": value >= bound}[m[1]]
+    return "met" if ok else "MISSED"
