@@ -28,7 +28,7 @@ import numpy as np
 
 from prophet_model import physics as m
 from prophet_model.study.runner import StudyResults
-from prophet_model.study.scenarios import row_options, scenario_dict, searched_sets
+from prophet_model.study.scenarios import concatenated, row_options, scenario_dict, searched_sets
 from prophet_model.study.size import MAX_BATCH
 
 SCREEN = 512  # draws of the screening subsample
@@ -114,16 +114,7 @@ def stack_cases(side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: 
     """The cases (indices into side_.cases) at the `k` draws, one after another, as one Scenario."""
     configs: dict[int, tuple[m.Scenario, dict[int, np.ndarray]]] = {}
     per = [_case(side_, i, draws, scenario, configs) for i in cases]
-    out = {}
-    for name in m.NUMBERS:
-        values = [np.asarray(getattr(s, name), dtype=float) for s in per]
-        if all(v.ndim == 0 for v in values):
-            scalars = np.array(values)
-            # the same for every case and draw: left to broadcast; else one value per case, repeated k times
-            out[name] = scalars[0] if (scalars == scalars[0]).all() else np.repeat(scalars, k)
-        else:
-            out[name] = np.concatenate([np.broadcast_to(v, (k,)) for v in values])
-    return m.Scenario(**out, traces=per[0].traces)  # one study's cases: one set of traces
+    return concatenated(per, [k] * len(per))  # one study's cases: one set of traces
 
 
 def _case(

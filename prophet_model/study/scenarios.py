@@ -305,3 +305,18 @@ def stack(rows: Sequence[dict[str, Any]]) -> Scenario:
     return Scenario(
         **{k: np.array([r[k] for r in rows], dtype=np.float64) for k in NUMBERS}, traces=rows[0].get("traces", {})
     )
+
+
+def concatenated(parts: Sequence[Scenario], lengths: Sequence[int]) -> Scenario:
+    """Scenarios of one study (the same traces), the i-th broadcast to lengths[i] values, one after another as one
+    Scenario: one model call evaluates them all (the model is elementwise). A field that is the same scalar in
+    every part stays a scalar; per-part scalars are repeated."""
+    out = {}
+    for name in NUMBERS:
+        values = [np.asarray(getattr(s, name), dtype=np.float64) for s in parts]
+        if all(v.ndim == 0 for v in values):
+            scalars = np.array(values)
+            out[name] = scalars[0] if (scalars == scalars[0]).all() else np.repeat(scalars, lengths)
+        else:
+            out[name] = np.concatenate([np.broadcast_to(v, (k,)) for v, k in zip(values, lengths, strict=True)])
+    return Scenario(**out, traces=parts[0].traces)

@@ -20,7 +20,7 @@ from prophet_model.physics.cost import annual_savings_usd, usd_per_million_token
 from prophet_model.study import columns, inputs
 from prophet_model.study.config import Study, System
 from prophet_model.study.runner import StudyResults
-from prophet_model.study.scenarios import row_options, scenario_dict
+from prophet_model.study.scenarios import concatenated, row_options, scenario_dict
 from prophet_model.study.schema import Distribution
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: whatif's tornado (tornado_records) needs none
@@ -208,19 +208,6 @@ def metrics(setup: Setup, baseline: np.ndarray, prophet: np.ndarray) -> dict[str
         "prophet_usd_per_1m_tokens": cost["prophet"],
         "annual_savings_usd": annual_savings_usd(cost["baseline"], cost["prophet"], setup.monthly_tokens),
     }
-
-
-def concatenated(parts: list[m.Scenario], lengths: list[int]) -> m.Scenario:
-    """Scenarios of one variant (the same traces), the i-th broadcast to lengths[i] values, one after another
-    as one Scenario: one model call evaluates them all (the model is elementwise)."""
-    out = {}
-    for name in m.NUMBERS:
-        values = [np.asarray(getattr(s, name), dtype=float) for s in parts]
-        if all(v.ndim == 0 for v in values) and all(v == values[0] for v in values):
-            out[name] = values[0]  # the same everywhere: left to broadcast
-        else:
-            out[name] = np.concatenate([np.broadcast_to(v, (k,)) for v, k in zip(values, lengths, strict=True)])
-    return m.Scenario(**out, traces=parts[0].traces)
 
 
 def sweep_arrays(setup: Setup) -> dict[str, np.ndarray]:
