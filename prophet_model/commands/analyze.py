@@ -40,6 +40,7 @@ def analyze(results_dir: Path) -> tuple[str, int]:
 
     from prophet_model.outputs import formatting as fmt
     from prophet_model.outputs.files import expected_files
+    from prophet_model.outputs.model_error import within_note
     from prophet_model.outputs.tables import problem, regenerate_hint
     from prophet_model.workflow.results import consistency_problems
     from prophet_model.workflow.runlog import SUCCESS, latest_log
@@ -208,24 +209,13 @@ def _share(baseline: float, prophet: float) -> str:
 
 
 def _speedup_error(results_dir: Path) -> float | None:
-    """The model's validated error on a speedup (results/data/validation/validated.csv), None where absent."""
-    import pandas as pd
-
-    from prophet_model.outputs import formatting as fmt
+    """The model's validated error on a speedup (results/data/validation/validated.csv), None where absent or
+    damaged (outputs/tables.problem)."""
+    from prophet_model.outputs.model_error import speedup_error
     from prophet_model.outputs.tables import problem
 
     path = results_dir / "data" / "validation" / "validated.csv"
-    return fmt.speedup_error_pct(pd.read_csv(path)) if path.is_file() and problem(path) is None else None
-
-
-def within_note(error: float | None) -> str:
-    """What "within the model's error" means, in one line."""
-    from prophet_model.outputs import formatting as fmt
-
-    return (
-        f"within the model's error: a gain below the {fmt.pct(error)} median |error| of the validated speedup "
-        "(results/data/validation/validated.csv)"
-    )
+    return speedup_error(results_dir) if path.is_file() and problem(path) is None else None
 
 
 def _headline(results_dir: Path, live: pd.DataFrame) -> pd.DataFrame:
@@ -253,6 +243,7 @@ def headline_lines(head: pd.DataFrame, error: float | None) -> list[str]:
     """The study's headline, one row per system: the baseline's best against Prophet's best (each its strategy,
     split and batch), throughput, speedup (marked where within the model's error) and cost."""
     from prophet_model.outputs import formatting as fmt
+    from prophet_model.outputs.model_error import within_note
 
     rows = []
     for r in head.itertuples():

@@ -73,6 +73,8 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         f"{after.config.parallel.attention_tp}\n"
     )
     compared = b is not None and b is not a
+    from prophet_model.outputs.model_error import speedup_error
+
     error = speedup_error(Path(args.config).parent / after.config.study.results_dir)
     print(report(b.comparison_records if compared else [], a.comparison_records, error))
     if compared:
@@ -81,22 +83,6 @@ def main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if moved:
         print(moved)
     return 0
-
-
-def speedup_error(results_dir: Path) -> float | None:
-    """The model's validated error on a speedup, from the results folder's validation/validated.csv (None where
-    it has none): a gain below it is said to be within the model's error."""
-    import csv
-
-    from prophet_model.outputs import formatting as fmt
-
-    path = results_dir / "data" / "validation" / "validated.csv"
-    try:  # the csv module, not pandas: whatif stays light (tests/test_records.py)
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("mechanism") == fmt.ERROR_MECHANISM]
-        return float(rows[0]["median_pct"]) if rows else None
-    except (ValueError, KeyError, OSError, csv.Error):  # none or unreadable: no error to compare with, said nowhere
-        return None
 
 
 def moves_line(results: StudyResults, system_id: str) -> str:
@@ -129,6 +115,7 @@ def report(before: list[Record], after: list[Record], error: float | None = None
     strategies with the same reason on one line. `before`, `after`: the comparison's records; `error`: the model's
     validated error on a speedup (percent), below which a gain is said to be within it."""
     from prophet_model.outputs import formatting as fmt
+    from prophet_model.outputs.model_error import within_note
 
     rows, why = [], {}
     for a in after:
@@ -175,9 +162,7 @@ def report(before: list[Record], after: list[Record], error: float | None = None
         )
     lines = [f"{', '.join(where)}: not evaluated: {reason}" for reason, where in why.items()]
     if any(fmt.within_error(a.get("speedup"), error) for a in after):
-        lines.append(
-            f"* within the model's error: a gain below the {fmt.pct(error)} median |error| of the validated speedup"
-        )
+        lines.append(f"* {within_note(error)}")
     return "\n".join([fmt.text_table(rows), *lines])
 
 

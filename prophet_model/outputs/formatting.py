@@ -341,12 +341,13 @@ ERROR_MECHANISM = "decode step"
 
 
 def speedup_error_pct(validated) -> float | None:
-    """The model's validated error on a speedup (median |error|, percent): validated.csv's ERROR_MECHANISM row;
-    None where it is absent."""
-    if validated is None or "mechanism" not in validated:
+    """The model's validated error on a speedup (median |error|, percent): the ERROR_MECHANISM row of validated.csv's
+    rows (a DataFrame or a list of dicts); None where it is absent."""
+    if validated is None:
         return None
-    row = validated[validated.mechanism == ERROR_MECHANISM]
-    return None if row.empty else float(row.median_pct.iloc[0])
+    rows = validated.to_dict("records") if hasattr(validated, "to_dict") else validated
+    mine = [r for r in rows if r.get("mechanism") == ERROR_MECHANISM]
+    return float(mine[0]["median_pct"]) if mine else None
 
 
 # A pair in the format of a formatter function (the keyed LaTeX values, whose format is their column's): the
