@@ -81,6 +81,24 @@ def dump_yaml(data: dict, path: Path) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
+def edited_config(path: Path, change) -> Path:
+    """The default study's config with `change(data)` applied, written to `path` (its catalogs by absolute path,
+    so that it loads from anywhere)."""
+    data = load_yaml(ROOT / "_config.yml")
+    change(data)
+    data["catalogs"] = {k: str(ROOT / v) for k, v in data["catalogs"].items()}
+    dump_yaml(data, path)
+    return path
+
+
+def fixed_options(data: dict) -> None:
+    """Every searched option at one value (the searches' first: BF16 weights and KV, lru / predicted, no overlap):
+    an offloading regime, where the default model's experts do not all fit."""
+    data["workload"].update(weight_precision="bf16", kv_precision="bf16")
+    data["expert_cache"].update(baseline_policy="lru", prophet_policy="predicted")
+    data["parallel"]["overlap"] = "none"
+
+
 def zipf_trace(path: Path, layers: int = 32, experts: int = 128, seed: int = 3) -> Path:
     """A 32 x 128 Zipf trace, layers 0..31 (read_trace takes any layer numbers >= 0)."""
     rng = np.random.default_rng(seed)

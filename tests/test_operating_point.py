@@ -15,7 +15,7 @@ from prophet_model.study.config import load_study
 from prophet_model.study.operating_point import Point, exact_batches
 from prophet_model.study.runner import choose, reference_splits, run_study
 
-from .conftest import ROOT, dump_yaml, load_yaml, toy
+from .conftest import ROOT, dump_yaml, edited_config, load_yaml, toy
 
 
 def test_max_batch_by_hand() -> None:
@@ -107,11 +107,7 @@ def test_the_communication_cut_is_per_token_and_the_volume_reduction_at_one_poin
 
 
 def _study(tmp_path: Path, change) -> Path:
-    data = load_yaml(ROOT / "_config.yml")
-    change(data)
-    data["catalogs"] = {k: str(ROOT / v) for k, v in data["catalogs"].items()}
-    dump_yaml(data, tmp_path / "c.yml")
-    return tmp_path / "c.yml"
+    return edited_config(tmp_path / "c.yml", change)
 
 
 def test_without_the_search_the_table_is_the_fixed_batch_one(tmp_path) -> None:

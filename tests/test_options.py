@@ -18,7 +18,7 @@ from prophet_model.study.scenarios import OPTIONS, option_sets, scenario_dict, s
 from prophet_model.study.strategies import splits
 from prophet_model.study.system_rows import best_policy, evaluate_system
 
-from .conftest import ROOT, dump_yaml, load_yaml, toy
+from .conftest import ROOT, edited_config, fixed_options, toy
 
 
 def test_an_fp8_expert_holds_half_the_bytes_and_its_gemm_runs_at_the_fp8_rate() -> None:
@@ -81,18 +81,7 @@ def test_fp8_kv_never_reduces_the_batch_that_fits() -> None:
 
 
 def _study(tmp_path: Path, change) -> Path:
-    data = load_yaml(ROOT / "_config.yml")
-    change(data)
-    data["catalogs"] = {k: str(ROOT / v) for k, v in data["catalogs"].items()}
-    dump_yaml(data, tmp_path / "c.yml")
-    return tmp_path / "c.yml"
-
-
-def _fixed(d: dict) -> None:
-    """Every option at one value (the searches' first: BF16 weights and KV, lru / predicted, no overlap)."""
-    d["workload"].update(weight_precision="bf16", kv_precision="bf16")
-    d["expert_cache"].update(baseline_policy="lru", prophet_policy="predicted")
-    d["parallel"]["overlap"] = "none"
+    return edited_config(tmp_path / "c.yml", change)
 
 
 SYSTEMS = ["4xH100", "10xA6000"]
@@ -101,7 +90,7 @@ SYSTEMS = ["4xH100", "10xA6000"]
 def test_adding_an_option_never_makes_a_side_slower(tmp_path) -> None:
     """Searching the options (auto) keeps the fixed point among the candidates: each side's best is at least
     as fast, system by system and strategy by strategy; every row names its options."""
-    fixed = run_study(load_study(_study(tmp_path, _fixed)), SYSTEMS)[0]
+    fixed = run_study(load_study(_study(tmp_path, fixed_options)), SYSTEMS)[0]
     auto = run_study(load_study(_study(tmp_path, lambda d: None)), SYSTEMS)[0]
     a, f = auto.comparison.set_index(["system_id", "strategy"]), fixed.comparison.set_index(["system_id", "strategy"])
     for v in ("baseline", "prophet"):
@@ -132,7 +121,7 @@ def test_prophet_inputs_never_move_a_baseline_number(tmp_path) -> None:
 def test_a_model_shipped_in_fp8_keeps_it_and_a_fixed_option_is_the_only_one(tmp_path) -> None:
     study = load_study(_study(tmp_path, lambda d: d.update(model="deepseek_v3")))
     assert {o["weight_precision"] for o in option_sets(study, False)} == {"fp8"}
-    study = load_study(_study(tmp_path, _fixed))
+    study = load_study(_study(tmp_path, fixed_options))
     assert len(option_sets(study, False)) == len(option_sets(study, True)) == 1
     auto = load_study(_study(tmp_path, lambda d: None))
     assert len(option_sets(auto, False)) == 2 * 2 * 2 * 2 and len(option_sets(auto, True)) == 2 * 2 * 3 * 2

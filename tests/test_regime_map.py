@@ -15,20 +15,14 @@ from prophet_model.study import regime
 from prophet_model.study.config import load_study
 from prophet_model.study.runner import run_study
 
-from .conftest import ROOT, dump_yaml, load_yaml
+from .conftest import dump_yaml, edited_config, fixed_options, load_yaml
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """The default study at the options of an offloading regime (BF16 weights and KV, no search of the cache
     policy or overlap): with FP8 weights every expert of the default model fits and the maps are flat."""
-    data = load_yaml(ROOT / "_config.yml")
-    data["workload"].update(weight_precision="bf16", kv_precision="bf16")
-    data["expert_cache"].update(baseline_policy="lru", prophet_policy="predicted")
-    data["parallel"]["overlap"] = "none"
-    data["catalogs"] = {k: str(ROOT / v) for k, v in data["catalogs"].items()}
-    cfg = tmp_path_factory.mktemp("regime") / "_config.yml"
-    dump_yaml(data, cfg)
+    cfg = edited_config(tmp_path_factory.mktemp("regime") / "_config.yml", fixed_options)
     out, failures = run_study(load_study(cfg))
     assert not failures
     return out
@@ -130,8 +124,6 @@ def test_the_finding_says_where_prophet_pays_from_the_csv(table, results) -> Non
 def test_an_unknown_reference_system_is_one_clear_error(study_dir) -> None:
     from prophet_model.errors import UserError
 
-    from .conftest import dump_yaml, load_yaml
-
     cfg = load_yaml(study_dir / "_config.yml")
     cfg["regime_map"]["reference_system"] = "99xZ"
     dump_yaml(cfg, study_dir / "_config.yml")
@@ -158,8 +150,6 @@ def test_each_point_is_each_sides_best_of_every_candidate(results) -> None:
 
 def test_without_a_regime_map_section_the_table_is_empty_and_the_figure_says_so(study_dir) -> None:
     from prophet_model.outputs.regime_figure import regime_map_figure
-
-    from .conftest import dump_yaml, load_yaml
 
     cfg = load_yaml(study_dir / "_config.yml")
     del cfg["regime_map"]
