@@ -194,6 +194,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
             if code is not None:
                 sys.stdout.flush()
                 return code
+        from prophet_model.workflow.procs import roomy_heap
+
+        roomy_heap()  # the model's large temporaries reuse heap memory
         command = _command(args.command)
         if _logs(args.command):
             _console(getattr(args, "log_level", "INFO"))

@@ -27,11 +27,13 @@ def run_parallel(tasks: list[Task], jobs: int = 0) -> Iterator[tuple[str, list[P
         for fn, args, name in tasks:
             yield _guarded(fn, args, name)
         return
+    global _TASKS
+    _TASKS = tasks  # the forked workers inherit the tasks: their arguments are not pickled (a study's are MBs)
     pool = ProcessPoolExecutor(
         max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init
     )
     try:
-        futures = [pool.submit(_guarded, fn, args, name) for fn, args, name in tasks]
+        futures = [pool.submit(_inherited, i) for i in range(len(tasks))]
         for fut in as_completed(futures):
             yield fut.result()
     except BaseException:  # a signal or an error: the workers go at once, not when their task ends
@@ -39,7 +41,18 @@ def run_parallel(tasks: list[Task], jobs: int = 0) -> Iterator[tuple[str, list[P
             proc.kill()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
+    finally:
+        _TASKS = []
     pool.shutdown()
+
+
+_TASKS: list[Task] = []  # run_parallel's tasks while its pool runs, as its forked workers see them
+
+
+def _inherited(i: int) -> tuple[str, list[Path], str | None]:
+    """Task `i` of the run_parallel call that forked this worker."""
+    fn, args, name = _TASKS[i]
+    return _guarded(fn, args, name)
 
 
 def _worker_init() -> None:

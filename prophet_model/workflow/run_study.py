@@ -246,12 +246,12 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
             nothing_fits(results.comparison)  # exit 2 naming the cause, before anything is written
         for line in hardware:
             log.info("hardware: %s", line)
-        checks, claims = checks_and_claims(study, results)
-        # the Monte Carlo runs beside the writers' tables (its own process; in this one, with its progress bar,
-        # when there is one core or --jobs 1)
+        # the Monte Carlo runs beside the checks and the writers' tables (its own process; in this one, with its
+        # progress bar, when there is one core or --jobs 1)
         bar = uncertainty_bar(study, results, options.quiet)
         sampling = Background(sampled_uncertainty, (study, results), options.jobs, bar)
         background.append(sampling)
+        checks, claims = checks_and_claims(study, results)
         if failures:
             log.error(
                 "ERROR %d system(s) failed: %s; nothing was written, %s",
