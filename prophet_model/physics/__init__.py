@@ -76,9 +76,10 @@ from .routing import (
     tokens_per_group,
 )
 from .scenario import NUMBERS, Array, Scenario, Trace, once, scenario_from
-from .step import StepResult, evaluate, overlapped
+from .step import CHUNK, StepResult, evaluate, overlapped
 
 __all__ = [
+    "CHUNK",
     "KERNELS_PER_EXPERT",
     "NUMBERS",
     "OFFLOAD_COMPUTE",

@@ -42,12 +42,14 @@ import numpy as np
 
 from .memory import experts_on_fullest_gpu
 from .routing import assignments_on_fullest_gpu, busiest, routing
-from .scenario import Array, Scenario, once
+from .scenario import Array, Scenario, once, select
 
 
 def none_of_k(n: Array, s: Scenario) -> Array:
     """C(E - n, k) / C(E, k) = prod_{i<k} (E - n - i) / (E - i): the chance that none of a token's k experts
     (drawn without replacement from E) is among n given ones; n may be fractional (a popularity share)."""
+    if np.ndim(s.num_experts) == 0 and np.ndim(s.top_k) == 0:  # one model: the product without masks
+        return _none_of_k(n, float(s.num_experts), float(s.top_k))
     e, k = np.broadcast_arrays(np.asarray(s.num_experts, dtype=np.float64), np.asarray(s.top_k, dtype=np.float64))
     out = np.ones(np.broadcast_shapes(np.shape(n), e.shape))
     finite = k[np.isfinite(k)]
@@ -58,19 +60,42 @@ def none_of_k(n: Array, s: Scenario) -> Array:
     return out
 
 
+def _none_of_k(n: Array, e: float, k: float) -> Array:
+    """none_of_k for one E and k (the same products, term by term)."""
+    out = np.ones(np.shape(n))
+    if not np.isfinite(k):
+        return out
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(int(k)):
+            if e - i <= 0:
+                out *= 0.0
+                continue
+            term = np.array(np.subtract(e, n), dtype=np.float64)  # (E - n - i) / (E - i), clipped to [0, 1], in place
+            term -= i
+            term /= e - i
+            np.maximum(term, 0.0, out=term)
+            np.minimum(term, 1.0, out=term)
+            out *= term
+    return out
+
+
 def destination_probability(n: Array, s: Scenario) -> Array:
     """Copies of one token a GPU holding n experts receives: p(n) = 1 - C(E - n, k) / C(E, k) when the
     dispatch de-duplicates, else k n / E (one per token-expert pair)."""
-    return np.where(s.dedup_dispatch > 0, 1 - none_of_k(n, s), s.top_k * n / s.num_experts)
+    return select(s.dedup_dispatch > 0, lambda: 1 - none_of_k(n, s), lambda: s.top_k * n / s.num_experts)
 
 
 def remote_destinations(s: Scenario) -> Array:
     """Expected remote GPUs one token of the busiest rank goes to: (ep - 1) p((E - ceil(E/ep)) / (ep - 1))
     (k (1 - ceil(E/ep)/E) copies without de-duplication). Zero when ep = 1."""
     n = experts_on_fullest_gpu(s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        other = (s.num_experts - n) / (s.ep - 1)
-    return np.where(s.ep > 1, (s.ep - 1) * destination_probability(other, s), 0.0)
+
+    def remote() -> Array:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            other = (s.num_experts - n) / (s.ep - 1)
+            return (s.ep - 1) * destination_probability(other, s)
+
+    return select(s.ep > 1, remote, lambda: 0.0)
 
 
 def chance_locality(s: Scenario) -> Array:
@@ -107,19 +132,23 @@ def alltoall_bytes(s: Scenario) -> Array:
 
 def _alltoall_bytes(s: Scenario) -> Array:
     row = s.hidden_size * s.activation_bytes
-    # one copy per pair: B*k*h*a*(1 - ceil(E/ep)/E) sent; the busiest rank's assignments less its own received
-    per_token = s.batch_size_per_gpu * s.top_k * s.hidden_size * s.activation_bytes
-    local_share = experts_on_fullest_gpu(s) / s.num_experts
-    kept = per_token * local_share
-    received = assignments_on_fullest_gpu(s) * s.hidden_size * s.activation_bytes - kept
-    pairs = np.maximum(per_token * (1 - local_share), received)
-    # de-duplicated: the tokens of the other ranks that need the busiest rank, each once
-    others = (s.ep - 1) * s.batch_size_per_gpu
-    p = destination_probability(routing(s)[2] * s.num_experts, s)
-    needing = busiest(others * p, others * p * (1 - p), others, s) * row
-    dedup = np.maximum(s.batch_size_per_gpu * remote_destinations(s) * row, needing)
-    volume = np.where(s.dedup_dispatch > 0, dedup, pairs)
-    return np.where(s.ep > 1, volume / comm_cut(s), 0.0)
+
+    def pairs() -> Array:
+        # one copy per pair: B*k*h*a*(1 - ceil(E/ep)/E) sent; the busiest rank's assignments less its own received
+        per_token = s.batch_size_per_gpu * s.top_k * s.hidden_size * s.activation_bytes
+        local_share = experts_on_fullest_gpu(s) / s.num_experts
+        kept = per_token * local_share
+        received = assignments_on_fullest_gpu(s) * s.hidden_size * s.activation_bytes - kept
+        return np.maximum(per_token * (1 - local_share), received)
+
+    def dedup() -> Array:
+        # de-duplicated: the tokens of the other ranks that need the busiest rank, each once
+        others = (s.ep - 1) * s.batch_size_per_gpu
+        p = destination_probability(routing(s)[2] * s.num_experts, s)
+        needing = busiest(others * p, others * p * (1 - p), others, s) * row
+        return np.maximum(s.batch_size_per_gpu * remote_destinations(s) * row, needing)
+
+    return select(s.ep > 1, lambda: select(s.dedup_dispatch > 0, dedup, pairs) / comm_cut(s), lambda: 0.0)
 
 
 def cross_socket_bytes(s: Scenario) -> Array:
@@ -130,10 +159,17 @@ def cross_socket_bytes(s: Scenario) -> Array:
     divided by comm_cut for Prophet. Zero on one socket or when no group straddles."""
     row = s.batch_size_per_gpu * s.hidden_size * s.activation_bytes
     side_a = np.mod(s.n_gpus / 2, s.ep)
-    pairs = side_a * (s.ep - side_a) / s.ep * (s.batch_size_per_gpu * s.top_k * s.hidden_size * s.activation_bytes)
-    dedup = side_a * (s.ep - side_a) * destination_probability(s.num_experts / s.ep, s) * row
-    crossing = np.where(s.dedup_dispatch > 0, dedup, pairs)
-    return np.where((s.sockets > 1) & (s.ep > 1), crossing / comm_cut(s), 0.0)
+
+    def crossing() -> Array:
+        return select(
+            s.dedup_dispatch > 0,
+            lambda: side_a * (s.ep - side_a) * destination_probability(s.num_experts / s.ep, s) * row,
+            lambda: (
+                side_a * (s.ep - side_a) / s.ep * (s.batch_size_per_gpu * s.top_k * s.hidden_size * s.activation_bytes)
+            ),
+        )
+
+    return select((s.sockets > 1) & (s.ep > 1), lambda: crossing() / comm_cut(s), lambda: 0.0)
 
 
 def group_nodes(s: Scenario) -> Array:
@@ -145,9 +181,12 @@ def intra_node_bytes(s: Scenario) -> Array:
     """Bytes of one all-to-all on the busiest rank's node interconnect (NVLink): `alltoall_bytes` on one node;
     over N > 1 nodes, with forwarding, N (G - 1) / (ep - 1) of it, G = ep / N (module docstring)."""
     n = group_nodes(s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        forwarded = alltoall_bytes(s) * n * (s.ep / n - 1) / (s.ep - 1)
-    return np.where(n > 1, forwarded, alltoall_bytes(s))
+
+    def forwarded() -> Array:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return alltoall_bytes(s) * n * (s.ep / n - 1) / (s.ep - 1)
+
+    return select(n > 1, forwarded, lambda: alltoall_bytes(s))
 
 
 def nic_bytes(s: Scenario) -> Array:
@@ -156,11 +195,16 @@ def nic_bytes(s: Scenario) -> Array:
     zero on one node."""
     n = group_nodes(s)
     row = s.batch_size_per_gpu * s.hidden_size * s.activation_bytes
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dedup = (n - 1) * destination_probability(s.num_experts / n, s) * row
-        pairs = s.top_k * (n - 1) / n * row
-    volume = np.where(s.dedup_dispatch > 0, dedup, pairs)
-    return np.where((n > 1) & (s.ep > 1), volume / comm_cut(s), 0.0)
+
+    def volume() -> Array:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return select(
+                s.dedup_dispatch > 0,
+                lambda: (n - 1) * destination_probability(s.num_experts / n, s) * row,
+                lambda: s.top_k * (n - 1) / n * row,
+            )
+
+    return select((n > 1) & (s.ep > 1), lambda: volume() / comm_cut(s), lambda: 0.0)
 
 
 def alltoall_latency(s: Scenario) -> Array:
@@ -174,11 +218,15 @@ def alltoall_time(s: Scenario) -> Array:
     """One all-to-all: latency + max(node bytes / (link bandwidth * payload efficiency), NIC bytes /
     (NIC bandwidth * its payload efficiency), cross-socket bytes / socket bandwidth). Prophet cuts the volume,
     never the latency floor. Zero when ep = 1."""
-    link = intra_node_bytes(s) / (s.link_bandwidth * s.link_efficiency)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cross = np.where(s.sockets > 1, cross_socket_bytes(s) / s.cross_socket_bandwidth, 0.0)
-        nic = np.where(group_nodes(s) > 1, nic_bytes(s) / (s.nic_bandwidth * s.nic_efficiency), 0.0)
-    return np.where(s.ep > 1, alltoall_latency(s) + np.maximum(np.maximum(link, cross), nic), 0.0)
+
+    def time() -> Array:
+        link = intra_node_bytes(s) / (s.link_bandwidth * s.link_efficiency)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = select(s.sockets > 1, lambda: cross_socket_bytes(s) / s.cross_socket_bandwidth, lambda: 0.0)
+            nic = select(group_nodes(s) > 1, lambda: nic_bytes(s) / (s.nic_bandwidth * s.nic_efficiency), lambda: 0.0)
+        return alltoall_latency(s) + np.maximum(np.maximum(link, cross), nic)
+
+    return select(s.ep > 1, time, lambda: 0.0)
 
 
 def allreduce_time(s: Scenario) -> Array:

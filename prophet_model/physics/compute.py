@@ -8,7 +8,7 @@ import numpy as np
 
 from .memory import kv_element_bytes, kv_replication
 from .routing import assignments_on_fullest_gpu, distinct_experts_touched
-from .scenario import Array, Scenario, once
+from .scenario import Array, Scenario, once, select
 
 
 def roofline(flops: Array, bytes_moved: Array, s: Scenario) -> Array:
@@ -60,10 +60,12 @@ def dense_time(s: Scenario) -> Array:
     b, h, tp = s.batch_size_per_gpu, s.hidden_size, s.attention_tp
     per_layer = gemm_time(tp * b, s.attention_params_per_layer / tp, s, s.stream_dense) + attention_time(s)
     shared = s.num_shared_experts * 3 * h * s.shared_expert_ffn_size
-    per_moe = gemm_time(b, h * s.num_experts, s, s.stream_dense) + np.where(
-        shared > 0, gemm_time(b, shared, s, s.stream_dense), 0.0
+    per_moe = gemm_time(b, h * s.num_experts, s, s.stream_dense) + select(
+        shared > 0, lambda: gemm_time(b, shared, s, s.stream_dense), lambda: 0.0
     )
-    dense_ffn = np.where(s.dense_ffn_size > 0, gemm_time(b, 3 * h * s.dense_ffn_size, s, s.stream_dense), 0.0)
+    dense_ffn = select(
+        s.dense_ffn_size > 0, lambda: gemm_time(b, 3 * h * s.dense_ffn_size, s, s.stream_dense), lambda: 0.0
+    )
     return (
         s.num_layers * per_layer
         + s.num_moe_layers * per_moe
@@ -104,11 +106,16 @@ def expert_time(s: Scenario) -> Array:
     assign = assignments_on_fullest_gpu(s)
     params = 3 * s.hidden_size * s.expert_ffn_size
     rate = weight_flops(s)
-    fused = np.maximum(2 * assign * params / rate, distinct * params * s.bytes_per_param / s.stream_grouped)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tokens = np.where(distinct > 0, assign / distinct, 0.0)
-    loop = distinct * (expert_ffn_time(tokens, s) - KERNELS_PER_EXPERT * s.kernel_startup)
-    return s.num_moe_layers * np.where(s.fused > 0, fused, loop)
+
+    def fused() -> Array:
+        return np.maximum(2 * assign * params / rate, distinct * params * s.bytes_per_param / s.stream_grouped)
+
+    def loop() -> Array:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tokens = np.where(distinct > 0, assign / distinct, 0.0)
+        return distinct * (expert_ffn_time(tokens, s) - KERNELS_PER_EXPERT * s.kernel_startup)
+
+    return s.num_moe_layers * select(s.fused > 0, fused, loop)
 
 
 def compute_time(s: Scenario) -> Array:

@@ -105,6 +105,20 @@ def fetch_exposed(s: Scenario, hide: Array, t_f: Array | None = None) -> Array:
     t_f = fetch_time(s) if t_f is None else t_f
     f, c = t_f / s.num_moe_layers, hide / s.num_layers
     d, n, h = distinct_experts_touched(s), experts_on_fullest_gpu(s), resident_fraction(s)
+    if not np.any(s.prophet > 0):  # the baseline: on demand, t_f (in the shape of every input below)
+        shapes = (
+            f,
+            c,
+            d,
+            n,
+            h,
+            s.prediction_accuracy,
+            s.prefetch_window,
+            s.overlap_override,
+            s.prophet,
+            s.num_moe_layers,
+        )
+        return np.array(np.broadcast_to(t_f, np.broadcast_shapes(*(np.shape(x) for x in shapes))), dtype=np.float64)
     w = wrong_share(s.prediction_accuracy, d, n)
     f, c, missing, nonresident, a, w, window, t_f, overlap, prophet, moe_layers = np.broadcast_arrays(
         f,

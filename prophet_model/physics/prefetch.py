@@ -142,6 +142,8 @@ def prefetch_exposed(
         t_e = np.where(mean > 0, f / mean, 0.0)
         r = np.where(t_e > 0, c / t_e, np.inf)
         w = (window > 0) & (mean > 0)
+        if w.all():  # every element in the window mode: the same values, without masking
+            return f - a * t_e * expected_min(mean, count, r)
         out[w] = f[w] - a[w] * t_e[w] * expected_min(mean[w], count[w], r[w])
         b = a + wrong
         e = (window <= 0) & (mean > 0) & (b > 0)

@@ -152,6 +152,19 @@ def once(name: str, s: Scenario, compute: Callable[[Scenario], Any]) -> Any:
     return memo[name]
 
 
+def select(cond: ArrayLike, if_true: Callable[[], Array], if_false: Callable[[], Array]) -> Array:
+    """np.where(cond, if_true(), if_false()), where a branch that no element takes is not computed: the same
+    values (a branch left out would only have been broadcast against `cond` and the other branch)."""
+    cond = np.asarray(cond)
+    if cond.all():
+        a = if_true()
+        return np.where(cond, a, a) if np.shape(a) != cond.shape and cond.ndim else a
+    if not cond.any():
+        b = if_false()
+        return np.where(cond, b, b) if np.shape(b) != cond.shape and cond.ndim else b
+    return np.where(cond, if_true(), if_false())
+
+
 def remember(name: str, s: Scenario, value: object) -> None:
     """Hand `once` a value already computed for this Scenario (a term solved for many configurations at
     once, then sliced for each part evaluated)."""

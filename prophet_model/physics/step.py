@@ -42,6 +42,7 @@ targets. Assumptions (also on the book's model page):
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, fields, replace
 from math import prod
 
@@ -100,12 +101,13 @@ class StepResult:
 CHUNK = 1 << 15  # configurations evaluated together: the temporaries of a term stay in the CPU's caches
 
 
-def evaluate(scenario: Scenario) -> StepResult:
+def evaluate(scenario: Scenario, keep: Collection[str] | None = None) -> StepResult:
     """Evaluate the decode step: step = compute + fetch_exposed + cpu_experts + comm_exposed (busiest GPU);
     throughput = n_gpus * B / step. Infeasible configurations (dense weights + KV cache do not fit)
     get NaN throughput and feasible = False. Many configurations are evaluated CHUNK at a time (the
-    same numbers, element by element; only faster). The shared terms of one evaluation live in the memo
-    of a Scenario made here (Scenario.arrays), so none outlives the call."""
+    same numbers, element by element; only faster); `keep`: the StepResult fields a caller reads of so many
+    (the others come back None instead of being assembled from the chunks). The shared terms of one
+    evaluation live in the memo of a Scenario made here (Scenario.arrays), so none outlives the call."""
     s = scenario.arrays()
     shape = np.broadcast_shapes(*(np.shape(getattr(s, k)) for k in NUMBERS))
     size = prod(shape)
@@ -127,6 +129,9 @@ def evaluate(scenario: Scenario) -> StepResult:
         parts.append(_evaluate(part))
     out = {}
     for f in fields(StepResult):
+        if keep is not None and f.name not in keep:
+            out[f.name] = None
+            continue
         pieces = [np.broadcast_to(getattr(r, f.name), (min(CHUNK, size - i * CHUNK),)) for i, r in enumerate(parts)]
         out[f.name] = np.concatenate(pieces).reshape(shape)
     return StepResult(**out)

@@ -145,13 +145,19 @@ def _case(
 def _evaluate(
     side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: int, scenario: Scenarios, max_step_ms: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens/s of each case at each draw, -inf where it does not qualify; whether it fits), each cases x k."""
-    res = m.evaluate(stack_cases(side_, cases, draws, k, scenario))
-    tps = np.broadcast_to(res.tokens_per_s, (len(cases) * k,)).reshape(len(cases), k)
-    fits = np.broadcast_to(res.feasible, (len(cases) * k,)).reshape(len(cases), k)
+    """(tokens/s of each case at each draw, -inf where it does not qualify; whether it fits), each cases x k.
+    Few draws: the cases stacked into one model call; many (a chunk of the model's or more): one call per case,
+    each already as long as a call needs to be (the same numbers, without copying the draws once per case)."""
+    keep = ("tokens_per_s", "feasible", "step_s")
+    if k >= m.CHUNK:
+        configs: dict[int, tuple[m.Scenario, dict[int, np.ndarray]]] = {}
+        parts = [m.evaluate(_case(side_, i, draws, scenario, configs), keep=keep) for i in cases]
+        tps, fits, step = (np.stack([np.broadcast_to(getattr(r, f), (k,)) for r in parts]) for f in keep)
+    else:
+        res = m.evaluate(stack_cases(side_, cases, draws, k, scenario), keep=keep)
+        tps, fits, step = (np.broadcast_to(getattr(res, f), (len(cases) * k,)).reshape(len(cases), k) for f in keep)
     ok = fits & np.isfinite(tps)
     if max_step_ms is not None:
-        step = np.broadcast_to(res.step_s, (len(cases) * k,)).reshape(len(cases), k)
         ok &= 1e3 * step <= max_step_ms
     return np.where(ok, tps, -np.inf), fits
 
