@@ -8,7 +8,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -103,6 +103,34 @@ def staged(
             shutil.rmtree(stage, ignore_errors=True)
 
 
+def refuse_targets(results_dir: Path, rels: Iterable[str], files: dict) -> None:
+    """UserError if the artifact may not write the relative paths `rels` into `results_dir` (`files`: its
+    manifest's): a path through a link or not plain, a file of the user's where the artifact would write for the
+    first time, a file where a folder is needed. `run` asks before it computes, the commit again before it moves
+    anything."""
+    rels = list(rels)
+    problems = [f"{rel} ({why})" for rel in rels if (why := unsafe_path(results_dir, rel))]
+    if problems:
+        raise UserError(f"{results_dir}: refusing to write {', '.join(problems[:5])}; nothing was changed")
+    foreign = [rel for rel in rels if rel not in files and (results_dir / rel).exists()]
+    if foreign:
+        raise UserError(
+            f"{results_dir}: {len(foreign)} file(s) the artifact would write are yours (not in its {MANIFEST}): "
+            f"{', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}; nothing was changed. Move them away, or "
+            "choose another results folder with --results DIR"
+        )
+    blocked = [
+        rel
+        for rel in rels
+        for parent in Path(rel).parents
+        if parent != Path(".") and (results_dir / parent).exists() and not (results_dir / parent).is_dir()
+    ]
+    if blocked:
+        raise UserError(
+            f"{results_dir}: a file stands where a folder is needed for {', '.join(blocked[:5])}; nothing was changed"
+        )
+
+
 def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable[[str, dict], bool]) -> list[str]:
     """Move the staged files into place; returns the relative paths written.
 
@@ -126,26 +154,7 @@ def commit(stage: Path, results_dir: Path, study, producer: str, scope: Callable
         if p.is_file() and p.name != STAGE_MARK and p.relative_to(stage).parts[0] != EXTRAS
     )
     extras = _extras(stage, set(new))
-    problems = [f"{rel} ({why})" for rel in new if (why := unsafe_path(results_dir, rel))]
-    if problems:
-        raise UserError(f"{results_dir}: refusing to write {', '.join(problems[:5])}; nothing was changed")
-    foreign = [rel for rel in new if rel not in files and (results_dir / rel).exists()]
-    if foreign:
-        raise UserError(
-            f"{results_dir}: {len(foreign)} file(s) the artifact would write are yours (not in its {MANIFEST}): "
-            f"{', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}; nothing was changed. Move them away, or "
-            "choose another results folder with --results DIR"
-        )
-    blocked = [
-        rel
-        for rel in new
-        for parent in Path(rel).parents
-        if parent != Path(".") and (results_dir / parent).exists() and not (results_dir / parent).is_dir()
-    ]
-    if blocked:
-        raise UserError(
-            f"{results_dir}: a file stands where a folder is needed for {', '.join(blocked[:5])}; nothing was changed"
-        )
+    refuse_targets(results_dir, new, files)
     digests = {rel: sha256(stage / rel) for rel in new}
     replace = [
         rel

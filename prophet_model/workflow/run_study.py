@@ -197,8 +197,8 @@ def log_uncertainty(study: Study, uncertainty) -> None:
 def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], options: RunOptions) -> int:
     """`run` of `study` into `results_dir` (`label`: how errors name it; `argv`: the command line, for the
     log): the exit status. Files are replaced all at once or not at all."""
-    from prophet_model.outputs.files import SYSTEM_FILES, system_of
-    from prophet_model.workflow.commit import recover, staged
+    from prophet_model.outputs.files import SYSTEM_FILES, expected_files, system_of
+    from prophet_model.workflow.commit import recover, refuse_targets, staged
     from prophet_model.workflow.procs import hold_lock
     from prophet_model.workflow.results import LOCK, owned, prepare, read_manifest, stale_reasons
 
@@ -229,6 +229,16 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
     hardware = hardware_lines(study)  # a measurement that gives an efficiency above 1 stops here, before any write
     results_dir = prepare(results_dir, label)  # refuses folders that are not the artifact's
     hold_lock(results_dir, LOCK, "the results folder")
+    # a path the commit would refuse (a link, a file of the user's, a file where a folder goes) is refused before
+    # anything is computed; the commit checks again
+    ids = list(options.systems or (s.id for s in study.systems))
+    targets = [
+        rel
+        for rel in expected_files(ids, bool(study.config.uncertainty))
+        if not (options.no_figures and rel.startswith("figures/"))
+        and not (options.systems and system_of(rel) not in options.systems)
+    ]
+    refuse_targets(results_dir, targets, read_manifest(results_dir)["files"])
     before = _manifest_state(results_dir)
     log_path = open_log(results_dir / "logs", options.log_level)
     background: list[Background] = []  # processes computing beside this one, killed if the run stops
