@@ -9,6 +9,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,6 +92,14 @@ def edited_config(path: Path, change) -> Path:
     return path
 
 
+def only_systems(data: dict, ids: tuple[str, ...]) -> dict:
+    """A config's data keeping the systems `ids` (and the expectations about them): end-to-end tests whose rule
+    does not depend on the number of systems build fewer notebooks and pages."""
+    data["systems"] = [s for s in data["systems"] if s["id"] in ids]
+    data["expectations"] = [e for e in data.get("expectations") or [] if e.get("system") in ids]
+    return data
+
+
 def fixed_options(data: dict) -> None:
     """Every searched option at one value (the searches' first: BF16 weights and KV, lru / predicted, no overlap):
     an offloading regime, where the default model's experts do not all fit."""
@@ -133,23 +142,49 @@ def _session_dir(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+# `make` in the built checkout; its exit status then goes to the file named by $1 (written whole, by a rename)
+BUILD = 'make -s > "$1.log" 2>&1; echo $? > "$1.tmp"; mv "$1.tmp" "$1"'
+BUILD_WAIT_S = 1200  # a build that has not ended by then fails the tests that need it
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _build_checkout_meanwhile(request, tmp_path_factory):
+    """Where a collected test needs built_checkout: start the session's `make` of it at once, in the background
+    of the first worker, so that the tests go on while it builds (a test that needs it waits for it, the others
+    do not). A worker that started it waits for it at its end (another worker may still need it)."""
+    if not any("built_checkout" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield
+        return
+    shared = _session_dir(tmp_path_factory)
+    work = shared / "built-checkout"
+    proc = None
+    with (shared / "built-checkout.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if not (shared / "built-checkout.started").is_file():
+            shutil.rmtree(work, ignore_errors=True)
+            copy_checkout(work)
+            status = shared / "built-checkout.status"
+            proc = subprocess.Popen(["sh", "-c", BUILD, "sh", str(status)], cwd=work)
+            (shared / "built-checkout.started").write_text(str(proc.pid))
+    yield
+    if proc is not None:
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
 def built_checkout(tmp_path_factory) -> Path:
     """A private copy of the checkout (copy_checkout) built by `make`: the default study's results and
-    paper, the executed notebooks and the site. Built once per session, whatever the number of workers:
-    the first worker to ask builds it under a file lock, the others wait and reuse it. Read-only for the
-    tests: copy it (copy_built) to change anything."""
+    paper, the executed notebooks and the site. Built once per session, whatever the number of workers,
+    from the session's start on (_build_checkout_meanwhile); a test that needs it waits for the build to end.
+    Read-only for the tests: copy it (copy_built) to change anything."""
     shared = _session_dir(tmp_path_factory)
-    work, done = shared / "built-checkout", shared / "built-checkout.done"
-    with (shared / "built-checkout.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
-        if not done.is_file():
-            shutil.rmtree(work, ignore_errors=True)  # what a failed attempt left
-            copy_checkout(work)
-            proc = subprocess.run(["make", "-s"], cwd=work, capture_output=True, text=True, check=False)
-            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-            done.write_text("")
-    return work
+    status, log = shared / "built-checkout.status", shared / "built-checkout.status.log"
+    deadline = time.monotonic() + BUILD_WAIT_S
+    while not status.is_file():
+        assert time.monotonic() < deadline, "no end of the build: " + (log.read_text()[-3000:] if log.is_file() else "")
+        time.sleep(0.5)
+    assert status.read_text().strip() == "0", log.read_text(errors="replace")[-6000:] if log.is_file() else ""
+    return shared / "built-checkout"
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,8 @@ import pytest
 
 from prophet_model.cli import main
 from prophet_model.outputs import formatting as fmt
-from prophet_model.study.config import load_study
 
-from .conftest import ROOT, dump_yaml, load_yaml
+from .conftest import ROOT, dump_yaml, load_yaml, only_systems
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -42,6 +41,9 @@ def hostile(field: str) -> str:
 
 
 HOSTILE_FIELDS = ("title", "model", "gpu", "interconnect")  # beside the system name, HOSTILE
+# the hostile book's systems: four of the default study's (every kind of page; the other systems' pages are
+# alike and take CI time)
+BOOK_SYSTEMS = ("2xA100", "4xH100", "8xA100", "10xA6000")
 STATIC_PAGES = [
     "intro.md",
     "getting_started.md",
@@ -77,7 +79,7 @@ def built(tmp_path_factory) -> tuple[Path, Path]:
     data = load_yaml(ROOT / "_config.yml")
     next(x for x in data["systems"] if x["id"] == "8xA100")["name"] = HOSTILE
     data["study"]["title"] = hostile("title")
-    dump_yaml(data, study / "_config.yml")
+    dump_yaml(only_systems(data, BOOK_SYSTEMS), study / "_config.yml")
     for catalog, field in (("models", "model"), ("gpus", "gpu"), ("interconnects", "interconnect")):
         entries = load_yaml(study / "catalog" / f"{catalog}.yml")
         for i, entry in enumerate(entries.values()):
@@ -190,7 +192,7 @@ def test_the_book_reads_well(built, server, browser) -> None:
     nav = page.evaluate("[...document.querySelectorAll('nav.bd-links a')].map(a => a.getAttribute('href'))")
     systems = [h.split("/")[-1].removesuffix(".html") for h in nav if "systems/" in h]
     counts = [int(s.split("-", 1)[0]) for s in systems]
-    assert len(systems) == len(load_study(ROOT / "_config.yml").systems) and counts == sorted(counts), systems
+    assert len(systems) == len(BOOK_SYSTEMS) and counts == sorted(counts), systems
     wide = []
     for name in pages(html):
         page.goto(f"{server}/{name}", wait_until="networkidle")

@@ -253,7 +253,10 @@ def test_a_kill_during_the_commit_is_seen_by_every_reader(good: Path, study_dir:
 # Files changed by hand: the readers say which
 
 
-def test_a_results_file_replaced_by_hand_is_named_by_the_readers(good: Path, study_dir: Path, capsys) -> None:
+def test_a_results_file_replaced_by_hand_is_named_by_the_readers(
+    built_checkout: Path, study_dir: Path, tmp_path: Path, capsys
+) -> None:
+    good = copy_built(built_checkout / "results", tmp_path / "results")  # a full run's: its figures are reused
     csv = good / "data" / "all_systems_comparison.csv"
     csv.write_text(csv.read_text().replace("8xA100", "8xA100 (edited)"))
     args = ["--config", str(study_dir / "_config.yml"), "--results", str(good)]
