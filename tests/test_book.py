@@ -310,7 +310,7 @@ def test_the_landing_page_shows_the_key_figure_under_the_finding(built, server, 
     assert len(alt.split()) >= 3 and caption.strip() and len(caption.strip().splitlines()) == 1, (alt, caption)
 
 
-def test_the_sensitivity_page_draws_no_map_that_looks_like_another(built) -> None:
+def test_the_sensitivity_page_draws_no_map_that_looks_like_another(built_checkout) -> None:
     """Within each kind of speedup map, no two drawn maps are closer than views.MAP_SAME_SHARE of the colour scale
     (the systems whose maps would look the same are named under the one drawn). The drawn maps are the page's
     images whose alt text (views.figure_alt: title, axes) names a system's speedup over prediction accuracy; their
@@ -319,7 +319,7 @@ def test_the_sensitivity_page_draws_no_map_that_looks_like_another(built) -> Non
 
     from prophet_model.outputs import views
 
-    html, results = built
+    html, results = built_checkout / "book" / "_build" / "html", built_checkout / "results"  # the default study's
     maps = pd.read_csv(results / "data" / "sensitivity" / "maps.csv")
     grids = {(a, r.system.iloc[0]): views.speedup_map(r)[2] for (a, _), r in maps.groupby(["against", "system_id"])}
     axes = {"Interconnect bandwidth": "interconnect_bandwidth_factor", "cache hit rate": "prophet_hit_rate",
