@@ -135,6 +135,17 @@ def trace_study(study_dir: Path) -> Path:
 # Prebuilt folders, made once per session and copied by the tests that need them.
 
 
+# the longest test files, started first: with --dist loadfile each file runs in one process, and one of these
+# started last would be the suite's tail (test_make_sequences waits for built_checkout, then builds again)
+FIRST = ("test_make_sequences.py", "test_book.py", "test_kill_repair.py", "test_notebooks.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The files of FIRST before the others (each file's tests in their order)."""
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))
+
+
 def _session_dir(tmp_path_factory) -> Path:
     """A folder every process of this session shares: under pytest-xdist the workers' common parent
     (pytest-N/, one per session), else the session's own base folder."""
