@@ -14,10 +14,11 @@ PY := $(VENV)/bin/python
 SYSDEPS := $(VENV)/.system-deps
 # Test files run in parallel in one process more than the cores (at most 4): a file's tests and its module fixtures
 # stay in one process, and part of the time a test waits for a subprocess, a kernel or the browser, which the
-# extra process fills (2 cores: 575 s with two processes, 531 s with three, 2026-12-08). `make test PYTEST_JOBS=`
-# runs them one after another.
+# extra process fills (2 cores: 575 s with two processes, 531 s with three, 2026-12-08). The files start in the
+# order of tests/conftest.py (the longest first; xdist would otherwise start the files with the most tests first,
+# and the one-test end-to-end sequence last). `make test PYTEST_JOBS=` runs them one after another.
 TEST_PROCESSES := $(shell $(PYTHON) -c "import os; print(min(4, (os.cpu_count() or 1) + 1))" 2>/dev/null || echo 2)
-PYTEST_JOBS ?= -n $(TEST_PROCESSES) --dist loadfile
+PYTEST_JOBS ?= -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 
 .PHONY: all venv results run paper pipeline book test lint format bench examples clean distclean
 

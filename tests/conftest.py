@@ -135,9 +135,18 @@ def trace_study(study_dir: Path) -> Path:
 # Prebuilt folders, made once per session and copied by the tests that need them.
 
 
-# the longest test files, started first: with --dist loadfile each file runs in one process, and one of these
-# started last would be the suite's tail (test_make_sequences waits for built_checkout, then builds again)
-FIRST = ("test_make_sequences.py", "test_book.py", "test_kill_repair.py", "test_notebooks.py")
+# the longest test files, started first (make test's --no-loadscope-reorder keeps this order; each of the first
+# processes starts with two files, the first with the 1st and 4th, and so on): with --dist loadfile a file runs in
+# one process, and one of these started last would be the suite's tail (test_make_sequences waits for
+# built_checkout, then builds again)
+FIRST = (
+    "test_make_sequences.py",
+    "test_book.py",
+    "test_kill_repair.py",
+    "test_fastpath.py",
+    "test_results_integrity.py",
+    "test_notebooks.py",
+)
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -34,12 +34,20 @@ PRIMITIVES = {
 }
 
 
+class Lines(tuple):
+    """Line numbers of a table's rows (DataFrame.attrs): immutable, so a deep copy is the same object (pandas
+    deep-copies attrs at every operation on the frame)."""
+
+    def __deepcopy__(self, memo: dict) -> Lines:
+        return self
+
+
 def read_table(path: Path, layout: Layout, **read_csv: object) -> pd.DataFrame:
     """A measurement CSV as a DataFrame, checked first (measured_csv.check_csv: a regular UTF-8 file of
     bounded size, the layout's columns, numbers and times); the text checked is the text parsed."""
     checked = check_csv(path, layout)
     df = pd.read_csv(io.StringIO(checked.text), **read_csv)  # type: ignore[call-overload]
-    df.attrs["lines"] = checked.lines  # the file's line of each row, for messages
+    df.attrs["lines"] = Lines(checked.lines)  # the file's line of each row, for messages
     return df
 
 
