@@ -73,6 +73,7 @@ from .routing import (
     normal_quantile,
     resident_fraction,
     routing,
+    skewed_routing,
     tokens_per_group,
 )
 from .scenario import NUMBERS, Array, Scenario, Trace, once, scenario_from
@@ -140,6 +141,7 @@ __all__ = [
     "roofline_time",
     "routing",
     "scenario_from",
+    "skewed_routing",
     "startup_time",
     "swiglu_kernels",
     "tokens_per_group",

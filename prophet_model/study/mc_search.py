@@ -146,15 +146,18 @@ def _evaluate(
     side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: int, scenario: Scenarios, max_step_ms: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(tokens/s of each case at each draw, -inf where it does not qualify; whether it fits), each cases x k.
-    Few draws: the cases stacked into one model call; many (a chunk of the model's or more): one call per case,
-    each already as long as a call needs to be (the same numbers, without copying the draws once per case)."""
+    Few draws, or skewed routing: the cases stacked into one model call (the cache's hit rates are solved once for
+    all of them: physics/step.evaluate); many draws (a chunk of the model's or more) under uniform routing: one call
+    per case, each already as long as a call needs to be (the same numbers, without copying the draws once per
+    case, and each case's own inputs stay scalars)."""
     keep = ("tokens_per_s", "feasible", "step_s")
-    if k >= m.CHUNK:
-        configs: dict[int, tuple[m.Scenario, dict[int, np.ndarray]]] = {}
-        parts = [m.evaluate(_case(side_, i, draws, scenario, configs), keep=keep) for i in cases]
+    configs: dict[int, tuple[m.Scenario, dict[int, np.ndarray]]] = {}
+    per = [_case(side_, i, draws, scenario, configs) for i in cases]
+    if k >= m.CHUNK and not any(np.any(m.skewed_routing(s)) for s in per):
+        parts = [m.evaluate(s, keep=keep) for s in per]
         tps, fits, step = (np.stack([np.broadcast_to(getattr(r, f), (k,)) for r in parts]) for f in keep)
     else:
-        res = m.evaluate(stack_cases(side_, cases, draws, k, scenario), keep=keep)
+        res = m.evaluate(concatenated(per, [k] * len(per)), keep=keep)  # one study's cases: one set of traces
         tps, fits, step = (np.broadcast_to(getattr(res, f), (len(cases) * k,)).reshape(len(cases), k) for f in keep)
     ok = fits & np.isfinite(tps)
     if max_step_ms is not None:
