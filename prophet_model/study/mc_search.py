@@ -112,9 +112,15 @@ Scenarios = Callable[[dict[str, float], dict[str, np.ndarray]], m.Scenario]
 
 def stack_cases(side_: Side, cases: list[int], draws: dict[str, np.ndarray], k: int, scenario: Scenarios) -> m.Scenario:
     """The cases (indices into side_.cases) at the `k` draws, one after another, as one Scenario."""
-    configs: dict[int, tuple[m.Scenario, dict[int, np.ndarray]]] = {}
-    per = [_case(side_, i, draws, scenario, configs) for i in cases]
+    per = _cases(side_, cases, draws, scenario)
     return concatenated(per, [k] * len(per))  # one study's cases: one set of traces
+
+
+def _cases(side_: Side, cases: list[int], draws: dict[str, np.ndarray], scenario: Scenarios) -> list[m.Scenario]:
+    """The cases (indices into side_.cases) at the draws, each a Scenario (a configuration's scenario and rule
+    batches made once for all its cases)."""
+    configs: dict[int, tuple[m.Scenario, dict[int, np.ndarray]]] = {}
+    return [_case(side_, i, draws, scenario, configs) for i in cases]
 
 
 def _case(
@@ -151,8 +157,7 @@ def _evaluate(
     per case, each already as long as a call needs to be (the same numbers, without copying the draws once per
     case, and each case's own inputs stay scalars)."""
     keep = ("tokens_per_s", "feasible", "step_s")
-    configs: dict[int, tuple[m.Scenario, dict[int, np.ndarray]]] = {}
-    per = [_case(side_, i, draws, scenario, configs) for i in cases]
+    per = _cases(side_, cases, draws, scenario)
     if k >= m.CHUNK and not any(np.any(m.skewed_routing(s)) for s in per):
         parts = [m.evaluate(s, keep=keep) for s in per]
         tps, fits, step = (np.stack([np.broadcast_to(getattr(r, f), (k,)) for r in parts]) for f in keep)

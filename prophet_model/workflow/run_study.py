@@ -194,10 +194,20 @@ def log_uncertainty(study: Study, uncertainty) -> None:
         log.warning("uncertainty: %s", line)
 
 
+def _in_scope(rel: str, figures: bool, systems: set[str] | None) -> bool:
+    """Whether a run writes the results file `rel`: figures only with `figures`; with `systems` (a partial run),
+    only those systems' files."""
+    from prophet_model.outputs.files import system_of
+
+    if not figures and rel.startswith("figures/"):
+        return False
+    return systems is None or system_of(rel) in systems
+
+
 def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], options: RunOptions) -> int:
     """`run` of `study` into `results_dir` (`label`: how errors name it; `argv`: the command line, for the
     log): the exit status. Files are replaced all at once or not at all."""
-    from prophet_model.outputs.files import SYSTEM_FILES, expected_files, system_of
+    from prophet_model.outputs.files import SYSTEM_FILES, expected_files
     from prophet_model.workflow.commit import recover, refuse_targets, staged
     from prophet_model.workflow.procs import hold_lock
     from prophet_model.workflow.results import LOCK, owned, prepare, read_manifest, stale_reasons
@@ -235,8 +245,7 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
     targets = [
         rel
         for rel in expected_files(ids, bool(study.config.uncertainty))
-        if not (options.no_figures and rel.startswith("figures/"))
-        and not (options.systems and system_of(rel) not in options.systems)
+        if _in_scope(rel, not options.no_figures, set(options.systems) if options.systems else None)
     ]
     refuse_targets(results_dir, targets, read_manifest(results_dir)["files"])
     before = _manifest_state(results_dir)
@@ -277,11 +286,7 @@ def run(study: Study, results_dir: Path, label: str, argv: Sequence[str], option
 
         def scope(rel: str, entry: dict) -> bool:
             """The files this run replaces: a partial run touches only its own outputs."""
-            if not figs and rel.startswith("figures/"):
-                return False
-            if partial:
-                return system_of(rel) in mine
-            return True
+            return _in_scope(rel, figs, mine)
 
         from prophet_model.workflow.writer_tables import writer_tables
 
