@@ -17,7 +17,9 @@ SYSDEPS := $(VENV)/.system-deps
 # extra process fills (2 cores: 575 s with two processes, 531 s with three, 2026-12-08). The files start in the
 # order of tests/conftest.py (the longest first; xdist would otherwise start the files with the most tests first,
 # and the one-test end-to-end sequence last). `make test PYTEST_JOBS=` runs them one after another.
-TEST_PROCESSES := $(shell $(PYTHON) -c "import os; print(min(4, (os.cpu_count() or 1) + 1))" 2>/dev/null || echo 2)
+# Expanded only when `make test` runs its recipe (a deferred `=`): every other make, the no-op one included, would
+# otherwise start an interpreter to count the cores while reading this file.
+TEST_PROCESSES = $(shell $(PY) -c "import os; print(min(4, (os.cpu_count() or 1) + 1))" 2>/dev/null || echo 2)
 PYTEST_JOBS ?= -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 
 .PHONY: all venv results run paper pipeline book test lint format bench examples clean distclean

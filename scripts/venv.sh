@@ -21,19 +21,21 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
   exit 2
 fi
 # One interpreter start for the three checks (its version, venv/ensurepip, its path): a no-op make
-# pays for it every time.
+# pays for it every time. venv/ensurepip are imported only when there is no .venv to keep.
+[ -e "$VENV" ] && creating=0 || creating=1
 info=$("$PYTHON" -c '
 import os, platform, sys
 if sys.version_info < (3, 11):
     print("old " + platform.python_version())
     sys.exit(0)
 try:
-    import ensurepip, venv
+    if sys.argv[1] == "1":
+        import ensurepip, venv
 except ImportError:
     print("novenv")
     sys.exit(0)
 print("ok " + os.path.realpath(sys.executable) + " " + sys.version.split()[0])
-' 2>/dev/null || true)
+' "$creating" 2>/dev/null || true)
 case "$info" in
   ok\ *) want=${info#ok } ;;
   novenv)
@@ -58,6 +60,10 @@ if [ -e "$VENV" ]; then
     have=$("$VENV/bin/python" -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)), sys.version.split()[0])' 2>/dev/null || true)
   fi
   if [ "$have" != "$want" ]; then
+    if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then  # checked before the old .venv goes
+      echo "error: PYTHON=$PYTHON has no venv/ensurepip module; install it (Debian: apt-get install python3-venv)" >&2
+      exit 2
+    fi
     echo "rebuilding $VENV: it was made with '${have:-an unusable Python}', this make uses '$want'"
     rm -rf "$VENV"
   fi

@@ -6,6 +6,7 @@ paper, executed notebooks and site). A test that changes one works on a copy (`c
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
@@ -208,6 +209,26 @@ def built_checkout(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def made_once(tmp_path_factory):
+    """made_once(name, build) -> the folder `name`, made by build(folder) once per session whichever process
+    asks first (the others wait for it). Read-only for the tests: copy it (copy_built) to change anything."""
+    shared = _session_dir(tmp_path_factory)
+
+    def get(name: str, build) -> Path:
+        folder, done = shared / f"once-{name}", shared / f"once-{name}.done"
+        with (shared / f"once-{name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+            if not done.is_file():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+                build(folder)
+                done.write_text("")
+        return folder
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def plain_results(tmp_path_factory) -> Path:
     """The default study's `run --no-figures` (a few seconds: made once per worker). Read-only for the
     tests: copy it (copy_built) to change anything."""
@@ -215,6 +236,43 @@ def plain_results(tmp_path_factory) -> Path:
     argv = ["run", "--config", str(ROOT / "_config.yml"), "--results", str(results), "--quiet", "--no-figures"]
     assert main(argv) == 0
     return results
+
+
+def _make_paper(folder: Path, name: str | None) -> None:
+    """folder/results: the default study's results and paper, with `name` (when given) for system 3's name, the
+    study's title and every catalog entry's name (every name a user or add-model supplies)."""
+    shutil.copy(ROOT / "_config.yml", folder / "_config.yml")
+    shutil.copytree(ROOT / "catalog", folder / "catalog")
+    if name:
+        cfg = load_yaml(folder / "_config.yml")
+        cfg["systems"][2]["name"] = name
+        cfg["study"]["title"] = f"title {name}"
+        dump_yaml(cfg, folder / "_config.yml")
+        for catalog in ("models", "gpus", "interconnects"):
+            entries = load_yaml(folder / "catalog" / f"{catalog}.yml")
+            for i, entry in enumerate(entries.values()):
+                entry["name"] = f"{catalog} {i} {name}"
+            dump_yaml(entries, folder / "catalog" / f"{catalog}.yml")
+    common = ["--config", str(folder / "_config.yml"), "--results", str(folder / "results")]
+    assert main(["run", *common, "--quiet"]) == 0
+    assert main(["paper", *common]) == 0
+
+
+@pytest.fixture
+def paper_of(request, made_once, tmp_path):
+    """paper_of(name=None) -> a results/ folder in tmp_path with the paper: the default study's, copied from the
+    session's built checkout (`make` wrote it from the same configuration), or, with `name`, the default study
+    renamed as _make_paper does (made once per session, ~30 s, and copied)."""
+
+    def get(name: str | None = None) -> Path:
+        if name is None:
+            source = request.getfixturevalue("built_checkout") / "results"
+        else:
+            source = made_once(f"paper-{hashlib.sha256(name.encode()).hexdigest()[:12]}",
+                               lambda folder: _make_paper(folder, name)) / "results"  # fmt: skip
+        return copy_built(source, tmp_path / "results")
+
+    return get
 
 
 def copy_built(source: Path, dest: Path) -> Path:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +15,7 @@ from prophet_model.cli import main
 from prophet_model.outputs import formatting as fmt
 from prophet_model.outputs.paper import PAPER_FILES, macro_name, tex, tex_value
 
-from .conftest import ROOT, dump_yaml, load_yaml
+from .conftest import ROOT
 
 HOSTILE = "8×A100 & friends_v2 (50%) #1 $x ~y^z {a} \\b"
 
@@ -30,37 +28,6 @@ def test_tex_escapes_every_special_character() -> None:
 def test_macro_names_are_letters_only() -> None:
     assert macro_name("Speedup", "8xA100") == "prophetSpeedupEightxAOneZeroZero"
     assert re.fullmatch(r"[A-Za-z]+", macro_name("X", "10×A6000 & friends_v2 (50%)"))
-
-
-_DEFAULT: list[Path] = []  # the default study's results and paper, made once per session and copied
-
-
-def _paper(study_dir: Path, tmp_path: Path, name: str | None = None) -> Path:
-    """results/ with the paper of the default study (or with system 3 renamed `name`), in tmp_path. The
-    default study's folder is made once and copied for each test (a run and paper step take ~10 s)."""
-    results = tmp_path / "results"
-    if name is None and _DEFAULT:
-        shutil.copytree(_DEFAULT[0], results, symlinks=True)
-        return results
-    if name:
-        cfg = load_yaml(study_dir / "_config.yml")
-        cfg["systems"][2]["name"] = name
-        cfg["study"]["title"] = f"title {name}"
-        dump_yaml(cfg, study_dir / "_config.yml")
-        for catalog in ("models", "gpus", "interconnects"):  # every name a user or add-model supplies
-            entries = load_yaml(study_dir / "catalog" / f"{catalog}.yml")
-            for i, entry in enumerate(entries.values()):
-                entry["name"] = f"{catalog} {i} {name}"
-            dump_yaml(entries, study_dir / "catalog" / f"{catalog}.yml")
-    assert main(["run", "--config", str(study_dir / "_config.yml"), "--results", str(results), "--quiet"]) == 0
-    assert main(["paper", "--config", str(study_dir / "_config.yml"), "--results", str(results)]) == 0
-    if name is None:
-        tmp = tempfile.mkdtemp(prefix="prophet-paper-")
-        atexit.register(shutil.rmtree, tmp, True)
-        keep = Path(tmp) / "results"
-        shutil.copytree(results, keep, symlinks=True)
-        _DEFAULT.append(keep)
-    return results
 
 
 PREAMBLE = r"""\documentclass[twocolumn]{article}
@@ -104,9 +71,9 @@ def _compile(results: Path, doc: str = DOC, name: str = "main") -> str:
 
 
 @pytest.mark.parametrize("name", [None, HOSTILE], ids=["default", "hostile-name"])
-def test_latex_compiles_without_errors_or_overfull_table(study_dir, tmp_path, name) -> None:
+def test_latex_compiles_without_errors_or_overfull_table(paper_of, tmp_path, name) -> None:
     assert shutil.which("pdflatex"), "pdflatex missing: run scripts/install-system-deps.sh"
-    results = _paper(study_dir, tmp_path, name)
+    results = paper_of(name)
     assert sorted(p.name for p in (results / "paper").glob("*.tex")) == sorted(PAPER_FILES)
     log = _compile(results)
     assert "! " not in log
@@ -139,11 +106,11 @@ def _prose(path: Path) -> str:
     return "\n".join(ln for ln in path.read_text().splitlines() if not ln.startswith("%"))
 
 
-def test_abstract_and_section_are_prose_with_keyed_numbers_only(study_dir, tmp_path) -> None:
+def test_abstract_and_section_are_prose_with_keyed_numbers_only(paper_of, tmp_path) -> None:
     """The abstract is four to six sentences (at most 150 words, test_paper_voice.py counts them as a reader
     does) an author can keep, and the section is paragraphs; outside the keyed commands neither holds a digit,
     every command they use is defined, and the values are the CSV's, formatted once (formatting.py)."""
-    results = _paper(study_dir, tmp_path)
+    results = paper_of()
     paper = results / "paper"
     keyed = _keyed((paper / "macros.tex").read_text())
     headline = pd.read_csv(results / "data" / "headline.csv").set_index("system_id")
@@ -172,14 +139,14 @@ def test_abstract_and_section_are_prose_with_keyed_numbers_only(study_dir, tmp_p
             assert value == tex_value(f(headline.loc[key, metric])), (key, metric, value)
 
 
-def test_the_finding_heads_the_section_and_reads_like_the_book(study_dir, tmp_path) -> None:
+def test_the_finding_heads_the_section_and_reads_like_the_book(paper_of, tmp_path) -> None:
     """The section opens with the sentences of the overview's box in the paper's own voice (without the draft
     analysis's speedup and what it would take: the appendix has those), and its "Where Prophet pays" paragraph
     opens with the box's regime-map sentence: the same words, the numbers as keyed commands whose values are the
     numbers the book shows."""
     from prophet_model.outputs.finding import as_text, finding
 
-    results = _paper(study_dir, tmp_path)
+    results = paper_of()
     paper = results / "paper"
     keyed = _keyed((paper / "macros.tex").read_text())
     data = results / "data"
@@ -203,8 +170,8 @@ def test_the_finding_heads_the_section_and_reads_like_the_book(study_dir, tmp_pa
     assert expand(pays).lstrip().startswith(tex(as_text(own[2:], str)))
 
 
-def test_tables_hold_the_csv_numbers(study_dir, tmp_path) -> None:
-    results = _paper(study_dir, tmp_path)
+def test_tables_hold_the_csv_numbers(paper_of, tmp_path) -> None:
+    results = paper_of()
     headline = pd.read_csv(results / "data" / "headline.csv")
     paper = results / "paper"
     narrow, wide = paper.joinpath("table.tex").read_text(), paper.joinpath("table_wide.tex").read_text()
@@ -278,11 +245,11 @@ $x \approx \prophet{8xA100/DP}{prophet_hit_rate}$. The old commands still work: 
 """
 
 
-def test_a_sample_paper_inputs_everything_from_the_results_folder(study_dir, tmp_path) -> None:
+def test_a_sample_paper_inputs_everything_from_the_results_folder(paper_of, tmp_path) -> None:
     """A two-column article in its own folder uses the keyed macros in text, math and a table, and
     \\input's the table, caption, section and appendix from results/paper/ through \\input@path, nothing
     copied; pdflatex sets it with no error and no overfull box in the table."""
-    results = _paper(study_dir, tmp_path)
+    results = paper_of()
     paper = tmp_path / "my-paper"
     paper.mkdir()
     (paper / "main.tex").write_text(SAMPLE % {"paper": (results / "paper").as_posix(),
@@ -304,8 +271,8 @@ def test_a_sample_paper_inputs_everything_from_the_results_folder(study_dir, tmp
     assert fmt.ratio(head.speedup) in text and fmt.ratio(ep.speedup) in text and "Artifact Appendix" in text
 
 
-def test_an_unknown_key_is_a_latex_error_naming_it(study_dir, tmp_path) -> None:
-    results = _paper(study_dir, tmp_path)
+def test_an_unknown_key_is_a_latex_error_naming_it(paper_of, tmp_path) -> None:
+    results = paper_of()
     doc = tmp_path / "bad.tex"
     path = (results / "paper").as_posix()
     doc.write_text("\\documentclass{article}\n\\makeatletter\\def\\input@path{{" + path + "/}}\\makeatother\n"
@@ -315,13 +282,13 @@ def test_an_unknown_key_is_a_latex_error_naming_it(study_dir, tmp_path) -> None:
     assert proc.returncode != 0 and "Unknown key '9xB200' with metric 'speedup'" in proc.stdout
 
 
-def test_readme_states_the_generated_finding_and_the_measured_run_times(study_dir, tmp_path) -> None:
+def test_readme_states_the_generated_finding_and_the_measured_run_times(paper_of, tmp_path) -> None:
     """The README's results open with the finding as the default study generates it, and every page quotes
     the cold-make time of benchmarks/results.json (one source)."""
     from prophet_model.outputs import timings
     from prophet_model.outputs.finding import as_text, finding
 
-    results = _paper(study_dir, tmp_path)
+    results = paper_of()
     data = results / "data"
     text = as_text(
         finding(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_paper import HOSTILE, _paper
+from .test_paper import HOSTILE
 
 # Each class's preamble and title block as its template has them; the body below is the same for both but
 # for the appendix's start: IEEEtran's \appendix drops the next \section's title, its \appendices keeps it.
@@ -99,11 +99,11 @@ def _compile(folder: Path, doc: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("cls", CLASSES)
-def test_the_paper_sets_under_the_class_without_error_or_overfull_box(study_dir, tmp_path, cls) -> None:
+def test_the_paper_sets_under_the_class_without_error_or_overfull_box(paper_of, tmp_path, cls) -> None:
     """The default study's paper in the class's two columns: no error, no overfull box (tables, section
     and appendix all fit), every part present in the PDF, the authors' fill-ins shown as reminders."""
     _installed(cls)
-    results = _paper(study_dir, tmp_path)
+    results = paper_of()
     log, text = _compile(tmp_path / "doc", _document(cls, results))
     assert not re.findall(r"^! .*", log, re.M), re.findall(r"^! .*", log, re.M)
     overfull = re.findall(r"^Overfull \\hbox.*", log, re.M)
@@ -114,10 +114,10 @@ def test_the_paper_sets_under_the_class_without_error_or_overfull_box(study_dir,
     assert _flat("[authors: the public repository's URL]") in flat and _flat("[authors: the archive") in flat
 
 
-def test_the_authors_fill_in_where_the_artifact_is_published(study_dir, tmp_path) -> None:
+def test_the_authors_fill_in_where_the_artifact_is_published(paper_of, tmp_path) -> None:
     """The appendix does not claim availability: where the artifact is published (repository URL, DOI) is a
     command the authors define before \\input{artifact_appendix}, and what they define is what the PDF shows."""
-    results = _paper(study_dir, tmp_path)
+    results = paper_of()
     appendix = _prose_lines(results / "paper" / "artifact_appendix.tex")
     available = next(ln for ln in appendix if "Publicly available?" in ln)
     assert "Yes" not in available and "\\prophetRepository" in available and "\\prophetDOI" in available
@@ -139,12 +139,12 @@ def _prose_lines(path: Path) -> list[str]:
     return [ln.strip() for ln in path.read_text().splitlines() if not ln.startswith("%")]
 
 
-def test_hostile_names_compile_under_every_class(study_dir, tmp_path) -> None:
+def test_hostile_names_compile_under_every_class(paper_of, tmp_path) -> None:
     """System, model and GPU names with every LaTeX special character set without error in both classes
     (acmart loads hyperref, whose bookmarks and PDF strings see the same text)."""
     for cls in CLASSES:
         _installed(cls)
-    results = _paper(study_dir, tmp_path, HOSTILE)
+    results = paper_of(HOSTILE)
     for cls in CLASSES:
         log, text = _compile(tmp_path / cls, _document(cls, results))
         assert not re.findall(r"^! .*", log, re.M), (cls, re.findall(r"^! .*", log, re.M))

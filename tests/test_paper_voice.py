@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +14,8 @@ import pytest
 
 from prophet_model.outputs import formatting as fmt
 
-from .conftest import ROOT, load_yaml
-from .test_paper import KEYED, _keyed, _paper, _prose
+from .conftest import ROOT, copy_built, load_yaml
+from .test_paper import KEYED, _keyed, _prose
 
 WITHIN = "within the model's error"
 
@@ -36,15 +35,10 @@ def _words(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def paper(tmp_path_factory) -> dict[str, str]:
+def paper(built_checkout, tmp_path_factory) -> dict[str, str]:
     """The default study's paper texts as a reader sees them ({name: text}, comments dropped), with the raw
-    files under `raw:<name>`, the results folder under `results`."""
-    tmp = tmp_path_factory.mktemp("voice")
-    study = tmp / "study"
-    study.mkdir()
-    shutil.copy(ROOT / "_config.yml", study / "_config.yml")
-    shutil.copytree(ROOT / "catalog", study / "catalog")
-    results = _paper(study, tmp)
+    files under `raw:<name>`, the results folder under `results` (a copy of the session's built checkout's)."""
+    results = copy_built(built_checkout / "results", tmp_path_factory.mktemp("voice") / "results")
     folder = results / "paper"
     keyed = _keyed((folder / "macros.tex").read_text())
     out: dict[str, str] = {"results": str(results)}

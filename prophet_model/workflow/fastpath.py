@@ -40,6 +40,7 @@ from prophet_model.workflow.results import (
     check_consistent,
     owned,
     prepare,
+    sha256,
     stale_reasons,
 )
 
@@ -187,7 +188,8 @@ def book_inputs(rs: RawStudy, results_dir: Path, book: Path) -> str:
     add(rs.config_hash, rs.path.resolve(), results_dir.resolve(), book.resolve(), source_digest(ROOT))
     for path in sorted(results_dir.rglob("*")):
         if path.is_file() and path.relative_to(results_dir).as_posix() != LOCK:  # the lock names its last holder
-            add(path.relative_to(results_dir).as_posix(), path.read_bytes())
+            add(path.relative_to(results_dir).as_posix())
+            h.update(bytes.fromhex(sha256(path)))  # as add(path.read_bytes()), read once with the steps' checks
     for rel in (f"{CACHE}/timings.json", OWNED):
         add(rel, (book / rel).read_bytes() if (book / rel).is_file() else b"(none)")
     add(_git("rev-parse", "HEAD"), _git("status", "--porcelain", "--untracked-files=no"))
@@ -216,10 +218,11 @@ def all_up_to_date(parse, otherwise: list[str] | None = None) -> int:
     import contextlib
     import io
 
+    from prophet_model.workflow.once import reading_once
     from prophet_model.workflow.procs import die_with_parent, release_locks
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), reading_once():
         ok = all(try_fast(parse(argv)) == 0 for argv in MAKE_STEPS)
     if ok:
         sys.stderr.write(err.getvalue())

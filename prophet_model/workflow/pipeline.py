@@ -45,6 +45,7 @@ from prophet_model.paths import ROOT
 from prophet_model.study.rawconfig import RawStudy
 from prophet_model.study.yaml_io import read_regular
 from prophet_model.workflow.nbrun import RETRIED
+from prophet_model.workflow.once import remembered
 
 if TYPE_CHECKING:
     from prophet_model.study.config import Study
@@ -85,6 +86,10 @@ def _digest(*parts: bytes) -> str:
 
 
 def source_digest(root: Path = ROOT) -> bytes:
+    return remembered(("source_digest", root), lambda: _source_digest(root))
+
+
+def _source_digest(root: Path) -> bytes:
     files = sorted(p for pattern in PACKAGE_SOURCES for p in root.glob(pattern) if p.is_file())
     return _digest(*(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() for p in files)).encode()
 
@@ -97,6 +102,10 @@ MAX_RESULT_BYTES = 256 << 20  # protective: the validation's largest table (poin
 
 def run_digest(root: Path = ROOT) -> bytes:
     """What a run's outputs depend on beyond the configuration: source_digest and every file of RUN_SOURCES."""
+    return remembered(("run_digest", root), lambda: _run_digest(root))
+
+
+def _run_digest(root: Path) -> bytes:
     files = sorted({p for pattern in RUN_SOURCES for p in root.glob(pattern) if p.is_file()})
     return (
         source_digest(root)

@@ -34,6 +34,7 @@ from prophet_model.outputs.files import (
     system_of,
 )
 from prophet_model.paths import ROOT
+from prophet_model.workflow.once import remembered
 from prophet_model.workflow.procs import pid_alive
 
 MARKER = ".prophet-results"
@@ -42,7 +43,7 @@ LOCK = ".lock"  # held by every command that writes or reads the folder (procs.h
 
 
 def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return remembered(("sha256",), lambda: hashlib.sha256(path.read_bytes()).hexdigest(), path)
 
 
 def inputs_hash(config_hash: str, root: Path = ROOT) -> str:
@@ -170,7 +171,11 @@ def read_manifest(results_dir: Path) -> dict:
     path = Path(results_dir) / MANIFEST
     if not path.is_file():
         return {"files": {}}
-    folder = Path(results_dir)
+    data = remembered(("manifest",), lambda: _read_manifest(Path(results_dir), path), path)
+    return {**data, "files": {rel: dict(entry) for rel, entry in data["files"].items()}}  # the caller's own copy
+
+
+def _read_manifest(folder: Path, path: Path) -> dict:
     how = (
         f"the artifact will not trust it to say which of the folder's files are its own; restore it, or move the "
         f"whole folder away (mv {folder} {folder}.old) and rerun, which makes a new one"
@@ -185,7 +190,7 @@ def read_manifest(results_dir: Path) -> dict:
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise UserError(f"{path}: not a valid results manifest ({exc}); {how}") from None
     for rel in data["files"]:
-        problem = unsafe_path(results_dir, rel)
+        problem = unsafe_path(folder, rel)
         if problem:
             raise UserError(f"{path}: lists {rel!r}, {problem}; {how}")
     return data
