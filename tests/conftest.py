@@ -169,7 +169,15 @@ BUILD_WAIT_S = 1200  # a build that has not ended by then fails the tests that n
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _build_checkout_meanwhile(request, tmp_path_factory):
+def _one_formula_cache(tmp_path_factory) -> None:
+    """Every book the session builds (the built checkout, the hostile-name site, the small builds) copies the
+    formulas' images that another has rendered (book/_ext/imgmath_format.py: its cache, shared here): a book
+    built from scratch otherwise renders its 139 formulas again, most of its build time."""
+    os.environ["PROPHET_IMGMATH_CACHE"] = str(_session_dir(tmp_path_factory) / "imgmath")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _build_checkout_meanwhile(request, tmp_path_factory, _one_formula_cache):
     """Where a collected test needs built_checkout: start the session's `make` of it at once, in the background
     of the first worker, so that the tests go on while it builds (a test that needs it waits for it, the others
     do not). A worker that started it waits for it at its end (another worker may still need it)."""

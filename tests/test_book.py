@@ -130,6 +130,57 @@ def pages(html: Path) -> list[str]:
                   if not p.relative_to(html).parts[0].startswith("_") and p.name not in skip)  # fmt: skip
 
 
+WIDE_TABLES = """() => {
+    const col = document.querySelector('.bd-article');
+    return [...col.querySelectorAll('table')].map(t => [t.getBoundingClientRect().right,
+            col.getBoundingClientRect().right, t.getBoundingClientRect().width])
+        .filter(([r, c]) => r > c + 1).map(([r, c, w]) => [w, c - (r - w)]);
+}"""
+
+
+@pytest.fixture(scope="module")
+def visits(built, server, browser) -> dict[str, dict]:
+    """Every page of the hostile-name site visited once at 1280 x 900 px until the network is idle, as a reader's
+    browser loads it, and what the tests below check read off it: {page: {"problems": what the browser reported
+    (console errors, page errors, failed requests, HTTP errors), "unloaded": images not loaded, "links": the
+    page's link targets, "pwned": window.__pwned (the field whose name ran as a script, if any), "wide": tables
+    past the text column, "broken": header words broken across lines, "text" and "alts": the visible text and
+    the images' alt texts, "prose": the text a person reads}. Each page is also screenshotted whole into
+    tests/output/ (ignored by git, to look at)."""
+    html, _ = built
+    out = ROOT / "tests" / "output"
+    out.mkdir(exist_ok=True)
+    for old in out.glob("*.jpg"):
+        old.unlink()
+    problems: list[str] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text} at {m.location.get('url', '')}")
+            if m.type == "error" else None)  # fmt: skip
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    seen: dict[str, dict] = {}
+    for name in pages(html):
+        problems.clear()
+        page.goto(f"{server}/{name}", wait_until="networkidle")
+        v: dict = {"problems": list(problems)}
+        v["unloaded"] = page.evaluate(
+            "[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+        )
+        v["links"] = page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href)")
+        v["pwned"] = page.evaluate("String(window.__pwned)")
+        v["wide"] = page.evaluate(WIDE_TABLES)
+        page.screenshot(path=str(out / (name.replace("/", "_").removesuffix(".html") + ".jpg")), full_page=True,
+                        type="jpeg", quality=60)  # fmt: skip
+        v["broken"] = page.evaluate(BROKEN_HEADERS)
+        v["text"], v["alts"] = page.evaluate(VISIBLE_TEXT)
+        v["prose"] = page.evaluate(PROSE_TEXT)
+        v["problems"] += problems[len(v["problems"]) :]  # reported while the page was read
+        seen[name] = v
+    page.close()
+    return seen
+
+
 def test_the_book_has_every_page(built) -> None:
     html, _ = built
     got = set(pages(html))
@@ -149,26 +200,13 @@ def _status(url: str) -> int:
         return e.code
 
 
-def test_every_page_loads_cleanly_in_chromium(built, server, browser) -> None:
-    html, _ = built
+def test_every_page_loads_cleanly_in_chromium(visits, server) -> None:
     problems: list[str] = []
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.on(
-        "console",
-        lambda m: (
-            problems.append(f"console {m.type}: {m.text} at {m.location.get('url', '')}") if m.type == "error" else None
-        ),
-    )
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
     checked_links: dict[str, int] = {}
-    for name in pages(html):
-        url = f"{server}/{name}"
-        page.goto(url, wait_until="networkidle")
-        broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
-        problems += [f"{name}: image not loaded: {src}" for src in broken]
-        for href in page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href)"):
+    for name, v in visits.items():
+        problems += [f"{name}: {p}" for p in v["problems"]]
+        problems += [f"{name}: image not loaded: {src}" for src in v["unloaded"]]
+        for href in v["links"]:
             target = urllib.parse.urldefrag(href).url
             if not target.startswith(server):
                 continue  # external links are not followed (no network)
@@ -176,13 +214,11 @@ def test_every_page_loads_cleanly_in_chromium(built, server, browser) -> None:
                 checked_links[target] = _status(target)
             if checked_links[target] != 200:
                 problems.append(f"{name}: broken link {href} ({checked_links[target]})")
-        problems = [p if p.startswith(name) or ":" in p[:40] else f"{name}: {p}" for p in problems]
-    page.close()
     assert not problems, "\n".join(problems)
     assert len(checked_links) > 20
 
 
-def test_the_book_reads_well(built, server, browser) -> None:
+def test_the_book_reads_well(built, server, browser, visits) -> None:
     """Systems in GPU-count order in the navigation; at 1280 px no table runs past the text column; no
     table shows a pandas index; notebook parameters shown once; every figure of a system page and the
     cross-system page links to its PDF (which loads) and names the command that made it."""
@@ -193,18 +229,7 @@ def test_the_book_reads_well(built, server, browser) -> None:
     systems = [h.split("/")[-1].removesuffix(".html") for h in nav if "systems/" in h]
     counts = [int(s.split("-", 1)[0]) for s in systems]
     assert len(systems) == len(BOOK_SYSTEMS) and counts == sorted(counts), systems
-    wide = []
-    for name in pages(html):
-        page.goto(f"{server}/{name}", wait_until="networkidle")
-        wide += [
-            f"{name}: table {w:.0f} px in a {c:.0f} px column"
-            for w, c in page.evaluate("""() => {
-            const col = document.querySelector('.bd-article');
-            return [...col.querySelectorAll('table')].map(t => [t.getBoundingClientRect().right,
-                    col.getBoundingClientRect().right, t.getBoundingClientRect().width])
-                .filter(([r, c]) => r > c + 1).map(([r, c, w]) => [w, c - (r - w)]);
-        }""")
-        ]
+    wide = [f"{name}: table {w:.0f} px in a {c:.0f} px column" for name, v in visits.items() for w, c in v["wide"]]
     page.close()
     assert not wide, "\n".join(wide)
     from bs4 import BeautifulSoup
@@ -481,48 +506,37 @@ def test_extra_figures_are_allowed_exactly_where_they_tell_two_numbers_apart() -
         assert long_numbers(gratuitous), gratuitous
 
 
-def test_every_page_for_a_person(built, server, browser) -> None:
-    """A reader's check: every page screenshotted at 1280 px into tests/output/ (ignored by git, to look at); the
-    overview's first screen (1280 x 800) states the finding; no table header breaks inside a word; no number
-    a person reads has more than four significant figures; nothing points to a folder outside the repository
-    or to an issue; every image has alt text that says something."""
-    html, _ = built
-    out = ROOT / "tests" / "output"
-    out.mkdir(exist_ok=True)
-    for old in out.glob("*.jpg"):
-        old.unlink()
-    problems: list[str] = []
+def test_every_page_for_a_person(visits, server, browser) -> None:
+    """A reader's check: every page screenshotted at 1280 px into tests/output/ (ignored by git, to look at:
+    `visits`); the overview's first screen (1280 x 800) states the finding; no table header breaks inside a word;
+    no number a person reads has more than four significant figures; nothing points to a folder outside the
+    repository or to an issue; every image has alt text that says something."""
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(f"{server}/intro.html", wait_until="networkidle")
-    page.screenshot(path=str(out / "book_overview.png"))  # the first screen
+    page.screenshot(path=str(ROOT / "tests" / "output" / "book_overview.png"))  # the first screen
     box = page.evaluate("(() => { const b = document.querySelector('.bd-article .admonition');"
                         " return b ? [b.innerText, b.getBoundingClientRect().top] : ['', 9999]; })()")  # fmt: skip
+    page.close()
     assert "Prophet speeds decode up by" in box[0] or "Prophet changes decode throughput by" in box[0], box
     assert box[1] < 400, "the finding is not on the first screen"
-    for name in pages(html):
-        page.goto(f"{server}/{name}", wait_until="networkidle")
-        page.screenshot(path=str(out / (name.replace("/", "_").removesuffix(".html") + ".jpg")), full_page=True,
-                        type="jpeg", quality=60)  # fmt: skip
-        problems += [f"{name}: header breaks inside '{w}'" for w in page.evaluate(BROKEN_HEADERS)]
-        text, alts = page.evaluate(VISIBLE_TEXT)
+    problems: list[str] = []
+    for name, v in visits.items():
+        problems += [f"{name}: header breaks inside '{w}'" for w in v["broken"]]
+        text = v["text"]
         problems += [f"{name}: shows a path outside the repository" for _ in re.findall(r"\.\./shared", text)]
         problems += [f"{name}: mentions an issue: ...{text[max(0, m.start() - 40) : m.end() + 20]}..."
                      for m in re.finditer(r"\bissue\b", text, re.I)]  # fmt: skip
-        for alt in alts:
+        for alt in v["alts"]:
             if len(alt.split()) < 3 or re.search(r"[0-9a-f]{16,}|\.(png|jpe?g|svg)$", alt):
                 problems.append(f"{name}: an image's alt text says nothing: {alt!r}")
-        problems += [f"{name}: {n}" for n in long_numbers(page.evaluate(PROSE_TEXT))]
-    page.close()
+        problems += [f"{name}: {n}" for n in long_numbers(v["prose"])]
     assert not problems, "\n".join(problems)
 
 
-def test_no_injected_script_runs_and_names_show_literally(built, server, browser) -> None:
+def test_no_injected_script_runs_and_names_show_literally(built, server, browser, visits) -> None:
     html, _ = built
+    ran = {name: v["pwned"] for name, v in visits.items()}  # the field whose name ran as a script, if any
     page = browser.new_page()
-    ran = {}
-    for name in pages(html):
-        page.goto(f"{server}/{name}", wait_until="networkidle")
-        ran[name] = page.evaluate("String(window.__pwned)")  # the field whose name ran as a script, if any
     page.goto(f"{server}/systems/0008-8xA100.html", wait_until="networkidle")
     heading = page.evaluate("document.querySelector('h1').textContent")
     page.close()
@@ -648,3 +662,44 @@ def test_formulas_started_from_the_preamble_format_give_the_same_images(tmp_path
     assert ext.make_format("no-such-latex", text, tmp_path / "none") is None
     assert ext.make_format("latex", "\\documentclass{no-such-class}\n", tmp_path / "broken") is None
     assert not list((tmp_path / "broken").glob("*.fmt"))
+
+
+def test_formulas_are_rendered_once_and_served_from_the_cache(tmp_path) -> None:
+    """book/_ext/imgmath_format.py: a page's formulas as imgmath passes them on; a formula rendered ahead of the
+    writers lands where imgmath looks for it with imgmath's bytes, and is kept in the cache, from which a later
+    build (here one whose latex cannot run) copies it; the cache's key changes with the commands' options."""
+    from types import SimpleNamespace
+
+    from docutils import nodes
+    from sphinx.ext.imgmath import InvokeError, generate_latex_macro
+
+    ext = _imgmath_format()
+    page = nodes.section("", nodes.paragraph("", "", nodes.math("", "N")), nodes.math_block("", "a = b", nowrap=False))
+    texts = ext._latex_texts(page)
+    assert texts[0] == "$N$" and len(texts) == 2 and "a = b" in texts[1] and texts[1] != "a = b"
+    book = load_yaml(ROOT / "book" / "_config.yml")["sphinx"]["config"]
+    cfg = SimpleNamespace(imgmath_image_format="png", imgmath_font_size=book["imgmath_font_size"],
+                          imgmath_latex_preamble="", imgmath_use_preview=False, templates_path=book["templates_path"],
+                          imgmath_latex="latex", imgmath_latex_args=[], imgmath_dvipng="dvipng",
+                          imgmath_dvipng_args=["-gamma", "1.5", "-D", "110", "-bg", "Transparent"])  # fmt: skip
+
+    def app(out: Path, config=cfg) -> SimpleNamespace:
+        return SimpleNamespace(config=config, confdir=str(ROOT / "book"), srcdir=str(ROOT / "book"),
+                               builder=SimpleNamespace(outdir=str(out), imagedir="_images"))  # fmt: skip
+
+    cache, work = tmp_path / "cache", tmp_path / "work"
+    work.mkdir()
+    ext._render(app(tmp_path / "one"), texts[1], cache, work)
+    made = list((tmp_path / "one" / "_images" / "math").glob("*.png"))
+    assert len(made) == 1 and [p.name for p in cache.glob("*.png")] == [made[0].name]
+    tex = generate_latex_macro("png", texts[1], cfg, str(ROOT / "book"))
+    assert made[0].read_bytes() == _png(tmp_path / "plain", tex, [])  # imgmath's bytes
+    no_latex = SimpleNamespace(**{**vars(cfg), "imgmath_latex": "no-such-latex"})
+    ext._render(app(tmp_path / "two", no_latex), texts[1], cache, work)
+    assert (tmp_path / "two" / "_images" / "math" / made[0].name).read_bytes() == made[0].read_bytes()
+    with pytest.raises(InvokeError):  # not in the cache and no latex: left to imgmath
+        ext._render(app(tmp_path / "three", no_latex), texts[0], cache, work)
+    other = SimpleNamespace(**{**vars(cfg), "imgmath_dvipng_args": ["-D", "220"]})
+    assert (
+        ext._cache_dir(app(tmp_path, other)) != ext._cache_dir(app(tmp_path)) != ext._cache_dir(app(tmp_path, no_latex))
+    )
