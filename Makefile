@@ -24,10 +24,12 @@ PYTEST_JOBS ?= -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder
 
 .PHONY: all venv results run paper pipeline book test lint format bench examples clean distclean
 
-# Nothing changed: one process says so for all four steps (`uptodate`, workflow/fastpath.py) and the
-# steps are not run; anything else runs them (`make book`, as that process's child, which dies with it).
-all: venv $(SYSDEPS)
-	@$(PY) -m prophet_model uptodate --else $(MAKE) --no-print-directory book
+# Nothing changed: one process says so for all four steps (`uptodate`, workflow/fastpath.py), run by venv.sh
+# beside its interpreter check when the .venv and the system packages need nothing, and the steps are not run.
+# Anything else (venv.sh's exit 3) runs them: `make book`, as the child of an `uptodate` that dies with make.
+all:
+	@./scripts/venv.sh "$(PYTHON)" --uptodate; rc=$$?; [ $$rc -eq 3 ] || exit $$rc; \
+	  exec $(PY) -m prophet_model uptodate --else $(MAKE) --no-print-directory book
 
 venv:
 	@./scripts/venv.sh "$(PYTHON)"

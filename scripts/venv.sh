@@ -5,6 +5,10 @@
 #   not a virtual environment at all is left alone and reported (exit 2).
 # - Packages are installed from requirements.lock (exact pins) when the lock or pyproject.toml is
 #   newer than the last install.
+# - `scripts/venv.sh PYTHON --uptodate` (make's `all`): when the .venv and the system packages need nothing, the
+#   check that every step of make is up to date (`python -m prophet_model uptodate`) runs beside the interpreter
+#   check above, and its output and answer are kept only if this script then changes nothing: exit 0 (up to
+#   date, its lines printed) or 3 (make's steps are to run; also whenever this script made or changed the .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${1:-python3}
@@ -15,6 +19,23 @@ STAMP=$VENV/.installed
 # the hook is imported at every interpreter start, before any of the artifact's code, and a Ctrl-C in those
 # ~50 ms printed Python's traceback. A .venv installed the other way is reinstalled once.
 EDITABLE=compat
+SYSDEPS=$VENV/.system-deps  # the Makefile's stamp of scripts/install-system-deps.sh
+CFF_SCHEMA=$VENV/share/cff-1.2.0-schema.json
+
+needs_install() {
+  [ ! -L "$VENV" ] && { [ ! -f "$STAMP" ] || [ requirements.lock -nt "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] \
+    || [ "$(cat "$STAMP" 2>/dev/null)" != "$EDITABLE" ]; }
+}
+
+pid=""
+changed=0
+if [ "${2:-}" = "--uptodate" ] && [ -f "$VENV/pyvenv.cfg" ] && [ -f "$MARK" ] && [ -x "$VENV/bin/python" ] \
+    && ! needs_install && [ -f "$CFF_SCHEMA" ] && [ -f "$SYSDEPS" ] && ! [ scripts/install-system-deps.sh -nt "$SYSDEPS" ]; then
+  out=$(mktemp) err=$(mktemp)
+  trap 'rm -f "$out" "$err"' EXIT
+  "$VENV/bin/python" -m prophet_model uptodate >"$out" 2>"$err" &
+  pid=$!
+fi
 
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
   echo "error: PYTHON=$PYTHON: not found; allowed: a Python >= 3.11 interpreter, e.g. make PYTHON=python3.11" >&2
@@ -65,18 +86,19 @@ if [ -e "$VENV" ]; then
       exit 2
     fi
     echo "rebuilding $VENV: it was made with '${have:-an unusable Python}', this make uses '$want'"
+    if [ -n "$pid" ]; then wait "$pid" || true; pid=""; fi  # its answer is for the old .venv
     rm -rf "$VENV"
   fi
 fi
 if [ ! -e "$VENV" ]; then
+  changed=1
   "$PYTHON" -m venv "$VENV"
 fi
 [ -f "$MARK" ] || echo "$want" > "$MARK"
-if [ -L "$VENV" ]; then
-  : # a private copy of a checkout (prophet_model/sandbox.py) links that checkout's environment: installing
-    # here would point its editable install at this copy, so it is used as it is
-elif [ ! -f "$STAMP" ] || [ requirements.lock -nt "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] \
-    || [ "$(cat "$STAMP" 2>/dev/null)" != "$EDITABLE" ]; then
+# (a .venv that is a link: a private copy of a checkout (prophet_model/sandbox.py) links that checkout's
+# environment; installing here would point its editable install at this copy, so it is used as it is)
+if needs_install; then
+  changed=1
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.lock
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
     --config-settings editable_mode="$EDITABLE"
@@ -84,8 +106,8 @@ elif [ ! -f "$STAMP" ] || [ requirements.lock -nt "$STAMP" ] || [ pyproject.toml
 fi
 # The Citation File Format 1.2.0 JSON schema, for the test that validates CITATION.cff: taken from the
 # cffconvert wheel (pinned by version and sha256), not installed (its dependencies conflict with the lock).
-CFF_SCHEMA=$VENV/share/cff-1.2.0-schema.json
 if [ ! -f "$CFF_SCHEMA" ]; then
+  changed=1
   tmp=$(mktemp -d)
   "$VENV/bin/python" -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes -d "$tmp" \
     -r /dev/stdin <<'REQ'
@@ -95,4 +117,11 @@ REQ
   "$VENV/bin/python" -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("cffconvert/schemas/1.2.0/schema.json"))' \
     "$tmp"/cffconvert-2.0.0-py3-none-any.whl "$CFF_SCHEMA"
   rm -rf "$tmp"
+fi
+if [ "${2:-}" = "--uptodate" ]; then
+  [ -n "$pid" ] || exit 3
+  wait "$pid" && rc=0 || rc=$?
+  [ "$changed" = 0 ] && [ "$rc" = 0 ] || exit 3
+  cat "$err" >&2
+  cat "$out"
 fi

@@ -1,7 +1,8 @@
 """Shared fixtures: a toy scenario with round numbers for hand-derived examples, config helpers, and the
-session's two prebuilt folders that the slow tests copy instead of rebuilding: the default study's results
-(`run --no-figures`, `plain_results`) and a private checkout that `make` built (`built_checkout`: results,
-paper, executed notebooks and site). A test that changes one works on a copy (`copy_built`)."""
+session's prebuilt folders that the slow tests copy instead of rebuilding: the default study's results
+(`run --no-figures`, `plain_results`), a private checkout that `make` built (`built_checkout`: results,
+paper, executed notebooks and site) and any folder made once per session (`made_once`: the hostile-name
+paper, `paper_of`). A test that changes one works on a copy (`copy_built`)."""
 
 from __future__ import annotations
 
