@@ -277,36 +277,3 @@ def test_notebook_keys_follow_the_results_each_page_reads(study: Path) -> None:
     assert changed_by("data/hardware_rates.csv", "gpu", gpu) == same_gpu
     for rel in (*SENSITIVITY_FILES, UNCERTAINTY_FILE):  # tornado.csv: also every system page's "what moves"
         assert changed_by(rel) == {"sensitivity"} | (pages if rel.endswith("tornado.csv") else set()), rel
-
-
-def test_venv_sh_answers_up_to_date_only_when_it_changes_nothing(built_checkout: Path, tmp_path: Path) -> None:
-    """make's `all`: `scripts/venv.sh PYTHON --uptodate` prints the steps' lines and exits 0 when the .venv, the
-    system packages and every step are up to date; it exits 3, printing nothing of the check, when a step is not
-    (a config value edited) or when the system packages' script is newer than their stamp (make installs them)."""
-    import os
-    import subprocess
-    import sys
-
-    work = copy_built(built_checkout, tmp_path / "checkout")
-    # the copy's pages name its own folders: one make settles them
-    subprocess.run(["make", "-s"], cwd=work, capture_output=True, check=True)
-
-    def answer() -> subprocess.CompletedProcess:
-        return subprocess.run(["./scripts/venv.sh", sys.executable, "--uptodate"], cwd=work, capture_output=True,
-                              text=True, check=False)  # fmt: skip
-
-    done = answer()
-    assert done.returncode == 0, done.stderr
-    assert "results up to date" in done.stderr and "up to date" in done.stdout
-    script = work / "scripts" / "install-system-deps.sh"
-    later = (work / ".venv" / ".system-deps").stat().st_mtime + 10
-    os.utime(script, (later, later))
-    done = answer()
-    assert done.returncode == 3 and "up to date" not in done.stdout + done.stderr
-    os.utime(script, (later - 3600, later - 3600))
-    assert answer().returncode == 0
-    cfg = load_yaml(work / "_config.yml")
-    cfg["workload"]["batch_size_per_gpu"] += 1
-    dump_yaml(cfg, work / "_config.yml")
-    done = answer()
-    assert done.returncode == 3 and "up to date" not in done.stdout + done.stderr

@@ -8,6 +8,7 @@ end-to-end sequence; its first step (a fresh copy of the checkout, then `make`) 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -73,11 +74,40 @@ def assert_consistent(work: Path) -> None:
     assert not list(work.rglob("*.partial.ipynb")) and not list(r.glob(".staging-*"))
 
 
+def venv_sh_answers(work: Path) -> None:
+    """make's `all` in an up-to-date checkout: `scripts/venv.sh PYTHON --uptodate` prints the steps' lines and exits
+    0 when the .venv, the system packages and every step are up to date; it exits 3, printing nothing of the
+    check, when the system packages' script is newer than their stamp (make installs them) or a step is not (a
+    config value edited; the config is restored after)."""
+
+    def answer() -> subprocess.CompletedProcess:
+        return subprocess.run(["./scripts/venv.sh", "python3", "--uptodate"], cwd=work, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+
+    done = answer()
+    assert done.returncode == 0, done.stderr
+    assert "results up to date" in done.stderr and "up to date" in done.stdout
+    script = work / "scripts" / "install-system-deps.sh"
+    was = script.stat()
+    later = (work / ".venv" / ".system-deps").stat().st_mtime + 10
+    os.utime(script, (later, later))
+    done = answer()
+    assert done.returncode == 3 and "up to date" not in done.stdout + done.stderr
+    os.utime(script, ns=(was.st_atime_ns, was.st_mtime_ns))
+    assert answer().returncode == 0
+    config = (work / "_config.yml").read_bytes()
+    edit(work, lambda c: c["workload"].update(batch_size_per_gpu=c["workload"]["batch_size_per_gpu"] + 1))
+    done = answer()
+    assert done.returncode == 3 and "up to date" not in done.stdout + done.stderr
+    (work / "_config.yml").write_bytes(config)
+
+
 def test_make_after_any_sequence(built_checkout, tmp_path) -> None:
     assert_consistent(built_checkout)  # a fresh copy after `make` (the fixture)
     work = copy_built(built_checkout, tmp_path / "checkout")
     make(work)  # nothing changed: the copy is up to date and stays consistent
     assert_consistent(work)
+    venv_sh_answers(work)
 
     # systems leave the config (all but two: the rule does not depend on their number, and the rebuild below
     # is then shorter) and another joins, then hand-run partial commands after an edit: the folder is then mixed

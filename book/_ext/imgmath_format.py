@@ -15,13 +15,14 @@ formulas). So, once every page is read and before any is written, the formulas t
 side by side (one at a time per core) into the folder where imgmath looks for them, under the same names, with
 imgmath's own functions; imgmath then finds them made. A formula rendered once is also kept in a cache folder,
 `<book>/.pipeline-cache/imgmath/<key>/` (or $PROPHET_IMGMATH_CACHE/<key>/, which the test session shares between
-its books), and copied from there by later builds, also from scratch. The key covers the latex and dvipng
-commands and options and their versions; an image's name covers its formula and the preamble. Anything that
-fails here is left to imgmath, which renders it as before and reports any error.
+its books), and copied from there by later builds, also from scratch; builds at once take turns (a lock file).
+The key covers the latex and dvipng commands and options and their versions; an image's name covers its formula
+and the preamble. Anything that fails here is left to imgmath, which renders it as before and reports any error.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -161,12 +162,15 @@ def prerender(app: Sphinx, env) -> None:
     if c.imgmath_embed or Path(c.imgmath_latex).name != "latex":
         return
     cache = _cache_dir(app)
-    with tempfile.TemporaryDirectory() as work, ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for done in [pool.submit(_render, app, t, cache, Path(work)) for t in texts]:
-            try:
-                done.result()
-            except Exception:  # left to imgmath, which renders it again and reports the error
-                pass
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # builds at once (the tests') take turns: the later copies what one made
+        with tempfile.TemporaryDirectory() as work, ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for done in [pool.submit(_render, app, t, cache, Path(work)) for t in texts]:
+                try:
+                    done.result()
+                except Exception:  # left to imgmath, which renders it again and reports the error
+                    pass
 
 
 def collect(app: Sphinx, doctree: nodes.Node) -> None:
