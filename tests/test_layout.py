@@ -172,6 +172,21 @@ def test_no_module_is_over_450_lines() -> None:
     assert not long, long
 
 
+def test_no_line_of_the_package_is_over_120_characters_and_few_escape_the_formatter() -> None:
+    """ruff format owns the layout (its line length, 120): no line past it, fewer than 20 `# fmt: skip`."""
+    sources = {
+        p.relative_to(ROOT).as_posix(): p.read_text(encoding="utf-8") for p in (ROOT / "prophet_model").rglob("*.py")
+    }
+    long = [
+        f"{name}:{i}"
+        for name, text in sources.items()
+        for i, line in enumerate(text.splitlines(), 1)
+        if len(line) > 120
+    ]
+    assert not long, long
+    assert sum(text.count("fmt: skip") for text in sources.values()) < 20
+
+
 def private_names(source: str, package: str = "prophet_model") -> list[str]:
     """The private names (`_x`) of `package` that a module's source imports or reaches through an imported
     module (`from package.a import _x`, `from package.a import b` then `b._x`, `package.a._b`)."""

@@ -239,6 +239,11 @@ def _headline(results_dir: Path, live: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+def _point(strategy: str, split: str, batch: float) -> str:
+    """A side's operating point as the headline shows it: "EP 8×1, B 64"."""
+    return f"{strategy} {split.replace('x', '×')}, B {batch:.0f}"
+
+
 def headline_lines(head: pd.DataFrame, error: float | None) -> list[str]:
     """The study's headline, one row per system: the baseline's best against Prophet's best (each its strategy,
     split and batch), throughput, speedup (marked where within the model's error) and cost."""
@@ -251,8 +256,8 @@ def headline_lines(head: pd.DataFrame, error: float | None) -> list[str]:
         rows.append(
             {
                 "system": r.system,
-                "baseline's best": f"{r.baseline_strategy} {r.baseline_split.replace('x', '×')}, B {r.baseline_batch:.0f}",
-                "Prophet's best": f"{r.prophet_strategy} {r.prophet_split.replace('x', '×')}, B {r.prophet_batch:.0f}",
+                "baseline's best": _point(r.baseline_strategy, r.baseline_split, r.baseline_batch),
+                "Prophet's best": _point(r.prophet_strategy, r.prophet_split, r.prophet_batch),
                 "baseline tok/s": b,
                 "Prophet tok/s": p,
                 "speedup": fmt.ratio(r.speedup) + ("*" if fmt.within_error(r.speedup, error) else ""),

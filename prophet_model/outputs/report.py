@@ -93,7 +93,8 @@ def write_cross_system(
 ) -> list[Path]:
     """all_systems_comparison.csv, headline.csv, fixed_batch_comparison.csv, sanity_checks.csv, claims.csv,
     uncertainty.csv, regime_map.csv, the writers' tables (workflow/writer_tables.py: hardware_rates.csv,
-    worked_example.csv, facts.json, the sensitivity page's sensitivity/*.csv); the cross-system figures: figure_tasks."""
+    worked_example.csv, facts.json, the sensitivity page's sensitivity/*.csv); the cross-system figures:
+    figure_tasks."""
     written = [
         out / "data" / "all_systems_comparison.csv",
         out / "data" / "sanity_checks.csv",
