@@ -286,11 +286,10 @@ def test_equal_single_gpu_figures_at_full_accuracy_are_not_a_crash(study_dir, tm
     assert "Traceback" not in err
 
 
-def test_run_into_a_copy_keeps_a_users_file(tmp_path) -> None:
+def test_run_into_a_copy_keeps_a_users_file(plain_results, tmp_path) -> None:
     """A file of the user's inside an artifact folder survives every later run."""
-    d = tmp_path / "r"
+    d = copy_built(plain_results, tmp_path / "r")  # the default study's run --no-figures
     cfg = str(ROOT / "_config.yml")
-    assert main(["run", "--config", cfg, "--results", str(d), "--quiet", "--no-figures"]) == 0
     (d / "notes.txt").write_text("keep me\n")
     (d / "data" / "my_table.csv").write_text("a\n1\n")
     assert main(["run", "--config", cfg, "--results", str(d), "--quiet", "--no-figures"]) == 0

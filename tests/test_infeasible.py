@@ -14,7 +14,7 @@ import pytest
 from prophet_model.cli import main
 from prophet_model.physics import memory_terms, why_infeasible
 
-from .conftest import ROOT, dump_yaml, load_yaml
+from .conftest import ROOT, dump_yaml, load_yaml, only_systems
 
 WHY = "exceed the"  # model.why_infeasible: "KV cache .. + dense weights .. + reserve .. exceed the 80 GB GPU by .."
 
@@ -113,12 +113,13 @@ def test_nothing_fits_leaves_earlier_results_alone(study_dir, tmp_path, capsys) 
 
 @pytest.fixture(scope="module")
 def partly(tmp_path_factory) -> tuple[Path, Path]:
-    """batch 64: the 80 GB GPUs fit, the 48 GB A6000 does not; run with figures (once for the module:
-    the tests read it, the last one adds the paper)."""
+    """batch 64: the 80 GB A100 fits, the 48 GB A6000 does not (the two systems the tests read); run with figures
+    (once for the module: the tests read it, the last one adds the paper)."""
     where = tmp_path_factory.mktemp("partly")
     shutil.copy(ROOT / "_config.yml", where / "_config.yml")
     shutil.copytree(ROOT / "catalog", where / "catalog")
     cfg = _config(where, batch_size_per_gpu=64)
+    dump_yaml(only_systems(load_yaml(cfg), ("8xA100", "10xA6000")), cfg)
     out = where / "r"
     assert main(["run", "--config", str(cfg), "--results", str(out), "--quiet"]) == 0
     return cfg, out
