@@ -248,13 +248,14 @@ def plain_results(tmp_path_factory) -> Path:
 
 
 def _make_paper(folder: Path, name: str | None) -> None:
-    """folder/results: the default study's results and paper, with `name` (when given) for system 3's name, the
-    study's title and every catalog entry's name (every name a user or add-model supplies)."""
+    """folder/results: the default study's results and paper, with `name` (when given) for 8xA100's name, the
+    study's title and every catalog entry's name (every name a user or add-model supplies), and two systems
+    (8xA100 and 4xH100: the names land in the same places for any number)."""
     shutil.copy(ROOT / "_config.yml", folder / "_config.yml")
     shutil.copytree(ROOT / "catalog", folder / "catalog")
     if name:
-        cfg = load_yaml(folder / "_config.yml")
-        cfg["systems"][2]["name"] = name
+        cfg = only_systems(load_yaml(folder / "_config.yml"), ("4xH100", "8xA100"))
+        next(s for s in cfg["systems"] if s["id"] == "8xA100")["name"] = name
         cfg["study"]["title"] = f"title {name}"
         dump_yaml(cfg, folder / "_config.yml")
         for catalog in ("models", "gpus", "interconnects"):
