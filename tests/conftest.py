@@ -182,7 +182,8 @@ def _build_checkout_meanwhile(request, tmp_path_factory, _one_formula_cache):
     """Where a collected test needs built_checkout: start the session's `make` of it at once, in the background
     of the first worker, so that the tests go on while it builds (a test that needs it waits for it, the others
     do not). A worker that started it waits for it at its end (another worker may still need it)."""
-    if not any("built_checkout" in getattr(item, "fixturenames", ()) for item in request.session.items):
+    needs = {"built_checkout", "paper_of"}  # paper_of asks for it when it is called
+    if not any(needs & set(getattr(item, "fixturenames", ())) for item in request.session.items):
         yield
         return
     shared = _session_dir(tmp_path_factory)
