@@ -182,38 +182,45 @@ def _build_checkout_meanwhile(request, tmp_path_factory, _one_formula_cache):
     """Where a collected test needs built_checkout: start the session's `make` of it at once, in the background
     of the first worker, so that the tests go on while it builds (a test that needs it waits for it, the others
     do not). A worker that started it waits for it at its end (another worker may still need it)."""
-    needs = {"built_checkout", "paper_of"}  # paper_of asks for it when it is called
-    if not any(needs & set(getattr(item, "fixturenames", ())) for item in request.session.items):
+    if not any("built_checkout" in getattr(item, "fixturenames", ()) for item in request.session.items):
         yield
         return
-    shared = _session_dir(tmp_path_factory)
-    work = shared / "built-checkout"
-    proc = None
-    with (shared / "built-checkout.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
-        if not (shared / "built-checkout.started").is_file():
-            shutil.rmtree(work, ignore_errors=True)
-            copy_checkout(work)
-            status = shared / "built-checkout.status"
-            proc = subprocess.Popen(["sh", "-c", BUILD, "sh", str(status)], cwd=work)
-            (shared / "built-checkout.started").write_text(str(proc.pid))
+    proc = _start_build(_session_dir(tmp_path_factory))
     yield
     if proc is not None:
         proc.wait()
 
 
+def _start_build(shared: Path) -> subprocess.Popen | None:
+    """The session's `make` of the built checkout in the background, unless a process has started it already."""
+    work = shared / "built-checkout"
+    with (shared / "built-checkout.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if (shared / "built-checkout.started").is_file():
+            return None
+        shutil.rmtree(work, ignore_errors=True)
+        copy_checkout(work)
+        proc = subprocess.Popen(["sh", "-c", BUILD, "sh", str(shared / "built-checkout.status")], cwd=work)
+        (shared / "built-checkout.started").write_text(str(proc.pid))
+        return proc
+
+
 @pytest.fixture(scope="session")
-def built_checkout(tmp_path_factory) -> Path:
+def built_checkout(tmp_path_factory, _one_formula_cache) -> Path:
     """A private copy of the checkout (copy_checkout) built by `make`: the default study's results and
     paper, the executed notebooks and the site. Built once per session, whatever the number of workers,
-    from the session's start on (_build_checkout_meanwhile); a test that needs it waits for the build to end.
+    from the session's start on (_build_checkout_meanwhile), or from the first request where no collected test
+    named it (paper_of asks for it when called); a test that needs it waits for the build to end.
     Read-only for the tests: copy it (copy_built) to change anything."""
     shared = _session_dir(tmp_path_factory)
+    proc = _start_build(shared)
     status, log = shared / "built-checkout.status", shared / "built-checkout.status.log"
     deadline = time.monotonic() + BUILD_WAIT_S
     while not status.is_file():
         assert time.monotonic() < deadline, "no end of the build: " + (log.read_text()[-3000:] if log.is_file() else "")
         time.sleep(0.5)
+    if proc is not None:
+        proc.wait()
     assert status.read_text().strip() == "0", log.read_text(errors="replace")[-6000:] if log.is_file() else ""
     return shared / "built-checkout"
 
